@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_CLI_H
+#define TANDEM_CLI_H
+
+#include <stdbool.h>
+
+#include "paths.h"
+
+/*
+ * The `tandem` command line. Exit codes: 0 ok, 1 runtime failure, 2 usage
+ * error. Every error says what failed, why, and what to do.
+ */
+
+#define EXIT_USAGE 2
+
+struct cli_ctx {
+	const char *home;	/* --home, or NULL */
+	struct tandem_paths paths;
+};
+
+struct cli_command {
+	const char *name;
+	const char *summary;
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+};
+
+/* Prints "tandem: " + message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Usage error: prints the message and a pointer to `tandem CMD --help`;
+ * returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when argv holds exactly "--help" or "-h" as its first argument after the
+ * command name; used by commands without options of their own. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Resolves ctx->paths from ctx->home; prints the error and returns 1 on failure. */
+int cli_resolve_paths(struct cli_ctx *ctx);
+
+int cmd_init(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_id(struct cli_ctx *ctx, int argc, char **argv);
+
+int cli_main(int argc, char **argv);
+
+#endif
