@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Fuzzes the decoder of the relay's replies: the first byte picks the
+ * request kind and status class, the rest is the body. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "relay_reply.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const int statuses[] = { 200, 201, 204, 400, 404, 429, 503, 302 };
+	struct relay_reply *rep;
+	uint8_t sel;
+
+	if (size < 1)
+		return 0;
+	rep = malloc(sizeof(*rep));
+	if (!rep)
+		return 0;
+	sel = data[0];
+	int r = relay_reply_parse((enum relay_reply_kind)(sel % 3), statuses[(sel >> 2) % 8],
+				(const char *)data + 1, size - 1, rep);
+	(void)r;
+	free(rep);
+	return 0;
+}
