@@ -14,6 +14,7 @@
 static const struct cli_command commands[] = {
 	{ "init", "create this machine's identity and print its fingerprint", cmd_init },
 	{ "id", "print this machine's fingerprint", cmd_id },
+	{ "selftest", "prove tandem works on this machine (relay and peers on [::1])", cmd_selftest },
 };
 
 static void print_help(FILE *f)

@@ -226,11 +226,11 @@ static int transport_error(const struct relay_client *c, CURLcode cc, const char
 			return -EPROTO;
 		}
 		break;
-	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		snprintf(res->message, sizeof(res->message), "the relay URL %s is not usable: %s",
 			 c->base, d);
 		return -EINVAL;
+	case CURLE_UNSUPPORTED_PROTOCOL: /* the scheme was checked: an HTTP/0.9 answer */
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_GOT_NOTHING:
 	case CURLE_RECV_ERROR:

@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The selftest runner: options, TAP, the in-process relay, teardown checks. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "relay.h"
+#include "selftest.h"
+#include "st_internal.h"
+
+#define WATCHDOG_GRACE_MS 5000
+
+enum st_fuse_mode st_fuse_mode = ST_FUSE_AUTO;
+
+static const char selftest_help[] =
+	"Usage: tandem selftest [OPTIONS]\n"
+	"\n"
+	"Prove tandem works on this machine: start a relay in-process on [::1],\n"
+	"run tandem peers as child processes, each with its own identity and\n"
+	"temporary directories, and run scenarios against them. Output is TAP and\n"
+	"ends with 'N passed, N failed, N skipped'. Exit status 0 when nothing\n"
+	"failed, 1 otherwise, 2 on a usage error.\n"
+	"\n"
+	"Options:\n"
+	"  --list            list the scenarios and exit\n"
+	"  --only NAME...    run only these scenarios (the arguments after --only)\n"
+	"  --suite S         run only the scenarios of group S\n"
+	"  --keep            keep the temporary directories and logs\n"
+	"  --verbose         show every diagnostic, not only those of failures\n"
+	"  --no-fuse         skip the FUSE scenarios\n"
+	"  --require-fuse    fail, rather than skip, when FUSE cannot be used\n"
+	"  -h, --help        show this help\n";
+
+/* Children started by scenarios, so the watchdog can kill them. */
+static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t children[64];	/* protected by children_lock */
+
+void st_children_add(pid_t pid)
+{
+	pthread_mutex_lock(&children_lock);
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
+		if (!children[i]) {
+			children[i] = pid;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&children_lock);
+}
+
+void st_children_del(pid_t pid)
+{
+	pthread_mutex_lock(&children_lock);
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+		if (children[i] == pid)
+			children[i] = 0;
+	pthread_mutex_unlock(&children_lock);
+}
+
+static void children_kill_all(void)
+{
+	pthread_mutex_lock(&children_lock);
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+		if (children[i] > 0)
+			kill(children[i], SIGKILL);
+	pthread_mutex_unlock(&children_lock);
+}
+
+/* Relay log capture, for the privacy scenarios. */
+static pthread_mutex_t logs_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *logs;		/* protected by logs_lock */
+static size_t logs_len;		/* protected by logs_lock */
+static bool logs_echo;		/* protected by logs_lock */
+
+static void log_capture(enum log_level level, const char *msg, void *userdata)
+{
+	size_t n = strlen(msg);
+	char *p;
+
+	pthread_mutex_lock(&logs_lock);
+	if (logs_len + n + 2 < (1u << 20)) {
+		p = realloc(logs, logs_len + n + 2);
+		if (p) {
+			logs = p;
+			memcpy(logs + logs_len, msg, n);
+			logs[logs_len + n] = '\n';
+			logs_len += n + 1;
+			logs[logs_len] = '\0';
+		}
+	}
+	if (logs_echo)
+		printf("#   [relay] %s: %s\n", log_level_name(level), msg);
+	pthread_mutex_unlock(&logs_lock);
+}
+
+bool st_logs_contain(const void *needle, size_t len)
+{
+	bool found;
+
+	pthread_mutex_lock(&logs_lock);
+	found = logs && len && memmem(logs, logs_len, needle, len) != NULL;
+	pthread_mutex_unlock(&logs_lock);
+	return found;
+}
+
+size_t st_logs_size(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&logs_lock);
+	n = logs_len;
+	pthread_mutex_unlock(&logs_lock);
+	return n;
+}
+
+/* Diagnostics of the current scenario, printed when it fails or with --verbose. */
+static char diag[16384];
+static size_t diag_len;
+
+static void diag_add(const char *fmt, va_list ap)
+{
+	if (diag_len >= sizeof(diag) - 1)
+		return;
+	int n = vsnprintf(diag + diag_len, sizeof(diag) - diag_len, fmt, ap);
+	if (n > 0)
+		diag_len += (size_t)n < sizeof(diag) - diag_len ? (size_t)n : sizeof(diag) - diag_len - 1;
+}
+
+static void diag_printf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_add(fmt, ap);
+	va_end(ap);
+}
+
+void st_fail(struct st_env *env, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	env->failures++;
+	diag_printf("#   %s:%d: check failed: ", file, line);
+	va_start(ap, fmt);
+	diag_add(fmt, ap);
+	va_end(ap);
+	diag_printf("\n");
+}
+
+void st_note(struct st_env *env, const char *fmt, ...)
+{
+	va_list ap;
+
+	diag_printf("#   ");
+	va_start(ap, fmt);
+	diag_add(fmt, ap);
+	va_end(ap);
+	diag_printf("\n");
+}
+
+int st_skip(struct st_env *env, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(env->skip_reason, sizeof(env->skip_reason), fmt, ap);
+	va_end(ap);
+	return ST_SKIP;
+}
+
+uint64_t st_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t st_left_ms(const struct st_env *env)
+{
+	uint64_t now = st_now_ms();
+	return now >= env->deadline_ms ? 0 : env->deadline_ms - now;
+}
+
+int st_mkdir(struct st_env *env, const char *name, char out[static 512])
+{
+	if ((size_t)snprintf(out, 512, "%s/%s", env->dir, name) >= 512)
+		return -ENAMETOOLONG;
+	if (mkdir(out, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Counts the entries of a /proc directory (fds, threads). */
+static int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - (strcmp(path, "/proc/self/fd") == 0); /* opendir's own fd */
+}
+
+static int rm_rf(const char *path)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	int r = 0;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) < 0 ? -errno : 0;
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char sub[4096];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		if (rm_rf(sub) < 0)
+			r = -EIO;
+	}
+	closedir(d);
+	if (rmdir(path) < 0)
+		r = -errno;
+	return r;
+}
+
+/* The watchdog: ends the run if a scenario overruns its deadline. */
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t wd_deadline_ms;		/* protected by wd_lock; 0 = none */
+static const char *wd_name;		/* protected by wd_lock */
+static int wd_number;			/* protected by wd_lock */
+static bool wd_stop;			/* protected by wd_lock */
+
+static void *watchdog_main(void *arg)
+{
+	pthread_mutex_lock(&wd_lock);
+	while (!wd_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
+		if (wd_deadline_ms && st_now_ms() > wd_deadline_ms + WATCHDOG_GRACE_MS) {
+			printf("not ok %d - %s # timed out: the scenario overran its deadline\n",
+			       wd_number, wd_name);
+			printf("Bail out! a scenario hung; killing its processes\n");
+			fflush(stdout);
+			children_kill_all();
+			_exit(1);
+		}
+	}
+	pthread_mutex_unlock(&wd_lock);
+	return NULL;
+}
+
+static bool selected(const struct st_scenario *s, char **only, int nonly, const char *suite)
+{
+	if (suite && strcmp(s->suite, suite) != 0)
+		return false;
+	if (nonly == 0)
+		return true;
+	for (int i = 0; i < nonly; i++)
+		if (strcmp(only[i], s->name) == 0 || strcmp(only[i], s->suite) == 0)
+			return true;
+	return false;
+}
+
+int selftest_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "list", no_argument, NULL, 'l' },
+		{ "only", no_argument, NULL, 'o' },
+		{ "suite", required_argument, NULL, 's' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "no-fuse", no_argument, NULL, 'n' },
+		{ "require-fuse", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool list = false, keep = false, verbose = false, only_mode = false;
+	const char *suite = NULL;
+	char **only = NULL;
+	int nonly = 0, c, fds0, threads0, passed = 0, failed = 0, skipped = 0, n = 0;
+	struct st_env env;
+	char exe[4096];
+	pthread_t wd;
+	ssize_t len;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': list = true; break;
+		case 'o': only_mode = true; break;
+		case 's': suite = optarg; break;
+		case 'k': keep = true; break;
+		case 'v': verbose = true; break;
+		case 'n': st_fuse_mode = ST_FUSE_OFF; break;
+		case 'r': st_fuse_mode = ST_FUSE_REQUIRED; break;
+		case 'h':
+			fputs(selftest_help, stdout);
+			return 0;
+		case ':':
+			fprintf(stderr, "tandem: option '%s' needs a value; see 'tandem selftest "
+					"--help'\n", argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "tandem: unknown option '%s' for selftest; see 'tandem "
+					"selftest --help'\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		if (!only_mode) {
+			fprintf(stderr, "tandem: unexpected argument '%s'; to run only some "
+					"scenarios use --only NAME...; see 'tandem selftest --help'\n",
+				argv[optind]);
+			return 2;
+		}
+		only = argv + optind;
+		nonly = argc - optind;
+	} else if (only_mode) {
+		fprintf(stderr, "tandem: --only needs at least one scenario name; 'tandem selftest "
+				"--list' shows them\n");
+		return 2;
+	}
+	for (int i = 0; i < nonly; i++) {
+		bool known = false;
+		for (size_t k = 0; k < st_scenarios_count; k++)
+			known |= !strcmp(only[i], st_scenarios[k].name) ||
+				 !strcmp(only[i], st_scenarios[k].suite);
+		if (!known) {
+			fprintf(stderr, "tandem: no scenario or suite named '%s'; 'tandem selftest "
+					"--list' shows them\n", only[i]);
+			return 2;
+		}
+	}
+	if (suite) {
+		bool known = false;
+		for (size_t k = 0; k < st_scenarios_count; k++)
+			known |= !strcmp(suite, st_scenarios[k].suite);
+		if (!known) {
+			fprintf(stderr, "tandem: no suite named '%s'; 'tandem selftest --list' shows "
+					"them\n", suite);
+			return 2;
+		}
+	}
+	if (list) {
+		for (size_t k = 0; k < st_scenarios_count; k++)
+			if (selected(&st_scenarios[k], only, nonly, suite))
+				printf("%-10s %-28s %s\n", st_scenarios[k].suite, st_scenarios[k].name,
+				       st_scenarios[k].summary);
+		return 0;
+	}
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	fflush(stdout);
+	fds0 = count_dir("/proc/self/fd");
+	threads0 = count_dir("/proc/self/task");
+
+	memset(&env, 0, sizeof(env));
+	env.verbose = verbose;
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len < 0) {
+		fprintf(stderr, "tandem: cannot find my own binary (/proc/self/exe): %s\n",
+			strerror(errno));
+		return 1;
+	}
+	exe[len] = '\0';
+	env.exe = exe;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(env.base, sizeof(env.base), "%s/tandem-selftest-XXXXXX",
+		 tmp && tmp[0] == '/' && strlen(tmp) < 160 ? tmp : "/tmp");
+	if (!mkdtemp(env.base)) {
+		fprintf(stderr, "tandem: cannot create a temporary directory in %s: %s; set "
+				"TMPDIR to a writable directory\n",
+			tmp ? tmp : "/tmp", strerror(errno));
+		return 1;
+	}
+
+	log_set_sink(log_capture, NULL);
+	pthread_mutex_lock(&logs_lock);
+	logs_echo = verbose;
+	pthread_mutex_unlock(&logs_lock);
+	if (st_relay_start(&env) < 0) {
+		printf("Bail out! cannot start the relay on [::1]\n");
+		log_set_sink(NULL, NULL);
+		rm_rf(env.base);
+		return 1;
+	}
+	if (pthread_create(&wd, NULL, watchdog_main, NULL) != 0) {
+		printf("Bail out! cannot start the watchdog thread\n");
+		return 1;
+	}
+
+	size_t total = 0;
+	for (size_t k = 0; k < st_scenarios_count; k++)
+		total += selected(&st_scenarios[k], only, nonly, suite);
+	printf("TAP version 13\n1..%zu\n", total + 1);
+	printf("# tandem selftest: relay at %s, work dir %s\n", env.relay_url, env.base);
+
+	for (size_t k = 0; k < st_scenarios_count; k++) {
+		const struct st_scenario *s = &st_scenarios[k];
+		int r;
+
+		if (!selected(s, only, nonly, suite))
+			continue;
+		n++;
+		env.failures = 0;
+		env.skip_reason[0] = '\0';
+		diag_len = 0;
+		diag[0] = '\0';
+		snprintf(env.dir, sizeof(env.dir), "%s/%s", env.base, s->name);
+		if (mkdir(env.dir, 0700) < 0) {
+			printf("not ok %d - %s # cannot create %s: %s\n", n, s->name, env.dir,
+			       strerror(errno));
+			failed++;
+			continue;
+		}
+		env.deadline_ms = st_now_ms() + (uint64_t)s->deadline_s * 1000;
+		pthread_mutex_lock(&wd_lock);
+		wd_deadline_ms = env.deadline_ms;
+		wd_name = s->name;
+		wd_number = n;
+		pthread_mutex_unlock(&wd_lock);
+
+		r = s->run(&env);
+
+		pthread_mutex_lock(&wd_lock);
+		wd_deadline_ms = 0;
+		pthread_mutex_unlock(&wd_lock);
+		if (r == ST_PASS && env.failures)
+			r = ST_FAIL;
+		if (r == ST_SKIP) {
+			printf("ok %d - %s # SKIP %s\n", n, s->name, env.skip_reason);
+			skipped++;
+		} else if (r == ST_PASS) {
+			printf("ok %d - %s\n", n, s->name);
+			passed++;
+		} else {
+			printf("not ok %d - %s\n", n, s->name);
+			failed++;
+		}
+		if (diag_len && (r == ST_FAIL || verbose))
+			fputs(diag, stdout);
+	}
+
+	/* Teardown: relay, watchdog, dirs; then fds and threads must be back. */
+	st_relay_stop(&env);
+	pthread_mutex_lock(&wd_lock);
+	wd_stop = true;
+	pthread_cond_signal(&wd_cond);
+	pthread_mutex_unlock(&wd_lock);
+	pthread_join(wd, NULL);
+	log_set_sink(NULL, NULL);
+	pthread_mutex_lock(&logs_lock);
+	free(logs);
+	logs = NULL;
+	logs_len = 0;
+	pthread_mutex_unlock(&logs_lock);
+
+	int teardown_bad = 0;
+	char why[512] = "";
+	size_t wl = 0;
+	pid_t left;
+	while ((left = waitpid(-1, NULL, WNOHANG)) > 0) {
+		teardown_bad++;
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " child %d was not reaped;",
+				       (int)left);
+	}
+	if (keep) {
+		printf("# kept the work dir %s\n", env.base);
+	} else if (rm_rf(env.base) < 0 || access(env.base, F_OK) == 0) {
+		teardown_bad++;
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " cannot remove %s;", env.base);
+	}
+	int fds1 = count_dir("/proc/self/fd"), threads1 = count_dir("/proc/self/task");
+	if (fds1 != fds0) {
+		teardown_bad++;
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " open fds %d -> %d;", fds0,
+				       fds1);
+	}
+	if (threads1 != threads0) {
+		teardown_bad++;
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " threads %d -> %d;",
+				       threads0, threads1);
+	}
+	n++;
+	if (teardown_bad) {
+		printf("not ok %d - teardown\n#  %s\n", n, why);
+		failed++;
+	} else {
+		printf("ok %d - teardown\n", n);
+		passed++;
+	}
+	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+	return failed ? 1 : 0;
+}
+
+int cmd_selftest(struct cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx; /* the selftest makes its own --home for every peer */
+	return selftest_main(argc, argv);
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_SELFTEST_H
+#define TANDEM_SELFTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * `tandem selftest`: proves tandem end to end on one machine. The harness
+ * starts the relay in-process on [::1] with a port the OS picks, runs
+ * `tandem` itself as child processes (each peer with its own --home), runs
+ * scenarios against them and checks that everything is torn down.
+ *
+ * A scenario is a function with a deadline. It reports failures with
+ * ST_CHECK (prints the expression and file:line as a TAP diagnostic and
+ * goes on) or ST_REQUIRE (returns), and can skip with st_skip(). Every wait
+ * inside a scenario goes through a helper that honours the deadline, and a
+ * watchdog ends the whole run if a scenario overruns it anyway.
+ */
+
+struct relay_server;
+struct st_env;
+
+enum st_result {
+	ST_PASS = 0,
+	ST_FAIL = 1,
+	ST_SKIP = 77,
+};
+
+struct st_scenario {
+	const char *name;
+	const char *suite;	/* group: "identity", "relay", ... */
+	const char *summary;
+	unsigned deadline_s;
+	int (*run)(struct st_env *env);
+};
+
+/* What a scenario sees. */
+struct st_env {
+	const char *exe;		/* path of this tandem binary */
+	char base[256];			/* the run's temp dir */
+	char dir[512];			/* this scenario's own dir under base */
+	char relay_url[128];		/* the in-process relay */
+	struct relay_server *relay;
+	bool verbose;
+	int failures;			/* checks failed in the current scenario */
+	char skip_reason[256];
+	uint64_t deadline_ms;		/* monotonic */
+};
+
+/* Output of a child process. */
+struct st_proc_out {
+	int status;		/* exit code, or 128+signal, or -1 on timeout */
+	char out[8192];
+	char err[8192];
+};
+
+#define ST_CHECK(env, expr)                                                              \
+	do {                                                                             \
+		if (!(expr))                                                             \
+			st_fail((env), __FILE__, __LINE__, "%s", #expr);                 \
+	} while (0)
+
+#define ST_REQUIRE(env, expr)                                                            \
+	do {                                                                             \
+		if (!(expr)) {                                                           \
+			st_fail((env), __FILE__, __LINE__, "%s", #expr);                 \
+			return ST_FAIL;                                                  \
+		}                                                                        \
+	} while (0)
+
+void st_fail(struct st_env *env, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A TAP diagnostic line ("# ..."), shown with --verbose or when the scenario fails. */
+void st_note(struct st_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int st_skip(struct st_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+uint64_t st_now_ms(void);
+/* ms left before the scenario's deadline (0 when past it). */
+uint64_t st_left_ms(const struct st_env *env);
+
+/*
+ * Runs this tandem binary with argv (NULL-terminated, without argv[0]),
+ * stdin from /dev/null, and collects its output, waiting at most until the
+ * scenario's deadline (then kills it: status -1). Returns 0 or -errno.
+ */
+int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const *argv);
+
+/* A fresh directory under the scenario's dir; returns its path in out. */
+int st_mkdir(struct st_env *env, const char *name, char out[static 512]);
+
+/* Registered scenarios (selftest_scenarios.c). */
+extern const struct st_scenario st_scenarios[];
+extern const size_t st_scenarios_count;
+
+/* `tandem selftest` entry point. */
+int selftest_main(int argc, char **argv);
+
+#endif

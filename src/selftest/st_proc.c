@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Child processes of the selftest: this same tandem binary. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "selftest.h"
+#include "st_internal.h"
+
+int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const *argv)
+{
+	const char *args[40];
+	int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
+	size_t n = 0, lo = 0, le = 0;
+	pid_t pid;
+	int st = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->status = -1;
+	args[n++] = env->exe;
+	for (; *argv && n < 39; argv++)
+		args[n++] = *argv;
+	args[n] = NULL;
+
+	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
+		int r = -errno;
+		if (po[0] >= 0) {
+			close(po[0]);
+			close(po[1]);
+		}
+		return r;
+	}
+	pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+		close(po[0]);
+		close(po[1]);
+		close(pe[0]);
+		close(pe[1]);
+		return r;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		execv(env->exe, (char *const *)args);
+		_exit(127);
+	}
+	st_children_add(pid);
+	close(po[1]);
+	close(pe[1]);
+
+	struct pollfd p[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
+	while (p[0].fd >= 0 || p[1].fd >= 0) {
+		uint64_t left = st_left_ms(env);
+		if (left == 0)
+			break;
+		int r = poll(p, 2, (int)(left > 1000 ? 1000 : left));
+		if (r < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			char *buf = i ? out->err : out->out;
+			size_t *len = i ? &le : &lo;
+			size_t cap = i ? sizeof(out->err) : sizeof(out->out);
+			char sink[4096];
+			ssize_t k;
+
+			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (*len + 1 < cap)
+				k = read(p[i].fd, buf + *len, cap - 1 - *len);
+			else
+				k = read(p[i].fd, sink, sizeof(sink)); /* keep the child unblocked */
+			if (k <= 0) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			} else if (*len + 1 < cap) {
+				*len += (size_t)k;
+				buf[*len] = '\0';
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	/* Output closed: the child is exiting. Past the deadline: kill it. */
+	pid_t w;
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && st_left_ms(env) > 0)
+		poll(NULL, 0, 20);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		st_children_del(pid);
+		st_note(env, "'tandem %s' was killed: it ran past the scenario's deadline",
+			args[1] ? args[1] : "");
+		return 0;
+	}
+	st_children_del(pid);
+	if (WIFEXITED(st))
+		out->status = WEXITSTATUS(st);
+	else if (WIFSIGNALED(st))
+		out->status = 128 + WTERMSIG(st);
+	return 0;
+}

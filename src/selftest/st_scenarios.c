@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Scenarios: identity and relay rendezvous. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "encoding.h"
+#include "relay.h"
+#include "relay_client.h"
+#include "selftest.h"
+#include "st_internal.h"
+
+static bool looks_like_fp(const char *s)
+{
+	struct fingerprint fp;
+	char err[FP_ERR_LEN];
+	size_t n = strcspn(s, "\n");
+
+	return n == FP_TEXT_LEN && s[n] == '\n' && s[n + 1] == '\0' && fp_parse(s, &fp, err) == 0;
+}
+
+/* `tandem --home DIR init` in a fresh dir; returns the fingerprint line. */
+static int make_peer(struct st_env *env, const char *name, char home[static 512],
+		     char fp[static FP_TEXT_LEN + 1])
+{
+	struct st_proc_out out;
+
+	if (st_mkdir(env, name, home) < 0)
+		return -1;
+	const char *argv[] = { "--home", home, "init", NULL };
+	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0) {
+		st_note(env, "tandem init failed (%d): %s", out.status, out.err);
+		return -1;
+	}
+	if (!looks_like_fp(out.out)) {
+		st_note(env, "tandem init printed '%s'", out.out);
+		return -1;
+	}
+	memcpy(fp, out.out, FP_TEXT_LEN);
+	fp[FP_TEXT_LEN] = '\0';
+	return 0;
+}
+
+static int sc_identity(struct st_env *env)
+{
+	char home[512], fp[FP_TEXT_LEN + 1], key[600];
+	struct st_proc_out out;
+	struct stat st;
+
+	ST_REQUIRE(env, make_peer(env, "ana", home, fp) == 0);
+	const char *id[] = { "--home", home, "id", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, id) == 0);
+	ST_CHECK(env, out.status == 0);
+	ST_CHECK(env, strncmp(out.out, fp, FP_TEXT_LEN) == 0 && looks_like_fp(out.out));
+
+	snprintf(key, sizeof(key), "%s/identity.key", home);
+	ST_REQUIRE(env, stat(key, &st) == 0);
+	ST_CHECK(env, (st.st_mode & 0777) == 0600);
+
+	/* a second init refuses and changes nothing */
+	const char *init[] = { "--home", home, "init", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, init) == 0);
+	ST_CHECK(env, out.status == 1);
+	ST_CHECK(env, strstr(out.err, "refusing to overwrite") != NULL);
+	ST_CHECK(env, strstr(out.err, fp) != NULL);
+	ST_REQUIRE(env, st_run_tandem(env, &out, id) == 0);
+	ST_CHECK(env, strncmp(out.out, fp, FP_TEXT_LEN) == 0);
+
+	/* two peers, two fingerprints */
+	char home2[512], fp2[FP_TEXT_LEN + 1];
+	ST_REQUIRE(env, make_peer(env, "ben", home2, fp2) == 0);
+	ST_CHECK(env, strcmp(fp, fp2) != 0);
+	return ST_PASS;
+}
+
+static int sc_cli_errors(struct st_env *env)
+{
+	char home[512];
+	struct st_proc_out out;
+
+	ST_REQUIRE(env, st_mkdir(env, "empty", home) == 0);
+	const char *id[] = { "--home", home, "id", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, id) == 0);
+	ST_CHECK(env, out.status == 1);
+	ST_CHECK(env, strstr(out.err, "no identity") && strstr(out.err, "init"));
+
+	const char *unknown[] = { "frobnicate", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, unknown) == 0);
+	ST_CHECK(env, out.status == 2);
+	ST_CHECK(env, strstr(out.err, "unknown command 'frobnicate'") != NULL);
+
+	const char *badopt[] = { "--home", home, "init", "--force", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, badopt) == 0);
+	ST_CHECK(env, out.status == 2);
+	ST_CHECK(env, strstr(out.err, "--force") && strstr(out.err, "tandem init --help"));
+
+	const char *badlevel[] = { "--log-level", "loud", "id", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, badlevel) == 0);
+	ST_CHECK(env, out.status == 2);
+	ST_CHECK(env, strstr(out.err, "loud") != NULL);
+
+	static const char *const helps[][3] = {
+		{ "--help", NULL, NULL },
+		{ "init", "--help", NULL },
+		{ "id", "--help", NULL },
+		{ "selftest", "--help", NULL },
+	};
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
+		ST_REQUIRE(env, st_run_tandem(env, &out, helps[i]) == 0);
+		ST_CHECK(env, out.status == 0 && strstr(out.out, "Usage: tandem") != NULL);
+	}
+	return ST_PASS;
+}
+
+/* Two peers with identities made by `tandem init`, loaded here. */
+struct pair {
+	char home[2][512];
+	char fptext[2][FP_TEXT_LEN + 1];
+	struct identity *id[2];
+};
+
+static int pair_make(struct st_env *env, struct pair *p)
+{
+	static const char *names[2] = { "ana", "ben" };
+
+	memset(p, 0, sizeof(*p));
+	for (int i = 0; i < 2; i++) {
+		if (make_peer(env, names[i], p->home[i], p->fptext[i]) < 0)
+			return -1;
+		if (identity_load(p->home[i], &p->id[i], NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void pair_free(struct pair *p)
+{
+	identity_free(p->id[0]);
+	identity_free(p->id[1]);
+}
+
+static void loopback_record(struct peer_record *rec, uint16_t port)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->flags = RECORD_FLAG_INBOUND;
+	rec->naddrs = 2;
+	rec->addrs[0].family = 6;
+	inet_pton(AF_INET6, "::1", rec->addrs[0].ip);
+	rec->addrs[0].port = port;
+	rec->addrs[1].family = 4;
+	inet_pton(AF_INET, "127.0.0.1", rec->addrs[1].ip);
+	rec->addrs[1].port = port;
+}
+
+static struct relay_client *client(struct st_env *env)
+{
+	struct relay_client *c = NULL;
+	struct relay_client_opts o;
+	char err[RELAY_ERR_LEN];
+
+	relay_client_opts_init(&o);
+	o.timeout_ms = 5000;
+	if (relay_client_new(env->relay_url, &o, &c, err) < 0)
+		st_note(env, "%s", err);
+	return c;
+}
+
+static int sc_rendezvous(struct st_env *env)
+{
+	struct pair p;
+	struct relay_client *c;
+	struct relay_result res;
+	struct peer_record rec, got;
+	int r = ST_FAIL;
+
+	ST_REQUIRE(env, pair_make(env, &p) == 0);
+	c = client(env);
+	if (!c)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		loopback_record(&rec, (uint16_t)(41000 + i));
+		if (relay_client_publish(c, p.id[i], &rec, 60, time(NULL), &res) < 0) {
+			st_note(env, "publish: %s", res.message);
+			ST_CHECK(env, !"publish");
+		}
+	}
+	/* each finds the other by the fingerprint text it was given */
+	for (int i = 0; i < 2; i++) {
+		struct fingerprint fp;
+		char err[FP_ERR_LEN];
+
+		ST_CHECK(env, fp_parse(p.fptext[1 - i], &fp, err) == 0);
+		if (relay_client_lookup(c, &fp, time(NULL), &got, &res) < 0) {
+			st_note(env, "lookup: %s", res.message);
+			ST_CHECK(env, !"lookup");
+			continue;
+		}
+		ST_CHECK(env, memcmp(got.pk, p.id[1 - i]->pk, 32) == 0);
+		ST_CHECK(env, got.naddrs == 2 && got.addrs[0].port == 41000 + (1 - i));
+	}
+	for (int i = 0; i < 2; i++)
+		ST_CHECK(env, relay_client_unpublish(c, p.id[i], time(NULL), &res) == 0);
+	r = ST_PASS;
+out:
+	relay_client_free(c);
+	pair_free(&p);
+	return r;
+}
+
+struct privacy_scan {
+	const struct pair *p;
+	const struct peer_record *rec;
+	int records;
+	int leaks;
+	char what[128];
+};
+
+static void scan_bytes(struct privacy_scan *s, const uint8_t *b, size_t len)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct identity *id = s->p->id[i];
+		if (memmem(b, len, id->fp.b, 8) || memmem(b, len, id->pk, 8) ||
+		    memmem(b, len, s->p->fptext[i], 9)) {
+			s->leaks++;
+			snprintf(s->what, sizeof(s->what), "a fingerprint or key of peer %d", i);
+		}
+	}
+	if (memmem(b, len, s->rec->addrs[0].ip, 16) || memmem(b, len, "::1", 3) ||
+	    memmem(b, len, "127.0.0.1", 9)) {
+		s->leaks++;
+		snprintf(s->what, sizeof(s->what), "a listen address");
+	}
+}
+
+static void scan_record(const uint8_t *token, size_t token_len, const uint8_t *blob,
+			size_t blob_len, void *userdata)
+{
+	struct privacy_scan *s = userdata;
+
+	s->records++;
+	scan_bytes(s, token, token_len);
+	scan_bytes(s, blob, blob_len);
+}
+
+static int sc_privacy(struct st_env *env)
+{
+	struct pair p;
+	struct relay_client *c;
+	struct relay_result res;
+	struct peer_record rec, got;
+	struct privacy_scan scan = { 0 };
+	int r = ST_FAIL;
+
+	ST_REQUIRE(env, pair_make(env, &p) == 0);
+	c = client(env);
+	if (!c)
+		goto out;
+	loopback_record(&rec, 41010);
+	for (int i = 0; i < 2; i++)
+		ST_CHECK(env, relay_client_publish(c, p.id[i], &rec, 60, time(NULL), &res) == 0);
+	ST_CHECK(env, relay_client_lookup(c, &p.id[0]->fp, time(NULL), &got, &res) == 0);
+
+	/* The relay's whole stored state: no fingerprint, key or address. */
+	scan.p = &p;
+	scan.rec = &rec;
+	relay_server_foreach_record(env->relay, scan_record, &scan);
+	st_note(env, "relay holds %d records", scan.records);
+	ST_CHECK(env, scan.records >= 2);
+	if (scan.leaks)
+		st_note(env, "the relay's state holds %s", scan.what);
+	ST_CHECK(env, scan.leaks == 0);
+
+	/* Its log: no fingerprint, token or blob either. */
+	uint8_t token[32];
+	char tok64[B64URL_LEN(32) + 1];
+	derive_relay_token(&p.id[0]->fp, derive_bucket(time(NULL), 0), token);
+	b64url_encode(token, sizeof(token), tok64, sizeof(tok64));
+	ST_CHECK(env, !st_logs_contain(tok64, 20));
+	ST_CHECK(env, !st_logs_contain(p.fptext[0], 9) && !st_logs_contain(p.fptext[1], 9));
+	st_note(env, "relay log: %zu bytes, none of them secret", st_logs_size());
+
+	for (int i = 0; i < 2; i++)
+		ST_CHECK(env, relay_client_unpublish(c, p.id[i], time(NULL), &res) == 0);
+	r = ST_PASS;
+out:
+	relay_client_free(c);
+	pair_free(&p);
+	return r;
+}
+
+static int sc_impostor_record(struct st_env *env)
+{
+	struct pair p;
+	struct identity *mallory = NULL, fake;
+	struct relay_client *c;
+	struct relay_result res;
+	struct peer_record rec, got;
+	uint8_t token[32], secret[32], blob[RECORD_BLOB_MAX];
+	uint64_t bucket = derive_bucket(time(NULL), 0);
+	int n, r = ST_FAIL;
+
+	ST_REQUIRE(env, pair_make(env, &p) == 0);
+	c = client(env);
+	if (!c || identity_new(NULL, &mallory) < 0)
+		goto out;
+	loopback_record(&rec, 41020);
+
+	/* ben is not online; mallory, who knows ben's fingerprint, stores a record
+	 * for him pointing at herself */
+	fake = *mallory;
+	fake.fp = p.id[1]->fp;
+	n = record_seal(&fake, &rec, bucket, blob, sizeof(blob));
+	ST_REQUIRE(env, n > 0);
+	derive_relay_token(&p.id[1]->fp, bucket, token);
+	derive_write_secret(mallory->seed, token, secret);
+	ST_CHECK(env, relay_client_put(c, token, secret, blob, (size_t)n, 60, &res) == 0);
+	ST_CHECK(env, relay_client_lookup(c, &p.id[1]->fp, time(NULL), &got, &res) ==
+			      -EKEYREJECTED);
+	st_note(env, "ana sees: %s", res.message);
+	ST_CHECK(env, relay_client_delete(c, token, secret, &res) == 0);
+
+	/* ana is online; mallory can neither replace nor delete her record */
+	ST_CHECK(env, relay_client_publish(c, p.id[0], &rec, 60, time(NULL), &res) == 0);
+	derive_relay_token(&p.id[0]->fp, bucket, token);
+	derive_write_secret(mallory->seed, token, secret);
+	ST_CHECK(env, relay_client_put(c, token, secret, blob, (size_t)n, 60, &res) == -EPERM);
+	ST_CHECK(env, relay_client_delete(c, token, secret, &res) == -EPERM);
+	ST_CHECK(env, relay_client_lookup(c, &p.id[0]->fp, time(NULL), &got, &res) == 0);
+	ST_CHECK(env, memcmp(got.pk, p.id[0]->pk, 32) == 0);
+	ST_CHECK(env, relay_client_unpublish(c, p.id[0], time(NULL), &res) == 0);
+	r = ST_PASS;
+out:
+	identity_free(mallory);
+	relay_client_free(c);
+	pair_free(&p);
+	return r;
+}
+
+const struct st_scenario st_scenarios[] = {
+	{ "identity", "identity", "init makes an identity, id prints it, init never overwrites",
+	  20, sc_identity },
+	{ "cli-errors", "identity", "usage errors exit 2 and name the problem; --help works",
+	  20, sc_cli_errors },
+	{ "relay-rendezvous", "relay", "two peers publish records and find each other", 20,
+	  sc_rendezvous },
+	{ "relay-privacy", "relay", "the relay's state and logs hold no fingerprint, key or address",
+	  20, sc_privacy },
+	{ "relay-impostor", "relay", "a third identity cannot pose as a peer or replace its record",
+	  20, sc_impostor_record },
+};
+const size_t st_scenarios_count = sizeof(st_scenarios) / sizeof(st_scenarios[0]);
