@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Design note. The nonce of frame n in one direction is n itself (a 64-bit
+ * counter, 4 zero bytes in front to make the 96-bit IETF nonce), and each
+ * direction has its own key, so no (key, nonce) pair is ever used twice:
+ * the encoder refuses to go past 2^64 - 2. The decoder never receives the
+ * counter; it expects exactly the next value, so any replay, reordering or
+ * loss is an authentication failure, and after the first failure the
+ * decoder is dead (an attacker gets one forgery attempt per connection).
+ * The length field is authenticated as associated data and capped before
+ * allocation. No rekeying: 2^64 frames cannot be reached in a session's
+ * lifetime (see docs/CHANNEL.md).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "chan/frame_internal.h"
+
+#define NONCE_LEN crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+#define BUF_MIN 4096
+
+static void nonce_make(uint64_t counter, uint8_t nonce[static NONCE_LEN])
+{
+	memset(nonce, 0, 4);
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] = (uint8_t)(counter >> (56 - 8 * i));
+}
+
+static const char *type_name(unsigned type)
+{
+	switch (type) {
+	case FRAME_DATA:
+		return "DATA";
+	case FRAME_PING:
+		return "PING";
+	case FRAME_PONG:
+		return "PONG";
+	case FRAME_CLOSE:
+		return "CLOSE";
+	}
+	return "unknown";
+}
+
+/* Is len a valid payload length for type? -EINVAL (bad shape or type), -EMSGSIZE. */
+static int payload_check(unsigned type, size_t len)
+{
+	switch (type) {
+	case FRAME_DATA:
+		return len <= FRAME_MAX_PAYLOAD ? 0 : -EMSGSIZE;
+	case FRAME_PING:
+	case FRAME_PONG:
+		return len == FRAME_PING_LEN ? 0 : -EINVAL;
+	case FRAME_CLOSE:
+		return len >= 2 && len <= 2 + FRAME_CLOSE_TEXT_MAX ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+int frame_enc_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_enc **ret)
+{
+	struct frame_enc *enc;
+
+	enc = sodium_malloc(sizeof(*enc));
+	if (!enc)
+		return -ENOMEM;
+	memcpy(enc->key, key, FRAME_KEY_LEN);
+	enc->counter = 0;
+	*ret = enc;
+	return 0;
+}
+
+void frame_enc_free(struct frame_enc *enc)
+{
+	if (enc)
+		sodium_free(enc); /* wipes */
+}
+
+int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *payload, size_t len,
+		    uint8_t *out, size_t outlen)
+{
+	uint8_t nonce[NONCE_LEN];
+	size_t body;
+	int r;
+
+	r = payload_check(type, len);
+	if (r < 0)
+		return r;
+	if (len && !payload)
+		return -EINVAL;
+	if (enc->counter == UINT64_MAX)
+		return -EOVERFLOW;
+	if (!out || outlen < FRAME_LEN(len))
+		return -EMSGSIZE;
+	body = 1 + len + FRAME_TAG_LEN;
+	if (len)
+		memmove(out + FRAME_PAYLOAD_OFFSET, payload, len);
+	out[0] = (uint8_t)(body >> 24);
+	out[1] = (uint8_t)(body >> 16);
+	out[2] = (uint8_t)(body >> 8);
+	out[3] = (uint8_t)body;
+	out[FRAME_HEADER_LEN] = (uint8_t)type;
+	nonce_make(enc->counter, nonce);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		out + FRAME_HEADER_LEN, out + FRAME_PAYLOAD_OFFSET + len, NULL,
+		out + FRAME_HEADER_LEN, 1 + len, out, FRAME_HEADER_LEN, NULL, nonce, enc->key);
+	enc->counter++;
+	return (int)FRAME_LEN(len);
+}
+
+int frame_enc_write_ping(struct frame_enc *enc, enum frame_type type, uint64_t value, uint8_t *out,
+			 size_t outlen)
+{
+	uint8_t p[FRAME_PING_LEN];
+
+	if (type != FRAME_PING && type != FRAME_PONG)
+		return -EINVAL;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(value >> (56 - 8 * i));
+	return frame_enc_write(enc, type, p, sizeof(p), out, outlen);
+}
+
+int frame_enc_write_close(struct frame_enc *enc, uint16_t code, const char *text, uint8_t *out,
+			  size_t outlen)
+{
+	uint8_t p[2 + FRAME_CLOSE_TEXT_MAX];
+	size_t n = text ? strnlen(text, FRAME_CLOSE_TEXT_MAX + 1) : 0;
+
+	if (n > FRAME_CLOSE_TEXT_MAX)
+		return -EINVAL;
+	p[0] = (uint8_t)(code >> 8);
+	p[1] = (uint8_t)code;
+	if (n)
+		memcpy(p + 2, text, n);
+	return frame_enc_write(enc, FRAME_CLOSE, p, 2 + n, out, outlen);
+}
+
+int frame_dec_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_dec **ret)
+{
+	struct frame_dec *dec;
+
+	dec = sodium_malloc(sizeof(*dec));
+	if (!dec)
+		return -ENOMEM;
+	memset(dec, 0, sizeof(*dec));
+	memcpy(dec->key, key, FRAME_KEY_LEN);
+	*ret = dec;
+	return 0;
+}
+
+static void buf_release(struct frame_dec *dec)
+{
+	if (dec->buf) {
+		sodium_memzero(dec->buf, dec->cap);
+		free(dec->buf);
+	}
+	dec->buf = NULL;
+	dec->cap = 0;
+}
+
+void frame_dec_free(struct frame_dec *dec)
+{
+	if (!dec)
+		return;
+	buf_release(dec);
+	sodium_free(dec); /* wipes the key */
+}
+
+size_t frame_dec_pending(const struct frame_dec *dec)
+{
+	return dec->hdr_have + dec->have;
+}
+
+const char *frame_dec_reason(const struct frame_dec *dec)
+{
+	return dec->reason;
+}
+
+__attribute__((format(printf, 3, 4))) static int dec_fail(struct frame_dec *dec, int err,
+							  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dec->reason, sizeof(dec->reason), fmt, ap);
+	va_end(ap);
+	dec->err = err;
+	buf_release(dec);
+	sodium_memzero(dec->key, sizeof(dec->key));
+	return err;
+}
+
+/* The 4 header bytes are in: check the length, then make room for the body. */
+static int header_accept(struct frame_dec *dec)
+{
+	size_t len, cap;
+	uint8_t *nb;
+
+	len = (size_t)dec->hdr[0] << 24 | (size_t)dec->hdr[1] << 16 | (size_t)dec->hdr[2] << 8 |
+	      dec->hdr[3];
+	if (len > FRAME_MAX_BODY)
+		return dec_fail(dec, -EMSGSIZE,
+				"the peer announced a frame of %zu bytes, the limit is %zu", len,
+				(size_t)FRAME_MAX_BODY);
+	if (len < FRAME_MIN_BODY)
+		return dec_fail(dec, -EBADMSG,
+				"the peer announced a frame of %zu bytes, the minimum is %u", len,
+				FRAME_MIN_BODY);
+	if (dec->closed)
+		return dec_fail(dec, -EBADMSG, "the peer sent a frame after CLOSE");
+	if (dec->counter == UINT64_MAX)
+		return dec_fail(dec, -EOVERFLOW, "the receive frame counter is exhausted");
+	if (len > dec->cap) {
+		cap = dec->cap * 2;
+		if (cap < BUF_MIN)
+			cap = BUF_MIN;
+		if (cap < len)
+			cap = len;
+		if (cap > FRAME_MAX_BODY)
+			cap = FRAME_MAX_BODY;
+		nb = malloc(cap);
+		if (!nb)
+			return dec_fail(dec, -ENOMEM, "out of memory for a %zu-byte frame", len);
+		buf_release(dec);
+		dec->buf = nb;
+		dec->cap = cap;
+	}
+	dec->body_len = len;
+	dec->have = 0;
+	return 0;
+}
+
+/* Authenticates and decrypts the body at src (dec->buf or the caller's
+ * input) into dec->buf, then checks the plaintext's shape. */
+static int body_open(struct frame_dec *dec, const uint8_t *src, struct frame *ret)
+{
+	uint8_t nonce[NONCE_LEN];
+	size_t clen = dec->body_len - FRAME_TAG_LEN, plen;
+	uint64_t seq = dec->counter;
+	unsigned type;
+	struct frame f;
+
+	nonce_make(seq, nonce);
+	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+		    dec->buf, NULL, src, clen, src + clen, dec->hdr, FRAME_HEADER_LEN, nonce,
+		    dec->key) != 0)
+		return dec_fail(dec, -EBADMSG,
+				"frame %llu failed authentication (tampered, replayed, reordered "
+				"or lost data, or the wrong key)",
+				(unsigned long long)seq);
+	dec->counter++;
+	dec->hdr_have = 0;
+	dec->have = 0;
+
+	type = dec->buf[0];
+	plen = clen - 1;
+	if (payload_check(type, plen) < 0) {
+		if (type < FRAME_DATA || type > FRAME_CLOSE)
+			return dec_fail(dec, -EBADMSG, "frame %llu has unknown type %u",
+					(unsigned long long)seq, type);
+		return dec_fail(dec, -EBADMSG, "frame %llu: %s with a malformed %zu-byte payload",
+				(unsigned long long)seq, type_name(type), plen);
+	}
+	memset(&f, 0, sizeof(f));
+	f.type = (enum frame_type)type;
+	f.seq = seq;
+	f.payload = dec->buf + 1;
+	f.len = plen;
+	if (type == FRAME_PING || type == FRAME_PONG) {
+		for (int i = 0; i < 8; i++)
+			f.ping = f.ping << 8 | f.payload[i];
+	} else if (type == FRAME_CLOSE) {
+		f.close_code = (uint16_t)(f.payload[0] << 8 | f.payload[1]);
+		f.payload += 2;
+		f.len -= 2;
+		dec->closed = true;
+	}
+	*ret = f;
+	return 1;
+}
+
+int frame_dec_feed(struct frame_dec *dec, const uint8_t *data, size_t len, size_t *ret_used,
+		   struct frame *ret_frame)
+{
+	const uint8_t *src;
+	size_t used = 0, n;
+	int r;
+
+	if (dec->err)
+		return dec->err;
+	if (!data)
+		len = 0;
+	while (dec->hdr_have < FRAME_HEADER_LEN) {
+		if (used == len) {
+			*ret_used = used;
+			return 0;
+		}
+		dec->hdr[dec->hdr_have++] = data[used++];
+		if (dec->hdr_have == FRAME_HEADER_LEN) {
+			r = header_accept(dec);
+			if (r < 0)
+				return r;
+		}
+	}
+	n = dec->body_len - dec->have;
+	if (n > len - used)
+		n = len - used;
+	if (dec->have == 0 && n == dec->body_len) {
+		src = data + used; /* the whole body is in the input: no copy */
+	} else {
+		if (n)
+			memcpy(dec->buf + dec->have, data + used, n);
+		dec->have += n;
+		if (dec->have < dec->body_len) {
+			*ret_used = used + n;
+			return 0;
+		}
+		src = dec->buf;
+	}
+	r = body_open(dec, src, ret_frame);
+	if (r < 0)
+		return r;
+	*ret_used = used + n;
+	return r;
+}

@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+
+#include <sodium.h>
+
+#include "chan/frame.h"
+#include "chan/frame_internal.h"
+#include "tap.h"
+
+static uint8_t key_a[FRAME_KEY_LEN], key_b[FRAME_KEY_LEN];
+static uint8_t *big_in, *big_out; /* FRAME_MAX_LEN each */
+static const uint8_t zeros[65536];
+
+/* Feeds data in slices of step bytes (0: all at once); collects up to max
+ * frames' copies. Returns the number of frames, or the first error. */
+struct got {
+	int n;
+	struct frame f[16];
+	uint8_t *copy[16];
+};
+
+static void got_free(struct got *g)
+{
+	for (int i = 0; i < g->n; i++)
+		free(g->copy[i]);
+	g->n = 0;
+}
+
+static int feed(struct frame_dec *dec, const uint8_t *data, size_t len, size_t step, struct got *g)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t chunk = step && len - off > step ? step : len - off;
+		size_t pos = 0;
+		while (pos < chunk) {
+			struct frame f;
+			size_t used = 0;
+			int r = frame_dec_feed(dec, data + off + pos, chunk - pos, &used, &f);
+			if (r < 0)
+				return r;
+			if (used > chunk - pos)
+				return -999;
+			pos += used;
+			if (r == 1) {
+				if (g->n >= 16)
+					return -998;
+				g->copy[g->n] = malloc(f.len ? f.len : 1);
+				memcpy(g->copy[g->n], f.payload, f.len);
+				g->f[g->n] = f;
+				g->n++;
+			} else if (pos != chunk) {
+				return -997; /* 0 means everything was consumed */
+			}
+		}
+		off += chunk;
+	}
+	return g->n;
+}
+
+TEST(roundtrip_sizes)
+{
+	const size_t sizes[] = {0, 1, 15, 16, 17, 255, 4096, 65536, 1 << 20, FRAME_MAX_PAYLOAD};
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	randombytes_buf(big_in, FRAME_MAX_PAYLOAD);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct got g = {0};
+		int n = frame_enc_write(enc, FRAME_DATA, big_in, sizes[i], big_out, FRAME_MAX_LEN);
+		CHECK_INT_EQ(n, FRAME_LEN(sizes[i]));
+		if (n < 0)
+			continue;
+		CHECK_INT_EQ(feed(dec, big_out, (size_t)n, 0, &g), 1);
+		if (g.n == 1) {
+			CHECK_INT_EQ(g.f[0].type, FRAME_DATA);
+			CHECK_INT_EQ(g.f[0].seq, i);
+			CHECK_INT_EQ(g.f[0].len, sizes[i]);
+			CHECK(memcmp(g.copy[0], big_in, sizes[i]) == 0);
+		}
+		CHECK_INT_EQ(frame_dec_pending(dec), 0);
+		got_free(&g);
+	}
+	/* the payload is not in the clear */
+	int n = frame_enc_write(enc, FRAME_DATA, big_in, 64, big_out, FRAME_MAX_LEN);
+	REQUIRE(n > 0);
+	CHECK(memmem(big_out, (size_t)n, big_in, 8) == NULL);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+}
+
+TEST(ping_pong_close)
+{
+	uint8_t buf[1024];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+	size_t off = 0;
+	int n;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	n = frame_enc_write_ping(enc, FRAME_PING, 0x0102030405060708ULL, buf + off,
+				 sizeof(buf) - off);
+	CHECK_INT_EQ(n, FRAME_LEN(8));
+	off += (size_t)n;
+	n = frame_enc_write_ping(enc, FRAME_PONG, UINT64_MAX, buf + off, sizeof(buf) - off);
+	off += (size_t)n;
+	n = frame_enc_write_close(enc, FRAME_CLOSE_TIMEOUT, "no heartbeat for 15 s", buf + off,
+				  sizeof(buf) - off);
+	CHECK_INT_EQ(n, FRAME_LEN(2 + 21));
+	off += (size_t)n;
+	REQUIRE(feed(dec, buf, off, 0, &g) == 3);
+	CHECK_INT_EQ(g.f[0].type, FRAME_PING);
+	CHECK(g.f[0].ping == 0x0102030405060708ULL);
+	CHECK_INT_EQ(g.f[1].type, FRAME_PONG);
+	CHECK(g.f[1].ping == UINT64_MAX);
+	CHECK_INT_EQ(g.f[2].type, FRAME_CLOSE);
+	CHECK_INT_EQ(g.f[2].close_code, FRAME_CLOSE_TIMEOUT);
+	CHECK_INT_EQ(g.f[2].len, 21);
+	CHECK(memcmp(g.copy[2], "no heartbeat for 15 s", 21) == 0);
+	got_free(&g);
+
+	/* nothing may follow a CLOSE */
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"x", 1, buf, sizeof(buf));
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), -EBADMSG);
+	CHECK(strstr(frame_dec_reason(dec), "after CLOSE") != NULL);
+	got_free(&g);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+
+	/* CLOSE without text, at the longest text */
+	char text[FRAME_CLOSE_TEXT_MAX + 2];
+	memset(text, 'a', sizeof(text));
+	text[FRAME_CLOSE_TEXT_MAX] = '\0';
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	n = frame_enc_write_close(enc, FRAME_CLOSE_NORMAL, text, buf, sizeof(buf));
+	CHECK_INT_EQ(n, FRAME_LEN(2 + FRAME_CLOSE_TEXT_MAX));
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), 1);
+	CHECK_INT_EQ(g.f[0].len, FRAME_CLOSE_TEXT_MAX);
+	got_free(&g);
+	frame_dec_free(dec);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	frame_enc_free(enc);
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	n = frame_enc_write_close(enc, 7, NULL, buf, sizeof(buf));
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), 1);
+	CHECK_INT_EQ(g.f[0].close_code, 7);
+	CHECK_INT_EQ(g.f[0].len, 0);
+	got_free(&g);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+}
+
+TEST(encoder_refuses)
+{
+	uint8_t buf[256];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+	char text[FRAME_CLOSE_TEXT_MAX + 2];
+	int n;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_DATA, big_in, FRAME_MAX_PAYLOAD + 1, big_out,
+				     FRAME_MAX_LEN + 1),
+		     -EMSGSIZE);
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_DATA, buf, 10, buf, FRAME_LEN(10) - 1), -EMSGSIZE);
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_DATA, buf, 10, NULL, 0), -EMSGSIZE);
+	CHECK_INT_EQ(frame_enc_write(enc, (enum frame_type)0, buf, 10, buf, sizeof(buf)), -EINVAL);
+	CHECK_INT_EQ(frame_enc_write(enc, (enum frame_type)5, buf, 10, buf, sizeof(buf)), -EINVAL);
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_PING, buf, 7, buf, sizeof(buf)), -EINVAL);
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_CLOSE, buf, 1, buf, sizeof(buf)), -EINVAL);
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_DATA, NULL, 3, buf, sizeof(buf)), -EINVAL);
+	CHECK_INT_EQ(frame_enc_write_ping(enc, FRAME_DATA, 1, buf, sizeof(buf)), -EINVAL);
+	memset(text, 'a', sizeof(text));
+	text[FRAME_CLOSE_TEXT_MAX + 1] = '\0';
+	CHECK_INT_EQ(frame_enc_write_close(enc, 0, text, buf, sizeof(buf)), -EINVAL);
+	CHECK(enc->counter == 0); /* none of these used a nonce */
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"hello", 5, buf, sizeof(buf));
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), 1);
+	CHECK_INT_EQ(g.f[0].seq, 0);
+	got_free(&g);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+	frame_enc_free(NULL);
+	frame_dec_free(NULL);
+}
+
+TEST(zero_copy_in_place)
+{
+	uint8_t buf[FRAME_LEN(100)];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+	int n;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	for (int i = 0; i < 100; i++)
+		buf[FRAME_PAYLOAD_OFFSET + i] = (uint8_t)i;
+	n = frame_enc_write(enc, FRAME_DATA, buf + FRAME_PAYLOAD_OFFSET, 100, buf, sizeof(buf));
+	CHECK_INT_EQ(n, sizeof(buf));
+	REQUIRE(feed(dec, buf, (size_t)n, 0, &g) == 1);
+	int ok = g.f[0].len == 100;
+	for (int i = 0; ok && i < 100; i++)
+		ok = g.copy[0][i] == i;
+	CHECK(ok);
+	got_free(&g);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+}
+
+/* The layout of docs/CHANNEL.md, computed with libsodium alone. */
+TEST(layout_matches_spec)
+{
+	uint8_t buf[64], plain[8], nonce[12] = {0};
+	struct frame_enc *enc;
+	int n;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	enc->counter = 0x0102030405060708ULL;
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"payload", 7, buf, sizeof(buf));
+	REQUIRE(n == 4 + 1 + 7 + 16);
+	CHECK(buf[0] == 0 && buf[1] == 0 && buf[2] == 0 && buf[3] == 24);
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] = (uint8_t)(i + 1);
+	CHECK(crypto_aead_chacha20poly1305_ietf_decrypt_detached(plain, NULL, buf + 4, 8, buf + 12,
+								 buf, 4, nonce, key_a) == 0);
+	CHECK(plain[0] == FRAME_DATA && memcmp(plain + 1, "payload", 7) == 0);
+	frame_enc_free(enc);
+}
+
+/* docs/CHANNEL.md, "Test vectors": the first frames under k_i2r. */
+TEST(test_vector)
+{
+	static const char *want[2] = {
+		"00000017004841e9787d9035de4975134f27cf63e938cbeabc8117",
+		"00000019683c4b9d7cc45b57575a396acc345a129e4b61742f741cf728",
+	};
+	static const uint8_t k[FRAME_KEY_LEN] = {
+		0x85, 0x61, 0xef, 0x9f, 0x81, 0x18, 0x5a, 0x4d, 0x89, 0xe5, 0xcb,
+		0xe6, 0x56, 0xfc, 0x6d, 0xbb, 0xe7, 0x59, 0xe0, 0x33, 0x55, 0xdd,
+		0x90, 0x41, 0xb2, 0x67, 0x5a, 0x75, 0xee, 0x2a, 0xab, 0x9d,
+	};
+	struct frame_enc *enc;
+	uint8_t buf[64];
+	char h[129];
+	int n;
+
+	REQUIRE(frame_enc_new(k, &enc) == 0);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"tandem", 6, buf, sizeof(buf));
+	REQUIRE(n > 0);
+	sodium_bin2hex(h, sizeof(h), buf, (size_t)n);
+	CHECK_STR_EQ(h, want[0]);
+	n = frame_enc_write_ping(enc, FRAME_PING, 1, buf, sizeof(buf));
+	REQUIRE(n > 0);
+	sodium_bin2hex(h, sizeof(h), buf, (size_t)n);
+	CHECK_STR_EQ(h, want[1]);
+	frame_enc_free(enc);
+}
+
+TEST(tamper_every_byte)
+{
+	uint8_t buf[256], wire[512];
+	struct frame_enc *enc;
+	int n, rejected = 0, yielded = 0;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"some file content", 17, buf,
+			    sizeof(buf));
+	REQUIRE(n > 0);
+	frame_enc_free(enc);
+	for (int i = 0; i < n; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			struct frame_dec *dec;
+			struct got g = {0};
+			int r;
+
+			/* the tampered frame, then zeros in case the length grew */
+			memset(wire, 0, sizeof(wire));
+			memcpy(wire, buf, (size_t)n);
+			wire[i] ^= (uint8_t)(1u << bit);
+			REQUIRE(frame_dec_new(key_a, &dec) == 0);
+			r = feed(dec, wire, sizeof(wire), 0, &g);
+			/* a grown length waits for more bytes: give them until it decides */
+			for (size_t more = 0; r == 0 && more < FRAME_MAX_LEN; more += 65536)
+				r = feed(dec, zeros, 65536, 0, &g);
+			if (r == -EBADMSG || r == -EMSGSIZE)
+				rejected++;
+			yielded += g.n;
+			got_free(&g);
+			frame_dec_free(dec);
+		}
+	}
+	CHECK_INT_EQ(rejected, n * 8);
+	CHECK_INT_EQ(yielded, 0); /* not one byte of a tampered frame came out */
+}
+
+static int encode3(uint8_t *buf, size_t *off)
+{
+	struct frame_enc *enc;
+	int n;
+
+	if (frame_enc_new(key_a, &enc) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		uint8_t p[4] = {'f', 'r', '0' + (uint8_t)i, 0};
+		n = frame_enc_write(enc, FRAME_DATA, p, 3, buf + off[i], 64);
+		off[i + 1] = off[i] + (size_t)n;
+	}
+	frame_enc_free(enc);
+	return 0;
+}
+
+TEST(replay_reorder_drop)
+{
+	uint8_t buf[256], wire[512];
+	size_t off[4] = {0};
+	struct frame_dec *dec;
+	struct got g = {0};
+	size_t len0;
+
+	REQUIRE(encode3(buf, off) == 0);
+	len0 = off[1];
+
+	/* replay: frame 0 twice */
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	memcpy(wire, buf, len0);
+	memcpy(wire + len0, buf, len0);
+	CHECK_INT_EQ(feed(dec, wire, 2 * len0, 0, &g), -EBADMSG);
+	CHECK_INT_EQ(g.n, 1);
+	CHECK(strstr(frame_dec_reason(dec), "frame 1 failed authentication") != NULL);
+	printf("# %s\n", frame_dec_reason(dec));
+	got_free(&g);
+	/* final: even the right next frame is refused now */
+	CHECK_INT_EQ(feed(dec, buf + off[1], off[2] - off[1], 0, &g), -EBADMSG);
+	frame_dec_free(dec);
+
+	/* reorder: 1 before 0 */
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, buf + off[1], off[2] - off[1], 0, &g), -EBADMSG);
+	CHECK_INT_EQ(g.n, 0);
+	frame_dec_free(dec);
+
+	/* drop: 0 then 2 */
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, buf, len0, 0, &g), 1);
+	got_free(&g);
+	CHECK_INT_EQ(feed(dec, buf + off[2], off[3] - off[2], 0, &g), -EBADMSG);
+	frame_dec_free(dec);
+
+	/* the right order works */
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, buf, off[3], 0, &g), 3);
+	CHECK(g.n == 3 && memcmp(g.copy[2], "fr2", 3) == 0);
+	got_free(&g);
+	frame_dec_free(dec);
+}
+
+TEST(wrong_key_or_direction)
+{
+	uint8_t buf[256];
+	size_t off[4] = {0};
+	struct frame_dec *dec;
+	struct got g = {0};
+
+	REQUIRE(encode3(buf, off) == 0);
+	REQUIRE(frame_dec_new(key_b, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, buf, off[3], 0, &g), -EBADMSG);
+	CHECK_INT_EQ(g.n, 0);
+	frame_dec_free(dec);
+}
+
+TEST(truncated_frame)
+{
+	uint8_t buf[256];
+	size_t off[4] = {0};
+	struct frame_dec *dec;
+	struct got g = {0};
+
+	REQUIRE(encode3(buf, off) == 0);
+	for (size_t cut = 0; cut < off[1]; cut++) {
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		CHECK_INT_EQ(feed(dec, buf, cut, 0, &g), 0);
+		CHECK_INT_EQ(frame_dec_pending(dec), cut); /* EOF now: "hung up mid-frame" */
+		frame_dec_free(dec);
+	}
+	/* a short frame cut at the first tag byte then continued with another
+	 * frame's bytes: fails */
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, buf, off[1] - 16, 0, &g), 0);
+	CHECK_INT_EQ(feed(dec, buf + off[1], off[2] - off[1], 0, &g), -EBADMSG);
+	CHECK_INT_EQ(g.n, 0);
+	frame_dec_free(dec);
+}
+
+TEST(oversized_length_refused_before_allocation)
+{
+	const uint32_t lens[] = {FRAME_MAX_BODY + 1, 0x7fffffff, 0xffffffff};
+	struct frame_dec *dec;
+	struct got g = {0};
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint8_t h[4] = {(uint8_t)(lens[i] >> 24), (uint8_t)(lens[i] >> 16),
+				(uint8_t)(lens[i] >> 8), (uint8_t)lens[i]};
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		/* the header alone is enough to refuse; nothing was allocated */
+		CHECK_INT_EQ(feed(dec, h, 4, 0, &g), -EMSGSIZE);
+		CHECK(dec->buf == NULL && dec->cap == 0);
+		if (i == 0)
+			printf("# %s\n", frame_dec_reason(dec));
+		frame_dec_free(dec);
+	}
+	/* the largest legal length is accepted and allocates exactly one frame */
+	uint8_t h[4] = {(uint8_t)(FRAME_MAX_BODY >> 24), (uint8_t)(FRAME_MAX_BODY >> 16),
+			(uint8_t)(FRAME_MAX_BODY >> 8), (uint8_t)FRAME_MAX_BODY};
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, h, 4, 0, &g), 0);
+	CHECK_INT_EQ(dec->cap, FRAME_MAX_BODY);
+	frame_dec_free(dec);
+	/* too short to hold a type byte and a tag */
+	for (uint8_t l = 0; l < FRAME_MIN_BODY; l++) {
+		uint8_t s[4] = {0, 0, 0, l};
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		CHECK_INT_EQ(feed(dec, s, 4, 0, &g), -EBADMSG);
+		CHECK(dec->buf == NULL);
+		frame_dec_free(dec);
+	}
+}
+
+TEST(counter_exhaustion)
+{
+	uint8_t buf[256];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+	int n;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	enc->counter = UINT64_MAX - 2;
+	dec->counter = UINT64_MAX - 2;
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"a", 1, buf, sizeof(buf));
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), 1);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"b", 1, buf, sizeof(buf));
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), 2);
+	CHECK(g.f[1].seq == UINT64_MAX - 1);
+	got_free(&g);
+	/* the next frame would use the counter's last value: refused */
+	CHECK_INT_EQ(frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"c", 1, buf, sizeof(buf)),
+		     -EOVERFLOW);
+	CHECK_INT_EQ(frame_enc_write_ping(enc, FRAME_PING, 1, buf, sizeof(buf)), -EOVERFLOW);
+	CHECK(enc->counter == UINT64_MAX);
+	/* and the receiver takes nothing more either */
+	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), -EOVERFLOW);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+}
+
+TEST(peer_sends_malformed_plaintext)
+{
+	/* frames a buggy or hostile peer holding the key could make */
+	struct {
+		uint8_t type;
+		size_t len;
+	} cases[] = {{0, 0},
+		     {5, 3},
+		     {0xff, 0},
+		     {FRAME_PING, 7},
+		     {FRAME_PONG, 9},
+		     {FRAME_CLOSE, 1},
+		     {FRAME_CLOSE, 2 + FRAME_CLOSE_TEXT_MAX + 1}};
+	uint8_t buf[600], nonce[12] = {0};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t body = 1 + cases[i].len + 16;
+		struct frame_dec *dec;
+		struct got g = {0};
+
+		memset(buf, 0, sizeof(buf));
+		buf[2] = (uint8_t)(body >> 8);
+		buf[3] = (uint8_t)body;
+		buf[4] = cases[i].type;
+		crypto_aead_chacha20poly1305_ietf_encrypt_detached(buf + 4, buf + 5 + cases[i].len,
+								   NULL, buf + 4, 1 + cases[i].len,
+								   buf, 4, NULL, nonce, key_a);
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		CHECK_INT_EQ(feed(dec, buf, 4 + body, 0, &g), -EBADMSG);
+		CHECK_INT_EQ(g.n, 0);
+		if (i == 1 || i == 3)
+			printf("# %s\n", frame_dec_reason(dec));
+		frame_dec_free(dec);
+	}
+}
+
+TEST(stream_slicing)
+{
+	const size_t sizes[] = {0, 3, 100, 5000, 70000, 1};
+	size_t total = 0, off[8] = {0};
+	struct frame_enc *enc;
+	uint8_t *stream;
+
+	for (size_t i = 0; i < 6; i++)
+		total += FRAME_LEN(sizes[i]);
+	stream = malloc(total);
+	REQUIRE(stream != NULL);
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	randombytes_buf(big_in, 70000);
+	for (size_t i = 0; i < 6; i++) {
+		int n = frame_enc_write(enc, i == 5 ? FRAME_DATA : FRAME_DATA, big_in, sizes[i],
+					stream + off[i], total - off[i]);
+		REQUIRE(n > 0);
+		off[i + 1] = off[i] + (size_t)n;
+	}
+	frame_enc_free(enc);
+
+	const size_t steps[] = {1, 2, 3, 7, 16, 4095, 65536, 0};
+	for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+		struct frame_dec *dec;
+		struct got g = {0};
+
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		CHECK_INT_EQ(feed(dec, stream, total, steps[s], &g), 6);
+		for (int i = 0; i < g.n; i++) {
+			CHECK_INT_EQ(g.f[i].len, sizes[i]);
+			CHECK(memcmp(g.copy[i], big_in, sizes[i]) == 0);
+		}
+		CHECK_INT_EQ(frame_dec_pending(dec), 0);
+		CHECK(dec->cap <= FRAME_MAX_BODY);
+		got_free(&g);
+		frame_dec_free(dec);
+	}
+
+	/* random slicing, deterministic */
+	uint32_t x = 12345;
+	for (int round = 0; round < 20; round++) {
+		struct frame_dec *dec;
+		struct got g = {0};
+		size_t pos = 0;
+		int r = 0;
+
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		while (pos < total && r >= 0) {
+			x = x * 1103515245u + 12345u;
+			size_t step = 1 + (x >> 8) % 9000;
+			if (step > total - pos)
+				step = total - pos;
+			r = feed(dec, stream + pos, step, 0, &g);
+			pos += step;
+		}
+		CHECK_INT_EQ(r, 6);
+		got_free(&g);
+		frame_dec_free(dec);
+	}
+	free(stream);
+}
+
+TEST(used_stops_at_frame_end)
+{
+	uint8_t buf[256];
+	size_t off[4] = {0}, used = 0;
+	struct frame_dec *dec;
+	struct frame f;
+
+	REQUIRE(encode3(buf, off) == 0);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(frame_dec_feed(dec, buf, off[3], &used, &f), 1);
+	CHECK_INT_EQ(used, off[1]);
+	CHECK_INT_EQ(frame_dec_feed(dec, buf + off[1], off[3] - off[1], &used, &f), 1);
+	CHECK_INT_EQ(used, off[2] - off[1]);
+	CHECK(f.len == 3 && memcmp(f.payload, "fr1", 3) == 0);
+	CHECK_INT_EQ(frame_dec_feed(dec, NULL, 0, &used, &f), 0);
+	CHECK_INT_EQ(used, 0);
+	frame_dec_free(dec);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 99;
+	randombytes_buf(key_a, sizeof(key_a));
+	randombytes_buf(key_b, sizeof(key_b));
+	big_in = malloc(FRAME_MAX_LEN + 1);
+	big_out = malloc(FRAME_MAX_LEN + 1);
+	if (!big_in || !big_out)
+		return 99;
+	RUN(roundtrip_sizes);
+	RUN(ping_pong_close);
+	RUN(encoder_refuses);
+	RUN(zero_copy_in_place);
+	RUN(layout_matches_spec);
+	RUN(test_vector);
+	RUN(tamper_every_byte);
+	RUN(replay_reorder_drop);
+	RUN(wrong_key_or_direction);
+	RUN(truncated_frame);
+	RUN(oversized_length_refused_before_allocation);
+	RUN(counter_exhaustion);
+	RUN(peer_sends_malformed_plaintext);
+	RUN(stream_slicing);
+	RUN(used_stops_at_frame_end);
+	free(big_in);
+	free(big_out);
+	return tap_done();
+}
