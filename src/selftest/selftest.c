@@ -130,7 +130,7 @@ size_t st_logs_size(void)
 static char diag[16384];
 static size_t diag_len;
 
-static void diag_add(const char *fmt, va_list ap)
+static __attribute__((format(printf, 1, 0))) void diag_add(const char *fmt, va_list ap)
 {
 	if (diag_len >= sizeof(diag) - 1)
 		return;

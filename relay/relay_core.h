@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_RELAY_CORE_H
+#define TANDEM_RELAY_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relay_addr.h"
+#include "relay_store.h"
+
+/*
+ * The relay without sockets: one HTTP request in (already framed by the
+ * HTTP layer), one response out. Routing, authentication, JSON, the record
+ * store, rate limiting and metrics all live here, so the fuzzer and the
+ * unit tests drive the whole API without microhttpd (docs/RELAY.md).
+ *
+ * Thread-safe: any number of threads may call relay_core_admit and
+ * relay_core_handle at once. Request parsing and response rendering run
+ * without a lock; the store, the rate limiter and the counters sit behind
+ * the one mutex relay_core.lock, held only for in-memory work (no syscall,
+ * no allocation larger than a record, no callback except
+ * relay_core_foreach_record's).
+ */
+
+struct relay_core;
+
+struct relay_core_config {
+	size_t max_records;   /* 1..RELAY_RECORDS_MAX */
+	unsigned rate;	      /* requests per minute per client; 0: no limit */
+	unsigned burst;	      /* bucket size; 0: same as rate */
+	size_t rate_clients;  /* clients tracked at once */
+	size_t max_body;      /* bytes */
+	unsigned default_ttl; /* seconds, 1..max_ttl */
+	unsigned max_ttl;     /* seconds */
+};
+
+/* One request as the HTTP layer saw it. Strings are NUL-terminated. */
+struct relay_request {
+	const char *method;
+	const char *path;	   /* without the query string */
+	const char *authorization; /* Authorization header value, or NULL */
+	const char *write_secret;  /* X-Tandem-Write-Secret value, or NULL */
+	bool duplicate_header;	   /* either header above came more than once */
+	bool content_length_known;
+	uint64_t content_length; /* from the header, when known */
+	const uint8_t *body;	 /* body_len bytes, at most max_body */
+	size_t body_len;
+	bool body_too_large; /* more than max_body bytes arrived */
+	bool admitted;	     /* relay_core_admit already let it in */
+	struct relay_client_key client;
+	int64_t now_ms; /* monotonic clock */
+};
+
+struct relay_response {
+	int status;
+	const char *body; /* NULL when there is no body */
+	size_t body_len;
+	char *body_owned;	  /* == body when malloc'd; freed by _done */
+	const char *content_type; /* static string, NULL without body */
+	unsigned retry_after;	  /* seconds for Retry-After, 0: no header */
+	const char *allow;	  /* static Allow value for 405, else NULL */
+	bool www_authenticate;	  /* add WWW-Authenticate: Bearer (401) */
+	const char *route;	  /* static, safe to log: "/v1/records", "-" */
+};
+
+/* Defaults: 10000 records, 120/min, 8 KiB bodies, TTL 600 s of at most 3600 s. */
+void relay_core_config_init(struct relay_core_config *cfg);
+
+/*
+ * Checks a configuration. Returns 0, or -EINVAL with a sentence saying what
+ * is wrong in err (errlen bytes).
+ */
+int relay_core_config_check(const struct relay_core_config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Returns 0, -EINVAL (bad config) or -ENOMEM. now_ms starts the uptime. */
+int relay_core_new(const struct relay_core_config *cfg, int64_t now_ms, struct relay_core **ret)
+	__attribute__((warn_unused_result));
+void relay_core_free(struct relay_core *core);
+
+/*
+ * What can be decided from the request line and headers alone, before the
+ * body is read: the rate limit and a Content-Length above max_body. Returns
+ * 0 when the request may go on (req->body is ignored), or 1 when *resp is
+ * filled with the final answer (429 or 413). Counts the request in either
+ * case; call at most once per request, then set req->admitted.
+ */
+int relay_core_admit(struct relay_core *core, const struct relay_request *req,
+		     struct relay_response *resp);
+
+/*
+ * Answers a complete request (calls relay_core_admit first unless
+ * req->admitted). Always fills *resp; release it with
+ * relay_core_response_done.
+ */
+void relay_core_handle(struct relay_core *core, const struct relay_request *req,
+		       struct relay_response *resp);
+
+/* Frees what *resp owns; safe on a zeroed or already released response. */
+void relay_core_response_done(struct relay_response *resp);
+
+/*
+ * Calls fn for every live record, under the core's lock: fn must be quick
+ * and must not call into the core.
+ */
+void relay_core_foreach_record(struct relay_core *core, int64_t now_ms, relay_store_visit_fn fn,
+			       void *userdata);
+
+/* Live records at now_ms. */
+size_t relay_core_record_count(struct relay_core *core, int64_t now_ms);
+
+#endif

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "relay_store.h"
+
+struct relay_record {
+	uint8_t token[RELAY_TOKEN_LEN];
+	uint8_t secret_hash[crypto_generichash_BYTES];
+	uint8_t *blob;
+	size_t blob_len;
+	int64_t expires_ms;
+	size_t heap_idx;	    /* position in s->heap */
+	struct relay_record *hnext; /* hash chain */
+};
+
+struct relay_store {
+	size_t max, count;
+	size_t mask; /* buckets - 1 */
+	struct relay_record **buckets;
+	struct relay_record **heap; /* min-heap on expires_ms, max entries */
+	uint64_t expired_total;
+	uint8_t hkey[crypto_shorthash_KEYBYTES];
+};
+
+int relay_store_new(size_t max_records, struct relay_store **ret)
+{
+	struct relay_store *s;
+	size_t nb = 16;
+
+	if (max_records < 1 || max_records > RELAY_RECORDS_MAX)
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -ENOMEM;
+	while (nb < max_records)
+		nb <<= 1;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->buckets = calloc(nb, sizeof(*s->buckets));
+	s->heap = calloc(max_records, sizeof(*s->heap));
+	if (!s->buckets || !s->heap) {
+		relay_store_free(s);
+		return -ENOMEM;
+	}
+	s->mask = nb - 1;
+	s->max = max_records;
+	randombytes_buf(s->hkey, sizeof(s->hkey));
+	*ret = s;
+	return 0;
+}
+
+static void record_free(struct relay_record *r)
+{
+	if (!r)
+		return;
+	free(r->blob);
+	sodium_memzero(r, sizeof(*r));
+	free(r);
+}
+
+void relay_store_free(struct relay_store *s)
+{
+	if (!s)
+		return;
+	if (s->heap)
+		for (size_t i = 0; i < s->count; i++)
+			record_free(s->heap[i]);
+	free(s->heap);
+	free(s->buckets);
+	free(s);
+}
+
+static size_t token_bucket(const struct relay_store *s, const uint8_t *token)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(h, token, RELAY_TOKEN_LEN, s->hkey);
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v & s->mask);
+}
+
+static void secret_hash(const uint8_t *secret, uint8_t out[static crypto_generichash_BYTES])
+{
+	crypto_generichash(out, crypto_generichash_BYTES, secret, RELAY_SECRET_LEN, NULL, 0);
+}
+
+/* ---- the expiry heap ---- */
+
+static void heap_set(struct relay_store *s, size_t i, struct relay_record *r)
+{
+	s->heap[i] = r;
+	r->heap_idx = i;
+}
+
+static void heap_up(struct relay_store *s, size_t i)
+{
+	struct relay_record *r = s->heap[i];
+
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (s->heap[parent]->expires_ms <= r->expires_ms)
+			break;
+		heap_set(s, i, s->heap[parent]);
+		i = parent;
+	}
+	heap_set(s, i, r);
+}
+
+static void heap_down(struct relay_store *s, size_t i)
+{
+	struct relay_record *r = s->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= s->count)
+			break;
+		if (c + 1 < s->count && s->heap[c + 1]->expires_ms < s->heap[c]->expires_ms)
+			c++;
+		if (r->expires_ms <= s->heap[c]->expires_ms)
+			break;
+		heap_set(s, i, s->heap[c]);
+		i = c;
+	}
+	heap_set(s, i, r);
+}
+
+static void heap_fix(struct relay_store *s, size_t i)
+{
+	if (i > 0 && s->heap[(i - 1) / 2]->expires_ms > s->heap[i]->expires_ms)
+		heap_up(s, i);
+	else
+		heap_down(s, i);
+}
+
+/* Unlinks r from the table and the heap and frees it. */
+static void record_remove(struct relay_store *s, struct relay_record *r)
+{
+	struct relay_record **pp = &s->buckets[token_bucket(s, r->token)];
+	size_t i = r->heap_idx;
+
+	while (*pp && *pp != r)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = r->hnext;
+	s->count--;
+	if (i != s->count) {
+		heap_set(s, i, s->heap[s->count]);
+		heap_fix(s, i);
+	}
+	s->heap[s->count] = NULL;
+	record_free(r);
+}
+
+void relay_store_expire(struct relay_store *s, int64_t now_ms)
+{
+	while (s->count > 0 && s->heap[0]->expires_ms <= now_ms) {
+		record_remove(s, s->heap[0]);
+		s->expired_total++;
+	}
+}
+
+size_t relay_store_count(struct relay_store *s, int64_t now_ms)
+{
+	relay_store_expire(s, now_ms);
+	return s->count;
+}
+
+static struct relay_record *record_find(struct relay_store *s, const uint8_t *token)
+{
+	for (struct relay_record *r = s->buckets[token_bucket(s, token)]; r; r = r->hnext)
+		if (memcmp(r->token, token, RELAY_TOKEN_LEN) == 0)
+			return r;
+	return NULL;
+}
+
+int relay_store_get(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
+		    int64_t now_ms, const uint8_t **ret_blob, size_t *ret_len,
+		    int64_t *ret_expires_ms)
+{
+	struct relay_record *r;
+
+	relay_store_expire(s, now_ms);
+	r = record_find(s, token);
+	if (!r)
+		return -ENOENT;
+	*ret_blob = r->blob;
+	*ret_len = r->blob_len;
+	*ret_expires_ms = r->expires_ms;
+	return 0;
+}
+
+static int secret_check(const struct relay_record *r, const uint8_t *secret)
+{
+	uint8_t h[crypto_generichash_BYTES];
+	int ok;
+
+	if (!secret)
+		return -EACCES;
+	secret_hash(secret, h);
+	ok = sodium_memcmp(h, r->secret_hash, sizeof(h)) == 0;
+	sodium_memzero(h, sizeof(h));
+	return ok ? 0 : -EACCES;
+}
+
+int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
+		    const uint8_t *secret, const uint8_t *blob, size_t blob_len, int64_t expires_ms,
+		    int64_t now_ms, int64_t *ret_retry_ms)
+{
+	struct relay_record *r;
+	uint8_t *copy;
+	int ret;
+
+	if (!blob || blob_len < 1 || blob_len > RELAY_BLOB_MAX || expires_ms <= now_ms)
+		return -EINVAL;
+	relay_store_expire(s, now_ms);
+	r = record_find(s, token);
+	if (r) {
+		ret = secret_check(r, secret);
+		if (ret < 0)
+			return ret;
+		copy = malloc(blob_len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, blob, blob_len);
+		free(r->blob);
+		r->blob = copy;
+		r->blob_len = blob_len;
+		r->expires_ms = expires_ms;
+		heap_fix(s, r->heap_idx);
+		return RELAY_STORE_REPLACED;
+	}
+	if (!secret)
+		return -ENOKEY;
+	if (s->count >= s->max) {
+		/* heap[0] expires after now_ms: it survived the sweep above */
+		*ret_retry_ms = s->heap[0]->expires_ms - now_ms;
+		return -ENOSPC;
+	}
+	r = calloc(1, sizeof(*r));
+	copy = malloc(blob_len);
+	if (!r || !copy) {
+		free(r);
+		free(copy);
+		return -ENOMEM;
+	}
+	memcpy(r->token, token, RELAY_TOKEN_LEN);
+	secret_hash(secret, r->secret_hash);
+	memcpy(copy, blob, blob_len);
+	r->blob = copy;
+	r->blob_len = blob_len;
+	r->expires_ms = expires_ms;
+	r->hnext = s->buckets[token_bucket(s, token)];
+	s->buckets[token_bucket(s, token)] = r;
+	heap_set(s, s->count, r);
+	s->count++;
+	heap_up(s, s->count - 1);
+	return RELAY_STORE_CREATED;
+}
+
+int relay_store_delete(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
+		       const uint8_t *secret, int64_t now_ms)
+{
+	struct relay_record *r;
+	int ret;
+
+	relay_store_expire(s, now_ms);
+	r = record_find(s, token);
+	if (!r)
+		return -ENOENT;
+	ret = secret_check(r, secret);
+	if (ret < 0)
+		return ret;
+	record_remove(s, r);
+	return 0;
+}
+
+void relay_store_foreach(struct relay_store *s, int64_t now_ms, relay_store_visit_fn fn,
+			 void *userdata)
+{
+	relay_store_expire(s, now_ms);
+	for (size_t i = 0; i < s->count; i++) {
+		const struct relay_record *r = s->heap[i];
+		struct relay_store_entry e = {
+			.token = r->token,
+			.blob = r->blob,
+			.blob_len = r->blob_len,
+			.expires_ms = r->expires_ms,
+		};
+		fn(&e, userdata);
+	}
+}
+
+uint64_t relay_store_expired_total(const struct relay_store *s)
+{
+	return s->expired_total;
+}
