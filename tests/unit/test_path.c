@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sync/path.h"
+#include "tap.h"
+
+static char root[128];
+
+static int check(const char *p)
+{
+	char err[PATH_ERR_LEN];
+	int r = path_check(p, strlen(p), err);
+	if (r < 0 && !err[0])
+		return -999; /* every refusal must say why */
+	return r;
+}
+
+TEST(accepts_normal_paths)
+{
+	CHECK_INT_EQ(check("a"), 0);
+	CHECK_INT_EQ(check("a/b/c.txt"), 0);
+	CHECK_INT_EQ(check(".hidden/..x/x.."), 0);
+	CHECK_INT_EQ(check("spaces and ünïcödé/\x01\n\x7f"), 0);
+	CHECK_INT_EQ(check("...") , 0);
+}
+
+TEST(refuses_hostile_paths)
+{
+	char err[PATH_ERR_LEN];
+
+	CHECK_INT_EQ(check(""), -EINVAL);
+	CHECK_INT_EQ(check("../x"), -EINVAL);
+	CHECK_INT_EQ(check("a/../../b"), -EINVAL);
+	CHECK_INT_EQ(check("a/.."), -EINVAL);
+	CHECK_INT_EQ(check(".."), -EINVAL);
+	CHECK_INT_EQ(check("."), -EINVAL);
+	CHECK_INT_EQ(check("a/./b"), -EINVAL);
+	CHECK_INT_EQ(check("/etc/passwd"), -EINVAL);
+	CHECK_INT_EQ(check("a//b"), -EINVAL);
+	CHECK_INT_EQ(check("a/"), -EINVAL);
+	CHECK_INT_EQ(path_check("a\0b", 3, err), -EINVAL);
+	CHECK(strstr(err, "NUL") != NULL);
+
+	char name[PATH_NAME_MAX + 2];
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	CHECK_INT_EQ(check(name), -ENAMETOOLONG);
+	name[PATH_NAME_MAX] = '\0';
+	CHECK_INT_EQ(check(name), 0);
+
+	static char longp[PATH_REL_MAX + 10];
+	for (size_t i = 0; i < sizeof(longp) - 1; i++)
+		longp[i] = (i % 100 == 99) ? '/' : 'x';
+	longp[sizeof(longp) - 1] = '\0';
+	CHECK_INT_EQ(check(longp), -ENAMETOOLONG);
+
+	char deep[PATH_DEPTH_MAX * 2 + 4];
+	size_t o = 0;
+	for (int i = 0; i <= PATH_DEPTH_MAX; i++) {
+		deep[o++] = 'd';
+		deep[o++] = '/';
+	}
+	deep[o - 1] = '\0';
+	CHECK_INT_EQ(check(deep), -EINVAL);
+}
+
+static int rootfd(void)
+{
+	return open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+TEST(resolves_beneath)
+{
+	const char *name;
+	int rfd = rootfd(), fd;
+
+	REQUIRE(rfd >= 0);
+	fd = path_open_parent(rfd, "top.txt", 0, &name);
+	CHECK(fd >= 0);
+	CHECK_STR_EQ(name, "top.txt");
+	if (fd >= 0)
+		close(fd);
+	CHECK_INT_EQ(path_open_parent(rfd, "x/y/z.txt", 0, &name), -ENOENT);
+	fd = path_open_parent(rfd, "x/y/z.txt", 1, &name);
+	CHECK(fd >= 0);
+	CHECK_STR_EQ(name, "z.txt");
+	if (fd >= 0) {
+		int f = openat(fd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+		CHECK(f >= 0);
+		if (f >= 0)
+			close(f);
+		close(fd);
+	}
+	char p[256];
+	snprintf(p, sizeof(p), "%s/x/y/z.txt", root);
+	CHECK(access(p, F_OK) == 0);
+	fd = path_open_parent(rfd, "x/y/z.txt", 0, &name);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	close(rfd);
+}
+
+TEST(never_follows_symlinks)
+{
+	const char *name;
+	char p[256];
+	int rfd = rootfd();
+
+	REQUIRE(rfd >= 0);
+	/* a peer planted "evil" -> "/" and now writes through it */
+	snprintf(p, sizeof(p), "%s/evil", root);
+	REQUIRE(symlink("/", p) == 0);
+	CHECK_INT_EQ(path_open_parent(rfd, "evil/tmp/pwned", 0, &name), -ELOOP);
+	CHECK_INT_EQ(path_open_parent(rfd, "evil/tmp/pwned", 1, &name), -ELOOP);
+	/* even a symlink pointing inside the share is not followed */
+	snprintf(p, sizeof(p), "%s/inside", root);
+	REQUIRE(symlink("x", p) == 0);
+	CHECK_INT_EQ(path_open_parent(rfd, "inside/y/z.txt", 0, &name), -ELOOP);
+	/* a file on the way */
+	CHECK_INT_EQ(path_open_parent(rfd, "top.txt/a", 0, &name), -ENOTDIR);
+	CHECK_INT_EQ(path_open_parent(rfd, "top.txt/a", 1, &name), -ENOTDIR);
+	/* the path check runs first */
+	CHECK_INT_EQ(path_open_parent(rfd, "../etc/passwd", 1, &name), -EINVAL);
+	CHECK(access("/tmp/pwned", F_OK) < 0);
+	close(rfd);
+}
+
+int main(void)
+{
+	char cmd[256], p[256];
+
+	snprintf(root, sizeof(root), "/tmp/tandem-test-path-XXXXXX");
+	if (!mkdtemp(root))
+		return 99;
+	snprintf(p, sizeof(p), "%s/top.txt", root);
+	int f = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (f < 0)
+		return 99;
+	close(f);
+	RUN(accepts_normal_paths);
+	RUN(refuses_hostile_paths);
+	RUN(resolves_beneath);
+	RUN(never_follows_symlinks);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		return 99;
+	return tap_done();
+}
