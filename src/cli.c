@@ -14,6 +14,9 @@
 static const struct cli_command commands[] = {
 	{ "init", "create this machine's identity and print its fingerprint", cmd_init },
 	{ "id", "print this machine's fingerprint", cmd_id },
+	{ "up", "start the daemon: connect to the peer and keep the folder in sync", cmd_up },
+	{ "status", "show the daemon's state: connected or not, the peer, the relay", cmd_status },
+	{ "down", "stop the daemon and wait until it has exited", cmd_down },
 	{ "selftest", "prove tandem works on this machine (relay and peers on [::1])", cmd_selftest },
 };
 
@@ -106,6 +109,8 @@ int cli_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
+			if (!optarg[0])
+				return cli_usage_error(NULL, "--home needs a directory name");
 			ctx.home = optarg;
 			break;
 		case 'L':

@@ -41,6 +41,9 @@ int cli_resolve_paths(struct cli_ctx *ctx);
 int cmd_init(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_id(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_selftest(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_up(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_down(struct cli_ctx *ctx, int argc, char **argv);
 
 int cli_main(int argc, char **argv);
 

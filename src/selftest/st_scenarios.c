@@ -11,6 +11,7 @@
 #include "relay.h"
 #include "relay_client.h"
 #include "selftest.h"
+#include "st_daemon.h"
 #include "st_internal.h"
 
 static bool looks_like_fp(const char *s)
@@ -350,5 +351,29 @@ const struct st_scenario st_scenarios[] = {
 	  20, sc_privacy },
 	{ "relay-impostor", "relay", "a third identity cannot pose as a peer or replace its record",
 	  20, sc_impostor_record },
+	{ "daemon-cli", "daemon", "up/status/down: --help, and every mistake exits 1 or 2 saying why",
+	  20, st_daemon_cli },
+	{ "daemon-pairing", "daemon", "two daemons connect; status names the peer, address and RTT",
+	  20, st_daemon_pairing },
+	{ "daemon-one-inbound", "daemon", "they connect when only one peer accepts connections",
+	  20, st_daemon_one_inbound },
+	{ "daemon-wrong-fingerprint", "daemon",
+	  "a fingerprint nobody has: the daemon runs and status says no record yet", 20,
+	  st_daemon_wrong_fp },
+	{ "daemon-conf-running", "daemon",
+	  "up reads tandem.conf (flags win); a second up for one home is refused", 20,
+	  st_daemon_conf_running },
+	{ "daemon-down", "daemon",
+	  "down and SIGTERM: the daemon exits 0, socket and relay record are gone", 20,
+	  st_daemon_down },
+	{ "daemon-impostor", "faults",
+	  "a third identity holding the peer's fingerprint is refused, and logged on both sides",
+	  20, st_daemon_impostor },
+	{ "daemon-restart", "faults", "a daemon killed and started again: stale socket cleared, "
+	  "both reconnect", 20, st_daemon_restart },
+	{ "daemon-relay-loss", "faults", "without the relay: connected, a frozen peer is noticed, "
+	  "and they reconnect", 20, st_daemon_relay_loss },
+	{ "daemon-relay-late", "faults", "the relay starts after the peers: up works, status says "
+	  "why, then they connect", 20, st_daemon_relay_late },
 };
 const size_t st_scenarios_count = sizeof(st_scenarios) / sizeof(st_scenarios[0]);

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/conf.h"
+
+static const char *const keys[4] = {"peer", "relay", "dir", "listen"};
+
+static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* An error sentence into err (cut to fit). */
+static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, CONF_ERR_LEN, fmt, ap);
+	va_end(ap);
+}
+
+static char **conf_slot(struct conf *c, size_t i)
+{
+	char **slots[4] = {&c->peer, &c->relay, &c->dir, &c->listen};
+	return slots[i];
+}
+
+void conf_done(struct conf *c)
+{
+	for (size_t i = 0; i < 4; i++) {
+		free(*conf_slot(c, i));
+		*conf_slot(c, i) = NULL;
+		c->line[i] = 0;
+	}
+}
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/* Trims [*s, *e) in place. */
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && is_blank(**s))
+		(*s)++;
+	while (*e > *s && is_blank((*e)[-1]))
+		(*e)--;
+}
+
+static int parse_line(const char *name, int lineno, const char *s, const char *e, struct conf *c,
+		      char err[static CONF_ERR_LEN])
+{
+	const char *eq, *ks, *ke, *vs, *ve;
+	size_t i;
+
+	trim(&s, &e);
+	if (s == e || *s == '#')
+		return 0;
+	eq = memchr(s, '=', (size_t)(e - s));
+	if (!eq) {
+		errf(err, "%s:%d: expected 'key = value' (keys: peer, relay, dir, listen)", name,
+		     lineno);
+		return -EINVAL;
+	}
+	ks = s;
+	ke = eq;
+	vs = eq + 1;
+	ve = e;
+	trim(&ks, &ke);
+	trim(&vs, &ve);
+	for (i = 0; i < 4; i++)
+		if ((size_t)(ke - ks) == strlen(keys[i]) &&
+		    memcmp(ks, keys[i], (size_t)(ke - ks)) == 0)
+			break;
+	if (i == 4) {
+		errf(err,
+		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir and listen",
+		     name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
+		return -EINVAL;
+	}
+	if (c->line[i]) {
+		errf(err, "%s:%d: '%s' is already set on line %d; keep one", name, lineno, keys[i],
+		     c->line[i]);
+		return -EINVAL;
+	}
+	if (vs == ve) {
+		errf(err, "%s:%d: '%s' has no value", name, lineno, keys[i]);
+		return -EINVAL;
+	}
+	if (memchr(vs, '\0', (size_t)(ve - vs))) {
+		errf(err, "%s:%d: the value of '%s' contains a NUL byte", name, lineno, keys[i]);
+		return -EINVAL;
+	}
+	*conf_slot(c, i) = strndup(vs, (size_t)(ve - vs));
+	if (!*conf_slot(c, i))
+		return -ENOMEM;
+	c->line[i] = lineno;
+	return 0;
+}
+
+int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
+	       char err[static CONF_ERR_LEN])
+{
+	struct conf c = {0};
+	const char *p = text, *end = text + len;
+	int lineno = 0, r = 0;
+
+	err[0] = '\0';
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+
+		lineno++;
+		if (le - p > CONF_LINE_MAX) {
+			errf(err, "%s:%d: the line is longer than %d bytes", name, lineno,
+			     CONF_LINE_MAX);
+			r = -EINVAL;
+			break;
+		}
+		r = parse_line(name, lineno, p, le, &c, err);
+		if (r < 0)
+			break;
+		p = nl ? nl + 1 : end;
+	}
+	if (r < 0) {
+		if (r == -ENOMEM)
+			errf(err, "%s: out of memory", name);
+		conf_done(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR_LEN])
+{
+	char path[PATH_MAX];
+	char *text = NULL;
+	struct stat st;
+	size_t got = 0;
+	int fd, r;
+
+	memset(ret, 0, sizeof(*ret));
+	err[0] = '\0';
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", config_dir, CONF_FILE) >= sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		errf(err, "cannot read %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		errf(err, "cannot read %s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_BYTES) {
+		errf(err, "%s is %s; it should be a short text file", path,
+		     S_ISREG(st.st_mode) ? "larger than 64 KiB" : "not a regular file");
+		r = -EFBIG;
+		goto out;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			errf(err, "cannot read %s: %s", path, strerror(-r));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	r = conf_parse(path, text, got, ret, err);
+	if (r == 0 && ret->dir && ret->dir[0] != '/') {
+		char *abs;
+		if (asprintf(&abs, "%s/%s", config_dir, ret->dir) < 0) {
+			conf_done(ret);
+			r = -ENOMEM;
+			goto out;
+		}
+		free(ret->dir);
+		ret->dir = abs;
+	}
+out:
+	free(text);
+	close(fd);
+	return r;
+}

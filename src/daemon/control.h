@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_DAEMON_CONTROL_H
+#define TANDEM_DAEMON_CONTROL_H
+
+#include "daemon/daemon_int.h"
+
+/*
+ * The control socket server (docs/DAEMON.md, "Control socket"): a Unix
+ * stream socket, mode 0600, one JSON object per line both ways. Requests:
+ * {"cmd":"status"} and {"cmd":"down"}. Loop thread only.
+ */
+
+#define CONTROL_CLIENTS_MAX 16
+#define CONTROL_REQUEST_MAX 4096 /* bytes of one request line */
+#define CONTROL_REPLY_BUF_MAX 65536
+
+/* Binds opts->sock_path (a stale socket file must be gone already) and
+ * watches it. Returns 0 or -errno with a sentence in err. */
+int control_open(struct daemon *d, char err[static DAEMON_ERR_LEN])
+	__attribute__((warn_unused_result));
+
+/* Frees the clients closed since the last call. */
+void control_reap(struct daemon *d);
+
+/* Closes every client and the listening socket, and removes the socket file. */
+void control_close(struct daemon *d);
+
+#endif

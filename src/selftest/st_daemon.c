@@ -1,0 +1,878 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Scenarios with real `tandem up` daemons: pairing, status, down, faults. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "derive.h"
+#include "identity.h"
+#include "relay.h"
+#include "st_daemon.h"
+#include "st_internal.h"
+
+#define POLL_MS 50
+#define LOG_MAX (1u << 20)
+#define CLEANUP_MS 4000 /* below the watchdog's grace */
+
+static void knobs_set(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	/* Short timers so the scenarios stay fast; a user's own values win. */
+	setenv("TANDEM_TEST_HEARTBEAT_MS", "250", 0);
+	setenv("TANDEM_TEST_BACKOFF_MAX_MS", "400", 0);
+	setenv("TANDEM_TEST_FALLBACK_MS", "500", 0);
+	/* Daemons outlive `tandem up`: adopt them, to reap them and see how they ended. */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	poll(NULL, 0, (int)ms);
+}
+
+int st_peer_make(struct st_env *env, struct st_peer *p, const char *name)
+{
+	struct st_proc_out out;
+	char sub[64];
+	struct fingerprint fp;
+	char err[FP_ERR_LEN];
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(sub, sizeof(sub), "%s-share", name);
+	if (st_mkdir(env, name, p->home) < 0 || st_mkdir(env, sub, p->dir) < 0) {
+		st_note(env, "cannot create the directories of %s", name);
+		return -1;
+	}
+	const char *argv[] = {"--home", p->home, "init", NULL};
+	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0) {
+		st_note(env, "tandem init for %s failed (%d): %s", name, out.status, out.err);
+		return -1;
+	}
+	if (strlen(out.out) != FP_TEXT_LEN + 1 || fp_parse(out.out, &fp, err) < 0) {
+		st_note(env, "tandem init printed '%s'", out.out);
+		return -1;
+	}
+	memcpy(p->fp, out.out, FP_TEXT_LEN);
+	p->fp[FP_TEXT_LEN] = '\0';
+	return 0;
+}
+
+/* Reaps pid within ms. Returns its st_proc_out-style status, or -1. */
+static int reap(pid_t pid, unsigned ms)
+{
+	uint64_t end = st_now_ms() + ms;
+	int st;
+
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0)
+			return -1;
+		if (st_now_ms() >= end)
+			return -1;
+		sleep_ms(10);
+	}
+	st_children_del(pid);
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *listen)
+{
+	struct st_proc_out out;
+	const char *pp;
+	long pid = 0;
+
+	knobs_set();
+	const char *argv[] = {"--home",
+			      p->home,
+			      "up",
+			      "--peer",
+			      peer_fp,
+			      "--relay",
+			      env->relay_url,
+			      "--dir",
+			      p->dir,
+			      "--listen",
+			      listen ? listen : "[::1]:0",
+			      NULL};
+	if (st_run_tandem(env, &out, argv) < 0) {
+		st_note(env, "cannot run tandem up for %s", p->name);
+		return -1;
+	}
+	pp = strstr(out.err, "(pid ");
+	if (pp)
+		pid = strtol(pp + 5, NULL, 10);
+	if (out.status != 0 || pid <= 0) {
+		st_note(env, "tandem up for %s exited %d: %s", p->name, out.status, out.err);
+		return -1;
+	}
+	p->pid = (pid_t)pid;
+	st_children_add(p->pid);
+	return 0;
+}
+
+void st_peer_kill(struct st_env *env, struct st_peer *p)
+{
+	if (p->pid <= 0)
+		return;
+	kill(p->pid, SIGKILL);
+	if (reap(p->pid, 5000) < 0)
+		st_note(env, "cannot reap the daemon of %s (pid %d)", p->name, (int)p->pid);
+	p->pid = 0;
+}
+
+int st_peer_down(struct st_env *env, struct st_peer *p)
+{
+	struct st_proc_out out;
+	int st;
+
+	if (p->pid <= 0)
+		return -1;
+	const char *argv[] = {"--home", p->home, "down", NULL};
+	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0) {
+		st_note(env, "tandem down for %s exited %d: %s", p->name, out.status, out.err);
+		st_peer_kill(env, p);
+		return -1;
+	}
+	/* down returns once the daemon has exited: it must be reapable at once. */
+	st = reap(p->pid, 1000);
+	if (st != 0) {
+		st_note(env, "the daemon of %s (pid %d) %s", p->name, (int)p->pid,
+			st < 0 ? "had not exited when tandem down returned" : "exited non-zero");
+		if (st >= 0)
+			st_note(env, "its exit status: %d", st);
+		if (st < 0)
+			st_peer_kill(env, p);
+		p->pid = 0;
+		return -1;
+	}
+	p->pid = 0;
+	return 0;
+}
+
+/* The whole log of p, NUL-terminated (free it), or NULL. */
+static char *log_read(const struct st_peer *p)
+{
+	char path[600];
+	char *buf;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/state/tandem.log", p->home);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = malloc(LOG_MAX + 1);
+	while (buf && len < LOG_MAX && (n = read(fd, buf + len, LOG_MAX - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+bool st_peer_log_has(const struct st_peer *p, const char *needle)
+{
+	char *log = log_read(p);
+	bool found = log && strstr(log, needle);
+
+	free(log);
+	return found;
+}
+
+/* Polls p's log for needle until found or ms passed. */
+static bool log_wait(struct st_env *env, const struct st_peer *p, const char *needle, unsigned ms)
+{
+	uint64_t end = st_now_ms() + ms;
+
+	while (!st_peer_log_has(p, needle)) {
+		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS) {
+			st_note(env, "%s's log never said '%s'", p->name, needle);
+			return false;
+		}
+		sleep_ms(POLL_MS);
+	}
+	return true;
+}
+
+static void log_check(struct st_env *env, const struct st_peer *p)
+{
+	static const char *const bad[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					  "runtime error:", "]: error: "};
+	char *log = log_read(p);
+
+	for (size_t i = 0; log && i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *hit = strstr(log, bad[i]);
+		if (hit) {
+			st_note(env, "%s's log: %.300s", p->name, hit);
+			st_fail(env, __FILE__, __LINE__, "%s's daemon log holds '%s'", p->name,
+				bad[i]);
+		}
+	}
+	free(log);
+}
+
+void st_peers_cleanup(struct st_env *env, struct st_peer *peers, size_t n)
+{
+	/* Stopping must work even when the scenario ran out of time. */
+	if (st_left_ms(env) < CLEANUP_MS)
+		env->deadline_ms = st_now_ms() + CLEANUP_MS;
+	for (size_t i = 0; i < n; i++) {
+		if (peers[i].pid > 0 && st_peer_down(env, &peers[i]) < 0)
+			st_fail(env, __FILE__, __LINE__, "%s's daemon did not stop cleanly",
+				peers[i].name);
+		if (peers[i].home[0])
+			log_check(env, &peers[i]);
+	}
+	if (env->failures) {
+		for (size_t i = 0; i < n; i++) {
+			char *log = peers[i].home[0] ? log_read(&peers[i]) : NULL;
+			size_t len = log ? strlen(log) : 0;
+			if (len)
+				st_note(env, "%s's log (the end):\n%s", peers[i].name,
+					log + (len > 3000 ? len - 3000 : 0));
+			free(log);
+		}
+	}
+}
+
+/* `tandem status --json` of p, parsed (json_decref it), or NULL. */
+static json_t *status_get(struct st_env *env, const struct st_peer *p)
+{
+	struct st_proc_out out;
+	json_error_t jerr;
+	json_t *j;
+
+	const char *argv[] = {"--home", p->home, "status", "--json", NULL};
+	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0)
+		return NULL;
+	j = json_loads(out.out, 0, &jerr);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static bool jstr_is(json_t *o, const char *key, const char *want)
+{
+	const char *s = jstr(o, key);
+	return s && strcmp(s, want) == 0;
+}
+
+static bool jstr_has(json_t *o, const char *key, const char *needle)
+{
+	const char *s = jstr(o, key);
+	return s && strstr(s, needle);
+}
+
+typedef bool (*status_pred)(json_t *st, const void *arg);
+
+/* Polls p's status until pred holds or ms passed. Returns that status
+ * (json_decref it) or NULL, noting what was seen last. */
+static json_t *status_wait(struct st_env *env, const struct st_peer *p, status_pred pred,
+			   const void *arg, unsigned ms, const char *what)
+{
+	uint64_t end = st_now_ms() + ms;
+	json_t *st;
+
+	for (;;) {
+		st = status_get(env, p);
+		if (st && pred(st, arg))
+			return st;
+		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS)
+			break;
+		json_decref(st);
+		sleep_ms(POLL_MS);
+	}
+	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+	st_note(env, "%s never became %s; last status: %s", p->name, what, text ? text : "none");
+	free(text);
+	json_decref(st);
+	return NULL;
+}
+
+/* connected to the peer whose fingerprint is arg */
+static bool is_connected_to(json_t *st, const void *arg)
+{
+	return jstr_is(st, "state", "connected") && jstr_is(st, "peer", arg) &&
+	       json_is_string(json_object_get(st, "peer_addr"));
+}
+
+static bool is_connecting(json_t *st, const void *arg)
+{
+	return jstr_is(st, "state", "connecting");
+}
+
+static bool has_rtt(json_t *st, const void *arg)
+{
+	return is_connected_to(st, arg) && json_is_number(json_object_get(st, "rtt_ms"));
+}
+
+static bool relay_error_has(json_t *st, const void *arg)
+{
+	return jstr_has(st, "relay_error", arg);
+}
+
+/* Waits until a and b are connected to each other. */
+static bool pair_wait(struct st_env *env, struct st_peer *a, struct st_peer *b, unsigned ms)
+{
+	json_t *sa = status_wait(env, a, is_connected_to, b->fp, ms, "connected");
+	json_t *sb = sa ? status_wait(env, b, is_connected_to, a->fp, ms, "connected") : NULL;
+	bool ok = sa && sb;
+
+	json_decref(sa);
+	json_decref(sb);
+	return ok;
+}
+
+/* Makes a and b and connects them. */
+static int pair_up(struct st_env *env, struct st_peer *a, struct st_peer *b)
+{
+	if (st_peer_make(env, a, "ana") < 0 || st_peer_make(env, b, "ben") < 0)
+		return -1;
+	if (st_peer_up(env, a, b->fp, NULL) < 0 || st_peer_up(env, b, a->fp, NULL) < 0)
+		return -1;
+	return pair_wait(env, a, b, 5000) ? 0 : -1;
+}
+
+/* A well-formed fingerprint nobody uses. */
+static void nobody_fp(char out[static FP_TEXT_LEN + 1])
+{
+	struct identity *id = NULL;
+	uint8_t seed[IDENTITY_SEED_LEN];
+
+	memset(seed, 0x5a, sizeof(seed));
+	if (identity_new(seed, &id) == 0)
+		fp_format(&id->fp, out);
+	identity_free(id);
+}
+
+int st_daemon_pairing(struct st_env *env)
+{
+	struct st_peer p[2];
+	struct st_proc_out out;
+	uint64_t t0;
+	json_t *st;
+
+	memset(p, 0, sizeof(p));
+	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0)
+		goto out;
+	t0 = st_now_ms();
+	ST_CHECK(env, st_peer_up(env, &p[0], p[1].fp, NULL) == 0);
+	ST_CHECK(env, st_peer_up(env, &p[1], p[0].fp, NULL) == 0);
+	if (env->failures || !pair_wait(env, &p[0], &p[1], 5000)) {
+		ST_CHECK(env, !"the peers connected");
+		goto out;
+	}
+	st_note(env, "both daemons started and connected in %llu ms",
+		(unsigned long long)(st_now_ms() - t0));
+	for (int i = 0; i < 2; i++) {
+		st = status_wait(env, &p[i], has_rtt, p[1 - i].fp, 2000, "connected with an RTT");
+		ST_CHECK(env, st != NULL);
+		if (!st)
+			continue;
+		ST_CHECK(env, jstr_is(st, "self", p[i].fp));
+		ST_CHECK(env, json_number_value(json_object_get(st, "rtt_ms")) > 0);
+		ST_CHECK(env, json_integer_value(json_object_get(st, "pid")) == p[i].pid);
+		ST_CHECK(env, jstr_has(st, "peer_addr", "[::1]:"));
+		ST_CHECK(env, json_is_integer(json_object_get(st, "connected_since")));
+		ST_CHECK(env, json_integer_value(json_object_get(st, "reconnects")) == 0);
+		ST_CHECK(env, json_is_null(json_object_get(st, "relay_error")));
+		ST_CHECK(env, jstr_is(st, "relay", env->relay_url));
+		ST_CHECK(env, json_is_integer(json_object_get(st, "files_in_sync")) &&
+				      json_is_integer(json_object_get(st, "files_pending")) &&
+				      json_is_array(json_object_get(st, "transfers")));
+		json_decref(st);
+		ST_CHECK(env, st_peer_log_has(&p[i], "runs \"tandem "));
+
+		const char *argv[] = {"--home", p[i].home, "status", NULL};
+		ST_CHECK(env, st_run_tandem(env, &out, argv) == 0 && out.status == 0);
+		ST_CHECK(env, strstr(out.out, "state:       connected") != NULL);
+		ST_CHECK(env, strstr(out.out, p[1 - i].fp) && strstr(out.out, "rtt:"));
+		ST_CHECK(env, strstr(out.out, "since:") != NULL);
+	}
+out:
+	st_peers_cleanup(env, p, 2);
+	return ST_PASS;
+}
+
+int st_daemon_one_inbound(struct st_env *env)
+{
+	struct st_peer p[2];
+	json_t *st;
+
+	memset(p, 0, sizeof(p));
+	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0)
+		goto out;
+	/* ben accepts nothing: he must dial ana, whatever the fingerprints say */
+	ST_CHECK(env, st_peer_up(env, &p[0], p[1].fp, NULL) == 0);
+	ST_CHECK(env, st_peer_up(env, &p[1], p[0].fp, "none") == 0);
+	if (env->failures)
+		goto out;
+	ST_CHECK(env, pair_wait(env, &p[0], &p[1], 5000));
+	st = status_get(env, &p[1]);
+	ST_CHECK(env, st && json_is_null(json_object_get(st, "listen")));
+	json_decref(st);
+	ST_CHECK(env, st_peer_log_has(&p[1], "accepting no connections"));
+	ST_CHECK(env, st_peer_log_has(&p[1], "(we dialed)"));
+	ST_CHECK(env, st_peer_log_has(&p[0], "(it dialed)"));
+out:
+	st_peers_cleanup(env, p, 2);
+	return ST_PASS;
+}
+
+/* Runs tandem with argv; checks the exit status and that stderr has needle. */
+static void expect(struct st_env *env, const char *const *argv, int status, const char *needle)
+{
+	struct st_proc_out out;
+
+	if (st_run_tandem(env, &out, argv) < 0) {
+		ST_CHECK(env, !"cannot run tandem");
+		return;
+	}
+	if (out.status != status ||
+	    !strstr(needle[0] == '!' ? out.out : out.err, needle + (needle[0] == '!'))) {
+		st_note(env, "'tandem %s %s' exited %d (expected %d); stderr: %s", argv[2],
+			argv[3] ? argv[3] : "", out.status, status, out.err);
+		st_fail(env, __FILE__, __LINE__, "expected exit %d and '%s'", status, needle);
+	}
+}
+
+int st_daemon_cli(struct st_env *env)
+{
+	struct st_peer p[2];
+	char file[600], bad[FP_TEXT_LEN + 1], none[512];
+
+	memset(p, 0, sizeof(p));
+	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0)
+		return ST_FAIL;
+	const char *u = env->relay_url, *h = p[0].home, *d = p[0].dir, *fp = p[1].fp;
+	snprintf(file, sizeof(file), "%s/identity.key", h);
+	snprintf(bad, sizeof(bad), "%s", fp);
+	bad[FP_TEXT_LEN - 1] = bad[FP_TEXT_LEN - 1] == 'A' ? 'B' : 'A'; /* a typo */
+	ST_REQUIRE(env, st_mkdir(env, "nobody", none) == 0);
+
+	static const char *const helps[] = {"up", "status", "down"};
+	for (size_t i = 0; i < 3; i++) {
+		const char *argv[] = {"--home", h, helps[i], "--help", NULL};
+		expect(env, argv, 0, "!Usage: tandem");
+	}
+	expect(env, (const char *[]){"--home", h, "up", NULL}, 2, "no peer given");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", "K7QF-2M4X", "--relay", u, "--dir", d,
+				NULL},
+	       2, "expected 36");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", bad, "--relay", u, "--dir", d, NULL},
+	       2, "checksum");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", p[0].fp, "--relay", u, "--dir", d,
+				NULL},
+	       2, "own fingerprint");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", "relay.example",
+				"--dir", d, NULL},
+	       2, "must start with http://");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", d,
+				"--listen", "localhost:1", NULL},
+	       2, "is not ADDR:PORT");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir",
+				"/nonexistent/tandem-share", NULL},
+	       1, "mkdir -p");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", file, NULL},
+	       1, "not a directory");
+	expect(env,
+	       (const char *[]){"--home", none, "up", "--peer", fp, "--relay", u, "--dir", d, NULL},
+	       1, "init' first");
+	expect(env, (const char *[]){"--home", h, "up", "--mount", d, NULL}, 2, "--dir");
+	expect(env, (const char *[]){"--home", h, "status", NULL}, 1,
+	       "no tandem daemon is running");
+	expect(env, (const char *[]){"--home", h, "down", NULL}, 1, "nothing to stop");
+	expect(env, (const char *[]){"--home", h, "status", "--yaml", NULL}, 2, "--yaml");
+	st_peers_cleanup(env, p, 2);
+	return ST_PASS;
+}
+
+int st_daemon_wrong_fp(struct st_env *env)
+{
+	struct st_peer p;
+	char nobody[FP_TEXT_LEN + 1];
+	json_t *st;
+
+	memset(&p, 0, sizeof(p));
+	nobody_fp(nobody);
+	if (st_peer_make(env, &p, "ana") < 0 || st_peer_up(env, &p, nobody, NULL) < 0) {
+		ST_CHECK(env, !"ana's daemon runs");
+		goto out;
+	}
+	st = status_wait(env, &p, relay_error_has, "no record for this fingerprint yet", 3000,
+			 "waiting for a peer that never comes");
+	ST_CHECK(env, st != NULL);
+	ST_CHECK(env, st && jstr_is(st, "state", "connecting") && jstr_is(st, "peer", nobody));
+	ST_CHECK(env, st && jstr_has(st, "relay_error", env->relay_url));
+	json_decref(st);
+out:
+	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+int st_daemon_conf_running(struct st_env *env)
+{
+	struct st_peer p;
+	char conf[600], share[600], text[1024], nobody[FP_TEXT_LEN + 1], want[1200];
+	json_t *st;
+
+	memset(&p, 0, sizeof(p));
+	nobody_fp(nobody);
+	if (st_peer_make(env, &p, "ana") < 0)
+		goto out;
+	snprintf(conf, sizeof(conf), "%s/tandem.conf", p.home);
+	snprintf(share, sizeof(share), "%s/share", p.home);
+	ST_REQUIRE(env, mkdir(share, 0700) == 0);
+
+	/* a key it does not know: file:line */
+	snprintf(text, sizeof(text), "peer = %s\ncolour = blue\n", nobody);
+	ST_REQUIRE(env, write_file(conf, text) == 0);
+	expect(env, (const char *[]){"--home", p.home, "up", NULL}, 2,
+	       "tandem.conf:2: unknown key 'colour'");
+
+	/* flags win over the file: its bad peer is not even looked at */
+	ST_REQUIRE(env, write_file(conf, "peer = not-a-fingerprint\n") == 0);
+	expect(env,
+	       (const char *[]){"--home", p.home, "up", "--peer", nobody, "--relay", env->relay_url,
+				"--dir", "/nonexistent/x", NULL},
+	       1, "does not exist");
+
+	/* everything from the file, the folder relative to it */
+	snprintf(text, sizeof(text),
+		 "# ana's peer\npeer = %s\nrelay = %s\n  dir = share  \nlisten = [::1]:0\n", nobody,
+		 env->relay_url);
+	ST_REQUIRE(env, write_file(conf, text) == 0);
+	{
+		struct st_proc_out out;
+		const char *argv[] = {"--home", p.home, "up", NULL};
+		const char *pp;
+		knobs_set();
+		ST_REQUIRE(env, st_run_tandem(env, &out, argv) == 0);
+		pp = strstr(out.err, "(pid ");
+		if (out.status != 0 || !pp) {
+			st_note(env, "up from tandem.conf exited %d: %s", out.status, out.err);
+			ST_CHECK(env, !"up from tandem.conf");
+			goto out;
+		}
+		p.pid = (pid_t)strtol(pp + 5, NULL, 10);
+		st_children_add(p.pid);
+	}
+	st = status_get(env, &p);
+	ST_CHECK(env, st && jstr_is(st, "peer", nobody));
+	ST_CHECK(env, st && jstr_has(st, "dir", "/ana/share"));
+	json_decref(st);
+
+	/* a second daemon for the same home is refused, with the pid and the way out */
+	snprintf(want, sizeof(want),
+		 "already runs for %s (pid %d); stop it with 'tandem --home %s "
+		 "down'",
+		 p.home, (int)p.pid, p.home);
+	expect(env, (const char *[]){"--home", p.home, "up", NULL}, 1, want);
+	expect(env,
+	       (const char *[]){"--home", p.home, "up", "--peer", nobody, "--relay", env->relay_url,
+				"--dir", p.dir, "--listen", "none", NULL},
+	       1, "already runs");
+out:
+	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
+
+struct token_scan {
+	uint8_t token[2][32];
+	int found;
+};
+
+static void scan_token(const uint8_t *token, size_t token_len, const uint8_t *blob, size_t blob_len,
+		       void *userdata)
+{
+	struct token_scan *s = userdata;
+
+	for (int i = 0; i < 2; i++)
+		if (token_len == 32 && memcmp(token, s->token[i], 32) == 0)
+			s->found++;
+}
+
+/* How many records the relay holds for fingerprint text fp (this bucket and
+ * the previous one). */
+static int relay_records(struct st_env *env, const char *fptext)
+{
+	struct token_scan s = {0};
+	struct fingerprint fp;
+	char err[FP_ERR_LEN];
+	uint64_t b = derive_bucket(time(NULL), 0);
+
+	if (fp_parse(fptext, &fp, err) < 0)
+		return -1;
+	derive_relay_token(&fp, b, s.token[0]);
+	derive_relay_token(&fp, b ? b - 1 : 0, s.token[1]);
+	relay_server_foreach_record(env->relay, scan_token, &s);
+	return s.found;
+}
+
+static bool relay_records_wait(struct st_env *env, const char *fp, int want, unsigned ms)
+{
+	uint64_t end = st_now_ms() + ms;
+
+	while (relay_records(env, fp) != want) {
+		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS)
+			return false;
+		sleep_ms(POLL_MS);
+	}
+	return true;
+}
+
+static bool socket_exists(const struct st_peer *p)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/tandem.sock", p->home);
+	return access(path, F_OK) == 0;
+}
+
+int st_daemon_down(struct st_env *env)
+{
+	struct st_peer p;
+	char nobody[FP_TEXT_LEN + 1];
+	pid_t pid;
+
+	memset(&p, 0, sizeof(p));
+	nobody_fp(nobody);
+	if (st_peer_make(env, &p, "ana") < 0 || st_peer_up(env, &p, nobody, NULL) < 0) {
+		ST_CHECK(env, !"ana's daemon runs");
+		goto out;
+	}
+	ST_CHECK(env, relay_records_wait(env, p.fp, 1, 3000));
+	ST_CHECK(env, socket_exists(&p));
+	pid = p.pid;
+	ST_CHECK(env, st_peer_down(env, &p) == 0);
+	/* down returned: the daemon is gone, and so are its socket and relay record */
+	ST_CHECK(env, kill(pid, 0) < 0 && errno == ESRCH);
+	ST_CHECK(env, !socket_exists(&p));
+	ST_CHECK(env, relay_records(env, p.fp) == 0);
+	expect(env, (const char *[]){"--home", p.home, "status", NULL}, 1,
+	       "no tandem daemon is running");
+	expect(env, (const char *[]){"--home", p.home, "down", NULL}, 1,
+	       "no tandem daemon is running");
+
+	/* SIGTERM: the same clean stop */
+	if (st_peer_up(env, &p, nobody, NULL) < 0) {
+		ST_CHECK(env, !"ana's daemon runs again");
+		goto out;
+	}
+	ST_CHECK(env, relay_records_wait(env, p.fp, 1, 3000));
+	kill(p.pid, SIGTERM);
+	ST_CHECK(env, reap(p.pid, 5000) == 0);
+	p.pid = 0;
+	ST_CHECK(env, !socket_exists(&p));
+	ST_CHECK(env, relay_records(env, p.fp) == 0);
+	ST_CHECK(env, st_peer_log_has(&p, "stopping: received SIGTERM"));
+out:
+	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
+
+int st_daemon_impostor(struct st_env *env)
+{
+	struct st_peer p[3]; /* ana, ben, and eve who pretends to be ben to ana */
+	char want[200];
+	json_t *st;
+
+	memset(p, 0, sizeof(p));
+	if (pair_up(env, &p[0], &p[1]) < 0 || st_peer_make(env, &p[2], "eve") < 0) {
+		ST_CHECK(env, !"ana and ben connected");
+		goto out;
+	}
+	/* eve has ana's fingerprint and dials her (accepting nothing, she dials at once) */
+	ST_CHECK(env, st_peer_up(env, &p[2], p[0].fp, "none") == 0);
+	ST_CHECK(env, log_wait(env, &p[0], "refused a connection from [::1]:", 4000));
+	snprintf(want, sizeof(want), "peer presented key with fingerprint %s, expected %s", p[2].fp,
+		 p[1].fp);
+	ST_CHECK(env, st_peer_log_has(&p[0], want));
+	ST_CHECK(env, log_wait(env, &p[2], "closed the connection during the handshake", 3000));
+
+	/* ana stayed with ben all along */
+	st = status_get(env, &p[0]);
+	ST_CHECK(env, st && is_connected_to(st, p[1].fp));
+	ST_CHECK(env, st && json_integer_value(json_object_get(st, "reconnects")) == 0);
+	ST_CHECK(env, st && jstr_has(st, "last_error", "refused a connection"));
+	json_decref(st);
+	st = status_get(env, &p[2]);
+	ST_CHECK(env, st && is_connecting(st, NULL));
+	json_decref(st);
+out:
+	st_peers_cleanup(env, p, 3);
+	return ST_PASS;
+}
+
+static bool reconnected(json_t *st, const void *arg)
+{
+	return is_connected_to(st, arg) &&
+	       json_integer_value(json_object_get(st, "reconnects")) >= 1;
+}
+
+int st_daemon_restart(struct st_env *env)
+{
+	struct st_peer p[2];
+	json_t *st;
+
+	memset(p, 0, sizeof(p));
+	if (pair_up(env, &p[0], &p[1]) < 0) {
+		ST_CHECK(env, !"ana and ben connected");
+		goto out;
+	}
+	/* ben crashes: his socket file stays behind */
+	kill(p[1].pid, SIGKILL);
+	ST_CHECK(env, reap(p[1].pid, 3000) == 128 + SIGKILL);
+	p[1].pid = 0;
+	ST_CHECK(env, socket_exists(&p[1]));
+	st = status_wait(env, &p[0], is_connecting, NULL, 3000, "connecting");
+	ST_CHECK(env, st != NULL);
+	json_decref(st);
+
+	ST_CHECK(env, st_peer_up(env, &p[1], p[0].fp, NULL) == 0);
+	ST_CHECK(env, st_peer_log_has(&p[1], "removing the stale control socket"));
+	st = status_wait(env, &p[0], reconnected, p[1].fp, 5000, "reconnected");
+	ST_CHECK(env, st != NULL);
+	json_decref(st);
+	ST_CHECK(env, pair_wait(env, &p[0], &p[1], 3000));
+out:
+	st_peers_cleanup(env, p, 2);
+	return ST_PASS;
+}
+
+/* Restarts the in-process relay on the same port (records kept). */
+static void relay_restart(struct st_env *env)
+{
+	const char *url;
+
+	ST_CHECK(env, relay_server_start(env->relay) == 0);
+	url = relay_server_url(env->relay, 0);
+	ST_CHECK(env, url && strcmp(url, env->relay_url) == 0);
+}
+
+int st_daemon_relay_loss(struct st_env *env)
+{
+	struct st_peer p[2];
+	json_t *s0 = NULL, *st;
+	bool stopped = false;
+	uint64_t t0;
+
+	memset(p, 0, sizeof(p));
+	if (pair_up(env, &p[0], &p[1]) < 0) {
+		ST_CHECK(env, !"ana and ben connected");
+		goto out;
+	}
+	s0 = status_get(env, &p[0]);
+	relay_server_stop(env->relay);
+	stopped = true;
+
+	/* a few heartbeats without the relay: still the same connection */
+	sleep_ms(1000);
+	for (int i = 0; i < 2; i++) {
+		st = status_get(env, &p[i]);
+		ST_CHECK(env, st && is_connected_to(st, p[1 - i].fp));
+		ST_CHECK(env, st && json_integer_value(json_object_get(st, "reconnects")) == 0);
+		if (i == 0)
+			ST_CHECK(env, st && s0 &&
+					      json_equal(json_object_get(st, "connected_since"),
+							 json_object_get(s0, "connected_since")));
+		json_decref(st);
+	}
+
+	/* ben freezes: ana notices within three heartbeats, then both meet again
+	 * at the addresses they know, without the relay */
+	kill(p[1].pid, SIGSTOP);
+	t0 = st_now_ms();
+	st = status_wait(env, &p[0], is_connecting, NULL, 3000, "connecting");
+	ST_CHECK(env, st != NULL);
+	json_decref(st);
+	st_note(env, "ana noticed that ben froze after %llu ms",
+		(unsigned long long)(st_now_ms() - t0));
+	ST_CHECK(env, st_peer_log_has(&p[0], "is dead: no frame for"));
+	kill(p[1].pid, SIGCONT);
+	st = status_wait(env, &p[0], reconnected, p[1].fp, 5000, "reconnected");
+	ST_CHECK(env, st != NULL);
+	json_decref(st);
+	ST_CHECK(env, pair_wait(env, &p[0], &p[1], 3000));
+out:
+	if (stopped)
+		relay_restart(env);
+	json_decref(s0);
+	st_peers_cleanup(env, p, 2);
+	return ST_PASS;
+}
+
+int st_daemon_relay_late(struct st_env *env)
+{
+	struct st_peer p[2];
+	json_t *st;
+
+	memset(p, 0, sizeof(p));
+	relay_server_stop(env->relay);
+	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0)
+		goto out;
+	/* up does not need the relay: it returns 0 and says what is wrong in status */
+	ST_CHECK(env, st_peer_up(env, &p[0], p[1].fp, NULL) == 0);
+	ST_CHECK(env, st_peer_up(env, &p[1], p[0].fp, NULL) == 0);
+	if (env->failures)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		st = status_wait(env, &p[i], relay_error_has, "cannot reach the relay", 3000,
+				 "aware that the relay is down");
+		ST_CHECK(env, st && jstr_has(st, "relay_error", env->relay_url));
+		ST_CHECK(env, st && is_connecting(st, NULL));
+		json_decref(st);
+	}
+	relay_restart(env);
+	ST_CHECK(env, pair_wait(env, &p[0], &p[1], 8000));
+out:
+	if (!relay_server_url(env->relay, 0))
+		relay_restart(env);
+	st_peers_cleanup(env, p, 2);
+	return ST_PASS;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_ST_DAEMON_H
+#define TANDEM_ST_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fingerprint.h"
+#include "selftest.h"
+
+/*
+ * Scenarios with real `tandem up` daemons (suites "daemon" and "faults"),
+ * and the helpers that start and stop them.
+ *
+ * A daemon is started the way a user starts it: `tandem --home H up ...`
+ * in the background, and `up` must exit 0. The selftest process makes
+ * itself a child subreaper (prctl), so a daemon becomes its child once `up`
+ * has exited: it is registered with st_children_add (the watchdog kills it
+ * on a hang), and reaped with its exit status, which must be 0 when it was
+ * asked to stop. Every helper waits at most until the scenario's deadline.
+ * The daemons run with short heartbeat and backoff times (the hidden
+ * TANDEM_TEST_* variables of docs/DAEMON.md).
+ */
+
+struct st_peer {
+	char name[16];
+	char home[512];
+	char dir[512]; /* the shared folder */
+	char fp[FP_TEXT_LEN + 1];
+	pid_t pid; /* the running daemon, 0 when none */
+};
+
+/* `tandem --home H init` in a fresh home under the scenario's dir, and a
+ * fresh shared folder. Returns 0 or -1 (noted). */
+int st_peer_make(struct st_env *env, struct st_peer *p, const char *name);
+
+/*
+ * `tandem --home H up --peer FP --relay URL --dir D --listen L` (listen NULL:
+ * "[::1]:0"); extra (NULL-terminated, may be NULL) is appended. Returns 0
+ * when up exited 0 and p->pid is the daemon, else -1 (noted).
+ */
+int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *listen);
+
+/* Asks for a clean stop with `tandem down` and reaps the daemon. Returns 0
+ * when down exited 0 and the daemon exited 0, else -1 (noted; the daemon is
+ * killed if it still runs). */
+int st_peer_down(struct st_env *env, struct st_peer *p);
+
+/* SIGKILL and reap. */
+void st_peer_kill(struct st_env *env, struct st_peer *p);
+
+/* Stops what still runs (down, then SIGKILL), and fails the scenario when a
+ * daemon's log holds a sanitizer report or an error line. For the end of
+ * every scenario, also after a failure. */
+void st_peers_cleanup(struct st_env *env, struct st_peer *peers, size_t n);
+
+/* True when p's log (state/tandem.log) contains needle. */
+bool st_peer_log_has(const struct st_peer *p, const char *needle);
+
+/* The scenarios, registered in st_scenarios.c. */
+int st_daemon_pairing(struct st_env *env);
+int st_daemon_one_inbound(struct st_env *env);
+int st_daemon_cli(struct st_env *env);
+int st_daemon_wrong_fp(struct st_env *env);
+int st_daemon_conf_running(struct st_env *env);
+int st_daemon_down(struct st_env *env);
+int st_daemon_impostor(struct st_env *env);
+int st_daemon_restart(struct st_env *env);
+int st_daemon_relay_loss(struct st_env *env);
+int st_daemon_relay_late(struct st_env *env);
+
+#endif
