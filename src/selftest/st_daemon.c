@@ -2,6 +2,7 @@
 /* Scenarios with real `tandem up` daemons: pairing, status, down, faults. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -373,6 +374,33 @@ static void nobody_fp(char out[static FP_TEXT_LEN + 1])
 	identity_free(id);
 }
 
+/* What the relay holds while two daemons are paired: opaque bytes only. */
+struct leak_scan {
+	struct fingerprint fp[2];
+	const char *fptext[2];
+	int records;
+	int leaks;
+};
+
+static void leak_scan_record(const uint8_t *token, size_t token_len, const uint8_t *blob,
+			     size_t blob_len, void *userdata)
+{
+	struct leak_scan *s = userdata;
+	const uint8_t *part[2] = { token, blob };
+	size_t len[2] = { token_len, blob_len };
+
+	s->records++;
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < 2; i++)
+			if (memmem(part[k], len[k], s->fp[i].b, 8) ||
+			    memmem(part[k], len[k], s->fptext[i], 9))
+				s->leaks++;
+		if (memmem(part[k], len[k], &in6addr_loopback, 16) ||
+		    memmem(part[k], len[k], "::1", 3))
+			s->leaks++;
+	}
+}
+
 int st_daemon_pairing(struct st_env *env)
 {
 	struct st_peer p[2];
@@ -417,6 +445,16 @@ int st_daemon_pairing(struct st_env *env)
 		ST_CHECK(env, strstr(out.out, p[1 - i].fp) && strstr(out.out, "rtt:"));
 		ST_CHECK(env, strstr(out.out, "since:") != NULL);
 	}
+
+	/* Relay privacy with real daemons: their records hold no fingerprint or address. */
+	struct leak_scan scan = { .fptext = { p[0].fp, p[1].fp } };
+	char err[FP_ERR_LEN];
+	ST_CHECK(env, fp_parse(p[0].fp, &scan.fp[0], err) == 0 &&
+			      fp_parse(p[1].fp, &scan.fp[1], err) == 0);
+	relay_server_foreach_record(env->relay, leak_scan_record, &scan);
+	st_note(env, "the relay holds %d records, %d leaks", scan.records, scan.leaks);
+	ST_CHECK(env, scan.records == 2);
+	ST_CHECK(env, scan.leaks == 0);
 out:
 	st_peers_cleanup(env, p, 2);
 	return ST_PASS;

@@ -98,6 +98,11 @@ static int sc_cli_errors(struct st_env *env)
 	ST_CHECK(env, out.status == 2);
 	ST_CHECK(env, strstr(out.err, "--force") && strstr(out.err, "tandem init --help"));
 
+	const char *emptyhome[] = { "--home", "", "id", NULL };
+	ST_REQUIRE(env, st_run_tandem(env, &out, emptyhome) == 0);
+	ST_CHECK(env, out.status == 2);
+	ST_CHECK(env, strstr(out.err, "--home needs a directory name") != NULL);
+
 	const char *badlevel[] = { "--log-level", "loud", "id", NULL };
 	ST_REQUIRE(env, st_run_tandem(env, &out, badlevel) == 0);
 	ST_CHECK(env, out.status == 2);
