@@ -16,6 +16,7 @@ libmicrohttpd-dev
 libsqlite3-dev
 libfuse3-dev
 fuse3
+scdoc
 openssl
 ca-certificates
 clang
