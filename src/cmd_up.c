@@ -228,6 +228,9 @@ static int spawn(struct daemon_opts *o)
 	}
 	if (pid == 0) {
 		close(pfd[0]);
+		/* Readiness goes to systemd only from a --foreground daemon (the
+		 * unit's main process); a detached one must not claim it. */
+		unsetenv("NOTIFY_SOCKET");
 		(void)setsid();
 		if (chdir("/") < 0) {
 			/* cannot happen; stay where we are */

@@ -397,9 +397,15 @@ int selftest_main(int argc, char **argv)
 	}
 	exe[len] = '\0';
 	env.exe = exe;
+	/*
+	 * The peers' control sockets live under the base dir and a socket path
+	 * has at most 107 bytes: a long TMPDIR falls back to /tmp.
+	 */
 	const char *tmp = getenv("TMPDIR");
 	snprintf(env.base, sizeof(env.base), "%s/tandem-selftest-XXXXXX",
-		 tmp && tmp[0] == '/' && strlen(tmp) < 160 ? tmp : "/tmp");
+		 tmp && tmp[0] == '/' && strlen(tmp) <= 40 ? tmp : "/tmp");
+	/* Daemons started by the selftest must not talk to the caller's systemd. */
+	unsetenv("NOTIFY_SOCKET");
 	if (!mkdtemp(env.base)) {
 		fprintf(stderr, "tandem: cannot create a temporary directory in %s: %s; set "
 				"TMPDIR to a writable directory\n",
