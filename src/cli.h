@@ -31,10 +31,13 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* True when argv holds exactly "--help" or "-h" as its first argument after the
- * command name; used by commands without options of their own. */
-bool cli_wants_help(int argc, char **argv);
-
+/*
+ * Parses the options of a command that has only --help (json == NULL) or
+ * --help and --json. Returns -1 to go on, else the exit code to return
+ * (0 after printing help, EXIT_USAGE after a usage error).
+ */
+int cli_parse_simple_options(const char *cmd, const char *help, int argc, char **argv,
+			     bool *json);
 /* Resolves ctx->paths from ctx->home; prints the error and returns 1 on failure. */
 int cli_resolve_paths(struct cli_ctx *ctx);
 

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* `tandem init` and `tandem id`. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,32 +28,6 @@ static const char id_help[] =
 	"\n"
 	"Options:\n"
 	"  -h, --help   show this help\n";
-
-/* Parses options of a command that has only --help. Returns -1 to go on,
- * else the exit code. */
-static int parse_no_options(const char *cmd, const char *help, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(help, stdout);
-			return 0;
-		default:
-			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-	return -1;
-}
 
 static int load_identity(struct cli_ctx *ctx, struct identity **ret)
 {
@@ -90,7 +63,7 @@ int cmd_init(struct cli_ctx *ctx, int argc, char **argv)
 	char fp[FP_TEXT_LEN + 1];
 	int r;
 
-	r = parse_no_options("init", init_help, argc, argv);
+	r = cli_parse_simple_options("init", init_help, argc, argv, NULL);
 	if (r >= 0)
 		return r;
 	if (cli_resolve_paths(ctx))
@@ -139,7 +112,7 @@ int cmd_id(struct cli_ctx *ctx, int argc, char **argv)
 	char fp[FP_TEXT_LEN + 1];
 	int r;
 
-	r = parse_no_options("id", id_help, argc, argv);
+	r = cli_parse_simple_options("id", id_help, argc, argv, NULL);
 	if (r >= 0)
 		return r;
 	if (cli_resolve_paths(ctx))

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* `tandem status` and `tandem down`: clients of the daemon's control socket. */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -118,38 +117,6 @@ static void print_human(json_t *st)
 	       jstr(st, "dir") ? jstr(st, "dir") : "?");
 }
 
-/* Options of status/down. Returns -1 to go on, else the exit code. */
-static int parse(const char *cmd, const char *help, int argc, char **argv, bool *json)
-{
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	int c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			if (!json)
-				return cli_usage_error(cmd, "unknown option '%s'",
-						       argv[optind - 1]);
-			*json = true;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			return 0;
-		default:
-			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-	return -1;
-}
-
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct control_client *c = NULL;
@@ -159,7 +126,7 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	bool json = false;
 	int r;
 
-	r = parse("status", status_help, argc, argv, &json);
+	r = cli_parse_simple_options("status", status_help, argc, argv, &json);
 	if (r >= 0)
 		return r;
 	if (cli_resolve_paths(ctx))
@@ -221,7 +188,7 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 	pid_t pid;
 	int r;
 
-	r = parse("down", down_help, argc, argv, NULL);
+	r = cli_parse_simple_options("down", down_help, argc, argv, NULL);
 	if (r >= 0)
 		return r;
 	if (cli_resolve_paths(ctx))
