@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "encoding.h"
 #include "relay.h"
@@ -345,6 +346,43 @@ out:
 	return r;
 }
 
+/* Can this machine mount with FUSE? NULL if so, else why not. */
+static const char *fuse_unusable(void)
+{
+	static const char *const dirs[] = { "/usr/bin", "/bin", "/usr/sbin", "/sbin" };
+	char path[64];
+
+	if (access("/dev/fuse", R_OK | W_OK) < 0)
+		return "/dev/fuse is missing or not usable by this user";
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/fusermount3", dirs[i]);
+		if (access(path, X_OK) == 0)
+			return NULL;
+	}
+	return "fusermount3 is not installed (apt-get install fuse3)";
+}
+
+/*
+ * The FUSE scenarios. The FUSE peer is not built yet, so for now this says
+ * so: a skip with the reason, or a failure under --require-fuse, which must
+ * never pass without the FUSE peer having been exercised.
+ */
+static int sc_fuse(struct st_env *env)
+{
+	const char *why;
+
+	if (st_fuse_mode == ST_FUSE_OFF)
+		return st_skip(env, "--no-fuse");
+	why = fuse_unusable();
+	if (!why)
+		why = "the FUSE peer (tandem up --mount) is not implemented yet";
+	if (st_fuse_mode == ST_FUSE_REQUIRED) {
+		st_note(env, "--require-fuse: %s", why);
+		return ST_FAIL;
+	}
+	return st_skip(env, "%s", why);
+}
+
 const struct st_scenario st_scenarios[] = {
 	{ "identity", "identity", "init makes an identity, id prints it, init never overwrites",
 	  20, sc_identity },
@@ -380,5 +418,7 @@ const struct st_scenario st_scenarios[] = {
 	  "and they reconnect", 20, st_daemon_relay_loss },
 	{ "daemon-relay-late", "faults", "the relay starts after the peers: up works, status says "
 	  "why, then they connect", 20, st_daemon_relay_late },
+	{ "fuse", "fuse", "the FUSE peer: skipped with the reason until it exists", 10,
+	  sc_fuse },
 };
 const size_t st_scenarios_count = sizeof(st_scenarios) / sizeof(st_scenarios[0]);
