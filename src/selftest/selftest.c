@@ -139,7 +139,7 @@ static __attribute__((format(printf, 1, 0))) void diag_add(const char *fmt, va_l
 		diag_len += (size_t)n < sizeof(diag) - diag_len ? (size_t)n : sizeof(diag) - diag_len - 1;
 }
 
-static void diag_printf(const char *fmt, ...)
+static __attribute__((format(printf, 1, 2))) void diag_printf(const char *fmt, ...)
 {
 	va_list ap;
 
