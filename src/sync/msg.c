@@ -470,6 +470,8 @@ const char *msg_type_name(unsigned type)
 		return "MANIFEST";
 	case SYNC_MSG_CANCEL:
 		return "CANCEL";
+	case SYNC_MSG_START:
+		return "START";
 	default:
 		return "unknown";
 	}
@@ -521,6 +523,19 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 		m.cancel.req_id = rd_u32(&r);
 		rc = r.bad ? why_set(why, "truncated") : 0;
 		break;
+	case SYNC_MSG_START: {
+		const uint8_t *dev = rd_take(&r, SYNC_DEVICE_LEN);
+		m.start.since = rd_u64(&r);
+		const uint8_t *exp = rd_take(&r, SYNC_DEVICE_LEN);
+		if (r.bad) {
+			rc = why_set(why, "truncated");
+			break;
+		}
+		memcpy(m.start.device, dev, SYNC_DEVICE_LEN);
+		memcpy(m.start.expect, exp, SYNC_DEVICE_LEN);
+		rc = 0;
+		break;
+	}
 	case 0:
 	case 1:
 		snprintf(why, sizeof(why), "message type %u is not a sync message", buf[0]);
@@ -540,7 +555,7 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 	return 0;
 out:
 	if (err) {
-		if (len > 0 && buf[0] >= SYNC_MSG_INDEX_UPDATE && buf[0] <= SYNC_MSG_CANCEL)
+		if (len > 0 && buf[0] >= SYNC_MSG_INDEX_UPDATE && buf[0] <= SYNC_MSG_TYPE_LAST)
 			snprintf(err, MSG_ERR_LEN, "%s: %s", msg_type_name(buf[0]), why);
 		else
 			snprintf(err, MSG_ERR_LEN, "%s", why);
@@ -685,6 +700,9 @@ int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 	case SYNC_MSG_CANCEL:
 		need = 1 + 4;
 		break;
+	case SYNC_MSG_START:
+		need = 1 + SYNC_DEVICE_LEN + 8 + SYNC_DEVICE_LEN;
+		break;
 	case SYNC_MSG_INDEX_UPDATE: /* msg_index_writer_init() and friends */
 	default:
 		return -EINVAL;
@@ -738,6 +756,11 @@ int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 	}
 	case SYNC_MSG_CANCEL:
 		wr_uint(&w, m->cancel.req_id, 4);
+		break;
+	case SYNC_MSG_START:
+		wr_put(&w, m->start.device, SYNC_DEVICE_LEN);
+		wr_uint(&w, m->start.since, 8);
+		wr_put(&w, m->start.expect, SYNC_DEVICE_LEN);
 		break;
 	default:
 		break;

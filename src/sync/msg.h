@@ -63,7 +63,9 @@ enum sync_msg_type {
 	SYNC_MSG_MANIFEST_REQUEST = 7,
 	SYNC_MSG_MANIFEST = 8,
 	SYNC_MSG_CANCEL = 9,
+	SYNC_MSG_START = 10,
 };
+#define SYNC_MSG_TYPE_LAST SYNC_MSG_START
 
 enum sync_kind {
 	SYNC_KIND_FILE = 1,
@@ -169,6 +171,20 @@ struct sync_cancel {
 	uint32_t req_id;
 };
 
+/*
+ * START: the first sync message each side sends after HELLO. device is the
+ * sender's device id; since is the highest of the receiver's sequence
+ * numbers the sender has applied (the receiver streams every change after
+ * it, then INDEX_DONE); expect is the receiver's device id as the sender
+ * last knew it (all zero when none): a receiver whose id differs (its
+ * index was reset) answers with its whole index instead.
+ */
+struct sync_start {
+	uint8_t device[SYNC_DEVICE_LEN];
+	uint64_t since;
+	uint8_t expect[SYNC_DEVICE_LEN];
+};
+
 struct sync_msg {
 	enum sync_msg_type type;
 	union {
@@ -180,13 +196,14 @@ struct sync_msg {
 		struct sync_manifest_request manifest_request;
 		struct sync_manifest manifest;
 		struct sync_cancel cancel;
+		struct sync_start start;
 	};
 };
 
 /*
  * Decodes one message (a DATA frame's payload). Returns 0 and fills *ret,
  * or: -EBADMSG for anything malformed (the connection must be closed);
- * -EPROTONOSUPPORT for a type byte this version does not know (>= 10; the
+ * -EPROTONOSUPPORT for a type byte this version does not know (>= 11; the
  * engine ignores it only when the peer's HELLO announced a newer protocol
  * version, see docs/SYNC-PROTOCOL.md). Types 0 and 1 are -EBADMSG: HELLO is
  * not a sync message. *ret is untouched on failure. err may be NULL, or

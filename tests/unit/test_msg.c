@@ -928,6 +928,30 @@ TEST(manifest)
 	CHECK_INT_EQ(decode(b, 61 + 7 * 32, &got), -EBADMSG);
 }
 
+TEST(start)
+{
+	struct sync_msg m = {.type = SYNC_MSG_START}, d;
+	uint8_t b[64];
+	static const uint8_t want[25] = {10, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 1, 0x2c,
+					 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7};
+
+	for (int i = 0; i < 8; i++) {
+		m.start.device[i] = (uint8_t)(i + 1);
+		m.start.expect[i] = (uint8_t)(0xa0 + i);
+	}
+	m.start.since = 300;
+	CHECK_INT_EQ(msg_encode(&m, b, sizeof(b)), 25);
+	CHECK(memcmp(b, want, 25) == 0);
+	CHECK_INT_EQ(msg_encode(&m, b, 24), -EMSGSIZE);
+	CHECK_INT_EQ(msg_decode(b, 25, &d, NULL), 0);
+	CHECK(d.type == SYNC_MSG_START && d.start.since == 300);
+	CHECK(memcmp(d.start.device, m.start.device, 8) == 0);
+	CHECK(memcmp(d.start.expect, m.start.expect, 8) == 0);
+	CHECK_INT_EQ(msg_decode(b, 24, &d, NULL), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(b, 26, &d, NULL), -EBADMSG);
+	CHECK_STR_EQ(msg_type_name(SYNC_MSG_START), "START");
+}
+
 TEST(types)
 {
 	struct sync_msg m;
@@ -936,7 +960,7 @@ TEST(types)
 
 	m.type = SYNC_MSG_CANCEL;
 	m.cancel.req_id = 17;
-	for (unsigned t = 10; t < 256; t++) {
+	for (unsigned t = 11; t < 256; t++) {
 		b[0] = (uint8_t)t;
 		CHECK_INT_EQ(msg_decode(b, 5, &m, err), -EPROTONOSUPPORT);
 		CHECK_INT_EQ(msg_decode(b, 1, &m, err), -EPROTONOSUPPORT);
