@@ -207,6 +207,35 @@ int index_foreach_under(struct index *idx, const char *dir, size_t len, index_vi
 			void *userdata) __attribute__((warn_unused_result));
 
 /*
+ * Manifests (block lists, src/sync/blocks.h) are kept content-addressed:
+ * one row per file hash, whatever paths have that content.
+ *
+ * index_manifest_put stores blob (len bytes, a blocks_manifest_encode()
+ * result) under hash, replacing any row. Returns 0 or -errno.
+ * index_manifest_get returns 0 and a malloc'd copy in *ret_blob and its
+ * length in *ret_len (caller frees), -ENOENT when none, -errno.
+ * index_manifest_gc drops manifests whose hash no live entry has; returns
+ * the number dropped or -errno.
+ */
+int index_manifest_put(struct index *idx, const uint8_t hash[static INDEX_HASH_LEN],
+		       const uint8_t *blob, size_t len) __attribute__((warn_unused_result));
+int index_manifest_get(struct index *idx, const uint8_t hash[static INDEX_HASH_LEN],
+		       uint8_t **ret_blob, size_t *ret_len) __attribute__((warn_unused_result));
+int index_manifest_gc(struct index *idx) __attribute__((warn_unused_result));
+
+/*
+ * Fills *ret with a live file entry whose content hash is hash (any one of
+ * them), to copy or move content locally instead of fetching it. Returns
+ * 0, -ENOENT, -EBADMSG.
+ */
+int index_get_by_hash(struct index *idx, const uint8_t hash[static INDEX_HASH_LEN],
+		      struct index_entry *ret) __attribute__((warn_unused_result));
+
+/* Counts live entries of each type (files, dirs, symlinks): 0 or -errno. */
+int index_count_live(struct index *idx, uint64_t *ret_files, uint64_t *ret_dirs,
+		     uint64_t *ret_links) __attribute__((warn_unused_result));
+
+/*
  * Forgets tombstones with seq <= acked_seq. Rule: pass the highest of OUR
  * sequence numbers that the peer has confirmed it applied (it stores that
  * as its peer seq for us and reports it when connecting). A tombstone the

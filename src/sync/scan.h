@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_SYNC_SCAN_H
+#define TANDEM_SYNC_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sync/index.h"
+
+/*
+ * Local change detection for a share kept as a directory: the plain-dir
+ * peer's folder, and the FUSE peer's backing store. It turns what is on
+ * disk into index entries (index_put_local / index_delete_local /
+ * index_rename), so the engine only ever looks at the index.
+ *
+ * Design note.
+ * - inotify watches every directory of the share; an event marks its
+ *   directory dirty. scan_run() re-reads only dirty directories (a new
+ *   directory recursively), or the whole tree after a queue overflow, at
+ *   start, and on scan_request_full().
+ * - A file whose type, size, mtime, mode, inode and ctime all match its
+ *   index entry is unchanged and not read. Otherwise its content is hashed
+ *   (src/sync/blocks.h) on the hasher thread, never on the caller's; the
+ *   result comes back through scan_hash_fd(), and scan_on_hash_done()
+ *   re-stats the file: if it changed while being hashed, it is hashed
+ *   again later. The block list (manifest) is stored in the index beside
+ *   the entry (index_manifest_put), so serving a file never re-hashes it.
+ * - Directories, symlinks and metadata-only changes (chmod, touch of an
+ *   unchanged file: same size, ino and content) are recorded at once.
+ * - Renames: a path that is new on disk and whose (dev, ino) is a live
+ *   index entry whose path is gone from disk is a rename (index_rename):
+ *   files and whole directories move without re-sending content. Found
+ *   by the scan itself, so it also works for renames made while the
+ *   daemon was down.
+ * - Excluded from sync (never indexed, events ignored): the root marker
+ *   SCAN_MARKER, temp files whose name starts with SCAN_TMP_PREFIX (the
+ *   engine's downloads in progress), and special files (FIFOs, sockets,
+ *   devices: skipped with one log line each).
+ * - Safety: the root is held open. Before deleting anything from the
+ *   index, every scan checks that the root path still names the directory
+ *   held open (same dev and ino, not unlinked) and that the marker file is
+ *   still there. If not (the share was removed, replaced, or a mount under
+ *   it went away), scan_run() returns -ESTALE with a sentence in err and
+ *   changes nothing: syncing must stop; it never reads that as "delete
+ *   everything". At start, a missing marker with a non-empty index is the
+ *   same error; with an empty index the marker is created.
+ *
+ * Threads: every function runs on one thread (the engine's loop), except
+ * the internal hasher thread, which only reads files and hands results
+ * back. Nothing here blocks on the network.
+ */
+
+#define SCAN_MARKER ".tandem"
+#define SCAN_TMP_PREFIX ".tandem-tmp-"
+#define SCAN_ERR_LEN 512
+
+struct scan;
+
+/* Whether the share path (len bytes) is excluded from sync (see above). */
+bool scan_excluded(const char *path, size_t len);
+
+/*
+ * Opens the share rooted at root (an existing directory: -ENOENT or
+ * -ENOTDIR otherwise) for scanning with idx, checks or creates the marker
+ * (-ESTALE as above), starts the inotify watch and the hasher thread. No
+ * scan runs yet: the first scan_run() is a full one. Returns 0 and *ret, or
+ * -errno with a sentence in err (SCAN_ERR_LEN bytes).
+ */
+int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
+	__attribute__((warn_unused_result));
+
+/* Stops the hasher thread, closes the fds. NULL is a no-op. */
+void scan_free(struct scan *s);
+
+/* The share root, held open (O_PATH|O_DIRECTORY); owned by s. */
+int scan_root_fd(const struct scan *s);
+
+/* fd to watch for EPOLLIN: inotify events are waiting (scan_on_inotify). */
+int scan_inotify_fd(const struct scan *s);
+
+/* fd to watch for EPOLLIN: hash results are waiting (scan_on_hash_done). */
+int scan_hash_fd(const struct scan *s);
+
+/*
+ * Reads the waiting inotify events and marks directories dirty (a full
+ * rescan on IN_Q_OVERFLOW). Returns 1 when a scan is now wanted (the
+ * caller runs scan_run() after a short quiet period), 0 when not, -errno.
+ */
+int scan_on_inotify(struct scan *s) __attribute__((warn_unused_result));
+
+/* The next scan_run() walks the whole tree. */
+void scan_request_full(struct scan *s);
+
+/* Whether anything is waiting: dirty directories, a full scan, hash jobs. */
+bool scan_pending(const struct scan *s);
+
+/*
+ * Brings the index up to date with the dirty part of the tree (all of it
+ * when a full scan is due), in one index transaction. Files that need
+ * hashing are queued to the hasher thread. Returns the number of index
+ * changes made (0: none), -ESTALE (root gone, see above; err says what
+ * and what to do), or another -errno with err set.
+ */
+int scan_run(struct scan *s, char *err) __attribute__((warn_unused_result));
+
+/*
+ * Stores the finished hash jobs (index_put_local and the manifest).
+ * Returns the number of index changes made, or -errno with err set.
+ */
+int scan_on_hash_done(struct scan *s, char *err) __attribute__((warn_unused_result));
+
+/*
+ * Brings path's entry up to date with the disk now, hashing on this thread
+ * when needed. The engine calls it before it replaces or deletes a local
+ * path, so an edit not yet seen by a scan is recorded (and can conflict)
+ * instead of being overwritten. Returns 1 when the index changed, 0 when
+ * it was already current, -errno.
+ */
+int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
+	__attribute__((warn_unused_result));
+
+/* Files and bytes waiting to be hashed (status). */
+void scan_stats(const struct scan *s, uint64_t *ret_files, uint64_t *ret_bytes);
+
+#endif
