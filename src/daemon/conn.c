@@ -74,6 +74,7 @@ static void update_events(struct conn *c)
 /* Sends what is queued; closes c on a socket error. Returns 0 or -errno. */
 static int flush(struct conn *c)
 {
+	size_t before = c->out.len;
 	int r = dio_buf_flush(&c->out, c->w.fd);
 
 	if (r < 0) {
@@ -83,6 +84,11 @@ static int flush(struct conn *c)
 		return r;
 	}
 	update_events(c);
+	/* Room was made: whatever flushed it (a PONG, the engine itself), the
+	 * engine may have waited for room and must get to run again. Not
+	 * called from here: this runs inside the engine's own sends. */
+	if (c->out.len < before && c == c->d->active)
+		c->d->pump_wanted = true;
 	return 0;
 }
 

@@ -327,6 +327,8 @@ static void loop(struct daemon *d)
 		uint64_t now = dio_now_ms(), next = connmgr_deadline(d);
 		if (d->engine && engine_deadline(d->engine) < next)
 			next = engine_deadline(d->engine);
+		if (d->pump_wanted)
+			next = now;
 		int timeout = next == UINT64_MAX   ? -1
 			      : next <= now	   ? 0
 			      : next - now > 60000 ? 60000
@@ -345,6 +347,10 @@ static void loop(struct daemon *d)
 		connmgr_tick(d, dio_now_ms());
 		if (d->engine)
 			engine_tick(d->engine, dio_now_ms());
+		if (d->engine && d->pump_wanted) {
+			d->pump_wanted = false;
+			engine_pump(d->engine);
+		}
 		connmgr_reap(d);
 		control_reap(d);
 	}

@@ -195,6 +195,12 @@ static void req_done(struct engine *e, struct req *q)
 /* Every block is in the temp file: hand it to the next commit. */
 static void fetch_finish(struct engine *e, struct fetch *f)
 {
+	uint64_t ms = mono_ms() - f->start_ms;
+
+	if (f->r.size >= ((uint64_t)16 << 20))
+		log_info("received %s: %" PRIu64 " MiB in %" PRIu64 " ms (%" PRIu64
+			 " MiB reused from an interrupted transfer)",
+			 f->r.path, f->r.size >> 20, ms, f->bytes_reused >> 20);
 	unlink_fetch(e, f);
 	f->state = FETCH_CLOSING;
 	f->next = e->closing;
@@ -279,6 +285,8 @@ static int fetch_start(struct engine *e, struct fetch *f)
 		return r; /* still queued: not counted active */
 	e->nactive++;
 	f->state = FETCH_BLOCKS;
+	log_debug("sync: fetching %s (%" PRIu64 " bytes%s)", f->r.path, f->r.size,
+		  f->resumed ? ", resuming" : "");
 	if (f->r.size == 0) {
 		uint8_t h[BLOCKS_HASH_LEN];
 		if (blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0 ||
@@ -479,6 +487,7 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 		return;
 	}
 	f->state = FETCH_BLOCKS;
+	log_debug("sync: manifest of %s: %u blocks", f->r.path, f->m->count);
 }
 
 void fetch_on_block(struct engine *e, const struct sync_block_data *b)

@@ -997,6 +997,7 @@ int main(void)
 	RUN(block_error);
 	RUN(manifest_request);
 	RUN(manifest);
+	RUN(start);
 	RUN(types);
 	return tap_done();
 }
