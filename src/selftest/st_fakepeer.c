@@ -25,6 +25,7 @@
 #include "identity.h"
 #include "log.h"
 #include "st_fakepeer.h"
+#include "st_raw.h"
 #include "sync/blocks.h"
 
 #define OFFERS_MAX 4
@@ -722,69 +723,21 @@ void st_fake_entry(struct st_fake *f, uint8_t kind, const char *path, size_t pat
 	ret->vv[0].counter = ret->seq;
 }
 
-static size_t put_int(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-	return n;
-}
-
-size_t st_fake_raw_entry(uint8_t *out, size_t cap, const struct sync_entry *e)
-{
-	size_t need = 2 + e->path_len + 52 + 1 + (size_t)e->nvv * 16 + 8, n = 0;
-
-	if (e->kind == SYNC_KIND_SYMLINK)
-		need += 2 + e->target_len;
-	if (need > cap || e->nvv > SYNC_VV_MAX)
-		return 0;
-	n += put_int(out + n, e->path_len, 2);
-	memcpy(out + n, e->path, e->path_len);
-	n += e->path_len;
-	n += put_int(out + n, e->kind, 1);
-	n += put_int(out + n, e->flags, 1);
-	n += put_int(out + n, e->mode, 2);
-	n += put_int(out + n, e->size, 8);
-	n += put_int(out + n, (uint64_t)e->mtime_ns, 8);
-	memcpy(out + n, e->hash, SYNC_HASH_LEN);
-	n += SYNC_HASH_LEN;
-	if (e->kind == SYNC_KIND_SYMLINK) {
-		n += put_int(out + n, e->target_len, 2);
-		memcpy(out + n, e->target, e->target_len);
-		n += e->target_len;
-	}
-	n += put_int(out + n, e->nvv, 1);
-	for (unsigned i = 0; i < e->nvv; i++) {
-		memcpy(out + n, e->vv[i].device, SYNC_DEVICE_LEN);
-		n += SYNC_DEVICE_LEN;
-		n += put_int(out + n, e->vv[i].counter, 8);
-	}
-	n += put_int(out + n, e->seq, 8);
-	return n;
-}
-
 int st_fake_send_index(struct st_env *env, struct st_fake *f, const struct sync_entry *e,
 		       size_t n, bool done)
 {
-	uint8_t *p = f->tx + FRAME_PAYLOAD_OFFSET;
-	size_t len = 3, w;
+	uint8_t *p = f->tx + FRAME_PAYLOAD_OFFSET, d[9];
+	size_t len = st_raw_index(p, SYNC_INDEX_MSG_MAX, e, n);
 	int r;
 
-	if (n > UINT16_MAX)
-		return -EINVAL;
-	p[0] = SYNC_MSG_INDEX_UPDATE;
-	put_int(p + 1, n, 2);
-	for (size_t i = 0; i < n; i++) {
-		w = st_fake_raw_entry(p + len, SYNC_INDEX_MSG_MAX - len, &e[i]);
-		if (w == 0)
-			return -EMSGSIZE;
-		len += w;
-	}
+	if (len == 0)
+		return -EMSGSIZE;
 	r = st_fake_send(env, f, p, len);
 	if (r < 0 || !done)
 		return r;
-	uint8_t d[9];
 	d[0] = SYNC_MSG_INDEX_DONE;
-	put_int(d + 1, f->seq, 8);
+	for (int i = 0; i < 8; i++)
+		d[1 + i] = (uint8_t)(f->seq >> (56 - 8 * i));
 	return st_fake_send(env, f, d, sizeof(d));
 }
 

@@ -121,17 +121,10 @@ void st_fake_entry(struct st_fake *f, uint8_t kind, const char *path, size_t pat
 /*
  * Sends one INDEX_UPDATE with the n entries written as they are, without
  * the encoder's checks (so invalid paths go out), then, if done, an
- * INDEX_DONE with our last seq. Returns 0 or -errno.
+ * INDEX_DONE with our last seq (st_raw.h writes them). Returns 0 or -errno.
  */
 int st_fake_send_index(struct st_env *env, struct st_fake *f, const struct sync_entry *e,
 		       size_t n, bool done) __attribute__((warn_unused_result));
-
-/*
- * Writes entry e into out without any check, as the layout of
- * docs/SYNC-PROTOCOL.md says. Returns the bytes written, or 0 when cap is
- * too small.
- */
-size_t st_fake_raw_entry(uint8_t *out, size_t cap, const struct sync_entry *e);
 
 /*
  * Makes every received DATA payload be checked for these bytes (copied, at

@@ -26,6 +26,7 @@
 #include "st_daemon.h"
 #include "st_fakepeer.h"
 #include "st_hostile.h"
+#include "st_raw.h"
 #include "sync/blocks.h"
 
 #define LOG_MAX (1u << 20)
@@ -303,31 +304,6 @@ static size_t long_path(char *buf, size_t names, size_t name_len)
 	return n;
 }
 
-/* A request (MANIFEST_REQUEST or BLOCK_REQUEST) built by hand: the encoder
- * would refuse a bad path. */
-static size_t raw_request(uint8_t *out, uint8_t type, uint32_t req_id, const char *path,
-			  size_t path_len, const uint8_t hash[32], uint32_t len)
-{
-	size_t n = 0;
-
-	out[n++] = type;
-	for (int i = 3; i >= 0; i--)
-		out[n++] = (uint8_t)(req_id >> (8 * i));
-	out[n++] = (uint8_t)(path_len >> 8);
-	out[n++] = (uint8_t)path_len;
-	memcpy(out + n, path, path_len);
-	n += path_len;
-	memcpy(out + n, hash, 32);
-	n += 32;
-	if (type == SYNC_MSG_BLOCK_REQUEST) {
-		memset(out + n, 0, 4 + 8); /* block 0 at offset 0 */
-		n += 12;
-		for (int i = 3; i >= 0; i--)
-			out[n++] = (uint8_t)(len >> (8 * i));
-	}
-	return n;
-}
-
 /* Waits for the answer to req_id. Returns its type, 0 (none in time), or
  * -EPIPE (the connection closed). */
 static int answer_wait(struct st_env *env, struct st_fake *f, uint32_t req_id)
@@ -383,7 +359,8 @@ static void reverse_requests(struct st_env *env, struct st_fake *f, const struct
 			ST_CHECK(env, !"the fake peer reconnects");
 			return;
 		}
-		n = raw_request(msg, type, id, inside, strlen(inside), hash, (uint32_t)plen);
+		n = st_raw_request(msg, sizeof(msg), type, id, inside, strlen(inside), hash, 0, 0,
+				   (uint32_t)plen);
 		ST_CHECK(env, st_fake_send(env, f, msg, n) == 0);
 		t = answer_wait(env, f, id);
 		if (t != SYNC_MSG_BLOCK_ERROR) {
@@ -399,7 +376,8 @@ static void reverse_requests(struct st_env *env, struct st_fake *f, const struct
 			ST_CHECK(env, !"the fake peer reconnects");
 			return;
 		}
-		n = raw_request(msg, type, id + 100, escape, strlen(escape), hash, (uint32_t)plen);
+		n = st_raw_request(msg, sizeof(msg), type, id + 100, escape, strlen(escape), hash, 0,
+				   0, (uint32_t)plen);
 		ST_CHECK(env, st_fake_send(env, f, msg, n) == 0);
 		if (!closed_for_protocol(env, f, escape))
 			st_fail(env, __FILE__, __LINE__, "%s for '%s' is a protocol error", tn,
