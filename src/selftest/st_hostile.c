@@ -171,6 +171,20 @@ static void outside_snap(const struct st_env *env, const char *outside, char *s)
 					(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
+/* Entries of /tmp named like the engine's temp files (SCAN_TMP_PREFIX). */
+static int tmp_temps(void)
+{
+	struct dirent **names = NULL;
+	int n = scandir("/tmp", &names, NULL, NULL), count = 0;
+
+	for (int i = 0; i < n; i++) {
+		count += strncmp(names[i]->d_name, ".tandem-tmp-", 12) == 0;
+		free(names[i]);
+	}
+	free(names);
+	return count;
+}
+
 static bool is_absent(const char *path)
 {
 	struct stat st;
@@ -403,7 +417,7 @@ static void share_check(struct st_env *env, const struct st_peer *p, const char 
 	snap(p->dir, "", true, listing, &len);
 	for (line = strtok_r(listing, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		size_t nl = strcspn(line, " ");
-		bool known = strncmp(line, ".tandem", 7) == 0; /* the engine's own state */
+		bool known = nl == 7 && strncmp(line, ".tandem ", 8) == 0; /* the share's marker */
 		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 			known |= strlen(ok[i]) == nl && strncmp(line, ok[i], nl) == 0;
 		if (!known) {
@@ -518,6 +532,7 @@ int st_hostile_paths(struct st_env *env)
 	char outfile[600];
 	static char before[SNAP_MAX], after[SNAP_MAX];
 	uint8_t rnd[8];
+	int temps;
 	FILE *k;
 
 	memset(&p, 0, sizeof(p));
@@ -541,6 +556,7 @@ int st_hostile_paths(struct st_env *env)
 	snprintf(evilfile, sizeof(evilfile), "evil/tmp/%s", tmpname);
 	snprintf(outfile, sizeof(outfile), "%s/pwned", outside);
 	ST_CHECK(env, is_absent(tmpfile));
+	temps = tmp_temps();
 	outside_snap(env, outside, before);
 
 	if (env->failures || st_peer_up(env, &p, st_fake_fp(f), NULL) < 0 ||
@@ -566,6 +582,7 @@ int st_hostile_paths(struct st_env *env)
 		ST_CHECK(env, !"nothing changed outside the share");
 	}
 	ST_CHECK(env, is_absent(tmpfile) && is_absent(outfile));
+	ST_CHECK(env, tmp_temps() <= temps); /* no download went to /tmp through "evil" */
 	share_check(env, &p, outside);
 out:
 	st_fake_free(f);
