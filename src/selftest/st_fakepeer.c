@@ -28,12 +28,13 @@
 #include "st_raw.h"
 #include "sync/blocks.h"
 
-#define OFFERS_MAX 4
+#define OFFERS_MAX 8
 #define OFFER_BYTES_MAX ((size_t)4 << 20)
 #define FORBID_MAX 64
 #define RBUF_LEN 65536
 #define SOFTWARE "tandem-selftest-fake-peer"
 #define HELLO_MAX 256
+#define HELD_MAX 16
 
 struct offer {
 	char *path;
@@ -69,6 +70,13 @@ struct st_fake {
 	unsigned forbid_seen;
 	uint8_t hello[HELLO_MAX]; /* what st_fake_connect() sends first */
 	size_t hello_len;
+	bool hold; /* keep BLOCK_REQUESTs unanswered until st_fake_release() */
+	struct held {
+		struct offer *o;
+		uint32_t req_id;
+		uint32_t index;
+	} held[HELD_MAX];
+	size_t nheld;
 };
 
 static int block_collect(void *userdata, uint32_t index, const uint8_t hash[BLOCKS_HASH_LEN])
@@ -117,6 +125,7 @@ static void conn_drop(struct st_fake *f)
 	frame_dec_free(f->dec);
 	f->dec = NULL;
 	f->roff = f->rlen = 0;
+	f->nheld = 0;
 }
 
 void st_fake_free(struct st_fake *f)
@@ -573,6 +582,18 @@ static int send_block_error(struct st_env *env, struct st_fake *f, uint32_t req_
 	return send_msg(env, f, &m);
 }
 
+static void send_block(struct st_env *env, struct st_fake *f, struct offer *o, uint32_t req_id,
+		       uint32_t index)
+{
+	struct sync_msg m = {.type = SYNC_MSG_BLOCK_DATA};
+
+	m.block_data.req_id = req_id;
+	m.block_data.offset = (uint64_t)index * BLOCKS_SIZE;
+	m.block_data.data = o->data + m.block_data.offset;
+	m.block_data.len = blocks_len(o->len, index);
+	(void)send_msg(env, f, &m);
+}
+
 /* Answers a request of the daemon for one of our files. */
 static void serve(struct st_env *env, struct st_fake *f, const struct sync_msg *q)
 {
@@ -614,12 +635,29 @@ static void serve(struct st_env *env, struct st_fake *f, const struct sync_msg *
 		(void)send_block_error(env, f, req_id, SYNC_BLOCK_ERR_REFUSED);
 		return;
 	}
-	m.type = SYNC_MSG_BLOCK_DATA;
-	m.block_data.req_id = req_id;
-	m.block_data.offset = b->offset;
-	m.block_data.data = o->data + b->offset;
-	m.block_data.len = b->len;
-	(void)send_msg(env, f, &m);
+	if (f->hold && f->nheld < HELD_MAX) {
+		f->held[f->nheld++] = (struct held){.o = o, .req_id = req_id, .index = b->index};
+		return;
+	}
+	send_block(env, f, o, req_id, b->index);
+}
+
+void st_fake_hold(struct st_fake *f)
+{
+	f->hold = true;
+}
+
+size_t st_fake_held(const struct st_fake *f)
+{
+	return f->nheld;
+}
+
+void st_fake_release(struct st_env *env, struct st_fake *f)
+{
+	for (size_t i = 0; i < f->nheld && f->connected; i++)
+		send_block(env, f, f->held[i].o, f->held[i].req_id, f->held[i].index);
+	f->nheld = 0;
+	f->hold = false;
 }
 
 /* One DATA message decoded (and served when it is a request). */

@@ -101,10 +101,20 @@ const char *st_fake_close_text(const struct st_fake *f);
 
 /*
  * Offers a file: requests for path with the file hash of data are served.
- * data is copied. Returns 0, -ENOMEM, -E2BIG (more than 4 offers or 4 MiB).
+ * data is copied. Returns 0, -ENOMEM, -E2BIG (more than 8 offers or 4 MiB).
  */
 int st_fake_offer(struct st_fake *f, const char *path, const void *data, size_t len)
 	__attribute__((warn_unused_result));
+
+/*
+ * From now on, valid BLOCK_REQUESTs for offered files are kept unanswered
+ * (up to 16; more are answered at once) until st_fake_release() answers
+ * them, so a scenario can change things while a transfer is in flight.
+ * MANIFEST_REQUESTs are still answered at once.
+ */
+void st_fake_hold(struct st_fake *f);
+size_t st_fake_held(const struct st_fake *f);
+void st_fake_release(struct st_env *env, struct st_fake *f);
 
 /* MANIFEST_REQUESTs and BLOCK_REQUESTs the daemon sent for path so far. */
 unsigned st_fake_requests(const struct st_fake *f, const char *path);

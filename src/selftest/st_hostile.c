@@ -409,7 +409,8 @@ static void reverse_requests(struct st_env *env, struct st_fake *f, const struct
 /* Everything in the share is one of the names the scenario expects. */
 static void share_check(struct st_env *env, const struct st_peer *p, const char *outside)
 {
-	static const char *const ok[] = {"link", "evil", "out", "fine.txt"};
+	static const char *const ok[] = {"link", "evil",   "out",	  "fine.txt",	  "swap",
+					 "swap/f", "swap2", "swap2.moved", "swap2.moved/f"};
 	char listing[SNAP_MAX], path[700], *line, *save = NULL;
 	size_t len = 0;
 
@@ -524,6 +525,62 @@ static void symlink_escape(struct st_env *env, struct st_fake *f, const struct s
 	ST_CHECK(env, daemon_alive(env, p));
 }
 
+/*
+ * A directory that becomes a symlink to the outside dir while a file in it
+ * is being fetched (the fake holds the file's blocks): with peer, the peer
+ * says so in an INDEX_UPDATE; else it happens on disk (the directory is
+ * moved aside and a symlink put in its place). Then the blocks come. The
+ * late write must not follow the symlink.
+ */
+static void symlink_swap(struct st_env *env, struct st_fake *f, const struct st_peer *p,
+			 const char *addr, const char *outside, const char *dir, bool peer)
+{
+	static const char data[] = "written through a directory swapped for a symlink\n";
+	char file[32], outfile[600], path[700], moved[720];
+	struct sync_entry e[2];
+	uint64_t end;
+
+	snprintf(file, sizeof(file), "%s/f", dir);
+	snprintf(outfile, sizeof(outfile), "%s/f", outside);
+	if (fake_up(env, f, p, addr, true) < 0) {
+		st_fail(env, __FILE__, __LINE__, "the fake peer connects for '%s'", file);
+		return;
+	}
+	ST_CHECK(env, st_fake_offer(f, file, data, sizeof(data) - 1) == 0);
+	st_fake_hold(f);
+	st_fake_entry(f, SYNC_KIND_DIR, dir, strlen(dir), NULL, &e[0]);
+	st_fake_entry(f, SYNC_KIND_FILE, file, strlen(file), NULL, &e[1]);
+	ST_CHECK(env, st_fake_send_index(env, f, e, 2, true) == 0);
+	end = st_now_ms() + LOG_WAIT_MS;
+	while (st_fake_held(f) == 0 && st_now_ms() < end && st_fake_idle(env, f, 50) == 0)
+		;
+	if (st_fake_held(f) == 0) {
+		st_note(env, "the daemon never asked for the blocks of '%s' (%u requests)", file,
+			st_fake_requests(f, file));
+		ST_CHECK(env, !"the daemon fetches the file");
+	}
+	if (peer) {
+		st_fake_entry(f, SYNC_KIND_SYMLINK, dir, strlen(dir), outside, &e[0]);
+		ST_CHECK(env, st_fake_send_index(env, f, e, 1, true) == 0);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", p->dir, dir);
+		snprintf(moved, sizeof(moved), "%s.moved", path);
+		ST_CHECK(env, rename(path, moved) == 0 && symlink(outside, path) == 0);
+	}
+	(void)st_fake_idle(env, f, 1000);
+	st_fake_release(env, f);
+	(void)st_fake_idle(env, f, 1500);
+	st_note(env, "'%s' (%s swap): %u requests; connection %s", file, peer ? "peer" : "disk",
+		st_fake_requests(f, file), st_fake_connected(f) ? "kept" : "closed");
+	st_fake_disconnect(f);
+	if (!is_absent(outfile)) {
+		st_note(env, "%s exists: a late block followed the symlink", outfile);
+		ST_CHECK(env, !"nothing is written through a swapped-in symlink");
+		(void)unlink(outfile);
+	}
+	ST_CHECK(env, daemon_alive(env, p));
+}
+
 int st_hostile_paths(struct st_env *env)
 {
 	struct st_peer p;
@@ -572,6 +629,8 @@ int st_hostile_paths(struct st_env *env)
 	bad_paths(env, f, &p, addr);
 	symlink_escape(env, f, &p, addr, "evil", "/", evilfile, tmpfile, true);
 	symlink_escape(env, f, &p, addr, "out", outside, "out/pwned", outfile, false);
+	symlink_swap(env, f, &p, addr, outside, "swap", true);
+	symlink_swap(env, f, &p, addr, outside, "swap2", false);
 	reverse_requests(env, f, &p, addr);
 	st_fake_disconnect(f);
 	ST_CHECK(env, daemon_alive(env, &p));
