@@ -567,9 +567,9 @@ static void symlink_swap(struct st_env *env, struct st_fake *f, const struct st_
 		snprintf(moved, sizeof(moved), "%s.moved", path);
 		ST_CHECK(env, rename(path, moved) == 0 && symlink(outside, path) == 0);
 	}
-	(void)st_fake_idle(env, f, 1000);
+	(void)st_fake_idle(env, f, 500); /* the daemon applies the swap */
 	st_fake_release(env, f);
-	(void)st_fake_idle(env, f, 1500);
+	(void)st_fake_idle(env, f, 800); /* and writes; late writes are caught at the end */
 	st_note(env, "'%s' (%s swap): %u requests; connection %s", file, peer ? "peer" : "disk",
 		st_fake_requests(f, file), st_fake_connected(f) ? "kept" : "closed");
 	st_fake_disconnect(f);
