@@ -446,7 +446,7 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 		log_warn("the peer sent a manifest of another version of %s; fetching again later",
 			 f->r.path);
 		req_done(e, q);
-		fetch_drop(e, f, false);
+		fetch_drop(e, f, true);
 		return;
 	}
 	if (!f->m) {
@@ -475,7 +475,7 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 		log_warn("the peer's block list of %s does not match its file hash; not taken",
 			 f->r.path);
 		e->refused++;
-		fetch_drop(e, f, false);
+		fetch_drop(e, f, true);
 		return;
 	}
 	f->state = FETCH_BLOCKS;
@@ -519,7 +519,7 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 			 "data is bad); not written, fetching again when the peer sends its new "
 			 "version",
 			 i, f->r.path);
-		fetch_drop(e, f, false);
+		fetch_drop(e, f, true);
 		return;
 	}
 	const uint8_t *p = b->data;
@@ -564,7 +564,7 @@ void fetch_on_error(struct engine *e, const struct sync_block_error *b)
 	if (b->code == SYNC_BLOCK_ERR_IO || b->code == SYNC_BLOCK_ERR_REFUSED)
 		fetch_requeue(e, f);
 	else
-		fetch_drop(e, f, false);
+		fetch_drop(e, f, true); /* that version is gone: its temp file is useless */
 }
 
 static void commit_all(struct engine *e)

@@ -26,13 +26,16 @@
  *   re-stats the file: if it changed while being hashed, it is hashed
  *   again later. The block list (manifest) is stored in the index beside
  *   the entry (index_manifest_put), so serving a file never re-hashes it.
+ *   A directory counts as changed only when its mode does (its size and
+ *   mtime follow its entries); a new identity is stored with index_set_stat.
  * - Directories, symlinks and metadata-only changes (chmod, touch of an
  *   unchanged file: same size, ino and content) are recorded at once.
  * - Renames: a path that is new on disk and whose (dev, ino) is a live
  *   index entry whose path is gone from disk is a rename (index_rename):
  *   files and whole directories move without re-sending content. Found
  *   by the scan itself, so it also works for renames made while the
- *   daemon was down.
+ *   daemon was down. A moved file whose size, mtime and mode are unchanged
+ *   keeps its hash (the move itself changes its ctime).
  * - Excluded from sync (never indexed, events ignored): the root marker
  *   SCAN_MARKER, temp files whose name starts with SCAN_TMP_PREFIX (the
  *   engine's downloads in progress), and special files (FIFOs, sockets,

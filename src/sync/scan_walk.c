@@ -511,7 +511,8 @@ int scan_walk_run(struct scan *s, char *err)
 		if (r < 0)
 			goto cleanup;
 	}
-	qsort(w.items, w.nitems, sizeof(*w.items), cmp_item);
+	if (w.nitems)
+		qsort(w.items, w.nitems, sizeof(*w.items), cmp_item);
 	for (size_t i = 0; i < w.nitems; i++) {
 		r = scan_apply(s, w.items[i].path, w.items[i].len, &w.items[i].st, false, err);
 		if (r < 0)
@@ -521,7 +522,8 @@ int scan_walk_run(struct scan *s, char *err)
 	r = scan_check_root(s, err); /* nothing is deleted from a vanished share */
 	if (r < 0)
 		goto cleanup;
-	qsort(w.gone, w.ngone, sizeof(*w.gone), cmp_str);
+	if (w.ngone)
+		qsort(w.gone, w.ngone, sizeof(*w.gone), cmp_str);
 	for (size_t i = 0; i < w.ngone; i++) {
 		size_t len = strlen(w.gone[i]);
 
