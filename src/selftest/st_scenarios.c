@@ -13,6 +13,7 @@
 #include "relay_client.h"
 #include "selftest.h"
 #include "st_daemon.h"
+#include "st_hostile.h"
 #include "st_internal.h"
 
 static bool looks_like_fp(const char *s)
@@ -418,6 +419,11 @@ const struct st_scenario st_scenarios[] = {
 	  "and they reconnect", 20, st_daemon_relay_loss },
 	{ "daemon-relay-late", "faults", "the relay starts after the peers: up works, status says "
 	  "why, then they connect", 20, st_daemon_relay_late },
+	{ "hostile-hello", "faults", "a peer whose first message is not a good HELLO is closed on "
+	  "with a protocol error and logged; the daemon lives on", 20, st_hostile_hello },
+	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "
+	  "names and symlink escapes are refused and logged; nothing outside the share changes",
+	  40, st_hostile_paths },
 	{ "fuse", "fuse", "the FUSE peer: skipped with the reason until it exists", 10,
 	  sc_fuse },
 };

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_ST_HOSTILE_H
+#define TANDEM_ST_HOSTILE_H
+
+#include "selftest.h"
+
+/*
+ * Scenarios where a fake peer (st_fakepeer.h) speaks the protocol to a
+ * real daemon and says what a hostile peer would; registered in
+ * st_scenarios.c.
+ */
+
+/* Bad HELLOs, data before HELLO: each connection is closed and logged. */
+int st_hostile_hello(struct st_env *env);
+
+/* Issue #4 point 7: hostile paths and symlinks never reach outside the share. */
+int st_hostile_paths(struct st_env *env);
+
+#endif
