@@ -351,7 +351,15 @@ int st_sync_first_contact(struct st_env *env)
 	expect_file(env, &p, "bdir/z", "z from b\n");
 	expect_file(env, &p, "same.txt", "the same on both sides\n");
 	expect_file(env, &p, "samecontent.txt", "same content, other mtime\n");
-	expect_file(env, &p, "a-link", "only on a\n"); /* through the link */
+	for (int s = 0; s < 2; s++) {
+		char path[ST_PATH_MAX], target[64];
+		ssize_t k = st_pair_path(&p, s, "a-link", path)
+				    ? readlink(path, target, sizeof(target) - 1)
+				    : -1;
+		if (k < 0 || (target[k] = '\0', strcmp(target, "a-only.txt")))
+			st_fail(env, __FILE__, __LINE__, "a-link on %s is not a link to a-only.txt",
+				st_side_name(s));
+	}
 	expect_both_kept(env, &p, "differ.txt", "a's version of differ\n",
 			 "b's version, a longer one\n");
 	for (int s = 0; s < 2; s++) {

@@ -13,7 +13,7 @@
 
 #define START_MS 10000
 #define CONVERGE_MS 15000
-#define QUIET_MS 1500 /* how long nothing may happen after the root went away */
+#define QUIET_MS 1000 /* how long nothing may happen after the root went away */
 
 static int wr(const struct st_pair *p, int side, const char *rel, const char *text)
 {
