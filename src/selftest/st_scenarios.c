@@ -428,7 +428,7 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-offline-changes", "sync", "a peer down while both sides change: it comes back, "
 	  "nothing lost or resurrected", 40, st_sync_offline },
 	{ "sync-rename-dir", "sync", "a directory of 1000 files renamed both ways, no content "
-	  "sent again", 60, st_sync_rename_dir },
+	  "sent again", 120, st_sync_rename_dir },
 	{ "sync-large-file", "sync", "64 MiB both ways, hash-verified; a reader only ever sees "
 	  "whole versions", 60, st_sync_large_file },
 	{ "sync-resume", "sync", "the sender killed half-way through 256 MiB: the rest, not "

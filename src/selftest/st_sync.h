@@ -169,6 +169,13 @@ int st_hash_file(const char *path, uint8_t hash[32], uint64_t *size);
 int st_write_random(const char *path, uint64_t seed, uint64_t size, uint8_t hash[32]);
 /* Peak resident set of pid in KiB (VmHWM), or -1. */
 long st_vmhwm_kib(pid_t pid);
+/* Whether this binary (and so every daemon) runs under AddressSanitizer. */
+bool st_sanitized(void);
+/*
+ * The issue's bound for a change to reach the other side: 2000 ms, times 3
+ * in a sanitizer build (which runs the same code several times slower).
+ */
+unsigned st_latency_max_ms(void);
 /* Sleeps ms, or less when the deadline is nearer. */
 void st_sleep_ms(struct st_env *env, unsigned ms);
 

@@ -194,21 +194,6 @@ out:
 	return ST_PASS;
 }
 
-static bool built_with_asan(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-	return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-	return true;
-#else
-	return false;
-#endif
-#else
-	return false;
-#endif
-}
-
 /* One file of size bytes a -> b, hash-verified; with rss, both daemons'
  * peak RSS must stay under 64 MiB. */
 static void one_big_file(struct st_env *env, uint64_t size, bool rss)
@@ -241,11 +226,11 @@ static void one_big_file(struct st_env *env, uint64_t size, bool rss)
 	for (int s = 0; rss && s < 2; s++) {
 		long kib = st_vmhwm_kib(p.peer[s].pid);
 		st_note(env, "%s's daemon peak RSS (VmHWM): %ld KiB", st_side_name(s), kib);
-		if (built_with_asan())
+		if (st_sanitized())
 			continue; /* its shadow memory says nothing about the daemon */
 		ST_CHECK(env, kib > 0 && kib < RSS_MAX_KIB);
 	}
-	if (rss && built_with_asan())
+	if (rss && st_sanitized())
 		st_note(env, "an ASan build: the 64 MiB bound is not checked");
 out:
 	st_pair_cleanup(env, &p);

@@ -44,14 +44,16 @@ static int64_t ts_ns(const struct timespec *ts)
 static int hash_fd(int fd, uint8_t hash[32], uint64_t *size)
 {
 	crypto_generichash_state st;
-	uint8_t *buf = malloc(IO_BUF);
+	struct stat sb;
+	size_t cap = fstat(fd, &sb) == 0 && sb.st_size < IO_BUF ? (size_t)sb.st_size + 4096 : IO_BUF;
+	uint8_t *buf = malloc(cap);
 	uint64_t total = 0;
 	ssize_t k;
 
 	if (!buf)
 		return -ENOMEM;
 	crypto_generichash_init(&st, NULL, 0, 32);
-	while ((k = read(fd, buf, IO_BUF)) > 0) {
+	while ((k = read(fd, buf, cap)) > 0) {
 		crypto_generichash_update(&st, buf, (size_t)k);
 		total += (uint64_t)k;
 	}
@@ -102,7 +104,7 @@ int st_write_random(const char *path, uint64_t seed, uint64_t size, uint8_t hash
 	crypto_generichash_init(&st, NULL, 0, 32);
 	while (left > 0) {
 		size_t chunk = left < IO_BUF ? (size_t)left : IO_BUF;
-		for (size_t i = 0; i < IO_BUF / 8; i++)
+		for (size_t i = 0; i < (chunk + 7) / 8; i++)
 			buf[i] = splitmix64(&s);
 		crypto_generichash_update(&st, (const uint8_t *)buf, chunk);
 		for (size_t off = 0; off < chunk;) {
@@ -305,7 +307,8 @@ struct st_tree *st_tree_scan(const char *root, const struct st_tree *prev)
 		st_tree_free(t);
 		return NULL;
 	}
-	qsort(t->e, t->n, sizeof(t->e[0]), entry_cmp);
+	if (t->n)
+		qsort(t->e, t->n, sizeof(t->e[0]), entry_cmp);
 	return t;
 }
 
