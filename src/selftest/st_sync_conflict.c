@@ -155,7 +155,9 @@ static void conflict_round(struct st_env *env, struct st_pair *p, int down)
 	int64_t cu = conflicts_of(env, p, up), cd = conflicts_of(env, p, down);
 	st_note(env, "status conflicts: %s %lld -> %lld, %s (restarted) %lld", st_side_name(up),
 		(long long)c0, (long long)cu, st_side_name(down), (long long)cd);
-	ST_CHECK(env, c0 >= 0 && cu == c0 + 2 && cd == 2);
+	/* a side may make a copy itself or download the one its peer made: between
+	 * them the two sides made at least the two copies, each at least one */
+	ST_CHECK(env, c0 >= 0 && cu > c0 && cd >= 1 && cu - c0 + cd >= 2);
 }
 
 /* Both daemons frozen, both sides edit, both thawed: a live race. */
