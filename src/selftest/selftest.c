@@ -43,7 +43,10 @@ static const char selftest_help[] =
 	"  --verbose         show every diagnostic, not only those of failures\n"
 	"  --no-fuse         skip the FUSE scenarios\n"
 	"  --require-fuse    fail, rather than skip, when FUSE cannot be used\n"
-	"  -h, --help        show this help\n";
+	"  -h, --help        show this help\n"
+	"\n"
+	"Slow scenarios (suite 'slow': gigabyte files, memory bounds) never run by\n"
+	"default, only when named: --suite slow, or --only NAME. --list marks them.\n";
 
 /* Children started by scenarios, so the watchdog can kill them. */
 static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -286,7 +289,7 @@ static bool selected(const struct st_scenario *s, char **only, int nonly, const 
 	if (suite && strcmp(s->suite, suite) != 0)
 		return false;
 	if (nonly == 0)
-		return true;
+		return suite || !(s->flags & ST_SLOW);
 	for (int i = 0; i < nonly; i++)
 		if (strcmp(only[i], s->name) == 0 || strcmp(only[i], s->suite) == 0)
 			return true;
@@ -375,10 +378,14 @@ int selftest_main(int argc, char **argv)
 		}
 	}
 	if (list) {
-		for (size_t k = 0; k < st_scenarios_count; k++)
-			if (selected(&st_scenarios[k], only, nonly, suite))
-				printf("%-10s %-28s %s\n", st_scenarios[k].suite, st_scenarios[k].name,
-				       st_scenarios[k].summary);
+		for (size_t k = 0; k < st_scenarios_count; k++) {
+			const struct st_scenario *s = &st_scenarios[k];
+			/* slow ones are listed too, marked: they run when named */
+			if (selected(s, only, nonly, suite) ||
+			    ((s->flags & ST_SLOW) && !nonly && !suite))
+				printf("%-10s %-28s %s%s\n", s->suite, s->name,
+				       s->flags & ST_SLOW ? "(slow) " : "", s->summary);
+		}
 		return 0;
 	}
 

@@ -29,12 +29,18 @@ enum st_result {
 	ST_SKIP = 77,
 };
 
+enum st_flags {
+	/* Runs only when asked for by name or suite (--only, --suite), never by default. */
+	ST_SLOW = 1U << 0,
+};
+
 struct st_scenario {
 	const char *name;
 	const char *suite;	/* group: "identity", "relay", ... */
 	const char *summary;
 	unsigned deadline_s;
 	int (*run)(struct st_env *env);
+	unsigned flags;		/* enum st_flags */
 };
 
 /* What a scenario sees. */

@@ -15,6 +15,7 @@
 #include "st_daemon.h"
 #include "st_hostile.h"
 #include "st_internal.h"
+#include "st_sync.h"
 
 static bool looks_like_fp(const char *s)
 {
@@ -426,5 +427,27 @@ const struct st_scenario st_scenarios[] = {
 	  40, st_hostile_paths },
 	{ "fuse", "fuse", "the FUSE peer: skipped with the reason until it exists", 10,
 	  sc_fuse },
+	{ "sync-changes", "sync", "every kind of change reaches the other side within 2 s, "
+	  "both ways at once", 60, st_sync_changes },
+	{ "sync-first-contact", "sync", "files made before the peers ever met are merged; "
+	  "differing ones kept both", 30, st_sync_first_contact },
+	{ "sync-offline-changes", "sync", "a peer down while both sides change: it comes back, "
+	  "nothing lost or resurrected", 40, st_sync_offline },
+	{ "sync-rename-dir", "sync", "a directory of 1000 files renamed both ways, no content "
+	  "sent again", 120, st_sync_rename_dir },
+	{ "sync-large-file", "sync", "64 MiB both ways, hash-verified; a reader only ever sees "
+	  "whole versions", 60, st_sync_large_file },
+	{ "sync-resume", "sync", "the sender killed half-way through 256 MiB: the rest, not "
+	  "everything again", 90, st_sync_resume },
+	{ "sync-conflict", "sync", "concurrent edits keep both, named alike; same edits and "
+	  "edit-vs-delete do not", 60, st_sync_conflict },
+	{ "sync-root-gone", "sync", "a share root removed or emptied: syncing stops with an "
+	  "error, nothing lost", 40, st_sync_root_gone },
+	{ "sync-status", "sync", "status shows transfers (JSON and terminal) and the counts "
+	  "add up", 40, st_sync_status },
+	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
+	  ST_SLOW },
+	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",
+	  900, st_sync_4gib, ST_SLOW },
 };
 const size_t st_scenarios_count = sizeof(st_scenarios) / sizeof(st_scenarios[0]);

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Sync scenarios: the pair of peers, its files, its status, convergence. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control_client.h"
+#include "st_sync.h"
+
+#define POLL_MS 20
+#define SLOW_POLL_MS 100
+#define FAST_POLL_FOR_MS 2500
+#define LATENCY_MAX_MS 2000 /* the issue: every change on the other side within 2 s */
+#define STATUS_TIMEOUT_MS 2000
+#define CLEANUP_MS 4000 /* below the watchdog's grace */
+#define LOG_MAX (4u << 20)
+#define NOTE_JSON_MAX 700
+
+static const char *const peer_names[2] = { "ana", "ben" };
+
+const char *st_side_name(int side)
+{
+	return side ? "b" : "a";
+}
+
+bool st_sanitized(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#else
+	return false;
+#endif
+#else
+	return false;
+#endif
+}
+
+unsigned st_latency_max_ms(void)
+{
+	return st_sanitized() ? 3 * LATENCY_MAX_MS : LATENCY_MAX_MS;
+}
+
+void st_sleep_ms(struct st_env *env, unsigned ms)
+{
+	uint64_t left = st_left_ms(env);
+
+	poll(NULL, 0, (int)(left < ms ? left : ms));
+}
+
+int st_pair_make(struct st_env *env, struct st_pair *p, const char *tag)
+{
+	char name[32];
+
+	memset(p, 0, sizeof(*p));
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "%s%s", peer_names[i], tag);
+		if (st_peer_make(env, &p->peer[i], name) < 0)
+			return -1;
+		p->kind[i] = ST_SIDE_DIR;
+	}
+	snprintf(name, sizeof(name), "stage%s", tag);
+	if (st_mkdir(env, name, p->stage) < 0) {
+		st_note(env, "cannot create the stage dir %s", name);
+		return -1;
+	}
+	return 0;
+}
+
+int st_pair_up(struct st_env *env, struct st_pair *p, int side)
+{
+	int r;
+
+	if (p->rate_bps[side])
+		setenv("TANDEM_TEST_RATE_BPS", p->rate_bps[side], 1);
+	r = st_peer_up(env, &p->peer[side], p->peer[1 - side].fp, NULL);
+	unsetenv("TANDEM_TEST_RATE_BPS");
+	return r;
+}
+
+static bool is_idle(json_t *st, const void *arg)
+{
+	(void)arg;
+	return st_jstr_is(st, "state", "connected") && st_jstr_is(st, "sync_state", "idle");
+}
+
+int st_pair_start(struct st_env *env, struct st_pair *p, const char *tag, unsigned ms)
+{
+	json_t *st;
+
+	if (st_pair_make(env, p, tag) < 0 || st_pair_up(env, p, 0) < 0 || st_pair_up(env, p, 1) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		st = st_pair_status_wait(env, p, i, is_idle, NULL, ms, "connected and idle");
+		if (!st)
+			return -1;
+		json_decref(st);
+	}
+	return 0;
+}
+
+int st_pair_down(struct st_env *env, struct st_pair *p, int side)
+{
+	return st_peer_down(env, &p->peer[side]);
+}
+
+void st_pair_kill(struct st_env *env, struct st_pair *p, int side)
+{
+	st_peer_kill(env, &p->peer[side]);
+}
+
+int st_pair_need_dir(struct st_env *env, const struct st_pair *p, int side, const char *why)
+{
+	if (p->kind[side] == ST_SIDE_DIR)
+		return 0;
+	return st_skip(env, "side %s is not a plain directory: %s", st_side_name(side), why);
+}
+
+/* The whole log of peer, NUL-terminated (free it), or NULL. */
+static char *log_read(const struct st_peer *peer)
+{
+	char path[600];
+	char *buf;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/state/tandem.log", peer->home);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = malloc(LOG_MAX + 1);
+	while (buf && len < LOG_MAX && (n = read(fd, buf + len, LOG_MAX - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+static void log_check(struct st_env *env, const struct st_peer *peer, bool allow_errors)
+{
+	static const char *const bad[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					   "runtime error:", "]: error: " };
+	char *log = log_read(peer);
+
+	for (size_t i = 0; log && i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *hit = strstr(log, bad[i]);
+		if (!hit || (allow_errors && !strcmp(bad[i], "]: error: ")))
+			continue;
+		st_note(env, "%s's log: %.300s", peer->name, hit);
+		st_fail(env, __FILE__, __LINE__, "%s's daemon log holds '%s'", peer->name, bad[i]);
+	}
+	free(log);
+}
+
+void st_pair_cleanup(struct st_env *env, struct st_pair *p)
+{
+	if (st_left_ms(env) < CLEANUP_MS)
+		env->deadline_ms = st_now_ms() + CLEANUP_MS;
+	for (int i = 0; i < 2; i++) {
+		struct st_peer *peer = &p->peer[i];
+		if (peer->pid > 0 && st_peer_down(env, peer) < 0)
+			st_fail(env, __FILE__, __LINE__, "%s's daemon did not stop cleanly",
+				peer->name);
+		if (peer->home[0])
+			log_check(env, peer, p->allow_errors[i]);
+	}
+	if (!env->failures)
+		return;
+	for (int i = 0; i < 2; i++) {
+		char *log = p->peer[i].home[0] ? log_read(&p->peer[i]) : NULL;
+		size_t len = log ? strlen(log) : 0;
+		if (len)
+			st_note(env, "%s's log (the end):\n%s", p->peer[i].name,
+				log + (len > 3000 ? len - 3000 : 0));
+		free(log);
+	}
+}
+
+const char *st_pair_path(const struct st_pair *p, int side, const char *rel,
+			 char out[static ST_PATH_MAX])
+{
+	/* A mount side also has its files under peer.dir: its mount point. */
+	if ((size_t)snprintf(out, ST_PATH_MAX, "%s%s%s", p->peer[side].dir, rel[0] ? "/" : "",
+			     rel) >= ST_PATH_MAX)
+		return NULL;
+	return out;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 ? -1 : 0;
+	return unlink(path) < 0 ? -1 : 0;
+}
+
+int st_pair_rm(const struct st_pair *p, int side, const char *rel)
+{
+	char path[ST_PATH_MAX];
+	struct stat st;
+
+	if (!st_pair_path(p, side, rel, path))
+		return -ENAMETOOLONG;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) < 0 ? -errno : 0;
+	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0 ? -EIO : 0;
+}
+
+static int write_path(const char *path, int flags, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | flags, 0644);
+	size_t off = 0;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t k = write(fd, (const char *)data + off, len - off);
+		if (k < 0) {
+			r = -errno;
+			break;
+		}
+		off += (size_t)k;
+	}
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+int st_pair_write(const struct st_pair *p, int side, const char *rel, const void *data,
+		  size_t len)
+{
+	char path[ST_PATH_MAX];
+
+	if (!st_pair_path(p, side, rel, path))
+		return -ENAMETOOLONG;
+	return write_path(path, O_TRUNC, data, len);
+}
+
+int st_pair_append(const struct st_pair *p, int side, const char *rel, const char *text)
+{
+	char path[ST_PATH_MAX];
+
+	if (!st_pair_path(p, side, rel, path))
+		return -ENAMETOOLONG;
+	return write_path(path, O_APPEND, text, strlen(text));
+}
+
+int st_pair_set_mtime(const struct st_pair *p, int side, const char *rel, int64_t sec, long nsec)
+{
+	char path[ST_PATH_MAX];
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = sec, .tv_nsec = nsec } };
+
+	if (!st_pair_path(p, side, rel, path))
+		return -ENAMETOOLONG;
+	return utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+ssize_t st_pair_read(const struct st_pair *p, int side, const char *rel, char *buf, size_t cap)
+{
+	char path[ST_PATH_MAX];
+	size_t len = 0;
+	ssize_t k = 0;
+	int fd;
+
+	if (!st_pair_path(p, side, rel, path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	while (len + 1 < cap && (k = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)k;
+	close(fd);
+	if (k < 0)
+		return -errno;
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+bool st_pair_exists(const struct st_pair *p, int side, const char *rel)
+{
+	char path[ST_PATH_MAX];
+	struct stat st;
+
+	return st_pair_path(p, side, rel, path) && lstat(path, &st) == 0;
+}
+
+/* Copies src over dst in place (for a side where a rename from outside fails). */
+static int copy_into(const char *src, const char *dst)
+{
+	char *buf = malloc(1u << 20);
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t k = 0;
+	int r = 0;
+
+	while (buf && in >= 0 && out >= 0 && (k = read(in, buf, 1u << 20)) > 0) {
+		if (write(out, buf, (size_t)k) != k) {
+			k = -1;
+			break;
+		}
+	}
+	if (!buf || in < 0 || out < 0 || k < 0)
+		r = -EIO;
+	if (out >= 0 && close(out) < 0 && r == 0)
+		r = -errno;
+	if (in >= 0)
+		close(in);
+	free(buf);
+	unlink(src);
+	return r;
+}
+
+int st_pair_put_random(const struct st_pair *p, int side, const char *rel, uint64_t seed,
+		       uint64_t size, uint8_t hash[32])
+{
+	static unsigned counter;
+	char stage[ST_PATH_MAX], path[ST_PATH_MAX];
+	int r;
+
+	snprintf(stage, sizeof(stage), "%s/put-%u", p->stage, counter++);
+	if (!st_pair_path(p, side, rel, path))
+		return -ENAMETOOLONG;
+	r = st_write_random(stage, seed, size, hash);
+	if (r < 0) {
+		unlink(stage);
+		return r;
+	}
+	if (rename(stage, path) == 0)
+		return 0;
+	if (errno != EXDEV) {
+		r = -errno;
+		unlink(stage);
+		return r;
+	}
+	return copy_into(stage, path);
+}
+
+json_t *st_pair_status(struct st_env *env, const struct st_pair *p, int side)
+{
+	struct control_client *c = NULL;
+	char sock[600];
+	json_t *st = NULL;
+	uint64_t left = st_left_ms(env);
+
+	snprintf(sock, sizeof(sock), "%s/%s", p->peer[side].home, CONTROL_SOCKET_NAME);
+	if (control_client_open(sock, &c) < 0)
+		return NULL;
+	if (control_client_call(c, "{\"cmd\":\"status\"}",
+				left < STATUS_TIMEOUT_MS ? (int)left + 1 : STATUS_TIMEOUT_MS, &st,
+				NULL) < 0)
+		st = NULL;
+	control_client_free(c);
+	if (st && !json_is_object(st)) {
+		json_decref(st);
+		st = NULL;
+	}
+	return st;
+}
+
+int64_t st_jint(json_t *o, const char *key, int64_t def)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+bool st_jstr_is(json_t *o, const char *key, const char *want)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s && !strcmp(s, want);
+}
+
+static void note_status(struct st_env *env, const struct st_pair *p, int side, json_t *st,
+			const char *what)
+{
+	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+
+	st_note(env, "%s (%s) %s: %.*s", st_side_name(side), p->peer[side].name, what,
+		NOTE_JSON_MAX, text ? text : "no answer");
+	free(text);
+}
+
+json_t *st_pair_status_wait(struct st_env *env, const struct st_pair *p, int side,
+			    st_status_pred pred, const void *arg, unsigned ms, const char *what)
+{
+	uint64_t end = st_now_ms() + ms;
+	json_t *st;
+	char buf[128];
+
+	for (;;) {
+		st = st_pair_status(env, p, side);
+		if (st && pred(st, arg))
+			return st;
+		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS)
+			break;
+		json_decref(st);
+		st_sleep_ms(env, POLL_MS);
+	}
+	snprintf(buf, sizeof(buf), "never became %s; last status", what);
+	note_status(env, p, side, st, buf);
+	json_decref(st);
+	return NULL;
+}
+
+int64_t st_wait_converged(struct st_env *env, struct st_pair *p, struct st_expect *exp, size_t n,
+			  unsigned ms)
+{
+	uint64_t t0 = st_now_ms(), end = t0 + ms;
+	struct st_tree *t[2] = { NULL, NULL };
+	json_t *st[2] = { NULL, NULL };
+	int64_t r = -1;
+
+	for (size_t k = 0; k < n; k++)
+		exp[k].reached_ms = 0;
+	for (;;) {
+		uint64_t now, loop0 = st_now_ms();
+		bool all = true;
+
+		for (int i = 0; i < 2; i++) {
+			struct st_tree *nt = st_pair_tree(p, i, t[i]);
+			st_tree_free(t[i]);
+			t[i] = nt;
+		}
+		now = st_now_ms();
+		for (size_t k = 0; t[0] && t[1] && k < n; k++) {
+			struct st_expect *e = &exp[k];
+			bool there = st_tree_equal(NULL, e->want, t[1 - e->from], e->prefix, "", "");
+			if (there && !e->reached_ms)
+				e->reached_ms = now - t0 ? now - t0 : 1;
+			all = all && there &&
+			      st_tree_equal(NULL, e->want, t[e->from], e->prefix, "", "");
+		}
+		if (t[0] && t[1] && all && st_tree_equal(NULL, t[0], t[1], NULL, "", "")) {
+			for (int i = 0; i < 2; i++) {
+				json_decref(st[i]);
+				st[i] = st_pair_status(env, p, i);
+			}
+			if (is_idle(st[0], NULL) && is_idle(st[1], NULL)) {
+				r = (int64_t)(st_now_ms() - t0);
+				goto out;
+			}
+		}
+		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS)
+			break;
+		/* fine-grained while latencies are measured, then gentler on the CPU */
+		uint64_t scan_ms = st_now_ms() - loop0;
+		uint64_t pause = now - t0 < FAST_POLL_FOR_MS ? POLL_MS : SLOW_POLL_MS;
+		st_sleep_ms(env, (unsigned)(pause > 2 * scan_ms ? pause : 2 * scan_ms));
+	}
+
+	st_note(env, "no convergence after %llu ms:", (unsigned long long)(st_now_ms() - t0));
+	for (int i = 0; i < 2; i++) {
+		json_decref(st[i]);
+		st[i] = st_pair_status(env, p, i);
+		note_status(env, p, i, st[i], "status");
+	}
+	if (!st_tree_equal(env, t[0], t[1], NULL, "a", "b"))
+		st_note(env, "(the trees of a and b differ, above)");
+	for (size_t k = 0; k < n; k++) {
+		struct st_expect *e = &exp[k];
+		const char *to = st_side_name(1 - e->from);
+		if (!st_tree_equal(env, e->want, t[1 - e->from], e->prefix, "expected", to))
+			st_note(env, "(%s under '%s' is not what %s made, above)", to, e->prefix,
+				st_side_name(e->from));
+		else if (!st_tree_equal(env, e->want, t[e->from], e->prefix, "expected",
+					st_side_name(e->from)))
+			st_note(env, "(%s's own change under '%s' was undone, above)",
+				st_side_name(e->from), e->prefix);
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		json_decref(st[i]);
+		st_tree_free(t[i]);
+	}
+	return r;
+}
+
+/* Whether name is "STEM.sync-conflict-YYYYMMDD-HHMMSS-PEER" + ext. */
+static bool conflict_match(const char *name, const char *stem, size_t stem_len, const char *ext)
+{
+	static const char mark[] = ".sync-conflict-";
+	const char *s = name;
+	size_t n;
+
+	if (strncmp(s, stem, stem_len) || strncmp(s + stem_len, mark, sizeof(mark) - 1))
+		return false;
+	s += stem_len + sizeof(mark) - 1;
+	for (int i = 0; i < 15; i++, s++)
+		if (i == 8 ? *s != '-' : (*s < '0' || *s > '9'))
+			return false;
+	if (*s++ != '-')
+		return false;
+	n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+	return n > 0 && !strcmp(s + n, ext);
+}
+
+int st_pair_conflicts(const struct st_pair *p, int side, const char *rel,
+		      char first[static ST_PATH_MAX])
+{
+	const char *slash = strrchr(rel, '/');
+	const char *name = slash ? slash + 1 : rel;
+	const char *dot = strrchr(name, '.');
+	char dir[ST_PATH_MAX], sub[ST_PATH_MAX];
+	size_t stem_len;
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	if (!dot || dot == name || !dot[1])
+		dot = name + strlen(name);
+	stem_len = (size_t)(dot - name);
+	snprintf(sub, sizeof(sub), "%.*s", slash ? (int)(slash - rel) : 0, rel);
+	if (!st_pair_path(p, side, sub, dir))
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	first[0] = '\0';
+	while ((de = readdir(d))) {
+		if (!conflict_match(de->d_name, name, stem_len, dot))
+			continue;
+		if (!n++ && snprintf(first, ST_PATH_MAX, "%s%s%s", sub, sub[0] ? "/" : "",
+				     de->d_name) >= ST_PATH_MAX)
+			first[0] = '\0';
+	}
+	closedir(d);
+	return n;
+}
+
+int st_pair_conflicts_all(const struct st_pair *p, int side)
+{
+	struct st_tree *t = st_pair_tree(p, side, NULL);
+	int n = t ? (int)st_tree_count_name(t, ".sync-conflict-") : -EIO;
+
+	st_tree_free(t);
+	return n;
+}

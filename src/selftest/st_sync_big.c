@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Sync scenarios: large files, atomic replacement, resume, and the big ones of the slow suite. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "st_sync.h"
+
+#define MIB (1024ULL * 1024)
+#define START_MS 10000
+/*
+ * The issue's bound is 2 s for every change; 64 MiB (hashed, sent, verified,
+ * fsynced) takes 1-2 s on an idle 2-core machine, so this scenario notes the
+ * time and fails only on a stall; sync-changes holds the small changes to 2 s.
+ */
+#define LARGE_LATENCY_MAX_MS 10000
+#define LARGE_SIZE (64 * MIB)
+#define RESUME_SIZE (256 * MIB)
+#define RESUME_RATE "83886080" /* 80 MiB/s: about 3 s for the whole file */
+#define RSS_MAX_KIB (64 * 1024)
+
+/*
+ * A thread that reads a file over and over while it is being replaced and
+ * sorts what it saw: absent, the old content, the new content, or anything
+ * else (a half-written file: always a failure).
+ */
+struct reader {
+	char path[ST_PATH_MAX];
+	uint8_t old_hash[32], new_hash[32];
+	bool has_old;
+	atomic_bool stop;
+	unsigned absent, old, fresh, bad;
+	uint64_t bad_size;
+	pthread_t thread;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t h[32];
+	uint64_t size;
+
+	while (!atomic_load(&r->stop)) {
+		int e = st_hash_file(r->path, h, &size);
+		if (e == -ENOENT)
+			r->absent++;
+		else if (e == 0 && !memcmp(h, r->new_hash, 32))
+			r->fresh++;
+		else if (e == 0 && r->has_old && !memcmp(h, r->old_hash, 32))
+			r->old++;
+		else if (e == 0 && !r->bad++)
+			r->bad_size = size;
+		poll(NULL, 0, e == -ENOENT ? 2 : 10); /* leave the daemons some CPU */
+	}
+	return NULL;
+}
+
+static int reader_start(struct reader *r)
+{
+	atomic_init(&r->stop, false);
+	return -pthread_create(&r->thread, NULL, reader_main, r);
+}
+
+static void reader_stop(struct reader *r)
+{
+	atomic_store(&r->stop, true);
+	pthread_join(r->thread, NULL);
+}
+
+/*
+ * A 64 MiB random file made on one side while the other side's file is
+ * read in a loop; the reader sees only complete versions. First created
+ * a -> b (absent or new), then replaced b -> a (old or new, never absent).
+ */
+int st_sync_large_file(struct st_env *env)
+{
+	struct st_pair p;
+	struct reader rd;
+	uint8_t hash[2][32], got[32];
+	char path[ST_PATH_MAX];
+
+	if (st_pair_start(env, &p, "", START_MS) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	for (int from = 0; from < 2 && !env->failures; from++) {
+		int to = 1 - from;
+		struct st_expect exp = { .from = from, .prefix = "big.bin" };
+		int64_t took;
+
+		memset(&rd, 0, sizeof(rd));
+		st_pair_path(&p, to, "big.bin", rd.path);
+		rd.has_old = from == 1;
+		if (from == 1)
+			memcpy(rd.old_hash, hash[0], 32);
+		/* the reader knows the new content before it exists: write it aside first */
+		if (st_pair_put_random(&p, from, "big.bin", 7 + from, LARGE_SIZE, hash[from]) < 0) {
+			ST_CHECK(env, !"the big file was written");
+			break;
+		}
+		memcpy(rd.new_hash, hash[from], 32);
+		ST_CHECK(env, reader_start(&rd) == 0);
+		exp.want = st_pair_tree(&p, from, NULL);
+		took = st_wait_converged(env, &p, &exp, 1, 60000);
+		reader_stop(&rd);
+		st_tree_free(exp.want);
+		st_note(env, "64 MiB %s -> %s: there after %llu ms (%.0f MiB/s), idle after %lld ms",
+			st_side_name(from), st_side_name(to), (unsigned long long)exp.reached_ms,
+			exp.reached_ms ? 64.0 * 1000 / (double)exp.reached_ms : 0.0,
+			(long long)took);
+		st_note(env, "the reader on %s saw: %u absent, %u old, %u new, %u other",
+			st_side_name(to), rd.absent, rd.old, rd.fresh, rd.bad);
+		ST_CHECK(env, took >= 0);
+		ST_CHECK(env, exp.reached_ms <= LARGE_LATENCY_MAX_MS);
+		if (rd.bad)
+			st_note(env, "a half-made file of %llu bytes was visible",
+				(unsigned long long)rd.bad_size);
+		ST_CHECK(env, rd.bad == 0);
+		ST_CHECK(env, from == 0 || rd.absent == 0);
+		ST_CHECK(env, rd.fresh > 0);
+		st_pair_path(&p, to, "big.bin", path);
+		ST_CHECK(env, st_hash_file(path, got, NULL) == 0 && !memcmp(got, hash[from], 32));
+	}
+out:
+	st_pair_cleanup(env, &p);
+	return ST_PASS;
+}
+
+static bool has_received(json_t *st, const void *arg)
+{
+	return st_jint(st, "bytes_received", 0) >= *(const int64_t *)arg;
+}
+
+/*
+ * 256 MiB from a to b, a serving at 80 MiB/s; a is killed (SIGKILL) half
+ * way and started again: b gets the rest, not everything again.
+ */
+int st_sync_resume(struct st_env *env)
+{
+	struct st_pair p;
+	uint8_t hash[32], got[32];
+	char path[ST_PATH_MAX];
+	int64_t half = (int64_t)RESUME_SIZE / 2, recv_kill, recv_end, took;
+	json_t *st;
+
+	if (st_pair_make(env, &p, "") < 0) {
+		ST_CHECK(env, !"the pair was made");
+		goto out;
+	}
+	p.rate_bps[0] = RESUME_RATE;
+	if (st_pair_up(env, &p, 0) < 0 || st_pair_up(env, &p, 1) < 0 ||
+	    st_wait_converged(env, &p, NULL, 0, START_MS) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	if (st_pair_put_random(&p, 0, "resume.bin", 256, RESUME_SIZE, hash) < 0) {
+		ST_CHECK(env, !"the file was written");
+		goto out;
+	}
+	st = st_pair_status_wait(env, &p, 1, has_received, &half, 30000, "half-way");
+	recv_kill = st_jint(st, "bytes_received", -1);
+	json_decref(st);
+	if (recv_kill < 0) {
+		ST_CHECK(env, !"b received half of the file");
+		goto out;
+	}
+	st_pair_kill(env, &p, 0);
+	st_note(env, "killed a when b had %lld of %llu bytes", (long long)recv_kill,
+		(unsigned long long)RESUME_SIZE);
+	ST_CHECK(env, recv_kill < (int64_t)RESUME_SIZE * 9 / 10);
+	ST_CHECK(env, !st_pair_exists(&p, 1, "resume.bin"));
+	ST_CHECK(env, st_pair_up(env, &p, 0) == 0);
+	took = st_wait_converged(env, &p, NULL, 0, 40000);
+	st_note(env, "a restarted; converged after %lld ms", (long long)took);
+	ST_CHECK(env, took >= 0);
+	st = st_pair_status(env, &p, 1);
+	recv_end = st_jint(st, "bytes_received", -1);
+	json_decref(st);
+	st_note(env, "b received %lld bytes in all for a %llu-byte file (%.2fx)",
+		(long long)recv_end, (unsigned long long)RESUME_SIZE,
+		(double)recv_end / (double)RESUME_SIZE);
+	ST_CHECK(env, recv_end >= (int64_t)RESUME_SIZE);
+	ST_CHECK(env, recv_end < (int64_t)RESUME_SIZE * 13 / 10);
+	st_pair_path(&p, 1, "resume.bin", path);
+	ST_CHECK(env, st_hash_file(path, got, NULL) == 0 && !memcmp(got, hash, 32));
+out:
+	st_pair_cleanup(env, &p);
+	return ST_PASS;
+}
+
+/* One file of size bytes a -> b, hash-verified; with rss, both daemons'
+ * peak RSS must stay under 64 MiB. */
+static void one_big_file(struct st_env *env, uint64_t size, bool rss)
+{
+	struct st_pair p;
+	uint8_t hash[32], got[32];
+	char path[ST_PATH_MAX];
+	uint64_t t0;
+	int64_t took;
+
+	if (st_pair_start(env, &p, "", START_MS) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	t0 = st_now_ms();
+	if (st_pair_put_random(&p, 0, "huge.bin", 1, size, hash) < 0) {
+		ST_CHECK(env, !"the file was written");
+		goto out;
+	}
+	st_note(env, "wrote %llu MiB in %llu ms", (unsigned long long)(size / MIB),
+		(unsigned long long)(st_now_ms() - t0));
+	t0 = st_now_ms();
+	took = st_wait_converged(env, &p, NULL, 0, (unsigned)(st_left_ms(env) - 10000));
+	st_note(env, "%llu MiB a -> b converged after %lld ms (%.0f MiB/s, hashing included)",
+		(unsigned long long)(size / MIB), (long long)took,
+		took > 0 ? (double)size / MIB * 1000 / (double)took : 0.0);
+	ST_CHECK(env, took >= 0);
+	st_pair_path(&p, 1, "huge.bin", path);
+	ST_CHECK(env, st_hash_file(path, got, NULL) == 0 && !memcmp(got, hash, 32));
+	for (int s = 0; rss && s < 2; s++) {
+		long kib = st_vmhwm_kib(p.peer[s].pid);
+		st_note(env, "%s's daemon peak RSS (VmHWM): %ld KiB", st_side_name(s), kib);
+		if (st_sanitized())
+			continue; /* its shadow memory says nothing about the daemon */
+		ST_CHECK(env, kib > 0 && kib < RSS_MAX_KIB);
+	}
+	if (rss && st_sanitized())
+		st_note(env, "an ASan build: the 64 MiB bound is not checked");
+out:
+	st_pair_cleanup(env, &p);
+}
+
+int st_sync_1gib(struct st_env *env)
+{
+	one_big_file(env, 1024 * MIB, false);
+	return ST_PASS;
+}
+
+int st_sync_4gib(struct st_env *env)
+{
+	one_big_file(env, 4096 * MIB, true);
+	return ST_PASS;
+}

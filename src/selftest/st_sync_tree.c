@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Sync scenarios: tree snapshots and their comparison, hashes, random files. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "st_sync.h"
+
+#define IO_BUF (1u << 20)
+#define DIFF_NOTES_MAX 8
+#define MARKER ".tandem"
+#define TMP_PREFIX ".tandem-tmp-"
+
+struct st_entry {
+	char *path; /* share-relative, no leading slash */
+	mode_t type; /* S_IFREG, S_IFDIR, S_IFLNK, other */
+	mode_t mode; /* & 0777 */
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	dev_t dev;
+	ino_t ino;
+	uint8_t hash[32]; /* regular files */
+	char *target; /* symlinks */
+};
+
+struct st_tree {
+	struct st_entry *e;
+	size_t n, cap;
+};
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int hash_fd(int fd, uint8_t hash[32], uint64_t *size)
+{
+	crypto_generichash_state st;
+	struct stat sb;
+	size_t cap = fstat(fd, &sb) == 0 && sb.st_size < IO_BUF ? (size_t)sb.st_size + 4096 : IO_BUF;
+	uint8_t *buf = malloc(cap);
+	uint64_t total = 0;
+	ssize_t k;
+
+	if (!buf)
+		return -ENOMEM;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	while ((k = read(fd, buf, cap)) > 0) {
+		crypto_generichash_update(&st, buf, (size_t)k);
+		total += (uint64_t)k;
+	}
+	free(buf);
+	if (k < 0)
+		return -errno;
+	crypto_generichash_final(&st, hash, 32);
+	if (size)
+		*size = total;
+	return 0;
+}
+
+int st_hash_file(const char *path, uint8_t hash[32], uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = hash_fd(fd, hash, size);
+	close(fd);
+	return r;
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+int st_write_random(const char *path, uint64_t seed, uint64_t size, uint8_t hash[32])
+{
+	crypto_generichash_state st;
+	uint64_t *buf = malloc(IO_BUF);
+	uint64_t s = seed * 0x2545f4914f6cdd1dULL + 1, left = size;
+	int fd, r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	crypto_generichash_init(&st, NULL, 0, 32);
+	while (left > 0) {
+		size_t chunk = left < IO_BUF ? (size_t)left : IO_BUF;
+		for (size_t i = 0; i < (chunk + 7) / 8; i++)
+			buf[i] = splitmix64(&s);
+		crypto_generichash_update(&st, (const uint8_t *)buf, chunk);
+		for (size_t off = 0; off < chunk;) {
+			ssize_t k = write(fd, (const uint8_t *)buf + off, chunk - off);
+			if (k < 0) {
+				r = -errno;
+				goto out;
+			}
+			off += (size_t)k;
+		}
+		left -= chunk;
+	}
+	if (hash)
+		crypto_generichash_final(&st, hash, 32);
+out:
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	free(buf);
+	return r;
+}
+
+long st_vmhwm_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+void st_tree_free(struct st_tree *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->e[i].path);
+		free(t->e[i].target);
+	}
+	free(t->e);
+	free(t);
+}
+
+size_t st_tree_count(const struct st_tree *t)
+{
+	return t ? t->n : 0;
+}
+
+size_t st_tree_count_name(const struct st_tree *t, const char *needle)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; t && i < t->n; i++) {
+		const char *slash = strrchr(t->e[i].path, '/');
+		n += strstr(slash ? slash + 1 : t->e[i].path, needle) != NULL;
+	}
+	return n;
+}
+
+static int entry_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct st_entry *)x)->path, ((const struct st_entry *)y)->path);
+}
+
+static const struct st_entry *tree_find(const struct st_tree *t, const char *path)
+{
+	struct st_entry key = { .path = (char *)path };
+
+	if (!t || !t->n)
+		return NULL;
+	return bsearch(&key, t->e, t->n, sizeof(key), entry_cmp);
+}
+
+static struct st_entry *tree_add(struct st_tree *t)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct st_entry *e = realloc(t->e, cap * sizeof(*e));
+		if (!e)
+			return NULL;
+		t->e = e;
+		t->cap = cap;
+	}
+	memset(&t->e[t->n], 0, sizeof(t->e[0]));
+	return &t->e[t->n++];
+}
+
+static bool excluded(const char *rel, const char *name)
+{
+	if (!strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)))
+		return true;
+	return rel[0] == '\0' && !strcmp(name, MARKER);
+}
+
+/* Adds the entries under the directory dfd (share path rel) to t. */
+static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct st_tree *t,
+		    int depth)
+{
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (depth > 64)
+		return -ELOOP;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		const char *name = de->d_name;
+		struct stat st;
+		struct st_entry *e;
+		char sub[ST_PATH_MAX];
+
+		if (!strcmp(name, ".") || !strcmp(name, "..") || excluded(rel, name))
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", name) >=
+		    sizeof(sub)) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			break;
+		}
+		e = tree_add(t);
+		if (!e || !(e->path = strdup(sub))) {
+			r = -ENOMEM;
+			break;
+		}
+		e->type = st.st_mode & S_IFMT;
+		e->mode = st.st_mode & 0777;
+		e->size = (uint64_t)st.st_size;
+		e->mtime_ns = ts_ns(&st.st_mtim);
+		e->ctime_ns = ts_ns(&st.st_ctim);
+		e->dev = st.st_dev;
+		e->ino = st.st_ino;
+		if (S_ISLNK(st.st_mode)) {
+			char target[ST_PATH_MAX];
+			ssize_t k = readlinkat(dirfd(d), name, target, sizeof(target) - 1);
+			if (k < 0) {
+				r = -errno;
+				break;
+			}
+			target[k] = '\0';
+			if (!(e->target = strdup(target)))
+				r = -ENOMEM;
+		} else if (S_ISREG(st.st_mode)) {
+			const struct st_entry *old = tree_find(prev, sub);
+			if (old && old->type == e->type && old->dev == e->dev && old->ino == e->ino &&
+			    old->size == e->size && old->mtime_ns == e->mtime_ns &&
+			    old->ctime_ns == e->ctime_ns) {
+				memcpy(e->hash, old->hash, 32);
+				continue;
+			}
+			int fd = openat(dirfd(d), name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			struct stat st2;
+			uint64_t size;
+			if (fd < 0) {
+				r = -errno;
+				break;
+			}
+			r = hash_fd(fd, e->hash, &size);
+			/* changed while we read it: try again later */
+			if (r == 0 && (fstat(fd, &st2) < 0 || size != e->size ||
+				       ts_ns(&st2.st_ctim) != e->ctime_ns))
+				r = -EAGAIN;
+			close(fd);
+		} else if (S_ISDIR(st.st_mode)) {
+			int sfd = openat(dirfd(d), name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sfd < 0) {
+				r = -errno;
+				break;
+			}
+			r = scan_dir(sfd, sub, prev, t, depth + 1);
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+struct st_tree *st_tree_scan(const char *root, const struct st_tree *prev)
+{
+	struct st_tree *t = calloc(1, sizeof(*t));
+	int dfd;
+
+	if (!t)
+		return NULL;
+	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || scan_dir(dfd, "", prev, t, 0) < 0) {
+		st_tree_free(t);
+		return NULL;
+	}
+	if (t->n)
+		qsort(t->e, t->n, sizeof(t->e[0]), entry_cmp);
+	return t;
+}
+
+struct st_tree *st_pair_tree(const struct st_pair *p, int side, const struct st_tree *prev)
+{
+	char root[ST_PATH_MAX];
+
+	if (!st_pair_path(p, side, "", root))
+		return NULL;
+	return st_tree_scan(root, prev);
+}
+
+static bool under(const char *path, const char *prefix)
+{
+	size_t n;
+
+	if (!prefix || !prefix[0])
+		return true;
+	n = strlen(prefix);
+	return !strncmp(path, prefix, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+static const char *type_name(mode_t type)
+{
+	switch (type) {
+	case S_IFREG: return "file";
+	case S_IFDIR: return "directory";
+	case S_IFLNK: return "symlink";
+	default: return "special file";
+	}
+}
+
+static void fmt_ns(int64_t ns, char out[32])
+{
+	snprintf(out, 32, "%lld.%09lld", (long long)(ns / 1000000000), (long long)(ns % 1000000000));
+}
+
+/* Why x and y (same path) differ, or NULL. */
+static const char *entry_diff(const struct st_entry *x, const struct st_entry *y, char *buf,
+			      size_t len)
+{
+	char tx[32], ty[32];
+
+	if (x->type != y->type) {
+		snprintf(buf, len, "a %s vs a %s", type_name(x->type), type_name(y->type));
+	} else if (x->mode != y->mode) {
+		snprintf(buf, len, "mode %04o vs %04o", (unsigned)x->mode, (unsigned)y->mode);
+	} else if (x->type == S_IFREG && (x->size != y->size || memcmp(x->hash, y->hash, 32))) {
+		snprintf(buf, len, "content differs (%llu vs %llu bytes)",
+			 (unsigned long long)x->size, (unsigned long long)y->size);
+	} else if (x->type == S_IFLNK && strcmp(x->target, y->target)) {
+		snprintf(buf, len, "target '%s' vs '%s'", x->target, y->target);
+	} else if (x->type != S_IFDIR && x->mtime_ns != y->mtime_ns) {
+		fmt_ns(x->mtime_ns, tx);
+		fmt_ns(y->mtime_ns, ty);
+		snprintf(buf, len, "mtime %s vs %s", tx, ty);
+	} else {
+		return NULL;
+	}
+	return buf;
+}
+
+bool st_tree_equal(struct st_env *env, const struct st_tree *x, const struct st_tree *y,
+		   const char *prefix, const char *xname, const char *yname)
+{
+	size_t i = 0, j = 0, ndiff = 0;
+	char why[ST_PATH_MAX * 2 + 64];
+
+	if (!x || !y) {
+		if (env)
+			st_note(env, "no snapshot of %s", !x ? xname : yname);
+		return false;
+	}
+	while (i < x->n || j < y->n) {
+		const struct st_entry *ex = i < x->n ? &x->e[i] : NULL;
+		const struct st_entry *ey = j < y->n ? &y->e[j] : NULL;
+		int c;
+
+		if (ex && !under(ex->path, prefix)) {
+			i++;
+			continue;
+		}
+		if (ey && !under(ey->path, prefix)) {
+			j++;
+			continue;
+		}
+		c = !ex ? 1 : !ey ? -1 : strcmp(ex->path, ey->path);
+		if (c != 0) {
+			const struct st_entry *e = c < 0 ? ex : ey;
+			if (env && ndiff < DIFF_NOTES_MAX)
+				st_note(env, "  %s '%s' only in %s", type_name(e->type), e->path,
+					c < 0 ? xname : yname);
+			ndiff++;
+			if (c < 0)
+				i++;
+			else
+				j++;
+			continue;
+		}
+		if (entry_diff(ex, ey, why, sizeof(why))) {
+			if (env && ndiff < DIFF_NOTES_MAX)
+				st_note(env, "  '%s': %s (%s vs %s)", ex->path, why, xname, yname);
+			ndiff++;
+		}
+		i++;
+		j++;
+	}
+	if (env && ndiff > DIFF_NOTES_MAX)
+		st_note(env, "  ... %zu differences in all", ndiff);
+	return ndiff == 0;
+}
