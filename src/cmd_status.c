@@ -19,7 +19,9 @@ static const char status_help[] =
 	"\n"
 	"Show what the running daemon is doing: its state (connecting, connected),\n"
 	"the peer's fingerprint and address, the round-trip time, since when it is\n"
-	"connected, and the relay's state.\n"
+	"connected, the relay's state, the sync state (offline, scanning, syncing,\n"
+	"idle, stopped), files in sync and pending, and each transfer in progress\n"
+	"(a progress bar on a terminal).\n"
 	"\n"
 	"Options:\n"
 	"  --json       print the daemon's answer as one JSON object\n"
@@ -82,6 +84,52 @@ static const char *jstr(json_t *o, const char *key)
 	return s ? s : NULL;
 }
 
+static void human_bytes(double v, char *out, size_t len)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/* One line per transfer: a progress bar on a terminal, plain text otherwise. */
+static void print_transfers(json_t *arr, bool tty)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(arr, i, t) {
+		const char *path = jstr(t, "path");
+		double done = (double)json_integer_value(json_object_get(t, "bytes_done"));
+		double total = (double)json_integer_value(json_object_get(t, "bytes_total"));
+		double rate = (double)json_integer_value(json_object_get(t, "rate"));
+		double frac = total > 0 ? done / total : 1.0;
+		char d[32], tt[32], r[32];
+
+		if (frac > 1)
+			frac = 1;
+		human_bytes(done, d, sizeof(d));
+		human_bytes(total, tt, sizeof(tt));
+		human_bytes(rate, r, sizeof(r));
+		if (tty) {
+			char bar[31];
+			int fill = (int)(frac * 30);
+			for (int k = 0; k < 30; k++)
+				bar[k] = k < fill ? '#' : '.';
+			bar[30] = '\0';
+			printf("  [%s] %3d%% %s / %s  %s/s  %s\n", bar, (int)(frac * 100), d, tt, r,
+			       path ? path : "?");
+		} else {
+			printf("transfer:    %s %d%% (%s of %s, %s/s)\n", path ? path : "?",
+			       (int)(frac * 100), d, tt, r);
+		}
+	}
+}
+
 static void print_human(json_t *st)
 {
 	json_t *rtt = json_object_get(st, "rtt_ms");
@@ -108,9 +156,25 @@ static void print_human(json_t *st)
 	       rerr ? rerr : "ok");
 	if (lerr)
 		printf("last error:  %s\n", lerr);
-	printf("files:       %lld in sync, %lld pending\n",
+	if (jstr(st, "sync_state"))
+		printf("sync:        %s%s%s\n", jstr(st, "sync_state"),
+		       jstr(st, "sync_error") ? ": " : "",
+		       jstr(st, "sync_error") ? jstr(st, "sync_error") : "");
+	printf("files:       %lld in sync, %lld pending",
 	       (long long)json_integer_value(json_object_get(st, "files_in_sync")),
 	       (long long)json_integer_value(json_object_get(st, "files_pending")));
+	if (json_integer_value(json_object_get(st, "conflicts")))
+		printf(", %lld conflicts", (long long)json_integer_value(json_object_get(st, "conflicts")));
+	printf("\n");
+	if (json_is_integer(json_object_get(st, "bytes_received"))) {
+		char in[32], out[32];
+		human_bytes((double)json_integer_value(json_object_get(st, "bytes_received")), in,
+			    sizeof(in));
+		human_bytes((double)json_integer_value(json_object_get(st, "bytes_sent")), out,
+			    sizeof(out));
+		printf("content:     %s received, %s sent\n", in, out);
+	}
+	print_transfers(json_object_get(st, "transfers"), isatty(STDOUT_FILENO));
 	printf("this peer:   %s\n", jstr(st, "self") ? jstr(st, "self") : "?");
 	printf("daemon:      pid %lld, folder %s\n",
 	       (long long)json_integer_value(json_object_get(st, "pid")),

@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "daemon/conn.h"
+#include "sync/engine.h"
 #include "daemon/connmgr.h"
 #include "log.h"
 
@@ -312,8 +313,16 @@ static void on_data(struct conn *c, const uint8_t *p, size_t len)
 		on_hello(c, p, len);
 		return;
 	}
-	log_debug("ignoring a DATA message of %zu bytes (type %u) from %s: no sync engine yet", len,
-		  len ? p[0] : 0, c->addr);
+	if (len > 0 && p[0] == CONN_MSG_HELLO) {
+		log_warn("the peer at %s sent a second HELLO; closing the connection", c->addr);
+		conn_close(c, FRAME_CLOSE_PROTOCOL, "second HELLO");
+		return;
+	}
+	if (c != c->d->active || !c->d->engine) {
+		log_debug("ignoring a DATA message from %s: not the active connection", c->addr);
+		return;
+	}
+	(void)engine_on_msg(c->d->engine, p, len);
 }
 
 static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
@@ -481,6 +490,8 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	if (events & EPOLLOUT) {
 		if (flush(c) < 0)
 			return;
+		if (c == d->active && d->engine && c->state == CONN_UP)
+			engine_pump(d->engine);
 	}
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;

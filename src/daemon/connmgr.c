@@ -25,6 +25,7 @@
 
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
+#include "sync/engine.h"
 #include "daemon/lookup.h"
 #include "log.h"
 #include "sd_notify.h"
@@ -181,6 +182,8 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 			   c->outbound ? "we dialed" : "it dialed",
 			   d->established > 1 ? ", again" : "");
 		(void)sdnotify_status("connected to the peer %s at %s", d->peer_text, c->addr);
+		if (d->engine)
+			engine_on_up(d->engine);
 		return;
 	}
 	keep = pick(d, d->active, c);
@@ -189,6 +192,10 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 		 keep->outbound ? "to" : "from", keep->addr, lose->outbound ? "to" : "from",
 		 lose->addr);
 	d->active = keep;
+	if (keep == c && d->engine) {
+		engine_on_down(d->engine);
+		engine_on_up(d->engine);
+	}
 	conn_close(lose, FRAME_CLOSE_REPLACED, "replaced by another connection");
 }
 
@@ -205,6 +212,8 @@ void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
 	if (c != d->active)
 		return;
 	d->active = NULL;
+	if (d->engine)
+		engine_on_down(d->engine);
 	d->connected_since = 0;
 	if (d->stop)
 		return;

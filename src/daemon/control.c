@@ -16,6 +16,7 @@
 #include "daemon/control.h"
 #include "daemon/dio.h"
 #include "log.h"
+#include "sync/engine.h"
 #include "relay_publisher.h"
 
 struct ctl_client {
@@ -108,6 +109,8 @@ static json_t *status_json(struct daemon *d)
 		      "last_error", str_or_null(d->last_error), "files_in_sync", 0, "files_pending",
 		      0, "transfers", "dir", d->opts->dir, "version", TANDEM_VERSION, "listen",
 		      str_or_null(d->listen_text));
+	if (o && d->engine)
+		engine_status(d->engine, o);
 	return o;
 }
 

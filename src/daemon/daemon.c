@@ -30,6 +30,7 @@
 #include "daemon/connmgr.h"
 #include "daemon/control.h"
 #include "daemon/daemon_int.h"
+#include "daemon/syncd.h"
 #include "daemon/lookup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -259,6 +260,10 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		(void)unlink(o->sock_path);
 	}
 
+	r = syncd_start(d, err);
+	if (r < 0)
+		return r;
+
 	if (!o->listen.none) {
 		r = listen_open(&o->listen, &d->listen_w.fd, &bound, lerr);
 		if (r < 0) {
@@ -320,6 +325,8 @@ static void loop(struct daemon *d)
 
 	while (!d->stop) {
 		uint64_t now = dio_now_ms(), next = connmgr_deadline(d);
+		if (d->engine && engine_deadline(d->engine) < next)
+			next = engine_deadline(d->engine);
 		int timeout = next == UINT64_MAX   ? -1
 			      : next <= now	   ? 0
 			      : next - now > 60000 ? 60000
@@ -336,6 +343,8 @@ static void loop(struct daemon *d)
 				w->on_event(d, w, ev[i].events);
 		}
 		connmgr_tick(d, dio_now_ms());
+		if (d->engine)
+			engine_tick(d->engine, dio_now_ms());
 		connmgr_reap(d);
 		control_reap(d);
 	}
@@ -348,6 +357,7 @@ static void teardown(struct daemon *d)
 	d->stop = true;
 	daemon_watch_close(d, &d->listen_w);
 	connmgr_shutdown(d);
+	syncd_stop(d);
 	/* The lookup worker's eventfd is its own: stop watching, it closes it. */
 	if (d->lookup_w.fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->lookup_w.fd, NULL);
@@ -385,6 +395,8 @@ int daemon_run(const struct daemon_opts *opts)
 	d->lookup_w.fd = -1;
 	d->listen_w.fd = -1;
 	d->ctl_w.fd = -1;
+	d->inotify_w.fd = -1;
+	d->hash_w.fd = -1;
 	tunables_load(&d->tun);
 	fp_format(&opts->id->fp, d->self_text);
 	fp_format(&opts->peer, d->peer_text);

@@ -22,6 +22,7 @@
 struct daemon;
 struct conn;
 struct ctl_client;
+struct engine;
 
 /* Something epoll watches; embedded first in its owner. */
 struct daemon_watch {
@@ -84,6 +85,11 @@ struct daemon {
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
 	char last_error[DAEMON_ERR_LEN]; /* "" when none yet */
+
+	/* the sync engine (syncd.c) */
+	struct engine *engine;
+	struct daemon_watch inotify_w;
+	struct daemon_watch hash_w;
 
 	/* control clients (control.c) */
 	struct ctl_client *clients;

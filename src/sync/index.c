@@ -11,12 +11,12 @@
 #include <sqlite3.h>
 
 #include "log.h"
-#include "sync/index.h"
+#include "sync/index_int.h"
 
 #define INDEX_APP_ID 0x746e646d /* "tndm" */
 #define BUSY_TIMEOUT_MS 5000
 
-#define COLS "path, type, mode, size, mtime_ns, hash, target, deleted, vv, seq, dev, ino, ctime_ns"
+#define COLS INDEX_COLS
 
 static const char schema_sql[] =
 	"CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value);"
@@ -37,21 +37,7 @@ static const char schema_sql[] =
 	"CREATE INDEX entries_ino ON entries (ino, dev);"
 	"CREATE TABLE peers (device BLOB PRIMARY KEY NOT NULL, applied_seq INTEGER NOT NULL);";
 
-struct index {
-	sqlite3 *db;
-	uint8_t device[VV_DEVICE_LEN];
-	uint64_t seq;	  /* highest local sequence handed out */
-	uint64_t op_seq;  /* seq when the current internal savepoint began */
-	uint64_t tx_seq;  /* seq when index_begin ran */
-	char file_q[128]; /* quoted file name for messages */
-	char errmsg[INDEX_ERR_LEN];
-	sqlite3_stmt *st_get, *st_get_ino, *st_upsert, *st_meta_seq, *st_next_under;
-};
-
-static int seterr(struct index *idx, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int seterr(struct index *idx, int r, const char *fmt, ...)
+int index_seterr(struct index *idx, int r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -101,36 +87,37 @@ static int errno_from_sqlite(sqlite3 *db, int rc)
 	}
 }
 
-static int damaged(struct index *idx, const char *why)
+int index_damaged(struct index *idx, const char *why)
 {
-	return seterr(idx, -EBADMSG,
-		      "index %s is damaged (%s): move it aside and restart; the folder is then "
-		      "rescanned and reconciled with the peer as on first contact",
-		      idx->file_q, why);
+	return index_seterr(
+		idx, -EBADMSG,
+		"index %s is damaged (%s): move it aside and restart; the folder is then "
+		"rescanned and reconciled with the peer as on first contact",
+		idx->file_q, why);
 }
 
 /* Maps a failed SQLite call to -errno and keeps its message. */
-static int fail(struct index *idx, int rc)
+int index_fail(struct index *idx, int rc)
 {
 	int r = errno_from_sqlite(idx->db, rc);
 
 	if (r == 0)
 		r = -EIO;
 	if (r == -EBADMSG)
-		return damaged(idx, sqlite3_errstr(rc));
-	return seterr(idx, r, "index %s: %s", idx->file_q,
-		      idx->db ? sqlite3_errmsg(idx->db) : sqlite3_errstr(rc));
+		return index_damaged(idx, sqlite3_errstr(rc));
+	return index_seterr(idx, r, "index %s: %s", idx->file_q,
+			    idx->db ? sqlite3_errmsg(idx->db) : sqlite3_errstr(rc));
 }
 
 static int exec(struct index *idx, const char *sql)
 {
 	int rc = sqlite3_exec(idx->db, sql, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : fail(idx, rc);
+	return rc == SQLITE_OK ? 0 : index_fail(idx, rc);
 }
 
 /* Prepares a cached statement once; later calls reset it. */
-static int prep(struct index *idx, sqlite3_stmt **st, const char *sql)
+int index_prep(struct index *idx, sqlite3_stmt **st, const char *sql)
 {
 	int rc;
 
@@ -140,7 +127,7 @@ static int prep(struct index *idx, sqlite3_stmt **st, const char *sql)
 		return 0;
 	}
 	rc = sqlite3_prepare_v3(idx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-	return rc == SQLITE_OK ? 0 : fail(idx, rc);
+	return rc == SQLITE_OK ? 0 : index_fail(idx, rc);
 }
 
 /* Internal savepoint: every public change is atomic, inside index_begin or not. */
@@ -167,13 +154,13 @@ static int op_end(struct index *idx, int r)
 	return r;
 }
 
-static int check_path(struct index *idx, const char *p, size_t len)
+int index_check_path(struct index *idx, const char *p, size_t len)
 {
 	char err[PATH_ERR_LEN];
 	int r = path_check(p, len, err);
 
 	if (r < 0)
-		return seterr(idx, r, "%s", err);
+		return index_seterr(idx, r, "%s", err);
 	return 0;
 }
 
@@ -186,7 +173,7 @@ static int col_int(sqlite3_stmt *st, int i, int64_t *ret)
 }
 
 /* Reads and validates one row of COLS; the file is not trusted. */
-static int row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
+int index_row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 {
 	int64_t type, mode, size, mtime, deleted, seq, dev, ino, ctime;
 	const void *p;
@@ -196,9 +183,9 @@ static int row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 	p = sqlite3_column_blob(st, 0);
 	n = sqlite3_column_bytes(st, 0);
 	if (!p || n < 1 || n > PATH_REL_MAX)
-		return damaged(idx, "an entry has a missing or overlong path");
+		return index_damaged(idx, "an entry has a missing or overlong path");
 	if (path_check(p, (size_t)n, err) < 0)
-		return damaged(idx, "an entry has an invalid path");
+		return index_damaged(idx, "an entry has an invalid path");
 	memcpy(e->path, p, (size_t)n);
 	e->path[n] = '\0';
 	e->path_len = (size_t)n;
@@ -206,10 +193,10 @@ static int row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 	if (col_int(st, 1, &type) || col_int(st, 2, &mode) || col_int(st, 3, &size) ||
 	    col_int(st, 4, &mtime) || col_int(st, 7, &deleted) || col_int(st, 9, &seq) ||
 	    col_int(st, 10, &dev) || col_int(st, 11, &ino) || col_int(st, 12, &ctime))
-		return damaged(idx, "an entry has a non-integer field");
+		return index_damaged(idx, "an entry has a non-integer field");
 	if (type < INDEX_FILE || type > INDEX_SYMLINK || (mode & ~(int64_t)0777) || size < 0 ||
 	    (deleted != 0 && deleted != 1) || seq < 1)
-		return damaged(idx, "an entry has an out-of-range field");
+		return index_damaged(idx, "an entry has an out-of-range field");
 	e->type = (enum index_type)type;
 	e->mode = (uint32_t)mode;
 	e->size = (uint64_t)size;
@@ -225,7 +212,7 @@ static int row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 		p = sqlite3_column_blob(st, 5);
 		n = sqlite3_column_bytes(st, 5);
 		if (!p || n != INDEX_HASH_LEN)
-			return damaged(idx, "an entry has a hash that is not 32 bytes");
+			return index_damaged(idx, "an entry has a hash that is not 32 bytes");
 		memcpy(e->hash, p, INDEX_HASH_LEN);
 	} else {
 		memset(e->hash, 0, sizeof(e->hash));
@@ -237,7 +224,7 @@ static int row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 		p = sqlite3_column_blob(st, 6);
 		n = sqlite3_column_bytes(st, 6);
 		if (n > INDEX_TARGET_MAX || (n > 0 && (!p || memchr(p, 0, (size_t)n))))
-			return damaged(idx, "an entry has an invalid symlink target");
+			return index_damaged(idx, "an entry has an invalid symlink target");
 		if (n > 0)
 			memcpy(e->target, p, (size_t)n);
 		e->target[n] = '\0';
@@ -247,47 +234,47 @@ static int row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 	p = sqlite3_column_blob(st, 8);
 	n = sqlite3_column_bytes(st, 8);
 	if (!p || vv_decode(p, (size_t)n, &e->vv) < 0)
-		return damaged(idx, "an entry has an invalid version vector");
+		return index_damaged(idx, "an entry has an invalid version vector");
 
 	r = 0;
 	if (!e->deleted && e->type != INDEX_DIR && !e->has_hash)
-		r = damaged(idx, "a file or symlink entry has no hash");
+		r = index_damaged(idx, "a file or symlink entry has no hash");
 	else if (e->type == INDEX_DIR && e->has_hash)
-		r = damaged(idx, "a directory entry has a hash");
+		r = index_damaged(idx, "a directory entry has a hash");
 	else if (e->type != INDEX_SYMLINK && e->target_len)
-		r = damaged(idx, "an entry that is not a symlink has a target");
+		r = index_damaged(idx, "an entry that is not a symlink has a target");
 	else if (e->type == INDEX_SYMLINK && !e->deleted && !e->target_len)
-		r = damaged(idx, "a symlink entry has no target");
+		r = index_damaged(idx, "a symlink entry has no target");
 	return r;
 }
 
 static int check_entry(struct index *idx, const struct index_entry *e)
 {
-	int r = check_path(idx, e->path, e->path_len);
+	int r = index_check_path(idx, e->path, e->path_len);
 
 	if (r < 0)
 		return r;
 	if (e->type < INDEX_FILE || e->type > INDEX_SYMLINK)
-		return seterr(idx, -EINVAL, "entry type %d is unknown", (int)e->type);
+		return index_seterr(idx, -EINVAL, "entry type %d is unknown", (int)e->type);
 	if (e->mode & ~0777U)
-		return seterr(idx, -EINVAL, "mode %#o has bits beyond 0777", e->mode);
+		return index_seterr(idx, -EINVAL, "mode %#o has bits beyond 0777", e->mode);
 	if (e->size > INT64_MAX)
-		return seterr(idx, -EINVAL, "size %" PRIu64 " is too large", e->size);
+		return index_seterr(idx, -EINVAL, "size %" PRIu64 " is too large", e->size);
 	if (e->type == INDEX_DIR && (e->has_hash || e->size))
-		return seterr(idx, -EINVAL, "a directory has no hash and size 0");
+		return index_seterr(idx, -EINVAL, "a directory has no hash and size 0");
 	if (e->type != INDEX_DIR && !e->deleted && !e->has_hash)
-		return seterr(idx, -EINVAL, "a file or symlink needs a hash");
+		return index_seterr(idx, -EINVAL, "a file or symlink needs a hash");
 	if (e->type != INDEX_SYMLINK && e->target_len)
-		return seterr(idx, -EINVAL, "only a symlink has a target");
+		return index_seterr(idx, -EINVAL, "only a symlink has a target");
 	if (e->target_len > INDEX_TARGET_MAX)
-		return seterr(idx, -ENAMETOOLONG, "the symlink target is longer than %d bytes",
-			      INDEX_TARGET_MAX);
+		return index_seterr(idx, -ENAMETOOLONG,
+				    "the symlink target is longer than %d bytes", INDEX_TARGET_MAX);
 	if (e->type == INDEX_SYMLINK && !e->deleted && !e->target_len)
-		return seterr(idx, -EINVAL, "a symlink needs a target");
+		return index_seterr(idx, -EINVAL, "a symlink needs a target");
 	if (memchr(e->target, 0, e->target_len))
-		return seterr(idx, -EINVAL, "the symlink target contains a NUL byte");
+		return index_seterr(idx, -EINVAL, "the symlink target contains a NUL byte");
 	if (!vv_is_canonical(&e->vv))
-		return seterr(idx, -EINVAL, "the version vector is not canonical");
+		return index_seterr(idx, -EINVAL, "the version vector is not canonical");
 	return 0;
 }
 
@@ -301,17 +288,18 @@ static int store(struct index *idx, const struct index_entry *e, const struct vv
 	int r, rc, vlen;
 
 	if (idx->seq >= INT64_MAX)
-		return seterr(idx, -EOVERFLOW, "the sequence counter is exhausted");
+		return index_seterr(idx, -EOVERFLOW, "the sequence counter is exhausted");
 	vlen = vv_encode(vv, vbuf, sizeof(vbuf));
 	if (vlen < 0)
-		return seterr(idx, vlen, "the version vector is not canonical");
-	r = prep(idx, &idx->st_upsert,
-		 "INSERT INTO entries (" COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-		 " ?11, ?12, ?13) ON CONFLICT (path) DO UPDATE SET type = excluded.type,"
-		 " mode = excluded.mode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
-		 " hash = excluded.hash, target = excluded.target, deleted = excluded.deleted,"
-		 " vv = excluded.vv, seq = excluded.seq, dev = excluded.dev, ino = excluded.ino,"
-		 " ctime_ns = excluded.ctime_ns");
+		return index_seterr(idx, vlen, "the version vector is not canonical");
+	r = index_prep(
+		idx, &idx->st_upsert,
+		"INSERT INTO entries (" COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+		" ?11, ?12, ?13) ON CONFLICT (path) DO UPDATE SET type = excluded.type,"
+		" mode = excluded.mode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+		" hash = excluded.hash, target = excluded.target, deleted = excluded.deleted,"
+		" vv = excluded.vv, seq = excluded.seq, dev = excluded.dev, ino = excluded.ino,"
+		" ctime_ns = excluded.ctime_ns");
 	if (r < 0)
 		return r;
 	st = idx->st_upsert;
@@ -333,16 +321,16 @@ static int store(struct index *idx, const struct index_entry *e, const struct vv
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 
-	r = prep(idx, &idx->st_meta_seq, "UPDATE meta SET value = ?1 WHERE key = 'seq'");
+	r = index_prep(idx, &idx->st_meta_seq, "UPDATE meta SET value = ?1 WHERE key = 'seq'");
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(idx->st_meta_seq, 1, (sqlite3_int64)seq);
 	rc = sqlite3_step(idx->st_meta_seq);
 	sqlite3_reset(idx->st_meta_seq);
 	if (rc != SQLITE_DONE)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	idx->seq = seq;
 	*ret_seq = seq;
 	return 0;
@@ -353,17 +341,17 @@ static int get(struct index *idx, const char *path, size_t len, struct index_ent
 {
 	int r, rc;
 
-	r = prep(idx, &idx->st_get, "SELECT " COLS " FROM entries WHERE path = ?1");
+	r = index_prep(idx, &idx->st_get, "SELECT " COLS " FROM entries WHERE path = ?1");
 	if (r < 0)
 		return r;
 	sqlite3_bind_blob(idx->st_get, 1, path, (int)len, SQLITE_STATIC);
 	rc = sqlite3_step(idx->st_get);
 	if (rc == SQLITE_ROW)
-		r = row_read(idx, idx->st_get, ret);
+		r = index_row_read(idx, idx->st_get, ret);
 	else if (rc == SQLITE_DONE)
 		r = -ENOENT;
 	else
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 	sqlite3_reset(idx->st_get);
 	return r;
 }
@@ -381,16 +369,16 @@ static int load_state(struct index *idx)
 				" (SELECT ifnull(max(seq), 0) FROM entries)",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 		goto cleanup;
 	}
 	p = sqlite3_column_blob(st, 0);
 	if (!p || sqlite3_column_bytes(st, 0) != VV_DEVICE_LEN || col_int(st, 1, &seq) ||
 	    col_int(st, 2, &maxseq) || seq < 0 || maxseq < 0) {
-		r = damaged(idx, "the device id or sequence counter is missing or invalid");
+		r = index_damaged(idx, "the device id or sequence counter is missing or invalid");
 		goto cleanup;
 	}
 	memcpy(idx->device, p, VV_DEVICE_LEN);
@@ -408,8 +396,8 @@ static int create_schema(struct index *idx)
 	int r, rc;
 
 	if (getrandom(dev, sizeof(dev), 0) != (ssize_t)sizeof(dev))
-		return seterr(idx, -errno, "cannot get random bytes for the device id: %s",
-			      strerror(errno));
+		return index_seterr(idx, -errno, "cannot get random bytes for the device id: %s",
+				    strerror(errno));
 	r = exec(idx, schema_sql);
 	if (r < 0)
 		return r;
@@ -417,12 +405,12 @@ static int create_schema(struct index *idx)
 		idx->db, "INSERT INTO meta (key, value) VALUES ('device_id', ?1), ('seq', 0)", -1,
 		&st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	sqlite3_bind_blob(st, 1, dev, sizeof(dev), SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d; PRAGMA user_version = %d",
 		 INDEX_APP_ID, INDEX_SCHEMA_VERSION);
 	return exec(idx, sql);
@@ -435,10 +423,10 @@ static int pragma_int(struct index *idx, const char *sql, int64_t *ret)
 
 	rc = sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW)
-		r = rc == SQLITE_DONE ? damaged(idx, sql) : fail(idx, rc);
+		r = rc == SQLITE_DONE ? index_damaged(idx, sql) : index_fail(idx, rc);
 	else
 		*ret = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
@@ -459,15 +447,16 @@ static int setup(struct index *idx)
 	    (r = pragma_int(idx, "SELECT count(*) FROM sqlite_master", &ntables)) < 0)
 		goto cleanup;
 	if (app_id != INDEX_APP_ID && (app_id != 0 || ntables != 0 || version != 0)) {
-		r = damaged(idx, "it is an SQLite database but not a tandem index");
+		r = index_damaged(idx, "it is an SQLite database but not a tandem index");
 		goto cleanup;
 	}
 	if (version > INDEX_SCHEMA_VERSION) {
-		r = seterr(idx, -EPROTONOSUPPORT,
-			   "index %s has schema version %" PRId64 " but this tandem knows only up "
-			   "to %d: it was written by a newer tandem; run that version, or move "
-			   "the file aside to start a fresh index",
-			   idx->file_q, version, INDEX_SCHEMA_VERSION);
+		r = index_seterr(
+			idx, -EPROTONOSUPPORT,
+			"index %s has schema version %" PRId64 " but this tandem knows only up "
+			"to %d: it was written by a newer tandem; run that version, or move "
+			"the file aside to start a fresh index",
+			idx->file_q, version, INDEX_SCHEMA_VERSION);
 		goto cleanup;
 	}
 	if (version < 1) {
@@ -475,6 +464,9 @@ static int setup(struct index *idx)
 		if (r < 0)
 			goto cleanup;
 	}
+	r = index_schema_extend(idx);
+	if (r < 0)
+		goto cleanup;
 	r = load_state(idx);
 	if (r < 0)
 		goto cleanup;
@@ -494,10 +486,10 @@ static int quick_check(struct index *idx)
 
 	rc = sqlite3_prepare_v2(idx->db, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 		goto cleanup;
 	}
 	txt = sqlite3_column_text(st, 0);
@@ -507,7 +499,7 @@ static int quick_check(struct index *idx)
 		for (char *c = why; *c; c++)
 			if ((unsigned char)*c < 0x20)
 				*c = ' ';
-		r = damaged(idx, why);
+		r = index_damaged(idx, why);
 	}
 cleanup:
 	sqlite3_finalize(st);
@@ -530,7 +522,7 @@ int index_open(const char *file, struct index **ret, char *err)
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 		goto cleanup;
 	}
 	sqlite3_extended_result_codes(idx->db, 1);
@@ -564,6 +556,9 @@ void index_free(struct index *idx)
 	sqlite3_finalize(idx->st_upsert);
 	sqlite3_finalize(idx->st_meta_seq);
 	sqlite3_finalize(idx->st_next_under);
+	sqlite3_finalize(idx->st_get_hash);
+	sqlite3_finalize(idx->st_manifest_get);
+	sqlite3_finalize(idx->st_manifest_put);
 	if (idx->db) {
 		if (!sqlite3_get_autocommit(idx->db))
 			(void)sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
@@ -596,16 +591,16 @@ int index_peer_get(struct index *idx, uint8_t ret[static VV_DEVICE_LEN])
 	rc = sqlite3_prepare_v2(idx->db, "SELECT value FROM meta WHERE key = 'peer_id'", -1, &st,
 				NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		r = seterr(idx, -ENOENT, "no peer device id stored yet");
+		r = index_seterr(idx, -ENOENT, "no peer device id stored yet");
 	} else if (rc != SQLITE_ROW) {
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 	} else {
 		p = sqlite3_column_blob(st, 0);
 		if (!p || sqlite3_column_bytes(st, 0) != VV_DEVICE_LEN) {
-			r = damaged(idx, "the peer device id is invalid");
+			r = index_damaged(idx, "the peer device id is invalid");
 		} else {
 			memcpy(ret, p, VV_DEVICE_LEN);
 			r = 0;
@@ -622,22 +617,22 @@ int index_peer_set(struct index *idx, const uint8_t id[static VV_DEVICE_LEN])
 	int r, rc;
 
 	if (memcmp(id, idx->device, VV_DEVICE_LEN) == 0)
-		return seterr(idx, -EINVAL, "the peer's device id is our own");
+		return index_seterr(idx, -EINVAL, "the peer's device id is our own");
 	r = index_peer_get(idx, cur);
 	if (r == 0)
 		return memcmp(cur, id, VV_DEVICE_LEN) == 0
 			       ? 0
-			       : seterr(idx, -EEXIST, "index %s belongs to another peer",
-					idx->file_q);
+			       : index_seterr(idx, -EEXIST, "index %s belongs to another peer",
+					      idx->file_q);
 	if (r != -ENOENT)
 		return r;
 	rc = sqlite3_prepare_v2(idx->db, "INSERT INTO meta (key, value) VALUES ('peer_id', ?1)", -1,
 				&st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	sqlite3_bind_blob(st, 1, id, VV_DEVICE_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	r = rc == SQLITE_DONE ? 0 : fail(idx, rc);
+	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -651,15 +646,15 @@ int index_peer_seq_get(struct index *idx, const uint8_t device[static VV_DEVICE_
 	rc = sqlite3_prepare_v2(idx->db, "SELECT applied_seq FROM peers WHERE device = ?1", -1, &st,
 				NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	sqlite3_bind_blob(st, 1, device, VV_DEVICE_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		*ret = 0;
 	else if (rc != SQLITE_ROW)
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 	else if (col_int(st, 0, &v) || v < 0)
-		r = damaged(idx, "a peer sequence number is invalid");
+		r = index_damaged(idx, "a peer sequence number is invalid");
 	else
 		*ret = (uint64_t)v;
 	sqlite3_finalize(st);
@@ -672,18 +667,18 @@ int index_peer_seq_set(struct index *idx, const uint8_t device[static VV_DEVICE_
 	int rc, r;
 
 	if (seq > INT64_MAX)
-		return seterr(idx, -EINVAL, "peer sequence %" PRIu64 " is too large", seq);
+		return index_seterr(idx, -EINVAL, "peer sequence %" PRIu64 " is too large", seq);
 	rc = sqlite3_prepare_v2(
 		idx->db,
 		"INSERT INTO peers (device, applied_seq) VALUES (?1, ?2)"
 		" ON CONFLICT (device) DO UPDATE SET applied_seq = excluded.applied_seq",
 		-1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	sqlite3_bind_blob(st, 1, device, VV_DEVICE_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	rc = sqlite3_step(st);
-	r = rc == SQLITE_DONE ? 0 : fail(idx, rc);
+	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -693,7 +688,7 @@ int index_begin(struct index *idx)
 	int r;
 
 	if (!sqlite3_get_autocommit(idx->db))
-		return seterr(idx, -EBUSY, "a transaction is already open");
+		return index_seterr(idx, -EBUSY, "a transaction is already open");
 	r = exec(idx, "BEGIN IMMEDIATE");
 	if (r == 0)
 		idx->tx_seq = idx->seq;
@@ -703,7 +698,7 @@ int index_begin(struct index *idx)
 int index_commit(struct index *idx)
 {
 	if (sqlite3_get_autocommit(idx->db))
-		return seterr(idx, -EINVAL, "no transaction is open");
+		return index_seterr(idx, -EINVAL, "no transaction is open");
 	return exec(idx, "COMMIT");
 }
 
@@ -731,7 +726,7 @@ static int put(struct index *idx, struct index_entry *e, int local)
 	if (local) {
 		cur = malloc(sizeof(*cur));
 		if (!cur)
-			return seterr(idx, -ENOMEM, "out of memory");
+			return index_seterr(idx, -ENOMEM, "out of memory");
 	}
 	r = op_begin(idx);
 	if (r < 0)
@@ -745,7 +740,8 @@ static int put(struct index *idx, struct index_entry *e, int local)
 		if (r == 0 || r == -ENOENT) {
 			r = vv_bump(&vv, idx->device);
 			if (r < 0)
-				seterr(idx, r, "cannot bump the version vector of %s", e->path);
+				index_seterr(idx, r, "cannot bump the version vector of %s",
+					     e->path);
 		}
 	}
 	if (r >= 0)
@@ -776,18 +772,18 @@ int index_delete_local(struct index *idx, const char *path, size_t len)
 	uint64_t seq;
 	int r;
 
-	r = check_path(idx, path, len);
+	r = index_check_path(idx, path, len);
 	if (r < 0)
 		return r;
 	e = malloc(sizeof(*e));
 	if (!e)
-		return seterr(idx, -ENOMEM, "out of memory");
+		return index_seterr(idx, -ENOMEM, "out of memory");
 	r = op_begin(idx);
 	if (r < 0)
 		goto cleanup;
 	r = get(idx, path, len, e);
 	if (r == -ENOENT)
-		r = seterr(idx, -ENOENT, "no entry for this path");
+		r = index_seterr(idx, -ENOENT, "no entry for this path");
 	if (r == 0 && !e->deleted) {
 		r = vv_bump(&e->vv, idx->device);
 		if (r == 0) {
@@ -813,12 +809,12 @@ static int move_one(struct index *idx, struct index_entry *e, struct index_entry
 	uint64_t seq;
 	int r;
 
-	r = check_path(idx, newpath, newlen);
+	r = index_check_path(idx, newpath, newlen);
 	if (r < 0)
 		return r;
 	r = get(idx, newpath, newlen, dst);
 	if (r == 0 && !dst->deleted)
-		return seterr(idx, -EEXIST, "the rename target exists");
+		return index_seterr(idx, -EEXIST, "the rename target exists");
 	if (r == 0)
 		r = vv_merge(&vv, &dst->vv);
 	else if (r == -ENOENT)
@@ -826,7 +822,7 @@ static int move_one(struct index *idx, struct index_entry *e, struct index_entry
 	if (r == 0)
 		r = vv_bump(&vv, idx->device);
 	if (r < 0)
-		return r == -ENOSPC ? seterr(idx, r, "version vector full") : r;
+		return r == -ENOSPC ? index_seterr(idx, r, "version vector full") : r;
 	*dst = *e;
 	memcpy(dst->path, newpath, newlen);
 	dst->path[newlen] = '\0';
@@ -836,7 +832,7 @@ static int move_one(struct index *idx, struct index_entry *e, struct index_entry
 		return r;
 	r = vv_bump(&e->vv, idx->device);
 	if (r < 0)
-		return seterr(idx, r, "version vector full");
+		return index_seterr(idx, r, "version vector full");
 	e->deleted = true;
 	e->dev = e->ino = 0;
 	e->ctime_ns = 0;
@@ -849,9 +845,9 @@ static int next_under(struct index *idx, char *cur, size_t *cur_len, const char 
 	const void *p;
 	int r, rc, n;
 
-	r = prep(idx, &idx->st_next_under,
-		 "SELECT path FROM entries WHERE path > ?1 AND path < ?2 AND deleted = 0"
-		 " ORDER BY path LIMIT 1");
+	r = index_prep(idx, &idx->st_next_under,
+		       "SELECT path FROM entries WHERE path > ?1 AND path < ?2 AND deleted = 0"
+		       " ORDER BY path LIMIT 1");
 	if (r < 0)
 		return r;
 	sqlite3_bind_blob(idx->st_next_under, 1, cur, (int)*cur_len, SQLITE_STATIC);
@@ -860,12 +856,12 @@ static int next_under(struct index *idx, char *cur, size_t *cur_len, const char 
 	if (rc == SQLITE_DONE) {
 		r = 0;
 	} else if (rc != SQLITE_ROW) {
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 	} else {
 		p = sqlite3_column_blob(idx->st_next_under, 0);
 		n = sqlite3_column_bytes(idx->st_next_under, 0);
 		if (!p || n < 1 || n > PATH_REL_MAX) {
-			r = damaged(idx, "an entry has a missing or overlong path");
+			r = index_damaged(idx, "an entry has a missing or overlong path");
 		} else {
 			memcpy(cur, p, (size_t)n);
 			cur[n] = '\0';
@@ -891,14 +887,16 @@ int index_rename(struct index *idx, const char *from, size_t from_len, const cha
 	size_t cur_len;
 	int r, moved = 0;
 
-	if ((r = check_path(idx, from, from_len)) < 0 || (r = check_path(idx, to, to_len)) < 0)
+	if ((r = index_check_path(idx, from, from_len)) < 0 ||
+	    (r = index_check_path(idx, to, to_len)) < 0)
 		return r;
 	if (to_len >= from_len && memcmp(to, from, from_len) == 0 &&
 	    (to_len == from_len || to[from_len] == '/'))
-		return seterr(idx, -EINVAL, "cannot rename a path onto itself or beneath itself");
+		return index_seterr(idx, -EINVAL,
+				    "cannot rename a path onto itself or beneath itself");
 	b = malloc(sizeof(*b));
 	if (!b)
-		return seterr(idx, -ENOMEM, "out of memory");
+		return index_seterr(idx, -ENOMEM, "out of memory");
 	r = op_begin(idx);
 	if (r < 0)
 		goto cleanup;
@@ -906,7 +904,7 @@ int index_rename(struct index *idx, const char *from, size_t from_len, const cha
 	if (r == 0 && b->e.deleted)
 		r = -ENOENT;
 	if (r == -ENOENT)
-		r = seterr(idx, -ENOENT, "the rename source does not exist");
+		r = index_seterr(idx, -ENOENT, "the rename source does not exist");
 	if (r == 0)
 		r = move_one(idx, &b->e, &b->dst, to, to_len);
 	if (r < 0)
@@ -924,8 +922,8 @@ int index_rename(struct index *idx, const char *from, size_t from_len, const cha
 		size_t newlen = to_len + cur_len - from_len;
 
 		if (newlen > PATH_REL_MAX) {
-			r = seterr(idx, -ENAMETOOLONG, "a renamed path would exceed %d bytes",
-				   PATH_REL_MAX);
+			r = index_seterr(idx, -ENAMETOOLONG, "a renamed path would exceed %d bytes",
+					 PATH_REL_MAX);
 			break;
 		}
 		memcpy(b->newpath, to, to_len);
@@ -950,30 +948,30 @@ int index_set_stat(struct index *idx, const char *path, size_t len, uint64_t dev
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	r = check_path(idx, path, len);
+	r = index_check_path(idx, path, len);
 	if (r < 0)
 		return r;
 	rc = sqlite3_prepare_v2(
 		idx->db, "UPDATE entries SET dev = ?2, ino = ?3, ctime_ns = ?4 WHERE path = ?1", -1,
 		&st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	sqlite3_bind_blob(st, 1, path, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)dev);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)ino);
 	sqlite3_bind_int64(st, 4, ctime_ns);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 	else if (sqlite3_changes(idx->db) == 0)
-		r = seterr(idx, -ENOENT, "no entry for this path");
+		r = index_seterr(idx, -ENOENT, "no entry for this path");
 	sqlite3_finalize(st);
 	return r;
 }
 
 int index_get(struct index *idx, const char *path, size_t len, struct index_entry *ret)
 {
-	int r = check_path(idx, path, len);
+	int r = index_check_path(idx, path, len);
 
 	return r < 0 ? r : get(idx, path, len, ret);
 }
@@ -983,28 +981,28 @@ int index_get_by_ino(struct index *idx, uint64_t dev, uint64_t ino, struct index
 	int r, rc;
 
 	if (ino == 0)
-		return seterr(idx, -ENOENT, "inode 0 is never stored");
-	r = prep(idx, &idx->st_get_ino,
-		 "SELECT " COLS " FROM entries WHERE ino = ?1 AND dev = ?2 AND deleted = 0"
-		 " LIMIT 1");
+		return index_seterr(idx, -ENOENT, "inode 0 is never stored");
+	r = index_prep(idx, &idx->st_get_ino,
+		       "SELECT " COLS " FROM entries WHERE ino = ?1 AND dev = ?2 AND deleted = 0"
+		       " LIMIT 1");
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(idx->st_get_ino, 1, (sqlite3_int64)ino);
 	sqlite3_bind_int64(idx->st_get_ino, 2, (sqlite3_int64)dev);
 	rc = sqlite3_step(idx->st_get_ino);
 	if (rc == SQLITE_ROW)
-		r = row_read(idx, idx->st_get_ino, ret);
+		r = index_row_read(idx, idx->st_get_ino, ret);
 	else if (rc == SQLITE_DONE)
-		r = seterr(idx, -ENOENT, "no live entry with this inode");
+		r = index_seterr(idx, -ENOENT, "no live entry with this inode");
 	else
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 	sqlite3_reset(idx->st_get_ino);
 	return r;
 }
 
 /* Runs a query over COLS, binding up to two blobs or one integer. */
-static int iterate(struct index *idx, const char *sql, const void *b1, size_t l1, const void *b2,
-		   size_t l2, int64_t i1, index_visit_fn fn, void *userdata)
+int index_iterate(struct index *idx, const char *sql, const void *b1, size_t l1, const void *b2,
+		  size_t l2, int64_t i1, index_visit_fn fn, void *userdata)
 {
 	struct index_entry *e;
 	sqlite3_stmt *st = NULL;
@@ -1012,10 +1010,10 @@ static int iterate(struct index *idx, const char *sql, const void *b1, size_t l1
 
 	e = malloc(sizeof(*e));
 	if (!e)
-		return seterr(idx, -ENOMEM, "out of memory");
+		return index_seterr(idx, -ENOMEM, "out of memory");
 	rc = sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 		goto cleanup;
 	}
 	if (b1) {
@@ -1025,14 +1023,14 @@ static int iterate(struct index *idx, const char *sql, const void *b1, size_t l1
 		sqlite3_bind_int64(st, 1, i1);
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = row_read(idx, st, e);
+		r = index_row_read(idx, st, e);
 		if (r == 0)
 			r = fn(e, userdata);
 		if (r != 0)
 			goto cleanup;
 	}
 	if (rc != SQLITE_DONE)
-		r = fail(idx, rc);
+		r = index_fail(idx, rc);
 cleanup:
 	sqlite3_finalize(st);
 	free(e);
@@ -1043,21 +1041,21 @@ int index_changes_since(struct index *idx, uint64_t since, index_visit_fn fn, vo
 {
 	if (since >= INT64_MAX)
 		return 0;
-	return iterate(idx, "SELECT " COLS " FROM entries WHERE seq > ?1 ORDER BY seq", NULL, 0,
-		       NULL, 0, (int64_t)since, fn, userdata);
+	return index_iterate(idx, "SELECT " COLS " FROM entries WHERE seq > ?1 ORDER BY seq", NULL,
+			     0, NULL, 0, (int64_t)since, fn, userdata);
 }
 
 int index_foreach_live(struct index *idx, index_visit_fn fn, void *userdata)
 {
-	return iterate(idx, "SELECT " COLS " FROM entries WHERE deleted = 0 ORDER BY path", NULL, 0,
-		       NULL, 0, 0, fn, userdata);
+	return index_iterate(idx, "SELECT " COLS " FROM entries WHERE deleted = 0 ORDER BY path",
+			     NULL, 0, NULL, 0, 0, fn, userdata);
 }
 
 int index_foreach_under(struct index *idx, const char *dir, size_t len, index_visit_fn fn,
 			void *userdata)
 {
 	char lo[PATH_REL_MAX + 2], hi[PATH_REL_MAX + 2];
-	int r = check_path(idx, dir, len);
+	int r = index_check_path(idx, dir, len);
 
 	if (r < 0)
 		return r;
@@ -1065,9 +1063,9 @@ int index_foreach_under(struct index *idx, const char *dir, size_t len, index_vi
 	lo[len] = '/';
 	memcpy(hi, dir, len);
 	hi[len] = '0';
-	return iterate(idx,
-		       "SELECT " COLS " FROM entries WHERE path >= ?1 AND path < ?2 ORDER BY path",
-		       lo, len + 1, hi, len + 1, 0, fn, userdata);
+	return index_iterate(
+		idx, "SELECT " COLS " FROM entries WHERE path >= ?1 AND path < ?2 ORDER BY path",
+		lo, len + 1, hi, len + 1, 0, fn, userdata);
 }
 
 int index_gc_tombstones(struct index *idx, uint64_t acked_seq)
@@ -1080,10 +1078,10 @@ int index_gc_tombstones(struct index *idx, uint64_t acked_seq)
 	rc = sqlite3_prepare_v2(idx->db, "DELETE FROM entries WHERE deleted = 1 AND seq <= ?1", -1,
 				&st, NULL);
 	if (rc != SQLITE_OK)
-		return fail(idx, rc);
+		return index_fail(idx, rc);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)acked_seq);
 	rc = sqlite3_step(st);
-	r = rc == SQLITE_DONE ? sqlite3_changes(idx->db) : fail(idx, rc);
+	r = rc == SQLITE_DONE ? sqlite3_changes(idx->db) : index_fail(idx, rc);
 	sqlite3_finalize(st);
 	return r;
 }

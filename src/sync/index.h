@@ -206,6 +206,12 @@ int index_foreach_live(struct index *idx, index_visit_fn fn, void *userdata)
 int index_foreach_under(struct index *idx, const char *dir, size_t len, index_visit_fn fn,
 			void *userdata) __attribute__((warn_unused_result));
 
+/* Calls fn for every live entry directly in directory dir (len 0: the
+ * share root), in path order; a scan of one directory compares them with
+ * the disk. Returns like index_changes_since, -EINVAL for a bad path. */
+int index_foreach_child(struct index *idx, const char *dir, size_t len, index_visit_fn fn,
+			void *userdata) __attribute__((warn_unused_result));
+
 /*
  * Manifests (block lists, src/sync/blocks.h) are kept content-addressed:
  * one row per file hash, whatever paths have that content.

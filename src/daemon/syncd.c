@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The daemon's side of the sync engine: creates it, gives it the active
+ * connection as its transport, and watches its fds. The engine itself
+ * (src/sync/engine.h) knows nothing of connections.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/conn.h"
+#include "daemon/syncd.h"
+#include "log.h"
+
+static int io_send(void *ud, const uint8_t *msg, size_t len)
+{
+	struct daemon *d = ud;
+
+	if (!d->active || d->active->state != CONN_UP)
+		return -ENOTCONN;
+	return conn_send_data(d->active, msg, len);
+}
+
+static size_t io_room(void *ud)
+{
+	struct daemon *d = ud;
+	size_t used, max = CONN_OUT_MAX - FRAME_LEN(0) - 64;
+
+	if (!d->active || d->active->state != CONN_UP)
+		return 0;
+	used = d->active->out.len;
+	return used >= max ? 0 : max - used - FRAME_LEN(0);
+}
+
+static void io_close(void *ud, const char *why)
+{
+	struct daemon *d = ud;
+
+	if (d->active)
+		conn_close(d->active, FRAME_CLOSE_PROTOCOL, why);
+}
+
+static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	engine_on_inotify(d->engine);
+}
+
+static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	engine_on_hash(d->engine);
+}
+
+int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
+{
+	struct engine_io io = {
+		.ud = d, .send = io_send, .room = io_room, .close = io_close};
+	struct engine_opts o = {0};
+	char index_file[PATH_MAX + 16], eerr[ENGINE_ERR_LEN] = "";
+	const char *rate = getenv("TANDEM_TEST_RATE_BPS");
+	int r;
+
+	d->inotify_w.fd = d->hash_w.fd = -1;
+	snprintf(index_file, sizeof(index_file), "%s/index.db", d->opts->paths->state);
+	o.root = d->opts->dir;
+	o.index_file = index_file;
+	if (rate && *rate) {
+		char *end;
+		unsigned long long v = strtoull(rate, &end, 10);
+		if (*end == '\0' && v > 0)
+			o.rate_bps = v;
+		else
+			log_warn("ignoring TANDEM_TEST_RATE_BPS=%s: not a positive number", rate);
+	}
+	r = engine_new(&o, &io, &d->engine, eerr);
+	if (r < 0) {
+		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);
+		return r;
+	}
+	d->inotify_w.fd = engine_inotify_fd(d->engine);
+	d->inotify_w.on_event = on_inotify;
+	d->hash_w.fd = engine_hash_fd(d->engine);
+	d->hash_w.on_event = on_hash;
+	if (daemon_watch_add(d, &d->inotify_w, EPOLLIN) < 0 ||
+	    daemon_watch_add(d, &d->hash_w, EPOLLIN) < 0) {
+		r = -errno;
+		snprintf(err, DAEMON_ERR_LEN, "cannot watch the sync engine: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+void syncd_stop(struct daemon *d)
+{
+	/* the engine owns these fds: stop watching, it closes them */
+	if (d->inotify_w.fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->inotify_w.fd, NULL);
+	if (d->hash_w.fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->hash_w.fd, NULL);
+	d->inotify_w.fd = d->hash_w.fd = -1;
+	engine_free(d->engine);
+	d->engine = NULL;
+}

@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The engine's life cycle, the index exchange and status. Applying remote
+ * changes is apply.c, fetching content fetch.c, serving it serve.c; the
+ * design note is in engine.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sync/engine_int.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void engine_stop(struct engine *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->stopped[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->stopped, sizeof(e->stopped), fmt, ap);
+	va_end(ap);
+	log_err("syncing stopped: %s", e->stopped);
+	fetch_free_all(e);
+}
+
+const char *engine_stopped(const struct engine *e)
+{
+	return e->stopped[0] ? e->stopped : NULL;
+}
+
+int engine_send(struct engine *e, const uint8_t *msg, size_t len)
+{
+	if (!e->up)
+		return -ENOTCONN;
+	int r = e->io.send(e->io.ud, msg, len);
+	if (r < 0)
+		e->up = false;
+	return r;
+}
+
+void engine_protocol_error(struct engine *e, const char *fmt, ...)
+{
+	char why[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("protocol error from the peer: %s; closing the connection", why);
+	if (e->up) {
+		e->up = false;
+		e->io.close(e->io.ud, why);
+	}
+}
+
+void rentry_free(struct rentry *r)
+{
+	free(r->path);
+	free(r->target);
+	r->path = r->target = NULL;
+}
+
+int rentry_copy(struct rentry *dst, const struct rentry *src)
+{
+	*dst = *src;
+	dst->path = strdup(src->path);
+	dst->target = src->target ? strdup(src->target) : NULL;
+	if (!dst->path || (src->target && !dst->target)) {
+		rentry_free(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void rentry_to_index(const struct rentry *r, struct index_entry *x)
+{
+	memset(x, 0, offsetof(struct index_entry, target));
+	memcpy(x->path, r->path, r->path_len + 1);
+	x->path_len = r->path_len;
+	x->type = (enum index_type)r->kind;
+	x->mode = r->mode;
+	x->size = r->kind == SYNC_KIND_DIR ? 0 : r->size;
+	x->mtime_ns = r->mtime_ns;
+	x->has_hash = r->kind != SYNC_KIND_DIR;
+	memcpy(x->hash, r->hash, INDEX_HASH_LEN);
+	x->target_len = 0;
+	x->target[0] = '\0';
+	if (r->kind == SYNC_KIND_SYMLINK && r->target) {
+		memcpy(x->target, r->target, r->target_len + 1);
+		x->target_len = r->target_len;
+	}
+	x->deleted = r->deleted;
+	x->vv = r->vv;
+	x->seq = 0;
+	x->dev = x->ino = 0;
+	x->ctime_ns = 0;
+}
+
+void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_DEVICE_LEN],
+		      struct conflict_version *v)
+{
+	memset(v, 0, sizeof(*v));
+	memcpy(v->device, dev, CONFLICT_DEVICE_LEN);
+	v->mtime_ns = x->mtime_ns;
+	v->size = x->size;
+	memcpy(v->hash, x->hash, CONFLICT_HASH_LEN);
+	v->deleted = x->deleted;
+}
+
+/* The peer's changes we have applied: up to its last INDEX_DONE, but not
+ * past a change still being fetched. */
+int engine_store_applied(struct engine *e)
+{
+	uint64_t safe = e->peer_done_seq, min = fetch_min_pending_seq(e);
+
+	if (!e->peer_known)
+		return 0;
+	if (min && min - 1 < safe)
+		safe = min - 1;
+	if (safe <= e->peer_applied)
+		return 0;
+	int r = index_peer_seq_set(e->idx, e->peer_dev, safe);
+	if (r < 0)
+		return r;
+	e->peer_applied = safe;
+	return 0;
+}
+
+/* ---- local changes ---- */
+
+static void run_scan(struct engine *e)
+{
+	char err[SCAN_ERR_LEN] = "";
+	int r;
+
+	e->scan_due_ms = 0;
+	if (e->stopped[0])
+		return;
+	r = scan_run(e->scan, err);
+	if (r == -ESTALE) {
+		engine_stop(e, "%s", err);
+		return;
+	}
+	if (r < 0)
+		log_warn("cannot scan the share %s: %s", e->opts.root, err[0] ? err : strerror(-r));
+	engine_pump(e);
+}
+
+void engine_on_inotify(struct engine *e)
+{
+	int r = scan_on_inotify(e->scan);
+
+	if (r > 0 && !e->scan_due_ms)
+		e->scan_due_ms = mono_ms() + ENGINE_SCAN_DELAY_MS;
+}
+
+void engine_on_hash(struct engine *e)
+{
+	char err[SCAN_ERR_LEN] = "";
+	int r = scan_on_hash_done(e->scan, err);
+
+	if (r < 0)
+		log_warn("cannot record hashed files: %s", err[0] ? err : strerror(-r));
+	engine_pump(e);
+}
+
+/* ---- sending our index ---- */
+
+struct send_ctx {
+	struct engine *e;
+	struct msg_index_writer w;
+	uint64_t last_seq; /* of the last entry in w */
+	uint64_t sent_seq; /* of the last entry in a sent message */
+	int err;
+};
+
+static void entry_to_sync(const struct index_entry *x, struct sync_entry *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->path = x->path;
+	s->path_len = x->path_len;
+	s->kind = (uint8_t)x->type;
+	s->flags = x->deleted ? SYNC_ENTRY_DELETED : 0;
+	s->mode = (uint16_t)(x->mode & 0777);
+	s->size = x->type == INDEX_DIR ? 0 : x->size;
+	s->mtime_ns = x->mtime_ns;
+	if (x->type != INDEX_DIR && x->has_hash)
+		memcpy(s->hash, x->hash, SYNC_HASH_LEN);
+	if (x->type == INDEX_SYMLINK) {
+		s->target = x->target;
+		s->target_len = x->deleted ? 0 : x->target_len;
+	}
+	s->nvv = x->vv.n;
+	for (unsigned i = 0; i < x->vv.n; i++) {
+		memcpy(s->vv[i].device, x->vv.e[i].device, SYNC_DEVICE_LEN);
+		s->vv[i].counter = x->vv.e[i].counter;
+	}
+	s->seq = x->seq;
+}
+
+static int flush_batch(struct send_ctx *c)
+{
+	int n = msg_index_finish(&c->w);
+
+	if (n < 0)
+		return n;
+	if (engine_send(c->e, c->w.buf, (size_t)n) < 0)
+		return -ENOTCONN;
+	c->sent_seq = c->last_seq;
+	c->e->done_owed = true;
+	return 0;
+}
+
+static int send_one(const struct index_entry *x, void *ud)
+{
+	struct send_ctx *c = ud;
+	struct sync_entry s;
+	int r;
+
+	entry_to_sync(x, &s);
+	r = msg_index_add(&c->w, &s);
+	if (r == -EMSGSIZE && c->w.count > 0) {
+		r = flush_batch(c);
+		if (r < 0) {
+			c->err = r;
+			return 1;
+		}
+		/* the next message must fit too */
+		if (c->e->io.room(c->e->io.ud) < SYNC_INDEX_MSG_MAX + 1024) {
+			c->w.count = 0;
+			return 1;
+		}
+		r = msg_index_writer_init(&c->w, c->e->buf, SYNC_INDEX_MSG_MAX);
+		if (r == 0)
+			r = msg_index_add(&c->w, &s);
+	}
+	if (r < 0)
+		log_warn("cannot send the index entry of %s: %s; skipping it", x->path,
+			 strerror(-r));
+	c->last_seq = x->seq;
+	if (r < 0 && c->w.count == 0)
+		c->sent_seq = x->seq; /* nothing pending before it */
+	return 0;
+}
+
+#define INDEX_ROOM (SYNC_INDEX_MSG_MAX + 1024)
+
+static void send_index(struct engine *e)
+{
+	struct send_ctx c = {.e = e};
+	uint64_t top = index_seq(e->idx);
+	int r;
+
+	if (!e->up || !e->got_start || e->stopped[0])
+		return;
+	if (e->send_seq < top) {
+		if (e->io.room(e->io.ud) < INDEX_ROOM)
+			return;
+		if (msg_index_writer_init(&c.w, e->buf, SYNC_INDEX_MSG_MAX) < 0)
+			return;
+		c.last_seq = c.sent_seq = e->send_seq;
+		r = index_changes_since(e->idx, e->send_seq, send_one, &c);
+		if (r < 0) {
+			log_warn("cannot read the index: %s", index_errmsg(e->idx));
+			return;
+		}
+		if (c.err < 0)
+			return; /* the connection is gone */
+		if (r == 0) {
+			/* walked to the end: send the rest */
+			if (c.w.count > 0) {
+				if (e->io.room(e->io.ud) < INDEX_ROOM) {
+					e->send_seq = c.sent_seq;
+					return;
+				}
+				if (flush_batch(&c) < 0)
+					return;
+			}
+			e->send_seq = c.last_seq > top ? c.last_seq : top;
+		} else {
+			e->send_seq = c.sent_seq; /* out of room: go on when writable */
+			return;
+		}
+	}
+	if (e->done_owed && e->io.room(e->io.ud) >= 64) {
+		uint8_t b[16];
+		struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+		m.index_done.seq = e->send_seq;
+		int n = msg_encode(&m, b, sizeof(b));
+		if (n > 0 && engine_send(e, b, (size_t)n) == 0)
+			e->done_owed = false;
+	}
+}
+
+void engine_pump(struct engine *e)
+{
+	if (!e->up || e->stopped[0])
+		return;
+	send_index(e);
+	serve_pump(e);
+	fetch_pump(e);
+}
+
+/* ---- connection ---- */
+
+void engine_on_up(struct engine *e)
+{
+	struct sync_msg m = {.type = SYNC_MSG_START};
+	uint8_t b[64];
+	uint64_t since = 0;
+	int n;
+
+	e->up = true;
+	e->sent_start = e->got_start = e->got_done = false;
+	e->done_owed = false;
+	if (index_peer_get(e->idx, m.start.expect) == 0 &&
+	    index_peer_seq_get(e->idx, m.start.expect, &since) < 0)
+		since = 0;
+	memcpy(m.start.device, e->self_dev, VV_DEVICE_LEN);
+	m.start.since = since;
+	n = msg_encode(&m, b, sizeof(b));
+	if (n < 0 || engine_send(e, b, (size_t)n) < 0)
+		return;
+	e->sent_start = true;
+	log_debug("sync: sent START (since %" PRIu64 ")", since);
+}
+
+void engine_on_down(struct engine *e)
+{
+	e->up = false;
+	e->got_start = e->sent_start = false;
+	for (size_t i = 0; i < e->nbatch; i++)
+		rentry_free(&e->batch[i]);
+	e->nbatch = 0;
+	fetch_on_down(e);
+	serve_on_down(e);
+}
+
+static int on_start(struct engine *e, const struct sync_start *s)
+{
+	uint64_t top = index_seq(e->idx), applied = 0;
+	int r;
+
+	if (e->got_start) {
+		engine_protocol_error(e, "a second START");
+		return -EBADMSG;
+	}
+	if (memcmp(s->device, e->self_dev, VV_DEVICE_LEN) == 0) {
+		engine_protocol_error(e, "the peer claims our own device id");
+		return -EBADMSG;
+	}
+	e->got_start = true;
+	memcpy(e->peer_dev, s->device, VV_DEVICE_LEN);
+	e->peer_known = true;
+	r = index_peer_set(e->idx, s->device);
+	if (r == -EEXIST)
+		log_notice("the peer's index was recreated (new device id): exchanging the whole "
+			   "index again");
+	else if (r < 0)
+		log_warn("cannot store the peer's device id: %s", index_errmsg(e->idx));
+	if (index_peer_seq_get(e->idx, s->device, &applied) == 0)
+		e->peer_applied = applied;
+	e->peer_done_seq = e->peer_applied;
+	if (memcmp(s->expect, e->self_dev, VV_DEVICE_LEN) != 0 || s->since > top) {
+		e->send_seq = 0;
+	} else {
+		e->send_seq = s->since;
+		/* The peer has applied our tombstones up to since: it cannot bring
+		 * those paths back any more. */
+		r = index_gc_tombstones(e->idx, s->since);
+		if (r > 0)
+			log_debug("sync: forgot %d tombstones the peer has applied", r);
+	}
+	log_debug("sync: peer START, sending our changes after %" PRIu64 " (of %" PRIu64 ")",
+		  e->send_seq, top);
+	e->done_owed = true; /* the first INDEX_DONE is owed even for nothing */
+	engine_pump(e);
+	return 0;
+}
+
+static int batch_add(struct engine *e, const struct sync_entry *s)
+{
+	struct rentry *r;
+
+	if (e->nbatch == e->batch_cap) {
+		size_t cap = e->batch_cap ? e->batch_cap * 2 : 256;
+		struct rentry *nb = realloc(e->batch, cap * sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		e->batch = nb;
+		e->batch_cap = cap;
+	}
+	r = &e->batch[e->nbatch];
+	memset(r, 0, sizeof(*r));
+	r->path = strndup(s->path, s->path_len);
+	if (!r->path)
+		return -ENOMEM;
+	r->path_len = s->path_len;
+	r->kind = s->kind;
+	r->deleted = s->flags & SYNC_ENTRY_DELETED;
+	r->mode = s->mode;
+	r->size = s->size;
+	r->mtime_ns = s->mtime_ns;
+	memcpy(r->hash, s->hash, SYNC_HASH_LEN);
+	if (s->kind == SYNC_KIND_SYMLINK && s->target_len) {
+		r->target = strndup(s->target, s->target_len);
+		if (!r->target) {
+			free(r->path);
+			return -ENOMEM;
+		}
+		r->target_len = s->target_len;
+	}
+	vv_init(&r->vv);
+	for (unsigned i = 0; i < s->nvv; i++) {
+		memcpy(r->vv.e[i].device, s->vv[i].device, VV_DEVICE_LEN);
+		r->vv.e[i].counter = s->vv[i].counter;
+	}
+	r->vv.n = s->nvv;
+	r->seq = s->seq;
+	e->nbatch++;
+	return 0;
+}
+
+static int on_index_update(struct engine *e, const struct sync_index_update *u)
+{
+	struct msg_index_iter it;
+	struct sync_entry s;
+	int r;
+
+	msg_index_iter_init(&it, u);
+	while ((r = msg_index_next(&it, &s)) > 0) {
+		if (scan_excluded(s.path, s.path_len)) {
+			char q[128];
+			log_warn("refused the peer's entry %s: the name is reserved for tandem",
+				 log_quote(s.path, s.path_len, q, sizeof(q)));
+			e->refused++;
+			continue;
+		}
+		if (batch_add(e, &s) < 0) {
+			engine_protocol_error(e, "out of memory holding the peer's index");
+			return -EBADMSG;
+		}
+	}
+	if (e->nbatch >= ENGINE_BATCH_MAX)
+		apply_batch(e); /* a huge burst: apply what we have */
+	return 0;
+}
+
+static void on_index_done(struct engine *e, uint64_t seq)
+{
+	if (seq > e->peer_done_seq)
+		e->peer_done_seq = seq;
+	apply_batch(e);
+	e->got_done = true;
+	if (engine_store_applied(e) < 0)
+		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
+	engine_pump(e);
+}
+
+int engine_on_msg(struct engine *e, const uint8_t *p, size_t len)
+{
+	char err[MSG_ERR_LEN];
+	struct sync_msg m;
+	int r;
+
+	r = msg_decode(p, len, &m, err);
+	if (r == -EPROTONOSUPPORT) {
+		log_debug("ignoring a sync message the peer's newer version sent: %s", err);
+		return 0;
+	}
+	if (r < 0) {
+		engine_protocol_error(e, "%s", err);
+		return -EBADMSG;
+	}
+	if (m.type != SYNC_MSG_START && !e->got_start) {
+		engine_protocol_error(e, "%s before START", msg_type_name(m.type));
+		return -EBADMSG;
+	}
+	if (e->stopped[0] && m.type != SYNC_MSG_START)
+		return 0; /* nothing moves while stopped */
+	switch (m.type) {
+	case SYNC_MSG_START:
+		return on_start(e, &m.start);
+	case SYNC_MSG_INDEX_UPDATE:
+		return on_index_update(e, &m.index_update);
+	case SYNC_MSG_INDEX_DONE:
+		on_index_done(e, m.index_done.seq);
+		return 0;
+	case SYNC_MSG_BLOCK_REQUEST:
+	case SYNC_MSG_MANIFEST_REQUEST:
+		r = serve_on_request(e, &m);
+		if (r == 0)
+			serve_pump(e);
+		return r;
+	case SYNC_MSG_CANCEL:
+		serve_on_cancel(e, m.cancel.req_id);
+		return 0;
+	case SYNC_MSG_MANIFEST:
+		fetch_on_manifest(e, &m.manifest);
+		fetch_pump(e);
+		return 0;
+	case SYNC_MSG_BLOCK_DATA:
+		fetch_on_block(e, &m.block_data);
+		fetch_pump(e);
+		return 0;
+	case SYNC_MSG_BLOCK_ERROR:
+		fetch_on_error(e, &m.block_error);
+		fetch_pump(e);
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- timers ---- */
+
+uint64_t engine_deadline(const struct engine *e)
+{
+	uint64_t t = UINT64_MAX;
+
+	if (e->scan_due_ms)
+		t = e->scan_due_ms;
+	if (e->commit_due_ms && e->commit_due_ms < t)
+		t = e->commit_due_ms;
+	if (e->retry_due_ms && e->retry_due_ms < t)
+		t = e->retry_due_ms;
+	if (e->rate_due_ms && e->rate_due_ms < t)
+		t = e->rate_due_ms;
+	return t;
+}
+
+void engine_tick(struct engine *e, uint64_t now)
+{
+	if (e->scan_due_ms && now >= e->scan_due_ms)
+		run_scan(e);
+	fetch_tick(e, now);
+	if (e->rate_due_ms && now >= e->rate_due_ms) {
+		e->rate_due_ms = 0;
+		serve_pump(e);
+	}
+}
+
+/* ---- status ---- */
+
+static const char *state_name(struct engine *e)
+{
+	if (e->stopped[0])
+		return "stopped";
+	if (!e->up)
+		return "offline";
+	if (scan_pending(e->scan) || e->scan_due_ms)
+		return "scanning";
+	if (!e->got_done || e->nfetch || e->closing || e->send_seq < index_seq(e->idx) ||
+	    e->done_owed || e->nbatch)
+		return "syncing";
+	return "idle";
+}
+
+void engine_status(struct engine *e, json_t *o)
+{
+	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0;
+	json_t *tr = json_array();
+
+	if (index_count_live(e->idx, &files, &dirs, &links) < 0)
+		files = dirs = links = 0;
+	scan_stats(e->scan, &hfiles, &hbytes);
+	fetch_status(e, tr);
+	json_object_set_new(o, "sync_state", json_string(state_name(e)));
+	json_object_set_new(o, "sync_error", e->stopped[0] ? json_string(e->stopped) : json_null());
+	json_object_set_new(o, "files_in_sync",
+			    json_integer((json_int_t)(files + links > e->nfetch
+							      ? files + links - e->nfetch
+							      : 0)));
+	json_object_set_new(o, "files_pending", json_integer((json_int_t)(e->nfetch + hfiles)));
+	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
+	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->bytes_sent));
+	json_object_set_new(o, "bytes_received", json_integer((json_int_t)e->bytes_received));
+	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
+	json_object_set_new(o, "refused", json_integer((json_int_t)e->refused));
+	json_object_set_new(o, "transfers", tr);
+}
+
+/* ---- life cycle ---- */
+
+int engine_inotify_fd(const struct engine *e)
+{
+	return scan_inotify_fd(e->scan);
+}
+
+int engine_hash_fd(const struct engine *e)
+{
+	return scan_hash_fd(e->scan);
+}
+
+int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
+	       char *err)
+{
+	char ierr[INDEX_ERR_LEN] = "", serr[SCAN_ERR_LEN] = "";
+	struct engine *e;
+	int r;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->opts = *opts;
+	e->io = *io;
+	e->srv_fd = -1;
+	e->buf = malloc(ENGINE_MSG_BUF);
+	if (!e->buf) {
+		r = -ENOMEM;
+		snprintf(err, ENGINE_ERR_LEN, "out of memory");
+		goto fail;
+	}
+	r = index_open(opts->index_file, &e->idx, ierr);
+	if (r < 0) {
+		snprintf(err, ENGINE_ERR_LEN, "%s", ierr);
+		goto fail;
+	}
+	index_device_id(e->idx, e->self_dev);
+	r = scan_new(opts->root, e->idx, &e->scan, serr);
+	if (r < 0) {
+		snprintf(err, ENGINE_ERR_LEN, "%s", serr);
+		goto fail;
+	}
+	e->rootfd = scan_root_fd(e->scan);
+	e->scan_due_ms = mono_ms(); /* the first, full scan at once */
+	*ret = e;
+	return 0;
+fail:
+	engine_free(e);
+	return r;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	engine_on_down(e);
+	fetch_free_all(e);
+	free(e->batch);
+	scan_free(e->scan);
+	index_free(e->idx);
+	free(e->buf);
+	free(e);
+}

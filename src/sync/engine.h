@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_SYNC_ENGINE_H
+#define TANDEM_SYNC_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/*
+ * The sync engine: keeps the share identical with the peer's, both ways.
+ * It owns the index (index.h) and the local scanner (scan.h), speaks the
+ * sync messages (msg.h, docs/SYNC-PROTOCOL.md) over whatever connection
+ * the daemon gives it, and changes the share only beneath its root,
+ * through path_open_parent(). It knows nothing of sockets, frames or FUSE:
+ * the daemon hands it messages and a way to send them (engine_io).
+ *
+ * Design note (docs/SYNC.md has the long form).
+ * - Index exchange: after HELLO each side sends START (its device id, the
+ *   highest of the other's sequence numbers it has applied); each answers
+ *   with the changes after that, then INDEX_DONE, and from then on with
+ *   every new change as it happens, each burst closed by INDEX_DONE.
+ * - A burst (everything up to INDEX_DONE) is applied as one batch, so a
+ *   renamed directory arrives as tombstones and new entries together and
+ *   the files are moved locally instead of fetched: dirs first (parents
+ *   first), then files and symlinks (content found locally is moved or
+ *   copied; the rest is fetched), then file deletions, then directory
+ *   deletions (deepest first).
+ * - Versions: the version vectors decide (vv.h). Newer: apply. Older or
+ *   equal: ignore. Concurrent: conflict.h decides the same way on both
+ *   sides; only the side that holds the losing edit makes the conflict
+ *   copy, which then syncs like any file.
+ * - The applied sequence of the peer is stored only up to the first change
+ *   not yet applied (a fetch in progress), so a restart re-asks for what
+ *   is missing and nothing is skipped.
+ * - Content: files are fetched in 1 MiB blocks, many requests in flight,
+ *   each block verified against the manifest (itself checked against the
+ *   file hash) before it is written to a temp file beside the target,
+ *   which is fsynced and renamed into place. A temp file left by an
+ *   interrupted transfer is reused: its blocks that verify are not asked
+ *   for again.
+ * - Before the engine replaces or deletes a local path it rescans that
+ *   path (scan_path_now), so an edit the scanner has not seen yet is
+ *   recorded and conflicts instead of being overwritten.
+ *
+ * Threads: everything runs on the daemon's loop thread (the scanner's
+ * hasher thread is internal to scan.c).
+ */
+
+struct engine;
+
+struct engine_io {
+	void *ud;
+	/* Sends one message as one DATA frame. Returns 0, or -errno when the
+	 * connection is gone (the engine then waits for engine_on_down). */
+	int (*send)(void *ud, const uint8_t *msg, size_t len);
+	/* Bytes of message the connection takes now without queueing beyond
+	 * its buffer. The engine sends a message only when it fits. */
+	size_t (*room)(void *ud);
+	/* Closes the connection after a protocol error (why: a sentence). */
+	void (*close)(void *ud, const char *why);
+	/* Optional: path (share-relative, NUL-terminated) changed on disk
+	 * because of the peer (for the FUSE adapter's cache). May be NULL. */
+	void (*changed)(void *ud, const char *path);
+};
+
+struct engine_opts {
+	const char *root;	/* the share directory (absolute) */
+	const char *index_file; /* the SQLite index */
+	uint64_t rate_bps;	/* cap on block data served, bytes/s; 0 = none */
+};
+
+#define ENGINE_ERR_LEN 512
+
+/*
+ * Opens the index, starts the scanner (scan.h: root checks, marker) and
+ * schedules the first full scan. Returns 0 and *ret, or -errno with a
+ * sentence in err saying what failed and what to do.
+ */
+int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
+	       char *err) __attribute__((warn_unused_result));
+
+void engine_free(struct engine *e);
+
+/* The fds the daemon watches for EPOLLIN, with what to call. */
+int engine_inotify_fd(const struct engine *e);
+int engine_hash_fd(const struct engine *e);
+void engine_on_inotify(struct engine *e);
+void engine_on_hash(struct engine *e);
+
+/* Timers: when engine_tick() next has work (monotonic ms, UINT64_MAX: none). */
+uint64_t engine_deadline(const struct engine *e);
+void engine_tick(struct engine *e, uint64_t now_ms);
+
+/* The connection to the peer is up (HELLO seen) / gone. */
+void engine_on_up(struct engine *e);
+void engine_on_down(struct engine *e);
+
+/*
+ * One DATA message from the peer (type byte first; never HELLO). Returns 0,
+ * or -EBADMSG after it closed the connection through io->close (logged).
+ */
+int engine_on_msg(struct engine *e, const uint8_t *msg, size_t len);
+
+/* The connection can take more: send what waits. */
+void engine_pump(struct engine *e);
+
+/* Adds the sync keys of `tandem status` to obj (docs/DAEMON.md). */
+void engine_status(struct engine *e, json_t *obj);
+
+/* Whether syncing has stopped for good (share root gone); the reason. */
+const char *engine_stopped(const struct engine *e);
+
+#endif

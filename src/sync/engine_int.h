@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_SYNC_ENGINE_INT_H
+#define TANDEM_SYNC_ENGINE_INT_H
+
+/* The engine's shared state: engine.c, apply.c, fetch.c and serve.c. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sync/blocks.h"
+#include "sync/conflict.h"
+#include "sync/engine.h"
+#include "sync/index.h"
+#include "sync/msg.h"
+#include "sync/scan.h"
+#include "sync/vv.h"
+
+#define ENGINE_BATCH_MAX 65536		    /* remote entries held before applying */
+#define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
+#define ENGINE_REQS_MAX 128		    /* our requests in flight */
+#define ENGINE_WINDOW ((uint64_t)32 << 20)  /* block bytes we have asked for, not yet received */
+#define ENGINE_FETCH_ACTIVE 64		    /* files being fetched at once */
+#define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
+#define ENGINE_RETRY_MS 2000		    /* a failed fetch is tried again after */
+#define ENGINE_COMMIT_MS 100		    /* completed small files committed together */
+#define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
+
+/* A remote entry, held until its batch is applied (compact: no 8 KiB arrays). */
+struct rentry {
+	char *path; /* NUL-terminated copy, passed path_check() */
+	size_t path_len;
+	uint8_t kind; /* enum sync_kind */
+	bool deleted;
+	uint16_t mode;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint8_t hash[SYNC_HASH_LEN];
+	char *target; /* symlinks: NUL-terminated, or NULL */
+	size_t target_len;
+	struct vv vv;
+	uint64_t seq;
+	bool defer; /* tried again after the batch's deletions */
+};
+
+enum fetch_state {
+	FETCH_QUEUED = 0,
+	FETCH_MANIFEST, /* manifest asked for */
+	FETCH_BLOCKS,	/* blocks flowing */
+	FETCH_CLOSING,	/* every block written; waiting to be committed */
+};
+
+struct fetch {
+	struct fetch *next;
+	struct rentry r;
+	enum fetch_state state;
+	int dirfd; /* the target's directory (O_PATH), -1 before opening */
+	const char *name; /* last component, inside r.path */
+	char tmpname[64];
+	int tmpfd;
+	bool resumed; /* the temp file existed */
+	struct blocks_manifest *m;
+	uint32_t manifest_req;
+	uint32_t next_block;
+	uint32_t inflight;
+	uint32_t blocks_done;
+	uint64_t bytes_done;
+	uint64_t bytes_reused; /* already in the temp file */
+	uint64_t start_ms;
+	uint64_t rate_bps;
+	uint64_t rate_mark_ms, rate_mark_bytes;
+	uint8_t *have; /* block bitmap: verified in the temp file */
+	uint64_t not_before_ms; /* queued for a retry: not before */
+};
+
+struct req {
+	uint32_t id; /* 0: slot free */
+	struct fetch *f;
+	uint32_t block;
+	uint32_t len;
+	bool manifest;
+};
+
+struct serve_req {
+	enum sync_msg_type type; /* BLOCK_REQUEST or MANIFEST_REQUEST */
+	uint32_t req_id;
+	char *path;
+	size_t path_len;
+	uint8_t hash[SYNC_HASH_LEN];
+	uint32_t block;
+	uint64_t offset;
+	uint32_t len;
+	uint32_t manifest_next; /* MANIFEST chunks: the next first */
+	uint8_t *manifest;	/* decoded blob, for chunking */
+	size_t manifest_len;
+};
+
+struct engine {
+	struct engine_opts opts;
+	struct engine_io io;
+	struct index *idx;
+	struct scan *scan;
+	int rootfd;
+	uint8_t self_dev[VV_DEVICE_LEN];
+	char stopped[ENGINE_ERR_LEN]; /* "" while syncing */
+
+	/* local scanning */
+	uint64_t scan_due_ms; /* 0: none */
+	bool scanning;
+
+	/* the peer */
+	bool up;
+	bool sent_start, got_start;
+	bool got_done;		      /* the first INDEX_DONE arrived */
+	bool peer_known;
+	uint8_t peer_dev[VV_DEVICE_LEN];
+	uint64_t peer_done_seq; /* its last INDEX_DONE */
+	uint64_t peer_applied;	/* stored: its changes we have applied */
+	uint64_t send_seq;	/* our changes sent up to here */
+	bool done_owed;		/* an INDEX_DONE must follow what we sent */
+
+	/* the batch being received */
+	struct rentry *batch;
+	size_t nbatch, batch_cap;
+
+	/* fetches */
+	struct fetch *fetches; /* queued and active, in order */
+	struct fetch *fetch_tail;
+	unsigned nfetch;
+	unsigned nactive;
+	struct fetch *closing; /* written, waiting for the next commit */
+	uint64_t commit_due_ms;
+	struct req reqs[ENGINE_REQS_MAX];
+	unsigned nreqs;
+	uint32_t next_req_id;
+	uint64_t window; /* bytes requested, not yet received */
+	uint64_t retry_due_ms;
+
+	/* serving the peer */
+	struct serve_req serve[ENGINE_SERVE_MAX];
+	unsigned serve_head, serve_n;
+	char *srv_path; /* the file held open for serving */
+	uint8_t srv_hash[SYNC_HASH_LEN];
+	int srv_fd;
+	uint64_t rate_tokens;
+	uint64_t rate_ms;
+	uint64_t rate_due_ms;
+
+	/* counters */
+	uint64_t bytes_sent, bytes_received;
+	uint64_t conflicts;
+	uint64_t refused;
+
+	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
+};
+
+/* engine.c */
+void engine_stop(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int engine_send(struct engine *e, const uint8_t *msg, size_t len);
+void engine_protocol_error(struct engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Records that remote changes up to what is safe are applied (in a transaction or not). */
+int engine_store_applied(struct engine *e);
+void rentry_free(struct rentry *r);
+int rentry_copy(struct rentry *dst, const struct rentry *src);
+void rentry_to_index(const struct rentry *r, struct index_entry *ret);
+void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_DEVICE_LEN],
+		      struct conflict_version *ret);
+
+/* apply.c: a whole batch (e->batch), then frees it. */
+void apply_batch(struct engine *e);
+/* Writes a fetched file's metadata and renames it into place (fetch.c calls it). */
+int apply_commit_fetch(struct engine *e, struct fetch *f);
+/* Opens the directory of rel beneath the root (creating it); logs refusals. */
+int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name);
+
+/* fetch.c */
+int fetch_queue(struct engine *e, const struct rentry *r);
+void fetch_pump(struct engine *e);
+void fetch_on_manifest(struct engine *e, const struct sync_manifest *m);
+void fetch_on_block(struct engine *e, const struct sync_block_data *b);
+void fetch_on_error(struct engine *e, const struct sync_block_error *b);
+void fetch_on_down(struct engine *e);
+void fetch_tick(struct engine *e, uint64_t now);
+void fetch_free_all(struct engine *e);
+uint64_t fetch_min_pending_seq(const struct engine *e);
+void fetch_status(struct engine *e, json_t *transfers);
+
+/* serve.c */
+int serve_on_request(struct engine *e, const struct sync_msg *m);
+void serve_on_cancel(struct engine *e, uint32_t req_id);
+void serve_pump(struct engine *e);
+void serve_on_down(struct engine *e);
+
+#endif

@@ -1,0 +1,651 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Fetching file content from the peer: a manifest (files over one block),
+ * then the blocks, many in flight, each verified before it is written to
+ * the temp file beside the target. A temp file left by an interrupted
+ * transfer is named after the path and content hash, so the next attempt
+ * finds it and asks only for the blocks that do not verify.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sync/engine_int.h"
+
+#define RESUME_CHECKS_PER_PUMP 8 /* blocks of a temp file verified per pump */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t nblocks(const struct fetch *f)
+{
+	return blocks_count(f->r.size);
+}
+
+static bool have_get(const struct fetch *f, uint32_t i)
+{
+	return f->have && (f->have[i / 8] >> (i % 8)) & 1;
+}
+
+static void have_set(struct fetch *f, uint32_t i)
+{
+	if (f->have)
+		f->have[i / 8] |= (uint8_t)(1U << (i % 8));
+}
+
+static void fetch_free(struct fetch *f)
+{
+	if (f->tmpfd >= 0)
+		close(f->tmpfd);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	blocks_manifest_free(f->m);
+	free(f->have);
+	rentry_free(&f->r);
+	free(f);
+}
+
+/* Forgets the requests of f (answers still on the way are then ignored). */
+static void drop_reqs(struct engine *e, struct fetch *f, bool cancel)
+{
+	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
+		struct req *q = &e->reqs[i];
+		if (!q->id || q->f != f)
+			continue;
+		if (cancel && e->up) {
+			uint8_t b[8];
+			struct sync_msg m = {.type = SYNC_MSG_CANCEL};
+			m.cancel.req_id = q->id;
+			int n = msg_encode(&m, b, sizeof(b));
+			if (n > 0 && e->io.room(e->io.ud) > 64)
+				(void)engine_send(e, b, (size_t)n);
+		}
+		if (!q->manifest)
+			e->window -= q->len;
+		q->id = 0;
+		q->f = NULL;
+		e->nreqs--;
+	}
+}
+
+/* Takes f out of the queue. */
+static void unlink_fetch(struct engine *e, struct fetch *f)
+{
+	struct fetch **pp = &e->fetches, *prev = NULL;
+
+	for (; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != f)
+			continue;
+		*pp = f->next;
+		if (e->fetch_tail == f)
+			e->fetch_tail = prev;
+		e->nfetch--;
+		if (f->state != FETCH_QUEUED)
+			e->nactive--;
+		f->next = NULL;
+		return;
+	}
+}
+
+/* Ends f without a result. remove_tmp: the temp file is useless (bad data). */
+static void fetch_drop(struct engine *e, struct fetch *f, bool remove_tmp)
+{
+	drop_reqs(e, f, true);
+	unlink_fetch(e, f);
+	if (remove_tmp && f->dirfd >= 0)
+		(void)unlinkat(f->dirfd, f->tmpname, 0);
+	fetch_free(f);
+	(void)engine_store_applied(e);
+}
+
+int fetch_queue(struct engine *e, const struct rentry *r)
+{
+	struct fetch *f;
+
+	for (f = e->fetches; f; f = f->next) {
+		if (strcmp(f->r.path, r->path) != 0)
+			continue;
+		if (memcmp(f->r.hash, r->hash, SYNC_HASH_LEN) == 0 && f->r.size == r->size) {
+			/* the same content, newer metadata */
+			f->r.mode = r->mode;
+			f->r.mtime_ns = r->mtime_ns;
+			f->r.vv = r->vv;
+			f->r.seq = r->seq > f->r.seq ? f->r.seq : r->seq;
+			return 0;
+		}
+		fetch_drop(e, f, true);
+		break;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	if (rentry_copy(&f->r, r) < 0) {
+		free(f);
+		return -ENOMEM;
+	}
+	f->dirfd = f->tmpfd = -1;
+	if (e->fetch_tail)
+		e->fetch_tail->next = f;
+	else
+		e->fetches = f;
+	e->fetch_tail = f;
+	e->nfetch++;
+	return 0;
+}
+
+uint64_t fetch_min_pending_seq(const struct engine *e)
+{
+	uint64_t min = 0;
+
+	for (const struct fetch *f = e->fetches; f; f = f->next)
+		if (!min || f->r.seq < min)
+			min = f->r.seq;
+	for (const struct fetch *f = e->closing; f; f = f->next)
+		if (!min || f->r.seq < min)
+			min = f->r.seq;
+	return min;
+}
+
+static struct req *req_new(struct engine *e, struct fetch *f)
+{
+	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
+		struct req *q = &e->reqs[i];
+		if (q->id)
+			continue;
+		if (++e->next_req_id == 0)
+			e->next_req_id = 1;
+		*q = (struct req){.id = e->next_req_id, .f = f};
+		e->nreqs++;
+		return q;
+	}
+	return NULL;
+}
+
+static struct req *req_find(struct engine *e, uint32_t id)
+{
+	if (!id)
+		return NULL;
+	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
+		if (e->reqs[i].id == id)
+			return &e->reqs[i];
+	return NULL;
+}
+
+static void req_done(struct engine *e, struct req *q)
+{
+	if (!q->manifest)
+		e->window -= q->len;
+	q->id = 0;
+	q->f = NULL;
+	e->nreqs--;
+}
+
+/* Every block is in the temp file: hand it to the next commit. */
+static void fetch_finish(struct engine *e, struct fetch *f)
+{
+	unlink_fetch(e, f);
+	f->state = FETCH_CLOSING;
+	f->next = e->closing;
+	e->closing = f;
+	if (!e->commit_due_ms)
+		e->commit_due_ms = mono_ms() + (f->r.size > BLOCKS_SIZE ? 0 : ENGINE_COMMIT_MS);
+}
+
+static void tmp_name(const struct fetch *f, char out[64])
+{
+	uint8_t ph[8];
+
+	crypto_generichash(ph, sizeof(ph), (const uint8_t *)f->r.path, f->r.path_len, NULL, 0);
+	snprintf(out, 64, SCAN_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
+		 f->r.hash[0], f->r.hash[1], f->r.hash[2], f->r.hash[3], f->r.hash[4],
+		 f->r.hash[5], ph[0], ph[1], ph[2], ph[3], ph[4], ph[5]);
+}
+
+/* Opens the target's directory and the temp file. Returns 0 or -errno (dropped). */
+static int fetch_open(struct engine *e, struct fetch *f)
+{
+	struct stat st;
+	int r;
+
+	f->dirfd = apply_open_parent(e, f->r.path, true, &f->name);
+	if (f->dirfd < 0) {
+		r = f->dirfd;
+		if (r != -ELOOP && r != -EXDEV && r != -ENOTDIR)
+			log_warn("cannot fetch %s: %s", f->r.path, strerror(-r));
+		return r;
+	}
+	tmp_name(f, f->tmpname);
+	f->tmpfd = openat(f->dirfd, f->tmpname, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (f->tmpfd < 0 || fstat(f->tmpfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = -errno;
+		log_warn("cannot create a temp file for %s: %s", f->r.path, strerror(-r));
+		return r ? r : -EIO;
+	}
+	if (st.st_size > 0) {
+		f->resumed = true;
+		if ((uint64_t)st.st_size > f->r.size && ftruncate(f->tmpfd, (off_t)f->r.size) < 0)
+			return -errno;
+	}
+	uint32_t n = nblocks(f);
+	f->have = calloc(n / 8 + 1, 1);
+	if (!f->have)
+		return -ENOMEM;
+	f->start_ms = mono_ms();
+	return 0;
+}
+
+static int send_manifest_request(struct engine *e, struct fetch *f)
+{
+	struct sync_msg m = {.type = SYNC_MSG_MANIFEST_REQUEST};
+	struct req *q;
+	int n;
+
+	q = req_new(e, f);
+	if (!q)
+		return -EAGAIN;
+	q->manifest = true;
+	m.manifest_request.req_id = q->id;
+	m.manifest_request.path = f->r.path;
+	m.manifest_request.path_len = f->r.path_len;
+	memcpy(m.manifest_request.hash, f->r.hash, SYNC_HASH_LEN);
+	n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
+	if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
+		req_done(e, q);
+		return -ENOTCONN;
+	}
+	f->manifest_req = q->id;
+	f->state = FETCH_MANIFEST;
+	return 0;
+}
+
+/* Starts f: opens it, and asks for the manifest or goes straight to blocks. */
+static int fetch_start(struct engine *e, struct fetch *f)
+{
+	int r = fetch_open(e, f);
+
+	if (r < 0)
+		return r; /* still queued: not counted active */
+	e->nactive++;
+	f->state = FETCH_BLOCKS;
+	if (f->r.size == 0) {
+		uint8_t h[BLOCKS_HASH_LEN];
+		if (blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0 ||
+		    memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0) {
+			log_warn("the peer's empty file %s has a wrong hash; not taken", f->r.path);
+			return -EBADMSG;
+		}
+		if (ftruncate(f->tmpfd, 0) < 0)
+			return -errno;
+		fetch_finish(e, f);
+		return 0;
+	}
+	if (f->r.size > BLOCKS_SIZE) {
+		f->state = FETCH_MANIFEST;
+		f->manifest_req = 0; /* asked for by the pump when there is room */
+	}
+	return 0;
+}
+
+/* Puts f back in the queue, to start again after ENGINE_RETRY_MS. */
+static void fetch_requeue(struct engine *e, struct fetch *f)
+{
+	drop_reqs(e, f, true);
+	if (f->state != FETCH_QUEUED)
+		e->nactive--;
+	if (f->tmpfd >= 0)
+		close(f->tmpfd);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	f->tmpfd = f->dirfd = -1;
+	blocks_manifest_free(f->m);
+	f->m = NULL;
+	free(f->have);
+	f->have = NULL;
+	f->state = FETCH_QUEUED;
+	f->manifest_req = f->next_block = f->inflight = f->blocks_done = 0;
+	f->bytes_done = f->bytes_reused = 0;
+	f->resumed = false;
+	f->not_before_ms = mono_ms() + ENGINE_RETRY_MS;
+	if (!e->retry_due_ms || e->retry_due_ms > f->not_before_ms)
+		e->retry_due_ms = f->not_before_ms;
+}
+
+/* A block already in the temp file that verifies need not be fetched. */
+static bool resume_check(struct engine *e, struct fetch *f, uint32_t i)
+{
+	uint32_t len = blocks_len(f->r.size, i);
+	uint8_t *buf = e->buf;
+	ssize_t n;
+
+	n = pread(f->tmpfd, buf, len, (off_t)i * BLOCKS_SIZE);
+	if (n != (ssize_t)len)
+		return false;
+	if (f->m) {
+		if (blocks_manifest_verify(f->m, i, buf, len) != 0)
+			return false;
+	} else {
+		uint8_t h[BLOCKS_HASH_LEN];
+		if (blocks_hash_buf(buf, len, NULL, NULL, h) < 0 ||
+		    memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0)
+			return false;
+	}
+	have_set(f, i);
+	f->blocks_done++;
+	f->bytes_done += len;
+	f->bytes_reused += len;
+	return true;
+}
+
+/* Asks for f's next blocks while the window and the connection allow. */
+static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
+{
+	uint32_t count = nblocks(f);
+
+	while (f->next_block < count && f->state == FETCH_BLOCKS) {
+		uint32_t i = f->next_block, len = blocks_len(f->r.size, i);
+		if (have_get(f, i)) {
+			f->next_block++;
+			continue;
+		}
+		if (f->resumed) {
+			if (*checks == 0)
+				return;
+			(*checks)--;
+			if (resume_check(e, f, i)) {
+				f->next_block++;
+				if (f->blocks_done == count)
+					fetch_finish(e, f);
+				continue;
+			}
+		}
+		if (e->window + len > ENGINE_WINDOW || e->io.room(e->io.ud) < 8192)
+			return;
+		struct req *q = req_new(e, f);
+		if (!q)
+			return;
+		q->block = i;
+		q->len = len;
+		struct sync_msg m = {.type = SYNC_MSG_BLOCK_REQUEST};
+		m.block_request.req_id = q->id;
+		m.block_request.path = f->r.path;
+		m.block_request.path_len = f->r.path_len;
+		memcpy(m.block_request.hash, f->r.hash, SYNC_HASH_LEN);
+		m.block_request.index = i;
+		m.block_request.offset = (uint64_t)i * BLOCKS_SIZE;
+		m.block_request.len = len;
+		int n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
+		if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
+			q->len = 0;
+			req_done(e, q);
+			return;
+		}
+		e->window += len;
+		f->inflight++;
+		f->next_block++;
+	}
+}
+
+void fetch_pump(struct engine *e)
+{
+	unsigned checks = RESUME_CHECKS_PER_PUMP;
+	struct fetch *f, *next;
+
+	if (!e->up || e->stopped[0])
+		return;
+	for (f = e->fetches; f; f = next) {
+		next = f->next;
+		if (f->state == FETCH_QUEUED) {
+			if (e->nactive >= ENGINE_FETCH_ACTIVE)
+				break;
+			if (f->not_before_ms > mono_ms()) {
+				if (!e->retry_due_ms || e->retry_due_ms > f->not_before_ms)
+					e->retry_due_ms = f->not_before_ms;
+				continue;
+			}
+			int r = fetch_start(e, f);
+			if (r < 0) {
+				fetch_drop(e, f, r == -EBADMSG);
+				continue;
+			}
+			if (f->state == FETCH_CLOSING)
+				continue;
+		}
+		if (f->state == FETCH_MANIFEST && !f->manifest_req) {
+			if (e->io.room(e->io.ud) < 8192 || send_manifest_request(e, f) < 0)
+				return;
+		}
+		if (f->state == FETCH_BLOCKS)
+			request_blocks(e, f, &checks);
+	}
+	if (checks == 0)
+		e->retry_due_ms = mono_ms(); /* more temp blocks to check: soon again */
+}
+
+void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
+{
+	struct req *q = req_find(e, m->req_id);
+	struct fetch *f;
+	int r;
+
+	if (!q || !q->manifest || !q->f)
+		return;
+	f = q->f;
+	if (memcmp(m->hash, f->r.hash, SYNC_HASH_LEN) != 0 || m->size != f->r.size) {
+		log_warn("the peer sent a manifest of another version of %s; fetching again later",
+			 f->r.path);
+		req_done(e, q);
+		fetch_drop(e, f, false);
+		return;
+	}
+	if (!f->m) {
+		if (m->first != 0) {
+			req_done(e, q);
+			fetch_drop(e, f, false);
+			return;
+		}
+		r = blocks_manifest_new(m->size, m->block_size, &f->m);
+		if (r < 0) {
+			log_warn("cannot take the manifest of %s: %s", f->r.path, strerror(-r));
+			req_done(e, q);
+			fetch_drop(e, f, false);
+			return;
+		}
+	}
+	if (blocks_manifest_add(f->m, m->first, m->n, m->hashes) < 0) {
+		req_done(e, q);
+		engine_protocol_error(e, "MANIFEST chunks out of order for request %u", m->req_id);
+		return;
+	}
+	if (f->m->filled < f->m->count)
+		return; /* more chunks come */
+	req_done(e, q);
+	if (blocks_manifest_check(f->m, f->r.hash) < 0) {
+		log_warn("the peer's block list of %s does not match its file hash; not taken",
+			 f->r.path);
+		e->refused++;
+		fetch_drop(e, f, false);
+		return;
+	}
+	f->state = FETCH_BLOCKS;
+}
+
+void fetch_on_block(struct engine *e, const struct sync_block_data *b)
+{
+	struct req *q = req_find(e, b->req_id);
+	struct fetch *f;
+	uint32_t i;
+	int r;
+
+	if (!q || q->manifest)
+		return; /* cancelled or unknown: it crossed our CANCEL */
+	f = q->f;
+	i = q->block;
+	if (!f) {
+		req_done(e, q);
+		return;
+	}
+	if (b->len != q->len || b->offset != (uint64_t)i * BLOCKS_SIZE) {
+		req_done(e, q);
+		engine_protocol_error(e, "BLOCK_DATA for request %u has offset %" PRIu64
+					 " and %zu bytes, not what was asked",
+				      b->req_id, b->offset, b->len);
+		return;
+	}
+	req_done(e, q);
+	f->inflight--;
+	e->bytes_received += b->len;
+	if (f->m) {
+		r = blocks_manifest_verify(f->m, i, b->data, b->len);
+	} else {
+		uint8_t h[BLOCKS_HASH_LEN];
+		r = blocks_hash_buf(b->data, b->len, NULL, NULL, h);
+		if (r == 0 && memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0)
+			r = -EBADMSG;
+	}
+	if (r < 0) {
+		log_warn("block %u of %s from the peer does not verify (its file changed, or the "
+			 "data is bad); not written, fetching again when the peer sends its new "
+			 "version",
+			 i, f->r.path);
+		fetch_drop(e, f, false);
+		return;
+	}
+	const uint8_t *p = b->data;
+	size_t left = b->len;
+	off_t off = (off_t)b->offset;
+	while (left > 0) {
+		ssize_t n = pwrite(f->tmpfd, p, left, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("cannot write %s: %s; fetching again later", f->r.path,
+				 n < 0 ? strerror(errno) : "short write");
+			fetch_requeue(e, f);
+			return;
+		}
+		p += n;
+		left -= (size_t)n;
+		off += n;
+	}
+	have_set(f, i);
+	f->blocks_done++;
+	f->bytes_done += b->len;
+	if (f->blocks_done == nblocks(f))
+		fetch_finish(e, f);
+}
+
+void fetch_on_error(struct engine *e, const struct sync_block_error *b)
+{
+	struct req *q = req_find(e, b->req_id);
+	char txt[2 * SYNC_ERROR_TEXT_MAX + 8];
+	struct fetch *f;
+
+	if (!q)
+		return;
+	f = q->f;
+	req_done(e, q);
+	if (!f)
+		return;
+	log_quote(b->text, b->text_len, txt, sizeof(txt));
+	log_info("the peer cannot send %s now (code %u: %s); it will send its current version",
+		 f->r.path, b->code, txt);
+	if (b->code == SYNC_BLOCK_ERR_IO || b->code == SYNC_BLOCK_ERR_REFUSED)
+		fetch_requeue(e, f);
+	else
+		fetch_drop(e, f, false);
+}
+
+static void commit_all(struct engine *e)
+{
+	struct fetch *f, *next;
+	int r;
+
+	e->commit_due_ms = 0;
+	if (!e->closing)
+		return;
+	if (index_begin(e->idx) < 0)
+		log_warn("cannot start an index transaction: %s", index_errmsg(e->idx));
+	for (f = e->closing; f; f = next) {
+		next = f->next;
+		r = apply_commit_fetch(e, f);
+		if (r < 0 && r != -ESTALE)
+			log_warn("cannot put %s in place: %s", f->r.path, strerror(-r));
+		if (r < 0)
+			(void)unlinkat(f->dirfd, f->tmpname, 0);
+	}
+	f = e->closing;
+	e->closing = NULL;
+	if (engine_store_applied(e) < 0)
+		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
+	if (index_commit(e->idx) < 0) {
+		log_warn("cannot commit the index: %s", index_errmsg(e->idx));
+		(void)index_rollback(e->idx);
+	}
+	for (; f; f = next) {
+		next = f->next;
+		fetch_free(f);
+	}
+	engine_pump(e);
+}
+
+void fetch_tick(struct engine *e, uint64_t now)
+{
+	if (e->commit_due_ms && now >= e->commit_due_ms)
+		commit_all(e);
+	if (e->retry_due_ms && now >= e->retry_due_ms) {
+		e->retry_due_ms = 0;
+		fetch_pump(e);
+	}
+}
+
+void fetch_on_down(struct engine *e)
+{
+	commit_all(e);
+	while (e->fetches) {
+		struct fetch *f = e->fetches;
+		drop_reqs(e, f, false);
+		unlink_fetch(e, f);
+		fetch_free(f); /* the temp file stays for the resume */
+	}
+	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
+		e->reqs[i] = (struct req){0};
+	e->nreqs = 0;
+	e->window = 0;
+	e->nactive = 0;
+}
+
+void fetch_free_all(struct engine *e)
+{
+	fetch_on_down(e);
+}
+
+void fetch_status(struct engine *e, json_t *arr)
+{
+	uint64_t now = mono_ms();
+
+	for (struct fetch *f = e->fetches; f; f = f->next) {
+		if (f->state == FETCH_QUEUED)
+			continue;
+		uint64_t ms = now - f->start_ms;
+		uint64_t moved = f->bytes_done - f->bytes_reused;
+		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:s}", "path", f->r.path, "bytes_done",
+				      (json_int_t)f->bytes_done, "bytes_total",
+				      (json_int_t)f->r.size, "rate",
+				      (json_int_t)(ms ? moved * 1000 / ms : 0), "direction",
+				      "download");
+		if (o)
+			json_array_append_new(arr, o);
+	}
+}

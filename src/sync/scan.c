@@ -1,0 +1,662 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Local change detection: lifecycle, root safety, inotify, and turning one
+ * path on disk into index changes. The walk is in scan_walk.c, the hasher
+ * thread in scan_hash.c; the design note is in scan.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "sync/blocks.h"
+#include "sync/scan_int.h"
+
+#define WATCH_MASK                                                                                 \
+	(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |        \
+	 IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+#define EVENT_BUF 65536
+#define MARKER_TEXT "This directory is a tandem share. Do not remove this file.\n"
+
+static int seterr(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int seterr(char *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err, SCAN_ERR_LEN, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+bool scan_excluded(const char *path, size_t len)
+{
+	size_t plen = sizeof(SCAN_TMP_PREFIX) - 1, start = 0;
+
+	if (len == sizeof(SCAN_MARKER) - 1 && memcmp(path, SCAN_MARKER, len) == 0)
+		return true;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && path[i] != '/')
+			continue;
+		if (i - start >= plen && memcmp(path + start, SCAN_TMP_PREFIX, plen) == 0)
+			return true;
+		start = i + 1;
+	}
+	return false;
+}
+
+enum index_type scan_kind(const struct stat *st)
+{
+	if (S_ISREG(st->st_mode))
+		return INDEX_FILE;
+	if (S_ISDIR(st->st_mode))
+		return INDEX_DIR;
+	if (S_ISLNK(st->st_mode))
+		return INDEX_SYMLINK;
+	return 0;
+}
+
+int64_t scan_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/*
+ * The engine records files it writes with index_put_remote/index_set_stat,
+ * so this exact test (type, size, mtime, mode, ino, ctime) is the contract
+ * that keeps them from looking changed. A directory's size and mtime change
+ * with its entries and are not synced: its mode is what counts.
+ */
+bool scan_unchanged(const struct index_entry *e, const struct stat *st)
+{
+	if (e->deleted || e->type != scan_kind(st) || e->mode != (st->st_mode & 0777))
+		return false;
+	if (e->type == INDEX_DIR)
+		return true;
+	return e->size == (uint64_t)st->st_size && e->mtime_ns == scan_ns(&st->st_mtim) &&
+	       e->ino == (uint64_t)st->st_ino && e->ctime_ns == scan_ns(&st->st_ctim);
+}
+
+void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st)
+{
+	memset(e, 0, offsetof(struct index_entry, target));
+	memcpy(e->path, path, len);
+	e->path[len] = '\0';
+	e->path_len = len;
+	e->type = scan_kind(st);
+	e->mode = st->st_mode & 0777;
+	e->size = e->type == INDEX_DIR ? 0 : (uint64_t)st->st_size;
+	e->mtime_ns = scan_ns(&st->st_mtim);
+	e->target[0] = '\0';
+	e->target_len = 0;
+	e->deleted = false;
+	vv_init(&e->vv);
+	e->seq = 0;
+	e->dev = (uint64_t)st->st_dev;
+	e->ino = (uint64_t)st->st_ino;
+	e->ctime_ns = scan_ns(&st->st_ctim);
+}
+
+/* lstat of a share path, resolved beneath the root without following symlinks. */
+int scan_lstat(struct scan *s, const char *path, struct stat *ret)
+{
+	const char *name;
+	int pfd, r = 0;
+
+	pfd = path_open_parent(s->rootfd, path, 0, &name);
+	if (pfd < 0)
+		return pfd == -ELOOP ? -ENOENT : pfd;
+	if (fstatat(pfd, name, ret, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	close(pfd);
+	return r;
+}
+
+int scan_check_root(struct scan *s, char *err)
+{
+	struct stat now, held;
+
+	if (fstat(s->rootfd, &held) < 0)
+		return seterr(err, -errno, "cannot stat the share root %s: %s", s->root_q,
+			      strerror(errno));
+	if (stat(s->root, &now) < 0)
+		return seterr(err, -ESTALE,
+			      "the share root %s is gone (%s): syncing stopped so that nothing "
+			      "is deleted on the peer; restore or remount it and restart",
+			      s->root_q, strerror(errno));
+	if (now.st_dev != s->root_dev || now.st_ino != s->root_ino || held.st_nlink == 0)
+		return seterr(err, -ESTALE,
+			      "the share root %s was removed, replaced or unmounted: syncing "
+			      "stopped so that nothing is deleted on the peer; restore or remount "
+			      "it and restart",
+			      s->root_q);
+	if (fstatat(s->rootfd, SCAN_MARKER, &now, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(now.st_mode))
+		return seterr(err, -ESTALE,
+			      "the share root %s has no %s marker file: it is not the folder "
+			      "that was synced (an unmounted disk?), so syncing stopped; remount "
+			      "it, or recreate the marker if this is the right folder",
+			      s->root_q, SCAN_MARKER);
+	return 0;
+}
+
+void scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
+{
+	char proc[64];
+	struct scan_wd *w;
+	int wd;
+
+	/* The fd is the directory opened without following symlinks: no path race.
+	 * No IN_DONT_FOLLOW: it would stop at the /proc magic link itself. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
+	wd = inotify_add_watch(s->ifd, proc, WATCH_MASK);
+	if (wd < 0) {
+		if (!s->watch_warned && (errno == ENOSPC || errno == ENOMEM)) {
+			s->watch_warned = true;
+			log_warn("cannot watch every folder of %s (inotify watch limit, see "
+				 "fs.inotify.max_user_watches): some changes are found only by the "
+				 "next full rescan",
+				 s->root_q);
+		}
+		return;
+	}
+	if (scan_wdmap_set(&s->wds, wd, path, len, &w) < 0)
+		return;
+	w->gen = s->gen;
+	if (len == 0)
+		s->root_wd = wd;
+}
+
+void scan_warn_special(struct scan *s, const char *path, size_t len)
+{
+	char q[256];
+
+	if (s->warned.n >= SCAN_WARNED_MAX || scan_strset_add(&s->warned, path, len) != 1)
+		return;
+	log_warn("skipping %s in %s: not a regular file, directory or symlink",
+		 log_quote(path, len, q, sizeof(q)), s->root_q);
+}
+
+struct collect {
+	char **v;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_fn(const struct index_entry *e, void *userdata)
+{
+	struct collect *c = userdata;
+	char **v;
+
+	if (e->deleted)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		v = realloc(c->v, c->cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+	}
+	c->v[c->n] = strdup(e->path);
+	if (!c->v[c->n])
+		return -ENOMEM;
+	c->n++;
+	return 0;
+}
+
+/* Tombstones path and, for a directory, every live entry beneath it (deepest
+ * first). Returns the number of entries deleted or -errno. */
+int scan_delete_tree(struct scan *s, const char *path, size_t len)
+{
+	struct collect c = {NULL, 0, 0, 0};
+	int r, n = 0;
+
+	r = index_foreach_under(s->idx, path, len, collect_fn, &c);
+	for (size_t i = c.n; r >= 0 && i-- > 0;) {
+		r = index_delete_local(s->idx, c.v[i], strlen(c.v[i]));
+		n += r > 0;
+	}
+	if (r >= 0) {
+		r = index_delete_local(s->idx, path, len);
+		if (r == -ENOENT)
+			r = 0;
+		n += r > 0;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i]);
+	free(c.v);
+	return r < 0 ? r : n;
+}
+
+int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size)
+{
+	struct scan_job *j;
+	int r;
+
+	r = scan_strset_add(&s->inflight, path, len);
+	if (r <= 0)
+		return r; /* already queued: its result is re-checked against the disk */
+	j = calloc(1, sizeof(*j));
+	if (j)
+		j->path = strndup(path, len);
+	if (!j || !j->path) {
+		free(j);
+		scan_strset_del(&s->inflight, path, len);
+		return -ENOMEM;
+	}
+	j->len = len;
+	j->size_hint = size;
+	if (s->backlog_tail)
+		s->backlog_tail->next = j;
+	else
+		s->backlog = j;
+	s->backlog_tail = j;
+	s->pend_files++;
+	s->pend_bytes += size;
+	return 0;
+}
+
+void scan_feed(struct scan *s)
+{
+	while (s->backlog) {
+		struct scan_job *j = s->backlog, *next = j->next;
+
+		if (scan_hasher_push(&s->h, j) < 0)
+			break;
+		s->backlog = next;
+		if (!next)
+			s->backlog_tail = NULL;
+	}
+}
+
+static void job_done(struct scan *s, struct scan_job *j)
+{
+	scan_strset_del(&s->inflight, j->path, j->len);
+	s->pend_files--;
+	s->pend_bytes -= j->size_hint;
+	scan_job_free(j);
+}
+
+static void requeue(struct scan *s, struct scan_job *j)
+{
+	j->next = NULL;
+	j->err = 0;
+	if (s->backlog_tail)
+		s->backlog_tail->next = j;
+	else
+		s->backlog = j;
+	s->backlog_tail = j;
+}
+
+/* Stores a hashed file whose disk state is st (== j->st). Returns changes or -errno. */
+static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
+{
+	struct index_entry *e = &s->e;
+	int r;
+
+	r = index_get(s->idx, j->path, j->len, e);
+	if (r < 0 && r != -ENOENT)
+		goto fail;
+	if (r == 0 && scan_unchanged(e, &j->st))
+		return 0;
+	if (r == 0 && !e->deleted && e->type == INDEX_FILE && e->has_hash &&
+	    memcmp(e->hash, j->hash, INDEX_HASH_LEN) == 0 && e->size == (uint64_t)j->st.st_size &&
+	    e->mtime_ns == scan_ns(&j->st.st_mtim) && e->mode == (j->st.st_mode & 0777)) {
+		/* Same content and metadata: only the stat identity moved. */
+		r = index_set_stat(s->idx, j->path, j->len, (uint64_t)j->st.st_dev,
+				   (uint64_t)j->st.st_ino, scan_ns(&j->st.st_ctim));
+		if (r < 0)
+			goto fail;
+		return 0;
+	}
+	scan_entry_init(e, j->path, j->len, &j->st);
+	e->has_hash = true;
+	memcpy(e->hash, j->hash, INDEX_HASH_LEN);
+	r = index_put_local(s->idx, e);
+	if (r == 0)
+		r = index_manifest_put(s->idx, j->hash, j->blob, j->blob_len);
+	if (r < 0)
+		goto fail;
+	return 1;
+fail:
+	return seterr(err, r, "cannot record %s in the index: %s", j->path, index_errmsg(s->idx));
+}
+
+/* A finished job: re-stat, then store, drop or hash again. Returns changes or -errno. */
+static int hash_done_one(struct scan *s, struct scan_job *j, char *err)
+{
+	struct stat st;
+	int r;
+
+	if (j->err == -EAGAIN) {
+		requeue(s, j);
+		return 0;
+	}
+	if (j->err < 0 || scan_lstat(s, j->path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		/* Gone or replaced: the events of that change bring a scan. */
+		log_debug("hashing %s: %s", j->path, strerror(j->err < 0 ? -j->err : ENOENT));
+		job_done(s, j);
+		return 0;
+	}
+	if (st.st_ino != j->st.st_ino || st.st_size != j->st.st_size ||
+	    scan_ns(&st.st_mtim) != scan_ns(&j->st.st_mtim) ||
+	    scan_ns(&st.st_ctim) != scan_ns(&j->st.st_ctim)) {
+		r = index_get(s->idx, j->path, j->len, &s->e);
+		if (r == 0 && scan_unchanged(&s->e, &st)) {
+			job_done(s, j); /* recorded meanwhile (the engine wrote it) */
+			return 0;
+		}
+		requeue(s, j);
+		return 0;
+	}
+	r = record_hashed(s, j, err);
+	job_done(s, j);
+	return r;
+}
+
+int scan_on_hash_done(struct scan *s, char *err)
+{
+	struct scan_job *list = scan_hasher_take(&s->h), *j;
+	int r, n = 0;
+
+	if (!list) {
+		scan_feed(s);
+		return 0;
+	}
+	r = index_begin(s->idx);
+	if (r < 0) {
+		/* Put them back for the next call. */
+		pthread_mutex_lock(&s->h.lock);
+		for (j = list; j->next; j = j->next)
+			;
+		j->next = s->h.done;
+		s->h.done = list;
+		if (!s->h.done_tail)
+			s->h.done_tail = j;
+		pthread_mutex_unlock(&s->h.lock);
+		return seterr(err, r, "cannot store hash results: %s", index_errmsg(s->idx));
+	}
+	while (list) {
+		j = list;
+		list = j->next;
+		r = hash_done_one(s, j, err);
+		if (r < 0)
+			break;
+		n += r;
+	}
+	while (list) { /* after an error: hash them again */
+		j = list;
+		list = j->next;
+		requeue(s, j);
+	}
+	if (r >= 0) {
+		r = index_commit(s->idx);
+		if (r < 0)
+			seterr(err, r, "cannot store hash results: %s", index_errmsg(s->idx));
+	}
+	if (r < 0)
+		(void)index_rollback(s->idx);
+	scan_feed(s);
+	return r < 0 ? r : n;
+}
+
+static int open_root(struct scan *s, const char *root, char *err)
+{
+	struct stat st;
+
+	s->rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd < 0)
+		return seterr(err, -errno, "cannot open the share folder %s: %s", s->root_q,
+			      strerror(errno));
+	if (fstat(s->rootfd, &st) < 0)
+		return seterr(err, -errno, "cannot stat the share folder %s: %s", s->root_q,
+			      strerror(errno));
+	s->root_dev = st.st_dev;
+	s->root_ino = st.st_ino;
+	return 0;
+}
+
+/* Checks the marker, or creates it for an index that never held anything. */
+static int marker_setup(struct scan *s, char *err)
+{
+	struct stat st;
+	int fd, r;
+
+	if (fstatat(s->rootfd, SCAN_MARKER, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return S_ISREG(st.st_mode) ? 0
+					   : seterr(err, -ESTALE, "%s/%s is not a regular file",
+						    s->root_q, SCAN_MARKER);
+	if (errno != ENOENT)
+		return seterr(err, -errno, "cannot stat %s/%s: %s", s->root_q, SCAN_MARKER,
+			      strerror(errno));
+	if (index_seq(s->idx) > 0)
+		return seterr(err, -ESTALE,
+			      "the share root %s has no %s marker file but the index knows it: "
+			      "it is not the folder that was synced (an unmounted disk?), so "
+			      "syncing does not start; mount it, or recreate the marker if this "
+			      "is the right folder",
+			      s->root_q, SCAN_MARKER);
+	fd = openat(s->rootfd, SCAN_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		return seterr(err, -errno, "cannot create the marker %s/%s: %s", s->root_q,
+			      SCAN_MARKER, strerror(errno));
+	r = fs_write_all(fd, MARKER_TEXT, sizeof(MARKER_TEXT) - 1);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		return seterr(err, r, "cannot write the marker %s/%s: %s", s->root_q, SCAN_MARKER,
+			      strerror(-r));
+	return 0;
+}
+
+int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
+{
+	struct scan *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->root = strdup(root))) {
+		free(s);
+		return seterr(err, -ENOMEM, "out of memory");
+	}
+	s->idx = idx;
+	s->rootfd = s->ifd = s->h.efd = -1;
+	s->full = true;
+	log_quote(root, strlen(root), s->root_q, sizeof(s->root_q));
+	r = open_root(s, root, err);
+	if (r == 0)
+		r = marker_setup(s, err);
+	if (r < 0)
+		goto fail;
+	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ifd < 0) {
+		r = seterr(err, -errno, "cannot start watching %s (inotify): %s", s->root_q,
+			   strerror(errno));
+		goto fail;
+	}
+	r = scan_hasher_start(&s->h, s->rootfd);
+	if (r < 0) {
+		seterr(err, r, "cannot start the hasher thread: %s", strerror(-r));
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	scan_free(s);
+	return r;
+}
+
+void scan_free(struct scan *s)
+{
+	struct scan_job *j;
+
+	if (!s)
+		return;
+	scan_hasher_stop(&s->h);
+	while ((j = s->backlog)) {
+		s->backlog = j->next;
+		scan_job_free(j);
+	}
+	scan_strset_done(&s->inflight);
+	scan_strset_done(&s->warned);
+	scan_wdmap_done(&s->wds);
+	if (s->ifd >= 0)
+		close(s->ifd);
+	if (s->rootfd >= 0)
+		close(s->rootfd);
+	free(s->root);
+	free(s);
+}
+
+int scan_root_fd(const struct scan *s)
+{
+	return s->rootfd;
+}
+
+int scan_inotify_fd(const struct scan *s)
+{
+	return s->ifd;
+}
+
+int scan_hash_fd(const struct scan *s)
+{
+	return s->h.efd;
+}
+
+void scan_request_full(struct scan *s)
+{
+	s->full = true;
+}
+
+bool scan_pending(const struct scan *s)
+{
+	return s->full || s->ndirty > 0 || s->pend_files > 0;
+}
+
+void scan_stats(const struct scan *s, uint64_t *ret_files, uint64_t *ret_bytes)
+{
+	*ret_files = s->pend_files;
+	*ret_bytes = s->pend_bytes;
+}
+
+static void mark_dirty(struct scan *s, struct scan_wd *w)
+{
+	if (!w->dirty) {
+		w->dirty = true;
+		s->ndirty++;
+	}
+}
+
+static void on_event(struct scan *s, const struct inotify_event *ev)
+{
+	struct scan_wd *w;
+	const char *name = ev->len ? ev->name : NULL;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		s->full = true;
+		return;
+	}
+	w = scan_wdmap_get(&s->wds, ev->wd);
+	if (!w)
+		return;
+	if (ev->mask & IN_IGNORED) {
+		if (ev->wd == s->root_wd) {
+			s->full = true;
+			s->root_wd = -1;
+		}
+		if (w->dirty)
+			s->ndirty--;
+		scan_wdmap_del(&s->wds, ev->wd);
+		return;
+	}
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+		if (w->len == 0)
+			s->full = true; /* the root itself: the scan reports it */
+		return;			/* elsewhere the parent's event says it */
+	}
+	/* The marker is excluded from sync but its loss must be noticed. */
+	if (name && w->len == 0 && strcmp(name, SCAN_MARKER) == 0) {
+		mark_dirty(s, w);
+		return;
+	}
+	if (name && strncmp(name, SCAN_TMP_PREFIX, sizeof(SCAN_TMP_PREFIX) - 1) == 0)
+		return;
+	mark_dirty(s, w);
+}
+
+int scan_on_inotify(struct scan *s)
+{
+	char buf[EVENT_BUF] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	for (;;) {
+		n = read(s->ifd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0)
+			return -errno;
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ev = (const void *)(buf + off);
+
+			on_event(s, ev);
+			off += (ssize_t)sizeof(*ev) + ev->len;
+		}
+	}
+	return s->full || s->ndirty > 0;
+}
+
+int scan_run(struct scan *s, char *err)
+{
+	int r = scan_walk_run(s, err);
+
+	scan_feed(s);
+	return r;
+}
+
+int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
+{
+	char perr[PATH_ERR_LEN], p[PATH_REL_MAX + 1];
+	struct stat st;
+	int r;
+
+	r = path_check(path, len, perr);
+	if (r < 0)
+		return seterr(err, r, "%s", perr);
+	if (scan_excluded(path, len))
+		return 0;
+	memcpy(p, path, len);
+	p[len] = '\0';
+	path = p;
+	r = scan_lstat(s, path, &st);
+	if (r == -ENOENT || r == -ENOTDIR || (r == 0 && !scan_kind(&st))) {
+		r = scan_check_root(s, err);
+		if (r < 0)
+			return r;
+		r = index_get(s->idx, path, len, &s->e);
+		if (r == -ENOENT || (r == 0 && s->e.deleted))
+			return 0;
+		if (r == 0)
+			r = scan_delete_tree(s, path, len);
+		if (r < 0)
+			return seterr(err, r, "cannot record the deletion of %s: %s", path,
+				      index_errmsg(s->idx));
+		return r > 0;
+	}
+	if (r < 0)
+		return seterr(err, r, "cannot stat %s in %s: %s", path, s->root_q, strerror(-r));
+	r = scan_apply(s, path, len, &st, true, err);
+	return r < 0 ? r : r > 0;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TANDEM_SYNC_SCAN_INT_H
+#define TANDEM_SYNC_SCAN_INT_H
+
+/*
+ * Private to the scanner (scan.c, scan_walk.c, scan_hash.c, scan_map.c) and
+ * its unit test. The design note is in scan.h.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "sync/scan.h"
+
+#define SCAN_QUEUE_MAX 64    /* jobs handed to the hasher thread at once */
+#define SCAN_WARNED_MAX 4096 /* special files remembered as already logged */
+#define SCAN_SYNC_TRIES 3    /* scan_path_now: hashes of a file that keeps changing */
+
+/* A set of byte strings (open addressing); owns its copies. */
+struct scan_strset {
+	struct scan_str *v;
+	size_t cap, n;
+};
+
+/* One inotify watch: its directory (share-relative, "" for the root). */
+struct scan_wd {
+	int wd; /* 0: empty slot */
+	bool dirty;
+	unsigned gen; /* the full scan that last (re)added it */
+	char *path;
+	size_t len;
+};
+
+struct scan_wdmap {
+	struct scan_wd *v;
+	size_t cap, n;
+};
+
+/* A file to hash, and then its result. */
+struct scan_job {
+	struct scan_job *next;
+	char *path; /* NUL-terminated, len bytes */
+	size_t len;
+	uint64_t size_hint; /* for scan_stats */
+	int err;	    /* result: 0, -EAGAIN (changed while hashed), -errno */
+	struct stat st;	    /* result: the file as hashed */
+	uint8_t hash[INDEX_HASH_LEN];
+	uint8_t *blob; /* result: blocks_manifest_encode() form */
+	size_t blob_len;
+};
+
+typedef void (*scan_hook_fn)(const char *path, void *userdata);
+
+/* Lock order: lock is a leaf; never held across a syscall but the eventfd write. */
+struct scan_hasher {
+	pthread_t thread;
+	bool started;
+	int rootfd; /* borrowed from struct scan */
+	int efd;    /* eventfd: results waiting */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct scan_job *jobs, *jobs_tail; /* protected by lock */
+	unsigned njobs;			   /* protected by lock */
+	struct scan_job *done, *done_tail; /* protected by lock */
+	bool stop;			   /* protected by lock */
+	scan_hook_fn hook;		   /* protected by lock; tests only */
+	void *hook_ud;			   /* protected by lock */
+};
+
+struct scan {
+	struct index *idx;
+	char *root;
+	char root_q[128];
+	int rootfd; /* O_PATH|O_DIRECTORY */
+	dev_t root_dev;
+	ino_t root_ino;
+	int ifd; /* inotify */
+	int root_wd;
+	struct scan_wdmap wds;
+	size_t ndirty; /* entries of wds with dirty set */
+	unsigned gen;
+	bool full;
+	bool watch_warned;
+	struct scan_hasher h;
+	struct scan_job *backlog, *backlog_tail; /* not yet handed to the hasher */
+	struct scan_strset inflight;		 /* paths queued or being hashed */
+	uint64_t pend_files, pend_bytes;
+	struct scan_strset warned; /* special files already logged */
+	struct index_entry e, e2;  /* scratch, about 8 KiB each */
+};
+
+/* scan_map.c */
+int scan_strset_add(struct scan_strset *set, const char *s, size_t len);
+bool scan_strset_has(const struct scan_strset *set, const char *s, size_t len);
+void scan_strset_del(struct scan_strset *set, const char *s, size_t len);
+void scan_strset_done(struct scan_strset *set);
+struct scan_wd *scan_wdmap_get(struct scan_wdmap *m, int wd);
+int scan_wdmap_set(struct scan_wdmap *m, int wd, const char *path, size_t len,
+		   struct scan_wd **ret);
+void scan_wdmap_del(struct scan_wdmap *m, int wd);
+void scan_wdmap_done(struct scan_wdmap *m);
+
+/* scan_hash.c */
+int scan_hasher_start(struct scan_hasher *h, int rootfd);
+void scan_hasher_stop(struct scan_hasher *h);
+/* Hands j over; -EAGAIN when SCAN_QUEUE_MAX jobs are waiting (j untouched). */
+int scan_hasher_push(struct scan_hasher *h, struct scan_job *j);
+/* Takes every finished job (a list), after draining the eventfd. */
+struct scan_job *scan_hasher_take(struct scan_hasher *h);
+/* Hashes j->path beneath rootfd on this thread, filling j's result fields. */
+void scan_hash_job(int rootfd, struct scan_job *j);
+void scan_job_free(struct scan_job *j);
+/* Tests: fn runs on the hasher thread after each file is read, before the re-stat. */
+void scan_set_hash_hook(struct scan *s, scan_hook_fn fn, void *userdata);
+
+/* scan_walk.c: the scan itself. Returns changes or -errno (err set). */
+int scan_walk_run(struct scan *s, char *err);
+
+/* scan.c helpers shared with scan_walk.c */
+enum index_type scan_kind(const struct stat *st); /* 0: special file */
+int64_t scan_ns(const struct timespec *ts);
+bool scan_unchanged(const struct index_entry *e, const struct stat *st);
+void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st);
+int scan_lstat(struct scan *s, const char *path, struct stat *ret);
+int scan_check_root(struct scan *s, char *err);
+void scan_watch(struct scan *s, int dirfd, const char *path, size_t len);
+void scan_warn_special(struct scan *s, const char *path, size_t len);
+int scan_delete_tree(struct scan *s, const char *path, size_t len);
+int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
+	       char *err);
+int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size);
+void scan_feed(struct scan *s);
+
+#endif

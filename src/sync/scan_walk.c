@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * One scan: walk the dirty directories (or all of them), then apply what
+ * changed in three steps, so that a move is seen as a move whatever order
+ * the directories were read in:
+ *  1. walk: list each directory, note paths whose stat differs from the
+ *     index (items) and index children missing on disk (gone); descend into
+ *     new or replaced directories;
+ *  2. apply the items in path order (a parent before what is beneath it):
+ *     a path new on disk whose (dev, ino) is a live entry gone from disk is
+ *     index_rename'd, which moves a whole directory at once and leaves its
+ *     contents unchanged for the items that follow;
+ *  3. after checking the root again, tombstone what is still gone.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sync/blocks.h"
+#include "sync/scan_int.h"
+
+struct item {
+	char *path;
+	size_t len;
+	struct stat st;
+};
+
+struct qdir {
+	char *path;
+	size_t len;
+	bool all; /* descend into every subdirectory */
+};
+
+struct walk {
+	struct item *items;
+	size_t nitems, capitems;
+	char **gone;
+	size_t ngone, capgone;
+	struct qdir *dirs;
+	size_t dhead, ndirs, capdirs;
+};
+
+/* err gets what failed, for the daemon's one log line. */
+static int walk_err(struct scan *s, char *err, int r, const char *path)
+{
+	if (err)
+		snprintf(err, SCAN_ERR_LEN, "cannot scan %s%s%s in %s: %s (index: %s)",
+			 *path ? "\"" : "the top folder", path, *path ? "\"" : "", s->root_q,
+			 strerror(-r), index_errmsg(s->idx));
+	return r;
+}
+
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *nv;
+
+	if (n < *cap)
+		return 0;
+	nv = realloc(*v, (*cap ? *cap * 2 : 64) * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = *cap ? *cap * 2 : 64;
+	return 0;
+}
+
+static int push_dir(struct walk *w, const char *path, size_t len, bool all)
+{
+	char *copy;
+
+	if (grow((void **)&w->dirs, &w->capdirs, w->ndirs, sizeof(*w->dirs)) < 0 ||
+	    !(copy = strndup(path, len)))
+		return -ENOMEM;
+	w->dirs[w->ndirs++] = (struct qdir){copy, len, all};
+	return 0;
+}
+
+static int push_item(struct walk *w, const char *path, size_t len, const struct stat *st)
+{
+	char *copy;
+
+	if (grow((void **)&w->items, &w->capitems, w->nitems, sizeof(*w->items)) < 0 ||
+	    !(copy = strndup(path, len)))
+		return -ENOMEM;
+	w->items[w->nitems++] = (struct item){copy, len, *st};
+	return 0;
+}
+
+static int push_gone(struct walk *w, const char *path)
+{
+	char *copy;
+
+	if (grow((void **)&w->gone, &w->capgone, w->ngone, sizeof(*w->gone)) < 0 ||
+	    !(copy = strdup(path)))
+		return -ENOMEM;
+	w->gone[w->ngone++] = copy;
+	return 0;
+}
+
+static void walk_done(struct walk *w)
+{
+	for (size_t i = 0; i < w->nitems; i++)
+		free(w->items[i].path);
+	for (size_t i = 0; i < w->ngone; i++)
+		free(w->gone[i]);
+	for (size_t i = 0; i < w->ndirs; i++)
+		free(w->dirs[i].path);
+	free(w->items);
+	free(w->gone);
+	free(w->dirs);
+}
+
+/* Opens share directory path for reading, without following any symlink. */
+static int open_dir(struct scan *s, const char *path, size_t len)
+{
+	const char *name;
+	int pfd, fd;
+
+	if (len == 0)
+		fd = openat(s->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	else {
+		pfd = path_open_parent(s->rootfd, path, 0, &name);
+		if (pfd < 0)
+			return pfd;
+		fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(pfd);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+struct children {
+	struct walk *w;
+	int dirfd;
+	size_t skip; /* bytes of the directory prefix */
+};
+
+/* An index child missing on disk (or now a special file) is gone. */
+static int child_fn(const struct index_entry *e, void *userdata)
+{
+	struct children *c = userdata;
+	struct stat st;
+
+	if (fstatat(c->dirfd, e->path + c->skip, &st, AT_SYMLINK_NOFOLLOW) == 0
+		    ? scan_kind(&st)
+		    : (errno != ENOENT && errno != ENOTDIR))
+		return 0;
+	return push_gone(c->w, e->path);
+}
+
+static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
+{
+	char p[PATH_REL_MAX + 1], perr[PATH_ERR_LEN];
+	struct children c;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = open_dir(s, q->path, q->len);
+	if (fd < 0) {
+		/* Gone or replaced since it was queued: its parent's scan sees that. */
+		log_debug("scan: cannot open %s: %s", q->len ? q->path : ".", strerror(-fd));
+		return 0;
+	}
+	scan_watch(s, fd, q->path, q->len);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return walk_err(s, err, -errno, q->path);
+	}
+	memcpy(p, q->path, q->len);
+	while ((errno = 0, de = readdir(d))) {
+		size_t nlen = strlen(de->d_name), len = q->len + (q->len > 0) + nlen;
+		bool live, descend;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (len > PATH_REL_MAX)
+			continue;
+		if (q->len)
+			p[q->len] = '/';
+		memcpy(p + len - nlen, de->d_name, nlen + 1);
+		if (path_check(p, len, perr) < 0 || scan_excluded(p, len))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!scan_kind(&st)) {
+			scan_warn_special(s, p, len);
+			continue;
+		}
+		r = index_get(s->idx, p, len, &s->e);
+		if (r < 0 && r != -ENOENT)
+			goto fail;
+		live = r == 0 && !s->e.deleted;
+		r = 0;
+		if (!live || !scan_unchanged(&s->e, &st))
+			r = push_item(w, p, len, &st);
+		else if (S_ISDIR(st.st_mode) && s->e.ino != (uint64_t)st.st_ino)
+			r = push_item(w, p, len, &st); /* replaced: record its identity */
+		if (r == 0 && S_ISDIR(st.st_mode)) {
+			descend = q->all || !live || s->e.type != INDEX_DIR ||
+				  s->e.ino != (uint64_t)st.st_ino;
+			if (descend)
+				r = push_dir(w, p, len, true);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (errno) {
+		r = walk_err(s, err, -errno, q->path);
+		goto cleanup;
+	}
+	c = (struct children){w, dirfd(d), q->len + (q->len > 0)};
+	r = index_foreach_child(s->idx, q->path, q->len, child_fn, &c);
+	if (r < 0)
+		goto fail;
+	goto cleanup;
+fail:
+	r = walk_err(s, err, r, q->path);
+cleanup:
+	closedir(d);
+	return r;
+}
+
+/* Whether a or b is the other or beneath it. */
+static bool nested(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen > blen)
+		return nested(b, blen, a, alen);
+	return memcmp(a, b, alen) == 0 && (alen == blen || b[alen] == '/');
+}
+
+/*
+ * path (new on disk, or holding another inode than its entry) is a rename
+ * when its (dev, ino) is a live entry of the same type whose path no longer
+ * holds that inode. Returns the index changes made (0: not a rename).
+ */
+static int try_rename(struct scan *s, const char *path, size_t len, const struct stat *st,
+		      bool live)
+{
+	struct index_entry *src = &s->e2;
+	struct stat sst;
+	int r, n = 0;
+
+	r = index_get_by_ino(s->idx, (uint64_t)st->st_dev, (uint64_t)st->st_ino, src);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (src->type != scan_kind(st) || nested(src->path, src->path_len, path, len) ||
+	    scan_excluded(src->path, src->path_len))
+		return 0;
+	r = scan_lstat(s, src->path, &sst);
+	if (r == 0 ? (sst.st_dev == st->st_dev && sst.st_ino == st->st_ino)
+		   : (r != -ENOENT && r != -ENOTDIR))
+		return 0; /* still there (a hard link), or unknown: not a move */
+	if (live) {
+		r = scan_delete_tree(s, path, len); /* moved over an existing entry */
+		if (r < 0)
+			return r;
+		n += r;
+	}
+	r = index_rename(s->idx, src->path, src->path_len, path, len);
+	return r < 0 ? r : n + r;
+}
+
+static int put(struct scan *s, struct index_entry *e)
+{
+	int r = index_put_local(s->idx, e);
+
+	return r < 0 ? r : 1;
+}
+
+static int set_stat(struct scan *s, const char *path, size_t len, const struct stat *st)
+{
+	return index_set_stat(s->idx, path, len, (uint64_t)st->st_dev, (uint64_t)st->st_ino,
+			      scan_ns(&st->st_ctim));
+}
+
+static int apply_symlink(struct scan *s, const char *path, size_t len, const struct stat *st,
+			 bool live)
+{
+	struct index_entry *e = &s->e;
+	char target[INDEX_TARGET_MAX + 1];
+	const char *name;
+	ssize_t n;
+	int pfd, r;
+
+	pfd = path_open_parent(s->rootfd, path, 0, &name);
+	if (pfd < 0)
+		return 0; /* gone again: a later event says so */
+	n = readlinkat(pfd, name, target, sizeof(target));
+	close(pfd);
+	if (n <= 0 || n > INDEX_TARGET_MAX || memchr(target, 0, (size_t)n)) {
+		log_debug("scan: skipping symlink %s: unreadable or target too long", path);
+		return 0;
+	}
+	if (live && e->type == INDEX_SYMLINK && e->target_len == (size_t)n &&
+	    memcmp(e->target, target, (size_t)n) == 0 && e->mode == (st->st_mode & 0777) &&
+	    e->mtime_ns == scan_ns(&st->st_mtim))
+		return set_stat(s, path, len, st);
+	scan_entry_init(e, path, len, st);
+	memcpy(e->target, target, (size_t)n);
+	e->target[n] = '\0';
+	e->target_len = (size_t)n;
+	e->has_hash = true;
+	r = blocks_hash_buf(target, (size_t)n, NULL, NULL, e->hash);
+	return r < 0 ? r : put(s, e);
+}
+
+/* Hashes path on this thread (scan_path_now) and records it. */
+static int apply_file_now(struct scan *s, const char *path, size_t len, char *err)
+{
+	struct scan_job j = {.path = (char *)path, .len = len};
+	struct index_entry *e = &s->e;
+	int r;
+
+	for (int i = 0; i < SCAN_SYNC_TRIES; i++) {
+		scan_hash_job(s->rootfd, &j);
+		if (j.err != -EAGAIN)
+			break;
+	}
+	if (j.err < 0) {
+		free(j.blob);
+		return j.err == -ENOENT ? 0 : walk_err(s, err, j.err, path);
+	}
+	r = index_get(s->idx, path, len, e);
+	if (r == 0 && scan_unchanged(e, &j.st)) {
+		r = 0;
+	} else if (r == 0 || r == -ENOENT) {
+		scan_entry_init(e, path, len, &j.st);
+		e->has_hash = true;
+		memcpy(e->hash, j.hash, INDEX_HASH_LEN);
+		r = put(s, e);
+		if (r > 0 && index_manifest_put(s->idx, j.hash, j.blob, j.blob_len) < 0)
+			r = -EIO;
+	}
+	free(j.blob);
+	return r;
+}
+
+int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
+	       char *err)
+{
+	struct index_entry *e = &s->e;
+	enum index_type type = scan_kind(st);
+	bool live, moved = false;
+	int r, n = 0;
+
+	r = index_get(s->idx, path, len, e);
+	if (r < 0 && r != -ENOENT)
+		goto fail;
+	live = r == 0 && !e->deleted;
+	if (!live || e->ino != (uint64_t)st->st_ino) {
+		r = try_rename(s, path, len, st, live);
+		if (r < 0)
+			goto fail;
+		if (r > 0) {
+			n = r;
+			r = index_get(s->idx, path, len, e);
+			if (r < 0)
+				goto fail;
+			live = !e->deleted;
+			/* A rename itself changes the ctime: same size, mtime and inode
+			 * is the same content. */
+			if (live && e->type != INDEX_DIR && e->size == (uint64_t)st->st_size &&
+			    e->mtime_ns == scan_ns(&st->st_mtim) &&
+			    e->mode == (st->st_mode & 0777)) {
+				e->ctime_ns = scan_ns(&st->st_ctim);
+				moved = true;
+			}
+		}
+	}
+	if (live && scan_unchanged(e, st)) {
+		/* A directory keeps its entry; a moved or replaced one its new identity. */
+		if (moved || e->ino != (uint64_t)st->st_ino ||
+		    e->ctime_ns != scan_ns(&st->st_ctim) || e->dev != (uint64_t)st->st_dev)
+			r = set_stat(s, path, len, st);
+		return r < 0 ? walk_err(s, err, r, path) : n;
+	}
+	if (live && e->type == INDEX_DIR && type != INDEX_DIR) {
+		r = scan_delete_tree(s, path, len);
+		if (r < 0)
+			goto fail;
+		n += r;
+		live = false;
+	}
+	switch (type) {
+	case INDEX_DIR:
+		scan_entry_init(e, path, len, st);
+		r = put(s, e);
+		break;
+	case INDEX_SYMLINK:
+		r = apply_symlink(s, path, len, st, live);
+		break;
+	default:
+		if (live && e->type == INDEX_FILE && e->has_hash &&
+		    e->size == (uint64_t)st->st_size && e->mtime_ns == scan_ns(&st->st_mtim) &&
+		    e->ino == (uint64_t)st->st_ino && e->mode != (st->st_mode & 0777)) {
+			/* chmod: same content; recorded at once */
+			uint8_t hash[INDEX_HASH_LEN];
+
+			memcpy(hash, e->hash, sizeof(hash));
+			scan_entry_init(e, path, len, st);
+			e->has_hash = true;
+			memcpy(e->hash, hash, sizeof(hash));
+			r = put(s, e);
+		} else if (now) {
+			r = apply_file_now(s, path, len, err);
+			if (r < 0)
+				return r;
+		} else {
+			r = scan_enqueue(s, path, len, (uint64_t)st->st_size);
+		}
+		break;
+	}
+	if (r < 0)
+		goto fail;
+	return n + r;
+fail:
+	return walk_err(s, err, r, path);
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+	return strcmp(((const struct item *)a)->path, ((const struct item *)b)->path);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* After a full scan: drop the watches of directories it no longer found. */
+static void drop_stale_watches(struct scan *s)
+{
+	int *stale = malloc(s->wds.n * sizeof(*stale) + 1);
+	size_t n = 0;
+
+	if (!stale)
+		return;
+	for (size_t i = 0; i < s->wds.cap; i++)
+		if (s->wds.v[i].wd && s->wds.v[i].gen != s->gen)
+			stale[n++] = s->wds.v[i].wd;
+	for (size_t i = 0; i < n; i++) {
+		struct scan_wd *w = scan_wdmap_get(&s->wds, stale[i]);
+
+		if (w && w->dirty)
+			s->ndirty--;
+		(void)inotify_rm_watch(s->ifd, stale[i]);
+		scan_wdmap_del(&s->wds, stale[i]);
+	}
+	free(stale);
+}
+
+static int queue_dirty(struct scan *s, struct walk *w)
+{
+	for (size_t i = 0; i < s->wds.cap; i++) {
+		struct scan_wd *d = &s->wds.v[i];
+
+		if (!d->wd || !d->dirty)
+			continue;
+		d->dirty = false;
+		s->ndirty--;
+		if (push_dir(w, d->path, d->len, false) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int scan_walk_run(struct scan *s, char *err)
+{
+	struct walk w = {0};
+	bool full = s->full;
+	int r, n = 0;
+
+	r = scan_check_root(s, err);
+	if (r < 0)
+		return r;
+	if (full) {
+		s->gen++;
+		r = push_dir(&w, "", 0, true);
+	}
+	if (r == 0)
+		r = queue_dirty(s, &w); /* a full scan covers them */
+	if (r < 0) {
+		r = walk_err(s, err, r, "");
+		goto cleanup;
+	}
+	if (full)
+		for (size_t i = 1; i < w.ndirs; i++)
+			free(w.dirs[i].path);
+	if (full)
+		w.ndirs = 1;
+	s->full = false;
+	r = index_begin(s->idx);
+	if (r < 0) {
+		r = walk_err(s, err, r, "");
+		goto cleanup;
+	}
+	for (w.dhead = 0; w.dhead < w.ndirs; w.dhead++) {
+		struct qdir q = w.dirs[w.dhead]; /* push_dir may move the array */
+
+		r = walk_dir(s, &w, &q, err);
+		if (r < 0)
+			goto cleanup;
+	}
+	qsort(w.items, w.nitems, sizeof(*w.items), cmp_item);
+	for (size_t i = 0; i < w.nitems; i++) {
+		r = scan_apply(s, w.items[i].path, w.items[i].len, &w.items[i].st, false, err);
+		if (r < 0)
+			goto cleanup;
+		n += r;
+	}
+	r = scan_check_root(s, err); /* nothing is deleted from a vanished share */
+	if (r < 0)
+		goto cleanup;
+	qsort(w.gone, w.ngone, sizeof(*w.gone), cmp_str);
+	for (size_t i = 0; i < w.ngone; i++) {
+		size_t len = strlen(w.gone[i]);
+
+		r = index_get(s->idx, w.gone[i], len, &s->e);
+		if (r == 0 && !s->e.deleted)
+			r = scan_delete_tree(s, w.gone[i], len);
+		else if (r == 0 || r == -ENOENT)
+			r = 0;
+		if (r < 0) {
+			r = walk_err(s, err, r, w.gone[i]);
+			goto cleanup;
+		}
+		n += r;
+	}
+	r = index_commit(s->idx);
+	if (r < 0)
+		r = walk_err(s, err, r, "");
+cleanup:
+	if (r < 0) {
+		(void)index_rollback(s->idx);
+		s->full = true; /* what was dirty is not lost */
+	} else if (full) {
+		drop_stale_watches(s);
+	}
+	walk_done(&w);
+	return r < 0 ? r : n;
+}

@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Local change detection against a temp share and a temp index. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "sync/blocks.h"
+#include "sync/scan_int.h"
+#include "tap.h"
+
+static char base[] = "/tmp/tandem-test-scan-XXXXXX";
+static char root[256], dbpath[256], tmp[2][4096 + 512];
+static unsigned ncase;
+
+struct fx {
+	struct index *idx;
+	struct scan *s;
+	char err[SCAN_ERR_LEN];
+};
+
+/* The absolute path of rel; two buffers in turn, for rename(at(a), at(b)). */
+static const char *at(const char *rel)
+{
+	static unsigned turn;
+	char *b = tmp[turn++ % 2];
+
+	snprintf(b, sizeof(tmp[0]), "%s/%s", root, rel);
+	return b;
+}
+
+static int write_at(const char *rel, const char *data)
+{
+	int fd = open(at(rel), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	size_t len = strlen(data);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, data, len) == (ssize_t)len;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int append_at(const char *rel, const char *data)
+{
+	int fd = open(at(rel), O_WRONLY | O_APPEND | O_CLOEXEC);
+	size_t len = strlen(data);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, data, len) == (ssize_t)len;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int rm_fn(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int rm_tree(const char *path)
+{
+	return nftw(path, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh share and index for each test. */
+static bool fx_open(struct fx *f)
+{
+	char idxerr[INDEX_ERR_LEN] = "";
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(root, sizeof(root), "%s/share%u", base, ncase);
+	snprintf(dbpath, sizeof(dbpath), "%s/index%u.db", base, ncase);
+	ncase++;
+	if (mkdir(root, 0755) < 0 || index_open(dbpath, &f->idx, idxerr) < 0) {
+		printf("#   setup: %s %s\n", strerror(errno), idxerr);
+		return false;
+	}
+	r = scan_new(root, f->idx, &f->s, f->err);
+	if (r < 0)
+		printf("#   scan_new: %d %s\n", r, f->err);
+	return r == 0;
+}
+
+static void fx_close(struct fx *f)
+{
+	scan_free(f->s);
+	index_free(f->idx);
+	f->s = NULL;
+	f->idx = NULL;
+}
+
+/* Waits (poll with a timeout) until every hash job is stored. Returns changes or -errno. */
+static int drain(struct fx *f)
+{
+	uint64_t files, bytes;
+	int n = 0, r;
+
+	for (int rounds = 0; rounds < 1000; rounds++) {
+		struct pollfd p = {scan_hash_fd(f->s), POLLIN, 0};
+
+		scan_stats(f->s, &files, &bytes);
+		if (files == 0)
+			return n;
+		if (poll(&p, 1, 5000) != 1) {
+			printf("#   timed out waiting for hash results\n");
+			return -ETIMEDOUT;
+		}
+		r = scan_on_hash_done(f->s, f->err);
+		if (r < 0) {
+			printf("#   scan_on_hash_done: %d %s\n", r, f->err);
+			return r;
+		}
+		n += r;
+	}
+	return -ETIMEDOUT;
+}
+
+/* scan_run, then the hash results. Returns all changes or -errno. */
+static int scan(struct fx *f)
+{
+	int r = scan_run(f->s, f->err), q;
+
+	if (r < 0) {
+		printf("#   scan_run: %d %s\n", r, f->err);
+		return r;
+	}
+	q = drain(f);
+	return q < 0 ? q : r + q;
+}
+
+/* Lets pending inotify events in, the way the engine would. */
+static int events(struct fx *f)
+{
+	struct pollfd p = {scan_inotify_fd(f->s), POLLIN, 0};
+
+	if (poll(&p, 1, 2000) != 1)
+		return 0;
+	return scan_on_inotify(f->s);
+}
+
+static int get(struct fx *f, const char *path, struct index_entry *e)
+{
+	return index_get(f->idx, path, strlen(path), e);
+}
+
+static bool live(struct fx *f, const char *path)
+{
+	struct index_entry e;
+
+	return get(f, path, &e) == 0 && !e.deleted;
+}
+
+static bool tomb(struct fx *f, const char *path)
+{
+	struct index_entry e;
+
+	return get(f, path, &e) == 0 && e.deleted;
+}
+
+static bool hash_is(struct fx *f, const char *path, const char *content)
+{
+	struct index_entry e;
+	uint8_t h[BLOCKS_HASH_LEN];
+
+	if (get(f, path, &e) < 0 || !e.has_hash)
+		return false;
+	if (blocks_hash_buf(content, strlen(content), NULL, NULL, h) < 0)
+		return false;
+	return memcmp(h, e.hash, sizeof(h)) == 0 && e.size == strlen(content);
+}
+
+static uint64_t pending_files(struct fx *f)
+{
+	uint64_t files, bytes;
+
+	scan_stats(f->s, &files, &bytes);
+	return files;
+}
+
+TEST(first_full_scan)
+{
+	struct fx f;
+	struct index_entry e;
+	struct timespec ts[2] = {{1700000000, 123456789}, {1700000001, 987654321}};
+	struct blocks_manifest *m = NULL;
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	uint64_t nf, nd, nl;
+
+	REQUIRE(fx_open(&f));
+	CHECK(access(at(SCAN_MARKER), F_OK) == 0); /* created for an empty index */
+	CHECK(write_at("a.txt", "hello") == 0);
+	CHECK(write_at("empty", "") == 0);
+	CHECK(mkdir(at("d"), 0750) == 0);
+	CHECK(mkdir(at("d/e"), 0755) == 0);
+	CHECK(write_at("d/e/deep", "deep content") == 0);
+	CHECK(symlink("a.txt", at("link")) == 0);
+	CHECK(symlink("/", at("d/root")) == 0);
+	CHECK(mkfifo(at("fifo"), 0644) == 0);
+	CHECK(write_at(".tandem-tmp-partial", "tmp") == 0);
+	CHECK(mkdir(at("d/.tandem-tmp-dir"), 0755) == 0);
+	CHECK(write_at("d/.tandem-tmp-dir/x", "x") == 0);
+	CHECK(chmod(at("a.txt"), 0640) == 0);
+	CHECK(utimensat(AT_FDCWD, at("a.txt"), ts, AT_SYMLINK_NOFOLLOW) == 0);
+	CHECK(pending_files(&f) == 0);
+	CHECK(scan_pending(f.s)); /* the first scan is a full one */
+
+	CHECK_INT_EQ(scan(&f), 7);
+	CHECK(!scan_pending(f.s));
+	REQUIRE(get(&f, "a.txt", &e) == 0);
+	CHECK_INT_EQ(e.type, INDEX_FILE);
+	CHECK_INT_EQ(e.mode, 0640);
+	CHECK_INT_EQ(e.mtime_ns, 1700000001987654321LL);
+	CHECK(hash_is(&f, "a.txt", "hello"));
+	CHECK(e.ino != 0 && e.ctime_ns != 0);
+	/* the manifest is stored beside it and matches the file hash */
+	REQUIRE(index_manifest_get(f.idx, e.hash, &blob, &blen) == 0);
+	CHECK_INT_EQ(blocks_manifest_decode(blob, blen, &m), 0);
+	CHECK(m && blocks_manifest_check(m, e.hash) == 0);
+	blocks_manifest_free(m);
+	free(blob);
+
+	CHECK(hash_is(&f, "empty", ""));
+	CHECK(hash_is(&f, "d/e/deep", "deep content"));
+	REQUIRE(get(&f, "d", &e) == 0);
+	CHECK_INT_EQ(e.type, INDEX_DIR);
+	CHECK_INT_EQ(e.mode, 0750);
+	CHECK(live(&f, "d/e"));
+	REQUIRE(get(&f, "link", &e) == 0);
+	CHECK_INT_EQ(e.type, INDEX_SYMLINK);
+	CHECK_STR_EQ(e.target, "a.txt");
+	CHECK(hash_is(&f, "link", "a.txt") || e.size == 5);
+	REQUIRE(get(&f, "d/root", &e) == 0);
+	CHECK_STR_EQ(e.target, "/");
+	CHECK(get(&f, "d/root/etc", &e) == -ENOENT); /* never followed */
+	CHECK(get(&f, "fifo", &e) == -ENOENT);
+	CHECK(get(&f, SCAN_MARKER, &e) == -ENOENT);
+	CHECK(get(&f, ".tandem-tmp-partial", &e) == -ENOENT);
+	CHECK(get(&f, "d/.tandem-tmp-dir", &e) == -ENOENT);
+	CHECK(get(&f, "d/.tandem-tmp-dir/x", &e) == -ENOENT);
+	CHECK_INT_EQ(index_count_live(f.idx, &nf, &nd, &nl), 0);
+	CHECK_INT_EQ(nf, 3);
+	CHECK_INT_EQ(nd, 2);
+	CHECK_INT_EQ(nl, 2);
+
+	/* nothing changed: nothing recorded, nothing hashed */
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	fx_close(&f);
+}
+
+TEST(excluded_names)
+{
+	CHECK(scan_excluded(".tandem", 7));
+	CHECK(!scan_excluded("d/.tandem", 9));
+	CHECK(!scan_excluded(".tandemx", 8));
+	CHECK(scan_excluded(".tandem-tmp-1", 13));
+	CHECK(scan_excluded("a/.tandem-tmp-1/b", 17));
+	CHECK(scan_excluded("a/b/.tandem-tmp-", 16));
+	CHECK(!scan_excluded("a/x.tandem-tmp-1", 16));
+	CHECK(!scan_excluded("a/.tandem-tm", 12));
+}
+
+TEST(edits)
+{
+	struct fx f;
+	struct index_entry e, before;
+	struct stat st;
+	struct timespec ts[2];
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("f", "0123456789") == 0);
+	CHECK(write_at("g", "gone soon") == 0);
+	REQUIRE(scan(&f) == 2);
+	REQUIRE(get(&f, "f", &before) == 0);
+
+	/* same-size edit with the mtime put back: only ctime tells */
+	REQUIRE(stat(at("f"), &st) == 0);
+	CHECK(write_at("f", "ABCDEFGHIJ") == 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	CHECK(utimensat(AT_FDCWD, at("f"), ts, 0) == 0);
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(hash_is(&f, "f", "ABCDEFGHIJ"));
+	REQUIRE(get(&f, "f", &e) == 0);
+	CHECK_INT_EQ(e.mtime_ns, before.mtime_ns);
+	CHECK(e.seq > before.seq);
+
+	CHECK(append_at("f", "++") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(hash_is(&f, "f", "ABCDEFGHIJ++"));
+
+	CHECK(truncate(at("f"), 3) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(hash_is(&f, "f", "ABC"));
+
+	/* chmod: recorded at once, without hashing */
+	CHECK(chmod(at("f"), 0600) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 1);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	REQUIRE(get(&f, "f", &e) == 0);
+	CHECK_INT_EQ(e.mode, 0600);
+	CHECK(hash_is(&f, "f", "ABC"));
+
+	/* mtime with nanoseconds */
+	ts[0].tv_sec = ts[1].tv_sec = 1600000000;
+	ts[0].tv_nsec = ts[1].tv_nsec = 42;
+	CHECK(utimensat(AT_FDCWD, at("f"), ts, 0) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	REQUIRE(get(&f, "f", &e) == 0);
+	CHECK_INT_EQ(e.mtime_ns, 1600000000000000042LL);
+
+	CHECK(unlink(at("g")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(tomb(&f, "g"));
+
+	/* create through inotify */
+	CHECK(write_at("new", "fresh") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(hash_is(&f, "new", "fresh"));
+	fx_close(&f);
+}
+
+TEST(dirs)
+{
+	struct fx f;
+
+	REQUIRE(fx_open(&f));
+	REQUIRE(scan(&f) == 0);
+	CHECK(mkdir(at("m"), 0755) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(live(&f, "m"));
+	/* nested mkdir: the new directory is walked whole */
+	CHECK(mkdir(at("m/a"), 0755) == 0);
+	CHECK(mkdir(at("m/a/b"), 0755) == 0);
+	CHECK(mkdir(at("m/a/b/c"), 0755) == 0);
+	CHECK(write_at("m/a/b/c/f", "in c") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 4);
+	CHECK(live(&f, "m/a/b/c"));
+	CHECK(hash_is(&f, "m/a/b/c/f", "in c"));
+	/* events inside the new directories are watched too */
+	CHECK(write_at("m/a/b/c/g", "g") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(live(&f, "m/a/b/c/g"));
+	/* chmod of a directory */
+	CHECK(chmod(at("m/a"), 0700) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	/* rmdir of a tree: everything beneath is a tombstone */
+	CHECK(rm_tree(at("m/a")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 5);
+	CHECK(tomb(&f, "m/a"));
+	CHECK(tomb(&f, "m/a/b/c/f"));
+	CHECK(tomb(&f, "m/a/b/c/g"));
+	CHECK(live(&f, "m"));
+	fx_close(&f);
+}
+
+TEST(rename_file)
+{
+	struct fx f;
+	struct index_entry a, b;
+	uint8_t *blob = NULL;
+	size_t blen;
+
+	REQUIRE(fx_open(&f));
+	CHECK(mkdir(at("sub"), 0755) == 0);
+	CHECK(write_at("a", "content that must not be hashed again") == 0);
+	REQUIRE(scan(&f) == 2);
+	REQUIRE(get(&f, "a", &a) == 0);
+	CHECK(rename(at("a"), at("sub/b")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 1);
+	CHECK_INT_EQ(pending_files(&f), 0); /* no hash job */
+	CHECK(tomb(&f, "a"));
+	REQUIRE(get(&f, "sub/b", &b) == 0);
+	CHECK(!b.deleted);
+	CHECK(memcmp(a.hash, b.hash, INDEX_HASH_LEN) == 0);
+	CHECK_INT_EQ(b.ino, a.ino);
+	CHECK(index_manifest_get(f.idx, b.hash, &blob, &blen) == 0);
+	free(blob);
+	/* its new stat identity is stored: a rescan finds nothing to do */
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	/* renamed over an existing file (save-by-rename) */
+	CHECK(write_at("c", "old c") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(rename(at("sub/b"), at("c")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan_run(f.s, f.err) >= 2);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	CHECK(tomb(&f, "sub/b"));
+	CHECK(hash_is(&f, "c", "content that must not be hashed again"));
+	fx_close(&f);
+}
+
+TEST(rename_dir_1000)
+{
+	struct fx f;
+	struct index_entry e;
+	char p[64];
+	uint64_t seq;
+	unsigned moved = 0, gone = 0;
+
+	REQUIRE(fx_open(&f));
+	CHECK(mkdir(at("big"), 0755) == 0);
+	CHECK(mkdir(at("big/inner"), 0755) == 0);
+	for (unsigned i = 0; i < 1000; i++) {
+		snprintf(p, sizeof(p), "big/%s%u", i % 2 ? "inner/" : "", i);
+		REQUIRE(write_at(p, p) == 0);
+	}
+	REQUIRE(scan(&f) == 1002);
+	seq = index_seq(f.idx);
+	CHECK(rename(at("big"), at("moved")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 1002);
+	CHECK_INT_EQ(pending_files(&f), 0); /* none re-hashed */
+	CHECK_INT_EQ(index_seq(f.idx), seq + 2 * 1002);
+	for (unsigned i = 0; i < 1000; i++) {
+		snprintf(p, sizeof(p), "moved/%s%u", i % 2 ? "inner/" : "", i);
+		moved += get(&f, p, &e) == 0 && !e.deleted;
+		snprintf(p, sizeof(p), "big/%s%u", i % 2 ? "inner/" : "", i);
+		gone += tomb(&f, p);
+	}
+	CHECK_INT_EQ(moved, 1000);
+	CHECK_INT_EQ(gone, 1000);
+	CHECK(hash_is(&f, "moved/inner/1", "big/inner/1"));
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	/* the watches moved with it: a change inside is seen at its new path */
+	CHECK(append_at("moved/inner/3", "!") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(hash_is(&f, "moved/inner/3", "big/inner/3!"));
+	fx_close(&f);
+}
+
+/* Changes made while nobody read the events (overflow, or the daemon down). */
+TEST(full_rescan)
+{
+	struct fx f;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("x", "1") == 0);
+	CHECK(mkdir(at("dd"), 0755) == 0);
+	CHECK(write_at("dd/y", "2") == 0);
+	REQUIRE(scan(&f) == 3);
+	CHECK(write_at("x", "one") == 0);
+	CHECK(rename(at("dd/y"), at("y")) == 0);
+	CHECK(rmdir(at("dd")) == 0);
+	CHECK_INT_EQ(scan(&f), 0); /* events not read: nothing is dirty */
+	scan_request_full(f.s);
+	CHECK(scan_pending(f.s));
+	CHECK_INT_EQ(scan(&f), 3); /* edit, move, rmdir */
+	CHECK(hash_is(&f, "x", "one"));
+	CHECK(hash_is(&f, "y", "2"));
+	CHECK(tomb(&f, "dd") && tomb(&f, "dd/y"));
+	/* the events read late change nothing more */
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 0);
+	fx_close(&f);
+}
+
+/* The same path type change: a directory replaced by a file. */
+TEST(type_change)
+{
+	struct fx f;
+	struct index_entry e;
+
+	REQUIRE(fx_open(&f));
+	CHECK(mkdir(at("t"), 0755) == 0);
+	CHECK(write_at("t/in", "i") == 0);
+	REQUIRE(scan(&f) == 2);
+	CHECK(rm_tree(at("t")) == 0);
+	CHECK(write_at("t", "now a file") == 0);
+	scan_request_full(f.s);
+	CHECK(scan(&f) >= 2);
+	REQUIRE(get(&f, "t", &e) == 0);
+	CHECK_INT_EQ(e.type, INDEX_FILE);
+	CHECK(hash_is(&f, "t", "now a file"));
+	CHECK(tomb(&f, "t/in"));
+	fx_close(&f);
+}
+
+TEST(root_removed)
+{
+	struct fx f;
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("keep", "k") == 0);
+	REQUIRE(scan(&f) == 1);
+	seq = index_seq(f.idx);
+	CHECK(rm_tree(root) == 0);
+	(void)events(&f);
+	CHECK_INT_EQ(scan_run(f.s, f.err), -ESTALE);
+	printf("# %s\n", f.err);
+	CHECK(strstr(f.err, "gone") != NULL || strstr(f.err, "removed") != NULL);
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	CHECK(live(&f, "keep"));
+	CHECK_INT_EQ(scan_path_now(f.s, "keep", 4, f.err), -ESTALE);
+	CHECK(live(&f, "keep"));
+	fx_close(&f);
+}
+
+TEST(root_replaced)
+{
+	struct fx f;
+	char away[300];
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("keep", "k") == 0);
+	REQUIRE(scan(&f) == 1);
+	seq = index_seq(f.idx);
+	snprintf(away, sizeof(away), "%s.away", root);
+	CHECK(rename(root, away) == 0);
+	CHECK(mkdir(root, 0755) == 0);
+	CHECK(write_at(SCAN_MARKER, "even with a marker") == 0);
+	(void)events(&f);
+	CHECK_INT_EQ(scan_run(f.s, f.err), -ESTALE);
+	printf("# %s\n", f.err);
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	CHECK(live(&f, "keep"));
+	fx_close(&f);
+	CHECK(rm_tree(away) == 0);
+}
+
+TEST(marker)
+{
+	struct fx f;
+	struct scan *s2 = NULL;
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("keep", "k") == 0);
+	REQUIRE(scan(&f) == 1);
+	seq = index_seq(f.idx);
+	/* removed while running: the next scan stops */
+	CHECK(unlink(at(SCAN_MARKER)) == 0);
+	CHECK(unlink(at("keep")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, f.err), -ESTALE);
+	printf("# %s\n", f.err);
+	CHECK(strstr(f.err, SCAN_MARKER) != NULL);
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	CHECK(live(&f, "keep"));
+	scan_free(f.s);
+	f.s = NULL;
+	/* missing at start with a non-empty index */
+	CHECK_INT_EQ(scan_new(root, f.idx, &s2, f.err), -ESTALE);
+	CHECK(s2 == NULL);
+	printf("# %s\n", f.err);
+	CHECK(access(at(SCAN_MARKER), F_OK) < 0); /* not recreated */
+	/* not a directory / missing */
+	CHECK_INT_EQ(scan_new(at("nonexistent"), f.idx, &s2, f.err), -ENOENT);
+	fx_close(&f);
+}
+
+static void touch_hook(const char *path, void *userdata)
+{
+	unsigned *calls = userdata;
+
+	if ((*calls)++ == 0)
+		(void)append_at(path, " and more");
+}
+
+TEST(changed_while_hashing)
+{
+	struct fx f;
+	unsigned calls = 0;
+	struct pollfd p;
+
+	REQUIRE(fx_open(&f));
+	/* changed between the read and the re-stat on the hasher thread */
+	CHECK(write_at("h", "first") == 0);
+	scan_set_hash_hook(f.s, touch_hook, &calls);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK_INT_EQ(calls, 2);
+	CHECK(hash_is(&f, "h", "first and more"));
+	scan_set_hash_hook(f.s, NULL, NULL);
+
+	/* changed after the hash, before the result was stored */
+	CHECK(write_at("h", "second") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 1);
+	p = (struct pollfd){scan_hash_fd(f.s), POLLIN, 0};
+	CHECK(poll(&p, 1, 5000) == 1);
+	CHECK(write_at("h", "third, longer") == 0);
+	CHECK_INT_EQ(scan_on_hash_done(f.s, f.err), 0); /* re-queued */
+	CHECK_INT_EQ(pending_files(&f), 1);
+	CHECK_INT_EQ(drain(&f), 1);
+	CHECK(hash_is(&f, "h", "third, longer"));
+	fx_close(&f);
+}
+
+/* A file the engine wrote and recorded itself is not seen as a change. */
+TEST(engine_recorded)
+{
+	struct fx f;
+	struct index_entry e;
+	struct stat st;
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	REQUIRE(scan(&f) == 0);
+	CHECK(write_at(".tandem-tmp-dl", "from the peer") == 0);
+	CHECK(rename(at(".tandem-tmp-dl"), at("got")) == 0);
+	REQUIRE(lstat(at("got"), &st) == 0);
+	memset(&e, 0, sizeof(e));
+	strcpy(e.path, "got");
+	e.path_len = 3;
+	e.type = INDEX_FILE;
+	e.mode = st.st_mode & 0777;
+	e.size = (uint64_t)st.st_size;
+	e.mtime_ns = scan_ns(&st.st_mtim);
+	e.has_hash = true;
+	REQUIRE(blocks_hash_buf("from the peer", 13, NULL, NULL, e.hash) == 0);
+	vv_init(&e.vv);
+	REQUIRE(index_put_remote(f.idx, &e) == 0);
+	REQUIRE(index_set_stat(f.idx, "got", 3, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+			       scan_ns(&st.st_ctim)) == 0);
+	seq = index_seq(f.idx);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	fx_close(&f);
+}
+
+TEST(path_now)
+{
+	struct fx f;
+
+	REQUIRE(fx_open(&f));
+	REQUIRE(scan(&f) == 0);
+	CHECK(write_at("p", "edited before the engine replaces it") == 0);
+	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, f.err), 1);
+	CHECK(hash_is(&f, "p", "edited before the engine replaces it"));
+	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, f.err), 0);
+	CHECK(unlink(at("p")) == 0);
+	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, f.err), 1);
+	CHECK(tomb(&f, "p"));
+	CHECK_INT_EQ(scan_path_now(f.s, "../p", 4, f.err), -EINVAL);
+	CHECK_INT_EQ(scan_path_now(f.s, ".tandem-tmp-x", 13, f.err), 0);
+	fx_close(&f);
+}
+
+static void quiet(enum log_level level, const char *msg, void *userdata)
+{
+	unsigned *warnings = userdata;
+
+	if (level <= LOG_LVL_WARN) {
+		(*warnings)++;
+		printf("# log: %s\n", msg);
+	}
+}
+
+TEST(special_warned_once)
+{
+	struct fx f;
+	unsigned warnings = 0;
+
+	REQUIRE(fx_open(&f));
+	log_set_sink(quiet, &warnings);
+	CHECK(mkfifo(at("pipe\n"), 0644) == 0);
+	CHECK_INT_EQ(scan(&f), 0);
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan(&f), 0);
+	CHECK_INT_EQ(warnings, 1);
+	log_set_sink(NULL, NULL);
+	/* a file replaced by a FIFO is a deletion */
+	CHECK(write_at("w", "w") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(unlink(at("w")) == 0);
+	CHECK(mkfifo(at("w"), 0644) == 0);
+	log_set_sink(quiet, &warnings);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(tomb(&f, "w"));
+	log_set_sink(NULL, NULL);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0 || !mkdtemp(base)) {
+		printf("Bail out! setup: %s\n", strerror(errno));
+		return 1;
+	}
+	RUN(excluded_names);
+	RUN(first_full_scan);
+	RUN(edits);
+	RUN(dirs);
+	RUN(rename_file);
+	RUN(rename_dir_1000);
+	RUN(full_rescan);
+	RUN(type_change);
+	RUN(root_removed);
+	RUN(root_replaced);
+	RUN(marker);
+	RUN(changed_while_hashing);
+	RUN(engine_recorded);
+	RUN(path_now);
+	RUN(special_warned_once);
+	if (rm_tree(base) != 0)
+		printf("# cannot remove %s: %s\n", base, strerror(errno));
+	return tap_done();
+}
