@@ -41,9 +41,9 @@ Options:
                    tab-separated values otherwise
   --timeout S      give up on a tandem sync after S seconds (default: 120 plus
                    one second per 10 MiB)
-  --no-sync        do not include a final 'sync' in each tool's time (by
-                   default every time ends with the data on disk, since tandem
-                   fsyncs what it receives)
+  --sync           end each baseline's time with an fsync of every file it
+                   wrote, as tandem fsyncs what it receives (default: each
+                   tool's clock stops when the tool says it is done)
   --log-level L    tandem daemons' log level (default info; debug for profiling)
   --tmpdir DIR     where to create the work directory (default \${TMPDIR:-/tmp});
                    every copy lands on that one file system
@@ -75,7 +75,7 @@ PER_DIR=100
 KEEP=0
 OUT=""
 TIMEOUT=""
-DO_SYNC=1
+DO_SYNC=0
 LOG_LEVEL=info
 TMPBASE=${TMPDIR:-/tmp}
 TOOLS="tandem,scp,rsync,socat"
@@ -100,7 +100,7 @@ while [ $# -gt 0 ]; do
 	--timeout) need_arg "$@"; TIMEOUT=$2; shift 2 ;;
 	--log-level) need_arg "$@"; LOG_LEVEL=$2; shift 2 ;;
 	--tmpdir) need_arg "$@"; TMPBASE=$2; shift 2 ;;
-	--no-sync) DO_SYNC=0; shift ;;
+	--sync) DO_SYNC=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "$PROG: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -264,8 +264,16 @@ settle() { # before each measurement: flush dirty data, drop the page cache
 	fi
 }
 
-finish_sync() { # ends every timed region, so each time means "data on disk"
-	[ "$DO_SYNC" = 0 ] || sync
+# With --sync, every baseline's time ends with an fsync of each file it
+# wrote (not a global sync, which would also flush whatever else the machine
+# is writing). tandem's clock already includes its own fsyncs.
+finish_sync() { # PATH: the file or tree just written
+	[ "$DO_SYNC" = 1 ] || return 0
+	if [ -d "$1" ]; then
+		find "$1" -type f -print0 | xargs -0 -r sync --
+	else
+		sync -- "$1"
+	fi
 }
 
 tree_hash() { # DIR: one hash over every file's relative path and content
@@ -583,7 +591,6 @@ run_big_tandem() {
 	t0=$(now_us)
 	mv "$WORK/stage/big.bin" "$DA/big.bin"
 	wait_tandem $((t0 + TIMEOUT * 1000000)) 0.02 big_arrived || return 1
-	finish_sync
 	secs_since "$t0"
 	verify_file "$DB/big.bin"
 }
@@ -595,7 +602,7 @@ run_big_scp() {
 	t0=$(now_us)
 	scp_to "$SRC/big.bin" "$d/big.bin" || { WHY="scp failed (sshd log: $WORK/ssh/sshd.log)"; rc=1; }
 	if [ $rc = 0 ]; then
-		finish_sync
+		finish_sync "$d/big.bin"
 		secs_since "$t0"
 		verify_file "$d/big.bin" || rc=1
 	fi
@@ -610,7 +617,7 @@ run_big_rsync() {
 	t0=$(now_us)
 	rsync_to "$SRC/big.bin" "$d/" || { WHY="rsync failed (sshd log: $WORK/ssh/sshd.log)"; rc=1; }
 	if [ $rc = 0 ]; then
-		finish_sync
+		finish_sync "$d/big.bin"
 		secs_since "$t0"
 		verify_file "$d/big.bin" || rc=1
 	fi
@@ -626,7 +633,7 @@ run_big_socat() {
 	settle
 	t0=$(now_us)
 	if socat -u "FILE:$SRC/big.bin" "TCP:127.0.0.1:$port" && wait "$RECV_PID"; then
-		finish_sync
+		finish_sync "$d/big.bin"
 		secs_since "$t0"
 		verify_file "$d/big.bin" || rc=1
 	else
@@ -646,7 +653,6 @@ run_tree_tandem() {
 	t0=$(now_us)
 	mv "$WORK/stage/tree" "$DA/tree"
 	wait_tandem $((t0 + TIMEOUT * 1000000)) 0.05 tree_arrived || return 1
-	finish_sync
 	secs_since "$t0"
 	verify_tree "$DB/tree"
 }
@@ -658,7 +664,7 @@ run_tree_scp() {
 	t0=$(now_us)
 	scp_to "$SRC/tree" "$d/" -r || { WHY="scp -r failed (sshd log: $WORK/ssh/sshd.log)"; rc=1; }
 	if [ $rc = 0 ]; then
-		finish_sync
+		finish_sync "$d/tree"
 		secs_since "$t0"
 		verify_tree "$d/tree" || rc=1
 	fi
@@ -673,7 +679,7 @@ run_tree_rsync() {
 	t0=$(now_us)
 	rsync_to "$SRC/tree" "$d/" || { WHY="rsync failed (sshd log: $WORK/ssh/sshd.log)"; rc=1; }
 	if [ $rc = 0 ]; then
-		finish_sync
+		finish_sync "$d/tree"
 		secs_since "$t0"
 		verify_tree "$d/tree" || rc=1
 	fi
@@ -690,7 +696,7 @@ run_tree_socat() {
 	settle
 	t0=$(now_us)
 	if tar c -C "$SRC" tree | socat -u STDIN "TCP:127.0.0.1:$port" && wait "$RECV_PID"; then
-		finish_sync
+		finish_sync "$d/tree"
 		secs_since "$t0"
 		verify_tree "$d/tree" || rc=1
 	else
@@ -785,7 +791,7 @@ render() {
 		foot[3] = sprintf("ssh: %s, default cipher %s (scp uses the SFTP protocol); socat: plain TCP, no encryption; tandem pairing (up to connected): %s s.",
 			sshver, cipher, pair)
 		foot[4] = sprintf("Best of %d run(s); page cache %s; each time %s; %s CPUs shared by both ends (load average %s at start); Linux %s.",
-			runs, cache, dosync ? "ends with sync (data on disk)" : "stops before sync (--no-sync)", cpus, load, kernel)
+			runs, cache, dosync ? "of scp, rsync and socat ends with an fsync of each file written (--sync)" : "stops when the tool is done (tandem fsyncs each file it receives; the others do not fsync)", cpus, load, kernel)
 		for (i = 1; i <= 4; i++) {
 			if (fmt == "tsv") printf "# %s\n", foot[i]
 			else if (fmt == "md") printf "\n%s", foot[i] (i < 4 ? "\n" : "\n")
