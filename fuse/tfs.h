@@ -92,6 +92,14 @@ void tfs_invalidate(struct tfs *tfs, const char *relpath);
 void tfs_invalidate_all(struct tfs *tfs);
 
 /*
+ * Waits until every invalidation queued before the call has been sent to
+ * the kernel (for tests, and for a caller that must know readers see the
+ * change). Never call it from a FUSE request or a hook: an invalidation
+ * can wait for a request in flight.
+ */
+void tfs_invalidate_flush(struct tfs *tfs);
+
+/*
  * An fd (eventfd, CLOEXEC, owned by tfs) that becomes readable when the
  * session has ended on its own (someone ran fusermount3 -u, or the
  * connection was aborted), for the daemon's epoll loop. Call tfs_unmount()

@@ -66,6 +66,9 @@ struct tfs {
 	struct tfs_inval **qtail;     /* protected by qlock */
 	bool qall;                    /* protected by qlock */
 	bool qstop;                   /* protected by qlock */
+	pthread_cond_t qdone;         /* signalled when a batch was sent */
+	uint64_t qgen_queued;         /* protected by qlock */
+	uint64_t qgen_done;           /* protected by qlock */
 
 	pthread_t loop_thread;
 	pthread_t notify_thread;

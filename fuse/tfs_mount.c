@@ -309,6 +309,7 @@ static void *notify_main(void *arg)
 
 	for (;;) {
 		struct tfs_inval *list;
+		uint64_t gen;
 		bool all;
 
 		pthread_mutex_lock(&tfs->qlock);
@@ -320,6 +321,7 @@ static void *notify_main(void *arg)
 		}
 		list = tfs->qhead;
 		all = tfs->qall;
+		gen = tfs->qgen_queued;
 		tfs->qhead = NULL;
 		tfs->qtail = &tfs->qhead;
 		tfs->qall = false;
@@ -335,6 +337,10 @@ static void *notify_main(void *arg)
 			free(list);
 			list = next;
 		}
+		pthread_mutex_lock(&tfs->qlock);
+		tfs->qgen_done = gen;
+		pthread_cond_broadcast(&tfs->qdone);
+		pthread_mutex_unlock(&tfs->qlock);
 	}
 	return NULL;
 }
@@ -363,6 +369,7 @@ void tfs_invalidate(struct tfs *tfs, const char *relpath)
 		*tfs->qtail = it;
 		tfs->qtail = &it->next;
 	}
+	tfs->qgen_queued++;
 	pthread_cond_signal(&tfs->qcond);
 	pthread_mutex_unlock(&tfs->qlock);
 }
@@ -371,7 +378,18 @@ void tfs_invalidate_all(struct tfs *tfs)
 {
 	pthread_mutex_lock(&tfs->qlock);
 	tfs->qall = true;
+	tfs->qgen_queued++;
 	pthread_cond_signal(&tfs->qcond);
+	pthread_mutex_unlock(&tfs->qlock);
+}
+
+void tfs_invalidate_flush(struct tfs *tfs)
+{
+	pthread_mutex_lock(&tfs->qlock);
+	uint64_t want = tfs->qgen_queued;
+
+	while (tfs->notify_started && !tfs->qstop && tfs->qgen_done < want)
+		pthread_cond_wait(&tfs->qdone, &tfs->qlock);
 	pthread_mutex_unlock(&tfs->qlock);
 }
 
@@ -431,6 +449,7 @@ static void tfs_free(struct tfs *tfs)
 	pthread_mutex_destroy(&tfs->lock);
 	pthread_mutex_destroy(&tfs->qlock);
 	pthread_cond_destroy(&tfs->qcond);
+	pthread_cond_destroy(&tfs->qdone);
 	free(tfs->mountpoint);
 	free(tfs->root_path);
 	free(tfs);
@@ -443,6 +462,7 @@ static void stop_notifier(struct tfs *tfs)
 	pthread_mutex_lock(&tfs->qlock);
 	tfs->qstop = true;
 	pthread_cond_signal(&tfs->qcond);
+	pthread_cond_broadcast(&tfs->qdone);
 	pthread_mutex_unlock(&tfs->qlock);
 	pthread_join(tfs->notify_thread, NULL);
 	tfs->notify_started = false;
@@ -527,6 +547,7 @@ int tfs_mount(const char *mountpoint, int backing_rootfd, const struct tfs_hooks
 	pthread_mutex_init(&tfs->lock, NULL);
 	pthread_mutex_init(&tfs->qlock, NULL);
 	pthread_cond_init(&tfs->qcond, NULL);
+	pthread_cond_init(&tfs->qdone, NULL);
 	if (hooks)
 		tfs->hooks = *hooks;
 	tfs->ud = ud;
