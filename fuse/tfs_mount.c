@@ -222,6 +222,9 @@ static void abort_conn(struct tfs *tfs)
 
 	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", id);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && geteuid() == 0 &&
+	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0)
+		fd = open(path, O_WRONLY | O_CLOEXEC); /* fusectl was not mounted */
 	if (fd < 0 || write(fd, "1", 1) != 1)
 		log_warn("cannot abort FUSE connection %u through %s: %s", id, path,
 			 strerror(errno));

@@ -44,6 +44,42 @@ static inline void harness_skip_unless_fuse(void)
 }
 
 /*
+ * Aborts the FUSE connection mounted at mnt through fusectl, without
+ * touching the mount itself (which may hang); mounts fusectl if needed.
+ */
+static inline void harness_abort(const char *mnt)
+{
+	char line[1024], path[96];
+	unsigned int maj, min;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mp[512];
+
+		if (sscanf(line, "%*u %*u %u:%u %*s %511s", &maj, &min, mp) == 3 &&
+		    strcmp(mp, mnt) == 0) {
+			int fd;
+
+			snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
+				 (maj << 20) | min);
+			if (access("/sys/fs/fuse/connections", F_OK) == 0 &&
+			    access(path, F_OK) < 0)
+				(void)mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0,
+					    NULL);
+			fd = open(path, O_WRONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				if (write(fd, "1", 1) != 1)
+					perror("abort");
+				close(fd);
+			}
+		}
+	}
+	fclose(f);
+}
+
+/*
  * Makes the work dirs, then forks: the child mounts and returns to run the
  * tests; the parent waits (timeout_s at most), cleans up and exits with the
  * child's status. Only the child returns.
@@ -81,9 +117,20 @@ static inline void harness_start(struct harness *h, const char *name, int timeou
 		}
 		return;
 	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	for (int waited = 0;; waited++) {
+		r = (int)waitpid(pid, &st, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			break;
+		if (waited == (timeout_s + 10) * 10) {
+			/* a child that dies while it serves its own mount can hang in exit */
+			harness_abort(h->mnt);
+			kill(pid, SIGKILL);
+		}
+		usleep(100000);
+	}
 	/* Whatever happened, leave no mount and no files behind. */
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		harness_abort(h->mnt);
 	(void)umount2(h->mnt, MNT_DETACH);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
 	if (system(cmd) != 0)
