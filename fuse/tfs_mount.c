@@ -158,13 +158,13 @@ static int detach_lazy(const char *mountpoint)
 	return run_fusermount(mountpoint, true);
 }
 
-static bool is_fuse_mount(const char *mountpoint)
+/* Is mountpoint the root of a FUSE mount? sf is its statfs. */
+static bool is_fuse_root(const char *mountpoint, const struct statfs *sf)
 {
-	struct statfs sf;
 	struct stat st, up;
 	char parent[PATH_MAX];
 
-	if (statfs(mountpoint, &sf) < 0 || sf.f_type != TFS_FUSE_SUPER_MAGIC)
+	if (sf->f_type != TFS_FUSE_SUPER_MAGIC)
 		return false;
 	if (snprintf(parent, sizeof(parent), "%s/..", mountpoint) >= (int)sizeof(parent))
 		return false;
@@ -175,11 +175,16 @@ static bool is_fuse_mount(const char *mountpoint)
 
 int tfs_clear_stale(const char *mountpoint, char *err, size_t errlen)
 {
+	struct statfs sf;
 	struct stat st;
 	int r;
 
-	if (stat(mountpoint, &st) == 0) {
-		if (is_fuse_mount(mountpoint)) {
+	/*
+	 * The probe is statfs: FUSE always asks the server for it, while stat
+	 * may answer from the attribute cache for a second after a crash.
+	 */
+	if (statfs(mountpoint, &sf) == 0) {
+		if (is_fuse_root(mountpoint, &sf)) {
 			snprintf(err, errlen,
 				 "\"%s\" is already a live FUSE mount (is another tandem running?); "
 				 "unmount it with fusermount3 -u \"%s\" first",
