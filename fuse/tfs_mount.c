@@ -123,6 +123,15 @@ int tfs_check_available(char *err, size_t errlen)
 			snprintf(err, errlen, "cannot open %s: %s; %s", dev, strerror(e), alt);
 		return -e;
 	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode)) {
+		close(fd);
+		snprintf(err, errlen,
+			 "%s is not the FUSE character device: recreate it (mknod %s c 10 229, "
+			 "or modprobe fuse), or in a container pass it (--device /dev/fuse); %s",
+			 dev, dev, alt);
+		return -ENODEV;
+	}
 	close(fd);
 	if (geteuid() != 0 && !on_path("fusermount3")) {
 		snprintf(err, errlen,
