@@ -611,6 +611,7 @@ int tfs_mount(const char *mountpoint, int backing_rootfd, const struct tfs_hooks
 
 	fuse_last_msg[0] = '\0';
 	tfs->se = fuse_session_new(&args, &tfs_ops, sizeof(tfs_ops), tfs);
+	fuse_opt_free_args(&args); /* libfuse may have copied them */
 	if (!tfs->se) {
 		r = -EINVAL;
 		snprintf(err, errlen, "cannot start a FUSE session: %s",
