@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what tandem needs to build and test on Debian 12 (bookworm).
 # Run as root, or as a user who may sudo. Safe to run again.
+# git, rsync, sqlite3, make, gcc and tar are for the FUSE tests, which run
+# them on a mount (tests/fuse/programs.sh skips a tool that is missing).
 set -eu
 
 PACKAGES="
@@ -20,6 +22,12 @@ scdoc
 openssl
 ca-certificates
 clang
+git
+rsync
+sqlite3
+make
+gcc
+tar
 "
 
 if [ "$(id -u)" -eq 0 ]; then
