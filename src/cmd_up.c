@@ -385,6 +385,13 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 		r = 1;
 		goto out;
 	}
+	r = fs_mkdir_p(ctx->paths.state, 0700); /* the index lives there */
+	if (r < 0) {
+		cli_error("cannot create the state directory %s: %s", ctx->paths.state,
+			  strerror(-r));
+		r = 1;
+		goto out;
+	}
 	r = running_check(ctx, sock, &pid);
 	if (r != 0) {
 		if (r > 0)

@@ -184,8 +184,13 @@ static enum verdict decide(struct engine *e, const struct rentry *r, const struc
 	case CONFLICT_EDIT_WINS:
 		return w == 1 ? V_ACCEPT : V_KEEP_LOCAL;
 	case CONFLICT_COPY:
-		e->conflicts++;
-		return w == 1 ? V_LOCAL_LOSES : V_KEEP_LOCAL;
+		/*
+		 * Ours wins: change nothing, and above all do not merge their
+		 * vector into ours. The peer holds the losing edit and must still
+		 * see our version as concurrent, so that it keeps its edit as the
+		 * conflict copy before it takes ours.
+		 */
+		return w == 1 ? V_LOCAL_LOSES : V_IGNORE;
 	}
 	return V_IGNORE;
 }
@@ -233,8 +238,10 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 	}
 	close(dirfd);
 	quote(l->path, q, sizeof(q));
-	if (r == 0)
+	if (r == 0) {
+		e->conflicts++;
 		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q, cname);
+	}
 	return r;
 }
 
@@ -464,9 +471,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		rc = move_to_conflict(e, l);
 		if (rc < 0) {
 			log_warn("cannot keep our version of %s as a conflict copy (%s); keeping "
-				 "ours under its name instead",
+				 "ours and not taking the peer's",
 				 r->path, strerror(-rc));
-			keep_local(e, r, l);
 			return;
 		}
 		have = false; /* the path is free now */
@@ -629,7 +635,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f)
 		if (v == V_LOCAL_LOSES) {
 			rc = move_to_conflict(e, l);
 			if (rc < 0)
-				v = V_KEEP_LOCAL;
+				v = V_IGNORE; /* ours stays under its name; theirs is not taken */
 		}
 		if (v == V_KEEP_LOCAL)
 			keep_local(e, &f->r, l);
