@@ -403,6 +403,7 @@ int daemon_run(const struct daemon_opts *opts)
 	d->ctl_w.fd = -1;
 	d->inotify_w.fd = -1;
 	d->hash_w.fd = -1;
+	d->work_w.fd = -1;
 	tunables_load(&d->tun);
 	fp_format(&opts->id->fp, d->self_text);
 	fp_format(&opts->peer, d->peer_text);

@@ -90,6 +90,7 @@ struct daemon {
 	struct engine *engine;
 	struct daemon_watch inotify_w;
 	struct daemon_watch hash_w;
+	struct daemon_watch work_w;
 	bool pump_wanted; /* the active connection sent data: the engine may send more */
 
 	/* control clients (control.c) */

@@ -91,12 +91,8 @@ int dio_buf_flush(struct dio_buf *b, int fd)
 		memmove(b->data, b->data + off, b->len - off);
 		b->len -= off;
 	}
-	/* Give memory back once a burst has gone out. */
-	if (b->len == 0 && b->cap > 4 * DIO_BUF_MIN) {
-		free(b->data);
-		b->data = NULL;
-		b->cap = 0;
-	}
+	/* The buffer is kept (at most max bytes) for the next burst: freeing and
+	 * growing it again for every block of a transfer costs more than it saves. */
 	return r;
 }
 

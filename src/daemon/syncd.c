@@ -55,6 +55,13 @@ static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	engine_on_hash(d->engine);
 }
 
+static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	engine_on_work(d->engine);
+}
+
 int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
 	struct engine_io io = {
@@ -64,7 +71,7 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	const char *rate = getenv("TANDEM_TEST_RATE_BPS");
 	int r;
 
-	d->inotify_w.fd = d->hash_w.fd = -1;
+	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
 	snprintf(index_file, sizeof(index_file), "%s/index.db", d->opts->paths->state);
 	o.root = d->opts->dir;
 	o.index_file = index_file;
@@ -85,8 +92,11 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	d->inotify_w.on_event = on_inotify;
 	d->hash_w.fd = engine_hash_fd(d->engine);
 	d->hash_w.on_event = on_hash;
+	d->work_w.fd = engine_work_fd(d->engine);
+	d->work_w.on_event = on_work;
 	if (daemon_watch_add(d, &d->inotify_w, EPOLLIN) < 0 ||
-	    daemon_watch_add(d, &d->hash_w, EPOLLIN) < 0) {
+	    daemon_watch_add(d, &d->hash_w, EPOLLIN) < 0 ||
+	    (d->work_w.fd >= 0 && daemon_watch_add(d, &d->work_w, EPOLLIN) < 0)) {
 		r = -errno;
 		snprintf(err, DAEMON_ERR_LEN, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
@@ -101,7 +111,9 @@ void syncd_stop(struct daemon *d)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->inotify_w.fd, NULL);
 	if (d->hash_w.fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->hash_w.fd, NULL);
-	d->inotify_w.fd = d->hash_w.fd = -1;
+	if (d->work_w.fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->work_w.fd, NULL);
+	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
 	engine_free(d->engine);
 	d->engine = NULL;
 }

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,7 +158,127 @@ int blocks_hash_buf(const void *data, size_t len, blocks_block_fn fn, void *user
 	return blocks_hasher_final(&h, ret_hash);
 }
 
-int blocks_hash_fd(int fd, blocks_block_fn fn, void *userdata,
+/*
+ * Large files are hashed by several threads at once: each takes every
+ * n-th block (its own buffer, its own pread), the block hashes land in one
+ * array, and the file hash is then computed over them in order. The result
+ * is the same as hashing sequentially. If the file turns out shorter or
+ * longer than fstat said (it is being written), the sequential path runs
+ * instead, which reads to the end as before.
+ */
+#define PAR_MIN_BLOCKS 8
+#define PAR_THREADS_MAX 4
+
+struct par {
+	int fd;
+	uint64_t size;
+	uint32_t count;
+	uint8_t *hashes;
+	unsigned nthreads;
+	int err; /* first error, written under lock */
+	pthread_mutex_t lock;
+};
+
+struct par_worker {
+	struct par *p;
+	unsigned k;
+};
+
+static void *par_run(void *arg)
+{
+	struct par_worker *w = arg;
+	struct par *p = w->p;
+	uint8_t *buf = malloc(BLOCKS_SIZE);
+	int err = buf ? 0 : -ENOMEM;
+
+	for (uint32_t i = w->k; i < p->count && !err; i += p->nthreads) {
+		uint32_t len = blocks_len(p->size, i);
+		size_t got = 0;
+		while (got < len) {
+			ssize_t n = pread(p->fd, buf + got, len - got,
+					  (off_t)((uint64_t)i * BLOCKS_SIZE + got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				err = n < 0 ? -errno : -EAGAIN; /* shorter than fstat said */
+				break;
+			}
+			got += (size_t)n;
+		}
+		if (!err)
+			blocks_hash_block(buf, len, p->hashes + (size_t)i * BLOCKS_HASH_LEN);
+	}
+	free(buf);
+	if (err) {
+		pthread_mutex_lock(&p->lock);
+		if (!p->err)
+			p->err = err;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return NULL;
+}
+
+/* Returns 0, -EAGAIN (use the sequential path), or -errno. */
+static int hash_fd_par(int fd, uint64_t size, unsigned nthreads, blocks_block_fn fn,
+		       void *userdata, uint8_t ret_hash[static BLOCKS_HASH_LEN])
+{
+	struct par p = {.fd = fd, .size = size, .count = blocks_count(size), .nthreads = nthreads};
+	struct par_worker w[PAR_THREADS_MAX];
+	pthread_t t[PAR_THREADS_MAX];
+	crypto_generichash_blake2b_state st;
+	sigset_t all, old;
+	unsigned started = 0;
+	uint8_t probe;
+	int r = 0;
+
+	p.hashes = malloc((size_t)p.count * BLOCKS_HASH_LEN);
+	if (!p.hashes)
+		return -ENOMEM;
+	pthread_mutex_init(&p.lock, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old); /* the threads inherit it */
+	for (unsigned k = 1; k < nthreads; k++) {
+		w[k] = (struct par_worker){.p = &p, .k = k};
+		if (pthread_create(&t[k], NULL, par_run, &w[k]) != 0)
+			break;
+		started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started + 1 < nthreads) {
+		p.nthreads = 1; /* could not start them all: stop the ones running early */
+		r = -EAGAIN;
+	}
+	w[0] = (struct par_worker){.p = &p, .k = 0};
+	if (!r)
+		par_run(&w[0]);
+	for (unsigned k = 1; k <= started; k++)
+		pthread_join(t[k], NULL);
+	pthread_mutex_destroy(&p.lock);
+	if (!r)
+		r = p.err;
+	/* grown since fstat: hash it the slow way, to its end */
+	if (!r && pread(fd, &probe, 1, (off_t)size) != 0)
+		r = -EAGAIN;
+	if (r < 0)
+		goto out;
+	state_init(&st, file_personal);
+	for (uint32_t i = 0; i < p.count; i++) {
+		const uint8_t *h = p.hashes + (size_t)i * BLOCKS_HASH_LEN;
+		(void)crypto_generichash_blake2b_update(&st, h, BLOCKS_HASH_LEN);
+		if (fn) {
+			r = fn(userdata, i, h);
+			if (r < 0)
+				goto out;
+		}
+	}
+	file_trailer(&st, size);
+	(void)crypto_generichash_blake2b_final(&st, ret_hash, BLOCKS_HASH_LEN);
+out:
+	free(p.hashes);
+	return r;
+}
+
+static int hash_fd_seq(int fd, blocks_block_fn fn, void *userdata,
 		   uint8_t ret_hash[static BLOCKS_HASH_LEN], uint64_t *ret_size)
 {
 	struct blocks_hasher h;
@@ -191,6 +314,28 @@ int blocks_hash_fd(int fd, blocks_block_fn fn, void *userdata,
 cleanup:
 	free(buf);
 	return r;
+}
+
+int blocks_hash_fd(int fd, blocks_block_fn fn, void *userdata,
+		   uint8_t ret_hash[static BLOCKS_HASH_LEN], uint64_t *ret_size)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned nthreads = ncpu < 2 ? 1 : ncpu > PAR_THREADS_MAX ? PAR_THREADS_MAX : (unsigned)ncpu;
+	struct stat st;
+	int r;
+
+	if (nthreads > 1 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size <= BLOCKS_FILE_MAX &&
+	    blocks_count((uint64_t)st.st_size) >= PAR_MIN_BLOCKS) {
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		r = hash_fd_par(fd, (uint64_t)st.st_size, nthreads, fn, userdata, ret_hash);
+		if (r != -EAGAIN) {
+			if (r == 0 && ret_size)
+				*ret_size = (uint64_t)st.st_size;
+			return r;
+		}
+	}
+	return hash_fd_seq(fd, fn, userdata, ret_hash, ret_size);
 }
 
 int blocks_manifest_new(uint64_t size, uint32_t block_size, struct blocks_manifest **ret)

@@ -107,9 +107,12 @@ int blocks_hash_buf(const void *data, size_t len, blocks_block_fn fn, void *user
 		    uint8_t ret_hash[static BLOCKS_HASH_LEN]) __attribute__((warn_unused_result));
 
 /*
- * Hashes the file open as fd from offset 0 to end of file, with pread in
- * BLOCKS_SIZE chunks into one heap buffer (freed before returning), after
- * posix_fadvise(SEQUENTIAL). The file offset is not used or changed.
+ * Hashes the file open as fd from offset 0 to end of file with pread in
+ * BLOCKS_SIZE chunks, after posix_fadvise(SEQUENTIAL). A file of 8 blocks
+ * or more is hashed by up to 4 threads (one per CPU), each with its own
+ * 1 MiB buffer, plus an array of 32 bytes per block; the result and the
+ * order of the fn calls are those of the sequential hash. The file offset
+ * is not used or changed.
  * ret_size (may be NULL) receives the number of bytes hashed; the caller
  * compares it (and mtime) with fstat() before and after to detect a file
  * that changed while being hashed. Returns 0; -ENOMEM; -EFBIG (larger than

@@ -611,6 +611,16 @@ int engine_hash_fd(const struct engine *e)
 	return scan_hash_fd(e->scan);
 }
 
+int engine_work_fd(const struct engine *e)
+{
+	return e->work ? work_fd(e->work) : -1;
+}
+
+void engine_on_work(struct engine *e)
+{
+	fetch_on_work(e);
+}
+
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
 	       char *err)
 {
@@ -642,6 +652,8 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		goto fail;
 	}
 	e->rootfd = scan_root_fd(e->scan);
+	if (work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
+		e->work = NULL; /* the loop verifies and writes blocks itself */
 	e->scan_due_ms = mono_ms(); /* the first, full scan at once */
 	*ret = e;
 	return 0;
@@ -655,6 +667,7 @@ void engine_free(struct engine *e)
 	if (!e)
 		return;
 	engine_on_down(e);
+	fetch_work_stop(e);
 	fetch_free_all(e);
 	free(e->batch);
 	scan_free(e->scan);

@@ -88,6 +88,9 @@ int engine_inotify_fd(const struct engine *e);
 int engine_hash_fd(const struct engine *e);
 void engine_on_inotify(struct engine *e);
 void engine_on_hash(struct engine *e);
+/* Received blocks verified by the worker threads (-1: no workers). */
+int engine_work_fd(const struct engine *e);
+void engine_on_work(struct engine *e);
 
 /* Timers: when engine_tick() next has work (monotonic ms, UINT64_MAX: none). */
 uint64_t engine_deadline(const struct engine *e);

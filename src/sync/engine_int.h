@@ -14,6 +14,7 @@
 #include "sync/msg.h"
 #include "sync/scan.h"
 #include "sync/vv.h"
+#include "sync/work.h"
 
 #define ENGINE_BATCH_MAX 65536		    /* remote entries held before applying */
 #define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
@@ -23,6 +24,8 @@
 #define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
 #define ENGINE_RETRY_MS 2000		    /* a failed fetch is tried again after */
 #define ENGINE_COMMIT_MS 100		    /* completed small files committed together */
+#define ENGINE_WORKERS 2		    /* threads verifying and writing blocks */
+#define ENGINE_JOBS 8			    /* blocks (1 MiB each) with them at most */
 #define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
 
 /* A remote entry, held until its batch is applied (compact: no 8 KiB arrays). */
@@ -70,6 +73,9 @@ struct fetch {
 	uint64_t rate_mark_ms, rate_mark_bytes;
 	uint8_t *have; /* block bitmap: verified in the temp file */
 	uint64_t not_before_ms; /* queued for a retry: not before */
+	unsigned jobs;		/* blocks with the workers */
+	uint32_t gen;		/* bumped on a restart: older jobs' results are stale */
+	bool dead;		/* freed but for its jobs */
 };
 
 struct req {
@@ -79,6 +85,8 @@ struct req {
 	uint32_t len;
 	bool manifest;
 };
+
+struct block_job;
 
 struct serve_req {
 	enum sync_msg_type type; /* BLOCK_REQUEST or MANIFEST_REQUEST */
@@ -151,6 +159,9 @@ struct engine {
 	uint64_t refused;
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
+	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
+	struct block_job *jobs_free; /* spare job buffers */
+	unsigned njobs_free;
 };
 
 /* engine.c */
@@ -184,6 +195,8 @@ void fetch_tick(struct engine *e, uint64_t now);
 void fetch_free_all(struct engine *e);
 uint64_t fetch_min_pending_seq(const struct engine *e);
 void fetch_status(struct engine *e, json_t *transfers);
+void fetch_on_work(struct engine *e);
+void fetch_work_stop(struct engine *e);
 
 /* serve.c */
 int serve_on_request(struct engine *e, const struct sync_msg *m);

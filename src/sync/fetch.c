@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "sync/engine_int.h"
 
@@ -45,16 +47,108 @@ static void have_set(struct fetch *f, uint32_t i)
 		f->have[i / 8] |= (uint8_t)(1U << (i % 8));
 }
 
+/* Frees f; while workers still hold blocks of it, only its contents (the
+ * struct goes with the last job's result). */
 static void fetch_free(struct fetch *f)
 {
 	if (f->tmpfd >= 0)
 		close(f->tmpfd);
 	if (f->dirfd >= 0)
 		close(f->dirfd);
+	f->tmpfd = f->dirfd = -1;
 	blocks_manifest_free(f->m);
+	f->m = NULL;
 	free(f->have);
+	f->have = NULL;
 	rentry_free(&f->r);
+	if (f->jobs) {
+		f->dead = true;
+		return;
+	}
 	free(f);
+}
+
+/* A received block on its way through a worker: verified, then written. */
+struct block_job {
+	struct work_job w; /* first */
+	struct fetch *f;
+	uint32_t gen;
+	uint32_t block;
+	uint64_t off;
+	uint32_t len;
+	int fd;	     /* a dup of the temp file: f may close its own */
+	bool single; /* expect is the file hash (a one-block file) */
+	uint8_t expect[BLOCKS_HASH_LEN];
+	int result; /* 0; -EBADMSG: does not verify; -errno of pwrite */
+	uint8_t data[];
+};
+
+/*
+ * Job buffers are kept for reuse (at most ENGINE_JOBS + 1 of them, 1 MiB
+ * each): a fresh 1 MiB malloc is a fresh mmap, and touching it page by page
+ * cost more than the copy itself.
+ */
+static struct block_job *job_get(struct engine *e)
+{
+	struct block_job *j = e->jobs_free;
+
+	if (j) {
+		e->jobs_free = (struct block_job *)j->w.next;
+		e->njobs_free--;
+		return j;
+	}
+	return malloc(sizeof(*j) + BLOCKS_SIZE);
+}
+
+static void job_put(struct engine *e, struct block_job *j)
+{
+	if (!j)
+		return;
+	if (e->njobs_free > ENGINE_JOBS) {
+		free(j);
+		return;
+	}
+	j->w.next = (struct work_job *)e->jobs_free;
+	e->jobs_free = j;
+	e->njobs_free++;
+}
+
+/* Verifies len bytes against the block's expected hash. */
+static int block_verify(const uint8_t *data, uint32_t len, bool single, const uint8_t *expect)
+{
+	uint8_t h[BLOCKS_HASH_LEN];
+
+	if (single) {
+		if (blocks_hash_buf(data, len, NULL, NULL, h) < 0)
+			return -EBADMSG;
+	} else {
+		blocks_hash_block(data, len, h);
+	}
+	return sodium_memcmp(h, expect, BLOCKS_HASH_LEN) == 0 ? 0 : -EBADMSG;
+}
+
+static int block_write(int fd, const uint8_t *p, size_t left, off_t off)
+{
+	while (left > 0) {
+		ssize_t n = pwrite(fd, p, left, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		left -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static void block_run(struct work_job *wj)
+{
+	struct block_job *j = (struct block_job *)wj;
+
+	j->result = block_verify(j->data, j->len, j->single, j->expect);
+	if (j->result == 0)
+		j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
 }
 
 /* Forgets the requests of f (answers still on the way are then ignored). */
@@ -322,6 +416,7 @@ static void fetch_requeue(struct engine *e, struct fetch *f)
 	free(f->have);
 	f->have = NULL;
 	f->state = FETCH_QUEUED;
+	f->gen++;
 	f->manifest_req = f->next_block = f->inflight = f->blocks_done = 0;
 	f->bytes_done = f->bytes_reused = 0;
 	f->resumed = false;
@@ -373,7 +468,7 @@ static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
 			(*checks)--;
 			if (resume_check(e, f, i)) {
 				f->next_block++;
-				if (f->blocks_done == count)
+				if (f->blocks_done == count && !f->jobs)
 					fetch_finish(e, f);
 				continue;
 			}
@@ -490,6 +585,29 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 	log_debug("sync: manifest of %s: %u blocks", f->r.path, f->m->count);
 }
 
+/* A block was verified and written (r == 0), or not. */
+static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t len, int r)
+{
+	if (r == -EBADMSG) {
+		log_warn("block %u of %s from the peer does not verify (its file changed, or the "
+			 "data is bad); not written, fetching again when the peer sends its new "
+			 "version",
+			 i, f->r.path);
+		fetch_drop(e, f, true);
+		return;
+	}
+	if (r < 0) {
+		log_warn("cannot write %s: %s; fetching again later", f->r.path, strerror(-r));
+		fetch_requeue(e, f);
+		return;
+	}
+	have_set(f, i);
+	f->blocks_done++;
+	f->bytes_done += len;
+	if (f->blocks_done == nblocks(f) && f->jobs == 0)
+		fetch_finish(e, f);
+}
+
 void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 {
 	struct req *q = req_find(e, b->req_id);
@@ -515,44 +633,83 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 	req_done(e, q);
 	f->inflight--;
 	e->bytes_received += b->len;
-	if (f->m) {
-		r = blocks_manifest_verify(f->m, i, b->data, b->len);
-	} else {
-		uint8_t h[BLOCKS_HASH_LEN];
-		r = blocks_hash_buf(b->data, b->len, NULL, NULL, h);
-		if (r == 0 && memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0)
-			r = -EBADMSG;
-	}
-	if (r < 0) {
-		log_warn("block %u of %s from the peer does not verify (its file changed, or the "
-			 "data is bad); not written, fetching again when the peer sends its new "
-			 "version",
-			 i, f->r.path);
-		fetch_drop(e, f, true);
+	if (f->m && (i >= f->m->count || b->len != blocks_len(f->m->size, i))) {
+		engine_protocol_error(e, "BLOCK_DATA for a block outside the manifest");
 		return;
 	}
-	const uint8_t *p = b->data;
-	size_t left = b->len;
-	off_t off = (off_t)b->offset;
-	while (left > 0) {
-		ssize_t n = pwrite(f->tmpfd, p, left, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_warn("cannot write %s: %s; fetching again later", f->r.path,
-				 n < 0 ? strerror(errno) : "short write");
-			fetch_requeue(e, f);
-			return;
+	const uint8_t *expect = f->m ? f->m->hashes + (size_t)i * BLOCKS_HASH_LEN : f->r.hash;
+	if (e->work) {
+		/* a worker verifies and writes it; the loop goes on decrypting */
+		struct block_job *j = job_get(e);
+		int fd = j ? fcntl(f->tmpfd, F_DUPFD_CLOEXEC, 0) : -1;
+		if (j && fd >= 0) {
+			*j = (struct block_job){.w.run = block_run, .f = f, .gen = f->gen,
+						.block = i, .off = b->offset, .len = (uint32_t)b->len,
+						.fd = fd, .single = !f->m};
+			memcpy(j->expect, expect, BLOCKS_HASH_LEN);
+			memcpy(j->data, b->data, b->len);
+			if (work_submit(e->work, &j->w) == 0) {
+				f->jobs++;
+				return;
+			}
 		}
-		p += n;
-		left -= (size_t)n;
-		off += n;
+		if (fd >= 0)
+			close(fd);
+		job_put(e, j); /* the pool is full: do it here */
 	}
-	have_set(f, i);
-	f->blocks_done++;
-	f->bytes_done += b->len;
-	if (f->blocks_done == nblocks(f))
-		fetch_finish(e, f);
+	r = block_verify(b->data, (uint32_t)b->len, !f->m, expect);
+	if (r == 0)
+		r = block_write(f->tmpfd, b->data, b->len, (off_t)b->offset);
+	block_done(e, f, i, (uint32_t)b->len, r);
+}
+
+void fetch_on_work(struct engine *e)
+{
+	struct work_job *list = e->work ? work_take(e->work) : NULL, *next;
+
+	for (; list; list = next) {
+		struct block_job *j = (struct block_job *)list;
+		struct fetch *f = j->f;
+		next = list->next;
+		close(j->fd);
+		f->jobs--;
+		if (f->dead) {
+			if (!f->jobs)
+				free(f);
+		} else if (j->gen != f->gen) {
+			/* from before a restart of this fetch: ignored, but it may
+			 * have been the last thing the fetch waited for */
+			if (f->state == FETCH_BLOCKS && f->blocks_done == nblocks(f) && !f->jobs)
+				fetch_finish(e, f);
+		} else {
+			block_done(e, f, j->block, j->len, j->result);
+		}
+		job_put(e, j);
+	}
+	fetch_pump(e);
+}
+
+void fetch_work_stop(struct engine *e)
+{
+	struct work_job *left = NULL, *next;
+
+	if (!e->work)
+		return;
+	work_free(e->work, &left);
+	e->work = NULL;
+	for (; left; left = next) {
+		struct block_job *j = (struct block_job *)left;
+		next = left->next;
+		close(j->fd);
+		if (--j->f->jobs == 0 && j->f->dead)
+			free(j->f);
+		free(j);
+	}
+	while (e->jobs_free) {
+		struct block_job *j = e->jobs_free;
+		e->jobs_free = j->w.next ? (struct block_job *)j->w.next : NULL;
+		free(j);
+	}
 }
 
 void fetch_on_error(struct engine *e, const struct sync_block_error *b)

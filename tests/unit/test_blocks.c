@@ -262,6 +262,39 @@ TEST(hash_fd)
 	free(d);
 }
 
+/* Files of 8 blocks and more are hashed by several threads: same result,
+ * block callbacks in order, errors as before. */
+TEST(hash_fd_parallel)
+{
+	const size_t n = 11 * BLOCKS_SIZE + 4321;
+	uint8_t href[BLOCKS_HASH_LEN], h[BLOCKS_HASH_LEN], bh[BLOCKS_HASH_LEN];
+	struct seen s = {.fail_at = -1};
+	uint64_t size = 0;
+	uint8_t *d = pattern(n);
+	int fd = memfd_create("test-blocks-par", MFD_CLOEXEC);
+
+	REQUIRE(d && fd >= 0);
+	REQUIRE(write(fd, d, n) == (ssize_t)n);
+	CHECK_INT_EQ(blocks_hash_buf(d, n, NULL, NULL, href), 0);
+	CHECK_INT_EQ(blocks_hash_fd(fd, on_block, &s, h, &size), 0);
+	CHECK(memcmp(h, href, sizeof(h)) == 0);
+	CHECK_INT_EQ(size, n);
+	CHECK_INT_EQ(s.n, 12);
+	for (unsigned i = 0; i < s.n && i < MAX_SEEN; i++) {
+		CHECK_INT_EQ(s.index[i], i);
+		blocks_hash_block(d + (size_t)i * BLOCKS_SIZE,
+				  i == 11 ? 4321 : BLOCKS_SIZE, bh);
+		CHECK(memcmp(s.hash[i], bh, BLOCKS_HASH_LEN) == 0);
+	}
+	/* the callback's error stops it */
+	s = (struct seen){.fail_at = 5};
+	size = 9;
+	CHECK_INT_EQ(blocks_hash_fd(fd, on_block, &s, h, &size), -EIO);
+	CHECK_INT_EQ(size, 9);
+	close(fd);
+	free(d);
+}
+
 struct collect {
 	struct blocks_manifest *m;
 };
@@ -460,6 +493,7 @@ int main(void)
 	RUN(callback_error_stops);
 	RUN(size_cap);
 	RUN(hash_fd);
+	RUN(hash_fd_parallel);
 	RUN(manifest_check_and_verify);
 	RUN(manifest_new_caps);
 	RUN(manifest_codec);
