@@ -619,7 +619,7 @@ out:
  * path holds what we decided about (an edit may have happened meanwhile),
  * set its metadata and rename it into place.
  */
-int apply_commit_fetch(struct engine *e, struct fetch *f)
+int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 {
 	struct index_entry *l = malloc(sizeof(*l));
 	struct stat st;
@@ -656,7 +656,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f)
 		ts[1].tv_nsec += 1000000000;
 		ts[1].tv_sec -= 1;
 	}
-	if (futimens(f->tmpfd, ts) < 0 || fsync(f->tmpfd) < 0) {
+	if (futimens(f->tmpfd, ts) < 0 || (!synced && fsync(f->tmpfd) < 0)) {
 		rc = -errno;
 		goto out;
 	}

@@ -179,8 +179,9 @@ void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_D
 
 /* apply.c: a whole batch (e->batch), then frees it. */
 void apply_batch(struct engine *e);
-/* Writes a fetched file's metadata and renames it into place (fetch.c calls it). */
-int apply_commit_fetch(struct engine *e, struct fetch *f);
+/* Writes a fetched file's metadata, fsyncs it (unless synced: the caller
+ * made its data durable already) and renames it into place. */
+int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);
 /* Opens the directory of rel beneath the root (creating it); logs refusals. */
 int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name);
 
