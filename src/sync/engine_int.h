@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "sync/blocks.h"
 #include "sync/conflict.h"
@@ -163,6 +164,18 @@ struct engine {
 	struct block_job *jobs_free; /* spare job buffers */
 	unsigned njobs_free;
 };
+
+/* Nanoseconds since the epoch (may be negative) as a timespec. */
+static inline struct timespec engine_ns_to_ts(int64_t ns)
+{
+	struct timespec t = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+
+	if (t.tv_nsec < 0) {
+		t.tv_nsec += 1000000000;
+		t.tv_sec -= 1;
+	}
+	return t;
+}
 
 /* engine.c */
 void engine_stop(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -151,6 +151,8 @@ static void block_run(struct work_job *wj)
 		j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
 }
 
+static void req_done(struct engine *e, struct req *q);
+
 /* Forgets the requests of f (answers still on the way are then ignored). */
 static void drop_reqs(struct engine *e, struct fetch *f, bool cancel)
 {
@@ -166,11 +168,7 @@ static void drop_reqs(struct engine *e, struct fetch *f, bool cancel)
 			if (n > 0 && e->io.room(e->io.ud) > 64)
 				(void)engine_send(e, b, (size_t)n);
 		}
-		if (!q->manifest)
-			e->window -= q->len;
-		q->id = 0;
-		q->f = NULL;
-		e->nreqs--;
+		req_done(e, q);
 	}
 }
 
@@ -752,13 +750,7 @@ static void commit_all(struct engine *e)
 	bool synced = false;
 	if (n >= 2) {
 		for (f = e->closing; f; f = f->next) {
-			struct timespec ts[2] = {{0, UTIME_OMIT},
-						 {f->r.mtime_ns / 1000000000,
-						  f->r.mtime_ns % 1000000000}};
-			if (ts[1].tv_nsec < 0) {
-				ts[1].tv_nsec += 1000000000;
-				ts[1].tv_sec -= 1;
-			}
+			struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
 			(void)fchmod(f->tmpfd, f->r.mode);
 			(void)futimens(f->tmpfd, ts);
 		}
