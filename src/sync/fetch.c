@@ -127,8 +127,13 @@ static int block_verify(const uint8_t *data, uint32_t len, bool single, const ui
 	return sodium_memcmp(h, expect, BLOCKS_HASH_LEN) == 0 ? 0 : -EBADMSG;
 }
 
+/* Writes a block and starts its writeback at once, so the fsync before the
+ * rename finds little left to flush (it overlaps the transfer instead). */
 static int block_write(int fd, const uint8_t *p, size_t left, off_t off)
 {
+	off_t start = off;
+	size_t len = left;
+
 	while (left > 0) {
 		ssize_t n = pwrite(fd, p, left, off);
 		if (n < 0 && errno == EINTR)
@@ -139,6 +144,7 @@ static int block_write(int fd, const uint8_t *p, size_t left, off_t off)
 		left -= (size_t)n;
 		off += n;
 	}
+	(void)sync_file_range(fd, start, (off_t)len, SYNC_FILE_RANGE_WRITE);
 	return 0;
 }
 
