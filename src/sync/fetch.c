@@ -113,6 +113,16 @@ static void job_put(struct engine *e, struct block_job *j)
 	e->njobs_free++;
 }
 
+static void job_pool_drain(struct engine *e)
+{
+	while (e->jobs_free) {
+		struct block_job *j = e->jobs_free;
+		e->jobs_free = (struct block_job *)j->w.next;
+		free(j);
+	}
+	e->njobs_free = 0;
+}
+
 /* Verifies len bytes against the block's expected hash. */
 static int block_verify(const uint8_t *data, uint32_t len, bool single, const uint8_t *expect)
 {
@@ -690,6 +700,8 @@ void fetch_on_work(struct engine *e)
 		}
 		job_put(e, j);
 	}
+	if (!e->nfetch && !e->closing && e->work && !work_pending(e->work))
+		job_pool_drain(e); /* idle: give the buffers back */
 	fetch_pump(e);
 }
 
@@ -709,11 +721,7 @@ void fetch_work_stop(struct engine *e)
 			free(j->f);
 		free(j);
 	}
-	while (e->jobs_free) {
-		struct block_job *j = e->jobs_free;
-		e->jobs_free = j->w.next ? (struct block_job *)j->w.next : NULL;
-		free(j);
-	}
+	job_pool_drain(e);
 }
 
 void fetch_on_error(struct engine *e, const struct sync_block_error *b)
@@ -784,6 +792,8 @@ static void commit_all(struct engine *e)
 		next = f->next;
 		fetch_free(f);
 	}
+	if (!e->nfetch && e->work && !work_pending(e->work))
+		job_pool_drain(e); /* idle: give the buffers back */
 	engine_pump(e);
 }
 
