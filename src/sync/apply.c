@@ -294,6 +294,10 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 	close(dirfd);
 	if (rc < 0)
 		return rc;
+	/* Identity unknown: the scanner's next walk of the parent records it and
+	 * descends once, which is when it starts watching the new directory
+	 * (otherwise local edits inside it go unseen until a full rescan). */
+	st.st_ino = 0;
 	rc = store(e, r, vv, &st);
 	changed(e, r->path);
 	return rc;
