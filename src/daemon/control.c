@@ -171,11 +171,8 @@ static void handle_ensure(struct ctl_client *cl, json_t *req)
 	j->engine = cl->d->engine;
 	j->off = o && json_integer_value(o) > 0 ? (uint64_t)json_integer_value(o) : 0;
 	j->len = l && json_integer_value(l) >= 0 ? (uint64_t)json_integer_value(l) : UINT64_MAX;
+	/* shares O_NONBLOCK with the loop's fd: the one short line fits anyway */
 	j->fd = fcntl(cl->w.fd, F_DUPFD_CLOEXEC, 0);
-	if (j->fd >= 0) {
-		int fl = fcntl(j->fd, F_GETFL);
-		(void)fcntl(j->fd, F_SETFL, fl & ~O_NONBLOCK);
-	}
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	sigfillset(&all);
