@@ -308,6 +308,7 @@ static void send_index(struct engine *e)
 
 void engine_pump(struct engine *e)
 {
+	lazy_check_moves(e); /* a scan may have renamed a placeholder */
 	if (!e->up || e->stopped[0])
 		return;
 	send_index(e);

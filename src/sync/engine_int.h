@@ -180,6 +180,7 @@ struct engine {
 	int lz_efd;			 /* eventfd: lz_new has entries */
 	struct lazy_file *lz_active;	 /* files with blocks wanted or in flight (loop) */
 	uint64_t lz_bytes;		 /* present bytes of tracked files (loop) */
+	uint64_t lz_moves;		 /* index_lazy_moves() last seen (loop) */
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
 	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
@@ -235,6 +236,8 @@ void lazy_done(struct engine *e);
 int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size);
 /* Whether path with content hash is tracked and not complete (never served). */
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash);
+/* Reloads the table when renames moved rows in the index (cheap when not). */
+void lazy_check_moves(struct engine *e);
 void lazy_on_up(struct engine *e);
 void lazy_on_down(struct engine *e);
 void lazy_pump(struct engine *e);

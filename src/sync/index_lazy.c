@@ -78,6 +78,33 @@ int index_lazy_del(struct index *idx, const char *path, size_t len)
 	return r;
 }
 
+int index_lazy_move(struct index *idx, const char *from, size_t from_len, const char *to,
+		    size_t to_len)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	r = index_lazy_del(idx, to, to_len);
+	if (r < 0)
+		return r;
+	rc = sqlite3_prepare_v2(idx->db, "UPDATE lazy SET path = ?2 WHERE path = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return index_fail(idx, rc);
+	sqlite3_bind_blob(st, 1, from, (int)from_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, to, (int)to_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
+	if (r == 0 && sqlite3_changes(idx->db) > 0)
+		idx->lazy_moves++;
+	sqlite3_finalize(st);
+	return r;
+}
+
+uint64_t index_lazy_moves(const struct index *idx)
+{
+	return idx->lazy_moves;
+}
+
 /* Reads and checks one row (path, hash, size, bits). */
 static int row_read(struct index *idx, sqlite3_stmt *st, char *pathbuf, struct lazy_row *r)
 {

@@ -67,6 +67,7 @@ struct lazy_file {
 	int fd; /* O_RDWR while active, else -1 */
 	int64_t mtime_ns;
 	bool dirty; /* have not yet persisted */
+	bool seen;  /* lazy_reload: the row is still there */
 };
 
 struct ensure_wait {
@@ -243,8 +244,18 @@ static void persist(struct engine *e, struct lazy_file *z)
 		z->dirty = false;
 }
 
+static void forget_mem(struct engine *e, struct lazy_file *z);
+
 /* Forgets z (its path changed: the disk is the truth now). */
 static void forget(struct engine *e, struct lazy_file *z)
+{
+	if (index_lazy_del(e->idx, z->path, z->path_len) < 0)
+		log_debug("cannot drop the lazy row of %s", z->path);
+	forget_mem(e, z);
+}
+
+/* Takes z out of the table and frees it; its index row is left alone. */
+static void forget_mem(struct engine *e, struct lazy_file *z)
 {
 	struct lazy_file **pp;
 
@@ -255,8 +266,6 @@ static void forget(struct engine *e, struct lazy_file *z)
 	}
 	deactivate(e, z);
 	e->lz_bytes -= present_bytes(z);
-	if (index_lazy_del(e->idx, z->path, z->path_len) < 0)
-		log_debug("cannot drop the lazy row of %s", z->path);
 	pthread_mutex_lock(&e->lz_mu);
 	for (pp = &e->lz_tab[bucket(z->path)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == z) {
@@ -306,6 +315,24 @@ bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
 
 /* ---- the ensure seam ---- */
 
+/*
+ * A path not in the table is complete, unless it is a placeholder that was
+ * renamed and the scanner has not told the index yet: a sparse file goes
+ * to the loop, which rescans it first. Called with lz_mu held; drops it
+ * around the stat.
+ */
+static bool maybe_placeholder(struct engine *e, const char *path)
+{
+	struct stat st;
+	bool sparse;
+
+	pthread_mutex_unlock(&e->lz_mu);
+	sparse = fstatat(e->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		 (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
+	pthread_mutex_lock(&e->lz_mu);
+	return sparse || find(e, path) != NULL;
+}
+
 int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms)
 {
 	struct ensure_wait w = {.path = path, .off = off, .len = len};
@@ -333,7 +360,10 @@ int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len
 	z = find(e, path);
 	if (z)
 		z->used = mono_ms();
-	if (!z || range_present(z, off, len))
+	if (!z && !maybe_placeholder(e, path))
+		goto out;
+	z = find(e, path);
+	if (z && range_present(z, off, len))
 		goto out;
 	if (!e->lz_up || timeout_ms <= 0) {
 		r = -EIO;
@@ -474,6 +504,14 @@ void engine_on_ensure(struct engine *e)
 	pthread_mutex_unlock(&e->lz_mu);
 	for (size_t k = 0; k < i; k++) {
 		struct lazy_file *z = find(e, c[k].path);
+		if (!z) {
+			/* a renamed placeholder the scanner has not seen yet? */
+			char err[SCAN_ERR_LEN];
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
+				log_debug("cannot rescan %s: %s", c[k].path, err);
+			lazy_check_moves(e);
+			z = find(e, c[k].path);
+		}
 		if (z && up) {
 			int r = activate(e, z);
 			if (r == -ESTALE)
@@ -485,7 +523,7 @@ void engine_on_ensure(struct engine *e)
 	}
 	free(c);
 	wake(e, !up || !c, NULL);
-	fetch_pump(e);
+	engine_pump(e); /* a rename the rescan found goes out before our requests */
 }
 
 /* ---- fetching ---- */
@@ -853,6 +891,57 @@ out:
 
 /* ---- life cycle ---- */
 
+static int reload_row(const struct lazy_row *row, void *ud)
+{
+	struct engine *e = ud;
+	struct lazy_file *z = find(e, row->path);
+
+	if (z && memcmp(z->hash, row->hash, SYNC_HASH_LEN) == 0 && z->size == row->size) {
+		z->seen = true;
+		return 0;
+	}
+	if (z)
+		z->seen = false; /* another version: replaced below */
+	z = file_new(row->path, row->path_len, row->hash, row->size);
+	if (!z)
+		return -ENOMEM;
+	memcpy(z->have, row->bits, row->bits_len);
+	for (uint32_t i = 0; i < z->nblocks; i++)
+		z->nhave += bit_get(z->have, i);
+	e->lz_bytes += present_bytes(z);
+	z->seen = true;
+	z->used = mono_ms();
+	insert(e, z); /* before the old one in its chain: find() sees it first */
+	return 0;
+}
+
+/* Renames moved rows in the index: bring the table in line with it. */
+void lazy_check_moves(struct engine *e)
+{
+	uint64_t moves;
+
+	if (!e->opts.lazy || !e->lz_tab)
+		return;
+	moves = index_lazy_moves(e->idx);
+	if (moves == e->lz_moves)
+		return;
+	e->lz_moves = moves;
+	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext)
+			z->seen = false;
+	if (index_lazy_foreach(e->idx, reload_row, e) < 0) {
+		log_warn("cannot reload the lazy-content records: %s", index_errmsg(e->idx));
+		return;
+	}
+	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = e->lz_tab[b], *next; z; z = next) {
+			next = z->hnext;
+			if (!z->seen)
+				forget_mem(e, z);
+		}
+	wake(e, false, NULL);
+}
+
 void lazy_on_up(struct engine *e)
 {
 	pthread_mutex_lock(&e->lz_mu);
@@ -925,6 +1014,7 @@ int lazy_open(struct engine *e)
 	r = index_lazy_init(e->idx);
 	if (r < 0)
 		return r;
+	e->lz_moves = index_lazy_moves(e->idx);
 	return index_lazy_foreach(e->idx, load_row, e);
 }
 

@@ -19,6 +19,8 @@
  * A trigger drops the row when the path's entry changes content (hash or
  * size), is deleted, or goes away, in the same transaction: a local edit
  * or a new remote version is never mistaken for the placeholder's data.
+ * index_rename moves the row with the file (the table always exists) and
+ * counts that (index_lazy_moves), so the engine knows to reload its copy.
  * The engine checks the row's hash against the entry anyway.
  *
  * Threads: like the index, the engine's loop thread only.
@@ -54,6 +56,9 @@ int index_lazy_del(struct index *idx, const char *path, size_t len)
  */
 int index_lazy_get(struct index *idx, const char *path, size_t len, struct lazy_row *ret,
 		   uint8_t **ret_bits) __attribute__((warn_unused_result));
+
+/* How many lazy rows renames have moved since the index was opened. */
+uint64_t index_lazy_moves(const struct index *idx);
 
 /* Calls fn for every row (path order). fn returns 0 to go on, else stops
  * with that value. fn must not change the index. Returns 0, fn's value, -errno. */

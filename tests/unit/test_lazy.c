@@ -108,7 +108,7 @@ TEST(persist_reopen)
 	index_free(idx);
 }
 
-/* A row goes when its path changes content, is deleted or renamed; not on a stat update. */
+/* A row goes when its path changes content or is deleted; not on a stat update. */
 TEST(dropped_with_path)
 {
 	struct index *idx = open_ok(fresh());
@@ -132,9 +132,15 @@ TEST(dropped_with_path)
 	CHECK_INT_EQ(index_lazy_get(idx, "a", 1, &row, &got), -ENOENT);
 	CHECK_INT_EQ(index_delete_local(idx, "b", 1), 1);
 	CHECK_INT_EQ(index_lazy_get(idx, "b", 1, &row, &got), -ENOENT);
+	CHECK(got == NULL);
+	/* a rename moves the mark with the file, and counts it */
+	CHECK_INT_EQ(index_lazy_moves(idx), 0);
 	CHECK(index_rename(idx, "c", 1, "c2", 2) > 0);
 	CHECK_INT_EQ(index_lazy_get(idx, "c", 1, &row, &got), -ENOENT);
-	CHECK(got == NULL);
+	CHECK_INT_EQ(index_lazy_get(idx, "c2", 2, &row, &got), 0);
+	CHECK(got && got[0] == 1);
+	free(got);
+	CHECK_INT_EQ(index_lazy_moves(idx), 1);
 	index_free(idx);
 }
 
