@@ -36,49 +36,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "log.h"
 #include "sync/engine_int.h"
 #include "sync/lazy.h"
+#include "sync/lazy_int.h"
 
-#define LAZY_BUCKETS 4096
-#define LAZY_READAHEAD ((uint64_t)4 << 20)
-#define LAZY_EVICT_AGE_MS 3000 /* a file ensured this recently is being read */
-
-struct lazy_file {
-	struct lazy_file *hnext; /* bucket chain; protected by lz_mu */
-	char *path;
-	size_t path_len;
-	uint8_t hash[SYNC_HASH_LEN];
-	uint64_t size;
-	uint32_t nblocks;
-	uint8_t *have;	/* presence bitmap; protected by lz_mu (loop reads freely) */
-	uint32_t nhave; /* protected by lz_mu */
-	uint64_t used;	/* mono ms of the last ensure; protected by lz_mu */
-	/* the loop's own */
-	struct lazy_file *anext; /* e->lz_active */
-	bool active;
-	uint8_t *want;	/* blocks to fetch */
-	uint8_t *asked; /* blocks in flight */
-	uint32_t inflight;
-	struct blocks_manifest *m;
-	uint32_t manifest_req;
-	int fd; /* O_RDWR while active, else -1 */
-	int64_t mtime_ns;
-	bool dirty; /* have not yet persisted */
-	bool seen;  /* lazy_reload: the row is still there */
-};
-
-struct ensure_wait {
-	struct ensure_wait *next; /* in lz_new or lz_wait; protected by lz_mu */
-	const char *path;	  /* the caller's, valid while it waits */
-	uint64_t off, len;
-	int result;
-	bool done;
-};
-
-static uint64_t mono_ms(void)
+uint64_t lazy_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -86,20 +49,8 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool bit_get(const uint8_t *b, uint32_t i)
-{
-	return (b[i / 8] >> (i % 8)) & 1;
-}
 
-static void bit_set(uint8_t *b, uint32_t i)
-{
-	b[i / 8] |= (uint8_t)(1U << (i % 8));
-}
 
-static void bit_clear(uint8_t *b, uint32_t i)
-{
-	b[i / 8] &= (uint8_t)~(1U << (i % 8));
-}
 
 static uint32_t bucket(const char *path)
 {
@@ -111,7 +62,7 @@ static uint32_t bucket(const char *path)
 }
 
 /* Caller holds lz_mu, or is the loop. */
-static struct lazy_file *find(struct engine *e, const char *path)
+struct lazy_file *lazy_find(struct engine *e, const char *path)
 {
 	if (!e->lz_tab)
 		return NULL;
@@ -121,12 +72,12 @@ static struct lazy_file *find(struct engine *e, const char *path)
 	return NULL;
 }
 
-static uint64_t present_bytes(const struct lazy_file *z)
+uint64_t lazy_present_bytes(const struct lazy_file *z)
 {
 	uint64_t n = 0;
 
 	for (uint32_t i = 0; i < z->nblocks; i++)
-		if (bit_get(z->have, i))
+		if (lazy_bit_get(z->have, i))
 			n += blocks_len(z->size, i);
 	return n;
 }
@@ -179,14 +130,14 @@ static bool range_present(const struct lazy_file *z, uint64_t off, uint64_t len)
 	if (end <= off)
 		return true;
 	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); i <= (end - 1) / BLOCKS_SIZE; i++)
-		if (!bit_get(z->have, i))
+		if (!lazy_bit_get(z->have, i))
 			return false;
 	return true;
 }
 
 /* Answers the waiters whose range is present; with fail_path, fails those
  * on that path (NULL: every one) with -EIO. */
-static void wake(struct engine *e, bool fail, const char *fail_path)
+void lazy_wake(struct engine *e, bool fail, const char *fail_path)
 {
 	struct ensure_wait **pp;
 	bool any = false;
@@ -194,7 +145,7 @@ static void wake(struct engine *e, bool fail, const char *fail_path)
 	pthread_mutex_lock(&e->lz_mu);
 	for (pp = &e->lz_wait; *pp;) {
 		struct ensure_wait *w = *pp;
-		struct lazy_file *z = find(e, w->path);
+		struct lazy_file *z = lazy_find(e, w->path);
 		if (!z || range_present(z, w->off, w->len))
 			w->result = 0;
 		else if (fail && (!fail_path || strcmp(fail_path, w->path) == 0))
@@ -212,7 +163,7 @@ static void wake(struct engine *e, bool fail, const char *fail_path)
 	pthread_mutex_unlock(&e->lz_mu);
 }
 
-static void deactivate(struct engine *e, struct lazy_file *z)
+void lazy_deactivate(struct engine *e, struct lazy_file *z)
 {
 	struct lazy_file **pp;
 
@@ -231,7 +182,7 @@ static void deactivate(struct engine *e, struct lazy_file *z)
 }
 
 /* Writes the presence bitmap to the index, after the data is durable. */
-static void persist(struct engine *e, struct lazy_file *z)
+void lazy_persist(struct engine *e, struct lazy_file *z)
 {
 	if (!z->dirty)
 		return;
@@ -247,7 +198,7 @@ static void persist(struct engine *e, struct lazy_file *z)
 static void forget_mem(struct engine *e, struct lazy_file *z);
 
 /* Forgets z (its path changed: the disk is the truth now). */
-static void forget(struct engine *e, struct lazy_file *z)
+void lazy_forget(struct engine *e, struct lazy_file *z)
 {
 	if (index_lazy_del(e->idx, z->path, z->path_len) < 0)
 		log_debug("cannot drop the lazy row of %s", z->path);
@@ -264,8 +215,8 @@ static void forget_mem(struct engine *e, struct lazy_file *z)
 		if (q->id && q->lz == z)
 			fetch_req_done(e, q); /* its answer is ignored */
 	}
-	deactivate(e, z);
-	e->lz_bytes -= present_bytes(z);
+	lazy_deactivate(e, z);
+	e->lz_bytes -= lazy_present_bytes(z);
 	pthread_mutex_lock(&e->lz_mu);
 	for (pp = &e->lz_tab[bucket(z->path)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == z) {
@@ -288,11 +239,11 @@ static void insert(struct engine *e, struct lazy_file *z)
 
 int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size)
 {
-	struct lazy_file *z = find(e, path), *n;
+	struct lazy_file *z = lazy_find(e, path), *n;
 	int r;
 
 	if (z)
-		forget(e, z);
+		lazy_forget(e, z);
 	n = file_new(path, len, hash, size);
 	if (!n)
 		return -ENOMEM;
@@ -302,13 +253,13 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 		return r;
 	}
 	insert(e, n);
-	wake(e, false, NULL); /* waiters on the old version see it gone */
+	lazy_wake(e, false, NULL); /* waiters on the old version see it gone */
 	return 0;
 }
 
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
 {
-	struct lazy_file *z = find(e, path);
+	struct lazy_file *z = lazy_find(e, path);
 
 	return z && z->nhave < z->nblocks && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0;
 }
@@ -330,7 +281,7 @@ static bool maybe_placeholder(struct engine *e, const char *path)
 	sparse = fstatat(e->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
 		 (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
 	pthread_mutex_lock(&e->lz_mu);
-	return sparse || find(e, path) != NULL;
+	return sparse || lazy_find(e, path) != NULL;
 }
 
 int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms)
@@ -357,12 +308,12 @@ int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len
 		return -EIO;
 	}
 	e->lz_callers++;
-	z = find(e, path);
+	z = lazy_find(e, path);
 	if (z)
-		z->used = mono_ms();
+		z->used = lazy_mono_ms();
 	if (!z && !maybe_placeholder(e, path))
 		goto out;
-	z = find(e, path);
+	z = lazy_find(e, path);
 	if (z && range_present(z, off, len))
 		goto out;
 	if (!e->lz_up || timeout_ms <= 0) {
@@ -463,8 +414,8 @@ static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 		end = end + LAZY_READAHEAD > z->size ? z->size : end + LAZY_READAHEAD;
 	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); end > off && i <= (end - 1) / BLOCKS_SIZE;
 	     i++)
-		if (!bit_get(z->have, i))
-			bit_set(z->want, i);
+		if (!lazy_bit_get(z->have, i))
+			lazy_bit_set(z->want, i);
 }
 
 void engine_on_ensure(struct engine *e)
@@ -503,390 +454,27 @@ void engine_on_ensure(struct engine *e)
 	}
 	pthread_mutex_unlock(&e->lz_mu);
 	for (size_t k = 0; k < i; k++) {
-		struct lazy_file *z = find(e, c[k].path);
+		struct lazy_file *z = lazy_find(e, c[k].path);
 		if (!z) {
 			/* a renamed placeholder the scanner has not seen yet? */
 			char err[SCAN_ERR_LEN];
 			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
 				log_debug("cannot rescan %s: %s", c[k].path, err);
 			lazy_check_moves(e);
-			z = find(e, c[k].path);
+			z = lazy_find(e, c[k].path);
 		}
 		if (z && up) {
 			int r = activate(e, z);
 			if (r == -ESTALE)
-				forget(e, z);
+				lazy_forget(e, z);
 			else if (r == 0)
 				want_range(z, c[k].off, c[k].len);
 		}
 		free(c[k].path);
 	}
 	free(c);
-	wake(e, !up || !c, NULL);
+	lazy_wake(e, !up || !c, NULL);
 	engine_pump(e); /* a rename the rescan found goes out before our requests */
-}
-
-/* ---- fetching ---- */
-
-static void file_failed(struct engine *e, struct lazy_file *z)
-{
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id && q->lz == z)
-			fetch_req_done(e, q);
-	}
-	memset(z->want, 0, lazy_bits_len(z->size));
-	memset(z->asked, 0, lazy_bits_len(z->size));
-	z->inflight = 0;
-	z->manifest_req = 0;
-	persist(e, z);
-	deactivate(e, z);
-	wake(e, true, z->path);
-}
-
-static bool manifest_load(struct engine *e, struct lazy_file *z)
-{
-	struct blocks_manifest *m = NULL;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-
-	if (index_manifest_get(e->idx, z->hash, &blob, &len) < 0)
-		return false;
-	if (blocks_manifest_decode(blob, len, &m) == 0 && blocks_manifest_check(m, z->hash) == 0 &&
-	    m->size == z->size)
-		z->m = m;
-	else
-		blocks_manifest_free(m);
-	free(blob);
-	return z->m != NULL;
-}
-
-static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool manifest,
-		     uint32_t i)
-{
-	struct sync_msg m;
-	int n;
-
-	memset(&m, 0, sizeof(m));
-	q->lz = z;
-	if (manifest) {
-		q->manifest = true;
-		m.type = SYNC_MSG_MANIFEST_REQUEST;
-		m.manifest_request.req_id = q->id;
-		m.manifest_request.path = z->path;
-		m.manifest_request.path_len = z->path_len;
-		memcpy(m.manifest_request.hash, z->hash, SYNC_HASH_LEN);
-	} else {
-		q->block = i;
-		q->len = blocks_len(z->size, i);
-		m.type = SYNC_MSG_BLOCK_REQUEST;
-		m.block_request.req_id = q->id;
-		m.block_request.path = z->path;
-		m.block_request.path_len = z->path_len;
-		memcpy(m.block_request.hash, z->hash, SYNC_HASH_LEN);
-		m.block_request.index = i;
-		m.block_request.offset = (uint64_t)i * BLOCKS_SIZE;
-		m.block_request.len = q->len;
-	}
-	n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
-	if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
-		q->len = 0;
-		fetch_req_done(e, q);
-		return false;
-	}
-	if (!manifest)
-		e->window += q->len;
-	return true;
-}
-
-void lazy_pump(struct engine *e)
-{
-	struct lazy_file *z, *next;
-
-	for (z = e->lz_active; z; z = next) {
-		next = z->anext;
-		if (z->nblocks > 1 && !z->m && !manifest_load(e, z)) {
-			if (z->manifest_req)
-				continue;
-			if (e->io.room(e->io.ud) < 8192)
-				return;
-			struct req *q = fetch_req_new(e);
-			if (!q || !send_req(e, z, q, true, 0))
-				return;
-			z->manifest_req = q->id;
-			continue;
-		}
-		for (uint32_t i = 0; i < z->nblocks; i++) {
-			if (!bit_get(z->want, i) || bit_get(z->asked, i))
-				continue;
-			if (bit_get(z->have, i)) {
-				bit_clear(z->want, i);
-				continue;
-			}
-			uint32_t len = blocks_len(z->size, i);
-			if (e->window + len > ENGINE_WINDOW || e->io.room(e->io.ud) < 8192)
-				return;
-			struct req *q = fetch_req_new(e);
-			if (!q || !send_req(e, z, q, false, i))
-				return;
-			bit_set(z->asked, i);
-			z->inflight++;
-		}
-	}
-}
-
-void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifest *m)
-{
-	struct lazy_file *z = q->lz;
-
-	if (memcmp(m->hash, z->hash, SYNC_HASH_LEN) != 0 || m->size != z->size ||
-	    (!z->m && m->first != 0)) {
-		fetch_req_done(e, q);
-		file_failed(e, z);
-		return;
-	}
-	if (!z->m && blocks_manifest_new(m->size, m->block_size, &z->m) < 0) {
-		fetch_req_done(e, q);
-		file_failed(e, z);
-		return;
-	}
-	if (blocks_manifest_add(z->m, m->first, m->n, m->hashes) < 0) {
-		fetch_req_done(e, q);
-		engine_protocol_error(e, "MANIFEST chunks out of order for request %u", m->req_id);
-		return;
-	}
-	if (z->m->filled < z->m->count)
-		return;
-	fetch_req_done(e, q);
-	z->manifest_req = 0;
-	if (blocks_manifest_check(z->m, z->hash) < 0) {
-		log_warn("the peer's block list of %s does not match its file hash; not taken",
-			 z->path);
-		e->refused++;
-		blocks_manifest_free(z->m);
-		z->m = NULL;
-		file_failed(e, z);
-		return;
-	}
-	size_t n = blocks_manifest_encoded_len(z->m);
-	uint8_t *blob = malloc(n);
-	if (blob && blocks_manifest_encode(z->m, blob, n) > 0 &&
-	    index_manifest_put(e->idx, z->hash, blob, n) < 0)
-		log_debug("cannot keep the block list of %s", z->path);
-	free(blob);
-	fetch_pump(e);
-}
-
-/* The placeholder's mtime back, and its new identity in the index. */
-static int restore_identity(struct engine *e, struct lazy_file *z, int fd)
-{
-	struct timespec ts[2] = {{0, UTIME_OMIT},
-				 {z->mtime_ns / 1000000000, z->mtime_ns % 1000000000}};
-	struct stat st;
-
-	if (ts[1].tv_nsec < 0) {
-		ts[1].tv_nsec += 1000000000;
-		ts[1].tv_sec -= 1;
-	}
-	if (futimens(fd, ts) < 0 || fstat(fd, &st) < 0)
-		return -errno;
-	return index_set_stat(e->idx, z->path, z->path_len, (uint64_t)st.st_dev,
-			      (uint64_t)st.st_ino,
-			      (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec);
-}
-
-static void evict(struct engine *e);
-
-/* z has nothing in flight: persist, maybe complete, maybe evict. */
-static void burst_end(struct engine *e, struct lazy_file *z)
-{
-	for (uint32_t i = 0; i < z->nblocks; i++)
-		if (bit_get(z->want, i) && !bit_get(z->have, i))
-			return; /* more to ask for */
-	persist(e, z);
-	if (z->nhave == z->nblocks)
-		log_debug("sync: %s is complete", z->path);
-	deactivate(e, z);
-	if (e->opts.cache_max && e->lz_bytes > e->opts.cache_max)
-		evict(e);
-}
-
-void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data *b)
-{
-	struct lazy_file *z = q->lz;
-	uint32_t i = q->block;
-	uint8_t h[BLOCKS_HASH_LEN];
-	int r = 0;
-
-	if (b->len != q->len || b->offset != (uint64_t)i * BLOCKS_SIZE) {
-		fetch_req_done(e, q);
-		engine_protocol_error(e, "BLOCK_DATA for request %u is not what was asked",
-				      b->req_id);
-		return;
-	}
-	fetch_req_done(e, q);
-	z->inflight--;
-	bit_clear(z->asked, i);
-	e->bytes_received += b->len;
-	if (z->m) {
-		r = blocks_manifest_verify(z->m, i, b->data, b->len);
-	} else if (blocks_hash_buf(b->data, b->len, NULL, NULL, h) < 0 ||
-		   sodium_memcmp(h, z->hash, BLOCKS_HASH_LEN) != 0) {
-		r = -EBADMSG;
-	}
-	if (r != 0) {
-		log_warn("block %u of %s from the peer does not verify; not written", i, z->path);
-		file_failed(e, z);
-		return;
-	}
-	if (z->fd < 0)
-		return; /* deactivated meanwhile */
-	size_t done = 0;
-	while (done < b->len) {
-		ssize_t n = pwrite(z->fd, b->data + done, b->len - done, (off_t)(b->offset + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_warn("cannot write %s: %s", z->path, n < 0 ? strerror(errno) : "short");
-			file_failed(e, z);
-			return;
-		}
-		done += (size_t)n;
-	}
-	r = restore_identity(e, z, z->fd);
-	if (r < 0)
-		log_warn("cannot restore the placeholder %s: %s", z->path, strerror(-r));
-	pthread_mutex_lock(&e->lz_mu);
-	if (!bit_get(z->have, i)) {
-		bit_set(z->have, i);
-		z->nhave++;
-		e->lz_bytes += b->len;
-	}
-	pthread_mutex_unlock(&e->lz_mu);
-	bit_clear(z->want, i);
-	z->dirty = true;
-	wake(e, false, NULL);
-	if (z->inflight == 0)
-		burst_end(e, z);
-}
-
-void lazy_on_error(struct engine *e, struct req *q, const struct sync_block_error *b)
-{
-	struct lazy_file *z = q->lz;
-	char txt[2 * SYNC_ERROR_TEXT_MAX + 8];
-
-	fetch_req_done(e, q);
-	log_quote(b->text, b->text_len, txt, sizeof(txt));
-	log_info("the peer cannot send %s now (code %u: %s)", z->path, b->code, txt);
-	file_failed(e, z);
-}
-
-/* ---- the cache limit ---- */
-
-/* Whether nobody has the file open for writing (a read lease needs that). */
-static bool no_writers(int rdfd)
-{
-	if (fcntl(rdfd, F_SETLEASE, F_RDLCK) < 0)
-		return errno != EAGAIN && errno != EBUSY; /* no leases here: go on */
-	(void)fcntl(rdfd, F_SETLEASE, F_UNLCK);
-	return true;
-}
-
-/* Empties z on disk if it is clean. Returns 0 or -errno (left as it is). */
-static int evict_one(struct engine *e, struct lazy_file *z)
-{
-	struct index_entry *x = malloc(sizeof(*x));
-	const char *name;
-	struct stat st;
-	int dirfd, rfd = -1, wfd = -1, r = -EBUSY;
-
-	if (!x)
-		return -ENOMEM;
-	if (index_get(e->idx, z->path, z->path_len, x) < 0 || x->deleted ||
-	    x->type != INDEX_FILE || memcmp(x->hash, z->hash, SYNC_HASH_LEN) != 0) {
-		free(x);
-		forget(e, z); /* not ours any more */
-		return -ESTALE;
-	}
-	dirfd = apply_open_parent(e, z->path, false, &name);
-	if (dirfd < 0)
-		goto out;
-	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (rfd < 0 || fstat(rfd, &st) < 0 || (uint64_t)st.st_ino != x->ino ||
-	    (uint64_t)st.st_size != x->size ||
-	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != x->mtime_ns ||
-	    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != x->ctime_ns ||
-	    !no_writers(rfd))
-		goto out; /* changed (the scanner will see it) or being written */
-	wfd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (wfd < 0 ||
-	    fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)z->size) < 0) {
-		r = -errno;
-		goto out;
-	}
-	z->mtime_ns = x->mtime_ns;
-	r = restore_identity(e, z, wfd);
-	e->lz_bytes -= present_bytes(z);
-	pthread_mutex_lock(&e->lz_mu);
-	memset(z->have, 0, lazy_bits_len(z->size));
-	z->nhave = 0;
-	pthread_mutex_unlock(&e->lz_mu);
-	z->dirty = true;
-	persist(e, z);
-	log_debug("sync: evicted %s from the cache", z->path);
-out:
-	if (rfd >= 0)
-		close(rfd);
-	if (wfd >= 0)
-		close(wfd);
-	if (dirfd >= 0)
-		close(dirfd);
-	free(x);
-	return r;
-}
-
-struct cand {
-	struct lazy_file *z;
-	uint64_t used;
-};
-
-static int cmp_used(const void *a, const void *b)
-{
-	const struct cand *x = a, *y = b;
-
-	return x->used < y->used ? -1 : x->used > y->used;
-}
-
-static void evict(struct engine *e)
-{
-	uint64_t now = mono_ms();
-	struct cand *c = NULL;
-	size_t n = 0, cap = 0;
-
-	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext) {
-			if (z->active || z->nhave == 0 || now - z->used < LAZY_EVICT_AGE_MS)
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				struct cand *nc = realloc(c, cap * sizeof(*c));
-				if (!nc)
-					goto out;
-				c = nc;
-			}
-			c[n].z = z;
-			pthread_mutex_lock(&e->lz_mu);
-			c[n++].used = z->used;
-			pthread_mutex_unlock(&e->lz_mu);
-		}
-	qsort(c, n, sizeof(*c), cmp_used);
-	for (size_t i = 0; i < n && e->lz_bytes > e->opts.cache_max; i++) {
-		uint64_t before = e->lz_bytes;
-		if (evict_one(e, c[i].z) == 0)
-			log_debug("sync: cache %" PRIu64 " -> %" PRIu64 " bytes", before, e->lz_bytes);
-	}
-out:
-	free(c);
 }
 
 /* ---- life cycle ---- */
@@ -894,7 +482,7 @@ out:
 static int reload_row(const struct lazy_row *row, void *ud)
 {
 	struct engine *e = ud;
-	struct lazy_file *z = find(e, row->path);
+	struct lazy_file *z = lazy_find(e, row->path);
 
 	if (z && memcmp(z->hash, row->hash, SYNC_HASH_LEN) == 0 && z->size == row->size) {
 		z->seen = true;
@@ -907,11 +495,11 @@ static int reload_row(const struct lazy_row *row, void *ud)
 		return -ENOMEM;
 	memcpy(z->have, row->bits, row->bits_len);
 	for (uint32_t i = 0; i < z->nblocks; i++)
-		z->nhave += bit_get(z->have, i);
-	e->lz_bytes += present_bytes(z);
+		z->nhave += lazy_bit_get(z->have, i);
+	e->lz_bytes += lazy_present_bytes(z);
 	z->seen = true;
-	z->used = mono_ms();
-	insert(e, z); /* before the old one in its chain: find() sees it first */
+	z->used = lazy_mono_ms();
+	insert(e, z); /* before the old one in its chain: lazy_find() sees it first */
 	return 0;
 }
 
@@ -939,7 +527,7 @@ void lazy_check_moves(struct engine *e)
 			if (!z->seen)
 				forget_mem(e, z);
 		}
-	wake(e, false, NULL);
+	lazy_wake(e, false, NULL);
 }
 
 void lazy_on_up(struct engine *e)
@@ -966,10 +554,10 @@ void lazy_on_down(struct engine *e)
 		z->manifest_req = 0;
 		blocks_manifest_free(z->m);
 		z->m = NULL;
-		persist(e, z);
-		deactivate(e, z);
+		lazy_persist(e, z);
+		lazy_deactivate(e, z);
 	}
-	wake(e, true, NULL);
+	lazy_wake(e, true, NULL);
 }
 
 static int load_row(const struct lazy_row *row, void *ud)
@@ -981,10 +569,10 @@ static int load_row(const struct lazy_row *row, void *ud)
 		return -ENOMEM;
 	memcpy(z->have, row->bits, row->bits_len);
 	for (uint32_t i = 0; i < z->nblocks; i++)
-		z->nhave += bit_get(z->have, i);
+		z->nhave += lazy_bit_get(z->have, i);
 	for (uint32_t i = z->nblocks; i < row->bits_len * 8; i++)
-		bit_clear(z->have, i);
-	e->lz_bytes += present_bytes(z);
+		lazy_bit_clear(z->have, i);
+	e->lz_bytes += lazy_present_bytes(z);
 	insert(e, z);
 	return 0;
 }
