@@ -105,7 +105,8 @@ void engine_on_work(struct engine *e);
  * the loop's (it waits for the loop). Returns 0 when the range is there
  * (at once when it already was, or when path is not a placeholder), -EIO
  * when the peer is not connected, the fetch failed, or timeout_ms passed;
- * never waits longer than timeout_ms. Not lazy: 0.
+ * never waits longer than timeout_ms; -EINVAL for a path path_check()
+ * refuses. Not lazy: 0.
  */
 int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms);
 /* eventfd to watch for EPOLLIN: ensure requests wait (engine_on_ensure). */

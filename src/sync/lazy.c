@@ -40,6 +40,7 @@
 #include "sync/engine_int.h"
 #include "sync/lazy.h"
 #include "sync/lazy_int.h"
+#include "sync/path.h"
 
 uint64_t lazy_mono_ms(void)
 {
@@ -290,11 +291,14 @@ int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len
 	struct ensure_wait **pp;
 	struct timespec dl;
 	struct lazy_file *z;
+	char perr[PATH_ERR_LEN];
 	uint64_t one = 1;
 	int r = 0;
 
 	if (!e->opts.lazy)
 		return 0;
+	if (!path || path_check(path, strlen(path), perr) < 0)
+		return -EINVAL;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += timeout_ms / 1000;
 	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
