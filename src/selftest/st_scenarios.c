@@ -447,6 +447,8 @@ const struct st_scenario st_scenarios[] = {
 	  "error, nothing lost", 40, st_sync_root_gone },
 	{ "sync-status", "sync", "status shows transfers (JSON and terminal) and the counts "
 	  "add up", 40, st_sync_status },
+	{ "sync-lazy", "sync", "lazy mode: placeholders at once, ranges on demand, bounded "
+	  "failure offline, a cache limit, edits sync back", 90, st_lazy_ensure },
 	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
 	  ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",

@@ -192,5 +192,6 @@ int st_sync_root_gone(struct st_env *env);
 int st_sync_overflow(struct st_env *env);
 int st_sync_1gib(struct st_env *env);
 int st_sync_4gib(struct st_env *env);
+int st_lazy_ensure(struct st_env *env);
 
 #endif

@@ -297,7 +297,18 @@ static void req_done(struct engine *e, struct req *q)
 		e->window -= q->len;
 	q->id = 0;
 	q->f = NULL;
+	q->lz = NULL;
 	e->nreqs--;
+}
+
+struct req *fetch_req_new(struct engine *e)
+{
+	return req_new(e, NULL);
+}
+
+void fetch_req_done(struct engine *e, struct req *q)
+{
+	req_done(e, q);
 }
 
 /* Every block is in the temp file: hand it to the next commit. */
@@ -521,6 +532,7 @@ void fetch_pump(struct engine *e)
 
 	if (!e->up || e->stopped[0])
 		return;
+	lazy_pump(e); /* a reader waits for these: before the eager fetches */
 	for (f = e->fetches; f; f = next) {
 		next = f->next;
 		if (f->state == FETCH_QUEUED) {
@@ -556,6 +568,10 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 	struct fetch *f;
 	int r;
 
+	if (q && q->manifest && q->lz) {
+		lazy_on_manifest(e, q, m);
+		return;
+	}
 	if (!q || !q->manifest || !q->f)
 		return;
 	f = q->f;
@@ -631,6 +647,10 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 
 	if (!q || q->manifest)
 		return; /* cancelled or unknown: it crossed our CANCEL */
+	if (q->lz) {
+		lazy_on_block(e, q, b);
+		return;
+	}
 	f = q->f;
 	i = q->block;
 	if (!f) {
@@ -732,6 +752,10 @@ void fetch_on_error(struct engine *e, const struct sync_block_error *b)
 
 	if (!q)
 		return;
+	if (q->lz) {
+		lazy_on_error(e, q, b);
+		return;
+	}
 	f = q->f;
 	req_done(e, q);
 	if (!f)
