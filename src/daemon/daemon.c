@@ -347,6 +347,10 @@ static void loop(struct daemon *d)
 		connmgr_tick(d, dio_now_ms());
 		if (d->engine)
 			engine_tick(d->engine, dio_now_ms());
+		if (d->engine && d->engine_down) {
+			d->engine_down = false;
+			engine_on_down(d->engine);
+		}
 		if (d->engine && d->pump_wanted) {
 			d->pump_wanted = false;
 			engine_pump(d->engine);

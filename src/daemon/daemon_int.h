@@ -92,6 +92,7 @@ struct daemon {
 	struct daemon_watch hash_w;
 	struct daemon_watch work_w;
 	bool pump_wanted; /* the active connection sent data: the engine may send more */
+	bool engine_down; /* the active connection closed: tell the engine after the events */
 
 	/* control clients (control.c) */
 	struct ctl_client *clients;
