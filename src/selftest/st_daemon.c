@@ -110,7 +110,7 @@ int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const
 			      peer_fp,
 			      "--relay",
 			      env->relay_url,
-			      "--dir",
+			      p->mount ? "--mount" : "--dir",
 			      p->dir,
 			      "--listen",
 			      listen ? listen : "[::1]:0",
@@ -139,6 +139,25 @@ void st_peer_kill(struct st_env *env, struct st_peer *p)
 	if (reap(p->pid, 5000) < 0)
 		st_note(env, "cannot reap the daemon of %s (pid %d)", p->name, (int)p->pid);
 	p->pid = 0;
+}
+
+int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms)
+{
+	int st;
+
+	if (p->pid <= 0)
+		return -1;
+	if (sig)
+		kill(p->pid, sig);
+	st = reap(p->pid, ms);
+	if (st < 0) {
+		st_note(env, "the daemon of %s (pid %d) did not exit within %u ms", p->name,
+			(int)p->pid, ms);
+		st_peer_kill(env, p);
+		return -1;
+	}
+	p->pid = 0;
+	return st;
 }
 
 int st_peer_down(struct st_env *env, struct st_peer *p)
