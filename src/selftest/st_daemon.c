@@ -570,7 +570,10 @@ int st_daemon_cli(struct st_env *env)
 	expect(env,
 	       (const char *[]){"--home", none, "up", "--peer", fp, "--relay", u, "--dir", d, NULL},
 	       1, "init' first");
-	expect(env, (const char *[]){"--home", h, "up", "--mount", d, NULL}, 2, "--dir");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--mount", d,
+				"--dir", d, NULL},
+	       2, "--dir and --mount");
 	expect(env, (const char *[]){"--home", h, "status", NULL}, 1,
 	       "no tandem daemon is running");
 	expect(env, (const char *[]){"--home", h, "down", NULL}, 1, "nothing to stop");

@@ -160,7 +160,12 @@ static void conflict_round(struct st_env *env, struct st_pair *p, int down)
 	ST_CHECK(env, c0 >= 0 && cu > c0 && cd >= 1 && cu - c0 + cd >= 2);
 }
 
-/* Both daemons frozen, both sides edit, both thawed: a live race. */
+/*
+ * Both daemons frozen, both sides edit, both thawed: a live race. A mount
+ * side is not frozen (its own files would hang with it): its edit is sent
+ * at once, and waits unread for the frozen plain-dir side, which makes its
+ * own edit before it can see it.
+ */
 static void conflict_live(struct st_env *env, struct st_pair *p)
 {
 	static const char *const text[2] = { "live edit by a\n", "live edit by b, longer\n" };
@@ -169,11 +174,13 @@ static void conflict_live(struct st_env *env, struct st_pair *p)
 	ST_CHECK(env, wr(p, 0, "live.txt", "before the race\n") == 0);
 	ST_CHECK(env, st_wait_converged(env, p, NULL, 0, CONVERGE_MS) >= 0);
 	for (int s = 0; s < 2; s++)
-		kill(p->peer[s].pid, SIGSTOP);
+		if (p->kind[s] == ST_SIDE_DIR)
+			kill(p->peer[s].pid, SIGSTOP);
 	for (int s = 0; s < 2; s++)
 		ST_CHECK(env, wr(p, s, "live.txt", text[s]) == 0);
 	for (int s = 0; s < 2; s++)
-		kill(p->peer[s].pid, SIGCONT);
+		if (p->kind[s] == ST_SIDE_DIR)
+			kill(p->peer[s].pid, SIGCONT);
 	int64_t took = st_wait_converged(env, p, NULL, 0, CONVERGE_MS);
 	st_note(env, "live race: converged after %lld ms", (long long)took);
 	ST_CHECK(env, took >= 0);
