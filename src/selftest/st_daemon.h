@@ -52,6 +52,15 @@ int st_peer_down(struct st_env *env, struct st_peer *p);
  * its st_proc_out-style status, or -1 (noted; then it is killed). */
 int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms);
 
+/* Sets the short test timers (TANDEM_TEST_*) once and makes the selftest a
+ * child subreaper, so daemons become its children. */
+void st_knobs_set(void);
+/* Reaps pid within ms. Returns its st_proc_out-style status, or -1. */
+int st_peer_reap(pid_t pid, unsigned ms);
+/* Polls p's log for needle until found or ms passed (noted when not). */
+bool st_peer_log_wait(struct st_env *env, const struct st_peer *p, const char *needle,
+		      unsigned ms);
+
 /* SIGKILL and reap. */
 void st_peer_kill(struct st_env *env, struct st_peer *p);
 
