@@ -377,7 +377,16 @@ int st_pair_put_random(const struct st_pair *p, int side, const char *rel, uint6
 		unlink(stage);
 		return r;
 	}
-	return copy_into(stage, path);
+	/* a mount side is another file system: copy beside the target, then rename */
+	char tmp[ST_PATH_MAX + 32];
+	const char *slash = strrchr(path, '/');
+	snprintf(tmp, sizeof(tmp), "%.*s/.st-put-%u.tmp", (int)(slash - path), path, counter++);
+	r = copy_into(stage, tmp);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
 }
 
 json_t *st_pair_status(struct st_env *env, const struct st_pair *p, int side)

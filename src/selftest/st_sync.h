@@ -98,7 +98,7 @@ bool st_pair_exists(const struct st_pair *p, int side, const char *rel);
 /*
  * Makes rel on side a random file of size bytes from seed, so that it never
  * appears half-written there: written in the stage dir, then renamed into
- * the share. hash (may be NULL) gets its BLAKE2b-256. Returns 0 or -errno.
+ * the share (on a mount side: copied to a temp file beside rel, renamed). hash (may be NULL) gets its BLAKE2b-256. Returns 0 or -errno.
  */
 int st_pair_put_random(const struct st_pair *p, int side, const char *rel, uint64_t seed,
 		       uint64_t size, uint8_t hash[32]);
