@@ -101,7 +101,7 @@ static json_t *status_json(struct daemon *d)
 	else if (!a && d->lookup_error[0])
 		relay_error = d->lookup_error;
 	o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:i, s:i, s:[], "
-		      "s:s, s:s, s:o}",
+		      "s:s, s:s, s:o, s:o}",
 		      "state", state, "peer", d->peer_text, "self", d->self_text, "rtt_ms",
 		      a && a->srtt_us ? json_real((double)a->srtt_us / 1000.0) : json_null(), "pid",
 		      (json_int_t)getpid(), "relay", d->opts->relay_url, "relay_error",
@@ -111,7 +111,7 @@ static json_t *status_json(struct daemon *d)
 		      "reconnects", (json_int_t)(d->established ? d->established - 1 : 0),
 		      "last_error", str_or_null(d->last_error), "files_in_sync", 0, "files_pending",
 		      0, "transfers", "dir", d->opts->dir, "version", TANDEM_VERSION, "listen",
-		      str_or_null(d->listen_text));
+		      str_or_null(d->listen_text), "mount", str_or_null(d->opts->mount));
 	if (o && d->engine)
 		engine_status(d->engine, o);
 	return o;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/conn.h"
+#include "daemon/mountd.h"
 #include "daemon/syncd.h"
 #include "log.h"
 
@@ -39,6 +40,11 @@ static void io_close(void *ud, const char *why)
 
 	if (d->active)
 		conn_close(d->active, FRAME_CLOSE_PROTOCOL, why);
+}
+
+static void io_changed(void *ud, const char *path)
+{
+	mountd_changed(ud, path);
 }
 
 static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events)
@@ -94,7 +100,8 @@ static void test_lazy(struct engine_opts *o)
 int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
 	struct engine_io io = {
-		.ud = d, .send = io_send, .room = io_room, .close = io_close};
+		.ud = d, .send = io_send, .room = io_room, .close = io_close,
+		.changed = d->opts->mount ? io_changed : NULL};
 	struct engine_opts o = {0};
 	char index_file[PATH_MAX + 16], eerr[ENGINE_ERR_LEN] = "";
 	const char *rate = getenv("TANDEM_TEST_RATE_BPS");

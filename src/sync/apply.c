@@ -674,7 +674,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 	if (!l)
 		return -ENOMEM;
 	have = local_get(e, f->r.path, f->r.path_len, l);
-	if (have && !l->deleted) {
+	if (have) {
 		enum verdict v = decide(e, &f->r, l, true);
 		if (v == V_LOCAL_LOSES) {
 			rc = move_to_conflict(e, l);
