@@ -391,6 +391,9 @@ const struct st_scenario st_scenarios[] = {
 	  40, st_hostile_paths },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
+	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
+	  "read fetches only its part; with the peer gone cached data is served and the rest "
+	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
 	  "the peer's new versions without a remount", 40, st_fuse_reads },
 	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "
