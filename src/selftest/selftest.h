@@ -32,6 +32,17 @@ enum st_result {
 enum st_flags {
 	/* Runs only when asked for by name or suite (--only, --suite), never by default. */
 	ST_SLOW = 1U << 0,
+	/*
+	 * Looks at the in-process relay's state or logs, or stops it: run in a
+	 * process of its own (--jobs > 1), it gets a relay of its own there.
+	 */
+	ST_OWN_RELAY = 1U << 1,
+	/*
+	 * Keeps the CPU busy for seconds (big files, many files): with --jobs > 1
+	 * such scenarios start first and do not overlap each other, so that they
+	 * neither starve one another nor end up last.
+	 */
+	ST_HEAVY = 1U << 2,
 };
 
 struct st_scenario {
