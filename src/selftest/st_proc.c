@@ -98,8 +98,11 @@ int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const
 			close(p[i].fd);
 	/* Output closed: the child is exiting. Past the deadline: kill it. */
 	pid_t w;
-	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && st_left_ms(env) > 0)
-		poll(NULL, 0, 20);
+	unsigned pause = 1;
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && st_left_ms(env) > 0) {
+		poll(NULL, 0, (int)pause);
+		pause = pause < 16 ? pause * 2 : 20;
+	}
 	if (w == 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
