@@ -128,8 +128,9 @@ struct st_tree;
 
 /* Scans root. prev (may be NULL) is an older snapshot of the same root
  * whose content hashes are reused for files whose inode, size, mtime and
- * ctime did not change. Returns NULL when the tree changed under the scan
- * or cannot be read. */
+ * ctime did not change; so are those of big files (1 MiB or more) seen by
+ * any earlier scan. Returns NULL when the tree changed under the scan or
+ * cannot be read. */
 struct st_tree *st_tree_scan(const char *root, const struct st_tree *prev);
 void st_tree_free(struct st_tree *t);
 size_t st_tree_count(const struct st_tree *t);
