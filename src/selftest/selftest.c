@@ -23,6 +23,7 @@
 #include "relay.h"
 #include "selftest.h"
 #include "st_internal.h"
+#include "st_sync.h"
 
 #define WATCHDOG_GRACE_MS 5000
 
@@ -327,6 +328,12 @@ static bool selected(const struct st_scenario *s, char **only, int nonly, const 
 	return false;
 }
 
+uint64_t st_deadline_ms(const struct st_scenario *s)
+{
+	/* a sanitizer build runs the same code several times slower */
+	return (uint64_t)s->deadline_s * 1000 * (st_sanitized() ? 3 : 1);
+}
+
 /* Runs s as test number n under the watchdog; its diagnostics are in diag. */
 static int scenario_run(struct st_env *env, const struct st_scenario *s, int n)
 {
@@ -341,7 +348,7 @@ static int scenario_run(struct st_env *env, const struct st_scenario *s, int n)
 		st_note(env, "cannot create %s: %s", env->dir, strerror(errno));
 		return ST_FAIL;
 	}
-	env->deadline_ms = st_now_ms() + (uint64_t)s->deadline_s * 1000;
+	env->deadline_ms = st_now_ms() + st_deadline_ms(s);
 	pthread_mutex_lock(&wd_lock);
 	wd_deadline_ms = env->deadline_ms;
 	wd_name = s->name;

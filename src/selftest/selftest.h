@@ -17,7 +17,13 @@
  * ST_CHECK (prints the expression and file:line as a TAP diagnostic and
  * goes on) or ST_REQUIRE (returns), and can skip with st_skip(). Every wait
  * inside a scenario goes through a helper that honours the deadline, and a
- * watchdog ends the whole run if a scenario overruns it anyway.
+ * watchdog fails a scenario that overruns it anyway (and kills what it
+ * started).
+ *
+ * With --jobs N > 1 (the default) each scenario runs in a child process of
+ * its own, several at once (st_jobs.c); its process-wide state (the
+ * environment, the children it reaps) is its own. With --jobs 1 they all
+ * run in this process, one after another.
  */
 
 struct relay_server;
@@ -49,7 +55,7 @@ struct st_scenario {
 	const char *name;
 	const char *suite;	/* group: "identity", "relay", ... */
 	const char *summary;
-	unsigned deadline_s;
+	unsigned deadline_s;	/* times 3 in a sanitizer build */
 	int (*run)(struct st_env *env);
 	unsigned flags;		/* enum st_flags */
 };

@@ -36,6 +36,9 @@ void st_proc_comm(pid_t pid, char out[static 64]);
  * Returns how many were reaped. */
 int st_reap_all(unsigned ms);
 
+/* How long scenario s may run: its deadline_s, times 3 in a sanitizer build. */
+uint64_t st_deadline_ms(const struct st_scenario *s);
+
 #define JOBS_MAX 64
 #define JOBS_MAX_DEFAULT 8
 

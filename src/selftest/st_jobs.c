@@ -111,7 +111,7 @@ static int job_spawn(const struct st_jobs_opts *o, struct job *j)
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
 	j->pid = pid;
 	j->fd = p[0];
-	j->kill_ms = st_now_ms() + (uint64_t)j->s->deadline_s * 1000 + WATCHDOG_BACKSTOP_MS;
+	j->kill_ms = st_now_ms() + st_deadline_ms(j->s) + WATCHDOG_BACKSTOP_MS;
 	return 0;
 }
 
