@@ -433,6 +433,8 @@ const struct st_scenario st_scenarios[] = {
 	  "differing ones kept both", 30, st_sync_first_contact },
 	{ "sync-offline-changes", "sync", "a peer down while both sides change: it comes back, "
 	  "nothing lost or resurrected", 40, st_sync_offline },
+	{ "sync-inotify-overflow", "sync", "thousands of changes behind an overflowing inotify "
+	  "queue: a full rescan finds them all", 60, st_sync_overflow },
 	{ "sync-rename-dir", "sync", "a directory of 1000 files renamed both ways, no content "
 	  "sent again", 120, st_sync_rename_dir },
 	{ "sync-large-file", "sync", "64 MiB both ways, hash-verified; a reader only ever sees "

@@ -189,6 +189,7 @@ int st_sync_resume(struct st_env *env);
 int st_sync_status(struct st_env *env);
 int st_sync_conflict(struct st_env *env);
 int st_sync_root_gone(struct st_env *env);
+int st_sync_overflow(struct st_env *env);
 int st_sync_1gib(struct st_env *env);
 int st_sync_4gib(struct st_env *env);
 

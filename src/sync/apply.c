@@ -71,14 +71,10 @@ static void entry_from_stat(struct index_entry *x, const struct stat *st)
 static int meta_set(int dirfd, const char *name, uint8_t kind, uint16_t mode, int64_t mtime_ns,
 		    struct stat *ret)
 {
-	struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime_ns / 1000000000, mtime_ns % 1000000000}};
+	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(mtime_ns)};
 	char proc[64];
 	int fd, r = 0;
 
-	if (ts[1].tv_nsec < 0) {
-		ts[1].tv_nsec += 1000000000;
-		ts[1].tv_sec -= 1;
-	}
 	if (kind == SYNC_KIND_SYMLINK) {
 		if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
@@ -619,7 +615,7 @@ out:
  * path holds what we decided about (an edit may have happened meanwhile),
  * set its metadata and rename it into place.
  */
-int apply_commit_fetch(struct engine *e, struct fetch *f)
+int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 {
 	struct index_entry *l = malloc(sizeof(*l));
 	struct stat st;
@@ -650,13 +646,8 @@ int apply_commit_fetch(struct engine *e, struct fetch *f)
 		rc = -errno;
 		goto out;
 	}
-	struct timespec ts[2] = {{0, UTIME_OMIT},
-				 {f->r.mtime_ns / 1000000000, f->r.mtime_ns % 1000000000}};
-	if (ts[1].tv_nsec < 0) {
-		ts[1].tv_nsec += 1000000000;
-		ts[1].tv_sec -= 1;
-	}
-	if (futimens(f->tmpfd, ts) < 0 || fsync(f->tmpfd) < 0) {
+	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
+	if (futimens(f->tmpfd, ts) < 0 || (!synced && fsync(f->tmpfd) < 0)) {
 		rc = -errno;
 		goto out;
 	}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "sync/blocks.h"
 #include "sync/conflict.h"
@@ -164,6 +165,18 @@ struct engine {
 	unsigned njobs_free;
 };
 
+/* Nanoseconds since the epoch (may be negative) as a timespec. */
+static inline struct timespec engine_ns_to_ts(int64_t ns)
+{
+	struct timespec t = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+
+	if (t.tv_nsec < 0) {
+		t.tv_nsec += 1000000000;
+		t.tv_sec -= 1;
+	}
+	return t;
+}
+
 /* engine.c */
 void engine_stop(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int engine_send(struct engine *e, const uint8_t *msg, size_t len);
@@ -179,8 +192,9 @@ void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_D
 
 /* apply.c: a whole batch (e->batch), then frees it. */
 void apply_batch(struct engine *e);
-/* Writes a fetched file's metadata and renames it into place (fetch.c calls it). */
-int apply_commit_fetch(struct engine *e, struct fetch *f);
+/* Writes a fetched file's metadata, fsyncs it (unless synced: the caller
+ * made its data durable already) and renames it into place. */
+int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);
 /* Opens the directory of rel beneath the root (creating it); logs refusals. */
 int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name);
 

@@ -434,6 +434,48 @@ static int pragma_int(struct index *idx, const char *sql, int64_t *ret)
 }
 
 /* Checks (or creates) the schema inside one write transaction. */
+/*
+ * Commits are not fsynced (synchronous=NORMAL): a power cut may lose the
+ * last ones, which the scanner finds again on disk. What must never happen
+ * is a sequence number we already announced to the peer being handed out
+ * again for another change (the peer would skip it as applied). So an
+ * index that was not closed cleanly jumps its counter by INDEX_SEQ_GAP,
+ * and that jump (with the "open" mark) is written with a full sync before
+ * any new number is handed out.
+ */
+#define INDEX_SEQ_GAP ((uint64_t)1 << 20)
+
+static int mark_open(struct index *idx)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t was_open = 0;
+	int r, rc;
+
+	rc = sqlite3_prepare_v2(idx->db, "SELECT value FROM meta WHERE key = 'open'", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return index_fail(idx, rc);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		was_open = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (was_open && idx->seq > 0) {
+		if (idx->seq > INT64_MAX - INDEX_SEQ_GAP)
+			return index_damaged(idx, "the sequence counter is exhausted");
+		idx->seq += INDEX_SEQ_GAP;
+	}
+	rc = sqlite3_prepare_v2(idx->db,
+				"INSERT INTO meta (key, value) VALUES ('open', 1), ('seq', ?1)"
+				" ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return index_fail(idx, rc);
+	sqlite3_bind_int64(st, 1, (int64_t)idx->seq);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
+	sqlite3_finalize(st);
+	return r;
+}
+
 static int setup(struct index *idx)
 {
 	int64_t app_id, version, ntables;
@@ -468,6 +510,9 @@ static int setup(struct index *idx)
 	if (r < 0)
 		goto cleanup;
 	r = load_state(idx);
+	if (r < 0)
+		goto cleanup;
+	r = mark_open(idx);
 	if (r < 0)
 		goto cleanup;
 	r = exec(idx, "COMMIT");
@@ -531,6 +576,8 @@ int index_open(const char *file, struct index **ret, char *err)
 	if (r < 0)
 		goto cleanup;
 	/* Not "wal" on file systems without shared memory: then rollback journal it is. */
+	/* FULL for the opening transaction (the "open" mark and a sequence
+	 * jump must be on disk first), NORMAL after: see mark_open(). */
 	r = exec(idx, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 		      " PRAGMA foreign_keys = ON");
 	if (r < 0)
@@ -538,6 +585,10 @@ int index_open(const char *file, struct index **ret, char *err)
 	r = setup(idx);
 	if (r < 0)
 		goto cleanup;
+	r = exec(idx, "PRAGMA synchronous = NORMAL");
+	if (r < 0)
+		goto cleanup;
+	idx->opened = true;
 	*ret = idx;
 	return 0;
 cleanup:
@@ -562,6 +613,11 @@ void index_free(struct index *idx)
 	if (idx->db) {
 		if (!sqlite3_get_autocommit(idx->db))
 			(void)sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+		if (idx->opened)
+			(void)sqlite3_exec(idx->db,
+					   "PRAGMA synchronous = FULL;"
+					   " UPDATE meta SET value = 0 WHERE key = 'open'",
+					   NULL, NULL, NULL);
 		sqlite3_close(idx->db);
 	}
 	free(idx);

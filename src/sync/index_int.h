@@ -25,6 +25,7 @@ struct index {
 	char errmsg[INDEX_ERR_LEN];
 	sqlite3_stmt *st_get, *st_get_ino, *st_upsert, *st_meta_seq, *st_next_under;
 	sqlite3_stmt *st_get_hash, *st_manifest_get, *st_manifest_put; /* index_query.c */
+	bool opened; /* the "open" mark is set: clear it on close */
 };
 
 /* Sets idx->errmsg from fmt and returns r. */

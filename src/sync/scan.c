@@ -564,6 +564,9 @@ static void on_event(struct scan *s, const struct inotify_event *ev)
 	const char *name = ev->len ? ev->name : NULL;
 
 	if (ev->mask & IN_Q_OVERFLOW) {
+		if (!s->full)
+			log_info("the inotify queue of %s overflowed: rescanning the whole share",
+				 s->root_q);
 		s->full = true;
 		return;
 	}

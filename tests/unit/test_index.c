@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -112,6 +113,43 @@ TEST(create_reopen)
 	CHECK(memcmp(id1, id2, sizeof(id1)) != 0);
 	index_free(idx);
 	index_free(NULL);
+}
+
+/* An index not closed cleanly (a crash, a power cut) jumps its sequence
+ * counter, so no number the peer may have seen is handed out again. */
+TEST(unclean_close_jumps_seq)
+{
+	const char *f = fresh();
+	struct index *idx = open_ok(f);
+	int status = -1;
+	pid_t pid;
+
+	REQUIRE(idx);
+	CHECK_INT_EQ(put_file(idx, "a", 1), 0);
+	CHECK_INT_EQ(index_seq(idx), 1);
+	index_free(idx);
+	idx = open_ok(f); /* closed cleanly: no jump */
+	REQUIRE(idx);
+	CHECK_INT_EQ(index_seq(idx), 1);
+	index_free(idx);
+
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct index *c = open_ok(f);
+		int ok = c && put_file(c, "b", 2) == 0 && index_seq(c) == 2;
+		_exit(ok ? 0 : 1); /* no index_free: as if killed */
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	idx = open_ok(f);
+	REQUIRE(idx);
+	CHECK(index_seq(idx) >= 2 + ((uint64_t)1 << 20));
+	CHECK_INT_EQ(put_file(idx, "c", 3), 0);
+	struct index_entry e;
+	CHECK_INT_EQ(get(idx, "c", &e), 0);
+	CHECK(e.seq > 2 + ((uint64_t)1 << 20));
+	index_free(idx);
 }
 
 TEST(insert_update_lookup)
@@ -730,6 +768,7 @@ int main(void)
 		return 1;
 	}
 	RUN(create_reopen);
+	RUN(unclean_close_jumps_seq);
 	RUN(insert_update_lookup);
 	RUN(bad_paths);
 	RUN(sequence_changes_since);
