@@ -16,6 +16,7 @@ libjansson-dev
 libcurl4-openssl-dev
 libmicrohttpd-dev
 libsqlite3-dev
+libssl-dev
 libfuse3-dev
 fuse3
 scdoc

@@ -179,6 +179,8 @@ static void print_human(json_t *st)
 	printf("daemon:      pid %lld, folder %s\n",
 	       (long long)json_integer_value(json_object_get(st, "pid")),
 	       jstr(st, "dir") ? jstr(st, "dir") : "?");
+	if (jstr(st, "mount"))
+		printf("mount:       %s (FUSE, over the folder above)\n", jstr(st, "mount"));
 }
 
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "control_client.h"
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
+#include "daemon/mountd.h"
 #include "fsutil.h"
 #include "identity.h"
 #include "relay_client.h"
@@ -25,7 +27,8 @@
 #define LOG_FILE "tandem.log"
 
 static const char up_help[] =
-	"Usage: tandem [--home DIR] up --peer FP --relay URL --dir DIR [OPTIONS]\n"
+	"Usage: tandem [--home DIR] up --peer FP --relay URL (--dir DIR | --mount DIR)\n"
+	"                             [OPTIONS]\n"
 	"\n"
 	"Start the tandem daemon: publish how to reach this machine on the relay, find\n"
 	"the peer there, connect to it directly over an end-to-end encrypted channel,\n"
@@ -37,6 +40,10 @@ static const char up_help[] =
 	"  --peer FP           the other machine's fingerprint ('tandem id' there)\n"
 	"  --relay URL         the relay both peers use, e.g. https://relay.example:8480\n"
 	"  --dir DIR           the folder to keep in sync (it must exist)\n"
+	"  --mount DIR         show the shared folder as a FUSE mount at DIR (an existing\n"
+	"                      empty directory) instead; its files are kept in\n"
+	"                      STATE/store. Needs /dev/fuse (and fusermount3 unless\n"
+	"                      root); unmounted again by 'tandem down', SIGTERM, SIGINT\n"
 	"  --listen ADDR:PORT  where to accept the peer's connections: [::]:0 (default:\n"
 	"                      every address, a free port), [IPv6]:PORT, IPv4:PORT, or\n"
 	"                      none to accept nothing (the peer must then accept ours)\n"
@@ -44,10 +51,10 @@ static const char up_help[] =
 	"  -h, --help          show this help\n"
 	"\n"
 	"The same keys may be set in CONFIG/tandem.conf, one 'key = value' per line\n"
-	"(peer, relay, dir, listen); options on the command line win.\n";
+	"(peer, relay, dir, mount, listen); options on the command line win.\n";
 
 struct up_args {
-	const char *peer, *relay, *dir, *listen;
+	const char *peer, *relay, *dir, *mount, *listen;
 	bool foreground;
 };
 
@@ -81,9 +88,8 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 			a->foreground = true;
 			break;
 		case 'm':
-			return cli_usage_error("up", "the FUSE mount mode (--mount) is not "
-						     "available in this version yet; share a plain "
-						     "folder with --dir DIR");
+			a->mount = optarg;
+			break;
 		case 'h':
 			fputs(up_help, stdout);
 			return 0;
@@ -278,9 +284,74 @@ static int load_identity(struct cli_ctx *ctx, struct identity **ret)
 	return 0;
 }
 
+/*
+ * --mount M: FUSE usable, M an existing directory (or a dead mount left by
+ * a crash, which the daemon clears), the store STATE/store made (0700).
+ * Returns -1 to go on (store_abs, mount_abs filled), or the exit code.
+ */
+static int check_mount(struct cli_ctx *ctx, const char *mount, char store_abs[static PATH_MAX],
+		       char mount_abs[static PATH_MAX])
+{
+	char err[MOUNTD_ERR_LEN], store[PATH_MAX + 16], parent[PATH_MAX], base[NAME_MAX + 1];
+	char tmp[PATH_MAX];
+	struct stat st;
+	int r;
+
+	if (mountd_available(err) < 0) {
+		cli_error("cannot mount the share at %s: %s", mount, err);
+		return 1;
+	}
+	r = stat(mount, &st) < 0 ? -errno : 0;
+	if (r < 0 && r != -ENOTCONN && r != -ECONNABORTED) {
+		if (r == -ENOENT)
+			cli_error("the mount point %s does not exist; create it with 'mkdir -p %s' "
+				  "(an empty directory), or choose another with --mount",
+				  mount, mount);
+		else
+			cli_error("cannot use the mount point %s: %s", mount, strerror(-r));
+		return 1;
+	} else if (r == 0 && !S_ISDIR(st.st_mode)) {
+		cli_error("%s is not a directory; --mount needs an empty directory to mount on",
+			  mount);
+		return 1;
+	}
+	/* realpath of the parent: a dead mount cannot be resolved itself */
+	snprintf(tmp, sizeof(tmp), "%s", mount);
+	snprintf(base, sizeof(base), "%s", basename(tmp));
+	snprintf(tmp, sizeof(tmp), "%s", mount);
+	if (!realpath(dirname(tmp), parent) || !strcmp(base, "..") || !strcmp(base, ".") ||
+	    !strcmp(base, "/")) {
+		if (!realpath(mount, mount_abs)) {
+			cli_error("cannot resolve the mount point %s: %s", mount, strerror(errno));
+			return 1;
+		}
+	} else if ((size_t)snprintf(mount_abs, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "",
+				    base) >= PATH_MAX) {
+		cli_error("the mount point %s has too long a path", mount);
+		return 1;
+	}
+	snprintf(store, sizeof(store), "%s/store", ctx->paths.state);
+	r = fs_mkdir_p(store, 0700);
+	if (r < 0) {
+		cli_error("cannot create the store %s for the mount: %s", store, strerror(-r));
+		return 1;
+	}
+	if (!realpath(store, store_abs)) {
+		cli_error("cannot resolve the store %s: %s", store, strerror(errno));
+		return 1;
+	}
+	if (!strncmp(mount_abs, store_abs, strlen(store_abs)) &&
+	    (mount_abs[strlen(store_abs)] == '/' || !mount_abs[strlen(store_abs)])) {
+		cli_error("the mount point %s lies inside the store %s; choose another with --mount",
+			  mount_abs, store_abs);
+		return 1;
+	}
+	return -1;
+}
+
 /* Everything that needs no identity: returns -1 to go on, or the exit code. */
 static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemon_opts *o,
-		      char dir_abs[static PATH_MAX])
+		      char dir_abs[static PATH_MAX], char mount_abs[static PATH_MAX])
 {
 	char err[RELAY_ERR_LEN], conf_path[PATH_MAX + 16];
 	struct relay_client *rc = NULL;
@@ -297,10 +368,15 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       "no relay given: pass --relay URL, or set 'relay = "
 				       "URL' in %s",
 				       conf_path);
-	if (!a->dir)
+	if (!a->dir && !a->mount)
 		return cli_usage_error("up",
-				       "no folder to share: pass --dir DIR, or set 'dir = "
-				       "DIR' in %s",
+				       "no folder to share: pass --dir DIR (or --mount DIR), or "
+				       "set 'dir = DIR' (or 'mount = DIR') in %s",
+				       conf_path);
+	if (a->dir && a->mount)
+		return cli_usage_error("up",
+				       "--dir and --mount both given (or both set in %s); a peer "
+				       "shares either a plain folder or a mount, pass one",
 				       conf_path);
 	if (fp_parse(a->peer, &o->peer, err) < 0)
 		return cli_usage_error("up", "the peer fingerprint is not valid: %s", err);
@@ -309,6 +385,8 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 	relay_client_free(rc);
 	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, err) < 0)
 		return cli_usage_error("up", "%s", err);
+	if (a->mount)
+		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {
 		if (errno == ENOENT)
 			cli_error(
@@ -337,7 +415,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	struct identity *id = NULL;
 	struct conf conf = {0};
 	char err[CONF_ERR_LEN], sock[CONTROL_PATH_MAX], log_path[PATH_MAX + 16];
-	char dir_abs[PATH_MAX], fp[FP_TEXT_LEN + 1], h[PATH_MAX + 16];
+	char dir_abs[PATH_MAX], mount_abs[PATH_MAX], fp[FP_TEXT_LEN + 1], h[PATH_MAX + 16];
 	long pid = 0;
 	int r;
 
@@ -355,10 +433,13 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	a.peer = a.peer ? a.peer : conf.peer;
 	a.relay = a.relay ? a.relay : conf.relay;
-	a.dir = a.dir ? a.dir : conf.dir;
+	if (!a.dir && !a.mount) {
+		a.dir = conf.dir;
+		a.mount = conf.mount;
+	}
 	a.listen = a.listen ? a.listen : conf.listen;
 
-	r = check_args(ctx, &a, &o, dir_abs);
+	r = check_args(ctx, &a, &o, dir_abs, mount_abs);
 	if (r >= 0)
 		goto out;
 	r = 1;
@@ -408,6 +489,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	o.id = id;
 	o.relay_url = a.relay;
 	o.dir = dir_abs;
+	o.mount = a.mount ? mount_abs : NULL;
 	o.sock_path = sock;
 	o.log_path = a.foreground ? NULL : log_path;
 	o.foreground = a.foreground;

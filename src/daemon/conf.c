@@ -12,7 +12,9 @@
 
 #include "daemon/conf.h"
 
-static const char *const keys[4] = {"peer", "relay", "dir", "listen"};
+#define NKEYS 5
+
+static const char *const keys[NKEYS] = {"peer", "relay", "dir", "listen", "mount"};
 
 static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -29,13 +31,13 @@ static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 
 static char **conf_slot(struct conf *c, size_t i)
 {
-	char **slots[4] = {&c->peer, &c->relay, &c->dir, &c->listen};
+	char **slots[NKEYS] = {&c->peer, &c->relay, &c->dir, &c->listen, &c->mount};
 	return slots[i];
 }
 
 void conf_done(struct conf *c)
 {
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < NKEYS; i++) {
 		free(*conf_slot(c, i));
 		*conf_slot(c, i) = NULL;
 		c->line[i] = 0;
@@ -67,7 +69,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 		return 0;
 	eq = memchr(s, '=', (size_t)(e - s));
 	if (!eq) {
-		errf(err, "%s:%d: expected 'key = value' (keys: peer, relay, dir, listen)", name,
+		errf(err, "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen)", name,
 		     lineno);
 		return -EINVAL;
 	}
@@ -77,13 +79,13 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	ve = e;
 	trim(&ks, &ke);
 	trim(&vs, &ve);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < NKEYS; i++)
 		if ((size_t)(ke - ks) == strlen(keys[i]) &&
 		    memcmp(ks, keys[i], (size_t)(ke - ks)) == 0)
 			break;
-	if (i == 4) {
+	if (i == NKEYS) {
 		errf(err,
-		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir and listen",
+		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount and listen",
 		     name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}
@@ -191,15 +193,17 @@ int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR
 		got += (size_t)n;
 	}
 	r = conf_parse(path, text, got, ret, err);
-	if (r == 0 && ret->dir && ret->dir[0] != '/') {
-		char *abs;
-		if (asprintf(&abs, "%s/%s", config_dir, ret->dir) < 0) {
+	for (int i = 0; r == 0 && i < 2; i++) {
+		char **slot = i ? &ret->mount : &ret->dir, *abs;
+		if (!*slot || (*slot)[0] == '/')
+			continue;
+		if (asprintf(&abs, "%s/%s", config_dir, *slot) < 0) {
 			conf_done(ret);
 			r = -ENOMEM;
 			goto out;
 		}
-		free(ret->dir);
-		ret->dir = abs;
+		free(*slot);
+		*slot = abs;
 	}
 out:
 	free(text);

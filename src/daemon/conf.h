@@ -7,8 +7,8 @@
 /*
  * tandem.conf in the config dir: the defaults of `tandem up`, one
  * "key = value" per line; blank lines and lines starting with '#' are
- * ignored; keys: peer, relay, dir, listen (flags on the command line win).
- * A relative dir is taken relative to the config dir. Unknown keys, keys
+ * ignored; keys: peer, relay, dir, mount, listen (flags on the command line
+ * win). A relative dir or mount is taken relative to the config dir. Unknown keys, keys
  * set twice and malformed lines are errors that name file:line.
  */
 
@@ -22,7 +22,8 @@ struct conf {
 	char *relay;
 	char *dir;
 	char *listen;
-	int line[4]; /* where each was set, 0 when not */
+	char *mount;
+	int line[5]; /* where each was set, 0 when not */
 };
 
 /*

@@ -182,8 +182,13 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 			   c->outbound ? "we dialed" : "it dialed",
 			   d->established > 1 ? ", again" : "");
 		(void)sdnotify_status("connected to the peer %s at %s", d->peer_text, c->addr);
-		if (d->engine)
+		if (d->engine) {
+			if (d->engine_down) {
+				d->engine_down = false;
+				engine_on_down(d->engine);
+			}
 			engine_on_up(d->engine);
+		}
 		return;
 	}
 	keep = pick(d, d->active, c);
@@ -193,6 +198,7 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 		 lose->addr);
 	d->active = keep;
 	if (keep == c && d->engine) {
+		d->engine_down = false;
 		engine_on_down(d->engine);
 		engine_on_up(d->engine);
 	}
@@ -212,8 +218,14 @@ void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
 	if (c != d->active)
 		return;
 	d->active = NULL;
+	/*
+	 * Not engine_on_down() here: this runs inside the engine's own calls
+	 * when a send fails or it closes the connection after a protocol
+	 * error, and engine_on_down() frees what those calls are walking. The
+	 * loop tells it after the current events.
+	 */
 	if (d->engine)
-		engine_on_down(d->engine);
+		d->engine_down = true;
 	d->connected_since = 0;
 	if (d->stop)
 		return;

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +101,7 @@ static json_t *status_json(struct daemon *d)
 	else if (!a && d->lookup_error[0])
 		relay_error = d->lookup_error;
 	o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:i, s:i, s:[], "
-		      "s:s, s:s, s:o}",
+		      "s:s, s:s, s:o, s:o}",
 		      "state", state, "peer", d->peer_text, "self", d->self_text, "rtt_ms",
 		      a && a->srtt_us ? json_real((double)a->srtt_us / 1000.0) : json_null(), "pid",
 		      (json_int_t)getpid(), "relay", d->opts->relay_url, "relay_error",
@@ -108,10 +111,82 @@ static json_t *status_json(struct daemon *d)
 		      "reconnects", (json_int_t)(d->established ? d->established - 1 : 0),
 		      "last_error", str_or_null(d->last_error), "files_in_sync", 0, "files_pending",
 		      0, "transfers", "dir", d->opts->dir, "version", TANDEM_VERSION, "listen",
-		      str_or_null(d->listen_text));
+		      str_or_null(d->listen_text), "mount", str_or_null(d->opts->mount));
 	if (o && d->engine)
 		engine_status(d->engine, o);
 	return o;
+}
+
+/*
+ * Hidden test seam for lazy mode: {"cmd":"ensure","path":P,"offset":O,
+ * "length":L} (length -1 or absent: the whole file) calls engine_ensure on
+ * a thread, which answers on a dup of the client socket itself, so the
+ * loop keeps fetching meanwhile. The engine outlives the thread
+ * (engine_free waits for engine_ensure callers).
+ */
+struct ensure_job {
+	struct engine *engine;
+	int fd;
+	char *path;
+	uint64_t off, len;
+};
+
+static void *ensure_thread(void *arg)
+{
+	struct ensure_job *j = arg;
+	int r = engine_ensure(j->engine, j->path, j->off, j->len, 10000);
+	char line[160];
+	int n = r == 0 ? snprintf(line, sizeof(line), "{\"ok\":true}\n")
+		       : snprintf(line, sizeof(line),
+				  "{\"error\":\"ensure_failed\",\"message\":\"%s\"}\n",
+				  strerror(-r));
+	(void)!send(j->fd, line, (size_t)n, MSG_NOSIGNAL);
+	close(j->fd);
+	free(j->path);
+	free(j);
+	return NULL;
+}
+
+static void handle_ensure(struct ctl_client *cl, json_t *req)
+{
+	json_t *p = json_object_get(req, "path"), *o = json_object_get(req, "offset"),
+	       *l = json_object_get(req, "length");
+	struct ensure_job *j;
+	pthread_attr_t at;
+	pthread_t t;
+	sigset_t all, old;
+	int r;
+
+	if (!cl->d->engine || !json_is_string(p) || (o && !json_is_integer(o)) ||
+	    (l && !json_is_integer(l))) {
+		reply_error(cl, "bad_request", "ensure needs \"path\", \"offset\", \"length\"");
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->path = strdup(json_string_value(p)))) {
+		free(j);
+		reply_error(cl, "internal", "out of memory");
+		return;
+	}
+	j->engine = cl->d->engine;
+	j->off = o && json_integer_value(o) > 0 ? (uint64_t)json_integer_value(o) : 0;
+	j->len = l && json_integer_value(l) >= 0 ? (uint64_t)json_integer_value(l) : UINT64_MAX;
+	/* shares O_NONBLOCK with the loop's fd: the one short line fits anyway */
+	j->fd = fcntl(cl->w.fd, F_DUPFD_CLOEXEC, 0);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = j->fd < 0 ? errno : pthread_create(&t, &at, ensure_thread, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	if (r != 0) {
+		if (j->fd >= 0)
+			close(j->fd);
+		free(j->path);
+		free(j);
+		reply_error(cl, "internal", "cannot start the ensure: %s", strerror(r));
+	}
 }
 
 static void handle_line(struct ctl_client *cl, const char *line, size_t len)
@@ -143,6 +218,8 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 		if (!d->stop)
 			log_info("stopping: asked to by 'tandem down'");
 		d->stop = true;
+	} else if (strcmp(name, "ensure") == 0) {
+		handle_ensure(cl, req);
 	} else {
 		char q[64];
 		reply_error(cl, "unknown_command",

@@ -32,6 +32,7 @@
 #include "daemon/daemon_int.h"
 #include "daemon/syncd.h"
 #include "daemon/lookup.h"
+#include "daemon/mountd.h"
 #include "fsutil.h"
 #include "log.h"
 #include "relay_publisher.h"
@@ -263,6 +264,11 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	r = syncd_start(d, err);
 	if (r < 0)
 		return r;
+	if (o->mount) {
+		r = mountd_start(d, err);
+		if (r < 0)
+			return r;
+	}
 
 	if (!o->listen.none) {
 		r = listen_open(&o->listen, &d->listen_w.fd, &bound, lerr);
@@ -347,6 +353,10 @@ static void loop(struct daemon *d)
 		connmgr_tick(d, dio_now_ms());
 		if (d->engine)
 			engine_tick(d->engine, dio_now_ms());
+		if (d->engine && d->engine_down) {
+			d->engine_down = false;
+			engine_on_down(d->engine);
+		}
 		if (d->engine && d->pump_wanted) {
 			d->pump_wanted = false;
 			engine_pump(d->engine);
@@ -363,6 +373,8 @@ static void teardown(struct daemon *d)
 	d->stop = true;
 	daemon_watch_close(d, &d->listen_w);
 	connmgr_shutdown(d);
+	/* unmount first: nothing writes into the store behind the engine's back */
+	mountd_stop(d);
 	syncd_stop(d);
 	/* The lookup worker's eventfd is its own: stop watching, it closes it. */
 	if (d->lookup_w.fd >= 0)
@@ -404,6 +416,7 @@ int daemon_run(const struct daemon_opts *opts)
 	d->inotify_w.fd = -1;
 	d->hash_w.fd = -1;
 	d->work_w.fd = -1;
+	d->tfs_w.fd = -1;
 	tunables_load(&d->tun);
 	fp_format(&opts->id->fp, d->self_text);
 	fp_format(&opts->peer, d->peer_text);
@@ -411,9 +424,9 @@ int daemon_run(const struct daemon_opts *opts)
 	d->waiting_since_ms = dio_now_ms();
 
 	log_info("tandem %s starting (pid %ld): this peer is %s, the peer is %s, relay %s, "
-		 "folder %s",
+		 "folder %s%s%s",
 		 TANDEM_VERSION, (long)getpid(), d->self_text, d->peer_text, opts->relay_url,
-		 opts->dir);
+		 opts->dir, opts->mount ? " mounted at " : "", opts->mount ? opts->mount : "");
 	r = setup(d, err);
 	if (r < 0) {
 		log_err("%s", err);

@@ -22,7 +22,10 @@ struct daemon_opts {
 	const struct identity *id; /* borrowed; outlives daemon_run */
 	struct fingerprint peer;
 	const char *relay_url;
-	const char *dir; /* absolute path of the shared folder */
+	const char *dir; /* absolute path of the shared folder (with mount: the store) */
+	/* --mount: absolute mount point; the share lives in dir (STATE/store)
+	 * and is shown there through FUSE. NULL for a plain folder. */
+	const char *mount;
 	struct listen_spec listen;
 	const char *sock_path; /* the control socket, fits sun_path */
 	const char *log_path;  /* where a background daemon logs, or NULL */

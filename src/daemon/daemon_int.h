@@ -23,6 +23,7 @@ struct daemon;
 struct conn;
 struct ctl_client;
 struct engine;
+struct tfs;
 
 /* Something epoll watches; embedded first in its owner. */
 struct daemon_watch {
@@ -92,6 +93,11 @@ struct daemon {
 	struct daemon_watch hash_w;
 	struct daemon_watch work_w;
 	bool pump_wanted; /* the active connection sent data: the engine may send more */
+	bool engine_down; /* the active connection closed: tell the engine after the events */
+
+	/* the FUSE mount with --mount (mountd.c), or NULL */
+	struct tfs *tfs;
+	struct daemon_watch tfs_w; /* tfs_event_fd: the mount went away */
 
 	/* control clients (control.c) */
 	struct ctl_client *clients;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/conn.h"
+#include "daemon/mountd.h"
 #include "daemon/syncd.h"
 #include "log.h"
 
@@ -41,6 +42,11 @@ static void io_close(void *ud, const char *why)
 		conn_close(d->active, FRAME_CLOSE_PROTOCOL, why);
 }
 
+static void io_changed(void *ud, const char *path)
+{
+	mountd_changed(ud, path);
+}
+
 static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
@@ -62,10 +68,40 @@ static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	engine_on_work(d->engine);
 }
 
+/* Lazy mode's ensure requests (one daemon per process owns the engine). */
+static struct daemon_watch ensure_w = {.fd = -1};
+
+static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	engine_on_ensure(d->engine);
+}
+
+/* TANDEM_TEST_LAZY=1 and TANDEM_TEST_CACHE_MAX=N: lazy mode for tests. */
+static void test_lazy(struct engine_opts *o)
+{
+	const char *lazy = getenv("TANDEM_TEST_LAZY"), *cap = getenv("TANDEM_TEST_CACHE_MAX");
+
+	o->cache_max = ENGINE_CACHE_MAX_DEFAULT;
+	if (!lazy || strcmp(lazy, "1") != 0)
+		return;
+	o->lazy = true;
+	if (cap && *cap) {
+		char *end;
+		unsigned long long v = strtoull(cap, &end, 10);
+		if (*end == '\0')
+			o->cache_max = v;
+		else
+			log_warn("ignoring TANDEM_TEST_CACHE_MAX=%s: not a number", cap);
+	}
+}
+
 int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
 	struct engine_io io = {
-		.ud = d, .send = io_send, .room = io_room, .close = io_close};
+		.ud = d, .send = io_send, .room = io_room, .close = io_close,
+		.changed = d->opts->mount ? io_changed : NULL};
 	struct engine_opts o = {0};
 	char index_file[PATH_MAX + 16], eerr[ENGINE_ERR_LEN] = "";
 	const char *rate = getenv("TANDEM_TEST_RATE_BPS");
@@ -83,6 +119,7 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		else
 			log_warn("ignoring TANDEM_TEST_RATE_BPS=%s: not a positive number", rate);
 	}
+	test_lazy(&o);
 	r = engine_new(&o, &io, &d->engine, eerr);
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);
@@ -101,6 +138,13 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		snprintf(err, DAEMON_ERR_LEN, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
+	ensure_w.fd = engine_ensure_fd(d->engine);
+	ensure_w.on_event = on_ensure;
+	if (ensure_w.fd >= 0 && daemon_watch_add(d, &ensure_w, EPOLLIN) < 0) {
+		r = -errno;
+		snprintf(err, DAEMON_ERR_LEN, "cannot watch the sync engine: %s", strerror(-r));
+		return r;
+	}
 	return 0;
 }
 
@@ -113,7 +157,9 @@ void syncd_stop(struct daemon *d)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->hash_w.fd, NULL);
 	if (d->work_w.fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->work_w.fd, NULL);
-	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
+	if (ensure_w.fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, ensure_w.fd, NULL);
+	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = ensure_w.fd = -1;
 	engine_free(d->engine);
 	d->engine = NULL;
 }

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "relay.h"
 #include "selftest.h"
+#include "st_fuse.h"
 #include "st_internal.h"
 
 #define WATCHDOG_GRACE_MS 5000
@@ -509,6 +510,13 @@ int selftest_main(int argc, char **argv)
 		teardown_bad++;
 		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " child %d was not reaped;",
 				       (int)left);
+	}
+	int mounts = st_mounts_clear_under(env.base);
+	if (mounts) {
+		teardown_bad++;
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl,
+				       " %d mount(s) left under %s (detached now);", mounts,
+				       env.base);
 	}
 	if (keep) {
 		printf("# kept the work dir %s\n", env.base);

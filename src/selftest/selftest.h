@@ -94,6 +94,10 @@ uint64_t st_left_ms(const struct st_env *env);
  */
 int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const *argv);
 
+/* Runs `sh -c script` the same way (stdin /dev/null, output collected,
+ * killed at the deadline). Returns 0 or -errno. */
+int st_run_sh(struct st_env *env, struct st_proc_out *out, const char *script);
+
 /* A fresh directory under the scenario's dir; returns its path in out. */
 int st_mkdir(struct st_env *env, const char *name, char out[static 512]);
 

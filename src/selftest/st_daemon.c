@@ -26,236 +26,11 @@
 #define LOG_MAX (1u << 20)
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
 
-static void knobs_set(void)
-{
-	static bool done;
-
-	if (done)
-		return;
-	done = true;
-	/* Short timers so the scenarios stay fast; a user's own values win. */
-	setenv("TANDEM_TEST_HEARTBEAT_MS", "250", 0);
-	setenv("TANDEM_TEST_BACKOFF_MAX_MS", "400", 0);
-	setenv("TANDEM_TEST_FALLBACK_MS", "500", 0);
-	/* Daemons outlive `tandem up`: adopt them, to reap them and see how they ended. */
-	(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
-}
-
 static void sleep_ms(unsigned ms)
 {
 	poll(NULL, 0, (int)ms);
 }
 
-int st_peer_make(struct st_env *env, struct st_peer *p, const char *name)
-{
-	struct st_proc_out out;
-	char sub[64];
-	struct fingerprint fp;
-	char err[FP_ERR_LEN];
-
-	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	snprintf(sub, sizeof(sub), "%s-share", name);
-	if (st_mkdir(env, name, p->home) < 0 || st_mkdir(env, sub, p->dir) < 0) {
-		st_note(env, "cannot create the directories of %s", name);
-		return -1;
-	}
-	const char *argv[] = {"--home", p->home, "init", NULL};
-	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0) {
-		st_note(env, "tandem init for %s failed (%d): %s", name, out.status, out.err);
-		return -1;
-	}
-	if (strlen(out.out) != FP_TEXT_LEN + 1 || fp_parse(out.out, &fp, err) < 0) {
-		st_note(env, "tandem init printed '%s'", out.out);
-		return -1;
-	}
-	memcpy(p->fp, out.out, FP_TEXT_LEN);
-	p->fp[FP_TEXT_LEN] = '\0';
-	return 0;
-}
-
-/* Reaps pid within ms. Returns its st_proc_out-style status, or -1. */
-static int reap(pid_t pid, unsigned ms)
-{
-	uint64_t end = st_now_ms() + ms;
-	int st;
-
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0)
-			return -1;
-		if (st_now_ms() >= end)
-			return -1;
-		sleep_ms(10);
-	}
-	st_children_del(pid);
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-}
-
-int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *listen)
-{
-	struct st_proc_out out;
-	const char *pp;
-	long pid = 0;
-
-	knobs_set();
-	const char *argv[] = {"--home",
-			      p->home,
-			      "up",
-			      "--peer",
-			      peer_fp,
-			      "--relay",
-			      env->relay_url,
-			      "--dir",
-			      p->dir,
-			      "--listen",
-			      listen ? listen : "[::1]:0",
-			      NULL};
-	if (st_run_tandem(env, &out, argv) < 0) {
-		st_note(env, "cannot run tandem up for %s", p->name);
-		return -1;
-	}
-	pp = strstr(out.err, "(pid ");
-	if (pp)
-		pid = strtol(pp + 5, NULL, 10);
-	if (out.status != 0 || pid <= 0) {
-		st_note(env, "tandem up for %s exited %d: %s", p->name, out.status, out.err);
-		return -1;
-	}
-	p->pid = (pid_t)pid;
-	st_children_add(p->pid);
-	return 0;
-}
-
-void st_peer_kill(struct st_env *env, struct st_peer *p)
-{
-	if (p->pid <= 0)
-		return;
-	kill(p->pid, SIGKILL);
-	if (reap(p->pid, 5000) < 0)
-		st_note(env, "cannot reap the daemon of %s (pid %d)", p->name, (int)p->pid);
-	p->pid = 0;
-}
-
-int st_peer_down(struct st_env *env, struct st_peer *p)
-{
-	struct st_proc_out out;
-	int st;
-
-	if (p->pid <= 0)
-		return -1;
-	const char *argv[] = {"--home", p->home, "down", NULL};
-	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0) {
-		st_note(env, "tandem down for %s exited %d: %s", p->name, out.status, out.err);
-		st_peer_kill(env, p);
-		return -1;
-	}
-	/* down returns once the daemon has exited: it must be reapable at once. */
-	st = reap(p->pid, 1000);
-	if (st != 0) {
-		st_note(env, "the daemon of %s (pid %d) %s", p->name, (int)p->pid,
-			st < 0 ? "had not exited when tandem down returned" : "exited non-zero");
-		if (st >= 0)
-			st_note(env, "its exit status: %d", st);
-		if (st < 0)
-			st_peer_kill(env, p);
-		p->pid = 0;
-		return -1;
-	}
-	p->pid = 0;
-	return 0;
-}
-
-/* The whole log of p, NUL-terminated (free it), or NULL. */
-static char *log_read(const struct st_peer *p)
-{
-	char path[600];
-	char *buf;
-	ssize_t n;
-	size_t len = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/state/tandem.log", p->home);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	buf = malloc(LOG_MAX + 1);
-	while (buf && len < LOG_MAX && (n = read(fd, buf + len, LOG_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	if (buf)
-		buf[len] = '\0';
-	return buf;
-}
-
-bool st_peer_log_has(const struct st_peer *p, const char *needle)
-{
-	char *log = log_read(p);
-	bool found = log && strstr(log, needle);
-
-	free(log);
-	return found;
-}
-
-/* Polls p's log for needle until found or ms passed. */
-static bool log_wait(struct st_env *env, const struct st_peer *p, const char *needle, unsigned ms)
-{
-	uint64_t end = st_now_ms() + ms;
-
-	while (!st_peer_log_has(p, needle)) {
-		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS) {
-			st_note(env, "%s's log never said '%s'", p->name, needle);
-			return false;
-		}
-		sleep_ms(POLL_MS);
-	}
-	return true;
-}
-
-static void log_check(struct st_env *env, const struct st_peer *p)
-{
-	static const char *const bad[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-					  "runtime error:", "]: error: "};
-	char *log = log_read(p);
-
-	for (size_t i = 0; log && i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *hit = strstr(log, bad[i]);
-		if (hit) {
-			st_note(env, "%s's log: %.300s", p->name, hit);
-			st_fail(env, __FILE__, __LINE__, "%s's daemon log holds '%s'", p->name,
-				bad[i]);
-		}
-	}
-	free(log);
-}
-
-void st_peers_cleanup(struct st_env *env, struct st_peer *peers, size_t n)
-{
-	/* Stopping must work even when the scenario ran out of time. */
-	if (st_left_ms(env) < CLEANUP_MS)
-		env->deadline_ms = st_now_ms() + CLEANUP_MS;
-	for (size_t i = 0; i < n; i++) {
-		if (peers[i].pid > 0 && st_peer_down(env, &peers[i]) < 0)
-			st_fail(env, __FILE__, __LINE__, "%s's daemon did not stop cleanly",
-				peers[i].name);
-		if (peers[i].home[0])
-			log_check(env, &peers[i]);
-	}
-	if (env->failures) {
-		for (size_t i = 0; i < n; i++) {
-			char *log = peers[i].home[0] ? log_read(&peers[i]) : NULL;
-			size_t len = log ? strlen(log) : 0;
-			if (len)
-				st_note(env, "%s's log (the end):\n%s", peers[i].name,
-					log + (len > 3000 ? len - 3000 : 0));
-			free(log);
-		}
-	}
-}
 
 /* `tandem status --json` of p, parsed (json_decref it), or NULL. */
 static json_t *status_get(struct st_env *env, const struct st_peer *p)
@@ -551,7 +326,10 @@ int st_daemon_cli(struct st_env *env)
 	expect(env,
 	       (const char *[]){"--home", none, "up", "--peer", fp, "--relay", u, "--dir", d, NULL},
 	       1, "init' first");
-	expect(env, (const char *[]){"--home", h, "up", "--mount", d, NULL}, 2, "--dir");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--mount", d,
+				"--dir", d, NULL},
+	       2, "--dir and --mount");
 	expect(env, (const char *[]){"--home", h, "status", NULL}, 1,
 	       "no tandem daemon is running");
 	expect(env, (const char *[]){"--home", h, "down", NULL}, 1, "nothing to stop");
@@ -629,7 +407,7 @@ int st_daemon_conf_running(struct st_env *env)
 		struct st_proc_out out;
 		const char *argv[] = {"--home", p.home, "up", NULL};
 		const char *pp;
-		knobs_set();
+		st_knobs_set();
 		ST_REQUIRE(env, st_run_tandem(env, &out, argv) == 0);
 		pp = strstr(out.err, "(pid ");
 		if (out.status != 0 || !pp) {
@@ -744,7 +522,7 @@ int st_daemon_down(struct st_env *env)
 	}
 	ST_CHECK(env, relay_records_wait(env, p.fp, 1, 3000));
 	kill(p.pid, SIGTERM);
-	ST_CHECK(env, reap(p.pid, 5000) == 0);
+	ST_CHECK(env, st_peer_reap(p.pid, 5000) == 0);
 	p.pid = 0;
 	ST_CHECK(env, !socket_exists(&p));
 	ST_CHECK(env, relay_records(env, p.fp) == 0);
@@ -767,11 +545,11 @@ int st_daemon_impostor(struct st_env *env)
 	}
 	/* eve has ana's fingerprint and dials her (accepting nothing, she dials at once) */
 	ST_CHECK(env, st_peer_up(env, &p[2], p[0].fp, "none") == 0);
-	ST_CHECK(env, log_wait(env, &p[0], "refused a connection from [::1]:", 4000));
+	ST_CHECK(env, st_peer_log_wait(env, &p[0], "refused a connection from [::1]:", 4000));
 	snprintf(want, sizeof(want), "peer presented key with fingerprint %s, expected %s", p[2].fp,
 		 p[1].fp);
 	ST_CHECK(env, st_peer_log_has(&p[0], want));
-	ST_CHECK(env, log_wait(env, &p[2], "closed the connection during the handshake", 3000));
+	ST_CHECK(env, st_peer_log_wait(env, &p[2], "closed the connection during the handshake", 3000));
 
 	/* ana stayed with ben all along */
 	st = status_get(env, &p[0]);
@@ -805,7 +583,7 @@ int st_daemon_restart(struct st_env *env)
 	}
 	/* ben crashes: his socket file stays behind */
 	kill(p[1].pid, SIGKILL);
-	ST_CHECK(env, reap(p[1].pid, 3000) == 128 + SIGKILL);
+	ST_CHECK(env, st_peer_reap(p[1].pid, 3000) == 128 + SIGKILL);
 	p[1].pid = 0;
 	ST_CHECK(env, socket_exists(&p[1]));
 	st = status_wait(env, &p[0], is_connecting, NULL, 3000, "connecting");

@@ -26,7 +26,8 @@
 struct st_peer {
 	char name[16];
 	char home[512];
-	char dir[512]; /* the shared folder */
+	char dir[512]; /* the shared folder, or with mount its mount point */
+	bool mount;    /* up --mount dir (its files live in home/state/store) */
 	char fp[FP_TEXT_LEN + 1];
 	pid_t pid; /* the running daemon, 0 when none */
 };
@@ -46,6 +47,19 @@ int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const
  * when down exited 0 and the daemon exited 0, else -1 (noted; the daemon is
  * killed if it still runs). */
 int st_peer_down(struct st_env *env, struct st_peer *p);
+
+/* Sends sig (0: none, only wait) and reaps the daemon within ms. Returns
+ * its st_proc_out-style status, or -1 (noted; then it is killed). */
+int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms);
+
+/* Sets the short test timers (TANDEM_TEST_*) once and makes the selftest a
+ * child subreaper, so daemons become its children. */
+void st_knobs_set(void);
+/* Reaps pid within ms. Returns its st_proc_out-style status, or -1. */
+int st_peer_reap(pid_t pid, unsigned ms);
+/* Polls p's log for needle until found or ms passed (noted when not). */
+bool st_peer_log_wait(struct st_env *env, const struct st_peer *p, const char *needle,
+		      unsigned ms);
 
 /* SIGKILL and reap. */
 void st_peer_kill(struct st_env *env, struct st_peer *p);

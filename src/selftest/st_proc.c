@@ -12,20 +12,38 @@
 #include "selftest.h"
 #include "st_internal.h"
 
+static int run_argv(struct st_env *env, struct st_proc_out *out, const char *const *args,
+		    bool search);
+
 int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const *argv)
 {
 	const char *args[40];
+	size_t n = 0;
+
+	args[n++] = env->exe;
+	for (; *argv && n < 39; argv++)
+		args[n++] = *argv;
+	args[n] = NULL;
+	return run_argv(env, out, args, false);
+}
+
+int st_run_sh(struct st_env *env, struct st_proc_out *out, const char *script)
+{
+	const char *args[] = { "sh", "-c", script, NULL };
+
+	return run_argv(env, out, args, true);
+}
+
+static int run_argv(struct st_env *env, struct st_proc_out *out, const char *const *args,
+		    bool search)
+{
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
-	size_t n = 0, lo = 0, le = 0;
+	size_t lo = 0, le = 0;
 	pid_t pid;
 	int st = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->status = -1;
-	args[n++] = env->exe;
-	for (; *argv && n < 39; argv++)
-		args[n++] = *argv;
-	args[n] = NULL;
 
 	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
 		int r = -errno;
@@ -54,7 +72,10 @@ int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const
 			dup2(devnull, 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
-		execv(env->exe, (char *const *)args);
+		if (search)
+			execvp(args[0], (char *const *)args);
+		else
+			execv(args[0], (char *const *)args);
 		_exit(127);
 	}
 	st_children_add(pid);
@@ -102,8 +123,8 @@ int st_run_tandem(struct st_env *env, struct st_proc_out *out, const char *const
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
 		st_children_del(pid);
-		st_note(env, "'tandem %s' was killed: it ran past the scenario's deadline",
-			args[1] ? args[1] : "");
+		st_note(env, "'%s %s' was killed: it ran past the scenario's deadline",
+			search ? args[0] : "tandem", args[1] ? args[1] : "");
 		return 0;
 	}
 	st_children_del(pid);

@@ -13,6 +13,7 @@
 #include "relay_client.h"
 #include "selftest.h"
 #include "st_daemon.h"
+#include "st_fuse.h"
 #include "st_hostile.h"
 #include "st_internal.h"
 #include "st_sync.h"
@@ -348,43 +349,6 @@ out:
 	return r;
 }
 
-/* Can this machine mount with FUSE? NULL if so, else why not. */
-static const char *fuse_unusable(void)
-{
-	static const char *const dirs[] = { "/usr/bin", "/bin", "/usr/sbin", "/sbin" };
-	char path[64];
-
-	if (access("/dev/fuse", R_OK | W_OK) < 0)
-		return "/dev/fuse is missing or not usable by this user";
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/fusermount3", dirs[i]);
-		if (access(path, X_OK) == 0)
-			return NULL;
-	}
-	return "fusermount3 is not installed (apt-get install fuse3)";
-}
-
-/*
- * The FUSE scenarios. The FUSE peer is not built yet, so for now this says
- * so: a skip with the reason, or a failure under --require-fuse, which must
- * never pass without the FUSE peer having been exercised.
- */
-static int sc_fuse(struct st_env *env)
-{
-	const char *why;
-
-	if (st_fuse_mode == ST_FUSE_OFF)
-		return st_skip(env, "--no-fuse");
-	why = fuse_unusable();
-	if (!why)
-		why = "the FUSE peer (tandem up --mount) is not implemented yet";
-	if (st_fuse_mode == ST_FUSE_REQUIRED) {
-		st_note(env, "--require-fuse: %s", why);
-		return ST_FAIL;
-	}
-	return st_skip(env, "%s", why);
-}
-
 const struct st_scenario st_scenarios[] = {
 	{ "identity", "identity", "init makes an identity, id prints it, init never overwrites",
 	  20, sc_identity },
@@ -425,8 +389,30 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "
 	  "names and symlink escapes are refused and logged; nothing outside the share changes",
 	  40, st_hostile_paths },
-	{ "fuse", "fuse", "the FUSE peer: skipped with the reason until it exists", 10,
-	  sc_fuse },
+	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
+	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
+	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
+	  "the peer's new versions without a remount", 40, st_fuse_reads },
+	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "
+	  "mount; all of it on the other side", 40, st_fuse_writers },
+	{ "fuse-stale", "fuse", "a mount daemon killed (SIGKILL): started again, the dead mount "
+	  "is cleared and it syncs", 40, st_fuse_stale },
+	{ "fuse-signals", "fuse", "SIGTERM, SIGINT, down: exit 0 and the mount is gone; an "
+	  "unmount from outside stops the daemon", 60, st_fuse_signals },
+	{ "fuse-cp", "fuse", "cp -a onto the mount and back, checked on the other side", 40,
+	  st_fuse_prog_cp },
+	{ "fuse-tar", "fuse", "tar x onto the mount and tar c from it, checked on the other side",
+	  40, st_fuse_prog_tar },
+	{ "fuse-rsync", "fuse", "rsync -a (also --delete, --inplace) onto the mount, checked on "
+	  "the other side", 40, st_fuse_prog_rsync },
+	{ "fuse-git", "fuse", "git init/add/commit/branch/checkout/clone on the mount; fsck and "
+	  "status clean on both sides", 60, st_fuse_prog_git },
+	{ "fuse-sqlite", "fuse", "sqlite3 databases (journal and WAL) made on the mount, queried "
+	  "on the other side", 60, st_fuse_prog_sqlite },
+	{ "fuse-make", "fuse", "make and cc build a small C project on the mount; the other side "
+	  "runs it and make -q agrees", 60, st_fuse_prog_make },
+	{ "fuse-editor", "fuse", "editor saves (temp + rename over, backup + rewrite) both ways",
+	  40, st_fuse_prog_editor },
 	{ "sync-changes", "sync", "every kind of change reaches the other side within 2 s, "
 	  "both ways at once", 60, st_sync_changes },
 	{ "sync-first-contact", "sync", "files made before the peers ever met are merged; "
@@ -447,6 +433,8 @@ const struct st_scenario st_scenarios[] = {
 	  "error, nothing lost", 40, st_sync_root_gone },
 	{ "sync-status", "sync", "status shows transfers (JSON and terminal) and the counts "
 	  "add up", 40, st_sync_status },
+	{ "sync-lazy", "sync", "lazy mode: placeholders at once, ranges on demand, bounded "
+	  "failure offline, a cache limit, edits sync back", 90, st_lazy_ensure },
 	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
 	  ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",

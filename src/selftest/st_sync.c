@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "control_client.h"
+#include "st_fuse.h"
 #include "st_sync.h"
 
 #define POLL_MS 20
@@ -68,6 +69,19 @@ int st_pair_make(struct st_env *env, struct st_pair *p, const char *tag)
 			return -1;
 		p->kind[i] = ST_SIDE_DIR;
 	}
+	/* §9: a FUSE peer and a plain-dir peer whenever FUSE can be used */
+	if (!st_fuse_unusable()) {
+		char store[ST_PATH_MAX];
+
+		p->kind[0] = ST_SIDE_MOUNT;
+		p->peer[0].mount = true;
+		snprintf(store, sizeof(store), "%s/state", p->peer[0].home);
+		if ((mkdir(store, 0700) < 0 && errno != EEXIST) ||
+		    !st_pair_path(p, 0, "", store) || mkdir(store, 0700) < 0) {
+			st_note(env, "cannot create the store %s: %s", store, strerror(errno));
+			return -1;
+		}
+	}
 	snprintf(name, sizeof(name), "stage%s", tag);
 	if (st_mkdir(env, name, p->stage) < 0) {
 		st_note(env, "cannot create the stage dir %s", name);
@@ -84,6 +98,8 @@ int st_pair_up(struct st_env *env, struct st_pair *p, int side)
 		setenv("TANDEM_TEST_RATE_BPS", p->rate_bps[side], 1);
 	r = st_peer_up(env, &p->peer[side], p->peer[1 - side].fp, NULL);
 	unsetenv("TANDEM_TEST_RATE_BPS");
+	if (r == 0)
+		p->stale[side] = false; /* the daemon cleared its old mount */
 	return r;
 }
 
@@ -116,6 +132,7 @@ int st_pair_down(struct st_env *env, struct st_pair *p, int side)
 void st_pair_kill(struct st_env *env, struct st_pair *p, int side)
 {
 	st_peer_kill(env, &p->peer[side]);
+	p->stale[side] = p->kind[side] == ST_SIDE_MOUNT; /* it leaves a dead mount */
 }
 
 int st_pair_need_dir(struct st_env *env, const struct st_pair *p, int side, const char *why)
@@ -174,6 +191,13 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 				peer->name);
 		if (peer->home[0])
 			log_check(env, peer, p->allow_errors[i]);
+		if (p->kind[i] == ST_SIDE_MOUNT && peer->dir[0] && st_mounted(peer->dir)) {
+			if (!p->stale[i])
+				st_fail(env, __FILE__, __LINE__,
+					"%s's mount %s is still there after its daemon stopped",
+					peer->name, peer->dir);
+			(void)st_unmount_lazy(peer->dir);
+		}
 	}
 	if (!env->failures)
 		return;
@@ -190,11 +214,17 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 const char *st_pair_path(const struct st_pair *p, int side, const char *rel,
 			 char out[static ST_PATH_MAX])
 {
-	/* A mount side also has its files under peer.dir: its mount point. */
-	if ((size_t)snprintf(out, ST_PATH_MAX, "%s%s%s", p->peer[side].dir, rel[0] ? "/" : "",
-			     rel) >= ST_PATH_MAX)
-		return NULL;
-	return out;
+	const struct st_peer *peer = &p->peer[side];
+	int n;
+
+	/* A mount side has its files at its mount point while its daemon
+	 * runs, and in its store (all there is of it) while it does not. */
+	if (p->kind[side] == ST_SIDE_MOUNT && peer->pid <= 0)
+		n = snprintf(out, ST_PATH_MAX, "%s/state/store%s%s", peer->home, rel[0] ? "/" : "",
+			     rel);
+	else
+		n = snprintf(out, ST_PATH_MAX, "%s%s%s", peer->dir, rel[0] ? "/" : "", rel);
+	return n < 0 || n >= ST_PATH_MAX ? NULL : out;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -347,7 +377,16 @@ int st_pair_put_random(const struct st_pair *p, int side, const char *rel, uint6
 		unlink(stage);
 		return r;
 	}
-	return copy_into(stage, path);
+	/* a mount side is another file system: copy beside the target, then rename */
+	char tmp[ST_PATH_MAX + 32];
+	const char *slash = strrchr(path, '/');
+	snprintf(tmp, sizeof(tmp), "%.*s/.st-put-%u.tmp", (int)(slash - path), path, counter++);
+	r = copy_into(stage, tmp);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
 }
 
 json_t *st_pair_status(struct st_env *env, const struct st_pair *p, int side)

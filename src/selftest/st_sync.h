@@ -16,12 +16,16 @@
  * The sync scenarios (suites "sync" and "slow") and their helpers.
  *
  * A scenario works on a pair: two daemons paired with each other, side 0
- * ("a", ana) and side 1 ("b", ben). Each side has a kind: for now both are
- * plain directories (`up --dir`); a mount side (`up --mount`) may replace
- * one later. So a scenario body never builds a path itself: it goes through
- * st_pair_path() and the other st_pair_* helpers, and a scenario that needs
- * a plain directory on one side (changes made while that peer is down, the
- * share root removed) says so with st_pair_need_dir().
+ * ("a", ana) and side 1 ("b", ben). Each side has a kind: when FUSE can be
+ * used (st_fuse.h), side a is a mount (`up --mount`) and side b a plain
+ * directory (`up --dir`), so every scenario that changes both sides runs
+ * mount -> dir and dir -> mount; else both are plain directories. A scenario
+ * body never builds a path itself: it goes through st_pair_path() and the
+ * other st_pair_* helpers. While a mount side's daemon is not running, its
+ * paths are those of its store (STATE/store), all that exists of its share
+ * then, so changes "made while that peer is down" land where the daemon
+ * finds them at start. A scenario that needs a plain directory on one side
+ * (the share root removed) says so with st_pair_need_dir().
  *
  * Convergence is the daemons' word and ours: both report sync_state "idle"
  * and both trees compare equal (st_tree_*: type, content hash, mode & 0777,
@@ -46,6 +50,7 @@ struct st_pair {
 	char stage[512];	 /* scratch dir outside both shares, same file system */
 	const char *rate_bps[2]; /* TANDEM_TEST_RATE_BPS of each side's daemon, or NULL */
 	bool allow_errors[2];	 /* error lines in this side's log are expected */
+	bool stale[2];		 /* a mount side killed: its dead mount is expected */
 };
 
 /* "a" or "b". */
@@ -93,7 +98,7 @@ bool st_pair_exists(const struct st_pair *p, int side, const char *rel);
 /*
  * Makes rel on side a random file of size bytes from seed, so that it never
  * appears half-written there: written in the stage dir, then renamed into
- * the share. hash (may be NULL) gets its BLAKE2b-256. Returns 0 or -errno.
+ * the share (on a mount side: copied to a temp file beside rel, renamed). hash (may be NULL) gets its BLAKE2b-256. Returns 0 or -errno.
  */
 int st_pair_put_random(const struct st_pair *p, int side, const char *rel, uint64_t seed,
 		       uint64_t size, uint8_t hash[32]);
@@ -192,5 +197,6 @@ int st_sync_root_gone(struct st_env *env);
 int st_sync_overflow(struct st_env *env);
 int st_sync_1gib(struct st_env *env);
 int st_sync_4gib(struct st_env *env);
+int st_lazy_ensure(struct st_env *env);
 
 #endif

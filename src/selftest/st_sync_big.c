@@ -15,11 +15,14 @@
 #define MIB (1024ULL * 1024)
 #define START_MS 10000
 /*
- * The issue's bound is 2 s for every change; 64 MiB (hashed, sent, verified,
- * fsynced) takes 1-2 s on an idle 2-core machine, so this scenario notes the
- * time and fails only on a stall; sync-changes holds the small changes to 2 s.
+ * The issue's bound is 2 s for every change, 64 MiB included (hashed, sent,
+ * verified, fsynced: well under a second on an idle 2-core machine since
+ * hashing uses SHA-NI and the receiver verifies on workers). The check
+ * allows 4 times that (three times more in sanitizer builds), because
+ * `meson test` runs other suites beside this one on the same two cores;
+ * the time is always noted.
  */
-#define LARGE_LATENCY_MAX_MS 10000
+#define LARGE_LATENCY_FACTOR 4
 #define LARGE_SIZE (64 * MIB)
 #define RESUME_SIZE (256 * MIB)
 #define RESUME_RATE "83886080" /* 80 MiB/s: about 3 s for the whole file */
@@ -117,7 +120,7 @@ int st_sync_large_file(struct st_env *env)
 		st_note(env, "the reader on %s saw: %u absent, %u old, %u new, %u other",
 			st_side_name(to), rd.absent, rd.old, rd.fresh, rd.bad);
 		ST_CHECK(env, took >= 0);
-		ST_CHECK(env, exp.reached_ms <= LARGE_LATENCY_MAX_MS);
+		ST_CHECK(env, exp.reached_ms <= st_latency_max_ms() * LARGE_LATENCY_FACTOR);
 		if (rd.bad)
 			st_note(env, "a half-made file of %llu bytes was visible",
 				(unsigned long long)rd.bad_size);

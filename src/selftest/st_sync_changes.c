@@ -390,12 +390,10 @@ int st_sync_offline(struct st_env *env)
 		goto out;
 	}
 	for (int down = 1; down >= 0 && !env->failures; down--) {
-		int up = 1 - down, r;
+		int up = 1 - down;
 		const char *d = down ? "r1" : "r2";
 		bool ok = true;
 
-		if ((r = st_pair_need_dir(env, &p, down, "changes made while its peer is down")))
-			goto out;
 		ok &= mk(&p, up, d) == 0;
 		for (int i = 1; i <= 6; i++) {
 			char text[64];

@@ -290,6 +290,10 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 	close(dirfd);
 	if (rc < 0)
 		return rc;
+	/* Identity unknown: the scanner's next walk of the parent records it and
+	 * descends once, which is when it starts watching the new directory
+	 * (otherwise local edits inside it go unseen until a full rescan). */
+	st.st_ino = 0;
 	rc = store(e, r, vv, &st);
 	changed(e, r->path);
 	return rc;
@@ -338,6 +342,50 @@ static int apply_meta(struct engine *e, const struct rentry *r, const struct vv 
 		return rc;
 	rc = store(e, r, vv, &st);
 	changed(e, r->path);
+	return rc;
+}
+
+/*
+ * Lazy mode: puts a sparse file of r's size, mode and mtime at r->path
+ * (temp file and rename, like a fetch), records r as applied with its stat
+ * identity, and tracks it as a placeholder (lazy.c fetches its blocks).
+ */
+int apply_place(struct engine *e, const struct rentry *r)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {r->mtime_ns / 1000000000, r->mtime_ns % 1000000000}};
+	char tmp[64];
+	struct stat st;
+	const char *name;
+	int dirfd, fd, rc = 0;
+
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_nsec += 1000000000;
+		ts[1].tv_sec -= 1;
+	}
+	dirfd = apply_open_parent(e, r->path, true, &name);
+	if (dirfd < 0)
+		return dirfd;
+	snprintf(tmp, sizeof(tmp), SCAN_TMP_PREFIX "%016" PRIx64 ".lazy", r->seq);
+	(void)unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, r->mode) < 0 || futimens(fd, ts) < 0 ||
+	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		(void)unlinkat(dirfd, tmp, 0);
+		goto out;
+	}
+	rc = store(e, r, &r->vv, &st);
+	if (rc == 0)
+		rc = lazy_track(e, r->path, r->path_len, r->hash, r->size);
+	changed(e, r->path);
+out:
+	if (fd >= 0)
+		close(fd);
+	close(dirfd);
 	return rc;
 }
 
@@ -521,7 +569,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			break;
 		struct rentry q = *r;
 		q.vv = vv;
-		rc = fetch_queue(e, &q);
+		rc = e->opts.lazy && q.size > 0 ? apply_place(e, &q) : fetch_queue(e, &q);
 		break;
 	}
 	}
@@ -626,7 +674,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 	if (!l)
 		return -ENOMEM;
 	have = local_get(e, f->r.path, f->r.path_len, l);
-	if (have && !l->deleted) {
+	if (have) {
 		enum verdict v = decide(e, &f->r, l, true);
 		if (v == V_LOCAL_LOSES) {
 			rc = move_to_conflict(e, l);

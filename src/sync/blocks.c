@@ -8,13 +8,20 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The SHA256_* calls are deprecated in OpenSSL 3 in favour of EVP, which
+ * needs a heap context per hash; these are plain structs that use the
+ * same SHA-NI code. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "sync/blocks.h"
 
-/* BLAKE2b personalization strings: 16 bytes, zero padded. */
-static const uint8_t block_personal[crypto_generichash_blake2b_PERSONALBYTES] = "tandem.block.v1";
-static const uint8_t file_personal[crypto_generichash_blake2b_PERSONALBYTES] = "tandem.file.v1";
+
+/* Domain separation: each hash starts with its own 16-byte prefix. */
+#define PREFIX_LEN 16
+static const uint8_t block_personal[PREFIX_LEN] = "tandem.block.v2";
+static const uint8_t file_personal[PREFIX_LEN] = "tandem.file.v2";
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -38,11 +45,10 @@ static uint64_t get_le64(const uint8_t *p)
 	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
-static void state_init(crypto_generichash_blake2b_state *st, const uint8_t *personal)
+static void state_init(SHA256_CTX *st, const uint8_t *personal)
 {
-	/* Cannot fail with a valid output length and no key. */
-	(void)crypto_generichash_blake2b_init_salt_personal(st, NULL, 0, BLOCKS_HASH_LEN, NULL,
-							    personal);
+	(void)SHA256_Init(st);
+	(void)SHA256_Update(st, personal, PREFIX_LEN);
 }
 
 uint32_t blocks_count(uint64_t size)
@@ -61,21 +67,21 @@ uint32_t blocks_len(uint64_t size, uint32_t index)
 
 void blocks_hash_block(const uint8_t *data, size_t len, uint8_t ret_hash[static BLOCKS_HASH_LEN])
 {
-	crypto_generichash_blake2b_state st;
+	SHA256_CTX st;
 
 	state_init(&st, block_personal);
-	(void)crypto_generichash_blake2b_update(&st, data, len);
-	(void)crypto_generichash_blake2b_final(&st, ret_hash, BLOCKS_HASH_LEN);
+	(void)SHA256_Update(&st, data, len);
+	(void)SHA256_Final(ret_hash, &st);
 }
 
 /* The file hash's trailer: le64 size, le32 block size. */
-static void file_trailer(crypto_generichash_blake2b_state *st, uint64_t size)
+static void file_trailer(SHA256_CTX *st, uint64_t size)
 {
 	uint8_t t[12];
 
 	put_le64(t, size);
 	put_le32(t + 8, BLOCKS_SIZE);
-	(void)crypto_generichash_blake2b_update(st, t, sizeof(t));
+	(void)SHA256_Update(st, t, sizeof(t));
 }
 
 void blocks_hasher_init(struct blocks_hasher *h, blocks_block_fn fn, void *userdata)
@@ -93,8 +99,8 @@ static int hasher_close_block(struct blocks_hasher *h)
 	uint8_t bh[BLOCKS_HASH_LEN];
 	int r = 0;
 
-	(void)crypto_generichash_blake2b_final(&h->block_state, bh, sizeof(bh));
-	(void)crypto_generichash_blake2b_update(&h->file_state, bh, sizeof(bh));
+	(void)SHA256_Final(bh, &h->block_state);
+	(void)SHA256_Update(&h->file_state, bh, sizeof(bh));
 	if (h->fn)
 		r = h->fn(h->userdata, h->index, bh);
 	h->index++;
@@ -122,7 +128,7 @@ int blocks_hasher_update(struct blocks_hasher *h, const void *data, size_t len)
 		}
 		if (n > len)
 			n = len;
-		(void)crypto_generichash_blake2b_update(&h->block_state, p, n);
+		(void)SHA256_Update(&h->block_state, p, n);
 		h->fill += (uint32_t)n;
 		h->size += n;
 		p += n;
@@ -141,7 +147,7 @@ int blocks_hasher_final(struct blocks_hasher *h, uint8_t ret_hash[static BLOCKS_
 			return r;
 	}
 	file_trailer(&h->file_state, h->size);
-	(void)crypto_generichash_blake2b_final(&h->file_state, ret_hash, BLOCKS_HASH_LEN);
+	(void)SHA256_Final(ret_hash, &h->file_state);
 	return 0;
 }
 
@@ -225,7 +231,7 @@ static int hash_fd_par(int fd, uint64_t size, unsigned nthreads, blocks_block_fn
 	struct par p = {.fd = fd, .size = size, .count = blocks_count(size), .nthreads = nthreads};
 	struct par_worker w[PAR_THREADS_MAX];
 	pthread_t t[PAR_THREADS_MAX];
-	crypto_generichash_blake2b_state st;
+	SHA256_CTX st;
 	sigset_t all, old;
 	unsigned started = 0;
 	uint8_t probe;
@@ -264,7 +270,7 @@ static int hash_fd_par(int fd, uint64_t size, unsigned nthreads, blocks_block_fn
 	state_init(&st, file_personal);
 	for (uint32_t i = 0; i < p.count; i++) {
 		const uint8_t *h = p.hashes + (size_t)i * BLOCKS_HASH_LEN;
-		(void)crypto_generichash_blake2b_update(&st, h, BLOCKS_HASH_LEN);
+		(void)SHA256_Update(&st, h, BLOCKS_HASH_LEN);
 		if (fn) {
 			r = fn(userdata, i, h);
 			if (r < 0)
@@ -272,7 +278,7 @@ static int hash_fd_par(int fd, uint64_t size, unsigned nthreads, blocks_block_fn
 		}
 	}
 	file_trailer(&st, size);
-	(void)crypto_generichash_blake2b_final(&st, ret_hash, BLOCKS_HASH_LEN);
+	(void)SHA256_Final(ret_hash, &st);
 out:
 	free(p.hashes);
 	return r;
@@ -387,17 +393,16 @@ int blocks_manifest_add(struct blocks_manifest *m, uint32_t first, uint32_t n,
 int blocks_manifest_check(const struct blocks_manifest *m,
 			  const uint8_t file_hash[static BLOCKS_HASH_LEN])
 {
-	crypto_generichash_blake2b_state st;
+	SHA256_CTX st;
 	uint8_t got[BLOCKS_HASH_LEN];
 
 	if (m->filled != m->count)
 		return -EAGAIN;
 	state_init(&st, file_personal);
 	if (m->count > 0)
-		(void)crypto_generichash_blake2b_update(&st, m->hashes,
-							(size_t)m->count * BLOCKS_HASH_LEN);
+		(void)SHA256_Update(&st, m->hashes, (size_t)m->count * BLOCKS_HASH_LEN);
 	file_trailer(&st, m->size);
-	(void)crypto_generichash_blake2b_final(&st, got, sizeof(got));
+	(void)SHA256_Final(got, &st);
 	return memcmp(got, file_hash, BLOCKS_HASH_LEN) == 0 ? 0 : -EBADMSG;
 }
 

@@ -5,19 +5,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sodium.h>
+#include <openssl/sha.h>
 
 /*
  * Content addressing. A file is cut into fixed blocks of BLOCKS_SIZE bytes
  * (the last one shorter, an empty file has none). Each block has a hash,
  * and the file hash covers the list of block hashes and the size:
  *
- *   block hash = BLAKE2b-256(data, personal = "tandem.block.v1")
- *   file hash  = BLAKE2b-256(h[0] || ... || h[n-1] || le64(size) || le32(BLOCKS_SIZE),
- *                            personal = "tandem.file.v1")
+ *   block hash = SHA-256("tandem.block.v2\0" || data)
+ *   file hash  = SHA-256("tandem.file.v2\0\0" || h[0] || ... || h[n-1] ||
+ *                        le64(size) || le32(BLOCKS_SIZE))
  *
- * The BLAKE2b personalization (16 bytes, zero padded) separates the two
- * from each other and from any other hash in the program; the trailer
+ * SHA-256 because this machine class has it in hardware (SHA-NI, through
+ * OpenSSL's libcrypto): about 1.5 GB/s per core against 300-500 MB/s for
+ * libsodium's BLAKE2b, and hashing is what the sender waits for before it
+ * can announce a file and what the receiver spends most on besides the
+ * cipher. The 16-byte prefixes separate the two kinds of hash from each
+ * other and from any other hash in the program; the trailer
  * comes last so the file hash can be computed while streaming, and it is
  * unambiguous because every h[i] is 32 bytes and the trailer is 12. An
  * empty file hashes just the trailer. Two files with the same blocks but
@@ -41,7 +45,7 @@
  *
  * Everything here is pure (no globals, no I/O) except blocks_hash_fd(),
  * which only reads the fd it is given. A struct is used by one thread at a
- * time; distinct structs are independent. sodium_init() must have run.
+ * time; distinct structs are independent.
  */
 
 #define BLOCKS_SIZE ((uint32_t)1024 * 1024)
@@ -74,8 +78,8 @@ typedef int (*blocks_block_fn)(void *userdata, uint32_t index, const uint8_t has
  * pointers to caller data between calls.
  */
 struct blocks_hasher {
-	crypto_generichash_blake2b_state block_state; /* the current block */
-	crypto_generichash_blake2b_state file_state;  /* the list of block hashes */
+	SHA256_CTX block_state; /* the current block */
+	SHA256_CTX file_state;  /* the list of block hashes */
 	uint64_t size;				      /* bytes fed so far */
 	uint32_t fill;				      /* bytes of the current block fed so far */
 	uint32_t index;				      /* index of the current block */

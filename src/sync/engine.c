@@ -308,6 +308,7 @@ static void send_index(struct engine *e)
 
 void engine_pump(struct engine *e)
 {
+	lazy_check_moves(e); /* a scan may have renamed a placeholder */
 	if (!e->up || e->stopped[0])
 		return;
 	send_index(e);
@@ -336,6 +337,7 @@ void engine_on_up(struct engine *e)
 	if (n < 0 || engine_send(e, b, (size_t)n) < 0)
 		return;
 	e->sent_start = true;
+	lazy_on_up(e);
 	log_debug("sync: sent START (since %" PRIu64 ")", since);
 }
 
@@ -343,6 +345,7 @@ void engine_on_down(struct engine *e)
 {
 	e->up = false;
 	e->got_start = e->sent_start = false;
+	lazy_on_down(e); /* before fetch_on_down: it frees our request slots */
 	for (size_t i = 0; i < e->nbatch; i++)
 		rentry_free(&e->batch[i]);
 	e->nbatch = 0;
@@ -634,6 +637,7 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	e->opts = *opts;
 	e->io = *io;
 	e->srv_fd = -1;
+	lazy_init(e);
 	e->buf = malloc(ENGINE_MSG_BUF);
 	if (!e->buf) {
 		r = -ENOMEM;
@@ -646,6 +650,12 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		goto fail;
 	}
 	index_device_id(e->idx, e->self_dev);
+	r = lazy_open(e);
+	if (r < 0) {
+		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
+			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
+		goto fail;
+	}
 	r = scan_new(opts->root, e->idx, &e->scan, serr);
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "%s", serr);
@@ -667,6 +677,7 @@ void engine_free(struct engine *e)
 	if (!e)
 		return;
 	engine_on_down(e);
+	lazy_done(e);
 	fetch_work_stop(e);
 	fetch_free_all(e);
 	free(e->batch);

@@ -45,7 +45,7 @@
  *   recorded and conflicts instead of being overwritten.
  *
  * Threads: everything runs on the daemon's loop thread (the scanner's
- * hasher thread is internal to scan.c).
+ * hasher thread is internal to scan.c), except engine_ensure().
  */
 
 struct engine;
@@ -69,7 +69,13 @@ struct engine_opts {
 	const char *root;	/* the share directory (absolute) */
 	const char *index_file; /* the SQLite index */
 	uint64_t rate_bps;	/* cap on block data served, bytes/s; 0 = none */
+	/* Lazy mode (docs/SYNC.md "Lazy mode"): remote files become sparse
+	 * placeholders, their blocks fetched by engine_ensure(). */
+	bool lazy;
+	uint64_t cache_max; /* lazy: remote content kept, bytes; 0 = unlimited */
 };
+
+#define ENGINE_CACHE_MAX_DEFAULT ((uint64_t)10 << 30)
 
 #define ENGINE_ERR_LEN 512
 
@@ -91,6 +97,21 @@ void engine_on_hash(struct engine *e);
 /* Received blocks verified by the worker threads (-1: no workers). */
 int engine_work_fd(const struct engine *e);
 void engine_on_work(struct engine *e);
+
+/*
+ * Lazy mode: makes bytes [off, off + len) of path (share-relative) present
+ * on disk, fetching what is missing (plus readahead) from the peer; len
+ * UINT64_MAX means the whole file. Thread-safe: called from any thread but
+ * the loop's (it waits for the loop). Returns 0 when the range is there
+ * (at once when it already was, or when path is not a placeholder), -EIO
+ * when the peer is not connected, the fetch failed, or timeout_ms passed;
+ * never waits longer than timeout_ms; -EINVAL for a path path_check()
+ * refuses. Not lazy: 0.
+ */
+int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms);
+/* eventfd to watch for EPOLLIN: ensure requests wait (engine_on_ensure). */
+int engine_ensure_fd(const struct engine *e);
+void engine_on_ensure(struct engine *e);
 
 /* Timers: when engine_tick() next has work (monotonic ms, UINT64_MAX: none). */
 uint64_t engine_deadline(const struct engine *e);

@@ -4,6 +4,7 @@
 
 /* The engine's shared state: engine.c, apply.c, fetch.c and serve.c. */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -79,9 +80,13 @@ struct fetch {
 	bool dead;		/* freed but for its jobs */
 };
 
+struct lazy_file;
+struct ensure_wait;
+
 struct req {
 	uint32_t id; /* 0: slot free */
 	struct fetch *f;
+	struct lazy_file *lz; /* a lazy fetch's request (f is NULL) */
 	uint32_t block;
 	uint32_t len;
 	bool manifest;
@@ -159,6 +164,25 @@ struct engine {
 	uint64_t conflicts;
 	uint64_t refused;
 
+	/*
+	 * Lazy mode (lazy.c). Lock order: lz_mu is the only engine lock and is
+	 * never held across a syscall. The table's structure and each file's
+	 * have/nhave/used are written by the loop under lz_mu and read by FUSE
+	 * threads under it; the loop reads them without it.
+	 */
+	pthread_mutex_t lz_mu;
+	pthread_cond_t lz_cond;		 /* an ensure was answered; a caller left */
+	struct lazy_file **lz_tab;	 /* LAZY_BUCKETS chains; protected by lz_mu */
+	struct ensure_wait *lz_new;	 /* asked, not yet seen by the loop; protected by lz_mu */
+	struct ensure_wait *lz_wait;	 /* seen, waiting for blocks; protected by lz_mu */
+	bool lz_up;			 /* the peer can send; protected by lz_mu */
+	bool lz_closing;		 /* engine_free runs; protected by lz_mu */
+	unsigned lz_callers;		 /* threads inside engine_ensure; protected by lz_mu */
+	int lz_efd;			 /* eventfd: lz_new has entries */
+	struct lazy_file *lz_active;	 /* files with blocks wanted or in flight (loop) */
+	uint64_t lz_bytes;		 /* present bytes of tracked files (loop) */
+	uint64_t lz_moves;		 /* index_lazy_moves() last seen (loop) */
+
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
 	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
 	struct block_job *jobs_free; /* spare job buffers */
@@ -198,7 +222,12 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);
 /* Opens the directory of rel beneath the root (creating it); logs refusals. */
 int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name);
 
+/* Places a sparse placeholder for r (lazy mode; apply.c). */
+int apply_place(struct engine *e, const struct rentry *r);
+
 /* fetch.c */
+struct req *fetch_req_new(struct engine *e);
+void fetch_req_done(struct engine *e, struct req *q);
 int fetch_queue(struct engine *e, const struct rentry *r);
 void fetch_pump(struct engine *e);
 void fetch_on_manifest(struct engine *e, const struct sync_manifest *m);
@@ -211,6 +240,24 @@ uint64_t fetch_min_pending_seq(const struct engine *e);
 void fetch_status(struct engine *e, json_t *transfers);
 void fetch_on_work(struct engine *e);
 void fetch_work_stop(struct engine *e);
+
+/* lazy.c (lazy mode; every function on the loop thread) */
+/* lazy_init: the lock, at once after calloc; lazy_open: the table, after the index. */
+void lazy_init(struct engine *e);
+int lazy_open(struct engine *e);
+void lazy_done(struct engine *e);
+/* Tracks path as a placeholder of content hash (no block present). 0 or -errno. */
+int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size);
+/* Whether path with content hash is tracked and not complete (never served). */
+bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash);
+/* Reloads the table when renames moved rows in the index (cheap when not). */
+void lazy_check_moves(struct engine *e);
+void lazy_on_up(struct engine *e);
+void lazy_on_down(struct engine *e);
+void lazy_pump(struct engine *e);
+void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifest *m);
+void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data *b);
+void lazy_on_error(struct engine *e, struct req *q, const struct sync_block_error *b);
 
 /* serve.c */
 int serve_on_request(struct engine *e, const struct sync_msg *m);

@@ -113,6 +113,16 @@ static void job_put(struct engine *e, struct block_job *j)
 	e->njobs_free++;
 }
 
+static void job_pool_drain(struct engine *e)
+{
+	while (e->jobs_free) {
+		struct block_job *j = e->jobs_free;
+		e->jobs_free = (struct block_job *)j->w.next;
+		free(j);
+	}
+	e->njobs_free = 0;
+}
+
 /* Verifies len bytes against the block's expected hash. */
 static int block_verify(const uint8_t *data, uint32_t len, bool single, const uint8_t *expect)
 {
@@ -287,7 +297,18 @@ static void req_done(struct engine *e, struct req *q)
 		e->window -= q->len;
 	q->id = 0;
 	q->f = NULL;
+	q->lz = NULL;
 	e->nreqs--;
+}
+
+struct req *fetch_req_new(struct engine *e)
+{
+	return req_new(e, NULL);
+}
+
+void fetch_req_done(struct engine *e, struct req *q)
+{
+	req_done(e, q);
 }
 
 /* Every block is in the temp file: hand it to the next commit. */
@@ -511,6 +532,7 @@ void fetch_pump(struct engine *e)
 
 	if (!e->up || e->stopped[0])
 		return;
+	lazy_pump(e); /* a reader waits for these: before the eager fetches */
 	for (f = e->fetches; f; f = next) {
 		next = f->next;
 		if (f->state == FETCH_QUEUED) {
@@ -546,6 +568,10 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 	struct fetch *f;
 	int r;
 
+	if (q && q->manifest && q->lz) {
+		lazy_on_manifest(e, q, m);
+		return;
+	}
 	if (!q || !q->manifest || !q->f)
 		return;
 	f = q->f;
@@ -621,6 +647,10 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 
 	if (!q || q->manifest)
 		return; /* cancelled or unknown: it crossed our CANCEL */
+	if (q->lz) {
+		lazy_on_block(e, q, b);
+		return;
+	}
 	f = q->f;
 	i = q->block;
 	if (!f) {
@@ -690,6 +720,8 @@ void fetch_on_work(struct engine *e)
 		}
 		job_put(e, j);
 	}
+	if (!e->nfetch && !e->closing && e->work && !work_pending(e->work))
+		job_pool_drain(e); /* idle: give the buffers back */
 	fetch_pump(e);
 }
 
@@ -709,11 +741,7 @@ void fetch_work_stop(struct engine *e)
 			free(j->f);
 		free(j);
 	}
-	while (e->jobs_free) {
-		struct block_job *j = e->jobs_free;
-		e->jobs_free = j->w.next ? (struct block_job *)j->w.next : NULL;
-		free(j);
-	}
+	job_pool_drain(e);
 }
 
 void fetch_on_error(struct engine *e, const struct sync_block_error *b)
@@ -724,6 +752,10 @@ void fetch_on_error(struct engine *e, const struct sync_block_error *b)
 
 	if (!q)
 		return;
+	if (q->lz) {
+		lazy_on_error(e, q, b);
+		return;
+	}
 	f = q->f;
 	req_done(e, q);
 	if (!f)
@@ -784,6 +816,8 @@ static void commit_all(struct engine *e)
 		next = f->next;
 		fetch_free(f);
 	}
+	if (!e->nfetch && e->work && !work_pending(e->work))
+		job_pool_drain(e); /* idle: give the buffers back */
 	engine_pump(e);
 }
 

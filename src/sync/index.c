@@ -884,6 +884,8 @@ static int move_one(struct index *idx, struct index_entry *e, struct index_entry
 	dst->path[newlen] = '\0';
 	dst->path_len = newlen;
 	r = store(idx, dst, &vv, &seq);
+	if (r == 0 && e->type == INDEX_FILE)
+		r = index_lazy_move(idx, e->path, e->path_len, newpath, newlen);
 	if (r < 0)
 		return r;
 	r = vv_bump(&e->vv, idx->device);

@@ -25,7 +25,8 @@ struct index {
 	char errmsg[INDEX_ERR_LEN];
 	sqlite3_stmt *st_get, *st_get_ino, *st_upsert, *st_meta_seq, *st_next_under;
 	sqlite3_stmt *st_get_hash, *st_manifest_get, *st_manifest_put; /* index_query.c */
-	bool opened; /* the "open" mark is set: clear it on close */
+	bool opened;	     /* the "open" mark is set: clear it on close */
+	uint64_t lazy_moves; /* lazy rows moved by renames (index_lazy.c) */
 };
 
 /* Sets idx->errmsg from fmt and returns r. */
@@ -50,6 +51,10 @@ int index_check_path(struct index *idx, const char *p, size_t len);
 /* Runs sql (INDEX_COLS rows) with up to two blobs bound, calling fn for each row. */
 int index_iterate(struct index *idx, const char *sql, const void *b1, size_t l1, const void *b2,
 		  size_t l2, int64_t i1, index_visit_fn fn, void *userdata);
+
+/* A rename moves from's lazy row (if any) to to, replacing one there. 0 or -errno. */
+int index_lazy_move(struct index *idx, const char *from, size_t from_len, const char *to,
+		    size_t to_len);
 
 /* Creates what a schema-1 file may lack (tables added before release). */
 int index_schema_extend(struct index *idx);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sync/index_int.h"
+#include "sync/lazy.h"
 
 /*
  * Tables and indexes added after schema version 1 was first written; an
@@ -21,7 +22,9 @@ int index_schema_extend(struct index *idx)
 {
 	int rc = sqlite3_exec(idx->db, extend_sql, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : index_fail(idx, rc);
+	if (rc != SQLITE_OK)
+		return index_fail(idx, rc);
+	return index_lazy_init(idx); /* renames move its rows: always there */
 }
 
 int index_manifest_put(struct index *idx, const uint8_t hash[static INDEX_HASH_LEN],

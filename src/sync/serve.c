@@ -200,6 +200,10 @@ static int serve_block(struct engine *e, struct serve_req *q)
 							    : "the file has changed");
 		return 0;
 	}
+	if (e->opts.lazy && lazy_partial(e, q->path, q->hash)) {
+		send_error(e, q->req_id, SYNC_BLOCK_ERR_NOT_FOUND, "not all of it is here");
+		return 0;
+	}
 	if (q->offset != (uint64_t)q->block * BLOCKS_SIZE || q->len != blocks_len(size, q->block)) {
 		send_error(e, q->req_id, SYNC_BLOCK_ERR_REFUSED, "not a block of this file");
 		return 0;
@@ -249,6 +253,10 @@ static int serve_manifest(struct engine *e, struct serve_req *q)
 			send_error(e, q->req_id, code,
 				   code == SYNC_BLOCK_ERR_NOT_FOUND ? "no such file here"
 								    : "the file has changed");
+			return 0;
+		}
+		if (e->opts.lazy && lazy_partial(e, q->path, q->hash)) {
+			send_error(e, q->req_id, SYNC_BLOCK_ERR_NOT_FOUND, "not all of it is here");
 			return 0;
 		}
 		r = index_manifest_get(e->idx, q->hash, &q->manifest, &q->manifest_len);

@@ -11,18 +11,18 @@
 
 /*
  * Known answers computed independently with Python:
- *   bh = lambda d: blake2b(d, digest_size=32, person=b"tandem.block.v1").digest()
- *   fh = blake2b(b"".join(block hashes) + struct.pack("<QI", size, 1 << 20),
- *                digest_size=32, person=b"tandem.file.v1")
+ *   bh = lambda d: sha256(b"tandem.block.v2\0" + d).digest()
+ *   fh = sha256(b"tandem.file.v2\0\0" + b"".join(block hashes) +
+ *               struct.pack("<QI", size, 1 << 20))
  * with the pattern byte i = (i * 131 + 7) % 251.
  */
-#define KAT_EMPTY "e40f4074a50c442affc9d3df71ae63c0ef0281946a6defb97543fd14d0e1defd"
-#define KAT_ONE_BYTE "faee56165f10b27de6a6ccdff7410c677627a9fdefe948b8feccba1bff01b102"
-#define KAT_ONE_BYTE_B0 "0ec746eff33abc28de01536edb457a8d41f94ae0e4980adb3bae3efafff3edc1"
-#define KAT_ONE_BLOCK "034bb67495118d5727ea472a0bb4403d18202ba95ab2de9d34539e678a9270f2"
-#define KAT_PAT_B0 "c1202909c7f54563355a26441039005d3b6d27b7bb32017b51bb244e5e7199b6"
-#define KAT_PLUS_ONE "56b94acb7e47bc55aafdd4e45441ab6fb7e666da5e685232cd1f5a63e418d3c0"
-#define KAT_PLUS_ONE_B1 "d05ebc73619db631941de2cb1c3f2da0963db4eef918540070b76a97f4f2c80d"
+#define KAT_EMPTY "cf420181953863fafe3a2fee5a37e14aab1a02422af8f55090d32c12db494105"
+#define KAT_ONE_BYTE "200c33f2e06544a2f308c6a81dec5b5b1010646d4213b8ab538f2c250e376aec"
+#define KAT_ONE_BYTE_B0 "7d0e5865c712ad28d999a54a093ae640062c3665cb99ecdd6bf0bfaeaf931211"
+#define KAT_ONE_BLOCK "0db424508f6cecbf646ca1bb9482d1c5292e7f4c7b720d4b680fecbd432bbc68"
+#define KAT_PAT_B0 "c6c9ecc3a2cd31fe5dc0499b63ba14b453265205c92068198829645e93a8835d"
+#define KAT_PLUS_ONE "d6e68cab8a452420bf5c5b84cc4f7497f583e3e143d1633d1b66f98b072f9649"
+#define KAT_PLUS_ONE_B1 "04dd7f1c259b0c98d1b99b18bc375ac2ed7054789571a4b2340b1c01047bb243"
 
 #define MAX_SEEN 16
 

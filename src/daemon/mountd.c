@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The FUSE mount of `tandem up --mount`: clears a mount left by a crash,
+ * mounts the store over its root fd, forwards the engine's changes to the
+ * kernel's caches (tfs_invalidate queues them for tfs's notifier thread,
+ * never blocking the loop), and unmounts at shutdown. When the mount ends
+ * on its own (fusermount3 -u, an aborted connection) the daemon stops: a
+ * share nobody can see is not worth syncing behind the user's back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon/mountd.h"
+#include "log.h"
+
+#if HAVE_FUSE
+#include "tfs.h"
+
+bool mountd_built_in(void)
+{
+	return true;
+}
+
+int mountd_available(char err[static MOUNTD_ERR_LEN])
+{
+	return tfs_check_available(err, MOUNTD_ERR_LEN);
+}
+
+static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	if (!d->stop)
+		log_warn("the FUSE mount at \"%s\" went away (unmounted by someone else, or its "
+			 "connection was aborted); stopping",
+			 d->opts->mount);
+	d->stop = true;
+	/* stop watching: the fd stays readable; mountd_stop cleans up */
+	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
+	d->tfs_w.fd = -1;
+}
+
+int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
+{
+	const char *mp = d->opts->mount;
+	char terr[MOUNTD_ERR_LEN];
+	int rootfd, r;
+
+	d->tfs_w.fd = -1;
+	r = tfs_check_available(terr, sizeof(terr));
+	if (r < 0) {
+		snprintf(err, DAEMON_ERR_LEN, "cannot mount the share: %.480s", terr);
+		return r;
+	}
+	r = tfs_clear_stale(mp, terr, sizeof(terr));
+	if (r < 0) {
+		snprintf(err, DAEMON_ERR_LEN, "cannot mount the share at %.100s: %.380s", mp, terr);
+		return r;
+	}
+	rootfd = open(d->opts->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		r = -errno;
+		snprintf(err, DAEMON_ERR_LEN, "cannot open the store %s: %s", d->opts->dir,
+			 strerror(-r));
+		return r;
+	}
+	r = tfs_mount(mp, rootfd, NULL, d, &d->tfs, terr, sizeof(terr));
+	close(rootfd);
+	if (r < 0) {
+		snprintf(err, DAEMON_ERR_LEN, "%s", terr);
+		return r;
+	}
+	d->tfs_w.fd = tfs_event_fd(d->tfs);
+	d->tfs_w.on_event = on_tfs_event;
+	r = daemon_watch_add(d, &d->tfs_w, EPOLLIN);
+	if (r < 0) {
+		d->tfs_w.fd = -1;
+		snprintf(err, DAEMON_ERR_LEN, "cannot watch the FUSE session: %s", strerror(-r));
+		return r;
+	}
+	log_info("mounted the share at %s (store %s)", mp, d->opts->dir);
+	return 0;
+}
+
+void mountd_changed(struct daemon *d, const char *path)
+{
+	if (d->tfs)
+		tfs_invalidate(d->tfs, path);
+}
+
+void mountd_stop(struct daemon *d)
+{
+	if (!d->tfs)
+		return;
+	/* tfs owns the eventfd: stop watching, tfs_unmount closes it */
+	if (d->tfs_w.fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
+	d->tfs_w.fd = -1;
+	tfs_unmount(d->tfs);
+	d->tfs = NULL;
+	log_info("unmounted %s", d->opts->mount);
+}
+
+#else /* !HAVE_FUSE */
+
+#define NOT_BUILT                                                                        \
+	"this tandem was built without FUSE support (libfuse3 was not found when it was " \
+	"built), so it cannot mount; share a plain folder with --dir DIR, or rebuild "   \
+	"with libfuse3 (apt-get install libfuse3-dev; meson setup -Dfuse=enabled)"
+
+bool mountd_built_in(void)
+{
+	return false;
+}
+
+int mountd_available(char err[static MOUNTD_ERR_LEN])
+{
+	snprintf(err, MOUNTD_ERR_LEN, "%s", NOT_BUILT);
+	return -ENOTSUP;
+}
+
+int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
+{
+	d->tfs_w.fd = -1;
+	snprintf(err, DAEMON_ERR_LEN, "%s", NOT_BUILT);
+	return -ENOTSUP;
+}
+
+void mountd_changed(struct daemon *d, const char *path)
+{
+	(void)d;
+	(void)path;
+}
+
+void mountd_stop(struct daemon *d)
+{
+	(void)d;
+}
+
+#endif

@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Lazy (on-demand) content: the engine's side. docs/SYNC.md "Lazy mode".
+ *
+ * Design note.
+ * - apply.c places a remote file as a sparse placeholder (size, mode and
+ *   mtime right, no data) and calls lazy_track(): a row in the index's
+ *   lazy table (lazy.h) and a struct lazy_file in an in-memory table that
+ *   holds every tracked file, so "not in the table" means "complete".
+ * - engine_ensure() (FUSE threads) answers from the table under lz_mu when
+ *   the range is present; otherwise it queues an ensure_wait, pokes the
+ *   eventfd and waits on lz_cond with a deadline. The loop
+ *   (engine_on_ensure) marks the range plus readahead as wanted and
+ *   lazy_pump() asks for those blocks with the fetch machinery's request
+ *   slots (manifest first for multi-block files, kept in the index). Each
+ *   block is verified, written in place with pwrite, then the placeholder's
+ *   mtime is restored and its new stat identity stored (index_set_stat) in
+ *   the same call, so the scanner never sees an edit. Waiters are answered
+ *   as soon as their range is present, or -EIO when it cannot be.
+ * - The presence bitmap is persisted (after fdatasync of the file) when a
+ *   file's burst ends and when the peer goes away: a block on disk but not
+ *   marked is only fetched again, a block marked is always on disk.
+ * - Cache limit: when the present bytes exceed cache_max, clean files
+ *   (content still the index version, identity unchanged, nobody has them
+ *   open for writing, not ensured for LAZY_EVICT_AGE_MS) are emptied again
+ *   with PUNCH_HOLE, least recently ensured first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sync/engine_int.h"
+#include "sync/lazy.h"
+#include "sync/lazy_int.h"
+#include "sync/path.h"
+
+uint64_t lazy_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+
+
+
+static uint32_t bucket(const char *path)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *path; path++)
+		h = (h ^ (uint8_t)*path) * 16777619u;
+	return h % LAZY_BUCKETS;
+}
+
+/* Caller holds lz_mu, or is the loop. */
+struct lazy_file *lazy_find(struct engine *e, const char *path)
+{
+	if (!e->lz_tab)
+		return NULL;
+	for (struct lazy_file *z = e->lz_tab[bucket(path)]; z; z = z->hnext)
+		if (strcmp(z->path, path) == 0)
+			return z;
+	return NULL;
+}
+
+uint64_t lazy_present_bytes(const struct lazy_file *z)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < z->nblocks; i++)
+		if (lazy_bit_get(z->have, i))
+			n += blocks_len(z->size, i);
+	return n;
+}
+
+static void file_free(struct lazy_file *z)
+{
+	if (!z)
+		return;
+	if (z->fd >= 0)
+		close(z->fd);
+	blocks_manifest_free(z->m);
+	free(z->have);
+	free(z->want);
+	free(z->asked);
+	free(z->path);
+	free(z);
+}
+
+static struct lazy_file *file_new(const char *path, size_t len, const uint8_t *hash, uint64_t size)
+{
+	struct lazy_file *z = calloc(1, sizeof(*z));
+	size_t bl = lazy_bits_len(size);
+
+	if (!z)
+		return NULL;
+	z->fd = -1;
+	z->path = strndup(path, len);
+	z->path_len = len;
+	memcpy(z->hash, hash, SYNC_HASH_LEN);
+	z->size = size;
+	z->nblocks = blocks_count(size);
+	z->have = calloc(bl, 1);
+	z->want = calloc(bl, 1);
+	z->asked = calloc(bl, 1);
+	if (!z->path || !z->have || !z->want || !z->asked) {
+		file_free(z);
+		return NULL;
+	}
+	return z;
+}
+
+/* Whether [off, off + len) of z is present. Caller holds lz_mu or is the loop. */
+static bool range_present(const struct lazy_file *z, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+
+	if (z->nhave == z->nblocks || off >= z->size)
+		return true;
+	end = len == UINT64_MAX || len > z->size - off ? z->size : off + len;
+	if (end <= off)
+		return true;
+	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); i <= (end - 1) / BLOCKS_SIZE; i++)
+		if (!lazy_bit_get(z->have, i))
+			return false;
+	return true;
+}
+
+/* Answers the waiters whose range is present; with fail_path, fails those
+ * on that path (NULL: every one) with -EIO. */
+void lazy_wake(struct engine *e, bool fail, const char *fail_path)
+{
+	struct ensure_wait **pp;
+	bool any = false;
+
+	pthread_mutex_lock(&e->lz_mu);
+	for (pp = &e->lz_wait; *pp;) {
+		struct ensure_wait *w = *pp;
+		struct lazy_file *z = lazy_find(e, w->path);
+		if (!z || range_present(z, w->off, w->len))
+			w->result = 0;
+		else if (fail && (!fail_path || strcmp(fail_path, w->path) == 0))
+			w->result = -EIO;
+		else {
+			pp = &w->next;
+			continue;
+		}
+		w->done = true;
+		*pp = w->next;
+		any = true;
+	}
+	if (any)
+		pthread_cond_broadcast(&e->lz_cond);
+	pthread_mutex_unlock(&e->lz_mu);
+}
+
+void lazy_deactivate(struct engine *e, struct lazy_file *z)
+{
+	struct lazy_file **pp;
+
+	if (!z->active)
+		return;
+	for (pp = &e->lz_active; *pp; pp = &(*pp)->anext)
+		if (*pp == z) {
+			*pp = z->anext;
+			break;
+		}
+	z->active = false;
+	z->anext = NULL;
+	if (z->fd >= 0)
+		close(z->fd);
+	z->fd = -1;
+}
+
+/* Writes the presence bitmap to the index, after the data is durable. */
+void lazy_persist(struct engine *e, struct lazy_file *z)
+{
+	if (!z->dirty)
+		return;
+	if (z->fd >= 0 && fdatasync(z->fd) < 0)
+		return; /* not marked: fetched again later */
+	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
+			   lazy_bits_len(z->size)) < 0)
+		log_debug("cannot record the blocks of %s: %s", z->path, index_errmsg(e->idx));
+	else
+		z->dirty = false;
+}
+
+static void forget_mem(struct engine *e, struct lazy_file *z);
+
+/* Forgets z (its path changed: the disk is the truth now). */
+void lazy_forget(struct engine *e, struct lazy_file *z)
+{
+	if (index_lazy_del(e->idx, z->path, z->path_len) < 0)
+		log_debug("cannot drop the lazy row of %s", z->path);
+	forget_mem(e, z);
+}
+
+/* Takes z out of the table and frees it; its index row is left alone. */
+static void forget_mem(struct engine *e, struct lazy_file *z)
+{
+	struct lazy_file **pp;
+
+	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
+		struct req *q = &e->reqs[i];
+		if (q->id && q->lz == z)
+			fetch_req_done(e, q); /* its answer is ignored */
+	}
+	lazy_deactivate(e, z);
+	e->lz_bytes -= lazy_present_bytes(z);
+	pthread_mutex_lock(&e->lz_mu);
+	for (pp = &e->lz_tab[bucket(z->path)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == z) {
+			*pp = z->hnext;
+			break;
+		}
+	pthread_mutex_unlock(&e->lz_mu);
+	file_free(z);
+}
+
+static void insert(struct engine *e, struct lazy_file *z)
+{
+	uint32_t b = bucket(z->path);
+
+	pthread_mutex_lock(&e->lz_mu);
+	z->hnext = e->lz_tab[b];
+	e->lz_tab[b] = z;
+	pthread_mutex_unlock(&e->lz_mu);
+}
+
+int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size)
+{
+	struct lazy_file *z = lazy_find(e, path), *n;
+	int r;
+
+	if (z)
+		lazy_forget(e, z);
+	n = file_new(path, len, hash, size);
+	if (!n)
+		return -ENOMEM;
+	r = index_lazy_put(e->idx, path, len, hash, size, n->have, lazy_bits_len(size));
+	if (r < 0) {
+		file_free(n);
+		return r;
+	}
+	insert(e, n);
+	lazy_wake(e, false, NULL); /* waiters on the old version see it gone */
+	return 0;
+}
+
+bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
+{
+	struct lazy_file *z = lazy_find(e, path);
+
+	return z && z->nhave < z->nblocks && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0;
+}
+
+/* ---- the ensure seam ---- */
+
+/*
+ * A path not in the table is complete, unless it is a placeholder that was
+ * renamed and the scanner has not told the index yet: a sparse file goes
+ * to the loop, which rescans it first. Called with lz_mu held; drops it
+ * around the stat.
+ */
+static bool maybe_placeholder(struct engine *e, const char *path)
+{
+	struct stat st;
+	bool sparse;
+
+	pthread_mutex_unlock(&e->lz_mu);
+	sparse = fstatat(e->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		 (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
+	pthread_mutex_lock(&e->lz_mu);
+	return sparse || lazy_find(e, path) != NULL;
+}
+
+int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms)
+{
+	struct ensure_wait w = {.path = path, .off = off, .len = len};
+	struct ensure_wait **pp;
+	struct timespec dl;
+	struct lazy_file *z;
+	char perr[PATH_ERR_LEN];
+	uint64_t one = 1;
+	int r = 0;
+
+	if (!e->opts.lazy)
+		return 0;
+	if (!path || path_check(path, strlen(path), perr) < 0)
+		return -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&e->lz_mu);
+	if (e->lz_closing) {
+		pthread_mutex_unlock(&e->lz_mu);
+		return -EIO;
+	}
+	e->lz_callers++;
+	z = lazy_find(e, path);
+	if (z)
+		z->used = lazy_mono_ms();
+	if (!z && !maybe_placeholder(e, path))
+		goto out;
+	z = lazy_find(e, path);
+	if (z && range_present(z, off, len))
+		goto out;
+	if (!e->lz_up || timeout_ms <= 0) {
+		r = -EIO;
+		goto out;
+	}
+	w.next = e->lz_new;
+	e->lz_new = &w;
+	pthread_mutex_unlock(&e->lz_mu);
+	if (write(e->lz_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("cannot wake the engine: %s", strerror(errno));
+	pthread_mutex_lock(&e->lz_mu);
+	while (!w.done && !e->lz_closing) {
+		if (pthread_cond_timedwait(&e->lz_cond, &e->lz_mu, &dl) == ETIMEDOUT)
+			break;
+	}
+	if (w.done) {
+		r = w.result;
+	} else {
+		/* timed out or closing: take it out of whichever list holds it */
+		r = -EIO;
+		for (pp = &e->lz_new; *pp; pp = &(*pp)->next)
+			if (*pp == &w) {
+				*pp = w.next;
+				break;
+			}
+		for (pp = &e->lz_wait; *pp; pp = &(*pp)->next)
+			if (*pp == &w) {
+				*pp = w.next;
+				break;
+			}
+	}
+out:
+	e->lz_callers--;
+	pthread_cond_broadcast(&e->lz_cond);
+	pthread_mutex_unlock(&e->lz_mu);
+	return r;
+}
+
+int engine_ensure_fd(const struct engine *e)
+{
+	return e->lz_efd;
+}
+
+/* Opens z for writing blocks; checks it is still the placeholder we made. */
+static int activate(struct engine *e, struct lazy_file *z)
+{
+	struct index_entry *x;
+	const char *name;
+	struct stat st;
+	int dirfd, r = 0;
+
+	if (z->active)
+		return 0;
+	x = malloc(sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (index_get(e->idx, z->path, z->path_len, x) < 0 || x->deleted ||
+	    x->type != INDEX_FILE || !x->has_hash || memcmp(x->hash, z->hash, SYNC_HASH_LEN) ||
+	    x->size != z->size) {
+		r = -ESTALE;
+		goto out;
+	}
+	dirfd = apply_open_parent(e, z->path, false, &name);
+	if (dirfd < 0) {
+		r = -ESTALE;
+		goto out;
+	}
+	z->fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	close(dirfd);
+	if (z->fd < 0 || fstat(z->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_ino != x->ino || (uint64_t)st.st_size != z->size) {
+		r = -ESTALE; /* replaced or edited behind our back: the scanner says what */
+		goto out;
+	}
+	z->mtime_ns = x->mtime_ns;
+	z->active = true;
+	z->anext = e->lz_active;
+	e->lz_active = z;
+out:
+	if (r < 0 && z->fd >= 0) {
+		close(z->fd);
+		z->fd = -1;
+	}
+	free(x);
+	return r;
+}
+
+/* Marks [off, off + len) plus readahead as wanted. */
+static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+
+	if (off >= z->size)
+		return;
+	end = len == UINT64_MAX || len > z->size - off ? z->size : off + len;
+	if (len != UINT64_MAX)
+		end = end + LAZY_READAHEAD > z->size ? z->size : end + LAZY_READAHEAD;
+	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); end > off && i <= (end - 1) / BLOCKS_SIZE;
+	     i++)
+		if (!lazy_bit_get(z->have, i))
+			lazy_bit_set(z->want, i);
+}
+
+void engine_on_ensure(struct engine *e)
+{
+	struct ensure_wait *w, *list;
+	uint64_t v;
+	bool up;
+
+	if (read(e->lz_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("cannot read the ensure eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&e->lz_mu);
+	list = e->lz_new;
+	e->lz_new = NULL;
+	up = e->lz_up;
+	/* the loop reads w->path etc. below without the lock: a waiter that
+	 * times out takes itself out of lz_wait under the lock, and the loop
+	 * looks at lz_wait only under it; copy what is needed first */
+	size_t n = 0;
+	for (w = list; w; w = w->next)
+		n++;
+	struct {
+		char *path;
+		uint64_t off, len;
+	} *c = calloc(n ? n : 1, sizeof(*c));
+	size_t i = 0;
+	while (list) {
+		w = list;
+		list = w->next;
+		if (c && (c[i].path = strdup(w->path))) {
+			c[i].off = w->off;
+			c[i].len = w->len;
+			i++;
+		}
+		w->next = e->lz_wait;
+		e->lz_wait = w;
+	}
+	pthread_mutex_unlock(&e->lz_mu);
+	for (size_t k = 0; k < i; k++) {
+		struct lazy_file *z = lazy_find(e, c[k].path);
+		if (!z) {
+			/* a renamed placeholder the scanner has not seen yet? */
+			char err[SCAN_ERR_LEN];
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
+				log_debug("cannot rescan %s: %s", c[k].path, err);
+			lazy_check_moves(e);
+			z = lazy_find(e, c[k].path);
+		}
+		if (z && up) {
+			int r = activate(e, z);
+			if (r == -ESTALE)
+				lazy_forget(e, z);
+			else if (r == 0)
+				want_range(z, c[k].off, c[k].len);
+		}
+		free(c[k].path);
+	}
+	free(c);
+	lazy_wake(e, !up || !c, NULL);
+	engine_pump(e); /* a rename the rescan found goes out before our requests */
+}
+
+/* ---- life cycle ---- */
+
+static int reload_row(const struct lazy_row *row, void *ud)
+{
+	struct engine *e = ud;
+	struct lazy_file *z = lazy_find(e, row->path);
+
+	if (z && memcmp(z->hash, row->hash, SYNC_HASH_LEN) == 0 && z->size == row->size) {
+		z->seen = true;
+		return 0;
+	}
+	if (z)
+		z->seen = false; /* another version: replaced below */
+	z = file_new(row->path, row->path_len, row->hash, row->size);
+	if (!z)
+		return -ENOMEM;
+	memcpy(z->have, row->bits, row->bits_len);
+	for (uint32_t i = 0; i < z->nblocks; i++)
+		z->nhave += lazy_bit_get(z->have, i);
+	e->lz_bytes += lazy_present_bytes(z);
+	z->seen = true;
+	z->used = lazy_mono_ms();
+	insert(e, z); /* before the old one in its chain: lazy_find() sees it first */
+	return 0;
+}
+
+/* Renames moved rows in the index: bring the table in line with it. */
+void lazy_check_moves(struct engine *e)
+{
+	uint64_t moves;
+
+	if (!e->opts.lazy || !e->lz_tab)
+		return;
+	moves = index_lazy_moves(e->idx);
+	if (moves == e->lz_moves)
+		return;
+	e->lz_moves = moves;
+	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext)
+			z->seen = false;
+	if (index_lazy_foreach(e->idx, reload_row, e) < 0) {
+		log_warn("cannot reload the lazy-content records: %s", index_errmsg(e->idx));
+		return;
+	}
+	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = e->lz_tab[b], *next; z; z = next) {
+			next = z->hnext;
+			if (!z->seen)
+				forget_mem(e, z);
+		}
+	lazy_wake(e, false, NULL);
+}
+
+void lazy_on_up(struct engine *e)
+{
+	pthread_mutex_lock(&e->lz_mu);
+	e->lz_up = true;
+	pthread_mutex_unlock(&e->lz_mu);
+}
+
+void lazy_on_down(struct engine *e)
+{
+	struct lazy_file *z;
+
+	pthread_mutex_lock(&e->lz_mu);
+	e->lz_up = false;
+	pthread_mutex_unlock(&e->lz_mu);
+	while ((z = e->lz_active)) {
+		for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
+			if (e->reqs[i].id && e->reqs[i].lz == z)
+				fetch_req_done(e, &e->reqs[i]);
+		memset(z->want, 0, lazy_bits_len(z->size));
+		memset(z->asked, 0, lazy_bits_len(z->size));
+		z->inflight = 0;
+		z->manifest_req = 0;
+		blocks_manifest_free(z->m);
+		z->m = NULL;
+		lazy_persist(e, z);
+		lazy_deactivate(e, z);
+	}
+	lazy_wake(e, true, NULL);
+}
+
+static int load_row(const struct lazy_row *row, void *ud)
+{
+	struct engine *e = ud;
+	struct lazy_file *z = file_new(row->path, row->path_len, row->hash, row->size);
+
+	if (!z)
+		return -ENOMEM;
+	memcpy(z->have, row->bits, row->bits_len);
+	for (uint32_t i = 0; i < z->nblocks; i++)
+		z->nhave += lazy_bit_get(z->have, i);
+	for (uint32_t i = z->nblocks; i < row->bits_len * 8; i++)
+		lazy_bit_clear(z->have, i);
+	e->lz_bytes += lazy_present_bytes(z);
+	insert(e, z);
+	return 0;
+}
+
+void lazy_init(struct engine *e)
+{
+	pthread_condattr_t ca;
+
+	e->lz_efd = -1;
+	pthread_mutex_init(&e->lz_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->lz_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int lazy_open(struct engine *e)
+{
+	int r;
+
+	if (!e->opts.lazy)
+		return 0;
+	e->lz_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->lz_tab = calloc(LAZY_BUCKETS, sizeof(*e->lz_tab));
+	if (e->lz_efd < 0 || !e->lz_tab)
+		return e->lz_efd < 0 ? -errno : -ENOMEM;
+	r = index_lazy_init(e->idx);
+	if (r < 0)
+		return r;
+	e->lz_moves = index_lazy_moves(e->idx);
+	return index_lazy_foreach(e->idx, load_row, e);
+}
+
+void lazy_done(struct engine *e)
+{
+	pthread_mutex_lock(&e->lz_mu);
+	e->lz_closing = true;
+	pthread_cond_broadcast(&e->lz_cond);
+	while (e->lz_callers > 0)
+		pthread_cond_wait(&e->lz_cond, &e->lz_mu);
+	pthread_mutex_unlock(&e->lz_mu);
+	if (e->lz_tab) {
+		for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+			while (e->lz_tab[b]) {
+				struct lazy_file *z = e->lz_tab[b];
+				e->lz_tab[b] = z->hnext;
+				file_free(z);
+			}
+		free(e->lz_tab);
+		e->lz_tab = NULL;
+	}
+	e->lz_active = NULL;
+	if (e->lz_efd >= 0)
+		close(e->lz_efd);
+	e->lz_efd = -1;
+	pthread_mutex_destroy(&e->lz_mu);
+	pthread_cond_destroy(&e->lz_cond);
+}
