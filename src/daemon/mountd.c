@@ -17,6 +17,7 @@
 #include "config.h"
 #include "daemon/mountd.h"
 #include "log.h"
+#include "sync/engine.h"
 
 #if HAVE_FUSE
 #include "tfs.h"
@@ -45,8 +46,19 @@ static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t even
 	d->tfs_w.fd = -1;
 }
 
+/* FUSE threads ask for content that is not local yet (engine_ensure is
+ * thread-safe; the engine outlives the mount). */
+static int ensure(void *ud, const char *relpath, uint64_t off, uint64_t len, int timeout_ms)
+{
+	struct daemon *d = ud;
+
+	return engine_ensure(d->engine, relpath, off, len, timeout_ms);
+}
+
 int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
+	/* §7: an uncached read with the peer gone fails within 10 s */
+	static const struct tfs_hooks hooks = {.ensure = ensure, .ensure_timeout_ms = 10000};
 	const char *mp = d->opts->mount;
 	char terr[MOUNTD_ERR_LEN];
 	int rootfd, r;
@@ -69,7 +81,7 @@ int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 			 strerror(-r));
 		return r;
 	}
-	r = tfs_mount(mp, rootfd, NULL, d, &d->tfs, terr, sizeof(terr));
+	r = tfs_mount(mp, rootfd, &hooks, d, &d->tfs, terr, sizeof(terr));
 	close(rootfd);
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "%s", terr);

@@ -120,6 +120,8 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 			log_warn("ignoring TANDEM_TEST_RATE_BPS=%s: not a positive number", rate);
 	}
 	test_lazy(&o);
+	if (d->opts->mount)
+		o.lazy = true; /* the mount fetches content when it is read */
 	r = engine_new(&o, &io, &d->engine, eerr);
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);

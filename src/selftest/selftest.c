@@ -6,11 +6,13 @@
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +24,7 @@
 #include "selftest.h"
 #include "st_fuse.h"
 #include "st_internal.h"
+#include "st_sync.h"
 
 #define WATCHDOG_GRACE_MS 5000
 
@@ -44,6 +47,9 @@ static const char selftest_help[] =
 	"  --verbose         show every diagnostic, not only those of failures\n"
 	"  --no-fuse         skip the FUSE scenarios\n"
 	"  --require-fuse    fail, rather than skip, when FUSE cannot be used\n"
+	"  -j, --jobs N      run up to N scenarios at once, each in a child process\n"
+	"                    (default: the number of CPUs + 1, at most 8); 1 runs\n"
+	"                    them one after another in this process\n"
 	"  -h, --help        show this help\n"
 	"\n"
 	"Slow scenarios (suite 'slow': gigabyte files, memory bounds) never run by\n"
@@ -252,16 +258,22 @@ static int rm_rf(const char *path)
 	return r;
 }
 
-/* The watchdog: ends the run if a scenario overruns its deadline. */
+/*
+ * The watchdog: ends the run if a scenario overruns its deadline. In a
+ * scenario's own process (--jobs > 1) only that scenario fails; in-process
+ * (--jobs 1) the whole run bails out, as nothing after a hang can be trusted.
+ */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
 static uint64_t wd_deadline_ms;		/* protected by wd_lock; 0 = none */
 static const char *wd_name;		/* protected by wd_lock */
 static int wd_number;			/* protected by wd_lock */
 static bool wd_stop;			/* protected by wd_lock */
+static bool wd_child;			/* set before the thread starts */
 
 static void *watchdog_main(void *arg)
 {
+	(void)arg;
 	pthread_mutex_lock(&wd_lock);
 	while (!wd_stop) {
 		struct timespec ts;
@@ -275,14 +287,34 @@ static void *watchdog_main(void *arg)
 		if (wd_deadline_ms && st_now_ms() > wd_deadline_ms + WATCHDOG_GRACE_MS) {
 			printf("not ok %d - %s # timed out: the scenario overran its deadline\n",
 			       wd_number, wd_name);
-			printf("Bail out! a scenario hung; killing its processes\n");
+			if (wd_child)
+				fwrite(diag, 1, diag_len, stdout); /* the scenario thread hangs */
+			else
+				printf("Bail out! a scenario hung; killing its processes\n");
 			fflush(stdout);
 			children_kill_all();
+			if (wd_child)
+				st_reap_all(1000);
 			_exit(1);
 		}
 	}
 	pthread_mutex_unlock(&wd_lock);
 	return NULL;
+}
+
+static int watchdog_start(pthread_t *t, bool child)
+{
+	wd_child = child;
+	return -pthread_create(t, NULL, watchdog_main, NULL);
+}
+
+static void watchdog_stop(pthread_t t)
+{
+	pthread_mutex_lock(&wd_lock);
+	wd_stop = true;
+	pthread_cond_signal(&wd_cond);
+	pthread_mutex_unlock(&wd_lock);
+	pthread_join(t, NULL);
 }
 
 static bool selected(const struct st_scenario *s, char **only, int nonly, const char *suite)
@@ -297,6 +329,198 @@ static bool selected(const struct st_scenario *s, char **only, int nonly, const 
 	return false;
 }
 
+uint64_t st_deadline_ms(const struct st_scenario *s)
+{
+	/* a sanitizer build runs the same code several times slower */
+	return (uint64_t)s->deadline_s * 1000 * (st_sanitized() ? 3 : 1);
+}
+
+/* Runs s as test number n under the watchdog; its diagnostics are in diag. */
+static int scenario_run(struct st_env *env, const struct st_scenario *s, int n)
+{
+	int r;
+
+	env->failures = 0;
+	env->skip_reason[0] = '\0';
+	diag_len = 0;
+	diag[0] = '\0';
+	snprintf(env->dir, sizeof(env->dir), "%s/%s", env->base, s->name);
+	if (mkdir(env->dir, 0700) < 0) {
+		st_note(env, "cannot create %s: %s", env->dir, strerror(errno));
+		return ST_FAIL;
+	}
+	env->deadline_ms = st_now_ms() + st_deadline_ms(s);
+	pthread_mutex_lock(&wd_lock);
+	wd_deadline_ms = env->deadline_ms;
+	wd_name = s->name;
+	wd_number = n;
+	pthread_mutex_unlock(&wd_lock);
+
+	r = s->run(env);
+
+	pthread_mutex_lock(&wd_lock);
+	wd_deadline_ms = 0;
+	pthread_mutex_unlock(&wd_lock);
+	if (r == ST_PASS && env->failures)
+		r = ST_FAIL;
+	return r == ST_PASS || r == ST_SKIP ? r : ST_FAIL;
+}
+
+/* Prints the TAP lines of scenario number n and counts its result. */
+static void result_print(const struct st_env *env, int n, const char *name, int r,
+			 struct st_counts *c)
+{
+	if (r == ST_SKIP) {
+		printf("ok %d - %s # SKIP %s\n", n, name, env->skip_reason);
+		c->skipped++;
+	} else if (r == ST_PASS) {
+		printf("ok %d - %s\n", n, name);
+		c->passed++;
+	} else {
+		printf("not ok %d - %s\n", n, name);
+		c->failed++;
+	}
+	if (diag_len && (r == ST_FAIL || env->verbose))
+		fputs(diag, stdout);
+}
+
+int st_reap_all(unsigned ms)
+{
+	uint64_t end = st_now_ms() + ms;
+	pid_t w;
+	int n = 0;
+
+	do {
+		while ((w = waitpid(-1, NULL, WNOHANG)) > 0) {
+			st_children_del(w);
+			n++;
+		}
+		if (w < 0)
+			break; /* ECHILD: none left */
+		poll(NULL, 0, 10);
+	} while (st_now_ms() < end);
+	return n;
+}
+
+/*
+ * The end of a scenario in its own process: every process it started must
+ * have been reaped. One still running is killed; either way the scenario
+ * fails, naming it.
+ */
+static void leftovers_check(struct st_env *env)
+{
+	pid_t pids[64], w;
+	int st, n;
+
+	while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+		st_fail(env, __FILE__, __LINE__, "process %d ended but was never reaped", (int)w);
+	n = st_proc_children(pids, 64);
+	for (int i = 0; i < n; i++) {
+		char comm[64];
+		st_proc_comm(pids[i], comm);
+		st_fail(env, __FILE__, __LINE__, "process %d (%s) still runs after the scenario",
+			(int)pids[i], comm);
+		kill(pids[i], SIGKILL);
+	}
+	if (n > 0)
+		st_reap_all(2000);
+}
+
+/*
+ * `tandem selftest --child N ... NAME`: one scenario in a process of its
+ * own, started by the parallel runner (st_jobs.c). It prints the same TAP
+ * lines as the in-process runner and exits 0 (pass), 1 (fail) or 77 (skip).
+ */
+static int child_main(const char *exe, const char *name, int n, const char *relay_url,
+		      const char *base, bool verbose)
+{
+	const struct st_scenario *s = NULL;
+	struct st_counts c = { 0 };
+	struct st_env env;
+	pthread_t wd;
+	int r;
+
+	for (size_t k = 0; k < st_scenarios_count; k++)
+		if (!strcmp(st_scenarios[k].name, name))
+			s = &st_scenarios[k];
+	if (!s || n <= 0 || !relay_url || !base) {
+		fprintf(stderr, "tandem: selftest --child needs a number, --child-relay, "
+				"--child-base and a scenario name\n");
+		return 2;
+	}
+	memset(&env, 0, sizeof(env));
+	env.exe = exe;
+	env.verbose = verbose;
+	snprintf(env.base, sizeof(env.base), "%s", base);
+	snprintf(env.relay_url, sizeof(env.relay_url), "%s", relay_url);
+	/* The daemons this scenario starts are its children, to reap and to check. */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+	log_set_sink(log_capture, NULL);
+	pthread_mutex_lock(&logs_lock);
+	logs_echo = verbose;
+	pthread_mutex_unlock(&logs_lock);
+	if ((s->flags & ST_OWN_RELAY) && st_relay_start(&env) < 0) {
+		printf("not ok %d - %s # cannot start a relay of its own on [::1]\n", n, s->name);
+		log_set_sink(NULL, NULL);
+		return 1;
+	}
+	if (watchdog_start(&wd, true) < 0) {
+		printf("not ok %d - %s # cannot start the watchdog thread\n", n, s->name);
+		st_relay_stop(&env);
+		log_set_sink(NULL, NULL);
+		return 1;
+	}
+
+	r = scenario_run(&env, s, n);
+	leftovers_check(&env);
+	if (env.failures && r == ST_PASS)
+		r = ST_FAIL;
+
+	watchdog_stop(wd);
+	st_relay_stop(&env);
+	log_set_sink(NULL, NULL);
+	pthread_mutex_lock(&logs_lock);
+	free(logs);
+	logs = NULL;
+	logs_len = 0;
+	pthread_mutex_unlock(&logs_lock);
+	result_print(&env, n, s->name, r, &c);
+	fflush(stdout);
+	return r == ST_SKIP ? 77 : r;
+}
+
+/* --jobs 1: every scenario in this process, one after another. */
+static void run_in_process(struct st_env *env, char **only, int nonly, const char *suite,
+			   struct st_counts *c)
+{
+	int n = 0;
+
+	for (size_t k = 0; k < st_scenarios_count; k++) {
+		const struct st_scenario *s = &st_scenarios[k];
+
+		if (!selected(s, only, nonly, suite))
+			continue;
+		n++;
+		result_print(env, n, s->name, scenario_run(env, s, n), c);
+	}
+}
+
+/* The default number of jobs: the CPUs this process may use, plus one. */
+static unsigned jobs_default(void)
+{
+	cpu_set_t set;
+	int ncpu = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		ncpu = CPU_COUNT(&set);
+	if (ncpu <= 0)
+		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu <= 0)
+		ncpu = 2;
+	return ncpu + 1 > JOBS_MAX_DEFAULT ? JOBS_MAX_DEFAULT : (unsigned)ncpu + 1;
+}
+
 int selftest_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -307,21 +531,29 @@ int selftest_main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "no-fuse", no_argument, NULL, 'n' },
 		{ "require-fuse", no_argument, NULL, 'r' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		/* internal: one scenario in a child process of the parallel runner */
+		{ "child", required_argument, NULL, 'C' },
+		{ "child-relay", required_argument, NULL, 'R' },
+		{ "child-base", required_argument, NULL, 'B' },
 		{ 0 },
 	};
 	bool list = false, keep = false, verbose = false, only_mode = false;
-	const char *suite = NULL;
+	const char *suite = NULL, *child_relay = NULL, *child_base = NULL;
 	char **only = NULL;
-	int nonly = 0, c, fds0, threads0, passed = 0, failed = 0, skipped = 0, n = 0;
+	int nonly = 0, c, fds0, threads0, child = 0;
+	unsigned jobs = 0;
+	struct st_counts counts = { 0 };
 	struct st_env env;
-	char exe[4096];
+	char exe[4096], *end;
 	pthread_t wd;
 	ssize_t len;
+	long v;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:hj:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = true; break;
 		case 'o': only_mode = true; break;
@@ -330,6 +562,21 @@ int selftest_main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'n': st_fuse_mode = ST_FUSE_OFF; break;
 		case 'r': st_fuse_mode = ST_FUSE_REQUIRED; break;
+		case 'j':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > JOBS_MAX) {
+				fprintf(stderr, "tandem: --jobs takes a number from 1 to %d, not "
+						"'%s'\n", JOBS_MAX, optarg);
+				return 2;
+			}
+			jobs = (unsigned)v;
+			break;
+		case 'C':
+			child = atoi(optarg);
+			break;
+		case 'R': child_relay = optarg; break;
+		case 'B': child_base = optarg; break;
 		case 'h':
 			fputs(selftest_help, stdout);
 			return 0;
@@ -343,6 +590,16 @@ int selftest_main(int argc, char **argv)
 			return 2;
 		}
 	}
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len < 0) {
+		fprintf(stderr, "tandem: cannot find my own binary (/proc/self/exe): %s\n",
+			strerror(errno));
+		return 1;
+	}
+	exe[len] = '\0';
+	if (child)
+		return child_main(exe, optind + 1 == argc ? argv[optind] : "", child, child_relay,
+				  child_base, verbose);
 	if (optind < argc) {
 		if (!only_mode) {
 			fprintf(stderr, "tandem: unexpected argument '%s'; to run only some "
@@ -389,6 +646,8 @@ int selftest_main(int argc, char **argv)
 		}
 		return 0;
 	}
+	if (!jobs)
+		jobs = jobs_default();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fflush(stdout);
@@ -397,13 +656,6 @@ int selftest_main(int argc, char **argv)
 
 	memset(&env, 0, sizeof(env));
 	env.verbose = verbose;
-	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (len < 0) {
-		fprintf(stderr, "tandem: cannot find my own binary (/proc/self/exe): %s\n",
-			strerror(errno));
-		return 1;
-	}
-	exe[len] = '\0';
 	env.exe = exe;
 	/*
 	 * The peers' control sockets live under the base dir and a socket path
@@ -431,7 +683,7 @@ int selftest_main(int argc, char **argv)
 		rm_rf(env.base);
 		return 1;
 	}
-	if (pthread_create(&wd, NULL, watchdog_main, NULL) != 0) {
+	if (jobs == 1 && watchdog_start(&wd, false) < 0) {
 		printf("Bail out! cannot start the watchdog thread\n");
 		return 1;
 	}
@@ -442,59 +694,41 @@ int selftest_main(int argc, char **argv)
 	printf("TAP version 13\n1..%zu\n", total + 1);
 	printf("# tandem selftest: relay at %s, work dir %s\n", env.relay_url, env.base);
 
-	for (size_t k = 0; k < st_scenarios_count; k++) {
-		const struct st_scenario *s = &st_scenarios[k];
-		int r;
+	int teardown_bad = 0;
+	char why[1024] = "";
+	size_t wl = 0;
 
-		if (!selected(s, only, nonly, suite))
-			continue;
-		n++;
-		env.failures = 0;
-		env.skip_reason[0] = '\0';
-		diag_len = 0;
-		diag[0] = '\0';
-		snprintf(env.dir, sizeof(env.dir), "%s/%s", env.base, s->name);
-		if (mkdir(env.dir, 0700) < 0) {
-			printf("not ok %d - %s # cannot create %s: %s\n", n, s->name, env.dir,
-			       strerror(errno));
-			failed++;
-			continue;
-		}
-		env.deadline_ms = st_now_ms() + (uint64_t)s->deadline_s * 1000;
-		pthread_mutex_lock(&wd_lock);
-		wd_deadline_ms = env.deadline_ms;
-		wd_name = s->name;
-		wd_number = n;
-		pthread_mutex_unlock(&wd_lock);
-
-		r = s->run(&env);
-
-		pthread_mutex_lock(&wd_lock);
-		wd_deadline_ms = 0;
-		pthread_mutex_unlock(&wd_lock);
-		if (r == ST_PASS && env.failures)
-			r = ST_FAIL;
-		if (r == ST_SKIP) {
-			printf("ok %d - %s # SKIP %s\n", n, s->name, env.skip_reason);
-			skipped++;
-		} else if (r == ST_PASS) {
-			printf("ok %d - %s\n", n, s->name);
-			passed++;
+	if (jobs == 1) {
+		run_in_process(&env, only, nonly, suite, &counts);
+	} else {
+		const struct st_scenario **sel = calloc(total + 1, sizeof(*sel));
+		size_t m = 0;
+		for (size_t k = 0; sel && k < st_scenarios_count; k++)
+			if (selected(&st_scenarios[k], only, nonly, suite))
+				sel[m++] = &st_scenarios[k];
+		/* Orphans of a scenario's process come here, to be seen and reaped. */
+		(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+		struct st_jobs_opts jo = {
+			.exe = exe,
+			.relay_url = env.relay_url,
+			.base = env.base,
+			.verbose = verbose,
+			.jobs = jobs,
+		};
+		if (!sel) {
+			printf("Bail out! out of memory\n");
+			counts.failed++;
 		} else {
-			printf("not ok %d - %s\n", n, s->name);
-			failed++;
+			teardown_bad += st_jobs_run(&jo, sel, m, &counts, why, sizeof(why));
 		}
-		if (diag_len && (r == ST_FAIL || verbose))
-			fputs(diag, stdout);
+		free(sel);
+		wl = strlen(why);
 	}
 
 	/* Teardown: relay, watchdog, dirs; then fds and threads must be back. */
 	st_relay_stop(&env);
-	pthread_mutex_lock(&wd_lock);
-	wd_stop = true;
-	pthread_cond_signal(&wd_cond);
-	pthread_mutex_unlock(&wd_lock);
-	pthread_join(wd, NULL);
+	if (jobs == 1)
+		watchdog_stop(wd);
 	log_set_sink(NULL, NULL);
 	pthread_mutex_lock(&logs_lock);
 	free(logs);
@@ -502,14 +736,12 @@ int selftest_main(int argc, char **argv)
 	logs_len = 0;
 	pthread_mutex_unlock(&logs_lock);
 
-	int teardown_bad = 0;
-	char why[512] = "";
-	size_t wl = 0;
-	pid_t left;
+	pid_t left, live[64];
 	while ((left = waitpid(-1, NULL, WNOHANG)) > 0) {
 		teardown_bad++;
 		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " child %d was not reaped;",
 				       (int)left);
+		wl = wl < sizeof(why) ? wl : sizeof(why) - 1;
 	}
 	int mounts = st_mounts_clear_under(env.base);
 	if (mounts) {
@@ -518,33 +750,47 @@ int selftest_main(int argc, char **argv)
 				       " %d mount(s) left under %s (detached now);", mounts,
 				       env.base);
 	}
+	int nlive = st_proc_children(live, 64);
+	for (int i = 0; i < nlive; i++) {
+		char comm[64];
+		st_proc_comm(live[i], comm);
+		teardown_bad++;
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " process %d (%s) still runs;",
+				       (int)live[i], comm);
+		wl = wl < sizeof(why) ? wl : sizeof(why) - 1;
+		kill(live[i], SIGKILL);
+	}
+	if (nlive > 0)
+		st_reap_all(2000);
 	if (keep) {
 		printf("# kept the work dir %s\n", env.base);
 	} else if (rm_rf(env.base) < 0 || access(env.base, F_OK) == 0) {
 		teardown_bad++;
 		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " cannot remove %s;", env.base);
+		wl = wl < sizeof(why) ? wl : sizeof(why) - 1;
 	}
 	int fds1 = count_dir("/proc/self/fd"), threads1 = count_dir("/proc/self/task");
 	if (fds1 != fds0) {
 		teardown_bad++;
 		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " open fds %d -> %d;", fds0,
 				       fds1);
+		wl = wl < sizeof(why) ? wl : sizeof(why) - 1;
 	}
 	if (threads1 != threads0) {
 		teardown_bad++;
 		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " threads %d -> %d;",
 				       threads0, threads1);
 	}
-	n++;
 	if (teardown_bad) {
-		printf("not ok %d - teardown\n#  %s\n", n, why);
-		failed++;
+		printf("not ok %zu - teardown\n#  %s\n", total + 1, why);
+		counts.failed++;
 	} else {
-		printf("ok %d - teardown\n", n);
-		passed++;
+		printf("ok %zu - teardown\n", total + 1);
+		counts.passed++;
 	}
-	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
-	return failed ? 1 : 0;
+	printf("%d passed, %d failed, %d skipped\n", counts.passed, counts.failed,
+	       counts.skipped);
+	return counts.failed ? 1 : 0;
 }
 
 int cmd_selftest(struct cli_ctx *ctx, int argc, char **argv)

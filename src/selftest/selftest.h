@@ -17,7 +17,13 @@
  * ST_CHECK (prints the expression and file:line as a TAP diagnostic and
  * goes on) or ST_REQUIRE (returns), and can skip with st_skip(). Every wait
  * inside a scenario goes through a helper that honours the deadline, and a
- * watchdog ends the whole run if a scenario overruns it anyway.
+ * watchdog fails a scenario that overruns it anyway (and kills what it
+ * started).
+ *
+ * With --jobs N > 1 (the default) each scenario runs in a child process of
+ * its own, several at once (st_jobs.c); its process-wide state (the
+ * environment, the children it reaps) is its own. With --jobs 1 they all
+ * run in this process, one after another.
  */
 
 struct relay_server;
@@ -32,13 +38,24 @@ enum st_result {
 enum st_flags {
 	/* Runs only when asked for by name or suite (--only, --suite), never by default. */
 	ST_SLOW = 1U << 0,
+	/*
+	 * Looks at the in-process relay's state or logs, or stops it: run in a
+	 * process of its own (--jobs > 1), it gets a relay of its own there.
+	 */
+	ST_OWN_RELAY = 1U << 1,
+	/*
+	 * Keeps the CPU busy for seconds (big files, many files): with --jobs > 1
+	 * such scenarios start first and do not overlap each other, so that they
+	 * neither starve one another nor end up last.
+	 */
+	ST_HEAVY = 1U << 2,
 };
 
 struct st_scenario {
 	const char *name;
 	const char *suite;	/* group: "identity", "relay", ... */
 	const char *summary;
-	unsigned deadline_s;
+	unsigned deadline_s;	/* times 3 in a sanitizer build */
 	int (*run)(struct st_env *env);
 	unsigned flags;		/* enum st_flags */
 };

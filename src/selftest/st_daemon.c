@@ -16,13 +16,15 @@
 
 #include <jansson.h>
 
+#include "control_client.h"
 #include "derive.h"
 #include "identity.h"
 #include "relay.h"
 #include "st_daemon.h"
 #include "st_internal.h"
 
-#define POLL_MS 50
+#define POLL_MS 20
+#define STATUS_TIMEOUT_MS 2000
 #define LOG_MAX (1u << 20)
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
 
@@ -67,10 +69,36 @@ static bool jstr_has(json_t *o, const char *key, const char *needle)
 	return s && strstr(s, needle);
 }
 
+json_t *st_peer_status(struct st_env *env, const struct st_peer *p)
+{
+	struct control_client *c = NULL;
+	char sock[600];
+	json_t *st = NULL;
+	uint64_t left = st_left_ms(env);
+
+	snprintf(sock, sizeof(sock), "%s/%s", p->home, CONTROL_SOCKET_NAME);
+	if (control_client_open(sock, &c) < 0)
+		return NULL;
+	if (control_client_call(c, "{\"cmd\":\"status\"}",
+				left < STATUS_TIMEOUT_MS ? (int)left + 1 : STATUS_TIMEOUT_MS, &st,
+				NULL) < 0)
+		st = NULL;
+	control_client_free(c);
+	if (st && !json_is_object(st)) {
+		json_decref(st);
+		st = NULL;
+	}
+	return st;
+}
+
 typedef bool (*status_pred)(json_t *st, const void *arg);
 
-/* Polls p's status until pred holds or ms passed. Returns that status
- * (json_decref it) or NULL, noting what was seen last. */
+/*
+ * Polls p's status until pred holds or ms passed. Returns that status
+ * (json_decref it) or NULL, noting what was seen last. The polls ask the
+ * control socket (cheap); the status returned is `tandem status --json`'s,
+ * as a user sees it, and pred must hold for it too.
+ */
 static json_t *status_wait(struct st_env *env, const struct st_peer *p, status_pred pred,
 			   const void *arg, unsigned ms, const char *what)
 {
@@ -78,9 +106,13 @@ static json_t *status_wait(struct st_env *env, const struct st_peer *p, status_p
 	json_t *st;
 
 	for (;;) {
-		st = status_get(env, p);
-		if (st && pred(st, arg))
-			return st;
+		st = st_peer_status(env, p);
+		if (st && pred(st, arg)) {
+			json_decref(st);
+			st = status_get(env, p);
+			if (st && pred(st, arg))
+				return st;
+		}
 		if (st_now_ms() >= end || st_left_ms(env) < POLL_MS)
 			break;
 		json_decref(st);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "fingerprint.h"
 #include "selftest.h"
 
@@ -68,6 +70,10 @@ void st_peer_kill(struct st_env *env, struct st_peer *p);
  * daemon's log holds a sanitizer report or an error line. For the end of
  * every scenario, also after a failure. */
 void st_peers_cleanup(struct st_env *env, struct st_peer *peers, size_t n);
+
+/* The status of p's daemon over its control socket (json_decref it), or
+ * NULL when it does not answer within the deadline (at most 2 s). */
+json_t *st_peer_status(struct st_env *env, const struct st_peer *p);
 
 /* True when p's log (state/tandem.log) contains needle. */
 bool st_peer_log_has(const struct st_peer *p, const char *needle);

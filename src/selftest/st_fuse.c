@@ -208,11 +208,18 @@ int st_fuse_reads(struct st_env *env)
 
 	if (r)
 		goto out;
-	/* a file made on the dir side, read through the mount */
+	/* a file made on the dir side, read through the mount as soon as it is
+	 * listed, before anything read it whole (on demand, uncached) */
 	ST_CHECK(env, st_pair_put_random(&p, 1, "r.bin", 11, READ_SIZE, hash) == 0);
-	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, CONVERGE_MS) >= 0);
 	st_pair_path(&p, 0, "r.bin", mp);
 	st_pair_path(&p, 1, "r.bin", dp);
+	{
+		struct stat sb;
+		uint64_t end = st_now_ms() + CONVERGE_MS;
+		while ((stat(mp, &sb) < 0 || sb.st_size != READ_SIZE) && st_now_ms() < end)
+			usleep(20000);
+		ST_CHECK(env, sb.st_size == READ_SIZE);
+	}
 	m = open(mp, O_RDONLY | O_CLOEXEC);
 	d = open(dp, O_RDONLY | O_CLOEXEC);
 	ST_CHECK(env, m >= 0 && d >= 0);
@@ -220,6 +227,7 @@ int st_fuse_reads(struct st_env *env)
 		goto out;
 	random_reads(env, m, d, READ_SIZE, 42);
 	mmap_read(env, &p, "r.bin");
+	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, CONVERGE_MS) >= 0);
 
 	/* the peer replaces it: the same reader (and a new mmap) sees the new bytes */
 	close(d);

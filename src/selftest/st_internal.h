@@ -27,4 +27,45 @@ size_t st_logs_size(void);
 int st_relay_start(struct st_env *env);
 void st_relay_stop(struct st_env *env);
 
+/* The processes whose parent is this one (running or not yet reaped), at
+ * most cap of them, found in /proc. Returns how many. */
+int st_proc_children(pid_t *pids, int cap);
+/* Its command line (cut to 63 bytes), or "?". */
+void st_proc_comm(pid_t pid, char out[static 64]);
+/* Reaps every child that ends within ms (none left: returns at once).
+ * Returns how many were reaped. */
+int st_reap_all(unsigned ms);
+
+/* How long scenario s may run: its deadline_s, times 3 in a sanitizer build. */
+uint64_t st_deadline_ms(const struct st_scenario *s);
+
+#define JOBS_MAX 64
+#define JOBS_MAX_DEFAULT 8
+
+struct st_counts {
+	int passed;
+	int failed;
+	int skipped;
+};
+
+struct st_jobs_opts {
+	const char *exe;
+	const char *relay_url;	/* the shared in-process relay */
+	const char *base;	/* the run's temp dir */
+	bool verbose;
+	unsigned jobs;		/* at most this many at once, >= 2 */
+};
+
+/*
+ * Runs the n scenarios sel (numbered 1..n in TAP) each in a child process,
+ * `tandem selftest --child N ...`, at most o->jobs at a time, and prints
+ * their TAP lines in order as they finish; counts their results. A child
+ * that overruns its deadline and its own watchdog is killed, with what it
+ * left running, and fails. This process must be a child subreaper. Returns
+ * the number of teardown problems (processes left behind), described in
+ * why (" ...;" each).
+ */
+int st_jobs_run(const struct st_jobs_opts *o, const struct st_scenario *const *sel, size_t n,
+		struct st_counts *c, char *why, size_t whylen);
+
 #endif

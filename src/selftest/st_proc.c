@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Child processes of the selftest: this same tandem binary. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,8 +119,11 @@ static int run_argv(struct st_env *env, struct st_proc_out *out, const char *con
 			close(p[i].fd);
 	/* Output closed: the child is exiting. Past the deadline: kill it. */
 	pid_t w;
-	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && st_left_ms(env) > 0)
-		poll(NULL, 0, 20);
+	unsigned pause = 1;
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && st_left_ms(env) > 0) {
+		poll(NULL, 0, (int)pause);
+		pause = pause < 16 ? pause * 2 : 20;
+	}
 	if (w == 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
@@ -133,4 +138,66 @@ static int run_argv(struct st_env *env, struct st_proc_out *out, const char *con
 	else if (WIFSIGNALED(st))
 		out->status = 128 + WTERMSIG(st);
 	return 0;
+}
+
+int st_proc_children(pid_t *pids, int cap)
+{
+	pid_t self = getpid();
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < cap) {
+		char path[64], buf[512], *rp;
+		long pid, ppid;
+		ssize_t k;
+		int fd;
+
+		pid = strtol(de->d_name, &rp, 10);
+		if (pid <= 0 || *rp)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		k = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (k <= 0)
+			continue;
+		buf[k] = '\0';
+		/* "pid (comm) state ppid ...": comm may hold anything, even ") " */
+		rp = strrchr(buf, ')');
+		if (!rp || sscanf(rp + 1, " %*c %ld", &ppid) != 1)
+			continue;
+		if (ppid == self)
+			pids[n++] = (pid_t)pid;
+	}
+	closedir(d);
+	return n;
+}
+
+void st_proc_comm(pid_t pid, char out[static 64])
+{
+	char path[64];
+	ssize_t k;
+	int fd;
+
+	snprintf(out, 64, "?");
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	k = read(fd, out, 63);
+	close(fd);
+	if (k <= 0) {
+		snprintf(out, 64, "?");
+		return;
+	}
+	out[k] = '\0';
+	for (ssize_t i = 0; i + 1 < k; i++)
+		if (out[i] == '\0')
+			out[i] = ' ';
 }

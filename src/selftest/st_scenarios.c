@@ -357,13 +357,13 @@ const struct st_scenario st_scenarios[] = {
 	{ "relay-rendezvous", "relay", "two peers publish records and find each other", 20,
 	  sc_rendezvous },
 	{ "relay-privacy", "relay", "the relay's state and logs hold no fingerprint, key or address",
-	  20, sc_privacy },
+	  20, sc_privacy, ST_OWN_RELAY },
 	{ "relay-impostor", "relay", "a third identity cannot pose as a peer or replace its record",
 	  20, sc_impostor_record },
 	{ "daemon-cli", "daemon", "up/status/down: --help, and every mistake exits 1 or 2 saying why",
 	  20, st_daemon_cli },
 	{ "daemon-pairing", "daemon", "two daemons connect; status names the peer, address and RTT",
-	  20, st_daemon_pairing },
+	  20, st_daemon_pairing, ST_OWN_RELAY },
 	{ "daemon-one-inbound", "daemon", "they connect when only one peer accepts connections",
 	  20, st_daemon_one_inbound },
 	{ "daemon-wrong-fingerprint", "daemon",
@@ -374,16 +374,16 @@ const struct st_scenario st_scenarios[] = {
 	  st_daemon_conf_running },
 	{ "daemon-down", "daemon",
 	  "down and SIGTERM: the daemon exits 0, socket and relay record are gone", 20,
-	  st_daemon_down },
+	  st_daemon_down, ST_OWN_RELAY },
 	{ "daemon-impostor", "faults",
 	  "a third identity holding the peer's fingerprint is refused, and logged on both sides",
 	  20, st_daemon_impostor },
 	{ "daemon-restart", "faults", "a daemon killed and started again: stale socket cleared, "
 	  "both reconnect", 20, st_daemon_restart },
 	{ "daemon-relay-loss", "faults", "without the relay: connected, a frozen peer is noticed, "
-	  "and they reconnect", 20, st_daemon_relay_loss },
+	  "and they reconnect", 20, st_daemon_relay_loss, ST_OWN_RELAY },
 	{ "daemon-relay-late", "faults", "the relay starts after the peers: up works, status says "
-	  "why, then they connect", 20, st_daemon_relay_late },
+	  "why, then they connect", 20, st_daemon_relay_late, ST_OWN_RELAY },
 	{ "hostile-hello", "faults", "a peer whose first message is not a good HELLO is closed on "
 	  "with a protocol error and logged; the daemon lives on", 20, st_hostile_hello },
 	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "
@@ -391,6 +391,9 @@ const struct st_scenario st_scenarios[] = {
 	  40, st_hostile_paths },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
+	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
+	  "read fetches only its part; with the peer gone cached data is served and the rest "
+	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
 	  "the peer's new versions without a remount", 40, st_fuse_reads },
 	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "
@@ -422,11 +425,11 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-inotify-overflow", "sync", "thousands of changes behind an overflowing inotify "
 	  "queue: a full rescan finds them all", 60, st_sync_overflow },
 	{ "sync-rename-dir", "sync", "a directory of 1000 files renamed both ways, no content "
-	  "sent again", 120, st_sync_rename_dir },
+	  "sent again", 120, st_sync_rename_dir, ST_HEAVY },
 	{ "sync-large-file", "sync", "64 MiB both ways, hash-verified; a reader only ever sees "
-	  "whole versions", 60, st_sync_large_file },
+	  "whole versions", 60, st_sync_large_file, ST_HEAVY },
 	{ "sync-resume", "sync", "the sender killed half-way through 256 MiB: the rest, not "
-	  "everything again", 90, st_sync_resume },
+	  "everything again", 90, st_sync_resume, ST_HEAVY },
 	{ "sync-conflict", "sync", "concurrent edits keep both, named alike; same edits and "
 	  "edit-vs-delete do not", 60, st_sync_conflict },
 	{ "sync-root-gone", "sync", "a share root removed or emptied: syncing stops with an "

@@ -19,7 +19,6 @@
 #define SLOW_POLL_MS 100
 #define FAST_POLL_FOR_MS 2500
 #define LATENCY_MAX_MS 2000 /* the issue: every change on the other side within 2 s */
-#define STATUS_TIMEOUT_MS 2000
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
 #define LOG_MAX (4u << 20)
 #define NOTE_JSON_MAX 700
@@ -58,7 +57,19 @@ void st_sleep_ms(struct st_env *env, unsigned ms)
 	poll(NULL, 0, (int)(left < ms ? left : ms));
 }
 
+static int pair_make(struct st_env *env, struct st_pair *p, const char *tag, bool mount);
+
 int st_pair_make(struct st_env *env, struct st_pair *p, const char *tag)
+{
+	return pair_make(env, p, tag, true);
+}
+
+int st_pair_make_dirs(struct st_env *env, struct st_pair *p, const char *tag)
+{
+	return pair_make(env, p, tag, false);
+}
+
+static int pair_make(struct st_env *env, struct st_pair *p, const char *tag, bool mount)
 {
 	char name[32];
 
@@ -70,7 +81,7 @@ int st_pair_make(struct st_env *env, struct st_pair *p, const char *tag)
 		p->kind[i] = ST_SIDE_DIR;
 	}
 	/* §9: a FUSE peer and a plain-dir peer whenever FUSE can be used */
-	if (!st_fuse_unusable()) {
+	if (mount && !st_fuse_unusable()) {
 		char store[ST_PATH_MAX];
 
 		p->kind[0] = ST_SIDE_MOUNT;
@@ -391,24 +402,7 @@ int st_pair_put_random(const struct st_pair *p, int side, const char *rel, uint6
 
 json_t *st_pair_status(struct st_env *env, const struct st_pair *p, int side)
 {
-	struct control_client *c = NULL;
-	char sock[600];
-	json_t *st = NULL;
-	uint64_t left = st_left_ms(env);
-
-	snprintf(sock, sizeof(sock), "%s/%s", p->peer[side].home, CONTROL_SOCKET_NAME);
-	if (control_client_open(sock, &c) < 0)
-		return NULL;
-	if (control_client_call(c, "{\"cmd\":\"status\"}",
-				left < STATUS_TIMEOUT_MS ? (int)left + 1 : STATUS_TIMEOUT_MS, &st,
-				NULL) < 0)
-		st = NULL;
-	control_client_free(c);
-	if (st && !json_is_object(st)) {
-		json_decref(st);
-		st = NULL;
-	}
-	return st;
+	return st_peer_status(env, &p->peer[side]);
 }
 
 int64_t st_jint(json_t *o, const char *key, int64_t def)

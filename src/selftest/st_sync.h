@@ -60,6 +60,9 @@ const char *st_side_name(int side);
  * the names unique when a scenario uses several pairs ("" or "2"...).
  * Returns 0 or -1 (noted). */
 int st_pair_make(struct st_env *env, struct st_pair *p, const char *tag);
+/* The same with two plain directories, whatever FUSE can do. */
+int st_pair_make_dirs(struct st_env *env, struct st_pair *p, const char *tag);
+
 /* Starts side's daemon (with its rate knob). Returns 0 or -1 (noted). */
 int st_pair_up(struct st_env *env, struct st_pair *p, int side);
 /* st_pair_make + both up + connected and idle within ms. Returns 0 or -1. */
@@ -133,8 +136,9 @@ struct st_tree;
 
 /* Scans root. prev (may be NULL) is an older snapshot of the same root
  * whose content hashes are reused for files whose inode, size, mtime and
- * ctime did not change. Returns NULL when the tree changed under the scan
- * or cannot be read. */
+ * ctime did not change; so are those of big files (1 MiB or more) seen by
+ * any earlier scan. Returns NULL when the tree changed under the scan or
+ * cannot be read. */
 struct st_tree *st_tree_scan(const char *root, const struct st_tree *prev);
 void st_tree_free(struct st_tree *t);
 size_t st_tree_count(const struct st_tree *t);

@@ -199,6 +199,53 @@ static struct st_entry *tree_add(struct st_tree *t)
 	return &t->e[t->n++];
 }
 
+/*
+ * The hashes of big files seen by earlier scans, so that a scan without
+ * prev (each st_wait_converged starts afresh) does not read hundreds of MiB
+ * again: keyed like prev's reuse, by device, inode, size, mtime and ctime
+ * (any write or rename changes the ctime); only for files of CACHE_MIN
+ * bytes or more, which are not made and deleted by the dozen. Scenario
+ * thread only.
+ */
+#define CACHE_SLOTS 16
+#define CACHE_MIN (1u << 20)
+static struct st_entry cache[CACHE_SLOTS];
+static unsigned cache_next;
+
+static bool same_file(const struct st_entry *a, const struct st_entry *b)
+{
+	return a->type == b->type && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static bool cache_get(struct st_entry *e)
+{
+	for (size_t i = 0; e->size >= CACHE_MIN && i < CACHE_SLOTS; i++) {
+		if (cache[i].size && same_file(&cache[i], e)) {
+			memcpy(e->hash, cache[i].hash, 32);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void cache_put(const struct st_entry *e)
+{
+	struct st_entry *c;
+
+	if (e->size < CACHE_MIN)
+		return;
+	c = &cache[cache_next++ % CACHE_SLOTS];
+	memset(c, 0, sizeof(*c));
+	c->type = e->type;
+	c->dev = e->dev;
+	c->ino = e->ino;
+	c->size = e->size;
+	c->mtime_ns = e->mtime_ns;
+	c->ctime_ns = e->ctime_ns;
+	memcpy(c->hash, e->hash, 32);
+}
+
 static bool excluded(const char *rel, const char *name)
 {
 	if (!strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)))
@@ -262,12 +309,12 @@ static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct
 				r = -ENOMEM;
 		} else if (S_ISREG(st.st_mode)) {
 			const struct st_entry *old = tree_find(prev, sub);
-			if (old && old->type == e->type && old->dev == e->dev && old->ino == e->ino &&
-			    old->size == e->size && old->mtime_ns == e->mtime_ns &&
-			    old->ctime_ns == e->ctime_ns) {
+			if (old && same_file(old, e)) {
 				memcpy(e->hash, old->hash, 32);
 				continue;
 			}
+			if (cache_get(e))
+				continue;
 			int fd = openat(dirfd(d), name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 			struct stat st2;
 			uint64_t size;
@@ -280,6 +327,8 @@ static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct
 			if (r == 0 && (fstat(fd, &st2) < 0 || size != e->size ||
 				       ts_ns(&st2.st_ctim) != e->ctime_ns))
 				r = -EAGAIN;
+			if (r == 0)
+				cache_put(e);
 			close(fd);
 		} else if (S_ISDIR(st.st_mode)) {
 			int sfd = openat(dirfd(d), name,

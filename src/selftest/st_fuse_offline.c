@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * On demand and offline (issue #5 points 2 and 4): a file of the peer is
+ * listed on the mount before any of it is here, a read in its middle
+ * fetches only that part (and readahead), and with the peer gone what was
+ * read is still served, ls and stat work, and a read of what is not here
+ * fails with EIO within 10 s instead of hanging or coming back short.
+ * When the peer is back, the rest can be read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "st_fuse.h"
+#include "st_sync.h"
+
+#define BIG (24u << 20)
+#define COLD (3u << 20)
+#define PROBE 4096
+
+static bool connected(json_t *st, const void *arg)
+{
+	(void)arg;
+	return st_jstr_is(st, "state", "connected");
+}
+
+static int64_t received(struct st_env *env, const struct st_pair *p, int side)
+{
+	json_t *st = st_pair_status(env, p, side);
+	int64_t n = st_jint(st, "bytes_received", -1);
+
+	json_decref(st);
+	return n;
+}
+
+/* Waits until rel shows on the mount with size bytes (stat only: no read). */
+static bool listed(struct st_env *env, const struct st_pair *p, const char *rel, off_t size)
+{
+	char mp[ST_PATH_MAX];
+	struct stat st;
+
+	st_pair_path(p, 0, rel, mp);
+	for (uint64_t end = st_now_ms() + 15000; st_now_ms() < end && st_left_ms(env) > 0;) {
+		if (stat(mp, &st) == 0 && st.st_size == size)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+/* pread of len bytes at off on the mount and the dir side; 0 when equal,
+ * else the mount's -errno (or -EIO for a mismatch). */
+static int compare_at(const struct st_pair *p, const char *rel, off_t off, size_t len,
+		      uint64_t *ret_ms)
+{
+	char mp[ST_PATH_MAX], dp[ST_PATH_MAX], a[PROBE], b[PROBE];
+	uint64_t t0 = st_now_ms();
+	int m, d, r = 0;
+	ssize_t x, y;
+
+	st_pair_path(p, 0, rel, mp);
+	st_pair_path(p, 1, rel, dp);
+	m = open(mp, O_RDONLY | O_CLOEXEC);
+	d = open(dp, O_RDONLY | O_CLOEXEC);
+	if (m < 0 || d < 0) {
+		r = m < 0 ? -errno : -EIO;
+		goto out;
+	}
+	x = pread(m, a, len, off);
+	if (x < 0)
+		r = -errno;
+	y = pread(d, b, len, off);
+	if (!r && (x != y || memcmp(a, b, (size_t)x)))
+		r = -EIO;
+out:
+	if (ret_ms)
+		*ret_ms = st_now_ms() - t0;
+	if (m >= 0)
+		close(m);
+	if (d >= 0)
+		close(d);
+	return r;
+}
+
+int st_fuse_offline(struct st_env *env)
+{
+	struct st_pair p;
+	char mp[ST_PATH_MAX];
+	struct stat st;
+	uint64_t ms = 0;
+	int r = st_fuse_need(env);
+
+	if (r)
+		return r;
+	if (st_pair_start(env, &p, "", 10000) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	ST_REQUIRE(env, p.kind[0] == ST_SIDE_MOUNT);
+	ST_CHECK(env, st_pair_put_random(&p, 1, "big.bin", 21, BIG, NULL) == 0);
+	ST_CHECK(env, st_pair_put_random(&p, 1, "cold.bin", 22, COLD, NULL) == 0);
+	ST_CHECK(env, listed(env, &p, "big.bin", BIG) && listed(env, &p, "cold.bin", COLD));
+
+	/* a read in the middle fetches that part, not the whole file */
+	int64_t before = received(env, &p, 0);
+	ST_CHECK(env, compare_at(&p, "big.bin", BIG / 2, PROBE, NULL) == 0);
+	int64_t moved = received(env, &p, 0) - before;
+	st_note(env, "a %d-byte read in the middle of %u MiB moved %lld bytes", PROBE, BIG >> 20,
+		(long long)moved);
+	ST_CHECK(env, before >= 0 && moved > 0 && moved <= (int64_t)BIG / 2);
+	ST_CHECK(env, compare_at(&p, "big.bin", BIG / 2, PROBE, NULL) == 0);
+
+	/* the peer goes away */
+	ST_REQUIRE(env, st_pair_down(env, &p, 1) == 0);
+	ST_CHECK(env, compare_at(&p, "big.bin", BIG / 2, PROBE, NULL) == 0); /* cached */
+	st_pair_path(&p, 0, "big.bin", mp);
+	ST_CHECK(env, stat(mp, &st) == 0 && st.st_size == BIG);
+	st_pair_path(&p, 0, "", mp);
+	ST_CHECK(env, access(mp, R_OK) == 0);
+	{
+		char cp[ST_PATH_MAX], buf[PROBE];
+		st_pair_path(&p, 0, "cold.bin", cp);
+		int fd = open(cp, O_RDONLY | O_CLOEXEC);
+		uint64_t t0 = st_now_ms();
+		ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf), 0) : -1;
+		int err = n < 0 ? errno : 0;
+		ms = st_now_ms() - t0;
+		st_note(env, "an uncached read with the peer gone: %zd (%s) after %llu ms", n,
+			err ? strerror(err) : "no error", (unsigned long long)ms);
+		ST_CHECK(env, fd >= 0 && n < 0 && err == EIO && ms <= 10000);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* back: the rest can be read */
+	ST_REQUIRE(env, st_pair_up(env, &p, 1) == 0);
+	json_t *s = st_pair_status_wait(env, &p, 0, connected, NULL, 15000, "connected again");
+	ST_CHECK(env, s != NULL);
+	json_decref(s);
+	ST_CHECK(env, compare_at(&p, "cold.bin", 1000, PROBE, &ms) == 0);
+	ST_CHECK(env, compare_at(&p, "big.bin", BIG - PROBE, PROBE, NULL) == 0);
+	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
+out:
+	st_pair_cleanup(env, &p);
+	return env->failures ? ST_FAIL : ST_PASS;
+}
