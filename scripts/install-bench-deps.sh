@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what tests/bench/sync-bench.sh needs on Debian 12 (bookworm):
 # a private sshd and the ssh client for the scp and rsync baselines, rsync,
-# socat for the unencrypted floor, and the small tools the script calls.
+# socat for the unencrypted floor, sshfs (with fuse3) for the FUSE baseline,
+# and the small tools the script calls.
 # Run as root, or as a user who may sudo. Safe to run again.
 set -eu
 
@@ -10,6 +11,8 @@ openssh-server
 openssh-client
 rsync
 socat
+sshfs
+fuse3
 python3
 coreutils
 findutils

@@ -10,6 +10,11 @@
 # measurement ran, 1 when one failed, 2 on a usage error, 77 when a tool it
 # needs is missing (scripts/install-bench-deps.sh installs them).
 #
+# With FUSE (--fuse, the default when /dev/fuse and fusermount3 are there) it
+# also reads a peer's large file through a tandem mount (tandem up --mount)
+# and through an sshfs mount over the same sshd, and writes the large file
+# into both mounts.
+#
 # Everything runs on loopback (127.0.0.1 for ssh and socat, [::1] for tandem)
 # under one temporary directory; every daemon it starts is stopped on exit,
 # Ctrl-C included. See tests/bench/README.md.
@@ -27,14 +32,17 @@ Usage: $PROG [--build DIR] [--size MiB] [--files N] [--keep] [OPTIONS]
 Syncs a random file of --size MiB and --files files of 4 KiB (100 to a
 directory) between two tandem plain-directory peers, then copies the same
 data with scp and rsync over a private loopback sshd and with socat (no
-encryption), and prints seconds, MB/s and ratios side by side.
+encryption), and prints seconds, MB/s and ratios side by side. With FUSE it
+also reads the large file cold through a tandem mount and an sshfs mount, and
+writes it into both.
 
 Options:
   --build DIR      meson build dir holding tandem and relay/tandem-relay
                    (default: $REPO_DIR/build, else PATH)
   --size MiB       size of the large file (default 1024; 0 skips it)
   --files N        number of 4 KiB files (default 10000; 0 skips them)
-  --tools LIST     comma-separated subset of tandem,scp,rsync,socat (default all)
+  --tools LIST     comma-separated subset of tandem,scp,rsync,socat,sshfs
+                   (default all)
   --runs N         run each measurement N times and report the best (default 1;
                    the machine may be busy with other work)
   --out FILE       also write the table there: Markdown if FILE ends in .md,
@@ -44,13 +52,19 @@ Options:
   --sync           end each baseline's time with an fsync of every file it
                    wrote, as tandem fsyncs what it receives (default: each
                    tool's clock stops when the tool says it is done)
+  --fuse           run the FUSE workloads (cold read and write of the large file
+                   through a tandem mount and an sshfs mount); exit 77 (skip)
+                   when FUSE or sshfs is missing. Default: run them when
+                   /dev/fuse, fusermount3 and sshfs are there, else say why
+  --no-fuse        skip the FUSE workloads
   --log-level L    tandem daemons' log level (default info; debug for profiling)
   --tmpdir DIR     where to create the work directory (default \${TMPDIR:-/tmp});
                    every copy lands on that one file system
   --keep           keep the work directory (data, keys, logs) after exit
   -h, --help       show this help
 
-Needs sshd, ssh, scp, rsync, socat, python3 (scripts/install-bench-deps.sh).
+Needs sshd, ssh, scp, rsync, socat, python3, and for FUSE sshfs and
+fusermount3 (scripts/install-bench-deps.sh).
 Dropping the page cache before each tool needs root; without it the run goes
 on and the footer says so.
 EOF
@@ -78,8 +92,9 @@ TIMEOUT=""
 DO_SYNC=0
 LOG_LEVEL=info
 TMPBASE=${TMPDIR:-/tmp}
-TOOLS="tandem,scp,rsync,socat"
+TOOLS="tandem,scp,rsync,socat,sshfs"
 RUNS=1
+FUSE_MODE=auto
 
 need_arg() {
 	[ $# -ge 2 ] || { echo "$PROG: $1 needs a value (see --help)" >&2; exit 2; }
@@ -101,6 +116,8 @@ while [ $# -gt 0 ]; do
 	--log-level) need_arg "$@"; LOG_LEVEL=$2; shift 2 ;;
 	--tmpdir) need_arg "$@"; TMPBASE=$2; shift 2 ;;
 	--sync) DO_SYNC=1; shift ;;
+	--fuse) FUSE_MODE=on; shift ;;
+	--no-fuse) FUSE_MODE=off; shift ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "$PROG: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -113,8 +130,8 @@ is_uint "$RUNS" && [ "$RUNS" -ge 1 ] || { echo "$PROG: --runs wants a count of a
 [ -z "$TIMEOUT" ] || is_uint "$TIMEOUT" || { echo "$PROG: --timeout wants seconds, not '$TIMEOUT'" >&2; exit 2; }
 for t in ${TOOLS//,/ }; do
 	case $t in
-	tandem | scp | rsync | socat) ;;
-	*) echo "$PROG: --tools: unknown tool '$t' (tandem, scp, rsync, socat)" >&2; exit 2 ;;
+	tandem | scp | rsync | socat | sshfs) ;;
+	*) echo "$PROG: --tools: unknown tool '$t' (tandem, scp, rsync, socat, sshfs)" >&2; exit 2 ;;
 	esac
 done
 [ -n "$TIMEOUT" ] || TIMEOUT=$((120 + SIZE_MIB / 10))
@@ -165,6 +182,41 @@ fi
 if want_tool socat; then
 	command -v socat >/dev/null || skip "no socat (scripts/install-bench-deps.sh installs it)"
 fi
+
+# FUSE workloads: on with --fuse, off with --no-fuse; by default they run
+# when this machine can mount (and say why not when it cannot). They need
+# the large file. RUN_FUSE=1 when they run; FUSE_WHY says why they do not.
+RUN_FUSE=0
+FUSE_WHY=""
+SSHFS_WHY=""
+if [ "$FUSE_MODE" != off ] && [ "$SIZE_MIB" -gt 0 ] && { want_tool tandem || want_tool sshfs; }; then
+	if [ ! -c /dev/fuse ]; then
+		FUSE_WHY="no /dev/fuse (modprobe fuse; in a container, pass the device through)"
+	elif [ ! -r /dev/fuse ] || [ ! -w /dev/fuse ]; then
+		FUSE_WHY="/dev/fuse is not readable and writable by $(id -un)"
+	elif ! command -v fusermount3 >/dev/null; then
+		FUSE_WHY="no fusermount3 (install fuse3: scripts/install-bench-deps.sh)"
+	fi
+	if want_tool sshfs && [ -z "$FUSE_WHY" ]; then
+		command -v sshfs >/dev/null || SSHFS_WHY="no sshfs (scripts/install-bench-deps.sh installs it)"
+		[ -n "$SSHD" ] || SSHFS_WHY="no sshd (install openssh-server: scripts/install-bench-deps.sh)"
+		command -v ssh >/dev/null && command -v ssh-keygen >/dev/null ||
+			SSHFS_WHY="no ssh or ssh-keygen (scripts/install-bench-deps.sh installs them)"
+	fi
+	if [ "$FUSE_MODE" = on ]; then
+		[ -z "$FUSE_WHY" ] || skip "--fuse: $FUSE_WHY"
+		[ -z "$SSHFS_WHY" ] || skip "--fuse: $SSHFS_WHY"
+	fi
+	if [ -n "$FUSE_WHY" ]; then
+		note "FUSE workloads skipped: $FUSE_WHY (--no-fuse says nothing)"
+	else
+		RUN_FUSE=1
+	fi
+elif [ "$FUSE_MODE" = on ] && [ "$SIZE_MIB" -eq 0 ]; then
+	echo "$PROG: --fuse needs the large file (--size above 0)" >&2
+	exit 2
+fi
+
 PYTHON=$(command -v /usr/bin/python3 || command -v python3 || true)
 [ -n "$PYTHON" ] || skip "no python3 (scripts/install-bench-deps.sh installs it)"
 for p in sha256sum find tar awk; do
@@ -179,6 +231,18 @@ SSHD_PID=""
 DAEMON_HOMES=()
 CHILD_PIDS=()
 MADE_PRIVSEP=""
+MOUNTS=() # every mount point this script may have mounted (sshfs, tandem)
+
+is_mounted() { # DIR: true while DIR is a mount point (even a dead one)
+	local m=${1// /\\040}
+	M=$m awk '$2 == ENVIRON["M"] { found = 1 } END { exit !found }' /proc/mounts
+}
+
+unmount() { # DIR: unmount, lazily if it is busy; true once it is gone
+	is_mounted "$1" || return 0
+	fusermount3 -u "$1" 2>/dev/null || fusermount3 -u -z "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+	! is_mounted "$1"
+}
 
 kill_tree() { # PID: the process and its descendants, by pid only
 	local pid=$1 c
@@ -211,11 +275,20 @@ cleanup() {
 		timeout 20 "$TANDEM" --home "$h" down >/dev/null 2>&1
 		[ -z "$pid" ] || stop_pid "$pid"
 	done
+	# tandem down unmounts its own mount; whatever is still mounted
+	# (sshfs, or a daemon that died) goes now, before anything under WORK
+	# is removed: rm -rf through a live mount would delete through it.
+	local stuck=""
+	for h in "${MOUNTS[@]}"; do
+		unmount "$h" || stuck="$stuck $h"
+	done
 	stop_pid "$RELAY_PID"
 	stop_pid "$SSHD_PID"
 	[ -z "$MADE_PRIVSEP" ] || rmdir "$MADE_PRIVSEP" 2>/dev/null
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-		if [ "$KEEP" = 1 ]; then
+		if [ -n "$stuck" ]; then
+			note "still mounted:$stuck; left $WORK in place (unmount, then remove it)"
+		elif [ "$KEEP" = 1 ]; then
 			note "kept $WORK (data, keys and logs)"
 		else
 			rm -rf "$WORK"
@@ -302,10 +375,10 @@ file_hash() {
 RESULTS=()
 FAILED=0
 
-record_na() { # WORKLOAD TOOL REASON
+record_na() { # WORKLOAD TOOL REASON [SOFT]: SOFT=1 when nothing failed (not supported)
 	RESULTS+=("$1	$2	n/a	0	$3")
 	note "$1 / $2: n/a: $3"
-	FAILED=1
+	[ "${4:-0}" = 1 ] || FAILED=1
 }
 
 # ---------------------------------------------------------------- setup
@@ -321,6 +394,8 @@ BIG_BYTES=$((SIZE_MIB * 1024 * 1024))
 TREE_BYTES=$((NFILES * FILE_BYTES))
 WL_BIG="$SIZE_MIB MiB file"
 WL_TREE="$NFILES x 4 KiB"
+WL_FREAD="FUSE read $SIZE_MIB MiB"
+WL_FWRITE="FUSE write $SIZE_MIB MiB"
 
 if [ "$SIZE_MIB" -gt 0 ]; then
 	note "writing $SIZE_MIB MiB of random data to $SRC/big.bin"
@@ -351,6 +426,7 @@ USER_NAME=$(id -un)
 SSH_OPTS=()
 SSH_CIPHER="-"
 SSH_VERSION="-"
+SSHFS_VERSION="sshfs"
 start_sshd() {
 	local d=$WORK/ssh sftp
 	mkdir -p "$d" "$d/home"
@@ -406,10 +482,14 @@ EOF
 	[ -n "$SSH_CIPHER" ] ||
 		SSH_CIPHER=$(ssh -G "${SSH_OPTS[@]}" 127.0.0.1 | awk '$1 == "ciphers" { split($2, c, ","); print c[1] }')
 	SSH_VERSION=$(ssh -V 2>&1 | cut -d' ' -f1 | tr -d ,)
+	if command -v sshfs >/dev/null; then
+		SSHFS_VERSION="sshfs $(sshfs --version 2>&1 | sed -n 's/^SSHFS version //p' | head -n 1)"
+	fi
 	note "sshd on 127.0.0.1:$SSH_PORT (pid $SSHD_PID), cipher $SSH_CIPHER"
 }
 
-if want_tool scp || want_tool rsync; then
+if want_tool scp || want_tool rsync ||
+	{ [ "$RUN_FUSE" = 1 ] && want_tool sshfs && [ -z "$SSHFS_WHY" ]; }; then
 	start_sshd
 fi
 
@@ -428,6 +508,7 @@ json_str() { # JSON KEY: the string or number value of a top-level key, or nothi
 
 TANDEM_UP=0
 TANDEM_WHY=""
+RELAY_URL=""
 PAIR_SECS="-"
 start_tandem() {
 	local line i j ha=$WORK/HA hb=$WORK/HB fa fb t0 t1
@@ -480,20 +561,21 @@ if want_tool tandem; then
 fi
 
 # B is done when it says so: status "sync_state":"idle" (nothing pending).
+# IDLE_HOME names another receiver (the FUSE write waits for its A).
 b_idle() {
 	local j
-	j=$("$TANDEM" --home "$WORK/HB" status --json 2>/dev/null) || return 1
+	j=$("$TANDEM" --home "${IDLE_HOME:-$WORK/HB}" status --json 2>/dev/null) || return 1
 	[ "$(json_str "$j" sync_state)" = idle ]
 }
 
 b_status_summary() {
 	local j s
-	j=$("$TANDEM" --home "$WORK/HB" status --json 2>/dev/null) || { echo "B's daemon does not answer"; return; }
+	j=$("$TANDEM" --home "${IDLE_HOME:-$WORK/HB}" status --json 2>/dev/null) || { echo "the receiver's daemon does not answer"; return; }
 	s=$(json_str "$j" sync_state)
 	if [ -z "$s" ]; then
-		echo "B is $(json_str "$j" state) but its status has no sync_state (no sync engine in this build?)"
+		echo "the receiver is $(json_str "$j" state) but its status has no sync_state (no sync engine in this build?)"
 	else
-		echo "B is $(json_str "$j" state), sync_state $s, files_in_sync $(json_str "$j" files_in_sync), files_pending $(json_str "$j" files_pending)"
+		echo "the receiver is $(json_str "$j" state), sync_state $s, files_in_sync $(json_str "$j" files_in_sync), files_pending $(json_str "$j" files_pending)"
 	fi
 }
 
@@ -723,25 +805,252 @@ run_tree_socat() {
 	return $rc
 }
 
+# ---------------------------------------------------------------- FUSE
+#
+# Two workloads on the large file, each through a tandem mount and through
+# sshfs over the same loopback sshd:
+#   read:  a peer's file, cold (cache dropped, nothing of it local on the
+#          mounting side), read through the mount with cat;
+#   write: cp into the mount; the clock stops when the other side holds the
+#          file (for tandem: the plain-directory peer has it at full size,
+#          verified and renamed into place, and is idle; for sshfs: cp has
+#          returned and an fsync of the file on the mount has returned).
+# The sha256 check of every copy is outside the clock, as for the others.
+
+# tandem's FUSE peer is `tandem up --mount DIR`. A build without it does not
+# mention --mount in `tandem up --help`, or says it is not implemented.
+MOUNT_WHY=""
+if [ "$RUN_FUSE" = 1 ] && want_tool tandem; then
+	up_help=$("$TANDEM" up --help 2>&1 || true)
+	if [[ $up_help != *--mount* ]] || [[ ${up_help,,} == *"not implemented"* ]]; then
+		MOUNT_WHY="no FUSE peer in this build"
+		note "tandem FUSE rows: n/a ($MOUNT_WHY: 'tandem up --help' has no working --mount)"
+	fi
+fi
+
+stop_daemon() { # HOME: tandem down (it unmounts), then make sure the process is gone
+	local pid
+	pid=$(daemon_pid "$1")
+	timeout 20 "$TANDEM" --home "$1" down >/dev/null 2>&1 || true
+	[ -z "$pid" ] || stop_pid "$pid"
+}
+
+# A fresh pair for the FUSE workloads, new identities and state each time
+# (so the mounting side's store starts empty): A is a plain-directory peer
+# on FDIR, B a FUSE peer mounted on FMNT, both through the relay of the
+# plain-directory pair. FILE, if given, is hard-linked into A's folder
+# before A starts. Sets FP (its directory), FHA, FHB, FDIR, FMNT, or WHY.
+FUSE_PAIRS=0
+FP=""
+fuse_pair_up() { # [FILE]
+	local i ja jb fa fb
+	[ -n "$RELAY_URL" ] || { WHY="no relay (the plain-directory pair did not start)"; return 1; }
+	FUSE_PAIRS=$((FUSE_PAIRS + 1))
+	FP=$WORK/fuse$FUSE_PAIRS
+	FHA=$FP/HA
+	FHB=$FP/HB
+	FDIR=$FP/DA
+	FMNT=$FP/mnt
+	mkdir -p "$FDIR" "$FMNT"
+	[ $# -eq 0 ] || ln "$1" "$FDIR/"
+	"$TANDEM" --home "$FHA" init >/dev/null 2>&1 || { WHY="tandem --home $FHA init failed"; return 1; }
+	"$TANDEM" --home "$FHB" init >/dev/null 2>&1 || { WHY="tandem --home $FHB init failed"; return 1; }
+	fa=$("$TANDEM" --home "$FHA" id)
+	fb=$("$TANDEM" --home "$FHB" id)
+	DAEMON_HOMES+=("$FHA")
+	"$TANDEM" --home "$FHA" --log-level "$LOG_LEVEL" up --peer "$fb" --relay "$RELAY_URL" \
+		--dir "$FDIR" --listen '[::1]:0' >>"$FP/up.log" 2>&1 ||
+		{ WHY="tandem up --dir failed: $(tail -n 2 "$FP/up.log" | tr '\n' ' ')"; return 1; }
+	DAEMON_HOMES+=("$FHB")
+	MOUNTS+=("$FMNT")
+	"$TANDEM" --home "$FHB" --log-level "$LOG_LEVEL" up --peer "$fa" --relay "$RELAY_URL" \
+		--mount "$FMNT" --listen '[::1]:0' >>"$FP/up.log" 2>&1 ||
+		{ WHY="tandem up --mount failed: $(tail -n 2 "$FP/up.log" | tr '\n' ' ')"; return 1; }
+	for i in $(seq 600); do
+		ja=$("$TANDEM" --home "$FHA" status --json 2>/dev/null || true)
+		jb=$("$TANDEM" --home "$FHB" status --json 2>/dev/null || true)
+		if [ "$(json_str "$ja" state)" = connected ] && [ "$(json_str "$jb" state)" = connected ]; then
+			return 0
+		fi
+		nap 0.05
+	done
+	WHY="the FUSE pair did not connect within 30 s (B: state $(json_str "$jb" state), last_error $(json_str "$jb" last_error))"
+	return 1
+}
+
+fuse_pair_down() {
+	[ -n "$FP" ] || return 0
+	stop_daemon "$FHB"
+	stop_daemon "$FHA"
+	if ! unmount "$FMNT"; then
+		note "$FMNT is still mounted"
+		FP=""
+		return 1
+	fi
+	[ "$KEEP" = 1 ] || rm -rf "$FP"
+	FP=""
+}
+
+listed_full() { # FILE: shown at full size (the mount lists it)
+	local s
+	[ -f "$1" ] || { PROGRESS="$1 not listed yet"; return 1; }
+	s=$(stat -c %s "$1")
+	PROGRESS="$1 is listed with $s of $BIG_BYTES bytes"
+	[ "$s" -eq "$BIG_BYTES" ]
+}
+
+mib() { # BYTES: in MiB, rounded
+	echo $((($1 + 524288) / 1048576))
+}
+
+run_fread_tandem() {
+	local t0 t1 f deadline held rc=0
+	[ -z "$MOUNT_WHY" ] || { WHY=$MOUNT_WHY; NA_SOFT=1; return 1; }
+	if ! fuse_pair_up "$SRC/big.bin"; then
+		fuse_pair_down
+		return 1
+	fi
+	# Outside the clock: the mount lists A's file (right after the index
+	# exchange once reads fetch on demand; after a full sync before that).
+	f=$FMNT/big.bin
+	t1=$(now_us)
+	deadline=$((t1 + TIMEOUT * 1000000))
+	until listed_full "$f"; do
+		if [ "$(now_us)" -gt "$deadline" ]; then
+			WHY="the mount did not list big.bin at full size within $TIMEOUT s ($PROGRESS): $(IDLE_HOME=$FHB b_status_summary)"
+			fuse_pair_down
+			return 1
+		fi
+		nap 0.02
+	done
+	secs_since "$t1"
+	RUN_NOTE="listed $SECS s after connect"
+	settle
+	# What B already holds when the read starts: a cold read holds nothing.
+	held=$(du -sB1 "$FHB/state" 2>/dev/null | cut -f1)
+	if [ -n "$held" ] && [ "$held" -ge $((BIG_BYTES * 9 / 10)) ]; then
+		RUN_NOTE="$RUN_NOTE; NOT cold: B's store held $(mib "$held") MiB before the read (no on-demand fetch in this build)"
+	elif [ -n "$held" ] && [ "$held" -ge $((16 * 1048576)) ]; then
+		RUN_NOTE="$RUN_NOTE; B's store held $(mib "$held") MiB before the read"
+	fi
+	t0=$(now_us)
+	if cat "$f" >/dev/null; then
+		secs_since "$t0"
+		verify_file "$f" || rc=1
+	else
+		WHY="cat through the mount failed: $(IDLE_HOME=$FHB b_status_summary)"
+		rc=1
+	fi
+	fuse_pair_down
+	return $rc
+}
+
+# The write pair lives across the runs; each run removes the previous copy
+# through the mount first and waits until A has removed it too.
+FW_UP=0
+run_fwrite_tandem() {
+	local t0 deadline
+	[ -z "$MOUNT_WHY" ] || { WHY=$MOUNT_WHY; NA_SOFT=1; return 1; }
+	if [ "$FW_UP" = 0 ]; then
+		fuse_pair_up || return 1
+		FW_UP=1
+	fi
+	if [ -e "$FMNT/big.bin" ] || [ -e "$FDIR/big.bin" ]; then
+		rm -f "$FMNT/big.bin"
+		deadline=$(($(now_us) + TIMEOUT * 1000000))
+		PROGRESS="$FDIR/big.bin still there"
+		IDLE_HOME=$FHA wait_tandem "$deadline" 0.05 gone "$FDIR/big.bin" ||
+			{ WHY="cannot clear the share for the next run: $WHY"; return 1; }
+	fi
+	settle
+	t0=$(now_us)
+	cp "$SRC/big.bin" "$FMNT/big.bin" || { WHY="cp into the mount failed"; return 1; }
+	IDLE_HOME=$FHA wait_tandem $((t0 + TIMEOUT * 1000000)) 0.01 a_arrived || return 1
+	secs_since "$t0"
+	verify_file "$FDIR/big.bin"
+}
+
+a_arrived() { # the FUSE pair's plain-directory side holds the whole file
+	local f=$FDIR/big.bin s
+	[ -f "$f" ] || { PROGRESS="no $f yet"; return 1; }
+	s=$(stat -c %s "$f")
+	PROGRESS="$f has $s of $BIG_BYTES bytes"
+	[ "$s" -eq "$BIG_BYTES" ]
+}
+
+# sshfs over the private sshd, default options (the footer names the
+# version); a fresh mount for every run, so nothing is cached in it.
+sshfs_mount() { # REMOTE_DIR MOUNTPOINT
+	mkdir -p "$2"
+	MOUNTS+=("$2")
+	sshfs -p "$SSH_PORT" -o "ssh_command=ssh ${SSH_OPTS[*]}" \
+		"$USER_NAME@127.0.0.1:$1" "$2" 2>>"$WORK/ssh/sshfs.log"
+}
+
+run_fread_sshfs() {
+	local t0 m=$WORK/mnt-sshfs rc=0
+	[ -z "$SSHFS_WHY" ] || { WHY=$SSHFS_WHY; return 1; }
+	sshfs_mount "$SRC" "$m" ||
+		{ WHY="sshfs could not mount $SRC: $(tail -n 2 "$WORK/ssh/sshfs.log" | tr '\n' ' ')"; return 1; }
+	settle
+	t0=$(now_us)
+	if cat "$m/big.bin" >/dev/null; then
+		secs_since "$t0"
+		verify_file "$m/big.bin" || rc=1
+	else
+		WHY="cat through sshfs failed"
+		rc=1
+	fi
+	unmount "$m" || { WHY="cannot unmount $m"; rc=1; }
+	return $rc
+}
+
+run_fwrite_sshfs() {
+	local t0 d=$WORK/dst-sshfs m=$WORK/mnt-sshfs rc=0
+	[ -z "$SSHFS_WHY" ] || { WHY=$SSHFS_WHY; return 1; }
+	rm -rf "$d" && mkdir -p "$d"
+	sshfs_mount "$d" "$m" ||
+		{ WHY="sshfs could not mount $d: $(tail -n 2 "$WORK/ssh/sshfs.log" | tr '\n' ' ')"; return 1; }
+	settle
+	t0=$(now_us)
+	# cp returns once sshfs has every write acknowledged (release waits);
+	# sync FILE sends fsync@openssh.com, so the server has it on disk.
+	if cp "$SRC/big.bin" "$m/big.bin" && sync -- "$m/big.bin"; then
+		secs_since "$t0"
+	else
+		WHY="cp into sshfs, or its fsync, failed"
+		rc=1
+	fi
+	unmount "$m" || { WHY="cannot unmount $m"; rc=1; }
+	[ $rc != 0 ] || verify_file "$d/big.bin" || rc=1
+	rm -rf "$d"
+	return $rc
+}
+
 # Runs one measurement RUNS times and records the best (least) time; every
 # run's time goes to the log. A failed run ends the series with its reason.
+# A run may leave a remark for the table in RUN_NOTE (the best run's is
+# kept), and mark a failure as "not supported here" with NA_SOFT=1.
 measure() { # WORKLOAD WL_KEY TOOL LABEL BYTES
-	local wl=$1 key=$2 tool=$3 label=$4 bytes=$5 i best="" all=""
+	local wl=$1 key=$2 tool=$3 label=$4 bytes=$5 i best="" all="" best_note=""
 	want_tool "$tool" || return 0
 	for i in $(seq "$RUNS"); do
 		SECS=""
 		WHY=""
+		RUN_NOTE=""
+		NA_SOFT=0
 		if ! "run_${key}_$tool"; then
-			record_na "$wl" "$label" "$WHY"
+			record_na "$wl" "$label" "$WHY" "$NA_SOFT"
 			return 0
 		fi
 		all="$all $SECS"
-		note "$wl / $label run $i: $SECS s"
+		note "$wl / $label run $i: $SECS s${RUN_NOTE:+ ($RUN_NOTE)}"
 		if [ -z "$best" ] || awk -v a="$SECS" -v b="$best" 'BEGIN { exit !(a < b) }'; then
 			best=$SECS
+			best_note=$RUN_NOTE
 		fi
 	done
-	RESULTS+=("$wl	$label	$best	$bytes	")
+	RESULTS+=("$wl	$label	$best	$bytes	$best_note")
 	echo "$wl	$label	$all" >>"$WORK/runs.tsv"
 }
 
@@ -757,6 +1066,13 @@ if [ "$NFILES" -gt 0 ]; then
 	measure "$WL_TREE" tree rsync rsync "$TREE_BYTES"
 	measure "$WL_TREE" tree socat socat+tar "$TREE_BYTES"
 fi
+if [ "$RUN_FUSE" = 1 ]; then
+	measure "$WL_FREAD" fread tandem tandem "$BIG_BYTES"
+	measure "$WL_FREAD" fread sshfs sshfs "$BIG_BYTES"
+	measure "$WL_FWRITE" fwrite tandem tandem "$BIG_BYTES"
+	fuse_pair_down
+	measure "$WL_FWRITE" fwrite sshfs sshfs "$BIG_BYTES"
+fi
 
 
 # ---------------------------------------------------------------- report
@@ -768,13 +1084,15 @@ render() {
 		-v cipher="$SSH_CIPHER" -v sshver="$SSH_VERSION" -v cache="$CACHE_NOTE" \
 		-v dosync="$DO_SYNC" -v pair="$PAIR_SECS" -v cpus="$(nproc)" \
 		-v kernel="$(uname -r)" -v wlbig="$WL_BIG" -v wltree="$WL_TREE" \
-		-v runs="$RUNS" -v load="$LOAD_START" '
+		-v runs="$RUNS" -v load="$LOAD_START" -v wlfr="$WL_FREAD" -v wlfw="$WL_FWRITE" \
+		-v fuse="$RUN_FUSE" -v fusewhy="$FUSE_WHY" -v sshfsver="$SSHFS_VERSION" '
 	function ratio(a, b) { return (a == "n/a" || b == "n/a" || a == "" || b == "" || b + 0 == 0) ? "" : a / b }
 	function fx(r) { return r == "" ? "n/a" : sprintf("%.2fx", r) }
 	function verdict(ok, r) { return r == "" ? "n/a" : (ok ? "PASS" : "FAIL") }
 	{
 		n++; wl[n] = $1; tool[n] = $2; sec[n] = $3; bytes[n] = $4; why[n] = $5
-		if ($2 == "tandem") tandem[$1] = $3
+		if ($2 == "tandem") { tandem[$1] = $3; tnote[$1] = $5 }
+		seen[$1] = 1
 		base = $2; sub(/\+tar$/, "", base); t[$1, base] = $3
 	}
 	END {
@@ -784,7 +1102,7 @@ render() {
 			print "| workload | tool | seconds | MB/s | time / tandem | note |"
 			print "|---|---|--:|--:|--:|---|"
 		} else
-			printf "%-16s %-10s %9s %9s %14s  %s\n", "workload", "tool", "seconds", "MB/s", "time / tandem", "note"
+			printf "%-20s %-10s %9s %9s %14s  %s\n", "workload", "tool", "seconds", "MB/s", "time / tandem", "note"
 		for (i = 1; i <= n; i++) {
 			mbs = (sec[i] == "n/a" || sec[i] + 0 == 0) ? "n/a" : sprintf("%.1f", bytes[i] / 1e6 / sec[i])
 			r = ratio(sec[i], tandem[wl[i]])
@@ -794,18 +1112,32 @@ render() {
 			else if (fmt == "md")
 				printf "| %s | %s | %s | %s | %s | %s |\n", wl[i], tool[i], sec[i], mbs, rs, why[i]
 			else
-				printf "%-16s %-10s %9s %9s %14s  %s\n", wl[i], tool[i], sec[i], mbs, rs, why[i]
+				printf "%-20s %-10s %9s %9s %14s  %s\n", wl[i], tool[i], sec[i], mbs, rs, why[i]
 		}
 		# The §12 targets, from the same run.
 		s1 = ratio(t[wlbig, "scp"], tandem[wlbig])
 		s2 = ratio(tandem[wlbig], t[wlbig, "socat"])
 		s3 = ratio(t[wltree, "rsync"], tandem[wltree])
 		foot[1] = sprintf("time / tandem: a tool'"'"'s seconds over tandem'"'"'s (above 1.00x: tandem is faster); MB = 10^6 bytes.")
-		foot[2] = sprintf("§12 targets: %s: tandem vs scp %s (need >= 2.50x) %s; tandem time / socat time %s (need <= 1.50x) %s; %s: tandem vs rsync %s (need > 1.00x) %s.",
-			wlbig, fx(s1), verdict(s1 >= 2.5, s1), fx(s2), verdict(s2 <= 1.5, s2),
-			wltree, fx(s3), verdict(s3 > 1, s3))
+		foot[2] = "§12 targets:"
+		if (seen[wlbig])
+			foot[2] = foot[2] sprintf(" %s: tandem vs scp %s (need >= 2.50x) %s; tandem time / socat time %s (need <= 1.50x) %s.",
+				wlbig, fx(s1), verdict(s1 >= 2.5, s1), fx(s2), verdict(s2 <= 1.5, s2))
+		if (seen[wltree])
+			foot[2] = foot[2] sprintf(" %s: tandem vs rsync %s (need > 1.00x) %s.", wltree, fx(s3), verdict(s3 > 1, s3))
+		if (fuse && seen[wlfr]) {
+			# A read that was not cold measured a local read: no verdict.
+			s4 = ratio(t[wlfr, "sshfs"], tandem[wlfr])
+			v4 = tnote[wlfr] ~ /NOT cold/ ? "n/a (tandem'"'"'s read was not cold)" : verdict(s4 >= 3, s4)
+			foot[2] = foot[2] sprintf(" %s: tandem vs sshfs %s (need >= 3.00x) %s.", wlfr, fx(s4), v4)
+		}
+		if (fuse && seen[wlfw]) {
+			s5 = ratio(t[wlfw, "sshfs"], tandem[wlfw])
+			foot[2] = foot[2] sprintf(" %s: tandem vs sshfs %s (need >= 3.00x) %s.", wlfw, fx(s5), verdict(s5 >= 3, s5))
+		}
 		foot[3] = sprintf("%s; socat: plain TCP, no encryption; tandem pairing (up to connected): %s s.",
 			sshver == "-" ? "ssh: not run" : sprintf("ssh: %s, default cipher %s (scp uses the SFTP protocol)", sshver, cipher), pair)
+		foot[3] = foot[3] (fuse ? sprintf(" FUSE: %s with default options; tandem read: cat of B'"'"'s mount of A'"'"'s file after the mount lists it; write: cp into the mount until A holds it and is idle, sshfs: cp, then fsync.", sshfsver) : (fusewhy != "" ? " FUSE workloads not run: " fusewhy "." : ""))
 		foot[4] = sprintf("Best of %d run(s); page cache %s; each time %s; %s CPUs shared by both ends (load average %s at start); Linux %s.",
 			runs, cache, dosync ? "of scp, rsync and socat ends with an fsync of each file written (--sync)" : "stops when the tool is done (tandem fsyncs each file it receives; the others do not fsync)", cpus, load, kernel)
 		for (i = 1; i <= 4; i++) {
