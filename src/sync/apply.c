@@ -690,12 +690,10 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 	}
 	if (have)
 		merged_vv(&l->vv, &f->r.vv, &vv);
-	if (fchmod(f->tmpfd, f->r.mode) < 0) {
-		rc = -errno;
-		goto out;
-	}
+	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-	if (futimens(f->tmpfd, ts) < 0 || (!synced && fsync(f->tmpfd) < 0)) {
+	if (!synced && (fchmod(f->tmpfd, f->r.mode) < 0 || futimens(f->tmpfd, ts) < 0 ||
+			fsync(f->tmpfd) < 0)) {
 		rc = -errno;
 		goto out;
 	}
