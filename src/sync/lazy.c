@@ -414,8 +414,24 @@ static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 	if (off >= z->size)
 		return;
 	end = len == UINT64_MAX || len > z->size - off ? z->size : off + len;
-	if (len != UINT64_MAX)
-		end = end + LAZY_READAHEAD > z->size ? z->size : end + LAZY_READAHEAD;
+	/*
+	 * A reader that comes back where the last readahead ended reads
+	 * sequentially (cat, cp): double its readahead, up to 64 MiB, so it
+	 * waits for a round trip a few times per file, not every 4 MiB. A
+	 * random reader keeps 4 MiB.
+	 */
+	if (len != UINT64_MAX) {
+		if (z->ra && end <= z->ra_end && off + z->ra + LAZY_READAHEAD >= z->ra_end) {
+			/* inside what is already on its way: wait for it */
+		} else {
+			if (z->ra && off <= z->ra_end + BLOCKS_SIZE && off + z->ra + LAZY_READAHEAD >= z->ra_end)
+				z->ra = z->ra * 2 > LAZY_READAHEAD_MAX ? LAZY_READAHEAD_MAX : z->ra * 2;
+			else
+				z->ra = LAZY_READAHEAD;
+			end = end + z->ra > z->size ? z->size : end + z->ra;
+			z->ra_end = end;
+		}
+	}
 	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); end > off && i <= (end - 1) / BLOCKS_SIZE;
 	     i++)
 		if (!lazy_bit_get(z->have, i))

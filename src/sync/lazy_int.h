@@ -11,6 +11,7 @@
 
 #define LAZY_BUCKETS 4096
 #define LAZY_READAHEAD ((uint64_t)4 << 20)
+#define LAZY_READAHEAD_MAX ((uint64_t)64 << 20) /* for a sequential reader */
 #define LAZY_EVICT_AGE_MS 3000 /* a file ensured this recently is being read */
 
 struct lazy_file {
@@ -35,6 +36,8 @@ struct lazy_file {
 	int64_t mtime_ns;
 	bool dirty; /* have not yet persisted */
 	bool seen;  /* lazy_reload: the row is still there */
+	uint64_t ra;	/* readahead now: doubles while the reads are sequential */
+	uint64_t ra_end; /* end of what the last ensure asked for */
 };
 
 struct ensure_wait {
