@@ -75,6 +75,10 @@ void st_peers_cleanup(struct st_env *env, struct st_peer *peers, size_t n);
  * NULL when it does not answer within the deadline (at most 2 s). */
 json_t *st_peer_status(struct st_env *env, const struct st_peer *p);
 
+/* The whole log of p (state/tandem.log, at most 4 MiB), NUL-terminated
+ * (free it), or NULL. */
+char *st_peer_log_read(const struct st_peer *p);
+
 /* True when p's log (state/tandem.log) contains needle. */
 bool st_peer_log_has(const struct st_peer *p, const char *needle);
 

@@ -23,7 +23,7 @@
 #include "st_internal.h"
 
 #define POLL_MS 50
-#define LOG_MAX (1u << 20)
+#define LOG_MAX (4u << 20)
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
 
 void st_knobs_set(void)
@@ -189,8 +189,7 @@ int st_peer_down(struct st_env *env, struct st_peer *p)
 	return 0;
 }
 
-/* The whole log of p, NUL-terminated (free it), or NULL. */
-static char *log_read(const struct st_peer *p)
+char *st_peer_log_read(const struct st_peer *p)
 {
 	char path[600];
 	char *buf;
@@ -213,7 +212,7 @@ static char *log_read(const struct st_peer *p)
 
 bool st_peer_log_has(const struct st_peer *p, const char *needle)
 {
-	char *log = log_read(p);
+	char *log = st_peer_log_read(p);
 	bool found = log && strstr(log, needle);
 
 	free(log);
@@ -239,7 +238,7 @@ static void log_check(struct st_env *env, const struct st_peer *p)
 {
 	static const char *const bad[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 					  "runtime error:", "]: error: "};
-	char *log = log_read(p);
+	char *log = st_peer_log_read(p);
 
 	for (size_t i = 0; log && i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *hit = strstr(log, bad[i]);
@@ -266,7 +265,7 @@ void st_peers_cleanup(struct st_env *env, struct st_peer *peers, size_t n)
 	}
 	if (env->failures) {
 		for (size_t i = 0; i < n; i++) {
-			char *log = peers[i].home[0] ? log_read(&peers[i]) : NULL;
+			char *log = peers[i].home[0] ? st_peer_log_read(&peers[i]) : NULL;
 			size_t len = log ? strlen(log) : 0;
 			if (len)
 				st_note(env, "%s's log (the end):\n%s", peers[i].name,

@@ -20,7 +20,6 @@
 #define FAST_POLL_FOR_MS 2500
 #define LATENCY_MAX_MS 2000 /* the issue: every change on the other side within 2 s */
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
-#define LOG_MAX (4u << 20)
 #define NOTE_JSON_MAX 700
 
 static const char *const peer_names[2] = { "ana", "ben" };
@@ -153,33 +152,11 @@ int st_pair_need_dir(struct st_env *env, const struct st_pair *p, int side, cons
 	return st_skip(env, "side %s is not a plain directory: %s", st_side_name(side), why);
 }
 
-/* The whole log of peer, NUL-terminated (free it), or NULL. */
-static char *log_read(const struct st_peer *peer)
-{
-	char path[600];
-	char *buf;
-	ssize_t n;
-	size_t len = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/state/tandem.log", peer->home);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	buf = malloc(LOG_MAX + 1);
-	while (buf && len < LOG_MAX && (n = read(fd, buf + len, LOG_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	if (buf)
-		buf[len] = '\0';
-	return buf;
-}
-
 static void log_check(struct st_env *env, const struct st_peer *peer, bool allow_errors)
 {
 	static const char *const bad[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 					   "runtime error:", "]: error: " };
-	char *log = log_read(peer);
+	char *log = st_peer_log_read(peer);
 
 	for (size_t i = 0; log && i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *hit = strstr(log, bad[i]);
@@ -213,7 +190,7 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 	if (!env->failures)
 		return;
 	for (int i = 0; i < 2; i++) {
-		char *log = p->peer[i].home[0] ? log_read(&p->peer[i]) : NULL;
+		char *log = p->peer[i].home[0] ? st_peer_log_read(&p->peer[i]) : NULL;
 		size_t len = log ? strlen(log) : 0;
 		if (len)
 			st_note(env, "%s's log (the end):\n%s", p->peer[i].name,
