@@ -44,9 +44,15 @@ bool st_sanitized(void)
 #endif
 }
 
+/*
+ * The issue's 2 s bound holds in a normal build. A sanitizer build runs
+ * everything several times slower, next to other suites on the same two
+ * cores, and is there to find memory errors, not to time anything: there
+ * the bound only catches a stall.
+ */
 unsigned st_latency_max_ms(void)
 {
-	return st_sanitized() ? 3 * LATENCY_MAX_MS : LATENCY_MAX_MS;
+	return st_sanitized() ? 10 * LATENCY_MAX_MS : LATENCY_MAX_MS;
 }
 
 void st_sleep_ms(struct st_env *env, unsigned ms)
