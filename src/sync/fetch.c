@@ -225,6 +225,22 @@ int fetch_queue(struct engine *e, const struct rentry *r)
 {
 	struct fetch *f;
 
+	/*
+	 * Complete and waiting for its commit: a newer entry with the same
+	 * content only changes what the commit writes (mode, mtime, vector).
+	 * A second fetch would open the same temp file (its name depends on
+	 * path and content), which the commit then renames from under it.
+	 */
+	for (f = e->closing; f; f = f->next) {
+		if (strcmp(f->r.path, r->path) != 0 ||
+		    memcmp(f->r.hash, r->hash, SYNC_HASH_LEN) != 0 || f->r.size != r->size)
+			continue;
+		f->r.mode = r->mode;
+		f->r.mtime_ns = r->mtime_ns;
+		f->r.vv = r->vv;
+		return 0;
+	}
+
 	for (f = e->fetches; f; f = f->next) {
 		if (strcmp(f->r.path, r->path) != 0)
 			continue;
