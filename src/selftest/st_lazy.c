@@ -212,6 +212,44 @@ static void renamed(struct st_env *env, struct st_pair *p)
 	ST_CHECK(env, !st_pair_exists(p, 0, "mv.bin"));
 }
 
+/* Placeholders the peer renames (a file, and a directory of them) move on
+ * this side without a fetch and keep their mark: the new names fetch when
+ * read, never read holes as data. The files are removed afterwards, so the
+ * cache limit of eviction() sees what it expects. */
+static void peer_renamed(struct st_env *env, struct st_pair *p)
+{
+	static const char *const moved[] = {"pr2.bin", "pd2/x.bin", "pd2/y.txt"};
+	char from[ST_PATH_MAX], to[ST_PATH_MAX];
+	uint64_t t0;
+	bool there = false;
+
+	ST_REQUIRE_VOID(env, allocated(p, 1, "pr.bin") == 0 && allocated(p, 1, "pd/x.bin") == 0);
+	st_pair_path(p, 0, "pr.bin", from);
+	st_pair_path(p, 0, "pr2.bin", to);
+	ST_REQUIRE_VOID(env, rename(from, to) == 0);
+	st_pair_path(p, 0, "pd", from);
+	st_pair_path(p, 0, "pd2", to);
+	ST_REQUIRE_VOID(env, rename(from, to) == 0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 10000 &&
+	       !(there = st_pair_exists(p, 1, "pr2.bin") && st_pair_exists(p, 1, "pd2/y.txt") &&
+			 !st_pair_exists(p, 1, "pr.bin") && !st_pair_exists(p, 1, "pd")))
+		st_sleep_ms(env, 50);
+	ST_REQUIRE_VOID(env, there);
+	ST_CHECK(env, wait_idle(env, p) == 0);
+	/* moved, not fetched: still holes */
+	ST_CHECK(env, allocated(p, 1, "pr2.bin") == 0 && allocated(p, 1, "pd2/x.bin") == 0);
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		ST_CHECK(env, ensure(p, 1, moved[i], 0, -1) == 0);
+		ST_CHECK(env, same_file(p, moved[i]));
+	}
+	ST_CHECK(env, st_pair_rm(p, 0, "pr2.bin") == 0 && st_pair_rm(p, 0, "pd2") == 0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 10000 && (there = st_pair_exists(p, 1, "pd2")))
+		st_sleep_ms(env, 50);
+	ST_CHECK(env, !there);
+}
+
 /* The peer gone: missing ranges fail in bounded time, present ones work. */
 static void peer_gone(struct st_env *env, struct st_pair *p)
 {
@@ -282,6 +320,10 @@ int st_lazy_ensure(struct st_env *env)
 	ST_CHECK(env, st_pair_put_random(&p, 0, "d/other.bin", 12, OTHER_SIZE, NULL) == 0);
 	ST_CHECK(env, st_pair_write(&p, 0, "small.txt", "small\n", 6) == 0);
 	ST_CHECK(env, st_pair_put_random(&p, 0, "mv.bin", 13, 3 * MIB, NULL) == 0);
+	ST_CHECK(env, st_pair_put_random(&p, 0, "pr.bin", 14, MIB + MIB / 2, NULL) == 0);
+	ST_CHECK(env, mkdir(st_pair_path(&p, 0, "pd", path), 0755) == 0);
+	ST_CHECK(env, st_pair_put_random(&p, 0, "pd/x.bin", 15, 300000, NULL) == 0);
+	ST_CHECK(env, st_pair_write(&p, 0, "pd/y.txt", "why\n", 4) == 0);
 	ST_CHECK(env, chmod(st_pair_path(&p, 0, "small.txt", path), 0640) == 0);
 	ST_CHECK(env, st_pair_set_mtime(&p, 0, "big.bin", 1600000000, 123456789) == 0);
 	if (env->failures || st_pair_up(env, &p, 0) < 0 || lazy_up(env, &p) < 0 ||
@@ -292,6 +334,8 @@ int st_lazy_ensure(struct st_env *env)
 	placeholders_and_ranges(env, &p);
 	if (!env->failures)
 		renamed(env, &p);
+	if (!env->failures)
+		peer_renamed(env, &p);
 	if (!env->failures)
 		peer_gone(env, &p);
 	if (!env->failures)

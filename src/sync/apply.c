@@ -448,6 +448,13 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 		return dfd;
 	}
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
+	if (rc == 0 && lazy_moved(e, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
+		/* a placeholder without its mark would read as zeros: fetch instead */
+		log_warn("cannot move the lazy-content record of %s to %s: %s", k->del->path,
+			 r->path, index_errmsg(e->idx));
+		(void)renameat(dfd, dname, sfd, sname);
+		rc = -EIO;
+	}
 	if (rc == 0)
 		rc = meta_set(dfd, dname, SYNC_KIND_FILE, r->mode, r->mtime_ns, &st);
 	close(sfd);

@@ -252,6 +252,10 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash);
 /* Reloads the table when renames moved rows in the index (cheap when not). */
 void lazy_check_moves(struct engine *e);
+/* apply.c moved the file at from to to (a local move instead of a fetch):
+ * its placeholder mark, if any, moves with it; one at to is dropped. */
+int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *to,
+	       size_t to_len);
 void lazy_on_up(struct engine *e);
 void lazy_on_down(struct engine *e);
 void lazy_pump(struct engine *e);

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "sync/index_int.h"
+#include "sync/lazy.h"
 
 #define INDEX_APP_ID 0x746e646d /* "tndm" */
 #define BUSY_TIMEOUT_MS 5000

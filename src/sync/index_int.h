@@ -52,10 +52,6 @@ int index_check_path(struct index *idx, const char *p, size_t len);
 int index_iterate(struct index *idx, const char *sql, const void *b1, size_t l1, const void *b2,
 		  size_t l2, int64_t i1, index_visit_fn fn, void *userdata);
 
-/* A rename moves from's lazy row (if any) to to, replacing one there. 0 or -errno. */
-int index_lazy_move(struct index *idx, const char *from, size_t from_len, const char *to,
-		    size_t to_len);
-
 /* Creates what a schema-1 file may lack (tables added before release). */
 int index_schema_extend(struct index *idx);
 

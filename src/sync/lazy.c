@@ -550,6 +550,25 @@ void lazy_check_moves(struct engine *e)
 	lazy_wake(e, false, NULL);
 }
 
+int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *to,
+	       size_t to_len)
+{
+	struct lazy_file *z;
+	int r;
+
+	if (!e->opts.lazy || !e->lz_tab)
+		return 0;
+	z = lazy_find(e, to);
+	if (z)
+		forget_mem(e, z); /* its row goes in index_lazy_move */
+	z = lazy_find(e, from);
+	if (z)
+		lazy_persist(e, z); /* the blocks it holds move with it */
+	r = index_lazy_move(e->idx, from, from_len, to, to_len);
+	lazy_check_moves(e);
+	return r;
+}
+
 void lazy_on_up(struct engine *e)
 {
 	pthread_mutex_lock(&e->lz_mu);

@@ -57,6 +57,11 @@ int index_lazy_del(struct index *idx, const char *path, size_t len)
 int index_lazy_get(struct index *idx, const char *path, size_t len, struct lazy_row *ret,
 		   uint8_t **ret_bits) __attribute__((warn_unused_result));
 
+/* A rename moves from's lazy row (if any) to to, replacing one there (index
+ * renames and the engine's local moves both call it). 0 or -errno. */
+int index_lazy_move(struct index *idx, const char *from, size_t from_len, const char *to,
+		    size_t to_len) __attribute__((warn_unused_result));
+
 /* How many lazy rows renames have moved since the index was opened. */
 uint64_t index_lazy_moves(const struct index *idx);
 
