@@ -17,11 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "chan/frame_internal.h"
 
-#define NONCE_LEN crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+#define NONCE_LEN 12 /* the IETF construction's nonce */
 #define BUF_MIN 4096
 
 static void nonce_make(uint64_t counter, uint8_t nonce[static NONCE_LEN])
@@ -61,29 +62,78 @@ static int payload_check(unsigned type, size_t len)
 	return -EINVAL;
 }
 
+/* A ChaCha20-Poly1305 context holding key, for encrypt (1) or decrypt (0). */
+static EVP_CIPHER_CTX *cipher_new(const uint8_t key[static FRAME_KEY_LEN], int encrypt)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+	if (ctx && EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key, NULL, encrypt) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
 int frame_enc_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_enc **ret)
 {
-	struct frame_enc *enc;
+	struct frame_enc *enc = calloc(1, sizeof(*enc));
 
-	enc = sodium_malloc(sizeof(*enc));
 	if (!enc)
 		return -ENOMEM;
-	memcpy(enc->key, key, FRAME_KEY_LEN);
-	enc->counter = 0;
+	enc->ctx = cipher_new(key, 1);
+	if (!enc->ctx) {
+		free(enc);
+		return -ENOMEM;
+	}
 	*ret = enc;
 	return 0;
 }
 
 void frame_enc_free(struct frame_enc *enc)
 {
-	if (enc)
-		sodium_free(enc); /* wipes */
+	if (enc) {
+		EVP_CIPHER_CTX_free(enc->ctx); /* wipes the key */
+		free(enc);
+	}
+}
+
+/* Seals len bytes at buf in place, with aad, under counter; tag goes to tag. */
+static int seal(EVP_CIPHER_CTX *ctx, uint64_t counter, const uint8_t *aad, size_t aad_len,
+		uint8_t *buf, size_t len, uint8_t tag[static FRAME_TAG_LEN])
+{
+	uint8_t nonce[NONCE_LEN];
+	int n;
+
+	nonce_make(counter, nonce);
+	if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
+	    EVP_EncryptUpdate(ctx, buf, &n, buf, (int)len) != 1 || (size_t)n != len ||
+	    EVP_EncryptFinal_ex(ctx, buf + len, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, FRAME_TAG_LEN, tag) != 1)
+		return -EIO;
+	return 0;
+}
+
+/* Opens len bytes at src into dst (which may be src), or -EBADMSG. */
+static int open_box(EVP_CIPHER_CTX *ctx, uint64_t counter, const uint8_t *aad, size_t aad_len,
+		    const uint8_t *src, size_t len, const uint8_t *tag, uint8_t *dst)
+{
+	uint8_t nonce[NONCE_LEN];
+	int n;
+
+	nonce_make(counter, nonce);
+	if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, FRAME_TAG_LEN, (void *)tag) != 1 ||
+	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
+	    EVP_DecryptUpdate(ctx, dst, &n, src, (int)len) != 1 || (size_t)n != len ||
+	    EVP_DecryptFinal_ex(ctx, dst + len, &n) != 1)
+		return -EBADMSG;
+	return 0;
 }
 
 int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *payload, size_t len,
 		    uint8_t *out, size_t outlen)
 {
-	uint8_t nonce[NONCE_LEN];
 	size_t body;
 	int r;
 
@@ -104,10 +154,10 @@ int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *
 	out[2] = (uint8_t)(body >> 8);
 	out[3] = (uint8_t)body;
 	out[FRAME_HEADER_LEN] = (uint8_t)type;
-	nonce_make(enc->counter, nonce);
-	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-		out + FRAME_HEADER_LEN, out + FRAME_PAYLOAD_OFFSET + len, NULL,
-		out + FRAME_HEADER_LEN, 1 + len, out, FRAME_HEADER_LEN, NULL, nonce, enc->key);
+	r = seal(enc->ctx, enc->counter, out, FRAME_HEADER_LEN, out + FRAME_HEADER_LEN, 1 + len,
+		 out + FRAME_PAYLOAD_OFFSET + len);
+	if (r < 0)
+		return r;
 	enc->counter++;
 	return (int)FRAME_LEN(len);
 }
@@ -143,11 +193,14 @@ int frame_dec_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_dec **re
 {
 	struct frame_dec *dec;
 
-	dec = sodium_malloc(sizeof(*dec));
+	dec = calloc(1, sizeof(*dec));
 	if (!dec)
 		return -ENOMEM;
-	memset(dec, 0, sizeof(*dec));
-	memcpy(dec->key, key, FRAME_KEY_LEN);
+	dec->ctx = cipher_new(key, 0);
+	if (!dec->ctx) {
+		free(dec);
+		return -ENOMEM;
+	}
 	*ret = dec;
 	return 0;
 }
@@ -167,7 +220,8 @@ void frame_dec_free(struct frame_dec *dec)
 	if (!dec)
 		return;
 	buf_release(dec);
-	sodium_free(dec); /* wipes the key */
+	EVP_CIPHER_CTX_free(dec->ctx); /* wipes the key */
+	free(dec);
 }
 
 size_t frame_dec_pending(const struct frame_dec *dec)
@@ -190,7 +244,8 @@ __attribute__((format(printf, 3, 4))) static int dec_fail(struct frame_dec *dec,
 	va_end(ap);
 	dec->err = err;
 	buf_release(dec);
-	sodium_memzero(dec->key, sizeof(dec->key));
+	EVP_CIPHER_CTX_free(dec->ctx); /* the key goes at once */
+	dec->ctx = NULL;
 	return err;
 }
 
@@ -238,16 +293,12 @@ static int header_accept(struct frame_dec *dec)
  * input) into dec->buf, then checks the plaintext's shape. */
 static int body_open(struct frame_dec *dec, const uint8_t *src, struct frame *ret)
 {
-	uint8_t nonce[NONCE_LEN];
 	size_t clen = dec->body_len - FRAME_TAG_LEN, plen;
 	uint64_t seq = dec->counter;
 	unsigned type;
 	struct frame f;
 
-	nonce_make(seq, nonce);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-		    dec->buf, NULL, src, clen, src + clen, dec->hdr, FRAME_HEADER_LEN, nonce,
-		    dec->key) != 0)
+	if (open_box(dec->ctx, seq, dec->hdr, FRAME_HEADER_LEN, src, clen, src + clen, dec->buf) < 0)
 		return dec_fail(dec, -EBADMSG,
 				"frame %llu failed authentication (tampered, replayed, reordered "
 				"or lost data, or the wrong key)",

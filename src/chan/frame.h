@@ -87,7 +87,7 @@ void frame_dec_free(struct frame_dec *dec);
  * alone: -EMSGSIZE (len > FRAME_MAX_PAYLOAD, or outlen too small), -EINVAL
  * (unknown type, or a payload of the wrong shape for it), -EOVERFLOW (the
  * counter would wrap: 2^64 - 1 frames were sent under this key; close the
- * connection and make a new one).
+ * connection and make a new one), -EIO (the cipher library failed).
  */
 int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *payload, size_t len,
 		    uint8_t *out, size_t outlen) __attribute__((warn_unused_result));

@@ -10,19 +10,26 @@
 
 #include <stdbool.h>
 
+#include <openssl/evp.h>
+
 #include "chan/frame.h"
 
 #define FRAME_REASON_LEN 160
 
-/* sodium_malloc memory. */
+/*
+ * The cipher is libcrypto's ChaCha20-Poly1305 (RFC 8439, the same bytes as
+ * libsodium's crypto_aead_chacha20poly1305_ietf, about 3x faster here with
+ * its AVX-512 code); ctx holds the key, set once, and each frame sets only
+ * its nonce. EVP_CIPHER_CTX_free wipes it.
+ */
 struct frame_enc {
-	uint8_t key[FRAME_KEY_LEN];
+	EVP_CIPHER_CTX *ctx;
 	uint64_t counter; /* of the next frame; UINT64_MAX is never used */
 };
 
-/* sodium_malloc memory; buf is malloc'd, wiped before it is freed. */
+/* buf is malloc'd, wiped before it is freed. */
 struct frame_dec {
-	uint8_t key[FRAME_KEY_LEN];
+	EVP_CIPHER_CTX *ctx; /* NULL once the decoder failed */
 	uint64_t counter; /* expected for the next frame */
 	uint8_t hdr[FRAME_HEADER_LEN];
 	size_t hdr_have;
