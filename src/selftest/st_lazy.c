@@ -18,6 +18,7 @@
 #define MIB (1024ULL * 1024)
 #define BIG_SIZE (24 * MIB)
 #define OTHER_SIZE (8 * MIB)
+#define KEEP_SIZE (12 * MIB)
 #define CACHE_MAX "31457280" /* 30 MiB: less than all the files together */
 #define ENSURE_TIMEOUT_MS 15000
 
@@ -296,6 +297,30 @@ static void eviction(struct st_env *env, struct st_pair *p)
 	ST_CHECK(env, st_pair_conflicts_all(p, 0) == 0 && st_pair_conflicts_all(p, 1) == 0);
 }
 
+/* Ranges fetched before a restart are still there after it: the presence
+ * marks of an unfinished file are written when the daemon stops. */
+static void restart_keeps_ranges(struct st_env *env, struct st_pair *p)
+{
+	int64_t held, r0;
+
+	ST_REQUIRE_VOID(env, ensure(p, 1, "keep.bin", 0, 100) == 0);
+	ST_CHECK(env, wait_idle(env, p) == 0);
+	held = allocated(p, 1, "keep.bin");
+	st_note(env, "before the restart keep.bin holds %lld bytes", (long long)held);
+	ST_CHECK(env, held >= (int64_t)MIB && held < (int64_t)KEEP_SIZE); /* unfinished */
+	ST_REQUIRE_VOID(env, st_pair_down(env, p, 1) == 0);
+	ST_REQUIRE_VOID(env, lazy_up(env, p) == 0);
+	ST_REQUIRE_VOID(env, wait_idle(env, p) == 0);
+	r0 = received(env, p, 1);
+	ST_CHECK(env, ensure(p, 1, "keep.bin", 0, (int64_t)MIB) == 0);
+	st_note(env, "after the restart: %lld bytes received before the ensure, %lld after",
+		(long long)r0, (long long)received(env, p, 1));
+	ST_CHECK(env, received(env, p, 1) == r0); /* nothing fetched again */
+	ST_CHECK(env, same_range(p, "keep.bin", 0, MIB));
+	ST_CHECK(env, ensure(p, 1, "keep.bin", 0, -1) == 0);
+	ST_CHECK(env, same_file(p, "keep.bin"));
+}
+
 /* A local edit of a complete lazy file syncs back like any edit. */
 static void edit_back(struct st_env *env, struct st_pair *p)
 {
@@ -321,6 +346,7 @@ int st_lazy_ensure(struct st_env *env)
 	ST_CHECK(env, st_pair_write(&p, 0, "small.txt", "small\n", 6) == 0);
 	ST_CHECK(env, st_pair_put_random(&p, 0, "mv.bin", 13, 3 * MIB, NULL) == 0);
 	ST_CHECK(env, st_pair_put_random(&p, 0, "pr.bin", 14, MIB + MIB / 2, NULL) == 0);
+	ST_CHECK(env, st_pair_put_random(&p, 0, "keep.bin", 16, KEEP_SIZE, NULL) == 0);
 	ST_CHECK(env, mkdir(st_pair_path(&p, 0, "pd", path), 0755) == 0);
 	ST_CHECK(env, st_pair_put_random(&p, 0, "pd/x.bin", 15, 300000, NULL) == 0);
 	ST_CHECK(env, st_pair_write(&p, 0, "pd/y.txt", "why\n", 4) == 0);
@@ -340,6 +366,8 @@ int st_lazy_ensure(struct st_env *env)
 		peer_gone(env, &p);
 	if (!env->failures)
 		eviction(env, &p);
+	if (!env->failures)
+		restart_keeps_ranges(env, &p);
 	if (!env->failures)
 		edit_back(env, &p);
 out:

@@ -542,6 +542,8 @@ uint64_t engine_deadline(const struct engine *e)
 		t = e->retry_due_ms;
 	if (e->rate_due_ms && e->rate_due_ms < t)
 		t = e->rate_due_ms;
+	if (e->lz_persist_due_ms && e->lz_persist_due_ms < t)
+		t = e->lz_persist_due_ms;
 	return t;
 }
 
@@ -550,6 +552,7 @@ void engine_tick(struct engine *e, uint64_t now)
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
 	fetch_tick(e, now);
+	lazy_tick(e, now);
 	if (e->rate_due_ms && now >= e->rate_due_ms) {
 		e->rate_due_ms = 0;
 		serve_pump(e);

@@ -182,6 +182,7 @@ struct engine {
 	struct lazy_file *lz_active;	 /* files with blocks wanted or in flight (loop) */
 	uint64_t lz_bytes;		 /* present bytes of tracked files (loop) */
 	uint64_t lz_moves;		 /* index_lazy_moves() last seen (loop) */
+	uint64_t lz_persist_due_ms;	 /* lazy_persist_all() then; 0: nothing dirty waits */
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
 	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
@@ -252,6 +253,8 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash);
 /* Reloads the table when renames moved rows in the index (cheap when not). */
 void lazy_check_moves(struct engine *e);
+/* The timer of lazy_persist_all(). */
+void lazy_tick(struct engine *e, uint64_t now_ms);
 /* apply.c moved the file at from to to (a local move instead of a fetch):
  * its placeholder mark, if any, moves with it; one at to is dropped. */
 int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *to,

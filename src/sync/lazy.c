@@ -182,18 +182,77 @@ void lazy_deactivate(struct engine *e, struct lazy_file *z)
 	z->fd = -1;
 }
 
+/* syncfs of the store's file system (the scanner's root fd is O_PATH, which
+ * syncfs refuses). 0, or -1 with errno. */
+static int store_syncfs(struct engine *e)
+{
+	int fd = openat(e->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -1;
+	r = syncfs(fd);
+	if (r < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* Writes the presence bitmap to the index, after the data is durable. */
 void lazy_persist(struct engine *e, struct lazy_file *z)
 {
 	if (!z->dirty)
 		return;
-	if (z->fd >= 0 && fdatasync(z->fd) < 0)
+	if (z->fd >= 0 ? fdatasync(z->fd) < 0 : store_syncfs(e) < 0)
 		return; /* not marked: fetched again later */
 	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0)
 		log_debug("cannot record the blocks of %s: %s", z->path, index_errmsg(e->idx));
 	else
 		z->dirty = false;
+}
+
+void lazy_persist_all(struct engine *e)
+{
+	bool any = false, tx;
+
+	e->lz_persist_due_ms = 0;
+	if (!e->lz_tab)
+		return;
+	for (unsigned b = 0; b < LAZY_BUCKETS && !any; b++)
+		for (struct lazy_file *z = e->lz_tab[b]; z && !any; z = z->hnext)
+			any = z->dirty;
+	if (!any)
+		return;
+	if (store_syncfs(e) < 0) {
+		log_debug("syncfs of the store: %s", strerror(errno));
+		return; /* not marked: fetched again later */
+	}
+	tx = index_begin(e->idx) == 0; /* else inside the engine's own transaction */
+	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext) {
+			if (!z->dirty)
+				continue;
+			if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
+					   lazy_bits_len(z->size)) < 0)
+				log_debug("cannot record the blocks of %s: %s", z->path,
+					  index_errmsg(e->idx));
+			else
+				z->dirty = false;
+		}
+	if (tx && index_commit(e->idx) < 0) {
+		log_debug("cannot record the blocks: %s", index_errmsg(e->idx));
+		(void)index_rollback(e->idx);
+	}
+}
+
+void lazy_tick(struct engine *e, uint64_t now_ms)
+{
+	if (e->lz_persist_due_ms && now_ms >= e->lz_persist_due_ms)
+		lazy_persist_all(e);
 }
 
 static void forget_mem(struct engine *e, struct lazy_file *z);
@@ -593,9 +652,9 @@ void lazy_on_down(struct engine *e)
 		z->manifest_req = 0;
 		blocks_manifest_free(z->m);
 		z->m = NULL;
-		lazy_persist(e, z);
 		lazy_deactivate(e, z);
 	}
+	lazy_persist_all(e);
 	lazy_wake(e, true, NULL);
 }
 
@@ -653,6 +712,8 @@ void lazy_done(struct engine *e)
 	while (e->lz_callers > 0)
 		pthread_cond_wait(&e->lz_cond, &e->lz_mu);
 	pthread_mutex_unlock(&e->lz_mu);
+	if (e->lz_tab && e->idx)
+		lazy_persist_all(e);
 	if (e->lz_tab) {
 		for (unsigned b = 0; b < LAZY_BUCKETS; b++)
 			while (e->lz_tab[b]) {

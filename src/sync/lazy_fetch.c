@@ -195,7 +195,14 @@ static void burst_end(struct engine *e, struct lazy_file *z)
 	for (uint32_t i = 0; i < z->nblocks; i++)
 		if (lazy_bit_get(z->want, i) && !lazy_bit_get(z->have, i))
 			return; /* more to ask for */
-	lazy_persist(e, z);
+	/* A finished file is marked at once; an unfinished one with the others
+	 * on the timer (one syncfs for all, not an fdatasync per burst: those
+	 * held the loop for a second per GiB read). A block on disk but not
+	 * marked is only fetched again. */
+	if (z->nhave == z->nblocks)
+		lazy_persist(e, z);
+	else if (z->dirty && !e->lz_persist_due_ms)
+		e->lz_persist_due_ms = lazy_mono_ms() + LAZY_PERSIST_MS;
 	if (z->nhave == z->nblocks)
 		log_debug("sync: %s is complete", z->path);
 	lazy_deactivate(e, z);
@@ -311,20 +318,30 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 	    !no_writers(rfd))
 		goto out; /* changed (the scanner will see it) or being written */
 	wfd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (wfd < 0 ||
-	    fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)z->size) < 0) {
+	if (wfd < 0) {
 		r = -errno;
 		goto out;
 	}
-	z->mtime_ns = x->mtime_ns;
-	r = restore_identity(e, z, wfd);
+	/* Unmark first, in memory (an ensure from now on fetches) and in the
+	 * index, then punch: never a mark on a hole, not even for a moment. */
 	e->lz_bytes -= lazy_present_bytes(z);
 	pthread_mutex_lock(&e->lz_mu);
 	memset(z->have, 0, lazy_bits_len(z->size));
 	z->nhave = 0;
 	pthread_mutex_unlock(&e->lz_mu);
-	z->dirty = true;
-	lazy_persist(e, z);
+	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
+			   lazy_bits_len(z->size)) < 0) {
+		log_debug("cannot record the blocks of %s: %s", z->path, index_errmsg(e->idx));
+		z->dirty = true; /* the data stays; the row is written later */
+		goto out;
+	}
+	z->dirty = false;
+	if (fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)z->size) < 0) {
+		r = -errno; /* unmarked data: only fetched again */
+		goto out;
+	}
+	z->mtime_ns = x->mtime_ns;
+	r = restore_identity(e, z, wfd);
 	log_debug("sync: evicted %s from the cache", z->path);
 out:
 	if (rfd >= 0)

@@ -13,6 +13,7 @@
 #define LAZY_READAHEAD ((uint64_t)4 << 20)
 #define LAZY_READAHEAD_MAX ((uint64_t)64 << 20) /* for a sequential reader */
 #define LAZY_EVICT_AGE_MS 3000 /* a file ensured this recently is being read */
+#define LAZY_PERSIST_MS 5000	/* presence bitmaps of unfinished files: this often */
 
 struct lazy_file {
 	struct lazy_file *hnext; /* bucket chain; protected by lz_mu */
@@ -74,6 +75,8 @@ void lazy_wake(struct engine *e, bool fail, const char *fail_path);
 void lazy_deactivate(struct engine *e, struct lazy_file *z);
 /* Writes z's bitmap to the index after fdatasync of its data. */
 void lazy_persist(struct engine *e, struct lazy_file *z);
+/* Persists every dirty file's bitmap after one syncfs of the store. */
+void lazy_persist_all(struct engine *e);
 /* Drops z from the table and the index (its path changed). */
 void lazy_forget(struct engine *e, struct lazy_file *z);
 
