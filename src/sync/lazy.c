@@ -17,9 +17,11 @@
  *   mtime is restored and its new stat identity stored (index_set_stat) in
  *   the same call, so the scanner never sees an edit. Waiters are answered
  *   as soon as their range is present, or -EIO when it cannot be.
- * - The presence bitmap is persisted (after fdatasync of the file) when a
- *   file's burst ends and when the peer goes away: a block on disk but not
- *   marked is only fetched again, a block marked is always on disk.
+ * - The presence bitmap is persisted after the data is durable: a finished
+ *   file's at once (fdatasync), the others' by lazy_persist_all() (one
+ *   syncfs) every LAZY_PERSIST_MS, when the peer goes away and at shutdown.
+ *   A block on disk but not marked is only fetched again, a block marked is
+ *   always on disk.
  * - Cache limit: when the present bytes exceed cache_max, clean files
  *   (content still the index version, identity unchanged, nobody has them
  *   open for writing, not ensured for LAZY_EVICT_AGE_MS) are emptied again
