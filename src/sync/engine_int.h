@@ -62,6 +62,7 @@ struct fetch {
 	const char *name; /* last component, inside r.path */
 	char tmpname[64];
 	int tmpfd;
+	int dfd; /* the temp file again with O_DIRECT, for whole blocks; -1: none */
 	bool resumed; /* the temp file existed */
 	struct blocks_manifest *m;
 	uint32_t manifest_req;

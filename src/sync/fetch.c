@@ -53,9 +53,11 @@ static void fetch_free(struct fetch *f)
 {
 	if (f->tmpfd >= 0)
 		close(f->tmpfd);
+	if (f->dfd >= 0)
+		close(f->dfd);
 	if (f->dirfd >= 0)
 		close(f->dirfd);
-	f->tmpfd = f->dirfd = -1;
+	f->tmpfd = f->dfd = f->dirfd = -1;
 	blocks_manifest_free(f->m);
 	f->m = NULL;
 	free(f->have);
@@ -77,10 +79,11 @@ struct block_job {
 	uint64_t off;
 	uint32_t len;
 	int fd;	     /* a dup of the temp file: f may close its own */
+	int dfd;     /* a dup of its O_DIRECT fd, or -1 */
 	bool single; /* expect is the file hash (a one-block file) */
 	uint8_t expect[BLOCKS_HASH_LEN];
 	int result; /* 0; -EBADMSG: does not verify; -errno of pwrite */
-	uint8_t data[];
+	uint8_t data[] __attribute__((aligned(4096))); /* O_DIRECT wants it aligned */
 };
 
 /*
@@ -97,7 +100,11 @@ static struct block_job *job_get(struct engine *e)
 		e->njobs_free--;
 		return j;
 	}
-	return malloc(sizeof(*j) + BLOCKS_SIZE);
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, sizeof(*j) + BLOCKS_SIZE) != 0)
+		return NULL;
+	return p;
 }
 
 static void job_put(struct engine *e, struct block_job *j)
@@ -161,13 +168,35 @@ static int block_write(int fd, const uint8_t *p, size_t left, off_t off)
 	return 0;
 }
 
+/* Writes a whole block with O_DIRECT. 0, -EINVAL (refused: go buffered), -errno. */
+static int block_write_direct(int fd, const uint8_t *p, size_t len, off_t off)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		if ((size_t)n % 4096 && (size_t)n != len)
+			return -EINVAL; /* an unaligned remainder: let the buffered fd do it */
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
 static void block_run(struct work_job *wj)
 {
 	struct block_job *j = (struct block_job *)wj;
 
 	j->result = block_verify(j->data, j->len, j->single, j->expect);
-	if (j->result == 0)
-		j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
+	if (j->result != 0)
+		return;
+	if (j->dfd >= 0 && j->len % 4096 == 0 &&
+	    block_write_direct(j->dfd, j->data, j->len, (off_t)j->off) == 0)
+		return;
+	j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
 }
 
 static void req_done(struct engine *e, struct req *q);
@@ -262,7 +291,7 @@ int fetch_queue(struct engine *e, const struct rentry *r)
 		free(f);
 		return -ENOMEM;
 	}
-	f->dirfd = f->tmpfd = -1;
+	f->dirfd = f->tmpfd = f->dfd = -1;
 	if (e->fetch_tail)
 		e->fetch_tail->next = f;
 	else
@@ -377,6 +406,15 @@ static int fetch_open(struct engine *e, struct fetch *f)
 		log_warn("cannot create a temp file for %s: %s", f->r.path, strerror(-r));
 		return r ? r : -EIO;
 	}
+	/*
+	 * Whole blocks of a large file go to disk with O_DIRECT from the
+	 * workers: the data must reach the disk before the rename anyway, and
+	 * writing it through the page cache cost both a copy into fresh pages
+	 * and a writeback that competed with everything else (3x slower here).
+	 * Where O_DIRECT is refused (tmpfs, some FUSE), blocks go buffered.
+	 */
+	if (f->r.size >= 4 * (uint64_t)BLOCKS_SIZE)
+		f->dfd = openat(f->dirfd, f->tmpname, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
 	if (st.st_size > 0) {
 		f->resumed = true;
 		if ((uint64_t)st.st_size > f->r.size && ftruncate(f->tmpfd, (off_t)f->r.size) < 0)
@@ -452,9 +490,11 @@ static void fetch_requeue(struct engine *e, struct fetch *f)
 		e->nactive--;
 	if (f->tmpfd >= 0)
 		close(f->tmpfd);
+	if (f->dfd >= 0)
+		close(f->dfd);
 	if (f->dirfd >= 0)
 		close(f->dirfd);
-	f->tmpfd = f->dirfd = -1;
+	f->tmpfd = f->dfd = f->dirfd = -1;
 	blocks_manifest_free(f->m);
 	f->m = NULL;
 	free(f->have);
@@ -695,10 +735,11 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 		/* a worker verifies and writes it; the loop goes on decrypting */
 		struct block_job *j = job_get(e);
 		int fd = j ? fcntl(f->tmpfd, F_DUPFD_CLOEXEC, 0) : -1;
+		int dfd = fd >= 0 && f->dfd >= 0 ? fcntl(f->dfd, F_DUPFD_CLOEXEC, 0) : -1;
 		if (j && fd >= 0) {
 			*j = (struct block_job){.w.run = block_run, .f = f, .gen = f->gen,
 						.block = i, .off = b->offset, .len = (uint32_t)b->len,
-						.fd = fd, .single = !f->m};
+						.fd = fd, .dfd = dfd, .single = !f->m};
 			memcpy(j->expect, expect, BLOCKS_HASH_LEN);
 			memcpy(j->data, b->data, b->len);
 			if (work_submit(e->work, &j->w) == 0) {
@@ -708,6 +749,8 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 		}
 		if (fd >= 0)
 			close(fd);
+		if (dfd >= 0)
+			close(dfd);
 		job_put(e, j); /* the pool is full: do it here */
 	}
 	r = block_verify(b->data, (uint32_t)b->len, !f->m, expect);
@@ -725,6 +768,8 @@ void fetch_on_work(struct engine *e)
 		struct fetch *f = j->f;
 		next = list->next;
 		close(j->fd);
+		if (j->dfd >= 0)
+			close(j->dfd);
 		f->jobs--;
 		if (f->dead) {
 			if (!f->jobs)
@@ -756,6 +801,8 @@ void fetch_work_stop(struct engine *e)
 		struct block_job *j = (struct block_job *)left;
 		next = left->next;
 		close(j->fd);
+		if (j->dfd >= 0)
+			close(j->dfd);
 		if (--j->f->jobs == 0 && j->f->dead)
 			free(j->f);
 		free(j);
