@@ -132,6 +132,8 @@ TEST(getattr_setattr)
 	CHECK_INT_EQ(sm.st_size, 10);
 	CHECK_INT_EQ(sm.st_ino, sb.st_ino);
 	CHECK_INT_EQ(sm.st_mode, sb.st_mode);
+	/* programs size their I/O by it: 1 MiB requests, not 128 KiB ones */
+	CHECK_INT_EQ(sm.st_blksize, 1024 * 1024);
 
 	CHECK_INT_EQ(chmod(M("attr.txt"), 0640), 0);
 	REQUIRE(stat(B("attr.txt"), &sb) == 0);
