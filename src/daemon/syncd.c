@@ -38,8 +38,13 @@ static void io_close(void *ud, const char *why)
 {
 	struct daemon *d = ud;
 
-	if (d->active)
-		conn_close(d->active, FRAME_CLOSE_PROTOCOL, why);
+	if (!d->active) {
+		log_warn("protocol error from the peer: %s", why);
+		return;
+	}
+	log_warn("protocol error from the peer at %s: %s; closing the connection",
+		 d->active->addr, why);
+	conn_close(d->active, FRAME_CLOSE_PROTOCOL, why);
 }
 
 static void io_changed(void *ud, const char *path)

@@ -468,6 +468,9 @@ static void bad_paths(struct st_env *env, struct st_fake *f, const struct st_pee
 		if (!log_wait(env, p, f, "warning: ", cases[i].reason, had))
 			st_fail(env, __FILE__, __LINE__, "the refusal of %s is logged",
 				cases[i].what);
+		/* with the peer's address: the log must say who sent it */
+		ST_CHECK(env, log_count(p, "protocol error from the peer at [::1]:",
+					cases[i].reason) > 0);
 	}
 }
 

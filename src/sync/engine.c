@@ -60,10 +60,11 @@ void engine_protocol_error(struct engine *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_warn("protocol error from the peer: %s; closing the connection", why);
 	if (e->up) {
 		e->up = false;
-		e->io.close(e->io.ud, why);
+		e->io.close(e->io.ud, why); /* logs it, with the peer's address */
+	} else {
+		log_warn("protocol error from the peer: %s", why);
 	}
 }
 

@@ -58,7 +58,8 @@ struct engine_io {
 	/* Bytes of message the connection takes now without queueing beyond
 	 * its buffer. The engine sends a message only when it fits. */
 	size_t (*room)(void *ud);
-	/* Closes the connection after a protocol error (why: a sentence). */
+	/* Closes the connection after a protocol error (why: a sentence), and
+	 * logs why with the peer's address: the engine does not know it. */
 	void (*close)(void *ud, const char *why);
 	/* Optional: path (share-relative, NUL-terminated) changed on disk
 	 * because of the peer (for the FUSE adapter's cache). May be NULL. */
