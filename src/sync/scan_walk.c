@@ -260,6 +260,16 @@ static int try_rename(struct scan *s, const char *path, size_t len, const struct
 	if (r == 0 ? (sst.st_dev == st->st_dev && sst.st_ino == st->st_ino)
 		   : (r != -ENOENT && r != -ENOTDIR))
 		return 0; /* still there (a hard link), or unknown: not a move */
+	/*
+	 * A file written on since it was hashed, then renamed (a copy into a
+	 * temp name and a rename into place): moving its entry would publish
+	 * the old, shorter content under the new name until the new hash is
+	 * done. It is a new file here instead (hashed before it is published);
+	 * the old name goes as deleted.
+	 */
+	if (src->type == INDEX_FILE && (src->size != (uint64_t)st->st_size ||
+					src->mtime_ns != scan_ns(&st->st_mtim)))
+		return 0;
 	if (live) {
 		r = scan_delete_tree(s, path, len); /* moved over an existing entry */
 		if (r < 0)

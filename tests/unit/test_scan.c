@@ -424,6 +424,33 @@ TEST(rename_file)
 	fx_close(&f);
 }
 
+/*
+ * A file written on after its hash and then renamed (a copy into a temp
+ * name, then the rename into place) is not a move: the new name must never
+ * carry the old, shorter content, not even until the new hash is done
+ * (the engine would send it). The old name goes as deleted.
+ */
+TEST(rename_after_changes)
+{
+	struct fx f;
+	struct index_entry b;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at(".tmp", "the first part") == 0);
+	REQUIRE(scan(&f) == 1);
+	CHECK(append_at(".tmp", " and the rest, written later") == 0);
+	CHECK(rename(at(".tmp"), at("big")) == 0);
+	CHECK(events(&f) >= 1);
+	CHECK(scan_run(f.s, f.err) >= 1);
+	CHECK(tomb(&f, ".tmp"));
+	/* before its hash: absent, or (never) the old content */
+	if (get(&f, "big", &b) == 0)
+		CHECK(b.deleted || b.size == strlen("the first part and the rest, written later"));
+	CHECK(drain(&f) >= 0);
+	CHECK(hash_is(&f, "big", "the first part and the rest, written later"));
+	fx_close(&f);
+}
+
 TEST(rename_dir_1000)
 {
 	struct fx f;
@@ -726,6 +753,7 @@ int main(void)
 	RUN(edits);
 	RUN(dirs);
 	RUN(rename_file);
+	RUN(rename_after_changes);
 	RUN(rename_dir_1000);
 	RUN(full_rescan);
 	RUN(type_change);
