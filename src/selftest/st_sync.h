@@ -153,6 +153,10 @@ bool st_tree_equal(struct st_env *env, const struct st_tree *x, const struct st_
 size_t st_tree_count_name(const struct st_tree *t, const char *needle);
 /* Snapshot of side (NULL on failure). */
 struct st_tree *st_pair_tree(const struct st_pair *p, int side, const struct st_tree *prev);
+/* The tree of side as the expected state after a change: st_pair_tree()
+ * again until one scan goes through (a scan fails when the engine changes
+ * another part of the tree under it), for up to 5 s; NULL then, noted. */
+struct st_tree *st_pair_snapshot(struct st_env *env, const struct st_pair *p, int side);
 
 /* One change made on side from, to be seen on the other side. */
 struct st_expect {

@@ -113,7 +113,7 @@ int st_sync_large_file(struct st_env *env)
 		}
 		memcpy(rd.new_hash, hash[from], 32);
 		ST_CHECK(env, reader_start(&rd) == 0);
-		exp.want = st_pair_tree(&p, from, NULL);
+		exp.want = st_pair_snapshot(env, &p, from);
 		took = st_wait_converged(env, &p, &exp, 1, 60000);
 		/* converged: the reader gets to read the new version at least once
 		 * (a 64 MiB read can take longer than noticing the convergence) */

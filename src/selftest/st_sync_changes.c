@@ -210,7 +210,7 @@ int st_sync_changes(struct st_env *env)
 			}
 		}
 		for (int s = 0; s < 2; s++)
-			exp[s].want = st_pair_tree(&p, s, NULL);
+			exp[s].want = st_pair_snapshot(env, &p, s);
 		took = st_wait_converged(env, &p, exp, 2, CONVERGE_MS);
 		for (int s = 0; s < 2; s++)
 			st_tree_free(exp[s].want);
@@ -525,7 +525,7 @@ int st_sync_rename_dir(struct st_env *env)
 			ST_CHECK(env, !"the directory could be renamed");
 			break;
 		}
-		exp.want = st_pair_tree(&p, from, NULL);
+		exp.want = st_pair_snapshot(env, &p, from);
 		took = st_wait_converged(env, &p, &exp, 1, CONVERGE_MS);
 		st_tree_free(exp.want);
 		st1 = st_pair_status(env, &p, to);

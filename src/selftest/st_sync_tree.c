@@ -253,6 +253,15 @@ static bool excluded(const char *rel, const char *name)
 	return rel[0] == '\0' && !strcmp(name, MARKER);
 }
 
+/* Why the last st_tree_scan() of this thread failed, for the notes. */
+static __thread char tree_why[ST_PATH_MAX + 64];
+
+static int tree_fail(int r, const char *what, const char *path)
+{
+	snprintf(tree_why, sizeof(tree_why), "%s %s: %s", what, path, strerror(-r));
+	return r;
+}
+
 /* Adds the entries under the directory dfd (share path rel) to t. */
 static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct st_tree *t,
 		    int depth)
@@ -282,7 +291,7 @@ static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct
 			break;
 		}
 		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
+			r = tree_fail(-errno, "lstat", sub);
 			break;
 		}
 		e = tree_add(t);
@@ -301,7 +310,7 @@ static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct
 			char target[ST_PATH_MAX];
 			ssize_t k = readlinkat(dirfd(d), name, target, sizeof(target) - 1);
 			if (k < 0) {
-				r = -errno;
+				r = tree_fail(-errno, "readlink", sub);
 				break;
 			}
 			target[k] = '\0';
@@ -319,14 +328,22 @@ static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct
 			struct stat st2;
 			uint64_t size;
 			if (fd < 0) {
-				r = -errno;
+				r = tree_fail(-errno, "open", sub);
 				break;
 			}
 			r = hash_fd(fd, e->hash, &size);
+			if (r < 0)
+				tree_fail(r, "read", sub);
 			/* changed while we read it: try again later */
 			if (r == 0 && (fstat(fd, &st2) < 0 || size != e->size ||
-				       ts_ns(&st2.st_ctim) != e->ctime_ns))
+				       ts_ns(&st2.st_ctim) != e->ctime_ns)) {
+				snprintf(tree_why, sizeof(tree_why),
+					 "%s changed while it was read (size %llu then %llu, ctime "
+					 "%lld then %lld)",
+					 sub, (unsigned long long)e->size, (unsigned long long)size,
+					 (long long)e->ctime_ns, (long long)ts_ns(&st2.st_ctim));
 				r = -EAGAIN;
+			}
 			if (r == 0)
 				cache_put(e);
 			close(fd);
@@ -334,7 +351,7 @@ static int scan_dir(int dfd, const char *rel, const struct st_tree *prev, struct
 			int sfd = openat(dirfd(d), name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sfd < 0) {
-				r = -errno;
+				r = tree_fail(-errno, "opendir", sub);
 				break;
 			}
 			r = scan_dir(sfd, sub, prev, t, depth + 1);
@@ -368,6 +385,18 @@ struct st_tree *st_pair_tree(const struct st_pair *p, int side, const struct st_
 	if (!st_pair_path(p, side, "", root))
 		return NULL;
 	return st_tree_scan(root, prev);
+}
+
+struct st_tree *st_pair_snapshot(struct st_env *env, const struct st_pair *p, int side)
+{
+	uint64_t end = st_now_ms() + 5000;
+	struct st_tree *t;
+
+	while (!(t = st_pair_tree(p, side, NULL)) && st_now_ms() < end)
+		st_sleep_ms(env, 20);
+	if (!t)
+		st_note(env, "no snapshot of %s for 5 s (%s)", st_side_name(side), tree_why);
+	return t;
 }
 
 static bool under(const char *path, const char *prefix)
@@ -428,7 +457,7 @@ bool st_tree_equal(struct st_env *env, const struct st_tree *x, const struct st_
 
 	if (!x || !y) {
 		if (env)
-			st_note(env, "no snapshot of %s", !x ? xname : yname);
+			st_note(env, "no snapshot of %s (%s)", !x ? xname : yname, tree_why);
 		return false;
 	}
 	while (i < x->n || j < y->n) {
