@@ -158,7 +158,7 @@ int st_sync_resume(struct st_env *env)
 	struct st_pair p;
 	uint8_t hash[32], got[32];
 	char path[ST_PATH_MAX];
-	int64_t half = (int64_t)RESUME_SIZE / 2, recv_kill, recv_end, took;
+	int64_t base = 0, recv_kill, recv_end, took; /* base: b's bytes before this attempt */
 	json_t *st;
 
 	if (st_pair_make(env, &p, "") < 0) {
@@ -184,7 +184,7 @@ int st_sync_resume(struct st_env *env)
 			ST_CHECK(env, !"the file was written");
 			goto out;
 		}
-		int64_t target = half + (attempt ? (int64_t)RESUME_SIZE * 2 : 0);
+		int64_t target = base + (int64_t)RESUME_SIZE / 2;
 		st = st_pair_status_wait(env, &p, 1, has_received, &target, 30000, "half-way");
 		recv_kill = st_jint(st, "bytes_received", -1);
 		json_decref(st);
@@ -193,7 +193,7 @@ int st_sync_resume(struct st_env *env)
 			goto out;
 		}
 		st_pair_kill(env, &p, 0);
-		st_note(env, "killed a when b had %lld of %llu bytes", (long long)recv_kill,
+		st_note(env, "killed a when b had %lld of %llu bytes", (long long)(recv_kill - base),
 			(unsigned long long)RESUME_SIZE);
 		bool early = st_pair_exists(&p, 1, name);
 		if (early && attempt == 0) {
@@ -201,13 +201,14 @@ int st_sync_resume(struct st_env *env)
 			ST_CHECK(env, st_pair_up(env, &p, 0) == 0);
 			ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 40000) >= 0);
 			st = st_pair_status(env, &p, 1);
-			recv_kill = st_jint(st, "bytes_received", -1);
+			base = st_jint(st, "bytes_received", -1);
 			json_decref(st);
-			half = recv_kill + (int64_t)RESUME_SIZE / 2 - (int64_t)RESUME_SIZE * 2;
+			if (base < 0) {
+				ST_CHECK(env, !"b's status after the first attempt");
+				goto out;
+			}
 			continue;
 		}
-		int64_t base = attempt ? recv_kill - (half + (int64_t)RESUME_SIZE * 2 -
-						   (int64_t)RESUME_SIZE / 2) : 0;
 		ST_CHECK(env, recv_kill - base < (int64_t)RESUME_SIZE * 9 / 10);
 		ST_CHECK(env, !early);
 		ST_CHECK(env, st_pair_up(env, &p, 0) == 0);
