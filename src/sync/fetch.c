@@ -144,32 +144,8 @@ static int block_verify(const uint8_t *data, uint32_t len, bool single, const ui
 	return sodium_memcmp(h, expect, BLOCKS_HASH_LEN) == 0 ? 0 : -EBADMSG;
 }
 
-/* Writes a block and starts its writeback at once, so the fsync before the
- * rename finds little left to flush (it overlaps the transfer instead). */
-static int block_write(int fd, const uint8_t *p, size_t left, off_t off)
-{
-	off_t start = off;
-	size_t len = left;
-
-	while (left > 0) {
-		ssize_t n = pwrite(fd, p, left, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		left -= (size_t)n;
-		off += n;
-	}
-	/* small files: the syncfs of their batch writes them; a call each would
-	 * only add an I/O submission per file */
-	if (len >= BLOCKS_SIZE / 2)
-		(void)sync_file_range(fd, start, (off_t)len, SYNC_FILE_RANGE_WRITE);
-	return 0;
-}
-
-/* Writes a whole block with O_DIRECT. 0, -EINVAL (refused: go buffered), -errno. */
-static int block_write_direct(int fd, const uint8_t *p, size_t len, off_t off)
+/* pwrite of all len bytes at off. 0 or -errno. */
+static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
 {
 	while (len > 0) {
 		ssize_t n = pwrite(fd, p, len, off);
@@ -177,13 +153,24 @@ static int block_write_direct(int fd, const uint8_t *p, size_t len, off_t off)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		if ((size_t)n % 4096 && (size_t)n != len)
-			return -EINVAL; /* an unaligned remainder: let the buffered fd do it */
 		p += n;
 		len -= (size_t)n;
 		off += n;
 	}
 	return 0;
+}
+
+/* Writes a block and starts its writeback at once, so the fsync before the
+ * rename finds little left to flush (it overlaps the transfer instead). */
+static int block_write(int fd, const uint8_t *p, size_t len, off_t off)
+{
+	int r = pwrite_all(fd, p, len, off);
+
+	/* small files: the syncfs of their batch writes them; a call each would
+	 * only add an I/O submission per file */
+	if (r == 0 && len >= BLOCKS_SIZE / 2)
+		(void)sync_file_range(fd, off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+	return r;
 }
 
 static void block_run(struct work_job *wj)
@@ -193,8 +180,10 @@ static void block_run(struct work_job *wj)
 	j->result = block_verify(j->data, j->len, j->single, j->expect);
 	if (j->result != 0)
 		return;
+	/* O_DIRECT for a whole aligned block; anything it refuses (an
+	 * unaligned short write included) is written again buffered */
 	if (j->dfd >= 0 && j->len % 4096 == 0 &&
-	    block_write_direct(j->dfd, j->data, j->len, (off_t)j->off) == 0)
+	    pwrite_all(j->dfd, j->data, j->len, (off_t)j->off) == 0)
 		return;
 	j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
 }
