@@ -188,19 +188,15 @@ void lazy_deactivate(struct engine *e, struct lazy_file *z)
  * syncfs refuses). 0, or -1 with errno. */
 static int store_syncfs(struct engine *e)
 {
-	int fd = openat(e->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+	int fd = openat(e->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r, err;
 
 	if (fd < 0)
 		return -1;
 	r = syncfs(fd);
-	if (r < 0) {
-		int err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
+	err = errno;
 	close(fd);
-	return 0;
+	errno = err;
+	return r;
 }
 
 /* Writes the presence bitmap to the index, after the data is durable. */
