@@ -30,6 +30,9 @@ void st_relay_stop(struct st_env *env);
 /* The processes whose parent is this one (running or not yet reaped), at
  * most cap of them, found in /proc. Returns how many. */
 int st_proc_children(pid_t *pids, int cap);
+/* In a forked child before exec: no blocked signals, stdin from /dev/null,
+ * stdout to out, stderr to err (-1: left alone). */
+void st_child_stdio(int out, int err);
 /* Its command line (cut to 63 bytes), or "?". */
 void st_proc_comm(pid_t pid, char out[static 64]);
 /* Reaps every child that ends within ms (none left: returns at once).

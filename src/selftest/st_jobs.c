@@ -96,14 +96,7 @@ static int job_spawn(const struct st_jobs_opts *o, struct job *j)
 		return r;
 	}
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(p[1], 1);
+		st_child_stdio(p[1], -1);
 		execv(o->exe, (char *const *)argv);
 		_exit(127);
 	}

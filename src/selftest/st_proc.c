@@ -65,15 +65,7 @@ static int run_argv(struct st_env *env, struct st_proc_out *out, const char *con
 		return r;
 	}
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
+		st_child_stdio(po[1], pe[1]);
 		if (search)
 			execvp(args[0], (char *const *)args);
 		else
@@ -138,6 +130,20 @@ static int run_argv(struct st_env *env, struct st_proc_out *out, const char *con
 	else if (WIFSIGNALED(st))
 		out->status = 128 + WTERMSIG(st);
 	return 0;
+}
+
+void st_child_stdio(int out, int err)
+{
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (devnull >= 0)
+		dup2(devnull, 0);
+	dup2(out, 1);
+	if (err >= 0)
+		dup2(err, 2);
 }
 
 int st_proc_children(pid_t *pids, int cap)
