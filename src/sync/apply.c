@@ -576,7 +576,9 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			break;
 		struct rentry q = *r;
 		q.vv = vv;
-		rc = e->opts.lazy && q.size > 0 ? apply_place(e, &q) : fetch_queue(e, &q);
+		rc = e->opts.lazy && q.size > 0
+			     ? apply_place(e, &q)
+			     : fetch_queue(e, &q, have && !l->deleted && l->type != INDEX_DIR);
 		break;
 	}
 	}

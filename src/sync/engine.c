@@ -587,9 +587,11 @@ void engine_status(struct engine *e, json_t *o)
 	fetch_status(e, tr);
 	json_object_set_new(o, "sync_state", json_string(state_name(e)));
 	json_object_set_new(o, "sync_error", e->stopped[0] ? json_string(e->stopped) : json_null());
+	/* a file being fetched is pending, not in sync; only an update of
+	 * ours is also among the live files */
 	json_object_set_new(o, "files_in_sync",
-			    json_integer((json_int_t)(files + links > e->nfetch
-							      ? files + links - e->nfetch
+			    json_integer((json_int_t)(files + links > e->nfetch_update
+							      ? files + links - e->nfetch_update
 							      : 0)));
 	json_object_set_new(o, "files_pending", json_integer((json_int_t)(e->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));

@@ -64,6 +64,7 @@ struct fetch {
 	int tmpfd;
 	int dfd; /* the temp file again with O_DIRECT, for whole blocks; -1: none */
 	bool resumed; /* the temp file existed */
+	bool update;  /* replaces a live file or link of ours */
 	struct blocks_manifest *m;
 	uint32_t manifest_req;
 	uint32_t next_block;
@@ -141,6 +142,7 @@ struct engine {
 	struct fetch *fetches; /* queued and active, in order */
 	struct fetch *fetch_tail;
 	unsigned nfetch;
+	unsigned nfetch_update; /* of nfetch: replacing a live file of ours */
 	unsigned nactive;
 	struct fetch *closing; /* written, waiting for the next commit */
 	uint64_t commit_due_ms;
@@ -230,7 +232,9 @@ int apply_place(struct engine *e, const struct rentry *r);
 /* fetch.c */
 struct req *fetch_req_new(struct engine *e);
 void fetch_req_done(struct engine *e, struct req *q);
-int fetch_queue(struct engine *e, const struct rentry *r);
+/* Queues the peer's file r; update: it replaces a live file or link of ours
+ * (for the counts in status). */
+int fetch_queue(struct engine *e, const struct rentry *r, bool update);
 void fetch_pump(struct engine *e);
 void fetch_on_manifest(struct engine *e, const struct sync_manifest *m);
 void fetch_on_block(struct engine *e, const struct sync_block_data *b);

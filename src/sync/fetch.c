@@ -221,6 +221,7 @@ static void unlink_fetch(struct engine *e, struct fetch *f)
 		if (e->fetch_tail == f)
 			e->fetch_tail = prev;
 		e->nfetch--;
+		e->nfetch_update -= f->update;
 		if (f->state != FETCH_QUEUED)
 			e->nactive--;
 		f->next = NULL;
@@ -239,7 +240,7 @@ static void fetch_drop(struct engine *e, struct fetch *f, bool remove_tmp)
 	(void)engine_store_applied(e);
 }
 
-int fetch_queue(struct engine *e, const struct rentry *r)
+int fetch_queue(struct engine *e, const struct rentry *r, bool update)
 {
 	struct fetch *f;
 
@@ -281,12 +282,14 @@ int fetch_queue(struct engine *e, const struct rentry *r)
 		return -ENOMEM;
 	}
 	f->dirfd = f->tmpfd = f->dfd = -1;
+	f->update = update;
 	if (e->fetch_tail)
 		e->fetch_tail->next = f;
 	else
 		e->fetches = f;
 	e->fetch_tail = f;
 	e->nfetch++;
+	e->nfetch_update += update;
 	return 0;
 }
 
