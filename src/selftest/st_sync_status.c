@@ -18,10 +18,13 @@
 #define MIB (1024ULL * 1024)
 #define START_MS 10000
 #define STATUS_FILE "slow.bin"
-#define STATUS_SIZE (4 * MIB)
-#define STATUS_RATE "2097152" /* 2 MiB/s: two seconds to watch it */
+#define STATUS_SIZE (8 * MIB)
+#define STATUS_RATE "2097152" /* 2 MiB/s: four seconds to catch it part-way */
 #define SMALL_FILES 4
 #define PTY_OUT_MAX 8192
+/* The sender is stopped while b's status is read twice: a heartbeat long
+ * enough that neither side calls the other dead meanwhile. */
+#define STATUS_HEARTBEAT "20000"
 
 /*
  * Runs `tandem --home H status` with a pseudo-terminal as its stdin, stdout
@@ -129,15 +132,21 @@ int st_sync_status(struct st_env *env)
 	struct st_proc_out out;
 	char rel[32], *tty = NULL;
 	json_t *st, *t;
-	bool ok = true;
+	bool ok = true, up;
+	char heartbeat[32];
 
+	/* st_knobs_set's short heartbeat comes back for the next scenarios */
+	snprintf(heartbeat, sizeof(heartbeat), "%s",
+		 getenv("TANDEM_TEST_HEARTBEAT_MS") ? getenv("TANDEM_TEST_HEARTBEAT_MS") : "250");
 	if (st_pair_make(env, &p, "") < 0) {
 		ST_CHECK(env, !"the pair was made");
 		goto out;
 	}
 	p.rate_bps[0] = STATUS_RATE;
-	if (st_pair_up(env, &p, 0) < 0 || st_pair_up(env, &p, 1) < 0 ||
-	    st_wait_converged(env, &p, NULL, 0, START_MS) < 0) {
+	setenv("TANDEM_TEST_HEARTBEAT_MS", STATUS_HEARTBEAT, 1);
+	up = st_pair_up(env, &p, 0) == 0 && st_pair_up(env, &p, 1) == 0;
+	setenv("TANDEM_TEST_HEARTBEAT_MS", heartbeat, 1);
+	if (!up || st_wait_converged(env, &p, NULL, 0, START_MS) < 0) {
 		ST_CHECK(env, !"the pair started and became idle");
 		goto out;
 	}
@@ -155,6 +164,9 @@ int st_sync_status(struct st_env *env)
 	st = st_pair_status_wait(env, &p, 1, transferring, NULL, 5000, "transferring");
 	ST_CHECK(env, st != NULL);
 	if (st) {
+		/* a stopped sender holds the transfer part-way, however slow the
+		 * status commands are (ASan) */
+		ST_CHECK(env, kill(p.peer[0].pid, SIGSTOP) == 0);
 		t = transfer_of(st);
 		char *text = json_dumps(st, JSON_COMPACT);
 		st_note(env, "b during the transfer: %.600s", text ? text : "?");
@@ -163,6 +175,8 @@ int st_sync_status(struct st_env *env)
 		ST_CHECK(env, json_is_number(json_object_get(t, "rate")) &&
 				      json_number_value(json_object_get(t, "rate")) > 0);
 		ST_CHECK(env, st_jint(st, "files_pending", -1) >= 1);
+		/* the new file is pending, the others stay in sync */
+		ST_CHECK(env, st_jint(st, "files_in_sync", -1) == SMALL_FILES);
 		ST_CHECK(env, st_jstr_is(st, "sync_state", "syncing"));
 		json_decref(st);
 
@@ -177,6 +191,7 @@ int st_sync_status(struct st_env *env)
 		st_note(env, "tandem status off a terminal:\n%s", out.out);
 		ST_CHECK(env, strstr(out.out, STATUS_FILE) != NULL);
 		ST_CHECK(env, strchr(out.out, '\r') == NULL && strchr(out.out, '\033') == NULL);
+		kill(p.peer[0].pid, SIGCONT);
 	}
 	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 15000) >= 0);
 	for (int s = 0; s < 2; s++) {
