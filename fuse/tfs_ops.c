@@ -58,27 +58,33 @@ static void proc_path(const struct tfs_inode *inode, char *buf, size_t len)
 static int ensure(struct tfs *tfs, int fd, uint64_t off, uint64_t len)
 {
 	char link[64], path[PATH_MAX + 1];
+	const char *rel = NULL;
+	struct stat st;
 	size_t rl;
 	ssize_t n;
 
 	if (!tfs->hooks.ensure)
 		return 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
 	snprintf(link, sizeof(link), "%d", fd);
 	n = readlinkat(tfs->procfd, link, path, sizeof(path) - 1);
 	if (n < 0 || n >= (ssize_t)sizeof(path) - 1)
 		return 0; /* cannot name it: documented, serve local data */
 	path[n] = '\0';
 	rl = strlen(tfs->root_path);
-	if (strncmp(path, tfs->root_path, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
-		return 0;
-	if (n >= 10 && strcmp(path + n - 10, " (deleted)") == 0)
-		return 0;
-	const char *rel = path + rl;
-	while (*rel == '/')
-		rel++;
+	/* unlinked or replaced: the hook knows whether that version is whole */
+	if (st.st_nlink > 0 && !(n >= 10 && strcmp(path + n - 10, " (deleted)") == 0)) {
+		if (strncmp(path, tfs->root_path, rl) != 0 ||
+		    (path[rl] != '/' && path[rl] != '\0'))
+			return 0; /* not under the root: not the engine's */
+		rel = path + rl;
+		while (*rel == '/')
+			rel++;
+	}
 	int t = tfs->hooks.ensure_timeout_ms > 0 ? tfs->hooks.ensure_timeout_ms
 						 : TFS_ENSURE_TIMEOUT_MS;
-	int r = tfs->hooks.ensure(tfs->ud, rel, off, len, t);
+	int r = tfs->hooks.ensure(tfs->ud, rel, (uint64_t)st.st_ino, off, len, t);
 	return r > 0 ? 0 : r;
 }
 

@@ -147,3 +147,53 @@ out:
 	st_pair_cleanup(env, &p);
 	return env->failures ? ST_FAIL : ST_PASS;
 }
+
+/*
+ * The peer replaces a file while a reader on the mount has it open and has
+ * read only its start: what it read is still served, the rest of that old
+ * version fails with EIO (it can never come), never the zeros of the
+ * placeholder's holes; a new open reads the new version.
+ */
+int st_fuse_replaced(struct st_env *env)
+{
+	struct st_pair p;
+	char mp[ST_PATH_MAX], dp[ST_PATH_MAX], head[PROBE], buf[PROBE];
+	int m = -1, r = st_fuse_need(env);
+
+	if (r)
+		return r;
+	if (st_pair_start(env, &p, "", 10000) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	ST_REQUIRE(env, p.kind[0] == ST_SIDE_MOUNT);
+	ST_CHECK(env, st_pair_put_random(&p, 1, "old.bin", 31, BIG, NULL) == 0);
+	ST_CHECK(env, listed(env, &p, "old.bin", BIG));
+	st_pair_path(&p, 0, "old.bin", mp);
+	st_pair_path(&p, 1, "old.bin", dp);
+	int d = open(dp, O_RDONLY | O_CLOEXEC);
+	ST_CHECK(env, d >= 0 && pread(d, head, PROBE, 0) == PROBE);
+	if (d >= 0)
+		close(d);
+	m = open(mp, O_RDONLY | O_CLOEXEC);
+	ST_CHECK(env, m >= 0 && pread(m, buf, PROBE, 0) == PROBE && !memcmp(buf, head, PROBE));
+
+	/* a new version, another size so that the mount shows when it is there */
+	ST_CHECK(env, st_pair_put_random(&p, 1, "old.bin", 32, BIG + COLD, NULL) == 0);
+	ST_CHECK(env, listed(env, &p, "old.bin", BIG + COLD));
+	uint64_t t0 = st_now_ms();
+	ssize_t n = m >= 0 ? pread(m, buf, PROBE, BIG - PROBE) : -1;
+	int err = n < 0 ? errno : 0;
+	st_note(env, "the old version's unread end: %zd (%s) after %llu ms", n,
+		err ? strerror(err) : "no error", (unsigned long long)(st_now_ms() - t0));
+	ST_CHECK(env, n < 0 && err == EIO);
+	ST_CHECK(env, m >= 0 && pread(m, buf, PROBE, 0) == PROBE && !memcmp(buf, head, PROBE));
+	ST_CHECK(env, compare_at(&p, "old.bin", BIG + COLD - PROBE, PROBE, NULL) == 0);
+	ST_CHECK(env, compare_at(&p, "old.bin", 0, PROBE, NULL) == 0);
+	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
+out:
+	if (m >= 0)
+		close(m);
+	st_pair_cleanup(env, &p);
+	return env->failures ? ST_FAIL : ST_PASS;
+}

@@ -394,6 +394,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
 	  "read fetches only its part; with the peer gone cached data is served and the rest "
 	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },
+	{ "fuse-replaced", "fuse", "the peer replaces a file a reader has open and half read: "
+	  "the rest of the old version fails with EIO, never zeros", 40, st_fuse_replaced },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
 	  "the peer's new versions without a remount", 40, st_fuse_reads },
 	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "

@@ -253,6 +253,7 @@ static void apply_delete(struct engine *e, const struct rentry *r, struct index_
 		return;
 	rc = 0;
 	if (dirfd >= 0) {
+		lazy_retire(e, r->path);
 		rc = unlinkat(dirfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
 		close(dirfd);
 	}
@@ -266,6 +267,7 @@ static void apply_delete(struct engine *e, const struct rentry *r, struct index_
 		return;
 	}
 	(void)store(e, r, vv, NULL);
+	lazy_gone(e, r->path);
 	changed(e, r->path);
 }
 
@@ -372,6 +374,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 		rc = -errno;
 		goto out;
 	}
+	lazy_retire(e, r->path);
 	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, r->mode) < 0 || futimens(fd, ts) < 0 ||
 	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
@@ -380,7 +383,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 	}
 	rc = store(e, r, &r->vv, &st);
 	if (rc == 0)
-		rc = lazy_track(e, r->path, r->path_len, r->hash, r->size);
+		rc = lazy_track(e, r->path, r->path_len, r->hash, r->size, (uint64_t)st.st_ino);
 	changed(e, r->path);
 out:
 	if (fd >= 0)
@@ -447,6 +450,7 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 		close(sfd);
 		return dfd;
 	}
+	lazy_retire(e, r->path);
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
 	if (rc == 0 && lazy_moved(e, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
 		/* a placeholder without its mark would read as zeros: fetch instead */
@@ -543,6 +547,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		const char *name;
 		int dfd = apply_open_parent(e, r->path, false, &name);
 		if (dfd >= 0) {
+			lazy_retire(e, r->path);
 			rc = unlinkat(dfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno
 											       : 0;
 			close(dfd);
@@ -556,6 +561,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 				 strerror(-rc));
 			return;
 		}
+		lazy_gone(e, r->path);
 		have = false;
 	}
 	switch (r->kind) {

@@ -656,18 +656,18 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		goto fail;
 	}
 	index_device_id(e->idx, e->self_dev);
-	r = lazy_open(e);
-	if (r < 0) {
-		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
-			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
-		goto fail;
-	}
 	r = scan_new(opts->root, e->idx, &e->scan, serr);
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "%s", serr);
 		goto fail;
 	}
 	e->rootfd = scan_root_fd(e->scan);
+	r = lazy_open(e); /* after rootfd: it looks at the placeholders */
+	if (r < 0) {
+		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
+			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
+		goto fail;
+	}
 	if (work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
 		e->work = NULL; /* the loop verifies and writes blocks itself */
 	e->scan_due_ms = mono_ms(); /* the first, full scan at once */

@@ -108,8 +108,14 @@ void engine_on_work(struct engine *e);
  * when the peer is not connected, the fetch failed, or timeout_ms passed;
  * never waits longer than timeout_ms; -EINVAL for a path path_check()
  * refuses. Not lazy: 0.
+ * ino is the inode of the caller's file (0: not known). When it is not the
+ * file tracked at path, or path is NULL (the caller's file was unlinked),
+ * the caller has a version the peer replaced or deleted: 0 when it was
+ * complete or has the range, else -EIO at once (what is missing can never
+ * come). Never 0 for a hole that stands for data.
  */
-int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms);
+int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off, uint64_t len,
+		  int timeout_ms);
 /* eventfd to watch for EPOLLIN: ensure requests wait (engine_on_ensure). */
 int engine_ensure_fd(const struct engine *e);
 void engine_on_ensure(struct engine *e);

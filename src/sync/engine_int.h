@@ -29,6 +29,7 @@
 #define ENGINE_WORKERS 2		    /* threads verifying and writing blocks */
 #define ENGINE_JOBS 8			    /* blocks (1 MiB each) with them at most */
 #define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
+#define LAZY_RETIRED_MAX 32		    /* replaced placeholders remembered */
 
 /* A remote entry, held until its batch is applied (compact: no 8 KiB arrays). */
 struct rentry {
@@ -186,6 +187,10 @@ struct engine {
 	uint64_t lz_bytes;		 /* present bytes of tracked files (loop) */
 	uint64_t lz_moves;		 /* index_lazy_moves() last seen (loop) */
 	uint64_t lz_persist_due_ms;	 /* lazy_persist_all() then; 0: nothing dirty waits */
+	/* placeholders replaced or deleted while incomplete, newest last; a
+	 * reader may still hold one open (ring; protected by lz_mu) */
+	struct lazy_file *lz_retired[LAZY_RETIRED_MAX];
+	unsigned lz_retired_next;
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
 	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
@@ -252,8 +257,16 @@ void fetch_work_stop(struct engine *e);
 void lazy_init(struct engine *e);
 int lazy_open(struct engine *e);
 void lazy_done(struct engine *e);
-/* Tracks path as a placeholder of content hash (no block present). 0 or -errno. */
-int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size);
+/* Tracks path as a placeholder of content hash (no block present), the
+ * file ino. 0 or -errno. */
+int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size,
+	       uint64_t ino);
+/* apply.c is about to replace or delete the file at path: if it is an
+ * incomplete placeholder, its inode and present blocks are kept for the
+ * readers that have it open (engine_ensure answers them). */
+void lazy_retire(struct engine *e, const char *path);
+/* apply.c deleted the file at path: a placeholder there is forgotten. */
+void lazy_gone(struct engine *e, const char *path);
 /* Whether path with content hash is tracked and not complete (never served). */
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash);
 /* Reloads the table when renames moved rows in the index (cheap when not). */

@@ -22,6 +22,12 @@
  *   syncfs) every LAZY_PERSIST_MS, when the peer goes away and at shutdown.
  *   A block on disk but not marked is only fetched again, a block marked is
  *   always on disk.
+ * - A placeholder the peer replaces or deletes while it is incomplete can
+ *   still be open in a reader, and its missing blocks will never come: it
+ *   is retired (e->lz_retired, by inode). engine_ensure() of a file whose
+ *   inode is not the one tracked at its path (or with no path: unlinked)
+ *   is answered from there, -EIO for a missing range, at once; never the
+ *   zeros of a hole.
  * - Cache limit: when the present bytes exceed cache_max, clean files
  *   (content still the index version, identity unchanged, nobody has them
  *   open for writing, not ensured for LAZY_EVICT_AGE_MS) are emptied again
@@ -138,6 +144,38 @@ static bool range_present(const struct lazy_file *z, uint64_t off, uint64_t len)
 	return true;
 }
 
+/*
+ * The answer for a reader of inode ino that is not (or no longer) the file
+ * tracked at its path: -EIO when it is a retired placeholder missing part
+ * of the range, else 0 (a complete file). Caller holds lz_mu.
+ */
+static int other_version(const struct engine *e, uint64_t ino, uint64_t off, uint64_t len)
+{
+	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++) {
+		const struct lazy_file *z = e->lz_retired[i];
+		if (z && z->ino == ino)
+			return range_present(z, off, len) ? 0 : -EIO;
+	}
+	return 0;
+}
+
+/* Whether z, tracked at a reader's path, is another file than the reader's. */
+static bool not_the_readers(const struct lazy_file *z, uint64_t ino)
+{
+	return z && ino && z->ino && z->ino != ino;
+}
+
+/* An inode number in use now by a tracked file: a retired one of that number
+ * is gone for good. Caller holds lz_mu. */
+static void unretire(struct engine *e, uint64_t ino)
+{
+	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++)
+		if (e->lz_retired[i] && e->lz_retired[i]->ino == ino) {
+			file_free(e->lz_retired[i]);
+			e->lz_retired[i] = NULL;
+		}
+}
+
 /* Answers the waiters whose range is present; with fail_path, fails those
  * on that path (NULL: every one) with -EIO. */
 void lazy_wake(struct engine *e, bool fail, const char *fail_path)
@@ -149,7 +187,9 @@ void lazy_wake(struct engine *e, bool fail, const char *fail_path)
 	for (pp = &e->lz_wait; *pp;) {
 		struct ensure_wait *w = *pp;
 		struct lazy_file *z = lazy_find(e, w->path);
-		if (!z || range_present(z, w->off, w->len))
+		if (!z || not_the_readers(z, w->ino))
+			w->result = other_version(e, w->ino, w->off, w->len);
+		else if (range_present(z, w->off, w->len))
 			w->result = 0;
 		else if (fail && (!fail_path || strcmp(fail_path, w->path) == 0))
 			w->result = -EIO;
@@ -285,6 +325,40 @@ static void forget_mem(struct engine *e, struct lazy_file *z)
 	file_free(z);
 }
 
+void lazy_gone(struct engine *e, const char *path)
+{
+	struct lazy_file *z = lazy_find(e, path);
+
+	if (z) {
+		lazy_forget(e, z);
+		lazy_wake(e, false, NULL); /* its waiters: answered from the retired copy */
+	}
+}
+
+void lazy_retire(struct engine *e, const char *path)
+{
+	struct lazy_file *z = lazy_find(e, path), *c;
+
+	if (!z || !z->ino || z->nhave == z->nblocks)
+		return;
+	c = file_new(z->path, z->path_len, z->hash, z->size);
+	if (!c) {
+		log_warn("out of memory: a reader still holding the old %s may read zeros where "
+			 "it had no data yet",
+			 path);
+		return;
+	}
+	memcpy(c->have, z->have, lazy_bits_len(z->size));
+	c->nhave = z->nhave;
+	c->ino = z->ino;
+	pthread_mutex_lock(&e->lz_mu);
+	unretire(e, c->ino);
+	file_free(e->lz_retired[e->lz_retired_next]);
+	e->lz_retired[e->lz_retired_next] = c;
+	e->lz_retired_next = (e->lz_retired_next + 1) % LAZY_RETIRED_MAX;
+	pthread_mutex_unlock(&e->lz_mu);
+}
+
 static void insert(struct engine *e, struct lazy_file *z)
 {
 	uint32_t b = bucket(z->path);
@@ -295,25 +369,32 @@ static void insert(struct engine *e, struct lazy_file *z)
 	pthread_mutex_unlock(&e->lz_mu);
 }
 
-int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size)
+int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size,
+	       uint64_t ino)
 {
 	struct lazy_file *z = lazy_find(e, path), *n;
 	int r;
 
 	if (z)
-		lazy_forget(e, z);
+		forget_mem(e, z); /* its row is replaced below */
 	n = file_new(path, len, hash, size);
 	if (!n)
 		return -ENOMEM;
+	n->ino = ino;
+	pthread_mutex_lock(&e->lz_mu);
+	unretire(e, ino);
+	pthread_mutex_unlock(&e->lz_mu);
 	r = index_lazy_put(e->idx, path, len, hash, size, n->have, lazy_bits_len(size));
 	if (r < 0) {
 		file_free(n);
 		return r;
 	}
 	insert(e, n);
-	lazy_wake(e, false, NULL); /* waiters on the old version see it gone */
+	lazy_wake(e, false, NULL); /* waiters on the old version: answered from the retired one */
 	return 0;
 }
+
+
 
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
 {
@@ -342,9 +423,10 @@ static bool maybe_placeholder(struct engine *e, const char *path)
 	return sparse || lazy_find(e, path) != NULL;
 }
 
-int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len, int timeout_ms)
+int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off, uint64_t len,
+		  int timeout_ms)
 {
-	struct ensure_wait w = {.path = path, .off = off, .len = len};
+	struct ensure_wait w = {.path = path, .ino = ino, .off = off, .len = len};
 	struct ensure_wait **pp;
 	struct timespec dl;
 	struct lazy_file *z;
@@ -354,7 +436,13 @@ int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len
 
 	if (!e->opts.lazy)
 		return 0;
-	if (!path || path_check(path, strlen(path), perr) < 0)
+	if (!path) { /* the reader's file is no longer in the share */
+		pthread_mutex_lock(&e->lz_mu);
+		r = other_version(e, ino, off, len);
+		pthread_mutex_unlock(&e->lz_mu);
+		return r;
+	}
+	if (path_check(path, strlen(path), perr) < 0)
 		return -EINVAL;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += timeout_ms / 1000;
@@ -370,11 +458,19 @@ int engine_ensure(struct engine *e, const char *path, uint64_t off, uint64_t len
 	}
 	e->lz_callers++;
 	z = lazy_find(e, path);
+	if (not_the_readers(z, ino)) {
+		r = other_version(e, ino, off, len);
+		goto out;
+	}
 	if (z)
 		z->used = lazy_mono_ms();
 	if (!z && !maybe_placeholder(e, path))
 		goto out;
 	z = lazy_find(e, path);
+	if (not_the_readers(z, ino)) {
+		r = other_version(e, ino, off, len);
+		goto out;
+	}
 	if (z && range_present(z, off, len))
 		goto out;
 	if (!e->lz_up || timeout_ms <= 0) {
@@ -451,6 +547,12 @@ static int activate(struct engine *e, struct lazy_file *z)
 		goto out;
 	}
 	z->mtime_ns = x->mtime_ns;
+	if (z->ino != (uint64_t)st.st_ino) {
+		pthread_mutex_lock(&e->lz_mu);
+		unretire(e, (uint64_t)st.st_ino);
+		z->ino = (uint64_t)st.st_ino;
+		pthread_mutex_unlock(&e->lz_mu);
+	}
 	z->active = true;
 	z->anext = e->lz_active;
 	e->lz_active = z;
@@ -515,13 +617,14 @@ void engine_on_ensure(struct engine *e)
 		n++;
 	struct {
 		char *path;
-		uint64_t off, len;
+		uint64_t ino, off, len;
 	} *c = calloc(n ? n : 1, sizeof(*c));
 	size_t i = 0;
 	while (list) {
 		w = list;
 		list = w->next;
 		if (c && (c[i].path = strdup(w->path))) {
+			c[i].ino = w->ino;
 			c[i].off = w->off;
 			c[i].len = w->len;
 			i++;
@@ -544,7 +647,7 @@ void engine_on_ensure(struct engine *e)
 			int r = activate(e, z);
 			if (r == -ESTALE)
 				lazy_forget(e, z);
-			else if (r == 0)
+			else if (r == 0 && !not_the_readers(z, c[k].ino))
 				want_range(z, c[k].off, c[k].len);
 		}
 		free(c[k].path);
@@ -660,6 +763,7 @@ static int load_row(const struct lazy_row *row, void *ud)
 {
 	struct engine *e = ud;
 	struct lazy_file *z = file_new(row->path, row->path_len, row->hash, row->size);
+	struct stat st;
 
 	if (!z)
 		return -ENOMEM;
@@ -669,6 +773,9 @@ static int load_row(const struct lazy_row *row, void *ud)
 	for (uint32_t i = z->nblocks; i < row->bits_len * 8; i++)
 		lazy_bit_clear(z->have, i);
 	e->lz_bytes += lazy_present_bytes(z);
+	if (fstatat(e->rootfd, z->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size == z->size)
+		z->ino = (uint64_t)st.st_ino; /* else the scanner will say what it is */
 	insert(e, z);
 	return 0;
 }
@@ -721,6 +828,10 @@ void lazy_done(struct engine *e)
 			}
 		free(e->lz_tab);
 		e->lz_tab = NULL;
+	}
+	for (unsigned i = 0; i < LAZY_RETIRED_MAX; i++) {
+		file_free(e->lz_retired[i]);
+		e->lz_retired[i] = NULL;
 	}
 	e->lz_active = NULL;
 	if (e->lz_efd >= 0)

@@ -34,6 +34,7 @@ struct lazy_file {
 	struct blocks_manifest *m;
 	uint32_t manifest_req;
 	int fd; /* O_RDWR while active, else -1 */
+	uint64_t ino; /* the placeholder's inode, 0: not known yet */
 	int64_t mtime_ns;
 	bool dirty; /* have not yet persisted */
 	bool seen;  /* lazy_reload: the row is still there */
@@ -44,6 +45,7 @@ struct lazy_file {
 struct ensure_wait {
 	struct ensure_wait *next; /* in lz_new or lz_wait; protected by lz_mu */
 	const char *path;	  /* the caller's, valid while it waits */
+	uint64_t ino;		  /* the caller's file, 0: not known */
 	uint64_t off, len;
 	int result;
 	bool done;
