@@ -649,9 +649,13 @@ int st_daemon_relay_loss(struct st_env *env)
 	json_t *s0 = NULL, *st;
 	bool stopped = false;
 	uint64_t t0;
+	int r;
 
 	memset(p, 0, sizeof(p));
-	if (pair_up(env, &p[0], &p[1]) < 0) {
+	st_heartbeat_set("250"); /* a frozen peer is dead after 750 ms */
+	r = pair_up(env, &p[0], &p[1]);
+	st_heartbeat_set(NULL);
+	if (r < 0) {
 		ST_CHECK(env, !"ana and ben connected");
 		goto out;
 	}

@@ -57,6 +57,9 @@ int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms);
 /* Sets the short test timers (TANDEM_TEST_*) once and makes the selftest a
  * child subreaper, so daemons become its children. */
 void st_knobs_set(void);
+/* The heartbeat of the daemons started from now on (TANDEM_TEST_HEARTBEAT_MS,
+ * ms as text); NULL: back to st_knobs_set's. */
+void st_heartbeat_set(const char *ms);
 /* Reaps pid within ms. Returns its st_proc_out-style status, or -1. */
 int st_peer_reap(pid_t pid, unsigned ms);
 /* Polls p's log for needle until found or ms passed (noted when not). */

@@ -26,6 +26,8 @@
 #define LOG_MAX (4u << 20)
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
 
+static char heartbeat[32];
+
 void st_knobs_set(void)
 {
 	static bool done;
@@ -33,12 +35,23 @@ void st_knobs_set(void)
 	if (done)
 		return;
 	done = true;
-	/* Short timers so the scenarios stay fast; a user's own values win. */
-	setenv("TANDEM_TEST_HEARTBEAT_MS", "250", 0);
+	/* Short timers so the scenarios stay fast; a user's own values win.
+	 * The heartbeat is not that short: a peer is dead after three missed
+	 * ones, and a loaded machine (a package build beside the selftest)
+	 * stalls a daemon for most of a second at times. Scenarios that watch
+	 * for a dead peer shorten it for themselves (st_heartbeat_set). */
+	setenv("TANDEM_TEST_HEARTBEAT_MS", "1000", 0);
+	snprintf(heartbeat, sizeof(heartbeat), "%s", getenv("TANDEM_TEST_HEARTBEAT_MS"));
 	setenv("TANDEM_TEST_BACKOFF_MAX_MS", "400", 0);
 	setenv("TANDEM_TEST_FALLBACK_MS", "500", 0);
 	/* Daemons outlive `tandem up`: adopt them, to reap them and see how they ended. */
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+void st_heartbeat_set(const char *ms)
+{
+	st_knobs_set();
+	setenv("TANDEM_TEST_HEARTBEAT_MS", ms ? ms : heartbeat, 1);
 }
 
 static void sleep_ms(unsigned ms)

@@ -133,19 +133,15 @@ int st_sync_status(struct st_env *env)
 	char rel[32], *tty = NULL;
 	json_t *st, *t;
 	bool ok = true, up;
-	char heartbeat[32];
 
-	/* st_knobs_set's short heartbeat comes back for the next scenarios */
-	snprintf(heartbeat, sizeof(heartbeat), "%s",
-		 getenv("TANDEM_TEST_HEARTBEAT_MS") ? getenv("TANDEM_TEST_HEARTBEAT_MS") : "250");
 	if (st_pair_make(env, &p, "") < 0) {
 		ST_CHECK(env, !"the pair was made");
 		goto out;
 	}
 	p.rate_bps[0] = STATUS_RATE;
-	setenv("TANDEM_TEST_HEARTBEAT_MS", STATUS_HEARTBEAT, 1);
+	st_heartbeat_set(STATUS_HEARTBEAT);
 	up = st_pair_up(env, &p, 0) == 0 && st_pair_up(env, &p, 1) == 0;
-	setenv("TANDEM_TEST_HEARTBEAT_MS", heartbeat, 1);
+	st_heartbeat_set(NULL);
 	if (!up || st_wait_converged(env, &p, NULL, 0, START_MS) < 0) {
 		ST_CHECK(env, !"the pair started and became idle");
 		goto out;
