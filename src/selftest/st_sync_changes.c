@@ -13,6 +13,8 @@
 
 #define START_MS 10000
 #define CONVERGE_MS 10000
+#define ABANDONED_TMP ".tandem-tmp-00112233445566778899aabb" /* named as fetch.c names them */
+#define RECENT_TMP ".tandem-tmp-ffeeddccbbaa998877665544"
 
 /* One kind of change, made under the directory d of side. Returns 0 or -errno. */
 struct change {
@@ -331,6 +333,11 @@ int st_sync_first_contact(struct st_env *env)
 	}
 	ok &= wr(&p, 0, "differ.txt", "a's version of differ\n") == 0;
 	ok &= wr(&p, 1, "differ.txt", "b's version, a longer one\n") == 0;
+	/* downloads of an earlier run: one abandoned for over a week, one recent */
+	ok &= wr(&p, 1, ABANDONED_TMP, "half of something\n") == 0;
+	ok &= st_pair_set_mtime(&p, 1, ABANDONED_TMP, time(NULL) - 8 * 86400, 0) == 0;
+	ok &= wr(&p, 1, RECENT_TMP, "resumes later\n") == 0;
+	ok &= st_pair_set_mtime(&p, 1, RECENT_TMP, time(NULL) - 86400, 0) == 0;
 	{
 		char path[ST_PATH_MAX];
 		ok &= st_pair_path(&p, 0, "a-link", path) && symlink("a-only.txt", path) == 0;
@@ -369,6 +376,10 @@ int st_sync_first_contact(struct st_env *env)
 			st_fail(env, __FILE__, __LINE__, "%s holds %d conflict copies, not 1",
 				st_side_name(s), n);
 	}
+	/* the abandoned one is removed, the recent one kept, neither synced */
+	ST_CHECK(env, !st_pair_exists(&p, 1, ABANDONED_TMP));
+	ST_CHECK(env, st_pair_exists(&p, 1, RECENT_TMP));
+	ST_CHECK(env, !st_pair_exists(&p, 0, RECENT_TMP));
 out:
 	st_pair_cleanup(env, &p);
 	return ST_PASS;

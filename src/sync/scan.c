@@ -39,6 +39,20 @@ static int seterr(char *err, int r, const char *fmt, ...)
 	return r;
 }
 
+bool scan_engine_tmp(const char *name)
+{
+	size_t plen = sizeof(SCAN_TMP_PREFIX) - 1, n = 0;
+
+	if (strncmp(name, SCAN_TMP_PREFIX, plen) != 0)
+		return false;
+	name += plen;
+	while (name[n] && strchr("0123456789abcdef", name[n]))
+		n++;
+	if (n == 24)
+		return name[n] == '\0';
+	return n == 16 && (!strcmp(name + n, ".lazy") || !strcmp(name + n, ".lnk"));
+}
+
 bool scan_excluded(const char *path, size_t len)
 {
 	size_t plen = sizeof(SCAN_TMP_PREFIX) - 1, start = 0;

@@ -40,6 +40,10 @@
  *   SCAN_MARKER, temp files whose name starts with SCAN_TMP_PREFIX (the
  *   engine's downloads in progress), and special files (FIFOs, sockets,
  *   devices: skipped with one log line each).
+ * - Abandoned downloads: a temp file named exactly as the engine names its
+ *   own (scan_engine_tmp) and not modified for SCAN_TMP_MAX_AGE_S is
+ *   deleted by the walk that meets it, with a log line. Younger ones stay:
+ *   an interrupted transfer resumes from its temp file.
  * - Safety: the root is held open. Before deleting anything from the
  *   index, every scan checks that the root path still names the directory
  *   held open (same dev and ino, not unlinked) and that the marker file is
@@ -56,12 +60,17 @@
 
 #define SCAN_MARKER ".tandem"
 #define SCAN_TMP_PREFIX ".tandem-tmp-"
+#define SCAN_TMP_MAX_AGE_S (7 * 24 * 3600) /* a week, so a weekend away still resumes */
 #define SCAN_ERR_LEN 512
 
 struct scan;
 
 /* Whether the share path (len bytes) is excluded from sync (see above). */
 bool scan_excluded(const char *path, size_t len);
+/* Whether name is one of the engine's temp file names: SCAN_TMP_PREFIX and
+ * 24 hex digits (a download), or 16 and ".lazy" or ".lnk" (a placeholder,
+ * a symlink being placed). A user's own ".tandem-tmp-notes" is not. */
+bool scan_engine_tmp(const char *name);
 
 /*
  * Opens the share rooted at root (an existing directory: -ENOENT or

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -153,6 +155,23 @@ static int child_fn(const struct index_entry *e, void *userdata)
 	return push_gone(c->w, e->path);
 }
 
+/* name (p in the share), excluded from sync: deleted if it is an engine
+ * temp file untouched for SCAN_TMP_MAX_AGE_S. */
+static void drop_abandoned(int dirfd, const char *name, const char *p)
+{
+	struct stat st;
+	time_t now = time(NULL);
+
+	if (!scan_engine_tmp(name) || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) || now - st.st_mtime < SCAN_TMP_MAX_AGE_S)
+		return;
+	if (unlinkat(dirfd, name, 0) == 0)
+		log_info("removed %s: an unfinished download untouched for %lld days",
+			 p, (long long)((now - st.st_mtime) / 86400));
+	else if (errno != ENOENT)
+		log_warn("cannot remove the abandoned download %s: %s", p, strerror(errno));
+}
+
 static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
 {
 	char p[PATH_REL_MAX + 1], perr[PATH_ERR_LEN];
@@ -186,8 +205,12 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *
 		if (q->len)
 			p[q->len] = '/';
 		memcpy(p + len - nlen, de->d_name, nlen + 1);
-		if (path_check(p, len, perr) < 0 || scan_excluded(p, len))
+		if (path_check(p, len, perr) < 0)
 			continue;
+		if (scan_excluded(p, len)) {
+			drop_abandoned(dirfd(d), de->d_name, p);
+			continue;
+		}
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!scan_kind(&st)) {

@@ -742,6 +742,46 @@ TEST(special_warned_once)
 	fx_close(&f);
 }
 
+/* An engine temp file untouched for a week is deleted; younger ones, and a
+ * user's own file that only starts like one, stay. */
+TEST(abandoned_downloads)
+{
+	static const char *const old_tmp[] = { ".tandem-tmp-0123456789abcdef01234567",
+					       "d/.tandem-tmp-00000000000000ff.lazy",
+					       ".tandem-tmp-00000000000000ff.lnk" };
+	static const char *const kept[] = { ".tandem-tmp-89abcdef0123456701234567",
+					    ".tandem-tmp-notes", ".tandem-tmp-0123456789ABCDEF01234567",
+					    ".tandem-tmp-00000000000000ff.lazy.bak" };
+	struct timespec week[2] = { { 0, UTIME_OMIT }, { time(NULL) - SCAN_TMP_MAX_AGE_S - 60, 0 } };
+	struct timespec day[2] = { { 0, UTIME_OMIT }, { time(NULL) - 86400, 0 } };
+	struct fx f;
+	unsigned warnings = 0;
+
+	CHECK(scan_engine_tmp(old_tmp[0]) && scan_engine_tmp(".tandem-tmp-00000000000000ff.lazy"));
+	CHECK(!scan_engine_tmp(kept[1]) && !scan_engine_tmp(kept[2]) && !scan_engine_tmp(kept[3]));
+	CHECK(!scan_engine_tmp("tandem-tmp-0123456789abcdef01234567"));
+	REQUIRE(fx_open(&f));
+	CHECK(mkdir(at("d"), 0755) == 0);
+	for (size_t i = 0; i < 3; i++) {
+		CHECK(write_at(old_tmp[i], "partial") == 0);
+		CHECK(utimensat(AT_FDCWD, at(old_tmp[i]), week, 0) == 0);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		CHECK(write_at(kept[i], "keep me") == 0);
+		/* the first is younger than a week; the others are not engine names */
+		CHECK(utimensat(AT_FDCWD, at(kept[i]), i ? week : day, 0) == 0);
+	}
+	log_set_sink(quiet, &warnings);
+	CHECK_INT_EQ(scan(&f), 1); /* d; no temp file is indexed */
+	log_set_sink(NULL, NULL);
+	CHECK_INT_EQ(warnings, 0);
+	for (size_t i = 0; i < 3; i++)
+		CHECK(access(at(old_tmp[i]), F_OK) < 0 && errno == ENOENT);
+	for (size_t i = 0; i < 4; i++)
+		CHECK(access(at(kept[i]), F_OK) == 0);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || !mkdtemp(base)) {
@@ -764,6 +804,7 @@ int main(void)
 	RUN(engine_recorded);
 	RUN(path_now);
 	RUN(special_warned_once);
+	RUN(abandoned_downloads);
 	if (rm_tree(base) != 0)
 		printf("# cannot remove %s: %s\n", base, strerror(errno));
 	return tap_done();
