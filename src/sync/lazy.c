@@ -58,9 +58,6 @@ uint64_t lazy_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-
-
-
 static uint32_t bucket(const char *path)
 {
 	uint32_t h = 2166136261u;
@@ -393,8 +390,6 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 	lazy_wake(e, false, NULL); /* waiters on the old version: answered from the retired one */
 	return 0;
 }
-
-
 
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
 {
