@@ -106,8 +106,8 @@ int fp_parse(const char *s, struct fingerprint *ret, char err[static FP_ERR_LEN]
 	}
 	if (n != FP_CHARS) {
 		snprintf(err, FP_ERR_LEN,
-			 "the fingerprint has %zu characters, expected %d (%d groups of 4)", n,
-			 FP_CHARS, FP_CHARS / 4);
+			 "the fingerprint has %zu character%s, expected %d (%d groups of 4)", n,
+			 n == 1 ? "" : "s", FP_CHARS, FP_CHARS / 4);
 		return -EINVAL;
 	}
 	if (base32_decode_bits(raw, FP_DATA_CHARS, data) < 0 ||
