@@ -397,6 +397,9 @@ int scan_on_hash_done(struct scan *s, char *err)
 		if (!s->h.done_tail)
 			s->h.done_tail = j;
 		pthread_mutex_unlock(&s->h.lock);
+		/* the hasher wakes us only for a first result: ask for the next call */
+		uint64_t one = 1;
+		(void)!write(s->h.efd, &one, sizeof(one));
 		return seterr(err, r, "cannot store hash results: %s", index_errmsg(s->idx));
 	}
 	while (list) {

@@ -182,6 +182,7 @@ static void *worker(void *arg)
 		hash_job(h, h->rootfd, j);
 
 		pthread_mutex_lock(&h->lock);
+		bool wake = !h->done; /* else the loop has not taken the last ones yet */
 		if (h->done_tail)
 			h->done_tail->next = j;
 		else
@@ -189,7 +190,8 @@ static void *worker(void *arg)
 		h->done_tail = j;
 		pthread_mutex_unlock(&h->lock);
 		/* Cannot fail but for an overflowing counter, which still wakes the reader. */
-		(void)!write(h->efd, &one, sizeof(one));
+		if (wake)
+			(void)!write(h->efd, &one, sizeof(one));
 	}
 	return NULL;
 }
