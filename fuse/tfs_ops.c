@@ -96,17 +96,34 @@ static int ensure(struct tfs *tfs, int fd, uint64_t off, uint64_t len)
  */
 #define TFS_BLKSIZE (1024 * 1024)
 
-static void attr_fix(struct stat *st)
+/*
+ * With an ensure hook a backing file may be a placeholder whose holes are
+ * data not fetched yet, and fetching writes to it:
+ * - Programs that see fewer blocks than the size treat a file as sparse and
+ *   skip what lseek(SEEK_DATA) calls holes, or all of it when st_blocks is
+ *   0 (cp copied a placeholder as zeros). Such a file is reported fully
+ *   allocated, and SEEK_DATA/SEEK_HOLE as "no holes" (tfs_lseek).
+ * - Each fetched block changes the backing ctime (the mtime is put back),
+ *   so tar said "file changed as we read it". ctime is reported as the
+ *   mtime, as sshfs does; a chmod does not show in it.
+ */
+static void attr_fix(const struct tfs *tfs, struct stat *st)
 {
-	if (S_ISREG(st->st_mode))
-		st->st_blksize = TFS_BLKSIZE;
+	if (!S_ISREG(st->st_mode))
+		return;
+	st->st_blksize = TFS_BLKSIZE;
+	if (!tfs->hooks.ensure)
+		return;
+	if ((uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size)
+		st->st_blocks = (blkcnt_t)(((uint64_t)st->st_size + 511) / 512);
+	st->st_ctim = st->st_mtim;
 }
 
-static int stat_inode(const struct tfs_inode *inode, struct stat *st)
+static int stat_inode(const struct tfs *tfs, const struct tfs_inode *inode, struct stat *st)
 {
 	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	attr_fix(st);
+	attr_fix(tfs, st);
 	return 0;
 }
 
@@ -128,7 +145,7 @@ static int do_lookup(struct tfs *tfs, struct tfs_inode *parent, const char *name
 		close(fd);
 		return r;
 	}
-	attr_fix(&e->attr);
+	attr_fix(tfs, &e->attr);
 	n = tfs_inode_ref(tfs, fd, &e->attr);
 	if (!n) {
 		close(fd);
@@ -178,7 +195,7 @@ static void tfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int r = stat_inode(tfs_inode_get(req, ino), &st);
+	int r = stat_inode(req_tfs(req), tfs_inode_get(req, ino), &st);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -262,7 +279,7 @@ static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int v
 			goto err;
 		}
 	}
-	r = stat_inode(inode, &st);
+	r = stat_inode(req_tfs(req), inode, &st);
 	if (r < 0) {
 		errno = -r;
 		goto err;
@@ -546,7 +563,23 @@ static void tfs_xattr_remove(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void tfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
-	off_t r = lseek((int)fi->fh, off, whence);
+	struct stat st;
+	off_t r;
+
+	if ((whence == SEEK_DATA || whence == SEEK_HOLE) && req_tfs(req)->hooks.ensure) {
+		/* no holes (attr_fix): data up to the end, a hole at the end */
+		if (fstat((int)fi->fh, &st) < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		if (off < 0 || off >= st.st_size) {
+			fuse_reply_err(req, ENXIO);
+			return;
+		}
+		fuse_reply_lseek(req, whence == SEEK_DATA ? off : st.st_size);
+		return;
+	}
+	r = lseek((int)fi->fh, off, whence);
 
 	if (r < 0)
 		fuse_reply_err(req, errno);

@@ -197,3 +197,54 @@ out:
 	st_pair_cleanup(env, &p);
 	return env->failures ? ST_FAIL : ST_PASS;
 }
+
+/*
+ * Files of the peer not read yet, copied off the mount by programs that look
+ * for holes (cp's SEEK_DATA, --sparse=always, tar -S, rsync -S): each copy
+ * holds the real content, not the zeros of the placeholder's holes.
+ */
+int st_fuse_cold_copy(struct st_env *env)
+{
+	static const char *const names[] = { "cp.bin", "cps.bin", "tar.bin", "rsync.bin" };
+	static const char script[] =
+		"set -eu\n"
+		"cp \"$M/cp.bin\" \"$W/cp.bin\"\n"
+		"cp --sparse=always \"$M/cps.bin\" \"$W/cps.bin\"\n"
+		"tar -C \"$M\" -cSf \"$W/t.tar\" tar.bin && tar -C \"$W\" -xf \"$W/t.tar\"\n"
+		"rsync -S \"$M/rsync.bin\" \"$W/rsync.bin\"\n"
+		"cd \"$B\" && sha256sum cp.bin cps.bin tar.bin rsync.bin >\"$W/sums\"\n"
+		"cd \"$W\" && sha256sum -c --quiet sums\n";
+	struct st_pair p;
+	struct st_proc_out *out = malloc(sizeof(*out));
+	char work[ST_PATH_MAX], *text = malloc(sizeof(script) + 3 * ST_PATH_MAX);
+	int r = st_fuse_need(env);
+
+	memset(&p, 0, sizeof(p));
+	if (r || !out || !text) {
+		free(out);
+		free(text);
+		return r ? r : ST_FAIL;
+	}
+	if (st_mkdir(env, "work", work) < 0 || st_pair_start(env, &p, "", 10000) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	ST_REQUIRE(env, p.kind[0] == ST_SIDE_MOUNT);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		ST_CHECK(env, st_pair_put_random(&p, 1, names[i], 40 + i, COLD, NULL) == 0);
+		ST_CHECK(env, listed(env, &p, names[i], COLD));
+	}
+	snprintf(text, sizeof(script) + 3 * ST_PATH_MAX, "M='%s'; B='%s'; W='%s'\n%s",
+		 p.peer[0].dir, p.peer[1].dir, work, script);
+	ST_CHECK(env, st_run_sh(env, out, text) == 0);
+	if (out->status != 0)
+		st_note(env, "the copies (exit %d):\n%s%s", out->status, out->out, out->err);
+	ST_CHECK(env, out->status == 0);
+	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
+out:
+	free(out);
+	free(text);
+	if (p.peer[0].home[0])
+		st_pair_cleanup(env, &p);
+	return env->failures ? ST_FAIL : ST_PASS;
+}

@@ -396,6 +396,9 @@ const struct st_scenario st_scenarios[] = {
 	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },
 	{ "fuse-replaced", "fuse", "the peer replaces a file a reader has open and half read: "
 	  "the rest of the old version fails with EIO, never zeros", 40, st_fuse_replaced },
+	{ "fuse-cold-copy", "fuse", "cp, cp --sparse=always, tar -S and rsync -S copy files not "
+	  "read yet off the mount: the real content, never the placeholder's zeros", 40,
+	  st_fuse_cold_copy },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
 	  "the peer's new versions without a remount", 40, st_fuse_reads },
 	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "
