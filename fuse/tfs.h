@@ -35,8 +35,8 @@ struct tfs;
  *   - open for writing without O_TRUNC, and truncate: the whole file
  *     (off 0, len UINT64_MAX, meaning "to the end");
  * relpath is the file's path relative to the backing root ("a/b.txt", no
- * leading slash), valid only during the call. The callback must return
- * within about timeout_ms (never block forever on the network); it returns
+ * leading slash), valid only during the call. The callback must not wait
+ * more than timeout_ms without progress (never forever on the network); it returns
  * 0 when the range is now local, or -errno, which the operation then
  * answers (use -EIO when the peer is unreachable). It must not call back
  * into tfs. ino is the backing file's inode number. When the open file has

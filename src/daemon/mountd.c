@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon/dio.h"
 #include "daemon/mountd.h"
 #include "log.h"
 #include "sync/engine.h"
@@ -58,8 +59,12 @@ static int ensure(void *ud, const char *relpath, uint64_t ino, uint64_t off, uin
 
 int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
-	/* §7: an uncached read with the peer gone fails within 10 s */
-	static const struct tfs_hooks hooks = {.ensure = ensure, .ensure_timeout_ms = 10000};
+	/* §7: an uncached read with the peer gone fails within 10 s (tests may
+	 * shorten it; tfs_mount copies the hooks) */
+	const struct tfs_hooks hooks = {
+		.ensure = ensure,
+		.ensure_timeout_ms =
+			(int)dio_env_ms("TANDEM_TEST_ENSURE_TIMEOUT_MS", 10000, 100, 600000)};
 	const char *mp = d->opts->mount;
 	char terr[MOUNTD_ERR_LEN];
 	int rootfd, r;

@@ -248,3 +248,68 @@ out:
 		st_pair_cleanup(env, &p);
 	return env->failures ? ST_FAIL : ST_PASS;
 }
+
+#define SLOW_SIZE (8u << 20)
+#define SLOW_RATE "4194304"  /* 4 MiB/s: about 2 s for the whole file */
+#define SLOW_ENSURE "1000"   /* the mount's ensure timeout: shorter than that */
+
+/*
+ * An open for appending fetches the whole file first. A large file takes
+ * longer than the ensure timeout (10 s; 1 s here, with a peer sending at
+ * 4 MiB/s): the open waits while blocks keep coming, and the append lands
+ * after the whole old content on the other side.
+ */
+int st_fuse_append_slow(struct st_env *env)
+{
+	struct st_pair p;
+	char mp[ST_PATH_MAX], ref[ST_PATH_MAX];
+	uint8_t want[32], got[32];
+	uint64_t size = 0;
+	int fd, r = st_fuse_need(env);
+
+	if (r)
+		return r;
+	if (st_pair_make(env, &p, "") < 0) {
+		ST_CHECK(env, !"the pair was made");
+		goto out;
+	}
+	ST_REQUIRE(env, p.kind[0] == ST_SIDE_MOUNT);
+	p.rate_bps[1] = SLOW_RATE;
+	setenv("TANDEM_TEST_ENSURE_TIMEOUT_MS", SLOW_ENSURE, 1);
+	r = st_pair_up(env, &p, 0);
+	unsetenv("TANDEM_TEST_ENSURE_TIMEOUT_MS");
+	if (r < 0 || st_pair_up(env, &p, 1) < 0 ||
+	    st_wait_converged(env, &p, NULL, 0, 10000) < 0) {
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	ST_CHECK(env, st_pair_put_random(&p, 1, "log.bin", 50, SLOW_SIZE, NULL) == 0);
+	ST_CHECK(env, listed(env, &p, "log.bin", SLOW_SIZE));
+	/* the same bytes plus the line, outside both shares */
+	snprintf(ref, sizeof(ref), "%s/log.ref", p.stage);
+	ST_CHECK(env, st_write_random(ref, 50, SLOW_SIZE, NULL) == 0);
+	fd = open(ref, O_WRONLY | O_APPEND | O_CLOEXEC);
+	ST_CHECK(env, fd >= 0 && write(fd, "appended\n", 9) == 9);
+	if (fd >= 0)
+		close(fd);
+	ST_CHECK(env, st_hash_file(ref, want, &size) == 0);
+
+	st_pair_path(&p, 0, "log.bin", mp);
+	uint64_t t0 = st_now_ms();
+	fd = open(mp, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int err = fd < 0 ? errno : 0;
+	st_note(env, "open for appending: %s after %llu ms", err ? strerror(err) : "ok",
+		(unsigned long long)(st_now_ms() - t0));
+	ST_CHECK(env, fd >= 0);
+	if (fd >= 0) {
+		ST_CHECK(env, write(fd, "appended\n", 9) == 9);
+		ST_CHECK(env, close(fd) == 0);
+	}
+	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
+	st_pair_path(&p, 1, "log.bin", mp);
+	ST_CHECK(env, st_hash_file(mp, got, &size) == 0 && size == SLOW_SIZE + 9 &&
+			      !memcmp(want, got, sizeof(want)));
+out:
+	st_pair_cleanup(env, &p);
+	return env->failures ? ST_FAIL : ST_PASS;
+}

@@ -399,6 +399,9 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-cold-copy", "fuse", "cp, cp --sparse=always, tar -S and rsync -S copy files not "
 	  "read yet off the mount: the real content, never the placeholder's zeros", 40,
 	  st_fuse_cold_copy },
+	{ "fuse-append-slow", "fuse", "an open for appending to a file that takes longer than "
+	  "the ensure timeout to fetch waits while blocks come, and the append lands", 40,
+	  st_fuse_append_slow },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
 	  "the peer's new versions without a remount", 40, st_fuse_reads },
 	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "

@@ -105,8 +105,9 @@ void engine_on_work(struct engine *e);
  * UINT64_MAX means the whole file. Thread-safe: called from any thread but
  * the loop's (it waits for the loop). Returns 0 when the range is there
  * (at once when it already was, or when path is not a placeholder), -EIO
- * when the peer is not connected, the fetch failed, or timeout_ms passed;
- * never waits longer than timeout_ms; -EINVAL for a path path_check()
+ * when the peer is not connected, the fetch failed, or timeout_ms passed
+ * without a block of the file arriving (a long range waits on while blocks
+ * come, never timeout_ms without one); -EINVAL for a path path_check()
  * refuses. Not lazy: 0.
  * ino is the inode of the caller's file (0: not known). When it is not the
  * file tracked at path, or path is NULL (the caller's file was unlinked),

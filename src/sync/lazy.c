@@ -418,6 +418,18 @@ static bool maybe_placeholder(struct engine *e, const char *path)
 	return sparse || lazy_find(e, path) != NULL;
 }
 
+/* *dl: CLOCK_MONOTONIC now plus ms. */
+static void deadline_in(struct timespec *dl, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += ms / 1000;
+	dl->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl->tv_nsec >= 1000000000) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000;
+	}
+}
+
 int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off, uint64_t len,
 		  int timeout_ms)
 {
@@ -427,6 +439,7 @@ int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off
 	struct lazy_file *z;
 	char perr[PATH_ERR_LEN];
 	uint64_t one = 1;
+	uint32_t seen;
 	int r = 0;
 
 	if (!e->opts.lazy)
@@ -439,13 +452,7 @@ int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off
 	}
 	if (path_check(path, strlen(path), perr) < 0)
 		return -EINVAL;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	deadline_in(&dl, timeout_ms);
 	pthread_mutex_lock(&e->lz_mu);
 	if (e->lz_closing) {
 		pthread_mutex_unlock(&e->lz_mu);
@@ -478,9 +485,19 @@ int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off
 	if (write(e->lz_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("cannot wake the engine: %s", strerror(errno));
 	pthread_mutex_lock(&e->lz_mu);
+	z = lazy_find(e, path);
+	seen = z ? z->nhave : 0;
 	while (!w.done && !e->lz_closing) {
-		if (pthread_cond_timedwait(&e->lz_cond, &e->lz_mu, &dl) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&e->lz_cond, &e->lz_mu, &dl) != ETIMEDOUT)
+			continue;
+		/* The deadline is for a peer that sends nothing. While blocks of
+		 * the file keep coming, a long range (a whole large file, for an
+		 * open for writing) waits on. */
+		z = lazy_find(e, path);
+		if (!z || !e->lz_up || z->nhave <= seen)
 			break;
+		seen = z->nhave;
+		deadline_in(&dl, timeout_ms);
 	}
 	if (w.done) {
 		r = w.result;
