@@ -130,7 +130,7 @@ int st_mounts_clear_under(const char *prefix)
 }
 
 /* A pair whose side a is a mount, started and idle; 0 or a result to return. */
-static int fuse_pair(struct st_env *env, struct st_pair *p)
+int st_fuse_pair(struct st_env *env, struct st_pair *p)
 {
 	int r = st_fuse_need(env);
 
@@ -204,7 +204,7 @@ int st_fuse_reads(struct st_env *env)
 	struct st_pair p;
 	char mp[ST_PATH_MAX], dp[ST_PATH_MAX];
 	uint8_t hash[32];
-	int r = fuse_pair(env, &p), m = -1, d = -1;
+	int r = st_fuse_pair(env, &p), m = -1, d = -1;
 
 	if (r)
 		goto out;
@@ -304,7 +304,7 @@ int st_fuse_writers(struct st_env *env)
 	struct st_pair p;
 	struct writer w[WRITERS];
 	char path[ST_PATH_MAX], *log = NULL;
-	int r = fuse_pair(env, &p), started = 0;
+	int r = st_fuse_pair(env, &p), started = 0;
 	size_t cap = WRITERS * APPENDS * 32;
 
 	if (r)
@@ -384,7 +384,7 @@ int st_fuse_stale(struct st_env *env)
 {
 	struct st_pair p;
 	struct statfs sf;
-	int r = fuse_pair(env, &p);
+	int r = st_fuse_pair(env, &p);
 
 	if (r)
 		goto out;
@@ -427,7 +427,7 @@ static void stop_by(struct st_env *env, struct st_pair *p, int sig, const char *
 int st_fuse_signals(struct st_env *env)
 {
 	struct st_pair p;
-	int r = fuse_pair(env, &p);
+	int r = st_fuse_pair(env, &p);
 
 	if (r)
 		goto out;
@@ -460,7 +460,7 @@ int st_fuse_cli(struct st_env *env)
 	struct st_pair p;
 	struct st_proc_out out;
 	char missing[ST_PATH_MAX];
-	int r = fuse_pair(env, &p);
+	int r = st_fuse_pair(env, &p);
 	json_t *st;
 
 	if (r)

@@ -6,6 +6,8 @@
 
 #include "selftest.h"
 
+struct st_pair;
+
 /*
  * The FUSE peer in the selftest (suite "fuse", and side a of every sync
  * pair when FUSE is usable). A FUSE scenario starts with st_fuse_need():
@@ -18,6 +20,10 @@
 const char *st_fuse_unusable(void);
 /* 0 when FUSE is usable; else ST_SKIP (reason set) or ST_FAIL (--require-fuse). */
 int st_fuse_need(struct st_env *env);
+/* st_fuse_need, then a pair started and idle whose side a is the mount:
+ * 0, or the scenario's result (p zeroed when nothing started; else clean
+ * it up with st_pair_cleanup). */
+int st_fuse_pair(struct st_env *env, struct st_pair *p);
 
 /* Whether path is a mount point in /proc/self/mounts. */
 bool st_mounted(const char *path);
