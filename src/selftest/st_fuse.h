@@ -39,6 +39,7 @@ int st_fuse_offline(struct st_env *env);
 int st_fuse_replaced(struct st_env *env);
 int st_fuse_cold_copy(struct st_env *env);
 int st_fuse_append_slow(struct st_env *env);
+int st_fuse_unread_meta(struct st_env *env);
 int st_fuse_writers(struct st_env *env);
 int st_fuse_stale(struct st_env *env);
 int st_fuse_signals(struct st_env *env);

@@ -298,3 +298,65 @@ out:
 	st_pair_cleanup(env, &p);
 	return env->failures ? ST_FAIL : ST_PASS;
 }
+
+/*
+ * Metadata changes of files not read yet (touch -h sets the mtime without
+ * opening the file, chmod): the peer gets the new mtime and mode, and its
+ * content stays. The scanner saw the mtime change and hashed the
+ * placeholder's holes: the peer's file became zeros.
+ */
+int st_fuse_unread_meta(struct st_env *env)
+{
+	/* the peer's side is watched without reading the mount: a read there
+	 * would fetch the files and hide what the scanner does with holes */
+	static const char change[] =
+		"set -eu\n"
+		"cd \"$B\" && sha256sum m1.bin m2.bin >\"$W/sums\"\n"
+		"touch -h -d '2019-05-05 01:02:03' \"$M/m1.bin\"\n"
+		"chmod 600 \"$M/m2.bin\"\n"
+		"want=$(date -d '2019-05-05 01:02:03' +%s)\n"
+		"for i in $(seq 200); do\n"
+		"  [ \"$(stat -c %Y m1.bin)\" = \"$want\" ] && [ \"$(stat -c %a m2.bin)\" = 600 ] && break\n"
+		"  sleep 0.05\n"
+		"done\n"
+		"sleep 0.5 # what else the peer sends for them\n"
+		"sha256sum -c --quiet \"$W/sums\"\n"
+		"[ \"$(stat -c %Y m1.bin)\" = \"$want\" ] && [ \"$(stat -c %a m2.bin)\" = 600 ]\n";
+	static const char check[] =
+		"set -eu\n"
+		"cd \"$B\" && sha256sum -c --quiet \"$W/sums\"\n"
+		"[ \"$(stat -c %Y m1.bin)\" = \"$(date -d '2019-05-05 01:02:03' +%s)\" ]\n"
+		"[ \"$(stat -c %a m2.bin)\" = 600 ]\n";
+	const char *const steps[] = { change, check };
+	struct st_pair p;
+	struct st_proc_out *out = malloc(sizeof(*out));
+	char work[ST_PATH_MAX], *text = malloc(sizeof(change) + sizeof(check) + 3 * ST_PATH_MAX);
+	int r = st_fuse_pair(env, &p);
+
+	if (r || !out || !text || st_mkdir(env, "work", work) < 0) {
+		ST_CHECK(env, r || !"memory and a work dir");
+		goto out;
+	}
+	for (int i = 1; i <= 2; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "m%d.bin", i);
+		ST_CHECK(env, st_pair_put_random(&p, 1, name, 60 + (uint64_t)i, COLD, NULL) == 0);
+		ST_CHECK(env, listed(env, &p, name, COLD));
+	}
+	for (size_t i = 0; i < 2 && !env->failures; i++) {
+		snprintf(text, sizeof(change) + sizeof(check) + 3 * ST_PATH_MAX,
+			 "M='%s'; B='%s'; W='%s'\n%s", p.peer[0].dir, p.peer[1].dir, work, steps[i]);
+		ST_CHECK(env, st_run_sh(env, out, text) == 0);
+		if (out->status != 0)
+			st_note(env, "step %zu (exit %d):\n%s%s", i + 1, out->status, out->out,
+				out->err);
+		ST_CHECK(env, out->status == 0);
+		ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
+	}
+out:
+	free(out);
+	free(text);
+	if (p.peer[0].home[0])
+		st_pair_cleanup(env, &p);
+	return r ? r : ST_PASS;
+}

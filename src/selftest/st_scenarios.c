@@ -402,6 +402,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-append-slow", "fuse", "an open for appending to a file that takes longer than "
 	  "the ensure timeout to fetch waits while blocks come, and the append lands", 40,
 	  st_fuse_append_slow },
+	{ "fuse-unread-meta", "fuse", "touch -h and chmod of files not read yet: the peer gets "
+	  "the new mtime and mode, and keeps the content", 40, st_fuse_unread_meta },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
 	  "the peer's new versions without a remount", 40, st_fuse_reads },
 	{ "fuse-writers", "fuse", "8 threads write files and append to one shared file on the "

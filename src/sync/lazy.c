@@ -14,8 +14,11 @@
  *   lazy_pump() asks for those blocks with the fetch machinery's request
  *   slots (manifest first for multi-block files, kept in the index). Each
  *   block is verified, written in place with pwrite, then the placeholder's
- *   mtime is restored and its new stat identity stored (index_set_stat) in
- *   the same call, so the scanner never sees an edit. Waiters are answered
+ *   mtime from before the write is put back and its new stat identity
+ *   stored (index_set_stat) in the same call, so the scanner never sees an
+ *   edit (and still sees a touch of the user's). When the scanner does see
+ *   a change of a placeholder (a touch), it records the metadata only
+ *   (is_placeholder): hashing its holes would publish zeros. Waiters are answered
  *   as soon as their range is present, or -EIO when it cannot be.
  * - The presence bitmap is persisted after the data is durable: a finished
  *   file's at once (fdatasync), the others' by lazy_persist_all() (one
@@ -391,6 +394,61 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 	return 0;
 }
 
+/* Whether block i of the file behind fd holds nothing but zeros (a hole, or
+ * zeros written: the same to a reader). */
+static bool block_is_zero(int fd, uint64_t size, uint32_t i, uint8_t *buf)
+{
+	uint64_t off = (uint64_t)i * BLOCKS_SIZE, len = blocks_len(size, i);
+	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+
+	if (data < 0 && errno == ENXIO)
+		return true; /* only holes from here on */
+	if (data >= 0 && (uint64_t)data >= off + len)
+		return true; /* a hole over the whole block */
+	ssize_t n = pread(fd, buf, len, (off_t)off);
+	if (n != (ssize_t)len)
+		return false;
+	for (size_t k = 0; k < len; k++)
+		if (buf[k])
+			return false;
+	return true;
+}
+
+/*
+ * The scanner's placeholder check (scan_set_placeholder_check): path is
+ * tracked and incomplete, has the tracked size, and every missing block
+ * still reads as zeros. A block written since (an open with O_TRUNC and
+ * new content) makes it a file of the user's to hash.
+ */
+static bool is_placeholder(void *ud, const char *path, uint64_t size)
+{
+	struct engine *e = ud;
+	struct lazy_file *z = lazy_find(e, path);
+	const char *name;
+	uint8_t *buf = NULL;
+	bool yes = true;
+	int dirfd, fd;
+
+	if (!z || z->nhave == z->nblocks || z->size != size)
+		return false;
+	dirfd = apply_open_parent(e, path, false, &name);
+	if (dirfd < 0)
+		return false;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	close(dirfd);
+	buf = malloc(BLOCKS_SIZE);
+	for (uint32_t i = 0; yes && i < z->nblocks; i++)
+		if (!lazy_bit_get(z->have, i))
+			yes = fd >= 0 && buf && block_is_zero(fd, size, i, buf);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	if (yes)
+		log_debug("sync: %s changed on disk but is still a placeholder: its metadata only",
+			  path);
+	return yes;
+}
+
 bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
 {
 	struct lazy_file *z = lazy_find(e, path);
@@ -558,7 +616,6 @@ static int activate(struct engine *e, struct lazy_file *z)
 		r = -ESTALE; /* replaced or edited behind our back: the scanner says what */
 		goto out;
 	}
-	z->mtime_ns = x->mtime_ns;
 	if (z->ino != (uint64_t)st.st_ino) {
 		pthread_mutex_lock(&e->lz_mu);
 		unretire(e, (uint64_t)st.st_ino);
@@ -818,6 +875,7 @@ int lazy_open(struct engine *e)
 	if (r < 0)
 		return r;
 	e->lz_moves = index_lazy_moves(e->idx);
+	scan_set_placeholder_check(e->scan, is_placeholder, e);
 	return index_lazy_foreach(e->idx, load_row, e);
 }
 

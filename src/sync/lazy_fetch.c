@@ -170,17 +170,17 @@ void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifes
 	fetch_pump(e);
 }
 
-/* The placeholder's mtime back, and its new identity in the index. */
-static int restore_identity(struct engine *e, struct lazy_file *z, int fd)
+/*
+ * The placeholder's mtime from before we wrote to it back (the user's, if
+ * a touch came after the scanner looked: the scanner still sees it), and
+ * its new identity in the index.
+ */
+static int restore_identity(struct engine *e, struct lazy_file *z, int fd,
+			    const struct timespec *mtime)
 {
-	struct timespec ts[2] = {{0, UTIME_OMIT},
-				 {z->mtime_ns / 1000000000, z->mtime_ns % 1000000000}};
+	struct timespec ts[2] = {{0, UTIME_OMIT}, *mtime};
 	struct stat st;
 
-	if (ts[1].tv_nsec < 0) {
-		ts[1].tv_nsec += 1000000000;
-		ts[1].tv_sec -= 1;
-	}
 	if (futimens(fd, ts) < 0 || fstat(fd, &st) < 0)
 		return -errno;
 	return index_set_stat(e->idx, z->path, z->path_len, (uint64_t)st.st_dev,
@@ -240,6 +240,12 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 	}
 	if (z->fd < 0)
 		return; /* deactivated meanwhile */
+	struct stat before;
+	if (fstat(z->fd, &before) < 0) {
+		log_warn("cannot stat %s: %s", z->path, strerror(errno));
+		file_failed(e, z);
+		return;
+	}
 	size_t done = 0;
 	while (done < b->len) {
 		ssize_t n = pwrite(z->fd, b->data + done, b->len - done, (off_t)(b->offset + done));
@@ -252,7 +258,7 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		}
 		done += (size_t)n;
 	}
-	r = restore_identity(e, z, z->fd);
+	r = restore_identity(e, z, z->fd, &before.st_mtim);
 	if (r < 0)
 		log_warn("cannot restore the placeholder %s: %s", z->path, strerror(-r));
 	pthread_mutex_lock(&e->lz_mu);
@@ -340,8 +346,7 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 		r = -errno; /* unmarked data: only fetched again */
 		goto out;
 	}
-	z->mtime_ns = x->mtime_ns;
-	r = restore_identity(e, z, wfd);
+	r = restore_identity(e, z, wfd, &st.st_mtim); /* == the index's, checked above */
 	log_debug("sync: evicted %s from the cache", z->path);
 out:
 	if (rfd >= 0)

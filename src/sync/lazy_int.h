@@ -35,7 +35,6 @@ struct lazy_file {
 	uint32_t manifest_req;
 	int fd; /* O_RDWR while active, else -1 */
 	uint64_t ino; /* the placeholder's inode, 0: not known yet */
-	int64_t mtime_ns;
 	bool dirty; /* have not yet persisted */
 	bool seen;  /* lazy_reload: the row is still there */
 	uint64_t ra;	/* readahead now: doubles while the reads are sequential */

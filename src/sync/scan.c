@@ -311,6 +311,29 @@ static void requeue(struct scan *s, struct scan_job *j)
 	s->backlog_tail = j;
 }
 
+void scan_set_placeholder_check(struct scan *s, scan_placeholder_fn fn, void *ud)
+{
+	s->placeholder = fn;
+	s->placeholder_ud = ud;
+}
+
+int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const struct stat *st,
+			  struct index_entry *e)
+{
+	uint8_t hash[INDEX_HASH_LEN];
+
+	if (!s->placeholder || e->deleted || e->type != INDEX_FILE || !e->has_hash ||
+	    e->size != (uint64_t)st->st_size || !S_ISREG(st->st_mode) ||
+	    !s->placeholder(s->placeholder_ud, path, (uint64_t)st->st_size))
+		return -ENOENT;
+	memcpy(hash, e->hash, sizeof(hash));
+	scan_entry_init(e, path, len, st);
+	e->has_hash = true;
+	memcpy(e->hash, hash, sizeof(hash));
+	int r = index_put_local(s->idx, e);
+	return r < 0 ? r : 1;
+}
+
 /* Stores a hashed file whose disk state is st (== j->st). Returns changes or -errno. */
 static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
 {
@@ -322,6 +345,14 @@ static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
 		goto fail;
 	if (r == 0 && scan_unchanged(e, &j->st))
 		return 0;
+	if (r == 0) { /* what was hashed may be a placeholder's holes */
+		r = scan_placeholder_meta(s, j->path, j->len, &j->st, e);
+		if (r != -ENOENT) {
+			if (r < 0)
+				goto fail;
+			return r;
+		}
+	}
 	if (r == 0 && !e->deleted && e->type == INDEX_FILE && e->has_hash &&
 	    memcmp(e->hash, j->hash, INDEX_HASH_LEN) == 0 && e->size == (uint64_t)j->st.st_size &&
 	    e->mtime_ns == scan_ns(&j->st.st_mtim) && e->mode == (j->st.st_mode & 0777)) {

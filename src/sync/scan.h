@@ -85,6 +85,17 @@ int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
 /* Stops the hasher thread, closes the fds. NULL is a no-op. */
 void scan_free(struct scan *s);
 
+/*
+ * Lazy mode: fn(ud, path, size) says whether the file at path (share
+ * relative, size bytes on disk) is a placeholder whose missing blocks are
+ * still holes. Its content is then the index's, never what is on disk: a
+ * change of its mtime (a utime without an open) is recorded as metadata
+ * with the index's hash, not hashed (the holes would read as zeros and be
+ * published as the file's content). Called on the scanning thread.
+ */
+typedef bool (*scan_placeholder_fn)(void *ud, const char *path, uint64_t size);
+void scan_set_placeholder_check(struct scan *s, scan_placeholder_fn fn, void *ud);
+
 /* The share root, held open (O_PATH|O_DIRECTORY); owned by s. */
 int scan_root_fd(const struct scan *s);
 

@@ -88,7 +88,18 @@ struct scan {
 	uint64_t pend_files, pend_bytes;
 	struct scan_strset warned; /* special files already logged */
 	struct index_entry e, e2;  /* scratch, about 8 KiB each */
+	scan_placeholder_fn placeholder;
+	void *placeholder_ud;
 };
+
+/*
+ * e is path's live entry and st its disk state: if path is a placeholder
+ * (scan_set_placeholder_check) with e's size, records st's metadata with
+ * e's hash and returns the changes (>= 0); -ENOENT when it is not one (hash
+ * it), other -errno on an index error.
+ */
+int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const struct stat *st,
+			  struct index_entry *e);
 
 /* scan_map.c */
 int scan_strset_add(struct scan_strset *set, const char *s, size_t len);

@@ -366,7 +366,9 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, char *er
 	r = index_get(s->idx, path, len, e);
 	if (r == 0 && scan_unchanged(e, &j.st)) {
 		r = 0;
-	} else if (r == 0 || r == -ENOENT) {
+	} else if (r == 0 && (r = scan_placeholder_meta(s, path, len, &j.st, e)) != -ENOENT) {
+		/* a placeholder: its metadata, not the holes that were hashed */
+	} else if (r == -ENOENT) {
 		scan_entry_init(e, path, len, &j.st);
 		e->has_hash = true;
 		memcpy(e->hash, j.hash, INDEX_HASH_LEN);
@@ -444,6 +446,8 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 			e->has_hash = true;
 			memcpy(e->hash, hash, sizeof(hash));
 			r = put(s, e);
+		} else if (live && (r = scan_placeholder_meta(s, path, len, st, e)) != -ENOENT) {
+			/* a placeholder: only its metadata changed (or r < 0) */
 		} else if (now) {
 			r = apply_file_now(s, path, len, err);
 			if (r < 0)

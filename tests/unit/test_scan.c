@@ -782,6 +782,51 @@ TEST(abandoned_downloads)
 	fx_close(&f);
 }
 
+static bool placeholder_yes(void *ud, const char *path, uint64_t size)
+{
+	(void)size;
+	return *(bool *)ud && strcmp(path, "ph") == 0;
+}
+
+/* A placeholder's change is its metadata; its bytes on disk are not hashed. */
+TEST(placeholder_metadata)
+{
+	struct fx f;
+	struct index_entry e;
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1600000000, 5 } };
+	bool on = true;
+
+	REQUIRE(fx_open(&f));
+	scan_set_placeholder_check(f.s, placeholder_yes, &on);
+	CHECK(write_at("ph", "abc") == 0);
+	CHECK(write_at("other", "abc") == 0);
+	CHECK_INT_EQ(scan(&f), 2);
+	/* same size, other bytes (holes standing for "abc"), a new mtime */
+	{
+		int fd = open(at("ph"), O_WRONLY | O_TRUNC | O_CLOEXEC);
+		CHECK(fd >= 0 && ftruncate(fd, 3) == 0);
+		if (fd >= 0)
+			close(fd);
+	}
+	CHECK(utimensat(AT_FDCWD, at("ph"), ts, 0) == 0);
+	CHECK(write_at("other", "xyz") == 0);
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan(&f), 2);
+	REQUIRE(get(&f, "ph", &e) == 0);
+	CHECK(hash_is(&f, "ph", "abc"));
+	CHECK_INT_EQ(e.mtime_ns, 1600000000000000005LL);
+	CHECK(hash_is(&f, "other", "xyz"));
+	/* not a placeholder any more: hashed */
+	on = false;
+	ts[1].tv_nsec = 6;
+	CHECK(utimensat(AT_FDCWD, at("ph"), ts, 0) == 0);
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan(&f), 1);
+	REQUIRE(get(&f, "ph", &e) == 0);
+	CHECK(!hash_is(&f, "ph", "abc") && e.size == 3 && e.has_hash);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || !mkdtemp(base)) {
@@ -805,6 +850,7 @@ int main(void)
 	RUN(path_now);
 	RUN(special_warned_once);
 	RUN(abandoned_downloads);
+	RUN(placeholder_metadata);
 	if (rm_tree(base) != 0)
 		printf("# cannot remove %s: %s\n", base, strerror(errno));
 	return tap_done();
