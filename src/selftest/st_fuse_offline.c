@@ -98,7 +98,9 @@ int st_fuse_offline(struct st_env *env)
 		goto out;
 	ST_CHECK(env, st_pair_put_random(&p, 1, "big.bin", 21, BIG, NULL) == 0);
 	ST_CHECK(env, st_pair_put_random(&p, 1, "cold.bin", 22, COLD, NULL) == 0);
-	ST_CHECK(env, listed(env, &p, "big.bin", BIG) && listed(env, &p, "cold.bin", COLD));
+	ST_CHECK(env, st_pair_put_random(&p, 1, "over.bin", 23, COLD, NULL) == 0);
+	ST_CHECK(env, listed(env, &p, "big.bin", BIG) && listed(env, &p, "cold.bin", COLD) &&
+			      listed(env, &p, "over.bin", COLD));
 
 	/* a read in the middle fetches that part, not the whole file */
 	int64_t before = received(env, &p, 0);
@@ -130,6 +132,16 @@ int st_fuse_offline(struct st_env *env)
 		if (fd >= 0)
 			close(fd);
 	}
+	/* an unread file emptied (truncate to 0) and rewritten needs nothing of
+	 * the peer */
+	{
+		char op[ST_PATH_MAX];
+		st_pair_path(&p, 0, "over.bin", op);
+		ST_CHECK(env, truncate(op, 0) == 0);
+		int fd = open(op, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		ST_CHECK(env, fd >= 0 && write(fd, "offline edit\n", 13) == 13);
+		ST_CHECK(env, fd >= 0 && close(fd) == 0);
+	}
 	/* back: the rest can be read */
 	ST_REQUIRE(env, st_pair_up(env, &p, 1) == 0);
 	json_t *s = st_pair_status_wait(env, &p, 0, connected, NULL, 15000, "connected again");
@@ -138,6 +150,11 @@ int st_fuse_offline(struct st_env *env)
 	ST_CHECK(env, compare_at(&p, "cold.bin", 1000, PROBE, &ms) == 0);
 	ST_CHECK(env, compare_at(&p, "big.bin", BIG - PROBE, PROBE, NULL) == 0);
 	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
+	{
+		char buf[32] = "";
+		ST_CHECK(env, st_pair_read(&p, 1, "over.bin", buf, sizeof(buf)) == 13 &&
+				      !strcmp(buf, "offline edit\n"));
+	}
 out:
 	if (p.peer[0].home[0])
 		st_pair_cleanup(env, &p);
@@ -303,7 +320,9 @@ out:
  * Metadata changes of files not read yet (touch -h sets the mtime without
  * opening the file, chmod): the peer gets the new mtime and mode, and its
  * content stays. The scanner saw the mtime change and hashed the
- * placeholder's holes: the peer's file became zeros.
+ * placeholder's holes: the peer's file became zeros. And a same-size
+ * rewrite (O_TRUNC) of one, read back at once: the read must not fetch the
+ * old blocks over the new bytes.
  */
 int st_fuse_unread_meta(struct st_env *env)
 {
@@ -314,19 +333,26 @@ int st_fuse_unread_meta(struct st_env *env)
 		"cd \"$B\" && sha256sum m1.bin m2.bin >\"$W/sums\"\n"
 		"touch -h -d '2019-05-05 01:02:03' \"$M/m1.bin\"\n"
 		"chmod 600 \"$M/m2.bin\"\n"
+		/* same size, new bytes (O_TRUNC), read back at once: the user's */
+		"head -c $(stat -c %s m3.bin) /dev/urandom >\"$W/m3.new\"\n"
+		"cp \"$W/m3.new\" \"$M/m3.bin\"\n"
+		"dd if=\"$M/m3.bin\" iflag=direct bs=1M 2>/dev/null | cmp - \"$W/m3.new\"\n"
 		"want=$(date -d '2019-05-05 01:02:03' +%s)\n"
 		"for i in $(seq 200); do\n"
 		"  [ \"$(stat -c %Y m1.bin)\" = \"$want\" ] && [ \"$(stat -c %a m2.bin)\" = 600 ] && break\n"
 		"  sleep 0.05\n"
 		"done\n"
+		"for i in $(seq 200); do cmp -s \"$W/m3.new\" m3.bin && break; sleep 0.05; done\n"
 		"sleep 0.5 # what else the peer sends for them\n"
 		"sha256sum -c --quiet \"$W/sums\"\n"
+		"cmp \"$W/m3.new\" m3.bin\n"
 		"[ \"$(stat -c %Y m1.bin)\" = \"$want\" ] && [ \"$(stat -c %a m2.bin)\" = 600 ]\n";
 	static const char check[] =
 		"set -eu\n"
 		"cd \"$B\" && sha256sum -c --quiet \"$W/sums\"\n"
 		"[ \"$(stat -c %Y m1.bin)\" = \"$(date -d '2019-05-05 01:02:03' +%s)\" ]\n"
-		"[ \"$(stat -c %a m2.bin)\" = 600 ]\n";
+		"[ \"$(stat -c %a m2.bin)\" = 600 ]\n"
+		"cmp \"$W/m3.new\" m3.bin && cmp \"$W/m3.new\" \"$M/m3.bin\"\n";
 	const char *const steps[] = { change, check };
 	struct st_pair p;
 	struct st_proc_out *out = malloc(sizeof(*out));
@@ -337,7 +363,7 @@ int st_fuse_unread_meta(struct st_env *env)
 		ST_CHECK(env, r || !"memory and a work dir");
 		goto out;
 	}
-	for (int i = 1; i <= 2; i++) {
+	for (int i = 1; i <= 3; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "m%d.bin", i);
 		ST_CHECK(env, st_pair_put_random(&p, 1, name, 60 + (uint64_t)i, COLD, NULL) == 0);

@@ -394,36 +394,70 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 	return 0;
 }
 
-/* Whether block i of the file behind fd holds nothing but zeros (a hole, or
- * zeros written: the same to a reader). */
-static bool block_is_zero(int fd, uint64_t size, uint32_t i, uint8_t *buf)
+/*
+ * Whether block i of z (behind fd), not marked present, is still the
+ * placeholder's: nothing but zeros (a hole), or the block of z's content
+ * (we wrote it and did not mark it yet: a crash, a power cut). m: z's block
+ * list, or NULL for a one-block file.
+ */
+static bool block_is_ours(int fd, const struct lazy_file *z, const struct blocks_manifest *m,
+			  uint32_t i, uint8_t *buf)
 {
-	uint64_t off = (uint64_t)i * BLOCKS_SIZE, len = blocks_len(size, i);
+	uint64_t off = (uint64_t)i * BLOCKS_SIZE, len = blocks_len(z->size, i);
 	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+	uint8_t h[BLOCKS_HASH_LEN];
+	size_t k;
 
 	if (data < 0 && errno == ENXIO)
 		return true; /* only holes from here on */
 	if (data >= 0 && (uint64_t)data >= off + len)
 		return true; /* a hole over the whole block */
-	ssize_t n = pread(fd, buf, len, (off_t)off);
-	if (n != (ssize_t)len)
+	if (pread(fd, buf, len, (off_t)off) != (ssize_t)len)
 		return false;
-	for (size_t k = 0; k < len; k++)
-		if (buf[k])
-			return false;
-	return true;
+	for (k = 0; k < len && !buf[k]; k++)
+		;
+	if (k == len)
+		return true;
+	if (m)
+		return blocks_manifest_verify(m, i, buf, len) == 0;
+	return z->nblocks == 1 && blocks_hash_buf(buf, len, NULL, NULL, h) == 0 &&
+	       memcmp(h, z->hash, BLOCKS_HASH_LEN) == 0;
+}
+
+/* z's complete block list (its own, or the one kept in the index), or NULL;
+ * *owned says whether the caller frees it. */
+static const struct blocks_manifest *manifest_of(struct engine *e, const struct lazy_file *z,
+						 struct blocks_manifest **owned)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+
+	*owned = NULL;
+	if (z->m && z->m->filled == z->m->count)
+		return z->m;
+	if (index_manifest_get(e->idx, z->hash, &blob, &len) == 0 &&
+	    blocks_manifest_decode(blob, len, owned) == 0 &&
+	    blocks_manifest_check(*owned, z->hash) < 0) {
+		blocks_manifest_free(*owned);
+		*owned = NULL;
+	}
+	free(blob);
+	return *owned;
 }
 
 /*
  * The scanner's placeholder check (scan_set_placeholder_check): path is
- * tracked and incomplete, has the tracked size, and every missing block
- * still reads as zeros. A block written since (an open with O_TRUNC and
- * new content) makes it a file of the user's to hash.
+ * tracked and incomplete, has the tracked size, and every block not marked
+ * present is still the placeholder's (block_is_ours). A block holding other
+ * data (an open with O_TRUNC and new content) makes it a file of the
+ * user's, to hash.
  */
 static bool is_placeholder(void *ud, const char *path, uint64_t size)
 {
 	struct engine *e = ud;
 	struct lazy_file *z = lazy_find(e, path);
+	struct blocks_manifest *owned = NULL;
+	const struct blocks_manifest *m;
 	const char *name;
 	uint8_t *buf = NULL;
 	bool yes = true;
@@ -437,9 +471,11 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	close(dirfd);
 	buf = malloc(BLOCKS_SIZE);
+	m = manifest_of(e, z, &owned);
 	for (uint32_t i = 0; yes && i < z->nblocks; i++)
 		if (!lazy_bit_get(z->have, i))
-			yes = fd >= 0 && buf && block_is_zero(fd, size, i, buf);
+			yes = fd >= 0 && buf && block_is_ours(fd, z, m, i, buf);
+	blocks_manifest_free(owned);
 	free(buf);
 	if (fd >= 0)
 		close(fd);
@@ -616,6 +652,12 @@ static int activate(struct engine *e, struct lazy_file *z)
 		r = -ESTALE; /* replaced or edited behind our back: the scanner says what */
 		goto out;
 	}
+	if ((int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != x->ctime_ns) {
+		/* changed since the index saw it (a touch, or new bytes written with
+		 * O_TRUNC): fetched blocks must not land on the user's bytes */
+		r = -EAGAIN;
+		goto out;
+	}
 	if (z->ino != (uint64_t)st.st_ino) {
 		pthread_mutex_lock(&e->lz_mu);
 		unretire(e, (uint64_t)st.st_ino);
@@ -712,12 +754,26 @@ void engine_on_ensure(struct engine *e)
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 		}
-		if (z && up) {
-			int r = activate(e, z);
-			if (r == -ESTALE)
-				lazy_forget(e, z);
-			else if (r == 0 && !not_the_readers(z, c[k].ino))
-				want_range(z, c[k].off, c[k].len);
+		int r = z && up ? activate(e, z) : 0;
+		if (r == -EAGAIN) {
+			/* the scanner says first what the change was: a touch leaves a
+			 * placeholder, new bytes make it the user's file */
+			char err[SCAN_ERR_LEN];
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
+				log_debug("cannot rescan %s: %s", c[k].path, err);
+			lazy_check_moves(e);
+			z = lazy_find(e, c[k].path);
+			r = z ? activate(e, z) : 0;
+		}
+		if (r == -ESTALE) {
+			lazy_forget(e, z);
+		} else if (r == -EAGAIN) {
+			log_warn("%s changed on disk and the index does not say how yet; not "
+				 "fetching into it",
+				 c[k].path);
+			lazy_wake(e, true, c[k].path);
+		} else if (r == 0 && z && up && !not_the_readers(z, c[k].ino)) {
+			want_range(z, c[k].off, c[k].len);
 		}
 		free(c[k].path);
 	}

@@ -326,6 +326,12 @@ int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const st
 	    e->size != (uint64_t)st->st_size || !S_ISREG(st->st_mode) ||
 	    !s->placeholder(s->placeholder_ud, path, (uint64_t)st->st_size))
 		return -ENOENT;
+	if (e->mtime_ns == scan_ns(&st->st_mtim) && e->mode == (st->st_mode & 0777)) {
+		/* only the identity moved (our own write, not yet recorded) */
+		int r = index_set_stat(s->idx, path, len, (uint64_t)st->st_dev,
+				       (uint64_t)st->st_ino, scan_ns(&st->st_ctim));
+		return r < 0 ? r : 0;
+	}
 	memcpy(hash, e->hash, sizeof(hash));
 	scan_entry_init(e, path, len, st);
 	e->has_hash = true;

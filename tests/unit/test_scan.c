@@ -816,6 +816,13 @@ TEST(placeholder_metadata)
 	CHECK(hash_is(&f, "ph", "abc"));
 	CHECK_INT_EQ(e.mtime_ns, 1600000000000000005LL);
 	CHECK(hash_is(&f, "other", "xyz"));
+	/* only the identity moved (the engine wrote a block): no new version */
+	uint64_t seq = e.seq;
+	CHECK(chmod(at("ph"), e.mode) == 0);
+	scan_request_full(f.s);
+	CHECK_INT_EQ(scan(&f), 0);
+	REQUIRE(get(&f, "ph", &e) == 0);
+	CHECK(e.seq == seq && hash_is(&f, "ph", "abc"));
 	/* not a placeholder any more: hashed */
 	on = false;
 	ts[1].tv_nsec = 6;
