@@ -263,7 +263,9 @@ static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int v
 			goto err;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		r = ensure(tfs, fi ? (int)fi->fh : inode->fd, 0, UINT64_MAX);
+		/* what stays: all of it when growing, the start when shrinking,
+		 * nothing for an O_TRUNC (the peer need not be there for that) */
+		r = ensure(tfs, fi ? (int)fi->fh : inode->fd, 0, (uint64_t)attr->st_size);
 		if (r < 0) {
 			errno = -r;
 			goto err;
