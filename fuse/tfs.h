@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /*
  * tfs: the FUSE mount of a tandem share.
@@ -39,13 +40,13 @@ struct tfs;
  * more than timeout_ms without progress (never forever on the network); it returns
  * 0 when the range is now local, or -errno, which the operation then
  * answers (use -EIO when the peer is unreachable). It must not call back
- * into tfs. ino is the backing file's inode number. When the open file has
- * no path any more (it was unlinked or replaced meanwhile) relpath is NULL:
- * the hook says whether that old version holds the range.
+ * into tfs. st is the backing file's fstat. When the open file has no path
+ * any more (it was unlinked or replaced meanwhile) relpath is NULL: the
+ * hook says whether that old version holds the range.
  */
 struct tfs_hooks {
-	int (*ensure)(void *ud, const char *relpath, uint64_t ino, uint64_t off, uint64_t len,
-		      int timeout_ms);
+	int (*ensure)(void *ud, const char *relpath, const struct stat *st, uint64_t off,
+		      uint64_t len, int timeout_ms);
 	int ensure_timeout_ms; /* passed to ensure; 0 means 10000 */
 };
 

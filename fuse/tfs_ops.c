@@ -84,7 +84,7 @@ static int ensure(struct tfs *tfs, int fd, uint64_t off, uint64_t len)
 	}
 	int t = tfs->hooks.ensure_timeout_ms > 0 ? tfs->hooks.ensure_timeout_ms
 						 : TFS_ENSURE_TIMEOUT_MS;
-	int r = tfs->hooks.ensure(tfs->ud, rel, (uint64_t)st.st_ino, off, len, t);
+	int r = tfs->hooks.ensure(tfs->ud, rel, &st, off, len, t);
 	return r > 0 ? 0 : r;
 }
 

@@ -134,7 +134,7 @@ struct ensure_job {
 static void *ensure_thread(void *arg)
 {
 	struct ensure_job *j = arg;
-	int r = engine_ensure(j->engine, j->path, 0, j->off, j->len, 10000);
+	int r = engine_ensure(j->engine, j->path, NULL, j->off, j->len, 10000);
 	char line[160];
 	int n = r == 0 ? snprintf(line, sizeof(line), "{\"ok\":true}\n")
 		       : snprintf(line, sizeof(line),

@@ -49,12 +49,12 @@ static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t even
 
 /* FUSE threads ask for content that is not local yet (engine_ensure is
  * thread-safe; the engine outlives the mount). */
-static int ensure(void *ud, const char *relpath, uint64_t ino, uint64_t off, uint64_t len,
-		  int timeout_ms)
+static int ensure(void *ud, const char *relpath, const struct stat *st, uint64_t off,
+		  uint64_t len, int timeout_ms)
 {
 	struct daemon *d = ud;
 
-	return engine_ensure(d->engine, relpath, ino, off, len, timeout_ms);
+	return engine_ensure(d->engine, relpath, st, off, len, timeout_ms);
 }
 
 int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])

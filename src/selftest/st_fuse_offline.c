@@ -138,7 +138,9 @@ int st_fuse_offline(struct st_env *env)
 		char op[ST_PATH_MAX];
 		st_pair_path(&p, 0, "over.bin", op);
 		ST_CHECK(env, truncate(op, 0) == 0);
-		int fd = open(op, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		/* no O_TRUNC: an open for writing ensures the whole file, which
+		 * is the user's now (not the placeholder's size) */
+		int fd = open(op, O_WRONLY | O_CLOEXEC);
 		ST_CHECK(env, fd >= 0 && write(fd, "offline edit\n", 13) == 13);
 		ST_CHECK(env, fd >= 0 && close(fd) == 0);
 	}

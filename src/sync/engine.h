@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -109,14 +110,16 @@ void engine_on_work(struct engine *e);
  * without a block of the file arriving (a long range waits on while blocks
  * come, never timeout_ms without one); -EINVAL for a path path_check()
  * refuses. Not lazy: 0.
- * ino is the inode of the caller's file (0: not known). When it is not the
- * file tracked at path, or path is NULL (the caller's file was unlinked),
- * the caller has a version the peer replaced or deleted: 0 when it was
- * complete or has the range, else -EIO at once (what is missing can never
- * come). Never 0 for a hole that stands for data.
+ * st is the caller's file as it is now (NULL: not known). When its inode is
+ * not the file tracked at path, or path is NULL (the caller's file was
+ * unlinked), the caller has a version the peer replaced or deleted: 0 when
+ * it was complete or has the range, else -EIO at once (what is missing can
+ * never come). Never 0 for a hole that stands for data. When its size is
+ * not the placeholder's, it is the user's file now (a truncate fetched what
+ * stays first): 0.
  */
-int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off, uint64_t len,
-		  int timeout_ms);
+int engine_ensure(struct engine *e, const char *path, const struct stat *st, uint64_t off,
+		  uint64_t len, int timeout_ms);
 /* eventfd to watch for EPOLLIN: ensure requests wait (engine_on_ensure). */
 int engine_ensure_fd(const struct engine *e);
 void engine_on_ensure(struct engine *e);

@@ -159,6 +159,15 @@ static int other_version(const struct engine *e, uint64_t ino, uint64_t off, uin
 	return 0;
 }
 
+/* Whether ino is a retired placeholder's. Caller holds lz_mu. */
+static bool retired(const struct engine *e, uint64_t ino)
+{
+	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++)
+		if (e->lz_retired[i] && e->lz_retired[i]->ino == ino)
+			return true;
+	return false;
+}
+
 /* Whether z, tracked at a reader's path, is another file than the reader's. */
 static bool not_the_readers(const struct lazy_file *z, uint64_t ino)
 {
@@ -524,9 +533,10 @@ static void deadline_in(struct timespec *dl, int ms)
 	}
 }
 
-int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off, uint64_t len,
-		  int timeout_ms)
+int engine_ensure(struct engine *e, const char *path, const struct stat *st, uint64_t off,
+		  uint64_t len, int timeout_ms)
 {
+	uint64_t ino = st ? (uint64_t)st->st_ino : 0;
 	struct ensure_wait w = {.path = path, .ino = ino, .off = off, .len = len};
 	struct ensure_wait **pp;
 	struct timespec dl;
@@ -554,21 +564,25 @@ int engine_ensure(struct engine *e, const char *path, uint64_t ino, uint64_t off
 	}
 	e->lz_callers++;
 	z = lazy_find(e, path);
-	if (not_the_readers(z, ino)) {
-		r = other_version(e, ino, off, len);
-		goto out;
-	}
 	if (z)
 		z->used = lazy_mono_ms();
 	if (!z && !maybe_placeholder(e, path))
 		goto out;
 	z = lazy_find(e, path);
 	if (not_the_readers(z, ino)) {
-		r = other_version(e, ino, off, len);
+		/* A version the peer replaced, answered from the retired copy;
+		 * else maybe the peer's new one, placed a moment ago and not yet
+		 * in the table: the loop knows (with the peer gone, none is
+		 * placed: a file of the user's) */
+		if (retired(e, ino) || !e->lz_up || timeout_ms <= 0) {
+			r = other_version(e, ino, off, len);
+			goto out;
+		}
+	} else if (z && st && (uint64_t)st->st_size != z->size) {
+		goto out; /* resized by the user: not the placeholder any more */
+	} else if (z && range_present(z, off, len)) {
 		goto out;
 	}
-	if (z && range_present(z, off, len))
-		goto out;
 	if (!e->lz_up || timeout_ms <= 0) {
 		r = -EIO;
 		goto out;
