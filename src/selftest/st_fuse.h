@@ -24,6 +24,11 @@ int st_fuse_need(struct st_env *env);
  * 0, or the scenario's result (p zeroed when nothing started; else clean
  * it up with st_pair_cleanup). */
 int st_fuse_pair(struct st_env *env, struct st_pair *p);
+/* Runs script (sh, set -eu) with M (side a, the mount), B (side b) and W
+ * (work, outside both) set; a non-zero exit fails the scenario, noting
+ * what, the script and its output. Returns whether it exited 0. */
+bool st_fuse_sh(struct st_env *env, const struct st_pair *p, const char *work,
+		const char *script, const char *what);
 
 /* Whether path is a mount point in /proc/self/mounts. */
 bool st_mounted(const char *path);

@@ -226,28 +226,20 @@ int st_fuse_cold_copy(struct st_env *env)
 		"cd \"$B\" && sha256sum cp.bin cps.bin tar.bin rsync.bin >\"$W/sums\"\n"
 		"cd \"$W\" && sha256sum -c --quiet sums\n";
 	struct st_pair p;
-	struct st_proc_out *out = malloc(sizeof(*out));
-	char work[ST_PATH_MAX], *text = malloc(sizeof(script) + 3 * ST_PATH_MAX);
+	char work[ST_PATH_MAX];
 	int r = st_fuse_pair(env, &p);
 
-	if (r || !out || !text || st_mkdir(env, "work", work) < 0) {
-		ST_CHECK(env, r || !"memory and a work dir");
+	if (r || st_mkdir(env, "work", work) < 0) {
+		ST_CHECK(env, r || !"a work dir");
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		ST_CHECK(env, st_pair_put_random(&p, 1, names[i], 40 + i, COLD, NULL) == 0);
 		ST_CHECK(env, listed(env, &p, names[i], COLD));
 	}
-	snprintf(text, sizeof(script) + 3 * ST_PATH_MAX, "M='%s'; B='%s'; W='%s'\n%s",
-		 p.peer[0].dir, p.peer[1].dir, work, script);
-	ST_CHECK(env, st_run_sh(env, out, text) == 0);
-	if (out->status != 0)
-		st_note(env, "the copies (exit %d):\n%s%s", out->status, out->out, out->err);
-	ST_CHECK(env, out->status == 0);
+	(void)st_fuse_sh(env, &p, work, script, "the copies");
 	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
 out:
-	free(out);
-	free(text);
 	if (p.peer[0].home[0])
 		st_pair_cleanup(env, &p);
 	return r ? r : ST_PASS;
@@ -355,14 +347,12 @@ int st_fuse_unread_meta(struct st_env *env)
 		"[ \"$(stat -c %Y m1.bin)\" = \"$(date -d '2019-05-05 01:02:03' +%s)\" ]\n"
 		"[ \"$(stat -c %a m2.bin)\" = 600 ]\n"
 		"cmp \"$W/m3.new\" m3.bin && cmp \"$W/m3.new\" \"$M/m3.bin\"\n";
-	const char *const steps[] = { change, check };
 	struct st_pair p;
-	struct st_proc_out *out = malloc(sizeof(*out));
-	char work[ST_PATH_MAX], *text = malloc(sizeof(change) + sizeof(check) + 3 * ST_PATH_MAX);
+	char work[ST_PATH_MAX];
 	int r = st_fuse_pair(env, &p);
 
-	if (r || !out || !text || st_mkdir(env, "work", work) < 0) {
-		ST_CHECK(env, r || !"memory and a work dir");
+	if (r || st_mkdir(env, "work", work) < 0) {
+		ST_CHECK(env, r || !"a work dir");
 		goto out;
 	}
 	for (int i = 1; i <= 3; i++) {
@@ -371,19 +361,11 @@ int st_fuse_unread_meta(struct st_env *env)
 		ST_CHECK(env, st_pair_put_random(&p, 1, name, 60 + (uint64_t)i, COLD, NULL) == 0);
 		ST_CHECK(env, listed(env, &p, name, COLD));
 	}
-	for (size_t i = 0; i < 2 && !env->failures; i++) {
-		snprintf(text, sizeof(change) + sizeof(check) + 3 * ST_PATH_MAX,
-			 "M='%s'; B='%s'; W='%s'\n%s", p.peer[0].dir, p.peer[1].dir, work, steps[i]);
-		ST_CHECK(env, st_run_sh(env, out, text) == 0);
-		if (out->status != 0)
-			st_note(env, "step %zu (exit %d):\n%s%s", i + 1, out->status, out->out,
-				out->err);
-		ST_CHECK(env, out->status == 0);
+	if (st_fuse_sh(env, &p, work, change, "the changes"))
 		ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
-	}
+	if (!env->failures && st_fuse_sh(env, &p, work, check, "the check after convergence"))
+		ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
 out:
-	free(out);
-	free(text);
 	if (p.peer[0].home[0])
 		st_pair_cleanup(env, &p);
 	return r ? r : ST_PASS;

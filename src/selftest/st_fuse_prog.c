@@ -45,9 +45,8 @@ static const char prelude[] =
 	"export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.invalid GIT_COMMITTER_NAME=t\n"
 	"export GIT_COMMITTER_EMAIL=t@example.invalid GIT_CONFIG_NOSYSTEM=1 HOME=$W\n";
 
-/* Runs script; a non-zero exit fails the scenario with its output. */
-static bool sh_step(struct st_env *env, const struct st_pair *p, const char *work,
-		    const char *script, const char *what)
+bool st_fuse_sh(struct st_env *env, const struct st_pair *p, const char *work,
+		const char *script, const char *what)
 {
 	struct st_proc_out *out = malloc(sizeof(*out));
 	char *text = malloc(SCRIPT_MAX);
@@ -120,7 +119,7 @@ static int prog_run(struct st_env *env, const char *needs, const struct step *st
 		int64_t took;
 
 		snprintf(what, sizeof(what), "step %zu", i + 1);
-		if (!sh_step(env, &p, work, steps[i].run, what))
+		if (!st_fuse_sh(env, &p, work, steps[i].run, what))
 			break;
 		took = st_wait_converged(env, &p, NULL, 0, CONVERGE_MS);
 		st_note(env, "step %zu ran in %llu ms, converged after %lld ms more", i + 1,
@@ -128,7 +127,7 @@ static int prog_run(struct st_env *env, const char *needs, const struct step *st
 			(long long)took);
 		ST_CHECK(env, took >= 0);
 		snprintf(what, sizeof(what), "the check of step %zu", i + 1);
-		if (steps[i].check && !sh_step(env, &p, work, steps[i].check, what))
+		if (steps[i].check && !st_fuse_sh(env, &p, work, steps[i].check, what))
 			break;
 		/* a check may write too (git refreshes its index): settle first */
 		ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, CONVERGE_MS) >= 0);
