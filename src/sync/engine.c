@@ -414,10 +414,10 @@ size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t m
 	if (n > cap || str > max || need > max - str)
 		return 0;
 	slots = (max - str - need) / slot; /* what the bytes left can hold */
-	if (n < cap)
-		return cap <= slots ? cap : 0;
-	if (slots <= cap)
+	if (slots <= n)
 		return 0;
+	if (n < cap) /* room in the array; it shrinks when the strings need its bytes */
+		return cap <= slots ? cap : slots;
 	return cap == 0 ? (slots < 256 ? slots : 256) : (slots < cap * 2 ? slots : cap * 2);
 }
 

@@ -21,7 +21,7 @@
 /* Memory for the peer's entries held before applying (see engine.c): the
  * array of struct rentry and their strings. At the cap, what is held is
  * applied (docs/SYNC.md "Holding a burst"). */
-#define ENGINE_BATCH_BYTES ((size_t)4 << 20)
+#define ENGINE_BATCH_BYTES ((size_t)8 << 20)
 #define ENGINE_ALLOC_OVERHEAD 16	    /* counted per string allocated */
 #define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
 #define ENGINE_REQS_MAX 128		    /* our requests in flight */
@@ -235,9 +235,10 @@ size_t engine_rentry_str_bytes(size_t path_len, size_t target_len);
 /*
  * Whether one more entry, with need bytes of strings, fits in a batch of n
  * entries in an array of cap slots with str bytes of strings, all within
- * max bytes (ENGINE_BATCH_BYTES). Returns the array's capacity to hold it
- * (cap itself when n < cap; else a larger one, at most double, as large
- * as max allows), or 0 when it does not fit: apply the batch first.
+ * max bytes (ENGINE_BATCH_BYTES). Returns the array's capacity to hold it:
+ * cap when that fits; else, when n < cap, a smaller one (above n) that
+ * does; when n == cap, a larger one (at most double) as large as max
+ * allows. 0 when no slot is left: apply the batch first.
  */
 size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t max);
 
