@@ -432,9 +432,11 @@ static bool carry(struct batch_ctx *c, struct rentry *r, bool keep)
 	if (c->final || c->carry_bytes + n > ENGINE_BATCH_BYTES / 2)
 		return false;
 	if (keep) {
+		char q[128];
 		c->carry_bytes += n;
 		r->carry = true;
-		log_debug("sync: %s waits for the peer's next entries", r->path);
+		log_debug("sync: %s waits for the peer's next entries",
+			  log_quote(r->path, r->path_len, q, sizeof(q)));
 	}
 	return true;
 }
