@@ -27,6 +27,7 @@
 #include "st_fakepeer.h"
 #include "st_hostile.h"
 #include "st_raw.h"
+#include "st_sync.h"
 #include "sync/blocks.h"
 
 #define LOG_MAX (1u << 20)
@@ -649,5 +650,144 @@ int st_hostile_paths(struct st_env *env)
 out:
 	st_fake_free(f);
 	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
+
+/* ---- issue 10 point 5: a flood of index entries without INDEX_DONE ---- */
+
+#define FLOOD_MSGS 2100	      /* INDEX_UPDATEs sent before the INDEX_DONE */
+#define FLOOD_PER_MSG 31      /* entries of 4095-byte path and target in 256 KiB */
+#define FLOOD_PATHS 32	      /* distinct paths the entries cycle through */
+#define FLOOD_NAME 255	      /* 16 names of 255 bytes and 15 slashes: 4095 bytes */
+#define FLOOD_RSS_MAX_KIB (64 * 1024)
+#define FLOOD_SYNC_MS 20000
+
+/* Removes name beneath dirfd and everything in it, through file
+ * descriptors: the flood's paths are longer than PATH_MAX with the share's
+ * own path in front, too long for the selftest's path-based cleanup. */
+static int rm_tree_at(int at, const char *name)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    rm_tree_at(dirfd(d), de->d_name) < 0)
+			r = -EIO;
+	closedir(d);
+	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+/*
+ * The fake peer sends 2,100 INDEX_UPDATEs of 31 symlinks each, every path
+ * and target 4095 bytes long (the caps), and no INDEX_DONE: 65,100 entries
+ * of about 8 KiB, under the old count cap of 65,536. The daemon must not
+ * hold them all (it did: 547 MB); its peak RSS stays under 64 MiB. The
+ * entries cycle through 32 paths so that what the daemon applies stays
+ * small on disk; each entry is still one the daemon has to hold or apply.
+ * Then a normal file with INDEX_DONE: it arrives, and so does the flood.
+ */
+int st_hostile_index_flood(struct st_env *env)
+{
+	static char paths[FLOOD_PATHS][SYNC_PATH_MAX + 1], target[SYNC_TARGET_MAX + 1];
+	static const char after[] = "sent after the flood\n";
+	struct sync_entry e[FLOOD_PER_MSG];
+	struct st_peer p;
+	struct st_fake *f = NULL;
+	char addr[64], path[1024];
+	unsigned sent = 0;
+	uint64_t t0, end;
+	long kib;
+
+	memset(&p, 0, sizeof(p));
+	ST_REQUIRE(env, st_fake_new(&f) == 0);
+	for (size_t i = 0; i < FLOOD_PATHS; i++) {
+		size_t n = long_path(paths[i], 16, FLOOD_NAME);
+		ST_REQUIRE(env, n == SYNC_PATH_MAX);
+		paths[i][n - 2] = (char)('a' + i / 26); /* the last name differs */
+		paths[i][n - 1] = (char)('a' + i % 26);
+		paths[i][n] = '\0';
+	}
+	ST_REQUIRE(env, long_path(target, 16, FLOOD_NAME) == SYNC_TARGET_MAX);
+	for (size_t i = 0; i < SYNC_TARGET_MAX; i++) /* relative, inside the share */
+		target[i] = target[i] == '/' ? '/' : 't';
+	target[SYNC_TARGET_MAX] = '\0';
+	if (st_peer_make(env, &p, "ana") < 0 || st_peer_up(env, &p, st_fake_fp(f), NULL) < 0 ||
+	    listen_addr(env, &p, addr) < 0) {
+		ST_CHECK(env, !"ana's daemon runs and listens");
+		goto out;
+	}
+	if (fake_up(env, f, &p, addr, true) < 0) {
+		ST_CHECK(env, !"the fake peer connects and starts syncing");
+		goto out;
+	}
+	st_note(env, "the daemon's peak RSS before the flood: %ld KiB", st_vmhwm_kib(p.pid));
+	t0 = st_now_ms();
+	for (unsigned m = 0; m < FLOOD_MSGS; m++) {
+		for (size_t i = 0; i < FLOOD_PER_MSG; i++) {
+			const char *ph = paths[(m * FLOOD_PER_MSG + i) % FLOOD_PATHS];
+			st_fake_entry(f, SYNC_KIND_SYMLINK, ph, SYNC_PATH_MAX, target, &e[i]);
+		}
+		if (st_fake_send_index(env, f, e, FLOOD_PER_MSG, false) < 0) {
+			st_note(env, "the daemon stopped reading after %u INDEX_UPDATEs (%s)", m,
+				st_fake_connected(f) ? "connected" : st_fake_close_text(f));
+			break;
+		}
+		sent++;
+		if (m % 32 == 31 && st_fake_idle(env, f, 1) < 0) /* answers heartbeats */
+			break;
+	}
+	st_note(env, "sent %u INDEX_UPDATEs (%u entries) in %llu ms", sent, sent * FLOOD_PER_MSG,
+		(unsigned long long)(st_now_ms() - t0));
+	ST_CHECK(env, sent == FLOOD_MSGS);
+	(void)st_fake_idle(env, f, 500);
+	kib = st_vmhwm_kib(p.pid);
+	st_note(env, "the daemon's peak RSS after the flood, before INDEX_DONE: %ld KiB", kib);
+
+	/* a normal file still syncs, and the flood is applied too */
+	if (!st_fake_connected(f) && fake_up(env, f, &p, addr, true) < 0) {
+		ST_CHECK(env, !"the fake peer reconnects");
+		goto out;
+	}
+	ST_CHECK(env, st_fake_offer(f, "after.txt", after, sizeof(after) - 1) == 0);
+	st_fake_entry(f, SYNC_KIND_FILE, "after.txt", 9, NULL, &e[0]);
+	ST_CHECK(env, st_fake_send_index(env, f, e, 1, true) == 0);
+	snprintf(path, sizeof(path), "%s/after.txt", p.dir);
+	end = st_now_ms() + FLOOD_SYNC_MS;
+	while (!file_is(path, after, sizeof(after) - 1) && st_now_ms() < end &&
+	       st_fake_idle(env, f, 50) == 0)
+		;
+	if (!file_is(path, after, sizeof(after) - 1))
+		st_fail(env, __FILE__, __LINE__, "after.txt, sent after the flood, arrives");
+	snprintf(path, sizeof(path), "%s/%.*s", p.dir, FLOOD_NAME, paths[0]);
+	ST_CHECK(env, !is_absent(path)); /* the flood's first directory */
+	st_fake_disconnect(f);
+	ST_CHECK(env, daemon_alive(env, &p));
+	kib = st_vmhwm_kib(p.pid);
+	st_note(env, "the daemon's peak RSS (VmHWM): %ld KiB", kib);
+	if (st_sanitized())
+		st_note(env, "an ASan build: the 64 MiB bound is not checked");
+	else if (kib <= 0 || kib >= FLOOD_RSS_MAX_KIB)
+		st_fail(env, __FILE__, __LINE__, "the daemon's peak RSS stays under 64 MiB");
+out:
+	st_fake_free(f);
+	st_peers_cleanup(env, &p, 1);
+	if (p.dir[0] && rm_tree_at(AT_FDCWD, p.dir) < 0)
+		st_note(env, "cannot remove the flood's tree in %s", p.dir);
 	return ST_PASS;
 }

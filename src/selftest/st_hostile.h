@@ -16,4 +16,7 @@ int st_hostile_hello(struct st_env *env);
 /* Issue #4 point 7: hostile paths and symlinks never reach outside the share. */
 int st_hostile_paths(struct st_env *env);
 
+/* Issue #10 point 5: 2,100 INDEX_UPDATEs and no INDEX_DONE; peak RSS stays under 64 MiB. */
+int st_hostile_index_flood(struct st_env *env);
+
 #endif

@@ -389,6 +389,9 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "
 	  "names and symlink escapes are refused and logged; nothing outside the share changes",
 	  40, st_hostile_paths },
+	{ "sync-hostile-index-flood", "sync", "a peer sends 2,100 INDEX_UPDATEs of 8 KiB entries "
+	  "and no INDEX_DONE: the daemon's peak RSS stays under 64 MiB and it syncs on", 90,
+	  st_hostile_index_flood, ST_HEAVY },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "

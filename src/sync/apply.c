@@ -241,34 +241,39 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 	return r;
 }
 
-/* Deletes what is at r->path on disk (r is a tombstone). */
-static void apply_delete(struct engine *e, const struct rentry *r, struct index_entry *l,
-			 const struct vv *vv)
+/* Deletes what is at r->path on disk (r is a tombstone). may_wait: a
+ * directory that is not empty is left as it is, and -EAGAIN returned (its
+ * contents' deletions may still come), instead of kept as ours. */
+static int apply_delete(struct engine *e, const struct rentry *r, struct index_entry *l,
+			const struct vv *vv, bool may_wait)
 {
 	const char *name;
 	int dirfd, rc;
 
 	dirfd = apply_open_parent(e, r->path, false, &name);
 	if (dirfd < 0 && dirfd != -ENOENT)
-		return;
+		return dirfd;
 	rc = 0;
 	if (dirfd >= 0) {
 		lazy_retire(e, r->path);
 		rc = unlinkat(dirfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
 		close(dirfd);
 	}
+	if ((rc == -ENOTEMPTY || rc == -EEXIST) && may_wait)
+		return -EAGAIN;
 	if (rc == -ENOTEMPTY || rc == -EEXIST) {
 		/* something of ours is still in there: the directory stays */
 		keep_local(e, r, l);
-		return;
+		return 0;
 	}
 	if (rc < 0 && rc != -ENOENT) {
 		log_warn("cannot delete %s as the peer did: %s", r->path, strerror(-rc));
-		return;
+		return rc;
 	}
 	(void)store(e, r, vv, NULL);
 	lazy_gone(e, r->path);
 	changed(e, r->path);
+	return 0;
 }
 
 static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *vv)
@@ -405,7 +410,36 @@ struct batch_ctx {
 	struct cand *cands;
 	size_t ncands;
 	struct index_entry *l; /* scratch */
+	bool final;	       /* the peer's INDEX_DONE came */
+	size_t carry_bytes;    /* of the entries kept for the next batch */
 };
+
+static size_t rentry_bytes(const struct rentry *r)
+{
+	return sizeof(*r) + engine_rentry_str_bytes(r->path_len, r->target ? r->target_len : 0);
+}
+
+/*
+ * Before the peer's INDEX_DONE, r waits for entries still to come (what
+ * empties a directory) and is tried again with the next batch, while what
+ * is kept stays within half of ENGINE_BATCH_BYTES. Whether r may be kept;
+ * with keep, it is.
+ */
+static bool carry(struct batch_ctx *c, struct rentry *r, bool keep)
+{
+	size_t n = rentry_bytes(r);
+
+	if (c->final || c->carry_bytes + n > ENGINE_BATCH_BYTES / 2)
+		return false;
+	if (keep) {
+		char q[128];
+		c->carry_bytes += n;
+		r->carry = true;
+		log_debug("sync: %s waits for the peer's next entries",
+			  log_quote(r->path, r->path_len, q, sizeof(q)));
+	}
+	return true;
+}
 
 static int cmp_path_seq(const void *a, const void *b)
 {
@@ -536,9 +570,10 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		break;
 	}
 	if (r->deleted) {
-		if (have && !l->deleted)
-			apply_delete(e, r, l, &vv);
-		else
+		if (have && !l->deleted) {
+			if (apply_delete(e, r, l, &vv, carry(c, r, false)) == -EAGAIN)
+				(void)carry(c, r, true);
+		} else
 			(void)store(e, r, &vv, NULL);
 		return;
 	}
@@ -557,6 +592,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 				r->defer = true; /* tried again after the deletions */
 				return;
 			}
+			if (pass == 4 && rc == -ENOTEMPTY && carry(c, r, true))
+				return;
 			log_warn("cannot replace %s with the peer's version: %s", r->path,
 				 strerror(-rc));
 			return;
@@ -622,9 +659,9 @@ static bool used_cand(struct batch_ctx *c, const struct rentry *r)
 	return false;
 }
 
-void apply_batch(struct engine *e)
+void apply_batch(struct engine *e, bool final)
 {
-	struct batch_ctx c = {.e = e};
+	struct batch_ctx c = {.e = e, .final = final};
 	struct rentry *b = e->batch;
 	size_t n = e->nbatch, i;
 
@@ -668,9 +705,30 @@ void apply_batch(struct engine *e)
 out:
 	free(c.cands);
 	free(c.l);
-	for (i = 0; i < n; i++)
+	/* what waits for the next batch moves to the front; the rest is freed */
+	size_t kept = 0;
+	e->batch_str = 0;
+	for (i = 0; i < n; i++) {
+		if (b[i].path && b[i].carry) {
+			b[i].carry = b[i].defer = false;
+			e->batch_str += rentry_bytes(&b[i]) - sizeof(b[i]);
+			b[kept++] = b[i];
+			continue;
+		}
 		rentry_free(&b[i]);
-	e->nbatch = 0;
+	}
+	e->nbatch = kept;
+	if (kept == 0) {
+		free(e->batch);
+		e->batch = NULL;
+		e->batch_cap = 0;
+	} else {
+		struct rentry *nb = realloc(e->batch, kept * sizeof(*nb));
+		if (nb) {
+			e->batch = nb;
+			e->batch_cap = kept;
+		}
+	}
 }
 
 /*

@@ -350,6 +350,7 @@ void engine_on_down(struct engine *e)
 	for (size_t i = 0; i < e->nbatch; i++)
 		rentry_free(&e->batch[i]);
 	e->nbatch = 0;
+	e->batch_str = 0;
 	fetch_on_down(e);
 	serve_on_down(e);
 }
@@ -396,12 +397,45 @@ static int on_start(struct engine *e, const struct sync_start *s)
 	return 0;
 }
 
+size_t engine_rentry_str_bytes(size_t path_len, size_t target_len)
+{
+	size_t n = path_len + 1 + ENGINE_ALLOC_OVERHEAD;
+
+	if (target_len)
+		n += target_len + 1 + ENGINE_ALLOC_OVERHEAD;
+	return n;
+}
+
+size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t max)
+{
+	const size_t slot = sizeof(struct rentry);
+	size_t slots;
+
+	if (n > cap || str > max || need > max - str)
+		return 0;
+	slots = (max - str - need) / slot; /* what the bytes left can hold */
+	if (slots <= n)
+		return 0;
+	if (n < cap) /* room in the array; it shrinks when the strings need its bytes */
+		return cap <= slots ? cap : slots;
+	return cap == 0 ? (slots < 256 ? slots : 256) : (slots < cap * 2 ? slots : cap * 2);
+}
+
+/*
+ * Holds s in the batch. Returns 0, -ENOBUFS when it does not fit within
+ * ENGINE_BATCH_BYTES (apply the batch, then add it), or -ENOMEM.
+ */
 static int batch_add(struct engine *e, const struct sync_entry *s)
 {
+	size_t tlen = s->kind == SYNC_KIND_SYMLINK ? s->target_len : 0;
+	size_t need = engine_rentry_str_bytes(s->path_len, tlen);
+	size_t cap = engine_batch_room(e->nbatch, e->batch_cap, e->batch_str, need,
+				       ENGINE_BATCH_BYTES);
 	struct rentry *r;
 
-	if (e->nbatch == e->batch_cap) {
-		size_t cap = e->batch_cap ? e->batch_cap * 2 : 256;
+	if (cap == 0)
+		return -ENOBUFS;
+	if (cap != e->batch_cap) {
 		struct rentry *nb = realloc(e->batch, cap * sizeof(*nb));
 		if (!nb)
 			return -ENOMEM;
@@ -420,7 +454,7 @@ static int batch_add(struct engine *e, const struct sync_entry *s)
 	r->size = s->size;
 	r->mtime_ns = s->mtime_ns;
 	memcpy(r->hash, s->hash, SYNC_HASH_LEN);
-	if (s->kind == SYNC_KIND_SYMLINK && s->target_len) {
+	if (tlen) {
 		r->target = strndup(s->target, s->target_len);
 		if (!r->target) {
 			free(r->path);
@@ -436,6 +470,7 @@ static int batch_add(struct engine *e, const struct sync_entry *s)
 	r->vv.n = s->nvv;
 	r->seq = s->seq;
 	e->nbatch++;
+	e->batch_str += need;
 	return 0;
 }
 
@@ -454,13 +489,19 @@ static int on_index_update(struct engine *e, const struct sync_index_update *u)
 			e->refused++;
 			continue;
 		}
-		if (batch_add(e, &s) < 0) {
+		r = batch_add(e, &s);
+		if (r == -ENOBUFS) {
+			/* what we hold reached ENGINE_BATCH_BYTES: apply it first */
+			log_debug("sync: applying %zu of the peer's entries before its INDEX_DONE",
+				  e->nbatch);
+			apply_batch(e, false);
+			r = batch_add(e, &s);
+		}
+		if (r < 0) {
 			engine_protocol_error(e, "out of memory holding the peer's index");
 			return -EBADMSG;
 		}
 	}
-	if (e->nbatch >= ENGINE_BATCH_MAX)
-		apply_batch(e); /* a huge burst: apply what we have */
 	return 0;
 }
 
@@ -468,7 +509,7 @@ static void on_index_done(struct engine *e, uint64_t seq)
 {
 	if (seq > e->peer_done_seq)
 		e->peer_done_seq = seq;
-	apply_batch(e);
+	apply_batch(e, true);
 	e->got_done = true;
 	if (engine_store_applied(e) < 0)
 		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));

@@ -27,7 +27,10 @@
  *   the files are moved locally instead of fetched: dirs first (parents
  *   first), then files and symlinks (content found locally is moved or
  *   copied; the rest is fetched), then file deletions, then directory
- *   deletions (deepest first).
+ *   deletions (deepest first). What is held is capped in bytes
+ *   (ENGINE_BATCH_BYTES): at the cap the batch is applied before INDEX_DONE,
+ *   and what waits for deletions still to come (a directory to empty) is
+ *   kept for the next batch.
  * - Versions: the version vectors decide (vv.h). Newer: apply. Older or
  *   equal: ignore. Concurrent: conflict.h decides the same way on both
  *   sides; only the side that holds the losing edit makes the conflict

@@ -18,7 +18,11 @@
 #include "sync/vv.h"
 #include "sync/work.h"
 
-#define ENGINE_BATCH_MAX 65536		    /* remote entries held before applying */
+/* Memory for the peer's entries held before applying (see engine.c): the
+ * array of struct rentry and their strings. At the cap, what is held is
+ * applied (docs/SYNC.md "Holding a burst"). */
+#define ENGINE_BATCH_BYTES ((size_t)8 << 20)
+#define ENGINE_ALLOC_OVERHEAD 16	    /* counted per string allocated */
 #define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
 #define ENGINE_REQS_MAX 128		    /* our requests in flight */
 #define ENGINE_WINDOW ((uint64_t)32 << 20)  /* block bytes we have asked for, not yet received */
@@ -46,6 +50,7 @@ struct rentry {
 	struct vv vv;
 	uint64_t seq;
 	bool defer; /* tried again after the batch's deletions */
+	bool carry; /* kept for the next batch (apply_batch before INDEX_DONE) */
 };
 
 enum fetch_state {
@@ -138,6 +143,7 @@ struct engine {
 	/* the batch being received */
 	struct rentry *batch;
 	size_t nbatch, batch_cap;
+	size_t batch_str; /* bytes of the entries' strings (engine_batch_room) */
 
 	/* fetches */
 	struct fetch *fetches; /* queued and active, in order */
@@ -223,8 +229,26 @@ void rentry_to_index(const struct rentry *r, struct index_entry *ret);
 void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_DEVICE_LEN],
 		      struct conflict_version *ret);
 
-/* apply.c: a whole batch (e->batch), then frees it. */
-void apply_batch(struct engine *e);
+/* The string bytes counted for an entry with these lengths (target_len 0:
+ * none), allocation overhead included. */
+size_t engine_rentry_str_bytes(size_t path_len, size_t target_len);
+/*
+ * Whether one more entry, with need bytes of strings, fits in a batch of n
+ * entries in an array of cap slots with str bytes of strings, all within
+ * max bytes (ENGINE_BATCH_BYTES). Returns the array's capacity to hold it:
+ * cap when that fits; else, when n < cap, a smaller one (above n) that
+ * does; when n == cap, a larger one (at most double) as large as max
+ * allows. 0 when no slot is left: apply the batch first.
+ */
+size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t max);
+
+/*
+ * apply.c: the batch (e->batch), then frees it. final: the peer's
+ * INDEX_DONE came; else the batch is only full (ENGINE_BATCH_BYTES), and
+ * what waits for entries still to come (a directory to empty) is kept in
+ * e->batch for the next call, within half the cap.
+ */
+void apply_batch(struct engine *e, bool final);
 /* Writes a fetched file's metadata, fsyncs it (unless synced: the caller
  * made its data durable already) and renames it into place. */
 int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The peer's entries held before applying (engine.c, apply.c): the byte
+ * accounting, the cap through the real message path, and what a batch
+ * applied before INDEX_DONE keeps for the next one. The engine runs
+ * in-process on a temp share, without a connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sync/engine_int.h"
+#include "tap.h"
+
+#define SLOT sizeof(struct rentry)
+#define MIB ((size_t)1 << 20)
+
+static char base[] = "/tmp/tandem-test-batch-XXXXXX";
+static char root[256], dbpath[256];
+static unsigned ncase;
+static const uint8_t peer_dev[VV_DEVICE_LEN] = {0x71, 0x71, 0x71, 0x71, 0x71, 0x71, 0x71, 0x71};
+static uint8_t msgbuf[SYNC_INDEX_MSG_MAX];
+static unsigned closed;
+
+TEST(str_bytes)
+{
+	CHECK_INT_EQ(engine_rentry_str_bytes(1, 0), 2 + ENGINE_ALLOC_OVERHEAD);
+	CHECK_INT_EQ(engine_rentry_str_bytes(4095, 0), 4096 + ENGINE_ALLOC_OVERHEAD);
+	CHECK_INT_EQ(engine_rentry_str_bytes(4095, 4095), 2 * (4096 + ENGINE_ALLOC_OVERHEAD));
+}
+
+TEST(room)
+{
+	const size_t max = ENGINE_BATCH_BYTES;
+
+	/* the first entry: 256 slots */
+	CHECK_INT_EQ(engine_batch_room(0, 0, 0, 100, max), 256);
+	/* a free slot and room: the array stays */
+	CHECK_INT_EQ(engine_batch_room(10, 256, 1000, 100, max), 256);
+	/* a full array doubles */
+	CHECK_INT_EQ(engine_batch_room(256, 256, 0, 100, max), 512);
+	/* ... but only as far as the bytes allow */
+	CHECK_INT_EQ(engine_batch_room(256, 256, 0, 0, 300 * SLOT), 300);
+	CHECK_INT_EQ(engine_batch_room(0, 0, 0, 0, 10 * SLOT), 10);
+	/* full: no slot can be added, or the strings would not fit */
+	CHECK_INT_EQ(engine_batch_room(256, 256, 0, 0, 256 * SLOT), 0);
+	CHECK_INT_EQ(engine_batch_room(10, 256, max - 256 * SLOT - 1, 1, max), 256);
+	/* the strings need the array's unused slots: it shrinks, above n */
+	CHECK_INT_EQ(engine_batch_room(10, 256, max - 256 * SLOT, 1, max), 255);
+	CHECK_INT_EQ(engine_batch_room(10, 256, max - 11 * SLOT, 0, max), 11);
+	CHECK_INT_EQ(engine_batch_room(10, 256, max - 11 * SLOT, 1, max), 0);
+	CHECK_INT_EQ(engine_batch_room(0, 0, 0, max, max), 0);
+	/* nonsense never fits, and nothing overflows */
+	CHECK_INT_EQ(engine_batch_room(0, 0, max + 1, 1, max), 0);
+	CHECK_INT_EQ(engine_batch_room(0, 0, 1, SIZE_MAX, max), 0);
+	CHECK_INT_EQ(engine_batch_room(257, 256, 0, 1, max), 0);
+}
+
+/* Adds entries of need bytes as batch_add does: the array and the strings
+ * never pass max, and the batch is only full when the next would. */
+static size_t fill(size_t need, size_t max)
+{
+	size_t n = 0, cap = 0, str = 0, c;
+
+	while ((c = engine_batch_room(n, cap, str, need, max)) != 0) {
+		if (c < n + 1)
+			return 0;
+		cap = c;
+		n++;
+		str += need;
+		if (cap * SLOT + str > max)
+			return 0;
+	}
+	/* full: one more entry's slot or strings would not fit */
+	if ((n + 1) * SLOT + str + need <= max)
+		return 0;
+	return n;
+}
+
+TEST(fill)
+{
+	size_t big = engine_rentry_str_bytes(4095, 4095), small = engine_rentry_str_bytes(20, 0);
+	size_t n;
+
+	n = fill(big, ENGINE_BATCH_BYTES);
+	printf("#   %zu entries of 4095-byte path and target in %zu MiB\n", n,
+	       ENGINE_BATCH_BYTES / MIB);
+	CHECK(n > 0 && n == ENGINE_BATCH_BYTES / (SLOT + big));
+	n = fill(small, ENGINE_BATCH_BYTES);
+	printf("#   %zu entries of 20-byte paths in %zu MiB\n", n, ENGINE_BATCH_BYTES / MIB);
+	CHECK(n > 0 && n == ENGINE_BATCH_BYTES / (SLOT + small));
+	CHECK(n >= 10000); /* a directory of 5000 files renamed fits in one batch */
+}
+
+/* ---- the engine, in-process ---- */
+
+static int io_send(void *ud, const uint8_t *msg, size_t len)
+{
+	(void)ud;
+	(void)msg;
+	(void)len;
+	return 0;
+}
+
+static size_t io_room(void *ud)
+{
+	(void)ud;
+	return 0;
+}
+
+static void io_close(void *ud, const char *why)
+{
+	(void)ud;
+	printf("#   the engine closed the connection: %s\n", why);
+	closed++;
+}
+
+static int rm_fn(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static char *at(const char *rel)
+{
+	static char buf[2][600];
+	static unsigned turn;
+	char *b = buf[turn++ % 2];
+
+	snprintf(b, sizeof(buf[0]), "%s/%s", root, rel);
+	return b;
+}
+
+/* A fresh share holding the directories dirs (in order), and an engine
+ * that has scanned it and received the peer's START. */
+static struct engine *open_engine(const char *const *dirs, size_t n)
+{
+	static const struct engine_io io = {.send = io_send, .room = io_room, .close = io_close};
+	struct engine_opts opts = {.root = root, .index_file = dbpath};
+	struct sync_msg m = {.type = SYNC_MSG_START};
+	char err[ENGINE_ERR_LEN] = "";
+	struct engine *e = NULL;
+	uint8_t b[64];
+	int len;
+
+	snprintf(root, sizeof(root), "%s/share%u", base, ncase);
+	snprintf(dbpath, sizeof(dbpath), "%s/index%u.db", base, ncase);
+	ncase++;
+	if (mkdir(root, 0755) < 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (mkdir(at(dirs[i]), 0755) < 0)
+			return NULL;
+	if (engine_new(&opts, &io, &e, err) < 0) {
+		printf("#   engine_new: %s\n", err);
+		return NULL;
+	}
+	engine_tick(e, UINT64_MAX); /* the first scan (directories need no hashing) */
+	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
+	memcpy(m.start.expect, e->self_dev, VV_DEVICE_LEN);
+	len = msg_encode(&m, b, sizeof(b));
+	if (len < 0 || engine_on_msg(e, b, (size_t)len) < 0) {
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* An entry for path whose vector is ours for path (if any) plus the
+ * peer's counter c: it dominates what we have. */
+static void peer_entry(struct engine *e, const char *path, uint8_t kind, bool deleted,
+		       const char *target, uint64_t c, struct sync_entry *s)
+{
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct vv v, pv;
+	unsigned k;
+
+	vv_init(&v);
+	if (x && index_get(e->idx, path, strlen(path), x) == 0)
+		v = x->vv;
+	free(x);
+	memset(s, 0, sizeof(*s));
+	s->path = path;
+	s->path_len = strlen(path);
+	s->kind = kind;
+	s->flags = deleted ? SYNC_ENTRY_DELETED : 0;
+	s->mode = kind == SYNC_KIND_DIR ? 0755 : 0777;
+	if (target && !deleted) {
+		s->target = target;
+		s->target_len = strlen(target);
+	}
+	vv_init(&pv);
+	pv.n = 1;
+	memcpy(pv.e[0].device, peer_dev, VV_DEVICE_LEN);
+	pv.e[0].counter = c;
+	if (vv_merge(&v, &pv) < 0)
+		printf("#   vv_merge failed\n");
+	for (k = 0; k < v.n; k++) {
+		memcpy(s->vv[k].device, v.e[k].device, VV_DEVICE_LEN);
+		s->vv[k].counter = v.e[k].counter;
+	}
+	s->nvv = (uint8_t)k;
+	s->seq = c;
+}
+
+static int send_entries(struct engine *e, const struct sync_entry *s, size_t n)
+{
+	struct msg_index_writer w;
+	int len;
+
+	if (msg_index_writer_init(&w, msgbuf, sizeof(msgbuf)) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int r = msg_index_add(&w, &s[i]);
+		if (r < 0) {
+			printf("#   msg_index_add of entry %zu: %s\n", i, strerror(-r));
+			return -1;
+		}
+	}
+	len = msg_index_finish(&w);
+	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len);
+}
+
+static int send_done(struct engine *e, uint64_t seq)
+{
+	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+	uint8_t b[16];
+	int len;
+
+	m.index_done.seq = seq;
+	len = msg_encode(&m, b, sizeof(b));
+	return len < 0 ? -1 : engine_on_msg(e, b, (size_t)len);
+}
+
+static bool is_dir(const char *rel)
+{
+	struct stat st;
+
+	return lstat(at(rel), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool absent(const char *rel)
+{
+	struct stat st;
+
+	return lstat(at(rel), &st) < 0 && errno == ENOENT;
+}
+
+/* Held bytes within the cap: the array and the strings. */
+static bool within_cap(const struct engine *e)
+{
+	return e->batch_cap * SLOT + e->batch_str <= ENGINE_BATCH_BYTES;
+}
+
+/*
+ * INDEX_UPDATEs of 4095-byte paths, and no INDEX_DONE: what is held never
+ * passes ENGINE_BATCH_BYTES; the batch is applied when full (the entries,
+ * tombstones of paths we do not have, are recorded), and INDEX_DONE
+ * applies the rest.
+ */
+TEST(cap_through_messages)
+{
+	static char paths[8][SYNC_PATH_MAX + 1];
+	struct sync_entry s[60];
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	size_t peak = 0, applied_early = 0;
+	uint64_t seq = 0;
+
+	REQUIRE(e && x);
+	for (size_t p = 0; p < 8; p++) {
+		size_t n = 0;
+		for (int i = 0; i < 16; i++) { /* 16 names of 255 bytes */
+			if (i)
+				paths[p][n++] = '/';
+			memset(paths[p] + n, 'a' + (int)p, 255);
+			n += 255;
+		}
+		paths[p][n] = '\0';
+	}
+	/* two and a half caps' worth */
+	size_t per = SLOT + engine_rentry_str_bytes(SYNC_PATH_MAX, 0);
+	size_t nmsg = ENGINE_BATCH_BYTES * 5 / 2 / (60 * per) + 1;
+	for (size_t m = 0; m < nmsg; m++) {
+		size_t before = e->nbatch;
+		for (size_t i = 0; i < 60; i++)
+			peer_entry(e, paths[(m * 60 + i) % 8], SYNC_KIND_FILE, true, NULL, ++seq,
+				   &s[i]);
+		REQUIRE(send_entries(e, s, 60) == 0);
+		CHECK(within_cap(e));
+		if (e->nbatch < before + 60)
+			applied_early++;
+		if (e->nbatch > peak)
+			peak = e->nbatch;
+	}
+	printf("#   %zu entries: at most %zu held; applied %zu times before INDEX_DONE\n",
+	       nmsg * 60, peak, applied_early);
+	CHECK(applied_early >= 2);
+	CHECK(peak * per <= ENGINE_BATCH_BYTES);
+	/* what was applied early is recorded */
+	CHECK(index_get(e->idx, paths[0], SYNC_PATH_MAX, x) == 0 && x->deleted);
+	REQUIRE(send_done(e, seq) == 0);
+	CHECK_INT_EQ(e->nbatch, 0);
+	CHECK(e->batch == NULL && e->batch_cap == 0 && e->batch_str == 0);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
+ * A batch applied before INDEX_DONE (the cap) holds the peer's deletion of
+ * directory d, whose contents' deletion comes after: d waits in the batch
+ * (it is not kept as ours, which would bring it back on the peer), and
+ * goes with INDEX_DONE.
+ */
+TEST(carry_deleted_dir)
+{
+	static const char *const dirs[] = {"d", "d/e", "d/e/f"};
+	struct engine *e = open_engine(dirs, 3);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+
+	REQUIRE(e && x);
+	REQUIRE(index_get(e->idx, "d/e/f", 5, x) == 0);
+	peer_entry(e, "d", SYNC_KIND_DIR, true, NULL, 1, &s[0]);
+	peer_entry(e, "d/e", SYNC_KIND_DIR, true, NULL, 2, &s[1]);
+	REQUIRE(send_entries(e, s, 2) == 0);
+	apply_batch(e, false); /* as when the cap is reached */
+	CHECK(is_dir("d") && is_dir("d/e/f"));
+	CHECK(within_cap(e));
+	REQUIRE(e->nbatch == 2);
+	/* ours is not made to dominate theirs */
+	CHECK(index_get(e->idx, "d", 1, x) == 0 && !x->deleted);
+	CHECK(vv_compare(&x->vv, &e->batch[0].vv) == VV_DOMINATED);
+
+	peer_entry(e, "d/e/f", SYNC_KIND_DIR, true, NULL, 3, &s[0]);
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 3) == 0);
+	CHECK(absent("d"));
+	CHECK(index_get(e->idx, "d", 1, x) == 0 && x->deleted);
+	CHECK_INT_EQ(e->nbatch, 0);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/* At INDEX_DONE a directory that still holds something of ours stays ours,
+ * as before. */
+TEST(final_keeps_ours)
+{
+	static const char *const dirs[] = {"d", "d/mine"};
+	struct engine *e = open_engine(dirs, 2);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[1];
+
+	REQUIRE(e && x);
+	peer_entry(e, "d", SYNC_KIND_DIR, true, NULL, 1, &s[0]);
+	REQUIRE(send_entries(e, s, 1) == 0);
+	apply_batch(e, false);
+	CHECK_INT_EQ(e->nbatch, 1);
+	REQUIRE(send_done(e, 1) == 0);
+	CHECK(is_dir("d") && is_dir("d/mine"));
+	CHECK(index_get(e->idx, "d", 1, x) == 0 && !x->deleted);
+	CHECK_INT_EQ(e->nbatch, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
+ * The peer replaced directory k by a symlink; the deletion of k's contents
+ * comes after the cap: the symlink waits for it, and is made at
+ * INDEX_DONE (it was dropped before, and k stayed a directory).
+ */
+TEST(carry_kind_change)
+{
+	static const char *const dirs[] = {"k", "k/s"};
+	struct engine *e = open_engine(dirs, 2);
+	struct sync_entry s[1];
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e);
+	peer_entry(e, "k", SYNC_KIND_SYMLINK, false, "elsewhere", 1, &s[0]);
+	REQUIRE(send_entries(e, s, 1) == 0);
+	apply_batch(e, false);
+	CHECK(is_dir("k") && is_dir("k/s"));
+	CHECK_INT_EQ(e->nbatch, 1);
+
+	peer_entry(e, "k/s", SYNC_KIND_DIR, true, NULL, 2, &s[0]);
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	n = readlink(at("k"), buf, sizeof(buf) - 1);
+	CHECK(n == 9 && memcmp(buf, "elsewhere", 9) == 0);
+	CHECK_INT_EQ(e->nbatch, 0);
+	CHECK_INT_EQ(closed, 0);
+	engine_free(e);
+}
+
+int main(void)
+{
+	if (!mkdtemp(base)) {
+		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	RUN(str_bytes);
+	RUN(room);
+	RUN(fill);
+	RUN(cap_through_messages);
+	RUN(carry_deleted_dir);
+	RUN(final_keeps_ours);
+	RUN(carry_kind_change);
+	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
