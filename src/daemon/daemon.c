@@ -176,6 +176,9 @@ static void tunables_load(struct daemon_tunables *t)
 {
 	uint32_t hb = dio_env_ms("TANDEM_TEST_HEARTBEAT_MS", 2000, 50, 600000);
 	uint32_t bmax = dio_env_ms("TANDEM_TEST_BACKOFF_MAX_MS", 10000, 50, 600000);
+	const char *rekey;
+	unsigned long long n;
+	char *end, q[48];
 
 	t->ping_ms = hb;
 	t->dead_ms = 3 * hb;
@@ -186,6 +189,19 @@ static void tunables_load(struct daemon_tunables *t)
 	t->reconnect.max_ms = bmax;
 	t->lookup.base_ms = bmax < 250 ? bmax : 250;
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
+	t->rekey_ms = dio_env_ms("TANDEM_TEST_REKEY_MS", 3600 * 1000, 100, 3600 * 1000);
+	t->rekey_frames = FRAME_REKEY_FRAMES;
+	rekey = getenv("TANDEM_TEST_REKEY_FRAMES");
+	if (rekey && *rekey) {
+		errno = 0;
+		n = strtoull(rekey, &end, 10);
+		if (errno || *end || n < 2 || n > FRAME_REKEY_FRAMES)
+			log_warn("ignoring TANDEM_TEST_REKEY_FRAMES=%s: not a number in 2..%llu",
+				 log_quote(rekey, 32, q, sizeof(q)),
+				 (unsigned long long)FRAME_REKEY_FRAMES);
+		else
+			t->rekey_frames = n;
+	}
 }
 
 static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
