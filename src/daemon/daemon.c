@@ -36,6 +36,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "relay_publisher.h"
+#include "relay_url.h"
 #include "sd_notify.h"
 
 #define EVENTS_PER_WAIT 32
@@ -315,6 +316,14 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		log_info("listening for the peer on %s (publishing %s)", d->listen_text, addrs);
 	}
 
+	if (relay_url_classify(o->relay_url) == RELAY_URL_HTTP_REMOTE) {
+		snprintf(d->relay_warning, sizeof(d->relay_warning),
+			 "the relay %s is plain http to another machine: anyone on the way can "
+			 "see which peers use the relay and delete or withhold our record (the "
+			 "channel itself stays encrypted); use an https:// relay URL",
+			 o->relay_url);
+		log_warn("%s", d->relay_warning);
+	}
 	relay_client_opts_init(&ro);
 	ro.timeout_ms = RELAY_TIMEOUT_MS;
 	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,

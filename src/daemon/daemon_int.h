@@ -88,6 +88,7 @@ struct daemon {
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
 	char last_error[DAEMON_ERR_LEN]; /* "" when none yet */
+	char relay_warning[DAEMON_ERR_LEN]; /* plain http to another machine, or "" */
 
 	/* the sync engine (syncd.c) */
 	struct engine *engine;

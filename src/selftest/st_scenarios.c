@@ -372,6 +372,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "daemon-conf-running", "daemon",
 	  "up reads tandem.conf (flags win); a second up for one home is refused", 20,
 	  st_daemon_conf_running },
+	{ "daemon-http-relay", "daemon", "a plain-http relay on another machine: up warns once "
+	  "(log, status text and JSON); the loopback relay does not", 20, st_daemon_http_relay },
 	{ "daemon-down", "daemon",
 	  "down and SIGTERM: the daemon exits 0, socket and relay record are gone", 20,
 	  st_daemon_down, ST_OWN_RELAY },
