@@ -382,7 +382,8 @@ static int body_open(struct frame_dec *dec, const uint8_t *src, struct frame *re
 	bool last;
 	struct frame f;
 
-	if (open_box(dec->ctx, seq, dec->hdr, FRAME_HEADER_LEN, src, clen, src + clen, dec->buf) < 0)
+	if (open_box(dec->ctx, seq, dec->hdr, FRAME_HEADER_LEN, src, clen, src + clen, dec->buf) <
+	    0)
 		return dec_fail(dec, -EBADMSG,
 				"frame %llu failed authentication (tampered, replayed, "
 				"reordered or lost data, or the wrong key; key %llu)",

@@ -35,7 +35,7 @@ struct frame_enc {
 struct frame_dec {
 	EVP_CIPHER_CTX *ctx; /* NULL once the decoder failed */
 	uint8_t *key;	     /* as in frame_enc; NULL once the decoder failed */
-	uint64_t counter; /* expected for the next frame */
+	uint64_t counter;    /* expected for the next frame */
 	uint64_t epoch;
 	uint8_t hdr[FRAME_HEADER_LEN];
 	size_t hdr_have;

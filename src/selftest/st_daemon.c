@@ -731,8 +731,8 @@ out:
 
 /* `tandem up --relay URL` for p, the curl in the daemon sent to proxy for
  * plain http. Returns 0 or -1 (noted). */
-static int up_via_proxy(struct st_env *env, struct st_peer *p, const char *peer_fp,
-			const char *url, const char *proxy)
+static int up_via_proxy(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *url,
+			const char *proxy)
 {
 	static const char *const vars[] = {"http_proxy", "no_proxy", "NO_PROXY"};
 	char *saved[3];
@@ -746,8 +746,8 @@ static int up_via_proxy(struct st_env *env, struct st_peer *p, const char *peer_
 	}
 	setenv("http_proxy", proxy, 1);
 	st_knobs_set();
-	const char *argv[] = {"--home", p->home, "up",	   "--peer",   peer_fp, "--relay",
-			      url,	"--dir",  p->dir, "--listen", "[::1]:0", NULL};
+	const char *argv[] = {"--home", p->home, "up",	 "--peer",   peer_fp,	"--relay",
+			      url,	"--dir", p->dir, "--listen", "[::1]:0", NULL};
 	r = st_run_tandem(env, &out, argv);
 	for (int i = 0; i < 3; i++) {
 		if (saved[i])
