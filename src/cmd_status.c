@@ -154,6 +154,10 @@ static void print_human(json_t *st)
 	       (long long)json_integer_value(json_object_get(st, "reconnects")));
 	printf("relay:       %s (%s)\n", jstr(st, "relay") ? jstr(st, "relay") : "?",
 	       rerr ? rerr : "ok");
+	json_t *warns = json_object_get(st, "warnings");
+	for (size_t i = 0; i < json_array_size(warns); i++)
+		if (json_is_string(json_array_get(warns, i)))
+			printf("warning:     %s\n", json_string_value(json_array_get(warns, i)));
 	if (lerr)
 		printf("last error:  %s\n", lerr);
 	if (jstr(st, "sync_state"))

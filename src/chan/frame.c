@@ -8,8 +8,18 @@
  * loss is an authentication failure, and after the first failure the
  * decoder is dead (an attacker gets one forgery attempt per connection).
  * The length field is authenticated as associated data and capped before
- * allocation. No rekeying: 2^64 frames cannot be reached in a session's
- * lifetime (see docs/CHANNEL.md).
+ * allocation.
+ *
+ * Rekeying is a one-way ratchet, for forward secrecy inside a long
+ * connection, not for the nonce space (2^64 frames cannot be reached). The
+ * sender sets FRAME_REKEY in the type byte of the last frame under a key;
+ * the bit is inside the AEAD, so nobody else can set, clear or move it.
+ * After sealing (sender) or opening (receiver) that frame, each side hashes
+ * the key into the next one, overwrites it, rekeys the cipher context and
+ * restarts the counter at 0: the pair (key, nonce) stays unique, and a
+ * frame of the old key arriving after the switch fails authentication like
+ * any other forgery. The raw key is kept (in sodium_malloc memory, locked
+ * and guarded) only to derive the next one.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,12 +34,42 @@
 
 #define NONCE_LEN 12 /* the IETF construction's nonce */
 #define BUF_MIN 4096
+#define TYPE_MASK 0x7f
+
+static const char rekey_label[] = "tandem/v1/chan/rekey"; /* hashed with its NUL */
 
 static void nonce_make(uint64_t counter, uint8_t nonce[static NONCE_LEN])
 {
 	memset(nonce, 0, 4);
 	for (int i = 0; i < 8; i++)
 		nonce[4 + i] = (uint8_t)(counter >> (56 - 8 * i));
+}
+
+/* A copy of src in sodium_malloc memory, or NULL. */
+static uint8_t *key_dup(const uint8_t src[static FRAME_KEY_LEN])
+{
+	uint8_t *k = sodium_malloc(FRAME_KEY_LEN);
+
+	if (k)
+		memcpy(k, src, FRAME_KEY_LEN);
+	return k;
+}
+
+/* Replaces key by the next one in place and installs it in ctx (encrypt 1,
+ * decrypt 0). The old key is gone either way. Returns 0 or -EIO. */
+static int key_ratchet(uint8_t key[static FRAME_KEY_LEN], EVP_CIPHER_CTX *ctx, int encrypt)
+{
+	uint8_t next[FRAME_KEY_LEN];
+	int r = 0;
+
+	if (crypto_generichash(next, sizeof(next), (const uint8_t *)rekey_label,
+			       sizeof(rekey_label), key, FRAME_KEY_LEN) != 0)
+		r = -EIO;
+	memcpy(key, next, FRAME_KEY_LEN);
+	sodium_memzero(next, sizeof(next));
+	if (r == 0 && EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, encrypt) != 1)
+		r = -EIO;
+	return r;
 }
 
 static const char *type_name(unsigned type)
@@ -81,10 +121,12 @@ int frame_enc_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_enc **re
 	if (!enc)
 		return -ENOMEM;
 	enc->ctx = cipher_new(key, 1);
-	if (!enc->ctx) {
-		free(enc);
+	enc->key = key_dup(key);
+	if (!enc->ctx || !enc->key) {
+		frame_enc_free(enc);
 		return -ENOMEM;
 	}
+	enc->rekey_frames = FRAME_REKEY_FRAMES;
 	*ret = enc;
 	return 0;
 }
@@ -93,8 +135,29 @@ void frame_enc_free(struct frame_enc *enc)
 {
 	if (enc) {
 		EVP_CIPHER_CTX_free(enc->ctx); /* wipes the key */
+		sodium_free(enc->key);	       /* wipes it too */
 		free(enc);
 	}
+}
+
+void frame_enc_set_rekey_frames(struct frame_enc *enc, uint64_t frames)
+{
+	enc->rekey_frames = frames ? frames : 1;
+}
+
+void frame_enc_rekey(struct frame_enc *enc)
+{
+	enc->rekey_wanted = true;
+}
+
+uint64_t frame_enc_epoch(const struct frame_enc *enc)
+{
+	return enc->epoch;
+}
+
+uint64_t frame_dec_epoch(const struct frame_dec *dec)
+{
+	return dec->epoch;
 }
 
 /* Seals len bytes at buf in place, with aad, under counter; tag goes to tag. */
@@ -135,6 +198,7 @@ int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *
 		    uint8_t *out, size_t outlen)
 {
 	size_t body;
+	bool last;
 	int r;
 
 	r = payload_check(type, len);
@@ -142,6 +206,8 @@ int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *
 		return r;
 	if (len && !payload)
 		return -EINVAL;
+	if (!enc->ctx)
+		return -EIO;
 	if (enc->counter == UINT64_MAX)
 		return -EOVERFLOW;
 	if (!out || outlen < FRAME_LEN(len))
@@ -153,12 +219,25 @@ int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *
 	out[1] = (uint8_t)(body >> 16);
 	out[2] = (uint8_t)(body >> 8);
 	out[3] = (uint8_t)body;
-	out[FRAME_HEADER_LEN] = (uint8_t)type;
+	/* rekey_frames 0 (set only by unit tests) never rekeys on count */
+	last = enc->rekey_wanted || (enc->rekey_frames && enc->counter >= enc->rekey_frames - 1);
+	out[FRAME_HEADER_LEN] = (uint8_t)(type | (last ? FRAME_REKEY : 0));
 	r = seal(enc->ctx, enc->counter, out, FRAME_HEADER_LEN, out + FRAME_HEADER_LEN, 1 + len,
 		 out + FRAME_PAYLOAD_OFFSET + len);
 	if (r < 0)
 		return r;
-	enc->counter++;
+	if (!last) {
+		enc->counter++;
+		return (int)FRAME_LEN(len);
+	}
+	if (key_ratchet(enc->key, enc->ctx, 1) < 0) {
+		EVP_CIPHER_CTX_free(enc->ctx); /* never seal again under a key we left */
+		enc->ctx = NULL;
+		return -EIO;
+	}
+	enc->counter = 0;
+	enc->epoch++;
+	enc->rekey_wanted = false;
 	return (int)FRAME_LEN(len);
 }
 
@@ -197,8 +276,9 @@ int frame_dec_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_dec **re
 	if (!dec)
 		return -ENOMEM;
 	dec->ctx = cipher_new(key, 0);
-	if (!dec->ctx) {
-		free(dec);
+	dec->key = key_dup(key);
+	if (!dec->ctx || !dec->key) {
+		frame_dec_free(dec);
 		return -ENOMEM;
 	}
 	*ret = dec;
@@ -221,6 +301,7 @@ void frame_dec_free(struct frame_dec *dec)
 		return;
 	buf_release(dec);
 	EVP_CIPHER_CTX_free(dec->ctx); /* wipes the key */
+	sodium_free(dec->key);
 	free(dec);
 }
 
@@ -246,6 +327,8 @@ __attribute__((format(printf, 3, 4))) static int dec_fail(struct frame_dec *dec,
 	buf_release(dec);
 	EVP_CIPHER_CTX_free(dec->ctx); /* the key goes at once */
 	dec->ctx = NULL;
+	sodium_free(dec->key);
+	dec->key = NULL;
 	return err;
 }
 
@@ -294,20 +377,23 @@ static int header_accept(struct frame_dec *dec)
 static int body_open(struct frame_dec *dec, const uint8_t *src, struct frame *ret)
 {
 	size_t clen = dec->body_len - FRAME_TAG_LEN, plen;
-	uint64_t seq = dec->counter;
+	uint64_t seq = dec->counter, epoch = dec->epoch;
 	unsigned type;
+	bool last;
 	struct frame f;
 
-	if (open_box(dec->ctx, seq, dec->hdr, FRAME_HEADER_LEN, src, clen, src + clen, dec->buf) < 0)
+	if (open_box(dec->ctx, seq, dec->hdr, FRAME_HEADER_LEN, src, clen, src + clen, dec->buf) <
+	    0)
 		return dec_fail(dec, -EBADMSG,
-				"frame %llu failed authentication (tampered, replayed, reordered "
-				"or lost data, or the wrong key)",
-				(unsigned long long)seq);
+				"frame %llu failed authentication (tampered, replayed, "
+				"reordered or lost data, or the wrong key; key %llu)",
+				(unsigned long long)seq, (unsigned long long)epoch);
 	dec->counter++;
 	dec->hdr_have = 0;
 	dec->have = 0;
 
-	type = dec->buf[0];
+	type = dec->buf[0] & TYPE_MASK;
+	last = dec->buf[0] & FRAME_REKEY;
 	plen = clen - 1;
 	if (payload_check(type, plen) < 0) {
 		if (type < FRAME_DATA || type > FRAME_CLOSE)
@@ -316,9 +402,17 @@ static int body_open(struct frame_dec *dec, const uint8_t *src, struct frame *re
 		return dec_fail(dec, -EBADMSG, "frame %llu: %s with a malformed %zu-byte payload",
 				(unsigned long long)seq, type_name(type), plen);
 	}
+	if (last) {
+		if (key_ratchet(dec->key, dec->ctx, 0) < 0)
+			return dec_fail(dec, -EIO, "cannot install the peer's next key");
+		dec->counter = 0;
+		dec->epoch++;
+	}
 	memset(&f, 0, sizeof(f));
 	f.type = (enum frame_type)type;
 	f.seq = seq;
+	f.epoch = epoch;
+	f.rekey = last;
 	f.payload = dec->buf + 1;
 	f.len = plen;
 	if (type == FRAME_PING || type == FRAME_PONG) {

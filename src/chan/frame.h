@@ -2,6 +2,7 @@
 #ifndef TANDEM_CHAN_FRAME_H
 #define TANDEM_CHAN_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,13 @@
  * direction has its own key and its own 64-bit frame counter, starting at
  * 0, used as the nonce: a replayed, reordered, dropped, truncated or
  * tampered frame fails authentication, and the first failure is final.
+ *
+ * Rekeying: the sender marks one frame as the last under its key (the
+ * FRAME_REKEY bit of the encrypted type byte), after at most
+ * FRAME_REKEY_FRAMES frames or when asked (the daemon asks once an hour);
+ * both sides then replace the key with BLAKE2b-32(key = old key,
+ * "tandem/v1/chan/rekey\0"), wipe the old one and start the counter at 0
+ * again. A frame of an earlier epoch after the switch fails authentication.
  *
  * One frame_enc per sending direction, one frame_dec per receiving
  * direction, each used by one thread at a time. Keys live in
@@ -37,6 +45,10 @@
 #define FRAME_PAYLOAD_OFFSET (FRAME_HEADER_LEN + 1)
 #define FRAME_PING_LEN 8
 #define FRAME_CLOSE_TEXT_MAX 256
+/* Frames under one key before the sender moves to the next (docs/CHANNEL.md §5). */
+#define FRAME_REKEY_FRAMES ((uint64_t)1 << 30)
+/* Bit 7 of the type byte: the last frame under this key. */
+#define FRAME_REKEY 0x80
 
 enum frame_type {
 	FRAME_DATA = 1, /* application payload, 0..FRAME_MAX_PAYLOAD bytes */
@@ -58,7 +70,9 @@ enum frame_close_code {
  * the next frame_dec_feed() or frame_dec_free() on it. */
 struct frame {
 	enum frame_type type;
-	uint64_t seq;		/* the frame counter it was sent under */
+	uint64_t seq;		/* the frame counter it was sent under (per key) */
+	uint64_t epoch;		/* the key it was sent under: 0 from the handshake, +1 per rekey */
+	bool rekey;		/* the last frame under that key: the decoder moved to the next */
 	const uint8_t *payload; /* DATA: the data; CLOSE: the text (untrusted, not
 				 * NUL-terminated); PING/PONG: the 8 bytes */
 	size_t len;
@@ -87,7 +101,9 @@ void frame_dec_free(struct frame_dec *dec);
  * alone: -EMSGSIZE (len > FRAME_MAX_PAYLOAD, or outlen too small), -EINVAL
  * (unknown type, or a payload of the wrong shape for it), -EOVERFLOW (the
  * counter would wrap: 2^64 - 1 frames were sent under this key; close the
- * connection and make a new one), -EIO (the cipher library failed).
+ * connection and make a new one), -EIO (the cipher library failed, or the
+ * next key could not be installed: the encoder is unusable, close).
+ * After a frame that ends its key, the encoder has switched to the next.
  */
 int frame_enc_write(struct frame_enc *enc, enum frame_type type, const uint8_t *payload, size_t len,
 		    uint8_t *out, size_t outlen) __attribute__((warn_unused_result));
@@ -101,6 +117,19 @@ int frame_enc_write_ping(struct frame_enc *enc, enum frame_type type, uint64_t v
 int frame_enc_write_close(struct frame_enc *enc, uint16_t code, const char *text, uint8_t *out,
 			  size_t outlen) __attribute__((warn_unused_result));
 
+/* At most frames (>= 1) frames under one key; FRAME_REKEY_FRAMES unless
+ * set. Lower values are for tests. */
+void frame_enc_set_rekey_frames(struct frame_enc *enc, uint64_t frames);
+
+/* The next frame written is the last under the current key (the daemon's
+ * hourly rekey; write a PING to carry it at once). */
+void frame_enc_rekey(struct frame_enc *enc);
+
+/* How many times the key was replaced: the epoch of the next frame sent,
+ * or expected. */
+uint64_t frame_enc_epoch(const struct frame_enc *enc);
+uint64_t frame_dec_epoch(const struct frame_dec *dec);
+
 /*
  * Feeds bytes received from the peer, in any slicing. Consumes input up to
  * the end of at most one frame and sets *ret_used to the bytes consumed;
@@ -113,6 +142,7 @@ int frame_enc_write_close(struct frame_enc *enc, uint16_t code, const char *text
  *               dropped, wrong key), is too short, has an unknown type or a
  *               malformed payload, or follows a CLOSE
  *   -EOVERFLOW  the receive counter is exhausted
+ *   -EIO        the next key could not be installed
  *   -ENOMEM
  * Never buffers more than one frame (FRAME_MAX_BODY bytes). Nothing is
  * handed out before it is authenticated.

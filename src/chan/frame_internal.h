@@ -23,14 +23,20 @@
  * its nonce. EVP_CIPHER_CTX_free wipes it.
  */
 struct frame_enc {
-	EVP_CIPHER_CTX *ctx;
-	uint64_t counter; /* of the next frame; UINT64_MAX is never used */
+	EVP_CIPHER_CTX *ctx; /* NULL once a rekey failed */
+	uint8_t *key;	     /* FRAME_KEY_LEN bytes of sodium_malloc: the next key's source */
+	uint64_t counter;    /* of the next frame; UINT64_MAX is never used */
+	uint64_t epoch;
+	uint64_t rekey_frames; /* frames per key */
+	bool rekey_wanted;     /* the next frame ends the key */
 };
 
 /* buf is malloc'd, wiped before it is freed. */
 struct frame_dec {
 	EVP_CIPHER_CTX *ctx; /* NULL once the decoder failed */
-	uint64_t counter; /* expected for the next frame */
+	uint8_t *key;	     /* as in frame_enc; NULL once the decoder failed */
+	uint64_t counter;    /* expected for the next frame */
+	uint64_t epoch;
 	uint8_t hdr[FRAME_HEADER_LEN];
 	size_t hdr_have;
 	size_t body_len; /* of the current frame, once hdr is complete */

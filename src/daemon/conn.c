@@ -99,6 +99,7 @@ static int queue_frame(struct conn *c, enum frame_type type, const uint8_t *p, s
 	size_t room = type == FRAME_CLOSE  ? FRAME_LEN(2 + FRAME_CLOSE_TEXT_MAX)
 		      : type == FRAME_DATA ? FRAME_LEN(len)
 					   : FRAME_LEN(8);
+	uint64_t epoch = frame_enc_epoch(c->enc);
 	uint8_t *dst;
 	int n, r;
 
@@ -114,6 +115,11 @@ static int queue_frame(struct conn *c, enum frame_type type, const uint8_t *p, s
 	if (n < 0)
 		return n;
 	c->out.len += (size_t)n;
+	if (frame_enc_epoch(c->enc) != epoch) {
+		log_info("switched to the next send key with %s (key %llu)", c->addr,
+			 (unsigned long long)frame_enc_epoch(c->enc));
+		c->rekey_at_ms = dio_now_ms() + c->d->tun.rekey_ms;
+	}
 	return 0;
 }
 
@@ -170,8 +176,10 @@ static int establish(struct conn *c)
 	r = hs_split(c->hs, &keys);
 	if (r == 0)
 		r = frame_enc_new(keys.tx, &c->enc);
-	if (r == 0)
+	if (r == 0) {
+		frame_enc_set_rekey_frames(c->enc, c->d->tun.rekey_frames);
 		r = frame_dec_new(keys.rx, &c->dec);
+	}
 	sodium_memzero(&keys, sizeof(keys));
 	hs_free(c->hs);
 	c->hs = NULL;
@@ -182,6 +190,7 @@ static int establish(struct conn *c)
 	}
 	c->state = c->outbound ? CONN_CONFIRMING : CONN_UP;
 	c->last_rx_ms = dio_now_ms();
+	c->rekey_at_ms = c->last_rx_ms + c->d->tun.rekey_ms;
 	c->start_us = now_us();
 	r = send_hello(c);
 	if (r == 0)
@@ -398,6 +407,9 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 				conn_close(c, FRAME_CLOSE_PROTOCOL, "bad frame");
 				return r;
 			}
+			if (r == 1 && f.rekey)
+				log_info("the peer at %s switched to its next send key (key %llu)",
+					 c->addr, (unsigned long long)frame_dec_epoch(c->dec));
 			if (r == 1)
 				on_frame(c, &f, now);
 		} else {
@@ -673,6 +685,10 @@ void conn_tick(struct conn *c, uint64_t now)
 					 "ms)",
 					 c->addr, (unsigned long long)(now - c->last_rx_ms));
 			conn_close(c, FRAME_CLOSE_TIMEOUT, "no heartbeat");
+		} else if (now >= c->rekey_at_ms) {
+			/* the key is an hour old: this PING is its last frame */
+			frame_enc_rekey(c->enc);
+			(void)send_ping(c, now);
 		} else if (now >= c->next_ping_ms) {
 			(void)send_ping(c, now);
 		}
@@ -694,6 +710,7 @@ uint64_t conn_deadline(const struct conn *c)
 		return c->deadline_ms < c->next_ping_ms ? c->deadline_ms : c->next_ping_ms;
 	case CONN_UP:
 		t = c->last_rx_ms + c->d->tun.dead_ms;
+		t = t < c->rekey_at_ms ? t : c->rekey_at_ms;
 		return t < c->next_ping_ms ? t : c->next_ping_ms;
 	default:
 		return UINT64_MAX;

@@ -69,6 +69,7 @@ struct conn {
 	uint64_t next_ping_ms;
 	uint64_t start_us; /* PONGs must echo a time after this */
 	uint64_t srtt_us;  /* smoothed RTT, 0 when unknown */
+	uint64_t rekey_at_ms; /* when the send key is an hour old: rekey */
 };
 
 /*
@@ -93,7 +94,7 @@ void conn_close(struct conn *c, int code, const char *text);
 /* Sends one DATA frame. Returns 0, or -errno (the connection is closed). */
 int conn_send_data(struct conn *c, const uint8_t *payload, size_t len);
 
-/* Timers: deadlines, PINGs, dead-peer detection. */
+/* Timers: deadlines, PINGs, dead-peer detection, the hourly rekey. */
 void conn_tick(struct conn *c, uint64_t now);
 
 /* The next time conn_tick() has something to do, or UINT64_MAX. */

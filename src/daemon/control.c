@@ -112,6 +112,12 @@ static json_t *status_json(struct daemon *d)
 		      "last_error", str_or_null(d->last_error), "files_in_sync", 0, "files_pending",
 		      0, "transfers", "dir", d->opts->dir, "version", TANDEM_VERSION, "listen",
 		      str_or_null(d->listen_text), "mount", str_or_null(d->opts->mount));
+	if (o) {
+		json_t *w = json_array();
+		if (w && d->relay_warning[0])
+			json_array_append_new(w, json_string(d->relay_warning));
+		json_object_set_new(o, "warnings", w ? w : json_null());
+	}
 	if (o && d->engine)
 		engine_status(d->engine, o);
 	return o;

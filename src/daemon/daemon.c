@@ -36,6 +36,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "relay_publisher.h"
+#include "relay_url.h"
 #include "sd_notify.h"
 
 #define EVENTS_PER_WAIT 32
@@ -176,6 +177,9 @@ static void tunables_load(struct daemon_tunables *t)
 {
 	uint32_t hb = dio_env_ms("TANDEM_TEST_HEARTBEAT_MS", 2000, 50, 600000);
 	uint32_t bmax = dio_env_ms("TANDEM_TEST_BACKOFF_MAX_MS", 10000, 50, 600000);
+	const char *rekey;
+	unsigned long long n;
+	char *end, q[48];
 
 	t->ping_ms = hb;
 	t->dead_ms = 3 * hb;
@@ -186,6 +190,19 @@ static void tunables_load(struct daemon_tunables *t)
 	t->reconnect.max_ms = bmax;
 	t->lookup.base_ms = bmax < 250 ? bmax : 250;
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
+	t->rekey_ms = dio_env_ms("TANDEM_TEST_REKEY_MS", 3600 * 1000, 100, 3600 * 1000);
+	t->rekey_frames = FRAME_REKEY_FRAMES;
+	rekey = getenv("TANDEM_TEST_REKEY_FRAMES");
+	if (rekey && *rekey) {
+		errno = 0;
+		n = strtoull(rekey, &end, 10);
+		if (errno || *end || n < 2 || n > FRAME_REKEY_FRAMES)
+			log_warn("ignoring TANDEM_TEST_REKEY_FRAMES=%s: not a number in 2..%llu",
+				 log_quote(rekey, 32, q, sizeof(q)),
+				 (unsigned long long)FRAME_REKEY_FRAMES);
+		else
+			t->rekey_frames = n;
+	}
 }
 
 static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
@@ -299,6 +316,14 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		log_info("listening for the peer on %s (publishing %s)", d->listen_text, addrs);
 	}
 
+	if (relay_url_classify(o->relay_url) == RELAY_URL_HTTP_REMOTE) {
+		snprintf(d->relay_warning, sizeof(d->relay_warning),
+			 "the relay %s is plain http to another machine: anyone on the way can "
+			 "see which peers use the relay and delete or withhold our record (the "
+			 "channel itself stays encrypted); use an https:// relay URL",
+			 o->relay_url);
+		log_warn("%s", d->relay_warning);
+	}
 	relay_client_opts_init(&ro);
 	ro.timeout_ms = RELAY_TIMEOUT_MS;
 	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,

@@ -40,6 +40,8 @@ struct daemon_tunables {
 	uint32_t fallback_ms;	  /* we dial if the peer has not after: 3000 */
 	struct backoff reconnect; /* 200 .. 10000 ms */
 	struct backoff lookup;	  /* 250 .. 30000 ms */
+	uint64_t rekey_frames;	  /* frames per send key: FRAME_REKEY_FRAMES */
+	uint32_t rekey_ms;	  /* and at most this long: one hour */
 };
 
 #define DAEMON_SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -86,6 +88,7 @@ struct daemon {
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
 	char last_error[DAEMON_ERR_LEN]; /* "" when none yet */
+	char relay_warning[DAEMON_ERR_LEN]; /* plain http to another machine, or "" */
 
 	/* the sync engine (syncd.c) */
 	struct engine *engine;

@@ -728,3 +728,107 @@ out:
 	st_peers_cleanup(env, p, 2);
 	return ST_PASS;
 }
+
+/* `tandem up --relay URL` for p, the curl in the daemon sent to proxy for
+ * plain http. Returns 0 or -1 (noted). */
+static int up_via_proxy(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *url,
+			const char *proxy)
+{
+	static const char *const vars[] = {"http_proxy", "no_proxy", "NO_PROXY"};
+	char *saved[3];
+	struct st_proc_out out;
+	const char *pp;
+	int r;
+
+	for (int i = 0; i < 3; i++) {
+		saved[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+		unsetenv(vars[i]);
+	}
+	setenv("http_proxy", proxy, 1);
+	st_knobs_set();
+	const char *argv[] = {"--home", p->home, "up",	 "--peer",   peer_fp,	"--relay",
+			      url,	"--dir", p->dir, "--listen", "[::1]:0", NULL};
+	r = st_run_tandem(env, &out, argv);
+	for (int i = 0; i < 3; i++) {
+		if (saved[i])
+			setenv(vars[i], saved[i], 1);
+		else
+			unsetenv(vars[i]);
+		free(saved[i]);
+	}
+	pp = r == 0 ? strstr(out.err, "(pid ") : NULL;
+	if (out.status != 0 || !pp) {
+		st_note(env, "tandem up --relay %s exited %d: %s", url, out.status, out.err);
+		return -1;
+	}
+	p->pid = (pid_t)strtol(pp + 5, NULL, 10);
+	st_children_add(p->pid);
+	return 0;
+}
+
+/* Lines of p's log holding needle. */
+static unsigned log_lines(const struct st_peer *p, const char *needle)
+{
+	char *log = st_peer_log_read(p);
+	unsigned n = 0;
+
+	for (const char *s = log; s && (s = strstr(s, needle)); s += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
+
+/*
+ * A plain-http relay that is not this machine: `up` warns once in the log,
+ * and status says it (JSON "warnings", a "warning:" line). The daemon must
+ * not reach 192.0.2.1 (only loopback here): its curl goes through an
+ * http_proxy on [::1] where nothing listens, so every request is refused
+ * on this machine. The selftest's own http://[::1] relay gets no warning.
+ */
+int st_daemon_http_relay(struct st_env *env)
+{
+	static const char remote[] = "http://192.0.2.1:8480";
+	static const char needle[] = "is plain http to another machine";
+	struct st_peer p;
+	struct st_proc_out out;
+	char nobody[FP_TEXT_LEN + 1];
+	const char *ws;
+	json_t *st, *w;
+
+	memset(&p, 0, sizeof(p));
+	nobody_fp(nobody);
+	if (st_peer_make(env, &p, "hugo") < 0)
+		goto out;
+	if (up_via_proxy(env, &p, nobody, remote, "http://[::1]:1") < 0) {
+		ST_CHECK(env, !"up with a plain-http relay");
+		goto out;
+	}
+	st = status_get(env, &p);
+	w = json_object_get(st, "warnings");
+	ws = json_string_value(json_array_get(w, 0));
+	ST_CHECK(env, json_array_size(w) == 1 && ws);
+	ST_CHECK(env, ws && strstr(ws, remote) && strstr(ws, "https://"));
+	st_note(env, "relay_error: %s", jstr(st, "relay_error") ? jstr(st, "relay_error") : "none");
+	json_decref(st);
+	const char *sargv[] = {"--home", p.home, "status", NULL};
+	ST_CHECK(env, st_run_tandem(env, &out, sargv) == 0 && out.status == 0);
+	ST_CHECK(env, strstr(out.out, "warning:") && strstr(out.out, needle));
+	ST_CHECK(env, log_lines(&p, needle) == 1);
+	ST_CHECK(env, st_peer_down(env, &p) == 0);
+
+	/* the selftest's relay, http://[::1]:port: no warning */
+	if (st_peer_up(env, &p, nobody, NULL) < 0) {
+		ST_CHECK(env, !"up with the loopback relay");
+		goto out;
+	}
+	st = status_get(env, &p);
+	w = json_object_get(st, "warnings");
+	ST_CHECK(env, json_is_array(w) && json_array_size(w) == 0);
+	json_decref(st);
+	ST_CHECK(env, st_run_tandem(env, &out, sargv) == 0 && out.status == 0);
+	ST_CHECK(env, !strstr(out.out, "warning:"));
+	ST_CHECK(env, log_lines(&p, needle) == 1); /* still the first run's one */
+out:
+	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}

@@ -372,6 +372,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "daemon-conf-running", "daemon",
 	  "up reads tandem.conf (flags win); a second up for one home is refused", 20,
 	  st_daemon_conf_running },
+	{ "daemon-http-relay", "daemon", "a plain-http relay on another machine: up warns once "
+	  "(log, status text and JSON); the loopback relay does not", 20, st_daemon_http_relay },
 	{ "daemon-down", "daemon",
 	  "down and SIGTERM: the daemon exits 0, socket and relay record are gone", 20,
 	  st_daemon_down, ST_OWN_RELAY },
@@ -443,6 +445,9 @@ const struct st_scenario st_scenarios[] = {
 	  "whole versions", 60, st_sync_large_file, ST_HEAVY },
 	{ "sync-resume", "sync", "the sender killed half-way through 256 MiB: the rest, not "
 	  "everything again", 90, st_sync_resume, ST_HEAVY },
+	{ "chan-rekey", "sync", "256 MiB a -> b while both send keys are replaced every 40 "
+	  "frames and 2 s: several rekeys each way, one connection, hash-verified", 150,
+	  st_chan_rekey, ST_HEAVY },
 	{ "sync-conflict", "sync", "concurrent edits keep both, named alike; same edits and "
 	  "edit-vs-delete do not", 60, st_sync_conflict },
 	{ "sync-root-gone", "sync", "a share root removed or emptied: syncing stops with an "

@@ -199,6 +199,7 @@ int st_sync_offline(struct st_env *env);
 int st_sync_rename_dir(struct st_env *env);
 int st_sync_large_file(struct st_env *env);
 int st_sync_resume(struct st_env *env);
+int st_chan_rekey(struct st_env *env);
 int st_sync_status(struct st_env *env);
 int st_sync_conflict(struct st_env *env);
 int st_sync_root_gone(struct st_env *env);

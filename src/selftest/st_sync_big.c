@@ -285,3 +285,83 @@ int st_sync_4gib(struct st_env *env)
 	one_big_file(env, 4096 * MIB, true);
 	return ST_PASS;
 }
+
+/* Lines of p's log holding needle. */
+static unsigned log_count(const struct st_peer *p, const char *needle)
+{
+	char *log = st_peer_log_read(p);
+	unsigned n = 0;
+
+	for (const char *s = log; s && (s = strstr(s, needle)); s += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
+
+/*
+ * 256 MiB a -> b between two real daemons whose send keys last at most
+ * REKEY_FRAMES frames and REKEY_MS (the test knobs of docs/DAEMON.md):
+ * the transfer crosses several rekeys in both directions, nothing
+ * breaks the channel, and the file is hash-verified.
+ */
+#define REKEY_SIZE (256 * MIB)
+#define REKEY_FRAMES "40" /* ~260 block frames: 6 switches a -> b at least */
+#define REKEY_MS "2000"	  /* b sends little: its key ages out instead */
+#define REKEY_MIN 4
+
+int st_chan_rekey(struct st_env *env)
+{
+	static const char sent[] = "switched to the next send key with";
+	static const char recvd[] = "switched to its next send key";
+	struct st_pair p;
+	uint8_t hash[32], got[32];
+	char path[ST_PATH_MAX];
+	unsigned n[2][2]; /* [side][0 sent, 1 received] */
+	int64_t took;
+
+	if (st_pair_make_dirs(env, &p, "") < 0) {
+		ST_CHECK(env, !"the pair was made");
+		goto out;
+	}
+	setenv("TANDEM_TEST_REKEY_FRAMES", REKEY_FRAMES, 1);
+	setenv("TANDEM_TEST_REKEY_MS", REKEY_MS, 1);
+	if (st_pair_up(env, &p, 0) < 0 || st_pair_up(env, &p, 1) < 0 ||
+	    st_wait_converged(env, &p, NULL, 0, START_MS) < 0) {
+		unsetenv("TANDEM_TEST_REKEY_FRAMES");
+		unsetenv("TANDEM_TEST_REKEY_MS");
+		ST_CHECK(env, !"the pair started and became idle");
+		goto out;
+	}
+	unsetenv("TANDEM_TEST_REKEY_FRAMES");
+	unsetenv("TANDEM_TEST_REKEY_MS");
+	if (st_pair_put_random(&p, 0, "rekey.bin", 11, REKEY_SIZE, hash) < 0) {
+		ST_CHECK(env, !"the file was written");
+		goto out;
+	}
+	took = st_wait_converged(env, &p, NULL, 0, 120000);
+	st_note(env, "256 MiB a -> b converged after %lld ms", (long long)took);
+	ST_CHECK(env, took >= 0);
+	st_pair_path(&p, 1, "rekey.bin", path);
+	ST_CHECK(env, st_hash_file(path, got, NULL) == 0 && !memcmp(got, hash, 32));
+	/* one connection all along: a broken channel would have reconnected */
+	for (int s = 0; s < 2; s++) {
+		ST_CHECK(env, !st_peer_log_has(&p.peer[s], "closing the connection with"));
+		n[s][0] = log_count(&p.peer[s], sent);
+		n[s][1] = log_count(&p.peer[s], recvd);
+		st_note(env, "%s switched its send key %u times and saw the peer switch %u times",
+			st_side_name(s), n[s][0], n[s][1]);
+	}
+	ST_CHECK(env, n[0][0] >= REKEY_MIN && n[1][1] >= REKEY_MIN);
+	ST_CHECK(env, n[1][0] >= 1 && n[0][1] >= 1);
+	/* idle, a PING a second is far from 40 frames: only the age of the
+	 * key can make b switch again, and a sees it */
+	unsigned was = n[0][1], now = was;
+	for (uint64_t end = st_now_ms() + 15000; now == was && st_now_ms() < end && st_left_ms(env);
+	     now = log_count(&p.peer[0], recvd))
+		st_sleep_ms(env, 200);
+	st_note(env, "idle: a saw b switch %u more times", now - was);
+	ST_CHECK(env, now > was);
+out:
+	st_pair_cleanup(env, &p);
+	return ST_PASS;
+}

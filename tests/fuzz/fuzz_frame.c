@@ -7,7 +7,10 @@
  *                        type(1) length(2, big-endian) payload(length),
  *                        each sealed as frame n exactly as docs/CHANNEL.md
  *                        says (any type byte, any length), so the fuzzer
- *                        reaches the plaintext checks behind the tag;
+ *                        reaches the plaintext checks behind the tag; a
+ *                        type byte with bit 7 set ends its key, and the
+ *                        next record is sealed under the next key at
+ *                        counter 0 (the model's own BLAKE2b ratchet);
  *   byte 0, bits 0-6:    the slice size the stream is fed in (0: at once).
  *
  * In the second mode the decoder's output is checked against an
@@ -43,7 +46,7 @@ static void check(int ok)
 
 static int model_valid(const struct rec *r)
 {
-	switch (r->type) {
+	switch (r->type & 0x7f) {
 	case FRAME_DATA:
 		return r->len <= FRAME_MAX_PAYLOAD;
 	case FRAME_PING:
@@ -55,7 +58,7 @@ static int model_valid(const struct rec *r)
 	return 0;
 }
 
-static size_t seal(uint64_t counter, const struct rec *r, uint8_t *out)
+static size_t seal(const uint8_t *k, uint64_t counter, const struct rec *r, uint8_t *out)
 {
 	uint8_t nonce[12] = {0};
 	size_t body = 1 + r->len + FRAME_TAG_LEN;
@@ -70,7 +73,7 @@ static size_t seal(uint64_t counter, const struct rec *r, uint8_t *out)
 	if (r->len)
 		memcpy(out + 5, r->p, r->len);
 	crypto_aead_chacha20poly1305_ietf_encrypt_detached(out + 4, out + 5 + r->len, NULL, out + 4,
-							   1 + r->len, out, 4, NULL, nonce, key);
+							   1 + r->len, out, 4, NULL, nonce, k);
 	return 4 + body;
 }
 
@@ -108,7 +111,8 @@ static int drive(const uint8_t *stream, size_t len, size_t step, const struct re
 
 				check(frames < nrecs);
 				e = &recs[frames];
-				check(model_valid(e) && f.type == e->type);
+				check(model_valid(e) && f.type == (e->type & 0x7f));
+				check(f.rekey == !!(e->type & 0x80));
 				if (f.type == FRAME_CLOSE) {
 					check(f.len == e->len - 2);
 					check(f.close_code == (e->p[0] << 8 | e->p[1]));
@@ -165,8 +169,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	stream = malloc(size + nrecs * FRAME_OVERHEAD + 1);
 	if (!stream)
 		return 0;
-	for (size_t i = 0; i < nrecs; i++)
-		slen += seal(i, &recs[i], stream + slen);
+	{
+		static const char label[] = "tandem/v1/chan/rekey";
+		uint8_t k[FRAME_KEY_LEN];
+		uint64_t ctr = 0;
+
+		memcpy(k, key, sizeof(k));
+		for (size_t i = 0; i < nrecs; i++) {
+			slen += seal(k, ctr++, &recs[i], stream + slen);
+			if (recs[i].type & 0x80) {
+				uint8_t next[FRAME_KEY_LEN];
+
+				crypto_generichash(next, sizeof(next), (const uint8_t *)label,
+						   sizeof(label), k, sizeof(k));
+				memcpy(k, next, sizeof(k));
+				ctr = 0;
+			}
+		}
+	}
 
 	/* the model: valid records up to the first invalid one or CLOSE */
 	while (expect < nrecs && model_valid(&recs[expect])) {

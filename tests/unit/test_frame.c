@@ -223,6 +223,7 @@ TEST(layout_matches_spec)
 	int n;
 
 	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	enc->rekey_frames = 0; /* the counter is past any rekey point */
 	enc->counter = 0x0102030405060708ULL;
 	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"payload", 7, buf, sizeof(buf));
 	REQUIRE(n == 4 + 1 + 7 + 16);
@@ -490,6 +491,7 @@ TEST(counter_exhaustion)
 
 	REQUIRE(frame_enc_new(key_a, &enc) == 0);
 	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	enc->rekey_frames = 0; /* the counter is past any rekey point */
 	enc->counter = UINT64_MAX - 2;
 	dec->counter = UINT64_MAX - 2;
 	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"a", 1, buf, sizeof(buf));
@@ -507,6 +509,273 @@ TEST(counter_exhaustion)
 	CHECK_INT_EQ(feed(dec, buf, (size_t)n, 0, &g), -EOVERFLOW);
 	frame_enc_free(enc);
 	frame_dec_free(dec);
+}
+
+/* Seals one frame of type byte t under key at counter, with libsodium alone
+ * (docs/CHANNEL.md §5): an independent writer. Returns its length. */
+static size_t seal_raw(const uint8_t key[static FRAME_KEY_LEN], uint64_t counter, uint8_t t,
+		       const void *p, size_t len, uint8_t *out)
+{
+	uint8_t nonce[12] = {0};
+	size_t body = 1 + len + FRAME_TAG_LEN;
+
+	for (int i = 0; i < 8; i++)
+		nonce[4 + i] = (uint8_t)(counter >> (56 - 8 * i));
+	out[0] = (uint8_t)(body >> 24);
+	out[1] = (uint8_t)(body >> 16);
+	out[2] = (uint8_t)(body >> 8);
+	out[3] = (uint8_t)body;
+	out[4] = t;
+	if (len)
+		memcpy(out + 5, p, len);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(out + 4, out + 5 + len, NULL, out + 4,
+							   1 + len, out, 4, NULL, nonce, key);
+	return 4 + body;
+}
+
+/* The next key of docs/CHANNEL.md §5, computed here with libsodium. */
+static void next_key(const uint8_t k[static FRAME_KEY_LEN], uint8_t out[static FRAME_KEY_LEN])
+{
+	static const char label[] = "tandem/v1/chan/rekey";
+
+	crypto_generichash(out, FRAME_KEY_LEN, (const uint8_t *)label, sizeof(label), k,
+			   FRAME_KEY_LEN);
+}
+
+/* Writes frames 0..n-1 (DATA carrying their index, 4 bytes) into stream;
+ * off[i] is where frame i starts, off[n] the end. */
+static void write_numbered(struct frame_enc *enc, int n, uint8_t *stream, size_t *off)
+{
+	off[0] = 0;
+	for (int i = 0; i < n; i++) {
+		uint8_t p[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8),
+				(uint8_t)i};
+		int w = frame_enc_write(enc, FRAME_DATA, p, 4, stream + off[i], FRAME_LEN(4));
+		REQUIRE(w == (int)FRAME_LEN(4));
+		off[i + 1] = off[i] + (size_t)w;
+	}
+}
+
+/* Sender and receiver across several rekeys, in any slicing. */
+TEST(rekey_sender_and_receiver)
+{
+	enum { N = 14, PER_KEY = 3 };
+	uint8_t stream[N * FRAME_LEN(4)], k[FRAME_KEY_LEN], k2[FRAME_KEY_LEN];
+	size_t off[N + 1];
+	struct frame_enc *enc;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	CHECK(enc->rekey_frames == FRAME_REKEY_FRAMES);
+	frame_enc_set_rekey_frames(enc, PER_KEY);
+	write_numbered(enc, N, stream, off);
+	CHECK_INT_EQ(frame_enc_epoch(enc), N / PER_KEY);
+	CHECK_INT_EQ(enc->counter, N % PER_KEY);
+	/* the encoder holds the fourth key of the chain, not the first */
+	memcpy(k, key_a, sizeof(k));
+	for (int i = 0; i < N / PER_KEY; i++) {
+		next_key(k, k2);
+		memcpy(k, k2, sizeof(k));
+	}
+	CHECK(memcmp(enc->key, k, FRAME_KEY_LEN) == 0);
+	frame_enc_free(enc);
+
+	for (size_t step = 0; step < 40; step += 7) {
+		struct frame_dec *dec;
+		struct got g = {0};
+		int ok = 1;
+
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		/* the got struct holds 16 frames: feed the stream in one go */
+		CHECK_INT_EQ(feed(dec, stream, off[N], step, &g), N);
+		for (int i = 0; i < g.n; i++) {
+			const struct frame *f = &g.f[i];
+			ok &= f->type == FRAME_DATA && f->len == 4 && g.copy[i][3] == i;
+			ok &= f->epoch == (uint64_t)(i / PER_KEY) &&
+			      f->seq == (uint64_t)(i % PER_KEY);
+			ok &= f->rekey == (i % PER_KEY == PER_KEY - 1);
+		}
+		CHECK(ok);
+		CHECK_INT_EQ(frame_dec_epoch(dec), N / PER_KEY);
+		CHECK(memcmp(dec->key, k, FRAME_KEY_LEN) == 0);
+		got_free(&g);
+		frame_dec_free(dec);
+	}
+}
+
+/* frame_enc_rekey(): the next frame, of any type, ends the key. */
+TEST(rekey_on_request)
+{
+	uint8_t buf[4 * 64];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+	size_t len = 0;
+	int n;
+
+	REQUIRE(frame_enc_new(key_b, &enc) == 0);
+	REQUIRE(frame_dec_new(key_b, &dec) == 0);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"x", 1, buf, sizeof(buf));
+	len += (size_t)n;
+	frame_enc_rekey(enc);
+	CHECK_INT_EQ(frame_enc_epoch(enc), 0); /* nothing changes before a frame carries it */
+	n = frame_enc_write_ping(enc, FRAME_PING, 7, buf + len, sizeof(buf) - len);
+	len += (size_t)n;
+	CHECK_INT_EQ(frame_enc_epoch(enc), 1);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"y", 1, buf + len, sizeof(buf) - len);
+	len += (size_t)n;
+	n = frame_enc_write_close(enc, 0, "bye", buf + len, sizeof(buf) - len);
+	len += (size_t)n;
+	CHECK_INT_EQ(frame_enc_epoch(enc), 1); /* once asked, once done */
+	CHECK_INT_EQ(feed(dec, buf, len, 0, &g), 4);
+	CHECK(!g.f[0].rekey && g.f[0].epoch == 0 && g.f[0].seq == 0);
+	CHECK(g.f[1].type == FRAME_PING && g.f[1].ping == 7 && g.f[1].rekey && g.f[1].seq == 1);
+	CHECK(g.f[2].type == FRAME_DATA && g.f[2].epoch == 1 && g.f[2].seq == 0 && !g.f[2].rekey);
+	CHECK(g.f[3].type == FRAME_CLOSE && g.f[3].epoch == 1 && g.f[3].seq == 1);
+	CHECK_INT_EQ(frame_dec_epoch(dec), 1);
+	got_free(&g);
+	frame_enc_free(enc);
+	frame_dec_free(dec);
+}
+
+/* The wire of docs/CHANNEL.md §5 and §8: bit 7 of the type byte, the next
+ * key from BLAKE2b; frames written by libsodium alone are read, and the
+ * encoder writes the documented bytes. */
+TEST(rekey_wire_and_vector)
+{
+	static const uint8_t k_i2r[32] = {0x85, 0x61, 0xef, 0x9f, 0x81, 0x18, 0x5a, 0x4d,
+					  0x89, 0xe5, 0xcb, 0xe6, 0x56, 0xfc, 0x6d, 0xbb,
+					  0xe7, 0x59, 0xe0, 0x33, 0x55, 0xdd, 0x90, 0x41,
+					  0xb2, 0x67, 0x5a, 0x75, 0xee, 0x2a, 0xab, 0x9d};
+	static const uint8_t k_next[32] = {0x06, 0x91, 0x88, 0x58, 0x12, 0x69, 0xb5, 0xd4,
+					   0xe5, 0x77, 0xbe, 0x12, 0x63, 0xfd, 0x1d, 0x77,
+					   0xc8, 0xf0, 0x88, 0x55, 0xf2, 0xff, 0xe6, 0xe2,
+					   0x87, 0x86, 0x1a, 0x63, 0x4e, 0xad, 0x12, 0x47};
+	/* DATA "tandem" ending key 0 (type byte 0x81), then DATA "tandem"
+	 * under key 1, counter 0 */
+	static const uint8_t v0[] = {0x00, 0x00, 0x00, 0x17, 0x80, 0x48, 0x41, 0xe9, 0x78,
+				     0x7d, 0x90, 0xbf, 0x5e, 0x1a, 0x0b, 0x62, 0xd7, 0x48,
+				     0x3f, 0x38, 0x33, 0xbb, 0xe8, 0x12, 0xfd, 0xc0, 0xf4};
+	static const uint8_t v1[] = {0x00, 0x00, 0x00, 0x17, 0x18, 0x7f, 0xa1, 0x5d, 0x8b,
+				     0xde, 0xe2, 0x67, 0x36, 0x1b, 0xdb, 0xab, 0x68, 0x46,
+				     0xa0, 0x97, 0x63, 0xe6, 0x34, 0xd6, 0x90, 0x44, 0xd4};
+	uint8_t k1[32], buf[128];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+	size_t len;
+	int n;
+
+	next_key(k_i2r, k1);
+	CHECK(memcmp(k1, k_next, 32) == 0);
+	REQUIRE(frame_enc_new(k_i2r, &enc) == 0);
+	frame_enc_rekey(enc);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"tandem", 6, buf, sizeof(buf));
+	CHECK(n == sizeof(v0) && memcmp(buf, v0, sizeof(v0)) == 0);
+	n = frame_enc_write(enc, FRAME_DATA, (const uint8_t *)"tandem", 6, buf, sizeof(buf));
+	CHECK(n == sizeof(v1) && memcmp(buf, v1, sizeof(v1)) == 0);
+	frame_enc_free(enc);
+
+	/* an independent writer: libsodium, the documented bit and key chain */
+	len = seal_raw(key_a, 0, FRAME_DATA, "a", 1, buf);
+	len += seal_raw(key_a, 1, FRAME_DATA | 0x80, "b", 1, buf + len);
+	next_key(key_a, k1);
+	len += seal_raw(k1, 0, FRAME_PONG | 0x80, "12345678", 8, buf + len);
+	next_key(k1, k1);
+	len += seal_raw(k1, 0, FRAME_DATA, "c", 1, buf + len);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, buf, len, 0, &g), 4);
+	CHECK(g.f[1].rekey && g.f[1].type == FRAME_DATA && g.copy[1][0] == 'b');
+	CHECK(g.f[2].rekey && g.f[2].type == FRAME_PONG && g.f[2].epoch == 1);
+	CHECK(g.f[3].epoch == 2 && g.f[3].seq == 0 && g.copy[3][0] == 'c');
+	got_free(&g);
+	frame_dec_free(dec);
+}
+
+/* Around a switch: a frame of the old key, a replay, a dropped or
+ * tampered rekey frame all fail, and nothing after them is handed out. */
+TEST(rekey_boundary_attacks)
+{
+	enum { N = 6, PER_KEY = 3 };
+	uint8_t stream[N * FRAME_LEN(4)], bad[2 * FRAME_LEN(4)];
+	size_t off[N + 1], fl = FRAME_LEN(4);
+	struct frame_enc *enc, *old;
+	struct frame_dec *dec;
+	struct got g = {0};
+	int n;
+
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	frame_enc_set_rekey_frames(enc, PER_KEY);
+	write_numbered(enc, N, stream, off); /* frame 2 ends key 0 */
+	frame_enc_free(enc);
+
+	/* after the switch, a frame under the old key fails: at the counter
+	 * the decoder expects (0) and at the one the old key would be at (3) */
+	for (uint64_t ctr = 0; ctr <= 3; ctr += 3) {
+		REQUIRE(frame_enc_new(key_a, &old) == 0);
+		old->rekey_frames = 0;
+		old->counter = ctr;
+		n = frame_enc_write(old, FRAME_DATA, (const uint8_t *)"old!", 4, bad, sizeof(bad));
+		REQUIRE(n == (int)fl);
+		frame_enc_free(old);
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		memcpy(bad + fl, stream + off[3], fl); /* then the real frame 3 */
+		CHECK_INT_EQ(feed(dec, stream, off[3], 0, &g), 3);
+		CHECK_INT_EQ(feed(dec, bad, 2 * fl, 0, &g), -EBADMSG);
+		CHECK_INT_EQ(g.n, 3);
+		printf("# %s\n", frame_dec_reason(dec));
+		got_free(&g);
+		frame_dec_free(dec);
+	}
+
+	/* replaying any frame of key 0 after the switch fails */
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		CHECK_INT_EQ(feed(dec, stream, off[3], 0, &g), 3);
+		CHECK_INT_EQ(feed(dec, stream + off[i], fl, 0, &g), -EBADMSG);
+		got_free(&g);
+		frame_dec_free(dec);
+	}
+
+	/* dropping the rekey frame: the first frame of key 1 fails */
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK_INT_EQ(feed(dec, stream, off[2], 0, &g), 2);
+	CHECK_INT_EQ(feed(dec, stream + off[3], off[N] - off[3], 0, &g), -EBADMSG);
+	CHECK_INT_EQ(g.n, 2);
+	got_free(&g);
+	frame_dec_free(dec);
+
+	/* tampering with any byte of the rekey frame fails, and so the
+	 * receiver never switches on a forged mark */
+	int ok = 1;
+	for (size_t i = 0; i < fl; i++) {
+		uint8_t t[FRAME_LEN(4)];
+		memcpy(t, stream + off[2], fl);
+		t[i] ^= i == 4 ? 0x80 : 0x01; /* byte 4 holds the encrypted type byte */
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		ok &= feed(dec, stream, off[2], 0, &g) == 2;
+		int r = feed(dec, t, fl, 0, &g);
+		/* a changed length byte may leave the frame incomplete (2) */
+		ok &= r == -EBADMSG || r == -EMSGSIZE || (i < 4 && r == 2);
+		ok &= frame_dec_epoch(dec) == 0 && g.n == 2;
+		got_free(&g);
+		frame_dec_free(dec);
+	}
+	CHECK(ok);
+
+	/* a data frame that would have been the rekey frame, but unmarked
+	 * (the mark cleared by someone with the key), leaves the receiver on
+	 * key 0: key 1's frames fail */
+	{
+		uint8_t t[FRAME_LEN(4)];
+		uint8_t p[4] = {0, 0, 0, 2};
+		REQUIRE(frame_dec_new(key_a, &dec) == 0);
+		(void)seal_raw(key_a, 2, FRAME_DATA, p, 4, t);
+		CHECK_INT_EQ(feed(dec, stream, off[2], 0, &g), 2);
+		CHECK_INT_EQ(feed(dec, t, fl, 0, &g), 3);
+		CHECK_INT_EQ(feed(dec, stream + off[3], fl, 0, &g), -EBADMSG);
+		got_free(&g);
+		frame_dec_free(dec);
+	}
 }
 
 TEST(peer_sends_malformed_plaintext)
@@ -649,6 +918,10 @@ int main(void)
 	RUN(truncated_frame);
 	RUN(oversized_length_refused_before_allocation);
 	RUN(counter_exhaustion);
+	RUN(rekey_sender_and_receiver);
+	RUN(rekey_on_request);
+	RUN(rekey_wire_and_vector);
+	RUN(rekey_boundary_attacks);
 	RUN(peer_sends_malformed_plaintext);
 	RUN(stream_slicing);
 	RUN(used_stops_at_frame_end);
