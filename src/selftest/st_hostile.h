@@ -16,4 +16,8 @@ int st_hostile_hello(struct st_env *env);
 /* Issue #4 point 7: hostile paths and symlinks never reach outside the share. */
 int st_hostile_paths(struct st_env *env);
 
+/* Issue #10 point 1: huge file sizes are refused by a lazy and a mount daemon
+ * (st_hostile_size.c). */
+int st_hostile_huge_size(struct st_env *env);
+
 #endif

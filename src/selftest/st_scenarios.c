@@ -389,6 +389,9 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "
 	  "names and symlink escapes are refused and logged; nothing outside the share changes",
 	  40, st_hostile_paths },
+	{ "hostile-huge-size", "faults", "a peer's files of 2^62, 2^52+1 and 1 TiB+1 bytes are "
+	  "refused as protocol errors and logged by a lazy and a mount daemon; a normal file "
+	  "after them still syncs", 60, st_hostile_huge_size },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
