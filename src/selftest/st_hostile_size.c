@@ -52,9 +52,9 @@ struct probe {
 	char path[700]; /* the file */
 	char rel[64];	/* its share path */
 	uint64_t off;
-	int64_t len; /* -1: the whole file */
+	int64_t len;	   /* -1: the whole file */
 	volatile int done; /* 0 running, 1 finished */
-	int result;	   /* ensure: 0 ok, -1 refused, -2 no answer; then 0 or -errno of the read */
+	int result; /* ensure: 0 ok, -1 refused, -2 no answer; then 0 or -errno of the read */
 	char buf[128];
 	ssize_t got;
 };
@@ -156,7 +156,8 @@ static bool log_wait(struct ctx *c, const char *a, const char *b, unsigned had)
 
 	while (log_count(c->p, a, b) <= had) {
 		if (st_now_ms() >= end || st_left_ms(c->env) < 100) {
-			st_note(c->env, "%s: the daemon's log never said '%s' ... '%s'", c->what, a, b);
+			st_note(c->env, "%s: the daemon's log never said '%s' ... '%s'", c->what, a,
+				b);
 			return false;
 		}
 		if (st_fake_idle(c->env, c->f, 50) < 0)
@@ -197,12 +198,10 @@ static void huge_one(struct ctx *c, const char *rel, uint64_t size)
 	struct stat st;
 	unsigned had;
 
-	snprintf(reason, sizeof(reason), "file size %llu is more than",
-		 (unsigned long long)size);
+	snprintf(reason, sizeof(reason), "file size %llu is more than", (unsigned long long)size);
 	had = log_count(c->p, "protocol error from the peer at [::1]:", reason);
 	if (fake_up(c) < 0) {
-		st_fail(env, __FILE__, __LINE__, "%s: the fake peer connects for %s", c->what,
-			rel);
+		st_fail(env, __FILE__, __LINE__, "%s: the fake peer connects for %s", c->what, rel);
 		return;
 	}
 	st_fake_entry(c->f, SYNC_KIND_FILE, rel, strlen(rel), NULL, &e);
@@ -218,15 +217,15 @@ static void huge_one(struct ctx *c, const char *rel, uint64_t size)
 			(unsigned long long)size);
 	}
 	if (!log_wait(c, "protocol error from the peer at [::1]:", reason, had))
-		st_fail(env, __FILE__, __LINE__, "%s: the refusal of %llu bytes is logged",
-			c->what, (unsigned long long)size);
+		st_fail(env, __FILE__, __LINE__, "%s: the refusal of %llu bytes is logged", c->what,
+			(unsigned long long)size);
 
 	snprintf(path, sizeof(path), "%s/%s", c->p->dir, rel);
 	if (stat(path, &st) == 0) {
 		struct probe *pr;
 
-		st_note(env, "%s: %s is there with %lld bytes; reading its last byte", c->what,
-			rel, (long long)st.st_size);
+		st_note(env, "%s: %s is there with %lld bytes; reading its last byte", c->what, rel,
+			(long long)st.st_size);
 		st_fail(env, __FILE__, __LINE__, "%s: no file of %llu bytes appears", c->what,
 			(unsigned long long)size);
 		if (!st_fake_connected(c->f))

@@ -924,10 +924,10 @@ TEST(manifest)
 	for (int i = 0; i < 4; i++)
 		big[49 + i] = (uint8_t)((m.manifest.block_count + 1u) >> (8 * (3 - i)));
 	CHECK_INT_EQ(decode(big, (size_t)n, &got), -EBADMSG);
-	/* 2^52 + 1 bytes in 1 MiB blocks: the count fits in a u32, the size does not pass */
+	/* 16 TiB + 1 in 1 MiB blocks: the count (2^24 + 1) fits, the size does not pass */
 	m.manifest.block_size = SYNC_BLOCK_MAX;
-	m.manifest.size = ((uint64_t)1 << 52) + 1;
-	m.manifest.block_count = (uint32_t)((m.manifest.size + SYNC_BLOCK_MAX - 1) / SYNC_BLOCK_MAX);
+	m.manifest.size = ((uint64_t)1 << 44) + 1;
+	m.manifest.block_count = (1u << 24) + 1;
 	m.manifest.first = 0;
 	m.manifest.n = 1;
 	CHECK_INT_EQ(msg_encode(&m, big, sizeof(big)), -EINVAL);
