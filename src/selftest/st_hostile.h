@@ -19,4 +19,8 @@ int st_hostile_paths(struct st_env *env);
 /* Issue #10 point 5: 2,100 INDEX_UPDATEs and no INDEX_DONE; peak RSS stays under 64 MiB. */
 int st_hostile_index_flood(struct st_env *env);
 
+/* Issue #10 point 1: huge file sizes are refused by a lazy and a mount daemon
+ * (st_hostile_size.c). */
+int st_hostile_huge_size(struct st_env *env);
+
 #endif

@@ -394,6 +394,9 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-hostile-index-flood", "sync", "a peer sends 2,100 INDEX_UPDATEs of 8 KiB entries "
 	  "and no INDEX_DONE: the daemon's peak RSS stays under 64 MiB and it syncs on", 90,
 	  st_hostile_index_flood, ST_HEAVY },
+	{ "hostile-huge-size", "faults", "a peer's files of 2^62, 2^52+1 and 1 TiB+1 bytes are "
+	  "refused as protocol errors and logged by a lazy and a mount daemon; a normal file "
+	  "after them still syncs", 60, st_hostile_huge_size },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "

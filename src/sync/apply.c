@@ -18,6 +18,9 @@
 #include "sync/engine_int.h"
 #include "sync/path.h"
 
+_Static_assert(SYNC_FILE_MAX == BLOCKS_FILE_MAX,
+	       "the decoder refuses exactly the files the block layer cannot hold");
+
 enum verdict {
 	V_IGNORE = 0,	/* ours is newer or the same */
 	V_ACCEPT,	/* apply theirs */
@@ -365,6 +368,8 @@ int apply_place(struct engine *e, const struct rentry *r)
 	const char *name;
 	int dirfd, fd, rc = 0;
 
+	if (r->size > BLOCKS_FILE_MAX)
+		return -EFBIG; /* no placeholder a block bitmap cannot describe */
 	if (ts[1].tv_nsec < 0) {
 		ts[1].tv_nsec += 1000000000;
 		ts[1].tv_sec -= 1;

@@ -51,17 +51,20 @@ static void state_init(SHA256_CTX *st, const uint8_t *personal)
 	(void)SHA256_Update(st, personal, PREFIX_LEN);
 }
 
-uint32_t blocks_count(uint64_t size)
+_Static_assert(BLOCKS_COUNT_MAX == BLOCKS_FILE_MAX / BLOCKS_SIZE, "the count cap is exact");
+
+uint64_t blocks_count(uint64_t size)
 {
-	return (uint32_t)(size / BLOCKS_SIZE + (size % BLOCKS_SIZE != 0));
+	return size / BLOCKS_SIZE + (size % BLOCKS_SIZE != 0);
 }
 
-uint32_t blocks_len(uint64_t size, uint32_t index)
+uint32_t blocks_len(uint64_t size, uint64_t index)
 {
-	uint64_t off = (uint64_t)index * BLOCKS_SIZE;
+	uint64_t off;
 
-	if (off >= size)
-		return 0;
+	if (index >= blocks_count(size))
+		return 0; /* also where index * BLOCKS_SIZE would wrap */
+	off = index * BLOCKS_SIZE;
 	return size - off < BLOCKS_SIZE ? (uint32_t)(size - off) : BLOCKS_SIZE;
 }
 
@@ -228,7 +231,11 @@ static void *par_run(void *arg)
 static int hash_fd_par(int fd, uint64_t size, unsigned nthreads, blocks_block_fn fn,
 		       void *userdata, uint8_t ret_hash[static BLOCKS_HASH_LEN])
 {
-	struct par p = {.fd = fd, .size = size, .count = blocks_count(size), .nthreads = nthreads};
+	/* size <= BLOCKS_FILE_MAX (blocks_hash_fd checked): the count fits */
+	struct par p = {.fd = fd,
+			.size = size,
+			.count = (uint32_t)blocks_count(size),
+			.nthreads = nthreads};
 	struct par_worker w[PAR_THREADS_MAX];
 	pthread_t t[PAR_THREADS_MAX];
 	SHA256_CTX st;
@@ -353,7 +360,7 @@ int blocks_manifest_new(uint64_t size, uint32_t block_size, struct blocks_manife
 		return -EINVAL;
 	if (size > BLOCKS_FILE_MAX)
 		return -EFBIG;
-	count = blocks_count(size);
+	count = (uint32_t)blocks_count(size); /* <= BLOCKS_COUNT_MAX */
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -406,7 +413,7 @@ int blocks_manifest_check(const struct blocks_manifest *m,
 	return memcmp(got, file_hash, BLOCKS_HASH_LEN) == 0 ? 0 : -EBADMSG;
 }
 
-int blocks_manifest_verify(const struct blocks_manifest *m, uint32_t index, const uint8_t *data,
+int blocks_manifest_verify(const struct blocks_manifest *m, uint64_t index, const uint8_t *data,
 			   size_t len)
 {
 	uint8_t got[BLOCKS_HASH_LEN];

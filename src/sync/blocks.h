@@ -55,11 +55,17 @@
 /* Header of the serialized manifest: le64 size, le32 block size, le32 count. */
 #define BLOCKS_MANIFEST_HEADER_LEN 16
 
-/* Number of blocks of a file of size bytes (size <= BLOCKS_FILE_MAX). */
-uint32_t blocks_count(uint64_t size);
+/*
+ * Number of blocks of a file of size bytes. Exact for any size (a size a
+ * peer announced may be anything up to 2^64 - 1): at most BLOCKS_COUNT_MAX,
+ * which fits in 32 bits, only when size <= BLOCKS_FILE_MAX, so a caller
+ * that keeps a count or an index in 32 bits checks the size first.
+ */
+uint64_t blocks_count(uint64_t size);
 
-/* Length of block index of a file of size bytes, or 0 if there is no such block. */
-uint32_t blocks_len(uint64_t size, uint32_t index);
+/* Length of block index of a file of size bytes, or 0 if there is no such
+ * block (any index, any size: nothing overflows). */
+uint32_t blocks_len(uint64_t size, uint64_t index);
 
 /* The hash of one block of len bytes (any len). Never fails. */
 void blocks_hash_block(const uint8_t *data, size_t len, uint8_t ret_hash[static BLOCKS_HASH_LEN]);
@@ -176,7 +182,7 @@ int blocks_manifest_check(const struct blocks_manifest *m,
  * out of range or not yet in the manifest; -EMSGSIZE for a wrong length;
  * -EBADMSG for a hash mismatch (the data must not be written).
  */
-int blocks_manifest_verify(const struct blocks_manifest *m, uint32_t index, const uint8_t *data,
+int blocks_manifest_verify(const struct blocks_manifest *m, uint64_t index, const uint8_t *data,
 			   size_t len) __attribute__((warn_unused_result));
 
 /* Bytes blocks_manifest_encode() writes for m. */

@@ -31,9 +31,11 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* f->r.size <= BLOCKS_FILE_MAX (fetch_queue refuses more): the count, and
+ * every block index of f, fit in 32 bits. */
 static uint32_t nblocks(const struct fetch *f)
 {
-	return blocks_count(f->r.size);
+	return (uint32_t)blocks_count(f->r.size);
 }
 
 static bool have_get(const struct fetch *f, uint32_t i)
@@ -243,6 +245,9 @@ static void fetch_drop(struct engine *e, struct fetch *f, bool remove_tmp)
 int fetch_queue(struct engine *e, const struct rentry *r, bool update)
 {
 	struct fetch *f;
+
+	if (r->size > BLOCKS_FILE_MAX)
+		return -EFBIG; /* the decoder refuses such entries; never trust one here */
 
 	/*
 	 * Complete and waiting for its commit: a newer entry with the same

@@ -44,7 +44,7 @@ int index_lazy_put(struct index *idx, const char *path, size_t len,
 	r = index_check_path(idx, path, len);
 	if (r < 0)
 		return r;
-	if (size > INT64_MAX || bits_len != lazy_bits_len(size) || bits_len > INT_MAX)
+	if (size > BLOCKS_FILE_MAX || bits_len != lazy_bits_len(size) || bits_len > INT_MAX)
 		return index_seterr(idx, -EINVAL, "a bad presence bitmap");
 	rc = sqlite3_prepare_v2(idx->db,
 				"INSERT INTO lazy (path, hash, size, bits) VALUES (?1, ?2, ?3, ?4)"
@@ -115,7 +115,8 @@ static int row_read(struct index *idx, sqlite3_stmt *st, char *pathbuf, struct l
 	int64_t size = sqlite3_column_int64(st, 2);
 
 	if (!p || plen < 1 || plen > PATH_REL_MAX || !h || hlen != INDEX_HASH_LEN || !b ||
-	    size < 0 || (size_t)blen != lazy_bits_len((uint64_t)size))
+	    size < 0 || (uint64_t)size > BLOCKS_FILE_MAX ||
+	    (size_t)blen != lazy_bits_len((uint64_t)size))
 		return index_damaged(idx, "a lazy-content row is malformed");
 	memcpy(pathbuf, p, (size_t)plen);
 	pathbuf[plen] = '\0';

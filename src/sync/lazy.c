@@ -85,7 +85,7 @@ uint64_t lazy_present_bytes(const struct lazy_file *z)
 {
 	uint64_t n = 0;
 
-	for (uint32_t i = 0; i < z->nblocks; i++)
+	for (uint64_t i = 0; i < z->nblocks; i++)
 		if (lazy_bit_get(z->have, i))
 			n += blocks_len(z->size, i);
 	return n;
@@ -105,11 +105,17 @@ static void file_free(struct lazy_file *z)
 	free(z);
 }
 
+/* NULL: out of memory, or size over BLOCKS_FILE_MAX (never a placeholder:
+ * its block count would not fit the 32-bit indexes of requests). */
 static struct lazy_file *file_new(const char *path, size_t len, const uint8_t *hash, uint64_t size)
 {
-	struct lazy_file *z = calloc(1, sizeof(*z));
-	size_t bl = lazy_bits_len(size);
+	struct lazy_file *z;
+	size_t bl;
 
+	if (size > BLOCKS_FILE_MAX)
+		return NULL;
+	bl = lazy_bits_len(size);
+	z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
 	z->fd = -1;
@@ -138,7 +144,7 @@ static bool range_present(const struct lazy_file *z, uint64_t off, uint64_t len)
 	end = len == UINT64_MAX || len > z->size - off ? z->size : off + len;
 	if (end <= off)
 		return true;
-	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); i <= (end - 1) / BLOCKS_SIZE; i++)
+	for (uint64_t i = off / BLOCKS_SIZE; i <= (end - 1) / BLOCKS_SIZE; i++)
 		if (!lazy_bit_get(z->have, i))
 			return false;
 	return true;
@@ -384,6 +390,8 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
 	struct lazy_file *z = lazy_find(e, path), *n;
 	int r;
 
+	if (size > BLOCKS_FILE_MAX)
+		return -EFBIG;
 	if (z)
 		forget_mem(e, z); /* its row is replaced below */
 	n = file_new(path, len, hash, size);
@@ -410,9 +418,9 @@ int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *ha
  * list, or NULL for a one-block file.
  */
 static bool block_is_ours(int fd, const struct lazy_file *z, const struct blocks_manifest *m,
-			  uint32_t i, uint8_t *buf)
+			  uint64_t i, uint8_t *buf)
 {
-	uint64_t off = (uint64_t)i * BLOCKS_SIZE, len = blocks_len(z->size, i);
+	uint64_t off = i * BLOCKS_SIZE, len = blocks_len(z->size, i);
 	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
 	uint8_t h[BLOCKS_HASH_LEN];
 	size_t k;
@@ -481,7 +489,7 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	close(dirfd);
 	buf = malloc(BLOCKS_SIZE);
 	m = manifest_of(e, z, &owned);
-	for (uint32_t i = 0; yes && i < z->nblocks; i++)
+	for (uint64_t i = 0; yes && i < z->nblocks; i++)
 		if (!lazy_bit_get(z->have, i))
 			yes = fd >= 0 && buf && block_is_ours(fd, z, m, i, buf);
 	blocks_manifest_free(owned);
@@ -716,8 +724,7 @@ static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 			z->ra_end = end;
 		}
 	}
-	for (uint32_t i = (uint32_t)(off / BLOCKS_SIZE); end > off && i <= (end - 1) / BLOCKS_SIZE;
-	     i++)
+	for (uint64_t i = off / BLOCKS_SIZE; end > off && i <= (end - 1) / BLOCKS_SIZE; i++)
 		if (!lazy_bit_get(z->have, i))
 			lazy_bit_set(z->want, i);
 }
@@ -813,7 +820,7 @@ static int reload_row(const struct lazy_row *row, void *ud)
 	if (!z)
 		return -ENOMEM;
 	memcpy(z->have, row->bits, row->bits_len);
-	for (uint32_t i = 0; i < z->nblocks; i++)
+	for (uint64_t i = 0; i < z->nblocks; i++)
 		z->nhave += lazy_bit_get(z->have, i);
 	e->lz_bytes += lazy_present_bytes(z);
 	z->seen = true;
@@ -907,9 +914,9 @@ static int load_row(const struct lazy_row *row, void *ud)
 	if (!z)
 		return -ENOMEM;
 	memcpy(z->have, row->bits, row->bits_len);
-	for (uint32_t i = 0; i < z->nblocks; i++)
+	for (uint64_t i = 0; i < z->nblocks; i++)
 		z->nhave += lazy_bit_get(z->have, i);
-	for (uint32_t i = z->nblocks; i < row->bits_len * 8; i++)
+	for (uint64_t i = z->nblocks; i < (uint64_t)row->bits_len * 8; i++)
 		lazy_bit_clear(z->have, i);
 	e->lz_bytes += lazy_present_bytes(z);
 	if (fstatat(e->rootfd, z->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&

@@ -55,7 +55,7 @@ static bool manifest_load(struct engine *e, struct lazy_file *z)
 }
 
 static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool manifest,
-		     uint32_t i)
+		     uint64_t i)
 {
 	struct sync_msg m;
 	int n;
@@ -70,15 +70,15 @@ static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool 
 		m.manifest_request.path_len = z->path_len;
 		memcpy(m.manifest_request.hash, z->hash, SYNC_HASH_LEN);
 	} else {
-		q->block = i;
+		q->block = (uint32_t)i; /* i < z->nblocks <= BLOCKS_COUNT_MAX */
 		q->len = blocks_len(z->size, i);
 		m.type = SYNC_MSG_BLOCK_REQUEST;
 		m.block_request.req_id = q->id;
 		m.block_request.path = z->path;
 		m.block_request.path_len = z->path_len;
 		memcpy(m.block_request.hash, z->hash, SYNC_HASH_LEN);
-		m.block_request.index = i;
-		m.block_request.offset = (uint64_t)i * BLOCKS_SIZE;
+		m.block_request.index = q->block;
+		m.block_request.offset = i * BLOCKS_SIZE;
 		m.block_request.len = q->len;
 	}
 	n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
@@ -109,7 +109,7 @@ void lazy_pump(struct engine *e)
 			z->manifest_req = q->id;
 			continue;
 		}
-		for (uint32_t i = 0; i < z->nblocks; i++) {
+		for (uint64_t i = 0; i < z->nblocks; i++) {
 			if (!lazy_bit_get(z->want, i) || lazy_bit_get(z->asked, i))
 				continue;
 			if (lazy_bit_get(z->have, i)) {
@@ -192,7 +192,7 @@ static int restore_identity(struct engine *e, struct lazy_file *z, int fd,
 /* z has nothing in flight: persist, maybe complete, maybe evict. */
 static void burst_end(struct engine *e, struct lazy_file *z)
 {
-	for (uint32_t i = 0; i < z->nblocks; i++)
+	for (uint64_t i = 0; i < z->nblocks; i++)
 		if (lazy_bit_get(z->want, i) && !lazy_bit_get(z->have, i))
 			return; /* more to ask for */
 	/* A finished file is marked at once; an unfinished one with the others

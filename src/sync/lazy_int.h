@@ -20,10 +20,10 @@ struct lazy_file {
 	char *path;
 	size_t path_len;
 	uint8_t hash[SYNC_HASH_LEN];
-	uint64_t size;
-	uint32_t nblocks;
+	uint64_t size;	  /* <= BLOCKS_FILE_MAX: file_new refuses more */
+	uint64_t nblocks; /* blocks_count(size) */
 	uint8_t *have;	/* presence bitmap; protected by lz_mu (loop reads freely) */
-	uint32_t nhave; /* protected by lz_mu */
+	uint64_t nhave; /* protected by lz_mu */
 	uint64_t used;	/* mono ms of the last ensure; protected by lz_mu */
 	/* the loop's own */
 	struct lazy_file *anext; /* e->lz_active */
@@ -50,17 +50,17 @@ struct ensure_wait {
 	bool done;
 };
 
-static inline bool lazy_bit_get(const uint8_t *b, uint32_t i)
+static inline bool lazy_bit_get(const uint8_t *b, uint64_t i)
 {
 	return (b[i / 8] >> (i % 8)) & 1;
 }
 
-static inline void lazy_bit_set(uint8_t *b, uint32_t i)
+static inline void lazy_bit_set(uint8_t *b, uint64_t i)
 {
 	b[i / 8] |= (uint8_t)(1U << (i % 8));
 }
 
-static inline void lazy_bit_clear(uint8_t *b, uint32_t i)
+static inline void lazy_bit_clear(uint8_t *b, uint64_t i)
 {
 	b[i / 8] &= (uint8_t)~(1U << (i % 8));
 }

@@ -36,6 +36,7 @@ _Static_assert(BLOCK_REQUEST_LEN(SYNC_PATH_MAX) <= SYNC_MSG_MAX, "requests fit i
 _Static_assert(SYNC_ERROR_TEXT_MAX <= UINT8_MAX, "the text length is one byte");
 _Static_assert(SYNC_MANIFEST_BLOCK_MIN <= SYNC_BLOCK_MAX, "block size range");
 _Static_assert(SYNC_MSG_MAX <= INT32_MAX, "lengths are returned as int");
+_Static_assert(SYNC_FILE_MAX <= SYNC_OFFSET_MAX, "a file's bytes have offsets");
 
 /* A reader over peer bytes that never reads past its end. */
 struct rd {
@@ -178,8 +179,9 @@ static int entry_valid(const struct sync_entry *e, char *why)
 		return why_set(why, "unknown flags 0x%02x", e->flags);
 	if (e->mode & ~0777U)
 		return why_set(why, "mode 0%o has bits outside 0777", e->mode);
-	if (e->size > SYNC_OFFSET_MAX)
-		return why_set(why, "size %llu is too large", (unsigned long long)e->size);
+	if (e->size > SYNC_FILE_MAX)
+		return why_set(why, "file size %llu is more than %llu bytes (1 TiB)",
+			       (unsigned long long)e->size, (unsigned long long)SYNC_FILE_MAX);
 	if (e->kind == SYNC_KIND_DIR && (e->size != 0 || !all_zero(e->hash, SYNC_HASH_LEN)))
 		return why_set(why, "a directory with a size or a content hash");
 	if (e->kind == SYNC_KIND_SYMLINK) {
@@ -313,8 +315,9 @@ static int manifest_valid(const struct sync_manifest *m, char *why)
 {
 	uint64_t blocks;
 
-	if (m->size > SYNC_OFFSET_MAX)
-		return why_set(why, "size %llu is too large", (unsigned long long)m->size);
+	if (m->size > SYNC_FILE_MAX)
+		return why_set(why, "file size %llu is more than %llu bytes (1 TiB)",
+			       (unsigned long long)m->size, (unsigned long long)SYNC_FILE_MAX);
 	if (m->block_size < SYNC_MANIFEST_BLOCK_MIN || m->block_size > SYNC_BLOCK_MAX)
 		return why_set(why, "block size %u is not within %u..%u", m->block_size,
 			       SYNC_MANIFEST_BLOCK_MIN, SYNC_BLOCK_MAX);

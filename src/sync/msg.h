@@ -48,6 +48,7 @@
 #define SYNC_MANIFEST_HASHES_MAX 32768		 /* block hashes in one MANIFEST */
 #define SYNC_MANIFEST_BLOCK_MIN ((uint32_t)4096) /* smallest manifest block size */
 #define SYNC_OFFSET_MAX INT64_MAX		 /* file sizes and offset + length */
+#define SYNC_FILE_MAX ((uint64_t)1 << 40)	 /* file sizes: entries, manifests (1 TiB) */
 #define SYNC_BLOCK_DATA_HEADER_LEN 17		 /* type, req_id, offset, length */
 #define SYNC_INDEX_HEADER_LEN 3			 /* type, entry count */
 /* The largest single INDEX_UPDATE entry: path, fixed fields, target, full vector. */
@@ -98,7 +99,7 @@ struct sync_entry {
 	uint8_t kind;  /* enum sync_kind */
 	uint8_t flags; /* SYNC_ENTRY_* */
 	uint16_t mode; /* permission bits, within 0777 */
-	uint64_t size; /* <= SYNC_OFFSET_MAX; 0 for directories */
+	uint64_t size; /* <= SYNC_FILE_MAX; 0 for directories */
 	int64_t mtime_ns;
 	uint8_t hash[SYNC_HASH_LEN]; /* all zero for directories */
 	const char *target;	     /* symlinks only: no NUL, 1..SYNC_TARGET_MAX */
@@ -159,7 +160,7 @@ struct sync_manifest_request {
 struct sync_manifest {
 	uint32_t req_id;
 	uint8_t hash[SYNC_HASH_LEN];
-	uint64_t size;	     /* <= SYNC_OFFSET_MAX */
+	uint64_t size;	     /* <= SYNC_FILE_MAX */
 	uint32_t block_size; /* SYNC_MANIFEST_BLOCK_MIN..SYNC_BLOCK_MAX */
 	uint32_t block_count;
 	uint32_t first;

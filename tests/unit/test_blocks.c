@@ -157,6 +157,25 @@ TEST(counts)
 	CHECK_INT_EQ(blocks_len(BLOCKS_FILE_MAX, UINT32_MAX), 0);
 }
 
+/* Issue #10: sizes a peer may announce, far over the cap, count exactly in 64
+ * bits; nothing is truncated to 32 bits or wraps. */
+TEST(counts_64bit)
+{
+	CHECK(blocks_count((uint64_t)1 << 62) == (uint64_t)1 << 42);
+	CHECK(blocks_count(((uint64_t)1 << 52) + 1) == ((uint64_t)1 << 32) + 1);
+	CHECK(blocks_count(BLOCKS_FILE_MAX + 1) == (uint64_t)BLOCKS_COUNT_MAX + 1);
+	CHECK(blocks_count(UINT64_MAX) == (uint64_t)1 << 44);
+	CHECK(blocks_count(INT64_MAX) == (uint64_t)1 << 43);
+	/* the last block of 2^52 + 1 bytes is block 2^32, 1 byte; not block 0 */
+	CHECK_INT_EQ(blocks_len(((uint64_t)1 << 52) + 1, (uint64_t)1 << 32), 1);
+	CHECK_INT_EQ(blocks_len(((uint64_t)1 << 52) + 1, ((uint64_t)1 << 32) + 1), 0);
+	CHECK_INT_EQ(blocks_len(UINT64_MAX, ((uint64_t)1 << 44) - 1), BLOCKS_SIZE - 1);
+	CHECK_INT_EQ(blocks_len(UINT64_MAX, (uint64_t)1 << 44), 0);
+	/* index * BLOCKS_SIZE would wrap to a small offset */
+	CHECK_INT_EQ(blocks_len(BLOCKS_FILE_MAX, (uint64_t)1 << 44), 0);
+	CHECK_INT_EQ(blocks_len(BLOCKS_FILE_MAX, UINT64_MAX), 0);
+}
+
 /* Any way of cutting the input gives the same hashes. */
 TEST(streaming_chunks)
 {
@@ -340,6 +359,8 @@ TEST(manifest_check_and_verify)
 			0);
 	CHECK_INT_EQ(blocks_manifest_verify(m, 4, d, 0), -ERANGE);
 	CHECK_INT_EQ(blocks_manifest_verify(m, UINT32_MAX, d, 1), -ERANGE);
+	/* an index past 32 bits is not block 0 */
+	CHECK_INT_EQ(blocks_manifest_verify(m, (uint64_t)1 << 32, d, BLOCKS_SIZE), -ERANGE);
 	CHECK_INT_EQ(blocks_manifest_verify(m, 3, d + 3 * (size_t)BLOCKS_SIZE, 99), -EMSGSIZE);
 	CHECK_INT_EQ(blocks_manifest_verify(m, 0, d, BLOCKS_SIZE - 1), -EMSGSIZE);
 	/* block 1's bytes offered as block 2 */
@@ -489,6 +510,7 @@ int main(void)
 	RUN(kat_block_plus_one);
 	RUN(domain_separation);
 	RUN(counts);
+	RUN(counts_64bit);
 	RUN(streaming_chunks);
 	RUN(callback_error_stops);
 	RUN(size_cap);

@@ -63,6 +63,32 @@ TEST(bits_len)
 	CHECK_INT_EQ(lazy_bits_len((uint64_t)8 * BLOCKS_SIZE), 2);
 	CHECK_INT_EQ(lazy_bits_len((uint64_t)8 * BLOCKS_SIZE - 1), 2);
 	CHECK_INT_EQ(lazy_bits_len((uint64_t)7 * BLOCKS_SIZE), 1);
+	/* issue #10: exact in 64 bits (not the 1 byte of a count cut to 32 bits) */
+	CHECK_INT_EQ(lazy_bits_len(BLOCKS_FILE_MAX), BLOCKS_COUNT_MAX / 8 + 1);
+	CHECK(lazy_bits_len(((uint64_t)1 << 52) + 1) == ((size_t)1 << 29) + 1);
+}
+
+/* Issue #10: no lazy-content row for a file over BLOCKS_FILE_MAX. */
+TEST(put_over_cap)
+{
+	const char *file = fresh();
+	struct index *idx = open_ok(file);
+	uint8_t hash[INDEX_HASH_LEN], *bits = calloc(BLOCKS_COUNT_MAX / 8 + 2, 1);
+
+	REQUIRE(idx && bits);
+	memset(hash, 7, sizeof(hash));
+	CHECK_INT_EQ(put_file(idx, "huge", BLOCKS_FILE_MAX, 7), 0);
+	CHECK_INT_EQ(index_lazy_put(idx, "huge", 4, hash, BLOCKS_FILE_MAX, bits,
+				    lazy_bits_len(BLOCKS_FILE_MAX)),
+		     0);
+	CHECK_INT_EQ(index_lazy_put(idx, "huge", 4, hash, BLOCKS_FILE_MAX + 1, bits,
+				    BLOCKS_COUNT_MAX / 8 + 1),
+		     -EINVAL);
+	CHECK_INT_EQ(index_lazy_put(idx, "huge", 4, hash, ((uint64_t)1 << 52) + 1, bits, 1),
+		     -EINVAL);
+	CHECK_INT_EQ(index_lazy_put(idx, "huge", 4, hash, (uint64_t)1 << 62, bits, 1), -EINVAL);
+	free(bits);
+	index_free(idx);
 }
 
 TEST(persist_reopen)
@@ -166,6 +192,7 @@ int main(void)
 	}
 	RUN(bits_len);
 	RUN(persist_reopen);
+	RUN(put_over_cap);
 	RUN(dropped_with_path);
 	cleanup_dir();
 	return tap_done();

@@ -265,7 +265,7 @@ TEST(index_max_lengths)
 	e.nvv = SYNC_VV_MAX;
 	for (unsigned i = 0; i < SYNC_VV_MAX; i++)
 		dev(e.vv[i].device, (uint8_t)i);
-	e.size = INT64_MAX;
+	e.size = SYNC_FILE_MAX;
 	e.seq = UINT64_MAX;
 
 	/* exactly the largest entry fits in a buffer of that size, one byte less does not */
@@ -280,7 +280,7 @@ TEST(index_max_lengths)
 	e.target_len = SYNC_TARGET_MAX + 1;
 	CHECK_INT_EQ(index_encode(&e, 1, big, sizeof(big)), -EINVAL);
 	e.target_len = SYNC_TARGET_MAX;
-	e.size = (uint64_t)INT64_MAX + 1;
+	e.size = SYNC_FILE_MAX + 1;
 	CHECK_INT_EQ(index_encode(&e, 1, big, sizeof(big)), -EINVAL);
 	e.size = 0;
 
@@ -469,6 +469,13 @@ TEST(index_bad_fields)
 	BAD_BOTH(e.mode = 01000);
 	BAD_BOTH(e.mode = 04755);
 	BAD_BOTH(e.size = UINT64_MAX);
+	/* issue #10: a file over 1 TiB (BLOCKS_FILE_MAX) is a protocol error, also
+	 * where the block count no longer fits in 32 bits */
+	BAD_BOTH(e.size = SYNC_FILE_MAX + 1);
+	BAD_BOTH(e.size = ((uint64_t)1 << 52) + 1);
+	BAD_BOTH(e.size = (uint64_t)1 << 62);
+	BAD_BOTH(e.size = INT64_MAX);
+	BAD_BOTH((e.flags = SYNC_ENTRY_DELETED, e.size = (uint64_t)1 << 62));
 	/* a directory with a hash, then with a size */
 	BAD_BOTH((e.kind = SYNC_KIND_DIR, e.size = 0));
 	BAD_BOTH((e.kind = SYNC_KIND_DIR, memset(e.hash, 0, 32)));
@@ -891,19 +898,38 @@ TEST(manifest)
 	m.manifest.first = UINT32_MAX;
 	CHECK_INT_EQ(msg_encode(&m, b, sizeof(b)), -EINVAL);
 
-	/* the largest chunk, and the largest file the smallest blocks can describe */
+	/* the largest chunk, and the largest file (1 TiB) in the smallest blocks */
 	m.manifest.block_size = SYNC_MANIFEST_BLOCK_MIN;
-	m.manifest.block_count = UINT32_MAX;
-	m.manifest.size = (uint64_t)UINT32_MAX * SYNC_MANIFEST_BLOCK_MIN;
-	m.manifest.first = UINT32_MAX - SYNC_MANIFEST_HASHES_MAX;
+	m.manifest.block_count = (uint32_t)(SYNC_FILE_MAX / SYNC_MANIFEST_BLOCK_MIN);
+	m.manifest.size = SYNC_FILE_MAX;
+	m.manifest.first = m.manifest.block_count - SYNC_MANIFEST_HASHES_MAX;
 	m.manifest.n = SYNC_MANIFEST_HASHES_MAX;
 	n = roundtrip(&m, &got, big, sizeof(big));
 	CHECK_INT_EQ(n, 61 + SYNC_MANIFEST_HASHES_MAX * 32);
 	CHECK(n <= (int)FRAME_MAX_PAYLOAD);
 	CHECK(memcmp(got.manifest.hashes, big2, (size_t)SYNC_MANIFEST_HASHES_MAX * 32) == 0);
 	CHECK(emsgsize_all(&m, (size_t)n));
-	/* one block more than a u32 counts */
+	/* one byte more: the count is wrong, and with the right count the file is
+	 * over 1 TiB (issue #10), refused both ways */
 	m.manifest.size += 1;
+	CHECK_INT_EQ(msg_encode(&m, big, sizeof(big)), -EINVAL);
+	m.manifest.block_count += 1;
+	CHECK_INT_EQ(msg_encode(&m, big, sizeof(big)), -EINVAL);
+	m.manifest.size = SYNC_FILE_MAX;
+	m.manifest.block_count -= 1;
+	n = msg_encode(&m, big, sizeof(big));
+	REQUIRE(n > 0);
+	for (int i = 0; i < 8; i++) /* size at 37, count at 49, big-endian */
+		big[37 + i] = (uint8_t)((SYNC_FILE_MAX + 1) >> (8 * (7 - i)));
+	for (int i = 0; i < 4; i++)
+		big[49 + i] = (uint8_t)((m.manifest.block_count + 1u) >> (8 * (3 - i)));
+	CHECK_INT_EQ(decode(big, (size_t)n, &got), -EBADMSG);
+	/* 16 TiB + 1 in 1 MiB blocks: the count (2^24 + 1) fits, the size does not pass */
+	m.manifest.block_size = SYNC_BLOCK_MAX;
+	m.manifest.size = ((uint64_t)1 << 44) + 1;
+	m.manifest.block_count = (1u << 24) + 1;
+	m.manifest.first = 0;
+	m.manifest.n = 1;
 	CHECK_INT_EQ(msg_encode(&m, big, sizeof(big)), -EINVAL);
 	m.manifest.size = (uint64_t)INT64_MAX + 1;
 	CHECK_INT_EQ(msg_encode(&m, big, sizeof(big)), -EINVAL);
