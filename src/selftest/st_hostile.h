@@ -16,4 +16,8 @@ int st_hostile_hello(struct st_env *env);
 /* Issue #4 point 7: hostile paths and symlinks never reach outside the share. */
 int st_hostile_paths(struct st_env *env);
 
+/* Issue 10 point 6: a peer's names with a newline and an ESC are escaped in
+ * the log and in `tandem status`. */
+int st_hostile_names(struct st_env *env);
+
 #endif

@@ -389,6 +389,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "
 	  "names and symlink escapes are refused and logged; nothing outside the share changes",
 	  40, st_hostile_paths },
+	{ "hostile-names", "sync", "a peer's names with a newline and an ESC: one escaped log "
+	  "line, and no ESC byte in tandem status", 30, st_hostile_names },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "

@@ -125,7 +125,7 @@ static int store(struct engine *e, const struct rentry *r, const struct vv *vv,
 	ret = index_put_remote(e->idx, x);
 	free(x);
 	if (ret < 0)
-		log_warn("cannot record %s in the index: %s", r->path, index_errmsg(e->idx));
+		log_warn("cannot record %s in the index: %s", LOG_Q(r->path), index_errmsg(e->idx));
 	return ret;
 }
 
@@ -199,7 +199,7 @@ static void keep_local(struct engine *e, const struct rentry *r, struct index_en
 	merged_vv(&l->vv, &r->vv, &m);
 	l->vv = m;
 	if (index_put_remote(e->idx, l) < 0 || index_put_local(e->idx, l) < 0)
-		log_warn("cannot record %s in the index: %s", l->path, index_errmsg(e->idx));
+		log_warn("cannot record %s in the index: %s", LOG_Q(l->path), index_errmsg(e->idx));
 }
 
 /* Moves our losing version of l to its conflict name (disk and index). */
@@ -223,20 +223,20 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 	if (r == 0) {
 		r = index_rename(e->idx, l->path, l->path_len, cname, (size_t)(cn - cname) + strlen(cn));
 		if (r < 0)
-			log_warn("cannot record the conflict copy %s: %s", cname,
+			log_warn("cannot record the conflict copy %s: %s", LOG_Q(cname),
 				 index_errmsg(e->idx));
 		struct stat st;
 		if (fstatat(dirfd, cn, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    index_set_stat(e->idx, cname, strlen(cname), st.st_dev, st.st_ino,
 				   ts_ns(&st.st_ctim)) < 0)
-			log_debug("cannot record the identity of %s", cname);
+			log_debug("cannot record the identity of %s", LOG_Q(cname));
 		r = 0;
 	}
 	close(dirfd);
 	quote(l->path, q, sizeof(q));
 	if (r == 0) {
 		e->conflicts++;
-		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q, cname);
+		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q, LOG_Q(cname));
 	}
 	return r;
 }
@@ -263,7 +263,7 @@ static void apply_delete(struct engine *e, const struct rentry *r, struct index_
 		return;
 	}
 	if (rc < 0 && rc != -ENOENT) {
-		log_warn("cannot delete %s as the peer did: %s", r->path, strerror(-rc));
+		log_warn("cannot delete %s as the peer did: %s", LOG_Q(r->path), strerror(-rc));
 		return;
 	}
 	(void)store(e, r, vv, NULL);
@@ -429,7 +429,7 @@ static bool local_get(struct engine *e, const char *path, size_t len, struct ind
 	char err[SCAN_ERR_LEN];
 
 	if (scan_path_now(e->scan, path, len, err) < 0)
-		log_debug("cannot rescan %s: %s", path, err);
+		log_debug("cannot rescan %s: %s", LOG_Q(path), err);
 	return index_get(e->idx, path, len, l) == 0;
 }
 
@@ -454,8 +454,8 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
 	if (rc == 0 && lazy_moved(e, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
 		/* a placeholder without its mark would read as zeros: fetch instead */
-		log_warn("cannot move the lazy-content record of %s to %s: %s", k->del->path,
-			 r->path, index_errmsg(e->idx));
+		log_warn("cannot move the lazy-content record of %s to %s: %s", LOG_Q(k->del->path),
+			 LOG_Q(r->path), index_errmsg(e->idx));
 		(void)renameat(dfd, dname, sfd, sname);
 		rc = -EIO;
 	}
@@ -520,14 +520,14 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	case V_MERGE_ONLY:
 		l->vv = vv;
 		if (index_put_remote(e->idx, l) < 0)
-			log_warn("cannot record %s: %s", l->path, index_errmsg(e->idx));
+			log_warn("cannot record %s: %s", LOG_Q(l->path), index_errmsg(e->idx));
 		return;
 	case V_LOCAL_LOSES:
 		rc = move_to_conflict(e, l);
 		if (rc < 0) {
 			log_warn("cannot keep our version of %s as a conflict copy (%s); keeping "
 				 "ours and not taking the peer's",
-				 r->path, strerror(-rc));
+				 LOG_Q(r->path), strerror(-rc));
 			return;
 		}
 		have = false; /* the path is free now */
@@ -557,7 +557,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 				r->defer = true; /* tried again after the deletions */
 				return;
 			}
-			log_warn("cannot replace %s with the peer's version: %s", r->path,
+			log_warn("cannot replace %s with the peer's version: %s", LOG_Q(r->path),
 				 strerror(-rc));
 			return;
 		}
@@ -589,7 +589,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	}
 	}
 	if (rc < 0 && rc != -ELOOP && rc != -EXDEV && rc != -ENOTDIR)
-		log_warn("cannot apply the peer's change to %s: %s", r->path, strerror(-rc));
+		log_warn("cannot apply the peer's change to %s: %s", LOG_Q(r->path), strerror(-rc));
 }
 
 /* Local files that the batch deletes, by content hash. */
@@ -727,7 +727,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 		uint8_t *blob = malloc(n);
 		if (blob && blocks_manifest_encode(f->m, blob, n) > 0 &&
 		    index_manifest_put(e->idx, f->r.hash, blob, n) < 0)
-			log_debug("cannot keep the block list of %s", f->r.path);
+			log_debug("cannot keep the block list of %s", LOG_Q(f->r.path));
 		free(blob);
 	}
 	changed(e, f->r.path);

@@ -167,9 +167,9 @@ static void drop_abandoned(int dirfd, const char *name, const char *p)
 		return;
 	if (unlinkat(dirfd, name, 0) == 0)
 		log_info("removed %s: an unfinished download untouched for %lld days",
-			 p, (long long)((now - st.st_mtime) / 86400));
+			 LOG_Q(p), (long long)((now - st.st_mtime) / 86400));
 	else if (errno != ENOENT)
-		log_warn("cannot remove the abandoned download %s: %s", p, strerror(errno));
+		log_warn("cannot remove the abandoned download %s: %s", LOG_Q(p), strerror(errno));
 }
 
 static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
@@ -331,7 +331,7 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 	n = readlinkat(pfd, name, target, sizeof(target));
 	close(pfd);
 	if (n <= 0 || n > INDEX_TARGET_MAX || memchr(target, 0, (size_t)n)) {
-		log_debug("scan: skipping symlink %s: unreadable or target too long", path);
+		log_debug("scan: skipping symlink %s: unreadable or target too long", LOG_Q(path));
 		return 0;
 	}
 	if (live && e->type == INDEX_SYMLINK && e->target_len == (size_t)n &&

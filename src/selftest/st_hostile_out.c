@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What a hostile peer's entries may do on this side (issue 10, points
+ * 6-8): names that reach the log and the terminal, modes, and symlinks that
+ * point out of the share. The fake peer of st_fakepeer.h talks to one real
+ * daemon; the results are checked in the daemon's log, in `tandem status`
+ * and on the file system.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "st_daemon.h"
+#include "st_fakepeer.h"
+#include "st_hostile.h"
+
+#define LOG_MAX (1u << 20)
+#define WAIT_MS 5000
+
+/* The listen address of p's daemon, from `tandem status --json`. */
+static int listen_addr(struct st_env *env, const struct st_peer *p, char out[static 64])
+{
+	struct st_proc_out po;
+	json_error_t jerr;
+	json_t *j;
+	const char *s;
+	int r = -1;
+
+	const char *argv[] = {"--home", p->home, "status", "--json", NULL};
+	if (st_run_tandem(env, &po, argv) < 0 || po.status != 0)
+		return -1;
+	j = json_loads(po.out, 0, &jerr);
+	s = json_string_value(json_object_get(j, "listen"));
+	if (s && strlen(s) < 64) {
+		snprintf(out, 64, "%s", s);
+		r = 0;
+	}
+	json_decref(j);
+	return r;
+}
+
+/* p's whole log (malloc'd, NUL-terminated; *ret_len bytes), or NULL. */
+static char *log_read(const struct st_peer *p, size_t *ret_len)
+{
+	char path[600], *buf;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/state/tandem.log", p->home);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = malloc(LOG_MAX + 1);
+	while (buf && len < LOG_MAX && (n = read(fd, buf + len, LOG_MAX - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	if (buf)
+		buf[len] = '\0';
+	*ret_len = len;
+	return buf;
+}
+
+/* Lines of p's log that hold both a and b. */
+static unsigned log_lines(const struct st_peer *p, const char *a, const char *b)
+{
+	char *buf, *line, *save = NULL;
+	size_t len;
+	unsigned count = 0;
+
+	buf = log_read(p, &len);
+	if (!buf)
+		return 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strstr(line, a) && strstr(line, b))
+			count++;
+	free(buf);
+	return count;
+}
+
+/* Waits (pumping the fake) until p's log has a line with a and b. */
+static bool log_wait2(struct st_env *env, const struct st_peer *p, struct st_fake *f,
+		      const char *a, const char *b)
+{
+	uint64_t end = st_now_ms() + WAIT_MS;
+
+	while (log_lines(p, a, b) == 0) {
+		if (st_now_ms() >= end || st_left_ms(env) < 100) {
+			st_note(env, "the daemon's log has no line with '%s' and '%s'", a, b);
+			return false;
+		}
+		if (st_fake_idle(env, f, 50) < 0)
+			poll(NULL, 0, 50);
+	}
+	return true;
+}
+
+/* Pumps the fake until path (in the share) exists, up to WAIT_MS. */
+static bool wait_exists(struct st_env *env, struct st_fake *f, const char *path)
+{
+	uint64_t end = st_now_ms() + WAIT_MS;
+	struct stat st;
+
+	while (lstat(path, &st) < 0) {
+		if (st_now_ms() >= end || st_left_ms(env) < 100)
+			return false;
+		if (st_fake_idle(env, f, 50) < 0)
+			poll(NULL, 0, 50);
+	}
+	return true;
+}
+
+/* A daemon for p pinned to the fake, and the fake connected and started. */
+static int fake_session(struct st_env *env, struct st_peer *p, struct st_fake *f, char addr[64])
+{
+	if (st_peer_up(env, p, st_fake_fp(f), NULL) < 0 || listen_addr(env, p, addr) < 0) {
+		st_note(env, "%s's daemon does not run or listen", p->name);
+		return -1;
+	}
+	if (st_fake_connect(env, f, addr, p->fp, 3000) < 0 || st_fake_start(env, f, 3000, NULL) < 0) {
+		st_note(env, "the fake peer does not connect to %s and start", p->name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Point 6: a file whose name holds a newline and an ESC. While its blocks
+ * are held, `tandem status` lists the transfer: escaped, no ESC byte. A
+ * second such name the fake does not serve makes the daemon log "cannot
+ * send": one line, both bytes escaped. No raw ESC anywhere in the log.
+ */
+int st_hostile_names(struct st_env *env)
+{
+	static const char held[] = "held\nname\x1b[31m.txt", gone[] = "gone\nfile\x1b]0;x.txt";
+	static const char data[] = "a file with a hostile name\n";
+	struct st_peer p;
+	struct st_fake *f = NULL;
+	struct st_proc_out po;
+	struct sync_entry e[2];
+	char addr[64], path[700], *log;
+	size_t len;
+	uint64_t end;
+
+	memset(&p, 0, sizeof(p));
+	ST_REQUIRE(env, st_fake_new(&f) == 0);
+	if (st_peer_make(env, &p, "ana") < 0 || fake_session(env, &p, f, addr) < 0) {
+		ST_CHECK(env, !"ana's daemon runs and the fake peer is connected");
+		goto out;
+	}
+	ST_CHECK(env, st_fake_offer(f, held, data, sizeof(data) - 1) == 0);
+	st_fake_hold(f);
+	st_fake_entry(f, SYNC_KIND_FILE, held, strlen(held), NULL, &e[0]);
+	st_fake_entry(f, SYNC_KIND_FILE, gone, strlen(gone), NULL, &e[1]);
+	ST_CHECK(env, st_fake_send_index(env, f, e, 2, true) == 0);
+	end = st_now_ms() + WAIT_MS;
+	while (st_fake_held(f) == 0 && st_now_ms() < end && st_fake_idle(env, f, 50) == 0)
+		;
+	ST_CHECK(env, st_fake_held(f) > 0);
+
+	/* the transfer is in flight: status names it, escaped */
+	const char *argv[] = {"--home", p.home, "status", NULL};
+	ST_CHECK(env, st_run_tandem(env, &po, argv) == 0 && po.status == 0);
+	if (strchr(po.out, '\x1b') || !strstr(po.out, "held\\x0aname\\x1b[31m.txt")) {
+		st_note(env, "tandem status said:\n%s", po.out);
+		ST_CHECK(env, !"status shows the transfer's name escaped, without an ESC byte");
+	}
+
+	ST_CHECK(env, log_wait2(env, &p, f, "the peer", "\"gone\\x0afile\\x1b]0;x.txt\""));
+	st_fake_release(env, f);
+	snprintf(path, sizeof(path), "%s/%s", p.dir, held);
+	ST_CHECK(env, wait_exists(env, f, path));
+	log = log_read(&p, &len);
+	ST_CHECK(env, log && len > 0);
+	if (log && memchr(log, '\x1b', len)) {
+		st_note(env, "an ESC byte is in ana's log");
+		ST_CHECK(env, !"the log holds no raw ESC");
+	}
+	free(log);
+	st_fake_disconnect(f);
+out:
+	st_fake_free(f);
+	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
