@@ -493,6 +493,9 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	o.sock_path = sock;
 	o.log_path = a.foreground ? NULL : log_path;
 	o.foreground = a.foreground;
+	/* Still one thread: read the umask by setting it back at once. */
+	o.mode_mask = umask(022);
+	umask((mode_t)o.mode_mask);
 	if (a.foreground)
 		r = daemon_run(&o);
 	else

@@ -20,4 +20,7 @@ int st_hostile_paths(struct st_env *env);
  * the log and in `tandem status`. */
 int st_hostile_names(struct st_env *env);
 
+/* Point 7: the peer's modes get this side's umask, and stay stable. */
+int st_peer_modes(struct st_env *env);
+
 #endif

@@ -190,3 +190,127 @@ out:
 	st_peers_cleanup(env, &p, 1);
 	return ST_PASS;
 }
+
+/* The selftest's umask (what the daemons it starts inherit), from /proc. */
+static int umask_get(void)
+{
+	char line[128];
+	unsigned v;
+	int r = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &v) == 1)
+			r = (int)(v & 0777);
+	if (f)
+		fclose(f);
+	return r;
+}
+
+/*
+ * Pumps the fake for ms and counts the entries for path in the daemon's
+ * INDEX_UPDATEs that carry a version of the daemon's own (a vector with a
+ * device other than dev): a local change it made of the peer's entry.
+ */
+static unsigned own_versions(struct st_env *env, struct st_fake *f, const char *path,
+			     const uint8_t dev[static SYNC_DEVICE_LEN], unsigned ms)
+{
+	uint64_t end = st_now_ms() + ms;
+	unsigned n = 0;
+
+	while (st_now_ms() < end) {
+		struct sync_msg m;
+		struct msg_index_iter it;
+		struct sync_entry x;
+		uint64_t now = st_now_ms();
+		int r = st_fake_recv(env, f, (unsigned)(end - now), &m);
+		if (r <= 0)
+			break;
+		if (m.type != SYNC_MSG_INDEX_UPDATE)
+			continue;
+		msg_index_iter_init(&it, &m.index_update);
+		while (msg_index_next(&it, &x) == 1) {
+			if (x.path_len != strlen(path) || memcmp(x.path, path, x.path_len) != 0)
+				continue;
+			for (unsigned i = 0; i < x.nvv; i++)
+				if (memcmp(x.vv[i].device, dev, SYNC_DEVICE_LEN) != 0)
+					n++;
+		}
+	}
+	return n;
+}
+
+static unsigned mode_of(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 01000000;
+}
+
+/*
+ * Point 7: the peer's 0777 file and directory arrive with the daemon's
+ * umask applied, and stay so: the daemon sends no version of its own of
+ * them (no chmod ping-pong), and a later chmod by the peer is masked too.
+ */
+int st_peer_modes(struct st_env *env)
+{
+	static const char data[] = "#!/bin/sh\necho hello\n";
+	struct st_peer p;
+	struct st_fake *f = NULL;
+	struct sync_entry e[2];
+	char addr[64], file[700], dir[700];
+	int mask = umask_get();
+	unsigned want;
+
+	if (mask <= 0) {
+		return st_skip(env, "the selftest's umask is 0 (or unknown): nothing to mask");
+	}
+	want = 0777 & ~(unsigned)mask;
+	memset(&p, 0, sizeof(p));
+	ST_REQUIRE(env, st_fake_new(&f) == 0);
+	if (st_peer_make(env, &p, "ana") < 0 || fake_session(env, &p, f, addr) < 0) {
+		ST_CHECK(env, !"ana's daemon runs and the fake peer is connected");
+		goto out;
+	}
+	ST_CHECK(env, st_fake_offer(f, "open.sh", data, sizeof(data) - 1) == 0);
+	st_fake_entry(f, SYNC_KIND_DIR, "opendir", 7, NULL, &e[0]);
+	st_fake_entry(f, SYNC_KIND_FILE, "open.sh", 7, NULL, &e[1]);
+	e[0].mode = e[1].mode = 0777;
+	ST_CHECK(env, st_fake_send_index(env, f, e, 2, true) == 0);
+	snprintf(file, sizeof(file), "%s/open.sh", p.dir);
+	snprintf(dir, sizeof(dir), "%s/opendir", p.dir);
+	ST_CHECK(env, wait_exists(env, f, file) && wait_exists(env, f, dir));
+	(void)st_fake_idle(env, f, 300); /* metadata after the rename */
+	if (mode_of(file) != want || mode_of(dir) != want) {
+		st_note(env, "umask %03o: open.sh is %04o, opendir %04o; want %04o", (unsigned)mask,
+			mode_of(file), mode_of(dir), want);
+		ST_CHECK(env, !"the peer's 0777 arrive with the umask applied");
+	}
+	/* stable: nothing of the daemon's own comes back for them */
+	unsigned own = own_versions(env, f, "open.sh", e[1].vv[0].device, 1500) +
+		       own_versions(env, f, "opendir", e[1].vv[0].device, 300);
+	if (own) {
+		st_note(env, "the daemon sent %u versions of its own of the peer's entries", own);
+		ST_CHECK(env, !"the masked mode is not sent back as a local change");
+	}
+	ST_CHECK(env, mode_of(file) == want && mode_of(dir) == want);
+
+	/* a chmod-only change from the peer (same content) is masked too */
+	st_fake_entry(f, SYNC_KIND_FILE, "open.sh", 7, NULL, &e[1]);
+	e[1].mode = 0666;
+	ST_CHECK(env, st_fake_send_index(env, f, &e[1], 1, true) == 0);
+	uint64_t end = st_now_ms() + WAIT_MS;
+	while (mode_of(file) != (0666 & ~(unsigned)mask) && st_now_ms() < end &&
+	       st_fake_idle(env, f, 50) == 0)
+		;
+	if (mode_of(file) != (0666 & ~(unsigned)mask)) {
+		st_note(env, "after the peer's chmod 0666, open.sh is %04o", mode_of(file));
+		ST_CHECK(env, !"the peer's chmod arrives masked");
+	}
+	ST_CHECK(env, own_versions(env, f, "open.sh", e[1].vv[0].device, 1000) == 0);
+	st_fake_disconnect(f);
+out:
+	st_fake_free(f);
+	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}

@@ -391,6 +391,8 @@ const struct st_scenario st_scenarios[] = {
 	  40, st_hostile_paths },
 	{ "hostile-names", "sync", "a peer's names with a newline and an ESC: one escaped log "
 	  "line, and no ESC byte in tandem status", 30, st_hostile_names },
+	{ "peer-modes", "sync", "the peer's 0777 file and directory arrive with this side's "
+	  "umask applied, and the trees stay stable", 30, st_peer_modes },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "

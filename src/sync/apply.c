@@ -288,7 +288,7 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 			rc = 0;
 	}
 	if (rc == 0)
-		rc = meta_set(dirfd, name, SYNC_KIND_DIR, r->mode, 0, &st);
+		rc = meta_set(dirfd, name, SYNC_KIND_DIR, engine_peer_mode(e, r->mode), 0, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -338,7 +338,7 @@ static int apply_meta(struct engine *e, const struct rentry *r, const struct vv 
 	dirfd = apply_open_parent(e, r->path, false, &name);
 	if (dirfd < 0)
 		return dirfd;
-	rc = meta_set(dirfd, name, r->kind, r->mode, r->mtime_ns, &st);
+	rc = meta_set(dirfd, name, r->kind, engine_peer_mode(e, r->mode), r->mtime_ns, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -375,7 +375,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 		goto out;
 	}
 	lazy_retire(e, r->path);
-	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, r->mode) < 0 || futimens(fd, ts) < 0 ||
+	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, engine_peer_mode(e, r->mode)) < 0 || futimens(fd, ts) < 0 ||
 	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 		(void)unlinkat(dirfd, tmp, 0);
@@ -460,7 +460,8 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 		rc = -EIO;
 	}
 	if (rc == 0)
-		rc = meta_set(dfd, dname, SYNC_KIND_FILE, r->mode, r->mtime_ns, &st);
+		rc = meta_set(dfd, dname, SYNC_KIND_FILE, engine_peer_mode(e, r->mode), r->mtime_ns,
+			      &st);
 	close(sfd);
 	close(dfd);
 	if (rc < 0)
@@ -707,7 +708,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 		merged_vv(&l->vv, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-	if (!synced && (fchmod(f->tmpfd, f->r.mode) < 0 || futimens(f->tmpfd, ts) < 0 ||
+	if (!synced && (fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode)) < 0 || futimens(f->tmpfd, ts) < 0 ||
 			fsync(f->tmpfd) < 0)) {
 		rc = -errno;
 		goto out;

@@ -847,7 +847,7 @@ static void commit_all(struct engine *e)
 	if (n >= 2) {
 		for (f = e->closing; f; f = f->next) {
 			struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-			(void)fchmod(f->tmpfd, f->r.mode);
+			(void)fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode));
 			(void)futimens(f->tmpfd, ts);
 		}
 		synced = syncfs(e->closing->tmpfd) == 0;
