@@ -179,6 +179,9 @@ static void print_human(json_t *st)
 	if (json_integer_value(json_object_get(st, "conflicts")))
 		printf(", %lld conflicts", (long long)json_integer_value(json_object_get(st, "conflicts")));
 	printf("\n");
+	if (json_integer_value(json_object_get(st, "refused")))
+		printf("refused:     %lld (paths and symlinks of the peer's; the log says which)\n",
+		       (long long)json_integer_value(json_object_get(st, "refused")));
 	if (json_is_integer(json_object_get(st, "bytes_received"))) {
 		char in[32], out[32];
 		human_bytes((double)json_integer_value(json_object_get(st, "bytes_received")), in,

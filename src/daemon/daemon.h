@@ -32,6 +32,8 @@ struct daemon_opts {
 	bool foreground;
 	/* Cleared from the peer's modes (the process umask at `up`). */
 	unsigned mode_mask;
+	/* --symlinks=all: make the peer's symlinks that point outside the share. */
+	bool symlinks_all;
 	/* Written once: "ok\n" when the control socket answers, or
 	 * "error: <sentence>\n" when start-up failed; -1 for none. The daemon
 	 * does not close it. */

@@ -23,4 +23,7 @@ int st_hostile_names(struct st_env *env);
 /* Point 7: the peer's modes get this side's umask, and stay stable. */
 int st_peer_modes(struct st_env *env);
 
+/* Point 8: symlinks out of the share are not made unless --symlinks=all. */
+int st_hostile_symlinks(struct st_env *env);
+
 #endif

@@ -118,9 +118,11 @@ static bool wait_exists(struct st_env *env, struct st_fake *f, const char *path)
 }
 
 /* A daemon for p pinned to the fake, and the fake connected and started. */
-static int fake_session(struct st_env *env, struct st_peer *p, struct st_fake *f, char addr[64])
+static int fake_session_extra(struct st_env *env, struct st_peer *p, struct st_fake *f,
+			      char addr[64], const char *extra)
 {
-	if (st_peer_up(env, p, st_fake_fp(f), NULL) < 0 || listen_addr(env, p, addr) < 0) {
+	if (st_peer_up_extra(env, p, st_fake_fp(f), NULL, extra) < 0 ||
+	    listen_addr(env, p, addr) < 0) {
 		st_note(env, "%s's daemon does not run or listen", p->name);
 		return -1;
 	}
@@ -129,6 +131,11 @@ static int fake_session(struct st_env *env, struct st_peer *p, struct st_fake *f
 		return -1;
 	}
 	return 0;
+}
+
+static int fake_session(struct st_env *env, struct st_peer *p, struct st_fake *f, char addr[64])
+{
+	return fake_session_extra(env, p, f, addr, NULL);
 }
 
 /*
@@ -312,5 +319,146 @@ int st_peer_modes(struct st_env *env)
 out:
 	st_fake_free(f);
 	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
+
+static bool link_is(const char *dir, const char *name, const char *target)
+{
+	char path[700], buf[600];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return strcmp(buf, target) == 0;
+}
+
+static bool absent(const char *dir, const char *name)
+{
+	char path[700];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* `refused` from p's status --json, or -1. */
+static long long status_refused(struct st_env *env, const struct st_peer *p)
+{
+	struct st_proc_out po;
+	json_error_t jerr;
+	json_t *j;
+	long long v = -1;
+
+	const char *argv[] = {"--home", p->home, "status", "--json", NULL};
+	if (st_run_tandem(env, &po, argv) < 0 || po.status != 0)
+		return -1;
+	j = json_loads(po.out, 0, &jerr);
+	if (json_is_integer(json_object_get(j, "refused")))
+		v = json_integer_value(json_object_get(j, "refused"));
+	json_decref(j);
+	return v;
+}
+
+/*
+ * The fake sends "passwd -> /etc/passwd", "up/out -> ../../outside" and
+ * "ok -> sub/file", then a file after.txt. Returns after after.txt is
+ * there (so the links were applied), with *dev the fake's device id.
+ */
+static int send_links(struct st_env *env, struct st_fake *f, const struct st_peer *p,
+		      uint8_t dev[static SYNC_DEVICE_LEN])
+{
+	static const char data[] = "after the links\n";
+	struct sync_entry e[5];
+	char path[700];
+
+	if (st_fake_offer(f, "after.txt", data, sizeof(data) - 1) < 0)
+		return -1;
+	st_fake_entry(f, SYNC_KIND_DIR, "up", 2, NULL, &e[0]);
+	st_fake_entry(f, SYNC_KIND_SYMLINK, "passwd", 6, "/etc/passwd", &e[1]);
+	st_fake_entry(f, SYNC_KIND_SYMLINK, "up/out", 6, "../../outside", &e[2]);
+	st_fake_entry(f, SYNC_KIND_SYMLINK, "ok", 2, "sub/file", &e[3]);
+	st_fake_entry(f, SYNC_KIND_FILE, "after.txt", 9, NULL, &e[4]);
+	memcpy(dev, e[0].vv[0].device, SYNC_DEVICE_LEN);
+	if (st_fake_send_index(env, f, e, 5, true) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/after.txt", p->dir);
+	if (!wait_exists(env, f, path)) {
+		st_note(env, "after.txt never arrived");
+		return -1;
+	}
+	(void)st_fake_idle(env, f, 200);
+	return 0;
+}
+
+/*
+ * Point 8: by default the symlinks that leave the share are not made
+ * (logged, counted as refused, kept in the index: nothing goes back as
+ * deleted, also after a restart); the one inside is made. With
+ * --symlinks=all all three are made as sent.
+ */
+int st_hostile_symlinks(struct st_env *env)
+{
+	struct st_peer p[2];
+	struct st_fake *f = NULL;
+	struct st_proc_out po;
+	uint8_t dev[SYNC_DEVICE_LEN];
+	char addr[64], conf[600];
+	FILE *c;
+
+	memset(p, 0, sizeof(p));
+	ST_REQUIRE(env, st_fake_new(&f) == 0);
+	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0 ||
+	    fake_session(env, &p[0], f, addr) < 0) {
+		ST_CHECK(env, !"the daemons run and the fake peer is connected");
+		goto out;
+	}
+	ST_CHECK(env, send_links(env, f, &p[0], dev) == 0);
+	ST_CHECK(env, absent(p[0].dir, "passwd") && absent(p[0].dir, "up/out"));
+	ST_CHECK(env, link_is(p[0].dir, "ok", "sub/file"));
+	ST_CHECK(env, log_wait2(env, &p[0], f, "warning: ", "\"passwd\" -> \"/etc/passwd\""));
+	ST_CHECK(env, log_wait2(env, &p[0], f, "warning: ", "\"up/out\" -> \"../../outside\""));
+	/* kept in the index: neither is sent back as deleted */
+	ST_CHECK(env, own_versions(env, f, "passwd", dev, 1200) == 0);
+	ST_CHECK(env, own_versions(env, f, "up/out", dev, 300) == 0);
+	st_fake_disconnect(f);
+	ST_CHECK(env, status_refused(env, &p[0]) == 2);
+	const char *argv[] = {"--home", p[0].home, "status", NULL};
+	ST_CHECK(env, st_run_tandem(env, &po, argv) == 0 && po.status == 0);
+	if (!strstr(po.out, "refused:     2")) {
+		st_note(env, "tandem status said:\n%s", po.out);
+		ST_CHECK(env, !"status text counts the refused links");
+	}
+	/* a restart rescans the share: the missing links are still no deletion */
+	ST_CHECK(env, st_peer_down(env, &p[0]) == 0);
+	if (fake_session(env, &p[0], f, addr) < 0) {
+		ST_CHECK(env, !"ana's daemon runs again and the fake is connected");
+		goto out;
+	}
+	ST_CHECK(env, own_versions(env, f, "passwd", dev, 1500) == 0);
+	ST_CHECK(env, own_versions(env, f, "up/out", dev, 300) == 0);
+	ST_CHECK(env, absent(p[0].dir, "passwd") && link_is(p[0].dir, "ok", "sub/file"));
+	st_fake_disconnect(f);
+
+	/* ben: "inside" in tandem.conf, --symlinks=all on the command line wins */
+	snprintf(conf, sizeof(conf), "%s/tandem.conf", p[1].home);
+	c = fopen(conf, "we");
+	ST_CHECK(env, c && fputs("symlinks = inside\n", c) >= 0);
+	ST_CHECK(env, c && fclose(c) == 0);
+	if (fake_session_extra(env, &p[1], f, addr, "--symlinks=all") < 0) {
+		ST_CHECK(env, !"ben's daemon runs with --symlinks=all");
+		goto out;
+	}
+	ST_CHECK(env, send_links(env, f, &p[1], dev) == 0);
+	ST_CHECK(env, link_is(p[1].dir, "passwd", "/etc/passwd"));
+	ST_CHECK(env, link_is(p[1].dir, "up/out", "../../outside"));
+	ST_CHECK(env, link_is(p[1].dir, "ok", "sub/file"));
+	st_fake_disconnect(f);
+	ST_CHECK(env, status_refused(env, &p[1]) == 0);
+out:
+	st_fake_free(f);
+	st_peers_cleanup(env, p, 2);
 	return ST_PASS;
 }

@@ -393,6 +393,9 @@ const struct st_scenario st_scenarios[] = {
 	  "line, and no ESC byte in tandem status", 30, st_hostile_names },
 	{ "peer-modes", "sync", "the peer's 0777 file and directory arrive with this side's "
 	  "umask applied, and the trees stay stable", 30, st_peer_modes },
+	{ "hostile-symlinks", "sync", "a peer's links to /etc/passwd and ../../outside are not "
+	  "made (logged, refused in status, never sent back as deleted); --symlinks=all makes "
+	  "them", 40, st_hostile_symlinks },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "

@@ -31,11 +31,40 @@ static void quote(const char *s, char *out, size_t outlen)
 	log_quote(s, strlen(s), out, outlen);
 }
 
+/*
+ * Whether a directory on the way to rel is, in the index, a live symlink of
+ * the peer's that was not made here (refuse_symlink): then nothing may be
+ * created beneath its name.
+ */
+static bool under_refused_link(struct engine *e, const char *rel)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	bool found = false;
+
+	if (!x)
+		return true; /* cannot tell: create nothing */
+	for (const char *s = strchr(rel, '/'); s && !found; s = strchr(s + 1, '/'))
+		found = index_get(e->idx, rel, (size_t)(s - rel), x) == 0 && !x->deleted &&
+			x->type == INDEX_SYMLINK;
+	free(x);
+	return found;
+}
+
 int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name)
 {
 	char q[PATH_REL_MAX + 8];
-	int fd = path_open_parent(e->rootfd, rel, create, ret_name);
+	int fd = path_open_parent(e->rootfd, rel, false, ret_name);
 
+	if (fd == -ENOENT && create) {
+		if (under_refused_link(e, rel)) {
+			quote(rel, q, sizeof(q));
+			log_warn("refused the peer's path %s: a symlink is on the way (not made "
+				 "here: it points outside the share)", q);
+			e->refused++;
+			return -ELOOP;
+		}
+		fd = path_open_parent(e->rootfd, rel, true, ret_name);
+	}
 	if (fd >= 0)
 		return fd;
 	if (fd == -ELOOP || fd == -EXDEV || fd == -ENOTDIR) {
@@ -301,6 +330,36 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 	return rc;
 }
 
+/*
+ * A symlink of the peer's that points outside the share is not made here
+ * (unless --symlinks=all): whatever we had under its name goes, as the
+ * peer's newer version says, and the entry is recorded with no identity,
+ * so the scanner does not read its absence as a deletion (scan_off_disk).
+ */
+static int refuse_symlink(struct engine *e, const struct rentry *r, const struct vv *vv,
+			  int dirfd, const char *name)
+{
+	struct stat st;
+	int rc = 0;
+
+	log_warn("not making the peer's symlink %s -> %s: it points outside the share "
+		 "('tandem up --symlinks=all' makes such links)",
+		 LOG_Q(r->path), LOG_Q(r->target));
+	e->refused++;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode))
+			rc = -EISDIR; /* as renaming a link over it would fail */
+		else if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			rc = -errno;
+	}
+	close(dirfd);
+	if (rc < 0)
+		return rc;
+	rc = store(e, r, vv, NULL);
+	changed(e, r->path);
+	return rc;
+}
+
 static int apply_symlink(struct engine *e, const struct rentry *r, const struct vv *vv)
 {
 	char tmp[64];
@@ -311,6 +370,9 @@ static int apply_symlink(struct engine *e, const struct rentry *r, const struct 
 	dirfd = apply_open_parent(e, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
+	if (!e->opts.symlinks_all && r->target &&
+	    path_link_escapes(r->path, r->path_len, r->target, r->target_len))
+		return refuse_symlink(e, r, vv, dirfd, name);
 	snprintf(tmp, sizeof(tmp), SCAN_TMP_PREFIX "%016" PRIx64 ".lnk", r->seq);
 	(void)unlinkat(dirfd, tmp, 0);
 	rc = symlinkat(r->target ? r->target : "", dirfd, tmp) < 0 ? -errno : 0;

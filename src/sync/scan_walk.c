@@ -152,6 +152,8 @@ static int child_fn(const struct index_entry *e, void *userdata)
 		    ? scan_kind(&st)
 		    : (errno != ENOENT && errno != ENOTDIR))
 		return 0;
+	if (scan_off_disk(e))
+		return 0; /* never made here: not gone */
 	return push_gone(c->w, e->path);
 }
 
