@@ -385,7 +385,8 @@ static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
 		goto fail;
 	return 1;
 fail:
-	return seterr(err, r, "cannot record %s in the index: %s", j->path, index_errmsg(s->idx));
+	return seterr(err, r, "cannot record %s in the index: %s", LOG_Q(j->path),
+		      index_errmsg(s->idx));
 }
 
 /* A finished job: re-stat, then store, drop or hash again. Returns changes or -errno. */
@@ -714,12 +715,13 @@ int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
 		if (r == 0)
 			r = scan_delete_tree(s, path, len);
 		if (r < 0)
-			return seterr(err, r, "cannot record the deletion of %s: %s", path,
+			return seterr(err, r, "cannot record the deletion of %s: %s", LOG_Q(path),
 				      index_errmsg(s->idx));
 		return r > 0;
 	}
 	if (r < 0)
-		return seterr(err, r, "cannot stat %s in %s: %s", path, s->root_q, strerror(-r));
+		return seterr(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
+			      strerror(-r));
 	r = scan_apply(s, path, len, &st, true, err);
 	return r < 0 ? r : r > 0;
 }

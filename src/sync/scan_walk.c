@@ -52,9 +52,9 @@ struct walk {
 static int walk_err(struct scan *s, char *err, int r, const char *path)
 {
 	if (err)
-		snprintf(err, SCAN_ERR_LEN, "cannot scan %s%s%s in %s: %s (index: %s)",
-			 *path ? "\"" : "the top folder", path, *path ? "\"" : "", s->root_q,
-			 strerror(-r), index_errmsg(s->idx));
+		snprintf(err, SCAN_ERR_LEN, "cannot scan %s in %s: %s (index: %s)",
+			 *path ? LOG_Q(path) : "the top folder", s->root_q, strerror(-r),
+			 index_errmsg(s->idx));
 	return r;
 }
 
