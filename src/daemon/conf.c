@@ -31,8 +31,7 @@ static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 
 static char **conf_slot(struct conf *c, size_t i)
 {
-	char **slots[NKEYS] = {&c->peer, &c->relay, &c->dir, &c->listen, &c->mount,
-				&c->symlinks};
+	char **slots[NKEYS] = {&c->peer, &c->relay, &c->dir, &c->listen, &c->mount, &c->symlinks};
 	return slots[i];
 }
 
@@ -70,9 +69,10 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 		return 0;
 	eq = memchr(s, '=', (size_t)(e - s));
 	if (!eq) {
-		errf(err, "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
-		     "symlinks)", name,
-		     lineno);
+		errf(err,
+		     "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
+		     "symlinks)",
+		     name, lineno);
 		return -EINVAL;
 	}
 	ks = s;

@@ -86,8 +86,8 @@ static unsigned log_lines(const struct st_peer *p, const char *a, const char *b)
 }
 
 /* Waits (pumping the fake) until p's log has a line with a and b. */
-static bool log_wait2(struct st_env *env, const struct st_peer *p, struct st_fake *f,
-		      const char *a, const char *b)
+static bool log_wait2(struct st_env *env, const struct st_peer *p, struct st_fake *f, const char *a,
+		      const char *b)
 {
 	uint64_t end = st_now_ms() + WAIT_MS;
 
@@ -126,7 +126,8 @@ static int fake_session_extra(struct st_env *env, struct st_peer *p, struct st_f
 		st_note(env, "%s's daemon does not run or listen", p->name);
 		return -1;
 	}
-	if (st_fake_connect(env, f, addr, p->fp, 3000) < 0 || st_fake_start(env, f, 3000, NULL) < 0) {
+	if (st_fake_connect(env, f, addr, p->fp, 3000) < 0 ||
+	    st_fake_start(env, f, 3000, NULL) < 0) {
 		st_note(env, "the fake peer does not connect to %s and start", p->name);
 		return -1;
 	}

@@ -265,7 +265,8 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 	quote(l->path, q, sizeof(q));
 	if (r == 0) {
 		e->conflicts++;
-		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q, LOG_Q(cname));
+		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q,
+			   LOG_Q(cname));
 	}
 	return r;
 }
@@ -437,7 +438,8 @@ int apply_place(struct engine *e, const struct rentry *r)
 		goto out;
 	}
 	lazy_retire(e, r->path);
-	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, engine_peer_mode(e, r->mode)) < 0 || futimens(fd, ts) < 0 ||
+	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, engine_peer_mode(e, r->mode)) < 0 ||
+	    futimens(fd, ts) < 0 ||
 	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 		(void)unlinkat(dirfd, tmp, 0);
@@ -770,7 +772,8 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 		merged_vv(&l->vv, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-	if (!synced && (fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode)) < 0 || futimens(f->tmpfd, ts) < 0 ||
+	if (!synced && (fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode)) < 0 ||
+			futimens(f->tmpfd, ts) < 0 ||
 			fsync(f->tmpfd) < 0)) {
 		rc = -errno;
 		goto out;

@@ -459,7 +459,8 @@ static int fetch_start(struct engine *e, struct fetch *f)
 		uint8_t h[BLOCKS_HASH_LEN];
 		if (blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0 ||
 		    memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0) {
-			log_warn("the peer's empty file %s has a wrong hash; not taken", LOG_Q(f->r.path));
+			log_warn("the peer's empty file %s has a wrong hash; not taken",
+				 LOG_Q(f->r.path));
 			return -EBADMSG;
 		}
 		if (ftruncate(f->tmpfd, 0) < 0)
@@ -641,7 +642,8 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 		}
 		r = blocks_manifest_new(m->size, m->block_size, &f->m);
 		if (r < 0) {
-			log_warn("cannot take the manifest of %s: %s", LOG_Q(f->r.path), strerror(-r));
+			log_warn("cannot take the manifest of %s: %s", LOG_Q(f->r.path),
+				 strerror(-r));
 			req_done(e, q);
 			fetch_drop(e, f, false);
 			return;
@@ -678,7 +680,8 @@ static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t l
 		return;
 	}
 	if (r < 0) {
-		log_warn("cannot write %s: %s; fetching again later", LOG_Q(f->r.path), strerror(-r));
+		log_warn("cannot write %s: %s; fetching again later", LOG_Q(f->r.path),
+			 strerror(-r));
 		fetch_requeue(e, f);
 		return;
 	}

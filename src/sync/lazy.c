@@ -257,7 +257,8 @@ void lazy_persist(struct engine *e, struct lazy_file *z)
 		return; /* not marked: fetched again later */
 	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0)
-		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path), index_errmsg(e->idx));
+		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
+			  index_errmsg(e->idx));
 	else
 		z->dirty = false;
 }

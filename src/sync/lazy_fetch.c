@@ -234,7 +234,8 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		r = -EBADMSG;
 	}
 	if (r != 0) {
-		log_warn("block %u of %s from the peer does not verify; not written", i, LOG_Q(z->path));
+		log_warn("block %u of %s from the peer does not verify; not written", i,
+			 LOG_Q(z->path));
 		file_failed(e, z);
 		return;
 	}
@@ -252,7 +253,8 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("cannot write %s: %s", LOG_Q(z->path), n < 0 ? strerror(errno) : "short");
+			log_warn("cannot write %s: %s", LOG_Q(z->path),
+				 n < 0 ? strerror(errno) : "short");
 			file_failed(e, z);
 			return;
 		}
@@ -337,7 +339,8 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 	pthread_mutex_unlock(&e->lz_mu);
 	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0) {
-		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path), index_errmsg(e->idx));
+		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
+			  index_errmsg(e->idx));
 		z->dirty = true; /* the data stays; the row is written later */
 		goto out;
 	}

@@ -28,7 +28,7 @@ TEST(escape_quotes_backslashes_and_high_bytes)
 	log_escape("say \"hi\" \\ caf\xc3\xa9", 18, out, sizeof(out), 0);
 	CHECK_STR_EQ(out, "say \"hi\" \\\\ caf\\xc3\\xa9");
 	/* an 8-bit CSI (0x9b) is escaped too */
-	log_escape("\x9b" "2J", 3, out, sizeof(out), 0);
+	log_escape("\2332J", 3, out, sizeof(out), 0); /* octal 233 = 0x9b */
 	CHECK_STR_EQ(out, "\\x9b2J");
 }
 
