@@ -398,11 +398,12 @@ static int send_links(struct st_env *env, struct st_fake *f, const struct st_pee
  * Point 8: by default the symlinks that leave the share are not made
  * (logged, counted as refused, kept in the index: nothing goes back as
  * deleted, also after a restart); the one inside is made. With
- * --symlinks=all all three are made as sent.
+ * --symlinks=all (or symlinks = all in tandem.conf) all three are made as
+ * sent.
  */
 int st_hostile_symlinks(struct st_env *env)
 {
-	struct st_peer p[2];
+	struct st_peer p[3];
 	struct st_fake *f = NULL;
 	struct st_proc_out po;
 	uint8_t dev[SYNC_DEVICE_LEN];
@@ -412,7 +413,7 @@ int st_hostile_symlinks(struct st_env *env)
 	memset(p, 0, sizeof(p));
 	ST_REQUIRE(env, st_fake_new(&f) == 0);
 	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0 ||
-	    fake_session(env, &p[0], f, addr) < 0) {
+	    st_peer_make(env, &p[2], "cid") < 0 || fake_session(env, &p[0], f, addr) < 0) {
 		ST_CHECK(env, !"the daemons run and the fake peer is connected");
 		goto out;
 	}
@@ -458,8 +459,22 @@ int st_hostile_symlinks(struct st_env *env)
 	ST_CHECK(env, link_is(p[1].dir, "ok", "sub/file"));
 	st_fake_disconnect(f);
 	ST_CHECK(env, status_refused(env, &p[1]) == 0);
+
+	/* cid: "symlinks = all" in tandem.conf alone does the same */
+	snprintf(conf, sizeof(conf), "%s/tandem.conf", p[2].home);
+	c = fopen(conf, "we");
+	ST_CHECK(env, c && fputs("symlinks = all\n", c) >= 0);
+	ST_CHECK(env, c && fclose(c) == 0);
+	if (fake_session(env, &p[2], f, addr) < 0) {
+		ST_CHECK(env, !"cid's daemon runs with symlinks = all");
+		goto out;
+	}
+	ST_CHECK(env, send_links(env, f, &p[2], dev) == 0);
+	ST_CHECK(env, link_is(p[2].dir, "passwd", "/etc/passwd"));
+	ST_CHECK(env, link_is(p[2].dir, "up/out", "../../outside"));
+	st_fake_disconnect(f);
 out:
 	st_fake_free(f);
-	st_peers_cleanup(env, p, 2);
+	st_peers_cleanup(env, p, 3);
 	return ST_PASS;
 }
