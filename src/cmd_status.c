@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "control_client.h"
+#include "log.h"
 
 #define STATUS_TIMEOUT_MS 5000
 #define DOWN_TIMEOUT_MS 15000
@@ -78,10 +79,22 @@ static int open_daemon(const struct cli_ctx *ctx, const char *what, struct contr
 	return 0;
 }
 
+/*
+ * The string at key, escaped for the terminal (log.h): names and messages
+ * come from the peer and the relay, and an ESC in them must not reach the
+ * terminal. The result lives in a ring of buffers, enough for one line.
+ */
 static const char *jstr(json_t *o, const char *key)
 {
+	static char ring[8][2048];
+	static unsigned next;
 	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : NULL;
+	char *b;
+
+	if (!s)
+		return NULL;
+	b = ring[next++ % 8];
+	return log_escape(s, strlen(s), b, sizeof(ring[0]), 0);
 }
 
 static void human_bytes(double v, char *out, size_t len)
@@ -170,6 +183,9 @@ static void print_human(json_t *st)
 	if (json_integer_value(json_object_get(st, "conflicts")))
 		printf(", %lld conflicts", (long long)json_integer_value(json_object_get(st, "conflicts")));
 	printf("\n");
+	if (json_integer_value(json_object_get(st, "refused")))
+		printf("refused:     %lld (paths and symlinks of the peer's; the log says which)\n",
+		       (long long)json_integer_value(json_object_get(st, "refused")));
 	if (json_is_integer(json_object_get(st, "bytes_received"))) {
 		char in[32], out[32];
 		human_bytes((double)json_integer_value(json_object_get(st, "bytes_received")), in,

@@ -47,14 +47,17 @@ static const char up_help[] =
 	"  --listen ADDR:PORT  where to accept the peer's connections: [::]:0 (default:\n"
 	"                      every address, a free port), [IPv6]:PORT, IPv4:PORT, or\n"
 	"                      none to accept nothing (the peer must then accept ours)\n"
+	"  --symlinks=WHICH    which of the peer's symlinks to make here: inside (default:\n"
+	"                      those that stay in the share; one that is absolute or\n"
+	"                      climbs out is logged and not made) or all\n"
 	"  --foreground        stay in the foreground and log to stderr\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"The same keys may be set in CONFIG/tandem.conf, one 'key = value' per line\n"
-	"(peer, relay, dir, mount, listen); options on the command line win.\n";
+	"(peer, relay, dir, mount, listen, symlinks); options on the command line win.\n";
 
 struct up_args {
-	const char *peer, *relay, *dir, *mount, *listen;
+	const char *peer, *relay, *dir, *mount, *listen, *symlinks;
 	bool foreground;
 };
 
@@ -64,6 +67,7 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 		{"peer", required_argument, NULL, 'p'},	  {"relay", required_argument, NULL, 'r'},
 		{"dir", required_argument, NULL, 'd'},	  {"mount", required_argument, NULL, 'm'},
 		{"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
+		{"symlinks", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},	  {0},
 	};
 	int c;
@@ -86,6 +90,9 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 			break;
 		case 'f':
 			a->foreground = true;
+			break;
+		case 's':
+			a->symlinks = optarg;
 			break;
 		case 'm':
 			a->mount = optarg;
@@ -385,6 +392,12 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 	relay_client_free(rc);
 	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, err) < 0)
 		return cli_usage_error("up", "%s", err);
+	if (a->symlinks && strcmp(a->symlinks, "inside") != 0 && strcmp(a->symlinks, "all") != 0)
+		return cli_usage_error("up",
+				       "--symlinks (or 'symlinks' in %s) is 'inside' or 'all', "
+				       "not '%s'",
+				       conf_path, a->symlinks);
+	o->symlinks_all = a->symlinks && strcmp(a->symlinks, "all") == 0;
 	if (a->mount)
 		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {
@@ -438,6 +451,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 		a.mount = conf.mount;
 	}
 	a.listen = a.listen ? a.listen : conf.listen;
+	a.symlinks = a.symlinks ? a.symlinks : conf.symlinks;
 
 	r = check_args(ctx, &a, &o, dir_abs, mount_abs);
 	if (r >= 0)
@@ -493,6 +507,9 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	o.sock_path = sock;
 	o.log_path = a.foreground ? NULL : log_path;
 	o.foreground = a.foreground;
+	/* Still one thread: read the umask by setting it back at once. */
+	o.mode_mask = umask(022);
+	umask((mode_t)o.mode_mask);
 	if (a.foreground)
 		r = daemon_run(&o);
 	else

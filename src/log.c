@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -110,9 +111,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-char *log_quote(const char *s, size_t n, char *out, size_t outlen)
+char *log_escape(const char *s, size_t n, char *out, size_t outlen, unsigned flags)
 {
 	static const char hex[] = "0123456789abcdef";
+	bool quote = flags & LOG_ESC_QUOTE;
 	size_t o = 0;
 
 	if (outlen < 8) {
@@ -124,7 +126,8 @@ char *log_quote(const char *s, size_t n, char *out, size_t outlen)
 		snprintf(out, outlen, "(null)");
 		return out;
 	}
-	out[o++] = '"';
+	if (quote)
+		out[o++] = '"';
 	for (size_t i = 0; i < n && s[i]; i++) {
 		unsigned char c = (unsigned char)s[i];
 		/* room for up to 4 bytes, the ellipsis, the quote and NUL */
@@ -133,7 +136,7 @@ char *log_quote(const char *s, size_t n, char *out, size_t outlen)
 			o += 3;
 			break;
 		}
-		if (c == '"' || c == '\\') {
+		if ((quote && c == '"') || c == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)c;
 		} else if (c < 0x20 || c >= 0x7f) {
@@ -145,7 +148,18 @@ char *log_quote(const char *s, size_t n, char *out, size_t outlen)
 			out[o++] = (char)c;
 		}
 	}
-	out[o++] = '"';
+	if (quote)
+		out[o++] = '"';
 	out[o] = '\0';
 	return out;
+}
+
+char *log_quote(const char *s, size_t n, char *out, size_t outlen)
+{
+	return log_escape(s, n, out, outlen, LOG_ESC_QUOTE);
+}
+
+char *log_quote_str(const char *s, char out[static LOG_QUOTE_LEN])
+{
+	return log_escape(s, s ? strlen(s) : 0, out, LOG_QUOTE_LEN, LOG_ESC_QUOTE);
 }

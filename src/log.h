@@ -3,6 +3,7 @@
 #define TANDEM_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /*
  * One logging module for the whole program, syslog-like levels.
@@ -51,10 +52,27 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 
 /*
- * Writes a printable, double-quoted form of s (at most n bytes of it) into
- * out: control and non-ASCII bytes become \xNN, long input is cut with "...".
- * Returns out. outlen must be at least 8.
+ * The one escaper for strings from users, peers and relays on their way to
+ * a log or a terminal. Writes a printable form of s (at most n bytes of it,
+ * stopping at a NUL) into out: '\\' becomes "\\\\", control and non-ASCII
+ * bytes (newline, ESC, DEL, 0x80-0xff) become \xNN; with LOG_ESC_QUOTE the
+ * result is double-quoted and '"' becomes "\\\"". Input that does not fit is
+ * cut with "...". s NULL gives "(null)". Returns out (NUL-terminated);
+ * outlen must be at least 8.
  */
+#define LOG_ESC_QUOTE (1U << 0)
+char *log_escape(const char *s, size_t n, char *out, size_t outlen, unsigned flags);
+
+/* log_escape(s, n, out, outlen, LOG_ESC_QUOTE). */
 char *log_quote(const char *s, size_t n, char *out, size_t outlen);
+
+/*
+ * LOG_Q(s): the quoted form of the NUL-terminated string s (may be NULL),
+ * in a buffer that lives until the end of the enclosing block, for use as
+ * a log argument: log_warn("cannot write %s", LOG_Q(path)).
+ */
+#define LOG_QUOTE_LEN 1024
+char *log_quote_str(const char *s, char out[static LOG_QUOTE_LEN]);
+#define LOG_Q(s) log_quote_str((s), (char[LOG_QUOTE_LEN]){0})
 
 #endif

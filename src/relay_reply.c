@@ -6,17 +6,13 @@
 #include <jansson.h>
 
 #include "encoding.h"
+#include "log.h"
 #include "relay_reply.h"
 
+/* A relay's text reaches logs and `tandem status`: escaped (log.h). */
 static void copy_printable(char *dst, size_t dstlen, const char *src)
 {
-	size_t o = 0;
-
-	for (size_t i = 0; src[i] && o + 1 < dstlen; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	dst[o] = '\0';
+	log_escape(src, strlen(src), dst, dstlen, 0);
 }
 
 static int fail(struct relay_reply *ret, const char *why)

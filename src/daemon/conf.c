@@ -12,9 +12,9 @@
 
 #include "daemon/conf.h"
 
-#define NKEYS 5
+#define NKEYS 6
 
-static const char *const keys[NKEYS] = {"peer", "relay", "dir", "listen", "mount"};
+static const char *const keys[NKEYS] = {"peer", "relay", "dir", "listen", "mount", "symlinks"};
 
 static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -31,7 +31,7 @@ static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 
 static char **conf_slot(struct conf *c, size_t i)
 {
-	char **slots[NKEYS] = {&c->peer, &c->relay, &c->dir, &c->listen, &c->mount};
+	char **slots[NKEYS] = {&c->peer, &c->relay, &c->dir, &c->listen, &c->mount, &c->symlinks};
 	return slots[i];
 }
 
@@ -69,8 +69,10 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 		return 0;
 	eq = memchr(s, '=', (size_t)(e - s));
 	if (!eq) {
-		errf(err, "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen)", name,
-		     lineno);
+		errf(err,
+		     "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
+		     "symlinks)",
+		     name, lineno);
 		return -EINVAL;
 	}
 	ks = s;
@@ -85,7 +87,8 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 			break;
 	if (i == NKEYS) {
 		errf(err,
-		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount and listen",
+		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, listen "
+		     "and symlinks",
 		     name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}

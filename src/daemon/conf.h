@@ -7,7 +7,7 @@
 /*
  * tandem.conf in the config dir: the defaults of `tandem up`, one
  * "key = value" per line; blank lines and lines starting with '#' are
- * ignored; keys: peer, relay, dir, mount, listen (flags on the command line
+ * ignored; keys: peer, relay, dir, mount, listen, symlinks (flags on the command line
  * win). A relative dir or mount is taken relative to the config dir. Unknown keys, keys
  * set twice and malformed lines are errors that name file:line.
  */
@@ -23,7 +23,8 @@ struct conf {
 	char *dir;
 	char *listen;
 	char *mount;
-	int line[5]; /* where each was set, 0 when not */
+	char *symlinks; /* "inside" or "all", checked by `up` */
+	int line[6];	/* where each was set, 0 when not */
 };
 
 /*

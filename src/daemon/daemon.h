@@ -30,6 +30,10 @@ struct daemon_opts {
 	const char *sock_path; /* the control socket, fits sun_path */
 	const char *log_path;  /* where a background daemon logs, or NULL */
 	bool foreground;
+	/* Cleared from the peer's modes (the process umask at `up`). */
+	unsigned mode_mask;
+	/* --symlinks=all: make the peer's symlinks that point outside the share. */
+	bool symlinks_all;
 	/* Written once: "ok\n" when the control socket answers, or
 	 * "error: <sentence>\n" when start-up failed; -1 for none. The daemon
 	 * does not close it. */

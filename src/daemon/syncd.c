@@ -124,6 +124,8 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		else
 			log_warn("ignoring TANDEM_TEST_RATE_BPS=%s: not a positive number", rate);
 	}
+	o.mode_mask = d->opts->mode_mask;
+	o.symlinks_all = d->opts->symlinks_all;
 	test_lazy(&o);
 	if (d->opts->mount)
 		o.lazy = true; /* the mount fetches content when it is read */

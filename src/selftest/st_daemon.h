@@ -44,6 +44,9 @@ int st_peer_make(struct st_env *env, struct st_peer *p, const char *name);
  * when up exited 0 and p->pid is the daemon, else -1 (noted).
  */
 int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *listen);
+/* The same with one more argument for up (NULL: none). */
+int st_peer_up_extra(struct st_env *env, struct st_peer *p, const char *peer_fp,
+		     const char *listen, const char *extra);
 
 /* Asks for a clean stop with `tandem down` and reaps the daemon. Returns 0
  * when down exited 0 and the daemon exited 0, else -1 (noted; the daemon is

@@ -23,4 +23,14 @@ int st_hostile_index_flood(struct st_env *env);
  * (st_hostile_size.c). */
 int st_hostile_huge_size(struct st_env *env);
 
+/* Issue 10 point 6: a peer's names with a newline and an ESC are escaped in
+ * the log and in `tandem status`. */
+int st_hostile_names(struct st_env *env);
+
+/* Point 7: the peer's modes get this side's umask, and stay stable. */
+int st_peer_modes(struct st_env *env);
+
+/* Point 8: symlinks out of the share are not made unless --symlinks=all. */
+int st_hostile_symlinks(struct st_env *env);
+
 #endif

@@ -111,6 +111,12 @@ int st_peer_reap(pid_t pid, unsigned ms)
 
 int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const char *listen)
 {
+	return st_peer_up_extra(env, p, peer_fp, listen, NULL);
+}
+
+int st_peer_up_extra(struct st_env *env, struct st_peer *p, const char *peer_fp,
+		     const char *listen, const char *extra)
+{
 	struct st_proc_out out;
 	const char *pp;
 	long pid = 0;
@@ -127,6 +133,7 @@ int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const
 			      p->dir,
 			      "--listen",
 			      listen ? listen : "[::1]:0",
+			      extra,
 			      NULL};
 	if (st_run_tandem(env, &out, argv) < 0) {
 		st_note(env, "cannot run tandem up for %s", p->name);

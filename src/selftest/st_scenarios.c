@@ -397,6 +397,13 @@ const struct st_scenario st_scenarios[] = {
 	{ "hostile-huge-size", "faults", "a peer's files of 2^62, 2^52+1 and 1 TiB+1 bytes are "
 	  "refused as protocol errors and logged by a lazy and a mount daemon; a normal file "
 	  "after them still syncs", 60, st_hostile_huge_size },
+	{ "hostile-names", "sync", "a peer's names with a newline and an ESC: one escaped log "
+	  "line, and no ESC byte in tandem status", 30, st_hostile_names },
+	{ "peer-modes", "sync", "the peer's 0777 file and directory arrive with this side's "
+	  "umask applied, and the trees stay stable", 30, st_peer_modes },
+	{ "hostile-symlinks", "sync", "a peer's links to /etc/passwd and ../../outside are not "
+	  "made (logged, refused in status, never sent back as deleted); --symlinks=all makes "
+	  "them", 40, st_hostile_symlinks },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "

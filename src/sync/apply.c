@@ -34,11 +34,40 @@ static void quote(const char *s, char *out, size_t outlen)
 	log_quote(s, strlen(s), out, outlen);
 }
 
+/*
+ * Whether a directory on the way to rel is, in the index, a live symlink of
+ * the peer's that was not made here (refuse_symlink): then nothing may be
+ * created beneath its name.
+ */
+static bool under_refused_link(struct engine *e, const char *rel)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	bool found = false;
+
+	if (!x)
+		return true; /* cannot tell: create nothing */
+	for (const char *s = strchr(rel, '/'); s && !found; s = strchr(s + 1, '/'))
+		found = index_get(e->idx, rel, (size_t)(s - rel), x) == 0 && !x->deleted &&
+			x->type == INDEX_SYMLINK;
+	free(x);
+	return found;
+}
+
 int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name)
 {
 	char q[PATH_REL_MAX + 8];
-	int fd = path_open_parent(e->rootfd, rel, create, ret_name);
+	int fd = path_open_parent(e->rootfd, rel, false, ret_name);
 
+	if (fd == -ENOENT && create) {
+		if (under_refused_link(e, rel)) {
+			quote(rel, q, sizeof(q));
+			log_warn("refused the peer's path %s: a symlink is on the way (not made "
+				 "here: it points outside the share)", q);
+			e->refused++;
+			return -ELOOP;
+		}
+		fd = path_open_parent(e->rootfd, rel, true, ret_name);
+	}
 	if (fd >= 0)
 		return fd;
 	if (fd == -ELOOP || fd == -EXDEV || fd == -ENOTDIR) {
@@ -128,7 +157,7 @@ static int store(struct engine *e, const struct rentry *r, const struct vv *vv,
 	ret = index_put_remote(e->idx, x);
 	free(x);
 	if (ret < 0)
-		log_warn("cannot record %s in the index: %s", r->path, index_errmsg(e->idx));
+		log_warn("cannot record %s in the index: %s", LOG_Q(r->path), index_errmsg(e->idx));
 	return ret;
 }
 
@@ -202,7 +231,7 @@ static void keep_local(struct engine *e, const struct rentry *r, struct index_en
 	merged_vv(&l->vv, &r->vv, &m);
 	l->vv = m;
 	if (index_put_remote(e->idx, l) < 0 || index_put_local(e->idx, l) < 0)
-		log_warn("cannot record %s in the index: %s", l->path, index_errmsg(e->idx));
+		log_warn("cannot record %s in the index: %s", LOG_Q(l->path), index_errmsg(e->idx));
 }
 
 /* Moves our losing version of l to its conflict name (disk and index). */
@@ -226,20 +255,21 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 	if (r == 0) {
 		r = index_rename(e->idx, l->path, l->path_len, cname, (size_t)(cn - cname) + strlen(cn));
 		if (r < 0)
-			log_warn("cannot record the conflict copy %s: %s", cname,
+			log_warn("cannot record the conflict copy %s: %s", LOG_Q(cname),
 				 index_errmsg(e->idx));
 		struct stat st;
 		if (fstatat(dirfd, cn, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    index_set_stat(e->idx, cname, strlen(cname), st.st_dev, st.st_ino,
 				   ts_ns(&st.st_ctim)) < 0)
-			log_debug("cannot record the identity of %s", cname);
+			log_debug("cannot record the identity of %s", LOG_Q(cname));
 		r = 0;
 	}
 	close(dirfd);
 	quote(l->path, q, sizeof(q));
 	if (r == 0) {
 		e->conflicts++;
-		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q, cname);
+		log_notice("conflict: %s was changed on both sides; ours is kept as %s", q,
+			   LOG_Q(cname));
 	}
 	return r;
 }
@@ -270,7 +300,7 @@ static int apply_delete(struct engine *e, const struct rentry *r, struct index_e
 		return 0;
 	}
 	if (rc < 0 && rc != -ENOENT) {
-		log_warn("cannot delete %s as the peer did: %s", r->path, strerror(-rc));
+		log_warn("cannot delete %s as the peer did: %s", LOG_Q(r->path), strerror(-rc));
 		return rc;
 	}
 	(void)store(e, r, vv, NULL);
@@ -296,7 +326,7 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 			rc = 0;
 	}
 	if (rc == 0)
-		rc = meta_set(dirfd, name, SYNC_KIND_DIR, r->mode, 0, &st);
+		rc = meta_set(dirfd, name, SYNC_KIND_DIR, engine_peer_mode(e, r->mode), 0, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -305,6 +335,36 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 	 * (otherwise local edits inside it go unseen until a full rescan). */
 	st.st_ino = 0;
 	rc = store(e, r, vv, &st);
+	changed(e, r->path);
+	return rc;
+}
+
+/*
+ * A symlink of the peer's that points outside the share is not made here
+ * (unless --symlinks=all): whatever we had under its name goes, as the
+ * peer's newer version says, and the entry is recorded with no identity,
+ * so the scanner does not read its absence as a deletion (scan_off_disk).
+ */
+static int refuse_symlink(struct engine *e, const struct rentry *r, const struct vv *vv,
+			  int dirfd, const char *name)
+{
+	struct stat st;
+	int rc = 0;
+
+	log_warn("not making the peer's symlink %s -> %s: it points outside the share "
+		 "('tandem up --symlinks=all' makes such links)",
+		 LOG_Q(r->path), LOG_Q(r->target));
+	e->refused++;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode))
+			rc = -EISDIR; /* as renaming a link over it would fail */
+		else if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			rc = -errno;
+	}
+	close(dirfd);
+	if (rc < 0)
+		return rc;
+	rc = store(e, r, vv, NULL);
 	changed(e, r->path);
 	return rc;
 }
@@ -319,6 +379,9 @@ static int apply_symlink(struct engine *e, const struct rentry *r, const struct 
 	dirfd = apply_open_parent(e, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
+	if (!e->opts.symlinks_all && r->target &&
+	    path_link_escapes(r->path, r->path_len, r->target, r->target_len))
+		return refuse_symlink(e, r, vv, dirfd, name);
 	snprintf(tmp, sizeof(tmp), SCAN_TMP_PREFIX "%016" PRIx64 ".lnk", r->seq);
 	(void)unlinkat(dirfd, tmp, 0);
 	rc = symlinkat(r->target ? r->target : "", dirfd, tmp) < 0 ? -errno : 0;
@@ -346,7 +409,7 @@ static int apply_meta(struct engine *e, const struct rentry *r, const struct vv 
 	dirfd = apply_open_parent(e, r->path, false, &name);
 	if (dirfd < 0)
 		return dirfd;
-	rc = meta_set(dirfd, name, r->kind, r->mode, r->mtime_ns, &st);
+	rc = meta_set(dirfd, name, r->kind, engine_peer_mode(e, r->mode), r->mtime_ns, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -385,7 +448,8 @@ int apply_place(struct engine *e, const struct rentry *r)
 		goto out;
 	}
 	lazy_retire(e, r->path);
-	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, r->mode) < 0 || futimens(fd, ts) < 0 ||
+	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, engine_peer_mode(e, r->mode)) < 0 ||
+	    futimens(fd, ts) < 0 ||
 	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 		(void)unlinkat(dirfd, tmp, 0);
@@ -468,7 +532,7 @@ static bool local_get(struct engine *e, const char *path, size_t len, struct ind
 	char err[SCAN_ERR_LEN];
 
 	if (scan_path_now(e->scan, path, len, err) < 0)
-		log_debug("cannot rescan %s: %s", path, err);
+		log_debug("cannot rescan %s: %s", LOG_Q(path), err);
 	return index_get(e->idx, path, len, l) == 0;
 }
 
@@ -493,13 +557,14 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
 	if (rc == 0 && lazy_moved(e, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
 		/* a placeholder without its mark would read as zeros: fetch instead */
-		log_warn("cannot move the lazy-content record of %s to %s: %s", k->del->path,
-			 r->path, index_errmsg(e->idx));
+		log_warn("cannot move the lazy-content record of %s to %s: %s", LOG_Q(k->del->path),
+			 LOG_Q(r->path), index_errmsg(e->idx));
 		(void)renameat(dfd, dname, sfd, sname);
 		rc = -EIO;
 	}
 	if (rc == 0)
-		rc = meta_set(dfd, dname, SYNC_KIND_FILE, r->mode, r->mtime_ns, &st);
+		rc = meta_set(dfd, dname, SYNC_KIND_FILE, engine_peer_mode(e, r->mode), r->mtime_ns,
+			      &st);
 	close(sfd);
 	close(dfd);
 	if (rc < 0)
@@ -559,14 +624,14 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	case V_MERGE_ONLY:
 		l->vv = vv;
 		if (index_put_remote(e->idx, l) < 0)
-			log_warn("cannot record %s: %s", l->path, index_errmsg(e->idx));
+			log_warn("cannot record %s: %s", LOG_Q(l->path), index_errmsg(e->idx));
 		return;
 	case V_LOCAL_LOSES:
 		rc = move_to_conflict(e, l);
 		if (rc < 0) {
 			log_warn("cannot keep our version of %s as a conflict copy (%s); keeping "
 				 "ours and not taking the peer's",
-				 r->path, strerror(-rc));
+				 LOG_Q(r->path), strerror(-rc));
 			return;
 		}
 		have = false; /* the path is free now */
@@ -599,7 +664,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			}
 			if (pass == 4 && rc == -ENOTEMPTY && carry(c, r, true))
 				return;
-			log_warn("cannot replace %s with the peer's version: %s", r->path,
+			log_warn("cannot replace %s with the peer's version: %s", LOG_Q(r->path),
 				 strerror(-rc));
 			return;
 		}
@@ -631,7 +696,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	}
 	}
 	if (rc < 0 && rc != -ELOOP && rc != -EXDEV && rc != -ENOTDIR)
-		log_warn("cannot apply the peer's change to %s: %s", r->path, strerror(-rc));
+		log_warn("cannot apply the peer's change to %s: %s", LOG_Q(r->path), strerror(-rc));
 }
 
 /* Local files that the batch deletes, by content hash. */
@@ -770,7 +835,8 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 		merged_vv(&l->vv, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-	if (!synced && (fchmod(f->tmpfd, f->r.mode) < 0 || futimens(f->tmpfd, ts) < 0 ||
+	if (!synced && (fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode)) < 0 ||
+			futimens(f->tmpfd, ts) < 0 ||
 			fsync(f->tmpfd) < 0)) {
 		rc = -errno;
 		goto out;
@@ -790,7 +856,7 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 		uint8_t *blob = malloc(n);
 		if (blob && blocks_manifest_encode(f->m, blob, n) > 0 &&
 		    index_manifest_put(e->idx, f->r.hash, blob, n) < 0)
-			log_debug("cannot keep the block list of %s", f->r.path);
+			log_debug("cannot keep the block list of %s", LOG_Q(f->r.path));
 		free(blob);
 	}
 	changed(e, f->r.path);

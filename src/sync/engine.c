@@ -250,7 +250,7 @@ static int send_one(const struct index_entry *x, void *ud)
 			r = msg_index_add(&c->w, &s);
 	}
 	if (r < 0)
-		log_warn("cannot send the index entry of %s: %s; skipping it", x->path,
+		log_warn("cannot send the index entry of %s: %s; skipping it", LOG_Q(x->path),
 			 strerror(-r));
 	c->last_seq = x->seq;
 	if (r < 0 && c->w.count == 0)

@@ -78,6 +78,12 @@ struct engine_opts {
 	 * placeholders, their blocks fetched by engine_ensure(). */
 	bool lazy;
 	uint64_t cache_max; /* lazy: remote content kept, bytes; 0 = unlimited */
+	/* Permission bits cleared from every mode the peer sends before it is
+	 * applied here (the daemon's umask at start, docs/SYNC.md "Modes"). */
+	uint32_t mode_mask;
+	/* Make the peer's symlinks that point outside the share too (docs/SYNC.md
+	 * "Symlinks"); false: they are refused and only kept in the index. */
+	bool symlinks_all;
 };
 
 #define ENGINE_CACHE_MAX_DEFAULT ((uint64_t)10 << 30)

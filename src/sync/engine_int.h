@@ -204,6 +204,12 @@ struct engine {
 	unsigned njobs_free;
 };
 
+/* A mode from the peer as it is applied here: within 0777, minus the mask. */
+static inline uint16_t engine_peer_mode(const struct engine *e, uint32_t mode)
+{
+	return (uint16_t)(mode & 0777 & ~e->opts.mode_mask);
+}
+
 /* Nanoseconds since the epoch (may be negative) as a timespec. */
 static inline struct timespec engine_ns_to_ts(int64_t ns)
 {

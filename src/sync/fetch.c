@@ -364,7 +364,7 @@ static void fetch_finish(struct engine *e, struct fetch *f)
 	if (f->r.size >= ((uint64_t)16 << 20))
 		log_info("received %s: %" PRIu64 " MiB in %" PRIu64 " ms (%" PRIu64
 			 " MiB reused from an interrupted transfer)",
-			 f->r.path, f->r.size >> 20, ms, f->bytes_reused >> 20);
+			 LOG_Q(f->r.path), f->r.size >> 20, ms, f->bytes_reused >> 20);
 	unlink_fetch(e, f);
 	f->state = FETCH_CLOSING;
 	f->next = e->closing;
@@ -393,14 +393,14 @@ static int fetch_open(struct engine *e, struct fetch *f)
 	if (f->dirfd < 0) {
 		r = f->dirfd;
 		if (r != -ELOOP && r != -EXDEV && r != -ENOTDIR)
-			log_warn("cannot fetch %s: %s", f->r.path, strerror(-r));
+			log_warn("cannot fetch %s: %s", LOG_Q(f->r.path), strerror(-r));
 		return r;
 	}
 	tmp_name(f, f->tmpname);
 	f->tmpfd = openat(f->dirfd, f->tmpname, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (f->tmpfd < 0 || fstat(f->tmpfd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		r = -errno;
-		log_warn("cannot create a temp file for %s: %s", f->r.path, strerror(-r));
+		log_warn("cannot create a temp file for %s: %s", LOG_Q(f->r.path), strerror(-r));
 		return r ? r : -EIO;
 	}
 	/*
@@ -458,13 +458,14 @@ static int fetch_start(struct engine *e, struct fetch *f)
 		return r; /* still queued: not counted active */
 	e->nactive++;
 	f->state = FETCH_BLOCKS;
-	log_debug("sync: fetching %s (%" PRIu64 " bytes%s)", f->r.path, f->r.size,
+	log_debug("sync: fetching %s (%" PRIu64 " bytes%s)", LOG_Q(f->r.path), f->r.size,
 		  f->resumed ? ", resuming" : "");
 	if (f->r.size == 0) {
 		uint8_t h[BLOCKS_HASH_LEN];
 		if (blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0 ||
 		    memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0) {
-			log_warn("the peer's empty file %s has a wrong hash; not taken", f->r.path);
+			log_warn("the peer's empty file %s has a wrong hash; not taken",
+				 LOG_Q(f->r.path));
 			return -EBADMSG;
 		}
 		if (ftruncate(f->tmpfd, 0) < 0)
@@ -633,7 +634,7 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 	f = q->f;
 	if (memcmp(m->hash, f->r.hash, SYNC_HASH_LEN) != 0 || m->size != f->r.size) {
 		log_warn("the peer sent a manifest of another version of %s; fetching again later",
-			 f->r.path);
+			 LOG_Q(f->r.path));
 		req_done(e, q);
 		fetch_drop(e, f, true);
 		return;
@@ -646,7 +647,8 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 		}
 		r = blocks_manifest_new(m->size, m->block_size, &f->m);
 		if (r < 0) {
-			log_warn("cannot take the manifest of %s: %s", f->r.path, strerror(-r));
+			log_warn("cannot take the manifest of %s: %s", LOG_Q(f->r.path),
+				 strerror(-r));
 			req_done(e, q);
 			fetch_drop(e, f, false);
 			return;
@@ -662,13 +664,13 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 	req_done(e, q);
 	if (blocks_manifest_check(f->m, f->r.hash) < 0) {
 		log_warn("the peer's block list of %s does not match its file hash; not taken",
-			 f->r.path);
+			 LOG_Q(f->r.path));
 		e->refused++;
 		fetch_drop(e, f, true);
 		return;
 	}
 	f->state = FETCH_BLOCKS;
-	log_debug("sync: manifest of %s: %u blocks", f->r.path, f->m->count);
+	log_debug("sync: manifest of %s: %u blocks", LOG_Q(f->r.path), f->m->count);
 }
 
 /* A block was verified and written (r == 0), or not. */
@@ -678,12 +680,13 @@ static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t l
 		log_warn("block %u of %s from the peer does not verify (its file changed, or the "
 			 "data is bad); not written, fetching again when the peer sends its new "
 			 "version",
-			 i, f->r.path);
+			 i, LOG_Q(f->r.path));
 		fetch_drop(e, f, true);
 		return;
 	}
 	if (r < 0) {
-		log_warn("cannot write %s: %s; fetching again later", f->r.path, strerror(-r));
+		log_warn("cannot write %s: %s; fetching again later", LOG_Q(f->r.path),
+			 strerror(-r));
 		fetch_requeue(e, f);
 		return;
 	}
@@ -825,7 +828,7 @@ void fetch_on_error(struct engine *e, const struct sync_block_error *b)
 		return;
 	log_quote(b->text, b->text_len, txt, sizeof(txt));
 	log_info("the peer cannot send %s now (code %u: %s); it will send its current version",
-		 f->r.path, b->code, txt);
+		 LOG_Q(f->r.path), b->code, txt);
 	if (b->code == SYNC_BLOCK_ERR_IO || b->code == SYNC_BLOCK_ERR_REFUSED)
 		fetch_requeue(e, f);
 	else
@@ -852,7 +855,7 @@ static void commit_all(struct engine *e)
 	if (n >= 2) {
 		for (f = e->closing; f; f = f->next) {
 			struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-			(void)fchmod(f->tmpfd, f->r.mode);
+			(void)fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode));
 			(void)futimens(f->tmpfd, ts);
 		}
 		synced = syncfs(e->closing->tmpfd) == 0;
@@ -863,7 +866,7 @@ static void commit_all(struct engine *e)
 		next = f->next;
 		r = apply_commit_fetch(e, f, synced);
 		if (r < 0 && r != -ESTALE)
-			log_warn("cannot put %s in place: %s", f->r.path, strerror(-r));
+			log_warn("cannot put %s in place: %s", LOG_Q(f->r.path), strerror(-r));
 		if (r < 0)
 			(void)unlinkat(f->dirfd, f->tmpname, 0);
 	}

@@ -798,7 +798,7 @@ static int put(struct index *idx, struct index_entry *e, int local)
 			r = vv_bump(&vv, idx->device);
 			if (r < 0)
 				index_seterr(idx, r, "cannot bump the version vector of %s",
-					     e->path);
+					     LOG_Q(e->path));
 		}
 	}
 	if (r >= 0)

@@ -263,7 +263,8 @@ void lazy_persist(struct engine *e, struct lazy_file *z)
 		return; /* not marked: fetched again later */
 	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0)
-		log_debug("cannot record the blocks of %s: %s", z->path, index_errmsg(e->idx));
+		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
+			  index_errmsg(e->idx));
 	else
 		z->dirty = false;
 }
@@ -291,7 +292,7 @@ void lazy_persist_all(struct engine *e)
 				continue;
 			if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
 					   lazy_bits_len(z->size)) < 0)
-				log_debug("cannot record the blocks of %s: %s", z->path,
+				log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
 					  index_errmsg(e->idx));
 			else
 				z->dirty = false;
@@ -314,7 +315,7 @@ static void forget_mem(struct engine *e, struct lazy_file *z);
 void lazy_forget(struct engine *e, struct lazy_file *z)
 {
 	if (index_lazy_del(e->idx, z->path, z->path_len) < 0)
-		log_debug("cannot drop the lazy row of %s", z->path);
+		log_debug("cannot drop the lazy row of %s", LOG_Q(z->path));
 	forget_mem(e, z);
 }
 
@@ -360,7 +361,7 @@ void lazy_retire(struct engine *e, const char *path)
 	if (!c) {
 		log_warn("out of memory: a reader still holding the old %s may read zeros where "
 			 "it had no data yet",
-			 path);
+			 LOG_Q(path));
 		return;
 	}
 	memcpy(c->have, z->have, lazy_bits_len(z->size));
@@ -498,7 +499,7 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 		close(fd);
 	if (yes)
 		log_debug("sync: %s changed on disk but is still a placeholder: its metadata only",
-			  path);
+			  LOG_Q(path));
 	return yes;
 }
 
@@ -771,7 +772,7 @@ void engine_on_ensure(struct engine *e)
 			/* a renamed placeholder the scanner has not seen yet? */
 			char err[SCAN_ERR_LEN];
 			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", c[k].path, err);
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 		}
@@ -781,7 +782,7 @@ void engine_on_ensure(struct engine *e)
 			 * placeholder, new bytes make it the user's file */
 			char err[SCAN_ERR_LEN];
 			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", c[k].path, err);
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 			r = z ? activate(e, z) : 0;
@@ -791,7 +792,7 @@ void engine_on_ensure(struct engine *e)
 		} else if (r == -EAGAIN) {
 			log_warn("%s changed on disk and the index does not say how yet; not "
 				 "fetching into it",
-				 c[k].path);
+				 LOG_Q(c[k].path));
 			lazy_wake(e, true, c[k].path);
 		} else if (r == 0 && z && up && !not_the_readers(z, c[k].ino)) {
 			want_range(z, c[k].off, c[k].len);

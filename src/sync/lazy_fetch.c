@@ -154,7 +154,7 @@ void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifes
 	z->manifest_req = 0;
 	if (blocks_manifest_check(z->m, z->hash) < 0) {
 		log_warn("the peer's block list of %s does not match its file hash; not taken",
-			 z->path);
+			 LOG_Q(z->path));
 		e->refused++;
 		blocks_manifest_free(z->m);
 		z->m = NULL;
@@ -165,7 +165,7 @@ void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifes
 	uint8_t *blob = malloc(n);
 	if (blob && blocks_manifest_encode(z->m, blob, n) > 0 &&
 	    index_manifest_put(e->idx, z->hash, blob, n) < 0)
-		log_debug("cannot keep the block list of %s", z->path);
+		log_debug("cannot keep the block list of %s", LOG_Q(z->path));
 	free(blob);
 	fetch_pump(e);
 }
@@ -204,7 +204,7 @@ static void burst_end(struct engine *e, struct lazy_file *z)
 	else if (z->dirty && !e->lz_persist_due_ms)
 		e->lz_persist_due_ms = lazy_mono_ms() + LAZY_PERSIST_MS;
 	if (z->nhave == z->nblocks)
-		log_debug("sync: %s is complete", z->path);
+		log_debug("sync: %s is complete", LOG_Q(z->path));
 	lazy_deactivate(e, z);
 	if (e->opts.cache_max && e->lz_bytes > e->opts.cache_max)
 		lazy_evict(e);
@@ -234,7 +234,8 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		r = -EBADMSG;
 	}
 	if (r != 0) {
-		log_warn("block %u of %s from the peer does not verify; not written", i, z->path);
+		log_warn("block %u of %s from the peer does not verify; not written", i,
+			 LOG_Q(z->path));
 		file_failed(e, z);
 		return;
 	}
@@ -242,7 +243,7 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		return; /* deactivated meanwhile */
 	struct stat before;
 	if (fstat(z->fd, &before) < 0) {
-		log_warn("cannot stat %s: %s", z->path, strerror(errno));
+		log_warn("cannot stat %s: %s", LOG_Q(z->path), strerror(errno));
 		file_failed(e, z);
 		return;
 	}
@@ -252,7 +253,8 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("cannot write %s: %s", z->path, n < 0 ? strerror(errno) : "short");
+			log_warn("cannot write %s: %s", LOG_Q(z->path),
+				 n < 0 ? strerror(errno) : "short");
 			file_failed(e, z);
 			return;
 		}
@@ -260,7 +262,7 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 	}
 	r = restore_identity(e, z, z->fd, &before.st_mtim);
 	if (r < 0)
-		log_warn("cannot restore the placeholder %s: %s", z->path, strerror(-r));
+		log_warn("cannot restore the placeholder %s: %s", LOG_Q(z->path), strerror(-r));
 	pthread_mutex_lock(&e->lz_mu);
 	if (!lazy_bit_get(z->have, i)) {
 		lazy_bit_set(z->have, i);
@@ -282,7 +284,7 @@ void lazy_on_error(struct engine *e, struct req *q, const struct sync_block_erro
 
 	fetch_req_done(e, q);
 	log_quote(b->text, b->text_len, txt, sizeof(txt));
-	log_info("the peer cannot send %s now (code %u: %s)", z->path, b->code, txt);
+	log_info("the peer cannot send %s now (code %u: %s)", LOG_Q(z->path), b->code, txt);
 	file_failed(e, z);
 }
 
@@ -337,7 +339,8 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 	pthread_mutex_unlock(&e->lz_mu);
 	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0) {
-		log_debug("cannot record the blocks of %s: %s", z->path, index_errmsg(e->idx));
+		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
+			  index_errmsg(e->idx));
 		z->dirty = true; /* the data stays; the row is written later */
 		goto out;
 	}
@@ -347,7 +350,7 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 		goto out;
 	}
 	r = restore_identity(e, z, wfd, &st.st_mtim); /* == the index's, checked above */
-	log_debug("sync: evicted %s from the cache", z->path);
+	log_debug("sync: evicted %s from the cache", LOG_Q(z->path));
 out:
 	if (rfd >= 0)
 		close(rfd);

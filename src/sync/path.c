@@ -143,3 +143,31 @@ int path_open_parent(int rootfd, const char *rel, int create_dirs, const char **
 	*ret_name = slash + 1;
 	return fd;
 }
+
+bool path_link_escapes(const char *link, size_t len, const char *target, size_t tlen)
+{
+	size_t depth = 0, start = 0;
+	bool named = false;
+
+	if (tlen && target[0] == '/')
+		return true;
+	for (size_t i = 0; i < len; i++)
+		depth += link[i] == '/'; /* directories above the link */
+	for (size_t i = 0; i <= tlen; i++) {
+		if (i < tlen && target[i] != '/')
+			continue;
+		size_t n = i - start;
+		const char *c = target + start;
+		start = i + 1;
+		if (n == 0 || (n == 1 && c[0] == '.'))
+			continue;
+		if (n == 2 && c[0] == '.' && c[1] == '.') {
+			if (named || depth == 0)
+				return true;
+			depth--;
+		} else {
+			named = true;
+		}
+	}
+	return false;
+}

@@ -2,6 +2,7 @@
 #ifndef TANDEM_SYNC_PATH_H
 #define TANDEM_SYNC_PATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -43,5 +44,16 @@ int path_check(const char *p, size_t len, char err[static PATH_ERR_LEN])
  */
 int path_open_parent(int rootfd, const char *rel, int create_dirs, const char **ret_name)
 	__attribute__((warn_unused_result));
+
+/*
+ * Whether a symlink at link (share-relative, len bytes, passes path_check)
+ * pointing to target (tlen bytes, as the peer sent it) leads outside the
+ * share, resolved lexically from the link's directory: an absolute target,
+ * leading ".." that climb above the root, or a ".." after a name (that name
+ * may itself be a symlink, so such a ".." cannot be resolved lexically:
+ * "d/up/../x" with d/up -> ".." is outside). "." and empty components are
+ * skipped; an empty target stays inside. Pure, no file system access.
+ */
+bool path_link_escapes(const char *link, size_t len, const char *target, size_t tlen);
 
 #endif

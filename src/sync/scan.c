@@ -101,6 +101,12 @@ bool scan_unchanged(const struct index_entry *e, const struct stat *st)
 	       e->ino == (uint64_t)st->st_ino && e->ctime_ns == scan_ns(&st->st_ctim);
 }
 
+bool scan_off_disk(const struct index_entry *e)
+{
+	return !e->deleted && e->type == INDEX_SYMLINK && e->ino == 0 &&
+	       path_link_escapes(e->path, e->path_len, e->target, e->target_len);
+}
+
 void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st)
 {
 	memset(e, 0, offsetof(struct index_entry, target));
@@ -379,7 +385,8 @@ static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
 		goto fail;
 	return 1;
 fail:
-	return seterr(err, r, "cannot record %s in the index: %s", j->path, index_errmsg(s->idx));
+	return seterr(err, r, "cannot record %s in the index: %s", LOG_Q(j->path),
+		      index_errmsg(s->idx));
 }
 
 /* A finished job: re-stat, then store, drop or hash again. Returns changes or -errno. */
@@ -703,17 +710,18 @@ int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
 		if (r < 0)
 			return r;
 		r = index_get(s->idx, path, len, &s->e);
-		if (r == -ENOENT || (r == 0 && s->e.deleted))
+		if (r == -ENOENT || (r == 0 && (s->e.deleted || scan_off_disk(&s->e))))
 			return 0;
 		if (r == 0)
 			r = scan_delete_tree(s, path, len);
 		if (r < 0)
-			return seterr(err, r, "cannot record the deletion of %s: %s", path,
+			return seterr(err, r, "cannot record the deletion of %s: %s", LOG_Q(path),
 				      index_errmsg(s->idx));
 		return r > 0;
 	}
 	if (r < 0)
-		return seterr(err, r, "cannot stat %s in %s: %s", path, s->root_q, strerror(-r));
+		return seterr(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
+			      strerror(-r));
 	r = scan_apply(s, path, len, &st, true, err);
 	return r < 0 ? r : r > 0;
 }

@@ -132,6 +132,10 @@ int scan_walk_run(struct scan *s, char *err);
 enum index_type scan_kind(const struct stat *st); /* 0: special file */
 int64_t scan_ns(const struct timespec *ts);
 bool scan_unchanged(const struct index_entry *e, const struct stat *st);
+/* A live entry that is missing from disk on purpose: the peer's symlink out
+ * of the share that was not made here (apply.c refuse_symlink). Its absence
+ * is no deletion. */
+bool scan_off_disk(const struct index_entry *e);
 void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st);
 int scan_lstat(struct scan *s, const char *path, struct stat *ret);
 int scan_check_root(struct scan *s, char *err);

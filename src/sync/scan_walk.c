@@ -52,9 +52,9 @@ struct walk {
 static int walk_err(struct scan *s, char *err, int r, const char *path)
 {
 	if (err)
-		snprintf(err, SCAN_ERR_LEN, "cannot scan %s%s%s in %s: %s (index: %s)",
-			 *path ? "\"" : "the top folder", path, *path ? "\"" : "", s->root_q,
-			 strerror(-r), index_errmsg(s->idx));
+		snprintf(err, SCAN_ERR_LEN, "cannot scan %s in %s: %s (index: %s)",
+			 *path ? LOG_Q(path) : "the top folder", s->root_q, strerror(-r),
+			 index_errmsg(s->idx));
 	return r;
 }
 
@@ -152,6 +152,8 @@ static int child_fn(const struct index_entry *e, void *userdata)
 		    ? scan_kind(&st)
 		    : (errno != ENOENT && errno != ENOTDIR))
 		return 0;
+	if (scan_off_disk(e))
+		return 0; /* never made here: not gone */
 	return push_gone(c->w, e->path);
 }
 
@@ -167,9 +169,9 @@ static void drop_abandoned(int dirfd, const char *name, const char *p)
 		return;
 	if (unlinkat(dirfd, name, 0) == 0)
 		log_info("removed %s: an unfinished download untouched for %lld days",
-			 p, (long long)((now - st.st_mtime) / 86400));
+			 LOG_Q(p), (long long)((now - st.st_mtime) / 86400));
 	else if (errno != ENOENT)
-		log_warn("cannot remove the abandoned download %s: %s", p, strerror(errno));
+		log_warn("cannot remove the abandoned download %s: %s", LOG_Q(p), strerror(errno));
 }
 
 static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
@@ -331,7 +333,7 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 	n = readlinkat(pfd, name, target, sizeof(target));
 	close(pfd);
 	if (n <= 0 || n > INDEX_TARGET_MAX || memchr(target, 0, (size_t)n)) {
-		log_debug("scan: skipping symlink %s: unreadable or target too long", path);
+		log_debug("scan: skipping symlink %s: unreadable or target too long", LOG_Q(path));
 		return 0;
 	}
 	if (live && e->type == INDEX_SYMLINK && e->target_len == (size_t)n &&

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +133,71 @@ TEST(never_follows_symlinks)
 	close(rfd);
 }
 
+/* Does a symlink at link with target point out of the share? */
+static bool esc(const char *link, const char *target)
+{
+	return path_link_escapes(link, strlen(link), target, strlen(target));
+}
+
+TEST(link_leaves_share)
+{
+	/* absolute: always out */
+	CHECK(esc("l", "/etc"));
+	CHECK(esc("l", "/etc/passwd"));
+	CHECK(esc("a/b/c/l", "/"));
+	CHECK(esc("l", "//x"));
+	/* climbing above the root */
+	CHECK(esc("l", ".."));
+	CHECK(esc("l", "../"));
+	CHECK(esc("l", "../x"));
+	CHECK(esc("a/l", "../../outside"));
+	CHECK(esc("a/b/l", "../../../etc/passwd"));
+	CHECK(esc("a/l", "./../.."));
+	CHECK(esc("a/l", "../.././x"));
+	/* a ".." after a name: the name may be a symlink, so it is not lexical */
+	CHECK(esc("l", "a/../../x"));
+	CHECK(esc("a/b/l", "a/../../x"));
+	CHECK(esc("l", "x/.."));
+	CHECK(esc("a/b/c/l", "x/../y"));
+	CHECK(esc("a/l", "sub/../.."));
+	CHECK(esc("d1/l", "up/../etc"));
+	/* inside */
+	CHECK(!esc("l", "sub/file"));
+	CHECK(!esc("l", "file"));
+	CHECK(!esc("l", "."));
+	CHECK(!esc("l", "./"));
+	CHECK(!esc("l", "./a/./b/"));
+	CHECK(!esc("l", "a//b"));
+	CHECK(!esc("a/l", ".."));
+	CHECK(!esc("a/l", "../"));
+	CHECK(!esc("a/l", "../x"));
+	CHECK(!esc("a/b/l", "../../x"));
+	CHECK(!esc("a/b/l", "../.././a/b"));
+	CHECK(esc("a/b/l", "../.././../a/b"));
+	CHECK(!esc("a/b/c/d/e/l", "../../../../../top"));
+	CHECK(esc("a/b/c/d/e/l", "../../../../../../top"));
+	/* a deep share, 128 levels */
+	{
+		char deep[2 * 128 + 1], up[3 * 128 + 2];
+		size_t n = 0, m = 0;
+		for (int i = 0; i < 127; i++) {
+			deep[n++] = 'd';
+			deep[n++] = '/';
+			memcpy(up + m, "../", 3);
+			m += 3;
+		}
+		deep[n++] = 'l';
+		deep[n] = '\0';
+		up[m] = '\0';
+		CHECK(!esc(deep, up)); /* 127 levels up from 127 levels down: the root */
+		memcpy(up + m, "..", 3);
+		CHECK(esc(deep, up));
+	}
+	/* only len bytes of each count */
+	CHECK(!path_link_escapes("a/lX", 3, "../x/..", 4));
+	CHECK(path_link_escapes("l", 1, "../x", 2));
+}
+
 int main(void)
 {
 	char cmd[256], p[256];
@@ -146,6 +214,7 @@ int main(void)
 	RUN(refuses_hostile_paths);
 	RUN(resolves_beneath);
 	RUN(never_follows_symlinks);
+	RUN(link_leaves_share);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
 		return 99;
