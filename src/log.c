@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -111,11 +112,53 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Length of the valid UTF-8 sequence of a printable code point at s (at most
+ * n bytes), or 0 when the bytes there are to be escaped one by one: not
+ * UTF-8 (a stray continuation byte, an overlong form, a surrogate, past
+ * U+10FFFF, cut short), a C1 control (U+0080-U+009F), or a code point that
+ * reorders or hides what a terminal shows (the bidi marks, embeddings,
+ * overrides and isolates, U+2028/U+2029, the BOM).
+ */
+static size_t utf8_printable_len(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0; /* overlong, or past Unicode */
+	if ((cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+		return 0; /* a surrogate, or a C1 control */
+	if (cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
+		return 0;
+	return len;
+}
+
 char *log_escape(const char *s, size_t n, char *out, size_t outlen, unsigned flags)
 {
 	static const char hex[] = "0123456789abcdef";
 	bool quote = flags & LOG_ESC_QUOTE;
-	size_t o = 0;
+	size_t o = 0, end;
 
 	if (outlen < 8) {
 		if (outlen)
@@ -126,15 +169,24 @@ char *log_escape(const char *s, size_t n, char *out, size_t outlen, unsigned fla
 		snprintf(out, outlen, "(null)");
 		return out;
 	}
+	end = strnlen(s, n);
 	if (quote)
 		out[o++] = '"';
-	for (size_t i = 0; i < n && s[i]; i++) {
+	for (size_t i = 0; i < end;) {
 		unsigned char c = (unsigned char)s[i];
+		size_t u = c >= 0x80 ? utf8_printable_len((const unsigned char *)s + i, end - i) : 0;
+
 		/* room for up to 4 bytes, the ellipsis, the quote and NUL */
 		if (o + 4 + 3 + 2 > outlen) {
 			memcpy(out + o, "...", 3);
 			o += 3;
 			break;
+		}
+		if (u) {
+			memcpy(out + o, s + i, u);
+			o += u;
+			i += u;
+			continue;
 		}
 		if ((quote && c == '"') || c == '\\') {
 			out[o++] = '\\';
@@ -147,6 +199,7 @@ char *log_escape(const char *s, size_t n, char *out, size_t outlen, unsigned fla
 		} else {
 			out[o++] = (char)c;
 		}
+		i++;
 	}
 	if (quote)
 		out[o++] = '"';

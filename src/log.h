@@ -54,8 +54,11 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 /*
  * The one escaper for strings from users, peers and relays on their way to
  * a log or a terminal. Writes a printable form of s (at most n bytes of it,
- * stopping at a NUL) into out: '\\' becomes "\\\\", control and non-ASCII
- * bytes (newline, ESC, DEL, 0x80-0xff) become \xNN; with LOG_ESC_QUOTE the
+ * stopping at a NUL) into out: '\\' becomes "\\\\", control bytes (newline,
+ * ESC, DEL) become \xNN, and so does each byte of anything that is not a
+ * printable UTF-8 character (invalid UTF-8, C1 controls such as the 8-bit
+ * CSI, the bidi controls that reorder a line); printable UTF-8 (é, ü, 日本)
+ * is kept as it is, whole or not at all; with LOG_ESC_QUOTE the
  * result is double-quoted and '"' becomes "\\\"". Input that does not fit is
  * cut with "...". s NULL gives "(null)". Returns out (NUL-terminated);
  * outlen must be at least 8.

@@ -23,13 +23,53 @@ TEST(escape_quotes_backslashes_and_high_bytes)
 	char out[64];
 
 	log_escape("say \"hi\" \\ caf\xc3\xa9", 18, out, sizeof(out), LOG_ESC_QUOTE);
-	CHECK_STR_EQ(out, "\"say \\\"hi\\\" \\\\ caf\\xc3\\xa9\"");
+	CHECK_STR_EQ(out, "\"say \\\"hi\\\" \\\\ caf\xc3\xa9\"");
 	/* unquoted: a '"' needs no escape, a backslash still does (\x.. stays unambiguous) */
 	log_escape("say \"hi\" \\ caf\xc3\xa9", 18, out, sizeof(out), 0);
-	CHECK_STR_EQ(out, "say \"hi\" \\\\ caf\\xc3\\xa9");
+	CHECK_STR_EQ(out, "say \"hi\" \\\\ caf\xc3\xa9");
 	/* an 8-bit CSI (0x9b) is escaped too */
 	log_escape("\2332J", 3, out, sizeof(out), 0); /* octal 233 = 0x9b */
 	CHECK_STR_EQ(out, "\\x9b2J");
+}
+
+/* Printable UTF-8 stays readable; what is not UTF-8, or would change how a
+ * terminal shows the line, is escaped byte by byte. */
+TEST(escape_utf8)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "\xc3\xa9t\xc3\xa9", "\xc3\xa9t\xc3\xa9" },		/* été */
+		{ "\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac" },	/* CJK */
+		{ "\xf0\x9f\x93\x81", "\xf0\x9f\x93\x81" },		/* U+1F4C1 */
+		{ "\xc2\x9b" "2J", "\\xc2\\x9b2J" },		/* C1 CSI as UTF-8 */
+		{ "a\xe2\x80\xaetxt.exe", "a\\xe2\\x80\\xaetxt.exe" },	/* U+202E RLO */
+		{ "\xe2\x81\xa6x", "\\xe2\\x81\\xa6x" },		/* U+2066 LRI */
+		{ "\xe2\x80\xa8", "\\xe2\\x80\\xa8" },			/* U+2028 */
+		{ "\xef\xbb\xbf", "\\xef\\xbb\\xbf" },			/* BOM */
+		{ "\xc0\xaf", "\\xc0\\xaf" },				/* overlong '/' */
+		{ "\xe0\x80\xaf", "\\xe0\\x80\\xaf" },			/* overlong, 3 bytes */
+		{ "\xed\xa0\x80", "\\xed\\xa0\\x80" },			/* a surrogate */
+		{ "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80" },		/* past U+10FFFF */
+		{ "x\xc3", "x\\xc3" },					/* cut short */
+		{ "\xa9\xc3\xa9", "\\xa9\xc3\xa9" },			/* stray continuation */
+		{ "\xc3\x1b", "\\xc3\\x1b" },				/* lead byte, then ESC */
+	};
+	char out[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		log_escape(cases[i].in, strlen(cases[i].in), out, sizeof(out), 0);
+		CHECK_STR_EQ(out, cases[i].want);
+	}
+	/* a character is kept whole or not at all when the output is cut */
+	for (size_t len = 8; len < 16; len++) {
+		char o2[16];
+		const char *e = "\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5";
+		log_escape(e, strlen(e), o2, len, 0);
+		CHECK(strlen(o2) < len);
+		CHECK(strlen(o2) >= 3 && strcmp(o2 + strlen(o2) - 3, "...") == 0);
+		CHECK((strlen(o2) - 3) % 3 == 0);
+	}
 }
 
 TEST(escape_bounds)
@@ -78,6 +118,7 @@ TEST(quote_str_macro)
 int main(void)
 {
 	RUN(escape_controls_and_esc);
+	RUN(escape_utf8);
 	RUN(escape_quotes_backslashes_and_high_bytes);
 	RUN(escape_bounds);
 	RUN(quote_str_macro);
