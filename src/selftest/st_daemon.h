@@ -96,5 +96,6 @@ int st_daemon_impostor(struct st_env *env);
 int st_daemon_restart(struct st_env *env);
 int st_daemon_relay_loss(struct st_env *env);
 int st_daemon_relay_late(struct st_env *env);
+int st_daemon_relay_squatter(struct st_env *env);
 
 #endif
