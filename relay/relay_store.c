@@ -15,7 +15,7 @@ struct relay_record {
 	size_t blob_len;
 	int64_t expires_ms;
 	uint64_t written;	    /* s->writes when last stored: the LRU order */
-	struct relay_client_key client; /* who last stored it */
+	uint64_t client; /* keyed hash of who last stored it (client_id) */
 	size_t heap_idx;	    /* position in s->heap */
 	struct relay_record *hnext; /* hash chain */
 };
@@ -245,9 +245,16 @@ static bool secret_matches(const struct relay_record *r, const uint8_t *hash)
 	return sodium_memcmp(hash, r->secret_hash, crypto_generichash_BYTES) == 0;
 }
 
-static bool client_eq(const struct relay_client_key *a, const struct relay_client_key *b)
+/* The client, as a SipHash of its key under the store's random key: the
+ * store needs only equality, not the address. */
+static uint64_t client_id(const struct relay_store *s, const struct relay_client_key *k)
 {
-	return memcmp(a->b, b->b, sizeof(a->b)) == 0;
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(h, k->b, sizeof(k->b), s->hkey);
+	memcpy(&v, h, sizeof(v));
+	return v;
 }
 
 /*
@@ -256,16 +263,16 @@ static bool client_eq(const struct relay_client_key *a, const struct relay_clien
  * newcomer counted for its client.
  */
 static struct relay_record *evict_pick(struct relay_record *const *recs, size_t n,
-				       const struct relay_client_key *client)
+				       uint64_t client)
 {
 	struct relay_record *victim = NULL;
 	size_t victim_held = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		size_t held = client_eq(&recs[i]->client, client) ? 1 : 0;
+		size_t held = recs[i]->client == client ? 1 : 0;
 
 		for (size_t j = 0; j < n; j++)
-			held += client_eq(&recs[j]->client, &recs[i]->client);
+			held += recs[j]->client == recs[i]->client;
 		if (!victim || held > victim_held ||
 		    (held == victim_held && recs[i]->written < victim->written)) {
 			victim = recs[i];
@@ -285,12 +292,12 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	struct relay_record *r, *own = NULL;
 	uint8_t h[crypto_generichash_BYTES];
 	size_t n = 0;
+	uint64_t who;
 	uint8_t *copy;
 
 	if (!blob || blob_len < 1 || blob_len > RELAY_BLOB_MAX || expires_ms <= now_ms)
 		return -EINVAL;
-	if (!client)
-		client = &nobody;
+	who = client_id(s, client ? client : &nobody);
 	relay_store_expire(s, now_ms);
 	if (secret)
 		secret_hash(secret, h);
@@ -313,7 +320,7 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 		own->blob_len = blob_len;
 		own->expires_ms = expires_ms;
 		own->written = ++s->writes;
-		own->client = *client;
+		own->client = who;
 		heap_fix(s, own->heap_idx);
 		return RELAY_STORE_REPLACED;
 	}
@@ -332,7 +339,7 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 		return -ENOMEM;
 	}
 	if (n >= RELAY_TOKEN_WRITERS) {
-		record_remove(s, evict_pick(mine, n, client));
+		record_remove(s, evict_pick(mine, n, who));
 		s->evicted_total++;
 	}
 	memcpy(r->token, token, RELAY_TOKEN_LEN);
@@ -342,7 +349,7 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	r->blob_len = blob_len;
 	r->expires_ms = expires_ms;
 	r->written = ++s->writes;
-	r->client = *client;
+	r->client = who;
 	r->hnext = s->buckets[token_bucket(s, token)];
 	s->buckets[token_bucket(s, token)] = r;
 	heap_set(s, s->count, r);
