@@ -422,37 +422,79 @@ static int secret_parse(const struct relay_request *req, uint8_t secret[static R
 
 /* ---- endpoints ---- */
 
+/* A copy of one record, taken under the lock. */
+struct got_record {
+	uint8_t blob[RELAY_BLOB_MAX];
+	size_t len;
+	int64_t expires_ms;
+};
+
+static json_t *record_json(const struct got_record *g, int64_t now_ms)
+{
+	char *b64 = malloc(B64URL_LEN(g->len) + 1);
+	json_t *o;
+
+	if (!b64)
+		return NULL;
+	b64url_encode(g->blob, g->len, b64, B64URL_LEN(g->len) + 1);
+	o = json_pack("{s:s,s:I}", "blob", b64, "expires_in",
+		      (json_int_t)((g->expires_ms - now_ms + 999) / 1000));
+	free(b64);
+	return o;
+}
+
+/*
+ * {"blob":..,"expires_in":..,"records":[{"blob":..,"expires_in":..},..]}:
+ * every writer's record, most recently written first; "blob" and
+ * "expires_in" repeat the first one for clients older than "records".
+ */
 static void records_get(struct relay_core *core, const struct relay_request *req,
 			const uint8_t *token, struct relay_response *resp)
 {
-	uint8_t blob[RELAY_BLOB_MAX];
-	char *b64;
-	const uint8_t *p;
-	size_t len = 0;
-	int64_t expires = 0;
-	int r;
+	struct relay_store_entry e[RELAY_TOKEN_WRITERS];
+	struct got_record *got;
+	json_t *root = NULL, *arr, *o;
+	size_t n;
 
-	pthread_mutex_lock(&core->lock);
-	r = relay_store_get(core->store, token, req->now_ms, &p, &len, &expires);
-	if (r == 0)
-		memcpy(blob, p, len);
-	pthread_mutex_unlock(&core->lock);
-	if (r < 0) {
-		set_error(resp, 404, "not_found",
-			  "no record under this token: it was never stored, was deleted, or "
-			  "expired; the peer may not be online yet");
-		return;
-	}
-	b64 = malloc(B64URL_LEN(len) + 1);
-	if (!b64) {
+	got = malloc(RELAY_TOKEN_WRITERS * sizeof(*got));
+	if (!got) {
 		set_oom(resp);
 		return;
 	}
-	b64url_encode(blob, len, b64, B64URL_LEN(len) + 1);
-	set_json(resp, 200,
-		 json_pack("{s:s,s:I}", "blob", b64, "expires_in",
-			   (json_int_t)((expires - req->now_ms + 999) / 1000)));
-	free(b64);
+	pthread_mutex_lock(&core->lock);
+	n = relay_store_get_all(core->store, token, req->now_ms, e, RELAY_TOKEN_WRITERS);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(got[i].blob, e[i].blob, e[i].blob_len);
+		got[i].len = e[i].blob_len;
+		got[i].expires_ms = e[i].expires_ms;
+	}
+	pthread_mutex_unlock(&core->lock);
+	if (n == 0) {
+		set_error(resp, 404, "not_found",
+			  "no record under this token: it was never stored, was deleted, or "
+			  "expired; the peer may not be online yet");
+		goto out;
+	}
+	root = record_json(&got[0], req->now_ms);
+	arr = json_array();
+	if (!root || !arr) {
+		json_decref(arr);
+		goto oom;
+	}
+	if (json_object_set_new(root, "records", arr) < 0)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		o = record_json(&got[i], req->now_ms);
+		if (!o || json_array_append_new(arr, o) < 0)
+			goto oom;
+	}
+	set_json(resp, 200, root);
+	goto out;
+oom:
+	json_decref(root);
+	set_oom(resp);
+out:
+	free(got);
 }
 
 static void records_post(struct relay_core *core, const struct relay_request *req,
@@ -473,8 +515,9 @@ static void records_post(struct relay_core *core, const struct relay_request *re
 	    secret_parse(req, secret, &have_secret, resp) < 0)
 		goto out;
 	pthread_mutex_lock(&core->lock);
-	r = relay_store_put(core->store, token, have_secret ? secret : NULL, pb->blob, pb->blob_len,
-			    req->now_ms + (int64_t)pb->ttl * 1000, req->now_ms, &retry_ms);
+	r = relay_store_put(core->store, token, &req->client, have_secret ? secret : NULL,
+			    pb->blob, pb->blob_len, req->now_ms + (int64_t)pb->ttl * 1000,
+			    req->now_ms, &retry_ms);
 	pthread_mutex_unlock(&core->lock);
 	switch (r) {
 	case RELAY_STORE_CREATED:
@@ -484,8 +527,8 @@ static void records_post(struct relay_core *core, const struct relay_request *re
 		break;
 	case -EACCES:
 		set_error(resp, 403, "forbidden",
-			  "this record belongs to another writer: the X-Tandem-Write-Secret "
-			  "header is missing or is not the one the record was created with");
+			  "missing X-Tandem-Write-Secret header; a POST must carry the base64url "
+			  "of the writer's 32-byte write secret");
 		break;
 	case -ENOKEY:
 		set_error(resp, 400, "missing_write_secret",
@@ -527,8 +570,9 @@ static void records_delete(struct relay_core *core, const struct relay_request *
 			  "expired");
 	} else {
 		set_error(resp, 403, "forbidden",
-			  "this record belongs to another writer: the X-Tandem-Write-Secret "
-			  "header is missing or is not the one the record was created with");
+			  "no record under this token belongs to this writer: the "
+			  "X-Tandem-Write-Secret header is missing or is not the one a record was "
+			  "stored with");
 	}
 out:
 	sodium_memzero(secret, sizeof(secret));
@@ -579,6 +623,7 @@ static void metrics(struct relay_core *core, const struct relay_request *req,
 	g.records = relay_store_count(core->store, req->now_ms);
 	g.max_records = core->cfg.max_records;
 	g.expired_total = relay_store_expired_total(core->store);
+	g.evicted_total = relay_store_evicted_total(core->store);
 	g.clients = core->rl ? relay_ratelimit_count(core->rl, req->now_ms) : 0;
 	r = relay_metrics_format(&core->metrics, &g, req->now_ms, &text, &len);
 	pthread_mutex_unlock(&core->lock);

@@ -97,6 +97,12 @@ int relay_metrics_format(const struct relay_metrics *m, const struct relay_metri
 		 "tandem_relay_records_expired_total %" PRIu64 "\n",
 		 g->expired_total);
 	text_add(&t,
+		 "# HELP tandem_relay_records_evicted_total Records pushed out of a full token by "
+		 "a new writer.\n"
+		 "# TYPE tandem_relay_records_evicted_total counter\n"
+		 "tandem_relay_records_evicted_total %" PRIu64 "\n",
+		 g->evicted_total);
+	text_add(&t,
 		 "# HELP tandem_relay_rate_limit_clients Clients tracked by the rate limiter.\n"
 		 "# TYPE tandem_relay_rate_limit_clients gauge\n"
 		 "tandem_relay_rate_limit_clients %zu\n",

@@ -40,6 +40,7 @@ struct relay_metrics_gauges {
 	size_t max_records;
 	size_t clients;		/* rate-limited clients tracked */
 	uint64_t expired_total; /* records dropped by expiry */
+	uint64_t evicted_total; /* records pushed out of a full token */
 };
 
 void relay_metrics_init(struct relay_metrics *m, int64_t now_ms);

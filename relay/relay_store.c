@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@ struct relay_record {
 	uint8_t *blob;
 	size_t blob_len;
 	int64_t expires_ms;
+	uint64_t written;	    /* s->writes when last stored: the LRU order */
+	uint64_t client; /* keyed hash of who last stored it (client_id) */
 	size_t heap_idx;	    /* position in s->heap */
 	struct relay_record *hnext; /* hash chain */
 };
@@ -23,6 +26,8 @@ struct relay_store {
 	struct relay_record **buckets;
 	struct relay_record **heap; /* min-heap on expires_ms, max entries */
 	uint64_t expired_total;
+	uint64_t evicted_total;
+	uint64_t writes; /* stores so far */
 	uint8_t hkey[crypto_shorthash_KEYBYTES];
 };
 
@@ -170,12 +175,20 @@ size_t relay_store_count(struct relay_store *s, int64_t now_ms)
 	return s->count;
 }
 
-static struct relay_record *record_find(struct relay_store *s, const uint8_t *token)
+static bool token_eq(const struct relay_record *r, const uint8_t *token)
 {
+	return memcmp(r->token, token, RELAY_TOKEN_LEN) == 0;
+}
+
+/* The most recently written record under token, or NULL. */
+static struct relay_record *record_newest(struct relay_store *s, const uint8_t *token)
+{
+	struct relay_record *best = NULL;
+
 	for (struct relay_record *r = s->buckets[token_bucket(s, token)]; r; r = r->hnext)
-		if (memcmp(r->token, token, RELAY_TOKEN_LEN) == 0)
-			return r;
-	return NULL;
+		if (token_eq(r, token) && (!best || r->written > best->written))
+			best = r;
+	return best;
 }
 
 int relay_store_get(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
@@ -185,7 +198,7 @@ int relay_store_get(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	struct relay_record *r;
 
 	relay_store_expire(s, now_ms);
-	r = record_find(s, token);
+	r = record_newest(s, token);
 	if (!r)
 		return -ENOENT;
 	*ret_blob = r->blob;
@@ -194,49 +207,126 @@ int relay_store_get(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	return 0;
 }
 
-static int secret_check(const struct relay_record *r, const uint8_t *secret)
+static void entry_fill(const struct relay_record *r, struct relay_store_entry *e)
 {
-	uint8_t h[crypto_generichash_BYTES];
-	int ok;
+	e->token = r->token;
+	e->blob = r->blob;
+	e->blob_len = r->blob_len;
+	e->expires_ms = r->expires_ms;
+}
 
-	if (!secret)
-		return -EACCES;
-	secret_hash(secret, h);
-	ok = sodium_memcmp(h, r->secret_hash, sizeof(h)) == 0;
-	sodium_memzero(h, sizeof(h));
-	return ok ? 0 : -EACCES;
+size_t relay_store_get_all(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
+			   int64_t now_ms, struct relay_store_entry *out, size_t max)
+{
+	const struct relay_record *found[RELAY_TOKEN_WRITERS];
+	size_t n = 0;
+
+	relay_store_expire(s, now_ms);
+	for (struct relay_record *r = s->buckets[token_bucket(s, token)]; r; r = r->hnext) {
+		size_t i;
+
+		if (!token_eq(r, token) || n >= RELAY_TOKEN_WRITERS)
+			continue;
+		/* insertion sort, newest first: at most RELAY_TOKEN_WRITERS */
+		for (i = n; i > 0 && found[i - 1]->written < r->written; i--)
+			found[i] = found[i - 1];
+		found[i] = r;
+		n++;
+	}
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++)
+		entry_fill(found[i], &out[i]);
+	return n;
+}
+
+static bool secret_matches(const struct relay_record *r, const uint8_t *hash)
+{
+	return sodium_memcmp(hash, r->secret_hash, crypto_generichash_BYTES) == 0;
+}
+
+/* The client, as a SipHash of its key under the store's random key: the
+ * store needs only equality, not the address. */
+static uint64_t client_id(const struct relay_store *s, const struct relay_client_key *k)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(h, k->b, sizeof(k->b), s->hkey);
+	memcpy(&v, h, sizeof(v));
+	return v;
+}
+
+/*
+ * The record a new writer from client pushes out of a full token: the least
+ * recently written one of the client holding the most records there, the
+ * newcomer counted for its client.
+ */
+static struct relay_record *evict_pick(struct relay_record *const *recs, size_t n,
+				       uint64_t client)
+{
+	struct relay_record *victim = NULL;
+	size_t victim_held = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t held = recs[i]->client == client ? 1 : 0;
+
+		for (size_t j = 0; j < n; j++)
+			held += recs[j]->client == recs[i]->client;
+		if (!victim || held > victim_held ||
+		    (held == victim_held && recs[i]->written < victim->written)) {
+			victim = recs[i];
+			victim_held = held;
+		}
+	}
+	return victim;
 }
 
 int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
-		    const uint8_t *secret, const uint8_t *blob, size_t blob_len, int64_t expires_ms,
-		    int64_t now_ms, int64_t *ret_retry_ms)
+		    const struct relay_client_key *client, const uint8_t *secret,
+		    const uint8_t *blob, size_t blob_len, int64_t expires_ms, int64_t now_ms,
+		    int64_t *ret_retry_ms)
 {
-	struct relay_record *r;
+	static const struct relay_client_key nobody;
+	struct relay_record *mine[RELAY_TOKEN_WRITERS];
+	struct relay_record *r, *own = NULL;
+	uint8_t h[crypto_generichash_BYTES];
+	size_t n = 0;
+	uint64_t who;
 	uint8_t *copy;
-	int ret;
 
 	if (!blob || blob_len < 1 || blob_len > RELAY_BLOB_MAX || expires_ms <= now_ms)
 		return -EINVAL;
+	who = client_id(s, client ? client : &nobody);
 	relay_store_expire(s, now_ms);
-	r = record_find(s, token);
-	if (r) {
-		ret = secret_check(r, secret);
-		if (ret < 0)
-			return ret;
+	if (secret)
+		secret_hash(secret, h);
+	for (r = s->buckets[token_bucket(s, token)]; r; r = r->hnext) {
+		if (!token_eq(r, token))
+			continue;
+		if (secret && !own && secret_matches(r, h))
+			own = r;
+		if (n < RELAY_TOKEN_WRITERS)
+			mine[n++] = r;
+	}
+	sodium_memzero(h, sizeof(h));
+	if (own) {
 		copy = malloc(blob_len);
 		if (!copy)
 			return -ENOMEM;
 		memcpy(copy, blob, blob_len);
-		free(r->blob);
-		r->blob = copy;
-		r->blob_len = blob_len;
-		r->expires_ms = expires_ms;
-		heap_fix(s, r->heap_idx);
+		free(own->blob);
+		own->blob = copy;
+		own->blob_len = blob_len;
+		own->expires_ms = expires_ms;
+		own->written = ++s->writes;
+		own->client = who;
+		heap_fix(s, own->heap_idx);
 		return RELAY_STORE_REPLACED;
 	}
 	if (!secret)
-		return -ENOKEY;
-	if (s->count >= s->max) {
+		return n ? -EACCES : -ENOKEY;
+	if (n < RELAY_TOKEN_WRITERS && s->count >= s->max) {
 		/* heap[0] expires after now_ms: it survived the sweep above */
 		*ret_retry_ms = s->heap[0]->expires_ms - now_ms;
 		return -ENOSPC;
@@ -248,12 +338,18 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 		free(copy);
 		return -ENOMEM;
 	}
+	if (n >= RELAY_TOKEN_WRITERS) {
+		record_remove(s, evict_pick(mine, n, who));
+		s->evicted_total++;
+	}
 	memcpy(r->token, token, RELAY_TOKEN_LEN);
 	secret_hash(secret, r->secret_hash);
 	memcpy(copy, blob, blob_len);
 	r->blob = copy;
 	r->blob_len = blob_len;
 	r->expires_ms = expires_ms;
+	r->written = ++s->writes;
+	r->client = who;
 	r->hnext = s->buckets[token_bucket(s, token)];
 	s->buckets[token_bucket(s, token)] = r;
 	heap_set(s, s->count, r);
@@ -265,17 +361,26 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 int relay_store_delete(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
 		       const uint8_t *secret, int64_t now_ms)
 {
-	struct relay_record *r;
-	int ret;
+	uint8_t h[crypto_generichash_BYTES];
+	struct relay_record *r, *own = NULL;
+	bool any = false;
 
 	relay_store_expire(s, now_ms);
-	r = record_find(s, token);
-	if (!r)
+	if (secret)
+		secret_hash(secret, h);
+	for (r = s->buckets[token_bucket(s, token)]; r; r = r->hnext) {
+		if (!token_eq(r, token))
+			continue;
+		any = true;
+		if (secret && !own && secret_matches(r, h))
+			own = r;
+	}
+	sodium_memzero(h, sizeof(h));
+	if (!any)
 		return -ENOENT;
-	ret = secret_check(r, secret);
-	if (ret < 0)
-		return ret;
-	record_remove(s, r);
+	if (!own)
+		return -EACCES;
+	record_remove(s, own);
 	return 0;
 }
 
@@ -285,12 +390,9 @@ void relay_store_foreach(struct relay_store *s, int64_t now_ms, relay_store_visi
 	relay_store_expire(s, now_ms);
 	for (size_t i = 0; i < s->count; i++) {
 		const struct relay_record *r = s->heap[i];
-		struct relay_store_entry e = {
-			.token = r->token,
-			.blob = r->blob,
-			.blob_len = r->blob_len,
-			.expires_ms = r->expires_ms,
-		};
+		struct relay_store_entry e;
+
+		entry_fill(r, &e);
 		fn(&e, userdata);
 	}
 }
@@ -298,4 +400,9 @@ void relay_store_foreach(struct relay_store *s, int64_t now_ms, relay_store_visi
 uint64_t relay_store_expired_total(const struct relay_store *s)
 {
 	return s->expired_total;
+}
+
+uint64_t relay_store_evicted_total(const struct relay_store *s)
+{
+	return s->evicted_total;
 }

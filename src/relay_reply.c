@@ -21,6 +21,53 @@ static int fail(struct relay_reply *ret, const char *why)
 	return -EPROTO;
 }
 
+/* Decodes a "blob" member into *rec. Returns 0, or -EPROTO with a reason. */
+static int blob_parse(json_t *v, struct relay_reply_record *rec, struct relay_reply *ret)
+{
+	int n;
+
+	if (!json_is_string(v))
+		return fail(ret, "the reply has no \"blob\" string");
+	n = b64url_decode(json_string_value(v), json_string_length(v), rec->blob,
+			  sizeof(rec->blob));
+	if (n == -EMSGSIZE)
+		return fail(ret, "the record in the reply is larger than any tandem record");
+	if (n <= 0)
+		return fail(ret, "the record in the reply is not valid base64url");
+	rec->blob_len = (size_t)n;
+	rec->expires_in = -1;
+	return 0;
+}
+
+/* "records": [{"blob":..,"expires_in":..}, ..]; bad entries are skipped. */
+static int records_parse(json_t *arr, struct relay_reply *ret)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(arr))
+		return fail(ret, "\"records\" in the reply is not an array");
+	/* clang-format off */
+	json_array_foreach(arr, i, e) {
+		struct relay_reply_record *rec = &ret->records[ret->nrecords];
+		json_t *x;
+
+		if (ret->nrecords >= RELAY_REPLY_RECORDS_MAX || !json_is_object(e) ||
+		    blob_parse(json_object_get(e, "blob"), rec, ret) < 0) {
+			ret->skipped++;
+			continue;
+		}
+		x = json_object_get(e, "expires_in");
+		if (json_is_integer(x) && json_integer_value(x) >= 0 &&
+		    json_integer_value(x) <= 86400 * 365)
+			rec->expires_in = (long)json_integer_value(x);
+		ret->nrecords++;
+	}
+	/* clang-format on */
+	ret->message[0] = '\0'; /* a skipped entry is not the reply's fault */
+	return 0;
+}
+
 int relay_reply_parse(enum relay_reply_kind kind, int status, const char *body, size_t len,
 		      struct relay_reply *ret)
 {
@@ -69,25 +116,15 @@ int relay_reply_parse(enum relay_reply_kind kind, int status, const char *body, 
 		ret->expires_in = (long)json_integer_value(v);
 	}
 	if (kind == RELAY_REPLY_RECORD) {
-		const char *s;
-		int n;
-
-		v = json_object_get(root, "blob");
-		if (!json_is_string(v)) {
-			r = fail(ret, "the reply has no \"blob\" string");
-			goto out;
+		v = json_object_get(root, "records");
+		if (v)
+			r = records_parse(v, ret);
+		else
+			r = blob_parse(json_object_get(root, "blob"), &ret->records[0], ret);
+		if (r == 0 && !v) {
+			ret->records[0].expires_in = ret->expires_in;
+			ret->nrecords = 1;
 		}
-		s = json_string_value(v);
-		n = b64url_decode(s, json_string_length(v), ret->blob, sizeof(ret->blob));
-		if (n == -EMSGSIZE) {
-			r = fail(ret, "the record in the reply is larger than any tandem record");
-			goto out;
-		}
-		if (n <= 0) {
-			r = fail(ret, "the record in the reply is not valid base64url");
-			goto out;
-		}
-		ret->blob_len = (size_t)n;
 	}
 out:
 	json_decref(root);

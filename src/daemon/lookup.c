@@ -75,10 +75,15 @@ static void run_lookup(struct lookup *l)
 		post(l, r, &rec, &res);
 		if (r == 0)
 			return;
-		/* Garbage or an impostor's record under the token: keep trying, slowly. */
-		uint32_t ms =
-			backoff_delay_ms(&l->retry, relay_error_is_transient(r) ? attempt : 30,
-					 res.retry_after, randombytes_random());
+		/*
+		 * Only garbage or an impostor's records under the token: the peer
+		 * can still add its own next to them (several writers per token,
+		 * docs/RELAY.md), so that is retried like a 404. Anything else
+		 * that is not transient is retried slowly.
+		 */
+		bool soon = relay_error_is_transient(r) || relay_lookup_error_is_squat(r);
+		uint32_t ms = backoff_delay_ms(&l->retry, soon ? attempt : 30, res.retry_after,
+					       randombytes_random());
 		log_debug("relay lookup: %s; retrying in %u ms", res.message, ms);
 		if (relay_client_wait(l->client, ms) < 0)
 			return;

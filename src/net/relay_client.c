@@ -452,17 +452,53 @@ int relay_client_unpublish(struct relay_client *c, const struct identity *id, ti
 	return r;
 }
 
+/*
+ * Opens every record of one reply and keeps, among those that hold fp's key
+ * and verify, the most recently made. Returns 0 and *ret, or the reason the
+ * last record was refused (-ENOENT when there was none to open).
+ */
+static int lookup_pick(const struct fingerprint *fp, uint64_t bucket,
+		       const struct relay_reply *reply, struct peer_record *ret, size_t *ret_refused)
+{
+	struct peer_record rec;
+	int r = -ENOENT, found = 0;
+
+	for (size_t i = 0; i < reply->nrecords; i++) {
+		int o = record_open(fp, bucket, reply->records[i].blob, reply->records[i].blob_len,
+				    &rec);
+
+		if (o < 0) {
+			(*ret_refused)++;
+			if (r != -EPROTONOSUPPORT)
+				r = o;
+			continue;
+		}
+		if (!found || rec.timestamp > ret->timestamp)
+			*ret = rec;
+		found = 1;
+	}
+	*ret_refused += reply->skipped;
+	if (found)
+		return 0;
+	if (r == -ENOENT && reply->skipped)
+		r = -EBADMSG;
+	return r;
+}
+
 int relay_client_lookup(struct relay_client *c, const struct fingerprint *fp, time_t now,
 			struct peer_record *ret, struct relay_result *res)
 {
 	uint64_t bucket = derive_bucket(now, c->opts.bucket_seconds);
 	struct relay_reply *reply;
 	uint8_t token[32];
-	int r = -ENOENT;
+	size_t refused = 0;
+	int r = -ENOENT, bad = 0;
 
 	reply = malloc(sizeof(*reply));
 	if (!reply)
 		return -ENOMEM;
+	/* Anyone who knows fp can add records under its tokens (docs/RELAY.md):
+	 * the one that holds fp's key and verifies wins, the others are ignored. */
 	for (int i = 0; i < 2 && !(i == 1 && bucket == 0); i++) {
 		uint64_t b = bucket - (uint64_t)i;
 
@@ -472,23 +508,30 @@ int relay_client_lookup(struct relay_client *c, const struct fingerprint *fp, ti
 			continue;
 		if (r < 0)
 			break;
-		r = record_open(fp, b, reply->blob, reply->blob_len, ret);
+		r = lookup_pick(fp, b, reply, ret, &refused);
 		if (r == 0)
 			break;
-		snprintf(res->message, sizeof(res->message),
-			 "the record stored on the relay %s for this fingerprint %s; ignoring it",
-			 c->base,
-			 r == -EKEYREJECTED ? "holds another key (an impostor?)"
-			 : r == -EPROTONOSUPPORT
-				 ? "has a newer format than this tandem understands (upgrade tandem)"
-				 : "does not decrypt or verify (tampered, or not made by that peer)");
-		break;
+		if (r != -ENOENT && bad != -EPROTONOSUPPORT)
+			bad = r;
+		r = -ENOENT;
 	}
-	if (r == -ENOENT)
+	if (r == -ENOENT && bad) {
+		r = bad;
+		snprintf(res->message, sizeof(res->message),
+			 "the relay %s holds no valid record for this fingerprint yet, only %zu "
+			 "that %s; ignoring %s",
+			 c->base, refused,
+			 r == -EKEYREJECTED ? "hold another key (an impostor?)"
+			 : r == -EPROTONOSUPPORT
+				 ? "have a newer format than this tandem understands (upgrade tandem)"
+				 : "do not decrypt or verify (tampered, or not made by that peer)",
+			 refused == 1 ? "it" : "them");
+	} else if (r == -ENOENT) {
 		snprintf(res->message, sizeof(res->message),
 			 "the relay %s has no record for this fingerprint yet (is the other peer "
 			 "running 'tandem up' with the same relay?)",
 			 c->base);
+	}
 	free(reply);
 	return r;
 }
@@ -525,6 +568,11 @@ int relay_error_is_transient(int err)
 	}
 }
 
+int relay_lookup_error_is_squat(int err)
+{
+	return err == -EKEYREJECTED || err == -EBADMSG;
+}
+
 int relay_client_lookup_retry(struct relay_client *c, const struct fingerprint *fp,
 			      unsigned max_attempts, struct peer_record *ret,
 			      struct relay_result *res)
@@ -534,7 +582,7 @@ int relay_client_lookup_retry(struct relay_client *c, const struct fingerprint *
 
 	for (unsigned attempt = 0;; attempt++) {
 		r = relay_client_lookup(c, fp, time(NULL), ret, res);
-		if (r == 0 || !relay_error_is_transient(r))
+		if (r == 0 || !(relay_error_is_transient(r) || relay_lookup_error_is_squat(r)))
 			return r;
 		if (max_attempts && attempt + 1 >= max_attempts)
 			return r;

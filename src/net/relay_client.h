@@ -80,10 +80,14 @@ int relay_client_unpublish(struct relay_client *c, const struct identity *id, ti
 
 /*
  * Looks up fp's record: the current bucket first, then the previous one.
- * One request per bucket, no retry. Returns 0 and *ret, -ENOENT when
- * neither bucket has a record, or the first hard error. A record that
- * fails to open (-EBADMSG, -EKEYREJECTED, -EPROTONOSUPPORT) is reported as
- * such: someone stored garbage or an impostor's record under that token.
+ * One request per bucket, no retry. A token may hold records of several
+ * writers (docs/RELAY.md); each is opened and the most recent one that
+ * holds fp's key and verifies is kept, the others ignored. Returns 0 and
+ * *ret, -ENOENT when neither bucket has a record, or the first hard error.
+ * When records exist but none opens (-EBADMSG, -EKEYREJECTED,
+ * -EPROTONOSUPPORT), that is reported as such: someone stored garbage or
+ * an impostor's record under the token, and the peer has not (yet) stored
+ * its own.
  */
 int relay_client_lookup(struct relay_client *c, const struct fingerprint *fp, time_t now,
 			struct peer_record *ret, struct relay_result *res)
@@ -104,5 +108,10 @@ int relay_client_wait(const struct relay_client *c, uint32_t ms);
 
 /* True for errors worth retrying later (unreachable, 404, 429, 503, timeouts). */
 int relay_error_is_transient(int err);
+
+/* True for a lookup that found only records that do not open (-EBADMSG,
+ * -EKEYREJECTED): a squatter's, next to which the peer's own can still
+ * appear. relay_client_lookup_retry retries those too. */
+int relay_lookup_error_is_squat(int err);
 
 #endif

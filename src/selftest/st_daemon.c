@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "control_client.h"
 #include "derive.h"
 #include "identity.h"
+#include "record.h"
 #include "relay.h"
+#include "relay_client.h"
 #include "st_daemon.h"
 #include "st_internal.h"
 
@@ -830,5 +833,80 @@ int st_daemon_http_relay(struct st_env *env)
 	ST_CHECK(env, log_lines(&p, needle) == 1); /* still the first run's one */
 out:
 	st_peers_cleanup(env, &p, 1);
+	return ST_PASS;
+}
+
+/*
+ * Token squatting (docs/PROTOCOL.md §3): eve knows both fingerprints and
+ * stores records of her own under ana's and ben's tokens for this hour and
+ * the next, before either is online. Her records are sealed with the record
+ * keys (anyone with the fingerprint can make them), so they even decrypt;
+ * only the key inside and the signature are hers. The peers still pair.
+ */
+static int squat(struct st_env *env, struct relay_client *c, const struct identity *eve,
+		 const char *fptext, uint64_t bucket)
+{
+	struct identity fake = *eve;
+	struct relay_result res;
+	struct peer_record rec;
+	uint8_t token[32], secret[32], blob[RECORD_BLOB_MAX];
+	char err[FP_ERR_LEN];
+	int n, r;
+
+	if (fp_parse(fptext, &fake.fp, err) < 0)
+		return -EINVAL;
+	memset(&rec, 0, sizeof(rec));
+	rec.flags = RECORD_FLAG_INBOUND;
+	rec.naddrs = 1;
+	rec.addrs[0].family = 6;
+	rec.addrs[0].ip[15] = 1; /* [::1]:9, nobody there */
+	rec.addrs[0].port = 9;
+	n = record_seal(&fake, &rec, bucket, blob, sizeof(blob));
+	if (n < 0)
+		return n;
+	derive_relay_token(&fake.fp, bucket, token);
+	derive_write_secret(eve->seed, token, secret);
+	r = relay_client_put(c, token, secret, blob, (size_t)n, 3600, &res);
+	sodium_memzero(secret, sizeof(secret));
+	if (r < 0)
+		st_note(env, "eve's squat failed: %s", res.message);
+	return r;
+}
+
+int st_daemon_relay_squatter(struct st_env *env)
+{
+	struct st_peer p[2];
+	struct identity *eve = NULL;
+	struct relay_client *c = NULL;
+	struct relay_client_opts o;
+	char err[RELAY_ERR_LEN];
+	uint64_t bucket = derive_bucket(time(NULL), 0);
+
+	memset(p, 0, sizeof(p));
+	if (st_peer_make(env, &p[0], "ana") < 0 || st_peer_make(env, &p[1], "ben") < 0)
+		goto out;
+	relay_client_opts_init(&o);
+	o.timeout_ms = 5000;
+	if (identity_new(NULL, &eve) < 0 || relay_client_new(env->relay_url, &o, &c, err) < 0) {
+		ST_CHECK(env, !"eve and her relay client");
+		goto out;
+	}
+	for (int i = 0; i < 2; i++)
+		for (uint64_t b = bucket; b <= bucket + 1; b++)
+			ST_CHECK(env, squat(env, c, eve, p[i].fp, b) == 0);
+	if (env->failures)
+		goto out;
+	st_note(env, "eve holds ana's and ben's tokens of this hour and the next");
+	ST_CHECK(env, st_peer_up(env, &p[0], p[1].fp, NULL) == 0);
+	ST_CHECK(env, st_peer_up(env, &p[1], p[0].fp, NULL) == 0);
+	if (env->failures || !pair_wait(env, &p[0], &p[1], 8000)) {
+		ST_CHECK(env, !"the peers connected despite the squatter");
+		goto out;
+	}
+	st_note(env, "ana and ben found each other next to eve's records");
+out:
+	relay_client_free(c);
+	identity_free(eve);
+	st_peers_cleanup(env, p, 2);
 	return ST_PASS;
 }

@@ -100,5 +100,6 @@ int st_daemon_restart(struct st_env *env);
 int st_daemon_relay_loss(struct st_env *env);
 int st_daemon_relay_late(struct st_env *env);
 int st_daemon_http_relay(struct st_env *env);
+int st_daemon_relay_squatter(struct st_env *env);
 
 #endif

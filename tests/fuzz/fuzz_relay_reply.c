@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Fuzzes the decoder of the relay's replies: the first byte picks the
- * request kind and status class, the rest is the body. */
+ * request kind and status class, the rest is the body (seeds with several
+ * writers' "records", a squatter's oversized and malformed entries among
+ * them, in corpus/relay_reply/records-*). */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,6 +25,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r = relay_reply_parse((enum relay_reply_kind)(sel % 3), statuses[(sel >> 2) % 8],
 				(const char *)data + 1, size - 1, rep);
 	(void)r;
+	/* whatever the body, what is kept fits what readers expect */
+	if (rep->nrecords > RELAY_REPLY_RECORDS_MAX)
+		abort();
+	for (size_t i = 0; i < rep->nrecords; i++)
+		if (rep->records[i].blob_len < 1 || rep->records[i].blob_len > RECORD_BLOB_MAX)
+			abort();
 	free(rep);
 	return 0;
 }

@@ -167,9 +167,19 @@ TEST(only_owner_can_replace)
 	derive_write_secret(mallory->seed, token, secret);
 	n = record_seal(mallory, &rec, bucket, blob, sizeof(blob));
 	REQUIRE(n > 0);
-	CHECK_INT_EQ(relay_client_put(c, token, secret, blob, (size_t)n, 60, &res), -EPERM);
-	CHECK(strstr(res.message, "403") != NULL);
+	/* she can add a record of her own next to alice's, newer than hers ... */
+	sample_record(&rec, 40009);
+	n = record_seal(mallory, &rec, bucket, blob, sizeof(blob));
+	REQUIRE(n > 0);
+	CHECK_INT_EQ(relay_client_put(c, token, secret, blob, (size_t)n, 60, &res), 0);
+	/* ... but a lookup keeps alice's, the one with alice's key */
+	CHECK_INT_EQ(relay_client_lookup(c, &alice->fp, time(NULL), &got, &res), 0);
+	CHECK_INT_EQ(got.addrs[0].port, 40003);
+	CHECK(memcmp(got.pk, alice->pk, sizeof(got.pk)) == 0);
+	/* and deleting deletes only her own */
+	CHECK_INT_EQ(relay_client_delete(c, token, secret, &res), 0);
 	CHECK_INT_EQ(relay_client_delete(c, token, secret, &res), -EPERM);
+	CHECK(strstr(res.message, "403") != NULL);
 	/* alice's record is intact */
 	CHECK_INT_EQ(relay_client_lookup(c, &alice->fp, time(NULL), &got, &res), 0);
 	CHECK_INT_EQ(got.addrs[0].port, 40003);
@@ -207,7 +217,13 @@ TEST(impostor_record_rejected)
 	blob[0] = 1;
 	REQUIRE(relay_client_put(c, token, secret, blob, 100, 60, &res) == 0);
 	CHECK_INT_EQ(relay_client_lookup(c, &bob->fp, time(NULL), &got, &res), -EBADMSG);
-	CHECK(strstr(res.message, "does not decrypt") != NULL);
+	CHECK(strstr(res.message, "not decrypt") != NULL);
+	/* bob comes online: his record is found next to the garbage */
+	sample_record(&rec, 40005);
+	REQUIRE(relay_client_publish(c, bob, &rec, 60, time(NULL), &res) == 0);
+	CHECK_INT_EQ(relay_client_lookup(c, &bob->fp, time(NULL), &got, &res), 0);
+	CHECK_INT_EQ(got.addrs[0].port, 40005);
+	CHECK_INT_EQ(relay_client_unpublish(c, bob, time(NULL), &res), 0);
 	CHECK_INT_EQ(relay_client_delete(c, token, secret, &res), 0);
 	relay_client_free(c);
 }
@@ -467,7 +483,7 @@ TEST(malformed_replies)
 	static const char notjson[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 	static const char noblob[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 	static const char garbage[] = "SSH-2.0-OpenSSH_9.2\r\n";
-	static char huge[40000];
+	static char huge[RELAY_REPLY_MAX + 4096];
 
 	CHECK_INT_EQ(lookup_against(notjson, sizeof(notjson) - 1, &res), -EPROTO);
 	CHECK(strstr(res.message, "malformed reply") != NULL);
@@ -476,9 +492,10 @@ TEST(malformed_replies)
 	CHECK(strstr(res.message, "blob") != NULL);
 	CHECK_INT_EQ(lookup_against(garbage, sizeof(garbage) - 1, &res), -EPROTO);
 	printf("# %s\n", res.message);
-	int n = snprintf(huge, sizeof(huge), "HTTP/1.1 200 OK\r\nContent-Length: 30000\r\n\r\n");
-	memset(huge + n, '{', 30000);
-	CHECK_INT_EQ(lookup_against(huge, (size_t)n + 30000, &res), -EPROTO);
+	int n = snprintf(huge, sizeof(huge), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n",
+			 RELAY_REPLY_MAX + 1);
+	memset(huge + n, '{', RELAY_REPLY_MAX + 1);
+	CHECK_INT_EQ(lookup_against(huge, (size_t)n + RELAY_REPLY_MAX + 1, &res), -EPROTO);
 	CHECK(strstr(res.message, "larger than") != NULL);
 	/* an unexpected status */
 	static const char teapot[] = "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n";

@@ -346,16 +346,29 @@ def test_owner_only(t):
                     "malformed secret")
         check_json(t, r.request("POST", "/v1/records", record_body(b"mine"),
                                 post_headers(tok, sec)), 201, "owner POST")
-        check_error(t, r.request("POST", "/v1/records", record_body(b"evil"),
-                                 post_headers(tok, other)), 403, "forbidden", "wrong secret POST")
+        check_error(t, r.request("DELETE", "/v1/records", headers=post_headers(tok, other)), 403,
+                    "forbidden", "DELETE by a writer without a record")
+        # another writer adds a record of its own next to the owner's (no squatting)
+        check_json(t, r.request("POST", "/v1/records", record_body(b"evil"),
+                                post_headers(tok, other)), 201, "second writer POST")
+        check_json(t, r.request("POST", "/v1/records", record_body(b"evil2"),
+                                post_headers(tok, other)), 200, "second writer replaces its own")
+        obj = check_json(t, r.request("GET", "/v1/records", headers=auth(tok)), 200, "GET both")
+        recs = obj.get("records") if obj else None
+        t.eq([x.get("blob") for x in recs] if recs else None, [b64(b"evil2"), b64(b"mine")],
+             "every writer's record, newest first")
+        t.eq(obj and obj.get("blob"), b64(b"evil2"), "blob is the newest, for old clients")
         check_error(t, r.request("POST", "/v1/records", record_body(b"evil"),
                                  post_headers(tok)), 403, "forbidden", "missing secret POST")
-        check_error(t, r.request("DELETE", "/v1/records", headers=post_headers(tok, other)), 403,
-                    "forbidden", "wrong secret DELETE")
         check_error(t, r.request("DELETE", "/v1/records", headers=auth(tok)), 403, "forbidden",
                     "missing secret DELETE")
+        t.eq(r.request("DELETE", "/v1/records", headers=post_headers(tok, other))[0], 204,
+             "second writer deletes its own")
+        check_error(t, r.request("DELETE", "/v1/records", headers=post_headers(tok, other)), 403,
+                    "forbidden", "wrong secret DELETE")
         obj = check_json(t, r.request("GET", "/v1/records", headers=auth(tok)), 200, "GET")
         t.eq(obj and obj.get("blob"), b64(b"mine"), "record intact")
+        t.eq(obj and len(obj.get("records", [])), 1, "one record left")
         # duplicate Authorization headers are refused, not guessed at
         c = r.conn()
         c.putrequest("GET", "/v1/records")
@@ -930,9 +943,39 @@ def test_logs_keep_secrets(t):
                 t.check(client is None, f"client address at {m.group(1)}: {line!r}")
 
 
+def test_squatter_cannot_evict(t):
+    """Token squatting: a client that floods a token with writers only churns its own."""
+    with Relay("--rate", "0", listen=("127.0.0.1:0",)) as r:
+        _, tok = new_token()
+
+        def post_from(src, blob, sec):
+            c = http.client.HTTPConnection(r.host, r.port, timeout=TIMEOUT,
+                                           source_address=(src, 0))
+            try:
+                c.request("POST", "/v1/records", body=record_body(blob),
+                          headers=post_headers(tok, sec))
+                resp = c.getresponse()
+                resp.read()
+                return resp.status
+            finally:
+                c.close()
+
+        t.eq(post_from("127.0.0.2", b"squat-first", b64(os.urandom(32))), 201, "squatter first")
+        t.eq(post_from("127.0.0.3", b"owner", b64(os.urandom(32))), 201, "owner still gets in")
+        codes = {post_from("127.0.0.2", b"squat%d" % i, b64(os.urandom(32))) for i in range(30)}
+        t.eq(codes, {201}, "the squatter's writers are taken")
+        obj = check_json(t, r.request("GET", "/v1/records", headers=auth(tok)), 200, "GET")
+        blobs = [x.get("blob") for x in obj.get("records", [])] if obj else []
+        t.eq(len(blobs), 8, "at most 8 writers per token")
+        t.check(b64(b"owner") in blobs, "the owner's record survived the flood")
+        _, m = metrics(r)
+        t.eq(m.get("tandem_relay_records_evicted_total"), 24.0, "evictions counted")
+
+
 TESTS = [
     test_store_fetch_replace_delete,
     test_owner_only,
+    test_squatter_cannot_evict,
     test_bearer,
     test_bad_bodies,
     test_too_large,

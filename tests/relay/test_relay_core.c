@@ -38,20 +38,19 @@ TEST(store_put_get_replace_delete)
 	fill(other, 32, 3);
 	REQUIRE(relay_store_new(4, &s) == 0);
 	CHECK_INT_EQ(relay_store_get(s, tok, 0, &b, &len, &exp), -ENOENT);
-	CHECK_INT_EQ(relay_store_put(s, tok, NULL, blob1, 3, 1000, 0, &retry), -ENOKEY);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 1000, 0, &retry), RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, NULL, blob1, 3, 1000, 0, &retry), -ENOKEY);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 1000, 0, &retry), RELAY_STORE_CREATED);
 	CHECK_INT_EQ(relay_store_get(s, tok, 10, &b, &len, &exp), 0);
 	CHECK_INT_EQ(len, 3);
 	CHECK(memcmp(b, blob1, 3) == 0);
 	CHECK_INT_EQ(exp, 1000);
-	/* owner only */
-	CHECK_INT_EQ(relay_store_put(s, tok, other, blob1, 2, 2000, 10, &retry), -EACCES);
-	CHECK_INT_EQ(relay_store_put(s, tok, NULL, blob1, 2, 2000, 10, &retry), -EACCES);
-	CHECK_INT_EQ(relay_store_delete(s, tok, other, 10), -EACCES);
+	/* no secret: nothing changes */
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, NULL, blob1, 2, 2000, 10, &retry), -EACCES);
 	CHECK_INT_EQ(relay_store_delete(s, tok, NULL, 10), -EACCES);
+	CHECK_INT_EQ(relay_store_delete(s, tok, other, 10), -EACCES);
 	CHECK_INT_EQ(relay_store_get(s, tok, 10, &b, &len, &exp), 0);
 	CHECK_INT_EQ(len, 3);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 2, 2000, 10, &retry),
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 2, 2000, 10, &retry),
 		     RELAY_STORE_REPLACED);
 	CHECK_INT_EQ(relay_store_get(s, tok, 1500, &b, &len, &exp), 0);
 	CHECK_INT_EQ(len, 2);
@@ -59,9 +58,114 @@ TEST(store_put_get_replace_delete)
 	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 1500), 0);
 	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 1500), -ENOENT);
 	/* bad arguments */
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 0, 2000, 10, &retry), -EINVAL);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 10, 10, &retry), -EINVAL);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 0, 2000, 10, &retry), -EINVAL);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 10, 10, &retry), -EINVAL);
 	CHECK_INT_EQ(relay_store_count(s, 0), 0);
+	relay_store_free(s);
+}
+
+/*
+ * Token squatting: another writer adds its own record under the token (it
+ * cannot replace or delete the owner's), a reader gets both, newest first.
+ */
+TEST(store_several_writers)
+{
+	struct relay_store *s = NULL;
+	struct relay_store_entry e[RELAY_TOKEN_WRITERS];
+	uint8_t tok[32], sec[32], other[32];
+	const uint8_t *b;
+	size_t len;
+	int64_t exp, retry = 0;
+
+	fill(tok, 32, 1);
+	fill(sec, 32, 2);
+	fill(other, 32, 3);
+	REQUIRE(relay_store_new(16, &s) == 0);
+	CHECK_INT_EQ(relay_store_get_all(s, tok, 0, e, RELAY_TOKEN_WRITERS), 0);
+	/* the squatter came first; the owner still gets in */
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, other, blob1, 1, 5000, 0, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 4000, 1, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_get_all(s, tok, 2, e, RELAY_TOKEN_WRITERS), 2);
+	CHECK_INT_EQ(e[0].blob_len, 3);
+	CHECK_INT_EQ(e[0].expires_ms, 4000);
+	CHECK_INT_EQ(e[1].blob_len, 1);
+	CHECK_INT_EQ(relay_store_get(s, tok, 2, &b, &len, &exp), 0);
+	CHECK_INT_EQ(len, 3);
+	/* each replaces its own; the most recent write comes first */
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, other, blob1, 2, 5000, 3, &retry),
+		     RELAY_STORE_REPLACED);
+	CHECK_INT_EQ(relay_store_get_all(s, tok, 4, e, 1), 1);
+	CHECK_INT_EQ(e[0].blob_len, 2);
+	CHECK_INT_EQ(relay_store_count(s, 4), 2);
+	/* each deletes only its own */
+	CHECK_INT_EQ(relay_store_delete(s, tok, other, 5), 0);
+	CHECK_INT_EQ(relay_store_delete(s, tok, other, 5), -EACCES);
+	CHECK_INT_EQ(relay_store_get_all(s, tok, 6, e, RELAY_TOKEN_WRITERS), 1);
+	CHECK_INT_EQ(e[0].blob_len, 3);
+	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 7), 0);
+	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 7), -ENOENT);
+	CHECK_INT_EQ(relay_store_evicted_total(s), 0);
+	relay_store_free(s);
+}
+
+/*
+ * A full token: the newcomer's client loses its own least recently written
+ * record before anyone else's, so one address cannot push out another's;
+ * among clients with as many records, the least recently written goes.
+ */
+TEST(store_full_token_eviction)
+{
+	struct relay_store *s = NULL;
+	struct relay_store_entry e[RELAY_TOKEN_WRITERS];
+	struct relay_client_key owner = { { 4, 192, 0, 2, 1 } }, squat = { { 4, 198, 51, 100, 7 } };
+	uint8_t tok[32], sec[32], ssec[32], owner_blob[8];
+	int64_t retry = 0, now = 0;
+	bool owner_there;
+
+	fill(tok, 32, 1);
+	fill(sec, 32, 2);
+	fill(owner_blob, sizeof(owner_blob), 0xee);
+	REQUIRE(relay_store_new(1000, &s) == 0);
+	CHECK_INT_EQ(relay_store_put(s, tok, &owner, sec, owner_blob, 8, 100000, now++, &retry),
+		     RELAY_STORE_CREATED);
+	/* one squatter address writes 100 fresh writers */
+	for (int i = 0; i < 100; i++) {
+		fill(ssec, 32, (uint8_t)(0x40 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, &squat, ssec, blob1, 1, 100000, now++, &retry),
+			     RELAY_STORE_CREATED);
+	}
+	CHECK_INT_EQ(relay_store_count(s, now), RELAY_TOKEN_WRITERS);
+	CHECK_INT_EQ(relay_store_evicted_total(s), 100 - (RELAY_TOKEN_WRITERS - 1));
+	owner_there = false;
+	CHECK_INT_EQ(relay_store_get_all(s, tok, now, e, RELAY_TOKEN_WRITERS), RELAY_TOKEN_WRITERS);
+	for (int i = 0; i < RELAY_TOKEN_WRITERS; i++)
+		owner_there |= e[i].blob_len == 8;
+	CHECK(owner_there);
+	/* the owner republishes: a replacement, never refused */
+	CHECK_INT_EQ(relay_store_put(s, tok, &owner, sec, owner_blob, 8, 100000, now++, &retry),
+		     RELAY_STORE_REPLACED);
+
+	/* squatters on 8 addresses each holding one: then the least recently
+	 * written goes, and the owner who republished is not it */
+	for (int i = 0; i < RELAY_TOKEN_WRITERS; i++) {
+		struct relay_client_key k = { { 4, 203, 0, 113, (uint8_t)i } };
+
+		fill(ssec, 32, (uint8_t)(0x10 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, &k, ssec, blob1, 1, 100000, now++, &retry),
+			     RELAY_STORE_CREATED);
+		if (i == RELAY_TOKEN_WRITERS - 3) {
+			CHECK_INT_EQ(relay_store_put(s, tok, &owner, sec, owner_blob, 8, 100000,
+						     now++, &retry),
+				     RELAY_STORE_REPLACED);
+		}
+	}
+	owner_there = false;
+	CHECK_INT_EQ(relay_store_get_all(s, tok, now, e, RELAY_TOKEN_WRITERS), RELAY_TOKEN_WRITERS);
+	for (int i = 0; i < RELAY_TOKEN_WRITERS; i++)
+		owner_there |= e[i].blob_len == 8;
+	CHECK(owner_there);
 	relay_store_free(s);
 }
 
@@ -79,21 +183,21 @@ TEST(store_expiry_and_capacity)
 	for (int i = 0; i < 3; i++) {
 		static const int64_t e[3] = {3000, 1000, 2000};
 		fill(tok, 32, (uint8_t)(10 + i));
-		CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, e[i], 0, &retry),
+		CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, e[i], 0, &retry),
 			     RELAY_STORE_CREATED);
 	}
 	CHECK_INT_EQ(relay_store_count(s, 0), 3);
 	/* full: a new token waits for the earliest expiry */
 	fill(tok, 32, 20);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 5000, 400, &retry), -ENOSPC);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 5000, 400, &retry), -ENOSPC);
 	CHECK_INT_EQ(retry, 600);
 	/* an existing one may still be replaced when full */
 	fill(tok, 32, 10);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 500, 400, &retry),
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 500, 400, &retry),
 		     RELAY_STORE_REPLACED);
 	/* now token 10 expires first, at 500 */
 	fill(tok, 32, 20);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 5000, 450, &retry), -ENOSPC);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 5000, 450, &retry), -ENOSPC);
 	CHECK_INT_EQ(retry, 50);
 	/* at 1000: token 10 (500) and 11 (1000) are gone and do not count */
 	fill(tok, 32, 11);
@@ -102,7 +206,7 @@ TEST(store_expiry_and_capacity)
 	CHECK_INT_EQ(relay_store_count(s, 1000), 1);
 	CHECK_INT_EQ(relay_store_expired_total(s), 2);
 	fill(tok, 32, 20);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 5000, 1000, &retry),
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 5000, 1000, &retry),
 		     RELAY_STORE_CREATED);
 	CHECK_INT_EQ(relay_store_count(s, 1999), 2);
 	CHECK_INT_EQ(relay_store_count(s, 4999), 0 + 1);
@@ -125,7 +229,7 @@ TEST(store_many_random_expiries)
 		memset(tok, 0, sizeof(tok));
 		tok[0] = (uint8_t)(x >> 8);
 		tok[1] = (uint8_t)(x >> 16);
-		r = relay_store_put(s, tok, sec, blob1, 1 + (x >> 28) % 3,
+		r = relay_store_put(s, tok, NULL, sec, blob1, 1 + (x >> 28) % 3,
 				    now + 1 + (int64_t)((x >> 4) % 5000), now, &retry);
 		CHECK(r == RELAY_STORE_CREATED || r == RELAY_STORE_REPLACED || r == -ENOSPC);
 		if (r == -ENOSPC)
@@ -345,7 +449,8 @@ TEST(handle_records_flow)
 	CHECK(expect("POST", "/v1/records", tok_hdr, sec_b64, "{\"blob\":\"AQID\",\"ttl\":5}", 201,
 		     NULL));
 	CHECK_INT_EQ(call("GET", "/v1/records", tok_hdr, NULL, NULL, &resp), 200);
-	CHECK(resp.body && strcmp(resp.body, "{\"blob\":\"AQID\",\"expires_in\":5}") == 0);
+	CHECK(resp.body && strcmp(resp.body, "{\"blob\":\"AQID\",\"expires_in\":5,\"records\":["
+					     "{\"blob\":\"AQID\",\"expires_in\":5}]}") == 0);
 	relay_core_response_done(&resp);
 	clock_ms += 4001;
 	CHECK_INT_EQ(call("GET", "/v1/records", tok_hdr, NULL, NULL, &resp), 200);
@@ -356,9 +461,16 @@ TEST(handle_records_flow)
 		     200);
 	CHECK(resp.body && strcmp(resp.body, "{\"expires_in\":600}") == 0);
 	relay_core_response_done(&resp);
-	/* not the owner */
-	CHECK(expect("POST", "/v1/records", tok_hdr, sec2_b64, "{\"blob\":\"AQ\"}", 403,
-		     "forbidden"));
+	/* another writer: a record of its own next to the owner's, which it can
+	 * neither replace nor delete; GET returns both, newest first */
+	CHECK(expect("DELETE", "/v1/records", tok_hdr, sec2_b64, NULL, 403, "forbidden"));
+	CHECK(expect("POST", "/v1/records", tok_hdr, sec2_b64, "{\"blob\":\"BBA\"}", 201, NULL));
+	CHECK_INT_EQ(call("GET", "/v1/records", tok_hdr, NULL, NULL, &resp), 200);
+	CHECK(resp.body && strcmp(resp.body, "{\"blob\":\"BBA\",\"expires_in\":600,\"records\":["
+					     "{\"blob\":\"BBA\",\"expires_in\":600},"
+					     "{\"blob\":\"AQ\",\"expires_in\":600}]}") == 0);
+	relay_core_response_done(&resp);
+	CHECK(expect("DELETE", "/v1/records", tok_hdr, sec2_b64, NULL, 204, NULL));
 	CHECK(expect("POST", "/v1/records", tok_hdr, NULL, "{\"blob\":\"AQ\"}", 403, "forbidden"));
 	CHECK(expect("DELETE", "/v1/records", tok_hdr, NULL, NULL, 403, "forbidden"));
 	CHECK(expect("DELETE", "/v1/records", tok_hdr, sec2_b64, NULL, 403, "forbidden"));
@@ -567,6 +679,8 @@ TEST(handle_rate_limit)
 int main(void)
 {
 	RUN(store_put_get_replace_delete);
+	RUN(store_several_writers);
+	RUN(store_full_token_eviction);
 	RUN(store_expiry_and_capacity);
 	RUN(store_many_random_expiries);
 	RUN(ratelimit_refill);

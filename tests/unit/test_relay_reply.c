@@ -14,9 +14,65 @@ static int parse(enum relay_reply_kind k, int status, const char *body)
 TEST(record_ok)
 {
 	CHECK_INT_EQ(parse(RELAY_REPLY_RECORD, 200, "{\"blob\":\"AQID\",\"expires_in\":42}"), 0);
-	CHECK_INT_EQ(rep.blob_len, 3);
-	CHECK(rep.blob[0] == 1 && rep.blob[1] == 2 && rep.blob[2] == 3);
+	CHECK_INT_EQ(rep.nrecords, 1);
+	CHECK_INT_EQ(rep.records[0].blob_len, 3);
+	CHECK(rep.records[0].blob[0] == 1 && rep.records[0].blob[1] == 2 &&
+	      rep.records[0].blob[2] == 3);
 	CHECK_INT_EQ(rep.expires_in, 42);
+	CHECK_INT_EQ(rep.records[0].expires_in, 42);
+}
+
+/* Several writers under one token: every usable entry, in order; the rest
+ * (a squatter's oversized or malformed entries) skipped, never fatal. */
+TEST(records_several)
+{
+	static char body[RELAY_REPLY_MAX];
+	size_t n;
+
+	CHECK_INT_EQ(parse(RELAY_REPLY_RECORD, 200,
+			   "{\"blob\":\"AQID\",\"expires_in\":42,\"records\":["
+			   "{\"blob\":\"AQID\",\"expires_in\":42},{\"blob\":\"BA\",\"expires_in\":7}]}"),
+		     0);
+	CHECK_INT_EQ(rep.nrecords, 2);
+	CHECK_INT_EQ(rep.skipped, 0);
+	CHECK_INT_EQ(rep.records[0].blob_len, 3);
+	CHECK_INT_EQ(rep.records[1].blob_len, 1);
+	CHECK_INT_EQ(rep.records[1].blob[0], 4);
+	CHECK_INT_EQ(rep.records[1].expires_in, 7);
+
+	/* the newest, in "blob", is a 4096-byte squatter's record: ignored with
+	 * "records" present; its entry is skipped like the malformed ones */
+	snprintf(body, sizeof(body), "{\"blob\":\"");
+	n = strlen(body);
+	memset(body + n, 'A', 5461);
+	n += 5461;
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "\",\"records\":[{\"blob\":\"");
+	memset(body + n, 'A', 5461);
+	n += 5461;
+	snprintf(body + n, sizeof(body) - n,
+		 "\"},5,{},{\"blob\":7},{\"blob\":\"a+b/\"},{\"blob\":\"\"},"
+		 "{\"blob\":\"BQ\",\"expires_in\":\"x\"}]}");
+	CHECK_INT_EQ(parse(RELAY_REPLY_RECORD, 200, body), 0);
+	CHECK_INT_EQ(rep.nrecords, 1);
+	CHECK_INT_EQ(rep.skipped, 6);
+	CHECK_INT_EQ(rep.records[0].blob[0], 5);
+	CHECK_INT_EQ(rep.records[0].expires_in, -1);
+	CHECK_STR_EQ(rep.message, "");
+
+	/* nothing usable is still a reply; more than RELAY_REPLY_RECORDS_MAX are cut */
+	CHECK_INT_EQ(parse(RELAY_REPLY_RECORD, 200, "{\"records\":[]}"), 0);
+	CHECK_INT_EQ(rep.nrecords, 0);
+	snprintf(body, sizeof(body), "{\"records\":[");
+	for (int i = 0; i < RELAY_REPLY_RECORDS_MAX + 3; i++)
+		strcat(body, i ? ",{\"blob\":\"AQ\"}" : "{\"blob\":\"AQ\"}");
+	strcat(body, "]}");
+	CHECK_INT_EQ(parse(RELAY_REPLY_RECORD, 200, body), 0);
+	CHECK_INT_EQ(rep.nrecords, RELAY_REPLY_RECORDS_MAX);
+	CHECK_INT_EQ(rep.skipped, 3);
+
+	/* "records" must be an array */
+	CHECK_INT_EQ(parse(RELAY_REPLY_RECORD, 200, "{\"blob\":\"AQ\",\"records\":{}}"), -EPROTO);
+	CHECK(strstr(rep.message, "records") != NULL);
 }
 
 TEST(record_malformed)
@@ -78,6 +134,7 @@ int main(void)
 {
 	RUN(record_ok);
 	RUN(record_malformed);
+	RUN(records_several);
 	RUN(errors_are_read_never_fail);
 	RUN(stored_and_empty);
 	return tap_done();
