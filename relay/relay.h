@@ -31,6 +31,7 @@ struct relay_config {
 	const char *tls_cert; /* PEM file, with tls_key: serve HTTPS */
 	const char *tls_key;
 	size_t max_records;		 /* 10000 */
+	size_t max_records_per_client;	 /* per IPv4 address or IPv6 /64, 64; 0: no limit */
 	unsigned rate;			 /* requests per minute per client, 120; 0: no limit */
 	unsigned burst;			 /* 0: same as rate */
 	size_t rate_clients;		 /* clients the rate limiter tracks, 65536 */

@@ -104,6 +104,7 @@ void relay_config_init(struct relay_config *cfg)
 	relay_core_config_init(&cc);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_records = cc.max_records;
+	cfg->max_records_per_client = cc.max_records_per_client;
 	cfg->rate = cc.rate;
 	cfg->burst = cc.burst;
 	cfg->rate_clients = cc.rate_clients;
@@ -120,6 +121,7 @@ static void core_config_from(const struct relay_config *cfg, struct relay_core_c
 {
 	relay_core_config_init(cc);
 	cc->max_records = cfg->max_records;
+	cc->max_records_per_client = cfg->max_records_per_client;
 	cc->rate = cfg->rate;
 	cc->burst = cfg->burst;
 	cc->rate_clients = cfg->rate_clients;
@@ -769,10 +771,10 @@ static void limits_log(const struct relay_config *cfg)
 
 	if (cfg->rate)
 		snprintf(rate, sizeof(rate), "%u requests a minute per client", cfg->rate);
-	log_info("limits: %zu records, %s, %zu-byte bodies, TTL %u s (at most %u s), %u "
-		 "connections, %u s timeout",
-		 cfg->max_records, rate, cfg->max_body, cfg->default_ttl, cfg->max_ttl,
-		 cfg->max_connections, cfg->request_timeout);
+	log_info("limits: %zu records (%zu per client), %s, %zu-byte bodies, TTL %u s (at most "
+		 "%u s), %u connections, %u s timeout",
+		 cfg->max_records, cfg->max_records_per_client, rate, cfg->max_body,
+		 cfg->default_ttl, cfg->max_ttl, cfg->max_connections, cfg->request_timeout);
 }
 
 int relay_server_start(struct relay_server *srv)

@@ -18,6 +18,7 @@ static const char *const reason_names[RELAY_REASON_COUNT] = {
 	[RELAY_REASON_UNAUTHORIZED] = "unauthorized",
 	[RELAY_REASON_FORBIDDEN] = "forbidden",
 	[RELAY_REASON_BAD_REQUEST] = "bad_request",
+	[RELAY_REASON_TOO_MANY_RECORDS] = "too_many_records",
 };
 
 void relay_metrics_init(struct relay_metrics *m, int64_t now_ms)

@@ -20,6 +20,7 @@ enum relay_reason {
 	RELAY_REASON_UNAUTHORIZED, /* 401 */
 	RELAY_REASON_FORBIDDEN,	   /* 403 */
 	RELAY_REASON_BAD_REQUEST,  /* 400 */
+	RELAY_REASON_TOO_MANY_RECORDS, /* 429: the client's record cap */
 	RELAY_REASON_COUNT,
 };
 

@@ -764,6 +764,8 @@ def test_cli_errors(t):
         (["--request-timeout", "0"], b"--request-timeout"),
         (["--max-connections", "x"], b"--max-connections"),
         (["--max-connections", "10", "--max-connections-per-ip", "20"], b"per-address"),
+        (["--max-records", "10", "--max-records-per-client", "20"], b"per-client"),
+        (["--max-records-per-client", "x"], b"--max-records-per-client"),
         (["--listen", "localhost:80"], b"listen address"),
         (["--listen", "[::1]"], b"listen address"),
         (["--listen", "[::1]:70000"], b"listen address"),
@@ -894,6 +896,52 @@ def test_connection_limits(t):
         t.eq(r.request("GET", "/healthz")[0], 200, "serving again once connections closed")
 
 
+def request_from(r, source, method, path, body=None, headers=None, i=0):
+    """One request from the loopback address source (e.g. "127.0.0.2")."""
+    _, host, port = r.urls[i]
+    c = http.client.HTTPConnection(host, port, timeout=TIMEOUT, source_address=(source, 0))
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        resp = c.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        c.close()
+
+
+def test_records_per_client(t):
+    with Relay("--max-records-per-client", "3", "--rate", "0", listen=("127.0.0.1:0",)) as r:
+        sec = b64(os.urandom(32))
+        mine = [new_token()[1] for _ in range(4)]
+        for k, tok in enumerate(mine[:3]):
+            check_json(t, request_from(r, "127.0.0.2", "POST", "/v1/records",
+                                       record_body(ttl=30 + k), post_headers(tok, sec)), 201,
+                       f"record {k + 1} of the cap")
+        reply = request_from(r, "127.0.0.2", "POST", "/v1/records", record_body(ttl=30),
+                             post_headers(mine[3], sec))
+        check_error(t, reply, 429, "too_many_records", "a record over the per-client cap")
+        ra = reply[1].get("retry-after", "")
+        t.check(ra.isdigit() and 1 <= int(ra) <= 30,
+                f"Retry-After {ra!r} until the client's oldest record expires")
+        t.check(b"3" in reply[2], f"the message names the cap: {reply[2]!r}")
+        # replacing one's own record does not count twice
+        check_json(t, request_from(r, "127.0.0.2", "POST", "/v1/records", record_body(ttl=60),
+                                   post_headers(mine[0], sec)), 200, "replace at the cap")
+        # another client still publishes
+        check_json(t, request_from(r, "127.0.0.3", "POST", "/v1/records", record_body(),
+                                   post_headers(new_token()[1], sec)), 201,
+                   "another client publishes")
+        # DELETE releases a slot
+        t.eq(request_from(r, "127.0.0.2", "DELETE", "/v1/records",
+                          headers=post_headers(mine[1], sec))[0], 204, "DELETE")
+        check_json(t, request_from(r, "127.0.0.2", "POST", "/v1/records", record_body(ttl=30),
+                                   post_headers(mine[3], sec)), 201, "a slot freed by DELETE")
+        _, m = metrics(r)
+        t.eq(m.get('tandem_relay_rejections_total{reason="too_many_records"}'), 1.0,
+             "the rejection is counted")
+        t.eq(m.get("tandem_relay_records"), 4.0, "records gauge")
+
+
 def test_logs_keep_secrets(t):
     with Relay("--log-level", "debug", listen=("[::1]:0", "127.0.0.1:0")) as r:
         raw_tok, tok = new_token()
@@ -950,6 +998,7 @@ TESTS = [
     test_graceful_stop,
     test_connection_limits,
     test_logs_keep_secrets,
+    test_records_per_client,
 ]
 
 
@@ -966,8 +1015,11 @@ def main():
         return 1
     global CURRENT
     passed = failed = skipped = 0
-    print(f"1..{len(TESTS)}")
-    for n, test in enumerate(TESTS, 1):
+    # RELAY_TESTS=name,name runs only those (names without "test_")
+    only = [n for n in os.environ.get("RELAY_TESTS", "").split(",") if n]
+    tests = [f for f in TESTS if not only or f.__name__[len("test_"):] in only]
+    print(f"1..{len(tests)}")
+    for n, test in enumerate(tests, 1):
         name = test.__name__[len("test_"):]
         t = CURRENT = Checker()
         skip = None

@@ -36,22 +36,22 @@ TEST(store_put_get_replace_delete)
 	fill(tok, 32, 1);
 	fill(sec, 32, 2);
 	fill(other, 32, 3);
-	REQUIRE(relay_store_new(4, &s) == 0);
+	REQUIRE(relay_store_new(4, 0, &s) == 0);
 	CHECK_INT_EQ(relay_store_get(s, tok, 0, &b, &len, &exp), -ENOENT);
-	CHECK_INT_EQ(relay_store_put(s, tok, NULL, blob1, 3, 1000, 0, &retry), -ENOKEY);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 1000, 0, &retry), RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, NULL, blob1, 3, 1000, 0, &retry), -ENOKEY);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 1000, 0, &retry), RELAY_STORE_CREATED);
 	CHECK_INT_EQ(relay_store_get(s, tok, 10, &b, &len, &exp), 0);
 	CHECK_INT_EQ(len, 3);
 	CHECK(memcmp(b, blob1, 3) == 0);
 	CHECK_INT_EQ(exp, 1000);
 	/* owner only */
-	CHECK_INT_EQ(relay_store_put(s, tok, other, blob1, 2, 2000, 10, &retry), -EACCES);
-	CHECK_INT_EQ(relay_store_put(s, tok, NULL, blob1, 2, 2000, 10, &retry), -EACCES);
+	CHECK_INT_EQ(relay_store_put(s, tok, other, NULL, blob1, 2, 2000, 10, &retry), -EACCES);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, NULL, blob1, 2, 2000, 10, &retry), -EACCES);
 	CHECK_INT_EQ(relay_store_delete(s, tok, other, 10), -EACCES);
 	CHECK_INT_EQ(relay_store_delete(s, tok, NULL, 10), -EACCES);
 	CHECK_INT_EQ(relay_store_get(s, tok, 10, &b, &len, &exp), 0);
 	CHECK_INT_EQ(len, 3);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 2, 2000, 10, &retry),
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 2, 2000, 10, &retry),
 		     RELAY_STORE_REPLACED);
 	CHECK_INT_EQ(relay_store_get(s, tok, 1500, &b, &len, &exp), 0);
 	CHECK_INT_EQ(len, 2);
@@ -59,8 +59,8 @@ TEST(store_put_get_replace_delete)
 	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 1500), 0);
 	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 1500), -ENOENT);
 	/* bad arguments */
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 0, 2000, 10, &retry), -EINVAL);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 10, 10, &retry), -EINVAL);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 0, 2000, 10, &retry), -EINVAL);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 10, 10, &retry), -EINVAL);
 	CHECK_INT_EQ(relay_store_count(s, 0), 0);
 	relay_store_free(s);
 }
@@ -74,26 +74,26 @@ TEST(store_expiry_and_capacity)
 	int64_t exp, retry = 0;
 
 	fill(sec, 32, 9);
-	REQUIRE(relay_store_new(3, &s) == 0);
+	REQUIRE(relay_store_new(3, 0, &s) == 0);
 	/* expiries 3000, 1000, 2000 */
 	for (int i = 0; i < 3; i++) {
 		static const int64_t e[3] = {3000, 1000, 2000};
 		fill(tok, 32, (uint8_t)(10 + i));
-		CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, e[i], 0, &retry),
+		CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, e[i], 0, &retry),
 			     RELAY_STORE_CREATED);
 	}
 	CHECK_INT_EQ(relay_store_count(s, 0), 3);
 	/* full: a new token waits for the earliest expiry */
 	fill(tok, 32, 20);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 5000, 400, &retry), -ENOSPC);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 5000, 400, &retry), -ENOSPC);
 	CHECK_INT_EQ(retry, 600);
 	/* an existing one may still be replaced when full */
 	fill(tok, 32, 10);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 500, 400, &retry),
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 500, 400, &retry),
 		     RELAY_STORE_REPLACED);
 	/* now token 10 expires first, at 500 */
 	fill(tok, 32, 20);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 5000, 450, &retry), -ENOSPC);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 5000, 450, &retry), -ENOSPC);
 	CHECK_INT_EQ(retry, 50);
 	/* at 1000: token 10 (500) and 11 (1000) are gone and do not count */
 	fill(tok, 32, 11);
@@ -102,11 +102,73 @@ TEST(store_expiry_and_capacity)
 	CHECK_INT_EQ(relay_store_count(s, 1000), 1);
 	CHECK_INT_EQ(relay_store_expired_total(s), 2);
 	fill(tok, 32, 20);
-	CHECK_INT_EQ(relay_store_put(s, tok, sec, blob1, 3, 5000, 1000, &retry),
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 5000, 1000, &retry),
 		     RELAY_STORE_CREATED);
 	CHECK_INT_EQ(relay_store_count(s, 1999), 2);
 	CHECK_INT_EQ(relay_store_count(s, 4999), 0 + 1);
 	CHECK_INT_EQ(relay_store_count(s, 5000), 0);
+	relay_store_free(s);
+}
+
+TEST(store_per_client_cap)
+{
+	struct relay_store *s = NULL;
+	struct relay_client_key a = {{4, 127, 0, 0, 2}}, b = {{4, 127, 0, 0, 3}};
+	uint8_t tok[32], sec[32];
+	int64_t retry = 0;
+
+	fill(sec, 32, 7);
+	CHECK_INT_EQ(relay_store_new(4, 5, &s), -EINVAL);
+	REQUIRE(relay_store_new(10, 3, &s) == 0);
+	/* a fills its cap: expiries 3000, 1000, 2000 */
+	for (int i = 0; i < 3; i++) {
+		static const int64_t e[3] = {3000, 1000, 2000};
+		fill(tok, 32, (uint8_t)(10 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, e[i], 0, &retry),
+			     RELAY_STORE_CREATED);
+	}
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 0), 3);
+	fill(tok, 32, 20);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, 5000, 400, &retry), -EDQUOT);
+	CHECK_INT_EQ(retry, 600); /* until a's earliest record expires */
+	/* replacing its own record does not count twice */
+	fill(tok, 32, 10);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, 4000, 400, &retry),
+		     RELAY_STORE_REPLACED);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 400), 3);
+	/* b is not affected; records without a client count for nobody */
+	fill(tok, 32, 21);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, &b, blob1, 3, 5000, 400, &retry),
+		     RELAY_STORE_CREATED);
+	fill(tok, 32, 22);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, NULL, blob1, 3, 5000, 400, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_client_count(s, &b, 400), 1);
+	/* delete gives a slot back */
+	fill(tok, 32, 12);
+	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 500), 0);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 500), 2);
+	fill(tok, 32, 20);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, 5000, 500, &retry),
+		     RELAY_STORE_CREATED);
+	fill(tok, 32, 23);
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, 5000, 600, &retry), -EDQUOT);
+	CHECK_INT_EQ(retry, 400);
+	/* and so does expiry (token 11 at 1000) */
+	CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, 5000, 1000, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 1000), 3);
+	/* everything expired: the client is forgotten */
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 5000), 0);
+	CHECK_INT_EQ(relay_store_count(s, 5000), 0);
+	relay_store_free(s);
+	/* 0: no per-client limit */
+	REQUIRE(relay_store_new(4, 0, &s) == 0);
+	for (int i = 0; i < 4; i++) {
+		fill(tok, 32, (uint8_t)(40 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, sec, &a, blob1, 3, 1000, 0, &retry),
+			     RELAY_STORE_CREATED);
+	}
 	relay_store_free(s);
 }
 
@@ -118,14 +180,14 @@ TEST(store_many_random_expiries)
 	uint32_t x = 12345;
 
 	fill(sec, 32, 1);
-	REQUIRE(relay_store_new(500, &s) == 0);
+	REQUIRE(relay_store_new(500, 0, &s) == 0);
 	for (int round = 0; round < 4000; round++) {
 		int r;
 		x = x * 1103515245u + 12345u;
 		memset(tok, 0, sizeof(tok));
 		tok[0] = (uint8_t)(x >> 8);
 		tok[1] = (uint8_t)(x >> 16);
-		r = relay_store_put(s, tok, sec, blob1, 1 + (x >> 28) % 3,
+		r = relay_store_put(s, tok, sec, NULL, blob1, 1 + (x >> 28) % 3,
 				    now + 1 + (int64_t)((x >> 4) % 5000), now, &retry);
 		CHECK(r == RELAY_STORE_CREATED || r == RELAY_STORE_REPLACED || r == -ENOSPC);
 		if (r == -ENOSPC)
@@ -564,10 +626,43 @@ TEST(handle_rate_limit)
 	CHECK(expect("GET", "/v1/records", tok_hdr, NULL, NULL, 404, NULL));
 }
 
+TEST(handle_records_per_client)
+{
+	struct relay_core_config cfg;
+	struct relay_response resp;
+
+	core_setup(0, 10);
+	relay_core_free(core);
+	relay_core_config_init(&cfg);
+	cfg.rate = 0;
+	cfg.max_records = 10;
+	cfg.max_records_per_client = 1;
+	REQUIRE(relay_core_new(&cfg, clock_ms, &core) == 0);
+	CHECK(expect("POST", "/v1/records", tok_hdr, sec_b64, "{\"blob\":\"AQID\",\"ttl\":5}", 201,
+		     NULL));
+	CHECK(expect("POST", "/v1/records", tok2_hdr, sec_b64, "{\"blob\":\"AQID\"}", 429,
+		     "too_many_records"));
+	clock_ms += 1500;
+	CHECK_INT_EQ(call("POST", "/v1/records", tok2_hdr, sec_b64, "{\"blob\":\"AQID\"}", &resp),
+		     429);
+	CHECK_INT_EQ(resp.retry_after, 4);
+	relay_core_response_done(&resp);
+	/* its own record can still be replaced */
+	CHECK(expect("POST", "/v1/records", tok_hdr, sec_b64, "{\"blob\":\"AQID\",\"ttl\":5}", 200,
+		     NULL));
+	CHECK_INT_EQ(call("GET", "/metrics", NULL, NULL, NULL, &resp), 200);
+	CHECK(resp.body &&
+	      strstr(resp.body, "tandem_relay_rejections_total{reason=\"too_many_records\"} 2\n"));
+	CHECK(resp.body &&
+	      strstr(resp.body, "tandem_relay_rejections_total{reason=\"rate_limited\"} 0\n"));
+	relay_core_response_done(&resp);
+}
+
 int main(void)
 {
 	RUN(store_put_get_replace_delete);
 	RUN(store_expiry_and_capacity);
+	RUN(store_per_client_cap);
 	RUN(store_many_random_expiries);
 	RUN(ratelimit_refill);
 	RUN(ratelimit_table_is_bounded);
@@ -576,6 +671,7 @@ int main(void)
 	RUN(handle_bad_requests);
 	RUN(handle_routes_and_limits);
 	RUN(handle_rate_limit);
+	RUN(handle_records_per_client);
 	relay_core_free(core);
 	return tap_done();
 }
