@@ -39,9 +39,13 @@ static const char usage[] =
 	"  --max-ttl S             longest record lifetime accepted (3600)\n"
 	"  --max-connections N     open connections per listen address (512)\n"
 	"  --max-connections-per-ip N\n"
-	"                          open connections per client address (32; 0: no limit)\n"
+	"                          open connections per client address (IPv6: per /64)\n"
+	"                          over all listen addresses (32; 0: no limit)\n"
 	"  --request-timeout S     close connections idle this long, and requests whose\n"
 	"                          body takes longer (10)\n"
+	"  --request-deadline S    close connections that have not sent a whole request\n"
+	"                          (headers and body) S seconds after they were accepted\n"
+	"                          or their previous request ended (10)\n"
 	"  --log-level LEVEL       error, warning, notice, info (default) or debug\n"
 	"  --help                  show this help and exit\n"
 	"  --version               show the version and exit\n"
@@ -63,6 +67,7 @@ enum {
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_CONNECTIONS_PER_IP,
 	OPT_REQUEST_TIMEOUT,
+	OPT_REQUEST_DEADLINE,
 	OPT_LOG_LEVEL,
 	OPT_HELP,
 	OPT_VERSION,
@@ -81,6 +86,7 @@ static const struct option options[] = {
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
 	{"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
 	{"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+	{"request-deadline", required_argument, NULL, OPT_REQUEST_DEADLINE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -205,6 +211,11 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 			if (number_opt("request-timeout", optarg, 1, 3600, &v) < 0)
 				goto bad;
 			cfg->request_timeout = (unsigned)v;
+			break;
+		case OPT_REQUEST_DEADLINE:
+			if (number_opt("request-deadline", optarg, 1, 3600, &v) < 0)
+				goto bad;
+			cfg->request_deadline = (unsigned)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0) {

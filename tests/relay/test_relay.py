@@ -762,6 +762,7 @@ def test_cli_errors(t):
         (["--max-ttl", "0"], b"--max-ttl"),
         (["--default-ttl", "100", "--max-ttl", "50"], b"default TTL"),
         (["--request-timeout", "0"], b"--request-timeout"),
+        (["--request-deadline", "0"], b"--request-deadline"),
         (["--max-connections", "x"], b"--max-connections"),
         (["--max-connections", "10", "--max-connections-per-ip", "20"], b"per-address"),
         (["--max-records", "10", "--max-records-per-client", "20"], b"per-client"),
@@ -942,6 +943,81 @@ def test_records_per_client(t):
         t.eq(m.get("tandem_relay_records"), 4.0, "records gauge")
 
 
+def test_slow_clients(t):
+    """40 clients that send one header byte a second hold no slot for long:
+    /healthz from another address keeps answering, and the relay closes every
+    slow connection by its deadline (10 s by default) although each of them
+    sends a byte well within --request-timeout."""
+    import threading
+    deadline_s = 10
+    with Relay("--max-connections", "40", "--max-connections-per-ip", "10",
+               "--request-timeout", "3", listen=("127.0.0.1:0",)) as r:
+        _, host, port = r.urls[0]
+        line = b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Pad: " + b"a" * 64 + b"\r\n\r\n"
+        slow = []
+        for k in range(40):
+            s = socket.create_connection((host, port), timeout=TIMEOUT,
+                                         source_address=(f"127.0.0.{2 + k % 4}", 0))
+            s.setblocking(False)
+            slow.append({"sock": s, "start": time.monotonic(), "sent": 0, "closed": None})
+        stop = threading.Event()
+        problems = []
+
+        def health():
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    c = http.client.HTTPConnection(host, port, timeout=1,
+                                                   source_address=("127.0.0.9", 0))
+                    c.request("GET", "/healthz")
+                    status = c.getresponse().status
+                    c.close()
+                except OSError as e:
+                    status = repr(e)
+                took = time.monotonic() - start
+                if status != 200 or took > 1.0:
+                    problems.append(f"/healthz answered {status} after {took:.2f} s")
+                stop.wait(0.3)
+
+        checker = threading.Thread(target=health)
+        checker.start()
+        limit = time.monotonic() + deadline_s + 8
+        try:
+            while time.monotonic() < limit and any(c["closed"] is None for c in slow):
+                now = time.monotonic()
+                for c in slow:
+                    if c["closed"] is not None:
+                        continue
+                    try:
+                        if c["sock"].recv(4096) == b"":
+                            c["closed"] = now
+                            continue
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        c["closed"] = now
+                        continue
+                    if now - c["start"] >= c["sent"] and c["sent"] < len(line):
+                        try:
+                            c["sock"].send(line[c["sent"]:c["sent"] + 1])
+                            c["sent"] += 1
+                        except BlockingIOError:
+                            pass
+                        except OSError:
+                            c["closed"] = now
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            checker.join(timeout=TIMEOUT)
+            for c in slow:
+                c["sock"].close()
+        t.eq(problems[:3], [], "/healthz answered within 1 s throughout")
+        late = [c["closed"] and round(c["closed"] - c["start"], 1) for c in slow
+                if c["closed"] is None or c["closed"] - c["start"] > deadline_s + 3]
+        t.eq(late, [], "every slow connection closed by the deadline (seconds open)")
+        t.eq(r.request("GET", "/healthz")[0], 200, "serving after the slow clients")
+
+
 def test_logs_keep_secrets(t):
     with Relay("--log-level", "debug", listen=("[::1]:0", "127.0.0.1:0")) as r:
         raw_tok, tok = new_token()
@@ -999,6 +1075,7 @@ TESTS = [
     test_connection_limits,
     test_logs_keep_secrets,
     test_records_per_client,
+    test_slow_clients,
 ]
 
 

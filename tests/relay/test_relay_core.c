@@ -12,6 +12,7 @@
 
 #include "encoding.h"
 #include "relay_addr.h"
+#include "relay_conns.h"
 #include "relay_core.h"
 #include "relay_metrics.h"
 #include "relay_ratelimit.h"
@@ -316,6 +317,117 @@ TEST(addr_parse_and_keys)
 	inet_pton(AF_INET, "192.0.2.8", &s4.sin_addr);
 	relay_addr_key_derive((struct sockaddr *)&s4, &k1);
 	CHECK(memcmp(&k1, &k2, sizeof(k1)) != 0);
+}
+
+/* ---- connections ---- */
+
+static void conn_at(struct relay_conn *c, const char *addr, unsigned group)
+{
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in s4 = {.sin_family = AF_INET};
+
+	memset(c, 0, sizeof(*c));
+	c->group = group;
+	if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+		relay_addr_key_derive((struct sockaddr *)&s6, &c->key);
+	} else {
+		REQUIRE(inet_pton(AF_INET, addr, &s4.sin_addr) == 1);
+		relay_addr_key_derive((struct sockaddr *)&s4, &c->key);
+	}
+}
+
+TEST(conns_per_client_by_64)
+{
+	struct relay_conns *t = NULL;
+	struct relay_conn c[8], *ev;
+
+	REQUIRE(relay_conns_new(2, 1000, 2, &t) == 0);
+	/* two addresses of one /64 are one client, over both listeners */
+	conn_at(&c[0], "2001:db8:1:2::1", 0);
+	conn_at(&c[1], "2001:db8:1:2:ffff:ffff:ffff:ffff", 1);
+	conn_at(&c[2], "2001:db8:1:2:abcd::7", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[0], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[1], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[2], 0, &ev), -EUSERS);
+	CHECK(c[2].closing && !c[2].counted);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[0].key), 2);
+	/* the next /64 is another client */
+	conn_at(&c[3], "2001:db8:1:3::1", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[3], 0, &ev), 0);
+	/* an IPv4-mapped address is its IPv4 address */
+	conn_at(&c[4], "::ffff:192.0.2.1", 0);
+	conn_at(&c[5], "192.0.2.1", 1);
+	conn_at(&c[6], "192.0.2.1", 0);
+	conn_at(&c[7], "192.0.2.2", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[4], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[5], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[6], 0, &ev), -EUSERS);
+	CHECK_INT_EQ(relay_conns_open(t, &c[7], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_group_count(t, 0), 6);
+	CHECK_INT_EQ(relay_conns_group_count(t, 1), 2);
+	/* a refused connection's close does not free a slot of its client */
+	relay_conns_close(t, &c[2]);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[0].key), 2);
+	relay_conns_close(t, &c[0]);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[0].key), 1);
+	conn_at(&c[2], "2001:db8:1:2::2", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[2], 0, &ev), 0);
+	for (int i = 1; i < 8; i++)
+		relay_conns_close(t, &c[i]);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[1].key), 0);
+	CHECK_INT_EQ(relay_conns_group_count(t, 0), 0);
+	relay_conns_free(t);
+}
+
+TEST(conns_deadline_and_reserve)
+{
+	struct relay_conns *t = NULL;
+	struct relay_conn c[20], *ev, *x;
+	int64_t wake = 0;
+
+	CHECK_INT_EQ(relay_conns_reserve(7), 0);
+	CHECK_INT_EQ(relay_conns_reserve(16), 2);
+	CHECK_INT_EQ(relay_conns_reserve(100000), 64);
+	REQUIRE(relay_conns_new(0, 16, 1, &t) == 0);
+	/* 14 slow connections fill what the reserve of 2 leaves */
+	for (int i = 0; i < 14; i++) {
+		conn_at(&c[i], "127.0.0.2", 0);
+		CHECK_INT_EQ(relay_conns_open(t, &c[i], 100 * i, &ev), 0);
+		CHECK(ev == NULL);
+	}
+	/* c[0] answers: it is never evicted nor expired while it does */
+	relay_conns_answering(t, &c[0]);
+	/* the 15th evicts the oldest reading one */
+	conn_at(&c[14], "127.0.0.3", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[14], 1500, &ev), 0);
+	CHECK(ev == &c[1] && c[1].closing);
+	relay_conns_close(t, &c[1]);
+	/* deadline 1000 ms: c[2] (200) and c[3] (300) at 1300, nothing more */
+	x = relay_conns_expired(t, 1300, 1000, &wake);
+	CHECK(x == &c[2]);
+	x = relay_conns_expired(t, 1300, 1000, &wake);
+	CHECK(x == &c[3]);
+	CHECK(relay_conns_expired(t, 1300, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 1400);
+	/* a finished request reads the next one with a fresh deadline */
+	relay_conns_done(t, &c[0], 1600);
+	for (int i = 4; i < 14; i++) {
+		x = relay_conns_expired(t, 2400, 1000, &wake);
+		CHECK(x == &c[i]);
+	}
+	CHECK(relay_conns_expired(t, 2400, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 2500);
+	CHECK(relay_conns_expired(t, 2500, 1000, &wake) == &c[14]);
+	CHECK(relay_conns_expired(t, 2500, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 2600);
+	CHECK(relay_conns_expired(t, 2600, 1000, &wake) == &c[0]);
+	CHECK(relay_conns_expired(t, 9999, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 9999 + 1000);
+	for (int i = 0; i < 15; i++)
+		if (i != 1)
+			relay_conns_close(t, &c[i]);
+	CHECK_INT_EQ(relay_conns_group_count(t, 0), 0);
+	relay_conns_free(t);
 }
 
 /* ---- request handling ---- */
@@ -667,6 +779,8 @@ int main(void)
 	RUN(ratelimit_refill);
 	RUN(ratelimit_table_is_bounded);
 	RUN(addr_parse_and_keys);
+	RUN(conns_per_client_by_64);
+	RUN(conns_deadline_and_reserve);
 	RUN(handle_records_flow);
 	RUN(handle_bad_requests);
 	RUN(handle_routes_and_limits);
