@@ -710,6 +710,15 @@ void relay_core_foreach_record(struct relay_core *core, int64_t now_ms, relay_st
 	pthread_mutex_unlock(&core->lock);
 }
 
+void relay_core_count_closed(struct relay_core *core, int reason, unsigned n)
+{
+	if (reason < 0 || reason >= RELAY_CLOSE_COUNT)
+		return;
+	pthread_mutex_lock(&core->lock);
+	core->metrics.closed[reason] += n;
+	pthread_mutex_unlock(&core->lock);
+}
+
 size_t relay_core_record_count(struct relay_core *core, int64_t now_ms)
 {
 	size_t n;

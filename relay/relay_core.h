@@ -109,6 +109,12 @@ void relay_core_response_done(struct relay_response *resp);
 void relay_core_foreach_record(struct relay_core *core, int64_t now_ms, relay_store_visit_fn fn,
 			       void *userdata);
 
+/*
+ * Counts n connections the HTTP layer closed for reason (enum
+ * relay_close_reason of relay_metrics.h), for /metrics.
+ */
+void relay_core_count_closed(struct relay_core *core, int reason, unsigned n);
+
 /* Live records at now_ms. */
 size_t relay_core_record_count(struct relay_core *core, int64_t now_ms);
 

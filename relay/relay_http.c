@@ -58,6 +58,7 @@
 #include "relay_addr.h"
 #include "relay_conns.h"
 #include "relay_core.h"
+#include "relay_metrics.h"
 
 #define CONN_MEMORY (32 * 1024) /* microhttpd pool per connection */
 #define DISCARD_MAX (64 * 1024) /* body bytes read past max_body before hanging up */
@@ -506,6 +507,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	pthread_mutex_unlock(&srv->conns_lock);
 	*socket_context = c;
 	if (r == -EUSERS)
+		relay_core_count_closed(srv->core, RELAY_CLOSE_PER_CLIENT, 1);
+	if (evict)
+		relay_core_count_closed(srv->core, RELAY_CLOSE_EVICTED, 1);
+	if (r == -EUSERS)
 		log_debug("closing a new connection: its client already has %u open",
 			  srv->cfg.max_connections_per_ip);
 	else if (r < 0)
@@ -531,9 +536,15 @@ static void *sweeper_main(void *arg)
 			shutdown(c->fd, SHUT_RDWR);
 			n++;
 		}
-		if (n)
+		if (n) {
+			/* the core's lock is never taken with conns_lock */
+			pthread_mutex_unlock(&srv->conns_lock);
+			relay_core_count_closed(srv->core, RELAY_CLOSE_DEADLINE, n);
 			log_debug("closed %u connections that sent no whole request within %u s", n,
 				  srv->cfg.request_deadline);
+			pthread_mutex_lock(&srv->conns_lock);
+			continue; /* look again: time went on */
+		}
 		ts.tv_sec = (time_t)(wake / 1000);
 		ts.tv_nsec = (long)(wake % 1000) * 1000000 + 999999; /* round up */
 		pthread_cond_timedwait(&srv->sweeper_wake, &srv->conns_lock, &ts);

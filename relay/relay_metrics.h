@@ -24,6 +24,14 @@ enum relay_reason {
 	RELAY_REASON_COUNT,
 };
 
+/* Why the relay closed a connection; the label of tandem_relay_connections_closed_total. */
+enum relay_close_reason {
+	RELAY_CLOSE_DEADLINE = 0, /* no whole request within --request-deadline */
+	RELAY_CLOSE_EVICTED,	  /* the oldest waiting one, to keep slots free */
+	RELAY_CLOSE_PER_CLIENT,	  /* over --max-connections-per-ip for its client */
+	RELAY_CLOSE_COUNT,
+};
+
 /* The statuses the relay answers with, in label order. */
 #define RELAY_METRICS_STATUSES 200, 201, 204, 400, 401, 403, 404, 405, 413, 429, 500, 503
 #define RELAY_METRICS_NSTATUS 12
@@ -33,6 +41,7 @@ struct relay_metrics {
 	uint64_t by_status[RELAY_METRICS_NSTATUS];
 	uint64_t other_status;
 	uint64_t by_reason[RELAY_REASON_COUNT];
+	uint64_t closed[RELAY_CLOSE_COUNT];
 };
 
 /* Gauges read from the rest of the relay when rendering. */

@@ -977,7 +977,7 @@ def test_slow_clients(t):
                 took = time.monotonic() - start
                 if status != 200 or took > 1.0:
                     problems.append(f"/healthz answered {status} after {took:.2f} s")
-                stop.wait(0.3)
+                stop.wait(0.5)
 
         checker = threading.Thread(target=health)
         checker.start()
@@ -1016,6 +1016,40 @@ def test_slow_clients(t):
                 if c["closed"] is None or c["closed"] - c["start"] > deadline_s + 3]
         t.eq(late, [], "every slow connection closed by the deadline (seconds open)")
         t.eq(r.request("GET", "/healthz")[0], 200, "serving after the slow clients")
+        _, m = metrics(r)
+        deadline = m.get('tandem_relay_connections_closed_total{reason="deadline"}', 0)
+        evicted = m.get('tandem_relay_connections_closed_total{reason="evicted"}', 0)
+        t.check(deadline >= 1 and evicted >= 1 and deadline + evicted <= 40,
+                f"closures counted: {deadline} at the deadline, {evicted} evicted")
+
+
+def test_connections_per_client(t):
+    """--max-connections-per-ip counts a client over all listen addresses."""
+    with Relay("--max-connections-per-ip", "2", listen=("127.0.0.1:0", "127.0.0.1:0")) as r:
+        held = [socket.create_connection(r.urls[0][1:], timeout=TIMEOUT,
+                                         source_address=("127.0.0.2", 0)) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            s = socket.create_connection(r.urls[1][1:], timeout=TIMEOUT,
+                                         source_address=("127.0.0.2", 0))
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                reply = read_reply(s, wait_close=True, timeout=5)
+            except OSError:
+                reply = b""
+            s.close()
+            t.eq(reply, b"", "a third connection of 127.0.0.2, on the other listener, is closed")
+            t.eq(request_from(r, "127.0.0.3", "GET", "/healthz", i=1)[0], 200,
+                 "another client is served")
+        finally:
+            for s in held:
+                s.close()
+        _, m = metrics(r)
+        t.eq(m.get('tandem_relay_connections_closed_total{reason="per_client"}'), 1.0,
+             "the refusal is counted")
+        time.sleep(0.3)
+        t.eq(request_from(r, "127.0.0.2", "GET", "/healthz", i=1)[0], 200,
+             "127.0.0.2 is served again once its connections closed")
 
 
 def test_logs_keep_secrets(t):
@@ -1076,6 +1110,7 @@ TESTS = [
     test_logs_keep_secrets,
     test_records_per_client,
     test_slow_clients,
+    test_connections_per_client,
 ]
 
 

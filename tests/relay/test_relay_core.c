@@ -768,6 +768,20 @@ TEST(handle_records_per_client)
 	CHECK(resp.body &&
 	      strstr(resp.body, "tandem_relay_rejections_total{reason=\"rate_limited\"} 0\n"));
 	relay_core_response_done(&resp);
+	/* connections the HTTP layer closed */
+	relay_core_count_closed(core, RELAY_CLOSE_DEADLINE, 3);
+	relay_core_count_closed(core, RELAY_CLOSE_PER_CLIENT, 1);
+	relay_core_count_closed(core, RELAY_CLOSE_COUNT, 1);
+	CHECK_INT_EQ(call("GET", "/metrics", NULL, NULL, NULL, &resp), 200);
+	CHECK(resp.body &&
+	      strstr(resp.body,
+		     "tandem_relay_connections_closed_total{reason=\"deadline\"} 3\n"));
+	CHECK(resp.body &&
+	      strstr(resp.body, "tandem_relay_connections_closed_total{reason=\"evicted\"} 0\n"));
+	CHECK(resp.body &&
+	      strstr(resp.body,
+		     "tandem_relay_connections_closed_total{reason=\"per_client\"} 1\n"));
+	relay_core_response_done(&resp);
 }
 
 int main(void)
