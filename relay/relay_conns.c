@@ -19,7 +19,7 @@ struct client {
 
 struct relay_conns {
 	unsigned per_client, group_max, reserve, ngroups;
-	unsigned open[GROUPS_MAX];	 /* tracked connections per group */
+	unsigned open[GROUPS_MAX];	/* tracked connections per group */
 	struct relay_conn *head, *tail; /* by since_ms */
 	struct client *clients[CLIENT_BUCKETS];
 	uint8_t hkey[crypto_shorthash_KEYBYTES];

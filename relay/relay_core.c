@@ -478,9 +478,9 @@ static void records_post(struct relay_core *core, const struct relay_request *re
 	    secret_parse(req, secret, &have_secret, resp) < 0)
 		goto out;
 	pthread_mutex_lock(&core->lock);
-	r = relay_store_put(core->store, token, have_secret ? secret : NULL, &req->client,
-			    pb->blob, pb->blob_len, req->now_ms + (int64_t)pb->ttl * 1000,
-			    req->now_ms, &retry_ms);
+	r = relay_store_put(core->store, token, have_secret ? secret : NULL, &req->client, pb->blob,
+			    pb->blob_len, req->now_ms + (int64_t)pb->ttl * 1000, req->now_ms,
+			    &retry_ms);
 	pthread_mutex_unlock(&core->lock);
 	switch (r) {
 	case RELAY_STORE_CREATED:

@@ -693,8 +693,8 @@ int relay_server_new(const struct relay_config *cfg, struct relay_server **ret)
 	r = relay_core_new(&cc, now_ms(), &srv->core);
 	if (r < 0)
 		goto fail;
-	r = relay_conns_new(cfg->max_connections_per_ip, cfg->max_connections,
-			    (unsigned)nlisten, &srv->conns);
+	r = relay_conns_new(cfg->max_connections_per_ip, cfg->max_connections, (unsigned)nlisten,
+			    &srv->conns);
 	if (r < 0)
 		goto fail;
 	r = -pthread_mutex_init(&srv->lock, NULL);
