@@ -31,6 +31,7 @@ struct relay_config {
 	const char *tls_cert; /* PEM file, with tls_key: serve HTTPS */
 	const char *tls_key;
 	size_t max_records;		 /* 10000 */
+	size_t max_records_per_client;	 /* per IPv4 address or IPv6 /64, 64; 0: no limit */
 	unsigned rate;			 /* requests per minute per client, 120; 0: no limit */
 	unsigned burst;			 /* 0: same as rate */
 	size_t rate_clients;		 /* clients the rate limiter tracks, 65536 */
@@ -38,8 +39,9 @@ struct relay_config {
 	unsigned default_ttl;		 /* seconds, 600 */
 	unsigned max_ttl;		 /* seconds, 3600 */
 	unsigned max_connections;	 /* per listener, 512 */
-	unsigned max_connections_per_ip; /* per listener, 32 */
+	unsigned max_connections_per_ip; /* per client (IPv4 address, IPv6 /64), 32 */
 	unsigned request_timeout;	 /* seconds of inactivity, and for a body, 10 */
+	unsigned request_deadline;	 /* seconds from accept until a request is in, 10 */
 	unsigned stop_grace_ms;		 /* relay_server_stop waits this long, 5000 */
 };
 

@@ -78,6 +78,7 @@ void relay_core_config_init(struct relay_core_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_records = 10000;
+	cfg->max_records_per_client = 64;
 	cfg->rate = 120;
 	cfg->burst = 0;
 	cfg->rate_clients = RATE_CLIENTS_DEFAULT;
@@ -126,7 +127,9 @@ int relay_core_new(const struct relay_core_config *cfg, int64_t now_ms, struct r
 	if (!core)
 		return -ENOMEM;
 	core->cfg = *cfg;
-	r = relay_store_new(cfg->max_records, &core->store);
+	if (core->cfg.max_records_per_client > cfg->max_records)
+		core->cfg.max_records_per_client = cfg->max_records;
+	r = relay_store_new(cfg->max_records, core->cfg.max_records_per_client, &core->store);
 	if (r < 0)
 		goto fail;
 	if (cfg->rate) {
@@ -247,7 +250,9 @@ static enum relay_reason status_reason(int status)
 static void count(struct relay_core *core, const struct relay_response *resp)
 {
 	pthread_mutex_lock(&core->lock);
-	relay_metrics_count(&core->metrics, resp->status, status_reason(resp->status));
+	relay_metrics_count(&core->metrics, resp->status,
+			    resp->reason ? (enum relay_reason)resp->reason
+					 : status_reason(resp->status));
 	pthread_mutex_unlock(&core->lock);
 }
 
@@ -535,6 +540,15 @@ static void records_post(struct relay_core *core, const struct relay_request *re
 			  "missing X-Tandem-Write-Secret header; the first POST for a token must "
 			  "carry the base64url of a 32-byte write secret");
 		break;
+	case -EDQUOT:
+		resp->retry_after = ms_to_retry_after(retry_ms);
+		set_error(resp, 429, "too_many_records",
+			  "your address already holds %zu records on this relay, its limit; "
+			  "retry after %u seconds, when the first of them expires, or delete "
+			  "one",
+			  core->cfg.max_records_per_client, resp->retry_after);
+		resp->reason = RELAY_REASON_TOO_MANY_RECORDS;
+		break;
 	case -ENOSPC:
 		set_error(resp, 503, "capacity",
 			  "the relay is full (%zu records); retry later or use another relay",
@@ -737,6 +751,15 @@ void relay_core_foreach_record(struct relay_core *core, int64_t now_ms, relay_st
 {
 	pthread_mutex_lock(&core->lock);
 	relay_store_foreach(core->store, now_ms, fn, userdata);
+	pthread_mutex_unlock(&core->lock);
+}
+
+void relay_core_count_closed(struct relay_core *core, int reason, unsigned n)
+{
+	if (reason < 0 || reason >= RELAY_CLOSE_COUNT)
+		return;
+	pthread_mutex_lock(&core->lock);
+	core->metrics.closed[reason] += n;
 	pthread_mutex_unlock(&core->lock);
 }
 

@@ -27,6 +27,7 @@ struct relay_core;
 
 struct relay_core_config {
 	size_t max_records;   /* 1..RELAY_RECORDS_MAX */
+	size_t max_records_per_client; /* 0: no limit; above max_records: max_records */
 	unsigned rate;	      /* requests per minute per client; 0: no limit */
 	unsigned burst;	      /* bucket size; 0: same as rate */
 	size_t rate_clients;  /* clients tracked at once */
@@ -62,9 +63,10 @@ struct relay_response {
 	const char *allow;	  /* static Allow value for 405, else NULL */
 	bool www_authenticate;	  /* add WWW-Authenticate: Bearer (401) */
 	const char *route;	  /* static, safe to log: "/v1/records", "-" */
+	int reason;		  /* enum relay_reason when the status alone does not say */
 };
 
-/* Defaults: 10000 records, 120/min, 8 KiB bodies, TTL 600 s of at most 3600 s. */
+/* Defaults: 10000 records, 64 per client, 120/min, 8 KiB bodies, TTL 600 s of at most 3600 s. */
 void relay_core_config_init(struct relay_core_config *cfg);
 
 /*
@@ -106,6 +108,12 @@ void relay_core_response_done(struct relay_response *resp);
  */
 void relay_core_foreach_record(struct relay_core *core, int64_t now_ms, relay_store_visit_fn fn,
 			       void *userdata);
+
+/*
+ * Counts n connections the HTTP layer closed for reason (enum
+ * relay_close_reason of relay_metrics.h), for /metrics.
+ */
+void relay_core_count_closed(struct relay_core *core, int reason, unsigned n);
 
 /* Live records at now_ms. */
 size_t relay_core_record_count(struct relay_core *core, int64_t now_ms);

@@ -16,8 +16,24 @@
  * The per-request state is freed by the completion callback, which also
  * counts requests in flight so that relay_server_stop can let them finish.
  *
- * Lock order: relay_server.lock and the core's lock are never held
- * together; the log module's lock is innermost.
+ * Slow clients. microhttpd only has an idle timeout, which a client resets
+ * by sending one header byte now and then. So every connection is also
+ * tracked in relay_conns (relay_conns.h) from microhttpd's connection
+ * notifications, with its socket: a connection that has not sent a whole
+ * request (headers and body) request_deadline seconds after its accept, or
+ * after the end of its previous request, is shut down (shutdown(2), which
+ * microhttpd then sees as a closed connection) by a sweeper thread. The
+ * same table counts connections per client (IPv4 address or IPv6 /64, over
+ * all listeners) and evicts the oldest waiting connection when a new one
+ * would leave fewer than a few free slots (relay_conns_reserve), so that
+ * new clients still get in while slow ones hold most slots. A socket stays
+ * open until microhttpd's CLOSED notification returns, and that
+ * notification untracks the connection under conns_lock; the sweeper calls
+ * shutdown under the same lock, so it never hits a reused descriptor.
+ *
+ * Lock order: relay_server.lock, conns_lock and the core's lock are never
+ * held together; the log module's lock is innermost. conns_lock is held
+ * across shutdown(2) only (see above), which does not block.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +56,9 @@
 #include "log.h"
 #include "relay.h"
 #include "relay_addr.h"
+#include "relay_conns.h"
 #include "relay_core.h"
+#include "relay_metrics.h"
 
 #define CONN_MEMORY (32 * 1024) /* microhttpd pool per connection */
 #define DISCARD_MAX (64 * 1024) /* body bytes read past max_body before hanging up */
@@ -72,6 +90,12 @@ struct relay_server {
 	pthread_mutex_t lock; /* protects inflight; never held with another lock */
 	pthread_cond_t idle;  /* signalled when inflight drops to 0 */
 	unsigned inflight;    /* protected by lock */
+	pthread_mutex_t conns_lock;  /* protects conns and sweeper_stop; see the design note */
+	struct relay_conns *conns;   /* protected by conns_lock */
+	pthread_cond_t sweeper_wake; /* signalled to stop the sweeper */
+	bool sweeper_stop;	     /* protected by conns_lock */
+	bool sweeper_running;	     /* controlling thread only */
+	pthread_t sweeper;
 };
 
 /* One request, from its headers to the completion callback. */
@@ -104,6 +128,7 @@ void relay_config_init(struct relay_config *cfg)
 	relay_core_config_init(&cc);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_records = cc.max_records;
+	cfg->max_records_per_client = cc.max_records_per_client;
 	cfg->rate = cc.rate;
 	cfg->burst = cc.burst;
 	cfg->rate_clients = cc.rate_clients;
@@ -113,6 +138,7 @@ void relay_config_init(struct relay_config *cfg)
 	cfg->max_connections = 512;
 	cfg->max_connections_per_ip = 32;
 	cfg->request_timeout = 10;
+	cfg->request_deadline = 10;
 	cfg->stop_grace_ms = 5000;
 }
 
@@ -120,6 +146,7 @@ static void core_config_from(const struct relay_config *cfg, struct relay_core_c
 {
 	relay_core_config_init(cc);
 	cc->max_records = cfg->max_records;
+	cc->max_records_per_client = cfg->max_records_per_client;
 	cc->rate = cfg->rate;
 	cc->burst = cfg->burst;
 	cc->rate_clients = cfg->rate_clients;
@@ -172,6 +199,11 @@ int relay_config_check(const struct relay_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->request_timeout < 1 || cfg->request_timeout > REQUEST_TIMEOUT_MAX) {
 		snprintf(err, errlen, "the request timeout must be from 1 to %u seconds",
+			 REQUEST_TIMEOUT_MAX);
+		return -EINVAL;
+	}
+	if (cfg->request_deadline < 1 || cfg->request_deadline > REQUEST_TIMEOUT_MAX) {
+		snprintf(err, errlen, "the request deadline must be from 1 to %u seconds",
 			 REQUEST_TIMEOUT_MAX);
 		return -EINVAL;
 	}
@@ -410,6 +442,143 @@ static enum MHD_Result body_add(struct http_req *hr, const char *data, size_t n)
 	return MHD_YES;
 }
 
+/* ---- slow clients (see the design note) ---- */
+
+static struct relay_conn *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The request on conn is in: no deadline while it is answered. */
+static void conn_answering(struct relay_server *srv, struct MHD_Connection *conn)
+{
+	struct relay_conn *c = conn_of(conn);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&srv->conns_lock);
+	relay_conns_answering(srv->conns, c);
+	pthread_mutex_unlock(&srv->conns_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct listener *l = cls;
+	struct relay_server *srv = l->srv;
+	struct relay_conn *c = *socket_context, *evict = NULL;
+	const union MHD_ConnectionInfo *ci;
+	int r;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!c)
+			return;
+		pthread_mutex_lock(&srv->conns_lock);
+		relay_conns_close(srv->conns, c);
+		pthread_mutex_unlock(&srv->conns_lock);
+		free(c);
+		*socket_context = NULL;
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_debug("closing a new connection: out of memory");
+		shutdown(ci->connect_fd, SHUT_RDWR);
+		return;
+	}
+	c->fd = ci->connect_fd;
+	c->group = (unsigned)(l - srv->listeners);
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	relay_addr_key_derive(ci ? ci->client_addr : NULL, &c->key);
+	pthread_mutex_lock(&srv->conns_lock);
+	r = relay_conns_open(srv->conns, c, now_ms(), &evict);
+	if (r < 0)
+		shutdown(c->fd, SHUT_RDWR);
+	if (evict)
+		shutdown(evict->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&srv->conns_lock);
+	*socket_context = c;
+	if (r == -EUSERS)
+		relay_core_count_closed(srv->core, RELAY_CLOSE_PER_CLIENT, 1);
+	if (evict)
+		relay_core_count_closed(srv->core, RELAY_CLOSE_EVICTED, 1);
+	if (r == -EUSERS)
+		log_debug("closing a new connection: its client already has %u open",
+			  srv->cfg.max_connections_per_ip);
+	else if (r < 0)
+		log_debug("closing a new connection: out of memory");
+	if (evict)
+		log_debug("closing the oldest connection still waiting for its request, to keep "
+			  "slots free for new ones");
+}
+
+static void *sweeper_main(void *arg)
+{
+	struct relay_server *srv = arg;
+	int64_t deadline_ms = (int64_t)srv->cfg.request_deadline * 1000;
+
+	pthread_mutex_lock(&srv->conns_lock);
+	while (!srv->sweeper_stop) {
+		struct relay_conn *c;
+		struct timespec ts;
+		int64_t wake = 0;
+		unsigned n = 0;
+
+		while ((c = relay_conns_expired(srv->conns, now_ms(), deadline_ms, &wake))) {
+			shutdown(c->fd, SHUT_RDWR);
+			n++;
+		}
+		if (n) {
+			/* the core's lock is never taken with conns_lock */
+			pthread_mutex_unlock(&srv->conns_lock);
+			relay_core_count_closed(srv->core, RELAY_CLOSE_DEADLINE, n);
+			log_debug("closed %u connections that sent no whole request within %u s", n,
+				  srv->cfg.request_deadline);
+			pthread_mutex_lock(&srv->conns_lock);
+			continue; /* look again: time went on */
+		}
+		ts.tv_sec = (time_t)(wake / 1000);
+		ts.tv_nsec = (long)(wake % 1000) * 1000000 + 999999; /* round up */
+		pthread_cond_timedwait(&srv->sweeper_wake, &srv->conns_lock, &ts);
+	}
+	pthread_mutex_unlock(&srv->conns_lock);
+	return NULL;
+}
+
+static int sweeper_start(struct relay_server *srv)
+{
+	int r;
+
+	srv->sweeper_stop = false;
+	r = -pthread_create(&srv->sweeper, NULL, sweeper_main, srv);
+	if (r < 0) {
+		log_err("cannot start the relay's connection sweeper: %s", strerror(-r));
+		return r;
+	}
+	srv->sweeper_running = true;
+	return 0;
+}
+
+static void sweeper_stop(struct relay_server *srv)
+{
+	if (!srv->sweeper_running)
+		return;
+	pthread_mutex_lock(&srv->conns_lock);
+	srv->sweeper_stop = true;
+	pthread_cond_signal(&srv->sweeper_wake);
+	pthread_mutex_unlock(&srv->conns_lock);
+	pthread_join(srv->sweeper, NULL);
+	srv->sweeper_running = false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -433,8 +602,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		relay_addr_key_derive(ci ? ci->client_addr : NULL, &hr->client);
 		content_length_get(conn, hr);
 		request_fill(conn, hr, url, method, false, &req);
-		if (relay_core_admit(srv->core, &req, &resp))
+		if (relay_core_admit(srv->core, &req, &resp)) {
+			conn_answering(srv, conn);
 			return respond(conn, &req, &resp);
+		}
 		if (hr->cl_known && hr->cl > 0) {
 			/* admitted: cl <= max_body */
 			hr->body = malloc((size_t)hr->cl);
@@ -450,6 +621,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return body_add(hr, upload_data, n);
 	}
 	request_fill(conn, hr, url, method, true, &req);
+	conn_answering(srv, conn);
 	relay_core_handle(srv->core, &req, &resp);
 	return respond(conn, &req, &resp);
 }
@@ -459,7 +631,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct relay_server *srv = cls;
 	struct http_req *hr = *con_cls;
+	struct relay_conn *c = conn_of(conn);
 
+	if (c) {
+		/* the next request on this connection gets its own deadline */
+		pthread_mutex_lock(&srv->conns_lock);
+		relay_conns_done(srv->conns, c, now_ms());
+		pthread_mutex_unlock(&srv->conns_lock);
+	}
 	if (!hr)
 		return;
 	*con_cls = NULL;
@@ -514,20 +693,36 @@ int relay_server_new(const struct relay_config *cfg, struct relay_server **ret)
 	r = relay_core_new(&cc, now_ms(), &srv->core);
 	if (r < 0)
 		goto fail;
+	r = relay_conns_new(cfg->max_connections_per_ip, cfg->max_connections, (unsigned)nlisten,
+			    &srv->conns);
+	if (r < 0)
+		goto fail;
 	r = -pthread_mutex_init(&srv->lock, NULL);
 	if (r < 0)
 		goto fail;
+	r = -pthread_mutex_init(&srv->conns_lock, NULL);
+	if (r < 0) {
+		pthread_mutex_destroy(&srv->lock);
+		goto fail;
+	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	r = -pthread_cond_init(&srv->idle, &ca);
+	if (r == 0) {
+		r = -pthread_cond_init(&srv->sweeper_wake, &ca);
+		if (r < 0)
+			pthread_cond_destroy(&srv->idle);
+	}
 	pthread_condattr_destroy(&ca);
 	if (r < 0) {
+		pthread_mutex_destroy(&srv->conns_lock);
 		pthread_mutex_destroy(&srv->lock);
 		goto fail;
 	}
 	*ret = srv;
 	return 0;
 fail:
+	relay_conns_free(srv->conns);
 	relay_core_free(srv->core);
 	free((char *)srv->cfg.tls_cert);
 	free((char *)srv->cfg.tls_key);
@@ -720,6 +915,7 @@ static int listener_start(struct listener *l, const char *cert, const char *key)
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->request_timeout,
@@ -769,10 +965,13 @@ static void limits_log(const struct relay_config *cfg)
 
 	if (cfg->rate)
 		snprintf(rate, sizeof(rate), "%u requests a minute per client", cfg->rate);
-	log_info("limits: %zu records, %s, %zu-byte bodies, TTL %u s (at most %u s), %u "
-		 "connections, %u s timeout",
-		 cfg->max_records, rate, cfg->max_body, cfg->default_ttl, cfg->max_ttl,
-		 cfg->max_connections, cfg->request_timeout);
+	log_info("limits: %zu records (%zu per client), %s, %zu-byte bodies, TTL %u s (at most "
+		 "%u s), %u connections (%u per client, %u kept free for new ones), %u s timeout, "
+		 "%u s request deadline",
+		 cfg->max_records, cfg->max_records_per_client, rate, cfg->max_body,
+		 cfg->default_ttl, cfg->max_ttl, cfg->max_connections, cfg->max_connections_per_ip,
+		 relay_conns_reserve(cfg->max_connections), cfg->request_timeout,
+		 cfg->request_deadline);
 }
 
 int relay_server_start(struct relay_server *srv)
@@ -809,6 +1008,8 @@ int relay_server_start(struct relay_server *srv)
 	__atomic_store_n(&srv->starting, 1, __ATOMIC_RELEASE);
 	for (size_t i = 0; i < srv->nlisteners && r == 0; i++)
 		r = listener_start(&srv->listeners[i], cert, key);
+	if (r == 0)
+		r = sweeper_start(srv);
 	__atomic_store_n(&srv->starting, 0, __ATOMIC_RELEASE);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
@@ -820,6 +1021,7 @@ int relay_server_start(struct relay_server *srv)
 	goto out;
 fail:
 	listeners_stop(srv);
+	sweeper_stop(srv);
 out:
 	pem_free(cert);
 	pem_free(key);
@@ -876,6 +1078,7 @@ void relay_server_stop(struct relay_server *srv)
 		log_warn("stopping: %u requests still unfinished after %u ms, closing them", left,
 			 srv->cfg.stop_grace_ms);
 	listeners_stop(srv);
+	sweeper_stop(srv);
 	srv->running = false;
 	log_info("stopped");
 }
@@ -886,7 +1089,10 @@ void relay_server_free(struct relay_server *srv)
 		return;
 	relay_server_stop(srv);
 	relay_core_free(srv->core);
+	relay_conns_free(srv->conns);
+	pthread_cond_destroy(&srv->sweeper_wake);
 	pthread_cond_destroy(&srv->idle);
+	pthread_mutex_destroy(&srv->conns_lock);
 	pthread_mutex_destroy(&srv->lock);
 	free((char *)srv->cfg.tls_cert);
 	free((char *)srv->cfg.tls_key);

@@ -29,6 +29,9 @@ static const char usage[] =
 	"  --tls-key FILE          ... and this PEM private key\n"
 	"  --max-records N         records kept at most (default 10000); when full, new\n"
 	"                          tokens get 503 with Retry-After\n"
+	"  --max-records-per-client N\n"
+	"                          records one client address (IPv6: one /64) holds at\n"
+	"                          most (64; 0: no limit); over it, 429 with Retry-After\n"
 	"  --rate N                requests per minute per client address (IPv6: per /64),\n"
 	"                          burst of N (default 120; 0: no limit)\n"
 	"  --max-body BYTES        largest request body (default 8192)\n"
@@ -36,9 +39,13 @@ static const char usage[] =
 	"  --max-ttl S             longest record lifetime accepted (3600)\n"
 	"  --max-connections N     open connections per listen address (512)\n"
 	"  --max-connections-per-ip N\n"
-	"                          open connections per client address (32; 0: no limit)\n"
+	"                          open connections per client address (IPv6: per /64)\n"
+	"                          over all listen addresses (32; 0: no limit)\n"
 	"  --request-timeout S     close connections idle this long, and requests whose\n"
 	"                          body takes longer (10)\n"
+	"  --request-deadline S    close connections that have not sent a whole request\n"
+	"                          (headers and body) S seconds after they were accepted\n"
+	"                          or their previous request ended (10)\n"
 	"  --log-level LEVEL       error, warning, notice, info (default) or debug\n"
 	"  --help                  show this help and exit\n"
 	"  --version               show the version and exit\n"
@@ -52,6 +59,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_MAX_RECORDS,
+	OPT_MAX_RECORDS_PER_CLIENT,
 	OPT_RATE,
 	OPT_MAX_BODY,
 	OPT_DEFAULT_TTL,
@@ -59,6 +67,7 @@ enum {
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_CONNECTIONS_PER_IP,
 	OPT_REQUEST_TIMEOUT,
+	OPT_REQUEST_DEADLINE,
 	OPT_LOG_LEVEL,
 	OPT_HELP,
 	OPT_VERSION,
@@ -69,6 +78,7 @@ static const struct option options[] = {
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"max-records", required_argument, NULL, OPT_MAX_RECORDS},
+	{"max-records-per-client", required_argument, NULL, OPT_MAX_RECORDS_PER_CLIENT},
 	{"rate", required_argument, NULL, OPT_RATE},
 	{"max-body", required_argument, NULL, OPT_MAX_BODY},
 	{"default-ttl", required_argument, NULL, OPT_DEFAULT_TTL},
@@ -76,6 +86,7 @@ static const struct option options[] = {
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
 	{"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
 	{"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+	{"request-deadline", required_argument, NULL, OPT_REQUEST_DEADLINE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -132,7 +143,7 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 	unsigned long long v;
 	enum log_level level;
 	char q[64], err[256];
-	bool per_ip_given = false;
+	bool per_ip_given = false, per_client_given = false;
 	int c;
 
 	opterr = 0;
@@ -158,6 +169,12 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 			if (number_opt("max-records", optarg, 1, 1000000, &v) < 0)
 				goto bad;
 			cfg->max_records = (size_t)v;
+			break;
+		case OPT_MAX_RECORDS_PER_CLIENT:
+			if (number_opt("max-records-per-client", optarg, 0, 1000000, &v) < 0)
+				goto bad;
+			cfg->max_records_per_client = (size_t)v;
+			per_client_given = true;
 			break;
 		case OPT_RATE:
 			if (number_opt("rate", optarg, 0, 1000000, &v) < 0)
@@ -194,6 +211,11 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 			if (number_opt("request-timeout", optarg, 1, 3600, &v) < 0)
 				goto bad;
 			cfg->request_timeout = (unsigned)v;
+			break;
+		case OPT_REQUEST_DEADLINE:
+			if (number_opt("request-deadline", optarg, 1, 3600, &v) < 0)
+				goto bad;
+			cfg->request_deadline = (unsigned)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0) {
@@ -233,6 +255,18 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 	/* the per-address limit follows a smaller total unless given */
 	if (!per_ip_given && cfg->max_connections_per_ip > cfg->max_connections)
 		cfg->max_connections_per_ip = cfg->max_connections;
+	/* so does the per-client record limit */
+	if (cfg->max_records_per_client > cfg->max_records) {
+		if (per_client_given) {
+			*ret_exit = usage_error(
+				"the per-client record limit (--max-records-per-client %zu) must not "
+				"exceed the record limit (--max-records %zu); 0 means no per-client "
+				"limit",
+				cfg->max_records_per_client, cfg->max_records);
+			return -EINVAL;
+		}
+		cfg->max_records_per_client = cfg->max_records;
+	}
 	if (relay_config_check(cfg, err, sizeof(err)) < 0) {
 		*ret_exit = usage_error("%s", err);
 		return -EINVAL;

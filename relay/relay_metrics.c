@@ -18,6 +18,13 @@ static const char *const reason_names[RELAY_REASON_COUNT] = {
 	[RELAY_REASON_UNAUTHORIZED] = "unauthorized",
 	[RELAY_REASON_FORBIDDEN] = "forbidden",
 	[RELAY_REASON_BAD_REQUEST] = "bad_request",
+	[RELAY_REASON_TOO_MANY_RECORDS] = "too_many_records",
+};
+
+static const char *const close_names[RELAY_CLOSE_COUNT] = {
+	[RELAY_CLOSE_DEADLINE] = "deadline",
+	[RELAY_CLOSE_EVICTED] = "evicted",
+	[RELAY_CLOSE_PER_CLIENT] = "per_client",
 };
 
 void relay_metrics_init(struct relay_metrics *m, int64_t now_ms)
@@ -119,6 +126,12 @@ int relay_metrics_format(const struct relay_metrics *m, const struct relay_metri
 	for (int r = RELAY_REASON_NONE + 1; r < RELAY_REASON_COUNT; r++)
 		text_add(&t, "tandem_relay_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
 			 reason_names[r], m->by_reason[r]);
+	text_add(&t, "# HELP tandem_relay_connections_closed_total Connections the relay closed "
+		     "before their request was in, by reason.\n"
+		     "# TYPE tandem_relay_connections_closed_total counter\n");
+	for (int r = 0; r < RELAY_CLOSE_COUNT; r++)
+		text_add(&t, "tandem_relay_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
+			 close_names[r], m->closed[r]);
 	text_add(&t,
 		 "# HELP tandem_relay_uptime_seconds Seconds since the relay started.\n"
 		 "# TYPE tandem_relay_uptime_seconds gauge\n"

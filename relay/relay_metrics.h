@@ -20,7 +20,16 @@ enum relay_reason {
 	RELAY_REASON_UNAUTHORIZED, /* 401 */
 	RELAY_REASON_FORBIDDEN,	   /* 403 */
 	RELAY_REASON_BAD_REQUEST,  /* 400 */
+	RELAY_REASON_TOO_MANY_RECORDS, /* 429: the client's record cap */
 	RELAY_REASON_COUNT,
+};
+
+/* Why the relay closed a connection; the label of tandem_relay_connections_closed_total. */
+enum relay_close_reason {
+	RELAY_CLOSE_DEADLINE = 0, /* no whole request within --request-deadline */
+	RELAY_CLOSE_EVICTED,	  /* the oldest waiting one, to keep slots free */
+	RELAY_CLOSE_PER_CLIENT,	  /* over --max-connections-per-ip for its client */
+	RELAY_CLOSE_COUNT,
 };
 
 /* The statuses the relay answers with, in label order. */
@@ -32,6 +41,7 @@ struct relay_metrics {
 	uint64_t by_status[RELAY_METRICS_NSTATUS];
 	uint64_t other_status;
 	uint64_t by_reason[RELAY_REASON_COUNT];
+	uint64_t closed[RELAY_CLOSE_COUNT];
 };
 
 /* Gauges read from the rest of the relay when rendering. */

@@ -8,6 +8,8 @@
 
 #include "relay_store.h"
 
+struct relay_owner;
+
 struct relay_record {
 	uint8_t token[RELAY_TOKEN_LEN];
 	uint8_t secret_hash[crypto_generichash_BYTES];
@@ -18,10 +20,22 @@ struct relay_record {
 	uint64_t client; /* keyed hash of who last stored it (client_id) */
 	size_t heap_idx;	    /* position in s->heap */
 	struct relay_record *hnext; /* hash chain */
+	struct relay_owner *owner;  /* who created it, or NULL */
+	struct relay_record *oprev, *onext; /* the owner's records */
+};
+
+/* A client with live records. */
+struct relay_owner {
+	struct relay_client_key key;
+	size_t count;
+	struct relay_record *records;
+	struct relay_owner *hnext; /* hash chain */
 };
 
 struct relay_store {
 	size_t max, count;
+	size_t max_per_client; /* 0: no limit */
+	struct relay_owner **owners; /* hash table of clients, mask + 1 buckets */
 	size_t mask; /* buckets - 1 */
 	struct relay_record **buckets;
 	struct relay_record **heap; /* min-heap on expires_ms, max entries */
@@ -31,12 +45,12 @@ struct relay_store {
 	uint8_t hkey[crypto_shorthash_KEYBYTES];
 };
 
-int relay_store_new(size_t max_records, struct relay_store **ret)
+int relay_store_new(size_t max_records, size_t max_per_client, struct relay_store **ret)
 {
 	struct relay_store *s;
 	size_t nb = 16;
 
-	if (max_records < 1 || max_records > RELAY_RECORDS_MAX)
+	if (max_records < 1 || max_records > RELAY_RECORDS_MAX || max_per_client > max_records)
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -ENOMEM;
@@ -47,12 +61,14 @@ int relay_store_new(size_t max_records, struct relay_store **ret)
 		return -ENOMEM;
 	s->buckets = calloc(nb, sizeof(*s->buckets));
 	s->heap = calloc(max_records, sizeof(*s->heap));
-	if (!s->buckets || !s->heap) {
+	s->owners = calloc(nb, sizeof(*s->owners));
+	if (!s->buckets || !s->heap || !s->owners) {
 		relay_store_free(s);
 		return -ENOMEM;
 	}
 	s->mask = nb - 1;
 	s->max = max_records;
+	s->max_per_client = max_per_client;
 	randombytes_buf(s->hkey, sizeof(s->hkey));
 	*ret = s;
 	return 0;
@@ -74,6 +90,14 @@ void relay_store_free(struct relay_store *s)
 	if (s->heap)
 		for (size_t i = 0; i < s->count; i++)
 			record_free(s->heap[i]);
+	if (s->owners)
+		for (size_t i = 0; i <= s->mask; i++)
+			while (s->owners[i]) {
+				struct relay_owner *o = s->owners[i];
+				s->owners[i] = o->hnext;
+				free(o);
+			}
+	free(s->owners);
 	free(s->heap);
 	free(s->buckets);
 	free(s);
@@ -87,6 +111,73 @@ static size_t token_bucket(const struct relay_store *s, const uint8_t *token)
 	crypto_shorthash(h, token, RELAY_TOKEN_LEN, s->hkey);
 	memcpy(&v, h, sizeof(v));
 	return (size_t)(v & s->mask);
+}
+
+static size_t owner_bucket(const struct relay_store *s, const struct relay_client_key *key)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(h, key->b, sizeof(key->b), s->hkey);
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v & s->mask);
+}
+
+static struct relay_owner *owner_find(const struct relay_store *s,
+				      const struct relay_client_key *key)
+{
+	for (struct relay_owner *o = s->owners[owner_bucket(s, key)]; o; o = o->hnext)
+		if (memcmp(o->key.b, key->b, sizeof(key->b)) == 0)
+			return o;
+	return NULL;
+}
+
+/* Counts r for the client key; the client's entry is made on its first record. */
+static int owner_add(struct relay_store *s, const struct relay_client_key *key,
+		     struct relay_record *r)
+{
+	struct relay_owner *o = owner_find(s, key);
+
+	if (!o) {
+		size_t b = owner_bucket(s, key);
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		o->key = *key;
+		o->hnext = s->owners[b];
+		s->owners[b] = o;
+	}
+	r->owner = o;
+	r->oprev = NULL;
+	r->onext = o->records;
+	if (o->records)
+		o->records->oprev = r;
+	o->records = r;
+	o->count++;
+	return 0;
+}
+
+static void owner_remove(struct relay_store *s, struct relay_record *r)
+{
+	struct relay_owner *o = r->owner;
+	struct relay_owner **pp;
+
+	if (!o)
+		return;
+	if (r->oprev)
+		r->oprev->onext = r->onext;
+	else
+		o->records = r->onext;
+	if (r->onext)
+		r->onext->oprev = r->oprev;
+	r->owner = NULL;
+	if (--o->count > 0)
+		return;
+	for (pp = &s->owners[owner_bucket(s, &o->key)]; *pp && *pp != o; pp = &(*pp)->hnext)
+		;
+	if (*pp)
+		*pp = o->hnext;
+	free(o);
 }
 
 static void secret_hash(const uint8_t *secret, uint8_t out[static crypto_generichash_BYTES])
@@ -152,6 +243,7 @@ static void record_remove(struct relay_store *s, struct relay_record *r)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = r->hnext;
+	owner_remove(s, r);
 	s->count--;
 	if (i != s->count) {
 		heap_set(s, i, s->heap[s->count]);
@@ -290,6 +382,7 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	static const struct relay_client_key nobody;
 	struct relay_record *mine[RELAY_TOKEN_WRITERS];
 	struct relay_record *r, *own = NULL;
+	struct relay_owner *o;
 	uint8_t h[crypto_generichash_BYTES];
 	size_t n = 0;
 	uint64_t who;
@@ -331,9 +424,24 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 		*ret_retry_ms = s->heap[0]->expires_ms - now_ms;
 		return -ENOSPC;
 	}
+	o = client && s->max_per_client ? owner_find(s, client) : NULL;
+	if (o && o->count >= s->max_per_client) {
+		int64_t first = o->records->expires_ms;
+		for (r = o->records->onext; r; r = r->onext)
+			if (r->expires_ms < first)
+				first = r->expires_ms;
+		/* every record of o expires after now_ms: they survived the sweep */
+		*ret_retry_ms = first - now_ms;
+		return -EDQUOT;
+	}
 	r = calloc(1, sizeof(*r));
 	copy = malloc(blob_len);
 	if (!r || !copy) {
+		free(r);
+		free(copy);
+		return -ENOMEM;
+	}
+	if (client && owner_add(s, client, r) < 0) {
 		free(r);
 		free(copy);
 		return -ENOMEM;
@@ -395,6 +503,16 @@ void relay_store_foreach(struct relay_store *s, int64_t now_ms, relay_store_visi
 		entry_fill(r, &e);
 		fn(&e, userdata);
 	}
+}
+
+size_t relay_store_client_count(struct relay_store *s, const struct relay_client_key *client,
+				int64_t now_ms)
+{
+	struct relay_owner *o;
+
+	relay_store_expire(s, now_ms);
+	o = owner_find(s, client);
+	return o ? o->count : 0;
 }
 
 uint64_t relay_store_expired_total(const struct relay_store *s)

@@ -29,6 +29,12 @@
  * against max_records. Lookups go through a SipHash table with a random
  * key, so chosen tokens cannot be made to collide.
  *
+ * Every record counts against the client that created it (an IPv4 address
+ * or an IPv6 /64, relay_addr_key_derive): a client holds at most
+ * max_per_client live records, so that a few clients cannot fill the
+ * store. Replacing a record does not count again, and the record stays
+ * with the client that created it; expiry and deletion give the slot back.
+ *
  * Times are milliseconds of a monotonic clock, passed in by the caller.
  * Not thread-safe: the caller (relay_core) serialises access.
  */
@@ -57,8 +63,11 @@ struct relay_store_entry {
 
 typedef void (*relay_store_visit_fn)(const struct relay_store_entry *e, void *userdata);
 
-/* 1 <= max_records <= RELAY_RECORDS_MAX. Returns 0, -EINVAL or -ENOMEM. */
-int relay_store_new(size_t max_records, struct relay_store **ret)
+/*
+ * 1 <= max_records <= RELAY_RECORDS_MAX; max_per_client <= max_records, 0
+ * for no per-client limit. Returns 0, -EINVAL or -ENOMEM.
+ */
+int relay_store_new(size_t max_records, size_t max_per_client, struct relay_store **ret)
 	__attribute__((warn_unused_result));
 void relay_store_free(struct relay_store *s);
 
@@ -88,13 +97,16 @@ size_t relay_store_get_all(struct relay_store *s, const uint8_t token[static REL
 /*
  * Stores blob (1..RELAY_BLOB_MAX bytes, copied) under token until
  * expires_ms, as the record of the writer that holds secret (32 bytes),
- * sent from client (NULL: the zero key). Returns RELAY_STORE_REPLACED when
- * that writer had a record there, RELAY_STORE_CREATED when it is new (a
- * full token first loses one record, see above), or:
+ * sent from client (NULL: the zero key for eviction, and counted for
+ * nobody). Returns RELAY_STORE_REPLACED when that writer had a record there
+ * (it stays counted for the client that created it), RELAY_STORE_CREATED
+ * when it is new (a full token first loses one record, see above), or:
  * -EACCES  secret is NULL and the token has records (they are unchanged);
  * -ENOKEY  secret is NULL and the token has none;
  * -ENOSPC  the record is new and the store is full; *ret_retry_ms is the
  *          time until the earliest record expires (> 0);
+ * -EDQUOT  the record is new and client holds max_per_client records;
+ *          *ret_retry_ms is the time until its earliest one expires (> 0);
  * -EINVAL  bad blob size or expiry not after now_ms; -ENOMEM.
  */
 int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKEN_LEN],
@@ -113,6 +125,10 @@ int relay_store_delete(struct relay_store *s, const uint8_t token[static RELAY_T
 /* Calls fn for every live record at now_ms. fn must not call into the store. */
 void relay_store_foreach(struct relay_store *s, int64_t now_ms, relay_store_visit_fn fn,
 			 void *userdata);
+
+/* Live records of client at now_ms. */
+size_t relay_store_client_count(struct relay_store *s, const struct relay_client_key *client,
+				int64_t now_ms);
 
 /* Records dropped by expiry since the store was created. */
 uint64_t relay_store_expired_total(const struct relay_store *s);

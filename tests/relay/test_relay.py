@@ -775,8 +775,11 @@ def test_cli_errors(t):
         (["--max-ttl", "0"], b"--max-ttl"),
         (["--default-ttl", "100", "--max-ttl", "50"], b"default TTL"),
         (["--request-timeout", "0"], b"--request-timeout"),
+        (["--request-deadline", "0"], b"--request-deadline"),
         (["--max-connections", "x"], b"--max-connections"),
         (["--max-connections", "10", "--max-connections-per-ip", "20"], b"per-address"),
+        (["--max-records", "10", "--max-records-per-client", "20"], b"per-client"),
+        (["--max-records-per-client", "x"], b"--max-records-per-client"),
         (["--listen", "localhost:80"], b"listen address"),
         (["--listen", "[::1]"], b"listen address"),
         (["--listen", "[::1]:70000"], b"listen address"),
@@ -907,6 +910,161 @@ def test_connection_limits(t):
         t.eq(r.request("GET", "/healthz")[0], 200, "serving again once connections closed")
 
 
+def request_from(r, source, method, path, body=None, headers=None, i=0):
+    """One request from the loopback address source (e.g. "127.0.0.2")."""
+    _, host, port = r.urls[i]
+    c = http.client.HTTPConnection(host, port, timeout=TIMEOUT, source_address=(source, 0))
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        resp = c.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        c.close()
+
+
+def test_records_per_client(t):
+    with Relay("--max-records-per-client", "3", "--rate", "0", listen=("127.0.0.1:0",)) as r:
+        sec = b64(os.urandom(32))
+        mine = [new_token()[1] for _ in range(4)]
+        for k, tok in enumerate(mine[:3]):
+            check_json(t, request_from(r, "127.0.0.2", "POST", "/v1/records",
+                                       record_body(ttl=30 + k), post_headers(tok, sec)), 201,
+                       f"record {k + 1} of the cap")
+        reply = request_from(r, "127.0.0.2", "POST", "/v1/records", record_body(ttl=30),
+                             post_headers(mine[3], sec))
+        check_error(t, reply, 429, "too_many_records", "a record over the per-client cap")
+        ra = reply[1].get("retry-after", "")
+        t.check(ra.isdigit() and 1 <= int(ra) <= 30,
+                f"Retry-After {ra!r} until the client's oldest record expires")
+        t.check(b"3" in reply[2], f"the message names the cap: {reply[2]!r}")
+        # replacing one's own record does not count twice
+        check_json(t, request_from(r, "127.0.0.2", "POST", "/v1/records", record_body(ttl=60),
+                                   post_headers(mine[0], sec)), 200, "replace at the cap")
+        # another client still publishes
+        check_json(t, request_from(r, "127.0.0.3", "POST", "/v1/records", record_body(),
+                                   post_headers(new_token()[1], sec)), 201,
+                   "another client publishes")
+        # DELETE releases a slot
+        t.eq(request_from(r, "127.0.0.2", "DELETE", "/v1/records",
+                          headers=post_headers(mine[1], sec))[0], 204, "DELETE")
+        check_json(t, request_from(r, "127.0.0.2", "POST", "/v1/records", record_body(ttl=30),
+                                   post_headers(mine[3], sec)), 201, "a slot freed by DELETE")
+        _, m = metrics(r)
+        t.eq(m.get('tandem_relay_rejections_total{reason="too_many_records"}'), 1.0,
+             "the rejection is counted")
+        t.eq(m.get("tandem_relay_records"), 4.0, "records gauge")
+
+
+def test_slow_clients(t):
+    """40 clients that send one header byte a second hold no slot for long:
+    /healthz from another address keeps answering, and the relay closes every
+    slow connection by its deadline (10 s by default) although each of them
+    sends a byte well within --request-timeout."""
+    import threading
+    deadline_s = 10
+    with Relay("--max-connections", "40", "--max-connections-per-ip", "10",
+               "--request-timeout", "3", listen=("127.0.0.1:0",)) as r:
+        _, host, port = r.urls[0]
+        line = b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Pad: " + b"a" * 64 + b"\r\n\r\n"
+        slow = []
+        for k in range(40):
+            s = socket.create_connection((host, port), timeout=TIMEOUT,
+                                         source_address=(f"127.0.0.{2 + k % 4}", 0))
+            s.setblocking(False)
+            slow.append({"sock": s, "start": time.monotonic(), "sent": 0, "closed": None})
+        stop = threading.Event()
+        problems = []
+
+        def health():
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    c = http.client.HTTPConnection(host, port, timeout=1,
+                                                   source_address=("127.0.0.9", 0))
+                    c.request("GET", "/healthz")
+                    status = c.getresponse().status
+                    c.close()
+                except OSError as e:
+                    status = repr(e)
+                took = time.monotonic() - start
+                if status != 200 or took > 1.0:
+                    problems.append(f"/healthz answered {status} after {took:.2f} s")
+                stop.wait(0.5)
+
+        checker = threading.Thread(target=health)
+        checker.start()
+        limit = time.monotonic() + deadline_s + 8
+        try:
+            while time.monotonic() < limit and any(c["closed"] is None for c in slow):
+                now = time.monotonic()
+                for c in slow:
+                    if c["closed"] is not None:
+                        continue
+                    try:
+                        if c["sock"].recv(4096) == b"":
+                            c["closed"] = now
+                            continue
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        c["closed"] = now
+                        continue
+                    if now - c["start"] >= c["sent"] and c["sent"] < len(line):
+                        try:
+                            c["sock"].send(line[c["sent"]:c["sent"] + 1])
+                            c["sent"] += 1
+                        except BlockingIOError:
+                            pass
+                        except OSError:
+                            c["closed"] = now
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            checker.join(timeout=TIMEOUT)
+            for c in slow:
+                c["sock"].close()
+        t.eq(problems[:3], [], "/healthz answered within 1 s throughout")
+        late = [c["closed"] and round(c["closed"] - c["start"], 1) for c in slow
+                if c["closed"] is None or c["closed"] - c["start"] > deadline_s + 3]
+        t.eq(late, [], "every slow connection closed by the deadline (seconds open)")
+        t.eq(r.request("GET", "/healthz")[0], 200, "serving after the slow clients")
+        _, m = metrics(r)
+        deadline = m.get('tandem_relay_connections_closed_total{reason="deadline"}', 0)
+        evicted = m.get('tandem_relay_connections_closed_total{reason="evicted"}', 0)
+        t.check(deadline >= 1 and evicted >= 1 and deadline + evicted <= 40,
+                f"closures counted: {deadline} at the deadline, {evicted} evicted")
+
+
+def test_connections_per_client(t):
+    """--max-connections-per-ip counts a client over all listen addresses."""
+    with Relay("--max-connections-per-ip", "2", listen=("127.0.0.1:0", "127.0.0.1:0")) as r:
+        held = [socket.create_connection(r.urls[0][1:], timeout=TIMEOUT,
+                                         source_address=("127.0.0.2", 0)) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            s = socket.create_connection(r.urls[1][1:], timeout=TIMEOUT,
+                                         source_address=("127.0.0.2", 0))
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                reply = read_reply(s, wait_close=True, timeout=5)
+            except OSError:
+                reply = b""
+            s.close()
+            t.eq(reply, b"", "a third connection of 127.0.0.2, on the other listener, is closed")
+            t.eq(request_from(r, "127.0.0.3", "GET", "/healthz", i=1)[0], 200,
+                 "another client is served")
+        finally:
+            for s in held:
+                s.close()
+        _, m = metrics(r)
+        t.eq(m.get('tandem_relay_connections_closed_total{reason="per_client"}'), 1.0,
+             "the refusal is counted")
+        time.sleep(0.3)
+        t.eq(request_from(r, "127.0.0.2", "GET", "/healthz", i=1)[0], 200,
+             "127.0.0.2 is served again once its connections closed")
+
+
 def test_logs_keep_secrets(t):
     with Relay("--log-level", "debug", listen=("[::1]:0", "127.0.0.1:0")) as r:
         raw_tok, tok = new_token()
@@ -993,6 +1151,9 @@ TESTS = [
     test_graceful_stop,
     test_connection_limits,
     test_logs_keep_secrets,
+    test_records_per_client,
+    test_slow_clients,
+    test_connections_per_client,
 ]
 
 
@@ -1009,8 +1170,11 @@ def main():
         return 1
     global CURRENT
     passed = failed = skipped = 0
-    print(f"1..{len(TESTS)}")
-    for n, test in enumerate(TESTS, 1):
+    # RELAY_TESTS=name,name runs only those (names without "test_")
+    only = [n for n in os.environ.get("RELAY_TESTS", "").split(",") if n]
+    tests = [f for f in TESTS if not only or f.__name__[len("test_"):] in only]
+    print(f"1..{len(tests)}")
+    for n, test in enumerate(tests, 1):
         name = test.__name__[len("test_"):]
         t = CURRENT = Checker()
         skip = None

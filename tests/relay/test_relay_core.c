@@ -12,6 +12,7 @@
 
 #include "encoding.h"
 #include "relay_addr.h"
+#include "relay_conns.h"
 #include "relay_core.h"
 #include "relay_metrics.h"
 #include "relay_ratelimit.h"
@@ -36,7 +37,7 @@ TEST(store_put_get_replace_delete)
 	fill(tok, 32, 1);
 	fill(sec, 32, 2);
 	fill(other, 32, 3);
-	REQUIRE(relay_store_new(4, &s) == 0);
+	REQUIRE(relay_store_new(4, 0, &s) == 0);
 	CHECK_INT_EQ(relay_store_get(s, tok, 0, &b, &len, &exp), -ENOENT);
 	CHECK_INT_EQ(relay_store_put(s, tok, NULL, NULL, blob1, 3, 1000, 0, &retry), -ENOKEY);
 	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 1000, 0, &retry), RELAY_STORE_CREATED);
@@ -80,7 +81,7 @@ TEST(store_several_writers)
 	fill(tok, 32, 1);
 	fill(sec, 32, 2);
 	fill(other, 32, 3);
-	REQUIRE(relay_store_new(16, &s) == 0);
+	REQUIRE(relay_store_new(16, 0, &s) == 0);
 	CHECK_INT_EQ(relay_store_get_all(s, tok, 0, e, RELAY_TOKEN_WRITERS), 0);
 	/* the squatter came first; the owner still gets in */
 	CHECK_INT_EQ(relay_store_put(s, tok, NULL, other, blob1, 1, 5000, 0, &retry),
@@ -127,7 +128,7 @@ TEST(store_full_token_eviction)
 	fill(tok, 32, 1);
 	fill(sec, 32, 2);
 	fill(owner_blob, sizeof(owner_blob), 0xee);
-	REQUIRE(relay_store_new(1000, &s) == 0);
+	REQUIRE(relay_store_new(1000, 0, &s) == 0);
 	CHECK_INT_EQ(relay_store_put(s, tok, &owner, sec, owner_blob, 8, 100000, now++, &retry),
 		     RELAY_STORE_CREATED);
 	/* one squatter address writes 100 fresh writers */
@@ -178,7 +179,7 @@ TEST(store_expiry_and_capacity)
 	int64_t exp, retry = 0;
 
 	fill(sec, 32, 9);
-	REQUIRE(relay_store_new(3, &s) == 0);
+	REQUIRE(relay_store_new(3, 0, &s) == 0);
 	/* expiries 3000, 1000, 2000 */
 	for (int i = 0; i < 3; i++) {
 		static const int64_t e[3] = {3000, 1000, 2000};
@@ -214,6 +215,95 @@ TEST(store_expiry_and_capacity)
 	relay_store_free(s);
 }
 
+TEST(store_per_client_cap)
+{
+	struct relay_store *s = NULL;
+	struct relay_client_key a = {{4, 127, 0, 0, 2}}, b = {{4, 127, 0, 0, 3}};
+	uint8_t tok[32], sec[32];
+	int64_t retry = 0;
+
+	fill(sec, 32, 7);
+	CHECK_INT_EQ(relay_store_new(4, 5, &s), -EINVAL);
+	REQUIRE(relay_store_new(10, 3, &s) == 0);
+	/* a fills its cap: expiries 3000, 1000, 2000 */
+	for (int i = 0; i < 3; i++) {
+		static const int64_t e[3] = {3000, 1000, 2000};
+		fill(tok, 32, (uint8_t)(10 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, e[i], 0, &retry),
+			     RELAY_STORE_CREATED);
+	}
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 0), 3);
+	fill(tok, 32, 20);
+	CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 5000, 400, &retry), -EDQUOT);
+	CHECK_INT_EQ(retry, 600); /* until a's earliest record expires */
+	/* replacing its own record does not count twice */
+	fill(tok, 32, 10);
+	CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 4000, 400, &retry),
+		     RELAY_STORE_REPLACED);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 400), 3);
+	/* b is not affected; records without a client count for nobody */
+	fill(tok, 32, 21);
+	CHECK_INT_EQ(relay_store_put(s, tok, &b, sec, blob1, 3, 5000, 400, &retry),
+		     RELAY_STORE_CREATED);
+	fill(tok, 32, 22);
+	CHECK_INT_EQ(relay_store_put(s, tok, NULL, sec, blob1, 3, 5000, 400, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_client_count(s, &b, 400), 1);
+	/* delete gives a slot back */
+	fill(tok, 32, 12);
+	CHECK_INT_EQ(relay_store_delete(s, tok, sec, 500), 0);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 500), 2);
+	fill(tok, 32, 20);
+	CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 5000, 500, &retry),
+		     RELAY_STORE_CREATED);
+	fill(tok, 32, 23);
+	CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 5000, 600, &retry), -EDQUOT);
+	CHECK_INT_EQ(retry, 400);
+	/* and so does expiry (token 11 at 1000) */
+	CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 5000, 1000, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 1000), 3);
+	/* everything expired: the client is forgotten */
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 5000), 0);
+	CHECK_INT_EQ(relay_store_count(s, 5000), 0);
+	relay_store_free(s);
+	/* 0: no per-client limit */
+	REQUIRE(relay_store_new(4, 0, &s) == 0);
+	for (int i = 0; i < 4; i++) {
+		fill(tok, 32, (uint8_t)(40 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 1000, 0, &retry),
+			     RELAY_STORE_CREATED);
+	}
+	relay_store_free(s);
+}
+
+/* A record pushed out of a full token gives its client's slot back. */
+TEST(store_eviction_releases_client_slot)
+{
+	struct relay_store *s = NULL;
+	struct relay_client_key a = {{4, 127, 0, 0, 2}}, b = {{4, 127, 0, 0, 3}};
+	uint8_t tok[32], sec[32];
+	int64_t retry = 0;
+
+	fill(tok, 32, 40);
+	REQUIRE(relay_store_new(100, RELAY_TOKEN_WRITERS, &s) == 0);
+	for (int i = 0; i < RELAY_TOKEN_WRITERS; i++) {
+		fill(sec, 32, (uint8_t)(50 + i));
+		CHECK_INT_EQ(relay_store_put(s, tok, i < 2 ? &a : &b, sec, blob1, 3, 5000, i, &retry),
+			     RELAY_STORE_CREATED);
+	}
+	CHECK_INT_EQ(relay_store_client_count(s, &b, 10), RELAY_TOKEN_WRITERS - 2);
+	/* a's new writer pushes out b's oldest: b holds the most there */
+	fill(sec, 32, 70);
+	CHECK_INT_EQ(relay_store_put(s, tok, &a, sec, blob1, 3, 5000, 20, &retry),
+		     RELAY_STORE_CREATED);
+	CHECK_INT_EQ(relay_store_client_count(s, &a, 20), 3);
+	CHECK_INT_EQ(relay_store_client_count(s, &b, 20), RELAY_TOKEN_WRITERS - 3);
+	CHECK_INT_EQ(relay_store_count(s, 20), RELAY_TOKEN_WRITERS);
+	CHECK_INT_EQ(relay_store_evicted_total(s), 1);
+	relay_store_free(s);
+}
+
 TEST(store_many_random_expiries)
 {
 	struct relay_store *s = NULL;
@@ -222,7 +312,7 @@ TEST(store_many_random_expiries)
 	uint32_t x = 12345;
 
 	fill(sec, 32, 1);
-	REQUIRE(relay_store_new(500, &s) == 0);
+	REQUIRE(relay_store_new(500, 0, &s) == 0);
 	for (int round = 0; round < 4000; round++) {
 		int r;
 		x = x * 1103515245u + 12345u;
@@ -358,6 +448,117 @@ TEST(addr_parse_and_keys)
 	inet_pton(AF_INET, "192.0.2.8", &s4.sin_addr);
 	relay_addr_key_derive((struct sockaddr *)&s4, &k1);
 	CHECK(memcmp(&k1, &k2, sizeof(k1)) != 0);
+}
+
+/* ---- connections ---- */
+
+static void conn_at(struct relay_conn *c, const char *addr, unsigned group)
+{
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in s4 = {.sin_family = AF_INET};
+
+	memset(c, 0, sizeof(*c));
+	c->group = group;
+	if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+		relay_addr_key_derive((struct sockaddr *)&s6, &c->key);
+	} else {
+		REQUIRE(inet_pton(AF_INET, addr, &s4.sin_addr) == 1);
+		relay_addr_key_derive((struct sockaddr *)&s4, &c->key);
+	}
+}
+
+TEST(conns_per_client_by_64)
+{
+	struct relay_conns *t = NULL;
+	struct relay_conn c[8], *ev;
+
+	REQUIRE(relay_conns_new(2, 1000, 2, &t) == 0);
+	/* two addresses of one /64 are one client, over both listeners */
+	conn_at(&c[0], "2001:db8:1:2::1", 0);
+	conn_at(&c[1], "2001:db8:1:2:ffff:ffff:ffff:ffff", 1);
+	conn_at(&c[2], "2001:db8:1:2:abcd::7", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[0], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[1], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[2], 0, &ev), -EUSERS);
+	CHECK(c[2].closing && !c[2].counted);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[0].key), 2);
+	/* the next /64 is another client */
+	conn_at(&c[3], "2001:db8:1:3::1", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[3], 0, &ev), 0);
+	/* an IPv4-mapped address is its IPv4 address */
+	conn_at(&c[4], "::ffff:192.0.2.1", 0);
+	conn_at(&c[5], "192.0.2.1", 1);
+	conn_at(&c[6], "192.0.2.1", 0);
+	conn_at(&c[7], "192.0.2.2", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[4], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[5], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[6], 0, &ev), -EUSERS);
+	CHECK_INT_EQ(relay_conns_open(t, &c[7], 0, &ev), 0);
+	CHECK_INT_EQ(relay_conns_group_count(t, 0), 6);
+	CHECK_INT_EQ(relay_conns_group_count(t, 1), 2);
+	/* a refused connection's close does not free a slot of its client */
+	relay_conns_close(t, &c[2]);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[0].key), 2);
+	relay_conns_close(t, &c[0]);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[0].key), 1);
+	conn_at(&c[2], "2001:db8:1:2::2", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[2], 0, &ev), 0);
+	for (int i = 1; i < 8; i++)
+		relay_conns_close(t, &c[i]);
+	CHECK_INT_EQ(relay_conns_client_count(t, &c[1].key), 0);
+	CHECK_INT_EQ(relay_conns_group_count(t, 0), 0);
+	relay_conns_free(t);
+}
+
+TEST(conns_deadline_and_reserve)
+{
+	struct relay_conns *t = NULL;
+	struct relay_conn c[20], *ev, *x;
+	int64_t wake = 0;
+
+	CHECK_INT_EQ(relay_conns_reserve(7), 0);
+	CHECK_INT_EQ(relay_conns_reserve(16), 2);
+	CHECK_INT_EQ(relay_conns_reserve(100000), 64);
+	REQUIRE(relay_conns_new(0, 16, 1, &t) == 0);
+	/* 14 slow connections fill what the reserve of 2 leaves */
+	for (int i = 0; i < 14; i++) {
+		conn_at(&c[i], "127.0.0.2", 0);
+		CHECK_INT_EQ(relay_conns_open(t, &c[i], 100 * i, &ev), 0);
+		CHECK(ev == NULL);
+	}
+	/* c[0] answers: it is never evicted nor expired while it does */
+	relay_conns_answering(t, &c[0]);
+	/* the 15th evicts the oldest reading one */
+	conn_at(&c[14], "127.0.0.3", 0);
+	CHECK_INT_EQ(relay_conns_open(t, &c[14], 1500, &ev), 0);
+	CHECK(ev == &c[1] && c[1].closing);
+	relay_conns_close(t, &c[1]);
+	/* deadline 1000 ms: c[2] (200) and c[3] (300) at 1300, nothing more */
+	x = relay_conns_expired(t, 1300, 1000, &wake);
+	CHECK(x == &c[2]);
+	x = relay_conns_expired(t, 1300, 1000, &wake);
+	CHECK(x == &c[3]);
+	CHECK(relay_conns_expired(t, 1300, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 1400);
+	/* a finished request reads the next one with a fresh deadline */
+	relay_conns_done(t, &c[0], 1600);
+	for (int i = 4; i < 14; i++) {
+		x = relay_conns_expired(t, 2400, 1000, &wake);
+		CHECK(x == &c[i]);
+	}
+	CHECK(relay_conns_expired(t, 2400, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 2500);
+	CHECK(relay_conns_expired(t, 2500, 1000, &wake) == &c[14]);
+	CHECK(relay_conns_expired(t, 2500, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 2600);
+	CHECK(relay_conns_expired(t, 2600, 1000, &wake) == &c[0]);
+	CHECK(relay_conns_expired(t, 9999, 1000, &wake) == NULL);
+	CHECK_INT_EQ(wake, 9999 + 1000);
+	for (int i = 0; i < 15; i++)
+		if (i != 1)
+			relay_conns_close(t, &c[i]);
+	CHECK_INT_EQ(relay_conns_group_count(t, 0), 0);
+	relay_conns_free(t);
 }
 
 /* ---- request handling ---- */
@@ -676,20 +877,71 @@ TEST(handle_rate_limit)
 	CHECK(expect("GET", "/v1/records", tok_hdr, NULL, NULL, 404, NULL));
 }
 
+TEST(handle_records_per_client)
+{
+	struct relay_core_config cfg;
+	struct relay_response resp;
+
+	core_setup(0, 10);
+	relay_core_free(core);
+	relay_core_config_init(&cfg);
+	cfg.rate = 0;
+	cfg.max_records = 10;
+	cfg.max_records_per_client = 1;
+	REQUIRE(relay_core_new(&cfg, clock_ms, &core) == 0);
+	CHECK(expect("POST", "/v1/records", tok_hdr, sec_b64, "{\"blob\":\"AQID\",\"ttl\":5}", 201,
+		     NULL));
+	CHECK(expect("POST", "/v1/records", tok2_hdr, sec_b64, "{\"blob\":\"AQID\"}", 429,
+		     "too_many_records"));
+	clock_ms += 1500;
+	CHECK_INT_EQ(call("POST", "/v1/records", tok2_hdr, sec_b64, "{\"blob\":\"AQID\"}", &resp),
+		     429);
+	CHECK_INT_EQ(resp.retry_after, 4);
+	relay_core_response_done(&resp);
+	/* its own record can still be replaced */
+	CHECK(expect("POST", "/v1/records", tok_hdr, sec_b64, "{\"blob\":\"AQID\",\"ttl\":5}", 200,
+		     NULL));
+	CHECK_INT_EQ(call("GET", "/metrics", NULL, NULL, NULL, &resp), 200);
+	CHECK(resp.body &&
+	      strstr(resp.body, "tandem_relay_rejections_total{reason=\"too_many_records\"} 2\n"));
+	CHECK(resp.body &&
+	      strstr(resp.body, "tandem_relay_rejections_total{reason=\"rate_limited\"} 0\n"));
+	relay_core_response_done(&resp);
+	/* connections the HTTP layer closed */
+	relay_core_count_closed(core, RELAY_CLOSE_DEADLINE, 3);
+	relay_core_count_closed(core, RELAY_CLOSE_PER_CLIENT, 1);
+	relay_core_count_closed(core, RELAY_CLOSE_COUNT, 1);
+	CHECK_INT_EQ(call("GET", "/metrics", NULL, NULL, NULL, &resp), 200);
+	CHECK(resp.body &&
+	      strstr(resp.body,
+		     "tandem_relay_connections_closed_total{reason=\"deadline\"} 3\n"));
+	CHECK(resp.body &&
+	      strstr(resp.body, "tandem_relay_connections_closed_total{reason=\"evicted\"} 0\n"));
+	CHECK(resp.body &&
+	      strstr(resp.body,
+		     "tandem_relay_connections_closed_total{reason=\"per_client\"} 1\n"));
+	relay_core_response_done(&resp);
+}
+
 int main(void)
 {
 	RUN(store_put_get_replace_delete);
 	RUN(store_several_writers);
 	RUN(store_full_token_eviction);
 	RUN(store_expiry_and_capacity);
+	RUN(store_per_client_cap);
+	RUN(store_eviction_releases_client_slot);
 	RUN(store_many_random_expiries);
 	RUN(ratelimit_refill);
 	RUN(ratelimit_table_is_bounded);
 	RUN(addr_parse_and_keys);
+	RUN(conns_per_client_by_64);
+	RUN(conns_deadline_and_reserve);
 	RUN(handle_records_flow);
 	RUN(handle_bad_requests);
 	RUN(handle_routes_and_limits);
 	RUN(handle_rate_limit);
+	RUN(handle_records_per_client);
 	relay_core_free(core);
 	return tap_done();
 }
