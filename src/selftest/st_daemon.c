@@ -28,7 +28,6 @@
 
 #define POLL_MS 20
 #define STATUS_TIMEOUT_MS 2000
-#define LOG_MAX (1u << 20)
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
 
 static void sleep_ms(unsigned ms)
@@ -769,18 +768,6 @@ static int up_via_proxy(struct st_env *env, struct st_peer *p, const char *peer_
 	return 0;
 }
 
-/* Lines of p's log holding needle. */
-static unsigned log_lines(const struct st_peer *p, const char *needle)
-{
-	char *log = st_peer_log_read(p);
-	unsigned n = 0;
-
-	for (const char *s = log; s && (s = strstr(s, needle)); s += strlen(needle))
-		n++;
-	free(log);
-	return n;
-}
-
 /*
  * A plain-http relay that is not this machine: `up` warns once in the log,
  * and status says it (JSON "warnings", a "warning:" line). The daemon must
@@ -816,7 +803,7 @@ int st_daemon_http_relay(struct st_env *env)
 	const char *sargv[] = {"--home", p.home, "status", NULL};
 	ST_CHECK(env, st_run_tandem(env, &out, sargv) == 0 && out.status == 0);
 	ST_CHECK(env, strstr(out.out, "warning:") && strstr(out.out, needle));
-	ST_CHECK(env, log_lines(&p, needle) == 1);
+	ST_CHECK(env, st_peer_log_count(&p, needle, NULL) == 1);
 	ST_CHECK(env, st_peer_down(env, &p) == 0);
 
 	/* the selftest's relay, http://[::1]:port: no warning */
@@ -830,7 +817,7 @@ int st_daemon_http_relay(struct st_env *env)
 	json_decref(st);
 	ST_CHECK(env, st_run_tandem(env, &out, sargv) == 0 && out.status == 0);
 	ST_CHECK(env, !strstr(out.out, "warning:"));
-	ST_CHECK(env, log_lines(&p, needle) == 1); /* still the first run's one */
+	ST_CHECK(env, st_peer_log_count(&p, needle, NULL) == 1); /* still the first run's one */
 out:
 	st_peers_cleanup(env, &p, 1);
 	return ST_PASS;

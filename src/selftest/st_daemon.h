@@ -85,6 +85,13 @@ json_t *st_peer_status(struct st_env *env, const struct st_peer *p);
  * (free it), or NULL. */
 char *st_peer_log_read(const struct st_peer *p);
 
+/* Lines of p's log that contain a, and b too when b is not NULL. */
+unsigned st_peer_log_count(const struct st_peer *p, const char *a, const char *b);
+
+/* The listen address of p's daemon (`status --json` "listen") into out;
+ * 0, or -1 when the daemon does not say. */
+int st_peer_listen_addr(struct st_env *env, const struct st_peer *p, char out[static 64]);
+
 /* True when p's log (state/tandem.log) contains needle. */
 bool st_peer_log_has(const struct st_peer *p, const char *needle);
 

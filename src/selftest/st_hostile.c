@@ -35,28 +35,6 @@
 #define CLOSE_WAIT_MS 3000
 #define LOG_WAIT_MS 5000
 
-/* The listen address of p's daemon, from `tandem status --json`. */
-static int listen_addr(struct st_env *env, const struct st_peer *p, char out[static 64])
-{
-	struct st_proc_out po;
-	json_error_t jerr;
-	json_t *j;
-	const char *s;
-	int r = -1;
-
-	const char *argv[] = {"--home", p->home, "status", "--json", NULL};
-	if (st_run_tandem(env, &po, argv) < 0 || po.status != 0)
-		return -1;
-	j = json_loads(po.out, 0, &jerr);
-	s = json_string_value(json_object_get(j, "listen"));
-	if (s && strlen(s) < 64) {
-		snprintf(out, 64, "%s", s);
-		r = 0;
-	}
-	json_decref(j);
-	return r;
-}
-
 /* The daemon runs and answers status. */
 static bool daemon_alive(struct st_env *env, const struct st_peer *p)
 {
@@ -269,7 +247,7 @@ int st_hostile_hello(struct st_env *env)
 	memset(&p, 0, sizeof(p));
 	ST_REQUIRE(env, st_fake_new(&f) == 0);
 	if (st_peer_make(env, &p, "ana") < 0 || st_peer_up(env, &p, st_fake_fp(f), NULL) < 0 ||
-	    listen_addr(env, &p, addr) < 0) {
+	    st_peer_listen_addr(env, &p, addr) < 0) {
 		ST_CHECK(env, !"ana's daemon runs and listens");
 		goto out;
 	}
@@ -621,7 +599,7 @@ int st_hostile_paths(struct st_env *env)
 	outside_snap(env, outside, before);
 
 	if (env->failures || st_peer_up(env, &p, st_fake_fp(f), NULL) < 0 ||
-	    listen_addr(env, &p, addr) < 0) {
+	    st_peer_listen_addr(env, &p, addr) < 0) {
 		ST_CHECK(env, !"ana's daemon runs and listens");
 		goto out;
 	}
@@ -728,7 +706,7 @@ int st_hostile_index_flood(struct st_env *env)
 		target[i] = target[i] == '/' ? '/' : 't';
 	target[SYNC_TARGET_MAX] = '\0';
 	if (st_peer_make(env, &p, "ana") < 0 || st_peer_up(env, &p, st_fake_fp(f), NULL) < 0 ||
-	    listen_addr(env, &p, addr) < 0) {
+	    st_peer_listen_addr(env, &p, addr) < 0) {
 		ST_CHECK(env, !"ana's daemon runs and listens");
 		goto out;
 	}

@@ -21,69 +21,7 @@
 #include "st_fakepeer.h"
 #include "st_hostile.h"
 
-#define LOG_MAX (1u << 20)
 #define WAIT_MS 5000
-
-/* The listen address of p's daemon, from `tandem status --json`. */
-static int listen_addr(struct st_env *env, const struct st_peer *p, char out[static 64])
-{
-	struct st_proc_out po;
-	json_error_t jerr;
-	json_t *j;
-	const char *s;
-	int r = -1;
-
-	const char *argv[] = {"--home", p->home, "status", "--json", NULL};
-	if (st_run_tandem(env, &po, argv) < 0 || po.status != 0)
-		return -1;
-	j = json_loads(po.out, 0, &jerr);
-	s = json_string_value(json_object_get(j, "listen"));
-	if (s && strlen(s) < 64) {
-		snprintf(out, 64, "%s", s);
-		r = 0;
-	}
-	json_decref(j);
-	return r;
-}
-
-/* p's whole log (malloc'd, NUL-terminated; *ret_len bytes), or NULL. */
-static char *log_read(const struct st_peer *p, size_t *ret_len)
-{
-	char path[600], *buf;
-	size_t len = 0;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/state/tandem.log", p->home);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	buf = malloc(LOG_MAX + 1);
-	while (buf && len < LOG_MAX && (n = read(fd, buf + len, LOG_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	if (buf)
-		buf[len] = '\0';
-	*ret_len = len;
-	return buf;
-}
-
-/* Lines of p's log that hold both a and b. */
-static unsigned log_lines(const struct st_peer *p, const char *a, const char *b)
-{
-	char *buf, *line, *save = NULL;
-	size_t len;
-	unsigned count = 0;
-
-	buf = log_read(p, &len);
-	if (!buf)
-		return 0;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (strstr(line, a) && strstr(line, b))
-			count++;
-	free(buf);
-	return count;
-}
 
 /* Waits (pumping the fake) until p's log has a line with a and b. */
 static bool log_wait2(struct st_env *env, const struct st_peer *p, struct st_fake *f, const char *a,
@@ -91,7 +29,7 @@ static bool log_wait2(struct st_env *env, const struct st_peer *p, struct st_fak
 {
 	uint64_t end = st_now_ms() + WAIT_MS;
 
-	while (log_lines(p, a, b) == 0) {
+	while (st_peer_log_count(p, a, b) == 0) {
 		if (st_now_ms() >= end || st_left_ms(env) < 100) {
 			st_note(env, "the daemon's log has no line with '%s' and '%s'", a, b);
 			return false;
@@ -122,7 +60,7 @@ static int fake_session_extra(struct st_env *env, struct st_peer *p, struct st_f
 			      char addr[64], const char *extra)
 {
 	if (st_peer_up_extra(env, p, st_fake_fp(f), NULL, extra) < 0 ||
-	    listen_addr(env, p, addr) < 0) {
+	    st_peer_listen_addr(env, p, addr) < 0) {
 		st_note(env, "%s's daemon does not run or listen", p->name);
 		return -1;
 	}
@@ -185,7 +123,8 @@ int st_hostile_names(struct st_env *env)
 	st_fake_release(env, f);
 	snprintf(path, sizeof(path), "%s/%s", p.dir, held);
 	ST_CHECK(env, wait_exists(env, f, path));
-	log = log_read(&p, &len);
+	log = st_peer_log_read(&p);
+	len = log ? strlen(log) : 0;
 	ST_CHECK(env, log && len > 0);
 	if (log && memchr(log, '\x1b', len)) {
 		st_note(env, "an ESC byte is in ana's log");

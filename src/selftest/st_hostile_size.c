@@ -136,25 +136,11 @@ static bool probe_wait(struct ctx *c, struct probe *pr, unsigned ms)
 	return true;
 }
 
-/* Lines of p's log that contain both a and b. */
-static unsigned log_count(const struct st_peer *p, const char *a, const char *b)
-{
-	char *log = st_peer_log_read(p), *line, *save = NULL;
-	unsigned n = 0;
-
-	if (!log)
-		return 0;
-	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		n += strstr(line, a) && strstr(line, b);
-	free(log);
-	return n;
-}
-
 static bool log_wait(struct ctx *c, const char *a, const char *b, unsigned had)
 {
 	uint64_t end = st_now_ms() + LOG_WAIT_MS;
 
-	while (log_count(c->p, a, b) <= had) {
+	while (st_peer_log_count(c->p, a, b) <= had) {
 		if (st_now_ms() >= end || st_left_ms(c->env) < 100) {
 			st_note(c->env, "%s: the daemon's log never said '%s' ... '%s'", c->what, a,
 				b);
@@ -199,7 +185,7 @@ static void huge_one(struct ctx *c, const char *rel, uint64_t size)
 	unsigned had;
 
 	snprintf(reason, sizeof(reason), "file size %llu is more than", (unsigned long long)size);
-	had = log_count(c->p, "protocol error from the peer at [::1]:", reason);
+	had = st_peer_log_count(c->p, "protocol error from the peer at [::1]:", reason);
 	if (fake_up(c) < 0) {
 		st_fail(env, __FILE__, __LINE__, "%s: the fake peer connects for %s", c->what, rel);
 		return;

@@ -230,6 +230,40 @@ char *st_peer_log_read(const struct st_peer *p)
 	return buf;
 }
 
+unsigned st_peer_log_count(const struct st_peer *p, const char *a, const char *b)
+{
+	char *log = st_peer_log_read(p), *line, *save = NULL;
+	unsigned n = 0;
+
+	if (!log)
+		return 0;
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		n += strstr(line, a) && (!b || strstr(line, b));
+	free(log);
+	return n;
+}
+
+int st_peer_listen_addr(struct st_env *env, const struct st_peer *p, char out[static 64])
+{
+	struct st_proc_out po;
+	json_error_t jerr;
+	json_t *j;
+	const char *s;
+	int r = -1;
+
+	const char *argv[] = {"--home", p->home, "status", "--json", NULL};
+	if (st_run_tandem(env, &po, argv) < 0 || po.status != 0)
+		return -1;
+	j = json_loads(po.out, 0, &jerr);
+	s = json_string_value(json_object_get(j, "listen"));
+	if (s && strlen(s) < 64) {
+		snprintf(out, 64, "%s", s);
+		r = 0;
+	}
+	json_decref(j);
+	return r;
+}
+
 bool st_peer_log_has(const struct st_peer *p, const char *needle)
 {
 	char *log = st_peer_log_read(p);

@@ -286,18 +286,6 @@ int st_sync_4gib(struct st_env *env)
 	return ST_PASS;
 }
 
-/* Lines of p's log holding needle. */
-static unsigned log_count(const struct st_peer *p, const char *needle)
-{
-	char *log = st_peer_log_read(p);
-	unsigned n = 0;
-
-	for (const char *s = log; s && (s = strstr(s, needle)); s += strlen(needle))
-		n++;
-	free(log);
-	return n;
-}
-
 /*
  * 256 MiB a -> b between two real daemons whose send keys last at most
  * REKEY_FRAMES frames and REKEY_MS (the test knobs of docs/DAEMON.md):
@@ -346,8 +334,8 @@ int st_chan_rekey(struct st_env *env)
 	/* one connection all along: a broken channel would have reconnected */
 	for (int s = 0; s < 2; s++) {
 		ST_CHECK(env, !st_peer_log_has(&p.peer[s], "closing the connection with"));
-		n[s][0] = log_count(&p.peer[s], sent);
-		n[s][1] = log_count(&p.peer[s], recvd);
+		n[s][0] = st_peer_log_count(&p.peer[s], sent, NULL);
+		n[s][1] = st_peer_log_count(&p.peer[s], recvd, NULL);
 		st_note(env, "%s switched its send key %u times and saw the peer switch %u times",
 			st_side_name(s), n[s][0], n[s][1]);
 	}
@@ -357,7 +345,7 @@ int st_chan_rekey(struct st_env *env)
 	 * key can make b switch again, and a sees it */
 	unsigned was = n[0][1], now = was;
 	for (uint64_t end = st_now_ms() + 15000; now == was && st_now_ms() < end && st_left_ms(env);
-	     now = log_count(&p.peer[0], recvd))
+	     now = st_peer_log_count(&p.peer[0], recvd, NULL))
 		st_sleep_ms(env, 200);
 	st_note(env, "idle: a saw b switch %u more times", now - was);
 	ST_CHECK(env, now > was);
