@@ -73,7 +73,7 @@ struct st_proxy_counters {
 	uint64_t dropped;    /* bytes read and never forwarded (reset, half-close, truncate) */
 	uint64_t stalls;
 	uint64_t partitions; /* times partition was switched on */
-	uint64_t resets;
+	uint64_t resets;     /* connections reset (st_proxy_reset_at's count in a->b) */
 	uint64_t halfcloses;
 	uint64_t truncates;
 	uint64_t flips;	     /* bits flipped */

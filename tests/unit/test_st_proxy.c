@@ -175,6 +175,23 @@ TEST(rand_repeats)
 	CHECK_INT_EQ(st_rand_below(&x, 0), 0);
 }
 
+TEST(target_parse)
+{
+	struct st_proxy *p;
+
+	REQUIRE(st_proxy_new(0, &p) == 0);
+	CHECK(strncmp(st_proxy_addr(p), "[::1]:", 6) == 0);
+	CHECK_INT_EQ(st_proxy_set_target(p, "[::1]:80"), 0);
+	CHECK_INT_EQ(st_proxy_set_target(p, "127.0.0.1:80"), 0);
+	static const char *const bad[] = { "", ":80", "[::1]", "[::1]:0", "[::1]:65536",
+					   "[::1]:8x", "::1:80", "localhost:80", "[127.0.0.1]:80",
+					   "1.2.3:80", "[]:80" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT_EQ(st_proxy_set_target(p, bad[i]), -EINVAL);
+	st_proxy_free(p);
+	st_proxy_free(NULL);
+}
+
 TEST(forwards_both_ways)
 {
 	struct link l;
@@ -464,6 +481,7 @@ TEST(bitflip_same_seed_same_bit)
 int main(void)
 {
 	RUN(rand_repeats);
+	RUN(target_parse);
 	RUN(forwards_both_ways);
 	RUN(latency_delays);
 	RUN(bandwidth_capped);
