@@ -147,10 +147,12 @@ static void check_result(struct chaos *c)
 			rel(r, s, "doc3-renamed.txt");
 			ST_CHECK(env, st_pair_exists(p, t, r));
 			rel(r, s, "big.bin");
-			ST_CHECK(env, st_pair_path(p, t, r, path) && st_hash_file(path, h, NULL) == 0 &&
+			ST_CHECK(env, st_pair_path(p, t, r, path) &&
+					      st_hash_file(path, h, NULL) == 0 &&
 					      memcmp(h, c->big_hash[s], 32) == 0);
 			rel(r, s, "big2.bin");
-			ST_CHECK(env, st_pair_path(p, t, r, path) && st_hash_file(path, h, NULL) == 0 &&
+			ST_CHECK(env, st_pair_path(p, t, r, path) &&
+					      st_hash_file(path, h, NULL) == 0 &&
 					      memcmp(h, c->big2_hash[s], 32) == 0);
 		}
 		ST_CHECK(env, st_pair_conflicts_all(p, s) == 0);
@@ -218,8 +220,8 @@ static int byte_fault_rounds(struct chaos *c, struct st_proxy_faults f, size_t f
 		if (st_pair_put_random(&c->pair, 0, r, st_rand_next(&c->rand), 1u << 20, NULL) < 0)
 			return -1;
 		if (!counter_wait(c, ST_PROXY_AB, field, was, FAULT_WAIT_MS)) {
-			st_note(c->env, "round %d: the fault after %" PRIu64 " bytes never struck", i,
-				n);
+			st_note(c->env, "round %d: the fault after %" PRIu64 " bytes never struck",
+				i, n);
 			return -1;
 		}
 		st_note(c->env, "round %d: struck after %" PRIu64 " bytes of a->b", i, n);
@@ -235,16 +237,16 @@ static bool is_connected(json_t *st, const void *arg)
 
 static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 {
-	struct chaos c = { .env = env };
-	struct st_proxy_faults f = { 0 };
+	struct chaos c = {.env = env};
+	struct st_proxy_faults f = {0};
 	struct st_proxy *px;
 	int64_t ms;
 
 	if (mount && st_fuse_unusable())
 		return st_skip(env, "no FUSE here: %s", st_fuse_unusable());
 	c.seed = chaos_seed();
-	st_note(env, "chaos seed: %" PRIu64 " (TANDEM_CHAOS_SEED=%" PRIu64 " replays it)",
-		c.seed, c.seed);
+	st_note(env, "chaos seed: %" PRIu64 " (TANDEM_CHAOS_SEED=%" PRIu64 " replays it)", c.seed,
+		c.seed);
 	st_rand_seed(&c.rand, c.seed);
 	if (st_pair_start_proxied(env, &c.pair, "", mount, st_rand_next(&c.rand), START_MS) < 0 ||
 	    (mount && c.pair.kind[0] != ST_SIDE_MOUNT)) {

@@ -62,14 +62,14 @@ struct chunk {
 struct flow {
 	struct chunk *head, *tail;
 	size_t queued;
-	uint64_t off;	   /* bytes read since the faults were set (or the start) */
+	uint64_t off; /* bytes read since the faults were set (or the start) */
 	uint64_t last_release;
-	bool eof;	   /* the source ended (FIN, or an error: rst) */
-	bool rst;	   /* the source was reset: reset the destination too */
-	bool shut;	   /* FIN passed on */
-	bool dropping;	   /* a cut happened: read and drop the rest */
-	bool hit;	   /* a byte fault struck here: the shot is counted */
-	bool blocked;	   /* the destination said EAGAIN: wait for POLLOUT */
+	bool eof;      /* the source ended (FIN, or an error: rst) */
+	bool rst;      /* the source was reset: reset the destination too */
+	bool shut;     /* FIN passed on */
+	bool dropping; /* a cut happened: read and drop the rest */
+	bool hit;      /* a byte fault struck here: the shot is counted */
+	bool blocked;  /* the destination said EAGAIN: wait for POLLOUT */
 	unsigned nflips;
 	uint64_t flip_at[FLIPS_MAX];
 	uint8_t flip_bit[FLIPS_MAX];
@@ -86,7 +86,7 @@ struct dir_state {
 	struct st_proxy_faults f;
 	uint64_t stall_until;
 	unsigned shots_left;
-	bool armed;	     /* byte faults on */
+	bool armed; /* byte faults on */
 	double tokens;
 	uint64_t refill_ms;
 };
@@ -94,15 +94,15 @@ struct dir_state {
 struct st_proxy {
 	/* Lock order: lock only, never held across a socket call. */
 	pthread_mutex_t lock;
-	struct st_proxy_faults want[2];		   /* protected by lock */
-	uint64_t want_stall_until[2];		   /* protected by lock */
-	uint64_t want_reset_at;			   /* protected by lock; 0: none */
-	unsigned gen;				   /* protected by lock: bumped by set */
-	struct sockaddr_storage target;		   /* protected by lock */
-	socklen_t target_len;			   /* protected by lock; 0: none */
-	struct st_proxy_counters counters[2];	   /* protected by lock */
-	unsigned open;				   /* protected by lock */
-	bool stop;				   /* protected by lock */
+	struct st_proxy_faults want[2];	      /* protected by lock */
+	uint64_t want_stall_until[2];	      /* protected by lock */
+	uint64_t want_reset_at;		      /* protected by lock; 0: none */
+	unsigned gen;			      /* protected by lock: bumped by set */
+	struct sockaddr_storage target;	      /* protected by lock */
+	socklen_t target_len;		      /* protected by lock; 0: none */
+	struct st_proxy_counters counters[2]; /* protected by lock */
+	unsigned open;			      /* protected by lock */
+	bool stop;			      /* protected by lock */
 
 	/* the thread's own */
 	struct st_rand rand;
@@ -238,7 +238,7 @@ static bool sync_state(struct st_proxy *p, uint64_t now, bool *stop)
 
 static void fd_reset(int fd)
 {
-	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+	struct linger l = {.l_onoff = 1, .l_linger = 0};
 
 	if (fd < 0)
 		return;
@@ -337,8 +337,8 @@ static void flow_take(struct st_proxy *p, int dir, struct flow *fl, uint8_t *b, 
 			COUNT(p, dir, flips, 1);
 			shot(p, dir, fl);
 		}
-		static const enum action acts[] = { ACT_RESET, ACT_HALFCLOSE, ACT_TRUNCATE };
-		const uint64_t at[] = { f->reset_after, f->halfclose_after, f->truncate_after };
+		static const enum action acts[] = {ACT_RESET, ACT_HALFCLOSE, ACT_TRUNCATE};
+		const uint64_t at[] = {f->reset_after, f->halfclose_after, f->truncate_after};
 		for (int i = 0; i < 3; i++) {
 			if (at[i] && (!limit || at[i] < limit)) {
 				limit = at[i];
@@ -364,7 +364,8 @@ static void flow_take(struct st_proxy *p, int dir, struct flow *fl, uint8_t *b, 
 	ch->action = act;
 	ch->release_ms = now;
 	if (f->latency_ms || f->jitter_ms)
-		ch->release_ms += f->latency_ms + st_rand_below(&p->rand, (uint64_t)f->jitter_ms + 1);
+		ch->release_ms +=
+			f->latency_ms + st_rand_below(&p->rand, (uint64_t)f->jitter_ms + 1);
 	if (ch->release_ms < fl->last_release)
 		ch->release_ms = fl->last_release;
 	fl->last_release = ch->release_ms;
@@ -401,7 +402,8 @@ static int flow_write(struct st_proxy *p, struct pconn *c, int dir, uint64_t now
 		}
 		if (ds->f.rate_bps && want) {
 			double burst = (double)ds->f.rate_bps / (1000.0 / RATE_TICK_MS / 4);
-			ds->tokens += (double)(now - ds->refill_ms) * (double)ds->f.rate_bps / 1000.0;
+			ds->tokens +=
+				(double)(now - ds->refill_ms) * (double)ds->f.rate_bps / 1000.0;
 			ds->refill_ms = now;
 			if (burst < 512)
 				burst = 512;
@@ -487,8 +489,7 @@ static void flow_read(struct st_proxy *p, struct pconn *c, int dir, uint64_t now
 }
 
 /* One connection after poll. Returns 0, or 1 reset / 2 close it. */
-static int conn_step(struct st_proxy *p, struct pconn *c, const struct pollfd *pf,
-		     uint64_t now)
+static int conn_step(struct st_proxy *p, struct pconn *c, const struct pollfd *pf, uint64_t now)
 {
 	int r;
 
@@ -573,8 +574,8 @@ static void *proxy_thread(void *arg)
 			reset_all(p);
 		if (stop)
 			break;
-		pf[0] = (struct pollfd){ .fd = p->listen_fd, .events = POLLIN };
-		pf[1] = (struct pollfd){ .fd = p->wake_fd, .events = POLLIN };
+		pf[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+		pf[1] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
 		for (int i = 0; i < CONNS_MAX; i++) {
 			struct pconn *c = p->conns[i];
 			if (!c)
@@ -589,7 +590,7 @@ static void *proxy_thread(void *arg)
 				if ((s == 1 && c->connecting) || out->blocked)
 					ev |= POLLOUT;
 				/* nothing wanted: left out, so a hang-up does not spin us */
-				pf[n++] = (struct pollfd){ .fd = ev ? c->fd[s] : -1, .events = ev };
+				pf[n++] = (struct pollfd){.fd = ev ? c->fd[s] : -1, .events = ev};
 			}
 		}
 		due = next_due(p, now);
@@ -622,7 +623,7 @@ static void *proxy_thread(void *arg)
 
 int st_proxy_new(uint64_t seed, struct st_proxy **ret)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	socklen_t sl = sizeof(sa);
 	sigset_t all, old;
 	struct st_proxy *p = calloc(1, sizeof(*p));
@@ -683,7 +684,7 @@ const char *st_proxy_addr(const struct st_proxy *p)
 
 int st_proxy_set_target(struct st_proxy *p, const char *addr)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	socklen_t len;
 	char host[64];
 	const char *colon = strrchr(addr, ':');

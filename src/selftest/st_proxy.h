@@ -61,22 +61,22 @@ struct st_proxy_faults {
 	uint64_t halfclose_after; /* 0: none */
 	uint64_t truncate_after;  /* 0: none */
 	uint64_t flip_from;
-	uint64_t flip_to;	  /* flip_to <= flip_from: no flips */
-	unsigned flip_bits;	  /* bits flipped per connection in the range (0: 1) */
-	unsigned shots;		  /* connections the byte faults hit (0: all) */
+	uint64_t flip_to;   /* flip_to <= flip_from: no flips */
+	unsigned flip_bits; /* bits flipped per connection in the range (0: 1) */
+	unsigned shots;	    /* connections the byte faults hit (0: all) */
 };
 
 struct st_proxy_counters {
-	uint64_t conns;	     /* connections accepted (counted for both directions) */
-	uint64_t bytes;	     /* bytes forwarded */
-	uint64_t delayed;    /* bytes held back by latency, rate, stall or partition */
-	uint64_t dropped;    /* bytes read and never forwarded (reset, half-close, truncate) */
+	uint64_t conns;	  /* connections accepted (counted for both directions) */
+	uint64_t bytes;	  /* bytes forwarded */
+	uint64_t delayed; /* bytes held back by latency, rate, stall or partition */
+	uint64_t dropped; /* bytes read and never forwarded (reset, half-close, truncate) */
 	uint64_t stalls;
 	uint64_t partitions; /* times partition was switched on */
 	uint64_t resets;     /* connections reset (st_proxy_reset_at's count in a->b) */
 	uint64_t halfcloses;
 	uint64_t truncates;
-	uint64_t flips;	     /* bits flipped */
+	uint64_t flips; /* bits flipped */
 };
 
 struct st_proxy;

@@ -37,7 +37,7 @@ static uint64_t now_ms(void)
 
 static int connect_to(const char *addr)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	sa.sin6_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
@@ -52,7 +52,7 @@ static int connect_to(const char *addr)
  * connection through it. */
 static int link_open(struct link *l, uint64_t seed, const struct st_proxy_faults *ab)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	socklen_t sl = sizeof(sa);
 	char target[64];
 	struct pollfd pf;
@@ -71,7 +71,7 @@ static int link_open(struct link *l, uint64_t seed, const struct st_proxy_faults
 	if (st_proxy_set_target(l->p, target) < 0)
 		return -1;
 	l->a = connect_to(st_proxy_addr(l->p));
-	pf = (struct pollfd){ .fd = l->lfd, .events = POLLIN };
+	pf = (struct pollfd){.fd = l->lfd, .events = POLLIN};
 	if (l->a < 0 || poll(&pf, 1, WAIT_MS) != 1)
 		return -1;
 	l->b = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -113,7 +113,7 @@ static size_t recv_some(int fd, void *buf, size_t want, unsigned ms, int *ret_en
 
 	*ret_end = -1;
 	while (got < want) {
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
 		uint64_t now = now_ms();
 		if (now >= end || poll(&pf, 1, (int)(end - now)) <= 0)
 			break;
@@ -151,7 +151,7 @@ static void counters_wait(struct st_proxy *p, enum st_proxy_dir dir, size_t fiel
 	} while (now_ms() < end);
 }
 
-#define COUNTERS_WAIT(p, dir, name, want, c)                                            \
+#define COUNTERS_WAIT(p, dir, name, want, c)                                                       \
 	counters_wait((p), (dir), offsetof(struct st_proxy_counters, name), (want), (c))
 
 static uint8_t out[1u << 20], in[1u << 20];
@@ -183,9 +183,9 @@ TEST(target_parse)
 	CHECK(strncmp(st_proxy_addr(p), "[::1]:", 6) == 0);
 	CHECK_INT_EQ(st_proxy_set_target(p, "[::1]:80"), 0);
 	CHECK_INT_EQ(st_proxy_set_target(p, "127.0.0.1:80"), 0);
-	static const char *const bad[] = { "", ":80", "[::1]", "[::1]:0", "[::1]:65536",
-					   "[::1]:8x", "::1:80", "localhost:80", "[127.0.0.1]:80",
-					   "1.2.3:80", "[]:80" };
+	static const char *const bad[] = {
+		"",	  ":80",	  "[::1]",	    "[::1]:0",	"[::1]:65536", "[::1]:8x",
+		"::1:80", "localhost:80", "[127.0.0.1]:80", "1.2.3:80", "[]:80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_INT_EQ(st_proxy_set_target(p, bad[i]), -EINVAL);
 	st_proxy_free(p);
@@ -219,12 +219,13 @@ TEST(forwards_both_ways)
 	CHECK_INT_EQ(c.delayed, 0);
 	COUNTERS_WAIT(l.p, ST_PROXY_BA, bytes, 4, &c);
 	CHECK_INT_EQ(c.bytes, 4);
+	st_proxy_print(l.p, stdout); /* "# proxy a->b: ..." */
 	link_close(&l);
 }
 
 TEST(latency_delays)
 {
-	struct st_proxy_faults f = { .latency_ms = 200, .jitter_ms = 50 };
+	struct st_proxy_faults f = {.latency_ms = 200, .jitter_ms = 50};
 	struct st_proxy_counters c;
 	struct link l;
 	uint64_t t0;
@@ -253,7 +254,7 @@ TEST(latency_delays)
 
 TEST(bandwidth_capped)
 {
-	struct st_proxy_faults f = { .rate_bps = 200000 };
+	struct st_proxy_faults f = {.rate_bps = 200000};
 	struct st_proxy_counters c;
 	struct link l;
 	uint64_t t0, ms;
@@ -331,7 +332,7 @@ TEST(stall_then_resume)
 
 TEST(reset_after_bytes)
 {
-	struct st_proxy_faults f = { .reset_after = 1000 };
+	struct st_proxy_faults f = {.reset_after = 1000};
 	struct st_proxy_counters c;
 	struct link l;
 	int end;
@@ -355,7 +356,7 @@ TEST(reset_after_bytes)
 
 TEST(reset_shots_and_timed)
 {
-	struct st_proxy_faults f = { .reset_after = 10, .shots = 1 };
+	struct st_proxy_faults f = {.reset_after = 10, .shots = 1};
 	struct st_proxy_counters c;
 	struct link l;
 	int end, a2, b2;
@@ -385,7 +386,7 @@ TEST(reset_shots_and_timed)
 
 TEST(halfclose_one_way)
 {
-	struct st_proxy_faults f = { .halfclose_after = 1000 };
+	struct st_proxy_faults f = {.halfclose_after = 1000};
 	struct st_proxy_counters c;
 	struct link l;
 	int end;
@@ -408,7 +409,7 @@ TEST(halfclose_one_way)
 
 TEST(truncate_closes)
 {
-	struct st_proxy_faults f = { .truncate_after = 777 };
+	struct st_proxy_faults f = {.truncate_after = 777};
 	struct st_proxy_counters c;
 	struct link l;
 	int end;
@@ -431,7 +432,7 @@ TEST(truncate_closes)
  * there is not exactly one flipped bit. */
 static long one_flip(uint64_t seed)
 {
-	struct st_proxy_faults f = { .flip_from = 1000, .flip_to = 2000, .flip_bits = 1 };
+	struct st_proxy_faults f = {.flip_from = 1000, .flip_to = 2000, .flip_bits = 1};
 	struct st_proxy_counters c;
 	struct link l;
 	long where = -1;
