@@ -112,7 +112,7 @@ int st_pair_up(struct st_env *env, struct st_pair *p, int side)
 
 	if (p->rate_bps[side])
 		setenv("TANDEM_TEST_RATE_BPS", p->rate_bps[side], 1);
-	r = st_peer_up(env, &p->peer[side], p->peer[1 - side].fp, NULL);
+	r = st_peer_up_extra(env, &p->peer[side], p->peer[1 - side].fp, NULL, p->up_extra[side]);
 	unsetenv("TANDEM_TEST_RATE_BPS");
 	if (r == 0)
 		p->stale[side] = false; /* the daemon cleared its old mount */
