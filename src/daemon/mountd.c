@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "daemon/dio.h"
 #include "daemon/mountd.h"
 #include "daemon/testknobs.h"
 #include "log.h"
