@@ -55,11 +55,13 @@ int control_request_parse(const char *buf, size_t len, struct control_request *r
 	req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	cmd = req ? json_object_get(req, "cmd") : NULL;
 	if (!json_is_object(req) || !json_is_string(cmd)) {
+		char q[2 * JSON_ERROR_TEXT_LENGTH + 8];
+		/* jansson's text quotes the request itself: raw bytes */
 		rc = fail(ret_code, "bad_request", err, -EINVAL,
 			  "a request is one JSON object per line with a \"cmd\" string, e.g. "
 			  "{\"cmd\":\"status\"}%s%s",
 			  req ? "" : "; this one does not parse: ",
-			  req ? "" : jerr.text);
+			  req ? "" : log_quote(jerr.text, sizeof(jerr.text), q, sizeof(q)));
 		goto out;
 	}
 	name = json_string_value(cmd);
