@@ -32,8 +32,8 @@ struct slot {
 /* The keys this harness writes back; a key it does not know is only
  * checked for shape (see check_value). */
 static const struct slot slots[] = {
-	{"peer", offsetof(struct conf, peer)},	   {"relay", offsetof(struct conf, relay)},
-	{"dir", offsetof(struct conf, dir)},	   {"listen", offsetof(struct conf, listen)},
+	{"peer", offsetof(struct conf, peer)},	 {"relay", offsetof(struct conf, relay)},
+	{"dir", offsetof(struct conf, dir)},	 {"listen", offsetof(struct conf, listen)},
 	{"mount", offsetof(struct conf, mount)},
 };
 #define NSLOTS (sizeof(slots) / sizeof(slots[0]))

@@ -33,10 +33,10 @@ static json_t *rebuild(const struct control_request *req)
 	if (req->cmd == CONTROL_CMD_ENSURE) {
 		check(json_object_set_new(o, "path", json_string(req->path)) == 0);
 		check(json_object_set_new(o, "offset", json_integer((json_int_t)req->off)) == 0);
-		check(json_object_set_new(o, "length",
-					  json_integer(req->len == UINT64_MAX
-							       ? -1
-							       : (json_int_t)req->len)) == 0);
+		check(json_object_set_new(
+			      o, "length",
+			      json_integer(req->len == UINT64_MAX ? -1 : (json_int_t)req->len)) ==
+		      0);
 	}
 	return o;
 }
@@ -58,8 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = strnlen(err, sizeof(err));
 		check(r == -EINVAL || r == -ENOENT || r == -ENOMEM);
 		check(n > 0 && n < sizeof(err));
-		check(code && (strcmp(code, "bad_request") == 0 ||
-			       strcmp(code, "unknown_command") == 0 || strcmp(code, "internal") == 0));
+		check(code &&
+		      (strcmp(code, "bad_request") == 0 || strcmp(code, "unknown_command") == 0 ||
+		       strcmp(code, "internal") == 0));
 		for (size_t i = 0; i < n; i++)
 			check(err[i] >= 0x20 && err[i] < 0x7f);
 		/* the reply control.c builds from it */
@@ -79,8 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(text != NULL);
 	r = control_request_parse(text, strlen(text), &again, &code, err);
 	check(r == 0 && again.cmd == req.cmd && again.off == req.off && again.len == req.len);
-	check((!req.path && !again.path) || (req.path && again.path &&
-					     strcmp(req.path, again.path) == 0));
+	check((!req.path && !again.path) ||
+	      (req.path && again.path && strcmp(req.path, again.path) == 0));
 	free(text);
 	control_request_done(&again);
 	control_request_done(&req);

@@ -20,7 +20,7 @@ if [ "${1:-}" = "--one" ]; then
 	scratch=$(mktemp -d)
 	trap 'rm -rf "$scratch"' EXIT
 	cp tests/fuzz/corpus/"$h"/* "$scratch"/
-	echo "== fuzzing $h for ${secs}s ($(ls "$scratch" | wc -l) seed inputs)"
+	echo "== fuzzing $h for ${secs}s ($(find "$scratch" -type f | wc -l) seed inputs)"
 	# shellcheck disable=SC2086
 	if nice -n "${FUZZ_NICE:-19}" "$build/tests/fuzz/fuzz-$h" -max_total_time="$secs" \
 		-max_len=8192 -timeout=30 -rss_limit_mb=1024 -print_final_stats=1 \
