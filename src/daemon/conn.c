@@ -142,15 +142,12 @@ int conn_send_data(struct conn *c, const uint8_t *payload, size_t len)
 static int send_hello(struct conn *c)
 {
 	static const char sw[] = "tandem " TANDEM_VERSION;
-	uint8_t msg[4 + CONN_SOFTWARE_MAX];
-	size_t n = strlen(sw) > CONN_SOFTWARE_MAX ? CONN_SOFTWARE_MAX : strlen(sw);
+	uint8_t msg[CONN_HELLO_MAX];
+	int n = conn_hello_write(CONN_PROTO_VERSION, sw, strlen(sw), msg, sizeof(msg));
 
-	msg[0] = CONN_MSG_HELLO;
-	msg[1] = (uint8_t)(CONN_PROTO_VERSION >> 8);
-	msg[2] = (uint8_t)CONN_PROTO_VERSION;
-	msg[3] = (uint8_t)n;
-	memcpy(msg + 4, sw, n);
-	return conn_send_data(c, msg, 4 + n);
+	if (n < 0)
+		return n;
+	return conn_send_data(c, msg, (size_t)n);
 }
 
 static int send_ping(struct conn *c, uint64_t now)
@@ -291,10 +288,10 @@ static int hs_feed(struct conn *c, const uint8_t *p, size_t n, size_t *ret_used)
 
 static void on_hello(struct conn *c, const uint8_t *p, size_t len)
 {
-	char sw[CONN_SOFTWARE_MAX + 1], q[2 * CONN_SOFTWARE_MAX + 8];
-	unsigned version;
+	char q[4 * CONN_SOFTWARE_MAX + 8];
+	struct conn_hello h;
 
-	if (len < 4 || p[3] > CONN_SOFTWARE_MAX || len != 4 + (size_t)p[3]) {
+	if (conn_hello_parse(p, len, &h) < 0) {
 		log_warn("the peer at %s sent a malformed HELLO (%zu bytes); closing the "
 			 "connection",
 			 c->addr, len);
@@ -302,16 +299,14 @@ static void on_hello(struct conn *c, const uint8_t *p, size_t len)
 		conn_close(c, FRAME_CLOSE_PROTOCOL, "malformed HELLO");
 		return;
 	}
-	version = (unsigned)p[1] << 8 | p[2];
-	memcpy(sw, p + 4, p[3]);
-	sw[p[3]] = '\0';
 	c->hello_seen = true;
 	log_info("the peer at %s runs %s (protocol %u; ours is %u)", c->addr,
-		 log_quote(sw, sizeof(sw), q, sizeof(q)), version, CONN_PROTO_VERSION);
-	if (version != CONN_PROTO_VERSION)
+		 log_quote(h.software, h.software_len, q, sizeof(q)), h.version,
+		 CONN_PROTO_VERSION);
+	if (h.version != CONN_PROTO_VERSION)
 		log_notice("the peer speaks protocol %u and we speak %u: the newer side talks "
 			   "down to the older one; upgrade the older side",
-			   version, CONN_PROTO_VERSION);
+			   h.version, CONN_PROTO_VERSION);
 }
 
 /* The dispatch point for application data: the sync engine plugs in here. */

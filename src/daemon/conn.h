@@ -11,6 +11,7 @@
 #include "chan/handshake.h"
 #include "daemon/daemon_int.h"
 #include "daemon/dio.h"
+#include "daemon/hello.h"
 
 /*
  * One TCP connection to the peer, driven by the loop: connect (outbound),
@@ -38,13 +39,6 @@ enum conn_state {
 	CONN_UP,
 	CONN_DEAD,
 };
-
-/* DATA payloads start with a message type (docs/DAEMON.md, "HELLO"). */
-enum conn_msg {
-	CONN_MSG_HELLO = 1,
-};
-#define CONN_PROTO_VERSION 1
-#define CONN_SOFTWARE_MAX 64
 
 struct conn {
 	struct daemon_watch w; /* first */

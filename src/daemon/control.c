@@ -17,6 +17,7 @@
 #include "config.h"
 #include "daemon/conn.h"
 #include "daemon/control.h"
+#include "daemon/control_req.h"
 #include "daemon/dio.h"
 #include "log.h"
 #include "sync/engine.h"
@@ -155,30 +156,28 @@ static void *ensure_thread(void *arg)
 	return NULL;
 }
 
-static void handle_ensure(struct ctl_client *cl, json_t *req)
+static void handle_ensure(struct ctl_client *cl, struct control_request *req)
 {
-	json_t *p = json_object_get(req, "path"), *o = json_object_get(req, "offset"),
-	       *l = json_object_get(req, "length");
 	struct ensure_job *j;
 	pthread_attr_t at;
 	pthread_t t;
 	sigset_t all, old;
 	int r;
 
-	if (!cl->d->engine || !json_is_string(p) || (o && !json_is_integer(o)) ||
-	    (l && !json_is_integer(l))) {
+	if (!cl->d->engine) {
 		reply_error(cl, "bad_request", "ensure needs \"path\", \"offset\", \"length\"");
 		return;
 	}
 	j = calloc(1, sizeof(*j));
-	if (!j || !(j->path = strdup(json_string_value(p)))) {
-		free(j);
+	if (!j) {
 		reply_error(cl, "internal", "out of memory");
 		return;
 	}
 	j->engine = cl->d->engine;
-	j->off = o && json_integer_value(o) > 0 ? (uint64_t)json_integer_value(o) : 0;
-	j->len = l && json_integer_value(l) >= 0 ? (uint64_t)json_integer_value(l) : UINT64_MAX;
+	j->path = req->path; /* the job owns it now */
+	req->path = NULL;
+	j->off = req->off;
+	j->len = req->len;
 	/* shares O_NONBLOCK with the loop's fd: the one short line fits anyway */
 	j->fd = fcntl(cl->w.fd, F_DUPFD_CLOEXEC, 0);
 	pthread_attr_init(&at);
@@ -201,43 +200,36 @@ static void handle_ensure(struct ctl_client *cl, json_t *req)
 static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 {
 	struct daemon *d = cl->d;
-	json_error_t jerr;
-	json_t *req, *cmd;
-	const char *name;
+	struct control_request req;
+	char err[CONTROL_ERR_LEN];
+	const char *code;
 
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	cmd = req ? json_object_get(req, "cmd") : NULL;
-	if (!json_is_object(req) || !json_is_string(cmd)) {
-		reply_error(cl, "bad_request",
-			    "a request is one JSON object per line with a \"cmd\" string, e.g. "
-			    "{\"cmd\":\"status\"}%s%s",
-			    req ? "" : "; this one does not parse: ", req ? "" : jerr.text);
-		json_decref(req);
+	if (control_request_parse(line, len, &req, &code, err) < 0) {
+		reply_error(cl, code, "%s", err);
 		return;
 	}
-	name = json_string_value(cmd);
-	if (strcmp(name, "status") == 0) {
+	switch (req.cmd) {
+	case CONTROL_CMD_STATUS: {
 		json_t *st = status_json(d);
 		if (st)
 			reply(cl, st);
 		else
 			reply_error(cl, "internal", "cannot build the status: out of memory");
-	} else if (strcmp(name, "down") == 0) {
+		break;
+	}
+	case CONTROL_CMD_DOWN:
 		reply(cl, json_pack("{s:b, s:I}", "ok", 1, "pid", (json_int_t)getpid()));
 		if (!d->stop)
 			log_info("stopping: asked to by 'tandem down'");
 		d->stop = true;
+		break;
+	case CONTROL_CMD_ENSURE:
 #if HAVE_SELFTEST
-	} else if (strcmp(name, "ensure") == 0) {
-		handle_ensure(cl, req);
+		handle_ensure(cl, &req);
 #endif
-	} else {
-		char q[64];
-		reply_error(cl, "unknown_command",
-			    "unknown command %s; this daemon knows \"status\" and \"down\"",
-			    log_quote(name, 32, q, sizeof(q)));
+		break;
 	}
-	json_decref(req);
+	control_request_done(&req);
 }
 
 static void client_read(struct ctl_client *cl)

@@ -2,6 +2,7 @@
 #ifndef TANDEM_DAEMON_CONTROL_H
 #define TANDEM_DAEMON_CONTROL_H
 
+#include "daemon/control_req.h"
 #include "daemon/daemon_int.h"
 
 /*
@@ -11,7 +12,6 @@
  */
 
 #define CONTROL_CLIENTS_MAX 16
-#define CONTROL_REQUEST_MAX 4096 /* bytes of one request line */
 #define CONTROL_REPLY_BUF_MAX 65536
 
 /* Binds opts->sock_path (a stale socket file must be gone already) and

@@ -17,7 +17,8 @@ static int parse_port(const char *s, uint16_t *ret)
 	unsigned long v;
 	char *end;
 
-	if (!*s || *s == '+' || *s == '-')
+	/* digits only: strtoul alone would take " 80", "\t+80" */
+	if (!*s || strspn(s, "0123456789") != strlen(s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoul(s, &end, 10);
