@@ -42,6 +42,7 @@
 #define EVENTS_PER_WAIT 32
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
+#define CLOCK_OFFSET_MAX_S (7 * 86400) /* TANDEM_TEST_CLOCK_OFFSET_S: a week either way */
 
 static void errf(char err[static DAEMON_ERR_LEN], const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -173,6 +174,29 @@ static void on_lookup(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	}
 }
 
+/* TANDEM_TEST_CLOCK_OFFSET_S: this daemon's wall clock is that many seconds
+ * ahead (or behind) for the relay (buckets, record timestamps), as if its
+ * machine's clock were off. */
+static int64_t clock_offset_load(void)
+{
+	const char *v = getenv("TANDEM_TEST_CLOCK_OFFSET_S");
+	long long n;
+	char *end, q[48];
+
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || *end || n < -CLOCK_OFFSET_MAX_S || n > CLOCK_OFFSET_MAX_S) {
+		log_warn("ignoring TANDEM_TEST_CLOCK_OFFSET_S=%s: not a number of seconds in "
+			 "-%d..%d",
+			 log_quote(v, 32, q, sizeof(q)), CLOCK_OFFSET_MAX_S, CLOCK_OFFSET_MAX_S);
+		return 0;
+	}
+	log_info("TANDEM_TEST_CLOCK_OFFSET_S: the relay sees our clock %lld s off", n);
+	return n;
+}
+
 static void tunables_load(struct daemon_tunables *t)
 {
 	uint32_t hb = dio_env_ms("TANDEM_TEST_HEARTBEAT_MS", 2000, 50, 600000);
@@ -192,6 +216,7 @@ static void tunables_load(struct daemon_tunables *t)
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
 	t->rekey_ms = dio_env_ms("TANDEM_TEST_REKEY_MS", 3600 * 1000, 100, 3600 * 1000);
 	t->rekey_frames = FRAME_REKEY_FRAMES;
+	t->clock_offset_s = clock_offset_load();
 	rekey = getenv("TANDEM_TEST_REKEY_FRAMES");
 	if (rekey && *rekey) {
 		errno = 0;
@@ -326,6 +351,7 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	}
 	relay_client_opts_init(&ro);
 	ro.timeout_ms = RELAY_TIMEOUT_MS;
+	ro.clock_offset_s = d->tun.clock_offset_s;
 	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,
 				  rerr);
 	if (r < 0) {

@@ -490,6 +490,10 @@ const struct st_scenario st_scenarios[] = {
 	  "receiver ends with the final content", 60, st_chaos_changing_file_dir },
 	{ "chaos-changing-file-mount", "chaos", "chaos-changing-file with a mount and a directory",
 	  60, st_chaos_changing_file_mount },
+	{ "chaos-clock-skew", "chaos", "one peer's clock an hour ahead: they pair through the "
+	  "relay and sync, mtimes as sent", 60, st_chaos_clock_skew_dir },
+	{ "chaos-clock-skew-mount", "chaos", "chaos-clock-skew with a mount and a directory", 60,
+	  st_chaos_clock_skew_mount },
 	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
 	  ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",
