@@ -486,6 +486,10 @@ const struct st_scenario st_scenarios[] = {
 	  "converges, both publish again", 60, st_chaos_relay_restart_dir, ST_OWN_RELAY },
 	{ "chaos-relay-restart-mount", "chaos", "chaos-relay-restart with a mount and a directory",
 	  60, st_chaos_relay_restart_mount, ST_OWN_RELAY },
+	{ "chaos-disk-full", "chaos", "the receiver's share fills up: status says so, nothing "
+	  "half-written, it resumes once space is freed", 60, st_chaos_disk_full_dir },
+	{ "chaos-disk-full-mount", "chaos", "chaos-disk-full with a mount sending to a directory",
+	  60, st_chaos_disk_full_mount },
 	{ "chaos-changing-file", "chaos", "the sender rewrites a file while it is sent: the "
 	  "receiver ends with the final content", 60, st_chaos_changing_file_dir },
 	{ "chaos-changing-file-mount", "chaos", "chaos-changing-file with a mount and a directory",
