@@ -42,7 +42,7 @@
 #define CONVERGE_MS 60000
 #define BASE_FILES 8
 #define BIG_SIZE (4 * MIB)
-#define RATE "8388608"	      /* 8 MiB/s: the big file takes about half a second */
+#define RATE "4194304"	      /* 4 MiB/s: the big file takes about a second */
 #define SLOW_RATE "2097152"   /* 2 MiB/s: a rewrite lands while the file is sent */
 #define DISK_SIZE "6m"	      /* the receiver's small file system */
 #define DISK_FREED "64m"      /* ... once space is freed */
@@ -178,9 +178,33 @@ static void want_free(struct st_expect exp[2])
 	}
 }
 
+static int tmp_count;
+
+static int count_tmp(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	if (!strncmp(path + ftw->base, ".tandem-tmp-", 12))
+		tmp_count++;
+	return 0;
+}
+
+/* Downloads' temp files left on side (in its store for a mount), or -1. */
+static int tmp_files(const struct st_pair *p, int side)
+{
+	char root[ST_PATH_MAX];
+
+	if (p->kind[side] == ST_SIDE_MOUNT)
+		snprintf(root, sizeof(root), "%s/state/store", p->peer[side].home);
+	else if (!st_pair_path(p, side, "", root))
+		return -1;
+	tmp_count = 0;
+	return nftw(root, count_tmp, 8, FTW_PHYS) == 0 ? tmp_count : -1;
+}
+
 /*
  * The end of every scenario: converged with both sides' changes, no
- * conflict copy, both daemons alive and connected.
+ * conflict copy, no temp file left, both daemons alive and connected.
  */
 static void chaos_end(struct st_env *env, struct st_pair *p, struct st_expect exp[2])
 {
@@ -194,6 +218,12 @@ static void chaos_end(struct st_env *env, struct st_pair *p, struct st_expect ex
 			st_note(env, "%s holds %d conflict copies", st_side_name(s), c);
 		ST_CHECK(env, c == 0);
 		ST_CHECK(env, p->peer[s].pid > 0 && kill(p->peer[s].pid, 0) == 0);
+		if (took < 0)
+			continue;
+		int t = tmp_files(p, s);
+		if (t != 0)
+			st_note(env, "%s holds %d temp files after converging", st_side_name(s), t);
+		ST_CHECK(env, t == 0);
 	}
 }
 
@@ -321,24 +351,30 @@ static int chaos_kill(struct st_env *env, bool mount)
 		goto out;
 	}
 	int sender = (int)st_rand_below(&rnd, 2), victim = (int)st_rand_below(&rnd, 2);
-	unsigned delay = (unsigned)st_rand_below(&rnd, 1200), down = (unsigned)st_rand_below(&rnd, 800);
+	/* the big file takes about a second at RATE: most kills land in it */
+	unsigned delay = (unsigned)st_rand_below(&rnd, 900), down = (unsigned)st_rand_below(&rnd, 800);
 
-	for (int s = 0; s < 2; s++)
-		if (wl_mix(env, &p, s, 0, &rnd, s == sender ? BIG_SIZE : 0, hash) < 0)
-			goto fail;
+	if (wl_mix(env, &p, 1 - sender, 0, &rnd, 0, NULL) < 0 ||
+	    wl_mix(env, &p, sender, 0, &rnd, BIG_SIZE, hash) < 0)
+		goto fail;
+	uint64_t t_big = st_now_ms();
 	snprintf(rel, sizeof(rel), "%s/big.bin", side_dir[sender]);
 	watch_start(env, &w, &p, 1 - sender, rel, hash);
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
-	st_sleep_ms(env, delay);
+	if (st_now_ms() - t_big < delay)
+		st_sleep_ms(env, (unsigned)(delay - (st_now_ms() - t_big)));
+	delay = (unsigned)(st_now_ms() - t_big);
 	json_t *st = st_pair_status(env, &p, 1 - sender);
 	int64_t got = st_jint(st, "bytes_received", -1);
 	json_decref(st);
 	st_pair_kill(env, &p, victim);
-	st_note(env, "faults: SIGKILL to %s (%s) %u ms into the changes, %s had received %lld "
-		     "bytes; restarted %u ms later",
+	bool there = hash_is(&p, 1 - sender, rel, hash);
+	st_note(env, "faults: SIGKILL to %s (%s) %u ms after the big file was made, %s (the big file %s) "
+		     "after %lld bytes received; restarted %u ms later",
 		st_side_name(victim), victim == sender ? "the sender" : "the receiver", delay,
-		st_side_name(1 - sender), (long long)got, down);
+		there ? "after the transfer" : "mid-transfer", there ? "there" : "not there yet",
+		(long long)got, down);
 	/* the survivor goes on changing its own files meanwhile */
 	if (wl_mix(env, &p, 1 - victim, 1, &rnd, 0, NULL) < 0)
 		goto fail;
@@ -467,17 +503,6 @@ static bool disk_fine(json_t *st, const void *arg)
 	return json_is_null(json_object_get(st, "disk_full"));
 }
 
-static int tmp_count;
-
-static int count_tmp(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	if (!strncmp(path + ftw->base, ".tandem-tmp-", 12))
-		tmp_count++;
-	return 0;
-}
-
 static int chaos_disk_full(struct st_env *env, bool fuse)
 {
 	struct st_rand rnd;
@@ -543,11 +568,6 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	st = st_pair_status_wait(env, &p, 1, disk_fine, NULL, 5000, "without a full disk");
 	ST_CHECK(env, st != NULL);
 	json_decref(st);
-	tmp_count = 0;
-	ST_CHECK(env, nftw(root, count_tmp, 8, FTW_PHYS) == 0);
-	if (tmp_count)
-		st_note(env, "%d temp files are left in b's share", tmp_count);
-	ST_CHECK(env, tmp_count == 0);
 	goto out;
 fail:
 	ST_CHECK(env, !"the workload ran");
