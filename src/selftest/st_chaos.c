@@ -557,7 +557,10 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	ST_CHECK(env, strstr(out.out, "the disk holding the share is full") != NULL);
 	ST_CHECK(env, strstr(out.out, "free space to resume") != NULL);
 	ST_CHECK(env, !st_pair_exists(&p, 1, "a/big.bin"));
-	/* free space: it resumes by itself */
+	/* free space: it resumes by itself, with the blocks already in its temp file */
+	st = st_pair_status(env, &p, 1);
+	int64_t recv_full = st_jint(st, "bytes_received", -1);
+	json_decref(st);
 	ST_CHECK(env, mount("tandem-chaos", root, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
 			    "size=" DISK_FREED) == 0);
 	st_note(env, "faults: b's share filled up (%s) by a %llu MiB file, then grew to %s",
@@ -565,6 +568,13 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	chaos_end(env, &p, exp);
 	watch_stop(env, &w, "b's a/big.bin");
 	ST_CHECK(env, hash_is(&p, 1, "a/big.bin", hash));
+	st = st_pair_status(env, &p, 1);
+	st_note(env, "b received %lld bytes after space was freed, for a file of %llu (the "
+		     "blocks in its temp file were kept)",
+		(long long)(st_jint(st, "bytes_received", -1) - recv_full),
+		(unsigned long long)FULL_SIZE);
+	ST_CHECK(env, st_jint(st, "bytes_received", -1) - recv_full < (int64_t)FULL_SIZE);
+	json_decref(st);
 	st = st_pair_status_wait(env, &p, 1, disk_fine, NULL, 5000, "without a full disk");
 	ST_CHECK(env, st != NULL);
 	json_decref(st);
