@@ -42,14 +42,14 @@
 #define CONVERGE_MS 60000
 #define BASE_FILES 8
 #define BIG_SIZE (4 * MIB)
-#define RATE "4194304"	      /* 4 MiB/s: the big file takes about a second */
-#define SLOW_RATE "2097152"   /* 2 MiB/s: a rewrite lands while the file is sent */
-#define DISK_SIZE "6m"	      /* the receiver's small file system */
-#define DISK_FREED "64m"      /* ... once space is freed */
-#define FULL_SIZE (8 * MIB)   /* more than it holds */
+#define RATE "4194304"	    /* 4 MiB/s: the big file takes about a second */
+#define SLOW_RATE "2097152" /* 2 MiB/s: a rewrite lands while the file is sent */
+#define DISK_SIZE "6m"	    /* the receiver's small file system */
+#define DISK_FREED "64m"    /* ... once space is freed */
+#define FULL_SIZE (8 * MIB) /* more than it holds */
 #define SKEW_S 3600
 
-static const char *const side_dir[2] = { "a", "b" };
+static const char *const side_dir[2] = {"a", "b"};
 
 static uint64_t chaos_seed(struct st_env *env)
 {
@@ -61,10 +61,10 @@ static uint64_t chaos_seed(struct st_env *env)
 		seed = strtoull(s, NULL, 0);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		seed = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+		seed = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^
+		       ((uint64_t)getpid() << 40);
 	}
-	st_note(env, "seed: %" PRIu64 " (TANDEM_SELFTEST_SEED=%" PRIu64 " replays it)", seed,
-		seed);
+	st_note(env, "seed: %" PRIu64 " (TANDEM_SELFTEST_SEED=%" PRIu64 " replays it)", seed, seed);
 	return seed;
 }
 
@@ -162,7 +162,7 @@ static int want_both(struct st_env *env, struct st_pair *p, struct st_expect exp
 {
 	for (int s = 0; s < 2; s++) {
 		st_tree_free(exp[s].want);
-		exp[s] = (struct st_expect){ .from = s, .prefix = side_dir[s] };
+		exp[s] = (struct st_expect){.from = s, .prefix = side_dir[s]};
 		exp[s].want = st_pair_snapshot(env, p, s);
 		if (!exp[s].want)
 			return -1;
@@ -289,7 +289,7 @@ static void *watch_main(void *arg)
 			w->whole++;
 		else if (e == 0 && !w->bad++)
 			w->bad_size = size;
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
@@ -335,8 +335,8 @@ static int chaos_kill(struct st_env *env, bool mount)
 {
 	struct st_rand rnd;
 	struct st_pair p;
-	struct st_expect exp[2] = { { 0 } };
-	struct watch w = { 0 };
+	struct st_expect exp[2] = {{0}};
+	struct watch w = {0};
 	uint8_t hash[32];
 	char rel[64];
 	int r;
@@ -352,7 +352,8 @@ static int chaos_kill(struct st_env *env, bool mount)
 	}
 	int sender = (int)st_rand_below(&rnd, 2), victim = (int)st_rand_below(&rnd, 2);
 	/* the big file takes about a second at RATE: most kills land in it */
-	unsigned delay = (unsigned)st_rand_below(&rnd, 900), down = (unsigned)st_rand_below(&rnd, 800);
+	unsigned delay = (unsigned)st_rand_below(&rnd, 900),
+		 down = (unsigned)st_rand_below(&rnd, 800);
 
 	if (wl_mix(env, &p, 1 - sender, 0, &rnd, 0, NULL) < 0 ||
 	    wl_mix(env, &p, sender, 0, &rnd, BIG_SIZE, hash) < 0)
@@ -370,8 +371,10 @@ static int chaos_kill(struct st_env *env, bool mount)
 	json_decref(st);
 	st_pair_kill(env, &p, victim);
 	bool there = hash_is(&p, 1 - sender, rel, hash);
-	st_note(env, "faults: SIGKILL to %s (%s) %u ms after the big file was made, %s (the big file %s) "
-		     "after %lld bytes received; restarted %u ms later",
+	st_note(env,
+		"faults: SIGKILL to %s (%s) %u ms after the big file was made, %s (the big file "
+		"%s) "
+		"after %lld bytes received; restarted %u ms later",
 		st_side_name(victim), victim == sender ? "the sender" : "the receiver", delay,
 		there ? "after the transfer" : "mid-transfer", there ? "there" : "not there yet",
 		(long long)got, down);
@@ -418,7 +421,7 @@ static int chaos_relay_restart(struct st_env *env, bool mount)
 {
 	struct st_rand rnd;
 	struct st_pair p;
-	struct st_expect exp[2] = { { 0 } };
+	struct st_expect exp[2] = {{0}};
 	uint8_t hash[32];
 	bool stopped = false;
 	int r;
@@ -507,8 +510,8 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 {
 	struct st_rand rnd;
 	struct st_pair p;
-	struct st_expect exp[2] = { { 0 } };
-	struct watch w = { 0 };
+	struct st_expect exp[2] = {{0}};
+	struct watch w = {0};
 	struct st_proc_out out;
 	uint8_t hash[32];
 	char root[ST_PATH_MAX];
@@ -521,8 +524,8 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 		return r;
 	/* b's share: a file system of DISK_SIZE made for the test */
 	snprintf(root, sizeof(root), "%s", p.peer[1].dir);
-	if (mount("tandem-chaos", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=" DISK_SIZE ",mode=0755") <
-	    0) {
+	if (mount("tandem-chaos", root, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=" DISK_SIZE ",mode=0755") < 0) {
 		r = errno;
 		st_pair_cleanup(env, &p);
 		return st_skip(env, "cannot mount a small tmpfs for the share: %s", strerror(r));
@@ -543,14 +546,14 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	watch_start(env, &w, &p, 1, "a/big.bin", hash);
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
-	json_t *st = st_pair_status_wait(env, &p, 1, disk_full, NULL, 20000, "aware of the full disk");
+	json_t *st =
+		st_pair_status_wait(env, &p, 1, disk_full, NULL, 20000, "aware of the full disk");
 	ST_CHECK(env, st != NULL);
 	json_t *df = json_object_get(st, "disk_full");
-	st_note(env, "b's disk_full: %lld files wait, %s",
-		(long long)st_jint(df, "files", -1),
+	st_note(env, "b's disk_full: %lld files wait, %s", (long long)st_jint(df, "files", -1),
 		json_string_value(json_object_get(df, "error")) ?: "(no error text)");
 	json_decref(st);
-	const char *argv[] = { "--home", p.peer[1].home, "status", NULL };
+	const char *argv[] = {"--home", p.peer[1].home, "status", NULL};
 	ST_CHECK(env, st_run_tandem(env, &out, argv) == 0);
 	if (!strstr(out.out, "the disk holding the share is full"))
 		st_note(env, "b's status says: %s", out.out);
@@ -569,8 +572,9 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	watch_stop(env, &w, "b's a/big.bin");
 	ST_CHECK(env, hash_is(&p, 1, "a/big.bin", hash));
 	st = st_pair_status(env, &p, 1);
-	st_note(env, "b received %lld bytes after space was freed, for a file of %llu (the "
-		     "blocks in its temp file were kept)",
+	st_note(env,
+		"b received %lld bytes after space was freed, for a file of %llu (the "
+		"blocks in its temp file were kept)",
 		(long long)(st_jint(st, "bytes_received", -1) - recv_full),
 		(unsigned long long)FULL_SIZE);
 	ST_CHECK(env, st_jint(st, "bytes_received", -1) - recv_full < (int64_t)FULL_SIZE);
@@ -642,7 +646,7 @@ static int chaos_changing_file(struct st_env *env, bool mount)
 {
 	struct st_rand rnd;
 	struct st_pair p;
-	struct st_expect exp[2] = { { 0 } };
+	struct st_expect exp[2] = {{0}};
 	uint8_t hash[32], final[32];
 	char rel[64], path[ST_PATH_MAX];
 	int r, rewrites;
@@ -724,7 +728,7 @@ static int chaos_clock_skew(struct st_env *env, bool mount)
 {
 	struct st_rand rnd;
 	struct st_pair p;
-	struct st_expect exp[2] = { { 0 } };
+	struct st_expect exp[2] = {{0}};
 	uint8_t hash[32];
 	int r;
 
