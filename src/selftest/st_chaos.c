@@ -43,7 +43,7 @@
 #define BASE_FILES 8
 #define BIG_SIZE (4 * MIB)
 #define RATE "4194304"	    /* 4 MiB/s: the big file takes about a second */
-#define SLOW_RATE "2097152" /* 2 MiB/s: a rewrite lands while the file is sent */
+#define SLOW_RATE "4194304" /* 4 MiB/s: a rewrite lands while the file is sent */
 #define DISK_SIZE "6m"	    /* the receiver's small file system */
 #define DISK_FREED "64m"    /* ... once space is freed */
 #define FULL_SIZE (8 * MIB) /* more than it holds */
@@ -661,6 +661,9 @@ static int chaos_changing_file(struct st_env *env, bool mount)
 		ST_CHECK(env, !"the pair started with its base files");
 		goto out;
 	}
+	json_t *st = st_pair_status(env, &p, 1 - sender);
+	int64_t recv0 = st_jint(st, "bytes_received", -1);
+	json_decref(st);
 	for (int s = 0; s < 2; s++)
 		if (wl_mix(env, &p, s, 0, &rnd, s == sender ? BIG_SIZE : 0, hash) < 0)
 			goto fail;
@@ -681,6 +684,11 @@ static int chaos_changing_file(struct st_env *env, bool mount)
 		goto fail;
 	chaos_end(env, &p, exp);
 	ST_CHECK(env, hash_is(&p, 1 - sender, rel, final));
+	st = st_pair_status(env, &p, 1 - sender);
+	st_note(env, "%s received %lld bytes of content meanwhile, for a final file of %llu",
+		st_side_name(1 - sender), (long long)(st_jint(st, "bytes_received", -1) - recv0),
+		(unsigned long long)(BIG_SIZE + 100000));
+	json_decref(st);
 	goto out;
 fail:
 	ST_CHECK(env, !"the workload ran");
