@@ -514,7 +514,7 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	struct watch w = {0};
 	struct st_proc_out out;
 	uint8_t hash[32];
-	char root[ST_PATH_MAX];
+	char root[ST_PATH_MAX], big[64];
 	bool mounted = false;
 	int r;
 
@@ -522,8 +522,18 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	r = pair_make(env, &p, fuse);
 	if (r)
 		return r;
-	/* b's share: a file system of DISK_SIZE made for the test */
-	snprintf(root, sizeof(root), "%s", p.peer[1].dir);
+	/*
+	 * The receiver's share on a file system of DISK_SIZE made for the test:
+	 * b's directory, or with FUSE the store behind a's mount (a mount
+	 * receiving, a directory sending).
+	 */
+	int rx = fuse ? 0 : 1, tx = 1 - rx;
+	const char *rxn = st_side_name(rx);
+	if (p.kind[rx] == ST_SIDE_MOUNT)
+		snprintf(root, sizeof(root), "%s/state/store", p.peer[rx].home);
+	else
+		snprintf(root, sizeof(root), "%s", p.peer[rx].dir);
+	snprintf(big, sizeof(big), "%s/big.bin", side_dir[tx]);
 	if (mount("tandem-chaos", root, "tmpfs", MS_NOSUID | MS_NODEV,
 		  "size=" DISK_SIZE ",mode=0755") < 0) {
 		r = errno;
@@ -540,53 +550,58 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 			goto fail;
 	if (st_wait_converged(env, &p, NULL, 0, CONVERGE_MS) < 0)
 		goto fail;
-	/* a sends more than b's disk holds, and a small file after it */
-	if (wl_mix(env, &p, 0, 1, &rnd, FULL_SIZE, hash) < 0)
+	/* the sender sends more than the receiver's disk holds, and small files */
+	if (wl_mix(env, &p, tx, 1, &rnd, FULL_SIZE, hash) < 0)
 		goto fail;
-	watch_start(env, &w, &p, 1, "a/big.bin", hash);
+	watch_start(env, &w, &p, rx, big, hash);
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
 	json_t *st =
-		st_pair_status_wait(env, &p, 1, disk_full, NULL, 20000, "aware of the full disk");
+		st_pair_status_wait(env, &p, rx, disk_full, NULL, 20000, "aware of the full disk");
 	ST_CHECK(env, st != NULL);
 	json_t *df = json_object_get(st, "disk_full");
-	st_note(env, "b's disk_full: %lld files wait, %s", (long long)st_jint(df, "files", -1),
+	st_note(env, "%s's disk_full: %lld files wait, %s", rxn,
+		(long long)st_jint(df, "files", -1),
 		json_string_value(json_object_get(df, "error")) ?: "(no error text)");
 	json_decref(st);
-	const char *argv[] = {"--home", p.peer[1].home, "status", NULL};
+	const char *argv[] = {"--home", p.peer[rx].home, "status", NULL};
 	ST_CHECK(env, st_run_tandem(env, &out, argv) == 0);
 	if (!strstr(out.out, "the disk holding the share is full"))
-		st_note(env, "b's status says: %s", out.out);
+		st_note(env, "%s's status says: %s", rxn, out.out);
 	ST_CHECK(env, strstr(out.out, "the disk holding the share is full") != NULL);
 	ST_CHECK(env, strstr(out.out, "free space to resume") != NULL);
-	ST_CHECK(env, !st_pair_exists(&p, 1, "a/big.bin"));
+	/* a mount lists the peer's file at once (a placeholder: its reads
+	 * give the content or EIO, the watch checks that), a directory only
+	 * once it is whole */
+	if (p.kind[rx] == ST_SIDE_DIR)
+		ST_CHECK(env, !st_pair_exists(&p, rx, big));
 	/* free space: it resumes by itself, with the blocks already in its temp file */
-	st = st_pair_status(env, &p, 1);
+	st = st_pair_status(env, &p, rx);
 	int64_t recv_full = st_jint(st, "bytes_received", -1);
 	json_decref(st);
 	ST_CHECK(env, mount("tandem-chaos", root, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
 			    "size=" DISK_FREED) == 0);
-	st_note(env, "faults: b's share filled up (%s) by a %llu MiB file, then grew to %s",
+	st_note(env, "faults: %s's share filled up (%s) by a %llu MiB file, then grew to %s", rxn,
 		DISK_SIZE, (unsigned long long)(FULL_SIZE / MIB), DISK_FREED);
 	chaos_end(env, &p, exp);
-	watch_stop(env, &w, "b's a/big.bin");
-	ST_CHECK(env, hash_is(&p, 1, "a/big.bin", hash));
-	st = st_pair_status(env, &p, 1);
+	watch_stop(env, &w, "the receiver's big.bin");
+	ST_CHECK(env, hash_is(&p, rx, big, hash));
+	st = st_pair_status(env, &p, rx);
 	st_note(env,
-		"b received %lld bytes after space was freed, for a file of %llu (the "
+		"%s received %lld bytes after space was freed, for a file of %llu (the "
 		"blocks in its temp file were kept)",
-		(long long)(st_jint(st, "bytes_received", -1) - recv_full),
+		rxn, (long long)(st_jint(st, "bytes_received", -1) - recv_full),
 		(unsigned long long)FULL_SIZE);
 	ST_CHECK(env, st_jint(st, "bytes_received", -1) - recv_full < (int64_t)FULL_SIZE);
 	json_decref(st);
-	st = st_pair_status_wait(env, &p, 1, disk_fine, NULL, 5000, "without a full disk");
+	st = st_pair_status_wait(env, &p, rx, disk_fine, NULL, 5000, "without a full disk");
 	ST_CHECK(env, st != NULL);
 	json_decref(st);
 	goto out;
 fail:
 	ST_CHECK(env, !"the workload ran");
 out:
-	watch_stop(env, &w, "b's a/big.bin");
+	watch_stop(env, &w, "the receiver's big.bin");
 	want_free(exp);
 	st_pair_cleanup(env, &p);
 	if (mounted && umount2(root, MNT_DETACH) < 0)
@@ -599,6 +614,7 @@ int st_chaos_disk_full_dir(struct st_env *env)
 	return chaos_disk_full(env, false);
 }
 
+/* The mount side receives: its store is the small file system. */
 int st_chaos_disk_full_mount(struct st_env *env)
 {
 	return chaos_disk_full(env, true);

@@ -222,9 +222,9 @@ static bool is_nospace(int r)
 	return r == -ENOSPC || r == -EDQUOT;
 }
 
-static void nospace_update(struct engine *e)
+void fetch_nospace_update(struct engine *e)
 {
-	if (!e->nospace_err)
+	if (!e->nospace_err || e->nospace_lazy)
 		return;
 	for (const struct fetch *f = e->fetches; f; f = f->next)
 		if (f->nospace)
@@ -233,26 +233,31 @@ static void nospace_update(struct engine *e)
 	log_info("there is space on the disk holding the share again: downloads resume");
 }
 
-static void nospace_set(struct engine *e, struct fetch *f, int r)
+void fetch_nospace_set(struct engine *e, const char *path, int r)
 {
 	unsigned more = e->nfetch ? e->nfetch - 1 : 0;
 	char also[48] = "";
 
-	f->nospace = true;
 	if (more)
 		snprintf(also, sizeof(also), ", and %u more file%s", more, more == 1 ? "" : "s");
 	if (!e->nospace_err)
 		log_warn("the disk holding the share is full (%s): %s waits%s; trying again every "
 			 "%d s, free space to resume",
-			 strerror(-r), LOG_Q(f->r.path), also, ENGINE_RETRY_MS / 1000);
+			 strerror(-r), LOG_Q(path), also, ENGINE_RETRY_MS / 1000);
 	e->nospace_err = r;
+}
+
+static void nospace_set(struct engine *e, struct fetch *f, int r)
+{
+	f->nospace = true;
+	fetch_nospace_set(e, f->r.path, r);
 }
 
 json_t *fetch_disk_full(const struct engine *e)
 {
 	if (!e->nospace_err)
 		return json_null();
-	return json_pack("{s:I, s:s}", "files", (json_int_t)e->nfetch, "error",
+	return json_pack("{s:I, s:s}", "files", (json_int_t)(e->nfetch + e->nospace_lazy), "error",
 			 strerror(-e->nospace_err));
 }
 
@@ -274,7 +279,7 @@ static void unlink_fetch(struct engine *e, struct fetch *f)
 		f->next = NULL;
 		if (f->nospace) {
 			f->nospace = false;
-			nospace_update(e);
+			fetch_nospace_update(e);
 		}
 		return;
 	}
@@ -746,7 +751,7 @@ static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t l
 	}
 	if (f->nospace) {
 		f->nospace = false;
-		nospace_update(e);
+		fetch_nospace_update(e);
 	}
 	have_set(f, i);
 	f->blocks_done++;
@@ -959,6 +964,7 @@ void fetch_on_down(struct engine *e)
 {
 	commit_all(e);
 	e->nospace_err = 0; /* nothing waits for space while nothing is fetched */
+	e->nospace_lazy = false;
 	while (e->fetches) {
 		struct fetch *f = e->fetches;
 		drop_reqs(e, f, false);
