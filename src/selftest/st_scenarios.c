@@ -12,7 +12,7 @@
 #include "relay.h"
 #include "relay_client.h"
 #include "selftest.h"
-#include "st_chaos.h"
+#include "st_chaos_host.h"
 #include "st_daemon.h"
 #include "st_fuse.h"
 #include "st_hostile.h"

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "relay.h"
-#include "st_chaos.h"
+#include "st_chaos_host.h"
 #include "st_fuse.h"
 #include "st_rand.h"
 #include "st_sync.h"

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#ifndef TANDEM_ST_CHAOS_H
-#define TANDEM_ST_CHAOS_H
+#ifndef TANDEM_ST_CHAOS_HOST_H
+#define TANDEM_ST_CHAOS_HOST_H
 
 #include "selftest.h"
 
 /*
- * The chaos suite's faults off the network (st_chaos.c): a daemon killed
+ * The chaos suite's faults off the network (st_chaos_host.c): a daemon killed
  * mid-transfer, the relay restarted, the receiver's disk full, the sender's
  * file changing while it is sent, one peer's clock an hour ahead. Each in
  * two pairings: two plain directories (_dir) and, where FUSE can be used,
