@@ -32,6 +32,7 @@
 #include "daemon/daemon_int.h"
 #include "daemon/syncd.h"
 #include "daemon/lookup.h"
+#include "daemon/testknobs.h"
 #include "daemon/mountd.h"
 #include "fsutil.h"
 #include "log.h"
@@ -42,7 +43,6 @@
 #define EVENTS_PER_WAIT 32
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
-#define CLOCK_OFFSET_MAX_S (7 * 86400) /* TANDEM_TEST_CLOCK_OFFSET_S: a week either way */
 
 static void errf(char err[static DAEMON_ERR_LEN], const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -174,60 +174,23 @@ static void on_lookup(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	}
 }
 
-/* TANDEM_TEST_CLOCK_OFFSET_S: this daemon's wall clock is that many seconds
- * ahead (or behind) for the relay (buckets, record timestamps), as if its
- * machine's clock were off. */
-static int64_t clock_offset_load(void)
-{
-	const char *v = getenv("TANDEM_TEST_CLOCK_OFFSET_S");
-	long long n;
-	char *end, q[48];
-
-	if (!v || !*v)
-		return 0;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno || *end || n < -CLOCK_OFFSET_MAX_S || n > CLOCK_OFFSET_MAX_S) {
-		log_warn("ignoring TANDEM_TEST_CLOCK_OFFSET_S=%s: not a number of seconds in "
-			 "-%d..%d",
-			 log_quote(v, 32, q, sizeof(q)), CLOCK_OFFSET_MAX_S, CLOCK_OFFSET_MAX_S);
-		return 0;
-	}
-	log_info("TANDEM_TEST_CLOCK_OFFSET_S: the relay sees our clock %lld s off", n);
-	return n;
-}
-
 static void tunables_load(struct daemon_tunables *t)
 {
-	uint32_t hb = dio_env_ms("TANDEM_TEST_HEARTBEAT_MS", 2000, 50, 600000);
-	uint32_t bmax = dio_env_ms("TANDEM_TEST_BACKOFF_MAX_MS", 10000, 50, 600000);
-	const char *rekey;
-	unsigned long long n;
-	char *end, q[48];
+	uint32_t hb = (uint32_t)testknob_get(TESTKNOB_HEARTBEAT_MS, 2000);
+	uint32_t bmax = (uint32_t)testknob_get(TESTKNOB_BACKOFF_MAX_MS, 10000);
 
 	t->ping_ms = hb;
 	t->dead_ms = 3 * hb;
 	t->connect_ms = 5000;
 	t->handshake_ms = 10000;
-	t->fallback_ms = dio_env_ms("TANDEM_TEST_FALLBACK_MS", 3000, 10, 600000);
+	t->fallback_ms = (uint32_t)testknob_get(TESTKNOB_FALLBACK_MS, 3000);
 	t->reconnect.base_ms = bmax < 200 ? bmax : 200;
 	t->reconnect.max_ms = bmax;
 	t->lookup.base_ms = bmax < 250 ? bmax : 250;
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
-	t->rekey_ms = dio_env_ms("TANDEM_TEST_REKEY_MS", 3600 * 1000, 100, 3600 * 1000);
-	t->rekey_frames = FRAME_REKEY_FRAMES;
-	t->clock_offset_s = clock_offset_load();
-	rekey = getenv("TANDEM_TEST_REKEY_FRAMES");
-	if (rekey && *rekey) {
-		errno = 0;
-		n = strtoull(rekey, &end, 10);
-		if (errno || *end || n < 2 || n > FRAME_REKEY_FRAMES)
-			log_warn("ignoring TANDEM_TEST_REKEY_FRAMES=%s: not a number in 2..%llu",
-				 log_quote(rekey, 32, q, sizeof(q)),
-				 (unsigned long long)FRAME_REKEY_FRAMES);
-		else
-			t->rekey_frames = n;
-	}
+	t->rekey_ms = (uint32_t)testknob_get(TESTKNOB_REKEY_MS, 3600 * 1000);
+	t->rekey_frames = testknob_get(TESTKNOB_REKEY_FRAMES, FRAME_REKEY_FRAMES);
+	t->clock_offset_s = testknob_clock_offset_s();
 }
 
 static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
@@ -261,6 +224,33 @@ static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	if (ftruncate(d->lock_fd, 0) < 0 || fs_write_all(d->lock_fd, pid, (size_t)n) < 0)
 		log_debug("cannot write our pid into %s", path);
 	return 0;
+}
+
+/*
+ * The advertise test knob (testknobs.h): publish that one address instead
+ * of the ones we listen on, so the peer dials it (the selftest's fault
+ * proxy, which forwards to our real listener). A bad value is ignored with
+ * a warning.
+ */
+static void advertise_override(struct peer_record *rec)
+{
+	const char *adv = testknob_advertise();
+	struct listen_spec ls;
+	struct record_addr a;
+	char lerr[LISTEN_ERR_LEN], q[80];
+
+	if (!adv)
+		return;
+	if (listen_spec_parse(adv, &ls, lerr) < 0 || ls.none || ls.wildcard ||
+	    record_addr_from_sockaddr((const struct sockaddr *)&ls.ss, &a) < 0) {
+		log_warn("ignoring the advertise test knob %s: not one ADDR:PORT with a port",
+			 log_quote(adv, 64, q, sizeof(q)));
+		return;
+	}
+	memset(rec->addrs, 0, sizeof(rec->addrs));
+	rec->addrs[0] = a;
+	rec->naddrs = 1;
+	rec->flags |= RECORD_FLAG_INBOUND;
 }
 
 static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
@@ -327,6 +317,8 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		record_addr_format(&bound, d->listen_text);
 	}
 	listen_record_fill(&o->listen, &bound, &d->self_rec);
+	if (!o->listen.none)
+		advertise_override(&d->self_rec);
 	if (o->listen.none) {
 		log_info("accepting no connections (--listen none): the peer must accept ours");
 	} else {

@@ -5,18 +5,21 @@
 #include <stdint.h>
 
 /*
- * The selftest's seeded PRNG (splitmix64): the same seed gives the same
- * sequence on every machine, so a fault drawn from it can be replayed.
- * Not for secrets. One per user; no global state.
+ * The selftest's seeded PRNG: xoshiro256** seeded through splitmix64
+ * (Blackman and Vigna). Not for anything secret: it only makes a run
+ * repeatable, so that one seed always gives the same faults. No global
+ * state; one struct per user, not thread-safe.
  */
+
 struct st_rand {
-	uint64_t state;
+	uint64_t s[4];
 };
 
+/* Seeds r; every seed (also 0) gives a usable, distinct sequence. */
 void st_rand_seed(struct st_rand *r, uint64_t seed);
 /* The next 64 random bits. */
 uint64_t st_rand_next(struct st_rand *r);
-/* A number in [0, n) (0 when n is 0). */
+/* A number in [0, n), without modulo bias; 0 when n is 0. */
 uint64_t st_rand_below(struct st_rand *r, uint64_t n);
 
 #endif
