@@ -177,6 +177,14 @@ static void print_human(json_t *st)
 		printf("sync:        %s%s%s\n", jstr(st, "sync_state"),
 		       jstr(st, "sync_error") ? ": " : "",
 		       jstr(st, "sync_error") ? jstr(st, "sync_error") : "");
+	json_t *full = json_object_get(st, "disk_full");
+	if (json_is_object(full)) {
+		long long n = (long long)json_integer_value(json_object_get(full, "files"));
+		const char *why = json_string_value(json_object_get(full, "error"));
+		printf("disk full:   the disk holding the share is full (%s): %lld file%s wait%s; "
+		       "free space to resume\n",
+		       why ? why : "no space", n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+	}
 	printf("files:       %lld in sync, %lld pending",
 	       (long long)json_integer_value(json_object_get(st, "files_in_sync")),
 	       (long long)json_integer_value(json_object_get(st, "files_pending")));

@@ -190,6 +190,7 @@ static void tunables_load(struct daemon_tunables *t)
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
 	t->rekey_ms = (uint32_t)testknob_get(TESTKNOB_REKEY_MS, 3600 * 1000);
 	t->rekey_frames = testknob_get(TESTKNOB_REKEY_FRAMES, FRAME_REKEY_FRAMES);
+	t->clock_offset_s = testknob_clock_offset_s();
 }
 
 static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
@@ -342,6 +343,7 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	}
 	relay_client_opts_init(&ro);
 	ro.timeout_ms = RELAY_TIMEOUT_MS;
+	ro.clock_offset_s = d->tun.clock_offset_s;
 	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,
 				  rerr);
 	if (r < 0) {

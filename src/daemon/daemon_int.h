@@ -42,6 +42,7 @@ struct daemon_tunables {
 	struct backoff lookup;	  /* 250 .. 30000 ms */
 	uint64_t rekey_frames;	  /* frames per send key: FRAME_REKEY_FRAMES */
 	uint32_t rekey_ms;	  /* and at most this long: one hour */
+	int64_t clock_offset_s;	  /* added to the wall clock for the relay: 0 */
 };
 
 #define DAEMON_SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)

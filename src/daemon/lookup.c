@@ -68,7 +68,8 @@ static void run_lookup(struct lookup *l)
 	struct peer_record rec;
 
 	for (unsigned attempt = 0;; attempt++) {
-		int r = relay_client_lookup(l->client, &l->fp, time(NULL), &rec, &res);
+		int r = relay_client_lookup(l->client, &l->fp, relay_client_now(l->client), &rec,
+						&res);
 
 		if (r == -ECANCELED || stopping(l))
 			return;

@@ -60,3 +60,25 @@ const char *testknob_advertise(void)
 
 	return adv && *adv ? adv : NULL;
 }
+
+#define CLOCK_OFFSET_MAX_S (7 * 86400) /* a week either way */
+
+int64_t testknob_clock_offset_s(void)
+{
+	const char *v = getenv("TANDEM_TEST_CLOCK_OFFSET_S");
+	long long n;
+	char *end, q[48];
+
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || *end || n < -CLOCK_OFFSET_MAX_S || n > CLOCK_OFFSET_MAX_S) {
+		log_warn("ignoring TANDEM_TEST_CLOCK_OFFSET_S=%s: not a number of seconds in "
+			 "-%d..%d",
+			 log_quote(v, 32, q, sizeof(q)), CLOCK_OFFSET_MAX_S, CLOCK_OFFSET_MAX_S);
+		return 0;
+	}
+	log_info("TANDEM_TEST_CLOCK_OFFSET_S: the relay sees our clock %lld s off", n);
+	return n;
+}

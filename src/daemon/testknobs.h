@@ -40,6 +40,10 @@ const char *testknob_fuse_dev(void);
 /* The one ADDR:PORT to publish instead of the listen addresses (the
  * selftest's fault proxy), or NULL. */
 const char *testknob_advertise(void);
+/* TANDEM_TEST_CLOCK_OFFSET_S: seconds this daemon's wall clock is off for
+ * the relay (buckets, record timestamps), -604800..604800; 0 when unset
+ * or out of range (then with a warning). */
+int64_t testknob_clock_offset_s(void);
 #else
 static inline uint64_t testknob_get(enum testknob k, uint64_t def)
 {
@@ -55,6 +59,11 @@ static inline const char *testknob_fuse_dev(void)
 static inline const char *testknob_advertise(void)
 {
 	return NULL;
+}
+
+static inline int64_t testknob_clock_offset_s(void)
+{
+	return 0;
 }
 #endif
 

@@ -122,6 +122,11 @@ const char *relay_client_url(const struct relay_client *c)
 	return c->base;
 }
 
+time_t relay_client_now(const struct relay_client *c)
+{
+	return time(NULL) + (time_t)c->opts.clock_offset_s;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct exchange *x = userdata;
@@ -497,10 +502,18 @@ int relay_client_lookup(struct relay_client *c, const struct fingerprint *fp, ti
 	reply = malloc(sizeof(*reply));
 	if (!reply)
 		return -ENOMEM;
-	/* Anyone who knows fp can add records under its tokens (docs/RELAY.md):
-	 * the one that holds fp's key and verifies wins, the others are ignored. */
-	for (int i = 0; i < 2 && !(i == 1 && bucket == 0); i++) {
-		uint64_t b = bucket - (uint64_t)i;
+	/*
+	 * Anyone who knows fp can add records under its tokens (docs/RELAY.md):
+	 * the one that holds fp's key and verifies wins, the others are ignored.
+	 * The current bucket, the previous one (the peer has not republished
+	 * since the hour turned), and the next one (the peer's clock is ahead
+	 * of ours: it publishes where we look only in the next hour).
+	 */
+	static const int step[3] = { 0, -1, 1 };
+	for (int i = 0; i < 3; i++) {
+		if (bucket == 0 && step[i] < 0)
+			continue;
+		uint64_t b = bucket + (uint64_t)(int64_t)step[i];
 
 		derive_relay_token(fp, b, token);
 		r = relay_client_get(c, token, reply, res);
@@ -581,7 +594,7 @@ int relay_client_lookup_retry(struct relay_client *c, const struct fingerprint *
 	int r;
 
 	for (unsigned attempt = 0;; attempt++) {
-		r = relay_client_lookup(c, fp, time(NULL), ret, res);
+		r = relay_client_lookup(c, fp, relay_client_now(c), ret, res);
 		if (r == 0 || !(relay_error_is_transient(r) || relay_lookup_error_is_squat(r)))
 			return r;
 		if (max_attempts && attempt + 1 >= max_attempts)

@@ -44,6 +44,7 @@ struct relay_client_opts {
 	int cancel_fd;		  /* readable = stop waiting (eventfd); -1 for none */
 	uint32_t retry_base_ms;	  /* 0 = 500 */
 	uint32_t retry_max_ms;	  /* 0 = 30000 */
+	int64_t clock_offset_s;	  /* added to the wall clock (relay_client_now); only tests */
 };
 
 void relay_client_opts_init(struct relay_client_opts *opts);
@@ -57,6 +58,9 @@ int relay_client_new(const char *url, const struct relay_client_opts *opts,
 	__attribute__((warn_unused_result));
 void relay_client_free(struct relay_client *c);
 const char *relay_client_url(const struct relay_client *c);
+/* The wall clock this client publishes and looks up by: time(NULL) plus
+ * opts.clock_offset_s. */
+time_t relay_client_now(const struct relay_client *c);
 
 /* One request each, no retry. */
 int relay_client_put(struct relay_client *c, const uint8_t token[static 32],

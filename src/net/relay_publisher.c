@@ -66,7 +66,7 @@ static void *publisher_main(void *arg)
 		rec = p->rec;
 		pthread_mutex_unlock(&p->lock);
 
-		now = time(NULL);
+		now = relay_client_now(p->client);
 		rec.timestamp = (uint64_t)now;
 		r = relay_client_publish(p->client, p->id, &rec, p->ttl, now, &res);
 
@@ -182,7 +182,7 @@ void relay_publisher_stop(struct relay_publisher *p)
 	pthread_join(p->thread, NULL);
 	drain(p);
 	/* Remove our record so nobody finds a stale address. */
-	if (relay_client_unpublish(p->client, p->id, time(NULL), &res) < 0)
+	if (relay_client_unpublish(p->client, p->id, relay_client_now(p->client), &res) < 0)
 		log_debug("could not remove our record from the relay: %s", res.message);
 	relay_client_free(p->client);
 	close(p->wake_fd);

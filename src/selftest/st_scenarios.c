@@ -12,6 +12,7 @@
 #include "relay.h"
 #include "relay_client.h"
 #include "selftest.h"
+#include "st_chaos_host.h"
 #include "st_daemon.h"
 #include "st_fuse.h"
 #include "st_hostile.h"
@@ -503,6 +504,26 @@ const struct st_scenario st_scenarios[] = {
 	  st_chaos_partition_mount },
 	{ "chaos-bitflip-mount", "chaos", "chaos-bitflip with a mount on one side", 90,
 	  st_chaos_bitflip_mount },
+	{ "chaos-kill", "chaos", "a daemon killed (SIGKILL) at a random point of a transfer and "
+	  "started again: converges, nothing lost, no half-written file", 60, st_chaos_kill_dir },
+	{ "chaos-kill-mount", "chaos", "chaos-kill with a mount and a directory", 60,
+	  st_chaos_kill_mount },
+	{ "chaos-relay-restart", "chaos", "the relay stopped and started again mid-session: "
+	  "converges, both publish again", 60, st_chaos_relay_restart_dir, ST_OWN_RELAY },
+	{ "chaos-relay-restart-mount", "chaos", "chaos-relay-restart with a mount and a directory",
+	  60, st_chaos_relay_restart_mount, ST_OWN_RELAY },
+	{ "chaos-disk-full", "chaos", "the receiver's share fills up: status says so, nothing "
+	  "half-written, it resumes once space is freed", 60, st_chaos_disk_full_dir },
+	{ "chaos-disk-full-mount", "chaos", "chaos-disk-full with a mount sending to a directory",
+	  60, st_chaos_disk_full_mount },
+	{ "chaos-changing-file", "chaos", "the sender rewrites a file while it is sent: the "
+	  "receiver ends with the final content", 60, st_chaos_changing_file_dir },
+	{ "chaos-changing-file-mount", "chaos", "chaos-changing-file with a mount and a directory",
+	  60, st_chaos_changing_file_mount },
+	{ "chaos-clock-skew", "chaos", "one peer's clock an hour ahead: they pair through the "
+	  "relay and sync, mtimes as sent", 60, st_chaos_clock_skew_dir },
+	{ "chaos-clock-skew-mount", "chaos", "chaos-clock-skew with a mount and a directory", 60,
+	  st_chaos_clock_skew_mount },
 	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
 	  ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",

@@ -641,6 +641,7 @@ void engine_status(struct engine *e, json_t *o)
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
 	json_object_set_new(o, "refused", json_integer((json_int_t)e->refused));
 	json_object_set_new(o, "transfers", tr);
+	json_object_set_new(o, "disk_full", fetch_disk_full(e));
 	json_object_set_new(o, "sync_debug",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "requests",
 				      (json_int_t)e->nreqs, "window", (json_int_t)e->window,

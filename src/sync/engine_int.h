@@ -86,6 +86,7 @@ struct fetch {
 	unsigned jobs;		/* blocks with the workers */
 	uint32_t gen;		/* bumped on a restart: older jobs' results are stale */
 	bool dead;		/* freed but for its jobs */
+	bool nospace;		/* its last write failed: the disk is full */
 };
 
 struct lazy_file;
@@ -173,6 +174,8 @@ struct engine {
 	uint64_t bytes_sent, bytes_received;
 	uint64_t conflicts;
 	uint64_t refused;
+	int nospace_err; /* -ENOSPC/-EDQUOT while a fetch waits for disk space, else 0 */
+	bool nospace_lazy; /* the last block written into a placeholder found no space */
 
 	/*
 	 * Lazy mode (lazy.c). Lock order: lz_mu is the only engine lock and is
@@ -279,6 +282,14 @@ void fetch_tick(struct engine *e, uint64_t now);
 void fetch_free_all(struct engine *e);
 uint64_t fetch_min_pending_seq(const struct engine *e);
 void fetch_status(struct engine *e, json_t *transfers);
+/* null, or while the disk holding the share is full {"files": pending
+ * downloads, "error": the errno text}. */
+json_t *fetch_disk_full(const struct engine *e);
+/* A write of path's content failed with r (-ENOSPC or -EDQUOT): the disk is
+ * full (logged once). */
+void fetch_nospace_set(struct engine *e, const char *path, int r);
+/* Ends the full-disk state when nothing waits for space any more. */
+void fetch_nospace_update(struct engine *e);
 void fetch_on_work(struct engine *e);
 void fetch_work_stop(struct engine *e);
 

@@ -211,6 +211,56 @@ static void drop_reqs(struct engine *e, struct fetch *f, bool cancel)
 	}
 }
 
+/*
+ * A full disk (ENOSPC, EDQUOT) is not a fault of the file: the fetch keeps
+ * its temp file and is retried every ENGINE_RETRY_MS, and once no fetch
+ * waits for space any more (one wrote a block, or was dropped) the state
+ * ends. Logged once each way; status shows it (fetch_disk_full).
+ */
+static bool is_nospace(int r)
+{
+	return r == -ENOSPC || r == -EDQUOT;
+}
+
+void fetch_nospace_update(struct engine *e)
+{
+	if (!e->nospace_err || e->nospace_lazy)
+		return;
+	for (const struct fetch *f = e->fetches; f; f = f->next)
+		if (f->nospace)
+			return;
+	e->nospace_err = 0;
+	log_info("there is space on the disk holding the share again: downloads resume");
+}
+
+void fetch_nospace_set(struct engine *e, const char *path, int r)
+{
+	unsigned more = e->nfetch ? e->nfetch - 1 : 0;
+	char also[48] = "";
+
+	if (more)
+		snprintf(also, sizeof(also), ", and %u more file%s", more, more == 1 ? "" : "s");
+	if (!e->nospace_err)
+		log_warn("the disk holding the share is full (%s): %s waits%s; trying again every "
+			 "%d s, free space to resume",
+			 strerror(-r), LOG_Q(path), also, ENGINE_RETRY_MS / 1000);
+	e->nospace_err = r;
+}
+
+static void nospace_set(struct engine *e, struct fetch *f, int r)
+{
+	f->nospace = true;
+	fetch_nospace_set(e, f->r.path, r);
+}
+
+json_t *fetch_disk_full(const struct engine *e)
+{
+	if (!e->nospace_err)
+		return json_null();
+	return json_pack("{s:I, s:s}", "files", (json_int_t)(e->nfetch + e->nospace_lazy), "error",
+			 strerror(-e->nospace_err));
+}
+
 /* Takes f out of the queue. */
 static void unlink_fetch(struct engine *e, struct fetch *f)
 {
@@ -227,6 +277,10 @@ static void unlink_fetch(struct engine *e, struct fetch *f)
 		if (f->state != FETCH_QUEUED)
 			e->nactive--;
 		f->next = NULL;
+		if (f->nospace) {
+			f->nospace = false;
+			fetch_nospace_update(e);
+		}
 		return;
 	}
 }
@@ -684,11 +738,20 @@ static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t l
 		fetch_drop(e, f, true);
 		return;
 	}
+	if (is_nospace(r)) {
+		nospace_set(e, f, r);
+		fetch_requeue(e, f);
+		return;
+	}
 	if (r < 0) {
 		log_warn("cannot write %s: %s; fetching again later", LOG_Q(f->r.path),
 			 strerror(-r));
 		fetch_requeue(e, f);
 		return;
+	}
+	if (f->nospace) {
+		f->nospace = false;
+		fetch_nospace_update(e);
 	}
 	have_set(f, i);
 	f->blocks_done++;
@@ -900,6 +963,8 @@ void fetch_tick(struct engine *e, uint64_t now)
 void fetch_on_down(struct engine *e)
 {
 	commit_all(e);
+	e->nospace_err = 0; /* nothing waits for space while nothing is fetched */
+	e->nospace_lazy = false;
 	while (e->fetches) {
 		struct fetch *f = e->fetches;
 		drop_reqs(e, f, false);

@@ -253,12 +253,29 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("cannot write %s: %s", LOG_Q(z->path),
-				 n < 0 ? strerror(errno) : "short");
+			int err = n < 0 ? errno : EIO;
+			if (err == ENOSPC || err == EDQUOT) {
+				e->nospace_lazy = true;
+				fetch_nospace_set(e, z->path, -err);
+			} else {
+				log_warn("cannot write %s: %s", LOG_Q(z->path), strerror(err));
+			}
+			/* a failed write can still have touched the placeholder
+			 * (its mtime, part of the block): put its identity back
+			 * as after a good write, or the scanner takes the holes
+			 * for an edit of ours and sends zeros to the peer */
+			r = restore_identity(e, z, z->fd, &before.st_mtim);
+			if (r < 0)
+				log_warn("cannot restore the placeholder %s: %s", LOG_Q(z->path),
+					 strerror(-r));
 			file_failed(e, z);
 			return;
 		}
 		done += (size_t)n;
+	}
+	if (e->nospace_lazy) {
+		e->nospace_lazy = false;
+		fetch_nospace_update(e);
 	}
 	r = restore_identity(e, z, z->fd, &before.st_mtim);
 	if (r < 0)

@@ -251,6 +251,48 @@ TEST(previous_bucket_is_found)
 	relay_client_free(c);
 }
 
+TEST(next_bucket_is_found)
+{
+	struct relay_client_opts o;
+	struct relay_client *c;
+	struct relay_result res;
+	struct peer_record rec, got;
+	time_t t0;
+
+	relay_client_opts_init(&o);
+	o.bucket_seconds = 2;
+	c = client_for(relay.url, &o);
+	REQUIRE(c);
+	sample_record(&rec, 40006);
+	t0 = time(NULL);
+	/* alice's clock is one bucket ahead of ours: found in the next bucket */
+	REQUIRE(relay_client_publish(c, alice, &rec, 60, t0 + 2, &res) == 0);
+	CHECK_INT_EQ(relay_client_lookup(c, &alice->fp, t0, &got, &res), 0);
+	CHECK_INT_EQ(got.addrs[0].port, 40006);
+	CHECK_INT_EQ(relay_client_unpublish(c, alice, t0 + 2, &res), 0);
+	/* two buckets ahead: not */
+	REQUIRE(relay_client_publish(c, alice, &rec, 60, t0 + 4, &res) == 0);
+	CHECK_INT_EQ(relay_client_lookup(c, &alice->fp, t0, &got, &res), -ENOENT);
+	CHECK_INT_EQ(relay_client_unpublish(c, alice, t0 + 4, &res), 0);
+	relay_client_free(c);
+}
+
+TEST(clock_offset_shifts_now)
+{
+	struct relay_client_opts o;
+	struct relay_client *c;
+	time_t t0;
+
+	relay_client_opts_init(&o);
+	o.clock_offset_s = 3600;
+	c = client_for(relay.url, &o);
+	REQUIRE(c);
+	t0 = time(NULL);
+	time_t now = relay_client_now(c);
+	CHECK(now >= t0 + 3600 && now <= time(NULL) + 3600);
+	relay_client_free(c);
+}
+
 struct late_publish {
 	const char *url;
 	unsigned delay_ms;
@@ -612,6 +654,8 @@ int main(int argc, char **argv)
 	RUN(only_owner_can_replace);
 	RUN(impostor_record_rejected);
 	RUN(previous_bucket_is_found);
+	RUN(next_bucket_is_found);
+	RUN(clock_offset_shifts_now);
 	RUN(lookup_retries_until_published);
 	RUN(lookup_retry_cancelled);
 	RUN(publisher_refreshes_and_cleans_up);
