@@ -85,7 +85,13 @@ static int pair_make(struct st_env *env, struct st_pair *p, const char *tag, boo
 			return -1;
 		p->kind[i] = ST_SIDE_DIR;
 	}
-	/* §9: a FUSE peer and a plain-dir peer whenever FUSE can be used */
+	/* §9: a FUSE peer and a plain-dir peer whenever FUSE can be used,
+	 * unless the run asks for a pairing (--pairing, --soak) */
+	if (env->pairing == ST_PAIRING_DIR_DIR)
+		mount = false;
+	if (mount && env->pairing == ST_PAIRING_MOUNT_DIR && st_fuse_unusable())
+		st_note(env, "pairing mount-dir asked for, but FUSE cannot be used (%s): dir-dir",
+			st_fuse_unusable());
 	if (mount && !st_fuse_unusable()) {
 		char store[ST_PATH_MAX];
 
