@@ -154,6 +154,7 @@ int st_pair_down(struct st_env *env, struct st_pair *p, int side)
 void st_pair_kill(struct st_env *env, struct st_pair *p, int side)
 {
 	st_peer_kill(env, &p->peer[side]);
+	env->faults++;
 	p->stale[side] = p->kind[side] == ST_SIDE_MOUNT; /* it leaves a dead mount */
 }
 
@@ -186,6 +187,13 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 		env->deadline_ms = st_now_ms() + CLEANUP_MS;
 	for (int i = 0; i < 2; i++) {
 		struct st_peer *peer = &p->peer[i];
+		/* what this daemon sent since it started, for --soak's summary
+		 * (not asked of one that may hang: the scenario failed) */
+		json_t *st = peer->pid > 0 && !env->failures ? st_pair_status(env, p, i) : NULL;
+		int64_t sent = st_jint(st, "bytes_sent", 0);
+
+		env->bytes += sent > 0 ? (uint64_t)sent : 0;
+		json_decref(st);
 		if (peer->pid > 0 && st_peer_down(env, peer) < 0)
 			st_fail(env, __FILE__, __LINE__, "%s's daemon did not stop cleanly",
 				peer->name);

@@ -125,6 +125,12 @@ a=$(sed -n 's/^# round [0-9]*: seed [0-9]*, selftest-rand, pairing \(.*\)$/\1/p'
 b=$(sed -n 's/^#   selftest-rand: pairing \(.*\)$/\1/p' "$tmp/soakv.out")
 [ -n "$a" ] && [ "$a" = "$b" ]
 check "--soak: each round's pairing reaches its scenario" $? "$tmp/soakv.out"
+# the faults a scenario counts add up in the summary (daemon-restart kills one daemon)
+run soakc --soak 1s --seed 9 --only daemon-restart
+st=$?
+r=$(sed -n 's/^# soak: \([0-9]*\) rounds.*/\1/p' "$tmp/soakc.out")
+[ "$st" = 0 ] && [ -n "$r" ] && grep -Eq "^# soak: $r rounds, [0-9]+ bytes, $r faults, 0 failures" "$tmp/soakc.out"
+check "--soak sums the scenarios' fault counters" $? "$tmp/soakc.out" "$tmp/soakc.err"
 # a soak goes on after a failure, counts it, and prints its seed; its first
 # round runs with the run's seed, here one that fails (in this process: -j 1)
 run soakf --soak 2s -j 1 --seed "${seed:-0}" --only selftest-flaky
