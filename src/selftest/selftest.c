@@ -998,7 +998,7 @@ int selftest_main(int argc, char **argv)
 		printf("1..%zu\n", total + 1);
 	printf("# tandem selftest: relay at %s, work dir %s\n", env.relay_url, env.base);
 	if (rp.soak_ms)
-		printf("# soak: %" PRIu64 " s of rounds drawn from %zu scenario(s)%s%s\n",
+		printf("# soaking for %" PRIu64 " s: rounds drawn from %zu scenario(s)%s%s\n",
 		       rp.soak_ms / 1000, total, suite ? " of suite " : "", suite ? suite : "");
 
 	int teardown_bad = 0;

@@ -113,6 +113,7 @@ fi
 run soak --soak 3s --seed 9 --only selftest-rand
 st=$?
 [ "$st" = 0 ] && [ "$(sed -n 2p "$tmp/soak.out")" = "# seed: 9" ] &&
+	[ "$(grep -c '^# soak:' "$tmp/soak.out")" = 1 ] &&
 	grep -Eq '^# soak: [1-9][0-9]* rounds, [0-9]+ bytes, [0-9]+ faults, 0 failures in [0-9]+ s$' "$tmp/soak.out" &&
 	tail -n1 "$tmp/soak.out" | grep -Eq '^[0-9]+ passed, 0 failed, [0-9]+ skipped$'
 check "--soak 3s ends with the summary line" $? "$tmp/soak.out" "$tmp/soak.err"
