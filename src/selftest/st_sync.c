@@ -104,6 +104,8 @@ static int pair_make(struct st_env *env, struct st_pair *p, const char *tag, boo
 			return -1;
 		}
 	}
+	/* which pairing this ran with, for whoever replays a failure */
+	st_note(env, "pair%s: a %s, b dir", tag, p->kind[0] == ST_SIDE_MOUNT ? "mount" : "dir");
 	snprintf(name, sizeof(name), "stage%s", tag);
 	if (st_mkdir(env, name, p->stage) < 0) {
 		st_note(env, "cannot create the stage dir %s", name);

@@ -172,6 +172,20 @@ st=$?
 	grep -q '^#   selftest-rand: pairing default$' "$tmp/s1.out"
 check "--pairing dir-dir reaches the scenario" $? "$tmp/pd.out" "$tmp/s1.out"
 
+# --pairing reaches a real pair (st_pair_make); its note says what it made
+run pdd --pairing dir-dir --verbose --only sync-first-contact
+st=$?
+[ "$st" = 0 ] && grep -q '^#   pair: a dir, b dir$' "$tmp/pdd.out"
+check "--pairing dir-dir: a pair of two plain directories" $? "$tmp/pdd.out" "$tmp/pdd.err"
+if "$tandem" selftest --only fuse-cli | grep -q '^ok 1 - fuse-cli$'; then
+	run pmd --pairing mount-dir --verbose --only sync-first-contact
+	st=$?
+	[ "$st" = 0 ] && grep -q '^#   pair: a mount, b dir$' "$tmp/pmd.out"
+	check "--pairing mount-dir: side a a mount" $? "$tmp/pmd.out" "$tmp/pmd.err"
+else
+	ok "--pairing mount-dir: side a a mount # SKIP FUSE cannot be used here"
+fi
+
 # 7. --list shows selftest-rand, never the hidden selftest-flaky; the
 # default run does not run it either.
 "$tandem" selftest --list >"$tmp/list.out" 2>&1
