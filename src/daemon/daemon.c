@@ -238,6 +238,33 @@ static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	return 0;
 }
 
+/*
+ * TANDEM_TEST_ADVERTISE=ADDR:PORT: publish that one address instead of the
+ * ones we listen on, so the peer dials it (the selftest's fault proxy,
+ * which forwards to our real listener). Test knob; a bad value is ignored
+ * with a warning.
+ */
+static void advertise_override(struct peer_record *rec)
+{
+	const char *adv = getenv("TANDEM_TEST_ADVERTISE");
+	struct listen_spec ls;
+	struct record_addr a;
+	char lerr[LISTEN_ERR_LEN], q[80];
+
+	if (!adv || !*adv)
+		return;
+	if (listen_spec_parse(adv, &ls, lerr) < 0 || ls.none || ls.wildcard ||
+	    record_addr_from_sockaddr((const struct sockaddr *)&ls.ss, &a) < 0) {
+		log_warn("ignoring TANDEM_TEST_ADVERTISE=%s: not one ADDR:PORT with a port",
+			 log_quote(adv, 64, q, sizeof(q)));
+		return;
+	}
+	memset(rec->addrs, 0, sizeof(rec->addrs));
+	rec->addrs[0] = a;
+	rec->naddrs = 1;
+	rec->flags |= RECORD_FLAG_INBOUND;
+}
+
 static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
 	const struct daemon_opts *o = d->opts;
@@ -302,6 +329,8 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		record_addr_format(&bound, d->listen_text);
 	}
 	listen_record_fill(&o->listen, &bound, &d->self_rec);
+	if (!o->listen.none)
+		advertise_override(&d->self_rec);
 	if (o->listen.none) {
 		log_info("accepting no connections (--listen none): the peer must accept ours");
 	} else {

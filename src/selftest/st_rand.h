@@ -5,18 +5,21 @@
 #include <stdint.h>
 
 /*
- * The selftest's PRNG: splitmix64, seeded, so that every random choice of a
- * scenario (and of a fault it injects) follows the run's seed and replays
- * with --seed. Not for anything secret. One generator per user, no locks.
+ * The selftest's seeded PRNG: xoshiro256** seeded through splitmix64
+ * (Blackman and Vigna). Not for anything secret: it only makes a run
+ * repeatable, so that one seed always gives the same faults. No global
+ * state; one struct per user, not thread-safe.
  */
+
 struct st_rand {
-	uint64_t state;
+	uint64_t s[4];
 };
 
+/* Seeds r; every seed (also 0) gives a usable, distinct sequence. */
 void st_rand_seed(struct st_rand *r, uint64_t seed);
 /* The next 64 random bits. */
 uint64_t st_rand_next(struct st_rand *r);
-/* Uniform in [0, n) without modulo bias; 0 when n is 0. */
+/* A number in [0, n), without modulo bias; 0 when n is 0. */
 uint64_t st_rand_below(struct st_rand *r, uint64_t n);
 
 #endif

@@ -478,6 +478,29 @@ const struct st_scenario st_scenarios[] = {
 	  "add up", 40, st_sync_status },
 	{ "sync-lazy", "sync", "lazy mode: placeholders at once, ranges on demand, bounded "
 	  "failure offline, a cache limit, edits sync back", 90, st_lazy_ensure },
+	{ "chaos-latency", "chaos", "dir<->dir through the fault proxy with latency and jitter "
+	  "both ways: a mixed workload converges", 90, st_chaos_latency },
+	{ "chaos-bandwidth", "chaos", "dir<->dir through the proxy capped at 1-2 MB/s both ways: "
+	  "a mixed workload converges", 90, st_chaos_bandwidth },
+	{ "chaos-partition", "chaos", "partitioned 5 s (sockets open, nothing forwarded): the "
+	  "heartbeat notices, they reconnect once healed and converge", 90, st_chaos_partition },
+	{ "chaos-reset", "chaos", "RST after a random number of bytes, three connections in a "
+	  "row, and once at a time: they reconnect and converge", 90, st_chaos_reset },
+	{ "chaos-bitflip", "chaos", "one bit flipped in the a->b stream: the AEAD catches it, the "
+	  "connection closes, no byte of it reaches a file, they converge", 90,
+	  st_chaos_bitflip },
+	{ "chaos-halfclose", "chaos", "a->b half-closed after some bytes, twice: they reconnect "
+	  "and converge", 90, st_chaos_halfclose },
+	{ "chaos-truncate", "chaos", "a->b cut after some bytes and closed, twice: they "
+	  "reconnect and converge", 90, st_chaos_truncate },
+	{ "chaos-stall", "chaos", "both ways stalled 1-2 s mid-transfer: the connection lives "
+	  "through it and they converge", 90, st_chaos_stall },
+	{ "chaos-latency-mount", "chaos", "chaos-latency with a mount on one side", 90,
+	  st_chaos_latency_mount },
+	{ "chaos-partition-mount", "chaos", "chaos-partition with a mount on one side", 90,
+	  st_chaos_partition_mount },
+	{ "chaos-bitflip-mount", "chaos", "chaos-bitflip with a mount on one side", 90,
+	  st_chaos_bitflip_mount },
 	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
 	  ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",

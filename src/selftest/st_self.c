@@ -25,11 +25,18 @@ int st_self_rand(struct st_env *env)
 	st_note(env, "selftest-rand: pairing %s",
 		st_pairing_name(env->pairing) ? st_pairing_name(env->pairing) : "default");
 
-	/* splitmix64: the first outputs of Vigna's reference for seed 1234567 */
+	/* xoshiro256**: the reference's first outputs from the state 1, 2, 3, 4 */
+	r = (struct st_rand){ .s = { 1, 2, 3, 4 } };
+	ST_CHECK(env, st_rand_next(&r) == 11520);
+	ST_CHECK(env, st_rand_next(&r) == 0);
+	ST_CHECK(env, st_rand_next(&r) == 1509978240);
+	ST_CHECK(env, st_rand_next(&r) == 1215971899390074240ULL);
+	/* and seeded through splitmix64: these values must never change, so
+	 * that a seed printed by one build replays in another */
 	st_rand_seed(&r, 1234567);
-	ST_CHECK(env, st_rand_next(&r) == 6457827717110365317ULL);
-	ST_CHECK(env, st_rand_next(&r) == 3203168211198807973ULL);
-	ST_CHECK(env, st_rand_next(&r) == 9817491932198370423ULL);
+	ST_CHECK(env, st_rand_next(&r) == 3504822795582309479ULL);
+	ST_CHECK(env, st_rand_next(&r) == 1819558768956484042ULL);
+	ST_CHECK(env, st_rand_next(&r) == 1250851346055027673ULL);
 	/* below(n): always below n, each value of a small range drawn */
 	for (int i = 0; i < 300; i++)
 		hit[st_rand_below(&r, 3)]++;

@@ -120,8 +120,11 @@ int st_pair_up(struct st_env *env, struct st_pair *p, int side)
 
 	if (p->rate_bps[side])
 		setenv("TANDEM_TEST_RATE_BPS", p->rate_bps[side], 1);
-	r = st_peer_up(env, &p->peer[side], p->peer[1 - side].fp, NULL);
+	if (p->advertise[side])
+		setenv("TANDEM_TEST_ADVERTISE", p->advertise[side], 1);
+	r = st_peer_up(env, &p->peer[side], p->peer[1 - side].fp, p->listen[side]);
 	unsetenv("TANDEM_TEST_RATE_BPS");
+	unsetenv("TANDEM_TEST_ADVERTISE");
 	if (r == 0)
 		p->stale[side] = false; /* the daemon cleared its old mount */
 	return r;
@@ -138,6 +141,42 @@ int st_pair_start(struct st_env *env, struct st_pair *p, const char *tag, unsign
 	json_t *st;
 
 	if (st_pair_make(env, p, tag) < 0 || st_pair_up(env, p, 0) < 0 || st_pair_up(env, p, 1) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		st = st_pair_status_wait(env, p, i, is_idle, NULL, ms, "connected and idle");
+		if (!st)
+			return -1;
+		json_decref(st);
+	}
+	return 0;
+}
+
+int st_pair_start_proxied(struct st_env *env, struct st_pair *p, const char *tag, bool mount,
+			  uint64_t seed, unsigned ms)
+{
+	char target[64];
+	json_t *st;
+	int r;
+
+	if ((mount ? st_pair_make(env, p, tag) : st_pair_make_dirs(env, p, tag)) < 0)
+		return -1;
+	r = st_proxy_new(seed, &p->proxy);
+	if (r < 0) {
+		st_note(env, "cannot start the fault proxy: %s", strerror(-r));
+		return -1;
+	}
+	p->listen[0] = "none";
+	p->advertise[1] = st_proxy_addr(p->proxy);
+	if (st_pair_up(env, p, 1) < 0)
+		return -1;
+	if (st_peer_listen_addr(env, &p->peer[1], target) < 0 ||
+	    st_proxy_set_target(p->proxy, target) < 0) {
+		st_note(env, "cannot point the proxy at b's listener");
+		return -1;
+	}
+	st_note(env, "a dials the proxy %s, which forwards to b at %s", st_proxy_addr(p->proxy),
+		target);
+	if (st_pair_up(env, p, 0) < 0)
 		return -1;
 	for (int i = 0; i < 2; i++) {
 		st = st_pair_status_wait(env, p, i, is_idle, NULL, ms, "connected and idle");
@@ -209,6 +248,8 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 			(void)st_unmount_lazy(peer->dir);
 		}
 	}
+	st_proxy_free(p->proxy);
+	p->proxy = NULL;
 	if (!env->failures)
 		return;
 	for (int i = 0; i < 2; i++) {

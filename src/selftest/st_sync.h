@@ -11,6 +11,7 @@
 
 #include "selftest.h"
 #include "st_daemon.h"
+#include "st_proxy.h"
 
 /*
  * The sync scenarios (suites "sync" and "slow") and their helpers.
@@ -51,6 +52,9 @@ struct st_pair {
 	const char *rate_bps[2]; /* TANDEM_TEST_RATE_BPS of each side's daemon, or NULL */
 	bool allow_errors[2];	 /* error lines in this side's log are expected */
 	bool stale[2];		 /* a mount side killed: its dead mount is expected */
+	const char *listen[2];	 /* --listen of each side's daemon (NULL: [::1]:0) */
+	const char *advertise[2]; /* TANDEM_TEST_ADVERTISE of each side, or NULL */
+	struct st_proxy *proxy;	 /* between them (st_pair_start_proxied), or NULL */
 };
 
 /* "a" or "b". */
@@ -67,6 +71,18 @@ int st_pair_make_dirs(struct st_env *env, struct st_pair *p, const char *tag);
 int st_pair_up(struct st_env *env, struct st_pair *p, int side);
 /* st_pair_make + both up + connected and idle within ms. Returns 0 or -1. */
 int st_pair_start(struct st_env *env, struct st_pair *p, const char *tag, unsigned ms);
+/*
+ * A pair (mount: st_pair_make, else st_pair_make_dirs) whose connection
+ * runs through a fault proxy seeded with seed, in p->proxy: side b listens
+ * on [::1] and publishes the proxy's address instead (TANDEM_TEST_ADVERTISE),
+ * side a accepts nothing (--listen none) and so dials the proxy, which
+ * forwards to b's listener. So ST_PROXY_AB is a's bytes to b. Both up,
+ * connected and idle within ms; st_pair_cleanup frees the proxy. (b's
+ * listener is on a new port each time b starts: after a restart of b,
+ * st_proxy_set_target again.) Returns 0 or -1 (noted).
+ */
+int st_pair_start_proxied(struct st_env *env, struct st_pair *p, const char *tag, bool mount,
+			  uint64_t seed, unsigned ms);
 /* Clean stop of side's daemon (tandem down). Returns 0 or -1 (noted). */
 int st_pair_down(struct st_env *env, struct st_pair *p, int side);
 /* SIGKILL side's daemon and reap it. */
@@ -207,5 +223,17 @@ int st_sync_overflow(struct st_env *env);
 int st_sync_1gib(struct st_env *env);
 int st_sync_4gib(struct st_env *env);
 int st_lazy_ensure(struct st_env *env);
+/* st_chaos.c: the pair through the fault proxy (suite chaos) */
+int st_chaos_latency(struct st_env *env);
+int st_chaos_bandwidth(struct st_env *env);
+int st_chaos_partition(struct st_env *env);
+int st_chaos_reset(struct st_env *env);
+int st_chaos_bitflip(struct st_env *env);
+int st_chaos_halfclose(struct st_env *env);
+int st_chaos_truncate(struct st_env *env);
+int st_chaos_stall(struct st_env *env);
+int st_chaos_latency_mount(struct st_env *env);
+int st_chaos_partition_mount(struct st_env *env);
+int st_chaos_bitflip_mount(struct st_env *env);
 
 #endif
