@@ -248,6 +248,14 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 			(void)st_unmount_lazy(peer->dir);
 		}
 	}
+	for (int d = 0; p->proxy && d < 2; d++) {
+		struct st_proxy_counters k;
+
+		/* the discrete faults it injected, for --soak's summary */
+		st_proxy_counters(p->proxy, (enum st_proxy_dir)d, &k);
+		env->faults += k.stalls + k.partitions + k.resets + k.halfcloses + k.truncates +
+			       k.flips;
+	}
 	st_proxy_free(p->proxy);
 	p->proxy = NULL;
 	if (!env->failures)

@@ -70,6 +70,15 @@ run s4 --seed 43 --verbose --only selftest-rand
 [ -n "$(draws s4)" ] && [ "$(draws s1)" != "$(draws s4)" ]
 check "--seed 43: other draws" $? "$tmp/s1.out" "$tmp/s4.out"
 
+# a chaos scenario's faults follow the seed too (the latency it picks)
+fault() { grep -m1 '^#   latency [0-9]* ms + jitter up to [0-9]* ms both ways$' "$tmp/$1.out"; }
+run c1 --seed 77 --verbose --only chaos-latency
+st1=$?
+run c2 --seed 77 --verbose --only chaos-latency
+st2=$?
+[ "$st1" = 0 ] && [ "$st2" = 0 ] && [ -n "$(fault c1)" ] && [ "$(fault c1)" = "$(fault c2)" ]
+check "--seed 77 twice: chaos-latency picks the same fault" $? "$tmp/c1.out" "$tmp/c2.out"
+
 # 3. --repeat 3: three rounds, each with its seed, all passing.
 run rep --repeat 3 --seed 5 --only selftest-rand
 st=$?
