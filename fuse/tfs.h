@@ -51,13 +51,14 @@ struct tfs_hooks {
 };
 
 /*
- * Can this process mount with FUSE? Checks that the FUSE device (/dev/fuse,
- * or $TANDEM_TEST_FUSE_DEV for tests) can be opened read-write and, unless
- * running as root, that fusermount3 is on PATH.
+ * Can this process mount with FUSE? Checks that the FUSE device (dev, or
+ * /dev/fuse when dev is NULL; tests pass another) can be opened read-write
+ * and, unless running as root, that fusermount3 is on PATH.
  * Returns 0, or -errno with a sentence in err saying what is missing, how
  * to fix it, and that --dir works without FUSE.
  */
-int tfs_check_available(char *err, size_t errlen) __attribute__((warn_unused_result));
+int tfs_check_available(const char *dev, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /*
  * If mountpoint is a dead FUSE mount (a crashed daemon left it; stat says

@@ -91,9 +91,8 @@ static bool on_path(const char *prog)
 	return false;
 }
 
-int tfs_check_available(char *err, size_t errlen)
+int tfs_check_available(const char *dev, char *err, size_t errlen)
 {
-	const char *dev = getenv("TANDEM_TEST_FUSE_DEV");
 	const char *alt = "or run without FUSE: tandem up --dir DIR";
 	int fd, e;
 

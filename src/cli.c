@@ -17,7 +17,9 @@ static const struct cli_command commands[] = {
 	{ "up", "start the daemon: connect to the peer and keep the folder in sync", cmd_up },
 	{ "status", "show the daemon's state: connected or not, the peer, the relay", cmd_status },
 	{ "down", "stop the daemon and wait until it has exited", cmd_down },
+#if HAVE_SELFTEST
 	{ "selftest", "prove tandem works on this machine (relay and peers on [::1])", cmd_selftest },
+#endif
 };
 
 static void print_help(FILE *f)
@@ -166,6 +168,11 @@ int cli_main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			return commands[i].run(&ctx, argc - optind, argv + optind);
+	}
+	if (!HAVE_SELFTEST && strcmp(argv[optind], "selftest") == 0) {
+		cli_error("this tandem was built without the selftest (meson -Dselftest=false); "
+			  "use a build or package that has it to run 'tandem selftest'");
+		return EXIT_USAGE;
 	}
 	return cli_usage_error(NULL, "unknown command '%s'", argv[optind]);
 }

@@ -43,6 +43,7 @@ int cli_resolve_paths(struct cli_ctx *ctx);
 
 int cmd_init(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_id(struct cli_ctx *ctx, int argc, char **argv);
+/* In the selftest library (src/selftest/), only in builds with it (HAVE_SELFTEST). */
 int cmd_selftest(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_up(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv);

@@ -22,6 +22,8 @@
 #include "fsutil.h"
 #include "identity.h"
 #include "relay_client.h"
+#include "size.h"
+#include "sync/engine.h"
 
 #define READY_TIMEOUT_MS 10000
 #define LOG_FILE "tandem.log"
@@ -50,14 +52,20 @@ static const char up_help[] =
 	"  --symlinks=WHICH    which of the peer's symlinks to make here: inside (default:\n"
 	"                      those that stay in the share; one that is absolute or\n"
 	"                      climbs out is logged and not made) or all\n"
+	"  --cache-max SIZE    with --mount: the most of the peer's file content kept in\n"
+	"                      the store (default 10G); beyond it the least recently\n"
+	"                      read files are dropped again (fetched anew when read).\n"
+	"                      SIZE in bytes or with K, M, G or T (1024-based); 0: no\n"
+	"                      limit. A --dir folder keeps every file whole\n"
 	"  --foreground        stay in the foreground and log to stderr\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"The same keys may be set in CONFIG/tandem.conf, one 'key = value' per line\n"
-	"(peer, relay, dir, mount, listen, symlinks); options on the command line win.\n";
+	"(peer, relay, dir, mount, listen, symlinks, cache-max); options on the command\n"
+	"line win.\n";
 
 struct up_args {
-	const char *peer, *relay, *dir, *mount, *listen, *symlinks;
+	const char *peer, *relay, *dir, *mount, *listen, *symlinks, *cache_max;
 	bool foreground;
 };
 
@@ -67,7 +75,7 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 		{"peer", required_argument, NULL, 'p'},	  {"relay", required_argument, NULL, 'r'},
 		{"dir", required_argument, NULL, 'd'},	  {"mount", required_argument, NULL, 'm'},
 		{"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
-		{"symlinks", required_argument, NULL, 's'},
+		{"symlinks", required_argument, NULL, 's'}, {"cache-max", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},	  {0},
 	};
 	int c;
@@ -96,6 +104,9 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 			break;
 		case 'm':
 			a->mount = optarg;
+			break;
+		case 'c':
+			a->cache_max = optarg;
 			break;
 		case 'h':
 			fputs(up_help, stdout);
@@ -360,7 +371,7 @@ static int check_mount(struct cli_ctx *ctx, const char *mount, char store_abs[st
 static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemon_opts *o,
 		      char dir_abs[static PATH_MAX], char mount_abs[static PATH_MAX])
 {
-	char err[RELAY_ERR_LEN], conf_path[PATH_MAX + 16];
+	char err[RELAY_ERR_LEN], conf_path[PATH_MAX + 16], serr[SIZE_ERR_LEN];
 	struct relay_client *rc = NULL;
 	struct stat st;
 
@@ -398,6 +409,9 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       "not '%s'",
 				       conf_path, a->symlinks);
 	o->symlinks_all = a->symlinks && strcmp(a->symlinks, "all") == 0;
+	o->cache_max = ENGINE_CACHE_MAX_DEFAULT;
+	if (a->cache_max && size_parse(a->cache_max, &o->cache_max, serr) < 0)
+		return cli_usage_error("up", "--cache-max: %s", serr);
 	if (a->mount)
 		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {
@@ -452,6 +466,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	a.listen = a.listen ? a.listen : conf.listen;
 	a.symlinks = a.symlinks ? a.symlinks : conf.symlinks;
+	a.cache_max = a.cache_max ? a.cache_max : conf.cache_max;
 
 	r = check_args(ctx, &a, &o, dir_abs, mount_abs);
 	if (r >= 0)

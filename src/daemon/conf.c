@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include "daemon/conf.h"
+#include "size.h"
 
-#define NKEYS 6
+#define NKEYS 7
+#define KEY_CACHE_MAX 6
 
-static const char *const keys[NKEYS] = {"peer", "relay", "dir", "listen", "mount", "symlinks"};
+static const char *const keys[NKEYS] = {"peer",  "relay",    "dir",      "listen",
+					 "mount", "symlinks", "cache-max"};
 
 static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -31,7 +34,8 @@ static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
 
 static char **conf_slot(struct conf *c, size_t i)
 {
-	char **slots[NKEYS] = {&c->peer, &c->relay, &c->dir, &c->listen, &c->mount, &c->symlinks};
+	char **slots[NKEYS] = {&c->peer,  &c->relay,    &c->dir,      &c->listen,
+			       &c->mount, &c->symlinks, &c->cache_max};
 	return slots[i];
 }
 
@@ -71,7 +75,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	if (!eq) {
 		errf(err,
 		     "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
-		     "symlinks)",
+		     "symlinks, cache-max)",
 		     name, lineno);
 		return -EINVAL;
 	}
@@ -87,8 +91,8 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 			break;
 	if (i == NKEYS) {
 		errf(err,
-		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, listen "
-		     "and symlinks",
+		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, listen, "
+		     "symlinks and cache-max",
 		     name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}
@@ -108,6 +112,14 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	*conf_slot(c, i) = strndup(vs, (size_t)(ve - vs));
 	if (!*conf_slot(c, i))
 		return -ENOMEM;
+	if (i == KEY_CACHE_MAX) {
+		char serr[SIZE_ERR_LEN];
+		uint64_t v;
+		if (size_parse(*conf_slot(c, i), &v, serr) < 0) {
+			errf(err, "%s:%d: cache-max: %s", name, lineno, serr);
+			return -EINVAL;
+		}
+	}
 	c->line[i] = lineno;
 	return 0;
 }

@@ -123,8 +123,10 @@ static json_t *status_json(struct daemon *d)
 	return o;
 }
 
+#if HAVE_SELFTEST
 /*
- * Hidden test seam for lazy mode: {"cmd":"ensure","path":P,"offset":O,
+ * Hidden test seam for lazy mode, only in builds with the selftest
+ * (testknobs.h): {"cmd":"ensure","path":P,"offset":O,
  * "length":L} (length -1 or absent: the whole file) calls engine_ensure on
  * a thread, which answers on a dup of the client socket itself, so the
  * loop keeps fetching meanwhile. The engine outlives the thread
@@ -194,6 +196,7 @@ static void handle_ensure(struct ctl_client *cl, json_t *req)
 		reply_error(cl, "internal", "cannot start the ensure: %s", strerror(r));
 	}
 }
+#endif /* HAVE_SELFTEST */
 
 static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 {
@@ -224,8 +227,10 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 		if (!d->stop)
 			log_info("stopping: asked to by 'tandem down'");
 		d->stop = true;
+#if HAVE_SELFTEST
 	} else if (strcmp(name, "ensure") == 0) {
 		handle_ensure(cl, req);
+#endif
 	} else {
 		char q[64];
 		reply_error(cl, "unknown_command",

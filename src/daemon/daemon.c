@@ -32,6 +32,7 @@
 #include "daemon/daemon_int.h"
 #include "daemon/syncd.h"
 #include "daemon/lookup.h"
+#include "daemon/testknobs.h"
 #include "daemon/mountd.h"
 #include "fsutil.h"
 #include "log.h"
@@ -175,34 +176,20 @@ static void on_lookup(struct daemon *d, struct daemon_watch *w, uint32_t events)
 
 static void tunables_load(struct daemon_tunables *t)
 {
-	uint32_t hb = dio_env_ms("TANDEM_TEST_HEARTBEAT_MS", 2000, 50, 600000);
-	uint32_t bmax = dio_env_ms("TANDEM_TEST_BACKOFF_MAX_MS", 10000, 50, 600000);
-	const char *rekey;
-	unsigned long long n;
-	char *end, q[48];
+	uint32_t hb = (uint32_t)testknob_get(TESTKNOB_HEARTBEAT_MS, 2000);
+	uint32_t bmax = (uint32_t)testknob_get(TESTKNOB_BACKOFF_MAX_MS, 10000);
 
 	t->ping_ms = hb;
 	t->dead_ms = 3 * hb;
 	t->connect_ms = 5000;
 	t->handshake_ms = 10000;
-	t->fallback_ms = dio_env_ms("TANDEM_TEST_FALLBACK_MS", 3000, 10, 600000);
+	t->fallback_ms = (uint32_t)testknob_get(TESTKNOB_FALLBACK_MS, 3000);
 	t->reconnect.base_ms = bmax < 200 ? bmax : 200;
 	t->reconnect.max_ms = bmax;
 	t->lookup.base_ms = bmax < 250 ? bmax : 250;
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
-	t->rekey_ms = dio_env_ms("TANDEM_TEST_REKEY_MS", 3600 * 1000, 100, 3600 * 1000);
-	t->rekey_frames = FRAME_REKEY_FRAMES;
-	rekey = getenv("TANDEM_TEST_REKEY_FRAMES");
-	if (rekey && *rekey) {
-		errno = 0;
-		n = strtoull(rekey, &end, 10);
-		if (errno || *end || n < 2 || n > FRAME_REKEY_FRAMES)
-			log_warn("ignoring TANDEM_TEST_REKEY_FRAMES=%s: not a number in 2..%llu",
-				 log_quote(rekey, 32, q, sizeof(q)),
-				 (unsigned long long)FRAME_REKEY_FRAMES);
-		else
-			t->rekey_frames = n;
-	}
+	t->rekey_ms = (uint32_t)testknob_get(TESTKNOB_REKEY_MS, 3600 * 1000);
+	t->rekey_frames = testknob_get(TESTKNOB_REKEY_FRAMES, FRAME_REKEY_FRAMES);
 }
 
 static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
@@ -239,23 +226,23 @@ static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
 }
 
 /*
- * TANDEM_TEST_ADVERTISE=ADDR:PORT: publish that one address instead of the
- * ones we listen on, so the peer dials it (the selftest's fault proxy,
- * which forwards to our real listener). Test knob; a bad value is ignored
- * with a warning.
+ * The advertise test knob (testknobs.h): publish that one address instead
+ * of the ones we listen on, so the peer dials it (the selftest's fault
+ * proxy, which forwards to our real listener). A bad value is ignored with
+ * a warning.
  */
 static void advertise_override(struct peer_record *rec)
 {
-	const char *adv = getenv("TANDEM_TEST_ADVERTISE");
+	const char *adv = testknob_advertise();
 	struct listen_spec ls;
 	struct record_addr a;
 	char lerr[LISTEN_ERR_LEN], q[80];
 
-	if (!adv || !*adv)
+	if (!adv)
 		return;
 	if (listen_spec_parse(adv, &ls, lerr) < 0 || ls.none || ls.wildcard ||
 	    record_addr_from_sockaddr((const struct sockaddr *)&ls.ss, &a) < 0) {
-		log_warn("ignoring TANDEM_TEST_ADVERTISE=%s: not one ADDR:PORT with a port",
+		log_warn("ignoring the advertise test knob %s: not one ADDR:PORT with a port",
 			 log_quote(adv, 64, q, sizeof(q)));
 		return;
 	}

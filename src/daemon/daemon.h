@@ -3,6 +3,7 @@
 #define TANDEM_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "daemon/listen.h"
 #include "fingerprint.h"
@@ -34,6 +35,9 @@ struct daemon_opts {
 	unsigned mode_mask;
 	/* --symlinks=all: make the peer's symlinks that point outside the share. */
 	bool symlinks_all;
+	/* --cache-max: the most bytes of the peer's content a mount keeps
+	 * (ENGINE_CACHE_MAX_DEFAULT unless given; 0: no limit). */
+	uint64_t cache_max;
 	/* Written once: "ok\n" when the control socket answers, or
 	 * "error: <sentence>\n" when start-up failed; -1 for none. The daemon
 	 * does not close it. */

@@ -95,22 +95,3 @@ int dio_buf_flush(struct dio_buf *b, int fd)
 	 * growing it again for every block of a transfer costs more than it saves. */
 	return r;
 }
-
-uint32_t dio_env_ms(const char *name, uint32_t def, uint32_t min, uint32_t max)
-{
-	const char *v = getenv(name);
-	unsigned long n;
-	char *end;
-
-	if (!v || !*v)
-		return def;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno || *end || n < min || n > max) {
-		char q[48];
-		log_warn("ignoring %s=%s: not a number of milliseconds in %u..%u", name,
-			 log_quote(v, 32, q, sizeof(q)), min, max);
-		return def;
-	}
-	return (uint32_t)n;
-}

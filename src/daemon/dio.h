@@ -7,9 +7,8 @@
 
 /*
  * Small I/O helpers for the daemon's event loop: the monotonic clock, a
- * bounded output buffer for non-blocking sockets, and the hidden tuning
- * knobs read from the environment (docs/DAEMON.md, "Test knobs").
- * Loop thread only, except dio_now_ms() and dio_env_ms().
+ * bounded output buffer for non-blocking sockets. Loop thread only, except
+ * dio_now_ms().
  */
 
 /* Milliseconds of CLOCK_MONOTONIC. */
@@ -40,12 +39,5 @@ int dio_buf_append(struct dio_buf *b, const void *p, size_t n) __attribute__((wa
 /* Sends as much as the socket takes. Returns 0 (bytes may remain: wait for
  * EPOLLOUT) or the socket's -errno. */
 int dio_buf_flush(struct dio_buf *b, int fd);
-
-/*
- * The value of environment variable name in milliseconds, or def when it is
- * unset; a value that is not a number in [min, max] is ignored with a
- * warning.
- */
-uint32_t dio_env_ms(const char *name, uint32_t def, uint32_t min, uint32_t max);
 
 #endif

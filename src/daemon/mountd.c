@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "daemon/dio.h"
 #include "daemon/mountd.h"
+#include "daemon/testknobs.h"
 #include "log.h"
 #include "sync/engine.h"
 
@@ -30,7 +30,7 @@ bool mountd_built_in(void)
 
 int mountd_available(char err[static MOUNTD_ERR_LEN])
 {
-	return tfs_check_available(err, MOUNTD_ERR_LEN);
+	return tfs_check_available(testknob_fuse_dev(), err, MOUNTD_ERR_LEN);
 }
 
 static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
@@ -63,14 +63,13 @@ int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	 * shorten it; tfs_mount copies the hooks) */
 	const struct tfs_hooks hooks = {
 		.ensure = ensure,
-		.ensure_timeout_ms =
-			(int)dio_env_ms("TANDEM_TEST_ENSURE_TIMEOUT_MS", 10000, 100, 600000)};
+		.ensure_timeout_ms = (int)testknob_get(TESTKNOB_ENSURE_TIMEOUT_MS, 10000)};
 	const char *mp = d->opts->mount;
 	char terr[MOUNTD_ERR_LEN];
 	int rootfd, r;
 
 	d->tfs_w.fd = -1;
-	r = tfs_check_available(terr, sizeof(terr));
+	r = tfs_check_available(testknob_fuse_dev(), terr, sizeof(terr));
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "cannot mount the share: %.480s", terr);
 		return r;

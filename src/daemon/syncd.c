@@ -12,6 +12,7 @@
 #include "daemon/conn.h"
 #include "daemon/mountd.h"
 #include "daemon/syncd.h"
+#include "daemon/testknobs.h"
 #include "log.h"
 
 static int io_send(void *ud, const uint8_t *msg, size_t len)
@@ -83,25 +84,6 @@ static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	engine_on_ensure(d->engine);
 }
 
-/* TANDEM_TEST_LAZY=1 and TANDEM_TEST_CACHE_MAX=N: lazy mode for tests. */
-static void test_lazy(struct engine_opts *o)
-{
-	const char *lazy = getenv("TANDEM_TEST_LAZY"), *cap = getenv("TANDEM_TEST_CACHE_MAX");
-
-	o->cache_max = ENGINE_CACHE_MAX_DEFAULT;
-	if (!lazy || strcmp(lazy, "1") != 0)
-		return;
-	o->lazy = true;
-	if (cap && *cap) {
-		char *end;
-		unsigned long long v = strtoull(cap, &end, 10);
-		if (*end == '\0')
-			o->cache_max = v;
-		else
-			log_warn("ignoring TANDEM_TEST_CACHE_MAX=%s: not a number", cap);
-	}
-}
-
 int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 {
 	struct engine_io io = {
@@ -109,26 +91,18 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		.changed = d->opts->mount ? io_changed : NULL};
 	struct engine_opts o = {0};
 	char index_file[PATH_MAX + 16], eerr[ENGINE_ERR_LEN] = "";
-	const char *rate = getenv("TANDEM_TEST_RATE_BPS");
 	int r;
 
 	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
 	snprintf(index_file, sizeof(index_file), "%s/index.db", d->opts->paths->state);
 	o.root = d->opts->dir;
 	o.index_file = index_file;
-	if (rate && *rate) {
-		char *end;
-		unsigned long long v = strtoull(rate, &end, 10);
-		if (*end == '\0' && v > 0)
-			o.rate_bps = v;
-		else
-			log_warn("ignoring TANDEM_TEST_RATE_BPS=%s: not a positive number", rate);
-	}
+	o.rate_bps = testknob_get(TESTKNOB_RATE_BPS, 0);
 	o.mode_mask = d->opts->mode_mask;
 	o.symlinks_all = d->opts->symlinks_all;
-	test_lazy(&o);
-	if (d->opts->mount)
-		o.lazy = true; /* the mount fetches content when it is read */
+	/* the mount fetches content when it is read (a --dir daemon only in tests) */
+	o.lazy = d->opts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
+	o.cache_max = d->opts->cache_max;
 	r = engine_new(&o, &io, &d->engine, eerr);
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);

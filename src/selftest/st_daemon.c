@@ -364,6 +364,14 @@ int st_daemon_cli(struct st_env *env)
 	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--mount", d,
 				"--dir", d, NULL},
 	       2, "--dir and --mount");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", d,
+				"--cache-max", "1.5G", NULL},
+	       2, "--cache-max: '1.5G' is not a size");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", d,
+				"--cache-max=99999999999T", NULL},
+	       2, "too large");
 	expect(env, (const char *[]){"--home", h, "status", NULL}, 1,
 	       "no tandem daemon is running");
 	expect(env, (const char *[]){"--home", h, "down", NULL}, 1, "nothing to stop");

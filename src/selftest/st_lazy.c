@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Lazy mode without FUSE: side b runs with TANDEM_TEST_LAZY=1, and the
- * hidden control command "ensure" stands in for a FUSE read.
+ * Lazy mode without FUSE: side b runs with TANDEM_TEST_LAZY=1 and the real
+ * option --cache-max, and the hidden control command "ensure" stands in
+ * for a FUSE read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #define BIG_SIZE (24 * MIB)
 #define OTHER_SIZE (8 * MIB)
 #define KEEP_SIZE (12 * MIB)
-#define CACHE_MAX "31457280" /* 30 MiB: less than all the files together */
+#define CACHE_MAX "30M" /* up --cache-max: less than all the files together */
 #define ENSURE_TIMEOUT_MS 15000
 
 #define ST_REQUIRE_VOID(env, expr)                                                       \
@@ -140,10 +141,9 @@ static int lazy_up(struct st_env *env, struct st_pair *p)
 	int r;
 
 	setenv("TANDEM_TEST_LAZY", "1", 1);
-	setenv("TANDEM_TEST_CACHE_MAX", CACHE_MAX, 1);
+	p->up_extra[1] = "--cache-max=" CACHE_MAX;
 	r = st_pair_up(env, p, 1);
 	unsetenv("TANDEM_TEST_LAZY");
-	unsetenv("TANDEM_TEST_CACHE_MAX");
 	return r;
 }
 

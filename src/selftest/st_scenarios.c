@@ -418,6 +418,9 @@ const struct st_scenario st_scenarios[] = {
 	  "them", 40, st_hostile_symlinks },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
+	{ "fuse-cache-max", "fuse", "up --cache-max 4M: of two 3 MiB files read on the mount, "
+	  "the one read first is emptied in the store again and reads back whole", 40,
+	  st_fuse_cache_max },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
 	  "read fetches only its part; with the peer gone cached data is served and the rest "
 	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },

@@ -122,7 +122,8 @@ int st_pair_up(struct st_env *env, struct st_pair *p, int side)
 		setenv("TANDEM_TEST_RATE_BPS", p->rate_bps[side], 1);
 	if (p->advertise[side])
 		setenv("TANDEM_TEST_ADVERTISE", p->advertise[side], 1);
-	r = st_peer_up(env, &p->peer[side], p->peer[1 - side].fp, p->listen[side]);
+	r = st_peer_up_extra(env, &p->peer[side], p->peer[1 - side].fp, p->listen[side],
+			     p->up_extra[side]);
 	unsetenv("TANDEM_TEST_RATE_BPS");
 	unsetenv("TANDEM_TEST_ADVERTISE");
 	if (r == 0)

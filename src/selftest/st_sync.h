@@ -50,6 +50,7 @@ struct st_pair {
 	enum st_side_kind kind[2];
 	char stage[512];	 /* scratch dir outside both shares, same file system */
 	const char *rate_bps[2]; /* TANDEM_TEST_RATE_BPS of each side's daemon, or NULL */
+	const char *up_extra[2]; /* one more argument for side's `tandem up`, or NULL */
 	bool allow_errors[2];	 /* error lines in this side's log are expected */
 	bool stale[2];		 /* a mount side killed: its dead mount is expected */
 	const char *listen[2];	 /* --listen of each side's daemon (NULL: [::1]:0) */

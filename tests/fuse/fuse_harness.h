@@ -37,7 +37,7 @@ static inline void harness_skip_unless_fuse(void)
 		printf("1..0 # SKIP the FUSE tests mount for real and need root\n");
 		exit(77);
 	}
-	if (tfs_check_available(err, sizeof(err)) < 0) {
+	if (tfs_check_available(NULL, err, sizeof(err)) < 0) {
 		printf("1..0 # SKIP %s\n", err);
 		exit(77);
 	}

@@ -5,6 +5,9 @@
  *   tfs-mount BACKING MOUNTPOINT [INVAL_FILE]   mount; print "ready" on stdout
  *   tfs-mount --check                          tfs_check_available(); 0 or 1
  *
+ * $TANDEM_TEST_FUSE_DEV, when set, is the FUSE device to check instead of
+ * /dev/fuse (check.sh simulates a missing one).
+ *
  * Clears a stale mount at MOUNTPOINT first. Then waits for signals:
  * SIGTERM/SIGINT unmount and exit 0; SIGUSR1 reads INVAL_FILE (one relative
  * path a line) and calls tfs_invalidate() for each, then appends "done" to
@@ -55,7 +58,7 @@ int main(int argc, char **argv)
 
 	log_set_ident("tfs-mount");
 	if (argc == 2 && strcmp(argv[1], "--check") == 0) {
-		r = tfs_check_available(err, sizeof(err));
+		r = tfs_check_available(getenv("TANDEM_TEST_FUSE_DEV"), err, sizeof(err));
 		if (r < 0) {
 			printf("%s\n", err);
 			return 1;
@@ -77,7 +80,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (tfs_check_available(err, sizeof(err)) < 0 ||
+	if (tfs_check_available(getenv("TANDEM_TEST_FUSE_DEV"), err, sizeof(err)) < 0 ||
 	    tfs_clear_stale(argv[2], err, sizeof(err)) < 0) {
 		fprintf(stderr, "tfs-mount: %s\n", err);
 		return 1;
