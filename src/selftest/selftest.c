@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +18,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "cli.h"
 #include "log.h"
@@ -50,10 +53,22 @@ static const char selftest_help[] =
 	"  -j, --jobs N      run up to N scenarios at once, each in a child process\n"
 	"                    (default: the number of CPUs + 1, at most 8); 1 runs\n"
 	"                    them one after another in this process\n"
+	"  --seed N          the run's seed (0 to 2^64-1; default: a random one)\n"
+	"  --repeat N        run the scenarios N times, each round with a fresh seed;\n"
+	"                    stop after the first round in which one fails\n"
+	"  --soak DURATION   run random rounds until DURATION (30s, 10m, 1h) is up:\n"
+	"                    each a random scenario of suite 'chaos' (or of --only,\n"
+	"                    --suite) with a random pairing; ends with a summary\n"
+	"  --pairing P       the peers of a pair: dir-dir, or mount-dir (FUSE)\n"
 	"  -h, --help        show this help\n"
 	"\n"
 	"Slow scenarios (suite 'slow': gigabyte files, memory bounds) never run by\n"
-	"default, only when named: --suite slow, or --only NAME. --list marks them.\n";
+	"default, only when named: --suite slow, or --only NAME. --list marks them.\n"
+	"\n"
+	"Every run prints its seed first ('# seed: N'). Each scenario draws its\n"
+	"random choices from a seed made of the run's seed and its name, so a\n"
+	"failure says how to replay it alone:\n"
+	"  # reproduce: tandem selftest --only NAME --seed S\n";
 
 /* Children started by scenarios, so the watchdog can kill them. */
 static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -214,6 +229,71 @@ int st_mkdir(struct st_env *env, const char *name, char out[static 512])
 	return 0;
 }
 
+uint64_t st_seed_derive(uint64_t run_seed, const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a of the name */
+	struct st_rand r;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	st_rand_seed(&r, run_seed ^ h);
+	return st_rand_next(&r);
+}
+
+const char *st_pairing_name(enum st_pairing pairing)
+{
+	switch (pairing) {
+	case ST_PAIRING_DIR_DIR: return "dir-dir";
+	case ST_PAIRING_MOUNT_DIR: return "mount-dir";
+	case ST_PAIRING_DEFAULT: break;
+	}
+	return NULL;
+}
+
+/* A decimal number of digits only, at most max. Returns 0 or -EINVAL. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || (uint64_t)(*s - '0') > max ||
+		    v > (max - (uint64_t)(*s - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+#define SOAK_MAX_S (30ULL * 24 * 3600)
+#define REPEAT_MAX 100000
+
+/* "30s", "10m", "1h": digits and one unit, more than 0 s, at most 30 days.
+ * Returns 0 and the ms, or -EINVAL. */
+static int parse_duration(const char *s, uint64_t *ret_ms)
+{
+	size_t len = strlen(s);
+	uint64_t v, unit;
+	char digits[24];
+
+	if (len < 2 || len - 1 >= sizeof(digits))
+		return -EINVAL;
+	switch (s[len - 1]) {
+	case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	default: return -EINVAL;
+	}
+	memcpy(digits, s, len - 1);
+	digits[len - 1] = '\0';
+	if (parse_u64(digits, SOAK_MAX_S, &v) < 0 || v == 0 || v > SOAK_MAX_S / unit)
+		return -EINVAL;
+	*ret_ms = v * unit * 1000;
+	return 0;
+}
+
 /* Counts the entries of a /proc directory (fds, threads). */
 static int count_dir(const char *path)
 {
@@ -319,12 +399,14 @@ static void watchdog_stop(pthread_t t)
 
 static bool selected(const struct st_scenario *s, char **only, int nonly, const char *suite)
 {
+	bool hidden = s->flags & ST_HIDDEN; /* only by its name */
+
 	if (suite && strcmp(s->suite, suite) != 0)
 		return false;
 	if (nonly == 0)
-		return suite || !(s->flags & ST_SLOW);
+		return !hidden && (suite || !(s->flags & ST_SLOW));
 	for (int i = 0; i < nonly; i++)
-		if (strcmp(only[i], s->name) == 0 || strcmp(only[i], s->suite) == 0)
+		if (strcmp(only[i], s->name) == 0 || (!hidden && strcmp(only[i], s->suite) == 0))
 			return true;
 	return false;
 }
@@ -335,16 +417,25 @@ uint64_t st_deadline_ms(const struct st_scenario *s)
 	return (uint64_t)s->deadline_s * 1000 * (st_sanitized() ? 3 : 1);
 }
 
-/* Runs s as test number n under the watchdog; its diagnostics are in diag. */
-static int scenario_run(struct st_env *env, const struct st_scenario *s, int n)
+/*
+ * Runs s as test number n under the watchdog, in a dir of its own under
+ * base, with its seed derived from seed; its diagnostics are in diag.
+ */
+static int scenario_run(struct st_env *env, const struct st_scenario *s, int n, const char *base,
+			uint64_t seed, enum st_pairing pairing)
 {
 	int r;
 
 	env->failures = 0;
 	env->skip_reason[0] = '\0';
+	env->seed = st_seed_derive(seed, s->name);
+	st_rand_seed(&env->rand, env->seed);
+	env->pairing = pairing;
+	env->bytes = 0;
+	env->faults = 0;
 	diag_len = 0;
 	diag[0] = '\0';
-	snprintf(env->dir, sizeof(env->dir), "%s/%s", env->base, s->name);
+	snprintf(env->dir, sizeof(env->dir), "%s/%s", base, s->name);
 	if (mkdir(env->dir, 0700) < 0) {
 		st_note(env, "cannot create %s: %s", env->dir, strerror(errno));
 		return ST_FAIL;
@@ -382,6 +473,12 @@ static void result_print(const struct st_env *env, int n, const char *name, int 
 	}
 	if (diag_len && (r == ST_FAIL || env->verbose))
 		fputs(diag, stdout);
+	/* the parallel runner reads this line back (st_jobs.c) */
+	if (env->bytes || env->faults)
+		printf("# counters: %" PRIu64 " bytes, %" PRIu64 " faults\n", env->bytes,
+		       env->faults);
+	c->bytes += env->bytes;
+	c->faults += env->faults;
 }
 
 int st_reap_all(unsigned ms)
@@ -432,7 +529,7 @@ static void leftovers_check(struct st_env *env)
  * lines as the in-process runner and exits 0 (pass), 1 (fail) or 77 (skip).
  */
 static int child_main(const char *exe, const char *name, int n, const char *relay_url,
-		      const char *base, bool verbose)
+		      const char *base, bool verbose, uint64_t seed, enum st_pairing pairing)
 {
 	const struct st_scenario *s = NULL;
 	struct st_counts c = { 0 };
@@ -472,7 +569,7 @@ static int child_main(const char *exe, const char *name, int n, const char *rela
 		return 1;
 	}
 
-	r = scenario_run(&env, s, n);
+	r = scenario_run(&env, s, n, env.base, seed, pairing);
 	leftovers_check(&env);
 	if (env.failures && r == ST_PASS)
 		r = ST_FAIL;
@@ -490,20 +587,157 @@ static int child_main(const char *exe, const char *name, int n, const char *rela
 	return r == ST_SKIP ? 77 : r;
 }
 
-/* --jobs 1: every scenario in this process, one after another. */
-static void run_in_process(struct st_env *env, char **only, int nonly, const char *suite,
-			   struct st_counts *c)
+/* What a run does, from its options. */
+struct run_plan {
+	const char *exe;
+	const struct st_scenario **sel; /* the chosen scenarios: --soak's pool */
+	size_t nsel;
+	unsigned jobs;
+	bool verbose;
+	bool keep;
+	uint64_t seed;
+	enum st_pairing pairing; /* --pairing, else ST_PAIRING_DEFAULT */
+	unsigned repeat;	 /* --repeat; 0: one round */
+	uint64_t soak_ms;	 /* --soak; 0: none */
+};
+
+/* What the rounds did, for the summary. */
+struct run_stats {
+	unsigned rounds;
+	unsigned failures; /* scenarios that failed */
+	int ntests;	   /* TAP result lines printed */
+	uint64_t ms;
+};
+
+/*
+ * One round: the m scenarios sel with seed and pairing, their dirs under
+ * base, numbered from number0 + 1 in TAP, in this process (--jobs 1) or
+ * each in a child. results[i] gets each one's result. Returns the teardown
+ * problems found (processes left behind), described in why.
+ */
+static int round_run(struct st_env *env, const struct run_plan *rp,
+		     const struct st_scenario *const *sel, size_t m, const char *base,
+		     uint64_t seed, enum st_pairing pairing, int number0, int *results,
+		     struct st_counts *c, char *why, size_t whylen)
 {
-	int n = 0;
+	if (rp->jobs == 1) {
+		for (size_t i = 0; i < m; i++) {
+			int n = number0 + (int)i + 1;
 
-	for (size_t k = 0; k < st_scenarios_count; k++) {
-		const struct st_scenario *s = &st_scenarios[k];
-
-		if (!selected(s, only, nonly, suite))
-			continue;
-		n++;
-		result_print(env, n, s->name, scenario_run(env, s, n), c);
+			results[i] = scenario_run(env, sel[i], n, base, seed, pairing);
+			result_print(env, n, sel[i]->name, results[i], c);
+		}
+		return 0;
 	}
+	struct st_jobs_opts jo = {
+		.exe = rp->exe,
+		.relay_url = env->relay_url,
+		.base = base,
+		.verbose = rp->verbose,
+		.jobs = rp->jobs,
+		.seed = seed,
+		.pairing = pairing,
+		.number0 = number0,
+		.results = results,
+	};
+	return st_jobs_run(&jo, sel, m, c, why, whylen);
+}
+
+static void reproduce_print(const struct st_scenario *s, uint64_t seed, enum st_pairing pairing)
+{
+	const char *pn = st_pairing_name(pairing);
+
+	printf("# reproduce: tandem selftest --only %s --seed %" PRIu64 "%s%s%s\n", s->name, seed,
+	       pn ? " --pairing " : "", pn ? pn : "",
+	       st_fuse_mode == ST_FUSE_OFF	    ? " --no-fuse"
+	       : st_fuse_mode == ST_FUSE_REQUIRED ? " --require-fuse"
+						    : "");
+}
+
+/*
+ * The rounds of a run: one (the default), --repeat N of them (round 1 with
+ * the run's seed, the others with seeds drawn from it; it stops after a
+ * round in which a scenario failed), or --soak's until the time is up
+ * (each a scenario drawn from the pool, and its pairing when it takes
+ * either). So the whole run replays from its seed, and each round alone
+ * from the round's. Every failure prints the command that replays it.
+ * Returns the teardown problems found, described in why.
+ */
+static int rounds_run(struct st_env *env, const struct run_plan *rp, struct st_counts *c,
+		      struct run_stats *stats, char *why, size_t whylen)
+{
+	int *results = calloc(rp->nsel ? rp->nsel : 1, sizeof(*results));
+	uint64_t seed = rp->seed, start = st_now_ms();
+	bool many = rp->repeat || rp->soak_ms;
+	struct st_rand rnd;
+	char base[sizeof(env->base) + 16];
+	int bad = 0;
+
+	if (!results) {
+		printf("Bail out! out of memory\n");
+		c->failed++;
+		return 0;
+	}
+	st_rand_seed(&rnd, rp->seed);
+	for (;;) {
+		const struct st_scenario *const *sel = rp->sel, *one;
+		enum st_pairing pairing = rp->pairing;
+		size_t m = rp->nsel;
+		int failed0 = c->failed;
+
+		if (stats->rounds > 0 && (!many || (rp->repeat && stats->rounds == rp->repeat) ||
+					  (rp->soak_ms && st_now_ms() >= start + rp->soak_ms)))
+			break;
+		if (stats->rounds > 0)
+			seed = st_rand_next(&rnd);
+		stats->rounds++;
+		if (rp->soak_ms) {
+			one = rp->sel[st_rand_below(&rnd, rp->nsel)];
+			if (pairing == ST_PAIRING_DEFAULT && (one->flags & ST_PAIRINGS))
+				pairing = st_fuse_unusable() || st_rand_below(&rnd, 2)
+						  ? ST_PAIRING_DIR_DIR
+						  : ST_PAIRING_MOUNT_DIR;
+			sel = &one;
+			m = 1;
+			printf("# round %u: seed %" PRIu64 ", %s%s%s\n", stats->rounds, seed,
+			       one->name, st_pairing_name(pairing) ? ", pairing " : "",
+			       st_pairing_name(pairing) ? st_pairing_name(pairing) : "");
+		} else if (rp->repeat) {
+			printf("# round %u/%u: seed %" PRIu64 "\n", stats->rounds, rp->repeat, seed);
+		}
+		/* a round's scenarios get dirs of their own: NAME is used again */
+		snprintf(base, sizeof(base), "%s", env->base);
+		if (many) {
+			snprintf(base, sizeof(base), "%s/%u", env->base, stats->rounds);
+			if (mkdir(base, 0700) < 0) {
+				printf("Bail out! cannot create %s: %s\n", base, strerror(errno));
+				c->failed++;
+				break;
+			}
+		}
+		for (size_t i = 0; i < m; i++)
+			results[i] = ST_FAIL; /* until it says otherwise */
+		bad += round_run(env, rp, sel, m, base, seed, pairing, stats->ntests, results, c,
+				 why, whylen);
+		stats->ntests += (int)m;
+		for (size_t i = 0; i < m; i++) {
+			if (results[i] != ST_FAIL)
+				continue;
+			stats->failures++;
+			reproduce_print(sel[i], seed, pairing);
+		}
+		/* with --keep, the rounds that failed stay */
+		if (many && (!rp->keep || c->failed == failed0))
+			(void)rm_rf(base);
+		if (rp->repeat && c->failed > failed0) {
+			printf("# stopped after round %u of %u: a scenario failed\n", stats->rounds,
+			       rp->repeat);
+			break;
+		}
+	}
+	stats->ms = st_now_ms() - start;
+	free(results);
+	return bad;
 }
 
 /* The default number of jobs: the CPUs this process may use, plus one. */
@@ -532,6 +766,10 @@ int selftest_main(int argc, char **argv)
 		{ "no-fuse", no_argument, NULL, 'n' },
 		{ "require-fuse", no_argument, NULL, 'r' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "repeat", required_argument, NULL, 'P' },
+		{ "soak", required_argument, NULL, 'K' },
+		{ "pairing", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		/* internal: one scenario in a child process of the parallel runner */
 		{ "child", required_argument, NULL, 'C' },
@@ -545,15 +783,21 @@ int selftest_main(int argc, char **argv)
 	int nonly = 0, c, fds0, threads0, child = 0;
 	unsigned jobs = 0;
 	struct st_counts counts = { 0 };
+	struct run_plan rp = { 0 };
+	struct run_stats stats = { 0 };
+	bool seeded = false;
 	struct st_env env;
 	char exe[4096], *end;
 	pthread_t wd;
 	ssize_t len;
+	uint64_t u;
 	long v;
 
-	optind = 1;
+	/* 0, not 1: a fresh start, so that the options may also come after
+	 * --only's names (`--only NAME --seed S`), which getopt moves last */
+	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:hj:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hj:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': list = true; break;
 		case 'o': only_mode = true; break;
@@ -571,6 +815,40 @@ int selftest_main(int argc, char **argv)
 				return 2;
 			}
 			jobs = (unsigned)v;
+			break;
+		case 'S':
+			if (parse_u64(optarg, UINT64_MAX, &rp.seed) < 0) {
+				fprintf(stderr, "tandem: --seed takes a number from 0 to %" PRIu64
+						", not '%s'\n", UINT64_MAX, optarg);
+				return 2;
+			}
+			seeded = true;
+			break;
+		case 'P':
+			if (parse_u64(optarg, REPEAT_MAX, &u) < 0 || u == 0) {
+				fprintf(stderr, "tandem: --repeat takes a number of rounds from 1 to "
+						"%d, not '%s'\n", REPEAT_MAX, optarg);
+				return 2;
+			}
+			rp.repeat = (unsigned)u;
+			break;
+		case 'K':
+			if (parse_duration(optarg, &rp.soak_ms) < 0) {
+				fprintf(stderr, "tandem: --soak takes a duration: a number and s, m or "
+						"h (30s, 10m, 1h; at most 30 days), not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			if (!strcmp(optarg, "dir-dir")) {
+				rp.pairing = ST_PAIRING_DIR_DIR;
+			} else if (!strcmp(optarg, "mount-dir")) {
+				rp.pairing = ST_PAIRING_MOUNT_DIR;
+			} else {
+				fprintf(stderr, "tandem: --pairing takes dir-dir or mount-dir, not "
+						"'%s'\n", optarg);
+				return 2;
+			}
 			break;
 		case 'C':
 			child = atoi(optarg);
@@ -599,7 +877,12 @@ int selftest_main(int argc, char **argv)
 	exe[len] = '\0';
 	if (child)
 		return child_main(exe, optind + 1 == argc ? argv[optind] : "", child, child_relay,
-				  child_base, verbose);
+				  child_base, verbose, rp.seed, rp.pairing);
+	if (rp.repeat && rp.soak_ms) {
+		fprintf(stderr, "tandem: --repeat and --soak do not go together: --soak runs "
+				"rounds until its time is up\n");
+		return 2;
+	}
 	if (optind < argc) {
 		if (!only_mode) {
 			fprintf(stderr, "tandem: unexpected argument '%s'; to run only some "
@@ -635,6 +918,18 @@ int selftest_main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (rp.pairing == ST_PAIRING_MOUNT_DIR && st_fuse_unusable()) {
+		fprintf(stderr, "tandem: --pairing mount-dir needs FUSE, and it cannot be used "
+				"here: %s\n", st_fuse_unusable());
+		return 2;
+	}
+	if (rp.soak_ms && !nonly && !suite) {
+		/* the soak's pool: the chaos suite, or the older faults one */
+		suite = "faults";
+		for (size_t k = 0; k < st_scenarios_count; k++)
+			if (!strcmp(st_scenarios[k].suite, "chaos"))
+				suite = "chaos";
+	}
 	if (list) {
 		for (size_t k = 0; k < st_scenarios_count; k++) {
 			const struct st_scenario *s = &st_scenarios[k];
@@ -648,6 +943,8 @@ int selftest_main(int argc, char **argv)
 	}
 	if (!jobs)
 		jobs = jobs_default();
+	if (!seeded)
+		randombytes_buf(&rp.seed, sizeof(rp.seed));
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fflush(stdout);
@@ -673,6 +970,8 @@ int selftest_main(int argc, char **argv)
 		return 1;
 	}
 
+	/* the seed first, so that even a run that hangs says how to replay it */
+	printf("TAP version 13\n# seed: %" PRIu64 "\n", rp.seed);
 	log_set_sink(log_capture, NULL);
 	pthread_mutex_lock(&logs_lock);
 	logs_echo = verbose;
@@ -688,42 +987,45 @@ int selftest_main(int argc, char **argv)
 		return 1;
 	}
 
+	const struct st_scenario **sel = calloc(st_scenarios_count + 1, sizeof(*sel));
 	size_t total = 0;
-	for (size_t k = 0; k < st_scenarios_count; k++)
-		total += selected(&st_scenarios[k], only, nonly, suite);
-	printf("TAP version 13\n1..%zu\n", total + 1);
+	for (size_t k = 0; sel && k < st_scenarios_count; k++)
+		if (selected(&st_scenarios[k], only, nonly, suite))
+			sel[total++] = &st_scenarios[k];
+	bool many = rp.repeat || rp.soak_ms;
+	/* with several rounds the plan comes at the end */
+	if (!many)
+		printf("1..%zu\n", total + 1);
 	printf("# tandem selftest: relay at %s, work dir %s\n", env.relay_url, env.base);
+	if (rp.soak_ms)
+		printf("# soaking for %" PRIu64 " s: rounds drawn from %zu scenario(s)%s%s\n",
+		       rp.soak_ms / 1000, total, suite ? " of suite " : "", suite ? suite : "");
 
 	int teardown_bad = 0;
 	char why[1024] = "";
 	size_t wl = 0;
 
-	if (jobs == 1) {
-		run_in_process(&env, only, nonly, suite, &counts);
+	rp.exe = exe;
+	rp.sel = sel;
+	rp.nsel = total;
+	rp.jobs = jobs;
+	rp.verbose = verbose;
+	rp.keep = keep;
+	if (!sel) {
+		printf("Bail out! out of memory\n");
+		counts.failed++;
+	} else if (rp.soak_ms && !total) {
+		printf("# soak: no scenario to draw from\n");
+		counts.failed++;
 	} else {
-		const struct st_scenario **sel = calloc(total + 1, sizeof(*sel));
-		size_t m = 0;
-		for (size_t k = 0; sel && k < st_scenarios_count; k++)
-			if (selected(&st_scenarios[k], only, nonly, suite))
-				sel[m++] = &st_scenarios[k];
 		/* Orphans of a scenario's process come here, to be seen and reaped. */
-		(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
-		struct st_jobs_opts jo = {
-			.exe = exe,
-			.relay_url = env.relay_url,
-			.base = env.base,
-			.verbose = verbose,
-			.jobs = jobs,
-		};
-		if (!sel) {
-			printf("Bail out! out of memory\n");
-			counts.failed++;
-		} else {
-			teardown_bad += st_jobs_run(&jo, sel, m, &counts, why, sizeof(why));
-		}
-		free(sel);
+		if (jobs > 1)
+			(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+		teardown_bad += rounds_run(&env, &rp, &counts, &stats, why, sizeof(why));
 		wl = strlen(why);
 	}
+	free(sel);
+	total = (size_t)stats.ntests;
 
 	/* Teardown: relay, watchdog, dirs; then fds and threads must be back. */
 	st_relay_stop(&env);
@@ -788,6 +1090,12 @@ int selftest_main(int argc, char **argv)
 		printf("ok %zu - teardown\n", total + 1);
 		counts.passed++;
 	}
+	if (many)
+		printf("1..%zu\n", total + 1);
+	if (rp.soak_ms)
+		printf("# soak: %u rounds, %" PRIu64 " bytes, %" PRIu64 " faults, %u failures in "
+		       "%" PRIu64 " s\n",
+		       stats.rounds, counts.bytes, counts.faults, stats.failures, stats.ms / 1000);
 	printf("%d passed, %d failed, %d skipped\n", counts.passed, counts.failed,
 	       counts.skipped);
 	return counts.failed ? 1 : 0;

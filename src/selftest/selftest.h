@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "st_rand.h"
+
 /*
  * `tandem selftest`: proves tandem end to end on one machine. The harness
  * starts the relay in-process on [::1] with a port the OS picks, runs
@@ -24,6 +26,13 @@
  * its own, several at once (st_jobs.c); its process-wide state (the
  * environment, the children it reaps) is its own. With --jobs 1 they all
  * run in this process, one after another.
+ *
+ * Randomness: every run has a seed (printed first, `# seed: N`; random
+ * unless --seed N), and each scenario gets its own seed, derived from the
+ * run's and its name, in env->seed, with env->rand seeded from it: a
+ * scenario draws every random choice it makes (timing, sizes, the fault it
+ * injects) from env->rand, so `--only NAME --seed N` replays it exactly as
+ * it ran in the full run.
  */
 
 struct relay_server;
@@ -49,6 +58,21 @@ enum st_flags {
 	 * neither starve one another nor end up last.
 	 */
 	ST_HEAVY = 1U << 2,
+	/*
+	 * Runs with either pairing (it makes its pair with st_pair_make(), which
+	 * follows env->pairing): --soak picks one at random for each round.
+	 */
+	ST_PAIRINGS = 1U << 3,
+	/* Not listed, and runs only when named with --only: a scenario that
+	 * tests the runner itself (selftest-flaky fails on purpose). */
+	ST_HIDDEN = 1U << 4,
+};
+
+/* The two peers' kinds in a pair (st_sync.h). */
+enum st_pairing {
+	ST_PAIRING_DEFAULT = 0, /* mount<->dir when FUSE can be used, else dir<->dir */
+	ST_PAIRING_DIR_DIR,	/* both plain directories */
+	ST_PAIRING_MOUNT_DIR,	/* side a a FUSE mount, side b a plain directory */
 };
 
 struct st_scenario {
@@ -71,6 +95,12 @@ struct st_env {
 	int failures;			/* checks failed in the current scenario */
 	char skip_reason[256];
 	uint64_t deadline_ms;		/* monotonic */
+	uint64_t seed;			/* this scenario's, from the run's seed and its name */
+	struct st_rand rand;		/* seeded with seed: every random choice comes from it */
+	enum st_pairing pairing;	/* --pairing, or --soak's pick for an ST_PAIRINGS one */
+	/* Counters the scenario (and its fault proxy) add to; --soak sums them. */
+	uint64_t bytes;			/* bytes the peers sent each other */
+	uint64_t faults;		/* faults injected (resets, kills, stalls, flips...) */
 };
 
 /* Output of a child process. */

@@ -9,7 +9,8 @@
  * and idle again. The proxy's counters end up as TAP diagnostics.
  *
  * The scenario's random choices (fault sizes, file contents) and the
- * proxy's come from one seed, noted first; TANDEM_CHAOS_SEED=N replays it.
+ * proxy's come from the scenario's seed (env->seed): the run's
+ * `# reproduce: tandem selftest --only NAME --seed S` replays them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,15 +50,6 @@ struct chaos {
 	uint64_t seed;
 	uint8_t big_hash[2][32], big2_hash[2][32];
 };
-
-static uint64_t chaos_seed(void)
-{
-	const char *s = getenv("TANDEM_CHAOS_SEED");
-
-	if (s && *s)
-		return strtoull(s, NULL, 10);
-	return st_now_ms() * 1000003u ^ (uint64_t)getpid();
-}
 
 /* One side's own corner of the share: "wa" or "wb". */
 static const char *corner(int side)
@@ -244,9 +236,8 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 
 	if (mount && st_fuse_unusable())
 		return st_skip(env, "no FUSE here: %s", st_fuse_unusable());
-	c.seed = chaos_seed();
-	st_note(env, "chaos seed: %" PRIu64 " (TANDEM_CHAOS_SEED=%" PRIu64 " replays it)", c.seed,
-		c.seed);
+	c.seed = env->seed;
+	st_note(env, "chaos seed: %" PRIu64 " (the scenario's)", c.seed);
 	st_rand_seed(&c.rand, c.seed);
 	if (st_pair_start_proxied(env, &c.pair, "", mount, st_rand_next(&c.rand), START_MS) < 0 ||
 	    (mount && c.pair.kind[0] != ST_SIDE_MOUNT)) {
@@ -270,6 +261,7 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 			f.jitter_ms);
 		st_proxy_set(px, ST_PROXY_AB, &f);
 		st_proxy_set(px, ST_PROXY_BA, &f);
+		env->faults += 2; /* both ways shaped */
 		ST_CHECK(env, workload_during(&c) == 0);
 		break;
 	case CHAOS_BANDWIDTH:
@@ -277,6 +269,7 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 		st_note(env, "bandwidth capped at %" PRIu64 " B/s both ways", f.rate_bps);
 		st_proxy_set(px, ST_PROXY_AB, &f);
 		st_proxy_set(px, ST_PROXY_BA, &f);
+		env->faults += 2;
 		ST_CHECK(env, workload_during(&c) == 0);
 		break;
 	case CHAOS_PARTITION:

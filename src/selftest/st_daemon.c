@@ -625,6 +625,7 @@ int st_daemon_restart(struct st_env *env)
 	}
 	/* ben crashes: his socket file stays behind */
 	kill(p[1].pid, SIGKILL);
+	env->faults++;
 	ST_CHECK(env, st_peer_reap(p[1].pid, 3000) == 128 + SIGKILL);
 	p[1].pid = 0;
 	ST_CHECK(env, socket_exists(&p[1]));
@@ -672,6 +673,7 @@ int st_daemon_relay_loss(struct st_env *env)
 	s0 = status_get(env, &p[0]);
 	relay_server_stop(env->relay);
 	stopped = true;
+	env->faults++;
 
 	/* a few heartbeats without the relay: still the same connection */
 	sleep_ms(1000);
@@ -689,6 +691,7 @@ int st_daemon_relay_loss(struct st_env *env)
 	/* ben freezes: ana notices within three heartbeats, then both meet again
 	 * at the addresses they know, without the relay */
 	kill(p[1].pid, SIGSTOP);
+	env->faults++;
 	t0 = st_now_ms();
 	st = status_wait(env, &p[0], is_connecting, NULL, 3000, "connecting");
 	ST_CHECK(env, st != NULL);

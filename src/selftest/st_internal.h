@@ -49,7 +49,14 @@ struct st_counts {
 	int passed;
 	int failed;
 	int skipped;
+	uint64_t bytes;		/* st_env's counters, summed */
+	uint64_t faults;
 };
+
+/* The seed of scenario name in a run (or round) with seed run_seed. */
+uint64_t st_seed_derive(uint64_t run_seed, const char *name);
+/* "dir-dir", "mount-dir", or NULL for ST_PAIRING_DEFAULT. */
+const char *st_pairing_name(enum st_pairing pairing);
 
 struct st_jobs_opts {
 	const char *exe;
@@ -57,12 +64,17 @@ struct st_jobs_opts {
 	const char *base;	/* the run's temp dir */
 	bool verbose;
 	unsigned jobs;		/* at most this many at once, >= 2 */
+	uint64_t seed;		/* the run's (or round's) seed */
+	enum st_pairing pairing;
+	int number0;		/* TAP number of the first scenario, minus 1 */
+	int *results;		/* NULL, or gets each scenario's ST_PASS/FAIL/SKIP */
 };
 
 /*
- * Runs the n scenarios sel (numbered 1..n in TAP) each in a child process,
- * `tandem selftest --child N ...`, at most o->jobs at a time, and prints
- * their TAP lines in order as they finish; counts their results. A child
+ * Runs the n scenarios sel (numbered o->number0 + 1.. in TAP) each in a
+ * child process, `tandem selftest --child N ...`, at most o->jobs at a
+ * time, and prints their TAP lines in order as they finish; counts their
+ * results (and the counters a child prints, "# counters: ..."). A child
  * that overruns its deadline and its own watchdog is killed, with what it
  * left running, and fails. This process must be a child subreaper. Returns
  * the number of teardown problems (processes left behind), described in

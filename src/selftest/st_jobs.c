@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -61,8 +62,8 @@ struct job {
 
 static int job_spawn(const struct st_jobs_opts *o, struct job *j)
 {
-	char num[16];
-	const char *argv[16];
+	char num[16], seed[24];
+	const char *argv[20];
 	size_t n = 0;
 	int p[2];
 	pid_t pid;
@@ -76,6 +77,13 @@ static int job_spawn(const struct st_jobs_opts *o, struct job *j)
 	argv[n++] = o->relay_url;
 	argv[n++] = "--child-base";
 	argv[n++] = o->base;
+	snprintf(seed, sizeof(seed), "%" PRIu64, o->seed);
+	argv[n++] = "--seed";
+	argv[n++] = seed;
+	if (st_pairing_name(o->pairing)) {
+		argv[n++] = "--pairing";
+		argv[n++] = st_pairing_name(o->pairing);
+	}
 	if (o->verbose)
 		argv[n++] = "--verbose";
 	if (st_fuse_mode == ST_FUSE_OFF)
@@ -162,12 +170,26 @@ static bool out_agrees(const struct job *j, int code)
 	return code == 77 || j->out[n] == '\n' || (code == 1 && j->out[n] == ' ');
 }
 
-/* Prints the TAP lines of a finished job and counts its result. */
-static void job_print(const struct job *j, struct st_counts *c)
+/* Adds the counters the child printed ("# counters: B bytes, F faults"). */
+static void job_counters(const struct job *j, struct st_counts *c)
+{
+	const char *p = j->out ? strstr(j->out, "\n# counters: ") : NULL;
+	uint64_t bytes, faults;
+
+	if (p && sscanf(p, "\n# counters: %" SCNu64 " bytes, %" SCNu64 " faults", &bytes,
+			&faults) == 2) {
+		c->bytes += bytes;
+		c->faults += faults;
+	}
+}
+
+/* Prints the TAP lines of a finished job and counts its result; returns it. */
+static int job_print(const struct job *j, struct st_counts *c)
 {
 	int code = j->reaped && WIFEXITED(j->status) ? WEXITSTATUS(j->status) : -1;
 	const char *p;
 
+	job_counters(j, c);
 	if (!j->killed && (code == 0 || code == 1 || code == 77) && out_agrees(j, code)) {
 		fwrite(j->out, 1, j->len, stdout);
 		if (j->len && j->out[j->len - 1] != '\n')
@@ -178,7 +200,7 @@ static void job_print(const struct job *j, struct st_counts *c)
 			c->skipped++;
 		else
 			c->failed++;
-		return;
+		return code == 0 ? ST_PASS : code == 77 ? ST_SKIP : ST_FAIL;
 	}
 	c->failed++;
 	printf("not ok %d - %s # ", j->number, j->s->name);
@@ -199,6 +221,7 @@ static void job_print(const struct job *j, struct st_counts *c)
 		printf("%s%.*s\n", p[0] == '#' ? "" : "#   ", (int)k, p);
 		p += k + (p[k] == '\n');
 	}
+	return ST_FAIL;
 }
 
 /* Kills the processes a killed child left behind (reparented here). */
@@ -265,7 +288,7 @@ int st_jobs_run(const struct st_jobs_opts *o, const struct st_scenario *const *s
 	}
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].s = sel[i];
-		jobs[i].number = (int)i + 1;
+		jobs[i].number = o->number0 + (int)i + 1;
 		jobs[i].fd = -1;
 	}
 
@@ -354,7 +377,9 @@ int st_jobs_run(const struct st_jobs_opts *o, const struct st_scenario *const *s
 			struct job *j = &jobs[printed];
 			if (j->pid == 0 || (j->pid > 0 && (!j->reaped || j->fd >= 0)))
 				break;
-			job_print(j, c);
+			int r = job_print(j, c);
+			if (o->results)
+				o->results[printed] = r;
 			printed++;
 		}
 	}

@@ -17,6 +17,7 @@
 #include "st_fuse.h"
 #include "st_hostile.h"
 #include "st_internal.h"
+#include "st_self.h"
 #include "st_sync.h"
 
 static bool looks_like_fp(const char *s)
@@ -528,5 +529,10 @@ const struct st_scenario st_scenarios[] = {
 	  ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",
 	  900, st_sync_4gib, ST_SLOW },
+	{ "selftest-rand", "selftest", "the scenario's seed, first draws and pairing (--verbose "
+	  "shows them: --seed replays them); the generator's reference values", 10,
+	  st_self_rand, ST_PAIRINGS },
+	{ "selftest-flaky", "selftest", "fails for one seed in four, on purpose: for testing "
+	  "--repeat and --soak; runs only when named", 10, st_self_flaky, ST_HIDDEN },
 };
 const size_t st_scenarios_count = sizeof(st_scenarios) / sizeof(st_scenarios[0]);

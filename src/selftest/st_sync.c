@@ -85,7 +85,13 @@ static int pair_make(struct st_env *env, struct st_pair *p, const char *tag, boo
 			return -1;
 		p->kind[i] = ST_SIDE_DIR;
 	}
-	/* §9: a FUSE peer and a plain-dir peer whenever FUSE can be used */
+	/* §9: a FUSE peer and a plain-dir peer whenever FUSE can be used,
+	 * unless the run asks for a pairing (--pairing, --soak) */
+	if (env->pairing == ST_PAIRING_DIR_DIR)
+		mount = false;
+	if (mount && env->pairing == ST_PAIRING_MOUNT_DIR && st_fuse_unusable())
+		st_note(env, "pairing mount-dir asked for, but FUSE cannot be used (%s): dir-dir",
+			st_fuse_unusable());
 	if (mount && !st_fuse_unusable()) {
 		char store[ST_PATH_MAX];
 
@@ -98,6 +104,8 @@ static int pair_make(struct st_env *env, struct st_pair *p, const char *tag, boo
 			return -1;
 		}
 	}
+	/* which pairing this ran with, for whoever replays a failure */
+	st_note(env, "pair%s: a %s, b dir", tag, p->kind[0] == ST_SIDE_MOUNT ? "mount" : "dir");
 	snprintf(name, sizeof(name), "stage%s", tag);
 	if (st_mkdir(env, name, p->stage) < 0) {
 		st_note(env, "cannot create the stage dir %s", name);
@@ -188,6 +196,7 @@ int st_pair_down(struct st_env *env, struct st_pair *p, int side)
 void st_pair_kill(struct st_env *env, struct st_pair *p, int side)
 {
 	st_peer_kill(env, &p->peer[side]);
+	env->faults++;
 	p->stale[side] = p->kind[side] == ST_SIDE_MOUNT; /* it leaves a dead mount */
 }
 
@@ -220,6 +229,13 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 		env->deadline_ms = st_now_ms() + CLEANUP_MS;
 	for (int i = 0; i < 2; i++) {
 		struct st_peer *peer = &p->peer[i];
+		/* what this daemon sent since it started, for --soak's summary
+		 * (not asked of one that may hang: the scenario failed) */
+		json_t *st = peer->pid > 0 && !env->failures ? st_pair_status(env, p, i) : NULL;
+		int64_t sent = st_jint(st, "bytes_sent", 0);
+
+		env->bytes += sent > 0 ? (uint64_t)sent : 0;
+		json_decref(st);
 		if (peer->pid > 0 && st_peer_down(env, peer) < 0)
 			st_fail(env, __FILE__, __LINE__, "%s's daemon did not stop cleanly",
 				peer->name);
@@ -232,6 +248,14 @@ void st_pair_cleanup(struct st_env *env, struct st_pair *p)
 					peer->name, peer->dir);
 			(void)st_unmount_lazy(peer->dir);
 		}
+	}
+	for (int d = 0; p->proxy && d < 2; d++) {
+		struct st_proxy_counters k;
+
+		/* the discrete faults it injected, for --soak's summary */
+		st_proxy_counters(p->proxy, (enum st_proxy_dir)d, &k);
+		env->faults += k.stalls + k.partitions + k.resets + k.halfcloses + k.truncates +
+			       k.flips;
 	}
 	st_proxy_free(p->proxy);
 	p->proxy = NULL;
