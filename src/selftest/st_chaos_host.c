@@ -9,8 +9,8 @@
  * its own directory ("a/" on side a, "b/" on side b, so no edit is ever
  * concurrent and no conflict copy may appear): creates, appends, same-size
  * rewrites, renames, deletes, and one file of a few MiB. Every random
- * choice (which side, which delay) comes from one seeded st_rand; the seed
- * is noted first and TANDEM_CHAOS_SEED replays it. The end is always
+ * choice (which side, which delay) comes from one st_rand seeded with the
+ * scenario's seed (`selftest --seed` replays it). The end is always
  * the same: both trees equal (content hashes, modes, mtimes), each side's
  * changes there as it made them (nothing lost, nothing resurrected), no
  * conflict copy, both daemons alive, connected and idle; the fault
@@ -51,21 +51,11 @@
 
 static const char *const side_dir[2] = {"a", "b"};
 
+/* The scenario's own seed (selftest --seed replays it). */
 static uint64_t chaos_seed(struct st_env *env)
 {
-	const char *s = getenv("TANDEM_CHAOS_SEED");
-	struct timespec ts;
-	uint64_t seed;
-
-	if (s && *s) {
-		seed = strtoull(s, NULL, 0);
-	} else {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		seed = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^
-		       ((uint64_t)getpid() << 40);
-	}
-	st_note(env, "seed: %" PRIu64 " (TANDEM_CHAOS_SEED=%" PRIu64 " replays it)", seed, seed);
-	return seed;
+	st_note(env, "chaos seed: %" PRIu64 " (the scenario's)", env->seed);
+	return env->seed;
 }
 
 /* Random text of len bytes (len < cap). */
@@ -455,6 +445,7 @@ static int chaos_relay_restart(struct st_env *env, bool mount)
 	stopped = false;
 	const char *url = relay_server_url(env->relay, 0);
 	ST_CHECK(env, url && !strcmp(url, env->relay_url));
+	env->faults++;
 	st_note(env, "faults: relay stopped %u ms into the changes, started again after %u ms",
 		delay, down);
 	if (want_both(env, &p, exp) < 0)
@@ -584,6 +575,7 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	json_decref(st);
 	ST_CHECK(env, mount("tandem-chaos", root, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
 			    "size=" DISK_FREED) == 0);
+	env->faults++;
 	st_note(env, "faults: %s's share filled up (%s) by a %llu MiB file, then grew to %s", rxn,
 		DISK_SIZE, (unsigned long long)(FULL_SIZE / MIB), DISK_FREED);
 	chaos_end(env, &p, exp);
@@ -696,6 +688,7 @@ static int chaos_changing_file(struct st_env *env, bool mount)
 		if (rewrite_slowly(env, &p, sender, rel, size, &rnd) < 0)
 			goto fail;
 	}
+	env->faults += (uint64_t)rewrites;
 	st_note(env, "faults: %s rewrote %s %d times while sending it", st_side_name(sender), rel,
 		rewrites);
 	ST_CHECK(env, st_pair_path(&p, sender, rel, path) && st_hash_file(path, final, NULL) == 0);
@@ -776,6 +769,7 @@ static int chaos_clock_skew(struct st_env *env, bool mount)
 		ST_CHECK(env, !"the pair started and became idle");
 		goto out;
 	}
+	env->faults++;
 	st_note(env, "faults: a's clock %d s ahead; paired", SKEW_S);
 	if (base_synced(env, &p, &rnd) < 0) {
 		ST_CHECK(env, !"the base files synced");
