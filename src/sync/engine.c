@@ -586,6 +586,8 @@ uint64_t engine_deadline(const struct engine *e)
 		t = e->rate_due_ms;
 	if (e->lz_persist_due_ms && e->lz_persist_due_ms < t)
 		t = e->lz_persist_due_ms;
+	if (e->lz_evict_due_ms && e->lz_evict_due_ms < t)
+		t = e->lz_evict_due_ms;
 	return t;
 }
 

@@ -196,6 +196,7 @@ struct engine {
 	uint64_t lz_bytes;		 /* present bytes of tracked files (loop) */
 	uint64_t lz_moves;		 /* index_lazy_moves() last seen (loop) */
 	uint64_t lz_persist_due_ms;	 /* lazy_persist_all() then; 0: nothing dirty waits */
+	uint64_t lz_evict_due_ms;	 /* lazy_evict() again then; 0: under the limit */
 	/* placeholders replaced or deleted while incomplete, newest last; a
 	 * reader may still hold one open (ring; protected by lz_mu) */
 	struct lazy_file *lz_retired[LAZY_RETIRED_MAX];

@@ -307,6 +307,11 @@ void lazy_tick(struct engine *e, uint64_t now_ms)
 {
 	if (e->lz_persist_due_ms && now_ms >= e->lz_persist_due_ms)
 		lazy_persist_all(e);
+	if (e->lz_evict_due_ms && now_ms >= e->lz_evict_due_ms) {
+		e->lz_evict_due_ms = 0;
+		if (e->opts.cache_max && e->lz_bytes > e->opts.cache_max)
+			lazy_evict(e);
+	}
 }
 
 static void forget_mem(struct engine *e, struct lazy_file *z);
@@ -700,6 +705,17 @@ out:
 }
 
 /* Marks [off, off + len) plus readahead as wanted. */
+/* z has blocks to ask for, or asked for and not here yet. */
+static bool wants_more(const struct lazy_file *z)
+{
+	if (z->inflight || z->manifest_req)
+		return true;
+	for (uint64_t i = 0; i < z->nblocks; i++)
+		if (lazy_bit_get(z->want, i) && !lazy_bit_get(z->have, i))
+			return true;
+	return false;
+}
+
 static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 {
 	uint64_t end;
@@ -796,6 +812,8 @@ void engine_on_ensure(struct engine *e)
 			lazy_wake(e, true, c[k].path);
 		} else if (r == 0 && z && up && !not_the_readers(z, c[k].ino)) {
 			want_range(z, c[k].off, c[k].len);
+			if (!wants_more(z))
+				lazy_deactivate(e, z); /* all here already: no burst ends it */
 		}
 		free(c[k].path);
 	}

@@ -339,9 +339,14 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 	if (rfd < 0 || fstat(rfd, &st) < 0 || (uint64_t)st.st_ino != x->ino ||
 	    (uint64_t)st.st_size != x->size ||
 	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != x->mtime_ns ||
-	    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != x->ctime_ns ||
-	    !no_writers(rfd))
-		goto out; /* changed (the scanner will see it) or being written */
+	    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != x->ctime_ns) {
+		log_debug("sync: not evicting %s: changed since it was indexed", LOG_Q(z->path));
+		goto out; /* the scanner will see it */
+	}
+	if (!no_writers(rfd)) {
+		log_debug("sync: not evicting %s: open for writing", LOG_Q(z->path));
+		goto out;
+	}
 	wfd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (wfd < 0) {
 		r = -errno;
@@ -421,5 +426,9 @@ void lazy_evict(struct engine *e)
 	}
 out:
 	free(c);
+	/* Still over: a file read in the last seconds, being written, or not
+	 * yet rescanned after its last block was skipped. Try again soon, not
+	 * only when the next fetch ends (there may be none). */
+	e->lz_evict_due_ms = e->lz_bytes > e->opts.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
 }
 

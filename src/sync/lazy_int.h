@@ -14,6 +14,7 @@
 #define LAZY_READAHEAD_MAX ((uint64_t)64 << 20) /* for a sequential reader */
 #define LAZY_EVICT_AGE_MS 3000 /* a file ensured this recently is being read */
 #define LAZY_PERSIST_MS 5000	/* presence bitmaps of unfinished files: this often */
+#define LAZY_EVICT_RETRY_MS 2000 /* still over the cache limit: evict again after this */
 
 struct lazy_file {
 	struct lazy_file *hnext; /* bucket chain; protected by lz_mu */
