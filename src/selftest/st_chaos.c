@@ -407,3 +407,28 @@ int st_chaos_bitflip_mount(struct st_env *env)
 {
 	return chaos_run(env, CHAOS_BITFLIP, true);
 }
+
+int st_chaos_bandwidth_mount(struct st_env *env)
+{
+	return chaos_run(env, CHAOS_BANDWIDTH, true);
+}
+
+int st_chaos_reset_mount(struct st_env *env)
+{
+	return chaos_run(env, CHAOS_RESET, true);
+}
+
+int st_chaos_halfclose_mount(struct st_env *env)
+{
+	return chaos_run(env, CHAOS_HALFCLOSE, true);
+}
+
+int st_chaos_truncate_mount(struct st_env *env)
+{
+	return chaos_run(env, CHAOS_TRUNCATE, true);
+}
+
+int st_chaos_stall_mount(struct st_env *env)
+{
+	return chaos_run(env, CHAOS_STALL, true);
+}

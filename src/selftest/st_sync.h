@@ -234,6 +234,11 @@ int st_chaos_halfclose(struct st_env *env);
 int st_chaos_truncate(struct st_env *env);
 int st_chaos_stall(struct st_env *env);
 int st_chaos_latency_mount(struct st_env *env);
+int st_chaos_bandwidth_mount(struct st_env *env);
+int st_chaos_reset_mount(struct st_env *env);
+int st_chaos_halfclose_mount(struct st_env *env);
+int st_chaos_truncate_mount(struct st_env *env);
+int st_chaos_stall_mount(struct st_env *env);
 int st_chaos_partition_mount(struct st_env *env);
 int st_chaos_bitflip_mount(struct st_env *env);
 
