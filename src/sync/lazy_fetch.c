@@ -418,7 +418,8 @@ void lazy_evict(struct engine *e)
 			c[n++].used = z->used;
 			pthread_mutex_unlock(&e->lz_mu);
 		}
-	qsort(c, n, sizeof(*c), cmp_used);
+	if (n > 1) /* c is NULL when nothing qualified: qsort wants a pointer */
+		qsort(c, n, sizeof(*c), cmp_used);
 	for (size_t i = 0; i < n && e->lz_bytes > e->opts.cache_max; i++) {
 		uint64_t before = e->lz_bytes;
 		if (evict_one(e, c[i].z) == 0)
