@@ -137,14 +137,11 @@ static bool is_idle(json_t *st, const void *arg)
 	return st_jstr_is(st, "state", "connected") && st_jstr_is(st, "sync_state", "idle");
 }
 
-int st_pair_start(struct st_env *env, struct st_pair *p, const char *tag, unsigned ms)
+/* Both daemons of p connected and idle within ms each: 0, else -1. */
+static int wait_both_idle(struct st_env *env, const struct st_pair *p, unsigned ms)
 {
-	json_t *st;
-
-	if (st_pair_make(env, p, tag) < 0 || st_pair_up(env, p, 0) < 0 || st_pair_up(env, p, 1) < 0)
-		return -1;
 	for (int i = 0; i < 2; i++) {
-		st = st_pair_status_wait(env, p, i, is_idle, NULL, ms, "connected and idle");
+		json_t *st = st_pair_status_wait(env, p, i, is_idle, NULL, ms, "connected and idle");
 		if (!st)
 			return -1;
 		json_decref(st);
@@ -152,11 +149,17 @@ int st_pair_start(struct st_env *env, struct st_pair *p, const char *tag, unsign
 	return 0;
 }
 
+int st_pair_start(struct st_env *env, struct st_pair *p, const char *tag, unsigned ms)
+{
+	if (st_pair_make(env, p, tag) < 0 || st_pair_up(env, p, 0) < 0 || st_pair_up(env, p, 1) < 0)
+		return -1;
+	return wait_both_idle(env, p, ms);
+}
+
 int st_pair_start_proxied(struct st_env *env, struct st_pair *p, const char *tag, bool mount,
 			  uint64_t seed, unsigned ms)
 {
 	char target[64];
-	json_t *st;
 	int r;
 
 	if ((mount ? st_pair_make(env, p, tag) : st_pair_make_dirs(env, p, tag)) < 0)
@@ -179,13 +182,7 @@ int st_pair_start_proxied(struct st_env *env, struct st_pair *p, const char *tag
 		target);
 	if (st_pair_up(env, p, 0) < 0)
 		return -1;
-	for (int i = 0; i < 2; i++) {
-		st = st_pair_status_wait(env, p, i, is_idle, NULL, ms, "connected and idle");
-		if (!st)
-			return -1;
-		json_decref(st);
-	}
-	return 0;
+	return wait_both_idle(env, p, ms);
 }
 
 int st_pair_down(struct st_env *env, struct st_pair *p, int side)
