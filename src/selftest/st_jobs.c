@@ -34,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,8 +56,9 @@ struct job {
 	size_t len, cap;
 	uint64_t kill_ms; /* monotonic: kill it when still running then */
 	int status;	  /* wait status, once reaped */
+	struct rusage ru; /* its and its reaped descendants' */
 	bool reaped;
-	uint64_t reaped_ms;
+	uint64_t start_ms, reaped_ms;
 	bool killed; /* by this runner */
 	char spawn_err[128];
 };
@@ -112,7 +115,8 @@ static int job_spawn(const struct st_jobs_opts *o, struct job *j)
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
 	j->pid = pid;
 	j->fd = p[0];
-	j->kill_ms = st_now_ms() + st_deadline_ms(j->s) + WATCHDOG_BACKSTOP_MS;
+	j->start_ms = st_now_ms();
+	j->kill_ms = j->start_ms + st_deadline_ms(j->s) + WATCHDOG_BACKSTOP_MS;
 	return 0;
 }
 
@@ -183,6 +187,11 @@ static void job_counters(const struct job *j, struct st_counts *c)
 	}
 }
 
+static long tv_ms(const struct timeval *tv)
+{
+	return (long)tv->tv_sec * 1000 + (long)tv->tv_usec / 1000;
+}
+
 /* Prints the TAP lines of a finished job and counts its result; returns it. */
 static int job_print(const struct job *j, struct st_counts *c)
 {
@@ -194,6 +203,9 @@ static int job_print(const struct job *j, struct st_counts *c)
 		fwrite(j->out, 1, j->len, stdout);
 		if (j->len && j->out[j->len - 1] != '\n')
 			putchar('\n');
+		/* wall time of its process: where a run's time goes (tests/bench) */
+		printf("# time: %" PRIu64 " ms, cpu %ld ms user, %ld ms system\n",
+		       j->reaped_ms - j->start_ms, tv_ms(&j->ru.ru_utime), tv_ms(&j->ru.ru_stime));
 		if (code == 0)
 			c->passed++;
 		else if (code == 77)
@@ -295,6 +307,7 @@ int st_jobs_run(const struct st_jobs_opts *o, const struct st_scenario *const *s
 	while (printed < n) {
 		uint64_t now;
 		int timeout = 1000, np = 0;
+		struct rusage ru;
 		pid_t w;
 		int st;
 
@@ -334,7 +347,7 @@ int st_jobs_run(const struct st_jobs_opts *o, const struct st_scenario *const *s
 			if (jobs[i].fd >= 0)
 				job_read(&jobs[i]);
 
-		while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+		while ((w = wait4(-1, &st, WNOHANG, &ru)) > 0) {
 			struct job *j = NULL;
 			for (size_t i = 0; i < n && !j; i++)
 				if (jobs[i].pid == w && !jobs[i].reaped)
@@ -351,6 +364,7 @@ int st_jobs_run(const struct st_jobs_opts *o, const struct st_scenario *const *s
 				continue;
 			}
 			j->status = st;
+			j->ru = ru;
 			j->reaped = true;
 			j->reaped_ms = st_now_ms();
 			running--;

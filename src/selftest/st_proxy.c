@@ -533,12 +533,16 @@ static uint64_t next_due(struct st_proxy *p, uint64_t now)
 			due = ds->stall_until;
 		for (int i = 0; i < CONNS_MAX; i++) {
 			struct pconn *c = p->conns[i];
-			if (!c || !c->flow[d].head || paused(ds, now))
+			uint64_t at;
+			/* blocked: POLLOUT wakes us, not a timer */
+			if (!c || !c->flow[d].head || c->flow[d].blocked || paused(ds, now))
 				continue;
-			if (c->flow[d].head->release_ms < due)
-				due = c->flow[d].head->release_ms;
-			if (ds->f.rate_bps && due > now + RATE_TICK_MS)
-				due = now + RATE_TICK_MS;
+			at = c->flow[d].head->release_ms;
+			/* released but over the rate: the next tick's tokens, not a spin */
+			if (ds->f.rate_bps && at < now + RATE_TICK_MS)
+				at = now + RATE_TICK_MS;
+			if (at < due)
+				due = at;
 		}
 	}
 	pthread_mutex_lock(&p->lock);
