@@ -189,7 +189,11 @@ void st_note(struct st_env *env, const char *fmt, ...)
 {
 	va_list ap;
 
-	diag_printf("#   ");
+	/* seconds into the scenario: where its time goes */
+	if (env->start_ms)
+		diag_printf("#   [%.2f] ", (double)(st_now_ms() - env->start_ms) / 1000.0);
+	else
+		diag_printf("#   ");
 	va_start(ap, fmt);
 	diag_add(fmt, ap);
 	va_end(ap);
@@ -440,7 +444,8 @@ static int scenario_run(struct st_env *env, const struct st_scenario *s, int n, 
 		st_note(env, "cannot create %s: %s", env->dir, strerror(errno));
 		return ST_FAIL;
 	}
-	env->deadline_ms = st_now_ms() + st_deadline_ms(s);
+	env->start_ms = st_now_ms();
+	env->deadline_ms = env->start_ms + st_deadline_ms(s);
 	pthread_mutex_lock(&wd_lock);
 	wd_deadline_ms = env->deadline_ms;
 	wd_name = s->name;

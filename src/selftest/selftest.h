@@ -94,7 +94,7 @@ struct st_env {
 	bool verbose;
 	int failures;			/* checks failed in the current scenario */
 	char skip_reason[256];
-	uint64_t deadline_ms;		/* monotonic */
+	uint64_t start_ms, deadline_ms; /* monotonic */
 	uint64_t seed;			/* this scenario's, from the run's seed and its name */
 	struct st_rand rand;		/* seeded with seed: every random choice comes from it */
 	enum st_pairing pairing;	/* --pairing, or --soak's pick for an ST_PAIRINGS one */

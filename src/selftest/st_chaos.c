@@ -31,6 +31,7 @@
 #define BIG_SIZE (2u << 20)
 #define BIG2_SIZE (1u << 20)
 #define FAULT_WAIT_MS 15000
+#define PARTITION_HEARTBEAT "300" /* ms: dead after about a second, not three */
 
 enum chaos_fault {
 	CHAOS_LATENCY,
@@ -221,6 +222,21 @@ static int byte_fault_rounds(struct chaos *c, struct st_proxy_faults f, size_t f
 	return 0;
 }
 
+/* Waits until either side's log has text (or ms). */
+static bool either_log_wait(struct chaos *c, const char *text, unsigned ms)
+{
+	uint64_t end = st_now_ms() + ms;
+
+	for (;;) {
+		if (st_peer_log_has(&c->pair.peer[0], text) ||
+		    st_peer_log_has(&c->pair.peer[1], text))
+			return true;
+		if (st_now_ms() >= end || st_left_ms(c->env) < 100)
+			return false;
+		st_sleep_ms(c->env, 50);
+	}
+}
+
 static bool is_connected(json_t *st, const void *arg)
 {
 	(void)arg;
@@ -233,14 +249,18 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 	struct st_proxy_faults f = {0};
 	struct st_proxy *px;
 	int64_t ms;
+	int r;
 
 	if (mount && st_fuse_unusable())
 		return st_skip(env, "no FUSE here: %s", st_fuse_unusable());
 	c.seed = env->seed;
 	st_note(env, "chaos seed: %" PRIu64 " (the scenario's)", c.seed);
 	st_rand_seed(&c.rand, c.seed);
-	if (st_pair_start_proxied(env, &c.pair, "", mount, st_rand_next(&c.rand), START_MS) < 0 ||
-	    (mount && c.pair.kind[0] != ST_SIDE_MOUNT)) {
+	if (fault == CHAOS_PARTITION)
+		st_heartbeat_set(PARTITION_HEARTBEAT);
+	r = st_pair_start_proxied(env, &c.pair, "", mount, st_rand_next(&c.rand), START_MS);
+	st_heartbeat_set(NULL);
+	if (r < 0 || (mount && c.pair.kind[0] != ST_SIDE_MOUNT)) {
 		ST_CHECK(env, !"the pair through the proxy started");
 		goto out;
 	}
@@ -255,8 +275,8 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 
 	switch (fault) {
 	case CHAOS_LATENCY:
-		f.latency_ms = 40 + (unsigned)st_rand_below(&c.rand, 60);
-		f.jitter_ms = 10 + (unsigned)st_rand_below(&c.rand, 40);
+		f.latency_ms = 20 + (unsigned)st_rand_below(&c.rand, 30);
+		f.jitter_ms = 5 + (unsigned)st_rand_below(&c.rand, 20);
 		st_note(env, "latency %u ms + jitter up to %u ms both ways", f.latency_ms,
 			f.jitter_ms);
 		st_proxy_set(px, ST_PROXY_AB, &f);
@@ -265,7 +285,7 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 		ST_CHECK(env, workload_during(&c) == 0);
 		break;
 	case CHAOS_BANDWIDTH:
-		f.rate_bps = 1000000 + st_rand_below(&c.rand, 1000000);
+		f.rate_bps = 4000000 + st_rand_below(&c.rand, 4000000);
 		st_note(env, "bandwidth capped at %" PRIu64 " B/s both ways", f.rate_bps);
 		st_proxy_set(px, ST_PROXY_AB, &f);
 		st_proxy_set(px, ST_PROXY_BA, &f);
@@ -275,10 +295,8 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 	case CHAOS_PARTITION:
 		st_proxy_partition(px, true);
 		ST_CHECK(env, workload_during(&c) == 0);
-		st_sleep_ms(env, 5000);
-		/* three missed heartbeats: each side has given the other up */
-		ST_CHECK(env, st_peer_log_has(&c.pair.peer[0], "is dead: no frame") ||
-				      st_peer_log_has(&c.pair.peer[1], "is dead: no frame"));
+		/* three missed heartbeats (PARTITION_HEARTBEAT): a side gives the other up */
+		ST_CHECK(env, either_log_wait(&c, "is dead: no frame", FAULT_WAIT_MS));
 		st_proxy_partition(px, false);
 		break;
 	case CHAOS_RESET:

@@ -19,7 +19,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <sodium.h>
+#include <openssl/sha.h>
 
 #include "config.h"
 #include "st_fuse.h"
@@ -192,7 +192,7 @@ static void mmap_read(struct st_env *env, const struct st_pair *p, const char *r
 	void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	ST_CHECK(env, m != MAP_FAILED);
 	if (m != MAP_FAILED) {
-		crypto_generichash(got, 32, m, size, NULL, 0);
+		(void)SHA256(m, size, got);
 		ST_CHECK(env, !memcmp(got, want, 32));
 		munmap(m, size);
 	}

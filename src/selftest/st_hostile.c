@@ -633,7 +633,7 @@ out:
 
 /* ---- issue 10 point 5: a flood of index entries without INDEX_DONE ---- */
 
-#define FLOOD_MSGS 2100	      /* INDEX_UPDATEs sent before the INDEX_DONE */
+#define FLOOD_MSGS 600	      /* INDEX_UPDATEs before the INDEX_DONE: 150 MB, over twice the bound */
 #define FLOOD_PER_MSG 31      /* entries of 4095-byte path and target in 256 KiB */
 #define FLOOD_PATHS 32	      /* distinct paths the entries cycle through */
 #define FLOOD_NAME 255	      /* 16 names of 255 bytes and 15 slashes: 4095 bytes */
@@ -672,10 +672,11 @@ static int rm_tree_at(int at, const char *name)
 }
 
 /*
- * The fake peer sends 2,100 INDEX_UPDATEs of 31 symlinks each, every path
- * and target 4095 bytes long (the caps), and no INDEX_DONE: 65,100 entries
- * of about 8 KiB, under the old count cap of 65,536. The daemon must not
- * hold them all (it did: 547 MB); its peak RSS stays under 64 MiB. The
+ * The fake peer sends 600 INDEX_UPDATEs of 31 symlinks each, every path
+ * and target 4095 bytes long (the caps), and no INDEX_DONE: 18,600 entries
+ * of about 8 KiB (150 MB), under the old count cap of 65,536. The daemon
+ * must not hold them all (it did: 547 MB for 2,100 messages); its peak RSS
+ * stays under 64 MiB. The
  * entries cycle through 32 paths so that what the daemon applies stays
  * small on disk; each entry is still one the daemon has to hold or apply.
  * Then a normal file with INDEX_DONE: it arrives, and so does the flood.

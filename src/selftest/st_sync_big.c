@@ -24,8 +24,8 @@
  */
 #define LARGE_LATENCY_FACTOR 4
 #define LARGE_SIZE (64 * MIB)
-#define RESUME_SIZE (256 * MIB)
-#define RESUME_RATE "50331648" /* 48 MiB/s: about 5 s for the whole file, so the kill
+#define RESUME_SIZE (48 * MIB)
+#define RESUME_RATE "25165824" /* 24 MiB/s: about 2 s for the whole file, so the kill
 				    * lands midway even on a loaded machine */
 #define RSS_MAX_KIB (64 * 1024)
 #define READER_CATCH_UP_MS 5000
@@ -150,7 +150,7 @@ static bool has_received(json_t *st, const void *arg)
 }
 
 /*
- * 256 MiB from a to b, a serving at 80 MiB/s; a is killed (SIGKILL) half
+ * 48 MiB from a to b, a serving at 24 MiB/s; a is killed (SIGKILL) half
  * way and started again: b gets the rest, not everything again.
  */
 int st_sync_resume(struct st_env *env)
@@ -287,14 +287,14 @@ int st_sync_4gib(struct st_env *env)
 }
 
 /*
- * 256 MiB a -> b between two real daemons whose send keys last at most
+ * 32 MiB a -> b between two real daemons whose send keys last at most
  * REKEY_FRAMES frames and REKEY_MS (the test knobs of docs/DAEMON.md):
  * the transfer crosses several rekeys in both directions, nothing
  * breaks the channel, and the file is hash-verified.
  */
-#define REKEY_SIZE (256 * MIB)
-#define REKEY_FRAMES "40" /* ~260 block frames: 6 switches a -> b at least */
-#define REKEY_MS "2000"	  /* b sends little: its key ages out instead */
+#define REKEY_SIZE (32 * MIB)
+#define REKEY_FRAMES "4" /* ~36 block frames: 8 switches a -> b at least */
+#define REKEY_MS "1000"	 /* b sends little: its key ages out instead */
 #define REKEY_MIN 4
 
 int st_chan_rekey(struct st_env *env)
@@ -327,7 +327,8 @@ int st_chan_rekey(struct st_env *env)
 		goto out;
 	}
 	took = st_wait_converged(env, &p, NULL, 0, 120000);
-	st_note(env, "256 MiB a -> b converged after %lld ms", (long long)took);
+	st_note(env, "%llu MiB a -> b converged after %lld ms",
+		(unsigned long long)(REKEY_SIZE / MIB), (long long)took);
 	ST_CHECK(env, took >= 0);
 	st_pair_path(&p, 1, "rekey.bin", path);
 	ST_CHECK(env, st_hash_file(path, got, NULL) == 0 && !memcmp(got, hash, 32));
