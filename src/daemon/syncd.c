@@ -103,6 +103,7 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	/* the mount fetches content when it is read (a --dir daemon only in tests) */
 	o.lazy = d->opts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
 	o.cache_max = d->opts->cache_max;
+	o.evict_age_ms = testknob_get(TESTKNOB_LAZY_EVICT_AGE_MS, 0);
 	r = engine_new(&o, &io, &d->engine, eerr);
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);

@@ -60,6 +60,10 @@ int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms);
 /* Sets the short test timers (TANDEM_TEST_*) once and makes the selftest a
  * child subreaper, so daemons become its children. */
 void st_knobs_set(void);
+/* TANDEM_TEST_LAZY_EVICT_AGE_MS as set by st_knobs_set (the product: 3000) */
+#define ST_EVICT_AGE_MS 1000
+#define ST_EVICT_AGE_MS_STR "1000"
+
 /* The heartbeat of the daemons started from now on (TANDEM_TEST_HEARTBEAT_MS,
  * ms as text); NULL: back to st_knobs_set's. */
 void st_heartbeat_set(const char *ms);

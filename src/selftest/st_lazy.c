@@ -297,7 +297,7 @@ static void eviction(struct st_env *env, struct st_pair *p)
 {
 	int64_t r0;
 
-	st_sleep_ms(env, 3500); /* big.bin is no longer "being read" */
+	st_sleep_ms(env, ST_EVICT_AGE_MS + 300); /* big.bin is no longer "being read" */
 	ST_CHECK(env, ensure(p, 1, "d/other.bin", 0, -1) == 0);
 	ST_CHECK(env, same_file(p, "d/other.bin"));
 	/* the eviction runs when the fetch burst ends, just after the ensure

@@ -44,6 +44,9 @@ void st_knobs_set(void)
 	snprintf(heartbeat, sizeof(heartbeat), "%s", getenv("TANDEM_TEST_HEARTBEAT_MS"));
 	setenv("TANDEM_TEST_BACKOFF_MAX_MS", "400", 0);
 	setenv("TANDEM_TEST_FALLBACK_MS", "500", 0);
+	/* a file ensured this recently is not emptied for the cache limit:
+	 * ST_EVICT_AGE_MS, so the scenarios on the limit wait 1 s, not 3 */
+	setenv("TANDEM_TEST_LAZY_EVICT_AGE_MS", ST_EVICT_AGE_MS_STR, 0);
 	/* Daemons outlive `tandem up`: adopt them, to reap them and see how they ended. */
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
 }

@@ -78,6 +78,9 @@ struct engine_opts {
 	 * placeholders, their blocks fetched by engine_ensure(). */
 	bool lazy;
 	uint64_t cache_max; /* lazy: remote content kept, bytes; 0 = unlimited */
+	/* lazy: a file ensured this recently is being read, never emptied;
+	 * 0 = LAZY_EVICT_AGE_MS (a test knob shortens it) */
+	uint64_t evict_age_ms;
 	/* Permission bits cleared from every mode the peer sends before it is
 	 * applied here (the daemon's umask at start, docs/SYNC.md "Modes"). */
 	uint32_t mode_mask;

@@ -404,7 +404,7 @@ void lazy_evict(struct engine *e)
 
 	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
 		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext) {
-			if (z->active || z->nhave == 0 || now - z->used < LAZY_EVICT_AGE_MS)
+			if (z->active || z->nhave == 0 || now - z->used < lazy_evict_age_ms(e))
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;

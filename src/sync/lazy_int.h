@@ -83,6 +83,11 @@ void lazy_persist_all(struct engine *e);
 void lazy_forget(struct engine *e, struct lazy_file *z);
 
 /* lazy_fetch.c */
+static inline uint64_t lazy_evict_age_ms(const struct engine *e)
+{
+	return e->opts.evict_age_ms ? e->opts.evict_age_ms : LAZY_EVICT_AGE_MS;
+}
+
 /* Empties clean files, least recently ensured first, until under cache_max. */
 void lazy_evict(struct engine *e);
 
