@@ -547,7 +547,7 @@ int st_daemon_down(struct st_env *env)
 	ST_CHECK(env, relay_records_wait(env, p.fp, 1, 3000));
 	ST_CHECK(env, socket_exists(&p));
 	pid = p.pid;
-	ST_CHECK(env, st_peer_down(env, &p) == 0);
+	ST_CHECK(env, st_peer_down_cli(env, &p) == 0);
 	/* down returned: the daemon is gone, and so are its socket and relay record */
 	ST_CHECK(env, kill(pid, 0) < 0 && errno == ESRCH);
 	ST_CHECK(env, !socket_exists(&p));

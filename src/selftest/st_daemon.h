@@ -34,8 +34,9 @@ struct st_peer {
 	pid_t pid; /* the running daemon, 0 when none */
 };
 
-/* `tandem --home H init` in a fresh home under the scenario's dir, and a
- * fresh shared folder. Returns 0 or -1 (noted). */
+/* A fresh home under the scenario's dir with a new identity, as `tandem
+ * --home H init` makes it, and a fresh shared folder. Returns 0 or -1
+ * (noted). */
 int st_peer_make(struct st_env *env, struct st_peer *p, const char *name);
 
 /*
@@ -48,10 +49,12 @@ int st_peer_up(struct st_env *env, struct st_peer *p, const char *peer_fp, const
 int st_peer_up_extra(struct st_env *env, struct st_peer *p, const char *peer_fp,
 		     const char *listen, const char *extra);
 
-/* Asks for a clean stop with `tandem down` and reaps the daemon. Returns 0
- * when down exited 0 and the daemon exited 0, else -1 (noted; the daemon is
- * killed if it still runs). */
+/* Asks for a clean stop as `tandem down` does (in this process) and reaps
+ * the daemon. Returns 0 when the daemon accepted and exited 0, else -1
+ * (noted; the daemon is killed if it still runs). */
 int st_peer_down(struct st_env *env, struct st_peer *p);
+/* The same with the real `tandem down` (its exit status counts too). */
+int st_peer_down_cli(struct st_env *env, struct st_peer *p);
 
 /* Sends sig (0: none, only wait) and reaps the daemon within ms. Returns
  * its st_proc_out-style status, or -1 (noted; then it is killed). */

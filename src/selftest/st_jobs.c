@@ -159,19 +159,23 @@ static void job_read(struct job *j)
 	}
 }
 
-/* Whether out begins with the TAP line the exit status says it must. */
+/* Whether out begins with the TAP line the exit status says it must,
+ * after any diagnostics (--verbose: the log of a relay of its own). */
 static bool out_agrees(const struct job *j, int code)
 {
 	char head[300];
+	const char *o = j->out;
 	size_t n;
 
-	if (!j->out)
+	if (!o)
 		return false;
+	while (*o == '#' && strchr(o, '\n'))
+		o = strchr(o, '\n') + 1;
 	n = (size_t)snprintf(head, sizeof(head), "%s %d - %s%s", code == 1 ? "not ok" : "ok",
 			     j->number, j->s->name, code == 77 ? " # SKIP" : "");
-	if (n >= sizeof(head) || strncmp(j->out, head, n) != 0)
+	if (n >= sizeof(head) || strncmp(o, head, n) != 0)
 		return false;
-	return code == 77 || j->out[n] == '\n' || (code == 1 && j->out[n] == ' ');
+	return code == 77 || o[n] == '\n' || (code == 1 && o[n] == ' ');
 }
 
 /* Adds the counters the child printed ("# counters: B bytes, F faults"). */
@@ -258,7 +262,9 @@ static bool job_running(const struct job *j)
 
 /*
  * The next job to start: a heavy one first while fewer than heavy_max run,
- * else the first light one in order. NULL: none may start now.
+ * else the light one with the longest deadline (the long ones first, so the
+ * run does not end waiting on one; first in order among equals). NULL: none
+ * may start now.
  */
 static struct job *job_next(struct job *jobs, size_t n, unsigned heavy_max)
 {
@@ -274,7 +280,7 @@ static struct job *job_next(struct job *jobs, size_t n, unsigned heavy_max)
 			continue;
 		if (h && !first_heavy)
 			first_heavy = j;
-		if (!h && !light)
+		if (!h && (!light || j->s->deadline_s > light->s->deadline_s))
 			light = j;
 	}
 	if (first_heavy && heavy < heavy_max)

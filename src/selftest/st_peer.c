@@ -16,8 +16,10 @@
 
 #include <jansson.h>
 
+#include "control_client.h"
 #include "derive.h"
 #include "identity.h"
+#include "paths.h"
 #include "relay.h"
 #include "st_daemon.h"
 #include "st_internal.h"
@@ -25,6 +27,7 @@
 #define POLL_MS 50
 #define LOG_MAX (4u << 20)
 #define CLEANUP_MS 4000 /* below the watchdog's grace */
+#define DOWN_MS 10000	/* what `tandem down` waits */
 
 static char heartbeat[32];
 
@@ -62,12 +65,18 @@ static void sleep_ms(unsigned ms)
 	poll(NULL, 0, (int)ms);
 }
 
+/*
+ * What `tandem init` does (cmd_identity.c), in this process: a scenario
+ * makes two or more peers, and a run some 150; each exec of tandem costs
+ * about 10 ms of CPU (39 shared libraries to link), a tenth of the run.
+ * The CLI's init is the identity suite's, which runs it.
+ */
 int st_peer_make(struct st_env *env, struct st_peer *p, const char *name)
 {
-	struct st_proc_out out;
-	char sub[64];
-	struct fingerprint fp;
-	char err[FP_ERR_LEN];
+	struct tandem_paths paths;
+	struct identity *id = NULL;
+	char sub[64], perr[PATHS_ERR_LEN];
+	int r;
 
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
@@ -76,17 +85,21 @@ int st_peer_make(struct st_env *env, struct st_peer *p, const char *name)
 		st_note(env, "cannot create the directories of %s", name);
 		return -1;
 	}
-	const char *argv[] = {"--home", p->home, "init", NULL};
-	if (st_run_tandem(env, &out, argv) < 0 || out.status != 0) {
-		st_note(env, "tandem init for %s failed (%d): %s", name, out.status, out.err);
+	if (paths_resolve(p->home, &paths, perr) < 0) {
+		st_note(env, "the paths of %s: %s", name, perr);
 		return -1;
 	}
-	if (strlen(out.out) != FP_TEXT_LEN + 1 || fp_parse(out.out, &fp, err) < 0) {
-		st_note(env, "tandem init printed '%s'", out.out);
+	r = identity_new(NULL, &id);
+	if (r == 0)
+		r = identity_save(id, paths.config);
+	if (r < 0) {
+		st_note(env, "cannot make the identity of %s in %s: %s", name, paths.config,
+			strerror(-r));
+		identity_free(id);
 		return -1;
 	}
-	memcpy(p->fp, out.out, FP_TEXT_LEN);
-	p->fp[FP_TEXT_LEN] = '\0';
+	fp_format(&id->fp, p->fp);
+	identity_free(id);
 	return 0;
 }
 
@@ -183,7 +196,48 @@ int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms)
 	return st;
 }
 
+/* What `tandem down` does (cmd_status.c), in this process (see st_peer_make). */
 int st_peer_down(struct st_env *env, struct st_peer *p)
+{
+	struct control_client *c = NULL;
+	json_t *reply = NULL;
+	char sock[600];
+	int r, st;
+
+	if (p->pid <= 0)
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/%s", p->home, CONTROL_SOCKET_NAME);
+	r = control_client_open(sock, &c);
+	if (r == 0)
+		r = control_client_call(c, "{\"cmd\":\"down\"}", DOWN_MS, &reply, NULL);
+	if (r == 0 && !json_is_true(json_object_get(reply, "ok")))
+		r = -EPROTO;
+	json_decref(reply);
+	/* the daemon closes the socket last, then exits */
+	if (r == 0)
+		r = control_client_wait_close(c, DOWN_MS);
+	control_client_free(c);
+	if (r < 0) {
+		st_note(env, "the down request to %s failed: %s", p->name, strerror(-r));
+		st_peer_kill(env, p);
+		return -1;
+	}
+	st = st_peer_reap(p->pid, DOWN_MS);
+	if (st != 0) {
+		st_note(env, "the daemon of %s (pid %d) %s", p->name, (int)p->pid,
+			st < 0 ? "had not exited after it closed its socket" : "exited non-zero");
+		if (st >= 0)
+			st_note(env, "its exit status: %d", st);
+		if (st < 0)
+			st_peer_kill(env, p);
+		p->pid = 0;
+		return -1;
+	}
+	p->pid = 0;
+	return 0;
+}
+
+int st_peer_down_cli(struct st_env *env, struct st_peer *p)
 {
 	struct st_proc_out out;
 	int st;

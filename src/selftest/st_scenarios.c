@@ -466,7 +466,7 @@ const struct st_scenario st_scenarios[] = {
 	  "nothing lost or resurrected", 40, st_sync_offline },
 	{ "sync-inotify-overflow", "sync", "thousands of changes behind an overflowing inotify "
 	  "queue: a full rescan finds them all", 60, st_sync_overflow },
-	{ "sync-rename-dir", "sync", "a directory of 1000 files renamed both ways, no content "
+	{ "sync-rename-dir", "sync", "a directory of 300 files renamed both ways, no content "
 	  "sent again", 120, st_sync_rename_dir, ST_HEAVY },
 	{ "sync-large-file", "sync", "64 MiB both ways, hash-verified; a reader only ever sees "
 	  "whole versions", 60, st_sync_large_file, ST_HEAVY },
@@ -538,6 +538,10 @@ const struct st_scenario st_scenarios[] = {
 	  st_chaos_clock_skew_mount },
 	{ "sync-1gib", "slow", "a 1 GiB random file a -> b, hash-verified", 300, st_sync_1gib,
 	  ST_SLOW },
+	{ "sync-resume-256m", "slow", "the sender killed half-way through 256 MiB: the rest, "
+	  "not everything again", 120, st_sync_resume_big, ST_SLOW },
+	{ "sync-rename-dir-1000", "slow", "a directory of 1000 files renamed both ways, no "
+	  "content sent again", 120, st_sync_rename_dir_big, ST_SLOW },
 	{ "sync-4gib", "slow", "a 4 GiB file a -> b; each daemon's peak RSS stays under 64 MiB",
 	  900, st_sync_4gib, ST_SLOW },
 	{ "selftest-rand", "selftest", "the scenario's seed, first draws and pairing (--verbose "

@@ -24,9 +24,12 @@
  */
 #define LARGE_LATENCY_FACTOR 4
 #define LARGE_SIZE (64 * MIB)
+/* The sender's rate makes the whole file take about 2 s (5 s in the slow
+ * suite), so the kill lands midway even on a loaded machine. */
 #define RESUME_SIZE (48 * MIB)
-#define RESUME_RATE "25165824" /* 24 MiB/s: about 2 s for the whole file, so the kill
-				    * lands midway even on a loaded machine */
+#define RESUME_RATE "25165824" /* 24 MiB/s */
+#define RESUME_BIG_SIZE (256 * MIB)
+#define RESUME_BIG_RATE "50331648" /* 48 MiB/s */
 #define RSS_MAX_KIB (64 * 1024)
 #define READER_CATCH_UP_MS 5000
 
@@ -150,10 +153,10 @@ static bool has_received(json_t *st, const void *arg)
 }
 
 /*
- * 48 MiB from a to b, a serving at 24 MiB/s; a is killed (SIGKILL) half
+ * size bytes from a to b, a serving at rate; a is killed (SIGKILL) half
  * way and started again: b gets the rest, not everything again.
  */
-int st_sync_resume(struct st_env *env)
+static void resume_run(struct st_env *env, uint64_t size, const char *rate)
 {
 	struct st_pair p;
 	uint8_t hash[32], got[32];
@@ -165,7 +168,7 @@ int st_sync_resume(struct st_env *env)
 		ST_CHECK(env, !"the pair was made");
 		goto out;
 	}
-	p.rate_bps[0] = RESUME_RATE;
+	p.rate_bps[0] = rate;
 	if (st_pair_up(env, &p, 0) < 0 || st_pair_up(env, &p, 1) < 0 ||
 	    st_wait_converged(env, &p, NULL, 0, START_MS) < 0) {
 		ST_CHECK(env, !"the pair started and became idle");
@@ -179,12 +182,12 @@ int st_sync_resume(struct st_env *env)
 	 */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		const char *name = attempt ? "resume2.bin" : "resume.bin";
-		if (st_pair_put_random(&p, 0, name, 256 + (uint64_t)attempt, RESUME_SIZE, hash) <
+		if (st_pair_put_random(&p, 0, name, 256 + (uint64_t)attempt, size, hash) <
 		    0) {
 			ST_CHECK(env, !"the file was written");
 			goto out;
 		}
-		int64_t target = base + (int64_t)RESUME_SIZE / 2;
+		int64_t target = base + (int64_t)size / 2;
 		st = st_pair_status_wait(env, &p, 1, has_received, &target, 30000, "half-way");
 		recv_kill = st_jint(st, "bytes_received", -1);
 		json_decref(st);
@@ -194,7 +197,7 @@ int st_sync_resume(struct st_env *env)
 		}
 		st_pair_kill(env, &p, 0);
 		st_note(env, "killed a when b had %lld of %llu bytes", (long long)(recv_kill - base),
-			(unsigned long long)RESUME_SIZE);
+			(unsigned long long)size);
 		bool early = st_pair_exists(&p, 1, name);
 		if (early && attempt == 0) {
 			st_note(env, "the file was complete on b before the kill landed: once more");
@@ -209,7 +212,7 @@ int st_sync_resume(struct st_env *env)
 			}
 			continue;
 		}
-		ST_CHECK(env, recv_kill - base < (int64_t)RESUME_SIZE * 9 / 10);
+		ST_CHECK(env, recv_kill - base < (int64_t)size * 9 / 10);
 		ST_CHECK(env, !early);
 		ST_CHECK(env, st_pair_up(env, &p, 0) == 0);
 		took = st_wait_converged(env, &p, NULL, 0, 40000);
@@ -219,16 +222,27 @@ int st_sync_resume(struct st_env *env)
 		recv_end = st_jint(st, "bytes_received", -1) - base;
 		json_decref(st);
 		st_note(env, "b received %lld bytes in all for a %llu-byte file (%.2fx)",
-			(long long)recv_end, (unsigned long long)RESUME_SIZE,
-			(double)recv_end / (double)RESUME_SIZE);
-		ST_CHECK(env, recv_end >= (int64_t)RESUME_SIZE);
-		ST_CHECK(env, recv_end < (int64_t)RESUME_SIZE * 13 / 10);
+			(long long)recv_end, (unsigned long long)size,
+			(double)recv_end / (double)size);
+		ST_CHECK(env, recv_end >= (int64_t)size);
+		ST_CHECK(env, recv_end < (int64_t)size * 13 / 10);
 		st_pair_path(&p, 1, name, path);
 		ST_CHECK(env, st_hash_file(path, got, NULL) == 0 && !memcmp(got, hash, 32));
 		break;
 	}
 out:
 	st_pair_cleanup(env, &p);
+}
+
+int st_sync_resume(struct st_env *env)
+{
+	resume_run(env, RESUME_SIZE, RESUME_RATE);
+	return ST_PASS;
+}
+
+int st_sync_resume_big(struct st_env *env)
+{
+	resume_run(env, RESUME_BIG_SIZE, RESUME_BIG_RATE);
 	return ST_PASS;
 }
 
