@@ -22,6 +22,9 @@
 #include "st_hostile.h"
 
 #define WAIT_MS 5000
+/* how long nothing must come back: a local change is sent some 100 ms
+ * after it (the engine scans 40 ms after an inotify event), this is 8x */
+#define QUIET_MS 800
 
 /* Waits (pumping the fake) until p's log has a line with a and b. */
 static bool log_wait2(struct st_env *env, const struct st_peer *p, struct st_fake *f, const char *a,
@@ -234,7 +237,7 @@ int st_peer_modes(struct st_env *env)
 		ST_CHECK(env, !"the peer's 0777 arrive with the umask applied");
 	}
 	/* stable: nothing of the daemon's own comes back for them */
-	unsigned own = own_versions(env, f, "open.sh", e[1].vv[0].device, 1500) +
+	unsigned own = own_versions(env, f, "open.sh", e[1].vv[0].device, QUIET_MS) +
 		       own_versions(env, f, "opendir", e[1].vv[0].device, 300);
 	if (own) {
 		st_note(env, "the daemon sent %u versions of its own of the peer's entries", own);
@@ -254,7 +257,7 @@ int st_peer_modes(struct st_env *env)
 		st_note(env, "after the peer's chmod 0666, open.sh is %04o", mode_of(file));
 		ST_CHECK(env, !"the peer's chmod arrives masked");
 	}
-	ST_CHECK(env, own_versions(env, f, "open.sh", e[1].vv[0].device, 1000) == 0);
+	ST_CHECK(env, own_versions(env, f, "open.sh", e[1].vv[0].device, QUIET_MS) == 0);
 	st_fake_disconnect(f);
 out:
 	st_fake_free(f);
@@ -362,7 +365,7 @@ int st_hostile_symlinks(struct st_env *env)
 	ST_CHECK(env, log_wait2(env, &p[0], f, "warning: ", "\"passwd\" -> \"/etc/passwd\""));
 	ST_CHECK(env, log_wait2(env, &p[0], f, "warning: ", "\"up/out\" -> \"../../outside\""));
 	/* kept in the index: neither is sent back as deleted */
-	ST_CHECK(env, own_versions(env, f, "passwd", dev, 1200) == 0);
+	ST_CHECK(env, own_versions(env, f, "passwd", dev, QUIET_MS) == 0);
 	ST_CHECK(env, own_versions(env, f, "up/out", dev, 300) == 0);
 	st_fake_disconnect(f);
 	ST_CHECK(env, status_refused(env, &p[0]) == 2);
@@ -378,7 +381,7 @@ int st_hostile_symlinks(struct st_env *env)
 		ST_CHECK(env, !"ana's daemon runs again and the fake is connected");
 		goto out;
 	}
-	ST_CHECK(env, own_versions(env, f, "passwd", dev, 1500) == 0);
+	ST_CHECK(env, own_versions(env, f, "passwd", dev, QUIET_MS) == 0);
 	ST_CHECK(env, own_versions(env, f, "up/out", dev, 300) == 0);
 	ST_CHECK(env, absent(p[0].dir, "passwd") && link_is(p[0].dir, "ok", "sub/file"));
 	st_fake_disconnect(f);
