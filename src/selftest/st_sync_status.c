@@ -19,7 +19,7 @@
 #define START_MS 10000
 #define STATUS_FILE "slow.bin"
 #define STATUS_SIZE (8 * MIB)
-#define STATUS_RATE "2097152" /* 2 MiB/s: four seconds to catch it part-way */
+#define STATUS_RATE "8388608" /* 8 MiB/s: a second to catch it part-way */
 #define SMALL_FILES 4
 #define PTY_OUT_MAX 8192
 /* The sender is stopped while b's status is read twice: a heartbeat long
