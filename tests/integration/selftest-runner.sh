@@ -32,11 +32,14 @@ check() { # check NAME CONDITION-STATUS [FILES TO SHOW ON FAILURE]
 	shift 2
 	if [ "$st" = 0 ]; then ok "$name"; else not_ok "$name" "$@"; fi
 }
-# run OUT ARGS...: the selftest's stdout in OUT.out, stderr in OUT.err; $? its exit status
+# run OUT ARGS...: the selftest's stdout in OUT.out, stderr in OUT.err; $? its exit status.
+# A scenario's notes begin with the seconds it had run ("#   [1.23] text"):
+# OUT.out has them without, OUT.raw as printed.
 run() {
 	local out=$1
 	shift
-	"$tandem" selftest "$@" >"$tmp/$out.out" 2>"$tmp/$out.err"
+	"$tandem" selftest "$@" 2>"$tmp/$out.err" | tee "$tmp/$out.raw" |
+		sed 's/^#   \[[0-9]*\.[0-9][0-9]\] /#   /' >"$tmp/$out.out"
 }
 # the draws line selftest-rand notes (with --verbose)
 draws() { grep -m1 '^#   selftest-rand: seed ' "$tmp/$1.out"; }
@@ -195,7 +198,24 @@ else
 	ok "--pairing mount-dir: side a a mount # SKIP FUSE cannot be used here"
 fi
 
-# 7. --list shows selftest-rand, never the hidden selftest-flaky; the
+# 7. Where the time goes: each note says when in its scenario it was made,
+# each result in a child process (-j 2) is followed by its wall and CPU time.
+run tm --verbose -j 2 --only selftest-rand identity
+st=$?
+[ "$st" = 0 ] && grep -Eq '^#   \[[0-9]+\.[0-9]{2}\] selftest-rand: seed ' "$tmp/tm.raw" &&
+	[ "$(grep -Ec '^# time: [0-9]+ ms, cpu [0-9]+ ms user, [0-9]+ ms system$' "$tmp/tm.raw")" = \
+		"$(grep -Ec '^ok [0-9]+ - ' "$tmp/tm.raw" | awk '{ print $1 - 1 }')" ] # not teardown
+check "notes carry their time in the scenario; each result its wall and CPU time" $? "$tmp/tm.raw" "$tmp/tm.err"
+# --verbose in a child whose scenario runs a relay of its own (its log comes
+# before the result line)
+run vr --verbose -j 2 --only daemon-relay-late selftest-rand
+st=$?
+[ "$st" = 0 ] && grep -q '^ok 1 - daemon-relay-late$' "$tmp/vr.out" &&
+	grep -q '^#   \[relay\] info: serving' "$tmp/vr.out"
+check "--verbose -j 2: a scenario with a relay of its own passes, its relay's log shown" $? \
+	"$tmp/vr.out" "$tmp/vr.err"
+
+# 8. --list shows selftest-rand, never the hidden selftest-flaky; the
 # default run does not run it either.
 "$tandem" selftest --list >"$tmp/list.out" 2>&1
 grep -q ' selftest-rand ' "$tmp/list.out" && ! grep -q 'selftest-flaky' "$tmp/list.out"
