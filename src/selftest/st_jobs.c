@@ -45,7 +45,7 @@
 #define WATCHDOG_BACKSTOP_MS 12000 /* after the deadline; the child's own watchdog: 5000 */
 #define OUT_MAX (4u << 20)	    /* output kept per scenario; the rest is read and dropped */
 #define REAP_WAIT_MS 2000
-#define HEAVY_MAX 1 /* ST_HEAVY scenarios at once */
+#define HEAVY_MAX 2 /* ST_HEAVY scenarios at once */
 
 struct job {
 	const struct st_scenario *s;
