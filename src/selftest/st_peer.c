@@ -196,13 +196,33 @@ int st_peer_signal(struct st_env *env, struct st_peer *p, int sig, unsigned ms)
 	return st;
 }
 
+/* Reaps p's daemon after a down within ms; 0 when it exited 0, else -1
+ * (noted with late, or its status; killed when still running). */
+static int down_reaped(struct st_env *env, struct st_peer *p, unsigned ms, const char *late)
+{
+	int st = st_peer_reap(p->pid, ms);
+
+	if (st != 0) {
+		st_note(env, "the daemon of %s (pid %d) %s", p->name, (int)p->pid,
+			st < 0 ? late : "exited non-zero");
+		if (st >= 0)
+			st_note(env, "its exit status: %d", st);
+		if (st < 0)
+			st_peer_kill(env, p);
+		p->pid = 0;
+		return -1;
+	}
+	p->pid = 0;
+	return 0;
+}
+
 /* What `tandem down` does (cmd_status.c), in this process (see st_peer_make). */
 int st_peer_down(struct st_env *env, struct st_peer *p)
 {
 	struct control_client *c = NULL;
 	json_t *reply = NULL;
 	char sock[600];
-	int r, st;
+	int r;
 
 	if (p->pid <= 0)
 		return -1;
@@ -222,25 +242,12 @@ int st_peer_down(struct st_env *env, struct st_peer *p)
 		st_peer_kill(env, p);
 		return -1;
 	}
-	st = st_peer_reap(p->pid, DOWN_MS);
-	if (st != 0) {
-		st_note(env, "the daemon of %s (pid %d) %s", p->name, (int)p->pid,
-			st < 0 ? "had not exited after it closed its socket" : "exited non-zero");
-		if (st >= 0)
-			st_note(env, "its exit status: %d", st);
-		if (st < 0)
-			st_peer_kill(env, p);
-		p->pid = 0;
-		return -1;
-	}
-	p->pid = 0;
-	return 0;
+	return down_reaped(env, p, DOWN_MS, "had not exited after it closed its socket");
 }
 
 int st_peer_down_cli(struct st_env *env, struct st_peer *p)
 {
 	struct st_proc_out out;
-	int st;
 
 	if (p->pid <= 0)
 		return -1;
@@ -251,19 +258,7 @@ int st_peer_down_cli(struct st_env *env, struct st_peer *p)
 		return -1;
 	}
 	/* down returns once the daemon has exited: it must be reapable at once. */
-	st = st_peer_reap(p->pid, 1000);
-	if (st != 0) {
-		st_note(env, "the daemon of %s (pid %d) %s", p->name, (int)p->pid,
-			st < 0 ? "had not exited when tandem down returned" : "exited non-zero");
-		if (st >= 0)
-			st_note(env, "its exit status: %d", st);
-		if (st < 0)
-			st_peer_kill(env, p);
-		p->pid = 0;
-		return -1;
-	}
-	p->pid = 0;
-	return 0;
+	return down_reaped(env, p, 1000, "had not exited when tandem down returned");
 }
 
 char *st_peer_log_read(const struct st_peer *p)
