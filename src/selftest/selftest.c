@@ -64,6 +64,7 @@ static const char selftest_help[] =
 	"\n"
 	"Slow scenarios (suite 'slow': gigabyte files, memory bounds) never run by\n"
 	"default, only when named: --suite slow, or --only NAME. --list marks them.\n"
+	"Suite 'chaos-big' (the chaos scenarios with a 64 MiB file) is slow too.\n"
 	"\n"
 	"Every run prints its seed first ('# seed: N'). Each scenario draws its\n"
 	"random choices from a seed made of the run's seed and its name, so a\n"

@@ -8,6 +8,9 @@
  * copy (the two sides never touch the same file), both daemons connected
  * and idle again. The proxy's counters end up as TAP diagnostics.
  *
+ * The same scenarios in suite "chaos-big" (slow) add a file of
+ * ST_CHAOS_HUGE_SIZE, made on side a while the fault is on.
+ *
  * The scenario's random choices (fault sizes, file contents) and the
  * proxy's come from the scenario's seed (env->seed): the run's
  * `# reproduce: tandem selftest --only NAME --seed S` replays them.
@@ -28,6 +31,7 @@
 
 #define START_MS 20000
 #define CONVERGE_MS 60000
+#define HUGE_CONVERGE_MS 600000 /* the scenario's deadline comes first */
 #define BIG_SIZE (2u << 20)
 #define BIG2_SIZE (1u << 20)
 #define FAULT_WAIT_MS 15000
@@ -49,7 +53,8 @@ struct chaos {
 	struct st_pair pair;
 	struct st_rand rand;
 	uint64_t seed;
-	uint8_t big_hash[2][32], big2_hash[2][32];
+	uint64_t huge; /* size of a's huge.bin, or 0: none */
+	uint8_t big_hash[2][32], big2_hash[2][32], huge_hash[32];
 };
 
 /* One side's own corner of the share: "wa" or "wb". */
@@ -91,7 +96,8 @@ static int workload_before(struct chaos *c)
 	return 0;
 }
 
-/* While the fault is on: an append, a same-size edit, a rename, a delete, a new big file. */
+/* While the fault is on: an append, a same-size edit, a rename, a delete, a new big file;
+ * and a's huge one if any. */
 static int workload_during(struct chaos *c)
 {
 	struct st_pair *p = &c->pair;
@@ -120,6 +126,13 @@ static int workload_during(struct chaos *c)
 				       c->big2_hash[s]) < 0)
 			return -1;
 	}
+	if (c->huge) {
+		rel(r, 0, "huge.bin");
+		if (st_pair_put_random(p, 0, r, st_rand_next(&c->rand), c->huge, c->huge_hash) < 0)
+			return -1;
+		st_note(c->env, "%s made on a (%s), %" PRIu64 " bytes", r,
+			p->kind[0] == ST_SIDE_MOUNT ? "a mount" : "a directory", c->huge);
+	}
 	return 0;
 }
 
@@ -147,6 +160,12 @@ static void check_result(struct chaos *c)
 			ST_CHECK(env, st_pair_path(p, t, r, path) &&
 					      st_hash_file(path, h, NULL) == 0 &&
 					      memcmp(h, c->big2_hash[s], 32) == 0);
+		}
+		if (c->huge) {
+			rel(r, 0, "huge.bin");
+			ST_CHECK(env, st_pair_path(p, s, r, path) &&
+					      st_hash_file(path, h, NULL) == 0 &&
+					      memcmp(h, c->huge_hash, 32) == 0);
 		}
 		ST_CHECK(env, st_pair_conflicts_all(p, s) == 0);
 	}
@@ -243,9 +262,9 @@ static bool is_connected(json_t *st, const void *arg)
 	return st_jstr_is(st, "state", "connected");
 }
 
-static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
+static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount, uint64_t huge)
 {
-	struct chaos c = {.env = env};
+	struct chaos c = {.env = env, .huge = huge};
 	struct st_proxy_faults f = {0};
 	struct st_proxy *px;
 	int64_t ms;
@@ -358,7 +377,7 @@ static int chaos_run(struct st_env *env, enum chaos_fault fault, bool mount)
 	/* the faults that stay on while converging: latency and bandwidth; the rest healed */
 	if (fault != CHAOS_LATENCY && fault != CHAOS_BANDWIDTH)
 		st_proxy_clear(px);
-	ms = st_wait_converged(env, &c.pair, NULL, 0, CONVERGE_MS);
+	ms = st_wait_converged(env, &c.pair, NULL, 0, huge ? HUGE_CONVERGE_MS : CONVERGE_MS);
 	ST_CHECK(env, ms >= 0);
 	if (ms >= 0) {
 		st_note(env, "converged %" PRId64 " ms after the fault", ms);
@@ -373,80 +392,104 @@ out:
 
 int st_chaos_latency(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_LATENCY, false);
+	return chaos_run(env, CHAOS_LATENCY, false, 0);
 }
 
 int st_chaos_bandwidth(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_BANDWIDTH, false);
+	return chaos_run(env, CHAOS_BANDWIDTH, false, 0);
 }
 
 int st_chaos_partition(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_PARTITION, false);
+	return chaos_run(env, CHAOS_PARTITION, false, 0);
 }
 
 int st_chaos_reset(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_RESET, false);
+	return chaos_run(env, CHAOS_RESET, false, 0);
 }
 
 int st_chaos_bitflip(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_BITFLIP, false);
+	return chaos_run(env, CHAOS_BITFLIP, false, 0);
 }
 
 int st_chaos_halfclose(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_HALFCLOSE, false);
+	return chaos_run(env, CHAOS_HALFCLOSE, false, 0);
 }
 
 int st_chaos_truncate(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_TRUNCATE, false);
+	return chaos_run(env, CHAOS_TRUNCATE, false, 0);
 }
 
 int st_chaos_stall(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_STALL, false);
+	return chaos_run(env, CHAOS_STALL, false, 0);
 }
 
 int st_chaos_latency_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_LATENCY, true);
+	return chaos_run(env, CHAOS_LATENCY, true, 0);
 }
 
 int st_chaos_partition_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_PARTITION, true);
+	return chaos_run(env, CHAOS_PARTITION, true, 0);
 }
 
 int st_chaos_bitflip_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_BITFLIP, true);
+	return chaos_run(env, CHAOS_BITFLIP, true, 0);
 }
 
 int st_chaos_bandwidth_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_BANDWIDTH, true);
+	return chaos_run(env, CHAOS_BANDWIDTH, true, 0);
 }
 
 int st_chaos_reset_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_RESET, true);
+	return chaos_run(env, CHAOS_RESET, true, 0);
 }
 
 int st_chaos_halfclose_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_HALFCLOSE, true);
+	return chaos_run(env, CHAOS_HALFCLOSE, true, 0);
 }
 
 int st_chaos_truncate_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_TRUNCATE, true);
+	return chaos_run(env, CHAOS_TRUNCATE, true, 0);
 }
 
 int st_chaos_stall_mount(struct st_env *env)
 {
-	return chaos_run(env, CHAOS_STALL, true);
+	return chaos_run(env, CHAOS_STALL, true, 0);
 }
+
+/* Suite chaos-big: the same, with a's huge file. */
+#define CHAOS_BIG(name, fault, mount)                                                              \
+	int st_chaos_big_##name(struct st_env *env)                                                \
+	{                                                                                          \
+		return chaos_run(env, fault, mount, ST_CHAOS_HUGE_SIZE);                           \
+	}
+
+CHAOS_BIG(latency, CHAOS_LATENCY, false)
+CHAOS_BIG(bandwidth, CHAOS_BANDWIDTH, false)
+CHAOS_BIG(partition, CHAOS_PARTITION, false)
+CHAOS_BIG(reset, CHAOS_RESET, false)
+CHAOS_BIG(bitflip, CHAOS_BITFLIP, false)
+CHAOS_BIG(halfclose, CHAOS_HALFCLOSE, false)
+CHAOS_BIG(truncate, CHAOS_TRUNCATE, false)
+CHAOS_BIG(stall, CHAOS_STALL, false)
+CHAOS_BIG(latency_mount, CHAOS_LATENCY, true)
+CHAOS_BIG(bandwidth_mount, CHAOS_BANDWIDTH, true)
+CHAOS_BIG(partition_mount, CHAOS_PARTITION, true)
+CHAOS_BIG(reset_mount, CHAOS_RESET, true)
+CHAOS_BIG(bitflip_mount, CHAOS_BITFLIP, true)
+CHAOS_BIG(halfclose_mount, CHAOS_HALFCLOSE, true)
+CHAOS_BIG(truncate_mount, CHAOS_TRUNCATE, true)
+CHAOS_BIG(stall_mount, CHAOS_STALL, true)

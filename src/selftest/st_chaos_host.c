@@ -15,6 +15,11 @@
  * changes there as it made them (nothing lost, nothing resurrected), no
  * conflict copy, both daemons alive, connected and idle; the fault
  * counters are noted.
+ *
+ * Suite chaos-big runs each of them with one more file in the workload:
+ * "huge.bin" of ST_CHAOS_HUGE_SIZE, made on side a during the changes (on
+ * the sender for disk-full, where it is what overflows the disk), checked
+ * like the others.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,12 +45,14 @@
 #define MIB (1024ULL * 1024)
 #define START_MS 10000
 #define CONVERGE_MS 60000
+#define HUGE_CONVERGE_MS 600000 /* the scenario's deadline comes first */
 #define BASE_FILES 8
 #define BIG_SIZE (4 * MIB)
 #define RATE "4194304"	    /* 4 MiB/s: the big file takes about a second */
 #define SLOW_RATE "4194304" /* 4 MiB/s: a rewrite lands while the file is sent */
 #define DISK_SIZE "6m"	    /* the receiver's small file system */
 #define DISK_FREED "64m"    /* ... once space is freed */
+#define HUGE_FREED "192m"   /* ... with a huge file on its way */
 #define FULL_SIZE (8 * MIB) /* more than it holds */
 #define SKEW_S 3600
 
@@ -147,6 +154,26 @@ fail:
 	return -1;
 }
 
+/* With huge, side's huge.bin of that size (its hash in hash); else nothing. */
+static int wl_huge(struct st_env *env, struct st_pair *p, int side, struct st_rand *rnd,
+		   uint64_t huge, uint8_t hash[32])
+{
+	char rel[64];
+	int r;
+
+	if (!huge)
+		return 0;
+	snprintf(rel, sizeof(rel), "%s/huge.bin", side_dir[side]);
+	r = st_pair_put_random(p, side, rel, st_rand_next(rnd), huge, hash);
+	if (r < 0) {
+		st_note(env, "cannot make %s on %s: %s", rel, st_side_name(side), strerror(-r));
+		return -1;
+	}
+	st_note(env, "%s made on %s (%s), %" PRIu64 " bytes", rel, st_side_name(side),
+		p->kind[side] == ST_SIDE_MOUNT ? "a mount" : "a directory", huge);
+	return 0;
+}
+
 /* Side s's tree as it made it, to be seen on both sides. */
 static int want_one(struct st_env *env, struct st_pair *p, struct st_expect exp[2], int s)
 {
@@ -197,9 +224,10 @@ static int tmp_files(const struct st_pair *p, int side)
  * The end of every scenario: converged with both sides' changes, no
  * conflict copy, no temp file left, both daemons alive and connected.
  */
-static void chaos_end(struct st_env *env, struct st_pair *p, struct st_expect exp[2])
+static void chaos_end(struct st_env *env, struct st_pair *p, struct st_expect exp[2], bool huge)
 {
-	int64_t took = st_wait_converged(env, p, exp, exp ? 2 : 0, CONVERGE_MS);
+	int64_t took =
+		st_wait_converged(env, p, exp, exp ? 2 : 0, huge ? HUGE_CONVERGE_MS : CONVERGE_MS);
 
 	st_note(env, "converged after %lld ms", (long long)took);
 	ST_CHECK(env, took >= 0);
@@ -320,15 +348,28 @@ static bool hash_is(const struct st_pair *p, int side, const char *rel, const ui
 	       !memcmp(got, want, 32);
 }
 
+/* With huge: from's huge.bin whole on both sides. */
+static void huge_check(struct st_env *env, const struct st_pair *p, int from, uint64_t huge,
+		       const uint8_t hash[32])
+{
+	char rel[64];
+
+	if (!huge)
+		return;
+	snprintf(rel, sizeof(rel), "%s/huge.bin", side_dir[from]);
+	for (int s = 0; s < 2; s++)
+		ST_CHECK(env, hash_is(p, s, rel, hash));
+}
+
 /* ---- chaos-kill ---- */
 
-static int chaos_kill(struct st_env *env, bool mount)
+static int chaos_kill(struct st_env *env, bool mount, uint64_t huge)
 {
 	struct st_rand rnd;
 	struct st_pair p;
 	struct st_expect exp[2] = {{0}};
 	struct watch w = {0};
-	uint8_t hash[32];
+	uint8_t hash[32], huge_hash[32];
 	char rel[64];
 	int r;
 
@@ -346,7 +387,8 @@ static int chaos_kill(struct st_env *env, bool mount)
 	unsigned delay = (unsigned)st_rand_below(&rnd, 900),
 		 down = (unsigned)st_rand_below(&rnd, 800);
 
-	if (wl_mix(env, &p, 1 - sender, 0, &rnd, 0, NULL) < 0 ||
+	if (wl_huge(env, &p, 0, &rnd, huge, huge_hash) < 0 ||
+	    wl_mix(env, &p, 1 - sender, 0, &rnd, 0, NULL) < 0 ||
 	    wl_mix(env, &p, sender, 0, &rnd, BIG_SIZE, hash) < 0)
 		goto fail;
 	uint64_t t_big = st_now_ms();
@@ -376,9 +418,10 @@ static int chaos_kill(struct st_env *env, bool mount)
 	ST_CHECK(env, st_pair_up(env, &p, victim) == 0);
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
-	chaos_end(env, &p, exp);
+	chaos_end(env, &p, exp, huge);
 	watch_stop(env, &w, "the receiver's big.bin");
 	ST_CHECK(env, hash_is(&p, 1 - sender, rel, hash));
+	huge_check(env, &p, 0, huge, huge_hash);
 	goto out;
 fail:
 	ST_CHECK(env, !"the workload ran");
@@ -391,12 +434,12 @@ out:
 
 int st_chaos_kill_dir(struct st_env *env)
 {
-	return chaos_kill(env, false);
+	return chaos_kill(env, false, 0);
 }
 
 int st_chaos_kill_mount(struct st_env *env)
 {
-	return chaos_kill(env, true);
+	return chaos_kill(env, true, 0);
 }
 
 /* ---- chaos-relay-restart ---- */
@@ -408,12 +451,12 @@ static bool relay_fine(json_t *st, const void *arg)
 	       st_jstr_is(st, "state", "connected");
 }
 
-static int chaos_relay_restart(struct st_env *env, bool mount)
+static int chaos_relay_restart(struct st_env *env, bool mount, uint64_t huge)
 {
 	struct st_rand rnd;
 	struct st_pair p;
 	struct st_expect exp[2] = {{0}};
-	uint8_t hash[32];
+	uint8_t hash[32], huge_hash[32];
 	bool stopped = false;
 	int r;
 
@@ -430,6 +473,8 @@ static int chaos_relay_restart(struct st_env *env, bool mount)
 	unsigned delay = (unsigned)st_rand_below(&rnd, 800);
 	unsigned down = 500 + (unsigned)st_rand_below(&rnd, 2000);
 
+	if (wl_huge(env, &p, 0, &rnd, huge, huge_hash) < 0)
+		goto fail;
 	for (int s = 0; s < 2; s++)
 		if (wl_mix(env, &p, s, 0, &rnd, s == sender ? BIG_SIZE : 0, hash) < 0)
 			goto fail;
@@ -450,10 +495,11 @@ static int chaos_relay_restart(struct st_env *env, bool mount)
 		delay, down);
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
-	chaos_end(env, &p, exp);
+	chaos_end(env, &p, exp, huge);
 	char rel[64];
 	snprintf(rel, sizeof(rel), "%s/big.bin", side_dir[sender]);
 	ST_CHECK(env, hash_is(&p, 1 - sender, rel, hash));
+	huge_check(env, &p, 0, huge, huge_hash);
 	/* and both publish to the relay again */
 	for (int s = 0; s < 2; s++) {
 		json_t *st = st_pair_status_wait(env, &p, s, relay_fine, NULL, 15000,
@@ -476,12 +522,12 @@ out:
 
 int st_chaos_relay_restart_dir(struct st_env *env)
 {
-	return chaos_relay_restart(env, false);
+	return chaos_relay_restart(env, false, 0);
 }
 
 int st_chaos_relay_restart_mount(struct st_env *env)
 {
-	return chaos_relay_restart(env, true);
+	return chaos_relay_restart(env, true, 0);
 }
 
 /* ---- chaos-disk-full ---- */
@@ -498,14 +544,14 @@ static bool disk_fine(json_t *st, const void *arg)
 	return json_is_null(json_object_get(st, "disk_full"));
 }
 
-static int chaos_disk_full(struct st_env *env, bool fuse)
+static int chaos_disk_full(struct st_env *env, bool fuse, uint64_t huge)
 {
 	struct st_rand rnd;
 	struct st_pair p;
 	struct st_expect exp[2] = {{0}};
 	struct watch w = {0};
 	struct st_proc_out out;
-	uint8_t hash[32];
+	uint8_t hash[32], huge_hash[32];
 	char root[ST_PATH_MAX], big[64];
 	bool mounted = false;
 	int r;
@@ -543,7 +589,8 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	if (st_wait_converged(env, &p, NULL, 0, CONVERGE_MS) < 0 || want_both(env, &p, exp) < 0)
 		goto fail;
 	/* the sender sends more than the receiver's disk holds, and small files */
-	if (wl_mix(env, &p, tx, 1, &rnd, FULL_SIZE, hash) < 0)
+	if (wl_mix(env, &p, tx, 1, &rnd, FULL_SIZE, hash) < 0 ||
+	    wl_huge(env, &p, tx, &rnd, huge, huge_hash) < 0)
 		goto fail;
 	watch_start(env, &w, &p, rx, big, hash);
 	/* only the sender changes now (a mount receiver's placeholder of the
@@ -573,21 +620,26 @@ static int chaos_disk_full(struct st_env *env, bool fuse)
 	st = st_pair_status(env, &p, rx);
 	int64_t recv_full = st_jint(st, "bytes_received", -1);
 	json_decref(st);
+	const char *freed = huge ? HUGE_FREED : DISK_FREED;
+	char opts[32];
+	snprintf(opts, sizeof(opts), "size=%s", freed);
 	ST_CHECK(env, mount("tandem-chaos", root, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
-			    "size=" DISK_FREED) == 0);
+			    opts) == 0);
 	env->faults++;
-	st_note(env, "faults: %s's share filled up (%s) by a %llu MiB file, then grew to %s", rxn,
-		DISK_SIZE, (unsigned long long)(FULL_SIZE / MIB), DISK_FREED);
-	chaos_end(env, &p, exp);
+	st_note(env, "faults: %s's share filled up (%s) by a %llu MiB file%s, then grew to %s", rxn,
+		DISK_SIZE, (unsigned long long)(FULL_SIZE / MIB), huge ? " and the huge one" : "",
+		freed);
+	chaos_end(env, &p, exp, huge);
 	watch_stop(env, &w, "the receiver's big.bin");
 	ST_CHECK(env, hash_is(&p, rx, big, hash));
+	huge_check(env, &p, tx, huge, huge_hash);
 	st = st_pair_status(env, &p, rx);
 	st_note(env,
-		"%s received %lld bytes after space was freed, for a file of %llu (the "
-		"blocks in its temp file were kept)",
+		"%s received %lld bytes after space was freed, for files of %llu (the "
+		"blocks in its temp files were kept)",
 		rxn, (long long)(st_jint(st, "bytes_received", -1) - recv_full),
-		(unsigned long long)FULL_SIZE);
-	ST_CHECK(env, st_jint(st, "bytes_received", -1) - recv_full < (int64_t)FULL_SIZE);
+		(unsigned long long)(FULL_SIZE + huge));
+	ST_CHECK(env, st_jint(st, "bytes_received", -1) - recv_full < (int64_t)(FULL_SIZE + huge));
 	json_decref(st);
 	st = st_pair_status_wait(env, &p, rx, disk_fine, NULL, 5000, "without a full disk");
 	ST_CHECK(env, st != NULL);
@@ -606,13 +658,13 @@ out:
 
 int st_chaos_disk_full_dir(struct st_env *env)
 {
-	return chaos_disk_full(env, false);
+	return chaos_disk_full(env, false, 0);
 }
 
 /* The mount side receives: its store is the small file system. */
 int st_chaos_disk_full_mount(struct st_env *env)
 {
-	return chaos_disk_full(env, true);
+	return chaos_disk_full(env, true, 0);
 }
 
 /* ---- chaos-changing-file ---- */
@@ -653,12 +705,12 @@ static int rewrite_slowly(struct st_env *env, const struct st_pair *p, int side,
 	return r;
 }
 
-static int chaos_changing_file(struct st_env *env, bool mount)
+static int chaos_changing_file(struct st_env *env, bool mount, uint64_t huge)
 {
 	struct st_rand rnd;
 	struct st_pair p;
 	struct st_expect exp[2] = {{0}};
-	uint8_t hash[32], final[32];
+	uint8_t hash[32], final[32], huge_hash[32];
 	char rel[64], path[ST_PATH_MAX];
 	int r, rewrites;
 
@@ -687,6 +739,9 @@ static int chaos_changing_file(struct st_env *env, bool mount)
 		uint64_t size = k + 1 < rewrites ? BIG_SIZE : BIG_SIZE + 100000;
 		if (rewrite_slowly(env, &p, sender, rel, size, &rnd) < 0)
 			goto fail;
+		/* a's huge file after the first rewrite: big.bin is already on its way */
+		if (k == 0 && wl_huge(env, &p, 0, &rnd, huge, huge_hash) < 0)
+			goto fail;
 	}
 	env->faults += (uint64_t)rewrites;
 	st_note(env, "faults: %s rewrote %s %d times while sending it", st_side_name(sender), rel,
@@ -694,8 +749,9 @@ static int chaos_changing_file(struct st_env *env, bool mount)
 	ST_CHECK(env, st_pair_path(&p, sender, rel, path) && st_hash_file(path, final, NULL) == 0);
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
-	chaos_end(env, &p, exp);
+	chaos_end(env, &p, exp, huge);
 	ST_CHECK(env, hash_is(&p, 1 - sender, rel, final));
+	huge_check(env, &p, 0, huge, huge_hash);
 	st = st_pair_status(env, &p, 1 - sender);
 	st_note(env, "%s received %lld bytes of content meanwhile, for a final file of %llu",
 		st_side_name(1 - sender), (long long)(st_jint(st, "bytes_received", -1) - recv0),
@@ -712,12 +768,12 @@ out:
 
 int st_chaos_changing_file_dir(struct st_env *env)
 {
-	return chaos_changing_file(env, false);
+	return chaos_changing_file(env, false, 0);
 }
 
 int st_chaos_changing_file_mount(struct st_env *env)
 {
-	return chaos_changing_file(env, true);
+	return chaos_changing_file(env, true, 0);
 }
 
 /* ---- chaos-clock-skew ---- */
@@ -737,19 +793,21 @@ static int skew_mtimes(const struct st_pair *p, int side)
 			    st_pair_set_mtime(p, side, rel, now.tv_sec + SKEW_S, now.tv_nsec) < 0)
 				return -1;
 		}
-	snprintf(rel, sizeof(rel), "%s/big.bin", side_dir[side]);
-	if (st_pair_exists(p, side, rel) &&
-	    st_pair_set_mtime(p, side, rel, now.tv_sec + SKEW_S, 123456789) < 0)
-		return -1;
+	for (int i = 0; i < 2; i++) {
+		snprintf(rel, sizeof(rel), "%s/%s", side_dir[side], i ? "huge.bin" : "big.bin");
+		if (st_pair_exists(p, side, rel) &&
+		    st_pair_set_mtime(p, side, rel, now.tv_sec + SKEW_S, 123456789) < 0)
+			return -1;
+	}
 	return 0;
 }
 
-static int chaos_clock_skew(struct st_env *env, bool mount)
+static int chaos_clock_skew(struct st_env *env, bool mount, uint64_t huge)
 {
 	struct st_rand rnd;
 	struct st_pair p;
 	struct st_expect exp[2] = {{0}};
-	uint8_t hash[32];
+	uint8_t hash[32], huge_hash[32];
 	int r;
 
 	st_rand_seed(&rnd, chaos_seed(env));
@@ -775,6 +833,8 @@ static int chaos_clock_skew(struct st_env *env, bool mount)
 		ST_CHECK(env, !"the base files synced");
 		goto out;
 	}
+	if (wl_huge(env, &p, 0, &rnd, huge, huge_hash) < 0)
+		goto fail;
 	for (int s = 0; s < 2; s++)
 		if (wl_mix(env, &p, s, 0, &rnd, s == 0 ? BIG_SIZE : 0, hash) < 0)
 			goto fail;
@@ -783,8 +843,9 @@ static int chaos_clock_skew(struct st_env *env, bool mount)
 	/* trees compare mtimes to the ns: a's future ones arrive as sent */
 	if (want_both(env, &p, exp) < 0)
 		goto fail;
-	chaos_end(env, &p, exp);
+	chaos_end(env, &p, exp, huge);
 	ST_CHECK(env, hash_is(&p, 1, "a/big.bin", hash));
+	huge_check(env, &p, 0, huge, huge_hash);
 	goto out;
 fail:
 	ST_CHECK(env, !"the workload ran");
@@ -796,10 +857,28 @@ out:
 
 int st_chaos_clock_skew_dir(struct st_env *env)
 {
-	return chaos_clock_skew(env, false);
+	return chaos_clock_skew(env, false, 0);
 }
 
 int st_chaos_clock_skew_mount(struct st_env *env)
 {
-	return chaos_clock_skew(env, true);
+	return chaos_clock_skew(env, true, 0);
 }
+
+/* Suite chaos-big: the same, with a huge file (see the top). */
+#define CHAOS_BIG(name, run, mount)                                                                \
+	int st_chaos_big_##name(struct st_env *env)                                                \
+	{                                                                                          \
+		return run(env, mount, ST_CHAOS_HUGE_SIZE);                                        \
+	}
+
+CHAOS_BIG(kill_dir, chaos_kill, false)
+CHAOS_BIG(kill_mount, chaos_kill, true)
+CHAOS_BIG(relay_restart_dir, chaos_relay_restart, false)
+CHAOS_BIG(relay_restart_mount, chaos_relay_restart, true)
+CHAOS_BIG(disk_full_dir, chaos_disk_full, false)
+CHAOS_BIG(disk_full_mount, chaos_disk_full, true)
+CHAOS_BIG(changing_file_dir, chaos_changing_file, false)
+CHAOS_BIG(changing_file_mount, chaos_changing_file, true)
+CHAOS_BIG(clock_skew_dir, chaos_clock_skew, false)
+CHAOS_BIG(clock_skew_mount, chaos_clock_skew, true)

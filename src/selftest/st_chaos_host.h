@@ -22,4 +22,17 @@ int st_chaos_changing_file_mount(struct st_env *env);
 int st_chaos_clock_skew_dir(struct st_env *env);
 int st_chaos_clock_skew_mount(struct st_env *env);
 
+/* The same in suite chaos-big (slow): with a file of ST_CHAOS_HUGE_SIZE
+ * (st_sync.h) in the workload. */
+int st_chaos_big_kill_dir(struct st_env *env);
+int st_chaos_big_kill_mount(struct st_env *env);
+int st_chaos_big_relay_restart_dir(struct st_env *env);
+int st_chaos_big_relay_restart_mount(struct st_env *env);
+int st_chaos_big_disk_full_dir(struct st_env *env);
+int st_chaos_big_disk_full_mount(struct st_env *env);
+int st_chaos_big_changing_file_dir(struct st_env *env);
+int st_chaos_big_changing_file_mount(struct st_env *env);
+int st_chaos_big_clock_skew_dir(struct st_env *env);
+int st_chaos_big_clock_skew_mount(struct st_env *env);
+
 #endif

@@ -244,4 +244,24 @@ int st_chaos_stall_mount(struct st_env *env);
 int st_chaos_partition_mount(struct st_env *env);
 int st_chaos_bitflip_mount(struct st_env *env);
 
+/* Suite chaos-big (slow): each of the above plus a file of this size made
+ * on side a while the fault is on (st_chaos.c, st_chaos_host.c). */
+#define ST_CHAOS_HUGE_SIZE (64ULL << 20)
+int st_chaos_big_latency(struct st_env *env);
+int st_chaos_big_bandwidth(struct st_env *env);
+int st_chaos_big_partition(struct st_env *env);
+int st_chaos_big_reset(struct st_env *env);
+int st_chaos_big_bitflip(struct st_env *env);
+int st_chaos_big_halfclose(struct st_env *env);
+int st_chaos_big_truncate(struct st_env *env);
+int st_chaos_big_stall(struct st_env *env);
+int st_chaos_big_latency_mount(struct st_env *env);
+int st_chaos_big_bandwidth_mount(struct st_env *env);
+int st_chaos_big_partition_mount(struct st_env *env);
+int st_chaos_big_reset_mount(struct st_env *env);
+int st_chaos_big_bitflip_mount(struct st_env *env);
+int st_chaos_big_halfclose_mount(struct st_env *env);
+int st_chaos_big_truncate_mount(struct st_env *env);
+int st_chaos_big_stall_mount(struct st_env *env);
+
 #endif
