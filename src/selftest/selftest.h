@@ -66,6 +66,13 @@ enum st_flags {
 	/* Not listed, and runs only when named with --only: a scenario that
 	 * tests the runner itself (selftest-flaky fails on purpose). */
 	ST_HIDDEN = 1U << 4,
+	/*
+	 * Takes seconds, mostly waiting (a slow link, quiet periods, timers):
+	 * with --jobs > 1 it starts before the other light scenarios, so that
+	 * the run does not end waiting for it alone (tests/bench/selftest-bench.sh
+	 * shows which they are).
+	 */
+	ST_LONG = 1U << 5,
 };
 
 /* The two peers' kinds in a pair (st_sync.h). */

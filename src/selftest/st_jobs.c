@@ -255,6 +255,16 @@ static void orphans_kill(const struct job *jobs, size_t n)
 	}
 }
 
+/* Whether light scenario a should start before b (b comes first in order). */
+static bool light_before(const struct st_scenario *a, const struct st_scenario *b)
+{
+	bool la = a->flags & ST_LONG, lb = b->flags & ST_LONG;
+
+	if (la != lb)
+		return la;
+	return a->deadline_s > b->deadline_s;
+}
+
 static bool job_running(const struct job *j)
 {
 	return j->pid > 0 && !j->reaped;
@@ -262,9 +272,9 @@ static bool job_running(const struct job *j)
 
 /*
  * The next job to start: a heavy one first while fewer than heavy_max run,
- * else the light one with the longest deadline (the long ones first, so the
- * run does not end waiting on one; first in order among equals). NULL: none
- * may start now.
+ * else a long light one (ST_LONG), else the light one with the longest
+ * deadline (first in order among equals): the long ones first, so that the
+ * run does not end waiting for one. NULL: none may start now.
  */
 static struct job *job_next(struct job *jobs, size_t n, unsigned heavy_max)
 {
@@ -280,7 +290,7 @@ static struct job *job_next(struct job *jobs, size_t n, unsigned heavy_max)
 			continue;
 		if (h && !first_heavy)
 			first_heavy = j;
-		if (!h && (!light || j->s->deadline_s > light->s->deadline_s))
+		if (!h && (!light || light_before(j->s, light->s)))
 			light = j;
 	}
 	if (first_heavy && heavy < heavy_max)
