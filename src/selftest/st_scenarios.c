@@ -396,7 +396,7 @@ const struct st_scenario st_scenarios[] = {
 	{ "daemon-restart", "faults", "a daemon killed and started again: stale socket cleared, "
 	  "both reconnect", 20, st_daemon_restart },
 	{ "daemon-relay-loss", "faults", "without the relay: connected, a frozen peer is noticed, "
-	  "and they reconnect", 20, st_daemon_relay_loss, ST_OWN_RELAY },
+	  "and they reconnect", 20, st_daemon_relay_loss, ST_OWN_RELAY | ST_LONG },
 	{ "daemon-relay-late", "faults", "the relay starts after the peers: up works, status says "
 	  "why, then they connect", 20, st_daemon_relay_late, ST_OWN_RELAY },
 	{ "hostile-hello", "faults", "a peer whose first message is not a good HELLO is closed on "
@@ -414,7 +414,7 @@ const struct st_scenario st_scenarios[] = {
 	{ "hostile-names", "sync", "a peer's names with a newline and an ESC: one escaped log "
 	  "line, and no ESC byte in tandem status", 30, st_hostile_names },
 	{ "peer-modes", "sync", "the peer's 0777 file and directory arrive with this side's "
-	  "umask applied, and the trees stay stable", 30, st_peer_modes },
+	  "umask applied, and the trees stay stable", 30, st_peer_modes, ST_LONG },
 	{ "hostile-symlinks", "sync", "a peer's links to /etc/passwd and ../../outside are not "
 	  "made (logged, refused in status, never sent back as deleted); --symlinks=all makes "
 	  "them", 40, st_hostile_symlinks, ST_LONG },
@@ -427,13 +427,13 @@ const struct st_scenario st_scenarios[] = {
 	  "read fetches only its part; with the peer gone cached data is served and the rest "
 	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },
 	{ "fuse-replaced", "fuse", "the peer replaces a file a reader has open and half read: "
-	  "the rest of the old version fails with EIO, never zeros", 40, st_fuse_replaced },
+	  "the rest of the old version fails with EIO, never zeros", 40, st_fuse_replaced, ST_LONG },
 	{ "fuse-cold-copy", "fuse", "cp, cp --sparse=always, tar -S and rsync -S copy files not "
 	  "read yet off the mount: the real content, never the placeholder's zeros", 40,
 	  st_fuse_cold_copy },
 	{ "fuse-append-slow", "fuse", "an open for appending to a file that takes longer than "
 	  "the ensure timeout to fetch waits while blocks come, and the append lands", 40,
-	  st_fuse_append_slow },
+	  st_fuse_append_slow, ST_LONG },
 	{ "fuse-unread-meta", "fuse", "touch -h and chmod of files not read yet: the peer gets "
 	  "the new mtime and mode, and keeps the content", 40, st_fuse_unread_meta },
 	{ "fuse-reads", "fuse", "random-access and mmap reads of a file from the peer, and of "
@@ -476,11 +476,11 @@ const struct st_scenario st_scenarios[] = {
 	  "frames and 1 s: several rekeys each way, one connection, hash-verified", 150,
 	  st_chan_rekey, ST_HEAVY },
 	{ "sync-conflict", "sync", "concurrent edits keep both, named alike; same edits and "
-	  "edit-vs-delete do not", 60, st_sync_conflict },
+	  "edit-vs-delete do not", 60, st_sync_conflict, ST_LONG },
 	{ "sync-root-gone", "sync", "a share root removed or emptied: syncing stops with an "
-	  "error, nothing lost", 40, st_sync_root_gone },
+	  "error, nothing lost", 40, st_sync_root_gone, ST_LONG },
 	{ "sync-status", "sync", "status shows transfers (JSON and terminal) and the counts "
-	  "add up", 40, st_sync_status },
+	  "add up", 40, st_sync_status, ST_LONG },
 	{ "sync-lazy", "sync", "lazy mode: placeholders at once, ranges on demand, bounded "
 	  "failure offline, a cache limit, edits sync back", 90, st_lazy_ensure, ST_LONG },
 	{ "chaos-latency", "chaos", "dir<->dir through the fault proxy with latency and jitter "
@@ -521,7 +521,7 @@ const struct st_scenario st_scenarios[] = {
 	{ "chaos-kill-mount", "chaos", "chaos-kill with a mount and a directory", 60,
 	  st_chaos_kill_mount },
 	{ "chaos-relay-restart", "chaos", "the relay stopped and started again mid-session: "
-	  "converges, both publish again", 60, st_chaos_relay_restart_dir, ST_OWN_RELAY },
+	  "converges, both publish again", 60, st_chaos_relay_restart_dir, ST_OWN_RELAY | ST_LONG },
 	{ "chaos-relay-restart-mount", "chaos", "chaos-relay-restart with a mount and a directory",
 	  60, st_chaos_relay_restart_mount, ST_OWN_RELAY | ST_LONG },
 	{ "chaos-disk-full", "chaos", "the receiver's share fills up: status says so, nothing "
