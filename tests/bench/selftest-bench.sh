@@ -86,7 +86,9 @@ while [ "$i" -le "$runs" ]; do
 	load=$(load1)
 	/usr/bin/env time -f '%e %U %S' -o "$work/time.$i" \
 		"$tandem" selftest "$@" > "$work/tap.$i" 2>&1 || true
-	read -r wall user sys < "$work/time.$i" || { wall=0; user=0; sys=0; }
+	read -r wall user sys <<-EOF || { wall=0; user=0; sys=0; }
+	$(tail -n 1 "$work/time.$i")
+	EOF
 	result=$(tail -n 1 "$work/tap.$i")
 	case $result in *" 0 failed"*) ;; *) failed=1 ;; esac
 	echo "| $i | $wall | $user | $sys | $load | $result |" >> "$report"
