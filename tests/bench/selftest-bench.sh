@@ -15,6 +15,10 @@
 #                default debugoptimized build, not a sanitizer build
 #   --runs N     runs, best of them (default 3, at least 3 for a figure)
 #   --out FILE   also write the report there (markdown)
+#   --pause S    seconds between the runs (default 60): ext4 scans the
+#                inodes freed in the last minute or so when it allocates
+#                one, and a run frees some 20,000; back to back, the
+#                third run took 30% more system time than the first
 #   --force      measure even when the machine is not quiet (the report
 #                says so); without it, a 1-minute load of 1 or more, or a
 #                build or test beside it, makes it wait up to 2 minutes
@@ -26,6 +30,7 @@ set -eu
 
 build=build
 runs=3
+pause=60
 out=
 force=0
 while [ $# -gt 0 ]; do
@@ -33,13 +38,15 @@ while [ $# -gt 0 ]; do
 	--build) build=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
+	--pause) pause=$2; shift 2 ;;
 	--force) force=1; shift ;;
 	--) shift; break ;;
-	-h|--help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -eu$/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "selftest-bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
 case $runs in ''|*[!0-9]*) echo "selftest-bench: --runs takes a number" >&2; exit 2 ;; esac
+case $pause in ''|*[!0-9]*) echo "selftest-bench: --pause takes a number of seconds" >&2; exit 2 ;; esac
 tandem=$build/tandem
 if [ ! -x "$tandem" ]; then
 	echo "selftest-bench: no $tandem; build first (meson setup $build && meson compile -C $build)" >&2
@@ -70,7 +77,7 @@ ncpu=$(nproc)
 	echo "# tandem selftest, default run"
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $ncpu CPUs, build $build" \
-		"($($tandem --version)), TMPDIR ${TMPDIR:-/tmp}, best of $runs"
+		"($($tandem --version)), TMPDIR ${TMPDIR:-/tmp}, best of $runs, $pause s apart"
 	echo
 	echo "| run | wall s | user s | sys s | load at start | result |"
 	echo "|---|---|---|---|---|---|"
@@ -81,8 +88,8 @@ best_run=
 failed=0
 i=1
 while [ "$i" -le "$runs" ]; do
-	# the runs apart: the page cache and the daemons of one run gone
-	[ "$i" -gt 1 ] && sleep 5
+	# the runs apart: the daemons of one run gone, its freed inodes old
+	[ "$i" -gt 1 ] && sleep "$pause"
 	load=$(load1)
 	/usr/bin/env time -f '%e %U %S' -o "$work/time.$i" \
 		"$tandem" selftest "$@" > "$work/tap.$i" 2>&1 || true
