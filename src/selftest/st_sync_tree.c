@@ -17,6 +17,7 @@
 #include "st_sync.h"
 
 #define IO_BUF (1u << 20)
+#define SMALL_SHOWN 64 /* bytes of a differing file shown */
 #define DIFF_NOTES_MAX 8
 #define MARKER ".tandem"
 #define TMP_PREFIX ".tandem-tmp-"
@@ -37,6 +38,7 @@ struct st_entry {
 struct st_tree {
 	struct st_entry *e;
 	size_t n, cap;
+	char *root; /* where it was scanned (NULL: a snapshot made otherwise) */
 };
 
 static int64_t ts_ns(const struct timespec *ts)
@@ -155,6 +157,7 @@ void st_tree_free(struct st_tree *t)
 		free(t->e[i].target);
 	}
 	free(t->e);
+	free(t->root);
 	free(t);
 }
 
@@ -371,8 +374,9 @@ struct st_tree *st_tree_scan(const char *root, const struct st_tree *prev)
 
 	if (!t)
 		return NULL;
+	t->root = strdup(root);
 	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || scan_dir(dfd, "", prev, t, 0) < 0) {
+	if (!t->root || dfd < 0 || scan_dir(dfd, "", prev, t, 0) < 0) {
 		st_tree_free(t);
 		return NULL;
 	}
@@ -452,6 +456,39 @@ static const char *entry_diff(const struct st_entry *x, const struct st_entry *y
 	return buf;
 }
 
+/* Notes what a small file of t holds now, escaped (what differs shows). */
+static void note_small(struct st_env *env, const struct st_tree *t, const struct st_entry *e,
+		       const char *name)
+{
+	char path[ST_PATH_MAX], text[4 * SMALL_SHOWN + 1];
+	uint8_t buf[SMALL_SHOWN];
+	size_t o = 0;
+	ssize_t n = -1;
+	int fd, err = 0;
+
+	if (!t->root || e->type != S_IFREG || e->size > SMALL_SHOWN)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", t->root, e->path);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf));
+		err = errno;
+		close(fd);
+	} else {
+		err = errno;
+	}
+	for (ssize_t k = 0; k < n; k++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+				      buf[k] >= 0x20 && buf[k] < 0x7f && buf[k] != '\\' ? "%c"
+										 : "\\x%02x",
+				      buf[k]);
+	text[o] = '\0';
+	if (n < 0)
+		st_note(env, "    %s holds now: (cannot read it: %s)", name, strerror(err));
+	else
+		st_note(env, "    %s holds now: \"%s\"", name, text);
+}
+
 bool st_tree_equal(struct st_env *env, const struct st_tree *x, const struct st_tree *y,
 		   const char *prefix, const char *xname, const char *yname)
 {
@@ -490,8 +527,13 @@ bool st_tree_equal(struct st_env *env, const struct st_tree *x, const struct st_
 			continue;
 		}
 		if (entry_diff(ex, ey, why, sizeof(why))) {
-			if (env && ndiff < DIFF_NOTES_MAX)
+			if (env && ndiff < DIFF_NOTES_MAX) {
 				st_note(env, "  '%s': %s (%s vs %s)", ex->path, why, xname, yname);
+				if (!strncmp(why, "content", 7)) {
+					note_small(env, x, ex, xname);
+					note_small(env, y, ey, yname);
+				}
+			}
 			ndiff++;
 		}
 		i++;
