@@ -102,6 +102,7 @@ struct st_proxy {
 	socklen_t target_len;		      /* protected by lock; 0: none */
 	struct st_proxy_counters counters[2]; /* protected by lock */
 	unsigned open;			      /* protected by lock */
+	uint64_t wakeups;		      /* protected by lock: the thread's polls */
 	bool stop;			      /* protected by lock */
 
 	/* the thread's own */
@@ -601,6 +602,9 @@ static void *proxy_thread(void *arg)
 		if (poll(pf, (nfds_t)n, (int)(due > now ? due - now : 0)) < 0 && errno != EINTR)
 			break;
 		now = now_ms();
+		pthread_mutex_lock(&p->lock);
+		p->wakeups++;
+		pthread_mutex_unlock(&p->lock);
 		if (pf[1].revents & POLLIN) {
 			uint64_t v;
 			(void)!read(p->wake_fd, &v, sizeof(v));
@@ -792,6 +796,16 @@ void st_proxy_counters(struct st_proxy *p, enum st_proxy_dir dir, struct st_prox
 	pthread_mutex_lock(&p->lock);
 	*ret = p->counters[dir];
 	pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t st_proxy_wakeups(struct st_proxy *p)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->wakeups;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 unsigned st_proxy_open_conns(struct st_proxy *p)

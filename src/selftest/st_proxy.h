@@ -112,6 +112,9 @@ void st_proxy_clear(struct st_proxy *p);
 void st_proxy_counters(struct st_proxy *p, enum st_proxy_dir dir, struct st_proxy_counters *ret);
 /* Connections open now. */
 unsigned st_proxy_open_conns(struct st_proxy *p);
+/* How often its thread has woken up (a socket event or a timer): data held
+ * back (latency, a rate, a stall) must not make it spin. */
+uint64_t st_proxy_wakeups(struct st_proxy *p);
 /* One TAP diagnostic line per direction, "# proxy a->b: ...", to f. */
 void st_proxy_print(struct st_proxy *p, FILE *f);
 /* The same line for dir into out (for st_note). */
