@@ -334,7 +334,11 @@ if [ $rc -eq 0 ]; then
 	grep -E '^(not ok|ok .*# SKIP)' "$log" | sed 's/^/#   /'
 else
 	fail "installed tandem selftest (exit $rc): ${summary:-no summary line}"
-	show "$log" 60
+	# each failed scenario's result line and its notes (its daemons' logs
+	# left out: the notes say what failed), then the end of the output
+	awk '/^not ok / { on = 1; n = 0 } /^ok / { on = 0 }
+	     on && !/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / && n++ < 40' "$log" | sed 's/^/#   /'
+	show "$log" 20
 fi
 
 relay_out=$("$relay" --version 2>&1)
