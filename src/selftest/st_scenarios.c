@@ -423,6 +423,9 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-cache-max", "fuse", "up --cache-max 4M: of two 3 MiB files read on the mount, "
 	  "the one read first is emptied in the store again and reads back whole", 40,
 	  st_fuse_cache_max },
+	{ "fuse-slow-writer", "fuse", "a file written on the mount in pieces 200 ms apart: the "
+	  "peer never shows it part-written (fails today: the mount publishes before close; "
+	  "runs only when named)", 40, st_fuse_slow_writer, ST_HIDDEN },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
 	  "read fetches only its part; with the peer gone cached data is served and the rest "
 	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },
