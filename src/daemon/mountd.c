@@ -118,6 +118,10 @@ void mountd_stop(struct daemon *d)
 	if (d->tfs_w.fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
 	d->tfs_w.fd = -1;
+	/* a read waiting for the peer's blocks would hold the unmount until its
+	 * timeout (10 s): this loop serves no more ensures */
+	if (d->engine)
+		engine_ensure_stop(d->engine);
 	tfs_unmount(d->tfs);
 	d->tfs = NULL;
 	log_info("unmounted %s", d->opts->mount);

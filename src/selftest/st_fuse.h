@@ -52,6 +52,7 @@ int st_fuse_cli(struct st_env *env);
 /* st_fuse_cache.c */
 int st_fuse_cache_max(struct st_env *env);
 int st_fuse_slow_writer(struct st_env *env);
+int st_fuse_down_reading(struct st_env *env);
 int st_fuse_prog_cp(struct st_env *env);
 int st_fuse_prog_tar(struct st_env *env);
 int st_fuse_prog_rsync(struct st_env *env);

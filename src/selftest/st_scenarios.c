@@ -423,6 +423,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-cache-max", "fuse", "up --cache-max 4M: of two 3 MiB files read on the mount, "
 	  "the one read first is emptied in the store again and reads back whole", 40,
 	  st_fuse_cache_max },
+	{ "fuse-down-reading", "fuse", "down while a read on the mount waits for a stopped peer: "
+	  "the read fails, the mount goes, the daemon exits 0 at once", 40, st_fuse_down_reading },
 	{ "fuse-slow-writer", "fuse", "a file written on the mount in pieces 200 ms apart: the "
 	  "peer never shows it part-written (fails today: the mount publishes before close; "
 	  "runs only when named)", 40, st_fuse_slow_writer, ST_HIDDEN },

@@ -134,6 +134,10 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 		  uint64_t len, int timeout_ms);
 /* eventfd to watch for EPOLLIN: ensure requests wait (engine_on_ensure). */
 int engine_ensure_fd(const struct engine *e);
+/* The loop stops serving ensures (shutdown, before the mount goes): those
+ * waiting and those to come fail with -EIO at once, instead of waiting
+ * their timeout for a loop that is busy unmounting. Any thread. */
+void engine_ensure_stop(struct engine *e);
 void engine_on_ensure(struct engine *e);
 
 /* Timers: when engine_tick() next has work (monotonic ms, UINT64_MAX: none). */

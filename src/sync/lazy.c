@@ -975,6 +975,16 @@ int lazy_open(struct engine *e)
 	return index_lazy_foreach(e->idx, load_row, e);
 }
 
+void engine_ensure_stop(struct engine *e)
+{
+	if (!e->opts.lazy)
+		return;
+	pthread_mutex_lock(&e->lz_mu);
+	e->lz_closing = true;
+	pthread_cond_broadcast(&e->lz_cond);
+	pthread_mutex_unlock(&e->lz_mu);
+}
+
 void lazy_done(struct engine *e)
 {
 	pthread_mutex_lock(&e->lz_mu);
