@@ -987,9 +987,8 @@ void engine_ensure_stop(struct engine *e)
 
 void lazy_done(struct engine *e)
 {
+	engine_ensure_stop(e);
 	pthread_mutex_lock(&e->lz_mu);
-	e->lz_closing = true;
-	pthread_cond_broadcast(&e->lz_cond);
 	while (e->lz_callers > 0)
 		pthread_cond_wait(&e->lz_cond, &e->lz_mu);
 	pthread_mutex_unlock(&e->lz_mu);
