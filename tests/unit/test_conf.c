@@ -78,6 +78,99 @@ TEST(unknown_key_lists_cache_max)
 	CHECK(strstr(err, "cache-max") != NULL);
 }
 
+/* Every key, comments, blank lines, CRLF and spaces around '=' and the value. */
+TEST(all_keys)
+{
+	static const char text[] = "# tandem.conf\r\n"
+				   "\n"
+				   "  peer=K7QF-AAAA  \r\n"
+				   "relay = https://relay.example:8443/\n"
+				   "\t# indented comment\n"
+				   "dir\t=\t/srv/share\n"
+				   "listen = [::]:0\n"
+				   "mount = m\n"
+				   "symlinks = all\n"
+				   "cache-max = 2G"; /* no newline at the end */
+	struct conf c = {0};
+	char err[CONF_ERR_LEN] = "x";
+
+	REQUIRE(parse(text, &c, err) == 0);
+	CHECK(err[0] == '\0');
+	CHECK_STR_EQ(c.peer, "K7QF-AAAA");
+	CHECK_STR_EQ(c.relay, "https://relay.example:8443/");
+	CHECK_STR_EQ(c.dir, "/srv/share");
+	CHECK_STR_EQ(c.listen, "[::]:0");
+	CHECK_STR_EQ(c.mount, "m");
+	CHECK_STR_EQ(c.symlinks, "all");
+	CHECK_STR_EQ(c.cache_max, "2G");
+	CHECK_INT_EQ(c.line[0], 3);
+	CHECK_INT_EQ(c.line[6], 10);
+	conf_done(&c);
+	CHECK(c.peer == NULL && c.relay == NULL && c.line[0] == 0);
+}
+
+/* An empty text (or only comments) is an empty conf. */
+TEST(empty)
+{
+	struct conf c = {0};
+	char err[CONF_ERR_LEN] = "";
+
+	REQUIRE(parse("", &c, err) == 0);
+	CHECK(c.peer == NULL && c.dir == NULL);
+	REQUIRE(parse("# nothing\n\n   \n", &c, err) == 0);
+	CHECK(c.peer == NULL && c.dir == NULL);
+}
+
+/* Each malformed text is refused naming file:line, and leaves *ret empty. */
+TEST(malformed)
+{
+	static const struct {
+		const char *text;
+		size_t len; /* 0: strlen */
+		const char *line, *says;
+	} bad[] = {
+		{"peer K7QF\n", 0, "tandem.conf:1:", "expected 'key = value'"},
+		{"dir = d\n= x\n", 0, "tandem.conf:2:", "unknown key ''"},
+		{"dir = d\nDir = e\n", 0, "tandem.conf:2:", "unknown key 'Dir'"},
+		{"dir = a\n\ndir = b\n", 0, "tandem.conf:3:", "already set on line 1"},
+		{"mount = \n", 0, "tandem.conf:1:", "has no value"},
+		{"dir = a\0b\n", 10, "tandem.conf:1:", "NUL byte"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct conf c = {0};
+		char err[CONF_ERR_LEN] = "";
+		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
+
+		CHECK(conf_parse("tandem.conf", bad[i].text, len, &c, err) == -EINVAL);
+		if (!strstr(err, bad[i].line) || !strstr(err, bad[i].says))
+			printf("# case %zu -> %s\n", i, err);
+		CHECK(strstr(err, bad[i].line) != NULL);
+		CHECK(strstr(err, bad[i].says) != NULL);
+		CHECK(c.peer == NULL && c.dir == NULL && c.mount == NULL);
+	}
+}
+
+/* A line over CONF_LINE_MAX is refused, not cut; one of exactly that length is read. */
+TEST(line_length)
+{
+	char text[CONF_LINE_MAX + 16];
+	struct conf c = {0};
+	char err[CONF_ERR_LEN] = "";
+
+	memcpy(text, "dir = ", 6);
+	memset(text + 6, 'd', CONF_LINE_MAX - 6);
+	text[CONF_LINE_MAX] = '\n';
+	REQUIRE(conf_parse("tandem.conf", text, CONF_LINE_MAX + 1, &c, err) == 0);
+	CHECK_INT_EQ(strlen(c.dir), CONF_LINE_MAX - 6);
+	conf_done(&c);
+	text[CONF_LINE_MAX] = 'd';
+	text[CONF_LINE_MAX + 1] = '\n';
+	CHECK(conf_parse("tandem.conf", text, CONF_LINE_MAX + 2, &c, err) == -EINVAL);
+	CHECK(strstr(err, "tandem.conf:1:") != NULL && strstr(err, "longer than") != NULL);
+	CHECK(c.dir == NULL);
+}
+
 int main(void)
 {
 	RUN(cache_max_read);
@@ -85,5 +178,9 @@ int main(void)
 	RUN(cache_max_bad);
 	RUN(cache_max_twice_and_empty);
 	RUN(unknown_key_lists_cache_max);
+	RUN(all_keys);
+	RUN(empty);
+	RUN(malformed);
+	RUN(line_length);
 	return tap_done();
 }
