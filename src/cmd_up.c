@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli.h"
 #include "control_client.h"
 #include "daemon/conf.h"
@@ -166,17 +167,14 @@ static int wait_ready(int fd, pid_t pid, const char *log_path)
 	char buf[1024];
 	size_t len = 0;
 	int left = READY_TIMEOUT_MS, st;
-	struct timespec t0, t1;
+	uint64_t t0 = clock_mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int r = poll(&p, 1, left);
 		ssize_t n;
 
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		left = READY_TIMEOUT_MS -
-		       (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		left = READY_TIMEOUT_MS - (int)(clock_mono_ms() - t0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0 || left <= 0) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "base/clock.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
 #include "daemon/control.h"
@@ -373,7 +374,7 @@ static void loop(struct daemon *d)
 	struct epoll_event ev[EVENTS_PER_WAIT];
 
 	while (!d->stop) {
-		uint64_t now = dio_now_ms(), next = connmgr_deadline(d);
+		uint64_t now = clock_mono_ms(), next = connmgr_deadline(d);
 		if (d->engine && engine_deadline(d->engine) < next)
 			next = engine_deadline(d->engine);
 		if (d->pump_wanted)
@@ -393,9 +394,9 @@ static void loop(struct daemon *d)
 			if (w->fd >= 0)
 				w->on_event(d, w, ev[i].events);
 		}
-		connmgr_tick(d, dio_now_ms());
+		connmgr_tick(d, clock_mono_ms());
 		if (d->engine)
-			engine_tick(d->engine, dio_now_ms());
+			engine_tick(d->engine, clock_mono_ms());
 		if (d->engine && d->engine_down) {
 			d->engine_down = false;
 			engine_on_down(d->engine);
@@ -464,7 +465,7 @@ int daemon_run(const struct daemon_opts *opts)
 	fp_format(&opts->id->fp, d->self_text);
 	fp_format(&opts->peer, d->peer_text);
 	d->self_lower = memcmp(opts->id->fp.b, opts->peer.b, FP_BYTES) < 0;
-	d->waiting_since_ms = dio_now_ms();
+	d->waiting_since_ms = clock_mono_ms();
 
 	log_info("tandem %s starting (pid %ld): this peer is %s, the peer is %s, relay %s, "
 		 "folder %s%s%s",
