@@ -157,11 +157,11 @@ static int op_end(struct index *idx, int r)
 
 int index_check_path(struct index *idx, const char *p, size_t len)
 {
-	char err[PATH_ERR_LEN];
-	int r = path_check(p, len, err);
+	struct err err;
+	int r = path_check(p, len, &err);
 
 	if (r < 0)
-		return index_seterr(idx, r, "%s", err);
+		return index_seterr(idx, r, "%s", err.msg);
 	return 0;
 }
 
@@ -179,13 +179,12 @@ int index_row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 	int64_t type, mode, size, mtime, deleted, seq, dev, ino, ctime;
 	const void *p;
 	int n, r;
-	char err[PATH_ERR_LEN];
 
 	p = sqlite3_column_blob(st, 0);
 	n = sqlite3_column_bytes(st, 0);
 	if (!p || n < 1 || n > PATH_REL_MAX)
 		return index_damaged(idx, "an entry has a missing or overlong path");
-	if (path_check(p, (size_t)n, err) < 0)
+	if (path_check(p, (size_t)n, NULL) < 0)
 		return index_damaged(idx, "an entry has an invalid path");
 	memcpy(e->path, p, (size_t)n);
 	e->path[n] = '\0';

@@ -555,7 +555,6 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 	struct ensure_wait **pp;
 	struct timespec dl;
 	struct lazy_file *z;
-	char perr[PATH_ERR_LEN];
 	uint64_t one = 1;
 	uint32_t seen;
 	int r = 0;
@@ -568,7 +567,7 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 		pthread_mutex_unlock(&e->lz_mu);
 		return r;
 	}
-	if (path_check(path, strlen(path), perr) < 0)
+	if (path_check(path, strlen(path), NULL) < 0)
 		return -EINVAL;
 	deadline_in(&dl, timeout_ms);
 	pthread_mutex_lock(&e->lz_mu);

@@ -62,12 +62,12 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static int path_valid(const char *p, size_t len, char *why)
 {
-	char e[PATH_ERR_LEN];
+	struct err e;
 
 	if (len > 0 && !p)
 		return why_set(why, "no path");
-	if (path_check(p ? p : "", len, e) < 0)
-		return why_set(why, "bad path: %s", e);
+	if (path_check(p ? p : "", len, &e) < 0)
+		return why_set(why, "bad path: %s", e.msg);
 	return 0;
 }
 

@@ -692,13 +692,14 @@ int scan_run(struct scan *s, char *err)
 
 int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
 {
-	char perr[PATH_ERR_LEN], p[PATH_REL_MAX + 1];
+	struct err perr;
+	char p[PATH_REL_MAX + 1];
 	struct stat st;
 	int r;
 
-	r = path_check(path, len, perr);
+	r = path_check(path, len, &perr);
 	if (r < 0)
-		return seterr(err, r, "%s", perr);
+		return seterr(err, r, "%s", perr.msg);
 	if (scan_excluded(path, len))
 		return 0;
 	memcpy(p, path, len);

@@ -176,7 +176,7 @@ static void drop_abandoned(int dirfd, const char *name, const char *p)
 
 static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
 {
-	char p[PATH_REL_MAX + 1], perr[PATH_ERR_LEN];
+	char p[PATH_REL_MAX + 1];
 	struct children c;
 	struct dirent *de;
 	struct stat st;
@@ -207,7 +207,7 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *
 		if (q->len)
 			p[q->len] = '/';
 		memcpy(p + len - nlen, de->d_name, nlen + 1);
-		if (path_check(p, len, perr) < 0)
+		if (path_check(p, len, NULL) < 0)
 			continue;
 		if (scan_excluded(p, len)) {
 			drop_abandoned(dirfd(d), de->d_name, p);
