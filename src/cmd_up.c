@@ -369,7 +369,8 @@ static int check_mount(struct cli_ctx *ctx, const char *mount, char store_abs[st
 static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemon_opts *o,
 		      char dir_abs[static PATH_MAX], char mount_abs[static PATH_MAX])
 {
-	char err[RELAY_ERR_LEN], conf_path[PATH_MAX + 16], serr[SIZE_ERR_LEN];
+	struct err err;
+	char conf_path[PATH_MAX + 16];
 	struct relay_client *rc = NULL;
 	struct stat st;
 
@@ -394,13 +395,13 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       "--dir and --mount both given (or both set in %s); a peer "
 				       "shares either a plain folder or a mount, pass one",
 				       conf_path);
-	if (fp_parse(a->peer, &o->peer, err) < 0)
-		return cli_usage_error("up", "the peer fingerprint is not valid: %s", err);
-	if (relay_client_new(a->relay, NULL, &rc, err) < 0)
-		return cli_usage_error("up", "%s", err);
+	if (fp_parse(a->peer, &o->peer, &err) < 0)
+		return cli_usage_error("up", "the peer fingerprint is not valid: %s", err.msg);
+	if (relay_client_new(a->relay, NULL, &rc, err.msg) < 0)
+		return cli_usage_error("up", "%s", err.msg);
 	relay_client_free(rc);
-	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, err) < 0)
-		return cli_usage_error("up", "%s", err);
+	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, err.msg) < 0)
+		return cli_usage_error("up", "%s", err.msg);
 	if (a->symlinks && strcmp(a->symlinks, "inside") != 0 && strcmp(a->symlinks, "all") != 0)
 		return cli_usage_error("up",
 				       "--symlinks (or 'symlinks' in %s) is 'inside' or 'all', "
@@ -408,8 +409,8 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       conf_path, a->symlinks);
 	o->symlinks_all = a->symlinks && strcmp(a->symlinks, "all") == 0;
 	o->cache_max = ENGINE_CACHE_MAX_DEFAULT;
-	if (a->cache_max && size_parse(a->cache_max, &o->cache_max, serr) < 0)
-		return cli_usage_error("up", "--cache-max: %s", serr);
+	if (a->cache_max && size_parse(a->cache_max, &o->cache_max, &err) < 0)
+		return cli_usage_error("up", "--cache-max: %s", err.msg);
 	if (a->mount)
 		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {

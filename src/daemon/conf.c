@@ -113,10 +113,10 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	if (!*conf_slot(c, i))
 		return -ENOMEM;
 	if (i == KEY_CACHE_MAX) {
-		char serr[SIZE_ERR_LEN];
+		struct err serr;
 		uint64_t v;
-		if (size_parse(*conf_slot(c, i), &v, serr) < 0) {
-			errf(err, "%s:%d: cache-max: %s", name, lineno, serr);
+		if (size_parse(*conf_slot(c, i), &v, &serr) < 0) {
+			errf(err, "%s:%d: cache-max: %s", name, lineno, serr.msg);
 			return -EINVAL;
 		}
 	}

@@ -478,14 +478,14 @@ int st_fake_connect(struct st_env *env, struct st_fake *f, const char *addr, con
 {
 	uint64_t end = end_of(env, ms);
 	struct fingerprint peer;
-	char err[FP_ERR_LEN];
+	struct err err;
 	int r;
 
 	conn_drop(f);
 	f->close_code = -1;
 	f->close_text[0] = '\0';
-	if (fp_parse(peer_fp, &peer, err) < 0) {
-		st_note(env, "fake peer: bad fingerprint '%s': %s", peer_fp, err);
+	if (fp_parse(peer_fp, &peer, &err) < 0) {
+		st_note(env, "fake peer: bad fingerprint '%s': %s", peer_fp, err.msg);
 		return -EINVAL;
 	}
 	r = tcp_dial(env, addr, end);
