@@ -46,17 +46,14 @@ static void put_cut(struct err *e, const char *s, size_t len)
 	e->msg[head + CUT_LEN + tail] = '\0';
 }
 
-void err_set(struct err *e, const char *fmt, ...)
+void err_setv(struct err *e, const char *fmt, va_list ap)
 {
 	char buf[2 * ERR_LEN];
-	va_list ap;
 	int n;
 
 	if (!e)
 		return;
-	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	if (n < 0) {
 		snprintf(e->msg, ERR_LEN, "(cannot format the error message)");
 		return;
@@ -70,6 +67,15 @@ void err_set(struct err *e, const char *fmt, ...)
 		return;
 	}
 	put_cut(e, buf, (size_t)n);
+}
+
+void err_set(struct err *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_setv(e, fmt, ap);
+	va_end(ap);
 }
 
 void err_prefix(struct err *e, const char *fmt, ...)

@@ -2,6 +2,7 @@
 #ifndef TANDEM_BASE_ERR_H
 #define TANDEM_BASE_ERR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 /*
@@ -39,8 +40,9 @@ static inline bool err_is_set(const struct err *e)
 	return e && e->msg[0] != '\0';
 }
 
-/* Replaces the message. */
+/* Replaces the message. The arguments may point into e->msg itself. */
 void err_set(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void err_setv(struct err *e, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Puts the formatted text in front of the message: err_prefix(e, "cannot
  * start %s: ", name) turns "disk full" into "cannot start x: disk full". */
 void err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

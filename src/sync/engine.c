@@ -518,17 +518,17 @@ static void on_index_done(struct engine *e, uint64_t seq)
 
 int engine_on_msg(struct engine *e, const uint8_t *p, size_t len)
 {
-	char err[MSG_ERR_LEN];
+	struct err err;
 	struct sync_msg m;
 	int r;
 
-	r = msg_decode(p, len, &m, err);
+	r = msg_decode(p, len, &m, &err);
 	if (r == -EPROTONOSUPPORT) {
-		log_debug("ignoring a sync message the peer's newer version sent: %s", err);
+		log_debug("ignoring a sync message the peer's newer version sent: %s", err.msg);
 		return 0;
 	}
 	if (r < 0) {
-		engine_protocol_error(e, "%s", err);
+		engine_protocol_error(e, "%s", err.msg);
 		return -EBADMSG;
 	}
 	if (m.type != SYNC_MSG_START && !e->got_start) {

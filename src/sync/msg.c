@@ -39,12 +39,12 @@ _Static_assert(SYNC_MANIFEST_BLOCK_MIN <= SYNC_BLOCK_MAX, "block size range");
 _Static_assert(SYNC_MSG_MAX <= INT32_MAX, "lengths are returned as int");
 _Static_assert(SYNC_FILE_MAX <= SYNC_OFFSET_MAX, "a file's bytes have offsets");
 
-static __attribute__((format(printf, 2, 3))) int why_set(char *why, const char *fmt, ...)
+static __attribute__((format(printf, 2, 3))) int why_set(struct err *why, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, MSG_ERR_LEN, fmt, ap);
+	err_setv(why, fmt, ap);
 	va_end(ap);
 	return -EBADMSG;
 }
@@ -60,7 +60,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 /* The checks below are shared by encoders and decoders: 0 or -EBADMSG with a reason in why. */
 
-static int path_valid(const char *p, size_t len, char *why)
+static int path_valid(const char *p, size_t len, struct err *why)
 {
 	struct err e;
 
@@ -71,7 +71,7 @@ static int path_valid(const char *p, size_t len, char *why)
 	return 0;
 }
 
-static int range_valid(uint64_t offset, uint64_t len, char *why)
+static int range_valid(uint64_t offset, uint64_t len, struct err *why)
 {
 	if (len > SYNC_OFFSET_MAX || offset > SYNC_OFFSET_MAX - len)
 		return why_set(why, "offset %llu + length %llu is past the largest file offset",
@@ -79,7 +79,7 @@ static int range_valid(uint64_t offset, uint64_t len, char *why)
 	return 0;
 }
 
-static int entry_valid(const struct sync_entry *e, char *why)
+static int entry_valid(const struct sync_entry *e, struct err *why)
 {
 	int r = path_valid(e->path, e->path_len, why);
 
@@ -151,7 +151,7 @@ static void entry_write(struct wcursor *w, const struct sync_entry *e)
 }
 
 /* Parses and checks one entry; every length is checked before what it counts is read. */
-static int entry_parse(struct cursor *r, struct sync_entry *e, char *why)
+static int entry_parse(struct cursor *r, struct sync_entry *e, struct err *why)
 {
 	uint16_t n;
 
@@ -191,7 +191,7 @@ static int entry_parse(struct cursor *r, struct sync_entry *e, char *why)
 	return entry_valid(e, why);
 }
 
-static int block_request_valid(const struct sync_block_request *q, char *why)
+static int block_request_valid(const struct sync_block_request *q, struct err *why)
 {
 	int r = path_valid(q->path, q->path_len, why);
 
@@ -202,7 +202,7 @@ static int block_request_valid(const struct sync_block_request *q, char *why)
 	return range_valid(q->offset, q->len, why);
 }
 
-static int block_data_valid(const struct sync_block_data *d, char *why)
+static int block_data_valid(const struct sync_block_data *d, struct err *why)
 {
 	if (d->len > SYNC_BLOCK_MAX)
 		return why_set(why, "%zu bytes of data, more than %u", d->len, SYNC_BLOCK_MAX);
@@ -211,7 +211,7 @@ static int block_data_valid(const struct sync_block_data *d, char *why)
 	return range_valid(d->offset, d->len, why);
 }
 
-static int block_error_valid(const struct sync_block_error *b, char *why)
+static int block_error_valid(const struct sync_block_error *b, struct err *why)
 {
 	if (b->code < SYNC_BLOCK_ERR_NOT_FOUND || b->code > SYNC_BLOCK_ERR_REFUSED)
 		return why_set(why, "unknown error code %u", b->code);
@@ -223,7 +223,7 @@ static int block_error_valid(const struct sync_block_error *b, char *why)
 	return 0;
 }
 
-static int manifest_valid(const struct sync_manifest *m, char *why)
+static int manifest_valid(const struct sync_manifest *m, struct err *why)
 {
 	uint64_t blocks;
 
@@ -251,9 +251,8 @@ static int manifest_valid(const struct sync_manifest *m, char *why)
 
 /* Decoders of each type: the type byte is consumed, trailing bytes are checked by the caller. */
 
-static int index_update_parse(struct cursor *r, struct sync_index_update *u, char *why)
+static int index_update_parse(struct cursor *r, struct sync_index_update *u, struct err *why)
 {
-	char ewhy[MSG_ERR_LEN];
 	struct sync_entry e;
 	unsigned count;
 
@@ -271,13 +270,15 @@ static int index_update_parse(struct cursor *r, struct sync_index_update *u, cha
 	u->count = count;
 	u->entries = r->p;
 	for (unsigned i = 0; i < count; i++)
-		if (entry_parse(r, &e, ewhy) < 0)
-			return why_set(why, "entry %u: %s", i, ewhy);
+		if (entry_parse(r, &e, why) < 0) {
+			err_prefix(why, "entry %u: ", i);
+			return -EBADMSG;
+		}
 	u->len = (size_t)(r->p - u->entries);
 	return 0;
 }
 
-static int path_parse(struct cursor *r, const char **ret_path, size_t *ret_len, char *why)
+static int path_parse(struct cursor *r, const char **ret_path, size_t *ret_len, struct err *why)
 {
 	uint16_t n = cursor_u16(r);
 
@@ -288,7 +289,7 @@ static int path_parse(struct cursor *r, const char **ret_path, size_t *ret_len, 
 	return 0;
 }
 
-static int block_request_parse(struct cursor *r, struct sync_block_request *q, char *why)
+static int block_request_parse(struct cursor *r, struct sync_block_request *q, struct err *why)
 {
 	q->req_id = cursor_u32(r);
 	if (path_parse(r, &q->path, &q->path_len, why) < 0)
@@ -302,7 +303,7 @@ static int block_request_parse(struct cursor *r, struct sync_block_request *q, c
 	return block_request_valid(q, why);
 }
 
-static int block_data_parse(struct cursor *r, struct sync_block_data *d, char *why)
+static int block_data_parse(struct cursor *r, struct sync_block_data *d, struct err *why)
 {
 	uint32_t n;
 
@@ -318,7 +319,7 @@ static int block_data_parse(struct cursor *r, struct sync_block_data *d, char *w
 	return block_data_valid(d, why);
 }
 
-static int block_error_parse(struct cursor *r, struct sync_block_error *b, char *why)
+static int block_error_parse(struct cursor *r, struct sync_block_error *b, struct err *why)
 {
 	uint8_t n;
 
@@ -334,7 +335,7 @@ static int block_error_parse(struct cursor *r, struct sync_block_error *b, char 
 	return block_error_valid(b, why);
 }
 
-static int manifest_request_parse(struct cursor *r, struct sync_manifest_request *q, char *why)
+static int manifest_request_parse(struct cursor *r, struct sync_manifest_request *q, struct err *why)
 {
 	q->req_id = cursor_u32(r);
 	if (path_parse(r, &q->path, &q->path_len, why) < 0)
@@ -345,7 +346,7 @@ static int manifest_request_parse(struct cursor *r, struct sync_manifest_request
 	return path_valid(q->path, q->path_len, why);
 }
 
-static int manifest_parse(struct cursor *r, struct sync_manifest *m, char *why)
+static int manifest_parse(struct cursor *r, struct sync_manifest *m, struct err *why)
 {
 	m->req_id = cursor_u32(r);
 	cursor_copy(r, m->hash, SYNC_HASH_LEN);
@@ -392,20 +393,21 @@ const char *msg_type_name(unsigned type)
 	}
 }
 
-int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
+int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, struct err *err)
 {
-	char why[MSG_ERR_LEN] = "";
+	struct err why;
 	struct sync_msg m;
 	struct cursor r;
 	int rc = -EBADMSG;
 
+	err_clear(&why);
 	memset(&m, 0, sizeof(m));
 	if (len == 0) {
-		snprintf(why, sizeof(why), "an empty message");
+		err_set(&why, "an empty message");
 		goto out;
 	}
 	if (len > SYNC_MSG_MAX) {
-		snprintf(why, sizeof(why), "a message of %zu bytes, more than %zu", len,
+		err_set(&why, "a message of %zu bytes, more than %zu", len,
 			 SYNC_MSG_MAX);
 		goto out;
 	}
@@ -413,37 +415,37 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 	m.type = buf[0];
 	switch (buf[0]) {
 	case SYNC_MSG_INDEX_UPDATE:
-		rc = index_update_parse(&r, &m.index_update, why);
+		rc = index_update_parse(&r, &m.index_update, &why);
 		break;
 	case SYNC_MSG_INDEX_DONE:
 		m.index_done.seq = cursor_u64(&r);
-		rc = r.bad ? why_set(why, "truncated") : 0;
+		rc = r.bad ? why_set(&why, "truncated") : 0;
 		break;
 	case SYNC_MSG_BLOCK_REQUEST:
-		rc = block_request_parse(&r, &m.block_request, why);
+		rc = block_request_parse(&r, &m.block_request, &why);
 		break;
 	case SYNC_MSG_BLOCK_DATA:
-		rc = block_data_parse(&r, &m.block_data, why);
+		rc = block_data_parse(&r, &m.block_data, &why);
 		break;
 	case SYNC_MSG_BLOCK_ERROR:
-		rc = block_error_parse(&r, &m.block_error, why);
+		rc = block_error_parse(&r, &m.block_error, &why);
 		break;
 	case SYNC_MSG_MANIFEST_REQUEST:
-		rc = manifest_request_parse(&r, &m.manifest_request, why);
+		rc = manifest_request_parse(&r, &m.manifest_request, &why);
 		break;
 	case SYNC_MSG_MANIFEST:
-		rc = manifest_parse(&r, &m.manifest, why);
+		rc = manifest_parse(&r, &m.manifest, &why);
 		break;
 	case SYNC_MSG_CANCEL:
 		m.cancel.req_id = cursor_u32(&r);
-		rc = r.bad ? why_set(why, "truncated") : 0;
+		rc = r.bad ? why_set(&why, "truncated") : 0;
 		break;
 	case SYNC_MSG_START: {
 		const uint8_t *dev = cursor_take(&r, SYNC_DEVICE_LEN);
 		m.start.since = cursor_u64(&r);
 		const uint8_t *exp = cursor_take(&r, SYNC_DEVICE_LEN);
 		if (r.bad) {
-			rc = why_set(why, "truncated");
+			rc = why_set(&why, "truncated");
 			break;
 		}
 		memcpy(m.start.device, dev, SYNC_DEVICE_LEN);
@@ -453,17 +455,17 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 	}
 	case 0:
 	case 1:
-		snprintf(why, sizeof(why), "message type %u is not a sync message", buf[0]);
+		err_set(&why, "message type %u is not a sync message", buf[0]);
 		goto out;
 	default:
 		rc = -EPROTONOSUPPORT;
-		snprintf(why, sizeof(why), "unknown message type %u", buf[0]);
+		err_set(&why, "unknown message type %u", buf[0]);
 		goto out;
 	}
 	if (rc < 0)
 		goto out;
 	if (r.left > 0) {
-		rc = why_set(why, "%zu bytes left over", r.left);
+		rc = why_set(&why, "%zu bytes left over", r.left);
 		goto out;
 	}
 	*ret = m;
@@ -471,9 +473,9 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 out:
 	if (err) {
 		if (len > 0 && buf[0] >= SYNC_MSG_INDEX_UPDATE && buf[0] <= SYNC_MSG_TYPE_LAST)
-			snprintf(err, MSG_ERR_LEN, "%s: %s", msg_type_name(buf[0]), why);
+			err_set(err, "%s: %s", msg_type_name(buf[0]), why.msg);
 		else
-			snprintf(err, MSG_ERR_LEN, "%s", why);
+			err_set(err, "%s", why.msg);
 	}
 	return rc;
 }
@@ -487,13 +489,12 @@ void msg_index_iter_init(struct msg_index_iter *it, const struct sync_index_upda
 
 int msg_index_next(struct msg_index_iter *it, struct sync_entry *ret)
 {
-	char why[MSG_ERR_LEN];
 	struct sync_entry e;
 	struct cursor r = {.p = it->p, .left = it->left};
 
 	if (it->remaining == 0)
 		return 0;
-	if (entry_parse(&r, &e, why) < 0) {
+	if (entry_parse(&r, &e, NULL) < 0) {
 		it->remaining = 0;
 		return -EBADMSG;
 	}
@@ -520,11 +521,10 @@ int msg_index_writer_init(struct msg_index_writer *w, uint8_t *buf, size_t outle
 
 int msg_index_add(struct msg_index_writer *w, const struct sync_entry *e)
 {
-	char why[MSG_ERR_LEN];
 	struct wcursor out;
 	size_t n;
 
-	if (entry_valid(e, why) < 0)
+	if (entry_valid(e, NULL) < 0)
 		return -EINVAL;
 	n = entry_len(e);
 	if (w->count >= SYNC_INDEX_ENTRIES_MAX || n > w->cap - w->len)
@@ -548,10 +548,9 @@ int msg_index_finish(struct msg_index_writer *w)
 
 int msg_block_data_header(uint8_t *buf, size_t outlen, uint32_t req_id, uint64_t offset, size_t len)
 {
-	char why[MSG_ERR_LEN];
 	struct wcursor w = {.p = buf, .left = outlen};
 
-	if (len > SYNC_BLOCK_MAX || range_valid(offset, len, why) < 0)
+	if (len > SYNC_BLOCK_MAX || range_valid(offset, len, NULL) < 0)
 		return -EINVAL;
 	if (outlen < SYNC_BLOCK_DATA_HEADER_LEN + len)
 		return -EMSGSIZE;
@@ -564,10 +563,9 @@ int msg_block_data_header(uint8_t *buf, size_t outlen, uint32_t req_id, uint64_t
 
 static int block_data_encode(const struct sync_block_data *d, uint8_t *buf, size_t outlen)
 {
-	char why[MSG_ERR_LEN];
 	int r;
 
-	if (block_data_valid(d, why) < 0)
+	if (block_data_valid(d, NULL) < 0)
 		return -EINVAL;
 	if (outlen < SYNC_BLOCK_DATA_HEADER_LEN + d->len)
 		return -EMSGSIZE;
@@ -582,7 +580,6 @@ static int block_data_encode(const struct sync_block_data *d, uint8_t *buf, size
 
 int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 {
-	char why[MSG_ERR_LEN];
 	struct wcursor w = {.p = buf, .left = outlen};
 	size_t need;
 
@@ -591,24 +588,24 @@ int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 		need = 1 + 8;
 		break;
 	case SYNC_MSG_BLOCK_REQUEST:
-		if (block_request_valid(&m->block_request, why) < 0)
+		if (block_request_valid(&m->block_request, NULL) < 0)
 			return -EINVAL;
 		need = BLOCK_REQUEST_LEN(m->block_request.path_len);
 		break;
 	case SYNC_MSG_BLOCK_DATA:
 		return block_data_encode(&m->block_data, buf, outlen);
 	case SYNC_MSG_BLOCK_ERROR:
-		if (block_error_valid(&m->block_error, why) < 0)
+		if (block_error_valid(&m->block_error, NULL) < 0)
 			return -EINVAL;
 		need = BLOCK_ERROR_LEN(m->block_error.text_len);
 		break;
 	case SYNC_MSG_MANIFEST_REQUEST:
-		if (path_valid(m->manifest_request.path, m->manifest_request.path_len, why) < 0)
+		if (path_valid(m->manifest_request.path, m->manifest_request.path_len, NULL) < 0)
 			return -EINVAL;
 		need = MANIFEST_REQUEST_LEN(m->manifest_request.path_len);
 		break;
 	case SYNC_MSG_MANIFEST:
-		if (manifest_valid(&m->manifest, why) < 0)
+		if (manifest_valid(&m->manifest, NULL) < 0)
 			return -EINVAL;
 		need = MANIFEST_HEADER_LEN + (size_t)m->manifest.n * SYNC_HASH_LEN;
 		break;
