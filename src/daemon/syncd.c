@@ -90,7 +90,8 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		.ud = d, .send = io_send, .room = io_room, .close = io_close,
 		.changed = d->opts->mount ? io_changed : NULL};
 	struct engine_opts o = {0};
-	char index_file[PATH_MAX + 16], eerr[ENGINE_ERR_LEN] = "";
+	char index_file[PATH_MAX + 16];
+	struct err eerr = {.msg = ""};
 	int r;
 
 	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
@@ -104,9 +105,10 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	o.lazy = d->opts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
 	o.cache_max = d->opts->cache_max;
 	o.evict_age_ms = testknob_get(TESTKNOB_LAZY_EVICT_AGE_MS, 0);
-	r = engine_new(&o, &io, &d->engine, eerr);
+	r = engine_new(&o, &io, &d->engine, &eerr);
 	if (r < 0) {
-		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);
+		err_prefix(&eerr, "cannot sync %s: ", d->opts->dir);
+		snprintf(err, DAEMON_ERR_LEN, "%.*s", DAEMON_ERR_LEN - 1, eerr.msg);
 		return r;
 	}
 	d->inotify_w.fd = engine_inotify_fd(d->engine);

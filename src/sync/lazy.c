@@ -785,9 +785,9 @@ void engine_on_ensure(struct engine *e)
 		struct lazy_file *z = lazy_find(e, c[k].path);
 		if (!z) {
 			/* a renamed placeholder the scanner has not seen yet? */
-			char err[SCAN_ERR_LEN];
-			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
+			struct err err;
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 		}
@@ -795,9 +795,9 @@ void engine_on_ensure(struct engine *e)
 		if (r == -EAGAIN) {
 			/* the scanner says first what the change was: a touch leaves a
 			 * placeholder, new bytes make it the user's file */
-			char err[SCAN_ERR_LEN];
-			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
+			struct err err;
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 			r = z ? activate(e, z) : 0;

@@ -25,17 +25,15 @@
 #define EVENT_BUF 65536
 #define MARKER_TEXT "This directory is a tandem share. Do not remove this file.\n"
 
-static int seterr(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int seterr(struct err *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static int seterr(char *err, int r, const char *fmt, ...)
+static int seterr(struct err *err, int r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err, SCAN_ERR_LEN, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	err_setv(err, fmt, ap);
+	va_end(ap);
 	return r;
 }
 
@@ -142,7 +140,7 @@ int scan_lstat(struct scan *s, const char *path, struct stat *ret)
 	return r;
 }
 
-int scan_check_root(struct scan *s, char *err)
+int scan_check_root(struct scan *s, struct err *err)
 {
 	struct stat now, held;
 
@@ -347,7 +345,7 @@ int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const st
 }
 
 /* Stores a hashed file whose disk state is st (== j->st). Returns changes or -errno. */
-static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
+static int record_hashed(struct scan *s, const struct scan_job *j, struct err *err)
 {
 	struct index_entry *e = &s->e;
 	int r;
@@ -390,7 +388,7 @@ fail:
 }
 
 /* A finished job: re-stat, then store, drop or hash again. Returns changes or -errno. */
-static int hash_done_one(struct scan *s, struct scan_job *j, char *err)
+static int hash_done_one(struct scan *s, struct scan_job *j, struct err *err)
 {
 	struct stat st;
 	int r;
@@ -421,7 +419,7 @@ static int hash_done_one(struct scan *s, struct scan_job *j, char *err)
 	return r;
 }
 
-int scan_on_hash_done(struct scan *s, char *err)
+int scan_on_hash_done(struct scan *s, struct err *err)
 {
 	struct scan_job *list = scan_hasher_take(&s->h), *j;
 	int r, n = 0;
@@ -470,7 +468,7 @@ int scan_on_hash_done(struct scan *s, char *err)
 	return r < 0 ? r : n;
 }
 
-static int open_root(struct scan *s, const char *root, char *err)
+static int open_root(struct scan *s, const char *root, struct err *err)
 {
 	struct stat st;
 
@@ -487,7 +485,7 @@ static int open_root(struct scan *s, const char *root, char *err)
 }
 
 /* Checks the marker, or creates it for an index that never held anything. */
-static int marker_setup(struct scan *s, char *err)
+static int marker_setup(struct scan *s, struct err *err)
 {
 	struct stat st;
 	int fd, r;
@@ -521,7 +519,7 @@ static int marker_setup(struct scan *s, char *err)
 	return 0;
 }
 
-int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
+int scan_new(const char *root, struct index *idx, struct scan **ret, struct err *err)
 {
 	struct scan *s;
 	int r;
@@ -682,7 +680,7 @@ int scan_on_inotify(struct scan *s)
 	return s->full || s->ndirty > 0;
 }
 
-int scan_run(struct scan *s, char *err)
+int scan_run(struct scan *s, struct err *err)
 {
 	int r = scan_walk_run(s, err);
 
@@ -690,7 +688,7 @@ int scan_run(struct scan *s, char *err)
 	return r;
 }
 
-int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
+int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	struct err perr;
 	char p[PATH_REL_MAX + 1];

@@ -126,7 +126,7 @@ void scan_job_free(struct scan_job *j);
 void scan_set_hash_hook(struct scan *s, scan_hook_fn fn, void *userdata);
 
 /* scan_walk.c: the scan itself. Returns changes or -errno (err set). */
-int scan_walk_run(struct scan *s, char *err);
+int scan_walk_run(struct scan *s, struct err *err);
 
 /* scan.c helpers shared with scan_walk.c */
 enum index_type scan_kind(const struct stat *st); /* 0: special file */
@@ -138,12 +138,12 @@ bool scan_unchanged(const struct index_entry *e, const struct stat *st);
 bool scan_off_disk(const struct index_entry *e);
 void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st);
 int scan_lstat(struct scan *s, const char *path, struct stat *ret);
-int scan_check_root(struct scan *s, char *err);
+int scan_check_root(struct scan *s, struct err *err);
 void scan_watch(struct scan *s, int dirfd, const char *path, size_t len);
 void scan_warn_special(struct scan *s, const char *path, size_t len);
 int scan_delete_tree(struct scan *s, const char *path, size_t len);
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
-	       char *err);
+	       struct err *err);
 int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size);
 void scan_feed(struct scan *s);
 

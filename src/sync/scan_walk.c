@@ -49,12 +49,10 @@ struct walk {
 };
 
 /* err gets what failed, for the daemon's one log line. */
-static int walk_err(struct scan *s, char *err, int r, const char *path)
+static int walk_err(struct scan *s, struct err *err, int r, const char *path)
 {
-	if (err)
-		snprintf(err, SCAN_ERR_LEN, "cannot scan %s in %s: %s (index: %s)",
-			 *path ? LOG_Q(path) : "the top folder", s->root_q, strerror(-r),
-			 index_errmsg(s->idx));
+	err_set(err, "cannot scan %s in %s: %s (index: %s)", *path ? LOG_Q(path) : "the top folder",
+		s->root_q, strerror(-r), index_errmsg(s->idx));
 	return r;
 }
 
@@ -174,7 +172,7 @@ static void drop_abandoned(int dirfd, const char *name, const char *p)
 		log_warn("cannot remove the abandoned download %s: %s", LOG_Q(p), strerror(errno));
 }
 
-static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
+static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, struct err *err)
 {
 	char p[PATH_REL_MAX + 1];
 	struct children c;
@@ -350,7 +348,7 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 }
 
 /* Hashes path on this thread (scan_path_now) and records it. */
-static int apply_file_now(struct scan *s, const char *path, size_t len, char *err)
+static int apply_file_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	struct scan_job j = {.path = (char *)path, .len = len};
 	struct index_entry *e = &s->e;
@@ -383,7 +381,7 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, char *er
 }
 
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
-	       char *err)
+	       struct err *err)
 {
 	struct index_entry *e = &s->e;
 	enum index_type type = scan_kind(st);
@@ -513,7 +511,7 @@ static int queue_dirty(struct scan *s, struct walk *w)
 	return 0;
 }
 
-int scan_walk_run(struct scan *s, char *err)
+int scan_walk_run(struct scan *s, struct err *err)
 {
 	struct walk w = {0};
 	bool full = s->full;
