@@ -308,13 +308,14 @@ static int load_identity(struct cli_ctx *ctx, struct identity **ret)
 static int check_mount(struct cli_ctx *ctx, const char *mount, char store_abs[static PATH_MAX],
 		       char mount_abs[static PATH_MAX])
 {
-	char err[MOUNTD_ERR_LEN], store[PATH_MAX + 16], parent[PATH_MAX], base[NAME_MAX + 1];
+	struct err err;
+	char store[PATH_MAX + 16], parent[PATH_MAX], base[NAME_MAX + 1];
 	char tmp[PATH_MAX];
 	struct stat st;
 	int r;
 
-	if (mountd_available(err) < 0) {
-		cli_error("cannot mount the share at %s: %s", mount, err);
+	if (mountd_available(&err) < 0) {
+		cli_error("cannot mount the share at %s: %s", mount, err.msg);
 		return 1;
 	}
 	r = stat(mount, &st) < 0 ? -errno : 0;
@@ -397,10 +398,10 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       conf_path);
 	if (fp_parse(a->peer, &o->peer, &err) < 0)
 		return cli_usage_error("up", "the peer fingerprint is not valid: %s", err.msg);
-	if (relay_client_new(a->relay, NULL, &rc, err.msg) < 0)
+	if (relay_client_new(a->relay, NULL, &rc, &err) < 0)
 		return cli_usage_error("up", "%s", err.msg);
 	relay_client_free(rc);
-	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, err.msg) < 0)
+	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, &err) < 0)
 		return cli_usage_error("up", "%s", err.msg);
 	if (a->symlinks && strcmp(a->symlinks, "inside") != 0 && strcmp(a->symlinks, "all") != 0)
 		return cli_usage_error("up",
@@ -440,7 +441,8 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	struct daemon_opts o = {.ready_fd = -1};
 	struct identity *id = NULL;
 	struct conf conf = {0};
-	char err[CONF_ERR_LEN], sock[CONTROL_PATH_MAX], log_path[PATH_MAX + 16];
+	struct err err;
+	char sock[CONTROL_PATH_MAX], log_path[PATH_MAX + 16];
 	char dir_abs[PATH_MAX], mount_abs[PATH_MAX], fp[FP_TEXT_LEN + 1], h[PATH_MAX + 16];
 	long pid = 0;
 	int r;
@@ -450,11 +452,11 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	if (cli_resolve_paths(ctx))
 		return 1;
-	r = conf_load(ctx->paths.config, &conf, err);
+	r = conf_load(ctx->paths.config, &conf, &err);
 	if (r < 0) {
 		if (r == -EINVAL)
-			return cli_usage_error("up", "%s", err);
-		cli_error("%s", err[0] ? err : strerror(-r));
+			return cli_usage_error("up", "%s", err.msg);
+		cli_error("%s", err_is_set(&err) ? err.msg : strerror(-r));
 		return 1;
 	}
 	a.peer = a.peer ? a.peer : conf.peer;

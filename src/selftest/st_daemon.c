@@ -877,7 +877,7 @@ int st_daemon_relay_squatter(struct st_env *env)
 	struct identity *eve = NULL;
 	struct relay_client *c = NULL;
 	struct relay_client_opts o;
-	char err[RELAY_ERR_LEN];
+	struct err err;
 	uint64_t bucket = derive_bucket(time(NULL), 0);
 
 	memset(p, 0, sizeof(p));
@@ -885,7 +885,7 @@ int st_daemon_relay_squatter(struct st_env *env)
 		goto out;
 	relay_client_opts_init(&o);
 	o.timeout_ms = 5000;
-	if (identity_new(NULL, &eve) < 0 || relay_client_new(env->relay_url, &o, &c, err) < 0) {
+	if (identity_new(NULL, &eve) < 0 || relay_client_new(env->relay_url, &o, &c, &err) < 0) {
 		ST_CHECK(env, !"eve and her relay client");
 		goto out;
 	}

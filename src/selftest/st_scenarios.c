@@ -171,12 +171,12 @@ static struct relay_client *client(struct st_env *env)
 {
 	struct relay_client *c = NULL;
 	struct relay_client_opts o;
-	char err[RELAY_ERR_LEN];
+	struct err err;
 
 	relay_client_opts_init(&o);
 	o.timeout_ms = 5000;
-	if (relay_client_new(env->relay_url, &o, &c, err) < 0)
-		st_note(env, "%s", err);
+	if (relay_client_new(env->relay_url, &o, &c, &err) < 0)
+		st_note(env, "%s", err.msg);
 	return c;
 }
 
