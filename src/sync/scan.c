@@ -198,7 +198,8 @@ void scan_warn_special(struct scan *s, const char *path, size_t len)
 {
 	char q[256];
 
-	if (s->warned.n >= SCAN_WARNED_MAX || scan_strset_add(&s->warned, path, len) != 1)
+	if (map_count(&s->warned) >= SCAN_WARNED_MAX ||
+	    map_put(&s->warned, path, len, NULL, NULL) != 1)
 		return;
 	log_warn("skipping %s in %s: not a regular file, directory or symlink",
 		 log_quote(path, len, q, sizeof(q)), s->root_q);
@@ -260,7 +261,7 @@ int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size)
 	struct scan_job *j;
 	int r;
 
-	r = scan_strset_add(&s->inflight, path, len);
+	r = map_put(&s->inflight, path, len, NULL, NULL);
 	if (r <= 0)
 		return r; /* already queued: its result is re-checked against the disk */
 	j = calloc(1, sizeof(*j));
@@ -268,7 +269,7 @@ int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size)
 		j->path = strndup(path, len);
 	if (!j || !j->path) {
 		free(j);
-		scan_strset_del(&s->inflight, path, len);
+		(void)map_del(&s->inflight, path, len, NULL);
 		return -ENOMEM;
 	}
 	j->len = len;
@@ -298,7 +299,7 @@ void scan_feed(struct scan *s)
 
 static void job_done(struct scan *s, struct scan_job *j)
 {
-	scan_strset_del(&s->inflight, j->path, j->len);
+	(void)map_del(&s->inflight, j->path, j->len, NULL);
 	s->pend_files--;
 	s->pend_bytes -= j->size_hint;
 	scan_job_free(j);
@@ -530,6 +531,9 @@ int scan_new(const char *root, struct index *idx, struct scan **ret, struct err 
 		return seterr(err, -ENOMEM, "out of memory");
 	}
 	s->idx = idx;
+	map_init(&s->inflight, 0);
+	map_init(&s->warned, 0);
+	map_init(&s->wds, 0);
 	s->rootfd = s->ifd = s->h.efd = -1;
 	s->full = true;
 	log_quote(root, strlen(root), s->root_q, sizeof(s->root_q));
@@ -567,8 +571,8 @@ void scan_free(struct scan *s)
 		s->backlog = j->next;
 		scan_job_free(j);
 	}
-	scan_strset_done(&s->inflight);
-	scan_strset_done(&s->warned);
+	map_done(&s->inflight);
+	map_done(&s->warned);
 	scan_wdmap_done(&s->wds);
 	if (s->ifd >= 0)
 		close(s->ifd);

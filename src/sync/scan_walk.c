@@ -477,14 +477,15 @@ static int cmp_str(const void *a, const void *b)
 /* After a full scan: drop the watches of directories it no longer found. */
 static void drop_stale_watches(struct scan *s)
 {
-	int *stale = malloc(s->wds.n * sizeof(*stale) + 1);
-	size_t n = 0;
+	int *stale = malloc(map_count(&s->wds) * sizeof(*stale) + 1);
+	struct scan_wd *d;
+	size_t n = 0, pos = 0;
 
 	if (!stale)
 		return;
-	for (size_t i = 0; i < s->wds.cap; i++)
-		if (s->wds.v[i].wd && s->wds.v[i].gen != s->gen)
-			stale[n++] = s->wds.v[i].wd;
+	while ((d = scan_wdmap_next(&s->wds, &pos)))
+		if (d->gen != s->gen)
+			stale[n++] = d->wd;
 	for (size_t i = 0; i < n; i++) {
 		struct scan_wd *w = scan_wdmap_get(&s->wds, stale[i]);
 
@@ -498,10 +499,11 @@ static void drop_stale_watches(struct scan *s)
 
 static int queue_dirty(struct scan *s, struct walk *w)
 {
-	for (size_t i = 0; i < s->wds.cap; i++) {
-		struct scan_wd *d = &s->wds.v[i];
+	struct scan_wd *d;
+	size_t pos = 0;
 
-		if (!d->wd || !d->dirty)
+	while ((d = scan_wdmap_next(&s->wds, &pos))) {
+		if (!d->dirty)
 			continue;
 		d->dirty = false;
 		s->ndirty--;
