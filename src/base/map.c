@@ -92,6 +92,16 @@ bool map_get(const struct map *m, const void *key, size_t len, void **ret_value)
 	return true;
 }
 
+void **map_ref(const struct map *m, const void *key, size_t len)
+{
+	size_t i;
+
+	if (!m->n)
+		return NULL;
+	i = find(m, key, len, hash_key(m, key, len));
+	return m->v[i].key ? &m->v[i].value : NULL;
+}
+
 int map_put(struct map *m, const void *key, size_t len, void *value, void **ret_old)
 {
 	uint64_t h = hash_key(m, key, len);

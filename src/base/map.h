@@ -51,6 +51,9 @@ static inline size_t map_count(const struct map *m)
 
 /* true and *ret_value (if not NULL) when key is there. */
 bool map_get(const struct map *m, const void *key, size_t len, void **ret_value);
+/* Where key's value is stored, to read or change in place, or NULL when key
+ * is not there. Valid until the next map_put or map_del. */
+void **map_ref(const struct map *m, const void *key, size_t len);
 /*
  * Sets key to value. Returns 1 when the key was added, 0 when it was there
  * (its old value goes to *ret_old if not NULL), -ENOMEM (map unchanged).

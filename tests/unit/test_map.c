@@ -200,6 +200,22 @@ TEST(delete_in_runs)
 	map_done(&m);
 }
 
+TEST(ref_changes_in_place)
+{
+	struct map m;
+	void **v;
+
+	map_init(&m, 0);
+	CHECK(map_ref(&m, "k", 1) == NULL);
+	REQUIRE(map_put(&m, "k", 1, (void *)1, NULL) == 1);
+	v = map_ref(&m, "k", 1);
+	REQUIRE(v != NULL);
+	*v = (void *)((uintptr_t)*v + 41);
+	CHECK(map_get(&m, "k", 1, (void **)&v) && (uintptr_t)v == 42);
+	CHECK(map_ref(&m, "j", 1) == NULL);
+	map_done(&m);
+}
+
 int main(void)
 {
 	RUN(put_get_replace_del);
@@ -209,5 +225,6 @@ int main(void)
 	RUN(walk_visits_each_once);
 	RUN(fixed_seed_is_repeatable);
 	RUN(delete_in_runs);
+	RUN(ref_changes_in_place);
 	return tap_done();
 }
