@@ -525,7 +525,8 @@ static void *sweeper_main(void *arg)
 		int64_t wake = 0;
 		unsigned n = 0;
 
-		while ((c = relay_conns_expired(srv->conns, (int64_t)clock_mono_ms(), deadline_ms, &wake))) {
+		while ((c = relay_conns_expired(srv->conns, (int64_t)clock_mono_ms(), deadline_ms,
+						&wake))) {
 			shutdown(c->fd, SHUT_RDWR);
 			n++;
 		}

@@ -37,8 +37,8 @@ struct relay_owner {
 struct relay_store {
 	size_t max, count;
 	size_t max_per_client; /* 0: no limit */
-	struct map owners; /* client key -> struct relay_owner *, owned here */
-	struct map tokens; /* token -> its records, chained through hnext */
+	struct map owners;     /* client key -> struct relay_owner *, owned here */
+	struct map tokens;     /* token -> its records, chained through hnext */
 	struct relay_record **heap; /* min-heap on expires_ms, max entries */
 	uint64_t expired_total;
 	uint64_t evicted_total;
@@ -212,8 +212,8 @@ static void heap_fix(struct relay_store *s, size_t i)
 /* Unlinks r from the table and the heap and frees it. */
 static void record_remove(struct relay_store *s, struct relay_record *r)
 {
-	struct relay_record **pp = (struct relay_record **)map_ref(&s->tokens, r->token,
-								     RELAY_TOKEN_LEN);
+	struct relay_record **pp =
+		(struct relay_record **)map_ref(&s->tokens, r->token, RELAY_TOKEN_LEN);
 	size_t i = r->heap_idx;
 
 	while (pp && *pp && *pp != r)

@@ -91,14 +91,15 @@ int fp_parse(const char *s, struct fingerprint *ret, struct err *err)
 		if (base32_value((char)c) < 0) {
 			if (isprint(c))
 				err_set(err,
-					 "invalid character '%c' at position %zu%s; fingerprints use "
-					 "only the letters A-Z and the digits 2-7",
-					 c, pos, fp_char_hint((char)c));
+					"invalid character '%c' at position %zu%s; fingerprints "
+					"use "
+					"only the letters A-Z and the digits 2-7",
+					c, pos, fp_char_hint((char)c));
 			else
 				err_set(err,
-					 "invalid byte 0x%02x at position %zu; fingerprints use "
-					 "only the letters A-Z and the digits 2-7",
-					 c, pos);
+					"invalid byte 0x%02x at position %zu; fingerprints use "
+					"only the letters A-Z and the digits 2-7",
+					c, pos);
 			return -EINVAL;
 		}
 		if (n < FP_CHARS)
@@ -106,9 +107,8 @@ int fp_parse(const char *s, struct fingerprint *ret, struct err *err)
 		n++;
 	}
 	if (n != FP_CHARS) {
-		err_set(err,
-			 "the fingerprint has %zu character%s, expected %d (%d groups of 4)", n,
-			 n == 1 ? "" : "s", FP_CHARS, FP_CHARS / 4);
+		err_set(err, "the fingerprint has %zu character%s, expected %d (%d groups of 4)", n,
+			n == 1 ? "" : "s", FP_CHARS, FP_CHARS / 4);
 		return -EINVAL;
 	}
 	if (base32_decode_bits(raw, FP_DATA_CHARS, data) < 0 ||
@@ -118,9 +118,8 @@ int fp_parse(const char *s, struct fingerprint *ret, struct err *err)
 	}
 	fp_checksum(data, want);
 	if (sodium_memcmp(want, check, sizeof(want)) != 0) {
-		err_set(err,
-			 "the fingerprint's checksum does not match: it has a typo; copy it "
-			 "again from 'tandem id' on the other machine");
+		err_set(err, "the fingerprint's checksum does not match: it has a typo; copy it "
+			     "again from 'tandem id' on the other machine");
 		return -EINVAL;
 	}
 	memcpy(ret->b, data, FP_BYTES);

@@ -27,9 +27,9 @@ static int xdg_dir(const char *var, const char *fallback, char out[static PATH_M
 	home = getenv("HOME");
 	if (!home || home[0] != '/') {
 		err_set(err,
-			 "cannot find a place for tandem's files: neither %s nor HOME is set to an "
-			 "absolute path; set one, or pass --home DIR",
-			 var);
+			"cannot find a place for tandem's files: neither %s nor HOME is set to an "
+			"absolute path; set one, or pass --home DIR",
+			var);
 		return -ENOENT;
 	}
 	if (join(tmp, home, fallback) < 0)
@@ -54,8 +54,7 @@ int paths_resolve(const char *home, struct tandem_paths *ret, struct err *err)
 		} else {
 			if (!getcwd(cwd, sizeof(cwd))) {
 				r = -errno;
-				err_set(err, "cannot get the current directory: %s",
-					 strerror(-r));
+				err_set(err, "cannot get the current directory: %s", strerror(-r));
 				return r;
 			}
 			char abs[PATH_MAX];

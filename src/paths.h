@@ -20,7 +20,6 @@ struct tandem_paths {
 	char runtime[PATH_MAX];
 };
 
-
 /* Fills *ret. Relative --home is made absolute. Returns 0, or -errno with a
  * sentence in err (e.g. neither HOME nor XDG_CONFIG_HOME set). */
 int paths_resolve(const char *home, struct tandem_paths *ret, struct err *err)

@@ -45,11 +45,11 @@ int size_parse(const char *s, uint64_t *ret, struct err *err)
 	*ret = v;
 	return 0;
 bad:
-	err_set(err, "'%.40s%s' is not a size: write %s", s,
-		 strlen(s) > 40 ? "..." : "", SIZE_FORM);
+	err_set(err, "'%.40s%s' is not a size: write %s", s, strlen(s) > 40 ? "..." : "",
+		SIZE_FORM);
 	return -EINVAL;
 too_large:
 	err_set(err, "'%.40s%s' is too large a size (at most 16 EiB): write %s", s,
-		 strlen(s) > 40 ? "..." : "", SIZE_FORM);
+		strlen(s) > 40 ? "..." : "", SIZE_FORM);
 	return -EINVAL;
 }

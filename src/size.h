@@ -14,13 +14,11 @@
  * no "MB" (which would suggest 1000-based units).
  */
 
-
 /*
  * Parses s (NULL or "" is an error) into *ret. Returns 0, or -EINVAL with
  * a sentence in err that quotes the value (cut when long) and says what is
  * accepted; *ret is untouched on failure. Pure; any thread.
  */
-int size_parse(const char *s, uint64_t *ret, struct err *err)
-	__attribute__((warn_unused_result));
+int size_parse(const char *s, uint64_t *ret, struct err *err) __attribute__((warn_unused_result));
 
 #endif

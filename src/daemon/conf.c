@@ -20,7 +20,6 @@
 static const char *const keys[NKEYS] = {"peer",  "relay",    "dir",      "listen",
 					 "mount", "symlinks", "cache-max"};
 
-
 static char **conf_slot(struct conf *c, size_t i)
 {
 	char **slots[NKEYS] = {&c->peer,  &c->relay,    &c->dir,      &c->listen,
@@ -63,9 +62,9 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	eq = memchr(s, '=', (size_t)(e - s));
 	if (!eq) {
 		err_set(err,
-		     "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
-		     "symlinks, cache-max)",
-		     name, lineno);
+			"%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
+			"symlinks, cache-max)",
+			name, lineno);
 		return -EINVAL;
 	}
 	ks = s;
@@ -80,14 +79,14 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 			break;
 	if (i == NKEYS) {
 		err_set(err,
-		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, listen, "
-		     "symlinks and cache-max",
-		     name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
+			"%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, "
+			"listen, symlinks and cache-max",
+			name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}
 	if (c->line[i]) {
-		err_set(err, "%s:%d: '%s' is already set on line %d; keep one", name, lineno, keys[i],
-		     c->line[i]);
+		err_set(err, "%s:%d: '%s' is already set on line %d; keep one", name, lineno,
+			keys[i], c->line[i]);
 		return -EINVAL;
 	}
 	if (vs == ve) {
@@ -113,8 +112,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	return 0;
 }
 
-int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
-	       struct err *err)
+int conf_parse(const char *name, const char *text, size_t len, struct conf *ret, struct err *err)
 {
 	struct conf c = {0};
 	const char *p = text, *end = text + len;
@@ -128,7 +126,7 @@ int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
 		lineno++;
 		if (le - p > CONF_LINE_MAX) {
 			err_set(err, "%s:%d: the line is longer than %d bytes", name, lineno,
-			     CONF_LINE_MAX);
+				CONF_LINE_MAX);
 			r = -EINVAL;
 			break;
 		}
@@ -174,7 +172,7 @@ int conf_load(const char *config_dir, struct conf *ret, struct err *err)
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_BYTES) {
 		err_set(err, "%s is %s; it should be a short text file", path,
-		     S_ISREG(st.st_mode) ? "larger than 64 KiB" : "not a regular file");
+			S_ISREG(st.st_mode) ? "larger than 64 KiB" : "not a regular file");
 		r = -EFBIG;
 		goto out;
 	}

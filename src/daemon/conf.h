@@ -33,8 +33,8 @@ struct conf {
  * Parses the text of a config file; name is used in messages. Returns 0,
  * or -EINVAL with "name:line: ..." in err. On failure *ret is left empty.
  */
-int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
-	       struct err *err) __attribute__((warn_unused_result));
+int conf_parse(const char *name, const char *text, size_t len, struct conf *ret, struct err *err)
+	__attribute__((warn_unused_result));
 
 /*
  * Reads config_dir/tandem.conf. A missing file gives an empty conf and 0.

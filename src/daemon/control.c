@@ -359,9 +359,9 @@ int control_open(struct daemon *d, struct err *err)
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		err_set(err,
-			 "the control socket path %s is longer than %zu bytes; use a shorter "
-			 "--home",
-			 path, sizeof(sun.sun_path) - 1);
+			"the control socket path %s is longer than %zu bytes; use a shorter "
+			"--home",
+			path, sizeof(sun.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -387,9 +387,9 @@ int control_open(struct daemon *d, struct err *err)
 	}
 	if (r < 0) {
 		err_set(err,
-			 "cannot listen on the control socket %s: %s; check that the directory "
-			 "exists and is writable",
-			 path, strerror(-r));
+			"cannot listen on the control socket %s: %s; check that the directory "
+			"exists and is writable",
+			path, strerror(-r));
 		close(fd);
 		(void)unlink(path);
 		return r;

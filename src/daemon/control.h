@@ -17,8 +17,7 @@
 
 /* Binds opts->sock_path (a stale socket file must be gone already) and
  * watches it. Returns 0 or -errno with a sentence in err. */
-int control_open(struct daemon *d, struct err *err)
-	__attribute__((warn_unused_result));
+int control_open(struct daemon *d, struct err *err) __attribute__((warn_unused_result));
 
 /* Frees the clients closed since the last call. */
 void control_reap(struct daemon *d);

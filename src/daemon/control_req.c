@@ -13,11 +13,11 @@
 #include "daemon/control_req.h"
 #include "log.h"
 
-static int fail(const char **ret_code, const char *code, struct err *err, int r,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail(const char **ret_code, const char *code, struct err *err, int r, const char *fmt,
+		...) __attribute__((format(printf, 5, 6)));
 
-static int fail(const char **ret_code, const char *code, struct err *err, int r,
-		const char *fmt, ...)
+static int fail(const char **ret_code, const char *code, struct err *err, int r, const char *fmt,
+		...)
 {
 	va_list ap;
 

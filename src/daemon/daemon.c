@@ -46,7 +46,6 @@
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
 
-
 int daemon_watch_add(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = w};
@@ -203,9 +202,9 @@ static int lock_take(struct daemon *d, struct err *err)
 		r = -errno;
 		if (r == -EWOULDBLOCK)
 			err_set(err,
-			     "another tandem daemon is running or starting for %s (it holds "
-			     "%s); 'tandem status' shows it, 'tandem down' stops it",
-			     d->opts->paths->config, path);
+				"another tandem daemon is running or starting for %s (it holds "
+				"%s); 'tandem status' shows it, 'tandem down' stops it",
+				d->opts->paths->config, path);
 		else
 			err_set(err, "cannot lock %s: %s", path, strerror(-r));
 		return r;
@@ -338,7 +337,8 @@ static int setup(struct daemon *d, struct err *err)
 	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,
 				  &rerr);
 	if (r < 0) {
-		err_set(err, "cannot start publishing our record: %s", err_is_set(&rerr) ? rerr.msg : strerror(-r));
+		err_set(err, "cannot start publishing our record: %s",
+			err_is_set(&rerr) ? rerr.msg : strerror(-r));
 		return r;
 	}
 	r = lookup_start(o->relay_url, &ro, &o->peer, &d->tun.lookup, &d->lookup, &rerr);

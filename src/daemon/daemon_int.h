@@ -67,7 +67,7 @@ struct daemon {
 	struct relay_publisher *pub;
 	struct lookup *lookup;
 	struct peer_record self_rec;	  /* what we publish */
-	char lookup_error[ERR_LEN]; /* "" once the lookup found the record */
+	char lookup_error[ERR_LEN];	  /* "" once the lookup found the record */
 	bool relay_unreachable;		  /* the last lookup could not reach it */
 
 	/* the peer and our connections to it (connmgr.c) */
@@ -88,7 +88,7 @@ struct daemon {
 	time_t connected_since;	   /* unix seconds; 0 when not connected */
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
-	char last_error[ERR_LEN]; /* "" when none yet */
+	char last_error[ERR_LEN];    /* "" when none yet */
 	char relay_warning[ERR_LEN]; /* plain http to another machine, or "" */
 
 	/* the sync engine (syncd.c) */

@@ -69,9 +69,9 @@ int listen_spec_parse(const char *s, struct listen_spec *ret, struct err *err)
 		goto bad;
 	if (strchr(host, '%')) {
 		err_set(err,
-			 "--listen '%.64s': link-local addresses with a scope cannot be published; "
-			 "use a global address or [::]:PORT",
-			 s);
+			"--listen '%.64s': link-local addresses with a scope cannot be published; "
+			"use a global address or [::]:PORT",
+			s);
 		return -EINVAL;
 	}
 	if (strcmp(host, "*") == 0)
@@ -97,9 +97,9 @@ int listen_spec_parse(const char *s, struct listen_spec *ret, struct err *err)
 	return 0;
 bad:
 	err_set(err,
-		 "--listen '%.64s' is not ADDR:PORT: use [IPv6]:PORT, IPv4:PORT, [::]:0 for "
-		 "every address with a free port, or none (no host names)",
-		 s);
+		"--listen '%.64s' is not ADDR:PORT: use [IPv6]:PORT, IPv4:PORT, [::]:0 for "
+		"every address with a free port, or none (no host names)",
+		s);
 	return -EINVAL;
 }
 
@@ -127,8 +127,7 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 	fd = socket(ls->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0) {
 		r = -errno;
-		err_set(err, "cannot create a TCP socket for %s: %s", text,
-			 strerror(-r));
+		err_set(err, "cannot create a TCP socket for %s: %s", text, strerror(-r));
 		return r;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
@@ -136,12 +135,11 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	if (bind(fd, (const struct sockaddr *)&ls->ss, ls->len) < 0) {
 		r = -errno;
-		err_set(err, "cannot listen for the peer on %s: %s; %s", text,
-			 strerror(-r),
-			 r == -EADDRINUSE      ? "pick another port with --listen, or [::]:0"
-			 : r == -EADDRNOTAVAIL ? "that address is not one of this machine's; "
-						 "check --listen"
-					       : "check --listen");
+		err_set(err, "cannot listen for the peer on %s: %s; %s", text, strerror(-r),
+			r == -EADDRINUSE      ? "pick another port with --listen, or [::]:0"
+			: r == -EADDRNOTAVAIL ? "that address is not one of this machine's; "
+						"check --listen"
+					      : "check --listen");
 		close(fd);
 		return r;
 	}
@@ -149,8 +147,7 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 	if (listen(fd, 16) < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    record_addr_from_sockaddr((const struct sockaddr *)&ss, ret_bound) < 0) {
 		r = errno ? -errno : -EINVAL;
-		err_set(err, "cannot listen for the peer on %s: %s", text,
-			 strerror(-r));
+		err_set(err, "cannot listen for the peer on %s: %s", text, strerror(-r));
 		close(fd);
 		return r;
 	}

@@ -88,8 +88,7 @@ int mountd_start(struct daemon *d, struct err *err)
 	rootfd = open(d->opts->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		r = -errno;
-		err_set(err, "cannot open the store %s: %s", d->opts->dir,
-			 strerror(-r));
+		err_set(err, "cannot open the store %s: %s", d->opts->dir, strerror(-r));
 		return r;
 	}
 	r = tfs_mount(mp, rootfd, &hooks, d, &d->tfs, terr.msg, sizeof(terr.msg));

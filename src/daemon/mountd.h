@@ -16,7 +16,6 @@
  * and mountd_start() fails.
  */
 
-
 /*
  * Can this process mount? Returns 0, or -errno with a sentence in err
  * (what is missing, how to fix it, that --dir works without FUSE).
@@ -31,8 +30,7 @@ bool mountd_built_in(void);
  * watches for the mount going away. Call after syncd_start(). Returns 0 or
  * -errno with a sentence in err.
  */
-int mountd_start(struct daemon *d, struct err *err)
-	__attribute__((warn_unused_result));
+int mountd_start(struct daemon *d, struct err *err) __attribute__((warn_unused_result));
 
 /* The engine changed path in the store (share-relative): tell the kernel. */
 void mountd_changed(struct daemon *d, const char *path);

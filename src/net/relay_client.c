@@ -58,9 +58,9 @@ int relay_client_new(const char *url, const struct relay_client_opts *opts,
 	err_clear(err);
 	if (!url || (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)) {
 		err_set(err,
-			 "the relay URL '%s' must start with http:// or https:// (for example "
-			 "https://relay.example.org:8480)",
-			 url ? url : "");
+			"the relay URL '%s' must start with http:// or https:// (for example "
+			"https://relay.example.org:8480)",
+			url ? url : "");
 		return -EINVAL;
 	}
 	n = strlen(url);
@@ -71,15 +71,14 @@ int relay_client_new(const char *url, const struct relay_client_opts *opts,
 	const char *host = strstr(url, "://") + 3;
 	if (!*host || *host == '/' || strpbrk(url, " \t\r\n\"<>\\^`{|}")) {
 		err_set(err,
-			 "the relay URL '%s' has no host name or contains spaces or invalid "
-			 "characters",
-			 url);
+			"the relay URL '%s' has no host name or contains spaces or invalid "
+			"characters",
+			url);
 		return -EINVAL;
 	}
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_status != CURLE_OK) {
-		err_set(err, "cannot initialise libcurl: %s",
-			 curl_easy_strerror(curl_init_status));
+		err_set(err, "cannot initialise libcurl: %s", curl_easy_strerror(curl_init_status));
 		return -ENOMEM;
 	}
 	c = calloc(1, sizeof(*c));

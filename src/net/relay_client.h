@@ -29,7 +29,6 @@
  *   -ECANCELED: the cancel fd became readable
  */
 
-
 struct relay_result {
 	int status;		/* HTTP status, 0 when no answer */
 	uint32_t retry_after;	/* seconds, 0 if none */

@@ -176,7 +176,8 @@ void engine_on_hash(struct engine *e)
 	int r = scan_on_hash_done(e->scan, &err);
 
 	if (r < 0)
-		log_warn("cannot record hashed files: %s", err_is_set(&err) ? err.msg : strerror(-r));
+		log_warn("cannot record hashed files: %s",
+			 err_is_set(&err) ? err.msg : strerror(-r));
 	engine_pump(e);
 }
 

@@ -335,7 +335,8 @@ static int block_error_parse(struct cursor *r, struct sync_block_error *b, struc
 	return block_error_valid(b, why);
 }
 
-static int manifest_request_parse(struct cursor *r, struct sync_manifest_request *q, struct err *why)
+static int manifest_request_parse(struct cursor *r, struct sync_manifest_request *q,
+				  struct err *why)
 {
 	q->req_id = cursor_u32(r);
 	if (path_parse(r, &q->path, &q->path_len, why) < 0)
@@ -407,8 +408,7 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, struct err 
 		goto out;
 	}
 	if (len > SYNC_MSG_MAX) {
-		err_set(&why, "a message of %zu bytes, more than %zu", len,
-			 SYNC_MSG_MAX);
+		err_set(&why, "a message of %zu bytes, more than %zu", len, SYNC_MSG_MAX);
 		goto out;
 	}
 	r = (struct cursor){.p = buf + 1, .left = len - 1};

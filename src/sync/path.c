@@ -22,8 +22,7 @@ int path_check(const char *p, size_t len, struct err *err)
 		return -EINVAL;
 	}
 	if (len > PATH_REL_MAX) {
-		err_set(err, "the path is %zu bytes long, more than %d", len,
-			 PATH_REL_MAX);
+		err_set(err, "the path is %zu bytes long, more than %d", len, PATH_REL_MAX);
 		return -ENAMETOOLONG;
 	}
 	if (memchr(p, '\0', len)) {
@@ -52,13 +51,12 @@ int path_check(const char *p, size_t len, struct err *err)
 			return -EINVAL;
 		}
 		if (n > PATH_NAME_MAX) {
-			err_set(err, "a name in the path is %zu bytes long, more than %d",
-				 n, PATH_NAME_MAX);
+			err_set(err, "a name in the path is %zu bytes long, more than %d", n,
+				PATH_NAME_MAX);
 			return -ENAMETOOLONG;
 		}
 		if (++depth > PATH_DEPTH_MAX) {
-			err_set(err, "the path is more than %d levels deep",
-				 PATH_DEPTH_MAX);
+			err_set(err, "the path is more than %d levels deep", PATH_DEPTH_MAX);
 			return -EINVAL;
 		}
 		start = i + 1;

@@ -29,8 +29,7 @@
  * more than PATH_DEPTH_MAX components; -ENAMETOOLONG: longer than
  * PATH_REL_MAX, or a component longer than PATH_NAME_MAX.
  */
-int path_check(const char *p, size_t len, struct err *err)
-	__attribute__((warn_unused_result));
+int path_check(const char *p, size_t len, struct err *err) __attribute__((warn_unused_result));
 
 /*
  * Opens the directory that holds the last component of rel (checked with

@@ -25,7 +25,8 @@
 #define EVENT_BUF 65536
 #define MARKER_TEXT "This directory is a tandem share. Do not remove this file.\n"
 
-static int seterr(struct err *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int seterr(struct err *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int seterr(struct err *err, int r, const char *fmt, ...)
 {

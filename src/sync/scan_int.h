@@ -18,7 +18,6 @@
 #define SCAN_WARNED_MAX 4096 /* special files remembered as already logged */
 #define SCAN_SYNC_TRIES 3    /* scan_path_now: hashes of a file that keeps changing */
 
-
 /* One inotify watch: its directory (share-relative, "" for the root). */
 struct scan_wd {
 	int wd;
@@ -27,7 +26,6 @@ struct scan_wd {
 	char *path;
 	size_t len;
 };
-
 
 /* A file to hash, and then its result. */
 struct scan_job {

@@ -439,7 +439,8 @@ TEST(nested_message_keeps_its_cause)
 		CHECK(strlen(err.msg) >= strlen(cause) &&
 		      strcmp(err.msg + strlen(err.msg) - strlen(cause), cause) == 0);
 		if (strlen("cannot sync : ") + lens[i] + engine_len < ERR_LEN)
-			CHECK_INT_EQ(strlen(err.msg), strlen("cannot sync : ") + lens[i] + engine_len);
+			CHECK_INT_EQ(strlen(err.msg),
+				     strlen("cannot sync : ") + lens[i] + engine_len);
 		else
 			CHECK(strstr(err.msg, "...") != NULL && strlen(err.msg) == ERR_LEN - 1);
 	}

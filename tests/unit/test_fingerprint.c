@@ -109,7 +109,8 @@ TEST(parse_rejects_with_reason)
 	snprintf(v, sizeof(v), "%s-AAAA", txt);
 	CHECK_INT_EQ(fp_parse(v, &got, &err), -EINVAL);
 	CHECK(strstr(err.msg, "40 characters, expected 36") != NULL);
-	CHECK(fp_parse("A", &got, &err) < 0 && strstr(err.msg, "has 1 character, expected 36") != NULL);
+	CHECK(fp_parse("A", &got, &err) < 0 &&
+	      strstr(err.msg, "has 1 character, expected 36") != NULL);
 
 	/* bad character: the digit 0, with a hint and its position */
 	snprintf(v, sizeof(v), "%s", txt);
