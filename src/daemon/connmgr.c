@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
 #include "sync/engine.h"
@@ -137,7 +138,7 @@ void connmgr_add(struct daemon *d, struct conn *c)
 
 void connmgr_on_record(struct daemon *d, const struct peer_record *rec)
 {
-	uint64_t now = dio_now_ms();
+	uint64_t now = clock_mono_ms();
 	bool first = !d->have_rec;
 	bool changed = first || rec->flags != d->rec.flags || rec->naddrs != d->rec.naddrs ||
 		       memcmp(rec->addrs, d->rec.addrs, sizeof(rec->addrs)) != 0;
@@ -207,7 +208,7 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 
 void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
 {
-	uint64_t now = dio_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (c == d->dialing) {
 		d->dialing = NULL;

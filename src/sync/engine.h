@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
+
 /*
  * The sync engine: keeps the share identical with the peer's, both ways.
  * It owns the index (index.h) and the local scanner (scan.h), speaks the
@@ -91,15 +93,13 @@ struct engine_opts {
 
 #define ENGINE_CACHE_MAX_DEFAULT ((uint64_t)10 << 30)
 
-#define ENGINE_ERR_LEN 512
-
 /*
  * Opens the index, starts the scanner (scan.h: root checks, marker) and
  * schedules the first full scan. Returns 0 and *ret, or -errno with a
- * sentence in err saying what failed and what to do.
+ * sentence in err (may be NULL) saying what failed and what to do.
  */
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
-	       char *err) __attribute__((warn_unused_result));
+	       struct err *err) __attribute__((warn_unused_result));
 
 void engine_free(struct engine *e);
 

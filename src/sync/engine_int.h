@@ -124,7 +124,7 @@ struct engine {
 	struct scan *scan;
 	int rootfd;
 	uint8_t self_dev[VV_DEVICE_LEN];
-	char stopped[ENGINE_ERR_LEN]; /* "" while syncing */
+	char stopped[ERR_LEN]; /* "" while syncing */
 
 	/* local scanning */
 	uint64_t scan_due_ms; /* 0: none */

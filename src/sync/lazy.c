@@ -555,7 +555,6 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 	struct ensure_wait **pp;
 	struct timespec dl;
 	struct lazy_file *z;
-	char perr[PATH_ERR_LEN];
 	uint64_t one = 1;
 	uint32_t seen;
 	int r = 0;
@@ -568,7 +567,7 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 		pthread_mutex_unlock(&e->lz_mu);
 		return r;
 	}
-	if (path_check(path, strlen(path), perr) < 0)
+	if (path_check(path, strlen(path), NULL) < 0)
 		return -EINVAL;
 	deadline_in(&dl, timeout_ms);
 	pthread_mutex_lock(&e->lz_mu);
@@ -786,9 +785,9 @@ void engine_on_ensure(struct engine *e)
 		struct lazy_file *z = lazy_find(e, c[k].path);
 		if (!z) {
 			/* a renamed placeholder the scanner has not seen yet? */
-			char err[SCAN_ERR_LEN];
-			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
+			struct err err;
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 		}
@@ -796,9 +795,9 @@ void engine_on_ensure(struct engine *e)
 		if (r == -EAGAIN) {
 			/* the scanner says first what the change was: a touch leaves a
 			 * placeholder, new bytes make it the user's file */
-			char err[SCAN_ERR_LEN];
-			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
+			struct err err;
+			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
 			lazy_check_moves(e);
 			z = lazy_find(e, c[k].path);
 			r = z ? activate(e, z) : 0;

@@ -49,12 +49,10 @@ struct walk {
 };
 
 /* err gets what failed, for the daemon's one log line. */
-static int walk_err(struct scan *s, char *err, int r, const char *path)
+static int walk_err(struct scan *s, struct err *err, int r, const char *path)
 {
-	if (err)
-		snprintf(err, SCAN_ERR_LEN, "cannot scan %s in %s: %s (index: %s)",
-			 *path ? LOG_Q(path) : "the top folder", s->root_q, strerror(-r),
-			 index_errmsg(s->idx));
+	err_set(err, "cannot scan %s in %s: %s (index: %s)", *path ? LOG_Q(path) : "the top folder",
+		s->root_q, strerror(-r), index_errmsg(s->idx));
 	return r;
 }
 
@@ -174,9 +172,9 @@ static void drop_abandoned(int dirfd, const char *name, const char *p)
 		log_warn("cannot remove the abandoned download %s: %s", LOG_Q(p), strerror(errno));
 }
 
-static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
+static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, struct err *err)
 {
-	char p[PATH_REL_MAX + 1], perr[PATH_ERR_LEN];
+	char p[PATH_REL_MAX + 1];
 	struct children c;
 	struct dirent *de;
 	struct stat st;
@@ -207,7 +205,7 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *
 		if (q->len)
 			p[q->len] = '/';
 		memcpy(p + len - nlen, de->d_name, nlen + 1);
-		if (path_check(p, len, perr) < 0)
+		if (path_check(p, len, NULL) < 0)
 			continue;
 		if (scan_excluded(p, len)) {
 			drop_abandoned(dirfd(d), de->d_name, p);
@@ -350,7 +348,7 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 }
 
 /* Hashes path on this thread (scan_path_now) and records it. */
-static int apply_file_now(struct scan *s, const char *path, size_t len, char *err)
+static int apply_file_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	struct scan_job j = {.path = (char *)path, .len = len};
 	struct index_entry *e = &s->e;
@@ -383,7 +381,7 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, char *er
 }
 
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
-	       char *err)
+	       struct err *err)
 {
 	struct index_entry *e = &s->e;
 	enum index_type type = scan_kind(st);
@@ -479,14 +477,15 @@ static int cmp_str(const void *a, const void *b)
 /* After a full scan: drop the watches of directories it no longer found. */
 static void drop_stale_watches(struct scan *s)
 {
-	int *stale = malloc(s->wds.n * sizeof(*stale) + 1);
-	size_t n = 0;
+	int *stale = malloc(map_count(&s->wds) * sizeof(*stale) + 1);
+	struct scan_wd *d;
+	size_t n = 0, pos = 0;
 
 	if (!stale)
 		return;
-	for (size_t i = 0; i < s->wds.cap; i++)
-		if (s->wds.v[i].wd && s->wds.v[i].gen != s->gen)
-			stale[n++] = s->wds.v[i].wd;
+	while ((d = scan_wdmap_next(&s->wds, &pos)))
+		if (d->gen != s->gen)
+			stale[n++] = d->wd;
 	for (size_t i = 0; i < n; i++) {
 		struct scan_wd *w = scan_wdmap_get(&s->wds, stale[i]);
 
@@ -500,10 +499,11 @@ static void drop_stale_watches(struct scan *s)
 
 static int queue_dirty(struct scan *s, struct walk *w)
 {
-	for (size_t i = 0; i < s->wds.cap; i++) {
-		struct scan_wd *d = &s->wds.v[i];
+	struct scan_wd *d;
+	size_t pos = 0;
 
-		if (!d->wd || !d->dirty)
+	while ((d = scan_wdmap_next(&s->wds, &pos))) {
+		if (!d->dirty)
 			continue;
 		d->dirty = false;
 		s->ndirty--;
@@ -513,7 +513,7 @@ static int queue_dirty(struct scan *s, struct walk *w)
 	return 0;
 }
 
-int scan_walk_run(struct scan *s, char *err)
+int scan_walk_run(struct scan *s, struct err *err)
 {
 	struct walk w = {0};
 	bool full = s->full;

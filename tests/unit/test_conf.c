@@ -6,7 +6,7 @@
 #include "daemon/conf.h"
 #include "tap.h"
 
-static int parse(const char *text, struct conf *c, char err[static CONF_ERR_LEN])
+static int parse(const char *text, struct conf *c, struct err *err)
 {
 	return conf_parse("tandem.conf", text, strlen(text), c, err);
 }
@@ -14,10 +14,10 @@ static int parse(const char *text, struct conf *c, char err[static CONF_ERR_LEN]
 TEST(cache_max_read)
 {
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
 	REQUIRE(parse("peer = K7QF\n# the mount's cache\ncache-max = 512M\nmount = m\n", &c,
-		      err) == 0);
+		      &err) == 0);
 	CHECK_STR_EQ(c.cache_max, "512M");
 	CHECK_STR_EQ(c.mount, "m");
 	CHECK_STR_EQ(c.peer, "K7QF");
@@ -28,9 +28,9 @@ TEST(cache_max_read)
 TEST(cache_max_absent)
 {
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
-	REQUIRE(parse("dir = d\n", &c, err) == 0);
+	REQUIRE(parse("dir = d\n", &c, &err) == 0);
 	CHECK(c.cache_max == NULL);
 	conf_done(&c);
 }
@@ -42,17 +42,17 @@ TEST(cache_max_bad)
 					  "cache-max = 1.5G\n", "cache-max = 10GB\n",
 					  "cache-max = 99999999999999999999\n"};
 	struct conf c = {0};
-	char err[CONF_ERR_LEN];
+	struct err err;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[128];
 		snprintf(text, sizeof(text), "dir = d\n%s", bad[i]);
-		err[0] = '\0';
-		CHECK(parse(text, &c, err) == -EINVAL);
-		if (!strstr(err, "tandem.conf:2:") || !strstr(err, "cache-max"))
-			printf("# %s-> %s\n", bad[i], err);
-		CHECK(strstr(err, "tandem.conf:2:") != NULL);
-		CHECK(strstr(err, "cache-max") != NULL);
+		err.msg[0] = '\0';
+		CHECK(parse(text, &c, &err) == -EINVAL);
+		if (!strstr(err.msg, "tandem.conf:2:") || !strstr(err.msg, "cache-max"))
+			printf("# %s-> %s\n", bad[i], err.msg);
+		CHECK(strstr(err.msg, "tandem.conf:2:") != NULL);
+		CHECK(strstr(err.msg, "cache-max") != NULL);
 		CHECK(c.dir == NULL && c.cache_max == NULL);
 	}
 }
@@ -60,22 +60,22 @@ TEST(cache_max_bad)
 TEST(cache_max_twice_and_empty)
 {
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
-	CHECK(parse("cache-max = 1G\ncache-max = 2G\n", &c, err) == -EINVAL);
-	CHECK(strstr(err, "tandem.conf:2:") != NULL && strstr(err, "line 1") != NULL);
-	CHECK(parse("cache-max =\n", &c, err) == -EINVAL);
-	CHECK(strstr(err, "no value") != NULL);
+	CHECK(parse("cache-max = 1G\ncache-max = 2G\n", &c, &err) == -EINVAL);
+	CHECK(strstr(err.msg, "tandem.conf:2:") != NULL && strstr(err.msg, "line 1") != NULL);
+	CHECK(parse("cache-max =\n", &c, &err) == -EINVAL);
+	CHECK(strstr(err.msg, "no value") != NULL);
 }
 
 /* The unknown-key message lists the new key too. */
 TEST(unknown_key_lists_cache_max)
 {
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
-	CHECK(parse("cachemax = 1G\n", &c, err) == -EINVAL);
-	CHECK(strstr(err, "cache-max") != NULL);
+	CHECK(parse("cachemax = 1G\n", &c, &err) == -EINVAL);
+	CHECK(strstr(err.msg, "cache-max") != NULL);
 }
 
 /* Every key, comments, blank lines, CRLF and spaces around '=' and the value. */
