@@ -92,10 +92,10 @@ TEST(all_keys)
 				   "symlinks = all\n"
 				   "cache-max = 2G"; /* no newline at the end */
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "x";
+	struct err err = {.msg = "x"};
 
-	REQUIRE(parse(text, &c, err) == 0);
-	CHECK(err[0] == '\0');
+	REQUIRE(parse(text, &c, &err) == 0);
+	CHECK(err.msg[0] == '\0');
 	CHECK_STR_EQ(c.peer, "K7QF-AAAA");
 	CHECK_STR_EQ(c.relay, "https://relay.example:8443/");
 	CHECK_STR_EQ(c.dir, "/srv/share");
@@ -113,11 +113,11 @@ TEST(all_keys)
 TEST(empty)
 {
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
-	REQUIRE(parse("", &c, err) == 0);
+	REQUIRE(parse("", &c, &err) == 0);
 	CHECK(c.peer == NULL && c.dir == NULL);
-	REQUIRE(parse("# nothing\n\n   \n", &c, err) == 0);
+	REQUIRE(parse("# nothing\n\n   \n", &c, &err) == 0);
 	CHECK(c.peer == NULL && c.dir == NULL);
 }
 
@@ -139,14 +139,14 @@ TEST(malformed)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct conf c = {0};
-		char err[CONF_ERR_LEN] = "";
+		struct err err = {.msg = ""};
 		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
 
-		CHECK(conf_parse("tandem.conf", bad[i].text, len, &c, err) == -EINVAL);
-		if (!strstr(err, bad[i].line) || !strstr(err, bad[i].says))
-			printf("# case %zu -> %s\n", i, err);
-		CHECK(strstr(err, bad[i].line) != NULL);
-		CHECK(strstr(err, bad[i].says) != NULL);
+		CHECK(conf_parse("tandem.conf", bad[i].text, len, &c, &err) == -EINVAL);
+		if (!strstr(err.msg, bad[i].line) || !strstr(err.msg, bad[i].says))
+			printf("# case %zu -> %s\n", i, err.msg);
+		CHECK(strstr(err.msg, bad[i].line) != NULL);
+		CHECK(strstr(err.msg, bad[i].says) != NULL);
 		CHECK(c.peer == NULL && c.dir == NULL && c.mount == NULL);
 	}
 }
@@ -156,18 +156,18 @@ TEST(line_length)
 {
 	char text[CONF_LINE_MAX + 16];
 	struct conf c = {0};
-	char err[CONF_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
 	memcpy(text, "dir = ", 6);
 	memset(text + 6, 'd', CONF_LINE_MAX - 6);
 	text[CONF_LINE_MAX] = '\n';
-	REQUIRE(conf_parse("tandem.conf", text, CONF_LINE_MAX + 1, &c, err) == 0);
+	REQUIRE(conf_parse("tandem.conf", text, CONF_LINE_MAX + 1, &c, &err) == 0);
 	CHECK_INT_EQ(strlen(c.dir), CONF_LINE_MAX - 6);
 	conf_done(&c);
 	text[CONF_LINE_MAX] = 'd';
 	text[CONF_LINE_MAX + 1] = '\n';
-	CHECK(conf_parse("tandem.conf", text, CONF_LINE_MAX + 2, &c, err) == -EINVAL);
-	CHECK(strstr(err, "tandem.conf:1:") != NULL && strstr(err, "longer than") != NULL);
+	CHECK(conf_parse("tandem.conf", text, CONF_LINE_MAX + 2, &c, &err) == -EINVAL);
+	CHECK(strstr(err.msg, "tandem.conf:1:") != NULL && strstr(err.msg, "longer than") != NULL);
 	CHECK(c.dir == NULL);
 }
 

@@ -46,15 +46,15 @@ TEST(forms)
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct listen_spec ls;
-		char err[LISTEN_ERR_LEN] = "x";
+		struct err err = {.msg = "x"};
 		char buf[INET6_ADDRSTRLEN];
 
-		if (listen_spec_parse(ok[i].in, &ls, err) != 0) {
-			printf("# %s: %s\n", ok[i].in, err);
+		if (listen_spec_parse(ok[i].in, &ls, &err) != 0) {
+			printf("# %s: %s\n", ok[i].in, err.msg);
 			CHECK(0);
 			continue;
 		}
-		CHECK(err[0] == '\0');
+		CHECK(err.msg[0] == '\0');
 		CHECK(!ls.none);
 		CHECK_INT_EQ(ls.ss.ss_family, ok[i].family);
 		CHECK_STR_EQ(addr_of(&ls, buf, sizeof(buf)), ok[i].addr);
@@ -68,12 +68,12 @@ TEST(forms)
 TEST(none)
 {
 	struct listen_spec ls;
-	char err[LISTEN_ERR_LEN];
+	struct err err = {.msg = ""};
 
-	REQUIRE(listen_spec_parse("none", &ls, err) == 0);
+	REQUIRE(listen_spec_parse("none", &ls, &err) == 0);
 	CHECK(ls.none);
 	CHECK(!ls.wildcard);
-	CHECK(listen_spec_parse("None", &ls, err) == -EINVAL);
+	CHECK(listen_spec_parse("None", &ls, &err) == -EINVAL);
 }
 
 /* What is not ADDR:PORT is refused with a sentence that shows the accepted forms. */
@@ -105,17 +105,17 @@ TEST(refused)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct listen_spec ls = {.none = true};
-		char err[LISTEN_ERR_LEN] = "";
+		struct err err = {.msg = ""};
 
-		if (listen_spec_parse(bad[i], &ls, err) != -EINVAL) {
+		if (listen_spec_parse(bad[i], &ls, &err) != -EINVAL) {
 			printf("# accepted: '%s'\n", bad[i]);
 			CHECK(0);
 			continue;
 		}
-		if (!strstr(err, "is not ADDR:PORT"))
-			printf("# '%s' -> %s\n", bad[i], err);
-		CHECK(strstr(err, "is not ADDR:PORT") != NULL);
-		CHECK(strstr(err, "[::]:0") != NULL);
+		if (!strstr(err.msg, "is not ADDR:PORT"))
+			printf("# '%s' -> %s\n", bad[i], err.msg);
+		CHECK(strstr(err.msg, "is not ADDR:PORT") != NULL);
+		CHECK(strstr(err.msg, "[::]:0") != NULL);
 		CHECK(ls.none); /* *ret untouched */
 	}
 }
@@ -124,23 +124,24 @@ TEST(refused)
 TEST(scope_refused)
 {
 	struct listen_spec ls;
-	char err[LISTEN_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
-	CHECK(listen_spec_parse("[fe80::1%eth0]:80", &ls, err) == -EINVAL);
-	CHECK(strstr(err, "link-local") != NULL);
+	CHECK(listen_spec_parse("[fe80::1%eth0]:80", &ls, &err) == -EINVAL);
+	CHECK(strstr(err.msg, "link-local") != NULL);
 }
 
 /* A long value is cut in the message, which still ends in the advice. */
 TEST(long_value_cut)
 {
-	char in[600], err[LISTEN_ERR_LEN] = "";
+	char in[600];
+	struct err err = {.msg = ""};
 	struct listen_spec ls;
 
 	memset(in, 'a', sizeof(in) - 1);
 	in[sizeof(in) - 1] = '\0';
-	CHECK(listen_spec_parse(in, &ls, err) == -EINVAL);
-	CHECK(strlen(err) < LISTEN_ERR_LEN - 1);
-	CHECK(strstr(err, "no host names") != NULL);
+	CHECK(listen_spec_parse(in, &ls, &err) == -EINVAL);
+	CHECK(strlen(err.msg) < ERR_LEN - 1);
+	CHECK(strstr(err.msg, "no host names") != NULL);
 }
 
 int main(void)
