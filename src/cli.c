@@ -11,18 +11,7 @@
 #include "cli.h"
 #include "log.h"
 
-static const struct cli_command commands[] = {
-	{ "init", "create this machine's identity and print its fingerprint", cmd_init },
-	{ "id", "print this machine's fingerprint", cmd_id },
-	{ "up", "start the daemon: connect to the peer and keep the folder in sync", cmd_up },
-	{ "status", "show the daemon's state: connected or not, the peer, the relay", cmd_status },
-	{ "down", "stop the daemon and wait until it has exited", cmd_down },
-#if HAVE_SELFTEST
-	{ "selftest", "prove tandem works on this machine (relay and peers on [::1])", cmd_selftest },
-#endif
-};
-
-static void print_help(FILE *f)
+static void print_help(FILE *f, const struct cli_command *commands, size_t n_commands)
 {
 	fputs("Usage: tandem [--home DIR] [--log-level LEVEL] COMMAND [OPTIONS]\n"
 	      "\n"
@@ -31,7 +20,7 @@ static void print_help(FILE *f)
 	      "\n"
 	      "Commands:\n",
 	      f);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < n_commands; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n"
 	      "Global options:\n"
@@ -113,7 +102,7 @@ int cli_resolve_paths(struct cli_ctx *ctx)
 	return 0;
 }
 
-int cli_main(int argc, char **argv)
+int cli_main(int argc, char **argv, const struct cli_command *commands, size_t n_commands)
 {
 	static const struct option opts[] = {
 		{ "home", required_argument, NULL, 'H' },
@@ -150,7 +139,7 @@ int cli_main(int argc, char **argv)
 			log_set_level(level);
 			break;
 		case 'h':
-			print_help(stdout);
+			print_help(stdout, commands, n_commands);
 			return 0;
 		case 'V':
 			printf("tandem %s\n", TANDEM_VERSION);
@@ -162,10 +151,10 @@ int cli_main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		print_help(stderr);
+		print_help(stderr, commands, n_commands);
 		return EXIT_USAGE;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+	for (size_t i = 0; i < n_commands; i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			return commands[i].run(&ctx, argc - optind, argv + optind);
 	}

@@ -3,6 +3,7 @@
 #define TANDEM_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "paths.h"
 
@@ -43,12 +44,17 @@ int cli_resolve_paths(struct cli_ctx *ctx);
 
 int cmd_init(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_id(struct cli_ctx *ctx, int argc, char **argv);
-/* In the selftest library (src/selftest/), only in builds with it (HAVE_SELFTEST). */
-int cmd_selftest(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_up(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_down(struct cli_ctx *ctx, int argc, char **argv);
 
-int cli_main(int argc, char **argv);
+/*
+ * Runs `tandem` with argv: the global options, then the command named in
+ * commands[0..n_commands) (the help lists them in that order). The table
+ * is the executable's (src/main.c): it alone knows every library, the
+ * selftest included, so this library calls no layer above it. Returns the
+ * exit code.
+ */
+int cli_main(int argc, char **argv, const struct cli_command *commands, size_t n_commands);
 
 #endif
