@@ -2,7 +2,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "cli.h"
+#include "cli/cli.h"
 #if HAVE_SELFTEST
 #include "selftest/selftest.h"
 #endif
