@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The command line (src/cli.c): global options, dispatch over the
+/* The command line (src/cli/cli.c): global options, dispatch over the
  * executable's command table, and the options every simple command shares. */
 #include <fcntl.h>
 #include <getopt.h>
