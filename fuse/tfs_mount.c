@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "tfs_internal.h"
 
 #define TFS_FUSE_SUPER_MAGIC 0x65735546

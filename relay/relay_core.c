@@ -21,7 +21,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "encoding.h"
+#include "base/encoding.h"
 #include "relay_core.h"
 #include "relay_metrics.h"
 #include "relay_ratelimit.h"

@@ -54,7 +54,7 @@
 #include <sodium.h>
 
 #include "base/clock.h"
-#include "log.h"
+#include "base/log.h"
 #include "relay.h"
 #include "relay_addr.h"
 #include "relay_conns.h"

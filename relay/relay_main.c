@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "log.h"
+#include "base/log.h"
 #include "relay.h"
 
 #define EXIT_USAGE 2

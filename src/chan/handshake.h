@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fingerprint.h"
-#include "identity.h"
+#include "identity/fingerprint.h"
+#include "identity/identity.h"
 
 /*
  * The secure channel handshake (docs/CHANNEL.md), sans-IO: the caller moves

@@ -12,7 +12,7 @@
 
 #include "base/err.h"
 #include "daemon/conf.h"
-#include "size.h"
+#include "base/size.h"
 
 #define NKEYS 7
 #define KEY_CACHE_MAX 6

@@ -30,7 +30,7 @@
 #include "daemon/conn.h"
 #include "sync/engine.h"
 #include "daemon/connmgr.h"
-#include "log.h"
+#include "base/log.h"
 
 #define READ_CHUNK (256 * 1024)
 #define READS_PER_EVENT 16

@@ -28,8 +28,8 @@
 #include "daemon/connmgr.h"
 #include "sync/engine.h"
 #include "daemon/lookup.h"
-#include "log.h"
-#include "sd_notify.h"
+#include "base/log.h"
+#include "daemon/sd_notify.h"
 
 static bool peer_accepts(const struct daemon *d)
 {

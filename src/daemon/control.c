@@ -20,9 +20,9 @@
 #include "daemon/control.h"
 #include "daemon/control_req.h"
 #include "daemon/dio.h"
-#include "log.h"
+#include "base/log.h"
 #include "sync/engine.h"
-#include "relay_publisher.h"
+#include "relay_client/relay_publisher.h"
 
 struct ctl_client {
 	struct daemon_watch w; /* first */

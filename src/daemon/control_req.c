@@ -11,7 +11,7 @@
 
 #include "base/err.h"
 #include "daemon/control_req.h"
-#include "log.h"
+#include "base/log.h"
 
 static int fail(const char **ret_code, const char *code, struct err *err, int r, const char *fmt,
 		...) __attribute__((format(printf, 5, 6)));

@@ -36,11 +36,11 @@
 #include "daemon/lookup.h"
 #include "daemon/testknobs.h"
 #include "daemon/mountd.h"
-#include "fsutil.h"
-#include "log.h"
-#include "relay_publisher.h"
-#include "relay_url.h"
-#include "sd_notify.h"
+#include "base/fsutil.h"
+#include "base/log.h"
+#include "relay_client/relay_publisher.h"
+#include "relay_client/relay_url.h"
+#include "daemon/sd_notify.h"
 
 #define EVENTS_PER_WAIT 32
 #define RELAY_TIMEOUT_MS 5000

@@ -6,9 +6,9 @@
 #include <stdint.h>
 
 #include "daemon/listen.h"
-#include "fingerprint.h"
-#include "identity.h"
-#include "paths.h"
+#include "identity/fingerprint.h"
+#include "identity/identity.h"
+#include "base/paths.h"
 
 /*
  * The peer daemon behind `tandem up` (docs/DAEMON.md): one event loop on

@@ -8,10 +8,10 @@
 #include <time.h>
 
 #include "base/err.h"
-#include "backoff.h"
+#include "base/backoff.h"
 #include "daemon/daemon.h"
-#include "record.h"
-#include "relay_client.h"
+#include "identity/record.h"
+#include "relay_client/relay_client.h"
 
 /*
  * The daemon's shared state. Everything in struct daemon belongs to the

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "daemon/dio.h"
-#include "log.h"
+#include "base/log.h"
 
 #define DIO_BUF_MIN 4096
 

@@ -11,7 +11,7 @@
 
 #include "base/err.h"
 #include "daemon/listen.h"
-#include "log.h"
+#include "base/log.h"
 
 static int parse_port(const char *s, uint16_t *ret)
 {

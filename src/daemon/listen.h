@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 
 #include "base/err.h"
-#include "record.h"
+#include "identity/record.h"
 
 /*
  * Where the daemon accepts the peer's connections (`tandem up --listen`),

@@ -13,7 +13,7 @@
 
 #include "base/err.h"
 #include "daemon/lookup.h"
-#include "log.h"
+#include "base/log.h"
 
 struct lookup {
 	/* Lock order: lock only; never held across a request or a wait. */

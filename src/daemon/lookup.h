@@ -5,8 +5,8 @@
 #include <stdbool.h>
 
 #include "base/err.h"
-#include "backoff.h"
-#include "relay_client.h"
+#include "base/backoff.h"
+#include "relay_client/relay_client.h"
 
 /*
  * The daemon's relay lookup worker: a thread that, when asked, looks the

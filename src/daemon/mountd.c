@@ -18,7 +18,7 @@
 #include "base/err.h"
 #include "daemon/mountd.h"
 #include "daemon/testknobs.h"
-#include "log.h"
+#include "base/log.h"
 #include "sync/engine.h"
 
 #if HAVE_FUSE

@@ -14,7 +14,7 @@
 #include "daemon/mountd.h"
 #include "daemon/syncd.h"
 #include "daemon/testknobs.h"
-#include "log.h"
+#include "base/log.h"
 
 static int io_send(void *ud, const uint8_t *msg, size_t len)
 {

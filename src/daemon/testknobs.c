@@ -5,7 +5,7 @@
 
 #include "chan/frame.h"
 #include "daemon/testknobs.h"
-#include "log.h"
+#include "base/log.h"
 
 #if !HAVE_SELFTEST
 #error "testknobs.c is built only with the selftest (meson -Dselftest=true)"

@@ -22,8 +22,8 @@
 #include <sodium.h>
 
 #include "base/clock.h"
-#include "cli.h"
-#include "log.h"
+#include "cli/cli.h"
+#include "base/log.h"
 #include "relay.h"
 #include "selftest.h"
 #include "st_fuse.h"

@@ -161,5 +161,8 @@ extern const size_t st_scenarios_count;
 
 /* `tandem selftest` entry point. */
 int selftest_main(int argc, char **argv);
+/* `tandem selftest` in the executable's command table (src/main.c). */
+struct cli_ctx;
+int cmd_selftest(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

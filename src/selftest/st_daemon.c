@@ -17,12 +17,12 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "control_client.h"
-#include "derive.h"
-#include "identity.h"
-#include "record.h"
+#include "cli/control_client.h"
+#include "identity/derive.h"
+#include "identity/identity.h"
+#include "identity/record.h"
 #include "relay.h"
-#include "relay_client.h"
+#include "relay_client/relay_client.h"
 #include "st_daemon.h"
 #include "st_internal.h"
 

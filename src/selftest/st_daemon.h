@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "fingerprint.h"
+#include "identity/fingerprint.h"
 #include "selftest.h"
 
 /*

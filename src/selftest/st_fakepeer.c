@@ -22,8 +22,8 @@
 
 #include "chan/frame.h"
 #include "chan/handshake.h"
-#include "identity.h"
-#include "log.h"
+#include "identity/identity.h"
+#include "base/log.h"
 #include "st_fakepeer.h"
 #include "st_raw.h"
 #include "sync/blocks.h"

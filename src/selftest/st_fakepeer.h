@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fingerprint.h"
+#include "identity/fingerprint.h"
 #include "selftest.h"
 #include "sync/msg.h"
 

@@ -28,7 +28,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "control_client.h"
+#include "cli/control_client.h"
 #include "st_daemon.h"
 #include "st_fakepeer.h"
 #include "st_fuse.h"

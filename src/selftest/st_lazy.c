@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "control_client.h"
+#include "cli/control_client.h"
 #include "st_sync.h"
 
 #define MIB (1024ULL * 1024)

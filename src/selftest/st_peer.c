@@ -16,10 +16,10 @@
 
 #include <jansson.h>
 
-#include "control_client.h"
-#include "derive.h"
-#include "identity.h"
-#include "paths.h"
+#include "cli/control_client.h"
+#include "identity/derive.h"
+#include "identity/identity.h"
+#include "base/paths.h"
 #include "relay.h"
 #include "st_daemon.h"
 #include "st_internal.h"

@@ -8,9 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "encoding.h"
+#include "base/encoding.h"
 #include "relay.h"
-#include "relay_client.h"
+#include "relay_client/relay_client.h"
 #include "selftest.h"
 #include "st_chaos_host.h"
 #include "st_daemon.h"

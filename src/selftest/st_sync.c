@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "control_client.h"
+#include "cli/control_client.h"
 #include "st_fuse.h"
 #include "st_sync.h"
 

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "encoding.h"
+#include "base/encoding.h"
 #include "sync/conflict.h"
 #include "sync/path.h"
 

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/engine_int.h"
 
 static uint64_t mono_ms(void)

@@ -18,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/engine_int.h"
 
 #define RESUME_CHECKS_PER_PUMP 8 /* blocks of a temp file verified per pump */

@@ -10,7 +10,7 @@
 
 #include <sqlite3.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/index_int.h"
 #include "sync/lazy.h"
 

@@ -47,7 +47,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/engine_int.h"
 #include "sync/lazy.h"
 #include "sync/lazy_int.h"

@@ -15,7 +15,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/lazy.h"
 #include "sync/lazy_int.h"
 

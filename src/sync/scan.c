@@ -14,8 +14,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "fsutil.h"
-#include "log.h"
+#include "base/fsutil.h"
+#include "base/log.h"
 #include "sync/blocks.h"
 #include "sync/scan_int.h"
 

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/blocks.h"
 #include "sync/scan_int.h"
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "tfs.h"
 
 static void do_inval(struct tfs *tfs, const char *file)

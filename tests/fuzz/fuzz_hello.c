@@ -14,7 +14,7 @@
 
 #include "daemon/hello.h"
 #include "fuzz_text.h"
-#include "log.h"
+#include "base/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,8 +11,8 @@
 
 #include <sodium.h>
 
-#include "derive.h"
-#include "record.h"
+#include "identity/derive.h"
+#include "identity/record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "relay_reply.h"
+#include "relay_client/relay_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,9 +22,9 @@
 
 #include <sodium.h>
 
-#include "log.h"
-#include "relay_client.h"
-#include "relay_publisher.h"
+#include "base/log.h"
+#include "relay_client/relay_client.h"
+#include "relay_client/relay_publisher.h"
 #include "tap.h"
 
 static const char *relay_bin;

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "encoding.h"
+#include "base/encoding.h"
 #include "relay_addr.h"
 #include "relay_conns.h"
 #include "relay_core.h"

@@ -14,8 +14,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "encoding.h"
-#include "log.h"
+#include "base/encoding.h"
+#include "base/log.h"
 #include "relay.h"
 #include "tap.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdint.h>
 
-#include "backoff.h"
+#include "base/backoff.h"
 #include "tap.h"
 
 TEST(grows_and_caps)

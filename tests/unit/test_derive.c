@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <sodium.h>
 
-#include "derive.h"
+#include "identity/derive.h"
 #include "tap.h"
 
 static void fp_of(uint8_t v, struct fingerprint *fp)

@@ -3,7 +3,7 @@
 
 #include <sodium.h>
 
-#include "encoding.h"
+#include "base/encoding.h"
 #include "tap.h"
 
 TEST(base32_known_vectors)

@@ -4,8 +4,8 @@
 
 #include <sodium.h>
 
-#include "fingerprint.h"
-#include "identity.h"
+#include "identity/fingerprint.h"
+#include "identity/identity.h"
 #include "tap.h"
 
 static void fixed_fp(struct fingerprint *fp, char txt[FP_TEXT_LEN + 1])

@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "identity.h"
+#include "identity/identity.h"
 #include "tap.h"
 
 static char dir[256];

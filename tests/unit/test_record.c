@@ -5,7 +5,7 @@
 
 #include <sodium.h>
 
-#include "record.h"
+#include "identity/record.h"
 #include "tap.h"
 
 static struct identity *alice, *mallory;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 
-#include "relay_reply.h"
+#include "relay_client/relay_reply.h"
 #include "tap.h"
 
 static struct relay_reply rep;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include "relay_url.h"
+#include "relay_client/relay_url.h"
 #include "tap.h"
 
 struct tcase {

@@ -13,7 +13,7 @@
 
 #include <sodium.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/blocks.h"
 #include "sync/scan_int.h"
 #include "tap.h"

@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sd_notify.h"
+#include "daemon/sd_notify.h"
 #include "tap.h"
 
 /*

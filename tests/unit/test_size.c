@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "size.h"
+#include "base/size.h"
 #include "tap.h"
 
 static void ok(const char *s, uint64_t want)
