@@ -27,6 +27,7 @@ void engine_stop(struct engine *e, const char *fmt, ...)
 	va_end(ap);
 	log_err("syncing stopped: %s", e->stopped);
 	fetch_free_all(e);
+	xfer_reset(&e->xfer);
 }
 
 const char *engine_stopped(const struct engine *e)
@@ -351,6 +352,7 @@ void engine_on_down(struct engine *e, uint64_t now_ms)
 	e->nbatch = 0;
 	e->batch_str = 0;
 	fetch_on_down(e);
+	xfer_reset(&e->xfer);
 	serve_on_down(e);
 }
 
@@ -555,15 +557,15 @@ int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_m
 		serve_on_cancel(e, m.cancel.req_id);
 		return 0;
 	case SYNC_MSG_MANIFEST:
-		fetch_on_manifest(e, &m.manifest);
+		xfer_on_manifest(&e->xfer, &m.manifest);
 		fetch_pump(e);
 		return 0;
 	case SYNC_MSG_BLOCK_DATA:
-		fetch_on_block(e, &m.block_data);
+		xfer_on_block(&e->xfer, &m.block_data);
 		fetch_pump(e);
 		return 0;
 	case SYNC_MSG_BLOCK_ERROR:
-		fetch_on_error(e, &m.block_error);
+		xfer_on_error(&e->xfer, &m.block_error);
 		fetch_pump(e);
 		return 0;
 	}
@@ -648,7 +650,7 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 	json_object_set_new(o, "disk_full", fetch_disk_full(e));
 	json_object_set_new(o, "sync_debug",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "requests",
-				      (json_int_t)e->nreqs, "window", (json_int_t)e->window,
+				      (json_int_t)e->xfer.n, "window", (json_int_t)e->xfer.window,
 				      "serving", (json_int_t)e->serve_n, "fetches",
 				      (json_int_t)e->nfetch, "room",
 				      (json_int_t)(e->up ? e->io.room(e->io.ud) : 0), "up", e->up));

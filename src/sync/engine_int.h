@@ -17,6 +17,7 @@
 #include "sync/scan.h"
 #include "sync/vv.h"
 #include "sync/work.h"
+#include "sync/xfer.h"
 
 /* Memory for the peer's entries held before applying (see engine.c): the
  * array of struct rentry and their strings. At the cap, what is held is
@@ -24,8 +25,6 @@
 #define ENGINE_BATCH_BYTES ((size_t)8 << 20)
 #define ENGINE_ALLOC_OVERHEAD 16	    /* counted per string allocated */
 #define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
-#define ENGINE_REQS_MAX 128		    /* our requests in flight */
-#define ENGINE_WINDOW ((uint64_t)32 << 20)  /* block bytes we have asked for, not yet received */
 #define ENGINE_FETCH_ACTIVE 64		    /* files being fetched at once */
 #define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
 #define ENGINE_RETRY_MS 2000		    /* a failed fetch is tried again after */
@@ -92,15 +91,6 @@ struct fetch {
 struct lazy_file;
 struct ensure_wait;
 
-struct req {
-	uint32_t id; /* 0: slot free */
-	struct fetch *f;
-	struct lazy_file *lz; /* a lazy fetch's request (f is NULL) */
-	uint32_t block;
-	uint32_t len;
-	bool manifest;
-};
-
 struct block_job;
 
 struct serve_req {
@@ -149,6 +139,8 @@ struct engine {
 	size_t nbatch, batch_cap;
 	size_t batch_str; /* bytes of the entries' strings (engine_batch_room) */
 
+	struct xfer xfer; /* our requests in flight, for the fetcher and the lazy fetcher */
+
 	/* fetches */
 	struct fetch *fetches; /* queued and active, in order */
 	struct fetch *fetch_tail;
@@ -157,10 +149,6 @@ struct engine {
 	unsigned nactive;
 	struct fetch *closing; /* written, waiting for the next commit */
 	uint64_t commit_due_ms;
-	struct req reqs[ENGINE_REQS_MAX];
-	unsigned nreqs;
-	uint32_t next_req_id;
-	uint64_t window; /* bytes requested, not yet received */
 	uint64_t retry_due_ms;
 
 	/* serving the peer */
@@ -272,15 +260,10 @@ int apply_open_parent(struct engine *e, const char *rel, bool create, const char
 int apply_place(struct engine *e, const struct rentry *r);
 
 /* fetch.c */
-struct req *fetch_req_new(struct engine *e);
-void fetch_req_done(struct engine *e, struct req *q);
 /* Queues the peer's file r; update: it replaces a live file or link of ours
  * (for the counts in status). */
 int fetch_queue(struct engine *e, const struct rentry *r, bool update);
 void fetch_pump(struct engine *e);
-void fetch_on_manifest(struct engine *e, const struct sync_manifest *m);
-void fetch_on_block(struct engine *e, const struct sync_block_data *b);
-void fetch_on_error(struct engine *e, const struct sync_block_error *b);
 void fetch_on_down(struct engine *e);
 void fetch_tick(struct engine *e, uint64_t now);
 void fetch_free_all(struct engine *e);
@@ -325,9 +308,6 @@ int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *
 void lazy_on_up(struct engine *e);
 void lazy_on_down(struct engine *e);
 void lazy_pump(struct engine *e);
-void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifest *m);
-void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data *b);
-void lazy_on_error(struct engine *e, struct req *q, const struct sync_block_error *b);
 
 /* serve.c */
 int serve_on_request(struct engine *e, const struct sync_msg *m);

@@ -182,25 +182,26 @@ static void block_run(struct work_job *wj)
 	j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
 }
 
-static void req_done(struct engine *e, struct req *q);
+static const struct xfer_ops fetch_xfer_ops;
+
+/* Tells the peer we no longer want the answer to request id. */
+static void send_cancel(void *ud, uint32_t id)
+{
+	struct engine *e = ud;
+	uint8_t b[8];
+	struct sync_msg m = {.type = SYNC_MSG_CANCEL};
+	int n;
+
+	m.cancel.req_id = id;
+	n = msg_encode(&m, b, sizeof(b));
+	if (n > 0 && e->io.room(e->io.ud) > 64)
+		(void)engine_send(e, b, (size_t)n);
+}
 
 /* Forgets the requests of f (answers still on the way are then ignored). */
 static void drop_reqs(struct engine *e, struct fetch *f, bool cancel)
 {
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (!q->id || q->f != f)
-			continue;
-		if (cancel && e->up) {
-			uint8_t b[8];
-			struct sync_msg m = {.type = SYNC_MSG_CANCEL};
-			m.cancel.req_id = q->id;
-			int n = msg_encode(&m, b, sizeof(b));
-			if (n > 0 && e->io.room(e->io.ud) > 64)
-				(void)engine_send(e, b, (size_t)n);
-		}
-		req_done(e, q);
-	}
+	xfer_drop_item(&e->xfer, f, cancel && e->up ? send_cancel : NULL, e);
 }
 
 /*
@@ -357,49 +358,14 @@ uint64_t fetch_min_pending_seq(const struct engine *e)
 	return min;
 }
 
-static struct req *req_new(struct engine *e, struct fetch *f)
+static struct xfer_req *req_new(struct engine *e, struct fetch *f)
 {
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id)
-			continue;
-		if (++e->next_req_id == 0)
-			e->next_req_id = 1;
-		*q = (struct req){.id = e->next_req_id, .f = f};
-		e->nreqs++;
-		return q;
-	}
-	return NULL;
+	return xfer_req_new(&e->xfer, &fetch_xfer_ops, e, f);
 }
 
-static struct req *req_find(struct engine *e, uint32_t id)
+static void req_done(struct engine *e, struct xfer_req *q)
 {
-	if (!id)
-		return NULL;
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
-		if (e->reqs[i].id == id)
-			return &e->reqs[i];
-	return NULL;
-}
-
-static void req_done(struct engine *e, struct req *q)
-{
-	if (!q->manifest)
-		e->window -= q->len;
-	q->id = 0;
-	q->f = NULL;
-	q->lz = NULL;
-	e->nreqs--;
-}
-
-struct req *fetch_req_new(struct engine *e)
-{
-	return req_new(e, NULL);
-}
-
-void fetch_req_done(struct engine *e, struct req *q)
-{
-	req_done(e, q);
+	xfer_req_done(&e->xfer, q);
 }
 
 /* Every block is in the temp file: hand it to the next commit. */
@@ -474,7 +440,7 @@ static int fetch_open(struct engine *e, struct fetch *f)
 static int send_manifest_request(struct engine *e, struct fetch *f)
 {
 	struct sync_msg m = {.type = SYNC_MSG_MANIFEST_REQUEST};
-	struct req *q;
+	struct xfer_req *q;
 	int n;
 
 	q = req_new(e, f);
@@ -601,9 +567,9 @@ static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
 				continue;
 			}
 		}
-		if (e->window + len > ENGINE_WINDOW || e->io.room(e->io.ud) < 8192)
+		if (!xfer_window_fits(&e->xfer, len) || e->io.room(e->io.ud) < 8192)
 			return;
-		struct req *q = req_new(e, f);
+		struct xfer_req *q = req_new(e, f);
 		if (!q)
 			return;
 		q->block = i;
@@ -618,11 +584,10 @@ static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
 		m.block_request.len = len;
 		int n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
 		if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
-			q->len = 0;
 			req_done(e, q);
 			return;
 		}
-		e->window += len;
+		xfer_req_sent(&e->xfer, q);
 		f->inflight++;
 		f->next_block++;
 	}
@@ -665,19 +630,12 @@ void fetch_pump(struct engine *e)
 		e->retry_due_ms = e->now_ms; /* more temp blocks to check: soon again */
 }
 
-void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
+static void on_manifest(void *owner, struct xfer_req *q, const struct sync_manifest *m)
 {
-	struct req *q = req_find(e, m->req_id);
-	struct fetch *f;
+	struct engine *e = owner;
+	struct fetch *f = q->item;
 	int r;
 
-	if (q && q->manifest && q->lz) {
-		lazy_on_manifest(e, q, m);
-		return;
-	}
-	if (!q || !q->manifest || !q->f)
-		return;
-	f = q->f;
 	if (memcmp(m->hash, f->r.hash, SYNC_HASH_LEN) != 0 || m->size != f->r.size) {
 		log_warn("the peer sent a manifest of another version of %s; fetching again later",
 			 LOG_Q(f->r.path));
@@ -752,25 +710,13 @@ static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t l
 		fetch_finish(e, f);
 }
 
-void fetch_on_block(struct engine *e, const struct sync_block_data *b)
+static void on_block(void *owner, struct xfer_req *q, const struct sync_block_data *b)
 {
-	struct req *q = req_find(e, b->req_id);
-	struct fetch *f;
-	uint32_t i;
+	struct engine *e = owner;
+	struct fetch *f = q->item;
+	uint32_t i = q->block;
 	int r;
 
-	if (!q || q->manifest)
-		return; /* cancelled or unknown: it crossed our CANCEL */
-	if (q->lz) {
-		lazy_on_block(e, q, b);
-		return;
-	}
-	f = q->f;
-	i = q->block;
-	if (!f) {
-		req_done(e, q);
-		return;
-	}
 	if (b->len != q->len || b->offset != (uint64_t)i * BLOCKS_SIZE) {
 		req_done(e, q);
 		engine_protocol_error(e, "BLOCK_DATA for request %u has offset %" PRIu64
@@ -865,22 +811,13 @@ void fetch_work_stop(struct engine *e)
 	job_pool_drain(e);
 }
 
-void fetch_on_error(struct engine *e, const struct sync_block_error *b)
+static void on_error(void *owner, struct xfer_req *q, const struct sync_block_error *b)
 {
-	struct req *q = req_find(e, b->req_id);
+	struct engine *e = owner;
 	char txt[2 * SYNC_ERROR_TEXT_MAX + 8];
-	struct fetch *f;
+	struct fetch *f = q->item;
 
-	if (!q)
-		return;
-	if (q->lz) {
-		lazy_on_error(e, q, b);
-		return;
-	}
-	f = q->f;
 	req_done(e, q);
-	if (!f)
-		return;
 	log_quote(b->text, b->text_len, txt, sizeof(txt));
 	log_info("the peer cannot send %s now (code %u: %s); it will send its current version",
 		 LOG_Q(f->r.path), b->code, txt);
@@ -889,6 +826,12 @@ void fetch_on_error(struct engine *e, const struct sync_block_error *b)
 	else
 		fetch_drop(e, f, true); /* that version is gone: its temp file is useless */
 }
+
+static const struct xfer_ops fetch_xfer_ops = {
+	.on_manifest = on_manifest,
+	.on_block = on_block,
+	.on_error = on_error,
+};
 
 static void commit_all(struct engine *e)
 {
@@ -963,10 +906,6 @@ void fetch_on_down(struct engine *e)
 		unlink_fetch(e, f);
 		fetch_free(f); /* the temp file stays for the resume */
 	}
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
-		e->reqs[i] = (struct req){0};
-	e->nreqs = 0;
-	e->window = 0;
 	e->nactive = 0;
 }
 

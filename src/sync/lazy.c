@@ -321,11 +321,7 @@ static void forget_mem(struct engine *e, struct lazy_file *z)
 {
 	struct lazy_file **pp;
 
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id && q->lz == z)
-			fetch_req_done(e, q); /* its answer is ignored */
-	}
+	xfer_drop_item(&e->xfer, z, NULL, NULL); /* answers still coming are ignored */
 	lazy_deactivate(e, z);
 	e->lz_bytes -= lazy_present_bytes(z);
 	pthread_mutex_lock(&e->lz_mu);
@@ -911,9 +907,7 @@ void lazy_on_down(struct engine *e)
 	e->lz_up = false;
 	pthread_mutex_unlock(&e->lz_mu);
 	while ((z = e->lz_active)) {
-		for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
-			if (e->reqs[i].id && e->reqs[i].lz == z)
-				fetch_req_done(e, &e->reqs[i]);
+		xfer_drop_item(&e->xfer, z, NULL, NULL);
 		memset(z->want, 0, lazy_bits_len(z->size));
 		memset(z->asked, 0, lazy_bits_len(z->size));
 		z->inflight = 0;

@@ -21,13 +21,11 @@
 
 /* ---- fetching ---- */
 
+static const struct xfer_ops lazy_xfer_ops;
+
 static void file_failed(struct engine *e, struct lazy_file *z)
 {
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id && q->lz == z)
-			fetch_req_done(e, q);
-	}
+	xfer_drop_item(&e->xfer, z, NULL, NULL);
 	memset(z->want, 0, lazy_bits_len(z->size));
 	memset(z->asked, 0, lazy_bits_len(z->size));
 	z->inflight = 0;
@@ -54,14 +52,13 @@ static bool manifest_load(struct engine *e, struct lazy_file *z)
 	return z->m != NULL;
 }
 
-static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool manifest,
+static bool send_req(struct engine *e, struct lazy_file *z, struct xfer_req *q, bool manifest,
 		     uint64_t i)
 {
 	struct sync_msg m;
 	int n;
 
 	memset(&m, 0, sizeof(m));
-	q->lz = z;
 	if (manifest) {
 		q->manifest = true;
 		m.type = SYNC_MSG_MANIFEST_REQUEST;
@@ -83,12 +80,10 @@ static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool 
 	}
 	n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
 	if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
-		q->len = 0;
-		fetch_req_done(e, q);
+		xfer_req_done(&e->xfer, q);
 		return false;
 	}
-	if (!manifest)
-		e->window += q->len;
+	xfer_req_sent(&e->xfer, q);
 	return true;
 }
 
@@ -103,7 +98,7 @@ void lazy_pump(struct engine *e)
 				continue;
 			if (e->io.room(e->io.ud) < 8192)
 				return;
-			struct req *q = fetch_req_new(e);
+			struct xfer_req *q = xfer_req_new(&e->xfer, &lazy_xfer_ops, e, z);
 			if (!q || !send_req(e, z, q, true, 0))
 				return;
 			z->manifest_req = q->id;
@@ -117,9 +112,9 @@ void lazy_pump(struct engine *e)
 				continue;
 			}
 			uint32_t len = blocks_len(z->size, i);
-			if (e->window + len > ENGINE_WINDOW || e->io.room(e->io.ud) < 8192)
+			if (!xfer_window_fits(&e->xfer, len) || e->io.room(e->io.ud) < 8192)
 				return;
-			struct req *q = fetch_req_new(e);
+			struct xfer_req *q = xfer_req_new(&e->xfer, &lazy_xfer_ops, e, z);
 			if (!q || !send_req(e, z, q, false, i))
 				return;
 			lazy_bit_set(z->asked, i);
@@ -128,29 +123,30 @@ void lazy_pump(struct engine *e)
 	}
 }
 
-void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifest *m)
+static void on_manifest(void *owner, struct xfer_req *q, const struct sync_manifest *m)
 {
-	struct lazy_file *z = q->lz;
+	struct engine *e = owner;
+	struct lazy_file *z = q->item;
 
 	if (memcmp(m->hash, z->hash, SYNC_HASH_LEN) != 0 || m->size != z->size ||
 	    (!z->m && m->first != 0)) {
-		fetch_req_done(e, q);
+		xfer_req_done(&e->xfer, q);
 		file_failed(e, z);
 		return;
 	}
 	if (!z->m && blocks_manifest_new(m->size, m->block_size, &z->m) < 0) {
-		fetch_req_done(e, q);
+		xfer_req_done(&e->xfer, q);
 		file_failed(e, z);
 		return;
 	}
 	if (blocks_manifest_add(z->m, m->first, m->n, m->hashes) < 0) {
-		fetch_req_done(e, q);
+		xfer_req_done(&e->xfer, q);
 		engine_protocol_error(e, "MANIFEST chunks out of order for request %u", m->req_id);
 		return;
 	}
 	if (z->m->filled < z->m->count)
 		return;
-	fetch_req_done(e, q);
+	xfer_req_done(&e->xfer, q);
 	z->manifest_req = 0;
 	if (blocks_manifest_check(z->m, z->hash) < 0) {
 		log_warn("the peer's block list of %s does not match its file hash; not taken",
@@ -210,20 +206,21 @@ static void burst_end(struct engine *e, struct lazy_file *z)
 		lazy_evict(e);
 }
 
-void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data *b)
+static void on_block(void *owner, struct xfer_req *q, const struct sync_block_data *b)
 {
-	struct lazy_file *z = q->lz;
+	struct engine *e = owner;
+	struct lazy_file *z = q->item;
 	uint32_t i = q->block;
 	uint8_t h[BLOCKS_HASH_LEN];
 	int r = 0;
 
 	if (b->len != q->len || b->offset != (uint64_t)i * BLOCKS_SIZE) {
-		fetch_req_done(e, q);
+		xfer_req_done(&e->xfer, q);
 		engine_protocol_error(e, "BLOCK_DATA for request %u is not what was asked",
 				      b->req_id);
 		return;
 	}
-	fetch_req_done(e, q);
+	xfer_req_done(&e->xfer, q);
 	z->inflight--;
 	lazy_bit_clear(z->asked, i);
 	e->bytes_received += b->len;
@@ -294,16 +291,23 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		burst_end(e, z);
 }
 
-void lazy_on_error(struct engine *e, struct req *q, const struct sync_block_error *b)
+static void on_error(void *owner, struct xfer_req *q, const struct sync_block_error *b)
 {
-	struct lazy_file *z = q->lz;
+	struct engine *e = owner;
+	struct lazy_file *z = q->item;
 	char txt[2 * SYNC_ERROR_TEXT_MAX + 8];
 
-	fetch_req_done(e, q);
+	xfer_req_done(&e->xfer, q);
 	log_quote(b->text, b->text_len, txt, sizeof(txt));
 	log_info("the peer cannot send %s now (code %u: %s)", LOG_Q(z->path), b->code, txt);
 	file_failed(e, z);
 }
+
+static const struct xfer_ops lazy_xfer_ops = {
+	.on_manifest = on_manifest,
+	.on_block = on_block,
+	.on_error = on_error,
+};
 
 /* ---- the cache limit ---- */
 
