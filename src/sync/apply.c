@@ -34,53 +34,6 @@ static void quote(const char *s, char *out, size_t outlen)
 	log_quote(s, strlen(s), out, outlen);
 }
 
-/*
- * Whether a directory on the way to rel is, in the index, a live symlink of
- * the peer's that was not made here (refuse_symlink): then nothing may be
- * created beneath its name.
- */
-static bool under_refused_link(struct engine *e, const char *rel)
-{
-	struct index_entry *x = malloc(sizeof(*x));
-	bool found = false;
-
-	if (!x)
-		return true; /* cannot tell: create nothing */
-	for (const char *s = strchr(rel, '/'); s && !found; s = strchr(s + 1, '/'))
-		found = index_get(e->idx, rel, (size_t)(s - rel), x) == 0 && !x->deleted &&
-			x->type == INDEX_SYMLINK;
-	free(x);
-	return found;
-}
-
-int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name)
-{
-	char q[PATH_REL_MAX + 8];
-	int fd = path_open_parent(e->rootfd, rel, false, ret_name);
-
-	if (fd == -ENOENT && create) {
-		if (under_refused_link(e, rel)) {
-			quote(rel, q, sizeof(q));
-			log_warn("refused the peer's path %s: a symlink is on the way (not made "
-				 "here: it points outside the share)", q);
-			e->refused++;
-			return -ELOOP;
-		}
-		fd = path_open_parent(e->rootfd, rel, true, ret_name);
-	}
-	if (fd >= 0)
-		return fd;
-	if (fd == -ELOOP || fd == -EXDEV || fd == -ENOTDIR) {
-		quote(rel, q, sizeof(q));
-		log_warn("refused the peer's path %s: %s", q,
-			 fd == -ELOOP	? "a symlink is on the way (never followed)"
-			 : fd == -EXDEV ? "it leads outside the share"
-					: "a file is on the way");
-		e->refused++;
-	}
-	return fd;
-}
-
 static int64_t ts_ns(const struct timespec *t)
 {
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
@@ -97,42 +50,6 @@ static void entry_from_stat(struct index_entry *x, const struct stat *st)
 	x->mode = st->st_mode & 0777;
 	if (x->type == INDEX_FILE)
 		x->size = (uint64_t)st->st_size;
-}
-
-/* Sets mode and mtime of dirfd/name (not following a symlink) and stats it. */
-static int meta_set(int dirfd, const char *name, uint8_t kind, uint16_t mode, int64_t mtime_ns,
-		    struct stat *ret)
-{
-	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(mtime_ns)};
-	char proc[64];
-	int fd, r = 0;
-
-	if (kind == SYNC_KIND_SYMLINK) {
-		if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-		return fstatat(dirfd, name, ret, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	}
-	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, ret) < 0 || S_ISLNK(ret->st_mode)) {
-		r = S_ISLNK(ret->st_mode) ? -ELOOP : -errno;
-		goto out;
-	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if ((ret->st_mode & 0777) != mode && chmod(proc, mode) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (kind != SYNC_KIND_DIR && utimensat(AT_FDCWD, proc, ts, 0) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (fstat(fd, ret) < 0)
-		r = -errno;
-out:
-	close(fd);
-	return r;
 }
 
 static void changed(struct engine *e, const char *path)
@@ -248,7 +165,7 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 		return r;
 	cn = strrchr(cname, '/');
 	cn = cn ? cn + 1 : cname;
-	dirfd = apply_open_parent(e, l->path, false, &name);
+	dirfd = disk_open_parent(&e->disk, l->path, false, &name);
 	if (dirfd < 0)
 		return dirfd;
 	r = renameat2(dirfd, name, dirfd, cn, RENAME_NOREPLACE) < 0 ? -errno : 0;
@@ -283,7 +200,7 @@ static int apply_delete(struct engine *e, const struct rentry *r, struct index_e
 	const char *name;
 	int dirfd, rc;
 
-	dirfd = apply_open_parent(e, r->path, false, &name);
+	dirfd = disk_open_parent(&e->disk, r->path, false, &name);
 	if (dirfd < 0 && dirfd != -ENOENT)
 		return dirfd;
 	rc = 0;
@@ -315,7 +232,7 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 	const char *name;
 	int dirfd, rc;
 
-	dirfd = apply_open_parent(e, r->path, true, &name);
+	dirfd = disk_open_parent(&e->disk, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
 	rc = mkdirat(dirfd, name, 0700) < 0 ? -errno : 0;
@@ -326,7 +243,7 @@ static int apply_dir(struct engine *e, const struct rentry *r, const struct vv *
 			rc = 0;
 	}
 	if (rc == 0)
-		rc = meta_set(dirfd, name, SYNC_KIND_DIR, engine_peer_mode(e, r->mode), 0, &st);
+		rc = disk_meta_set(dirfd, name, SYNC_KIND_DIR, disk_peer_mode(&e->disk, r->mode), 0, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -376,7 +293,7 @@ static int apply_symlink(struct engine *e, const struct rentry *r, const struct 
 	const char *name;
 	int dirfd, rc;
 
-	dirfd = apply_open_parent(e, r->path, true, &name);
+	dirfd = disk_open_parent(&e->disk, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
 	if (!e->opts.symlinks_all && r->target &&
@@ -390,7 +307,7 @@ static int apply_symlink(struct engine *e, const struct rentry *r, const struct 
 		(void)unlinkat(dirfd, tmp, 0);
 	}
 	if (rc == 0)
-		rc = meta_set(dirfd, name, SYNC_KIND_SYMLINK, r->mode, r->mtime_ns, &st);
+		rc = disk_meta_set(dirfd, name, SYNC_KIND_SYMLINK, r->mode, r->mtime_ns, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -406,10 +323,10 @@ static int apply_meta(struct engine *e, const struct rentry *r, const struct vv 
 	const char *name;
 	int dirfd, rc;
 
-	dirfd = apply_open_parent(e, r->path, false, &name);
+	dirfd = disk_open_parent(&e->disk, r->path, false, &name);
 	if (dirfd < 0)
 		return dirfd;
-	rc = meta_set(dirfd, name, r->kind, engine_peer_mode(e, r->mode), r->mtime_ns, &st);
+	rc = disk_meta_set(dirfd, name, r->kind, disk_peer_mode(&e->disk, r->mode), r->mtime_ns, &st);
 	close(dirfd);
 	if (rc < 0)
 		return rc;
@@ -437,7 +354,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 		ts[1].tv_nsec += 1000000000;
 		ts[1].tv_sec -= 1;
 	}
-	dirfd = apply_open_parent(e, r->path, true, &name);
+	dirfd = disk_open_parent(&e->disk, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
 	snprintf(tmp, sizeof(tmp), SCAN_TMP_PREFIX "%016" PRIx64 ".lazy", r->seq);
@@ -448,7 +365,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 		goto out;
 	}
 	lazy_retire(e, r->path);
-	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, engine_peer_mode(e, r->mode)) < 0 ||
+	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, disk_peer_mode(&e->disk, r->mode)) < 0 ||
 	    futimens(fd, ts) < 0 ||
 	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
@@ -485,7 +402,7 @@ struct batch_ctx {
 
 static size_t rentry_bytes(const struct rentry *r)
 {
-	return sizeof(*r) + engine_rentry_str_bytes(r->path_len, r->target ? r->target_len : 0);
+	return sizeof(*r) + rentry_str_bytes(r->path_len, r->target ? r->target_len : 0);
 }
 
 /*
@@ -545,10 +462,10 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	struct stat st;
 	int sfd, dfd, rc;
 
-	sfd = apply_open_parent(e, k->del->path, false, &sname);
+	sfd = disk_open_parent(&e->disk, k->del->path, false, &sname);
 	if (sfd < 0)
 		return sfd;
-	dfd = apply_open_parent(e, r->path, true, &dname);
+	dfd = disk_open_parent(&e->disk, r->path, true, &dname);
 	if (dfd < 0) {
 		close(sfd);
 		return dfd;
@@ -563,7 +480,7 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 		rc = -EIO;
 	}
 	if (rc == 0)
-		rc = meta_set(dfd, dname, SYNC_KIND_FILE, engine_peer_mode(e, r->mode), r->mtime_ns,
+		rc = disk_meta_set(dfd, dname, SYNC_KIND_FILE, disk_peer_mode(&e->disk, r->mode), r->mtime_ns,
 			      &st);
 	close(sfd);
 	close(dfd);
@@ -650,7 +567,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	if (have && !l->deleted && l->type != (enum index_type)r->kind) {
 		/* the kind changed: remove ours first (a directory only when empty) */
 		const char *name;
-		int dfd = apply_open_parent(e, r->path, false, &name);
+		int dfd = disk_open_parent(&e->disk, r->path, false, &name);
 		if (dfd >= 0) {
 			lazy_retire(e, r->path);
 			rc = unlinkat(dfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno
@@ -691,7 +608,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		q.vv = vv;
 		rc = e->opts.lazy && q.size > 0
 			     ? apply_place(e, &q)
-			     : fetch_queue(e, &q, have && !l->deleted && l->type != INDEX_DIR);
+			     : fetch_queue(e->fetch, &q, have && !l->deleted && l->type != INDEX_DIR, e->now_ms);
 		break;
 	}
 	}
@@ -834,8 +751,8 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced)
 	if (have)
 		merged_vv(&l->vv, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
-	struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-	if (!synced && (fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode)) < 0 ||
+	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};
+	if (!synced && (fchmod(f->tmpfd, disk_peer_mode(&e->disk, f->r.mode)) < 0 ||
 			futimens(f->tmpfd, ts) < 0 ||
 			fsync(f->tmpfd) < 0)) {
 		rc = -errno;

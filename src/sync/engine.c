@@ -26,7 +26,7 @@ void engine_stop(struct engine *e, const char *fmt, ...)
 	vsnprintf(e->stopped, sizeof(e->stopped), fmt, ap);
 	va_end(ap);
 	log_err("syncing stopped: %s", e->stopped);
-	fetch_free_all(e);
+	fetch_on_down(e->fetch, e->now_ms);
 	xfer_reset(&e->xfer);
 }
 
@@ -61,65 +61,11 @@ void engine_protocol_error(struct engine *e, const char *fmt, ...)
 	}
 }
 
-void rentry_free(struct rentry *r)
-{
-	free(r->path);
-	free(r->target);
-	r->path = r->target = NULL;
-}
-
-int rentry_copy(struct rentry *dst, const struct rentry *src)
-{
-	*dst = *src;
-	dst->path = strdup(src->path);
-	dst->target = src->target ? strdup(src->target) : NULL;
-	if (!dst->path || (src->target && !dst->target)) {
-		rentry_free(dst);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-void rentry_to_index(const struct rentry *r, struct index_entry *x)
-{
-	memset(x, 0, offsetof(struct index_entry, target));
-	memcpy(x->path, r->path, r->path_len + 1);
-	x->path_len = r->path_len;
-	x->type = (enum index_type)r->kind;
-	x->mode = r->mode;
-	x->size = r->kind == SYNC_KIND_DIR ? 0 : r->size;
-	x->mtime_ns = r->mtime_ns;
-	x->has_hash = r->kind != SYNC_KIND_DIR;
-	memcpy(x->hash, r->hash, INDEX_HASH_LEN);
-	x->target_len = 0;
-	x->target[0] = '\0';
-	if (r->kind == SYNC_KIND_SYMLINK && r->target) {
-		memcpy(x->target, r->target, r->target_len + 1);
-		x->target_len = r->target_len;
-	}
-	x->deleted = r->deleted;
-	x->vv = r->vv;
-	x->seq = 0;
-	x->dev = x->ino = 0;
-	x->ctime_ns = 0;
-}
-
-void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_DEVICE_LEN],
-		      struct conflict_version *v)
-{
-	memset(v, 0, sizeof(*v));
-	memcpy(v->device, dev, CONFLICT_DEVICE_LEN);
-	v->mtime_ns = x->mtime_ns;
-	v->size = x->size;
-	memcpy(v->hash, x->hash, CONFLICT_HASH_LEN);
-	v->deleted = x->deleted;
-}
-
 /* The peer's changes we have applied: up to its last INDEX_DONE, but not
  * past a change still being fetched. */
 int engine_store_applied(struct engine *e)
 {
-	uint64_t safe = e->peer_done_seq, min = fetch_min_pending_seq(e);
+	uint64_t safe = e->peer_done_seq, min = fetch_min_pending_seq(e->fetch);
 
 	if (!e->peer_known)
 		return 0;
@@ -312,7 +258,15 @@ void engine_pump(struct engine *e, uint64_t now_ms)
 		return;
 	send_index(e);
 	serve_pump(e);
-	fetch_pump(e);
+	engine_pump_transfers(e);
+}
+
+void engine_pump_transfers(struct engine *e)
+{
+	if (!e->up || e->stopped[0])
+		return;
+	lazy_pump(e); /* a reader waits for these: before the eager fetches */
+	fetch_pump(e->fetch, e->now_ms);
 }
 
 /* ---- connection ---- */
@@ -351,7 +305,7 @@ void engine_on_down(struct engine *e, uint64_t now_ms)
 		rentry_free(&e->batch[i]);
 	e->nbatch = 0;
 	e->batch_str = 0;
-	fetch_on_down(e);
+	fetch_on_down(e->fetch, now_ms);
 	xfer_reset(&e->xfer);
 	serve_on_down(e);
 }
@@ -400,11 +354,7 @@ static int on_start(struct engine *e, const struct sync_start *s)
 
 size_t engine_rentry_str_bytes(size_t path_len, size_t target_len)
 {
-	size_t n = path_len + 1 + ENGINE_ALLOC_OVERHEAD;
-
-	if (target_len)
-		n += target_len + 1 + ENGINE_ALLOC_OVERHEAD;
-	return n;
+	return rentry_str_bytes(path_len, target_len);
 }
 
 size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t max)
@@ -558,15 +508,15 @@ int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_m
 		return 0;
 	case SYNC_MSG_MANIFEST:
 		xfer_on_manifest(&e->xfer, &m.manifest);
-		fetch_pump(e);
+		engine_pump_transfers(e);
 		return 0;
 	case SYNC_MSG_BLOCK_DATA:
 		xfer_on_block(&e->xfer, &m.block_data);
-		fetch_pump(e);
+		engine_pump_transfers(e);
 		return 0;
 	case SYNC_MSG_BLOCK_ERROR:
 		xfer_on_error(&e->xfer, &m.block_error);
-		fetch_pump(e);
+		engine_pump_transfers(e);
 		return 0;
 	}
 	return 0;
@@ -580,10 +530,8 @@ uint64_t engine_deadline(const struct engine *e)
 
 	if (e->scan_due_ms)
 		t = e->scan_due_ms;
-	if (e->commit_due_ms && e->commit_due_ms < t)
-		t = e->commit_due_ms;
-	if (e->retry_due_ms && e->retry_due_ms < t)
-		t = e->retry_due_ms;
+	if (fetch_deadline(e->fetch) < t)
+		t = fetch_deadline(e->fetch);
 	if (e->rate_due_ms && e->rate_due_ms < t)
 		t = e->rate_due_ms;
 	if (e->lz_persist_due_ms && e->lz_persist_due_ms < t)
@@ -598,7 +546,7 @@ void engine_tick(struct engine *e, uint64_t now)
 	e->now_ms = now;
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
-	fetch_tick(e, now);
+	fetch_tick(e->fetch, now);
 	lazy_tick(e, now);
 	if (e->rate_due_ms && now >= e->rate_due_ms) {
 		e->rate_due_ms = 0;
@@ -616,7 +564,7 @@ static const char *state_name(struct engine *e)
 		return "offline";
 	if (scan_pending(e->scan) || e->scan_due_ms)
 		return "scanning";
-	if (!e->got_done || e->nfetch || e->closing || e->send_seq < index_seq(e->idx) ||
+	if (!e->got_done || fetch_busy(e->fetch) || e->send_seq < index_seq(e->idx) ||
 	    e->done_owed || e->nbatch)
 		return "syncing";
 	return "idle";
@@ -631,28 +579,29 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 	if (index_count_live(e->idx, &files, &dirs, &links) < 0)
 		files = dirs = links = 0;
 	scan_stats(e->scan, &hfiles, &hbytes);
-	fetch_status(e, tr);
+	fetch_status(e->fetch, tr, now_ms);
 	json_object_set_new(o, "sync_state", json_string(state_name(e)));
 	json_object_set_new(o, "sync_error", e->stopped[0] ? json_string(e->stopped) : json_null());
 	/* a file being fetched is pending, not in sync; only an update of
 	 * ours is also among the live files */
 	json_object_set_new(o, "files_in_sync",
-			    json_integer((json_int_t)(files + links > e->nfetch_update
-							      ? files + links - e->nfetch_update
+			    json_integer((json_int_t)(files + links > e->fetch->nfetch_update
+							      ? files + links - e->fetch->nfetch_update
 							      : 0)));
-	json_object_set_new(o, "files_pending", json_integer((json_int_t)(e->nfetch + hfiles)));
+	json_object_set_new(o, "files_pending",
+			    json_integer((json_int_t)(e->fetch->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
 	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->bytes_sent));
-	json_object_set_new(o, "bytes_received", json_integer((json_int_t)e->bytes_received));
+	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->bytes_received + e->fetch->bytes_received)));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
-	json_object_set_new(o, "refused", json_integer((json_int_t)e->refused));
+	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused)));
 	json_object_set_new(o, "transfers", tr);
-	json_object_set_new(o, "disk_full", fetch_disk_full(e));
+	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "requests",
 				      (json_int_t)e->xfer.n, "window", (json_int_t)e->xfer.window,
 				      "serving", (json_int_t)e->serve_n, "fetches",
-				      (json_int_t)e->nfetch, "room",
+				      (json_int_t)e->fetch->nfetch, "room",
 				      (json_int_t)(e->up ? e->io.room(e->io.ud) : 0), "up", e->up));
 }
 
@@ -670,14 +619,66 @@ int engine_hash_fd(const struct engine *e)
 
 int engine_work_fd(const struct engine *e)
 {
-	return e->work ? work_fd(e->work) : -1;
+	return fetch_work_fd(e->fetch);
 }
 
 void engine_on_work(struct engine *e, uint64_t now_ms)
 {
 	e->now_ms = now_ms;
-	fetch_on_work(e);
+	fetch_on_work(e->fetch, now_ms);
 }
+
+/* ---- what the parts get ---- */
+
+static bool link_up_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	return e->up && !e->stopped[0];
+}
+
+static int link_send_cb(void *ud, const uint8_t *msg, size_t len)
+{
+	return engine_send(ud, msg, len);
+}
+
+static size_t link_room_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	return e->io.room(e->io.ud);
+}
+
+static void link_fail_cb(void *ud, const char *why)
+{
+	engine_protocol_error(ud, "%s", why);
+}
+
+static int fetch_commit_cb(void *ud, struct fetch *f, bool synced)
+{
+	return apply_commit_fetch(ud, f, synced);
+}
+
+static void fetch_applied_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	if (engine_store_applied(e) < 0)
+		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
+}
+
+static void fetch_pump_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	engine_pump(e, e->now_ms);
+}
+
+static const struct fetch_ops fetch_ops = {
+	.commit = fetch_commit_cb,
+	.applied = fetch_applied_cb,
+	.pump = fetch_pump_cb,
+};
 
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
 	       char *err, uint64_t now_ms)
@@ -712,14 +713,23 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		goto fail;
 	}
 	e->rootfd = scan_root_fd(e->scan);
+	e->disk = (struct disk){.rootfd = e->rootfd, .idx = e->idx, .mode_mask = opts->mode_mask};
 	r = lazy_open(e); /* after rootfd: it looks at the placeholders */
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
 			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
 		goto fail;
 	}
-	if (opts->no_workers || work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
-		e->work = NULL; /* the loop verifies and writes blocks itself */
+	struct fetch_ctx fc = {.idx = e->idx, .xfer = &e->xfer, .disk = &e->disk,
+			       .link = {.ud = e, .up = link_up_cb, .send = link_send_cb,
+					.room = link_room_cb, .fail = link_fail_cb},
+			       .buf = e->buf, .buf_len = ENGINE_MSG_BUF, .ops = &fetch_ops, .ud = e,
+			       .no_workers = opts->no_workers};
+	r = fetcher_new(&fc, &e->fetch);
+	if (r < 0) {
+		snprintf(err, ENGINE_ERR_LEN, "out of memory");
+		goto fail;
+	}
 	e->scan_due_ms = now_ms ? now_ms : 1; /* the first, full scan at once (0: none) */
 	*ret = e;
 	return 0;
@@ -732,10 +742,10 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	engine_on_down(e, e->now_ms);
+	if (e->fetch)
+		engine_on_down(e, e->now_ms);
 	lazy_done(e);
-	fetch_work_stop(e);
-	fetch_free_all(e);
+	fetcher_free(e->fetch);
 	free(e->batch);
 	scan_free(e->scan);
 	index_free(e->idx);

@@ -11,9 +11,12 @@
 
 #include "sync/blocks.h"
 #include "sync/conflict.h"
+#include "sync/disk.h"
 #include "sync/engine.h"
+#include "sync/fetch.h"
 #include "sync/index.h"
 #include "sync/msg.h"
+#include "sync/rentry.h"
 #include "sync/scan.h"
 #include "sync/vv.h"
 #include "sync/work.h"
@@ -23,70 +26,11 @@
  * array of struct rentry and their strings. At the cap, what is held is
  * applied (docs/SYNC.md "Holding a burst"). */
 #define ENGINE_BATCH_BYTES ((size_t)8 << 20)
-#define ENGINE_ALLOC_OVERHEAD 16	    /* counted per string allocated */
+#define ENGINE_ALLOC_OVERHEAD RENTRY_ALLOC_OVERHEAD
 #define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
-#define ENGINE_FETCH_ACTIVE 64		    /* files being fetched at once */
 #define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
-#define ENGINE_RETRY_MS 2000		    /* a failed fetch is tried again after */
-#define ENGINE_COMMIT_MS 100		    /* completed small files committed together */
-#define ENGINE_WORKERS 2		    /* threads verifying and writing blocks */
-#define ENGINE_JOBS 8			    /* blocks (1 MiB each) with them at most */
 #define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
 #define LAZY_RETIRED_MAX 32		    /* replaced placeholders remembered */
-
-/* A remote entry, held until its batch is applied (compact: no 8 KiB arrays). */
-struct rentry {
-	char *path; /* NUL-terminated copy, passed path_check() */
-	size_t path_len;
-	uint8_t kind; /* enum sync_kind */
-	bool deleted;
-	uint16_t mode;
-	uint64_t size;
-	int64_t mtime_ns;
-	uint8_t hash[SYNC_HASH_LEN];
-	char *target; /* symlinks: NUL-terminated, or NULL */
-	size_t target_len;
-	struct vv vv;
-	uint64_t seq;
-	bool defer; /* tried again after the batch's deletions */
-	bool carry; /* kept for the next batch (apply_batch before INDEX_DONE) */
-};
-
-enum fetch_state {
-	FETCH_QUEUED = 0,
-	FETCH_MANIFEST, /* manifest asked for */
-	FETCH_BLOCKS,	/* blocks flowing */
-	FETCH_CLOSING,	/* every block written; waiting to be committed */
-};
-
-struct fetch {
-	struct fetch *next;
-	struct rentry r;
-	enum fetch_state state;
-	int dirfd; /* the target's directory (O_PATH), -1 before opening */
-	const char *name; /* last component, inside r.path */
-	char tmpname[64];
-	int tmpfd;
-	int dfd; /* the temp file again with O_DIRECT, for whole blocks; -1: none */
-	bool resumed; /* the temp file existed */
-	bool update;  /* replaces a live file or link of ours */
-	struct blocks_manifest *m;
-	uint32_t manifest_req;
-	uint32_t next_block;
-	uint32_t inflight;
-	uint32_t blocks_done;
-	uint64_t bytes_done;
-	uint64_t bytes_reused; /* already in the temp file */
-	uint64_t start_ms;
-	uint64_t rate_bps;
-	uint64_t rate_mark_ms, rate_mark_bytes;
-	uint8_t *have; /* block bitmap: verified in the temp file */
-	uint64_t not_before_ms; /* queued for a retry: not before */
-	unsigned jobs;		/* blocks with the workers */
-	uint32_t gen;		/* bumped on a restart: older jobs' results are stale */
-	bool dead;		/* freed but for its jobs */
-	bool nospace;		/* its last write failed: the disk is full */
-};
 
 struct lazy_file;
 struct ensure_wait;
@@ -141,15 +85,8 @@ struct engine {
 
 	struct xfer xfer; /* our requests in flight, for the fetcher and the lazy fetcher */
 
-	/* fetches */
-	struct fetch *fetches; /* queued and active, in order */
-	struct fetch *fetch_tail;
-	unsigned nfetch;
-	unsigned nfetch_update; /* of nfetch: replacing a live file of ours */
-	unsigned nactive;
-	struct fetch *closing; /* written, waiting for the next commit */
-	uint64_t commit_due_ms;
-	uint64_t retry_due_ms;
+	struct disk disk;	 /* opening parents, refusals */
+	struct fetcher *fetch; /* the peer's content we do not have */
 
 	/* serving the peer */
 	struct serve_req serve[ENGINE_SERVE_MAX];
@@ -165,8 +102,6 @@ struct engine {
 	uint64_t bytes_sent, bytes_received;
 	uint64_t conflicts;
 	uint64_t refused;
-	int nospace_err; /* -ENOSPC/-EDQUOT while a fetch waits for disk space, else 0 */
-	bool nospace_lazy; /* the last block written into a placeholder found no space */
 
 	/*
 	 * Lazy mode (lazy.c). Lock order: lz_mu is the only engine lock and is
@@ -194,28 +129,7 @@ struct engine {
 	unsigned lz_retired_next;
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
-	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
-	struct block_job *jobs_free; /* spare job buffers */
-	unsigned njobs_free;
 };
-
-/* A mode from the peer as it is applied here: within 0777, minus the mask. */
-static inline uint16_t engine_peer_mode(const struct engine *e, uint32_t mode)
-{
-	return (uint16_t)(mode & 0777 & ~e->opts.mode_mask);
-}
-
-/* Nanoseconds since the epoch (may be negative) as a timespec. */
-static inline struct timespec engine_ns_to_ts(int64_t ns)
-{
-	struct timespec t = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-
-	if (t.tv_nsec < 0) {
-		t.tv_nsec += 1000000000;
-		t.tv_sec -= 1;
-	}
-	return t;
-}
 
 /* engine.c */
 void engine_stop(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -224,11 +138,8 @@ void engine_protocol_error(struct engine *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Records that remote changes up to what is safe are applied (in a transaction or not). */
 int engine_store_applied(struct engine *e);
-void rentry_free(struct rentry *r);
-int rentry_copy(struct rentry *dst, const struct rentry *src);
-void rentry_to_index(const struct rentry *r, struct index_entry *ret);
-void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_DEVICE_LEN],
-		      struct conflict_version *ret);
+/* The lazy fetcher, then the fetcher: what fits of our requests. */
+void engine_pump_transfers(struct engine *e);
 
 /* The string bytes counted for an entry with these lengths (target_len 0:
  * none), allocation overhead included. */
@@ -253,32 +164,9 @@ void apply_batch(struct engine *e, bool final);
 /* Writes a fetched file's metadata, fsyncs it (unless synced: the caller
  * made its data durable already) and renames it into place. */
 int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);
-/* Opens the directory of rel beneath the root (creating it); logs refusals. */
-int apply_open_parent(struct engine *e, const char *rel, bool create, const char **ret_name);
 
 /* Places a sparse placeholder for r (lazy mode; apply.c). */
 int apply_place(struct engine *e, const struct rentry *r);
-
-/* fetch.c */
-/* Queues the peer's file r; update: it replaces a live file or link of ours
- * (for the counts in status). */
-int fetch_queue(struct engine *e, const struct rentry *r, bool update);
-void fetch_pump(struct engine *e);
-void fetch_on_down(struct engine *e);
-void fetch_tick(struct engine *e, uint64_t now);
-void fetch_free_all(struct engine *e);
-uint64_t fetch_min_pending_seq(const struct engine *e);
-void fetch_status(struct engine *e, json_t *transfers);
-/* null, or while the disk holding the share is full {"files": pending
- * downloads, "error": the errno text}. */
-json_t *fetch_disk_full(const struct engine *e);
-/* A write of path's content failed with r (-ENOSPC or -EDQUOT): the disk is
- * full (logged once). */
-void fetch_nospace_set(struct engine *e, const char *path, int r);
-/* Ends the full-disk state when nothing waits for space any more. */
-void fetch_nospace_update(struct engine *e);
-void fetch_on_work(struct engine *e);
-void fetch_work_stop(struct engine *e);
 
 /* lazy.c (lazy mode; every function on the loop thread) */
 /* lazy_init: the lock, at once after calloc; lazy_open: the table, after the index. */

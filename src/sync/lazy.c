@@ -476,7 +476,7 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 
 	if (!z || z->nhave == z->nblocks || z->size != size)
 		return false;
-	dirfd = apply_open_parent(e, path, false, &name);
+	dirfd = disk_open_parent(&e->disk, path, false, &name);
 	if (dirfd < 0)
 		return false;
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -665,7 +665,7 @@ static int activate(struct engine *e, struct lazy_file *z)
 		r = -ESTALE;
 		goto out;
 	}
-	dirfd = apply_open_parent(e, z->path, false, &name);
+	dirfd = disk_open_parent(&e->disk, z->path, false, &name);
 	if (dirfd < 0) {
 		r = -ESTALE;
 		goto out;

@@ -163,7 +163,7 @@ static void on_manifest(void *owner, struct xfer_req *q, const struct sync_manif
 	    index_manifest_put(e->idx, z->hash, blob, n) < 0)
 		log_debug("cannot keep the block list of %s", LOG_Q(z->path));
 	free(blob);
-	fetch_pump(e);
+	engine_pump_transfers(e);
 }
 
 /*
@@ -252,8 +252,7 @@ static void on_block(void *owner, struct xfer_req *q, const struct sync_block_da
 		if (n <= 0) {
 			int err = n < 0 ? errno : EIO;
 			if (err == ENOSPC || err == EDQUOT) {
-				e->nospace_lazy = true;
-				fetch_nospace_set(e, z->path, -err);
+				fetch_nospace_set(e->fetch, z->path, -err, true);
 			} else {
 				log_warn("cannot write %s: %s", LOG_Q(z->path), strerror(err));
 			}
@@ -270,10 +269,7 @@ static void on_block(void *owner, struct xfer_req *q, const struct sync_block_da
 		}
 		done += (size_t)n;
 	}
-	if (e->nospace_lazy) {
-		e->nospace_lazy = false;
-		fetch_nospace_update(e);
-	}
+	fetch_nospace_lazy_clear(e->fetch);
 	r = restore_identity(e, z, z->fd, &before.st_mtim);
 	if (r < 0)
 		log_warn("cannot restore the placeholder %s: %s", LOG_Q(z->path), strerror(-r));
@@ -336,7 +332,7 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 		lazy_forget(e, z); /* not ours any more */
 		return -ESTALE;
 	}
-	dirfd = apply_open_parent(e, z->path, false, &name);
+	dirfd = disk_open_parent(&e->disk, z->path, false, &name);
 	if (dirfd < 0)
 		goto out;
 	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
