@@ -257,7 +257,7 @@ void engine_pump(struct engine *e, uint64_t now_ms)
 	if (!e->up || e->stopped[0])
 		return;
 	send_index(e);
-	serve_pump(e);
+	serve_pump(e->serve, e->now_ms);
 	engine_pump_transfers(e);
 }
 
@@ -307,7 +307,7 @@ void engine_on_down(struct engine *e, uint64_t now_ms)
 	e->batch_str = 0;
 	fetch_on_down(e->fetch, now_ms);
 	xfer_reset(&e->xfer);
-	serve_on_down(e);
+	serve_on_down(e->serve);
 }
 
 static int on_start(struct engine *e, const struct sync_start *s)
@@ -499,12 +499,12 @@ int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_m
 		return 0;
 	case SYNC_MSG_BLOCK_REQUEST:
 	case SYNC_MSG_MANIFEST_REQUEST:
-		r = serve_on_request(e, &m);
+		r = serve_on_request(e->serve, &m);
 		if (r == 0)
-			serve_pump(e);
+			serve_pump(e->serve, now_ms);
 		return r;
 	case SYNC_MSG_CANCEL:
-		serve_on_cancel(e, m.cancel.req_id);
+		serve_on_cancel(e->serve, m.cancel.req_id);
 		return 0;
 	case SYNC_MSG_MANIFEST:
 		xfer_on_manifest(&e->xfer, &m.manifest);
@@ -532,8 +532,8 @@ uint64_t engine_deadline(const struct engine *e)
 		t = e->scan_due_ms;
 	if (fetch_deadline(e->fetch) < t)
 		t = fetch_deadline(e->fetch);
-	if (e->rate_due_ms && e->rate_due_ms < t)
-		t = e->rate_due_ms;
+	if (serve_deadline(e->serve) < t)
+		t = serve_deadline(e->serve);
 	if (e->lz_persist_due_ms && e->lz_persist_due_ms < t)
 		t = e->lz_persist_due_ms;
 	if (e->lz_evict_due_ms && e->lz_evict_due_ms < t)
@@ -548,10 +548,7 @@ void engine_tick(struct engine *e, uint64_t now)
 		run_scan(e);
 	fetch_tick(e->fetch, now);
 	lazy_tick(e, now);
-	if (e->rate_due_ms && now >= e->rate_due_ms) {
-		e->rate_due_ms = 0;
-		serve_pump(e);
-	}
+	serve_tick(e->serve, now);
 }
 
 /* ---- status ---- */
@@ -591,16 +588,17 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 	json_object_set_new(o, "files_pending",
 			    json_integer((json_int_t)(e->fetch->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
-	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->bytes_sent));
+	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->serve->bytes_sent));
 	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->bytes_received + e->fetch->bytes_received)));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
-	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused)));
+	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused +
+							   e->serve->refused)));
 	json_object_set_new(o, "transfers", tr);
 	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "requests",
 				      (json_int_t)e->xfer.n, "window", (json_int_t)e->xfer.window,
-				      "serving", (json_int_t)e->serve_n, "fetches",
+				      "serving", (json_int_t)e->serve->n, "fetches",
 				      (json_int_t)e->fetch->nfetch, "room",
 				      (json_int_t)(e->up ? e->io.room(e->io.ud) : 0), "up", e->up));
 }
@@ -634,7 +632,7 @@ static bool link_up_cb(void *ud)
 {
 	struct engine *e = ud;
 
-	return e->up && !e->stopped[0];
+	return e->up;
 }
 
 static int link_send_cb(void *ud, const uint8_t *msg, size_t len)
@@ -674,6 +672,11 @@ static void fetch_pump_cb(void *ud)
 	engine_pump(e, e->now_ms);
 }
 
+static bool serve_partial_cb(void *ud, const char *path, const uint8_t *hash)
+{
+	return lazy_partial(ud, path, hash);
+}
+
 static const struct fetch_ops fetch_ops = {
 	.commit = fetch_commit_cb,
 	.applied = fetch_applied_cb,
@@ -692,7 +695,6 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		return -ENOMEM;
 	e->opts = *opts;
 	e->io = *io;
-	e->srv_fd = -1;
 	e->now_ms = now_ms;
 	lazy_init(e);
 	e->buf = malloc(ENGINE_MSG_BUF);
@@ -725,7 +727,12 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 					.room = link_room_cb, .fail = link_fail_cb},
 			       .buf = e->buf, .buf_len = ENGINE_MSG_BUF, .ops = &fetch_ops, .ud = e,
 			       .no_workers = opts->no_workers};
+	struct serve_ctx sc = {.idx = e->idx, .rootfd = e->rootfd, .link = fc.link, .buf = e->buf,
+			       .buf_len = ENGINE_MSG_BUF, .rate_bps = opts->rate_bps,
+			       .partial = opts->lazy ? serve_partial_cb : NULL, .ud = e};
 	r = fetcher_new(&fc, &e->fetch);
+	if (r == 0)
+		r = server_new(&sc, &e->serve);
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "out of memory");
 		goto fail;
@@ -742,9 +749,10 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	if (e->fetch)
+	if (e->fetch && e->serve)
 		engine_on_down(e, e->now_ms);
 	lazy_done(e);
+	server_free(e->serve);
 	fetcher_free(e->fetch);
 	free(e->batch);
 	scan_free(e->scan);

@@ -18,6 +18,7 @@
 #include "sync/msg.h"
 #include "sync/rentry.h"
 #include "sync/scan.h"
+#include "sync/serve.h"
 #include "sync/vv.h"
 #include "sync/work.h"
 #include "sync/xfer.h"
@@ -27,7 +28,6 @@
  * applied (docs/SYNC.md "Holding a burst"). */
 #define ENGINE_BATCH_BYTES ((size_t)8 << 20)
 #define ENGINE_ALLOC_OVERHEAD RENTRY_ALLOC_OVERHEAD
-#define ENGINE_SERVE_MAX 512		    /* requests from the peer waiting */
 #define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
 #define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
 #define LAZY_RETIRED_MAX 32		    /* replaced placeholders remembered */
@@ -36,20 +36,6 @@ struct lazy_file;
 struct ensure_wait;
 
 struct block_job;
-
-struct serve_req {
-	enum sync_msg_type type; /* BLOCK_REQUEST or MANIFEST_REQUEST */
-	uint32_t req_id;
-	char *path;
-	size_t path_len;
-	uint8_t hash[SYNC_HASH_LEN];
-	uint32_t block;
-	uint64_t offset;
-	uint32_t len;
-	uint32_t manifest_next; /* MANIFEST chunks: the next first */
-	uint8_t *manifest;	/* decoded blob, for chunking */
-	size_t manifest_len;
-};
 
 struct engine {
 	struct engine_opts opts;
@@ -88,18 +74,10 @@ struct engine {
 	struct disk disk;	 /* opening parents, refusals */
 	struct fetcher *fetch; /* the peer's content we do not have */
 
-	/* serving the peer */
-	struct serve_req serve[ENGINE_SERVE_MAX];
-	unsigned serve_head, serve_n;
-	char *srv_path; /* the file held open for serving */
-	uint8_t srv_hash[SYNC_HASH_LEN];
-	int srv_fd;
-	uint64_t rate_tokens;
-	uint64_t rate_ms;
-	uint64_t rate_due_ms;
+	struct server *serve; /* the peer's requests */
 
 	/* counters */
-	uint64_t bytes_sent, bytes_received;
+	uint64_t bytes_received;
 	uint64_t conflicts;
 	uint64_t refused;
 
@@ -196,11 +174,5 @@ int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *
 void lazy_on_up(struct engine *e);
 void lazy_on_down(struct engine *e);
 void lazy_pump(struct engine *e);
-
-/* serve.c */
-int serve_on_request(struct engine *e, const struct sync_msg *m);
-void serve_on_cancel(struct engine *e, uint32_t req_id);
-void serve_pump(struct engine *e);
-void serve_on_down(struct engine *e);
 
 #endif
