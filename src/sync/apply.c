@@ -205,7 +205,7 @@ static int apply_delete(struct engine *e, const struct rentry *r, struct index_e
 		return dirfd;
 	rc = 0;
 	if (dirfd >= 0) {
-		lazy_retire(e, r->path);
+		lazy_retire(e->lazy, r->path);
 		rc = unlinkat(dirfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
 		close(dirfd);
 	}
@@ -221,7 +221,7 @@ static int apply_delete(struct engine *e, const struct rentry *r, struct index_e
 		return rc;
 	}
 	(void)store(e, r, vv, NULL);
-	lazy_gone(e, r->path);
+	lazy_gone(e->lazy, r->path);
 	changed(e, r->path);
 	return 0;
 }
@@ -364,7 +364,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 		rc = -errno;
 		goto out;
 	}
-	lazy_retire(e, r->path);
+	lazy_retire(e->lazy, r->path);
 	if (ftruncate(fd, (off_t)r->size) < 0 || fchmod(fd, disk_peer_mode(&e->disk, r->mode)) < 0 ||
 	    futimens(fd, ts) < 0 ||
 	    renameat(dirfd, tmp, dirfd, name) < 0 || fstat(fd, &st) < 0) {
@@ -374,7 +374,7 @@ int apply_place(struct engine *e, const struct rentry *r)
 	}
 	rc = store(e, r, &r->vv, &st);
 	if (rc == 0)
-		rc = lazy_track(e, r->path, r->path_len, r->hash, r->size, (uint64_t)st.st_ino);
+		rc = lazy_track(e->lazy, r->path, r->path_len, r->hash, r->size, (uint64_t)st.st_ino);
 	changed(e, r->path);
 out:
 	if (fd >= 0)
@@ -470,9 +470,9 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 		close(sfd);
 		return dfd;
 	}
-	lazy_retire(e, r->path);
+	lazy_retire(e->lazy, r->path);
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
-	if (rc == 0 && lazy_moved(e, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
+	if (rc == 0 && lazy_moved(e->lazy, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
 		/* a placeholder without its mark would read as zeros: fetch instead */
 		log_warn("cannot move the lazy-content record of %s to %s: %s", LOG_Q(k->del->path),
 			 LOG_Q(r->path), index_errmsg(e->idx));
@@ -569,7 +569,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		const char *name;
 		int dfd = disk_open_parent(&e->disk, r->path, false, &name);
 		if (dfd >= 0) {
-			lazy_retire(e, r->path);
+			lazy_retire(e->lazy, r->path);
 			rc = unlinkat(dfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno
 											       : 0;
 			close(dfd);
@@ -585,7 +585,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 				 strerror(-rc));
 			return;
 		}
-		lazy_gone(e, r->path);
+		lazy_gone(e->lazy, r->path);
 		have = false;
 	}
 	switch (r->kind) {

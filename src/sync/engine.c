@@ -253,7 +253,7 @@ static void send_index(struct engine *e)
 void engine_pump(struct engine *e, uint64_t now_ms)
 {
 	e->now_ms = now_ms;
-	lazy_check_moves(e); /* a scan may have renamed a placeholder */
+	lazy_check_moves(e->lazy); /* a scan may have renamed a placeholder */
 	if (!e->up || e->stopped[0])
 		return;
 	send_index(e);
@@ -265,7 +265,7 @@ void engine_pump_transfers(struct engine *e)
 {
 	if (!e->up || e->stopped[0])
 		return;
-	lazy_pump(e); /* a reader waits for these: before the eager fetches */
+	lazy_pump(e->lazyf, e->now_ms); /* a reader waits for these: before the eager fetches */
 	fetch_pump(e->fetch, e->now_ms);
 }
 
@@ -291,7 +291,7 @@ void engine_on_up(struct engine *e, uint64_t now_ms)
 	if (n < 0 || engine_send(e, b, (size_t)n) < 0)
 		return;
 	e->sent_start = true;
-	lazy_on_up(e);
+	lazy_on_up(e->lazy);
 	log_debug("sync: sent START (since %" PRIu64 ")", since);
 }
 
@@ -300,7 +300,7 @@ void engine_on_down(struct engine *e, uint64_t now_ms)
 	e->now_ms = now_ms;
 	e->up = false;
 	e->got_start = e->sent_start = false;
-	lazy_on_down(e); /* before fetch_on_down: it frees our request slots */
+	lazy_on_down(e->lazy);
 	for (size_t i = 0; i < e->nbatch; i++)
 		rentry_free(&e->batch[i]);
 	e->nbatch = 0;
@@ -534,10 +534,10 @@ uint64_t engine_deadline(const struct engine *e)
 		t = fetch_deadline(e->fetch);
 	if (serve_deadline(e->serve) < t)
 		t = serve_deadline(e->serve);
-	if (e->lz_persist_due_ms && e->lz_persist_due_ms < t)
-		t = e->lz_persist_due_ms;
-	if (e->lz_evict_due_ms && e->lz_evict_due_ms < t)
-		t = e->lz_evict_due_ms;
+	if (lazy_deadline(e->lazy) < t)
+		t = lazy_deadline(e->lazy);
+	if (lazy_fetch_deadline(e->lazyf) < t)
+		t = lazy_fetch_deadline(e->lazyf);
 	return t;
 }
 
@@ -547,7 +547,8 @@ void engine_tick(struct engine *e, uint64_t now)
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
 	fetch_tick(e->fetch, now);
-	lazy_tick(e, now);
+	lazy_tick(e->lazy, now);
+	lazy_fetch_tick(e->lazyf, now);
 	serve_tick(e->serve, now);
 }
 
@@ -589,10 +590,11 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 			    json_integer((json_int_t)(e->fetch->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
 	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->serve->bytes_sent));
-	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->bytes_received + e->fetch->bytes_received)));
+	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->bytes_received + e->fetch->bytes_received +
+							   e->lazyf->bytes_received)));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
 	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused +
-							   e->serve->refused)));
+							   e->serve->refused + e->lazyf->refused)));
 	json_object_set_new(o, "transfers", tr);
 	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",
@@ -601,6 +603,31 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 				      "serving", (json_int_t)e->serve->n, "fetches",
 				      (json_int_t)e->fetch->nfetch, "room",
 				      (json_int_t)(e->up ? e->io.room(e->io.ud) : 0), "up", e->up));
+}
+
+/* ---- lazy mode ---- */
+
+int engine_ensure(struct engine *e, const char *path, const struct stat *st, uint64_t off,
+		  uint64_t len, int timeout_ms)
+{
+	return lazy_ensure(e->lazy, path, st, off, len, timeout_ms);
+}
+
+int engine_ensure_fd(const struct engine *e)
+{
+	return lazy_ensure_fd(e->lazy);
+}
+
+void engine_ensure_stop(struct engine *e)
+{
+	lazy_ensure_stop(e->lazy);
+}
+
+void engine_on_ensure(struct engine *e, uint64_t now_ms)
+{
+	e->now_ms = now_ms;
+	lazy_on_ensure(e->lazy, now_ms);
+	engine_pump(e, now_ms); /* a rename the rescan found goes out before our requests */
 }
 
 /* ---- life cycle ---- */
@@ -674,7 +701,14 @@ static void fetch_pump_cb(void *ud)
 
 static bool serve_partial_cb(void *ud, const char *path, const uint8_t *hash)
 {
-	return lazy_partial(ud, path, hash);
+	struct engine *e = ud;
+
+	return lazy_partial(e->lazy, path, hash);
+}
+
+static void transfers_pump_cb(void *ud)
+{
+	engine_pump_transfers(ud);
 }
 
 static const struct fetch_ops fetch_ops = {
@@ -696,7 +730,6 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	e->opts = *opts;
 	e->io = *io;
 	e->now_ms = now_ms;
-	lazy_init(e);
 	e->buf = malloc(ENGINE_MSG_BUF);
 	if (!e->buf) {
 		r = -ENOMEM;
@@ -716,7 +749,9 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	}
 	e->rootfd = scan_root_fd(e->scan);
 	e->disk = (struct disk){.rootfd = e->rootfd, .idx = e->idx, .mode_mask = opts->mode_mask};
-	r = lazy_open(e); /* after rootfd: it looks at the placeholders */
+	struct lazy_ctx lc = {.on = opts->lazy, .idx = e->idx, .scan = e->scan, .disk = &e->disk,
+			      .xfer = &e->xfer, .rootfd = e->rootfd};
+	r = lazy_new(&lc, &e->lazy); /* after rootfd: it looks at the placeholders */
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
 			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
@@ -733,6 +768,13 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	r = fetcher_new(&fc, &e->fetch);
 	if (r == 0)
 		r = server_new(&sc, &e->serve);
+	struct lazy_fetch_ctx lfc = {.lz = e->lazy, .xfer = &e->xfer, .fetch = e->fetch,
+				     .idx = e->idx, .disk = &e->disk, .link = fc.link,
+				     .buf = e->buf, .buf_len = ENGINE_MSG_BUF,
+				     .cache_max = opts->cache_max, .evict_age_ms = opts->evict_age_ms,
+				     .pump = transfers_pump_cb, .ud = e};
+	if (r == 0)
+		r = lazy_fetcher_new(&lfc, &e->lazyf);
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "out of memory");
 		goto fail;
@@ -749,9 +791,10 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	if (e->fetch && e->serve)
+	if (e->fetch && e->serve && e->lazyf)
 		engine_on_down(e, e->now_ms);
-	lazy_done(e);
+	lazy_free(e->lazy);
+	lazy_fetcher_free(e->lazyf);
 	server_free(e->serve);
 	fetcher_free(e->fetch);
 	free(e->batch);

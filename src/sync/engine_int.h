@@ -15,6 +15,8 @@
 #include "sync/engine.h"
 #include "sync/fetch.h"
 #include "sync/index.h"
+#include "sync/lazy_fetch.h"
+#include "sync/lazy_int.h"
 #include "sync/msg.h"
 #include "sync/rentry.h"
 #include "sync/scan.h"
@@ -30,10 +32,6 @@
 #define ENGINE_ALLOC_OVERHEAD RENTRY_ALLOC_OVERHEAD
 #define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
 #define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
-#define LAZY_RETIRED_MAX 32		    /* replaced placeholders remembered */
-
-struct lazy_file;
-struct ensure_wait;
 
 struct block_job;
 
@@ -81,30 +79,10 @@ struct engine {
 	uint64_t conflicts;
 	uint64_t refused;
 
-	/*
-	 * Lazy mode (lazy.c). Lock order: lz_mu is the only engine lock and is
-	 * never held across a syscall. The table's structure and each file's
-	 * have/nhave/used are written by the loop under lz_mu and read by FUSE
-	 * threads under it; the loop reads them without it.
-	 */
-	pthread_mutex_t lz_mu;
-	pthread_cond_t lz_cond;		 /* an ensure was answered; a caller left */
-	struct lazy_file **lz_tab;	 /* LAZY_BUCKETS chains; protected by lz_mu */
-	struct ensure_wait *lz_new;	 /* asked, not yet seen by the loop; protected by lz_mu */
-	struct ensure_wait *lz_wait;	 /* seen, waiting for blocks; protected by lz_mu */
-	bool lz_up;			 /* the peer can send; protected by lz_mu */
-	bool lz_closing;		 /* engine_free runs; protected by lz_mu */
-	unsigned lz_callers;		 /* threads inside engine_ensure; protected by lz_mu */
-	int lz_efd;			 /* eventfd: lz_new has entries */
-	struct lazy_file *lz_active;	 /* files with blocks wanted or in flight (loop) */
-	uint64_t lz_bytes;		 /* present bytes of tracked files (loop) */
-	uint64_t lz_moves;		 /* index_lazy_moves() last seen (loop) */
-	uint64_t lz_persist_due_ms;	 /* lazy_persist_all() then; 0: nothing dirty waits */
-	uint64_t lz_evict_due_ms;	 /* lazy_evict() again then; 0: under the limit */
-	/* placeholders replaced or deleted while incomplete, newest last; a
-	 * reader may still hold one open (ring; protected by lz_mu) */
-	struct lazy_file *lz_retired[LAZY_RETIRED_MAX];
-	unsigned lz_retired_next;
+	/* Lazy mode: the placeholders (shared with FUSE threads, its own
+	 * lock) and the fetcher of their blocks. */
+	struct lazy *lazy;
+	struct lazy_fetcher *lazyf;
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
 };
@@ -145,34 +123,5 @@ int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);
 
 /* Places a sparse placeholder for r (lazy mode; apply.c). */
 int apply_place(struct engine *e, const struct rentry *r);
-
-/* lazy.c (lazy mode; every function on the loop thread) */
-/* lazy_init: the lock, at once after calloc; lazy_open: the table, after the index. */
-void lazy_init(struct engine *e);
-int lazy_open(struct engine *e);
-void lazy_done(struct engine *e);
-/* Tracks path as a placeholder of content hash (no block present), the
- * file ino. 0 or -errno. */
-int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size,
-	       uint64_t ino);
-/* apply.c is about to replace or delete the file at path: if it is an
- * incomplete placeholder, its inode and present blocks are kept for the
- * readers that have it open (engine_ensure answers them). */
-void lazy_retire(struct engine *e, const char *path);
-/* apply.c deleted the file at path: a placeholder there is forgotten. */
-void lazy_gone(struct engine *e, const char *path);
-/* Whether path with content hash is tracked and not complete (never served). */
-bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash);
-/* Reloads the table when renames moved rows in the index (cheap when not). */
-void lazy_check_moves(struct engine *e);
-/* The timer of lazy_persist_all(). */
-void lazy_tick(struct engine *e, uint64_t now_ms);
-/* apply.c moved the file at from to to (a local move instead of a fetch):
- * its placeholder mark, if any, moves with it; one at to is dropped. */
-int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *to,
-	       size_t to_len);
-void lazy_on_up(struct engine *e);
-void lazy_on_down(struct engine *e);
-void lazy_pump(struct engine *e);
 
 #endif
