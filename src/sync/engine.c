@@ -325,6 +325,7 @@ static int on_start(struct engine *e, const struct sync_start *s)
 	}
 	e->got_start = true;
 	memcpy(e->peer_dev, s->device, VV_DEVICE_LEN);
+	apply_set_peer(e->apply, s->device);
 	e->peer_known = true;
 	r = index_peer_set(e->idx, s->device);
 	if (r == -EEXIST)
@@ -370,6 +371,12 @@ size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t m
 	if (n < cap) /* room in the array; it shrinks when the strings need its bytes */
 		return cap <= slots ? cap : slots;
 	return cap == 0 ? (slots < 256 ? slots : 256) : (slots < cap * 2 ? slots : cap * 2);
+}
+
+void engine_apply_batch(struct engine *e, bool final)
+{
+	apply_batch(e->apply, &e->batch, &e->nbatch, &e->batch_cap, &e->batch_str,
+		    ENGINE_BATCH_BYTES, final, e->now_ms);
 }
 
 /*
@@ -445,7 +452,7 @@ static int on_index_update(struct engine *e, const struct sync_index_update *u)
 			/* what we hold reached ENGINE_BATCH_BYTES: apply it first */
 			log_debug("sync: applying %zu of the peer's entries before its INDEX_DONE",
 				  e->nbatch);
-			apply_batch(e, false);
+			engine_apply_batch(e, false);
 			r = batch_add(e, &s);
 		}
 		if (r < 0) {
@@ -460,7 +467,7 @@ static void on_index_done(struct engine *e, uint64_t seq)
 {
 	if (seq > e->peer_done_seq)
 		e->peer_done_seq = seq;
-	apply_batch(e, true);
+	engine_apply_batch(e, true);
 	e->got_done = true;
 	if (engine_store_applied(e) < 0)
 		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
@@ -592,9 +599,10 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->serve->bytes_sent));
 	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->bytes_received + e->fetch->bytes_received +
 							   e->lazyf->bytes_received)));
-	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
+	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->apply->conflicts));
 	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused +
-							   e->serve->refused + e->lazyf->refused)));
+							   e->serve->refused + e->lazyf->refused +
+							   e->apply->refused)));
 	json_object_set_new(o, "transfers", tr);
 	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",
@@ -681,7 +689,9 @@ static void link_fail_cb(void *ud, const char *why)
 
 static int fetch_commit_cb(void *ud, struct fetch *f, bool synced)
 {
-	return apply_commit_fetch(ud, f, synced);
+	struct engine *e = ud;
+
+	return apply_commit_fetch(e->apply, f, synced, e->now_ms);
 }
 
 static void fetch_applied_cb(void *ud)
@@ -704,6 +714,13 @@ static bool serve_partial_cb(void *ud, const char *path, const uint8_t *hash)
 	struct engine *e = ud;
 
 	return lazy_partial(e->lazy, path, hash);
+}
+
+static void changed_cb(void *ud, const char *path)
+{
+	struct engine *e = ud;
+
+	e->io.changed(e->io.ud, path);
 }
 
 static void transfers_pump_cb(void *ud)
@@ -775,6 +792,12 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 				     .pump = transfers_pump_cb, .ud = e};
 	if (r == 0)
 		r = lazy_fetcher_new(&lfc, &e->lazyf);
+	struct apply_ctx ac = {.idx = e->idx, .scan = e->scan, .disk = &e->disk, .fetch = e->fetch,
+			       .lazy = e->lazy, .lazy_mode = opts->lazy,
+			       .symlinks_all = opts->symlinks_all, .self_dev = e->self_dev,
+			       .changed = io->changed ? changed_cb : NULL, .ud = e};
+	if (r == 0)
+		r = applier_new(&ac, &e->apply);
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "out of memory");
 		goto fail;
@@ -791,10 +814,11 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	if (e->fetch && e->serve && e->lazyf)
+	if (e->fetch && e->serve && e->lazyf && e->apply)
 		engine_on_down(e, e->now_ms);
 	lazy_free(e->lazy);
 	lazy_fetcher_free(e->lazyf);
+	applier_free(e->apply);
 	server_free(e->serve);
 	fetcher_free(e->fetch);
 	free(e->batch);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "sync/apply.h"
 #include "sync/blocks.h"
 #include "sync/conflict.h"
 #include "sync/disk.h"
@@ -71,12 +72,12 @@ struct engine {
 
 	struct disk disk;	 /* opening parents, refusals */
 	struct fetcher *fetch; /* the peer's content we do not have */
+	struct applier *apply; /* the peer's changes made here */
 
 	struct server *serve; /* the peer's requests */
 
 	/* counters */
 	uint64_t bytes_received;
-	uint64_t conflicts;
 	uint64_t refused;
 
 	/* Lazy mode: the placeholders (shared with FUSE threads, its own
@@ -111,17 +112,11 @@ size_t engine_rentry_str_bytes(size_t path_len, size_t target_len);
 size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t max);
 
 /*
- * apply.c: the batch (e->batch), then frees it. final: the peer's
- * INDEX_DONE came; else the batch is only full (ENGINE_BATCH_BYTES), and
- * what waits for entries still to come (a directory to empty) is kept in
- * e->batch for the next call, within half the cap.
+ * The batch held (e->batch), applied by the applier, then freed. final: the
+ * peer's INDEX_DONE came; else the batch is only full (ENGINE_BATCH_BYTES),
+ * and what waits for entries still to come (a directory to empty) is kept
+ * in e->batch for the next call, within half the cap.
  */
-void apply_batch(struct engine *e, bool final);
-/* Writes a fetched file's metadata, fsyncs it (unless synced: the caller
- * made its data durable already) and renames it into place. */
-int apply_commit_fetch(struct engine *e, struct fetch *f, bool synced);
-
-/* Places a sparse placeholder for r (lazy mode; apply.c). */
-int apply_place(struct engine *e, const struct rentry *r);
+void engine_apply_batch(struct engine *e, bool final);
 
 #endif

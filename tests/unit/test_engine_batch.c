@@ -332,7 +332,7 @@ TEST(carry_deleted_dir)
 	peer_entry(e, "d", SYNC_KIND_DIR, true, NULL, 1, &s[0]);
 	peer_entry(e, "d/e", SYNC_KIND_DIR, true, NULL, 2, &s[1]);
 	REQUIRE(send_entries(e, s, 2) == 0);
-	apply_batch(e, false); /* as when the cap is reached */
+	engine_apply_batch(e, false); /* as when the cap is reached */
 	CHECK(is_dir("d") && is_dir("d/e/f"));
 	CHECK(within_cap(e));
 	REQUIRE(e->nbatch == 2);
@@ -363,7 +363,7 @@ TEST(final_keeps_ours)
 	REQUIRE(e && x);
 	peer_entry(e, "d", SYNC_KIND_DIR, true, NULL, 1, &s[0]);
 	REQUIRE(send_entries(e, s, 1) == 0);
-	apply_batch(e, false);
+	engine_apply_batch(e, false);
 	CHECK_INT_EQ(e->nbatch, 1);
 	REQUIRE(send_done(e, 1) == 0);
 	CHECK(is_dir("d") && is_dir("d/mine"));
@@ -389,7 +389,7 @@ TEST(carry_kind_change)
 	REQUIRE(e);
 	peer_entry(e, "k", SYNC_KIND_SYMLINK, false, "elsewhere", 1, &s[0]);
 	REQUIRE(send_entries(e, s, 1) == 0);
-	apply_batch(e, false);
+	engine_apply_batch(e, false);
 	CHECK(is_dir("k") && is_dir("k/s"));
 	CHECK_INT_EQ(e->nbatch, 1);
 
