@@ -2,7 +2,8 @@
 #ifndef TANDEM_SYNC_ENGINE_INT_H
 #define TANDEM_SYNC_ENGINE_INT_H
 
-/* The engine's shared state: engine.c, apply.c, fetch.c and serve.c. */
+/* The engine itself (engine.c; tests reach into it): the parts it owns are
+ * in their own headers (docs/SYNC.md "Parts and threads"). */
 
 #include <pthread.h>
 #include <stdbool.h>
