@@ -816,11 +816,12 @@ void engine_free(struct engine *e)
 		return;
 	if (e->fetch && e->serve && e->lazyf && e->apply)
 		engine_on_down(e, e->now_ms);
-	lazy_free(e->lazy);
-	lazy_fetcher_free(e->lazyf);
-	applier_free(e->apply);
-	server_free(e->serve);
+	/* the fetcher first: its callbacks reach the others */
 	fetcher_free(e->fetch);
+	server_free(e->serve);
+	applier_free(e->apply);
+	lazy_fetcher_free(e->lazyf);
+	lazy_free(e->lazy); /* waits for the FUSE threads inside engine_ensure() */
 	free(e->batch);
 	scan_free(e->scan);
 	index_free(e->idx);
