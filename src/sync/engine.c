@@ -16,7 +16,13 @@
 #include "log.h"
 #include "sync/engine_int.h"
 
-void engine_stop(struct engine *e, const char *fmt, ...)
+static void engine_stop(struct engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void engine_protocol_error(struct engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void engine_pump_transfers(struct engine *e);
+
+static void engine_stop(struct engine *e, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -35,7 +41,7 @@ const char *engine_stopped(const struct engine *e)
 	return e->stopped[0] ? e->stopped : NULL;
 }
 
-int engine_send(struct engine *e, const uint8_t *msg, size_t len)
+static int engine_send(struct engine *e, const uint8_t *msg, size_t len)
 {
 	if (!e->up)
 		return -ENOTCONN;
@@ -45,7 +51,7 @@ int engine_send(struct engine *e, const uint8_t *msg, size_t len)
 	return r;
 }
 
-void engine_protocol_error(struct engine *e, const char *fmt, ...)
+static void engine_protocol_error(struct engine *e, const char *fmt, ...)
 {
 	char why[320];
 	va_list ap;
@@ -63,7 +69,7 @@ void engine_protocol_error(struct engine *e, const char *fmt, ...)
 
 /* The peer's changes we have applied: up to its last INDEX_DONE, but not
  * past a change still being fetched. */
-int engine_store_applied(struct engine *e)
+static int engine_store_applied(struct engine *e)
 {
 	uint64_t safe = e->peer_done_seq, min = fetch_min_pending_seq(e->fetch);
 
@@ -261,7 +267,8 @@ void engine_pump(struct engine *e, uint64_t now_ms)
 	engine_pump_transfers(e);
 }
 
-void engine_pump_transfers(struct engine *e)
+/* The lazy fetcher, then the fetcher: what fits of our requests. */
+static void engine_pump_transfers(struct engine *e)
 {
 	if (!e->up || e->stopped[0])
 		return;
@@ -597,7 +604,7 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 			    json_integer((json_int_t)(e->fetch->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
 	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->serve->bytes_sent));
-	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->bytes_received + e->fetch->bytes_received +
+	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->fetch->bytes_received +
 							   e->lazyf->bytes_received)));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->apply->conflicts));
 	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused +

@@ -35,8 +35,6 @@
 #define ENGINE_SCAN_DELAY_MS 40		    /* quiet time after an inotify event */
 #define ENGINE_MSG_BUF (SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64)
 
-struct block_job;
-
 struct engine {
 	struct engine_opts opts;
 	struct engine_io io;
@@ -77,9 +75,7 @@ struct engine {
 
 	struct server *serve; /* the peer's requests */
 
-	/* counters */
-	uint64_t bytes_received;
-	uint64_t refused;
+	uint64_t refused; /* the peer's entries with names reserved for tandem */
 
 	/* Lazy mode: the placeholders (shared with FUSE threads, its own
 	 * lock) and the fetcher of their blocks. */
@@ -89,16 +85,7 @@ struct engine {
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
 };
 
-/* engine.c */
-void engine_stop(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int engine_send(struct engine *e, const uint8_t *msg, size_t len);
-void engine_protocol_error(struct engine *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* Records that remote changes up to what is safe are applied (in a transaction or not). */
-int engine_store_applied(struct engine *e);
-/* The lazy fetcher, then the fetcher: what fits of our requests. */
-void engine_pump_transfers(struct engine *e);
-
+/* engine.c, for tests */
 /* The string bytes counted for an entry with these lengths (target_len 0:
  * none), allocation overhead included. */
 size_t engine_rentry_str_bytes(size_t path_len, size_t target_len);
