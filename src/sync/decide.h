@@ -15,12 +15,12 @@
  * (apply.c) does what it says.
  */
 enum decide_verdict {
-	DECIDE_IGNORE = 0,     /* ours is newer or the same: nothing to do */
-	DECIDE_ACCEPT,	       /* apply theirs (a deletion, a dir, a link, content to fetch) */
-	DECIDE_KEEP_LOCAL,     /* ours wins a conflict: store it with a vector dominating theirs */
-	DECIDE_LOCAL_LOSES,    /* two edits, ours loses: move it to its conflict name, then accept */
-	DECIDE_MERGE_ONLY,     /* the same outcome, ours keeps its metadata: merge the vectors */
-	DECIDE_MERGE_DELETED,  /* deleted on both sides: merge the vectors of the tombstones */
+	DECIDE_IGNORE = 0,    /* ours is newer or the same: nothing to do */
+	DECIDE_ACCEPT,	      /* apply theirs (a deletion, a dir, a link, content to fetch) */
+	DECIDE_KEEP_LOCAL,    /* ours wins a conflict: store it with a vector dominating theirs */
+	DECIDE_LOCAL_LOSES,   /* two edits, ours loses: move it to its conflict name, then accept */
+	DECIDE_MERGE_ONLY,    /* the same outcome, ours keeps its metadata: merge the vectors */
+	DECIDE_MERGE_DELETED, /* deleted on both sides: merge the vectors of the tombstones */
 };
 
 /*

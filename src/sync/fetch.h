@@ -44,11 +44,11 @@ struct fetch {
 	struct fetch *next;
 	struct rentry r;
 	enum fetch_state state;
-	int dirfd; /* the target's directory (O_PATH), -1 before opening */
+	int dirfd;	  /* the target's directory (O_PATH), -1 before opening */
 	const char *name; /* last component, inside r.path */
 	char tmpname[64];
 	int tmpfd;
-	int dfd; /* the temp file again with O_DIRECT, for whole blocks; -1: none */
+	int dfd;      /* the temp file again with O_DIRECT, for whole blocks; -1: none */
 	bool resumed; /* the temp file existed */
 	bool update;  /* replaces a live file or link of ours */
 	struct blocks_manifest *m;
@@ -59,7 +59,7 @@ struct fetch {
 	uint64_t bytes_done;
 	uint64_t bytes_reused; /* already in the temp file */
 	uint64_t start_ms;
-	uint8_t *have; /* block bitmap: verified in the temp file */
+	uint8_t *have;		/* block bitmap: verified in the temp file */
 	uint64_t not_before_ms; /* queued for a retry: not before */
 	unsigned jobs;		/* blocks with the workers */
 	uint32_t gen;		/* bumped on a restart: older jobs' results are stale */
@@ -102,12 +102,12 @@ struct fetcher {
 	struct fetch *closing; /* written, waiting for the next commit */
 	uint64_t commit_due_ms;
 	uint64_t retry_due_ms;
-	uint64_t now_ms; /* the loop's, as the last call was given it */
+	uint64_t now_ms;   /* the loop's, as the last call was given it */
 	int nospace_err;   /* -ENOSPC/-EDQUOT while a fetch waits for disk space, else 0 */
 	bool nospace_lazy; /* the last block written into a placeholder found no space */
 	uint64_t bytes_received;
 	uint64_t refused;
-	struct work *work; /* verifies and writes received blocks; NULL: the loop does */
+	struct work *work;	     /* verifies and writes received blocks; NULL: the loop does */
 	struct block_job *jobs_free; /* spare job buffers */
 	unsigned njobs_free;
 };

@@ -19,7 +19,7 @@
  * Threads: the engine's loop only. No I/O: the clients send the requests.
  */
 
-#define XFER_MAX 128			  /* requests in flight */
+#define XFER_MAX 128			 /* requests in flight */
 #define XFER_WINDOW ((uint64_t)32 << 20) /* block bytes asked for, not yet received */
 
 struct xfer_req;
