@@ -49,7 +49,10 @@
  *   recorded and conflicts instead of being overwritten.
  *
  * Threads: everything runs on the daemon's loop thread (the scanner's
- * hasher thread is internal to scan.c), except engine_ensure().
+ * hasher thread is internal to scan.c, the fetcher's block workers to
+ * fetch.c), except engine_ensure() and engine_ensure_stop(), which only
+ * touch the lazy table under its lock. The parts the engine is made of,
+ * and which thread owns which: docs/SYNC.md "Parts and threads".
  */
 
 struct engine;
