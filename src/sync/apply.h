@@ -34,7 +34,7 @@ struct apply_ctx {
 	struct lazy *lazy;
 	bool lazy_mode;		 /* files become placeholders, not fetches */
 	bool symlinks_all;	 /* make the peer's links that point outside the share */
-	const uint8_t *self_dev; /* VV_DEVICE_LEN bytes: ours */
+	uint8_t self_dev[VV_DEVICE_LEN]; /* ours */
 	/* Optional: path changed on disk because of the peer. */
 	void (*changed)(void *ud, const char *path);
 	void *ud;

@@ -741,10 +741,47 @@ static const struct fetch_ops fetch_ops = {
 	.pump = fetch_pump_cb,
 };
 
+/* The parts below the lazy table, each with what it needs (docs/SYNC.md
+ * "Parts and threads"). 0 or -ENOMEM. */
+static int parts_new(struct engine *e, const struct engine_opts *opts,
+		     const struct engine_io *io)
+{
+	struct sync_link link = {.ud = e, .up = link_up_cb, .send = link_send_cb,
+				 .room = link_room_cb, .fail = link_fail_cb};
+	struct fetch_ctx fc = {.idx = e->idx, .xfer = &e->xfer, .disk = &e->disk, .link = link,
+			       .buf = e->buf, .buf_len = ENGINE_MSG_BUF, .ops = &fetch_ops, .ud = e,
+			       .no_workers = opts->no_workers};
+	struct serve_ctx sc = {.idx = e->idx, .rootfd = e->rootfd, .link = link, .buf = e->buf,
+			       .buf_len = ENGINE_MSG_BUF, .rate_bps = opts->rate_bps,
+			       .partial = opts->lazy ? serve_partial_cb : NULL, .ud = e};
+	struct lazy_fetch_ctx lfc = {.lz = e->lazy, .xfer = &e->xfer, .idx = e->idx,
+				     .disk = &e->disk, .link = link, .buf = e->buf,
+				     .buf_len = ENGINE_MSG_BUF, .cache_max = opts->cache_max,
+				     .evict_age_ms = opts->evict_age_ms, .pump = transfers_pump_cb,
+				     .ud = e};
+	struct apply_ctx ac = {.idx = e->idx, .scan = e->scan, .disk = &e->disk, .lazy = e->lazy,
+			       .lazy_mode = opts->lazy, .symlinks_all = opts->symlinks_all,
+			       .changed = io->changed ? changed_cb : NULL, .ud = e};
+	int r;
+
+	memcpy(ac.self_dev, e->self_dev, VV_DEVICE_LEN);
+	r = fetcher_new(&fc, &e->fetch);
+	if (r < 0)
+		return r;
+	lfc.fetch = ac.fetch = e->fetch;
+	r = server_new(&sc, &e->serve);
+	if (r == 0)
+		r = lazy_fetcher_new(&lfc, &e->lazyf);
+	if (r == 0)
+		r = applier_new(&ac, &e->apply);
+	return r;
+}
+
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
 	       char *err, uint64_t now_ms)
 {
 	char ierr[INDEX_ERR_LEN] = "", serr[SCAN_ERR_LEN] = "";
+	struct lazy_ctx lc;
 	struct engine *e;
 	int r;
 
@@ -773,38 +810,15 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	}
 	e->rootfd = scan_root_fd(e->scan);
 	e->disk = (struct disk){.rootfd = e->rootfd, .idx = e->idx, .mode_mask = opts->mode_mask};
-	struct lazy_ctx lc = {.on = opts->lazy, .idx = e->idx, .scan = e->scan, .disk = &e->disk,
-			      .xfer = &e->xfer, .rootfd = e->rootfd};
+	lc = (struct lazy_ctx){.on = opts->lazy, .idx = e->idx, .scan = e->scan, .disk = &e->disk,
+			       .xfer = &e->xfer, .rootfd = e->rootfd};
 	r = lazy_new(&lc, &e->lazy); /* after rootfd: it looks at the placeholders */
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
 			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
 		goto fail;
 	}
-	struct fetch_ctx fc = {.idx = e->idx, .xfer = &e->xfer, .disk = &e->disk,
-			       .link = {.ud = e, .up = link_up_cb, .send = link_send_cb,
-					.room = link_room_cb, .fail = link_fail_cb},
-			       .buf = e->buf, .buf_len = ENGINE_MSG_BUF, .ops = &fetch_ops, .ud = e,
-			       .no_workers = opts->no_workers};
-	struct serve_ctx sc = {.idx = e->idx, .rootfd = e->rootfd, .link = fc.link, .buf = e->buf,
-			       .buf_len = ENGINE_MSG_BUF, .rate_bps = opts->rate_bps,
-			       .partial = opts->lazy ? serve_partial_cb : NULL, .ud = e};
-	r = fetcher_new(&fc, &e->fetch);
-	if (r == 0)
-		r = server_new(&sc, &e->serve);
-	struct lazy_fetch_ctx lfc = {.lz = e->lazy, .xfer = &e->xfer, .fetch = e->fetch,
-				     .idx = e->idx, .disk = &e->disk, .link = fc.link,
-				     .buf = e->buf, .buf_len = ENGINE_MSG_BUF,
-				     .cache_max = opts->cache_max, .evict_age_ms = opts->evict_age_ms,
-				     .pump = transfers_pump_cb, .ud = e};
-	if (r == 0)
-		r = lazy_fetcher_new(&lfc, &e->lazyf);
-	struct apply_ctx ac = {.idx = e->idx, .scan = e->scan, .disk = &e->disk, .fetch = e->fetch,
-			       .lazy = e->lazy, .lazy_mode = opts->lazy,
-			       .symlinks_all = opts->symlinks_all, .self_dev = e->self_dev,
-			       .changed = io->changed ? changed_cb : NULL, .ud = e};
-	if (r == 0)
-		r = applier_new(&ac, &e->apply);
+	r = parts_new(e, opts, io);
 	if (r < 0) {
 		snprintf(err, ENGINE_ERR_LEN, "out of memory");
 		goto fail;
