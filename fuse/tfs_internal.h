@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/map.h"
 #include "tfs.h"
 
 struct tfs_inode {
@@ -36,7 +37,6 @@ struct tfs_inode {
 	dev_t dev;              /* immutable */
 	ino_t ino;              /* immutable */
 	uint64_t nlookup;       /* protected by tfs->lock */
-	struct tfs_inode *next; /* hash chain, protected by tfs->lock */
 };
 
 struct tfs_inval {
@@ -56,9 +56,7 @@ struct tfs {
 
 	pthread_mutex_t lock;
 	struct tfs_inode root;        /* never freed before tfs_unmount */
-	struct tfs_inode **buckets;   /* protected by lock */
-	size_t nbuckets;              /* protected by lock */
-	size_t count;                 /* protected by lock */
+	struct map inodes;            /* (dev, ino) -> tfs_inode *, protected by lock */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
@@ -79,7 +77,7 @@ struct tfs {
 int tfs_itable_init(struct tfs *tfs);
 void tfs_itable_done(struct tfs *tfs);
 /* Puts tfs->root (dev, ino filled in) into the empty table. */
-void tfs_itable_add_root(struct tfs *tfs);
+int tfs_itable_add_root(struct tfs *tfs);
 struct tfs_inode *tfs_inode_get(fuse_req_t req, fuse_ino_t ino);
 /* Finds the node for (st->st_dev, st->st_ino) and adds one lookup, or makes
  * one owning fd. Returns the node; on success fd is consumed (closed when a

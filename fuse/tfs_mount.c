@@ -584,7 +584,11 @@ int tfs_mount(const char *mountpoint, int backing_rootfd, const struct tfs_hooks
 	tfs->root.dev = st.st_dev;
 	tfs->root.ino = st.st_ino;
 	tfs->root.nlookup = 1;
-	tfs_itable_add_root(tfs);
+	r = tfs_itable_add_root(tfs);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	tfs->procfd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (tfs->procfd < 0) {
 		r = -errno;

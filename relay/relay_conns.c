@@ -5,24 +5,17 @@
 
 #include <sodium.h>
 
+#include "base/map.h"
 #include "relay_conns.h"
 
-#define CLIENT_BUCKETS 4096 /* a power of 2 */
 #define GROUPS_MAX 64
 #define RESERVE_MAX 64
-
-struct client {
-	struct relay_client_key key;
-	unsigned n;
-	struct client *next;
-};
 
 struct relay_conns {
 	unsigned per_client, group_max, reserve, ngroups;
 	unsigned open[GROUPS_MAX];	/* tracked connections per group */
 	struct relay_conn *head, *tail; /* by since_ms */
-	struct client *clients[CLIENT_BUCKETS];
-	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	struct map clients;		/* client key -> its count of connections (> 0) */
 };
 
 unsigned relay_conns_reserve(unsigned group_max)
@@ -48,7 +41,7 @@ int relay_conns_new(unsigned per_client, unsigned group_max, unsigned ngroups,
 	t->group_max = group_max;
 	t->reserve = relay_conns_reserve(group_max);
 	t->ngroups = ngroups;
-	randombytes_buf(t->hkey, sizeof(t->hkey));
+	map_init(&t->clients, 0);
 	*ret = t;
 	return 0;
 }
@@ -57,27 +50,16 @@ void relay_conns_free(struct relay_conns *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < CLIENT_BUCKETS; i++)
-		while (t->clients[i]) {
-			struct client *c = t->clients[i];
-			t->clients[i] = c->next;
-			free(c);
-		}
+	map_done(&t->clients); /* the values are counts, not pointers */
 	free(t);
 }
 
-static struct client **client_slot(struct relay_conns *t, const struct relay_client_key *key)
+/* The number of connections counted for key (0: none). */
+static uintptr_t client_count(const struct relay_conns *t, const struct relay_client_key *key)
 {
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v;
-	struct client **pp;
+	void **v = map_ref(&t->clients, key->b, sizeof(key->b));
 
-	crypto_shorthash(h, key->b, sizeof(key->b), t->hkey);
-	memcpy(&v, h, sizeof(v));
-	pp = &t->clients[v & (CLIENT_BUCKETS - 1)];
-	while (*pp && memcmp((*pp)->key.b, key->b, sizeof(key->b)) != 0)
-		pp = &(*pp)->next;
-	return pp;
+	return v ? (uintptr_t)*v : 0;
 }
 
 static void list_append(struct relay_conns *t, struct relay_conn *c)
@@ -107,33 +89,27 @@ static void list_unlink(struct relay_conns *t, struct relay_conn *c)
 /* Counts c for its client; -EUSERS when the client is at its limit. */
 static int client_add(struct relay_conns *t, struct relay_conn *c)
 {
-	struct client **pp = client_slot(t, &c->key);
+	uintptr_t n = client_count(t, &c->key);
 
-	if (*pp && t->per_client && (*pp)->n >= t->per_client)
+	if (n && t->per_client && n >= t->per_client)
 		return -EUSERS;
-	if (!*pp) {
-		*pp = calloc(1, sizeof(**pp));
-		if (!*pp)
-			return -ENOMEM;
-		(*pp)->key = c->key;
-	}
-	(*pp)->n++;
+	if (map_put(&t->clients, c->key.b, sizeof(c->key.b), (void *)(n + 1), NULL) < 0)
+		return -ENOMEM;
 	c->counted = true;
 	return 0;
 }
 
 static void client_del(struct relay_conns *t, struct relay_conn *c)
 {
-	struct client **pp = client_slot(t, &c->key);
-	struct client *cl = *pp;
+	uintptr_t n = client_count(t, &c->key);
 
-	if (!c->counted || !cl)
+	if (!c->counted || !n)
 		return;
 	c->counted = false;
-	if (--cl->n > 0)
-		return;
-	*pp = cl->next;
-	free(cl);
+	if (n > 1)
+		*map_ref(&t->clients, c->key.b, sizeof(c->key.b)) = (void *)(n - 1);
+	else
+		(void)map_del(&t->clients, c->key.b, sizeof(c->key.b), NULL);
 }
 
 int relay_conns_open(struct relay_conns *t, struct relay_conn *c, int64_t now_ms,
@@ -207,9 +183,7 @@ struct relay_conn *relay_conns_expired(struct relay_conns *t, int64_t now_ms, in
 
 unsigned relay_conns_client_count(struct relay_conns *t, const struct relay_client_key *key)
 {
-	struct client **pp = client_slot(t, key);
-
-	return *pp ? (*pp)->n : 0;
+	return (unsigned)client_count(t, key);
 }
 
 unsigned relay_conns_group_count(const struct relay_conns *t, unsigned group)

@@ -53,6 +53,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "log.h"
 #include "relay.h"
 #include "relay_addr.h"
@@ -110,14 +111,6 @@ struct http_req {
 	bool too_large;
 	struct relay_client_key client;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- configuration ---- */
 
@@ -330,7 +323,7 @@ static void request_fill(struct MHD_Connection *conn, struct http_req *hr, const
 	req->client = hr->client;
 	req->content_length_known = hr->cl_known;
 	req->content_length = hr->cl;
-	req->now_ms = now_ms();
+	req->now_ms = (int64_t)clock_mono_ms();
 	if (!with_body)
 		return;
 	struct header_count hc = {0, 0};
@@ -403,7 +396,7 @@ static enum MHD_Result body_add(struct http_req *hr, const char *data, size_t n)
 {
 	const struct relay_config *cfg = &hr->srv->cfg;
 
-	if (now_ms() - hr->start_ms > (int64_t)cfg->request_timeout * 1000) {
+	if ((int64_t)clock_mono_ms() - hr->start_ms > (int64_t)cfg->request_timeout * 1000) {
 		log_debug("closing a connection whose request body took over %u s",
 			  cfg->request_timeout);
 		return MHD_NO;
@@ -499,7 +492,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	relay_addr_key_derive(ci ? ci->client_addr : NULL, &c->key);
 	pthread_mutex_lock(&srv->conns_lock);
-	r = relay_conns_open(srv->conns, c, now_ms(), &evict);
+	r = relay_conns_open(srv->conns, c, (int64_t)clock_mono_ms(), &evict);
 	if (r < 0)
 		shutdown(c->fd, SHUT_RDWR);
 	if (evict)
@@ -532,7 +525,8 @@ static void *sweeper_main(void *arg)
 		int64_t wake = 0;
 		unsigned n = 0;
 
-		while ((c = relay_conns_expired(srv->conns, now_ms(), deadline_ms, &wake))) {
+		while ((c = relay_conns_expired(srv->conns, (int64_t)clock_mono_ms(), deadline_ms,
+						&wake))) {
 			shutdown(c->fd, SHUT_RDWR);
 			n++;
 		}
@@ -595,7 +589,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!hr)
 			return MHD_NO;
 		hr->srv = srv;
-		hr->start_ms = now_ms();
+		hr->start_ms = (int64_t)clock_mono_ms();
 		*con_cls = hr;
 		inflight_add(srv, 1);
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -636,7 +630,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (c) {
 		/* the next request on this connection gets its own deadline */
 		pthread_mutex_lock(&srv->conns_lock);
-		relay_conns_done(srv->conns, c, now_ms());
+		relay_conns_done(srv->conns, c, (int64_t)clock_mono_ms());
 		pthread_mutex_unlock(&srv->conns_lock);
 	}
 	if (!hr)
@@ -690,7 +684,7 @@ int relay_server_new(const struct relay_config *cfg, struct relay_server **ret)
 	}
 	srv->nlisteners = nlisten;
 	core_config_from(cfg, &cc);
-	r = relay_core_new(&cc, now_ms(), &srv->core);
+	r = relay_core_new(&cc, (int64_t)clock_mono_ms(), &srv->core);
 	if (r < 0)
 		goto fail;
 	r = relay_conns_new(cfg->max_connections_per_ip, cfg->max_connections, (unsigned)nlisten,
@@ -1126,7 +1120,7 @@ static void visit_one(const struct relay_store_entry *e, void *userdata)
 
 void relay_server_foreach_record(struct relay_server *srv, relay_record_fn fn, void *userdata)
 {
-	struct visit v = {.fn = fn, .userdata = userdata, .now_ms = now_ms()};
+	struct visit v = {.fn = fn, .userdata = userdata, .now_ms = (int64_t)clock_mono_ms()};
 
 	relay_core_foreach_record(srv->core, v.now_ms, visit_one, &v);
 }
@@ -1134,7 +1128,7 @@ void relay_server_foreach_record(struct relay_server *srv, relay_record_fn fn, v
 void relay_server_foreach_record_info(struct relay_server *srv, relay_record_info_fn fn,
 				      void *userdata)
 {
-	struct visit v = {.info_fn = fn, .userdata = userdata, .now_ms = now_ms()};
+	struct visit v = {.info_fn = fn, .userdata = userdata, .now_ms = (int64_t)clock_mono_ms()};
 
 	relay_core_foreach_record(srv->core, v.now_ms, visit_one, &v);
 }

@@ -6,7 +6,10 @@
 
 #include <sodium.h>
 
+#include "base/map.h"
 #include "relay_store.h"
+
+_Static_assert(RELAY_TOKEN_WRITERS > 1, "evicting a writer leaves the token's chain");
 
 struct relay_owner;
 
@@ -19,7 +22,7 @@ struct relay_record {
 	uint64_t written;	    /* s->writes when last stored: the LRU order */
 	uint64_t client; /* keyed hash of who last stored it (client_id) */
 	size_t heap_idx;	    /* position in s->heap */
-	struct relay_record *hnext; /* hash chain */
+	struct relay_record *hnext; /* the next record under the same token */
 	struct relay_owner *owner;  /* who created it, or NULL */
 	struct relay_record *oprev, *onext; /* the owner's records */
 };
@@ -29,15 +32,13 @@ struct relay_owner {
 	struct relay_client_key key;
 	size_t count;
 	struct relay_record *records;
-	struct relay_owner *hnext; /* hash chain */
 };
 
 struct relay_store {
 	size_t max, count;
 	size_t max_per_client; /* 0: no limit */
-	struct relay_owner **owners; /* hash table of clients, mask + 1 buckets */
-	size_t mask; /* buckets - 1 */
-	struct relay_record **buckets;
+	struct map owners;     /* client key -> struct relay_owner *, owned here */
+	struct map tokens;     /* token -> its records, chained through hnext */
 	struct relay_record **heap; /* min-heap on expires_ms, max entries */
 	uint64_t expired_total;
 	uint64_t evicted_total;
@@ -48,25 +49,21 @@ struct relay_store {
 int relay_store_new(size_t max_records, size_t max_per_client, struct relay_store **ret)
 {
 	struct relay_store *s;
-	size_t nb = 16;
 
 	if (max_records < 1 || max_records > RELAY_RECORDS_MAX || max_per_client > max_records)
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -ENOMEM;
-	while (nb < max_records)
-		nb <<= 1;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->buckets = calloc(nb, sizeof(*s->buckets));
+	map_init(&s->owners, 0);
+	map_init(&s->tokens, 0);
 	s->heap = calloc(max_records, sizeof(*s->heap));
-	s->owners = calloc(nb, sizeof(*s->owners));
-	if (!s->buckets || !s->heap || !s->owners) {
+	if (!s->heap) {
 		relay_store_free(s);
 		return -ENOMEM;
 	}
-	s->mask = nb - 1;
 	s->max = max_records;
 	s->max_per_client = max_per_client;
 	randombytes_buf(s->hkey, sizeof(s->hkey));
@@ -85,51 +82,35 @@ static void record_free(struct relay_record *r)
 
 void relay_store_free(struct relay_store *s)
 {
+	void *o;
+
 	if (!s)
 		return;
 	if (s->heap)
 		for (size_t i = 0; i < s->count; i++)
 			record_free(s->heap[i]);
-	if (s->owners)
-		for (size_t i = 0; i <= s->mask; i++)
-			while (s->owners[i]) {
-				struct relay_owner *o = s->owners[i];
-				s->owners[i] = o->hnext;
-				free(o);
-			}
-	free(s->owners);
+	for (size_t pos = 0; map_next(&s->owners, &pos, NULL, NULL, &o);)
+		free(o);
+	map_done(&s->owners);
+	map_done(&s->tokens);
 	free(s->heap);
-	free(s->buckets);
 	free(s);
 }
 
-static size_t token_bucket(const struct relay_store *s, const uint8_t *token)
+/* The records stored under token (a chain through hnext), or NULL. */
+static struct relay_record *token_records(const struct relay_store *s, const uint8_t *token)
 {
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v;
+	void *v;
 
-	crypto_shorthash(h, token, RELAY_TOKEN_LEN, s->hkey);
-	memcpy(&v, h, sizeof(v));
-	return (size_t)(v & s->mask);
-}
-
-static size_t owner_bucket(const struct relay_store *s, const struct relay_client_key *key)
-{
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v;
-
-	crypto_shorthash(h, key->b, sizeof(key->b), s->hkey);
-	memcpy(&v, h, sizeof(v));
-	return (size_t)(v & s->mask);
+	return map_get(&s->tokens, token, RELAY_TOKEN_LEN, &v) ? v : NULL;
 }
 
 static struct relay_owner *owner_find(const struct relay_store *s,
 				      const struct relay_client_key *key)
 {
-	for (struct relay_owner *o = s->owners[owner_bucket(s, key)]; o; o = o->hnext)
-		if (memcmp(o->key.b, key->b, sizeof(key->b)) == 0)
-			return o;
-	return NULL;
+	void *v;
+
+	return map_get(&s->owners, key->b, sizeof(key->b), &v) ? v : NULL;
 }
 
 /* Counts r for the client key; the client's entry is made on its first record. */
@@ -139,13 +120,12 @@ static int owner_add(struct relay_store *s, const struct relay_client_key *key,
 	struct relay_owner *o = owner_find(s, key);
 
 	if (!o) {
-		size_t b = owner_bucket(s, key);
 		o = calloc(1, sizeof(*o));
-		if (!o)
+		if (!o || map_put(&s->owners, key->b, sizeof(key->b), o, NULL) < 0) {
+			free(o);
 			return -ENOMEM;
+		}
 		o->key = *key;
-		o->hnext = s->owners[b];
-		s->owners[b] = o;
 	}
 	r->owner = o;
 	r->oprev = NULL;
@@ -160,7 +140,6 @@ static int owner_add(struct relay_store *s, const struct relay_client_key *key,
 static void owner_remove(struct relay_store *s, struct relay_record *r)
 {
 	struct relay_owner *o = r->owner;
-	struct relay_owner **pp;
 
 	if (!o)
 		return;
@@ -173,10 +152,7 @@ static void owner_remove(struct relay_store *s, struct relay_record *r)
 	r->owner = NULL;
 	if (--o->count > 0)
 		return;
-	for (pp = &s->owners[owner_bucket(s, &o->key)]; *pp && *pp != o; pp = &(*pp)->hnext)
-		;
-	if (*pp)
-		*pp = o->hnext;
+	(void)map_del(&s->owners, o->key.b, sizeof(o->key.b), NULL);
 	free(o);
 }
 
@@ -236,13 +212,16 @@ static void heap_fix(struct relay_store *s, size_t i)
 /* Unlinks r from the table and the heap and frees it. */
 static void record_remove(struct relay_store *s, struct relay_record *r)
 {
-	struct relay_record **pp = &s->buckets[token_bucket(s, r->token)];
+	struct relay_record **pp =
+		(struct relay_record **)map_ref(&s->tokens, r->token, RELAY_TOKEN_LEN);
 	size_t i = r->heap_idx;
 
-	while (*pp && *pp != r)
+	while (pp && *pp && *pp != r)
 		pp = &(*pp)->hnext;
-	if (*pp)
+	if (pp && *pp)
 		*pp = r->hnext;
+	if (!token_records(s, r->token))
+		(void)map_del(&s->tokens, r->token, RELAY_TOKEN_LEN, NULL);
 	owner_remove(s, r);
 	s->count--;
 	if (i != s->count) {
@@ -277,7 +256,7 @@ static struct relay_record *record_newest(struct relay_store *s, const uint8_t *
 {
 	struct relay_record *best = NULL;
 
-	for (struct relay_record *r = s->buckets[token_bucket(s, token)]; r; r = r->hnext)
+	for (struct relay_record *r = token_records(s, token); r; r = r->hnext)
 		if (token_eq(r, token) && (!best || r->written > best->written))
 			best = r;
 	return best;
@@ -314,7 +293,7 @@ size_t relay_store_get_all(struct relay_store *s, const uint8_t token[static REL
 	size_t n = 0;
 
 	relay_store_expire(s, now_ms);
-	for (struct relay_record *r = s->buckets[token_bucket(s, token)]; r; r = r->hnext) {
+	for (struct relay_record *r = token_records(s, token); r; r = r->hnext) {
 		size_t i;
 
 		if (!token_eq(r, token) || n >= RELAY_TOKEN_WRITERS)
@@ -381,7 +360,7 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 {
 	static const struct relay_client_key nobody;
 	struct relay_record *mine[RELAY_TOKEN_WRITERS];
-	struct relay_record *r, *own = NULL;
+	struct relay_record *r, *own = NULL, **head;
 	struct relay_owner *o;
 	uint8_t h[crypto_generichash_BYTES];
 	size_t n = 0;
@@ -394,7 +373,7 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	relay_store_expire(s, now_ms);
 	if (secret)
 		secret_hash(secret, h);
-	for (r = s->buckets[token_bucket(s, token)]; r; r = r->hnext) {
+	for (r = token_records(s, token); r; r = r->hnext) {
 		if (!token_eq(r, token))
 			continue;
 		if (secret && !own && secret_matches(r, h))
@@ -441,7 +420,16 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 		free(copy);
 		return -ENOMEM;
 	}
+	/* The token's entry first (n > 0: it has one, and keeps it through the
+	 * eviction below), so nothing can fail after the first change. */
+	if (!n && map_put(&s->tokens, token, RELAY_TOKEN_LEN, NULL, NULL) < 0) {
+		free(r);
+		free(copy);
+		return -ENOMEM;
+	}
 	if (client && owner_add(s, client, r) < 0) {
+		if (!n)
+			(void)map_del(&s->tokens, token, RELAY_TOKEN_LEN, NULL);
 		free(r);
 		free(copy);
 		return -ENOMEM;
@@ -458,8 +446,9 @@ int relay_store_put(struct relay_store *s, const uint8_t token[static RELAY_TOKE
 	r->expires_ms = expires_ms;
 	r->written = ++s->writes;
 	r->client = who;
-	r->hnext = s->buckets[token_bucket(s, token)];
-	s->buckets[token_bucket(s, token)] = r;
+	head = (struct relay_record **)map_ref(&s->tokens, token, RELAY_TOKEN_LEN);
+	r->hnext = *head; /* reserved above */
+	*head = r;
 	heap_set(s, s->count, r);
 	s->count++;
 	heap_up(s, s->count - 1);
@@ -476,7 +465,7 @@ int relay_store_delete(struct relay_store *s, const uint8_t token[static RELAY_T
 	relay_store_expire(s, now_ms);
 	if (secret)
 		secret_hash(secret, h);
-	for (r = s->buckets[token_bucket(s, token)]; r; r = r->hnext) {
+	for (r = token_records(s, token); r; r = r->hnext) {
 		if (!token_eq(r, token))
 			continue;
 		any = true;

@@ -104,10 +104,10 @@ int cli_parse_simple_options(const char *cmd, const char *help, int argc, char *
 
 int cli_resolve_paths(struct cli_ctx *ctx)
 {
-	char err[PATHS_ERR_LEN];
+	struct err err;
 
-	if (paths_resolve(ctx->home, &ctx->paths, err) < 0) {
-		cli_error("%s", err);
+	if (paths_resolve(ctx->home, &ctx->paths, &err) < 0) {
+		cli_error("%s", err.msg);
 		return 1;
 	}
 	return 0;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli.h"
 #include "control_client.h"
 #include "log.h"
@@ -246,14 +247,6 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Gone, or a zombie its parent has not reaped yet: it has exited either way. */
 static bool pid_gone(pid_t pid)
 {
@@ -289,7 +282,7 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 		return 1;
 	if (open_daemon(ctx, "nothing to stop", &c))
 		return 1;
-	deadline = mono_ms() + DOWN_TIMEOUT_MS;
+	deadline = (long long)clock_mono_ms() + DOWN_TIMEOUT_MS;
 	r = control_client_call(c, "{\"cmd\":\"down\"}", STATUS_TIMEOUT_MS, &reply, NULL);
 	if (r < 0 || !json_is_true(json_object_get(reply, "ok"))) {
 		cli_error("the tandem daemon for %s did not accept the request to stop: %s; "
@@ -302,10 +295,10 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 	pid = (pid_t)json_integer_value(json_object_get(reply, "pid"));
 	json_decref(reply);
 	/* The daemon closes the socket last, then exits. */
-	r = control_client_wait_close(c, (int)(deadline - mono_ms()));
+	r = control_client_wait_close(c, (int)(deadline - (long long)clock_mono_ms()));
 	control_client_free(c);
 	while (r == 0 && pid > 0 && !pid_gone(pid)) {
-		if (mono_ms() >= deadline) {
+		if ((long long)clock_mono_ms() >= deadline) {
 			r = -ETIMEDOUT;
 			break;
 		}

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli.h"
 #include "control_client.h"
 #include "daemon/conf.h"
@@ -166,17 +167,14 @@ static int wait_ready(int fd, pid_t pid, const char *log_path)
 	char buf[1024];
 	size_t len = 0;
 	int left = READY_TIMEOUT_MS, st;
-	struct timespec t0, t1;
+	uint64_t t0 = clock_mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int r = poll(&p, 1, left);
 		ssize_t n;
 
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		left = READY_TIMEOUT_MS -
-		       (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		left = READY_TIMEOUT_MS - (int)(clock_mono_ms() - t0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0 || left <= 0) {
@@ -310,13 +308,14 @@ static int load_identity(struct cli_ctx *ctx, struct identity **ret)
 static int check_mount(struct cli_ctx *ctx, const char *mount, char store_abs[static PATH_MAX],
 		       char mount_abs[static PATH_MAX])
 {
-	char err[MOUNTD_ERR_LEN], store[PATH_MAX + 16], parent[PATH_MAX], base[NAME_MAX + 1];
+	struct err err;
+	char store[PATH_MAX + 16], parent[PATH_MAX], base[NAME_MAX + 1];
 	char tmp[PATH_MAX];
 	struct stat st;
 	int r;
 
-	if (mountd_available(err) < 0) {
-		cli_error("cannot mount the share at %s: %s", mount, err);
+	if (mountd_available(&err) < 0) {
+		cli_error("cannot mount the share at %s: %s", mount, err.msg);
 		return 1;
 	}
 	r = stat(mount, &st) < 0 ? -errno : 0;
@@ -371,7 +370,8 @@ static int check_mount(struct cli_ctx *ctx, const char *mount, char store_abs[st
 static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemon_opts *o,
 		      char dir_abs[static PATH_MAX], char mount_abs[static PATH_MAX])
 {
-	char err[RELAY_ERR_LEN], conf_path[PATH_MAX + 16], serr[SIZE_ERR_LEN];
+	struct err err;
+	char conf_path[PATH_MAX + 16];
 	struct relay_client *rc = NULL;
 	struct stat st;
 
@@ -396,13 +396,13 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       "--dir and --mount both given (or both set in %s); a peer "
 				       "shares either a plain folder or a mount, pass one",
 				       conf_path);
-	if (fp_parse(a->peer, &o->peer, err) < 0)
-		return cli_usage_error("up", "the peer fingerprint is not valid: %s", err);
-	if (relay_client_new(a->relay, NULL, &rc, err) < 0)
-		return cli_usage_error("up", "%s", err);
+	if (fp_parse(a->peer, &o->peer, &err) < 0)
+		return cli_usage_error("up", "the peer fingerprint is not valid: %s", err.msg);
+	if (relay_client_new(a->relay, NULL, &rc, &err) < 0)
+		return cli_usage_error("up", "%s", err.msg);
 	relay_client_free(rc);
-	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, err) < 0)
-		return cli_usage_error("up", "%s", err);
+	if (listen_spec_parse(a->listen ? a->listen : LISTEN_DEFAULT, &o->listen, &err) < 0)
+		return cli_usage_error("up", "%s", err.msg);
 	if (a->symlinks && strcmp(a->symlinks, "inside") != 0 && strcmp(a->symlinks, "all") != 0)
 		return cli_usage_error("up",
 				       "--symlinks (or 'symlinks' in %s) is 'inside' or 'all', "
@@ -410,8 +410,8 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       conf_path, a->symlinks);
 	o->symlinks_all = a->symlinks && strcmp(a->symlinks, "all") == 0;
 	o->cache_max = ENGINE_CACHE_MAX_DEFAULT;
-	if (a->cache_max && size_parse(a->cache_max, &o->cache_max, serr) < 0)
-		return cli_usage_error("up", "--cache-max: %s", serr);
+	if (a->cache_max && size_parse(a->cache_max, &o->cache_max, &err) < 0)
+		return cli_usage_error("up", "--cache-max: %s", err.msg);
 	if (a->mount)
 		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {
@@ -441,7 +441,8 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	struct daemon_opts o = {.ready_fd = -1};
 	struct identity *id = NULL;
 	struct conf conf = {0};
-	char err[CONF_ERR_LEN], sock[CONTROL_PATH_MAX], log_path[PATH_MAX + 16];
+	struct err err;
+	char sock[CONTROL_PATH_MAX], log_path[PATH_MAX + 16];
 	char dir_abs[PATH_MAX], mount_abs[PATH_MAX], fp[FP_TEXT_LEN + 1], h[PATH_MAX + 16];
 	long pid = 0;
 	int r;
@@ -451,11 +452,11 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 		return r;
 	if (cli_resolve_paths(ctx))
 		return 1;
-	r = conf_load(ctx->paths.config, &conf, err);
+	r = conf_load(ctx->paths.config, &conf, &err);
 	if (r < 0) {
 		if (r == -EINVAL)
-			return cli_usage_error("up", "%s", err);
-		cli_error("%s", err[0] ? err : strerror(-r));
+			return cli_usage_error("up", "%s", err.msg);
+		cli_error("%s", err_is_set(&err) ? err.msg : strerror(-r));
 		return 1;
 	}
 	a.peer = a.peer ? a.peer : conf.peer;

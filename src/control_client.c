@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "control_client.h"
 #include "fsutil.h"
 
@@ -17,14 +18,6 @@ struct control_client {
 	size_t len; /* bytes in buf */
 	char buf[CONTROL_REPLY_MAX + 1];
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int control_path_get(const struct tandem_paths *paths, char out[static CONTROL_PATH_MAX])
 {
@@ -66,7 +59,7 @@ static int wait_readable(int fd, long long deadline)
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	for (;;) {
-		long long left = deadline - mono_ms();
+		long long left = deadline - (long long)clock_mono_ms();
 		int r;
 
 		if (left <= 0)
@@ -82,7 +75,7 @@ static int wait_readable(int fd, long long deadline)
 int control_client_call(struct control_client *c, const char *req, int timeout_ms, json_t **ret,
 			const char **ret_raw)
 {
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = (long long)clock_mono_ms() + timeout_ms;
 	json_error_t jerr;
 	char *nl;
 	json_t *j;
@@ -125,7 +118,7 @@ int control_client_call(struct control_client *c, const char *req, int timeout_m
 
 int control_client_wait_close(struct control_client *c, int timeout_ms)
 {
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = (long long)clock_mono_ms() + timeout_ms;
 	char sink[512];
 
 	for (;;) {

@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "base/err.h"
 #include "encoding.h"
 #include "fingerprint.h"
 
@@ -71,15 +72,15 @@ static const char *fp_char_hint(char c)
 	}
 }
 
-int fp_parse(const char *s, struct fingerprint *ret, char err[static FP_ERR_LEN])
+int fp_parse(const char *s, struct fingerprint *ret, struct err *err)
 {
 	char raw[FP_CHARS];
 	size_t n = 0, pos = 0;
 	uint8_t data[FP_BYTES], check[3], want[3];
 
-	err[0] = '\0';
+	err_clear(err);
 	if (!s || !*s) {
-		snprintf(err, FP_ERR_LEN, "the fingerprint is empty");
+		err_set(err, "the fingerprint is empty");
 		return -EINVAL;
 	}
 	for (const char *p = s; *p; p++) {
@@ -89,15 +90,16 @@ int fp_parse(const char *s, struct fingerprint *ret, char err[static FP_ERR_LEN]
 		pos++;
 		if (base32_value((char)c) < 0) {
 			if (isprint(c))
-				snprintf(err, FP_ERR_LEN,
-					 "invalid character '%c' at position %zu%s; fingerprints use "
-					 "only the letters A-Z and the digits 2-7",
-					 c, pos, fp_char_hint((char)c));
+				err_set(err,
+					"invalid character '%c' at position %zu%s; fingerprints "
+					"use "
+					"only the letters A-Z and the digits 2-7",
+					c, pos, fp_char_hint((char)c));
 			else
-				snprintf(err, FP_ERR_LEN,
-					 "invalid byte 0x%02x at position %zu; fingerprints use "
-					 "only the letters A-Z and the digits 2-7",
-					 c, pos);
+				err_set(err,
+					"invalid byte 0x%02x at position %zu; fingerprints use "
+					"only the letters A-Z and the digits 2-7",
+					c, pos);
 			return -EINVAL;
 		}
 		if (n < FP_CHARS)
@@ -105,21 +107,19 @@ int fp_parse(const char *s, struct fingerprint *ret, char err[static FP_ERR_LEN]
 		n++;
 	}
 	if (n != FP_CHARS) {
-		snprintf(err, FP_ERR_LEN,
-			 "the fingerprint has %zu character%s, expected %d (%d groups of 4)", n,
-			 n == 1 ? "" : "s", FP_CHARS, FP_CHARS / 4);
+		err_set(err, "the fingerprint has %zu character%s, expected %d (%d groups of 4)", n,
+			n == 1 ? "" : "s", FP_CHARS, FP_CHARS / 4);
 		return -EINVAL;
 	}
 	if (base32_decode_bits(raw, FP_DATA_CHARS, data) < 0 ||
 	    base32_decode_bits(raw + FP_DATA_CHARS, FP_CHECK_CHARS, check) < 0) {
-		snprintf(err, FP_ERR_LEN, "the fingerprint is not valid base32");
+		err_set(err, "the fingerprint is not valid base32");
 		return -EINVAL;
 	}
 	fp_checksum(data, want);
 	if (sodium_memcmp(want, check, sizeof(want)) != 0) {
-		snprintf(err, FP_ERR_LEN,
-			 "the fingerprint's checksum does not match: it has a typo; copy it "
-			 "again from 'tandem id' on the other machine");
+		err_set(err, "the fingerprint's checksum does not match: it has a typo; copy it "
+			     "again from 'tandem id' on the other machine");
 		return -EINVAL;
 	}
 	memcpy(ret->b, data, FP_BYTES);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+
 /*
  * A fingerprint names a peer: the first 160 bits of
  * BLAKE2b("tandem/v1/fingerprint" || ed25519 public key).
@@ -22,7 +24,6 @@
 #define FP_CHECK_CHARS 4  /* 20 bits */
 #define FP_CHARS (FP_DATA_CHARS + FP_CHECK_CHARS)
 #define FP_TEXT_LEN (FP_CHARS + FP_CHARS / 4 - 1) /* with dashes, without NUL */
-#define FP_ERR_LEN 160
 
 struct fingerprint {
 	uint8_t b[FP_BYTES];
@@ -40,7 +41,7 @@ void fp_format(const struct fingerprint *fp, char out[static FP_TEXT_LEN + 1]);
  * length, the bad character and its position, checksum mismatch).
  * *ret is untouched on failure.
  */
-int fp_parse(const char *s, struct fingerprint *ret, char err[static FP_ERR_LEN])
+int fp_parse(const char *s, struct fingerprint *ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 /* Constant-time equality. */

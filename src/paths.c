@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "paths.h"
 
 static int join(char out[static PATH_MAX], const char *a, const char *b)
@@ -15,7 +16,7 @@ static int join(char out[static PATH_MAX], const char *a, const char *b)
 
 /* $var if set and absolute, else $HOME/fallback. */
 static int xdg_dir(const char *var, const char *fallback, char out[static PATH_MAX],
-		   char err[static PATHS_ERR_LEN])
+		   struct err *err)
 {
 	const char *v = getenv(var);
 	const char *home;
@@ -25,10 +26,10 @@ static int xdg_dir(const char *var, const char *fallback, char out[static PATH_M
 		return join(out, v, "tandem");
 	home = getenv("HOME");
 	if (!home || home[0] != '/') {
-		snprintf(err, PATHS_ERR_LEN,
-			 "cannot find a place for tandem's files: neither %s nor HOME is set to an "
-			 "absolute path; set one, or pass --home DIR",
-			 var);
+		err_set(err,
+			"cannot find a place for tandem's files: neither %s nor HOME is set to an "
+			"absolute path; set one, or pass --home DIR",
+			var);
 		return -ENOENT;
 	}
 	if (join(tmp, home, fallback) < 0)
@@ -36,16 +37,16 @@ static int xdg_dir(const char *var, const char *fallback, char out[static PATH_M
 	return join(out, tmp, "tandem");
 }
 
-int paths_resolve(const char *home, struct tandem_paths *ret, char err[static PATHS_ERR_LEN])
+int paths_resolve(const char *home, struct tandem_paths *ret, struct err *err)
 {
 	struct tandem_paths p;
 	char cwd[PATH_MAX];
 	int r;
 
-	err[0] = '\0';
+	err_clear(err);
 	if (home) {
 		if (!home[0]) {
-			snprintf(err, PATHS_ERR_LEN, "--home needs a directory name");
+			err_set(err, "--home needs a directory name");
 			return -EINVAL;
 		}
 		if (home[0] == '/') {
@@ -53,8 +54,7 @@ int paths_resolve(const char *home, struct tandem_paths *ret, char err[static PA
 		} else {
 			if (!getcwd(cwd, sizeof(cwd))) {
 				r = -errno;
-				snprintf(err, PATHS_ERR_LEN, "cannot get the current directory: %s",
-					 strerror(-r));
+				err_set(err, "cannot get the current directory: %s", strerror(-r));
 				return r;
 			}
 			char abs[PATH_MAX];
@@ -82,8 +82,8 @@ int paths_resolve(const char *home, struct tandem_paths *ret, char err[static PA
 				r = join(p.runtime, p.state, "");
 		}
 	}
-	if (r == -ENAMETOOLONG && !err[0])
-		snprintf(err, PATHS_ERR_LEN, "the path of tandem's directory is too long");
+	if (r == -ENAMETOOLONG && !err_is_set(err))
+		err_set(err, "the path of tandem's directory is too long");
 	if (r < 0)
 		return r;
 	*ret = p;

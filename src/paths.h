@@ -4,6 +4,8 @@
 
 #include <limits.h>
 
+#include "base/err.h"
+
 /*
  * Where a peer keeps things. With --home DIR everything lives under DIR
  * (config and identity in DIR, state in DIR/state, the control socket in
@@ -18,11 +20,9 @@ struct tandem_paths {
 	char runtime[PATH_MAX];
 };
 
-#define PATHS_ERR_LEN 256
-
 /* Fills *ret. Relative --home is made absolute. Returns 0, or -errno with a
  * sentence in err (e.g. neither HOME nor XDG_CONFIG_HOME set). */
-int paths_resolve(const char *home, struct tandem_paths *ret, char err[static PATHS_ERR_LEN])
+int paths_resolve(const char *home, struct tandem_paths *ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -7,57 +7,13 @@
 
 #include <sodium.h>
 
+#include "base/cursor.h"
 #include "record.h"
 
 #define RECORD_MAGIC "TDR1"
 #define RECORD_SIG_LABEL "tandem/v1/record-sig"
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
-
-/* A cursor over a byte buffer that never reads past its end. */
-struct cursor {
-	const uint8_t *p;
-	size_t left;
-	bool bad;
-};
-
-static const uint8_t *cur_take(struct cursor *c, size_t n)
-{
-	const uint8_t *r;
-
-	if (c->bad || c->left < n) {
-		c->bad = true;
-		return NULL;
-	}
-	r = c->p;
-	c->p += n;
-	c->left -= n;
-	return r;
-}
-
-static uint8_t cur_u8(struct cursor *c)
-{
-	const uint8_t *p = cur_take(c, 1);
-	return p ? p[0] : 0;
-}
-
-static uint16_t cur_u16(struct cursor *c)
-{
-	const uint8_t *p = cur_take(c, 2);
-	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
-}
-
-static uint64_t cur_u64(struct cursor *c)
-{
-	const uint8_t *p = cur_take(c, 8);
-	uint64_t v = 0;
-
-	if (!p)
-		return 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static void aad_build(uint64_t bucket, const struct fingerprint *fp, uint8_t aad[1 + 32])
 {
@@ -96,7 +52,8 @@ int record_seal(const struct identity *id, const struct peer_record *rec, uint64
 	uint8_t plain[RECORD_PLAIN_MAX];
 	uint8_t key[DERIVE_KEY_LEN], aad[33];
 	crypto_sign_state st;
-	size_t n = 0;
+	struct wcursor w = wcursor_make(plain, sizeof(plain));
+	size_t n;
 	unsigned long long clen;
 
 	if (rec->naddrs > RECORD_MAX_ADDRS)
@@ -105,24 +62,21 @@ int record_seal(const struct identity *id, const struct peer_record *rec, uint64
 		if (!addr_valid(&rec->addrs[i]))
 			return -EINVAL;
 
-	memcpy(plain + n, RECORD_MAGIC, 4);
-	n += 4;
-	plain[n++] = rec->flags;
-	memcpy(plain + n, id->pk, IDENTITY_PK_LEN);
-	n += IDENTITY_PK_LEN;
-	for (int i = 7; i >= 0; i--)
-		plain[n++] = (uint8_t)(rec->timestamp >> (8 * i));
-	plain[n++] = rec->naddrs;
+	wcursor_put(&w, RECORD_MAGIC, 4);
+	wcursor_u8(&w, rec->flags);
+	wcursor_put(&w, id->pk, IDENTITY_PK_LEN);
+	wcursor_u64(&w, rec->timestamp);
+	wcursor_u8(&w, rec->naddrs);
 	for (unsigned i = 0; i < rec->naddrs; i++) {
 		const struct record_addr *a = &rec->addrs[i];
-		plain[n++] = a->family;
-		memcpy(plain + n, a->ip, 16);
-		n += 16;
-		plain[n++] = (uint8_t)(a->port >> 8);
-		plain[n++] = (uint8_t)a->port;
+		wcursor_u8(&w, a->family);
+		wcursor_put(&w, a->ip, 16);
+		wcursor_u16(&w, a->port);
 	}
-	plain[n++] = 0; /* extension length: none yet */
-	plain[n++] = 0;
+	wcursor_u16(&w, 0); /* extension length: none yet */
+	if (w.bad || w.left < IDENTITY_SIG_LEN)
+		return -EINVAL;
+	n = sizeof(plain) - w.left;
 
 	aad_build(bucket, &id->fp, aad);
 	sig_input(aad, plain, n, &st);
@@ -171,36 +125,36 @@ int record_open(const struct fingerprint *fp, uint64_t bucket, const uint8_t *bl
 		return -EBADMSG;
 
 	memset(&rec, 0, sizeof(rec));
-	c = (struct cursor){ .p = plain, .left = plen };
-	const uint8_t *magic = cur_take(&c, 4);
+	c = cursor_make(plain, plen);
+	const uint8_t *magic = cursor_take(&c, 4);
 	if (!magic || memcmp(magic, RECORD_MAGIC, 4) != 0)
 		return -EBADMSG;
-	rec.flags = cur_u8(&c);
-	const uint8_t *pk = cur_take(&c, IDENTITY_PK_LEN);
+	rec.flags = cursor_u8(&c);
+	const uint8_t *pk = cursor_take(&c, IDENTITY_PK_LEN);
 	if (pk)
 		memcpy(rec.pk, pk, IDENTITY_PK_LEN);
-	rec.timestamp = cur_u64(&c);
-	rec.naddrs = cur_u8(&c);
+	rec.timestamp = cursor_u64(&c);
+	rec.naddrs = cursor_u8(&c);
 	if (rec.naddrs > RECORD_MAX_ADDRS)
 		return -EBADMSG;
 	for (unsigned i = 0; i < rec.naddrs; i++) {
 		struct record_addr *a = &rec.addrs[i];
 		const uint8_t *ip;
-		a->family = cur_u8(&c);
-		ip = cur_take(&c, 16);
+		a->family = cursor_u8(&c);
+		ip = cursor_take(&c, 16);
 		if (ip)
 			memcpy(a->ip, ip, 16);
-		a->port = cur_u16(&c);
+		a->port = cursor_u16(&c);
 		if (!c.bad && !addr_valid(a))
 			return -EBADMSG;
 	}
-	uint16_t ext_len = cur_u16(&c);
+	uint16_t ext_len = cursor_u16(&c);
 	if (ext_len > RECORD_MAX_EXT)
 		return -EBADMSG;
-	ext = cur_take(&c, ext_len); /* reserved for later versions: ignored */
+	ext = cursor_take(&c, ext_len); /* reserved for later versions: ignored */
 	(void)ext;
 	body_len = plen - c.left;
-	sig = cur_take(&c, IDENTITY_SIG_LEN);
+	sig = cursor_take(&c, IDENTITY_SIG_LEN);
 	if (c.bad || c.left != 0)
 		return -EBADMSG;
 

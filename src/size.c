@@ -3,11 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "size.h"
 
 #define SIZE_FORM "a whole number of bytes with an optional suffix K, M, G or T (1024-based), e.g. 512M or 10G"
 
-int size_parse(const char *s, uint64_t *ret, char err[static SIZE_ERR_LEN])
+int size_parse(const char *s, uint64_t *ret, struct err *err)
 {
 	static const char units[] = "KMGT";
 	const char *p = s, *u;
@@ -15,7 +16,7 @@ int size_parse(const char *s, uint64_t *ret, char err[static SIZE_ERR_LEN])
 	unsigned shift = 0;
 
 	if (!s || !*s) {
-		snprintf(err, SIZE_ERR_LEN, "no size given: write %s", SIZE_FORM);
+		err_set(err, "no size given: write %s", SIZE_FORM);
 		return -EINVAL;
 	}
 	for (; *p >= '0' && *p <= '9'; p++) {
@@ -44,11 +45,11 @@ int size_parse(const char *s, uint64_t *ret, char err[static SIZE_ERR_LEN])
 	*ret = v;
 	return 0;
 bad:
-	snprintf(err, SIZE_ERR_LEN, "'%.40s%s' is not a size: write %s", s,
-		 strlen(s) > 40 ? "..." : "", SIZE_FORM);
+	err_set(err, "'%.40s%s' is not a size: write %s", s, strlen(s) > 40 ? "..." : "",
+		SIZE_FORM);
 	return -EINVAL;
 too_large:
-	snprintf(err, SIZE_ERR_LEN, "'%.40s%s' is too large a size (at most 16 EiB): write %s", s,
-		 strlen(s) > 40 ? "..." : "", SIZE_FORM);
+	err_set(err, "'%.40s%s' is too large a size (at most 16 EiB): write %s", s,
+		strlen(s) > 40 ? "..." : "", SIZE_FORM);
 	return -EINVAL;
 }

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "base/err.h"
+
 /*
  * Sizes a user writes (`tandem up --cache-max SIZE`, `cache-max = SIZE` in
  * tandem.conf): a whole number of bytes, optionally followed by K, M, G or
@@ -12,14 +14,11 @@
  * no "MB" (which would suggest 1000-based units).
  */
 
-#define SIZE_ERR_LEN 200
-
 /*
  * Parses s (NULL or "" is an error) into *ret. Returns 0, or -EINVAL with
  * a sentence in err that quotes the value (cut when long) and says what is
  * accepted; *ret is untouched on failure. Pure; any thread.
  */
-int size_parse(const char *s, uint64_t *ret, char err[static SIZE_ERR_LEN])
-	__attribute__((warn_unused_result));
+int size_parse(const char *s, uint64_t *ret, struct err *err) __attribute__((warn_unused_result));
 
 #endif

@@ -24,6 +24,7 @@
  * own identity first. Byte layout and key schedule:
  * docs/CHANNEL.md. Every error is final and wipes the secrets.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 
 #include <sodium.h>
 
+#include "base/cursor.h"
 #include "chan/hs_internal.h"
 
 #define LBL_MAC1_KEY "tandem/v1/chan/msg1-mac-key"
@@ -136,11 +138,13 @@ static void transcript_add(struct hs *hs, const uint8_t *p, size_t n)
 
 static void header_put(uint8_t *out, uint8_t type, size_t body)
 {
-	memcpy(out, hs_magic, HS_MAGIC_LEN);
-	out[4] = HS_VERSION;
-	out[5] = type;
-	out[6] = (uint8_t)(body >> 8);
-	out[7] = (uint8_t)body;
+	struct wcursor w = wcursor_make(out, HS_HEADER_LEN);
+
+	wcursor_put(&w, hs_magic, HS_MAGIC_LEN);
+	wcursor_u8(&w, HS_VERSION);
+	wcursor_u8(&w, type);
+	wcursor_u16(&w, (uint16_t)body);
+	assert(!w.bad && w.left == 0);
 }
 
 static void expected(const struct hs *hs, uint8_t *ret_type, size_t *ret_len)

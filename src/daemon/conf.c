@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "daemon/conf.h"
 #include "size.h"
 
@@ -18,19 +19,6 @@
 
 static const char *const keys[NKEYS] = {"peer",  "relay",    "dir",      "listen",
 					 "mount", "symlinks", "cache-max"};
-
-static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* An error sentence into err (cut to fit). */
-static void errf(char err[static CONF_ERR_LEN], const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, CONF_ERR_LEN, fmt, ap);
-	va_end(ap);
-}
 
 static char **conf_slot(struct conf *c, size_t i)
 {
@@ -63,7 +51,7 @@ static void trim(const char **s, const char **e)
 }
 
 static int parse_line(const char *name, int lineno, const char *s, const char *e, struct conf *c,
-		      char err[static CONF_ERR_LEN])
+		      struct err *err)
 {
 	const char *eq, *ks, *ke, *vs, *ve;
 	size_t i;
@@ -73,10 +61,10 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 		return 0;
 	eq = memchr(s, '=', (size_t)(e - s));
 	if (!eq) {
-		errf(err,
-		     "%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
-		     "symlinks, cache-max)",
-		     name, lineno);
+		err_set(err,
+			"%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
+			"symlinks, cache-max)",
+			name, lineno);
 		return -EINVAL;
 	}
 	ks = s;
@@ -90,33 +78,33 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 		    memcmp(ks, keys[i], (size_t)(ke - ks)) == 0)
 			break;
 	if (i == NKEYS) {
-		errf(err,
-		     "%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, listen, "
-		     "symlinks and cache-max",
-		     name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
+		err_set(err,
+			"%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, "
+			"listen, symlinks and cache-max",
+			name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}
 	if (c->line[i]) {
-		errf(err, "%s:%d: '%s' is already set on line %d; keep one", name, lineno, keys[i],
-		     c->line[i]);
+		err_set(err, "%s:%d: '%s' is already set on line %d; keep one", name, lineno,
+			keys[i], c->line[i]);
 		return -EINVAL;
 	}
 	if (vs == ve) {
-		errf(err, "%s:%d: '%s' has no value", name, lineno, keys[i]);
+		err_set(err, "%s:%d: '%s' has no value", name, lineno, keys[i]);
 		return -EINVAL;
 	}
 	if (memchr(vs, '\0', (size_t)(ve - vs))) {
-		errf(err, "%s:%d: the value of '%s' contains a NUL byte", name, lineno, keys[i]);
+		err_set(err, "%s:%d: the value of '%s' contains a NUL byte", name, lineno, keys[i]);
 		return -EINVAL;
 	}
 	*conf_slot(c, i) = strndup(vs, (size_t)(ve - vs));
 	if (!*conf_slot(c, i))
 		return -ENOMEM;
 	if (i == KEY_CACHE_MAX) {
-		char serr[SIZE_ERR_LEN];
+		struct err serr;
 		uint64_t v;
-		if (size_parse(*conf_slot(c, i), &v, serr) < 0) {
-			errf(err, "%s:%d: cache-max: %s", name, lineno, serr);
+		if (size_parse(*conf_slot(c, i), &v, &serr) < 0) {
+			err_set(err, "%s:%d: cache-max: %s", name, lineno, serr.msg);
 			return -EINVAL;
 		}
 	}
@@ -124,22 +112,21 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	return 0;
 }
 
-int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
-	       char err[static CONF_ERR_LEN])
+int conf_parse(const char *name, const char *text, size_t len, struct conf *ret, struct err *err)
 {
 	struct conf c = {0};
 	const char *p = text, *end = text + len;
 	int lineno = 0, r = 0;
 
-	err[0] = '\0';
+	err_clear(err);
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 
 		lineno++;
 		if (le - p > CONF_LINE_MAX) {
-			errf(err, "%s:%d: the line is longer than %d bytes", name, lineno,
-			     CONF_LINE_MAX);
+			err_set(err, "%s:%d: the line is longer than %d bytes", name, lineno,
+				CONF_LINE_MAX);
 			r = -EINVAL;
 			break;
 		}
@@ -150,7 +137,7 @@ int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
 	}
 	if (r < 0) {
 		if (r == -ENOMEM)
-			errf(err, "%s: out of memory", name);
+			err_set(err, "%s: out of memory", name);
 		conf_done(&c);
 		return r;
 	}
@@ -158,7 +145,7 @@ int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
 	return 0;
 }
 
-int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR_LEN])
+int conf_load(const char *config_dir, struct conf *ret, struct err *err)
 {
 	char path[PATH_MAX];
 	char *text = NULL;
@@ -167,7 +154,7 @@ int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR
 	int fd, r;
 
 	memset(ret, 0, sizeof(*ret));
-	err[0] = '\0';
+	err_clear(err);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", config_dir, CONF_FILE) >= sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -175,17 +162,17 @@ int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR
 		if (errno == ENOENT)
 			return 0;
 		r = -errno;
-		errf(err, "cannot read %s: %s", path, strerror(-r));
+		err_set(err, "cannot read %s: %s", path, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		errf(err, "cannot read %s: %s", path, strerror(-r));
+		err_set(err, "cannot read %s: %s", path, strerror(-r));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_BYTES) {
-		errf(err, "%s is %s; it should be a short text file", path,
-		     S_ISREG(st.st_mode) ? "larger than 64 KiB" : "not a regular file");
+		err_set(err, "%s is %s; it should be a short text file", path,
+			S_ISREG(st.st_mode) ? "larger than 64 KiB" : "not a regular file");
 		r = -EFBIG;
 		goto out;
 	}
@@ -200,7 +187,7 @@ int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR
 			continue;
 		if (n < 0) {
 			r = -errno;
-			errf(err, "cannot read %s: %s", path, strerror(-r));
+			err_set(err, "cannot read %s: %s", path, strerror(-r));
 			goto out;
 		}
 		if (n == 0)

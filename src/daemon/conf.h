@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "base/err.h"
+
 /*
  * tandem.conf in the config dir: the defaults of `tandem up`, one
  * "key = value" per line; blank lines and lines starting with '#' are
@@ -13,7 +15,6 @@
  */
 
 #define CONF_FILE "tandem.conf"
-#define CONF_ERR_LEN 512
 #define CONF_MAX_BYTES 65536
 #define CONF_LINE_MAX 1024
 
@@ -32,15 +33,15 @@ struct conf {
  * Parses the text of a config file; name is used in messages. Returns 0,
  * or -EINVAL with "name:line: ..." in err. On failure *ret is left empty.
  */
-int conf_parse(const char *name, const char *text, size_t len, struct conf *ret,
-	       char err[static CONF_ERR_LEN]) __attribute__((warn_unused_result));
+int conf_parse(const char *name, const char *text, size_t len, struct conf *ret, struct err *err)
+	__attribute__((warn_unused_result));
 
 /*
  * Reads config_dir/tandem.conf. A missing file gives an empty conf and 0.
  * Returns -EINVAL (malformed, err says where), -EFBIG, or another -errno
  * (err says what failed).
  */
-int conf_load(const char *config_dir, struct conf *ret, char err[static CONF_ERR_LEN])
+int conf_load(const char *config_dir, struct conf *ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 /* Frees the strings; the conf is empty afterwards. */

@@ -26,7 +26,7 @@
 #include <sodium.h>
 
 #include "config.h"
-#include "daemon/dio.h"
+#include "base/clock.h"
 #include "daemon/conn.h"
 #include "sync/engine.h"
 #include "daemon/connmgr.h"
@@ -34,14 +34,6 @@
 
 #define READ_CHUNK (256 * 1024)
 #define READS_PER_EVENT 16
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static const char *close_code_name(unsigned code)
 {
@@ -119,7 +111,7 @@ static int queue_frame(struct conn *c, enum frame_type type, const uint8_t *p, s
 	if (frame_enc_epoch(c->enc) != epoch) {
 		log_info("switched to the next send key with %s (key %llu)", c->addr,
 			 (unsigned long long)frame_enc_epoch(c->enc));
-		c->rekey_at_ms = dio_now_ms() + c->d->tun.rekey_ms;
+		c->rekey_at_ms = clock_mono_ms() + c->d->tun.rekey_ms;
 	}
 	return 0;
 }
@@ -153,7 +145,7 @@ static int send_hello(struct conn *c)
 
 static int send_ping(struct conn *c, uint64_t now)
 {
-	int r = queue_frame(c, FRAME_PING, NULL, 0, now_us(), 0, NULL);
+	int r = queue_frame(c, FRAME_PING, NULL, 0, (clock_mono_ns() / 1000), 0, NULL);
 
 	c->next_ping_ms = now + c->d->tun.ping_ms;
 	if (r < 0) {
@@ -187,9 +179,9 @@ static int establish(struct conn *c)
 		return r;
 	}
 	c->state = c->outbound ? CONN_CONFIRMING : CONN_UP;
-	c->last_rx_ms = dio_now_ms();
+	c->last_rx_ms = clock_mono_ms();
 	c->rekey_at_ms = c->last_rx_ms + c->d->tun.rekey_ms;
-	c->start_us = now_us();
+	c->start_us = (clock_mono_ns() / 1000);
 	r = send_hello(c);
 	if (r == 0)
 		r = send_ping(c, c->last_rx_ms);
@@ -333,7 +325,7 @@ static void on_data(struct conn *c, const uint8_t *p, size_t len)
 		log_debug("ignoring a DATA message from %s: not the active connection", c->addr);
 		return;
 	}
-	(void)engine_on_msg(c->d->engine, p, len, dio_now_ms());
+	(void)engine_on_msg(c->d->engine, p, len, clock_mono_ms());
 }
 
 static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
@@ -360,7 +352,7 @@ static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
 		(void)flush(c);
 		break;
 	case FRAME_PONG: {
-		uint64_t t = now_us();
+		uint64_t t = (clock_mono_ns() / 1000);
 		if (f->ping >= c->start_us && f->ping <= t) {
 			uint64_t sample = t - f->ping;
 			c->srtt_us =
@@ -479,7 +471,7 @@ static void on_connected(struct conn *c)
 	}
 	log_debug("connected to %s, starting the handshake", c->addr);
 	c->state = CONN_HANDSHAKE;
-	c->deadline_ms = dio_now_ms() + c->d->tun.handshake_ms;
+	c->deadline_ms = clock_mono_ms() + c->d->tun.handshake_ms;
 	r = hs_new(HS_INITIATOR, c->d->opts->id, &c->d->opts->peer, &c->hs);
 	if (r < 0) {
 		log_err("cannot start a handshake: %s", strerror(-r));
@@ -495,7 +487,7 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	 * one buffer for all connections: only the loop thread reads. */
 	static uint8_t buf[READ_CHUNK];
 	struct conn *c = (struct conn *)w;
-	uint64_t now = dio_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (c->state == CONN_DEAD)
 		return;
@@ -507,7 +499,7 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 		if (flush(c) < 0)
 			return;
 		if (c == d->active && d->engine && c->state == CONN_UP)
-			engine_pump(d->engine, dio_now_ms());
+			engine_pump(d->engine, clock_mono_ms());
 	}
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;
@@ -566,7 +558,7 @@ int conn_dial(struct daemon *d, const struct record_addr *a, struct conn **ret)
 		goto fail;
 	}
 	c->state = CONN_CONNECTING;
-	c->deadline_ms = dio_now_ms() + d->tun.connect_ms;
+	c->deadline_ms = clock_mono_ms() + d->tun.connect_ms;
 	r = daemon_watch_add(d, &c->w, EPOLLOUT);
 	if (r < 0)
 		goto fail;
@@ -607,7 +599,7 @@ int conn_accept(struct daemon *d, int fd, const struct sockaddr_storage *ss)
 	}
 	c->w.events = EPOLLIN;
 	c->state = CONN_HANDSHAKE;
-	c->deadline_ms = dio_now_ms() + d->tun.handshake_ms;
+	c->deadline_ms = clock_mono_ms() + d->tun.handshake_ms;
 	log_debug("accepted a connection from %s", c->addr);
 	connmgr_add(d, c);
 	return 0;

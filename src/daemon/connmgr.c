@@ -23,7 +23,7 @@
 
 #include <sodium.h>
 
-#include "daemon/dio.h"
+#include "base/clock.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
 #include "sync/engine.h"
@@ -138,7 +138,7 @@ void connmgr_add(struct daemon *d, struct conn *c)
 
 void connmgr_on_record(struct daemon *d, const struct peer_record *rec)
 {
-	uint64_t now = dio_now_ms();
+	uint64_t now = clock_mono_ms();
 	bool first = !d->have_rec;
 	bool changed = first || rec->flags != d->rec.flags || rec->naddrs != d->rec.naddrs ||
 		       memcmp(rec->addrs, d->rec.addrs, sizeof(rec->addrs)) != 0;
@@ -186,9 +186,9 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 		if (d->engine) {
 			if (d->engine_down) {
 				d->engine_down = false;
-				engine_on_down(d->engine, dio_now_ms());
+				engine_on_down(d->engine, clock_mono_ms());
 			}
-			engine_on_up(d->engine, dio_now_ms());
+			engine_on_up(d->engine, clock_mono_ms());
 		}
 		return;
 	}
@@ -200,15 +200,15 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 	d->active = keep;
 	if (keep == c && d->engine) {
 		d->engine_down = false;
-		engine_on_down(d->engine, dio_now_ms());
-		engine_on_up(d->engine, dio_now_ms());
+		engine_on_down(d->engine, clock_mono_ms());
+		engine_on_up(d->engine, clock_mono_ms());
 	}
 	conn_close(lose, FRAME_CLOSE_REPLACED, "replaced by another connection");
 }
 
 void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
 {
-	uint64_t now = dio_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (c == d->dialing) {
 		d->dialing = NULL;

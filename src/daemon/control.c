@@ -15,6 +15,8 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "base/clock.h"
+#include "base/err.h"
 #include "daemon/conn.h"
 #include "daemon/control.h"
 #include "daemon/control_req.h"
@@ -120,7 +122,7 @@ static json_t *status_json(struct daemon *d)
 		json_object_set_new(o, "warnings", w ? w : json_null());
 	}
 	if (o && d->engine)
-		engine_status(d->engine, o, dio_now_ms());
+		engine_status(d->engine, o, clock_mono_ms());
 	return o;
 }
 
@@ -201,11 +203,11 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 {
 	struct daemon *d = cl->d;
 	struct control_request req;
-	char err[CONTROL_ERR_LEN];
+	struct err err;
 	const char *code;
 
-	if (control_request_parse(line, len, &req, &code, err) < 0) {
-		reply_error(cl, code, "%s", err);
+	if (control_request_parse(line, len, &req, &code, &err) < 0) {
+		reply_error(cl, code, "%s", err.msg);
 		return;
 	}
 	switch (req.cmd) {
@@ -349,7 +351,7 @@ static void listen_on_event(struct daemon *d, struct daemon_watch *w, uint32_t e
 	}
 }
 
-int control_open(struct daemon *d, char err[static DAEMON_ERR_LEN])
+int control_open(struct daemon *d, struct err *err)
 {
 	const char *path = d->opts->sock_path;
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -357,17 +359,17 @@ int control_open(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, DAEMON_ERR_LEN,
-			 "the control socket path %s is longer than %zu bytes; use a shorter "
-			 "--home",
-			 path, sizeof(sun.sun_path) - 1);
+		err_set(err,
+			"the control socket path %s is longer than %zu bytes; use a shorter "
+			"--home",
+			path, sizeof(sun.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, DAEMON_ERR_LEN, "cannot create the control socket: %s", strerror(-r));
+		err_set(err, "cannot create the control socket: %s", strerror(-r));
 		return r;
 	}
 	old = umask(0177);
@@ -385,10 +387,10 @@ int control_open(struct daemon *d, char err[static DAEMON_ERR_LEN])
 			d->ctl_w.fd = -1;
 	}
 	if (r < 0) {
-		snprintf(err, DAEMON_ERR_LEN,
-			 "cannot listen on the control socket %s: %s; check that the directory "
-			 "exists and is writable",
-			 path, strerror(-r));
+		err_set(err,
+			"cannot listen on the control socket %s: %s; check that the directory "
+			"exists and is writable",
+			path, strerror(-r));
 		close(fd);
 		(void)unlink(path);
 		return r;

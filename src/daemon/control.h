@@ -2,6 +2,7 @@
 #ifndef TANDEM_DAEMON_CONTROL_H
 #define TANDEM_DAEMON_CONTROL_H
 
+#include "base/err.h"
 #include "daemon/control_req.h"
 #include "daemon/daemon_int.h"
 
@@ -16,8 +17,7 @@
 
 /* Binds opts->sock_path (a stale socket file must be gone already) and
  * watches it. Returns 0 or -errno with a sentence in err. */
-int control_open(struct daemon *d, char err[static DAEMON_ERR_LEN])
-	__attribute__((warn_unused_result));
+int control_open(struct daemon *d, struct err *err) __attribute__((warn_unused_result));
 
 /* Frees the clients closed since the last call. */
 void control_reap(struct daemon *d);

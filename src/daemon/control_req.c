@@ -9,19 +9,20 @@
 
 #include "config.h"
 
+#include "base/err.h"
 #include "daemon/control_req.h"
 #include "log.h"
 
-static int fail(const char **ret_code, const char *code, char err[static CONTROL_ERR_LEN], int r,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail(const char **ret_code, const char *code, struct err *err, int r, const char *fmt,
+		...) __attribute__((format(printf, 5, 6)));
 
-static int fail(const char **ret_code, const char *code, char err[static CONTROL_ERR_LEN], int r,
-		const char *fmt, ...)
+static int fail(const char **ret_code, const char *code, struct err *err, int r, const char *fmt,
+		...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err, CONTROL_ERR_LEN, fmt, ap);
+	err_setv(err, fmt, ap);
 	va_end(ap);
 	*ret_code = code;
 	return r;
@@ -30,7 +31,7 @@ static int fail(const char **ret_code, const char *code, char err[static CONTROL
 #if HAVE_SELFTEST
 /* The hidden test seam of control.c, only in builds with the selftest. */
 static int parse_ensure(json_t *req, struct control_request *r, const char **ret_code,
-			char err[static CONTROL_ERR_LEN])
+			struct err *err)
 {
 	json_t *p = json_object_get(req, "path"), *o = json_object_get(req, "offset"),
 	       *l = json_object_get(req, "length");
@@ -48,7 +49,7 @@ static int parse_ensure(json_t *req, struct control_request *r, const char **ret
 #endif
 
 int control_request_parse(const char *buf, size_t len, struct control_request *ret,
-			  const char **ret_code, char err[static CONTROL_ERR_LEN])
+			  const char **ret_code, struct err *err)
 {
 	struct control_request r = {0};
 	json_error_t jerr;
@@ -56,7 +57,7 @@ int control_request_parse(const char *buf, size_t len, struct control_request *r
 	const char *name;
 	int rc = 0;
 
-	err[0] = '\0';
+	err_clear(err);
 	req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	cmd = req ? json_object_get(req, "cmd") : NULL;
 	if (!json_is_object(req) || !json_is_string(cmd)) {

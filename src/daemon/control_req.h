@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+
 /*
  * One control socket request line (docs/DAEMON.md, "Control socket"),
  * parsed without any daemon state so it can be fuzzed
@@ -16,7 +18,6 @@
  */
 
 #define CONTROL_REQUEST_MAX 4096 /* bytes of one request line */
-#define CONTROL_ERR_LEN 512
 
 enum control_cmd {
 	CONTROL_CMD_STATUS,
@@ -39,7 +40,7 @@ struct control_request {
  * a malformed request, -ENOENT for an unknown command, -ENOMEM.
  */
 int control_request_parse(const char *buf, size_t len, struct control_request *ret,
-			  const char **ret_code, char err[static CONTROL_ERR_LEN])
+			  const char **ret_code, struct err *err)
 	__attribute__((warn_unused_result));
 
 void control_request_done(struct control_request *req);

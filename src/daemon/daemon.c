@@ -26,7 +26,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "daemon/dio.h"
+#include "base/err.h"
+#include "base/clock.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
 #include "daemon/control.h"
@@ -44,19 +45,6 @@
 #define EVENTS_PER_WAIT 32
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
-
-static void errf(char err[static DAEMON_ERR_LEN], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* An error sentence into err (cut to fit). */
-static void errf(char err[static DAEMON_ERR_LEN], const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, DAEMON_ERR_LEN, fmt, ap);
-	va_end(ap);
-}
 
 int daemon_watch_add(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
@@ -112,7 +100,7 @@ static void file_sink(enum log_level level, const char *msg, void *userdata)
 
 static void report_ready(const struct daemon *d, const char *err)
 {
-	char line[DAEMON_ERR_LEN + 16];
+	char line[ERR_LEN + 16];
 	int n;
 
 	if (d->opts->ready_fd < 0)
@@ -194,31 +182,31 @@ static void tunables_load(struct daemon_tunables *t)
 	t->clock_offset_s = testknob_clock_offset_s();
 }
 
-static int lock_take(struct daemon *d, char err[static DAEMON_ERR_LEN])
+static int lock_take(struct daemon *d, struct err *err)
 {
 	char path[PATH_MAX], pid[32];
 	int r, n;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/tandem.lock", d->opts->paths->runtime) >=
 	    sizeof(path)) {
-		errf(err, "the path of the lock file is too long");
+		err_set(err, "the path of the lock file is too long");
 		return -ENAMETOOLONG;
 	}
 	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (d->lock_fd < 0) {
 		r = -errno;
-		errf(err, "cannot open the lock file %s: %s", path, strerror(-r));
+		err_set(err, "cannot open the lock file %s: %s", path, strerror(-r));
 		return r;
 	}
 	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		r = -errno;
 		if (r == -EWOULDBLOCK)
-			errf(err,
-			     "another tandem daemon is running or starting for %s (it holds "
-			     "%s); 'tandem status' shows it, 'tandem down' stops it",
-			     d->opts->paths->config, path);
+			err_set(err,
+				"another tandem daemon is running or starting for %s (it holds "
+				"%s); 'tandem status' shows it, 'tandem down' stops it",
+				d->opts->paths->config, path);
 		else
-			errf(err, "cannot lock %s: %s", path, strerror(-r));
+			err_set(err, "cannot lock %s: %s", path, strerror(-r));
 		return r;
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -238,11 +226,12 @@ static void advertise_override(struct peer_record *rec)
 	const char *adv = testknob_advertise();
 	struct listen_spec ls;
 	struct record_addr a;
-	char lerr[LISTEN_ERR_LEN], q[80];
+	struct err lerr;
+	char q[80];
 
 	if (!adv)
 		return;
-	if (listen_spec_parse(adv, &ls, lerr) < 0 || ls.none || ls.wildcard ||
+	if (listen_spec_parse(adv, &ls, &lerr) < 0 || ls.none || ls.wildcard ||
 	    record_addr_from_sockaddr((const struct sockaddr *)&ls.ss, &a) < 0) {
 		log_warn("ignoring the advertise test knob %s: not one ADDR:PORT with a port",
 			 log_quote(adv, 64, q, sizeof(q)));
@@ -254,20 +243,20 @@ static void advertise_override(struct peer_record *rec)
 	rec->flags |= RECORD_FLAG_INBOUND;
 }
 
-static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
+static int setup(struct daemon *d, struct err *err)
 {
 	const struct daemon_opts *o = d->opts;
 	struct relay_client_opts ro;
 	struct record_addr bound = {0};
 	struct stat st;
 	sigset_t sigs;
-	char lerr[LISTEN_ERR_LEN], rerr[RELAY_ERR_LEN];
+	struct err lerr, rerr;
 	int r;
 
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0) {
 		r = -errno;
-		errf(err, "cannot create an epoll instance: %s", strerror(-r));
+		err_set(err, "cannot create an epoll instance: %s", strerror(-r));
 		return r;
 	}
 	sigemptyset(&sigs);
@@ -279,7 +268,7 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	d->sig_w.on_event = on_signal;
 	if (d->sig_w.fd < 0 || daemon_watch_add(d, &d->sig_w, EPOLLIN) < 0) {
 		r = -errno;
-		errf(err, "cannot watch for signals: %s", strerror(-r));
+		err_set(err, "cannot watch for signals: %s", strerror(-r));
 		return r;
 	}
 
@@ -304,15 +293,15 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	}
 
 	if (!o->listen.none) {
-		r = listen_open(&o->listen, &d->listen_w.fd, &bound, lerr);
+		r = listen_open(&o->listen, &d->listen_w.fd, &bound, &lerr);
 		if (r < 0) {
-			errf(err, "%s", lerr);
+			err_set(err, "%s", lerr.msg);
 			return r;
 		}
 		d->listen_w.on_event = connmgr_on_listen;
 		r = daemon_watch_add(d, &d->listen_w, EPOLLIN);
 		if (r < 0) {
-			errf(err, "cannot watch the listening socket: %s", strerror(-r));
+			err_set(err, "cannot watch the listening socket: %s", strerror(-r));
 			return r;
 		}
 		record_addr_format(&bound, d->listen_text);
@@ -346,14 +335,15 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	ro.timeout_ms = RELAY_TIMEOUT_MS;
 	ro.clock_offset_s = d->tun.clock_offset_s;
 	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,
-				  rerr);
+				  &rerr);
 	if (r < 0) {
-		errf(err, "cannot start publishing our record: %s", rerr[0] ? rerr : strerror(-r));
+		err_set(err, "cannot start publishing our record: %s",
+			err_is_set(&rerr) ? rerr.msg : strerror(-r));
 		return r;
 	}
-	r = lookup_start(o->relay_url, &ro, &o->peer, &d->tun.lookup, &d->lookup, rerr);
+	r = lookup_start(o->relay_url, &ro, &o->peer, &d->tun.lookup, &d->lookup, &rerr);
 	if (r < 0) {
-		errf(err, "%s", rerr);
+		err_set(err, "%s", rerr.msg);
 		return r;
 	}
 	d->lookup_w.fd = lookup_notify_fd(d->lookup);
@@ -361,7 +351,7 @@ static int setup(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	r = daemon_watch_add(d, &d->lookup_w, EPOLLIN);
 	if (r < 0) {
 		d->lookup_w.fd = -1;
-		errf(err, "cannot watch the lookup worker: %s", strerror(-r));
+		err_set(err, "cannot watch the lookup worker: %s", strerror(-r));
 		return r;
 	}
 	lookup_request(d->lookup);
@@ -374,7 +364,7 @@ static void loop(struct daemon *d)
 	struct epoll_event ev[EVENTS_PER_WAIT];
 
 	while (!d->stop) {
-		uint64_t now = dio_now_ms(), next = connmgr_deadline(d);
+		uint64_t now = clock_mono_ms(), next = connmgr_deadline(d);
 		if (d->engine && engine_deadline(d->engine) < next)
 			next = engine_deadline(d->engine);
 		if (d->pump_wanted)
@@ -394,16 +384,16 @@ static void loop(struct daemon *d)
 			if (w->fd >= 0)
 				w->on_event(d, w, ev[i].events);
 		}
-		connmgr_tick(d, dio_now_ms());
+		connmgr_tick(d, clock_mono_ms());
 		if (d->engine)
-			engine_tick(d->engine, dio_now_ms());
+			engine_tick(d->engine, clock_mono_ms());
 		if (d->engine && d->engine_down) {
 			d->engine_down = false;
-			engine_on_down(d->engine, dio_now_ms());
+			engine_on_down(d->engine, clock_mono_ms());
 		}
 		if (d->engine && d->pump_wanted) {
 			d->pump_wanted = false;
-			engine_pump(d->engine, dio_now_ms());
+			engine_pump(d->engine, clock_mono_ms());
 		}
 		connmgr_reap(d);
 		control_reap(d);
@@ -440,7 +430,7 @@ static void teardown(struct daemon *d)
 int daemon_run(const struct daemon_opts *opts)
 {
 	struct daemon *d;
-	char err[DAEMON_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	int r;
 
 	if (!opts->foreground)
@@ -465,16 +455,16 @@ int daemon_run(const struct daemon_opts *opts)
 	fp_format(&opts->id->fp, d->self_text);
 	fp_format(&opts->peer, d->peer_text);
 	d->self_lower = memcmp(opts->id->fp.b, opts->peer.b, FP_BYTES) < 0;
-	d->waiting_since_ms = dio_now_ms();
+	d->waiting_since_ms = clock_mono_ms();
 
 	log_info("tandem %s starting (pid %ld): this peer is %s, the peer is %s, relay %s, "
 		 "folder %s%s%s",
 		 TANDEM_VERSION, (long)getpid(), d->self_text, d->peer_text, opts->relay_url,
 		 opts->dir, opts->mount ? " mounted at " : "", opts->mount ? opts->mount : "");
-	r = setup(d, err);
+	r = setup(d, &err);
 	if (r < 0) {
-		log_err("%s", err);
-		report_ready(d, err);
+		log_err("%s", err.msg);
+		report_ready(d, err.msg);
 		teardown(d);
 		free(d);
 		return 1;

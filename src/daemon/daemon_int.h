@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "backoff.h"
 #include "daemon/daemon.h"
 #include "record.h"
@@ -46,7 +47,6 @@ struct daemon_tunables {
 };
 
 #define DAEMON_SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-#define DAEMON_ERR_LEN 512
 
 struct daemon {
 	const struct daemon_opts *opts;
@@ -67,7 +67,7 @@ struct daemon {
 	struct relay_publisher *pub;
 	struct lookup *lookup;
 	struct peer_record self_rec;	  /* what we publish */
-	char lookup_error[RELAY_ERR_LEN]; /* "" once the lookup found the record */
+	char lookup_error[ERR_LEN];	  /* "" once the lookup found the record */
 	bool relay_unreachable;		  /* the last lookup could not reach it */
 
 	/* the peer and our connections to it (connmgr.c) */
@@ -88,8 +88,8 @@ struct daemon {
 	time_t connected_since;	   /* unix seconds; 0 when not connected */
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
-	char last_error[DAEMON_ERR_LEN]; /* "" when none yet */
-	char relay_warning[DAEMON_ERR_LEN]; /* plain http to another machine, or "" */
+	char last_error[ERR_LEN];    /* "" when none yet */
+	char relay_warning[ERR_LEN]; /* plain http to another machine, or "" */
 
 	/* the sync engine (syncd.c) */
 	struct engine *engine;

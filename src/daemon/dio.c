@@ -10,14 +10,6 @@
 
 #define DIO_BUF_MIN 4096
 
-uint64_t dio_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void dio_buf_init(struct dio_buf *b, size_t max)
 {
 	memset(b, 0, sizeof(*b));

@@ -6,13 +6,9 @@
 #include <stdint.h>
 
 /*
- * Small I/O helpers for the daemon's event loop: the monotonic clock, a
- * bounded output buffer for non-blocking sockets. Loop thread only, except
- * dio_now_ms().
+ * Small I/O helpers for the daemon's event loop: a bounded output buffer
+ * for non-blocking sockets (the clock is base/clock.h). Loop thread only.
  */
-
-/* Milliseconds of CLOCK_MONOTONIC. */
-uint64_t dio_now_ms(void);
 
 /*
  * Bytes waiting to be sent on a non-blocking socket. Grows on demand up to

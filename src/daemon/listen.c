@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "daemon/listen.h"
 #include "log.h"
 
@@ -28,7 +29,7 @@ static int parse_port(const char *s, uint16_t *ret)
 	return 0;
 }
 
-int listen_spec_parse(const char *s, struct listen_spec *ret, char err[static LISTEN_ERR_LEN])
+int listen_spec_parse(const char *s, struct listen_spec *ret, struct err *err)
 {
 	struct listen_spec ls;
 	char host[INET6_ADDRSTRLEN + 1];
@@ -37,7 +38,7 @@ int listen_spec_parse(const char *s, struct listen_spec *ret, char err[static LI
 	size_t hl;
 
 	memset(&ls, 0, sizeof(ls));
-	err[0] = '\0';
+	err_clear(err);
 	if (strcmp(s, "none") == 0) {
 		ls.none = true;
 		*ret = ls;
@@ -67,10 +68,10 @@ int listen_spec_parse(const char *s, struct listen_spec *ret, char err[static LI
 	if (parse_port(port_s, &port) < 0)
 		goto bad;
 	if (strchr(host, '%')) {
-		snprintf(err, LISTEN_ERR_LEN,
-			 "--listen '%.64s': link-local addresses with a scope cannot be published; "
-			 "use a global address or [::]:PORT",
-			 s);
+		err_set(err,
+			"--listen '%.64s': link-local addresses with a scope cannot be published; "
+			"use a global address or [::]:PORT",
+			s);
 		return -EINVAL;
 	}
 	if (strcmp(host, "*") == 0)
@@ -95,15 +96,15 @@ int listen_spec_parse(const char *s, struct listen_spec *ret, char err[static LI
 	*ret = ls;
 	return 0;
 bad:
-	snprintf(err, LISTEN_ERR_LEN,
-		 "--listen '%.64s' is not ADDR:PORT: use [IPv6]:PORT, IPv4:PORT, [::]:0 for "
-		 "every address with a free port, or none (no host names)",
-		 s);
+	err_set(err,
+		"--listen '%.64s' is not ADDR:PORT: use [IPv6]:PORT, IPv4:PORT, [::]:0 for "
+		"every address with a free port, or none (no host names)",
+		s);
 	return -EINVAL;
 }
 
 int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *ret_bound,
-		char err[static LISTEN_ERR_LEN])
+		struct err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -111,7 +112,7 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 	char text[RECORD_ADDR_TEXT_MAX];
 	struct record_addr want;
 
-	err[0] = '\0';
+	err_clear(err);
 	if (record_addr_from_sockaddr((const struct sockaddr *)&ls->ss, &want) < 0) {
 		/* port 0: format it ourselves */
 		memset(&want, 0, sizeof(want));
@@ -126,8 +127,7 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 	fd = socket(ls->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, LISTEN_ERR_LEN, "cannot create a TCP socket for %s: %s", text,
-			 strerror(-r));
+		err_set(err, "cannot create a TCP socket for %s: %s", text, strerror(-r));
 		return r;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
@@ -135,12 +135,11 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	if (bind(fd, (const struct sockaddr *)&ls->ss, ls->len) < 0) {
 		r = -errno;
-		snprintf(err, LISTEN_ERR_LEN, "cannot listen for the peer on %s: %s; %s", text,
-			 strerror(-r),
-			 r == -EADDRINUSE      ? "pick another port with --listen, or [::]:0"
-			 : r == -EADDRNOTAVAIL ? "that address is not one of this machine's; "
-						 "check --listen"
-					       : "check --listen");
+		err_set(err, "cannot listen for the peer on %s: %s; %s", text, strerror(-r),
+			r == -EADDRINUSE      ? "pick another port with --listen, or [::]:0"
+			: r == -EADDRNOTAVAIL ? "that address is not one of this machine's; "
+						"check --listen"
+					      : "check --listen");
 		close(fd);
 		return r;
 	}
@@ -148,8 +147,7 @@ int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *r
 	if (listen(fd, 16) < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    record_addr_from_sockaddr((const struct sockaddr *)&ss, ret_bound) < 0) {
 		r = errno ? -errno : -EINVAL;
-		snprintf(err, LISTEN_ERR_LEN, "cannot listen for the peer on %s: %s", text,
-			 strerror(-r));
+		err_set(err, "cannot listen for the peer on %s: %s", text, strerror(-r));
 		close(fd);
 		return r;
 	}

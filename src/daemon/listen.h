@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "base/err.h"
 #include "record.h"
 
 /*
@@ -22,7 +23,6 @@
  */
 
 #define LISTEN_DEFAULT "[::]:0"
-#define LISTEN_ERR_LEN 256
 
 struct listen_spec {
 	bool none;
@@ -32,7 +32,7 @@ struct listen_spec {
 };
 
 /* Parses a --listen value. Returns 0, or -EINVAL with a sentence in err. */
-int listen_spec_parse(const char *s, struct listen_spec *ret, char err[static LISTEN_ERR_LEN])
+int listen_spec_parse(const char *s, struct listen_spec *ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 /*
@@ -41,7 +41,7 @@ int listen_spec_parse(const char *s, struct listen_spec *ret, char err[static LI
  * in *ret_bound, or -errno with a sentence in err.
  */
 int listen_open(const struct listen_spec *ls, int *ret_fd, struct record_addr *ret_bound,
-		char err[static LISTEN_ERR_LEN]) __attribute__((warn_unused_result));
+		struct err *err) __attribute__((warn_unused_result));
 
 /*
  * Fills the addresses and flags of the record we publish: none for "none";

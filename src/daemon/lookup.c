@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "base/err.h"
 #include "daemon/lookup.h"
 #include "log.h"
 
@@ -112,14 +113,14 @@ static void *lookup_main(void *arg)
 
 int lookup_start(const char *url, const struct relay_client_opts *opts,
 		 const struct fingerprint *fp, const struct backoff *retry, struct lookup **ret,
-		 char err[static RELAY_ERR_LEN])
+		 struct err *err)
 {
 	struct relay_client_opts o = *opts;
 	struct lookup *l;
 	sigset_t all, old;
 	int r;
 
-	err[0] = '\0';
+	err_clear(err);
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
@@ -151,8 +152,8 @@ int lookup_start(const char *url, const struct relay_client_opts *opts,
 fail_errno:
 	r = -errno;
 fail:
-	if (!err[0])
-		snprintf(err, RELAY_ERR_LEN, "cannot start the relay lookup: %s", strerror(-r));
+	if (!err_is_set(err))
+		err_set(err, "cannot start the relay lookup: %s", strerror(-r));
 	relay_client_free(l->client);
 	if (l->cancel_fd >= 0)
 		close(l->cancel_fd);

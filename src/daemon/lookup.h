@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "base/err.h"
 #include "backoff.h"
 #include "relay_client.h"
 
@@ -24,14 +25,14 @@ struct lookup;
 struct lookup_result {
 	int err; /* 0: rec is valid; else the relay_client -errno */
 	struct peer_record rec;
-	char message[RELAY_ERR_LEN]; /* the relay client's sentence when err */
+	char message[ERR_LEN]; /* the relay client's sentence when err */
 };
 
 /* Starts the worker, idle until lookup_request(). url/opts as for
  * relay_client_new (opts->cancel_fd is replaced). */
 int lookup_start(const char *url, const struct relay_client_opts *opts,
 		 const struct fingerprint *fp, const struct backoff *retry, struct lookup **ret,
-		 char err[static RELAY_ERR_LEN]) __attribute__((warn_unused_result));
+		 struct err *err) __attribute__((warn_unused_result));
 
 /* Asks for a lookup. When one is running, its next result is fresh enough. */
 void lookup_request(struct lookup *l);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "base/err.h"
 #include "daemon/mountd.h"
 #include "daemon/testknobs.h"
 #include "log.h"
@@ -28,9 +29,14 @@ bool mountd_built_in(void)
 	return true;
 }
 
-int mountd_available(char err[static MOUNTD_ERR_LEN])
+int mountd_available(struct err *err)
 {
-	return tfs_check_available(testknob_fuse_dev(), err, MOUNTD_ERR_LEN);
+	struct err e;
+	int r = tfs_check_available(testknob_fuse_dev(), e.msg, sizeof(e.msg));
+
+	if (r < 0)
+		err_set(err, "%s", e.msg);
+	return r;
 }
 
 static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
@@ -57,7 +63,7 @@ static int ensure(void *ud, const char *relpath, const struct stat *st, uint64_t
 	return engine_ensure(d->engine, relpath, st, off, len, timeout_ms);
 }
 
-int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
+int mountd_start(struct daemon *d, struct err *err)
 {
 	/* §7: an uncached read with the peer gone fails within 10 s (tests may
 	 * shorten it; tfs_mount copies the hooks) */
@@ -65,31 +71,30 @@ int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 		.ensure = ensure,
 		.ensure_timeout_ms = (int)testknob_get(TESTKNOB_ENSURE_TIMEOUT_MS, 10000)};
 	const char *mp = d->opts->mount;
-	char terr[MOUNTD_ERR_LEN];
+	struct err terr;
 	int rootfd, r;
 
 	d->tfs_w.fd = -1;
-	r = tfs_check_available(testknob_fuse_dev(), terr, sizeof(terr));
+	r = tfs_check_available(testknob_fuse_dev(), terr.msg, sizeof(terr.msg));
 	if (r < 0) {
-		snprintf(err, DAEMON_ERR_LEN, "cannot mount the share: %.480s", terr);
+		err_set(err, "cannot mount the share: %s", terr.msg);
 		return r;
 	}
-	r = tfs_clear_stale(mp, terr, sizeof(terr));
+	r = tfs_clear_stale(mp, terr.msg, sizeof(terr.msg));
 	if (r < 0) {
-		snprintf(err, DAEMON_ERR_LEN, "cannot mount the share at %.100s: %.380s", mp, terr);
+		err_set(err, "cannot mount the share at %s: %s", mp, terr.msg);
 		return r;
 	}
 	rootfd = open(d->opts->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		r = -errno;
-		snprintf(err, DAEMON_ERR_LEN, "cannot open the store %s: %s", d->opts->dir,
-			 strerror(-r));
+		err_set(err, "cannot open the store %s: %s", d->opts->dir, strerror(-r));
 		return r;
 	}
-	r = tfs_mount(mp, rootfd, &hooks, d, &d->tfs, terr, sizeof(terr));
+	r = tfs_mount(mp, rootfd, &hooks, d, &d->tfs, terr.msg, sizeof(terr.msg));
 	close(rootfd);
 	if (r < 0) {
-		snprintf(err, DAEMON_ERR_LEN, "%s", terr);
+		err_set(err, "%s", terr.msg);
 		return r;
 	}
 	d->tfs_w.fd = tfs_event_fd(d->tfs);
@@ -97,7 +102,7 @@ int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	r = daemon_watch_add(d, &d->tfs_w, EPOLLIN);
 	if (r < 0) {
 		d->tfs_w.fd = -1;
-		snprintf(err, DAEMON_ERR_LEN, "cannot watch the FUSE session: %s", strerror(-r));
+		err_set(err, "cannot watch the FUSE session: %s", strerror(-r));
 		return r;
 	}
 	log_info("mounted the share at %s (store %s)", mp, d->opts->dir);
@@ -139,16 +144,16 @@ bool mountd_built_in(void)
 	return false;
 }
 
-int mountd_available(char err[static MOUNTD_ERR_LEN])
+int mountd_available(struct err *err)
 {
-	snprintf(err, MOUNTD_ERR_LEN, "%s", NOT_BUILT);
+	err_set(err, "%s", NOT_BUILT);
 	return -ENOTSUP;
 }
 
-int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
+int mountd_start(struct daemon *d, struct err *err)
 {
 	d->tfs_w.fd = -1;
-	snprintf(err, DAEMON_ERR_LEN, "%s", NOT_BUILT);
+	err_set(err, "%s", NOT_BUILT);
 	return -ENOTSUP;
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/err.h"
 #include "daemon/daemon_int.h"
 
 /*
@@ -15,13 +16,11 @@
  * and mountd_start() fails.
  */
 
-#define MOUNTD_ERR_LEN 512
-
 /*
  * Can this process mount? Returns 0, or -errno with a sentence in err
  * (what is missing, how to fix it, that --dir works without FUSE).
  */
-int mountd_available(char err[static MOUNTD_ERR_LEN]) __attribute__((warn_unused_result));
+int mountd_available(struct err *err) __attribute__((warn_unused_result));
 
 /* Whether this tandem was built with FUSE support. */
 bool mountd_built_in(void);
@@ -31,8 +30,7 @@ bool mountd_built_in(void);
  * watches for the mount going away. Call after syncd_start(). Returns 0 or
  * -errno with a sentence in err.
  */
-int mountd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
-	__attribute__((warn_unused_result));
+int mountd_start(struct daemon *d, struct err *err) __attribute__((warn_unused_result));
 
 /* The engine changed path in the store (share-relative): tell the kernel. */
 void mountd_changed(struct daemon *d, const char *path);

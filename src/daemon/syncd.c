@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/dio.h"
+#include "base/clock.h"
+#include "base/err.h"
 #include "daemon/conn.h"
 #include "daemon/mountd.h"
 #include "daemon/syncd.h"
@@ -58,21 +59,21 @@ static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events
 {
 	(void)w;
 	(void)events;
-	engine_on_inotify(d->engine, dio_now_ms());
+	engine_on_inotify(d->engine, clock_mono_ms());
 }
 
 static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_hash(d->engine, dio_now_ms());
+	engine_on_hash(d->engine, clock_mono_ms());
 }
 
 static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_work(d->engine, dio_now_ms());
+	engine_on_work(d->engine, clock_mono_ms());
 }
 
 /* Lazy mode's ensure requests (one daemon per process owns the engine). */
@@ -82,16 +83,16 @@ static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_ensure(d->engine, dio_now_ms());
+	engine_on_ensure(d->engine, clock_mono_ms());
 }
 
-int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
+int syncd_start(struct daemon *d, struct err *err)
 {
 	struct engine_io io = {
 		.ud = d, .send = io_send, .room = io_room, .close = io_close,
 		.changed = d->opts->mount ? io_changed : NULL};
 	struct engine_opts o = {0};
-	char index_file[PATH_MAX + 16], eerr[ENGINE_ERR_LEN] = "";
+	char index_file[PATH_MAX + 16];
 	int r;
 
 	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
@@ -105,9 +106,10 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	o.lazy = d->opts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
 	o.cache_max = d->opts->cache_max;
 	o.evict_age_ms = testknob_get(TESTKNOB_LAZY_EVICT_AGE_MS, 0);
-	r = engine_new(&o, &io, &d->engine, eerr, dio_now_ms());
+	err_clear(err);
+	r = engine_new(&o, &io, &d->engine, err, clock_mono_ms());
 	if (r < 0) {
-		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);
+		err_prefix(err, "cannot sync %s: ", d->opts->dir);
 		return r;
 	}
 	d->inotify_w.fd = engine_inotify_fd(d->engine);
@@ -120,14 +122,14 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	    daemon_watch_add(d, &d->hash_w, EPOLLIN) < 0 ||
 	    (d->work_w.fd >= 0 && daemon_watch_add(d, &d->work_w, EPOLLIN) < 0)) {
 		r = -errno;
-		snprintf(err, DAEMON_ERR_LEN, "cannot watch the sync engine: %s", strerror(-r));
+		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
 	ensure_w.fd = engine_ensure_fd(d->engine);
 	ensure_w.on_event = on_ensure;
 	if (ensure_w.fd >= 0 && daemon_watch_add(d, &ensure_w, EPOLLIN) < 0) {
 		r = -errno;
-		snprintf(err, DAEMON_ERR_LEN, "cannot watch the sync engine: %s", strerror(-r));
+		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
 	return 0;

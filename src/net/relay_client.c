@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "base/err.h"
 #include "backoff.h"
 #include "derive.h"
 #include "encoding.h"
@@ -49,36 +50,35 @@ void relay_client_opts_init(struct relay_client_opts *opts)
 }
 
 int relay_client_new(const char *url, const struct relay_client_opts *opts,
-		     struct relay_client **ret, char err[static RELAY_ERR_LEN])
+		     struct relay_client **ret, struct err *err)
 {
 	struct relay_client *c;
 	size_t n;
 
-	err[0] = '\0';
+	err_clear(err);
 	if (!url || (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)) {
-		snprintf(err, RELAY_ERR_LEN,
-			 "the relay URL '%s' must start with http:// or https:// (for example "
-			 "https://relay.example.org:8480)",
-			 url ? url : "");
+		err_set(err,
+			"the relay URL '%s' must start with http:// or https:// (for example "
+			"https://relay.example.org:8480)",
+			url ? url : "");
 		return -EINVAL;
 	}
 	n = strlen(url);
 	if (n >= URL_MAX) {
-		snprintf(err, RELAY_ERR_LEN, "the relay URL is too long");
+		err_set(err, "the relay URL is too long");
 		return -EINVAL;
 	}
 	const char *host = strstr(url, "://") + 3;
 	if (!*host || *host == '/' || strpbrk(url, " \t\r\n\"<>\\^`{|}")) {
-		snprintf(err, RELAY_ERR_LEN,
-			 "the relay URL '%s' has no host name or contains spaces or invalid "
-			 "characters",
-			 url);
+		err_set(err,
+			"the relay URL '%s' has no host name or contains spaces or invalid "
+			"characters",
+			url);
 		return -EINVAL;
 	}
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_status != CURLE_OK) {
-		snprintf(err, RELAY_ERR_LEN, "cannot initialise libcurl: %s",
-			 curl_easy_strerror(curl_init_status));
+		err_set(err, "cannot initialise libcurl: %s", curl_easy_strerror(curl_init_status));
 		return -ENOMEM;
 	}
 	c = calloc(1, sizeof(*c));

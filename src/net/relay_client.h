@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "fingerprint.h"
 #include "identity.h"
 #include "record.h"
@@ -28,13 +29,11 @@
  *   -ECANCELED: the cancel fd became readable
  */
 
-#define RELAY_ERR_LEN 1024
-
 struct relay_result {
 	int status;		/* HTTP status, 0 when no answer */
 	uint32_t retry_after;	/* seconds, 0 if none */
 	long expires_in;	/* seconds, -1 if unknown */
-	char message[RELAY_ERR_LEN];
+	char message[ERR_LEN];
 };
 
 struct relay_client_opts {
@@ -54,7 +53,7 @@ struct relay_client;
 /* url is "http://host:port" or "https://..." (a trailing slash is fine).
  * Returns -EINVAL with a sentence in err for a malformed URL. */
 int relay_client_new(const char *url, const struct relay_client_opts *opts,
-		     struct relay_client **ret, char err[static RELAY_ERR_LEN])
+		     struct relay_client **ret, struct err *err)
 	__attribute__((warn_unused_result));
 void relay_client_free(struct relay_client *c);
 const char *relay_client_url(const struct relay_client *c);

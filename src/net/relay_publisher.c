@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "base/err.h"
 #include "backoff.h"
 #include "log.h"
 #include "relay_publisher.h"
@@ -106,14 +107,14 @@ static void *publisher_main(void *arg)
 
 int relay_publisher_start(const char *url, const struct relay_client_opts *opts,
 			  const struct identity *id, const struct peer_record *rec, unsigned ttl,
-			  struct relay_publisher **ret, char err[static RELAY_ERR_LEN])
+			  struct relay_publisher **ret, struct err *err)
 {
 	struct relay_client_opts o;
 	struct relay_publisher *p;
 	sigset_t all, old;
 	int r;
 
-	err[0] = '\0';
+	err_clear(err);
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;

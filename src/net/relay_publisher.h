@@ -2,6 +2,7 @@
 #ifndef TANDEM_RELAY_PUBLISHER_H
 #define TANDEM_RELAY_PUBLISHER_H
 
+#include "base/err.h"
 #include "relay_client.h"
 
 /*
@@ -19,14 +20,14 @@ struct relay_publisher;
 struct relay_publisher_status {
 	int last_error;		/* 0 after a successful publish */
 	unsigned publishes;	/* successful publishes so far */
-	char message[RELAY_ERR_LEN];
+	char message[ERR_LEN];
 };
 
 /* Starts the thread. url/opts as relay_client_new (opts.cancel_fd is
  * ignored: the publisher has its own). ttl in seconds (relay's max 3600). */
 int relay_publisher_start(const char *url, const struct relay_client_opts *opts,
 			  const struct identity *id, const struct peer_record *rec, unsigned ttl,
-			  struct relay_publisher **ret, char err[static RELAY_ERR_LEN])
+			  struct relay_publisher **ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 /* Replaces the record (new addresses) and publishes it at once. */

@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "cli.h"
 #include "log.h"
 #include "relay.h"
@@ -213,10 +214,7 @@ int st_skip(struct st_env *env, const char *fmt, ...)
 
 uint64_t st_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 uint64_t st_left_ms(const struct st_env *env)

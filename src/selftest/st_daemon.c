@@ -257,9 +257,9 @@ int st_daemon_pairing(struct st_env *env)
 
 	/* Relay privacy with real daemons: their records hold no fingerprint or address. */
 	struct leak_scan scan = { .fptext = { p[0].fp, p[1].fp } };
-	char err[FP_ERR_LEN];
-	ST_CHECK(env, fp_parse(p[0].fp, &scan.fp[0], err) == 0 &&
-			      fp_parse(p[1].fp, &scan.fp[1], err) == 0);
+	struct err err;
+	ST_CHECK(env, fp_parse(p[0].fp, &scan.fp[0], &err) == 0 &&
+			      fp_parse(p[1].fp, &scan.fp[1], &err) == 0);
 	relay_server_foreach_record(env->relay, leak_scan_record, &scan);
 	st_note(env, "the relay holds %d records, %d leaks", scan.records, scan.leaks);
 	ST_CHECK(env, scan.records == 2);
@@ -501,10 +501,10 @@ static int relay_records(struct st_env *env, const char *fptext)
 {
 	struct token_scan s = {0};
 	struct fingerprint fp;
-	char err[FP_ERR_LEN];
+	struct err err;
 	uint64_t b = derive_bucket(time(NULL), 0);
 
-	if (fp_parse(fptext, &fp, err) < 0)
+	if (fp_parse(fptext, &fp, &err) < 0)
 		return -1;
 	derive_relay_token(&fp, b, s.token[0]);
 	derive_relay_token(&fp, b ? b - 1 : 0, s.token[1]);
@@ -848,10 +848,10 @@ static int squat(struct st_env *env, struct relay_client *c, const struct identi
 	struct relay_result res;
 	struct peer_record rec;
 	uint8_t token[32], secret[32], blob[RECORD_BLOB_MAX];
-	char err[FP_ERR_LEN];
+	struct err err;
 	int n, r;
 
-	if (fp_parse(fptext, &fake.fp, err) < 0)
+	if (fp_parse(fptext, &fake.fp, &err) < 0)
 		return -EINVAL;
 	memset(&rec, 0, sizeof(rec));
 	rec.flags = RECORD_FLAG_INBOUND;
@@ -877,7 +877,7 @@ int st_daemon_relay_squatter(struct st_env *env)
 	struct identity *eve = NULL;
 	struct relay_client *c = NULL;
 	struct relay_client_opts o;
-	char err[RELAY_ERR_LEN];
+	struct err err;
 	uint64_t bucket = derive_bucket(time(NULL), 0);
 
 	memset(p, 0, sizeof(p));
@@ -885,7 +885,7 @@ int st_daemon_relay_squatter(struct st_env *env)
 		goto out;
 	relay_client_opts_init(&o);
 	o.timeout_ms = 5000;
-	if (identity_new(NULL, &eve) < 0 || relay_client_new(env->relay_url, &o, &c, err) < 0) {
+	if (identity_new(NULL, &eve) < 0 || relay_client_new(env->relay_url, &o, &c, &err) < 0) {
 		ST_CHECK(env, !"eve and her relay client");
 		goto out;
 	}

@@ -478,14 +478,14 @@ int st_fake_connect(struct st_env *env, struct st_fake *f, const char *addr, con
 {
 	uint64_t end = end_of(env, ms);
 	struct fingerprint peer;
-	char err[FP_ERR_LEN];
+	struct err err;
 	int r;
 
 	conn_drop(f);
 	f->close_code = -1;
 	f->close_text[0] = '\0';
-	if (fp_parse(peer_fp, &peer, err) < 0) {
-		st_note(env, "fake peer: bad fingerprint '%s': %s", peer_fp, err);
+	if (fp_parse(peer_fp, &peer, &err) < 0) {
+		st_note(env, "fake peer: bad fingerprint '%s': %s", peer_fp, err.msg);
 		return -EINVAL;
 	}
 	r = tcp_dial(env, addr, end);
@@ -663,14 +663,14 @@ void st_fake_release(struct st_env *env, struct st_fake *f)
 /* One DATA message decoded (and served when it is a request). */
 static int recv_until(struct st_env *env, struct st_fake *f, uint64_t end, struct sync_msg *ret)
 {
-	char err[MSG_ERR_LEN];
+	struct err err;
 	int r = next_data(env, f, end);
 
 	if (r <= 0)
 		return r;
-	r = msg_decode(f->msg, f->msg_len, ret, err);
+	r = msg_decode(f->msg, f->msg_len, ret, &err);
 	if (r < 0) {
-		st_note(env, "fake peer: the daemon sent a message we refuse: %s", err);
+		st_note(env, "fake peer: the daemon sent a message we refuse: %s", err.msg);
 		return -EBADMSG;
 	}
 	if (ret->type == SYNC_MSG_MANIFEST_REQUEST || ret->type == SYNC_MSG_BLOCK_REQUEST)

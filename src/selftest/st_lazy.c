@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "control_client.h"
 #include "st_sync.h"
 
@@ -33,14 +34,6 @@
 			return;                                                          \
 		}                                                                        \
 	} while (0)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The ensure seam: 0 on {"ok":true}, -1 on an error answer, -2 no answer. */
 static int ensure(const struct st_pair *p, int side, const char *path, uint64_t off, int64_t len)
@@ -225,8 +218,8 @@ static void renamed(struct st_env *env, struct st_pair *p)
 	st_pair_path(p, 1, "mv2.bin", to);
 	ST_REQUIRE_VOID(env, rename(from, to) == 0);
 	ST_CHECK(env, ensure(p, 1, "mv2.bin", 0, -1) == 0);
-	t0 = now_ms();
-	while (now_ms() - t0 < 10000 && !(there = st_pair_exists(p, 0, "mv2.bin")))
+	t0 = clock_mono_ms();
+	while (clock_mono_ms() - t0 < 10000 && !(there = st_pair_exists(p, 0, "mv2.bin")))
 		st_sleep_ms(env, 50);
 	ST_CHECK(env, there);
 	ST_CHECK(env, same_file(p, "mv2.bin"));
@@ -251,8 +244,8 @@ static void peer_renamed(struct st_env *env, struct st_pair *p)
 	st_pair_path(p, 0, "pd", from);
 	st_pair_path(p, 0, "pd2", to);
 	ST_REQUIRE_VOID(env, rename(from, to) == 0);
-	t0 = now_ms();
-	while (now_ms() - t0 < 10000 &&
+	t0 = clock_mono_ms();
+	while (clock_mono_ms() - t0 < 10000 &&
 	       !(there = st_pair_exists(p, 1, "pr2.bin") && st_pair_exists(p, 1, "pd2/y.txt") &&
 			 !st_pair_exists(p, 1, "pr.bin") && !st_pair_exists(p, 1, "pd")))
 		st_sleep_ms(env, 50);
@@ -265,8 +258,8 @@ static void peer_renamed(struct st_env *env, struct st_pair *p)
 		ST_CHECK(env, same_file(p, moved[i]));
 	}
 	ST_CHECK(env, st_pair_rm(p, 0, "pr2.bin") == 0 && st_pair_rm(p, 0, "pd2") == 0);
-	t0 = now_ms();
-	while (now_ms() - t0 < 10000 && (there = st_pair_exists(p, 1, "pd2")))
+	t0 = clock_mono_ms();
+	while (clock_mono_ms() - t0 < 10000 && (there = st_pair_exists(p, 1, "pd2")))
 		st_sleep_ms(env, 50);
 	ST_CHECK(env, !there);
 }
@@ -281,11 +274,11 @@ static void peer_gone(struct st_env *env, struct st_pair *p)
 	st = st_pair_status_wait(env, p, 1, not_connected, NULL, 10000, "the peer gone");
 	ST_CHECK(env, st != NULL);
 	json_decref(st);
-	t0 = now_ms();
+	t0 = clock_mono_ms();
 	ST_CHECK(env, ensure(p, 1, "d/other.bin", 0, 100) == -1);
 	st_note(env, "an ensure with the peer gone failed after %llu ms",
-		(unsigned long long)(now_ms() - t0));
-	ST_CHECK(env, now_ms() - t0 < 10000);
+		(unsigned long long)(clock_mono_ms() - t0));
+	ST_CHECK(env, clock_mono_ms() - t0 < 10000);
 	ST_CHECK(env, ensure(p, 1, "big.bin", 5 * MIB, MIB) == 0);
 
 	/* back: ensure works again */
@@ -344,11 +337,11 @@ static void restart_keeps_ranges(struct st_env *env, struct st_pair *p)
 /* A local edit of a complete lazy file syncs back like any edit. */
 static void edit_back(struct st_env *env, struct st_pair *p)
 {
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_mono_ms();
 	bool ok = false;
 
 	ST_REQUIRE_VOID(env, st_pair_append(p, 1, "d/other.bin", "an edit on b\n") == 0);
-	while (now_ms() - t0 < 15000 && !(ok = same_file(p, "d/other.bin")))
+	while (clock_mono_ms() - t0 < 15000 && !(ok = same_file(p, "d/other.bin")))
 		st_sleep_ms(env, 100);
 	ST_CHECK(env, ok);
 	ST_CHECK(env, st_pair_conflicts_all(p, 0) == 0);

@@ -75,7 +75,8 @@ int st_peer_make(struct st_env *env, struct st_peer *p, const char *name)
 {
 	struct tandem_paths paths;
 	struct identity *id = NULL;
-	char sub[64], perr[PATHS_ERR_LEN];
+	struct err perr;
+	char sub[64];
 	int r;
 
 	memset(p, 0, sizeof(*p));
@@ -85,8 +86,8 @@ int st_peer_make(struct st_env *env, struct st_peer *p, const char *name)
 		st_note(env, "cannot create the directories of %s", name);
 		return -1;
 	}
-	if (paths_resolve(p->home, &paths, perr) < 0) {
-		st_note(env, "the paths of %s: %s", name, perr);
+	if (paths_resolve(p->home, &paths, &perr) < 0) {
+		st_note(env, "the paths of %s: %s", name, perr.msg);
 		return -1;
 	}
 	r = identity_new(NULL, &id);

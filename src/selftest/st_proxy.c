@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "st_proxy.h"
 #include "st_rand.h"
 
@@ -117,14 +118,6 @@ struct st_proxy {
 	char addr[64];
 	pthread_t thread;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void wake(struct st_proxy *p)
 {
@@ -571,7 +564,7 @@ static void *proxy_thread(void *arg)
 	bool stop = false;
 
 	for (;;) {
-		uint64_t now = now_ms(), due;
+		uint64_t now = clock_mono_ms(), due;
 		int n = 2, m = 0;
 
 		/* what a setter changed before the bytes came counts for them */
@@ -601,7 +594,7 @@ static void *proxy_thread(void *arg)
 		due = next_due(p, now);
 		if (poll(pf, (nfds_t)n, (int)(due > now ? due - now : 0)) < 0 && errno != EINTR)
 			break;
-		now = now_ms();
+		now = clock_mono_ms();
 		pthread_mutex_lock(&p->lock);
 		p->wakeups++;
 		pthread_mutex_unlock(&p->lock);
@@ -764,7 +757,7 @@ void st_proxy_partition(struct st_proxy *p, bool on)
 void st_proxy_stall(struct st_proxy *p, enum st_proxy_dir dir, unsigned ms)
 {
 	pthread_mutex_lock(&p->lock);
-	p->want_stall_until[dir] = now_ms() + ms;
+	p->want_stall_until[dir] = clock_mono_ms() + ms;
 	p->counters[dir].stalls++;
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
@@ -773,7 +766,7 @@ void st_proxy_stall(struct st_proxy *p, enum st_proxy_dir dir, unsigned ms)
 void st_proxy_reset_at(struct st_proxy *p, unsigned ms)
 {
 	pthread_mutex_lock(&p->lock);
-	p->want_reset_at = now_ms() + ms;
+	p->want_reset_at = clock_mono_ms() + ms;
 	if (!p->want_reset_at)
 		p->want_reset_at = 1;
 	pthread_mutex_unlock(&p->lock);

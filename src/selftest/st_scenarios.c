@@ -23,10 +23,10 @@
 static bool looks_like_fp(const char *s)
 {
 	struct fingerprint fp;
-	char err[FP_ERR_LEN];
+	struct err err;
 	size_t n = strcspn(s, "\n");
 
-	return n == FP_TEXT_LEN && s[n] == '\n' && s[n + 1] == '\0' && fp_parse(s, &fp, err) == 0;
+	return n == FP_TEXT_LEN && s[n] == '\n' && s[n + 1] == '\0' && fp_parse(s, &fp, &err) == 0;
 }
 
 /* `tandem --home DIR init` in a fresh dir; returns the fingerprint line. */
@@ -171,12 +171,12 @@ static struct relay_client *client(struct st_env *env)
 {
 	struct relay_client *c = NULL;
 	struct relay_client_opts o;
-	char err[RELAY_ERR_LEN];
+	struct err err;
 
 	relay_client_opts_init(&o);
 	o.timeout_ms = 5000;
-	if (relay_client_new(env->relay_url, &o, &c, err) < 0)
-		st_note(env, "%s", err);
+	if (relay_client_new(env->relay_url, &o, &c, &err) < 0)
+		st_note(env, "%s", err.msg);
 	return c;
 }
 
@@ -202,9 +202,9 @@ static int sc_rendezvous(struct st_env *env)
 	/* each finds the other by the fingerprint text it was given */
 	for (int i = 0; i < 2; i++) {
 		struct fingerprint fp;
-		char err[FP_ERR_LEN];
+		struct err err;
 
-		ST_CHECK(env, fp_parse(p.fptext[1 - i], &fp, err) == 0);
+		ST_CHECK(env, fp_parse(p.fptext[1 - i], &fp, &err) == 0);
 		if (relay_client_lookup(c, &fp, time(NULL), &got, &res) < 0) {
 			st_note(env, "lookup: %s", res.message);
 			ST_CHECK(env, !"lookup");

@@ -385,10 +385,10 @@ static int cmp_cand(const void *a, const void *b)
 /* Reads our current entry for path, after making sure it matches the disk. */
 static bool local_get(struct applier *a, const char *path, size_t len, struct index_entry *l)
 {
-	char err[SCAN_ERR_LEN];
+	struct err err;
 
-	if (scan_path_now(a->c.scan, path, len, err) < 0)
-		log_debug("cannot rescan %s: %s", LOG_Q(path), err);
+	if (scan_path_now(a->c.scan, path, len, &err) < 0)
+		log_debug("cannot rescan %s: %s", LOG_Q(path), err.msg);
 	return index_get(a->c.idx, path, len, l) == 0;
 }
 

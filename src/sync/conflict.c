@@ -96,11 +96,11 @@ static void format_time(int64_t ns, char out[static 16])
 int conflict_name(const char *path, size_t len, const struct conflict_version *loser, char *out,
 		  size_t outlen)
 {
-	char err[PATH_ERR_LEN], when[16], peer[CONFLICT_PEER_LEN + 2];
+	char when[16], peer[CONFLICT_PEER_LEN + 2];
 	const char *name, *slash, *dot;
 	size_t dirlen, namelen, baselen, extlen = 0, room, total;
 
-	if (path_check(path, len, err) < 0)
+	if (path_check(path, len, NULL) < 0)
 		return -EINVAL;
 	slash = memrchr(path, '/', len);
 	dirlen = slash ? (size_t)(slash - path) + 1 : 0;

@@ -90,19 +90,20 @@ static int engine_store_applied(struct engine *e)
 
 static void run_scan(struct engine *e)
 {
-	char err[SCAN_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	int r;
 
 	e->scan_due_ms = 0;
 	if (e->stopped[0])
 		return;
-	r = scan_run(e->scan, err);
+	r = scan_run(e->scan, &err);
 	if (r == -ESTALE) {
-		engine_stop(e, "%s", err);
+		engine_stop(e, "%s", err.msg);
 		return;
 	}
 	if (r < 0)
-		log_warn("cannot scan the share %s: %s", e->opts.root, err[0] ? err : strerror(-r));
+		log_warn("cannot scan the share %s: %s", e->opts.root,
+			 err_is_set(&err) ? err.msg : strerror(-r));
 	engine_pump(e, e->now_ms);
 }
 
@@ -118,13 +119,14 @@ void engine_on_inotify(struct engine *e, uint64_t now_ms)
 
 void engine_on_hash(struct engine *e, uint64_t now_ms)
 {
-	char err[SCAN_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	int r;
 
 	e->now_ms = now_ms;
-	r = scan_on_hash_done(e->scan, err);
+	r = scan_on_hash_done(e->scan, &err);
 	if (r < 0)
-		log_warn("cannot record hashed files: %s", err[0] ? err : strerror(-r));
+		log_warn("cannot record hashed files: %s",
+			 err_is_set(&err) ? err.msg : strerror(-r));
 	engine_pump(e, now_ms);
 }
 
@@ -483,18 +485,18 @@ static void on_index_done(struct engine *e, uint64_t seq)
 
 int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_ms)
 {
-	char err[MSG_ERR_LEN];
+	struct err err;
 	struct sync_msg m;
 	int r;
 
 	e->now_ms = now_ms;
-	r = msg_decode(p, len, &m, err);
+	r = msg_decode(p, len, &m, &err);
 	if (r == -EPROTONOSUPPORT) {
-		log_debug("ignoring a sync message the peer's newer version sent: %s", err);
+		log_debug("ignoring a sync message the peer's newer version sent: %s", err.msg);
 		return 0;
 	}
 	if (r < 0) {
-		engine_protocol_error(e, "%s", err);
+		engine_protocol_error(e, "%s", err.msg);
 		return -EBADMSG;
 	}
 	if (m.type != SYNC_MSG_START && !e->got_start) {
@@ -778,9 +780,8 @@ static int parts_new(struct engine *e, const struct engine_opts *opts,
 }
 
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
-	       char *err, uint64_t now_ms)
+	       struct err *err, uint64_t now_ms)
 {
-	char ierr[INDEX_ERR_LEN] = "", serr[SCAN_ERR_LEN] = "";
 	struct lazy_ctx lc;
 	struct engine *e;
 	int r;
@@ -794,33 +795,29 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	e->buf = malloc(ENGINE_MSG_BUF);
 	if (!e->buf) {
 		r = -ENOMEM;
-		snprintf(err, ENGINE_ERR_LEN, "out of memory");
+		err_set(err, "out of memory");
 		goto fail;
 	}
-	r = index_open(opts->index_file, &e->idx, ierr);
-	if (r < 0) {
-		snprintf(err, ENGINE_ERR_LEN, "%s", ierr);
+	r = index_open(opts->index_file, &e->idx, err);
+	if (r < 0)
 		goto fail;
-	}
 	index_device_id(e->idx, e->self_dev);
-	r = scan_new(opts->root, e->idx, &e->scan, serr);
-	if (r < 0) {
-		snprintf(err, ENGINE_ERR_LEN, "%s", serr);
+	r = scan_new(opts->root, e->idx, &e->scan, err);
+	if (r < 0)
 		goto fail;
-	}
 	e->rootfd = scan_root_fd(e->scan);
 	e->disk = (struct disk){.rootfd = e->rootfd, .idx = e->idx, .mode_mask = opts->mode_mask};
 	lc = (struct lazy_ctx){.on = opts->lazy, .idx = e->idx, .scan = e->scan, .disk = &e->disk,
 			       .xfer = &e->xfer, .rootfd = e->rootfd};
 	r = lazy_new(&lc, &e->lazy); /* after rootfd: it looks at the placeholders */
 	if (r < 0) {
-		snprintf(err, ENGINE_ERR_LEN, "cannot load the lazy-content records of %s: %s",
-			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
+		err_set(err, "cannot load the lazy-content records of %s: %s", opts->index_file,
+			r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
 		goto fail;
 	}
 	r = parts_new(e, opts, io);
 	if (r < 0) {
-		snprintf(err, ENGINE_ERR_LEN, "out of memory");
+		err_set(err, "out of memory");
 		goto fail;
 	}
 	e->scan_due_ms = now_ms ? now_ms : 1; /* the first, full scan at once (0: none) */

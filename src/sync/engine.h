@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
+
 /*
  * The sync engine: keeps the share identical with the peer's, both ways.
  * It owns the index (index.h) and the local scanner (scan.h), speaks the
@@ -97,12 +99,10 @@ struct engine_opts {
 
 #define ENGINE_CACHE_MAX_DEFAULT ((uint64_t)10 << 30)
 
-#define ENGINE_ERR_LEN 512
-
 /*
  * Time: every entry point the loop calls takes the loop's monotonic clock
  * in milliseconds as its last argument (now_ms; the daemon passes
- * dio_now_ms(), a simulation its own clock; never 0, never going
+ * clock_mono_ms(), a simulation its own clock; never 0, never going
  * back). The engine never reads a
  * clock on the loop, so the same calls give the same run. Only
  * engine_ensure(), on a FUSE thread, waits in real time.
@@ -111,10 +111,10 @@ struct engine_opts {
 /*
  * Opens the index, starts the scanner (scan.h: root checks, marker) and
  * schedules the first full scan. Returns 0 and *ret, or -errno with a
- * sentence in err saying what failed and what to do.
+ * sentence in err (may be NULL) saying what failed and what to do.
  */
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
-	       char *err, uint64_t now_ms) __attribute__((warn_unused_result));
+	       struct err *err, uint64_t now_ms) __attribute__((warn_unused_result));
 
 void engine_free(struct engine *e);
 

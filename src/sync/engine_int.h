@@ -42,7 +42,7 @@ struct engine {
 	struct scan *scan;
 	int rootfd;
 	uint8_t self_dev[VV_DEVICE_LEN];
-	char stopped[ENGINE_ERR_LEN]; /* "" while syncing */
+	char stopped[ERR_LEN]; /* "" while syncing */
 	/* The loop's monotonic ms, as the last entry point was given it
 	 * (engine.h "Time"): what the parts read instead of a clock. */
 	uint64_t now_ms;

@@ -43,7 +43,7 @@ int index_seterr(struct index *idx, int r, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(idx->errmsg, sizeof(idx->errmsg), fmt, ap);
+	err_setv(&idx->err, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -157,11 +157,11 @@ static int op_end(struct index *idx, int r)
 
 int index_check_path(struct index *idx, const char *p, size_t len)
 {
-	char err[PATH_ERR_LEN];
-	int r = path_check(p, len, err);
+	struct err err;
+	int r = path_check(p, len, &err);
 
 	if (r < 0)
-		return index_seterr(idx, r, "%s", err);
+		return index_seterr(idx, r, "%s", err.msg);
 	return 0;
 }
 
@@ -179,13 +179,12 @@ int index_row_read(struct index *idx, sqlite3_stmt *st, struct index_entry *e)
 	int64_t type, mode, size, mtime, deleted, seq, dev, ino, ctime;
 	const void *p;
 	int n, r;
-	char err[PATH_ERR_LEN];
 
 	p = sqlite3_column_blob(st, 0);
 	n = sqlite3_column_bytes(st, 0);
 	if (!p || n < 1 || n > PATH_REL_MAX)
 		return index_damaged(idx, "an entry has a missing or overlong path");
-	if (path_check(p, (size_t)n, err) < 0)
+	if (path_check(p, (size_t)n, NULL) < 0)
 		return index_damaged(idx, "an entry has an invalid path");
 	memcpy(e->path, p, (size_t)n);
 	e->path[n] = '\0';
@@ -527,7 +526,7 @@ static int quick_check(struct index *idx)
 {
 	sqlite3_stmt *st = NULL;
 	const unsigned char *txt;
-	char why[INDEX_ERR_LEN / 2];
+	char why[ERR_LEN / 2];
 	int rc, r = 0;
 
 	rc = sqlite3_prepare_v2(idx->db, "PRAGMA quick_check", -1, &st, NULL);
@@ -552,15 +551,14 @@ cleanup:
 	return r;
 }
 
-int index_open(const char *file, struct index **ret, char *err)
+int index_open(const char *file, struct index **ret, struct err *err)
 {
 	struct index *idx;
 	int r, rc;
 
 	idx = calloc(1, sizeof(*idx));
 	if (!idx) {
-		if (err)
-			snprintf(err, INDEX_ERR_LEN, "out of memory");
+		err_set(err, "out of memory");
 		return -ENOMEM;
 	}
 	log_quote(file, strlen(file), idx->file_q, sizeof(idx->file_q));
@@ -593,8 +591,7 @@ int index_open(const char *file, struct index **ret, char *err)
 	*ret = idx;
 	return 0;
 cleanup:
-	if (err)
-		snprintf(err, INDEX_ERR_LEN, "%s", idx->errmsg);
+	err_set(err, "%s", idx->err.msg);
 	index_free(idx);
 	return r;
 }
@@ -626,7 +623,7 @@ void index_free(struct index *idx)
 
 const char *index_errmsg(const struct index *idx)
 {
-	return idx->errmsg;
+	return idx->err.msg;
 }
 
 void index_device_id(const struct index *idx, uint8_t ret[static VV_DEVICE_LEN])

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "sync/path.h"
 #include "sync/vv.h"
 
@@ -43,7 +44,6 @@
 
 #define INDEX_HASH_LEN 32
 #define INDEX_TARGET_MAX PATH_REL_MAX /* symlink target bytes */
-#define INDEX_ERR_LEN 256
 #define INDEX_SCHEMA_VERSION 1
 
 enum index_type {
@@ -90,13 +90,14 @@ typedef int (*index_visit_fn)(const struct index_entry *e, void *userdata);
  * Opens (creating when missing) the index at file: WAL, synchronous=NORMAL,
  * foreign_keys on, quick_check run. A new index gets a random device id.
  * Returns 0 and sets *ret (free with index_free); *ret is untouched on
- * failure and err (INDEX_ERR_LEN bytes, or NULL) gets a sentence saying
+ * failure and err (may be NULL) gets a sentence saying
  * what failed and what to do:
  * -EBADMSG: not a database, not a tandem index, or damaged;
  * -EPROTONOSUPPORT: written by a newer tandem (schema version too high);
  * another -errno (-EACCES, -ENOENT for a missing directory, -EIO, -ENOMEM).
  */
-int index_open(const char *file, struct index **ret, char *err) __attribute__((warn_unused_result));
+int index_open(const char *file, struct index **ret, struct err *err)
+	__attribute__((warn_unused_result));
 
 /* Closes the database. A transaction still open is rolled back. NULL is a no-op. */
 void index_free(struct index *idx);

@@ -22,7 +22,7 @@ struct index {
 	uint64_t op_seq;  /* seq when the current internal savepoint began */
 	uint64_t tx_seq;  /* seq when index_begin ran */
 	char file_q[128]; /* quoted file name for messages */
-	char errmsg[INDEX_ERR_LEN];
+	struct err err;	  /* the last failure; index_errmsg() */
 	sqlite3_stmt *st_get, *st_get_ino, *st_upsert, *st_meta_seq, *st_next_under;
 	sqlite3_stmt *st_get_hash, *st_manifest_get, *st_manifest_put; /* index_query.c */
 	bool opened;	     /* the "open" mark is set: clear it on close */

@@ -557,7 +557,7 @@ static bool maybe_placeholder(struct lazy *lz, const char *path)
  * *dl: CLOCK_MONOTONIC now plus ms; returns now in ms. The one clock read of
  * the engine: lazy_ensure() runs on a FUSE thread and waits for the loop
  * in real time, by nature (the loop's time comes in as now_ms, the same
- * clock as the daemon's dio_now_ms()).
+ * clock as the daemon's clock_mono_ms(), base/clock.h).
  */
 static uint64_t deadline_in(struct timespec *dl, int ms)
 {
@@ -582,7 +582,6 @@ int lazy_ensure(struct lazy *lz, const char *path, const struct stat *st, uint64
 	struct ensure_wait **pp;
 	struct timespec dl;
 	struct lazy_file *z;
-	char perr[PATH_ERR_LEN];
 	uint64_t one = 1, now;
 	uint32_t seen;
 	int r = 0;
@@ -595,7 +594,7 @@ int lazy_ensure(struct lazy *lz, const char *path, const struct stat *st, uint64
 		pthread_mutex_unlock(&lz->mu);
 		return r;
 	}
-	if (path_check(path, strlen(path), perr) < 0)
+	if (path_check(path, strlen(path), NULL) < 0)
 		return -EINVAL;
 	now = deadline_in(&dl, timeout_ms);
 	pthread_mutex_lock(&lz->mu);
@@ -814,9 +813,9 @@ void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 		struct lazy_file *z = lazy_find(lz, c[k].path);
 		if (!z) {
 			/* a renamed placeholder the scanner has not seen yet? */
-			char err[SCAN_ERR_LEN];
-			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
+			struct err err;
+			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
 			lazy_check_moves(lz);
 			z = lazy_find(lz, c[k].path);
 		}
@@ -824,9 +823,9 @@ void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 		if (r == -EAGAIN) {
 			/* the scanner says first what the change was: a touch leaves a
 			 * placeholder, new bytes make it the user's file */
-			char err[SCAN_ERR_LEN];
-			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), err) < 0)
-				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err);
+			struct err err;
+			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
 			lazy_check_moves(lz);
 			z = lazy_find(lz, c[k].path);
 			r = z ? activate(lz, z) : 0;

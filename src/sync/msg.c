@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/cursor.h"
 #include "sync/msg.h"
 #include "sync/path.h"
 
@@ -38,101 +39,12 @@ _Static_assert(SYNC_MANIFEST_BLOCK_MIN <= SYNC_BLOCK_MAX, "block size range");
 _Static_assert(SYNC_MSG_MAX <= INT32_MAX, "lengths are returned as int");
 _Static_assert(SYNC_FILE_MAX <= SYNC_OFFSET_MAX, "a file's bytes have offsets");
 
-/* A reader over peer bytes that never reads past its end. */
-struct rd {
-	const uint8_t *p;
-	size_t left;
-	bool bad;
-};
-
-static const uint8_t *rd_take(struct rd *r, size_t n)
-{
-	const uint8_t *p;
-
-	if (r->bad || r->left < n) {
-		r->bad = true;
-		return NULL;
-	}
-	p = r->p;
-	r->p += n;
-	r->left -= n;
-	return p;
-}
-
-static uint64_t rd_uint(struct rd *r, size_t n)
-{
-	const uint8_t *p = rd_take(r, n);
-	uint64_t v = 0;
-
-	if (!p)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint8_t rd_u8(struct rd *r)
-{
-	return (uint8_t)rd_uint(r, 1);
-}
-
-static uint16_t rd_u16(struct rd *r)
-{
-	return (uint16_t)rd_uint(r, 2);
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-	return (uint32_t)rd_uint(r, 4);
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-	return rd_uint(r, 8);
-}
-
-static void rd_copy(struct rd *r, void *dst, size_t n)
-{
-	const uint8_t *p = rd_take(r, n);
-
-	if (p)
-		memcpy(dst, p, n);
-}
-
-/* A writer into a caller buffer that never writes past its end. */
-struct wr {
-	uint8_t *p;
-	size_t left;
-	bool bad;
-};
-
-static void wr_put(struct wr *w, const void *src, size_t n)
-{
-	if (w->bad || w->left < n) {
-		w->bad = true;
-		return;
-	}
-	if (n)
-		memcpy(w->p, src, n);
-	w->p += n;
-	w->left -= n;
-}
-
-static void wr_uint(struct wr *w, uint64_t v, size_t n)
-{
-	uint8_t b[8];
-
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-	wr_put(w, b, n);
-}
-
-static __attribute__((format(printf, 2, 3))) int why_set(char *why, const char *fmt, ...)
+static __attribute__((format(printf, 2, 3))) int why_set(struct err *why, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, MSG_ERR_LEN, fmt, ap);
+	err_setv(why, fmt, ap);
 	va_end(ap);
 	return -EBADMSG;
 }
@@ -148,18 +60,18 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 /* The checks below are shared by encoders and decoders: 0 or -EBADMSG with a reason in why. */
 
-static int path_valid(const char *p, size_t len, char *why)
+static int path_valid(const char *p, size_t len, struct err *why)
 {
-	char e[PATH_ERR_LEN];
+	struct err e;
 
 	if (len > 0 && !p)
 		return why_set(why, "no path");
-	if (path_check(p ? p : "", len, e) < 0)
-		return why_set(why, "bad path: %s", e);
+	if (path_check(p ? p : "", len, &e) < 0)
+		return why_set(why, "bad path: %s", e.msg);
 	return 0;
 }
 
-static int range_valid(uint64_t offset, uint64_t len, char *why)
+static int range_valid(uint64_t offset, uint64_t len, struct err *why)
 {
 	if (len > SYNC_OFFSET_MAX || offset > SYNC_OFFSET_MAX - len)
 		return why_set(why, "offset %llu + length %llu is past the largest file offset",
@@ -167,7 +79,7 @@ static int range_valid(uint64_t offset, uint64_t len, char *why)
 	return 0;
 }
 
-static int entry_valid(const struct sync_entry *e, char *why)
+static int entry_valid(const struct sync_entry *e, struct err *why)
 {
 	int r = path_valid(e->path, e->path_len, why);
 
@@ -216,70 +128,70 @@ static size_t entry_len(const struct sync_entry *e)
 	return n;
 }
 
-static void entry_write(struct wr *w, const struct sync_entry *e)
+static void entry_write(struct wcursor *w, const struct sync_entry *e)
 {
-	wr_uint(w, e->path_len, 2);
-	wr_put(w, e->path, e->path_len);
-	wr_uint(w, e->kind, 1);
-	wr_uint(w, e->flags, 1);
-	wr_uint(w, e->mode, 2);
-	wr_uint(w, e->size, 8);
-	wr_uint(w, (uint64_t)e->mtime_ns, 8);
-	wr_put(w, e->hash, SYNC_HASH_LEN);
+	wcursor_uint(w, e->path_len, 2);
+	wcursor_put(w, e->path, e->path_len);
+	wcursor_uint(w, e->kind, 1);
+	wcursor_uint(w, e->flags, 1);
+	wcursor_uint(w, e->mode, 2);
+	wcursor_uint(w, e->size, 8);
+	wcursor_uint(w, (uint64_t)e->mtime_ns, 8);
+	wcursor_put(w, e->hash, SYNC_HASH_LEN);
 	if (e->kind == SYNC_KIND_SYMLINK) {
-		wr_uint(w, e->target_len, 2);
-		wr_put(w, e->target, e->target_len);
+		wcursor_uint(w, e->target_len, 2);
+		wcursor_put(w, e->target, e->target_len);
 	}
-	wr_uint(w, e->nvv, 1);
+	wcursor_uint(w, e->nvv, 1);
 	for (unsigned i = 0; i < e->nvv; i++) {
-		wr_put(w, e->vv[i].device, SYNC_DEVICE_LEN);
-		wr_uint(w, e->vv[i].counter, 8);
+		wcursor_put(w, e->vv[i].device, SYNC_DEVICE_LEN);
+		wcursor_uint(w, e->vv[i].counter, 8);
 	}
-	wr_uint(w, e->seq, 8);
+	wcursor_uint(w, e->seq, 8);
 }
 
 /* Parses and checks one entry; every length is checked before what it counts is read. */
-static int entry_parse(struct rd *r, struct sync_entry *e, char *why)
+static int entry_parse(struct cursor *r, struct sync_entry *e, struct err *why)
 {
 	uint16_t n;
 
 	memset(e, 0, sizeof(*e));
-	n = rd_u16(r);
+	n = cursor_u16(r);
 	if (n > SYNC_PATH_MAX)
 		return why_set(why, "path of %u bytes, more than %d", n, SYNC_PATH_MAX);
-	e->path = (const char *)rd_take(r, n);
+	e->path = (const char *)cursor_take(r, n);
 	e->path_len = n;
-	e->kind = rd_u8(r);
-	e->flags = rd_u8(r);
-	e->mode = rd_u16(r);
-	e->size = rd_u64(r);
-	e->mtime_ns = (int64_t)rd_u64(r);
-	rd_copy(r, e->hash, SYNC_HASH_LEN);
+	e->kind = cursor_u8(r);
+	e->flags = cursor_u8(r);
+	e->mode = cursor_u16(r);
+	e->size = cursor_u64(r);
+	e->mtime_ns = (int64_t)cursor_u64(r);
+	cursor_copy(r, e->hash, SYNC_HASH_LEN);
 	if (r->bad)
 		return why_set(why, "truncated");
 	if (e->kind == SYNC_KIND_SYMLINK) {
-		n = rd_u16(r);
+		n = cursor_u16(r);
 		if (n > SYNC_TARGET_MAX)
 			return why_set(why, "symlink target of %u bytes, more than %d", n,
 				       SYNC_TARGET_MAX);
-		e->target = (const char *)rd_take(r, n);
+		e->target = (const char *)cursor_take(r, n);
 		e->target_len = n;
 	}
-	e->nvv = rd_u8(r);
+	e->nvv = cursor_u8(r);
 	if (e->nvv > SYNC_VV_MAX)
 		return why_set(why, "version vector of %u entries, more than %d", e->nvv,
 			       SYNC_VV_MAX);
 	for (unsigned i = 0; i < e->nvv; i++) {
-		rd_copy(r, e->vv[i].device, SYNC_DEVICE_LEN);
-		e->vv[i].counter = rd_u64(r);
+		cursor_copy(r, e->vv[i].device, SYNC_DEVICE_LEN);
+		e->vv[i].counter = cursor_u64(r);
 	}
-	e->seq = rd_u64(r);
+	e->seq = cursor_u64(r);
 	if (r->bad)
 		return why_set(why, "truncated");
 	return entry_valid(e, why);
 }
 
-static int block_request_valid(const struct sync_block_request *q, char *why)
+static int block_request_valid(const struct sync_block_request *q, struct err *why)
 {
 	int r = path_valid(q->path, q->path_len, why);
 
@@ -290,7 +202,7 @@ static int block_request_valid(const struct sync_block_request *q, char *why)
 	return range_valid(q->offset, q->len, why);
 }
 
-static int block_data_valid(const struct sync_block_data *d, char *why)
+static int block_data_valid(const struct sync_block_data *d, struct err *why)
 {
 	if (d->len > SYNC_BLOCK_MAX)
 		return why_set(why, "%zu bytes of data, more than %u", d->len, SYNC_BLOCK_MAX);
@@ -299,7 +211,7 @@ static int block_data_valid(const struct sync_block_data *d, char *why)
 	return range_valid(d->offset, d->len, why);
 }
 
-static int block_error_valid(const struct sync_block_error *b, char *why)
+static int block_error_valid(const struct sync_block_error *b, struct err *why)
 {
 	if (b->code < SYNC_BLOCK_ERR_NOT_FOUND || b->code > SYNC_BLOCK_ERR_REFUSED)
 		return why_set(why, "unknown error code %u", b->code);
@@ -311,7 +223,7 @@ static int block_error_valid(const struct sync_block_error *b, char *why)
 	return 0;
 }
 
-static int manifest_valid(const struct sync_manifest *m, char *why)
+static int manifest_valid(const struct sync_manifest *m, struct err *why)
 {
 	uint64_t blocks;
 
@@ -339,15 +251,14 @@ static int manifest_valid(const struct sync_manifest *m, char *why)
 
 /* Decoders of each type: the type byte is consumed, trailing bytes are checked by the caller. */
 
-static int index_update_parse(struct rd *r, struct sync_index_update *u, char *why)
+static int index_update_parse(struct cursor *r, struct sync_index_update *u, struct err *why)
 {
-	char ewhy[MSG_ERR_LEN];
 	struct sync_entry e;
 	unsigned count;
 
 	if (1 + r->left > SYNC_INDEX_MSG_MAX)
 		return why_set(why, "%zu bytes, more than %zu", 1 + r->left, SYNC_INDEX_MSG_MAX);
-	count = rd_u16(r);
+	count = cursor_u16(r);
 	if (r->bad)
 		return why_set(why, "truncated");
 	if (count == 0)
@@ -359,94 +270,97 @@ static int index_update_parse(struct rd *r, struct sync_index_update *u, char *w
 	u->count = count;
 	u->entries = r->p;
 	for (unsigned i = 0; i < count; i++)
-		if (entry_parse(r, &e, ewhy) < 0)
-			return why_set(why, "entry %u: %s", i, ewhy);
+		if (entry_parse(r, &e, why) < 0) {
+			err_prefix(why, "entry %u: ", i);
+			return -EBADMSG;
+		}
 	u->len = (size_t)(r->p - u->entries);
 	return 0;
 }
 
-static int path_parse(struct rd *r, const char **ret_path, size_t *ret_len, char *why)
+static int path_parse(struct cursor *r, const char **ret_path, size_t *ret_len, struct err *why)
 {
-	uint16_t n = rd_u16(r);
+	uint16_t n = cursor_u16(r);
 
 	if (n > SYNC_PATH_MAX)
 		return why_set(why, "path of %u bytes, more than %d", n, SYNC_PATH_MAX);
-	*ret_path = (const char *)rd_take(r, n);
+	*ret_path = (const char *)cursor_take(r, n);
 	*ret_len = n;
 	return 0;
 }
 
-static int block_request_parse(struct rd *r, struct sync_block_request *q, char *why)
+static int block_request_parse(struct cursor *r, struct sync_block_request *q, struct err *why)
 {
-	q->req_id = rd_u32(r);
+	q->req_id = cursor_u32(r);
 	if (path_parse(r, &q->path, &q->path_len, why) < 0)
 		return -EBADMSG;
-	rd_copy(r, q->hash, SYNC_HASH_LEN);
-	q->index = rd_u32(r);
-	q->offset = rd_u64(r);
-	q->len = rd_u32(r);
+	cursor_copy(r, q->hash, SYNC_HASH_LEN);
+	q->index = cursor_u32(r);
+	q->offset = cursor_u64(r);
+	q->len = cursor_u32(r);
 	if (r->bad)
 		return why_set(why, "truncated");
 	return block_request_valid(q, why);
 }
 
-static int block_data_parse(struct rd *r, struct sync_block_data *d, char *why)
+static int block_data_parse(struct cursor *r, struct sync_block_data *d, struct err *why)
 {
 	uint32_t n;
 
-	d->req_id = rd_u32(r);
-	d->offset = rd_u64(r);
-	n = rd_u32(r);
+	d->req_id = cursor_u32(r);
+	d->offset = cursor_u64(r);
+	n = cursor_u32(r);
 	if (n > SYNC_BLOCK_MAX)
 		return why_set(why, "%u bytes of data, more than %u", n, SYNC_BLOCK_MAX);
-	d->data = rd_take(r, n);
+	d->data = cursor_take(r, n);
 	d->len = n;
 	if (r->bad)
 		return why_set(why, "truncated");
 	return block_data_valid(d, why);
 }
 
-static int block_error_parse(struct rd *r, struct sync_block_error *b, char *why)
+static int block_error_parse(struct cursor *r, struct sync_block_error *b, struct err *why)
 {
 	uint8_t n;
 
-	b->req_id = rd_u32(r);
-	b->code = rd_u16(r);
-	n = rd_u8(r);
+	b->req_id = cursor_u32(r);
+	b->code = cursor_u16(r);
+	n = cursor_u8(r);
 	if (n > SYNC_ERROR_TEXT_MAX)
 		return why_set(why, "text of %u bytes, more than %d", n, SYNC_ERROR_TEXT_MAX);
-	b->text = (const char *)rd_take(r, n);
+	b->text = (const char *)cursor_take(r, n);
 	b->text_len = n;
 	if (r->bad)
 		return why_set(why, "truncated");
 	return block_error_valid(b, why);
 }
 
-static int manifest_request_parse(struct rd *r, struct sync_manifest_request *q, char *why)
+static int manifest_request_parse(struct cursor *r, struct sync_manifest_request *q,
+				  struct err *why)
 {
-	q->req_id = rd_u32(r);
+	q->req_id = cursor_u32(r);
 	if (path_parse(r, &q->path, &q->path_len, why) < 0)
 		return -EBADMSG;
-	rd_copy(r, q->hash, SYNC_HASH_LEN);
+	cursor_copy(r, q->hash, SYNC_HASH_LEN);
 	if (r->bad)
 		return why_set(why, "truncated");
 	return path_valid(q->path, q->path_len, why);
 }
 
-static int manifest_parse(struct rd *r, struct sync_manifest *m, char *why)
+static int manifest_parse(struct cursor *r, struct sync_manifest *m, struct err *why)
 {
-	m->req_id = rd_u32(r);
-	rd_copy(r, m->hash, SYNC_HASH_LEN);
-	m->size = rd_u64(r);
-	m->block_size = rd_u32(r);
-	m->block_count = rd_u32(r);
-	m->first = rd_u32(r);
-	m->n = rd_u32(r);
+	m->req_id = cursor_u32(r);
+	cursor_copy(r, m->hash, SYNC_HASH_LEN);
+	m->size = cursor_u64(r);
+	m->block_size = cursor_u32(r);
+	m->block_count = cursor_u32(r);
+	m->first = cursor_u32(r);
+	m->n = cursor_u32(r);
 	if (r->bad)
 		return why_set(why, "truncated");
 	if (m->n > SYNC_MANIFEST_HASHES_MAX)
 		return why_set(why, "%u hashes, more than %d", m->n, SYNC_MANIFEST_HASHES_MAX);
-	m->hashes = rd_take(r, (size_t)m->n * SYNC_HASH_LEN);
+	m->hashes = cursor_take(r, (size_t)m->n * SYNC_HASH_LEN);
 	if (r->bad)
 		return why_set(why, "truncated");
 	return manifest_valid(m, why);
@@ -480,58 +394,58 @@ const char *msg_type_name(unsigned type)
 	}
 }
 
-int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
+int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, struct err *err)
 {
-	char why[MSG_ERR_LEN] = "";
+	struct err why;
 	struct sync_msg m;
-	struct rd r;
+	struct cursor r;
 	int rc = -EBADMSG;
 
+	err_clear(&why);
 	memset(&m, 0, sizeof(m));
 	if (len == 0) {
-		snprintf(why, sizeof(why), "an empty message");
+		err_set(&why, "an empty message");
 		goto out;
 	}
 	if (len > SYNC_MSG_MAX) {
-		snprintf(why, sizeof(why), "a message of %zu bytes, more than %zu", len,
-			 SYNC_MSG_MAX);
+		err_set(&why, "a message of %zu bytes, more than %zu", len, SYNC_MSG_MAX);
 		goto out;
 	}
-	r = (struct rd){.p = buf + 1, .left = len - 1};
+	r = (struct cursor){.p = buf + 1, .left = len - 1};
 	m.type = buf[0];
 	switch (buf[0]) {
 	case SYNC_MSG_INDEX_UPDATE:
-		rc = index_update_parse(&r, &m.index_update, why);
+		rc = index_update_parse(&r, &m.index_update, &why);
 		break;
 	case SYNC_MSG_INDEX_DONE:
-		m.index_done.seq = rd_u64(&r);
-		rc = r.bad ? why_set(why, "truncated") : 0;
+		m.index_done.seq = cursor_u64(&r);
+		rc = r.bad ? why_set(&why, "truncated") : 0;
 		break;
 	case SYNC_MSG_BLOCK_REQUEST:
-		rc = block_request_parse(&r, &m.block_request, why);
+		rc = block_request_parse(&r, &m.block_request, &why);
 		break;
 	case SYNC_MSG_BLOCK_DATA:
-		rc = block_data_parse(&r, &m.block_data, why);
+		rc = block_data_parse(&r, &m.block_data, &why);
 		break;
 	case SYNC_MSG_BLOCK_ERROR:
-		rc = block_error_parse(&r, &m.block_error, why);
+		rc = block_error_parse(&r, &m.block_error, &why);
 		break;
 	case SYNC_MSG_MANIFEST_REQUEST:
-		rc = manifest_request_parse(&r, &m.manifest_request, why);
+		rc = manifest_request_parse(&r, &m.manifest_request, &why);
 		break;
 	case SYNC_MSG_MANIFEST:
-		rc = manifest_parse(&r, &m.manifest, why);
+		rc = manifest_parse(&r, &m.manifest, &why);
 		break;
 	case SYNC_MSG_CANCEL:
-		m.cancel.req_id = rd_u32(&r);
-		rc = r.bad ? why_set(why, "truncated") : 0;
+		m.cancel.req_id = cursor_u32(&r);
+		rc = r.bad ? why_set(&why, "truncated") : 0;
 		break;
 	case SYNC_MSG_START: {
-		const uint8_t *dev = rd_take(&r, SYNC_DEVICE_LEN);
-		m.start.since = rd_u64(&r);
-		const uint8_t *exp = rd_take(&r, SYNC_DEVICE_LEN);
+		const uint8_t *dev = cursor_take(&r, SYNC_DEVICE_LEN);
+		m.start.since = cursor_u64(&r);
+		const uint8_t *exp = cursor_take(&r, SYNC_DEVICE_LEN);
 		if (r.bad) {
-			rc = why_set(why, "truncated");
+			rc = why_set(&why, "truncated");
 			break;
 		}
 		memcpy(m.start.device, dev, SYNC_DEVICE_LEN);
@@ -541,17 +455,17 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 	}
 	case 0:
 	case 1:
-		snprintf(why, sizeof(why), "message type %u is not a sync message", buf[0]);
+		err_set(&why, "message type %u is not a sync message", buf[0]);
 		goto out;
 	default:
 		rc = -EPROTONOSUPPORT;
-		snprintf(why, sizeof(why), "unknown message type %u", buf[0]);
+		err_set(&why, "unknown message type %u", buf[0]);
 		goto out;
 	}
 	if (rc < 0)
 		goto out;
 	if (r.left > 0) {
-		rc = why_set(why, "%zu bytes left over", r.left);
+		rc = why_set(&why, "%zu bytes left over", r.left);
 		goto out;
 	}
 	*ret = m;
@@ -559,9 +473,9 @@ int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
 out:
 	if (err) {
 		if (len > 0 && buf[0] >= SYNC_MSG_INDEX_UPDATE && buf[0] <= SYNC_MSG_TYPE_LAST)
-			snprintf(err, MSG_ERR_LEN, "%s: %s", msg_type_name(buf[0]), why);
+			err_set(err, "%s: %s", msg_type_name(buf[0]), why.msg);
 		else
-			snprintf(err, MSG_ERR_LEN, "%s", why);
+			err_set(err, "%s", why.msg);
 	}
 	return rc;
 }
@@ -575,13 +489,12 @@ void msg_index_iter_init(struct msg_index_iter *it, const struct sync_index_upda
 
 int msg_index_next(struct msg_index_iter *it, struct sync_entry *ret)
 {
-	char why[MSG_ERR_LEN];
 	struct sync_entry e;
-	struct rd r = {.p = it->p, .left = it->left};
+	struct cursor r = {.p = it->p, .left = it->left};
 
 	if (it->remaining == 0)
 		return 0;
-	if (entry_parse(&r, &e, why) < 0) {
+	if (entry_parse(&r, &e, NULL) < 0) {
 		it->remaining = 0;
 		return -EBADMSG;
 	}
@@ -608,16 +521,15 @@ int msg_index_writer_init(struct msg_index_writer *w, uint8_t *buf, size_t outle
 
 int msg_index_add(struct msg_index_writer *w, const struct sync_entry *e)
 {
-	char why[MSG_ERR_LEN];
-	struct wr out;
+	struct wcursor out;
 	size_t n;
 
-	if (entry_valid(e, why) < 0)
+	if (entry_valid(e, NULL) < 0)
 		return -EINVAL;
 	n = entry_len(e);
 	if (w->count >= SYNC_INDEX_ENTRIES_MAX || n > w->cap - w->len)
 		return -EMSGSIZE;
-	out = (struct wr){.p = w->buf + w->len, .left = w->cap - w->len};
+	out = (struct wcursor){.p = w->buf + w->len, .left = w->cap - w->len};
 	entry_write(&out, e);
 	assert(!out.bad && out.left == w->cap - w->len - n);
 	w->len += n;
@@ -636,26 +548,24 @@ int msg_index_finish(struct msg_index_writer *w)
 
 int msg_block_data_header(uint8_t *buf, size_t outlen, uint32_t req_id, uint64_t offset, size_t len)
 {
-	char why[MSG_ERR_LEN];
-	struct wr w = {.p = buf, .left = outlen};
+	struct wcursor w = {.p = buf, .left = outlen};
 
-	if (len > SYNC_BLOCK_MAX || range_valid(offset, len, why) < 0)
+	if (len > SYNC_BLOCK_MAX || range_valid(offset, len, NULL) < 0)
 		return -EINVAL;
 	if (outlen < SYNC_BLOCK_DATA_HEADER_LEN + len)
 		return -EMSGSIZE;
-	wr_uint(&w, SYNC_MSG_BLOCK_DATA, 1);
-	wr_uint(&w, req_id, 4);
-	wr_uint(&w, offset, 8);
-	wr_uint(&w, len, 4);
+	wcursor_uint(&w, SYNC_MSG_BLOCK_DATA, 1);
+	wcursor_uint(&w, req_id, 4);
+	wcursor_uint(&w, offset, 8);
+	wcursor_uint(&w, len, 4);
 	return SYNC_BLOCK_DATA_HEADER_LEN;
 }
 
 static int block_data_encode(const struct sync_block_data *d, uint8_t *buf, size_t outlen)
 {
-	char why[MSG_ERR_LEN];
 	int r;
 
-	if (block_data_valid(d, why) < 0)
+	if (block_data_valid(d, NULL) < 0)
 		return -EINVAL;
 	if (outlen < SYNC_BLOCK_DATA_HEADER_LEN + d->len)
 		return -EMSGSIZE;
@@ -670,8 +580,7 @@ static int block_data_encode(const struct sync_block_data *d, uint8_t *buf, size
 
 int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 {
-	char why[MSG_ERR_LEN];
-	struct wr w = {.p = buf, .left = outlen};
+	struct wcursor w = {.p = buf, .left = outlen};
 	size_t need;
 
 	switch (m->type) {
@@ -679,24 +588,24 @@ int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 		need = 1 + 8;
 		break;
 	case SYNC_MSG_BLOCK_REQUEST:
-		if (block_request_valid(&m->block_request, why) < 0)
+		if (block_request_valid(&m->block_request, NULL) < 0)
 			return -EINVAL;
 		need = BLOCK_REQUEST_LEN(m->block_request.path_len);
 		break;
 	case SYNC_MSG_BLOCK_DATA:
 		return block_data_encode(&m->block_data, buf, outlen);
 	case SYNC_MSG_BLOCK_ERROR:
-		if (block_error_valid(&m->block_error, why) < 0)
+		if (block_error_valid(&m->block_error, NULL) < 0)
 			return -EINVAL;
 		need = BLOCK_ERROR_LEN(m->block_error.text_len);
 		break;
 	case SYNC_MSG_MANIFEST_REQUEST:
-		if (path_valid(m->manifest_request.path, m->manifest_request.path_len, why) < 0)
+		if (path_valid(m->manifest_request.path, m->manifest_request.path_len, NULL) < 0)
 			return -EINVAL;
 		need = MANIFEST_REQUEST_LEN(m->manifest_request.path_len);
 		break;
 	case SYNC_MSG_MANIFEST:
-		if (manifest_valid(&m->manifest, why) < 0)
+		if (manifest_valid(&m->manifest, NULL) < 0)
 			return -EINVAL;
 		need = MANIFEST_HEADER_LEN + (size_t)m->manifest.n * SYNC_HASH_LEN;
 		break;
@@ -713,57 +622,57 @@ int msg_encode(const struct sync_msg *m, uint8_t *buf, size_t outlen)
 	if (outlen < need)
 		return -EMSGSIZE;
 
-	wr_uint(&w, m->type, 1);
+	wcursor_uint(&w, m->type, 1);
 	switch (m->type) {
 	case SYNC_MSG_INDEX_DONE:
-		wr_uint(&w, m->index_done.seq, 8);
+		wcursor_uint(&w, m->index_done.seq, 8);
 		break;
 	case SYNC_MSG_BLOCK_REQUEST: {
 		const struct sync_block_request *q = &m->block_request;
-		wr_uint(&w, q->req_id, 4);
-		wr_uint(&w, q->path_len, 2);
-		wr_put(&w, q->path, q->path_len);
-		wr_put(&w, q->hash, SYNC_HASH_LEN);
-		wr_uint(&w, q->index, 4);
-		wr_uint(&w, q->offset, 8);
-		wr_uint(&w, q->len, 4);
+		wcursor_uint(&w, q->req_id, 4);
+		wcursor_uint(&w, q->path_len, 2);
+		wcursor_put(&w, q->path, q->path_len);
+		wcursor_put(&w, q->hash, SYNC_HASH_LEN);
+		wcursor_uint(&w, q->index, 4);
+		wcursor_uint(&w, q->offset, 8);
+		wcursor_uint(&w, q->len, 4);
 		break;
 	}
 	case SYNC_MSG_BLOCK_ERROR: {
 		const struct sync_block_error *b = &m->block_error;
-		wr_uint(&w, b->req_id, 4);
-		wr_uint(&w, b->code, 2);
-		wr_uint(&w, b->text_len, 1);
-		wr_put(&w, b->text, b->text_len);
+		wcursor_uint(&w, b->req_id, 4);
+		wcursor_uint(&w, b->code, 2);
+		wcursor_uint(&w, b->text_len, 1);
+		wcursor_put(&w, b->text, b->text_len);
 		break;
 	}
 	case SYNC_MSG_MANIFEST_REQUEST: {
 		const struct sync_manifest_request *q = &m->manifest_request;
-		wr_uint(&w, q->req_id, 4);
-		wr_uint(&w, q->path_len, 2);
-		wr_put(&w, q->path, q->path_len);
-		wr_put(&w, q->hash, SYNC_HASH_LEN);
+		wcursor_uint(&w, q->req_id, 4);
+		wcursor_uint(&w, q->path_len, 2);
+		wcursor_put(&w, q->path, q->path_len);
+		wcursor_put(&w, q->hash, SYNC_HASH_LEN);
 		break;
 	}
 	case SYNC_MSG_MANIFEST: {
 		const struct sync_manifest *f = &m->manifest;
-		wr_uint(&w, f->req_id, 4);
-		wr_put(&w, f->hash, SYNC_HASH_LEN);
-		wr_uint(&w, f->size, 8);
-		wr_uint(&w, f->block_size, 4);
-		wr_uint(&w, f->block_count, 4);
-		wr_uint(&w, f->first, 4);
-		wr_uint(&w, f->n, 4);
-		wr_put(&w, f->hashes, (size_t)f->n * SYNC_HASH_LEN);
+		wcursor_uint(&w, f->req_id, 4);
+		wcursor_put(&w, f->hash, SYNC_HASH_LEN);
+		wcursor_uint(&w, f->size, 8);
+		wcursor_uint(&w, f->block_size, 4);
+		wcursor_uint(&w, f->block_count, 4);
+		wcursor_uint(&w, f->first, 4);
+		wcursor_uint(&w, f->n, 4);
+		wcursor_put(&w, f->hashes, (size_t)f->n * SYNC_HASH_LEN);
 		break;
 	}
 	case SYNC_MSG_CANCEL:
-		wr_uint(&w, m->cancel.req_id, 4);
+		wcursor_uint(&w, m->cancel.req_id, 4);
 		break;
 	case SYNC_MSG_START:
-		wr_put(&w, m->start.device, SYNC_DEVICE_LEN);
-		wr_uint(&w, m->start.since, 8);
-		wr_put(&w, m->start.expect, SYNC_DEVICE_LEN);
+		wcursor_put(&w, m->start.device, SYNC_DEVICE_LEN);
+		wcursor_uint(&w, m->start.since, 8);
+		wcursor_put(&w, m->start.expect, SYNC_DEVICE_LEN);
 		break;
 	default:
 		break;

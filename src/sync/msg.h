@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "chan/frame.h"
 
 /*
@@ -53,7 +54,6 @@
 #define SYNC_INDEX_HEADER_LEN 3			 /* type, entry count */
 /* The largest single INDEX_UPDATE entry: path, fixed fields, target, full vector. */
 #define SYNC_ENTRY_LEN_MAX (2 + SYNC_PATH_MAX + 52 + 2 + SYNC_TARGET_MAX + 1 + SYNC_VV_MAX * 16 + 8)
-#define MSG_ERR_LEN 160
 
 enum sync_msg_type {
 	SYNC_MSG_INDEX_UPDATE = 2,
@@ -208,10 +208,9 @@ struct sync_msg {
  * engine ignores it only when the peer's HELLO announced a newer protocol
  * version, see docs/SYNC-PROTOCOL.md). Types 0 and 1 are -EBADMSG: HELLO is
  * not a sync message. *ret is untouched on failure. err may be NULL, or
- * MSG_ERR_LEN bytes that receive a sentence saying what was wrong (peer
- * bytes in it are escaped).
+ * receives a sentence saying what was wrong (peer bytes in it are escaped).
  */
-int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, char *err)
+int msg_decode(const uint8_t *buf, size_t len, struct sync_msg *ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 /* Walks a decoded INDEX_UPDATE; the input buffer must still be valid. */

@@ -9,32 +9,32 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "sync/path.h"
 
-int path_check(const char *p, size_t len, char err[static PATH_ERR_LEN])
+int path_check(const char *p, size_t len, struct err *err)
 {
 	size_t start = 0, depth = 0;
 
-	err[0] = '\0';
+	err_clear(err);
 	if (len == 0) {
-		snprintf(err, PATH_ERR_LEN, "the path is empty");
+		err_set(err, "the path is empty");
 		return -EINVAL;
 	}
 	if (len > PATH_REL_MAX) {
-		snprintf(err, PATH_ERR_LEN, "the path is %zu bytes long, more than %d", len,
-			 PATH_REL_MAX);
+		err_set(err, "the path is %zu bytes long, more than %d", len, PATH_REL_MAX);
 		return -ENAMETOOLONG;
 	}
 	if (memchr(p, '\0', len)) {
-		snprintf(err, PATH_ERR_LEN, "the path contains a NUL byte");
+		err_set(err, "the path contains a NUL byte");
 		return -EINVAL;
 	}
 	if (p[0] == '/') {
-		snprintf(err, PATH_ERR_LEN, "the path is absolute");
+		err_set(err, "the path is absolute");
 		return -EINVAL;
 	}
 	if (p[len - 1] == '/') {
-		snprintf(err, PATH_ERR_LEN, "the path ends with '/'");
+		err_set(err, "the path ends with '/'");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i <= len; i++) {
@@ -43,21 +43,20 @@ int path_check(const char *p, size_t len, char err[static PATH_ERR_LEN])
 		size_t n = i - start;
 		const char *c = p + start;
 		if (n == 0) {
-			snprintf(err, PATH_ERR_LEN, "the path has an empty component ('//')");
+			err_set(err, "the path has an empty component ('//')");
 			return -EINVAL;
 		}
 		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) {
-			snprintf(err, PATH_ERR_LEN, "the path has a '%.*s' component", (int)n, c);
+			err_set(err, "the path has a '%.*s' component", (int)n, c);
 			return -EINVAL;
 		}
 		if (n > PATH_NAME_MAX) {
-			snprintf(err, PATH_ERR_LEN, "a name in the path is %zu bytes long, more than %d",
-				 n, PATH_NAME_MAX);
+			err_set(err, "a name in the path is %zu bytes long, more than %d", n,
+				PATH_NAME_MAX);
 			return -ENAMETOOLONG;
 		}
 		if (++depth > PATH_DEPTH_MAX) {
-			snprintf(err, PATH_ERR_LEN, "the path is more than %d levels deep",
-				 PATH_DEPTH_MAX);
+			err_set(err, "the path is more than %d levels deep", PATH_DEPTH_MAX);
 			return -EINVAL;
 		}
 		start = i + 1;
@@ -99,12 +98,12 @@ static int open_component(int dirfd, const char *name, bool create)
 
 int path_open_parent(int rootfd, const char *rel, int create_dirs, const char **ret_name)
 {
-	char buf[PATH_REL_MAX + 1], err[PATH_ERR_LEN];
+	char buf[PATH_REL_MAX + 1];
 	size_t len = strlen(rel);
 	const char *slash;
 	int fd, r;
 
-	r = path_check(rel, len, err);
+	r = path_check(rel, len, NULL);
 	if (r < 0)
 		return r;
 	slash = strrchr(rel, '/');

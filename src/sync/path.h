@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/err.h"
+
 /*
  * Paths inside the share, as they travel between peers: relative,
  * '/'-separated, never trusted. path_check() is the one gate every path
@@ -18,18 +20,16 @@
 #define PATH_REL_MAX 4095 /* bytes, like PATH_MAX without the NUL */
 #define PATH_NAME_MAX 255 /* bytes per component, like NAME_MAX */
 #define PATH_DEPTH_MAX 128
-#define PATH_ERR_LEN 160
 
 /*
  * Checks a share-relative path of len bytes (not NUL-terminated; a NUL
  * inside is an error). Accepted: "a", "a/b.txt", names with any bytes but
- * NUL and '/'. Refused with -EINVAL and a sentence in err: empty, absolute,
+ * NUL and '/'. Refused with -EINVAL and a sentence in err (may be NULL): empty, absolute,
  * a trailing '/', empty components ("a//b"), "." or ".." components, NUL,
  * more than PATH_DEPTH_MAX components; -ENAMETOOLONG: longer than
  * PATH_REL_MAX, or a component longer than PATH_NAME_MAX.
  */
-int path_check(const char *p, size_t len, char err[static PATH_ERR_LEN])
-	__attribute__((warn_unused_result));
+int path_check(const char *p, size_t len, struct err *err) __attribute__((warn_unused_result));
 
 /*
  * Opens the directory that holds the last component of rel (checked with

@@ -25,17 +25,16 @@
 #define EVENT_BUF 65536
 #define MARKER_TEXT "This directory is a tandem share. Do not remove this file.\n"
 
-static int seterr(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int seterr(struct err *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static int seterr(char *err, int r, const char *fmt, ...)
+static int seterr(struct err *err, int r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err, SCAN_ERR_LEN, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	err_setv(err, fmt, ap);
+	va_end(ap);
 	return r;
 }
 
@@ -137,7 +136,7 @@ int scan_lstat(struct scan *s, const char *path, struct stat *ret)
 	return r;
 }
 
-int scan_check_root(struct scan *s, char *err)
+int scan_check_root(struct scan *s, struct err *err)
 {
 	struct stat now, held;
 
@@ -195,7 +194,8 @@ void scan_warn_special(struct scan *s, const char *path, size_t len)
 {
 	char q[256];
 
-	if (s->warned.n >= SCAN_WARNED_MAX || scan_strset_add(&s->warned, path, len) != 1)
+	if (map_count(&s->warned) >= SCAN_WARNED_MAX ||
+	    map_put(&s->warned, path, len, NULL, NULL) != 1)
 		return;
 	log_warn("skipping %s in %s: not a regular file, directory or symlink",
 		 log_quote(path, len, q, sizeof(q)), s->root_q);
@@ -257,7 +257,7 @@ int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size)
 	struct scan_job *j;
 	int r;
 
-	r = scan_strset_add(&s->inflight, path, len);
+	r = map_put(&s->inflight, path, len, NULL, NULL);
 	if (r <= 0)
 		return r; /* already queued: its result is re-checked against the disk */
 	j = calloc(1, sizeof(*j));
@@ -265,7 +265,7 @@ int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size)
 		j->path = strndup(path, len);
 	if (!j || !j->path) {
 		free(j);
-		scan_strset_del(&s->inflight, path, len);
+		(void)map_del(&s->inflight, path, len, NULL);
 		return -ENOMEM;
 	}
 	j->len = len;
@@ -295,7 +295,7 @@ void scan_feed(struct scan *s)
 
 static void job_done(struct scan *s, struct scan_job *j)
 {
-	scan_strset_del(&s->inflight, j->path, j->len);
+	(void)map_del(&s->inflight, j->path, j->len, NULL);
 	s->pend_files--;
 	s->pend_bytes -= j->size_hint;
 	scan_job_free(j);
@@ -342,7 +342,7 @@ int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const st
 }
 
 /* Stores a hashed file whose disk state is st (== j->st). Returns changes or -errno. */
-static int record_hashed(struct scan *s, const struct scan_job *j, char *err)
+static int record_hashed(struct scan *s, const struct scan_job *j, struct err *err)
 {
 	struct index_entry *e = &s->e;
 	int r;
@@ -385,7 +385,7 @@ fail:
 }
 
 /* A finished job: re-stat, then store, drop or hash again. Returns changes or -errno. */
-static int hash_done_one(struct scan *s, struct scan_job *j, char *err)
+static int hash_done_one(struct scan *s, struct scan_job *j, struct err *err)
 {
 	struct stat st;
 	int r;
@@ -416,7 +416,7 @@ static int hash_done_one(struct scan *s, struct scan_job *j, char *err)
 	return r;
 }
 
-int scan_on_hash_done(struct scan *s, char *err)
+int scan_on_hash_done(struct scan *s, struct err *err)
 {
 	struct scan_job *list = scan_hasher_take(&s->h), *j;
 	int r, n = 0;
@@ -465,7 +465,7 @@ int scan_on_hash_done(struct scan *s, char *err)
 	return r < 0 ? r : n;
 }
 
-static int open_root(struct scan *s, const char *root, char *err)
+static int open_root(struct scan *s, const char *root, struct err *err)
 {
 	struct stat st;
 
@@ -482,7 +482,7 @@ static int open_root(struct scan *s, const char *root, char *err)
 }
 
 /* Checks the marker, or creates it for an index that never held anything. */
-static int marker_setup(struct scan *s, char *err)
+static int marker_setup(struct scan *s, struct err *err)
 {
 	struct stat st;
 	int fd, r;
@@ -516,7 +516,7 @@ static int marker_setup(struct scan *s, char *err)
 	return 0;
 }
 
-int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
+int scan_new(const char *root, struct index *idx, struct scan **ret, struct err *err)
 {
 	struct scan *s;
 	int r;
@@ -527,6 +527,9 @@ int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
 		return seterr(err, -ENOMEM, "out of memory");
 	}
 	s->idx = idx;
+	map_init(&s->inflight, 0);
+	map_init(&s->warned, 0);
+	map_init(&s->wds, 0);
 	s->rootfd = s->ifd = s->h.efd = -1;
 	s->full = true;
 	log_quote(root, strlen(root), s->root_q, sizeof(s->root_q));
@@ -564,8 +567,8 @@ void scan_free(struct scan *s)
 		s->backlog = j->next;
 		scan_job_free(j);
 	}
-	scan_strset_done(&s->inflight);
-	scan_strset_done(&s->warned);
+	map_done(&s->inflight);
+	map_done(&s->warned);
 	scan_wdmap_done(&s->wds);
 	if (s->ifd >= 0)
 		close(s->ifd);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "sync/index.h"
 
 /*
@@ -61,7 +62,6 @@
 #define SCAN_MARKER ".tandem"
 #define SCAN_TMP_PREFIX ".tandem-tmp-"
 #define SCAN_TMP_MAX_AGE_S (7 * 24 * 3600) /* a week, so a weekend away still resumes */
-#define SCAN_ERR_LEN 512
 
 struct scan;
 
@@ -77,9 +77,9 @@ bool scan_engine_tmp(const char *name);
  * -ENOTDIR otherwise) for scanning with idx, checks or creates the marker
  * (-ESTALE as above), starts the inotify watch and the hasher thread. No
  * scan runs yet: the first scan_run() is a full one. Returns 0 and *ret, or
- * -errno with a sentence in err (SCAN_ERR_LEN bytes).
+ * -errno with a sentence in err (may be NULL).
  */
-int scan_new(const char *root, struct index *idx, struct scan **ret, char *err)
+int scan_new(const char *root, struct index *idx, struct scan **ret, struct err *err)
 	__attribute__((warn_unused_result));
 
 /* Stops the hasher thread, closes the fds. NULL is a no-op. */
@@ -125,13 +125,13 @@ bool scan_pending(const struct scan *s);
  * changes made (0: none), -ESTALE (root gone, see above; err says what
  * and what to do), or another -errno with err set.
  */
-int scan_run(struct scan *s, char *err) __attribute__((warn_unused_result));
+int scan_run(struct scan *s, struct err *err) __attribute__((warn_unused_result));
 
 /*
  * Stores the finished hash jobs (index_put_local and the manifest).
  * Returns the number of index changes made, or -errno with err set.
  */
-int scan_on_hash_done(struct scan *s, char *err) __attribute__((warn_unused_result));
+int scan_on_hash_done(struct scan *s, struct err *err) __attribute__((warn_unused_result));
 
 /*
  * Brings path's entry up to date with the disk now, hashing on this thread
@@ -140,7 +140,7 @@ int scan_on_hash_done(struct scan *s, char *err) __attribute__((warn_unused_resu
  * instead of being overwritten. Returns 1 when the index changed, 0 when
  * it was already current, -errno.
  */
-int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
+int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 	__attribute__((warn_unused_result));
 
 /* Files and bytes waiting to be hashed (status). */

@@ -11,30 +11,20 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
+#include "base/map.h"
 #include "sync/scan.h"
 
 #define SCAN_QUEUE_MAX 64    /* jobs handed to the hasher thread at once */
 #define SCAN_WARNED_MAX 4096 /* special files remembered as already logged */
 #define SCAN_SYNC_TRIES 3    /* scan_path_now: hashes of a file that keeps changing */
 
-/* A set of byte strings (open addressing); owns its copies. */
-struct scan_strset {
-	struct scan_str *v;
-	size_t cap, n;
-};
-
 /* One inotify watch: its directory (share-relative, "" for the root). */
 struct scan_wd {
-	int wd; /* 0: empty slot */
+	int wd;
 	bool dirty;
 	unsigned gen; /* the full scan that last (re)added it */
 	char *path;
 	size_t len;
-};
-
-struct scan_wdmap {
-	struct scan_wd *v;
-	size_t cap, n;
 };
 
 /* A file to hash, and then its result. */
@@ -77,16 +67,16 @@ struct scan {
 	ino_t root_ino;
 	int ifd; /* inotify */
 	int root_wd;
-	struct scan_wdmap wds;
+	struct map wds; /* wd (an int's bytes) -> struct scan_wd *, owned here */
 	size_t ndirty; /* entries of wds with dirty set */
 	unsigned gen;
 	bool full;
 	bool watch_warned;
 	struct scan_hasher h;
 	struct scan_job *backlog, *backlog_tail; /* not yet handed to the hasher */
-	struct scan_strset inflight;		 /* paths queued or being hashed */
+	struct map inflight;			 /* paths queued or being hashed (a set) */
 	uint64_t pend_files, pend_bytes;
-	struct scan_strset warned; /* special files already logged */
+	struct map warned;	   /* special files already logged (a set) */
 	struct index_entry e, e2;  /* scratch, about 8 KiB each */
 	scan_placeholder_fn placeholder;
 	void *placeholder_ud;
@@ -102,15 +92,12 @@ int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const st
 			  struct index_entry *e);
 
 /* scan_map.c */
-int scan_strset_add(struct scan_strset *set, const char *s, size_t len);
-bool scan_strset_has(const struct scan_strset *set, const char *s, size_t len);
-void scan_strset_del(struct scan_strset *set, const char *s, size_t len);
-void scan_strset_done(struct scan_strset *set);
-struct scan_wd *scan_wdmap_get(struct scan_wdmap *m, int wd);
-int scan_wdmap_set(struct scan_wdmap *m, int wd, const char *path, size_t len,
-		   struct scan_wd **ret);
-void scan_wdmap_del(struct scan_wdmap *m, int wd);
-void scan_wdmap_done(struct scan_wdmap *m);
+struct scan_wd *scan_wdmap_get(struct map *m, int wd);
+int scan_wdmap_set(struct map *m, int wd, const char *path, size_t len, struct scan_wd **ret);
+void scan_wdmap_del(struct map *m, int wd);
+/* The next watch of a walk (*pos = 0 first), or NULL; no changes meanwhile. */
+struct scan_wd *scan_wdmap_next(struct map *m, size_t *pos);
+void scan_wdmap_done(struct map *m);
 
 /* scan_hash.c */
 int scan_hasher_start(struct scan_hasher *h, int rootfd);
@@ -126,7 +113,7 @@ void scan_job_free(struct scan_job *j);
 void scan_set_hash_hook(struct scan *s, scan_hook_fn fn, void *userdata);
 
 /* scan_walk.c: the scan itself. Returns changes or -errno (err set). */
-int scan_walk_run(struct scan *s, char *err);
+int scan_walk_run(struct scan *s, struct err *err);
 
 /* scan.c helpers shared with scan_walk.c */
 enum index_type scan_kind(const struct stat *st); /* 0: special file */
@@ -141,12 +128,12 @@ bool scan_unchanged(const struct index_entry *e, const struct stat *st);
 bool scan_off_disk(const struct index_entry *e);
 void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st);
 int scan_lstat(struct scan *s, const char *path, struct stat *ret);
-int scan_check_root(struct scan *s, char *err);
+int scan_check_root(struct scan *s, struct err *err);
 void scan_watch(struct scan *s, int dirfd, const char *path, size_t len);
 void scan_warn_special(struct scan *s, const char *path, size_t len);
 int scan_delete_tree(struct scan *s, const char *path, size_t len);
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
-	       char *err);
+	       struct err *err);
 int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size);
 void scan_feed(struct scan *s);
 

@@ -50,12 +50,10 @@ struct walk {
 };
 
 /* err gets what failed, for the daemon's one log line. */
-static int walk_err(struct scan *s, char *err, int r, const char *path)
+static int walk_err(struct scan *s, struct err *err, int r, const char *path)
 {
-	if (err)
-		snprintf(err, SCAN_ERR_LEN, "cannot scan %s in %s: %s (index: %s)",
-			 *path ? LOG_Q(path) : "the top folder", s->root_q, strerror(-r),
-			 index_errmsg(s->idx));
+	err_set(err, "cannot scan %s in %s: %s (index: %s)", *path ? LOG_Q(path) : "the top folder",
+		s->root_q, strerror(-r), index_errmsg(s->idx));
 	return r;
 }
 
@@ -175,9 +173,9 @@ static void drop_abandoned(int dirfd, const char *name, const char *p)
 		log_warn("cannot remove the abandoned download %s: %s", LOG_Q(p), strerror(errno));
 }
 
-static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *err)
+static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, struct err *err)
 {
-	char p[PATH_REL_MAX + 1], perr[PATH_ERR_LEN];
+	char p[PATH_REL_MAX + 1];
 	struct children c;
 	struct dirent *de;
 	struct stat st;
@@ -208,7 +206,7 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, char *
 		if (q->len)
 			p[q->len] = '/';
 		memcpy(p + len - nlen, de->d_name, nlen + 1);
-		if (path_check(p, len, perr) < 0)
+		if (path_check(p, len, NULL) < 0)
 			continue;
 		if (scan_excluded(p, len)) {
 			drop_abandoned(dirfd(d), de->d_name, p);
@@ -351,7 +349,7 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 }
 
 /* Hashes path on this thread (scan_path_now) and records it. */
-static int apply_file_now(struct scan *s, const char *path, size_t len, char *err)
+static int apply_file_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	struct scan_job j = {.path = (char *)path, .len = len};
 	struct index_entry *e = &s->e;
@@ -384,7 +382,7 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, char *er
 }
 
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
-	       char *err)
+	       struct err *err)
 {
 	struct index_entry *e = &s->e;
 	enum index_type type = scan_kind(st);
@@ -480,14 +478,15 @@ static int cmp_str(const void *a, const void *b)
 /* After a full scan: drop the watches of directories it no longer found. */
 static void drop_stale_watches(struct scan *s)
 {
-	int *stale = malloc(s->wds.n * sizeof(*stale) + 1);
-	size_t n = 0;
+	int *stale = malloc(map_count(&s->wds) * sizeof(*stale) + 1);
+	struct scan_wd *d;
+	size_t n = 0, pos = 0;
 
 	if (!stale)
 		return;
-	for (size_t i = 0; i < s->wds.cap; i++)
-		if (s->wds.v[i].wd && s->wds.v[i].gen != s->gen)
-			stale[n++] = s->wds.v[i].wd;
+	while ((d = scan_wdmap_next(&s->wds, &pos)))
+		if (d->gen != s->gen)
+			stale[n++] = d->wd;
 	for (size_t i = 0; i < n; i++) {
 		struct scan_wd *w = scan_wdmap_get(&s->wds, stale[i]);
 
@@ -501,10 +500,11 @@ static void drop_stale_watches(struct scan *s)
 
 static int queue_dirty(struct scan *s, struct walk *w)
 {
-	for (size_t i = 0; i < s->wds.cap; i++) {
-		struct scan_wd *d = &s->wds.v[i];
+	struct scan_wd *d;
+	size_t pos = 0;
 
-		if (!d->wd || !d->dirty)
+	while ((d = scan_wdmap_next(&s->wds, &pos))) {
+		if (!d->dirty)
 			continue;
 		d->dirty = false;
 		s->ndirty--;
@@ -514,7 +514,7 @@ static int queue_dirty(struct scan *s, struct walk *w)
 	return 0;
 }
 
-int scan_walk_run(struct scan *s, char *err)
+int scan_walk_run(struct scan *s, struct err *err)
 {
 	struct walk w = {0};
 	bool full = s->full;
@@ -595,21 +595,20 @@ cleanup:
 /* ---- the scanner's entry points that walk (here, not in scan.c: scan.c is
  * below the walk, which uses its helpers) ---- */
 
-static int now_err(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int now_err(struct err *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static int now_err(char *err, int r, const char *fmt, ...)
+static int now_err(struct err *err, int r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err, SCAN_ERR_LEN, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	err_setv(err, fmt, ap);
+	va_end(ap);
 	return r;
 }
 
-int scan_run(struct scan *s, char *err)
+int scan_run(struct scan *s, struct err *err)
 {
 	int r = scan_walk_run(s, err);
 
@@ -617,15 +616,16 @@ int scan_run(struct scan *s, char *err)
 	return r;
 }
 
-int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
+int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
-	char perr[PATH_ERR_LEN], p[PATH_REL_MAX + 1];
+	struct err perr;
+	char p[PATH_REL_MAX + 1];
 	struct stat st;
 	int r;
 
-	r = path_check(path, len, perr);
+	r = path_check(path, len, &perr);
 	if (r < 0)
-		return now_err(err, r, "%s", perr);
+		return now_err(err, r, "%s", perr.msg);
 	if (scan_excluded(path, len))
 		return 0;
 	memcpy(p, path, len);
@@ -643,12 +643,12 @@ int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
 			r = scan_delete_tree(s, path, len);
 		if (r < 0)
 			return now_err(err, r, "cannot record the deletion of %s: %s", LOG_Q(path),
-				      index_errmsg(s->idx));
+				       index_errmsg(s->idx));
 		return r > 0;
 	}
 	if (r < 0)
 		return now_err(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
-			      strerror(-r));
+			       strerror(-r));
 	r = scan_apply(s, path, len, &st, true, err);
 	return r < 0 ? r : r > 0;
 }

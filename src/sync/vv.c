@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/cursor.h"
 #include "sync/msg.h"
 #include "sync/vv.h"
 
@@ -125,40 +126,36 @@ enum vv_order vv_compare(const struct vv *a, const struct vv *b)
 
 int vv_encode(const struct vv *v, uint8_t *buf, size_t outlen)
 {
+	struct wcursor w = wcursor_make(buf, outlen);
 	size_t len;
-	uint8_t *p = buf;
 
 	if (!vv_is_canonical(v))
 		return -EINVAL;
 	len = 1 + (size_t)v->n * (VV_DEVICE_LEN + 8);
 	if (outlen < len)
 		return -EMSGSIZE;
-	*p++ = v->n;
+	wcursor_u8(&w, (uint8_t)v->n);
 	for (unsigned i = 0; i < v->n; i++) {
-		memcpy(p, v->e[i].device, VV_DEVICE_LEN);
-		p += VV_DEVICE_LEN;
-		for (int k = 7; k >= 0; k--)
-			*p++ = (uint8_t)(v->e[i].counter >> (8 * k));
+		wcursor_put(&w, v->e[i].device, VV_DEVICE_LEN);
+		wcursor_u64(&w, v->e[i].counter);
 	}
-	return (int)len;
+	return w.bad ? -EMSGSIZE : (int)len;
 }
 
 int vv_decode(const uint8_t *buf, size_t len, struct vv *ret)
 {
+	struct cursor c = cursor_make(buf, len);
 	struct vv v;
-	const uint8_t *p = buf;
 
-	if (len < 1 || buf[0] > VV_MAX || len != 1 + (size_t)buf[0] * (VV_DEVICE_LEN + 8))
-		return -EBADMSG;
 	vv_init(&v);
-	v.n = *p++;
+	v.n = cursor_u8(&c);
+	if (c.bad || v.n > VV_MAX || len != 1 + (size_t)v.n * (VV_DEVICE_LEN + 8))
+		return -EBADMSG;
 	for (unsigned i = 0; i < v.n; i++) {
-		memcpy(v.e[i].device, p, VV_DEVICE_LEN);
-		p += VV_DEVICE_LEN;
-		for (int k = 0; k < 8; k++)
-			v.e[i].counter = v.e[i].counter << 8 | *p++;
+		cursor_copy(&c, v.e[i].device, VV_DEVICE_LEN);
+		v.e[i].counter = cursor_u64(&c);
 	}
-	if (!vv_is_canonical(&v))
+	if (!cursor_done(&c) || !vv_is_canonical(&v))
 		return -EBADMSG;
 	*ret = v;
 	return 0;

@@ -59,7 +59,7 @@ static void check_value(const char *v)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[CONF_ERR_LEN], err2[CONF_ERR_LEN];
+	struct err err, err2;
 	struct conf c, again, empty;
 	char *text = NULL;
 	size_t tlen = 0;
@@ -70,16 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&c, 0, sizeof(c));
 	memset(&empty, 0, sizeof(empty));
-	memset(err, 'X', sizeof(err));
-	r = conf_parse(NAME, (const char *)data, size, &c, err);
+	memset(err.msg, 'X', sizeof(err.msg));
+	r = conf_parse(NAME, (const char *)data, size, &c, &err);
 	if (r < 0) {
 		check(r == -EINVAL || r == -ENOMEM);
-		check(memchr(err, '\0', sizeof(err)) != NULL);
-		check(strncmp(err, NAME ":", strlen(NAME) + 1) == 0);
+		check(memchr(err.msg, '\0', sizeof(err.msg)) != NULL);
+		check(strncmp(err.msg, NAME ":", strlen(NAME) + 1) == 0);
 		check(memcmp(&c, &empty, sizeof(c)) == 0);
 		return 0;
 	}
-	check(err[0] == '\0');
+	check(err.msg[0] == '\0');
 	for (size_t i = 0; i < NSLOTS; i++) {
 		check_value(value(&c, i));
 		check((value(&c, i) != NULL) == (c.line[i] > 0));
@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (value(&c, i))
 			fprintf(f, "\t%s=%s \n", slots[i].key, value(&c, i));
 	check(fclose(f) == 0);
-	r = conf_parse(NAME, text, tlen, &again, err2);
+	r = conf_parse(NAME, text, tlen, &again, &err2);
 	check(r == 0);
 	for (size_t i = 0; i < NSLOTS; i++) {
 		const char *a = value(&c, i), *b = value(&again, i);

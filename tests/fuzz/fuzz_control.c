@@ -45,7 +45,7 @@ static json_t *rebuild(const struct control_request *req)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct control_request req, again;
-	char err[CONTROL_ERR_LEN];
+	struct err err;
 	const char *code = NULL;
 	char *text;
 	json_t *o;
@@ -53,18 +53,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > CONTROL_REQUEST_MAX)
 		return 0;
-	memset(err, 'X', sizeof(err));
-	r = control_request_parse((const char *)data, size, &req, &code, err);
+	memset(err.msg, 'X', sizeof(err.msg));
+	r = control_request_parse((const char *)data, size, &req, &code, &err);
 	if (r < 0) {
-		size_t n = strnlen(err, sizeof(err));
+		size_t n = strnlen(err.msg, sizeof(err.msg));
 		check(r == -EINVAL || r == -ENOENT || r == -ENOMEM);
-		check(n > 0 && n < sizeof(err));
+		check(n > 0 && n < sizeof(err.msg));
 		check(code &&
 		      (strcmp(code, "bad_request") == 0 || strcmp(code, "unknown_command") == 0 ||
 		       strcmp(code, "internal") == 0));
-		check(fuzz_text_printable(err, n));
+		check(fuzz_text_printable(err.msg, n));
 		/* the reply control.c builds from it */
-		o = json_pack("{s:s, s:s}", "error", code, "message", err);
+		o = json_pack("{s:s, s:s}", "error", code, "message", err.msg);
 		check(o != NULL);
 		json_decref(o);
 		return 0;
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	check(text != NULL);
-	r = control_request_parse(text, strlen(text), &again, &code, err);
+	r = control_request_parse(text, strlen(text), &again, &code, &err);
 	check(r == 0 && again.cmd == req.cmd && again.off == req.off && again.len == req.len);
 	check((!req.path && !again.path) ||
 	      (req.path && again.path && strcmp(req.path, again.path) == 0));

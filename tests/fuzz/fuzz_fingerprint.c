@@ -11,21 +11,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fingerprint fp;
-	char err[FP_ERR_LEN];
+	struct err err;
 	char *s = malloc(size + 1);
 
 	if (!s)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
-	if (fp_parse(s, &fp, err) == 0) {
+	if (fp_parse(s, &fp, &err) == 0) {
 		/* Whatever parses must format back to something that parses to the same. */
 		char txt[FP_TEXT_LEN + 1];
 		struct fingerprint again;
 		fp_format(&fp, txt);
-		if (fp_parse(txt, &again, err) != 0 || !fp_equal(&fp, &again))
+		if (fp_parse(txt, &again, &err) != 0 || !fp_equal(&fp, &again))
 			abort();
-	} else if (strlen(err) == 0) {
+	} else if (strlen(err.msg) == 0) {
 		abort(); /* every rejection says why */
 	}
 	free(s);

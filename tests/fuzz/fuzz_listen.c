@@ -44,7 +44,8 @@ static void format(const struct listen_spec *ls, char *out, size_t cap)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[LISTEN_ERR_LEN], text[INET6_ADDRSTRLEN + 16];
+	struct err err;
+	char text[INET6_ADDRSTRLEN + 16];
 	struct listen_spec ls, again;
 	char *s;
 	int r;
@@ -53,17 +54,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(s != NULL);
 	memcpy(s, data, size);
 	s[size] = '\0';
-	memset(err, 'X', sizeof(err));
-	r = listen_spec_parse(s, &ls, err);
+	memset(err.msg, 'X', sizeof(err.msg));
+	r = listen_spec_parse(s, &ls, &err);
 	if (r < 0) {
-		size_t n = strnlen(err, sizeof(err));
+		size_t n = strnlen(err.msg, sizeof(err.msg));
 		check(r == -EINVAL);
-		check(n > 0 && n < sizeof(err));
-		check(strncmp(err, "--listen '", 10) == 0);
+		check(n > 0 && n < sizeof(err.msg));
+		check(strncmp(err.msg, "--listen '", 10) == 0);
 		free(s);
 		return 0;
 	}
-	check(err[0] == '\0');
+	check(err.msg[0] == '\0');
 	if (!ls.none) {
 		/* the port is decimal digits and nothing else */
 		const char *port = strrchr(s, ':') + 1;
@@ -84,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	format(&ls, text, sizeof(text));
 	memset(&again, 0x5a, sizeof(again));
-	r = listen_spec_parse(text, &again, err);
+	r = listen_spec_parse(text, &again, &err);
 	check(r == 0);
 	check(again.none == ls.none && again.wildcard == ls.wildcard && again.len == ls.len);
 	check(memcmp(&again.ss, &ls.ss, sizeof(ls.ss)) == 0);

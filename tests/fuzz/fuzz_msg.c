@@ -46,15 +46,15 @@ static void index_reencode(const uint8_t *data, size_t size, const struct sync_i
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[MSG_ERR_LEN];
+	struct err err;
 	struct sync_msg m, again;
 	int r;
 
-	memset(err, 'X', sizeof(err));
-	r = msg_decode(data, size, &m, err);
+	memset(err.msg, 'X', sizeof(err.msg));
+	r = msg_decode(data, size, &m, &err);
 	if (r < 0) {
 		check(r == -EBADMSG || r == -EPROTONOSUPPORT);
-		check(memchr(err, '\0', sizeof(err)) != NULL && err[0] != '\0');
+		check(memchr(err.msg, '\0', sizeof(err.msg)) != NULL && err.msg[0] != '\0');
 		check(r != -EPROTONOSUPPORT || (size > 0 && data[0] >= 10));
 		return 0;
 	}

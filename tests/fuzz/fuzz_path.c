@@ -11,11 +11,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[PATH_ERR_LEN];
+	struct err err = {.msg = ""};
 	const char *p = (const char *)data;
 
-	if (path_check(p, size, err) != 0) {
-		if (!err[0])
+	if (path_check(p, size, &err) != 0) {
+		if (!err.msg[0])
 			abort();
 		return 0;
 	}

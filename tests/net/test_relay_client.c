@@ -108,10 +108,10 @@ static void sample_record(struct peer_record *rec, uint16_t port)
 static struct relay_client *client_for(const char *url, const struct relay_client_opts *o)
 {
 	struct relay_client *c = NULL;
-	char err[RELAY_ERR_LEN];
+	struct err err;
 
-	if (relay_client_new(url, o, &c, err) < 0)
-		printf("# client: %s\n", err);
+	if (relay_client_new(url, o, &c, &err) < 0)
+		printf("# client: %s\n", err.msg);
 	return c;
 }
 
@@ -368,12 +368,12 @@ TEST(publisher_refreshes_and_cleans_up)
 	struct relay_publisher_status st;
 	struct relay_result res;
 	struct peer_record rec, got;
-	char err[RELAY_ERR_LEN];
+	struct err err;
 
 	REQUIRE(c);
 	sample_record(&rec, 40007);
 	/* TTL 3 s: without refreshes the record would expire after 3 s */
-	REQUIRE(relay_publisher_start(relay.url, NULL, alice, &rec, 3, &pub, err) == 0);
+	REQUIRE(relay_publisher_start(relay.url, NULL, alice, &rec, 3, &pub, &err) == 0);
 	for (int i = 0; i < 50; i++) {
 		relay_publisher_get_status(pub, &st);
 		if (st.publishes >= 1)
@@ -411,7 +411,8 @@ TEST(unreachable_relay)
 	struct relay_client *c;
 	struct relay_result res;
 	struct peer_record got;
-	char url[64], err[RELAY_ERR_LEN];
+	struct err err;
+	char url[64];
 	int fd;
 
 	/* a port that was free a moment ago and has no listener */
@@ -428,11 +429,11 @@ TEST(unreachable_relay)
 	printf("# %s\n", res.message);
 	relay_client_free(c);
 
-	CHECK_INT_EQ(relay_client_new("ftp://x", NULL, &c, err), -EINVAL);
-	CHECK(strstr(err, "http://") != NULL);
-	CHECK_INT_EQ(relay_client_new("http://", NULL, &c, err), -EINVAL);
-	CHECK_INT_EQ(relay_client_new("http://a b", NULL, &c, err), -EINVAL);
-	CHECK_INT_EQ(relay_client_new(NULL, NULL, &c, err), -EINVAL);
+	CHECK_INT_EQ(relay_client_new("ftp://x", NULL, &c, &err), -EINVAL);
+	CHECK(strstr(err.msg, "http://") != NULL);
+	CHECK_INT_EQ(relay_client_new("http://", NULL, &c, &err), -EINVAL);
+	CHECK_INT_EQ(relay_client_new("http://a b", NULL, &c, &err), -EINVAL);
+	CHECK_INT_EQ(relay_client_new(NULL, NULL, &c, &err), -EINVAL);
 }
 
 /* A fake server: answers every connection with a canned reply. */

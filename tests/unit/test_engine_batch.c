@@ -145,7 +145,7 @@ static struct engine *open_engine(const char *const *dirs, size_t n)
 	static const struct engine_io io = {.send = io_send, .room = io_room, .close = io_close};
 	struct engine_opts opts = {.root = root, .index_file = dbpath};
 	struct sync_msg m = {.type = SYNC_MSG_START};
-	char err[ENGINE_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	struct engine *e = NULL;
 	uint8_t b[64];
 	int len;
@@ -158,8 +158,8 @@ static struct engine *open_engine(const char *const *dirs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (mkdir(at(dirs[i]), 0755) < 0)
 			return NULL;
-	if (engine_new(&opts, &io, &e, err, TEST_NOW_MS) < 0) {
-		printf("#   engine_new: %s\n", err);
+	if (engine_new(&opts, &io, &e, &err, TEST_NOW_MS) < 0) {
+		printf("#   engine_new: %s\n", err.msg);
 		return NULL;
 	}
 	engine_tick(e, TEST_NOW_MS); /* the first scan (directories need no hashing) */
@@ -403,6 +403,50 @@ TEST(carry_kind_change)
 	engine_free(e);
 }
 
+/*
+ * The daemon puts its context in front of the engine's message ("cannot
+ * sync DIR: " + what the scanner said). With a long DIR that used to be
+ * cut at 511 bytes, silently, taking the cause with it. Now the whole
+ * message fits, or its middle is replaced by "..." and the cause stays.
+ */
+TEST(nested_message_keeps_its_cause)
+{
+	static const struct engine_io io = {.send = io_send, .room = io_room, .close = io_close};
+	static const size_t lens[] = {400, 1000};
+	static char dir[1200], db[600];
+	const char *cause = "No such file or directory";
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct engine_opts opts = {.root = dir, .index_file = db};
+		struct err err = {.msg = ""};
+		struct engine *e = NULL;
+		size_t n = (size_t)snprintf(dir, sizeof(dir), "%s/", base), engine_len;
+
+		memset(dir + n, 'd', lens[i] - n);
+		for (size_t k = n + 100; k < lens[i] - 1; k += 100)
+			dir[k] = '/'; /* names within NAME_MAX */
+		dir[lens[i]] = '\0';
+		snprintf(db, sizeof(db), "%s/nested%zu.db", base, i);
+		int r = engine_new(&opts, &io, &e, &err, TEST_NOW_MS);
+		printf("#   engine_new: %d %s\n", r, err.msg);
+		REQUIRE(r == -ENOENT);
+		engine_len = strlen(err.msg);
+		CHECK(engine_len > strlen(cause) &&
+		      strcmp(err.msg + engine_len - strlen(cause), cause) == 0);
+		err_prefix(&err, "cannot sync %s: ", dir); /* as syncd_start does */
+		printf("#   %zu bytes: %.60s...%s\n", strlen(err.msg), err.msg,
+		       err.msg + strlen(err.msg) - 40);
+		CHECK(strncmp(err.msg, "cannot sync /", 13) == 0);
+		CHECK(strlen(err.msg) >= strlen(cause) &&
+		      strcmp(err.msg + strlen(err.msg) - strlen(cause), cause) == 0);
+		if (strlen("cannot sync : ") + lens[i] + engine_len < ERR_LEN)
+			CHECK_INT_EQ(strlen(err.msg),
+				     strlen("cannot sync : ") + lens[i] + engine_len);
+		else
+			CHECK(strstr(err.msg, "...") != NULL && strlen(err.msg) == ERR_LEN - 1);
+	}
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -416,6 +460,7 @@ int main(void)
 	RUN(carry_deleted_dir);
 	RUN(final_keeps_ours);
 	RUN(carry_kind_change);
+	RUN(nested_message_keeps_its_cause);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }

@@ -74,11 +74,11 @@ static void sent_clear(void)
 /* The first BLOCK_REQUEST the engine sent, into *ret. */
 static bool find_request(struct sync_block_request *ret)
 {
-	char err[MSG_ERR_LEN];
+	struct err err;
 	struct sync_msg m;
 
 	for (unsigned i = 0; i < nsent; i++)
-		if (msg_decode(sent[i].p, sent[i].len, &m, err) == 0 &&
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) == 0 &&
 		    m.type == SYNC_MSG_BLOCK_REQUEST) {
 			*ret = m.block_request;
 			return true;
@@ -111,7 +111,7 @@ static struct engine *lazy_engine(void)
 	struct sync_msg m = {.type = SYNC_MSG_START};
 	struct msg_index_writer w;
 	struct sync_entry s;
-	char err[ENGINE_ERR_LEN];
+	struct err err;
 	struct engine *e;
 	int len;
 
@@ -120,8 +120,8 @@ static struct engine *lazy_engine(void)
 	ncase++;
 	if (mkdir(root, 0755) < 0)
 		return NULL;
-	if (engine_new(&opts, &io, &e, err, NOW_MS) < 0) {
-		printf("#   engine_new: %s\n", err);
+	if (engine_new(&opts, &io, &e, &err, NOW_MS) < 0) {
+		printf("#   engine_new: %s\n", err.msg);
 		return NULL;
 	}
 	engine_tick(e, NOW_MS); /* the first scan: nothing */

@@ -49,17 +49,18 @@ TEST(known_answer)
 TEST(parse_accepts_variants)
 {
 	struct fingerprint fp, got;
-	char txt[FP_TEXT_LEN + 1], err[FP_ERR_LEN], v[128];
+	struct err err;
+	char txt[FP_TEXT_LEN + 1], v[128];
 
 	fixed_fp(&fp, txt);
-	CHECK_INT_EQ(fp_parse(txt, &got, err), 0);
+	CHECK_INT_EQ(fp_parse(txt, &got, &err), 0);
 	CHECK(fp_equal(&fp, &got));
 
 	/* lower case */
 	for (size_t i = 0; i <= strlen(txt); i++)
 		v[i] = (char)tolower((unsigned char)txt[i]);
 	memset(&got, 0, sizeof(got));
-	CHECK_INT_EQ(fp_parse(v, &got, err), 0);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), 0);
 	CHECK(fp_equal(&fp, &got));
 
 	/* no dashes */
@@ -69,7 +70,7 @@ TEST(parse_accepts_variants)
 			v[o++] = txt[i];
 	v[o] = '\0';
 	memset(&got, 0, sizeof(got));
-	CHECK_INT_EQ(fp_parse(v, &got, err), 0);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), 0);
 	CHECK(fp_equal(&fp, &got));
 
 	/* spaces instead of dashes, surrounding whitespace, mixed case */
@@ -82,48 +83,50 @@ TEST(parse_accepts_variants)
 	v[o++] = '\n';
 	v[o] = '\0';
 	memset(&got, 0, sizeof(got));
-	CHECK_INT_EQ(fp_parse(v, &got, err), 0);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), 0);
 	CHECK(fp_equal(&fp, &got));
 }
 
 TEST(parse_rejects_with_reason)
 {
 	struct fingerprint fp, got;
-	char txt[FP_TEXT_LEN + 1], err[FP_ERR_LEN], v[128];
+	struct err err;
+	char txt[FP_TEXT_LEN + 1], v[128];
 
 	fixed_fp(&fp, txt);
 	memset(&got, 0xee, sizeof(got));
 
-	CHECK_INT_EQ(fp_parse("", &got, err), -EINVAL);
-	CHECK(strstr(err, "empty") != NULL);
+	CHECK_INT_EQ(fp_parse("", &got, &err), -EINVAL);
+	CHECK(strstr(err.msg, "empty") != NULL);
 
 	/* too short: drop the last group */
 	memcpy(v, txt, 39);
 	v[39] = '\0';
-	CHECK_INT_EQ(fp_parse(v, &got, err), -EINVAL);
-	CHECK(strstr(err, "32 characters, expected 36") != NULL);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), -EINVAL);
+	CHECK(strstr(err.msg, "32 characters, expected 36") != NULL);
 
 	/* too long */
 	snprintf(v, sizeof(v), "%s-AAAA", txt);
-	CHECK_INT_EQ(fp_parse(v, &got, err), -EINVAL);
-	CHECK(strstr(err, "40 characters, expected 36") != NULL);
-	CHECK(fp_parse("A", &got, err) < 0 && strstr(err, "has 1 character, expected 36") != NULL);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), -EINVAL);
+	CHECK(strstr(err.msg, "40 characters, expected 36") != NULL);
+	CHECK(fp_parse("A", &got, &err) < 0 &&
+	      strstr(err.msg, "has 1 character, expected 36") != NULL);
 
 	/* bad character: the digit 0, with a hint and its position */
 	snprintf(v, sizeof(v), "%s", txt);
 	v[6] = '0'; /* position 6 without dashes */
-	CHECK_INT_EQ(fp_parse(v, &got, err), -EINVAL);
-	CHECK(strstr(err, "'0'") != NULL);
-	CHECK(strstr(err, "position 6") != NULL);
-	CHECK(strstr(err, "letter O") != NULL);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), -EINVAL);
+	CHECK(strstr(err.msg, "'0'") != NULL);
+	CHECK(strstr(err.msg, "position 6") != NULL);
+	CHECK(strstr(err.msg, "letter O") != NULL);
 
 	v[6] = '!';
-	CHECK_INT_EQ(fp_parse(v, &got, err), -EINVAL);
-	CHECK(strstr(err, "'!'") != NULL);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), -EINVAL);
+	CHECK(strstr(err.msg, "'!'") != NULL);
 
 	v[6] = '\x01';
-	CHECK_INT_EQ(fp_parse(v, &got, err), -EINVAL);
-	CHECK(strstr(err, "0x01") != NULL);
+	CHECK_INT_EQ(fp_parse(v, &got, &err), -EINVAL);
+	CHECK(strstr(err.msg, "0x01") != NULL);
 
 	/* every single-character typo is caught by the checksum */
 	int caught = 0, tried = 0;
@@ -133,7 +136,7 @@ TEST(parse_rejects_with_reason)
 		snprintf(v, sizeof(v), "%s", txt);
 		v[i] = v[i] == 'A' ? 'B' : 'A';
 		tried++;
-		if (fp_parse(v, &got, err) == -EINVAL && strstr(err, "typo"))
+		if (fp_parse(v, &got, &err) == -EINVAL && strstr(err.msg, "typo"))
 			caught++;
 	}
 	CHECK_INT_EQ(caught, tried);

@@ -27,11 +27,11 @@ static const char *fresh(void)
 static struct index *open_ok(const char *file)
 {
 	struct index *idx = NULL;
-	char err[INDEX_ERR_LEN] = "";
-	int r = index_open(file, &idx, err);
+	struct err err = {.msg = ""};
+	int r = index_open(file, &idx, &err);
 
 	if (r < 0)
-		printf("#   index_open(%s): %d %s\n", file, r, err);
+		printf("#   index_open(%s): %d %s\n", file, r, err.msg);
 	return idx;
 }
 
@@ -626,17 +626,17 @@ TEST(damaged_file)
 {
 	char garbage[8192];
 	struct index *idx = NULL;
-	char err[INDEX_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	const char *f = fresh();
 
 	for (size_t i = 0; i < sizeof(garbage); i++)
 		garbage[i] = (char)(i * 7 + 3);
 	REQUIRE(write_file(f, garbage, sizeof(garbage)) == 0);
-	CHECK_INT_EQ(index_open(f, &idx, err), -EBADMSG);
+	CHECK_INT_EQ(index_open(f, &idx, &err), -EBADMSG);
 	CHECK(idx == NULL);
-	printf("# %s\n", err);
-	CHECK(strstr(err, "damaged") != NULL);
-	CHECK(strstr(err, "move it aside") != NULL);
+	printf("# %s\n", err.msg);
+	CHECK(strstr(err.msg, "damaged") != NULL);
+	CHECK(strstr(err.msg, "move it aside") != NULL);
 
 	/* a valid database with a corrupted page past the header */
 	f = fresh();
@@ -662,10 +662,10 @@ TEST(damaged_file)
 	REQUIRE(fd >= 0);
 	CHECK(pwrite(fd, garbage, 4096, 4096 * 2) == 4096); /* page 3 */
 	close(fd);
-	err[0] = '\0';
-	CHECK_INT_EQ(index_open(f, &idx, err), -EBADMSG);
-	printf("# %s\n", err);
-	CHECK(strstr(err, "damaged") != NULL);
+	err.msg[0] = '\0';
+	CHECK_INT_EQ(index_open(f, &idx, &err), -EBADMSG);
+	printf("# %s\n", err.msg);
+	CHECK(strstr(err.msg, "damaged") != NULL);
 	index_free(idx);
 
 	/* another application's SQLite database */
@@ -677,11 +677,11 @@ TEST(damaged_file)
 		sqlite3_close(db);
 	}
 	idx = NULL;
-	CHECK_INT_EQ(index_open(f, &idx, err), -EBADMSG);
-	CHECK(strstr(err, "not a tandem index") != NULL);
+	CHECK_INT_EQ(index_open(f, &idx, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "not a tandem index") != NULL);
 
 	/* a directory that does not exist */
-	CHECK(index_open("/nonexistent-tandem-dir/x.db", &idx, err) < 0);
+	CHECK(index_open("/nonexistent-tandem-dir/x.db", &idx, &err) < 0);
 	CHECK(idx == NULL);
 }
 
@@ -689,7 +689,7 @@ TEST(newer_schema)
 {
 	const char *f = fresh();
 	struct index *idx = open_ok(f);
-	char err[INDEX_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	sqlite3 *db;
 
 	REQUIRE(idx);
@@ -698,10 +698,10 @@ TEST(newer_schema)
 	CHECK(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	idx = NULL;
-	CHECK_INT_EQ(index_open(f, &idx, err), -EPROTONOSUPPORT);
+	CHECK_INT_EQ(index_open(f, &idx, &err), -EPROTONOSUPPORT);
 	CHECK(idx == NULL);
-	printf("# %s\n", err);
-	CHECK(strstr(err, "newer") != NULL);
+	printf("# %s\n", err.msg);
+	CHECK(strstr(err.msg, "newer") != NULL);
 }
 
 /* Rows changed behind the API's back read back as -EBADMSG, never a crash. */

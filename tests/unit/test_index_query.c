@@ -22,11 +22,11 @@ static const char *fresh(void)
 static struct index *open_ok(const char *file)
 {
 	struct index *idx = NULL;
-	char err[INDEX_ERR_LEN] = "";
-	int r = index_open(file, &idx, err);
+	struct err err = {.msg = ""};
+	int r = index_open(file, &idx, &err);
 
 	if (r < 0)
-		printf("#   index_open(%s): %d %s\n", file, r, err);
+		printf("#   index_open(%s): %d %s\n", file, r, err.msg);
 	return idx;
 }
 

@@ -23,10 +23,10 @@ static const char *fresh(void)
 static struct index *open_ok(const char *file)
 {
 	struct index *idx = NULL;
-	char err[INDEX_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 
-	if (index_open(file, &idx, err) < 0)
-		printf("#   index_open(%s): %s\n", file, err);
+	if (index_open(file, &idx, &err) < 0)
+		printf("#   index_open(%s): %s\n", file, err.msg);
 	else if (index_lazy_init(idx) < 0)
 		printf("#   index_lazy_init: %s\n", index_errmsg(idx));
 	return idx;

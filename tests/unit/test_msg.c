@@ -66,10 +66,10 @@ static size_t raw_index1(uint8_t *out, const struct sync_entry *e)
 
 static int decode(const uint8_t *b, size_t n, struct sync_msg *m)
 {
-	char err[MSG_ERR_LEN];
-	int r = msg_decode(b, n, m, err);
+	struct err err;
+	int r = msg_decode(b, n, m, &err);
 
-	if (r < 0 && (err[0] == '\0' || strlen(err) >= MSG_ERR_LEN))
+	if (r < 0 && (err.msg[0] == '\0' || strlen(err.msg) >= ERR_LEN))
 		return -1000; /* every failure says why */
 	return r;
 }
@@ -348,7 +348,7 @@ TEST(index_count_caps)
 {
 	struct sync_msg m;
 	struct msg_index_writer w;
-	char err[MSG_ERR_LEN];
+	struct err err;
 	uint8_t b[8192];
 
 	/* empty batch: refused both ways */
@@ -365,20 +365,20 @@ TEST(index_count_caps)
 	big[0] = SYNC_MSG_INDEX_UPDATE;
 	big[1] = (uint8_t)((SYNC_INDEX_ENTRIES_MAX + 1) >> 8);
 	big[2] = (uint8_t)(SYNC_INDEX_ENTRIES_MAX + 1);
-	CHECK_INT_EQ(msg_decode(big, SYNC_INDEX_MSG_MAX, &m, err), -EBADMSG);
-	CHECK(strstr(err, "more than") != NULL);
+	CHECK_INT_EQ(msg_decode(big, SYNC_INDEX_MSG_MAX, &m, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "more than") != NULL);
 	big[1] = big[2] = 0xff;
-	CHECK_INT_EQ(msg_decode(big, SYNC_INDEX_MSG_MAX, &m, err), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(big, SYNC_INDEX_MSG_MAX, &m, &err), -EBADMSG);
 
 	/* a count the bytes cannot hold is refused before any entry is read */
 	b[1] = 0;
 	b[2] = 100;
 	memset(b + 3, 0, 99 * 64);
-	CHECK_INT_EQ(msg_decode(b, 3 + 99 * 64, &m, err), -EBADMSG);
-	CHECK(strstr(err, "cannot fit") != NULL);
+	CHECK_INT_EQ(msg_decode(b, 3 + 99 * 64, &m, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "cannot fit") != NULL);
 
 	/* a message over SYNC_INDEX_MSG_MAX bytes */
-	CHECK_INT_EQ(msg_decode(big, SYNC_INDEX_MSG_MAX + 1, &m, err), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(big, SYNC_INDEX_MSG_MAX + 1, &m, &err), -EBADMSG);
 	/* ... also when its entries are valid and within the count cap */
 	{
 		char p[301];
@@ -396,8 +396,8 @@ TEST(index_count_caps)
 		for (unsigned i = 0; i < count; i++)
 			raw_entry(&r, &pe);
 		CHECK(r.n > SYNC_INDEX_MSG_MAX && r.n < sizeof(big));
-		CHECK_INT_EQ(msg_decode(big, r.n, &m, err), -EBADMSG);
-		CHECK(strstr(err, "bytes, more than") != NULL);
+		CHECK_INT_EQ(msg_decode(big, r.n, &m, &err), -EBADMSG);
+		CHECK(strstr(err.msg, "bytes, more than") != NULL);
 	}
 
 	/* a count of 2 with one entry behind it */
@@ -411,8 +411,8 @@ TEST(index_count_caps)
 	b[2] = 1;
 	e.nvv = SYNC_VV_MAX + 1;
 	n = raw_index1(b, &e);
-	CHECK_INT_EQ(msg_decode(b, n, &m, err), -EBADMSG);
-	CHECK(strstr(err, "version vector") != NULL);
+	CHECK_INT_EQ(msg_decode(b, n, &m, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "version vector") != NULL);
 }
 
 TEST(index_bad_paths)
@@ -427,7 +427,7 @@ TEST(index_bad_paths)
 	struct sync_entry e;
 	struct sync_msg m;
 	uint8_t b[512];
-	char err[MSG_ERR_LEN];
+	struct err err;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		entry_file(&e, "ok");
@@ -435,8 +435,8 @@ TEST(index_bad_paths)
 		e.path_len = bad[i].len;
 		CHECK_INT_EQ(index_encode(&e, 1, b, sizeof(b)), -EINVAL);
 		size_t n = raw_index1(b, &e);
-		CHECK_INT_EQ(msg_decode(b, n, &m, err), -EBADMSG);
-		CHECK(strstr(err, "path") != NULL);
+		CHECK_INT_EQ(msg_decode(b, n, &m, &err), -EBADMSG);
+		CHECK(strstr(err.msg, "path") != NULL);
 	}
 	/* a name longer than 255 bytes */
 	char longname[300];
@@ -734,9 +734,9 @@ TEST(block_data)
 	b[14] = 0x10;
 	b[15] = 0;
 	b[16] = 1;
-	char err[MSG_ERR_LEN];
-	CHECK_INT_EQ(msg_decode(b, hdr, &got, err), -EBADMSG);
-	CHECK(strstr(err, "more than") != NULL);
+	struct err err;
+	CHECK_INT_EQ(msg_decode(b, hdr, &got, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "more than") != NULL);
 	/* a length that says less or more than what follows */
 	b[14] = 0;
 	b[16] = 2;
@@ -946,9 +946,9 @@ TEST(manifest)
 	b[58] = 0x01;
 	b[59] = 0;
 	b[60] = 1; /* 65537 */
-	char err[MSG_ERR_LEN];
-	CHECK_INT_EQ(msg_decode(b, 61, &got, err), -EBADMSG);
-	CHECK(strstr(err, "more than") != NULL);
+	struct err err;
+	CHECK_INT_EQ(msg_decode(b, 61, &got, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "more than") != NULL);
 	b[58] = 0;
 	b[60] = 7; /* 7 hashes of 6 blocks */
 	CHECK_INT_EQ(decode(b, 61 + 7 * 32, &got), -EBADMSG);
@@ -982,26 +982,26 @@ TEST(types)
 {
 	struct sync_msg m;
 	uint8_t b[16] = {0};
-	char err[MSG_ERR_LEN];
+	struct err err;
 
 	m.type = SYNC_MSG_CANCEL;
 	m.cancel.req_id = 17;
 	for (unsigned t = 11; t < 256; t++) {
 		b[0] = (uint8_t)t;
-		CHECK_INT_EQ(msg_decode(b, 5, &m, err), -EPROTONOSUPPORT);
-		CHECK_INT_EQ(msg_decode(b, 1, &m, err), -EPROTONOSUPPORT);
+		CHECK_INT_EQ(msg_decode(b, 5, &m, &err), -EPROTONOSUPPORT);
+		CHECK_INT_EQ(msg_decode(b, 1, &m, &err), -EPROTONOSUPPORT);
 	}
-	CHECK(strstr(err, "255") != NULL);
+	CHECK(strstr(err.msg, "255") != NULL);
 	CHECK(m.type == SYNC_MSG_CANCEL && m.cancel.req_id == 17); /* untouched */
 	b[0] = 0;
-	CHECK_INT_EQ(msg_decode(b, 5, &m, err), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(b, 5, &m, &err), -EBADMSG);
 	b[0] = 1; /* HELLO is the connection's business */
-	CHECK_INT_EQ(msg_decode(b, 5, &m, err), -EBADMSG);
-	CHECK_INT_EQ(msg_decode(b, 0, &m, err), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(b, 5, &m, &err), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(b, 0, &m, &err), -EBADMSG);
 	CHECK_INT_EQ(msg_decode(b, 0, &m, NULL), -EBADMSG);
 	/* longer than any frame */
 	b[0] = SYNC_MSG_CANCEL;
-	CHECK_INT_EQ(msg_decode(b, SYNC_MSG_MAX + 1, &m, err), -EBADMSG);
+	CHECK_INT_EQ(msg_decode(b, SYNC_MSG_MAX + 1, &m, &err), -EBADMSG);
 	CHECK_STR_EQ(msg_type_name(SYNC_MSG_MANIFEST), "MANIFEST");
 	CHECK_STR_EQ(msg_type_name(200), "unknown");
 	/* the type bytes are the documented ones */

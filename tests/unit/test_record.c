@@ -185,6 +185,40 @@ TEST(sockaddr_conversions)
 	CHECK_INT_EQ(record_addr_from_sockaddr(&un, &a), -EAFNOSUPPORT);
 }
 
+/* The sealed plaintext, byte for byte (docs: magic, flags, key, time,
+ * addresses, extension length, signature), so a change of the encoder
+ * cannot change the wire format unnoticed. */
+TEST(plaintext_layout)
+{
+	struct peer_record rec;
+	uint8_t blob[RECORD_BLOB_MAX], plain[RECORD_PLAIN_MAX], key[DERIVE_KEY_LEN], aad[33];
+	unsigned long long plen;
+	const size_t npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	static const uint8_t head[] = {'T', 'D', 'R', '1', RECORD_FLAG_INBOUND};
+	static const uint8_t tail[] = {
+		0x00, 0x00, 0x00, 0x00, 0x65, 0x53, 0xf1, 0x00, /* 1700000000 */
+		2,						/* addresses */
+		6,    0x20, 0x01, 0x0d, 0xb8, 0,    0,	  0,	0,    0,    0, 0, 0, 0,
+		0,    0,    7,	  0x9c, 0x41, 4,    192,  0,	2,    9,    0, 0, 0, 0,
+		0,    0,    0,	  0,	0,    0,    0,	  0,	0x9c, 0x42, 0, 0, /* no extension */
+	};
+	int n;
+
+	sample(&rec);
+	n = record_seal(alice, &rec, 100, blob, sizeof(blob));
+	REQUIRE(n > 0 && blob[0] == RECORD_VERSION);
+	aad[0] = RECORD_VERSION;
+	derive_relay_token(&alice->fp, 100, aad + 1);
+	derive_record_key(&alice->fp, 100, key);
+	REQUIRE(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, blob + 1 + npub,
+							   (size_t)n - 1 - npub, aad, sizeof(aad),
+							   blob + 1, key) == 0);
+	REQUIRE(plen == sizeof(head) + 32 + sizeof(tail) + 64);
+	CHECK(memcmp(plain, head, sizeof(head)) == 0);
+	CHECK(memcmp(plain + sizeof(head), alice->pk, 32) == 0);
+	CHECK(memcmp(plain + sizeof(head) + 32, tail, sizeof(tail)) == 0);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -192,6 +226,7 @@ int main(void)
 	if (identity_new(NULL, &alice) < 0 || identity_new(NULL, &mallory) < 0)
 		return 99;
 	RUN(roundtrip);
+	RUN(plaintext_layout);
 	RUN(no_plaintext_in_blob);
 	RUN(tamper_every_byte);
 	RUN(wrong_bucket_or_fp);

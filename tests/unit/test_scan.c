@@ -25,7 +25,7 @@ static unsigned ncase;
 struct fx {
 	struct index *idx;
 	struct scan *s;
-	char err[SCAN_ERR_LEN];
+	struct err err;
 };
 
 /* The absolute path of rel; two buffers in turn, for rename(at(a), at(b)). */
@@ -80,20 +80,20 @@ static int rm_tree(const char *path)
 /* A fresh share and index for each test. */
 static bool fx_open(struct fx *f)
 {
-	char idxerr[INDEX_ERR_LEN] = "";
+	struct err idxerr = {.msg = ""};
 	int r;
 
 	memset(f, 0, sizeof(*f));
 	snprintf(root, sizeof(root), "%s/share%u", base, ncase);
 	snprintf(dbpath, sizeof(dbpath), "%s/index%u.db", base, ncase);
 	ncase++;
-	if (mkdir(root, 0755) < 0 || index_open(dbpath, &f->idx, idxerr) < 0) {
-		printf("#   setup: %s %s\n", strerror(errno), idxerr);
+	if (mkdir(root, 0755) < 0 || index_open(dbpath, &f->idx, &idxerr) < 0) {
+		printf("#   setup: %s %s\n", strerror(errno), idxerr.msg);
 		return false;
 	}
-	r = scan_new(root, f->idx, &f->s, f->err);
+	r = scan_new(root, f->idx, &f->s, &f->err);
 	if (r < 0)
-		printf("#   scan_new: %d %s\n", r, f->err);
+		printf("#   scan_new: %d %s\n", r, f->err.msg);
 	return r == 0;
 }
 
@@ -121,9 +121,9 @@ static int drain(struct fx *f)
 			printf("#   timed out waiting for hash results\n");
 			return -ETIMEDOUT;
 		}
-		r = scan_on_hash_done(f->s, f->err);
+		r = scan_on_hash_done(f->s, &f->err);
 		if (r < 0) {
-			printf("#   scan_on_hash_done: %d %s\n", r, f->err);
+			printf("#   scan_on_hash_done: %d %s\n", r, f->err.msg);
 			return r;
 		}
 		n += r;
@@ -134,10 +134,10 @@ static int drain(struct fx *f)
 /* scan_run, then the hash results. Returns all changes or -errno. */
 static int scan(struct fx *f)
 {
-	int r = scan_run(f->s, f->err), q;
+	int r = scan_run(f->s, &f->err), q;
 
 	if (r < 0) {
-		printf("#   scan_run: %d %s\n", r, f->err);
+		printf("#   scan_run: %d %s\n", r, f->err.msg);
 		return r;
 	}
 	q = drain(f);
@@ -261,7 +261,7 @@ TEST(first_full_scan)
 
 	/* nothing changed: nothing recorded, nothing hashed */
 	scan_request_full(f.s);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	fx_close(&f);
 }
@@ -317,7 +317,7 @@ TEST(edits)
 	/* chmod: recorded at once, without hashing */
 	CHECK(chmod(at("f"), 0600) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 1);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 1);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	REQUIRE(get(&f, "f", &e) == 0);
 	CHECK_INT_EQ(e.mode, 0600);
@@ -398,7 +398,7 @@ TEST(rename_file)
 	REQUIRE(get(&f, "a", &a) == 0);
 	CHECK(rename(at("a"), at("sub/b")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 1);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 1);
 	CHECK_INT_EQ(pending_files(&f), 0); /* no hash job */
 	CHECK(tomb(&f, "a"));
 	REQUIRE(get(&f, "sub/b", &b) == 0);
@@ -409,7 +409,7 @@ TEST(rename_file)
 	free(blob);
 	/* its new stat identity is stored: a rescan finds nothing to do */
 	scan_request_full(f.s);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	/* renamed over an existing file (save-by-rename) */
 	CHECK(write_at("c", "old c") == 0);
@@ -417,7 +417,7 @@ TEST(rename_file)
 	CHECK_INT_EQ(scan(&f), 1);
 	CHECK(rename(at("sub/b"), at("c")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK(scan_run(f.s, f.err) >= 2);
+	CHECK(scan_run(f.s, &f.err) >= 2);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	CHECK(tomb(&f, "sub/b"));
 	CHECK(hash_is(&f, "c", "content that must not be hashed again"));
@@ -441,7 +441,7 @@ TEST(rename_after_changes)
 	CHECK(append_at(".tmp", " and the rest, written later") == 0);
 	CHECK(rename(at(".tmp"), at("big")) == 0);
 	CHECK(events(&f) >= 1);
-	CHECK(scan_run(f.s, f.err) >= 1);
+	CHECK(scan_run(f.s, &f.err) >= 1);
 	CHECK(tomb(&f, ".tmp"));
 	/* before its hash: absent, or (never) the old content */
 	if (get(&f, "big", &b) == 0)
@@ -470,7 +470,7 @@ TEST(rename_dir_1000)
 	seq = index_seq(f.idx);
 	CHECK(rename(at("big"), at("moved")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 1002);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 1002);
 	CHECK_INT_EQ(pending_files(&f), 0); /* none re-hashed */
 	CHECK_INT_EQ(index_seq(f.idx), seq + 2 * 1002);
 	for (unsigned i = 0; i < 1000; i++) {
@@ -483,7 +483,7 @@ TEST(rename_dir_1000)
 	CHECK_INT_EQ(gone, 1000);
 	CHECK(hash_is(&f, "moved/inner/1", "big/inner/1"));
 	scan_request_full(f.s);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	/* the watches moved with it: a change inside is seen at its new path */
 	CHECK(append_at("moved/inner/3", "!") == 0);
@@ -551,12 +551,12 @@ TEST(root_removed)
 	seq = index_seq(f.idx);
 	CHECK(rm_tree(root) == 0);
 	(void)events(&f);
-	CHECK_INT_EQ(scan_run(f.s, f.err), -ESTALE);
-	printf("# %s\n", f.err);
-	CHECK(strstr(f.err, "gone") != NULL || strstr(f.err, "removed") != NULL);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), -ESTALE);
+	printf("# %s\n", f.err.msg);
+	CHECK(strstr(f.err.msg, "gone") != NULL || strstr(f.err.msg, "removed") != NULL);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	CHECK(live(&f, "keep"));
-	CHECK_INT_EQ(scan_path_now(f.s, "keep", 4, f.err), -ESTALE);
+	CHECK_INT_EQ(scan_path_now(f.s, "keep", 4, &f.err), -ESTALE);
 	CHECK(live(&f, "keep"));
 	fx_close(&f);
 }
@@ -576,8 +576,8 @@ TEST(root_replaced)
 	CHECK(mkdir(root, 0755) == 0);
 	CHECK(write_at(SCAN_MARKER, "even with a marker") == 0);
 	(void)events(&f);
-	CHECK_INT_EQ(scan_run(f.s, f.err), -ESTALE);
-	printf("# %s\n", f.err);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), -ESTALE);
+	printf("# %s\n", f.err.msg);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	CHECK(live(&f, "keep"));
 	fx_close(&f);
@@ -598,20 +598,20 @@ TEST(marker)
 	CHECK(unlink(at(SCAN_MARKER)) == 0);
 	CHECK(unlink(at("keep")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, f.err), -ESTALE);
-	printf("# %s\n", f.err);
-	CHECK(strstr(f.err, SCAN_MARKER) != NULL);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), -ESTALE);
+	printf("# %s\n", f.err.msg);
+	CHECK(strstr(f.err.msg, SCAN_MARKER) != NULL);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	CHECK(live(&f, "keep"));
 	scan_free(f.s);
 	f.s = NULL;
 	/* missing at start with a non-empty index */
-	CHECK_INT_EQ(scan_new(root, f.idx, &s2, f.err), -ESTALE);
+	CHECK_INT_EQ(scan_new(root, f.idx, &s2, &f.err), -ESTALE);
 	CHECK(s2 == NULL);
-	printf("# %s\n", f.err);
+	printf("# %s\n", f.err.msg);
 	CHECK(access(at(SCAN_MARKER), F_OK) < 0); /* not recreated */
 	/* not a directory / missing */
-	CHECK_INT_EQ(scan_new(at("nonexistent"), f.idx, &s2, f.err), -ENOENT);
+	CHECK_INT_EQ(scan_new(at("nonexistent"), f.idx, &s2, &f.err), -ENOENT);
 	fx_close(&f);
 }
 
@@ -641,12 +641,12 @@ TEST(changed_while_hashing)
 	/* changed after the hash, before the result was stored */
 	CHECK(write_at("h", "second") == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 1);
 	p = (struct pollfd){scan_hash_fd(f.s), POLLIN, 0};
 	CHECK(poll(&p, 1, 5000) == 1);
 	CHECK(write_at("h", "third, longer") == 0);
-	CHECK_INT_EQ(scan_on_hash_done(f.s, f.err), 0); /* re-queued */
+	CHECK_INT_EQ(scan_on_hash_done(f.s, &f.err), 0); /* re-queued */
 	CHECK_INT_EQ(pending_files(&f), 1);
 	CHECK_INT_EQ(drain(&f), 1);
 	CHECK(hash_is(&f, "h", "third, longer"));
@@ -681,7 +681,7 @@ TEST(engine_recorded)
 			       scan_ns(&st.st_ctim)) == 0);
 	seq = index_seq(f.idx);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	fx_close(&f);
@@ -694,14 +694,14 @@ TEST(path_now)
 	REQUIRE(fx_open(&f));
 	REQUIRE(scan(&f) == 0);
 	CHECK(write_at("p", "edited before the engine replaces it") == 0);
-	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, f.err), 1);
+	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, &f.err), 1);
 	CHECK(hash_is(&f, "p", "edited before the engine replaces it"));
-	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, f.err), 0);
+	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, &f.err), 0);
 	CHECK(unlink(at("p")) == 0);
-	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, f.err), 1);
+	CHECK_INT_EQ(scan_path_now(f.s, "p", 1, &f.err), 1);
 	CHECK(tomb(&f, "p"));
-	CHECK_INT_EQ(scan_path_now(f.s, "../p", 4, f.err), -EINVAL);
-	CHECK_INT_EQ(scan_path_now(f.s, ".tandem-tmp-x", 13, f.err), 0);
+	CHECK_INT_EQ(scan_path_now(f.s, "../p", 4, &f.err), -EINVAL);
+	CHECK_INT_EQ(scan_path_now(f.s, ".tandem-tmp-x", 13, &f.err), 0);
 	fx_close(&f);
 }
 

@@ -9,13 +9,13 @@
 
 static void ok(const char *s, uint64_t want)
 {
-	char err[SIZE_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	uint64_t got = 12345;
-	int r = size_parse(s, &got, err);
+	int r = size_parse(s, &got, &err);
 
 	if (r != 0 || got != want)
 		printf("# '%s': r=%d got %llu want %llu (%s)\n", s, r, (unsigned long long)got,
-		       (unsigned long long)want, err);
+		       (unsigned long long)want, err.msg);
 	CHECK(r == 0 && got == want);
 }
 
@@ -23,16 +23,16 @@ static void ok(const char *s, uint64_t want)
  * names the value and the accepted form. */
 static void bad(const char *s, const char *needle)
 {
-	char err[SIZE_ERR_LEN] = "";
+	struct err err = {.msg = ""};
 	uint64_t got = 12345;
-	int r = size_parse(s, &got, err);
+	int r = size_parse(s, &got, &err);
 
-	if (r != -EINVAL || got != 12345 || !strstr(err, needle))
+	if (r != -EINVAL || got != 12345 || !strstr(err.msg, needle))
 		printf("# '%s': r=%d got %llu err \"%s\" (want \"%s\" in it)\n", s ? s : "(null)",
-		       r, (unsigned long long)got, err, needle);
+		       r, (unsigned long long)got, err.msg, needle);
 	CHECK(r == -EINVAL);
 	CHECK(got == 12345);
-	CHECK(strstr(err, needle) != NULL);
+	CHECK(strstr(err.msg, needle) != NULL);
 }
 
 TEST(plain_bytes)
@@ -93,14 +93,14 @@ TEST(overflow)
 TEST(long_value_cut)
 {
 	char big[400];
-	char err[SIZE_ERR_LEN];
+	struct err err;
 	uint64_t v;
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	CHECK(size_parse(big, &v, err) == -EINVAL);
-	CHECK(strlen(err) < SIZE_ERR_LEN);
-	CHECK(strstr(err, "K, M, G or T") != NULL);
+	CHECK(size_parse(big, &v, &err) == -EINVAL);
+	CHECK(strlen(err.msg) < ERR_LEN);
+	CHECK(strstr(err.msg, "K, M, G or T") != NULL);
 }
 
 int main(void)

@@ -42,7 +42,7 @@ TEST(index_same_as_encoder)
 	struct msg_index_writer w;
 	struct sync_entry e[3];
 	struct sync_msg m;
-	char err[MSG_ERR_LEN];
+	struct err err;
 	size_t n;
 	int len;
 
@@ -56,7 +56,7 @@ TEST(index_same_as_encoder)
 	n = st_raw_index(b, sizeof(b), e, 3);
 	CHECK_INT_EQ(n, len);
 	CHECK(memcmp(a, b, n) == 0);
-	CHECK_INT_EQ(msg_decode(b, n, &m, err), 0);
+	CHECK_INT_EQ(msg_decode(b, n, &m, &err), 0);
 	/* too small a buffer writes nothing useful and says so */
 	CHECK_INT_EQ(st_raw_index(b, n - 1, e, 3), 0);
 	CHECK_INT_EQ(st_raw_entry(b, 10, &e[0]), 0);
@@ -80,7 +80,7 @@ TEST(index_hostile_paths)
 	};
 	struct sync_entry e;
 	struct sync_msg m;
-	char err[MSG_ERR_LEN];
+	struct err err;
 
 	memset(name256, 'n', sizeof(name256));
 	memset(long4220, 'p', sizeof(long4220));
@@ -90,11 +90,11 @@ TEST(index_hostile_paths)
 		entry(&e, SYNC_KIND_FILE, cases[i].path, cases[i].len);
 		size_t n = st_raw_index(b, sizeof(b), &e, 1);
 		REQUIRE(n > 0);
-		err[0] = '\0';
-		CHECK_INT_EQ(msg_decode(b, n, &m, err), -EBADMSG);
-		if (!strstr(err, cases[i].reason))
-			printf("#   case %zu: the decoder said: %s\n", i, err);
-		CHECK(strstr(err, cases[i].reason) != NULL);
+		err.msg[0] = '\0';
+		CHECK_INT_EQ(msg_decode(b, n, &m, &err), -EBADMSG);
+		if (!strstr(err.msg, cases[i].reason))
+			printf("#   case %zu: the decoder said: %s\n", i, err.msg);
+		CHECK(strstr(err.msg, cases[i].reason) != NULL);
 		/* the real encoder refuses to write it at all */
 		struct msg_index_writer w;
 		REQUIRE(msg_index_writer_init(&w, a, sizeof(a)) == 0);
@@ -107,7 +107,7 @@ TEST(requests)
 	static const uint8_t types[] = {SYNC_MSG_BLOCK_REQUEST, SYNC_MSG_MANIFEST_REQUEST};
 	uint8_t hash[SYNC_HASH_LEN];
 	struct sync_msg m;
-	char err[MSG_ERR_LEN];
+	struct err err;
 	size_t n;
 	int len;
 
@@ -133,8 +133,8 @@ TEST(requests)
 
 		n = st_raw_request(b, sizeof(b), types[i], 9, "../../etc/passwd", 16, hash, 0, 0,
 				   1000);
-		CHECK_INT_EQ(msg_decode(b, n, &m, err), -EBADMSG);
-		CHECK(strstr(err, "the path has a '..' component") != NULL);
+		CHECK_INT_EQ(msg_decode(b, n, &m, &err), -EBADMSG);
+		CHECK(strstr(err.msg, "the path has a '..' component") != NULL);
 	}
 	CHECK_INT_EQ(st_raw_request(b, sizeof(b), SYNC_MSG_CANCEL, 1, "a", 1, hash, 0, 0, 1), 0);
 	CHECK_INT_EQ(st_raw_request(b, 20, SYNC_MSG_MANIFEST_REQUEST, 1, "a", 1, hash, 0, 0, 1), 0);
