@@ -586,7 +586,7 @@ static const char *state_name(struct engine *e)
 
 void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 {
-	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0;
+	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0, received, refused;
 	json_t *tr = json_array();
 
 	e->now_ms = now_ms;
@@ -606,12 +606,13 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 			    json_integer((json_int_t)(e->fetch->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
 	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->serve->bytes_sent));
-	json_object_set_new(o, "bytes_received", json_integer((json_int_t)(e->fetch->bytes_received +
-							   e->lazyf->bytes_received)));
+	/* each part counts its own */
+	received = e->fetch->bytes_received + e->lazyf->bytes_received;
+	refused = e->refused + e->disk.refused + e->fetch->refused + e->serve->refused +
+		  e->lazyf->refused + e->apply->refused;
+	json_object_set_new(o, "bytes_received", json_integer((json_int_t)received));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->apply->conflicts));
-	json_object_set_new(o, "refused", json_integer((json_int_t)(e->refused + e->disk.refused + e->fetch->refused +
-							   e->serve->refused + e->lazyf->refused +
-							   e->apply->refused)));
+	json_object_set_new(o, "refused", json_integer((json_int_t)refused));
 	json_object_set_new(o, "transfers", tr);
 	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",

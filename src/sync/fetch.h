@@ -18,7 +18,7 @@
 /*
  * The fetcher: the peer's files whose content we do not have, queued by
  * the applier (fetch_queue), fetched a manifest and blocks at a time
- * through the transfer table, each block verified (by ENGINE_WORKERS
+ * through the transfer table, each block verified (by FETCH_WORKERS
  * threads, or on the loop) before it is written to a temp file beside the
  * target, and handed back complete (ops->commit) to be put in place.
  * A temp file left by an interrupted transfer is named after the path and

@@ -7,9 +7,9 @@
  *   mtime right, no data) and calls lazy_track(): a row in the index's
  *   lazy table (lazy.h) and a struct lazy_file in an in-memory table that
  *   holds every tracked file, so "not in the table" means "complete".
- * - lazy_ensure() (engine_ensure(), FUSE threads) answers from the table under lz->mu when
- *   the range is present; otherwise it queues an ensure_wait, pokes the
- *   eventfd and waits on lz->cond with a deadline. The loop
+ * - lazy_ensure() (engine_ensure(), FUSE threads) answers from the table
+ *   under lz->mu when the range is present; otherwise it queues an
+ *   ensure_wait, pokes the eventfd and waits on lz->cond with a deadline. The loop
  *   (lazy_on_ensure) marks the range plus readahead as wanted and
  *   lazy_pump() asks for those blocks with the fetch machinery's request
  *   slots (manifest first for multi-block files, kept in the index). Each

@@ -54,8 +54,8 @@ static bool manifest_load(struct lazy_fetcher *lf, struct lazy_file *z)
 	return z->m != NULL;
 }
 
-static bool send_req(struct lazy_fetcher *lf, struct lazy_file *z, struct xfer_req *q, bool manifest,
-		     uint64_t i)
+static bool send_req(struct lazy_fetcher *lf, struct lazy_file *z, struct xfer_req *q,
+		     bool manifest, uint64_t i)
 {
 	struct sync_msg m;
 	int n;
