@@ -16,6 +16,26 @@
 #include "log.h"
 #include "sync/engine_int.h"
 
+/*
+ * Every entry point gives the time to the engine and to each part at once,
+ * so that a part's callbacks from the transfer table (an answer dispatched
+ * to it) see the time of this call, not of its last own entry.
+ */
+static void set_now(struct engine *e, uint64_t now_ms)
+{
+	e->now_ms = now_ms;
+	if (e->fetch)
+		e->fetch->now_ms = now_ms;
+	if (e->serve)
+		e->serve->now_ms = now_ms;
+	if (e->apply)
+		e->apply->now_ms = now_ms;
+	if (e->lazyf)
+		e->lazyf->now_ms = now_ms;
+	if (e->lazy)
+		e->lazy->now_ms = now_ms;
+}
+
 static void engine_stop(struct engine *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void engine_protocol_error(struct engine *e, const char *fmt, ...)
@@ -111,7 +131,7 @@ void engine_on_inotify(struct engine *e, uint64_t now_ms)
 {
 	int r;
 
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	r = scan_on_inotify(e->scan);
 	if (r > 0 && !e->scan_due_ms)
 		e->scan_due_ms = now_ms + ENGINE_SCAN_DELAY_MS;
@@ -122,7 +142,7 @@ void engine_on_hash(struct engine *e, uint64_t now_ms)
 	struct err err = {.msg = ""};
 	int r;
 
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	r = scan_on_hash_done(e->scan, &err);
 	if (r < 0)
 		log_warn("cannot record hashed files: %s",
@@ -260,7 +280,7 @@ static void send_index(struct engine *e)
 
 void engine_pump(struct engine *e, uint64_t now_ms)
 {
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	lazy_check_moves(e->lazy); /* a scan may have renamed a placeholder */
 	if (!e->up || e->stopped[0])
 		return;
@@ -287,7 +307,7 @@ void engine_on_up(struct engine *e, uint64_t now_ms)
 	uint64_t since = 0;
 	int n;
 
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	e->up = true;
 	e->sent_start = e->got_start = e->got_done = false;
 	e->done_owed = false;
@@ -306,7 +326,7 @@ void engine_on_up(struct engine *e, uint64_t now_ms)
 
 void engine_on_down(struct engine *e, uint64_t now_ms)
 {
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	e->up = false;
 	e->got_start = e->sent_start = false;
 	lazy_on_down(e->lazy);
@@ -489,7 +509,7 @@ int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_m
 	struct sync_msg m;
 	int r;
 
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	r = msg_decode(p, len, &m, &err);
 	if (r == -EPROTONOSUPPORT) {
 		log_debug("ignoring a sync message the peer's newer version sent: %s", err.msg);
@@ -559,7 +579,7 @@ uint64_t engine_deadline(const struct engine *e)
 
 void engine_tick(struct engine *e, uint64_t now)
 {
-	e->now_ms = now;
+	set_now(e, now);
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
 	fetch_tick(e->fetch, now);
@@ -589,7 +609,7 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0, received, refused;
 	json_t *tr = json_array();
 
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	if (index_count_live(e->idx, &files, &dirs, &links) < 0)
 		files = dirs = links = 0;
 	scan_stats(e->scan, &hfiles, &hbytes);
@@ -643,7 +663,7 @@ void engine_ensure_stop(struct engine *e)
 
 void engine_on_ensure(struct engine *e, uint64_t now_ms)
 {
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	lazy_on_ensure(e->lazy, now_ms);
 	engine_pump(e, now_ms); /* a rename the rescan found goes out before our requests */
 }
@@ -667,7 +687,7 @@ int engine_work_fd(const struct engine *e)
 
 void engine_on_work(struct engine *e, uint64_t now_ms)
 {
-	e->now_ms = now_ms;
+	set_now(e, now_ms);
 	fetch_on_work(e->fetch, now_ms);
 }
 
