@@ -102,6 +102,33 @@ uint64_t lazy_used(struct lazy *lz, const struct lazy_file *z)
 	return used;
 }
 
+struct lazy_file *lazy_active(struct lazy *lz)
+{
+	return lz->active;
+}
+
+uint64_t lazy_bytes(const struct lazy *lz)
+{
+	return lz->bytes;
+}
+
+void lazy_persist_later(struct lazy *lz)
+{
+	if (!lz->persist_due_ms)
+		lz->persist_due_ms = lz->now_ms + LAZY_PERSIST_MS;
+}
+
+int lazy_foreach(struct lazy *lz, int (*fn)(struct lazy_file *z, void *ud), void *ud)
+{
+	for (unsigned b = 0; lz->tab && b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext) {
+			int r = fn(z, ud);
+			if (r)
+				return r;
+		}
+	return 0;
+}
+
 uint64_t lazy_present_bytes(const struct lazy_file *z)
 {
 	uint64_t n = 0;

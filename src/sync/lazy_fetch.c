@@ -94,7 +94,7 @@ void lazy_pump(struct lazy_fetcher *lf, uint64_t now_ms)
 	lf->now_ms = now_ms;
 	struct lazy_file *z, *next;
 
-	for (z = lf->c.lz->active; z; z = next) {
+	for (z = lazy_active(lf->c.lz); z; z = next) {
 		next = z->anext;
 		if (z->nblocks > 1 && !z->m && !manifest_load(lf, z)) {
 			if (z->manifest_req)
@@ -200,12 +200,12 @@ static void burst_end(struct lazy_fetcher *lf, struct lazy_file *z)
 	 * marked is only fetched again. */
 	if (z->nhave == z->nblocks)
 		lazy_persist(lf->c.lz, z);
-	else if (z->dirty && !lf->c.lz->persist_due_ms)
-		lf->c.lz->persist_due_ms = lf->now_ms + LAZY_PERSIST_MS;
+	else if (z->dirty)
+		lazy_persist_later(lf->c.lz);
 	if (z->nhave == z->nblocks)
 		log_debug("sync: %s is complete", LOG_Q(z->path));
 	lazy_deactivate(lf->c.lz, z);
-	if (lf->c.cache_max && lf->c.lz->bytes > lf->c.cache_max)
+	if (lf->c.cache_max && lazy_bytes(lf->c.lz) > lf->c.cache_max)
 		evict(lf);
 }
 
@@ -389,40 +389,58 @@ static int cmp_used(const void *a, const void *b)
 	return x->used < y->used ? -1 : x->used > y->used;
 }
 
+struct cands {
+	struct lazy_fetcher *lf;
+	struct cand *c;
+	size_t n, cap;
+};
+
+/* A file that may be emptied: present blocks, not in use, not read lately. */
+static int add_cand(struct lazy_file *z, void *ud)
+{
+	struct cands *k = ud;
+	uint64_t used = lazy_used(k->lf->c.lz, z); /* FUSE threads write it */
+
+	if (z->active || z->nhave == 0 || k->lf->now_ms - used < k->lf->c.evict_age_ms)
+		return 0;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 64;
+		struct cand *nc = realloc(k->c, cap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+		k->c = nc;
+		k->cap = cap;
+	}
+	k->c[k->n].z = z;
+	k->c[k->n++].used = used;
+	return 0;
+}
+
 static void evict(struct lazy_fetcher *lf)
 {
 	uint64_t now = lf->now_ms;
-	struct cand *c = NULL;
-	size_t n = 0, cap = 0;
+	struct cands k = {.lf = lf};
+	struct cand *c;
+	size_t n;
 
-	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = lf->c.lz->tab[b]; z; z = z->hnext) {
-			uint64_t used = lazy_used(lf->c.lz, z); /* FUSE threads write it */
-			if (z->active || z->nhave == 0 || now - used < lf->c.evict_age_ms)
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				struct cand *nc = realloc(c, cap * sizeof(*c));
-				if (!nc)
-					goto out;
-				c = nc;
-			}
-			c[n].z = z;
-			c[n++].used = used;
-		}
+	if (lazy_foreach(lf->c.lz, add_cand, &k) < 0)
+		goto out;
+	c = k.c;
+	n = k.n;
 	if (n > 1) /* c is NULL when nothing qualified: qsort wants a pointer */
 		qsort(c, n, sizeof(*c), cmp_used);
-	for (size_t i = 0; i < n && lf->c.lz->bytes > lf->c.cache_max; i++) {
-		uint64_t before = lf->c.lz->bytes;
+	for (size_t i = 0; i < n && lazy_bytes(lf->c.lz) > lf->c.cache_max; i++) {
+		uint64_t before = lazy_bytes(lf->c.lz);
 		if (evict_one(lf, c[i].z) == 0)
-			log_debug("sync: cache %" PRIu64 " -> %" PRIu64 " bytes", before, lf->c.lz->bytes);
+			log_debug("sync: cache %" PRIu64 " -> %" PRIu64 " bytes", before,
+				  lazy_bytes(lf->c.lz));
 	}
 out:
-	free(c);
+	free(k.c);
 	/* Still over: a file read in the last seconds, being written, or not
 	 * yet rescanned after its last block was skipped. Try again soon, not
 	 * only when the next fetch ends (there may be none). */
-	lf->evict_due_ms = lf->c.lz->bytes > lf->c.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
+	lf->evict_due_ms = lazy_bytes(lf->c.lz) > lf->c.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
 }
 
 
@@ -436,7 +454,7 @@ void lazy_fetch_tick(struct lazy_fetcher *lf, uint64_t now_ms)
 	lf->now_ms = now_ms;
 	if (lf->evict_due_ms && now_ms >= lf->evict_due_ms) {
 		lf->evict_due_ms = 0;
-		if (lf->c.cache_max && lf->c.lz->bytes > lf->c.cache_max)
+		if (lf->c.cache_max && lazy_bytes(lf->c.lz) > lf->c.cache_max)
 			evict(lf);
 	}
 }

@@ -12,9 +12,9 @@
  * FUSE threads (lazy_ensure, lazy_ensure_stop) touch only the fields
  * marked "protected by mu", under it. The loop writes those under mu and
  * reads them without it (it is their only writer); every other field is
- * the loop's alone, and the lazy fetcher reads and writes the loop's
- * fields (active, bytes, persist_due_ms, the files' want/asked/inflight)
- * on the loop too.
+ * the loop's alone. The lazy fetcher uses the table through the functions
+ * below, and works on the loop's fields of a file (want, asked, inflight,
+ * m, fd, dirty) on the loop too.
  */
 
 #include <pthread.h>
@@ -162,6 +162,15 @@ uint64_t lazy_deadline(const struct lazy *lz);
 void lazy_tick(struct lazy *lz, uint64_t now_ms);
 
 /* For the lazy fetcher (loop). */
+/* The first file with blocks wanted or in flight (then z->anext), or NULL. */
+struct lazy_file *lazy_active(struct lazy *lz);
+/* Present bytes of the tracked files. */
+uint64_t lazy_bytes(const struct lazy *lz);
+/* Some bitmaps are dirty: lazy_persist_all() within LAZY_PERSIST_MS. */
+void lazy_persist_later(struct lazy *lz);
+/* Calls fn for every tracked file until it returns non-zero (that value);
+ * fn must not change the table. 0 when it went through. */
+int lazy_foreach(struct lazy *lz, int (*fn)(struct lazy_file *z, void *ud), void *ud);
 /* path's file, or NULL. Caller holds mu, or is the loop. */
 struct lazy_file *lazy_find(struct lazy *lz, const char *path);
 uint64_t lazy_present_bytes(const struct lazy_file *z);
