@@ -325,7 +325,7 @@ static void on_data(struct conn *c, const uint8_t *p, size_t len)
 		log_debug("ignoring a DATA message from %s: not the active connection", c->addr);
 		return;
 	}
-	(void)engine_on_msg(c->d->engine, p, len);
+	(void)engine_on_msg(c->d->engine, p, len, clock_mono_ms());
 }
 
 static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
@@ -499,7 +499,7 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 		if (flush(c) < 0)
 			return;
 		if (c == d->active && d->engine && c->state == CONN_UP)
-			engine_pump(d->engine);
+			engine_pump(d->engine, clock_mono_ms());
 	}
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;

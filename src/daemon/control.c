@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "daemon/conn.h"
 #include "daemon/control.h"
@@ -121,7 +122,7 @@ static json_t *status_json(struct daemon *d)
 		json_object_set_new(o, "warnings", w ? w : json_null());
 	}
 	if (o && d->engine)
-		engine_status(d->engine, o);
+		engine_status(d->engine, o, clock_mono_ms());
 	return o;
 }
 

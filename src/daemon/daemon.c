@@ -389,11 +389,11 @@ static void loop(struct daemon *d)
 			engine_tick(d->engine, clock_mono_ms());
 		if (d->engine && d->engine_down) {
 			d->engine_down = false;
-			engine_on_down(d->engine);
+			engine_on_down(d->engine, clock_mono_ms());
 		}
 		if (d->engine && d->pump_wanted) {
 			d->pump_wanted = false;
-			engine_pump(d->engine);
+			engine_pump(d->engine, clock_mono_ms());
 		}
 		connmgr_reap(d);
 		control_reap(d);

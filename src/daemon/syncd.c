@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "daemon/conn.h"
 #include "daemon/mountd.h"
@@ -58,21 +59,21 @@ static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events
 {
 	(void)w;
 	(void)events;
-	engine_on_inotify(d->engine);
+	engine_on_inotify(d->engine, clock_mono_ms());
 }
 
 static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_hash(d->engine);
+	engine_on_hash(d->engine, clock_mono_ms());
 }
 
 static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_work(d->engine);
+	engine_on_work(d->engine, clock_mono_ms());
 }
 
 /* Lazy mode's ensure requests (one daemon per process owns the engine). */
@@ -82,7 +83,7 @@ static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_ensure(d->engine);
+	engine_on_ensure(d->engine, clock_mono_ms());
 }
 
 int syncd_start(struct daemon *d, struct err *err)
@@ -106,7 +107,7 @@ int syncd_start(struct daemon *d, struct err *err)
 	o.cache_max = d->opts->cache_max;
 	o.evict_age_ms = testknob_get(TESTKNOB_LAZY_EVICT_AGE_MS, 0);
 	err_clear(err);
-	r = engine_new(&o, &io, &d->engine, err);
+	r = engine_new(&o, &io, &d->engine, err, clock_mono_ms());
 	if (r < 0) {
 		err_prefix(err, "cannot sync %s: ", d->opts->dir);
 		return r;

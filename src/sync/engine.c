@@ -16,15 +16,33 @@
 #include "base/log.h"
 #include "sync/engine_int.h"
 
-static uint64_t mono_ms(void)
+/*
+ * Every entry point gives the time to the engine and to each part at once,
+ * so that a part's callbacks from the transfer table (an answer dispatched
+ * to it) see the time of this call, not of its last own entry.
+ */
+static void set_now(struct engine *e, uint64_t now_ms)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	e->now_ms = now_ms;
+	if (e->fetch)
+		e->fetch->now_ms = now_ms;
+	if (e->serve)
+		e->serve->now_ms = now_ms;
+	if (e->apply)
+		e->apply->now_ms = now_ms;
+	if (e->lazyf)
+		e->lazyf->now_ms = now_ms;
+	if (e->lazy)
+		e->lazy->now_ms = now_ms;
 }
 
-void engine_stop(struct engine *e, const char *fmt, ...)
+static void engine_stop(struct engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void engine_protocol_error(struct engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void engine_pump_transfers(struct engine *e);
+
+static void engine_stop(struct engine *e, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -34,7 +52,8 @@ void engine_stop(struct engine *e, const char *fmt, ...)
 	vsnprintf(e->stopped, sizeof(e->stopped), fmt, ap);
 	va_end(ap);
 	log_err("syncing stopped: %s", e->stopped);
-	fetch_free_all(e);
+	fetch_on_down(e->fetch, e->now_ms);
+	xfer_reset(&e->xfer);
 }
 
 const char *engine_stopped(const struct engine *e)
@@ -42,7 +61,7 @@ const char *engine_stopped(const struct engine *e)
 	return e->stopped[0] ? e->stopped : NULL;
 }
 
-int engine_send(struct engine *e, const uint8_t *msg, size_t len)
+static int engine_send(struct engine *e, const uint8_t *msg, size_t len)
 {
 	if (!e->up)
 		return -ENOTCONN;
@@ -52,7 +71,7 @@ int engine_send(struct engine *e, const uint8_t *msg, size_t len)
 	return r;
 }
 
-void engine_protocol_error(struct engine *e, const char *fmt, ...)
+static void engine_protocol_error(struct engine *e, const char *fmt, ...)
 {
 	char why[320];
 	va_list ap;
@@ -68,65 +87,11 @@ void engine_protocol_error(struct engine *e, const char *fmt, ...)
 	}
 }
 
-void rentry_free(struct rentry *r)
-{
-	free(r->path);
-	free(r->target);
-	r->path = r->target = NULL;
-}
-
-int rentry_copy(struct rentry *dst, const struct rentry *src)
-{
-	*dst = *src;
-	dst->path = strdup(src->path);
-	dst->target = src->target ? strdup(src->target) : NULL;
-	if (!dst->path || (src->target && !dst->target)) {
-		rentry_free(dst);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-void rentry_to_index(const struct rentry *r, struct index_entry *x)
-{
-	memset(x, 0, offsetof(struct index_entry, target));
-	memcpy(x->path, r->path, r->path_len + 1);
-	x->path_len = r->path_len;
-	x->type = (enum index_type)r->kind;
-	x->mode = r->mode;
-	x->size = r->kind == SYNC_KIND_DIR ? 0 : r->size;
-	x->mtime_ns = r->mtime_ns;
-	x->has_hash = r->kind != SYNC_KIND_DIR;
-	memcpy(x->hash, r->hash, INDEX_HASH_LEN);
-	x->target_len = 0;
-	x->target[0] = '\0';
-	if (r->kind == SYNC_KIND_SYMLINK && r->target) {
-		memcpy(x->target, r->target, r->target_len + 1);
-		x->target_len = r->target_len;
-	}
-	x->deleted = r->deleted;
-	x->vv = r->vv;
-	x->seq = 0;
-	x->dev = x->ino = 0;
-	x->ctime_ns = 0;
-}
-
-void entry_to_version(const struct index_entry *x, const uint8_t dev[static VV_DEVICE_LEN],
-		      struct conflict_version *v)
-{
-	memset(v, 0, sizeof(*v));
-	memcpy(v->device, dev, CONFLICT_DEVICE_LEN);
-	v->mtime_ns = x->mtime_ns;
-	v->size = x->size;
-	memcpy(v->hash, x->hash, CONFLICT_HASH_LEN);
-	v->deleted = x->deleted;
-}
-
 /* The peer's changes we have applied: up to its last INDEX_DONE, but not
  * past a change still being fetched. */
-int engine_store_applied(struct engine *e)
+static int engine_store_applied(struct engine *e)
 {
-	uint64_t safe = e->peer_done_seq, min = fetch_min_pending_seq(e);
+	uint64_t safe = e->peer_done_seq, min = fetch_min_pending_seq(e->fetch);
 
 	if (!e->peer_known)
 		return 0;
@@ -159,26 +124,30 @@ static void run_scan(struct engine *e)
 	if (r < 0)
 		log_warn("cannot scan the share %s: %s", e->opts.root,
 			 err_is_set(&err) ? err.msg : strerror(-r));
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 }
 
-void engine_on_inotify(struct engine *e)
+void engine_on_inotify(struct engine *e, uint64_t now_ms)
 {
-	int r = scan_on_inotify(e->scan);
+	int r;
 
+	set_now(e, now_ms);
+	r = scan_on_inotify(e->scan);
 	if (r > 0 && !e->scan_due_ms)
-		e->scan_due_ms = mono_ms() + ENGINE_SCAN_DELAY_MS;
+		e->scan_due_ms = now_ms + ENGINE_SCAN_DELAY_MS;
 }
 
-void engine_on_hash(struct engine *e)
+void engine_on_hash(struct engine *e, uint64_t now_ms)
 {
 	struct err err = {.msg = ""};
-	int r = scan_on_hash_done(e->scan, &err);
+	int r;
 
+	set_now(e, now_ms);
+	r = scan_on_hash_done(e->scan, &err);
 	if (r < 0)
 		log_warn("cannot record hashed files: %s",
 			 err_is_set(&err) ? err.msg : strerror(-r));
-	engine_pump(e);
+	engine_pump(e, now_ms);
 }
 
 /* ---- sending our index ---- */
@@ -309,25 +278,36 @@ static void send_index(struct engine *e)
 	}
 }
 
-void engine_pump(struct engine *e)
+void engine_pump(struct engine *e, uint64_t now_ms)
 {
-	lazy_check_moves(e); /* a scan may have renamed a placeholder */
+	set_now(e, now_ms);
+	lazy_check_moves(e->lazy); /* a scan may have renamed a placeholder */
 	if (!e->up || e->stopped[0])
 		return;
 	send_index(e);
-	serve_pump(e);
-	fetch_pump(e);
+	serve_pump(e->serve, e->now_ms);
+	engine_pump_transfers(e);
+}
+
+/* The lazy fetcher, then the fetcher: what fits of our requests. */
+static void engine_pump_transfers(struct engine *e)
+{
+	if (!e->up || e->stopped[0])
+		return;
+	lazy_pump(e->lazyf, e->now_ms); /* a reader waits for these: before the eager fetches */
+	fetch_pump(e->fetch, e->now_ms);
 }
 
 /* ---- connection ---- */
 
-void engine_on_up(struct engine *e)
+void engine_on_up(struct engine *e, uint64_t now_ms)
 {
 	struct sync_msg m = {.type = SYNC_MSG_START};
 	uint8_t b[64];
 	uint64_t since = 0;
 	int n;
 
+	set_now(e, now_ms);
 	e->up = true;
 	e->sent_start = e->got_start = e->got_done = false;
 	e->done_owed = false;
@@ -340,21 +320,23 @@ void engine_on_up(struct engine *e)
 	if (n < 0 || engine_send(e, b, (size_t)n) < 0)
 		return;
 	e->sent_start = true;
-	lazy_on_up(e);
+	lazy_on_up(e->lazy);
 	log_debug("sync: sent START (since %" PRIu64 ")", since);
 }
 
-void engine_on_down(struct engine *e)
+void engine_on_down(struct engine *e, uint64_t now_ms)
 {
+	set_now(e, now_ms);
 	e->up = false;
 	e->got_start = e->sent_start = false;
-	lazy_on_down(e); /* before fetch_on_down: it frees our request slots */
+	lazy_on_down(e->lazy);
 	for (size_t i = 0; i < e->nbatch; i++)
 		rentry_free(&e->batch[i]);
 	e->nbatch = 0;
 	e->batch_str = 0;
-	fetch_on_down(e);
-	serve_on_down(e);
+	fetch_on_down(e->fetch, now_ms);
+	xfer_reset(&e->xfer);
+	serve_on_down(e->serve);
 }
 
 static int on_start(struct engine *e, const struct sync_start *s)
@@ -372,6 +354,7 @@ static int on_start(struct engine *e, const struct sync_start *s)
 	}
 	e->got_start = true;
 	memcpy(e->peer_dev, s->device, VV_DEVICE_LEN);
+	apply_set_peer(e->apply, s->device);
 	e->peer_known = true;
 	r = index_peer_set(e->idx, s->device);
 	if (r == -EEXIST)
@@ -395,17 +378,13 @@ static int on_start(struct engine *e, const struct sync_start *s)
 	log_debug("sync: peer START, sending our changes after %" PRIu64 " (of %" PRIu64 ")",
 		  e->send_seq, top);
 	e->done_owed = true; /* the first INDEX_DONE is owed even for nothing */
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 	return 0;
 }
 
 size_t engine_rentry_str_bytes(size_t path_len, size_t target_len)
 {
-	size_t n = path_len + 1 + ENGINE_ALLOC_OVERHEAD;
-
-	if (target_len)
-		n += target_len + 1 + ENGINE_ALLOC_OVERHEAD;
-	return n;
+	return rentry_str_bytes(path_len, target_len);
 }
 
 size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t max)
@@ -421,6 +400,12 @@ size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t m
 	if (n < cap) /* room in the array; it shrinks when the strings need its bytes */
 		return cap <= slots ? cap : slots;
 	return cap == 0 ? (slots < 256 ? slots : 256) : (slots < cap * 2 ? slots : cap * 2);
+}
+
+void engine_apply_batch(struct engine *e, bool final)
+{
+	apply_batch(e->apply, &e->batch, &e->nbatch, &e->batch_cap, &e->batch_str,
+		    ENGINE_BATCH_BYTES, final, e->now_ms);
 }
 
 /*
@@ -496,7 +481,7 @@ static int on_index_update(struct engine *e, const struct sync_index_update *u)
 			/* what we hold reached ENGINE_BATCH_BYTES: apply it first */
 			log_debug("sync: applying %zu of the peer's entries before its INDEX_DONE",
 				  e->nbatch);
-			apply_batch(e, false);
+			engine_apply_batch(e, false);
 			r = batch_add(e, &s);
 		}
 		if (r < 0) {
@@ -511,19 +496,20 @@ static void on_index_done(struct engine *e, uint64_t seq)
 {
 	if (seq > e->peer_done_seq)
 		e->peer_done_seq = seq;
-	apply_batch(e, true);
+	engine_apply_batch(e, true);
 	e->got_done = true;
 	if (engine_store_applied(e) < 0)
 		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 }
 
-int engine_on_msg(struct engine *e, const uint8_t *p, size_t len)
+int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_ms)
 {
 	struct err err;
 	struct sync_msg m;
 	int r;
 
+	set_now(e, now_ms);
 	r = msg_decode(p, len, &m, &err);
 	if (r == -EPROTONOSUPPORT) {
 		log_debug("ignoring a sync message the peer's newer version sent: %s", err.msg);
@@ -549,24 +535,24 @@ int engine_on_msg(struct engine *e, const uint8_t *p, size_t len)
 		return 0;
 	case SYNC_MSG_BLOCK_REQUEST:
 	case SYNC_MSG_MANIFEST_REQUEST:
-		r = serve_on_request(e, &m);
+		r = serve_on_request(e->serve, &m);
 		if (r == 0)
-			serve_pump(e);
+			serve_pump(e->serve, now_ms);
 		return r;
 	case SYNC_MSG_CANCEL:
-		serve_on_cancel(e, m.cancel.req_id);
+		serve_on_cancel(e->serve, m.cancel.req_id);
 		return 0;
 	case SYNC_MSG_MANIFEST:
-		fetch_on_manifest(e, &m.manifest);
-		fetch_pump(e);
+		xfer_on_manifest(&e->xfer, &m.manifest);
+		engine_pump_transfers(e);
 		return 0;
 	case SYNC_MSG_BLOCK_DATA:
-		fetch_on_block(e, &m.block_data);
-		fetch_pump(e);
+		xfer_on_block(&e->xfer, &m.block_data);
+		engine_pump_transfers(e);
 		return 0;
 	case SYNC_MSG_BLOCK_ERROR:
-		fetch_on_error(e, &m.block_error);
-		fetch_pump(e);
+		xfer_on_error(&e->xfer, &m.block_error);
+		engine_pump_transfers(e);
 		return 0;
 	}
 	return 0;
@@ -580,29 +566,26 @@ uint64_t engine_deadline(const struct engine *e)
 
 	if (e->scan_due_ms)
 		t = e->scan_due_ms;
-	if (e->commit_due_ms && e->commit_due_ms < t)
-		t = e->commit_due_ms;
-	if (e->retry_due_ms && e->retry_due_ms < t)
-		t = e->retry_due_ms;
-	if (e->rate_due_ms && e->rate_due_ms < t)
-		t = e->rate_due_ms;
-	if (e->lz_persist_due_ms && e->lz_persist_due_ms < t)
-		t = e->lz_persist_due_ms;
-	if (e->lz_evict_due_ms && e->lz_evict_due_ms < t)
-		t = e->lz_evict_due_ms;
+	if (fetch_deadline(e->fetch) < t)
+		t = fetch_deadline(e->fetch);
+	if (serve_deadline(e->serve) < t)
+		t = serve_deadline(e->serve);
+	if (lazy_deadline(e->lazy) < t)
+		t = lazy_deadline(e->lazy);
+	if (lazy_fetch_deadline(e->lazyf) < t)
+		t = lazy_fetch_deadline(e->lazyf);
 	return t;
 }
 
 void engine_tick(struct engine *e, uint64_t now)
 {
+	set_now(e, now);
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
-	fetch_tick(e, now);
-	lazy_tick(e, now);
-	if (e->rate_due_ms && now >= e->rate_due_ms) {
-		e->rate_due_ms = 0;
-		serve_pump(e);
-	}
+	fetch_tick(e->fetch, now);
+	lazy_tick(e->lazy, now);
+	lazy_fetch_tick(e->lazyf, now);
+	serve_tick(e->serve, now);
 }
 
 /* ---- status ---- */
@@ -615,43 +598,74 @@ static const char *state_name(struct engine *e)
 		return "offline";
 	if (scan_pending(e->scan) || e->scan_due_ms)
 		return "scanning";
-	if (!e->got_done || e->nfetch || e->closing || e->send_seq < index_seq(e->idx) ||
+	if (!e->got_done || fetch_busy(e->fetch) || e->send_seq < index_seq(e->idx) ||
 	    e->done_owed || e->nbatch)
 		return "syncing";
 	return "idle";
 }
 
-void engine_status(struct engine *e, json_t *o)
+void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 {
-	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0;
+	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0, received, refused;
 	json_t *tr = json_array();
 
+	set_now(e, now_ms);
 	if (index_count_live(e->idx, &files, &dirs, &links) < 0)
 		files = dirs = links = 0;
 	scan_stats(e->scan, &hfiles, &hbytes);
-	fetch_status(e, tr);
+	fetch_status(e->fetch, tr, now_ms);
 	json_object_set_new(o, "sync_state", json_string(state_name(e)));
 	json_object_set_new(o, "sync_error", e->stopped[0] ? json_string(e->stopped) : json_null());
 	/* a file being fetched is pending, not in sync; only an update of
 	 * ours is also among the live files */
 	json_object_set_new(o, "files_in_sync",
-			    json_integer((json_int_t)(files + links > e->nfetch_update
-							      ? files + links - e->nfetch_update
+			    json_integer((json_int_t)(files + links > e->fetch->nfetch_update
+							      ? files + links - e->fetch->nfetch_update
 							      : 0)));
-	json_object_set_new(o, "files_pending", json_integer((json_int_t)(e->nfetch + hfiles)));
+	json_object_set_new(o, "files_pending",
+			    json_integer((json_int_t)(e->fetch->nfetch + hfiles)));
 	json_object_set_new(o, "dirs", json_integer((json_int_t)dirs));
-	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->bytes_sent));
-	json_object_set_new(o, "bytes_received", json_integer((json_int_t)e->bytes_received));
-	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->conflicts));
-	json_object_set_new(o, "refused", json_integer((json_int_t)e->refused));
+	json_object_set_new(o, "bytes_sent", json_integer((json_int_t)e->serve->bytes_sent));
+	/* each part counts its own */
+	received = e->fetch->bytes_received + e->lazyf->bytes_received;
+	refused = e->refused + e->disk.refused + e->fetch->refused + e->serve->refused +
+		  e->lazyf->refused + e->apply->refused;
+	json_object_set_new(o, "bytes_received", json_integer((json_int_t)received));
+	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->apply->conflicts));
+	json_object_set_new(o, "refused", json_integer((json_int_t)refused));
 	json_object_set_new(o, "transfers", tr);
-	json_object_set_new(o, "disk_full", fetch_disk_full(e));
+	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "requests",
-				      (json_int_t)e->nreqs, "window", (json_int_t)e->window,
-				      "serving", (json_int_t)e->serve_n, "fetches",
-				      (json_int_t)e->nfetch, "room",
+				      (json_int_t)e->xfer.n, "window", (json_int_t)e->xfer.window,
+				      "serving", (json_int_t)e->serve->n, "fetches",
+				      (json_int_t)e->fetch->nfetch, "room",
 				      (json_int_t)(e->up ? e->io.room(e->io.ud) : 0), "up", e->up));
+}
+
+/* ---- lazy mode ---- */
+
+int engine_ensure(struct engine *e, const char *path, const struct stat *st, uint64_t off,
+		  uint64_t len, int timeout_ms)
+{
+	return lazy_ensure(e->lazy, path, st, off, len, timeout_ms);
+}
+
+int engine_ensure_fd(const struct engine *e)
+{
+	return lazy_ensure_fd(e->lazy);
+}
+
+void engine_ensure_stop(struct engine *e)
+{
+	lazy_ensure_stop(e->lazy);
+}
+
+void engine_on_ensure(struct engine *e, uint64_t now_ms)
+{
+	set_now(e, now_ms);
+	lazy_on_ensure(e->lazy, now_ms);
+	engine_pump(e, now_ms); /* a rename the rescan found goes out before our requests */
 }
 
 /* ---- life cycle ---- */
@@ -668,17 +682,128 @@ int engine_hash_fd(const struct engine *e)
 
 int engine_work_fd(const struct engine *e)
 {
-	return e->work ? work_fd(e->work) : -1;
+	return fetch_work_fd(e->fetch);
 }
 
-void engine_on_work(struct engine *e)
+void engine_on_work(struct engine *e, uint64_t now_ms)
 {
-	fetch_on_work(e);
+	set_now(e, now_ms);
+	fetch_on_work(e->fetch, now_ms);
+}
+
+/* ---- what the parts get ---- */
+
+static bool link_up_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	return e->up;
+}
+
+static int link_send_cb(void *ud, const uint8_t *msg, size_t len)
+{
+	return engine_send(ud, msg, len);
+}
+
+static size_t link_room_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	return e->io.room(e->io.ud);
+}
+
+static void link_fail_cb(void *ud, const char *why)
+{
+	engine_protocol_error(ud, "%s", why);
+}
+
+static int fetch_commit_cb(void *ud, struct fetch *f, bool synced)
+{
+	struct engine *e = ud;
+
+	return apply_commit_fetch(e->apply, f, synced, e->now_ms);
+}
+
+static void fetch_applied_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	if (engine_store_applied(e) < 0)
+		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
+}
+
+static void fetch_pump_cb(void *ud)
+{
+	struct engine *e = ud;
+
+	engine_pump(e, e->now_ms);
+}
+
+static bool serve_partial_cb(void *ud, const char *path, const uint8_t *hash)
+{
+	struct engine *e = ud;
+
+	return lazy_partial(e->lazy, path, hash);
+}
+
+static void changed_cb(void *ud, const char *path)
+{
+	struct engine *e = ud;
+
+	e->io.changed(e->io.ud, path);
+}
+
+static void transfers_pump_cb(void *ud)
+{
+	engine_pump_transfers(ud);
+}
+
+static const struct fetch_ops fetch_ops = {
+	.commit = fetch_commit_cb,
+	.applied = fetch_applied_cb,
+	.pump = fetch_pump_cb,
+};
+
+/* The parts below the lazy table, each with what it needs (docs/SYNC.md
+ * "Parts and threads"). 0 or -ENOMEM. */
+static int parts_new(struct engine *e, const struct engine_opts *opts,
+		     const struct engine_io *io)
+{
+	struct sync_link link = {.ud = e, .up = link_up_cb, .send = link_send_cb,
+				 .room = link_room_cb, .fail = link_fail_cb};
+	struct fetch_ctx fc = {.idx = e->idx, .xfer = &e->xfer, .disk = &e->disk, .link = link,
+			       .buf = e->buf, .buf_len = ENGINE_MSG_BUF, .ops = &fetch_ops, .ud = e,
+			       .no_workers = opts->no_workers};
+	struct serve_ctx sc = {.idx = e->idx, .rootfd = e->rootfd, .link = link, .buf = e->buf,
+			       .buf_len = ENGINE_MSG_BUF, .rate_bps = opts->rate_bps,
+			       .partial = opts->lazy ? serve_partial_cb : NULL, .ud = e};
+	struct lazy_fetch_ctx lfc = {.lz = e->lazy, .xfer = &e->xfer, .idx = e->idx,
+				     .disk = &e->disk, .link = link, .buf = e->buf,
+				     .buf_len = ENGINE_MSG_BUF, .cache_max = opts->cache_max,
+				     .evict_age_ms = opts->evict_age_ms, .pump = transfers_pump_cb,
+				     .ud = e};
+	struct apply_ctx ac = {.idx = e->idx, .scan = e->scan, .disk = &e->disk, .lazy = e->lazy,
+			       .lazy_mode = opts->lazy, .symlinks_all = opts->symlinks_all,
+			       .changed = io->changed ? changed_cb : NULL, .ud = e};
+	int r;
+
+	memcpy(ac.self_dev, e->self_dev, VV_DEVICE_LEN);
+	r = fetcher_new(&fc, &e->fetch);
+	if (r < 0)
+		return r;
+	lfc.fetch = ac.fetch = e->fetch;
+	r = server_new(&sc, &e->serve);
+	if (r == 0)
+		r = lazy_fetcher_new(&lfc, &e->lazyf);
+	if (r == 0)
+		r = applier_new(&ac, &e->apply);
+	return r;
 }
 
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
-	       struct err *err)
+	       struct err *err, uint64_t now_ms)
 {
+	struct lazy_ctx lc;
 	struct engine *e;
 	int r;
 
@@ -687,8 +812,7 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		return -ENOMEM;
 	e->opts = *opts;
 	e->io = *io;
-	e->srv_fd = -1;
-	lazy_init(e);
+	e->now_ms = now_ms;
 	e->buf = malloc(ENGINE_MSG_BUF);
 	if (!e->buf) {
 		r = -ENOMEM;
@@ -703,15 +827,21 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	if (r < 0)
 		goto fail;
 	e->rootfd = scan_root_fd(e->scan);
-	r = lazy_open(e); /* after rootfd: it looks at the placeholders */
+	e->disk = (struct disk){.rootfd = e->rootfd, .idx = e->idx, .mode_mask = opts->mode_mask};
+	lc = (struct lazy_ctx){.on = opts->lazy, .idx = e->idx, .scan = e->scan, .disk = &e->disk,
+			       .xfer = &e->xfer, .rootfd = e->rootfd};
+	r = lazy_new(&lc, &e->lazy); /* after rootfd: it looks at the placeholders */
 	if (r < 0) {
 		err_set(err, "cannot load the lazy-content records of %s: %s", opts->index_file,
 			r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
 		goto fail;
 	}
-	if (work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
-		e->work = NULL; /* the loop verifies and writes blocks itself */
-	e->scan_due_ms = mono_ms(); /* the first, full scan at once */
+	r = parts_new(e, opts, io);
+	if (r < 0) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
+	e->scan_due_ms = now_ms ? now_ms : 1; /* the first, full scan at once (0: none) */
 	*ret = e;
 	return 0;
 fail:
@@ -723,10 +853,14 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	engine_on_down(e);
-	lazy_done(e);
-	fetch_work_stop(e);
-	fetch_free_all(e);
+	if (e->fetch && e->serve && e->lazyf && e->apply)
+		engine_on_down(e, e->now_ms);
+	/* the fetcher first: its callbacks reach the others */
+	fetcher_free(e->fetch);
+	server_free(e->serve);
+	applier_free(e->apply);
+	lazy_fetcher_free(e->lazyf);
+	lazy_free(e->lazy); /* waits for the FUSE threads inside engine_ensure() */
 	free(e->batch);
 	scan_free(e->scan);
 	index_free(e->idx);

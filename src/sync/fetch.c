@@ -19,17 +19,10 @@
 #include <sodium.h>
 
 #include "base/log.h"
-#include "sync/engine_int.h"
+#include "sync/fetch.h"
+#include "sync/scan.h"
 
 #define RESUME_CHECKS_PER_PUMP 8 /* blocks of a temp file verified per pump */
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* f->r.size <= BLOCKS_FILE_MAX (fetch_queue refuses more): the count, and
  * every block index of f, fit in 32 bits. */
@@ -89,17 +82,17 @@ struct block_job {
 };
 
 /*
- * Job buffers are kept for reuse (at most ENGINE_JOBS + 1 of them, 1 MiB
+ * Job buffers are kept for reuse (at most FETCH_JOBS + 1 of them, 1 MiB
  * each): a fresh 1 MiB malloc is a fresh mmap, and touching it page by page
  * cost more than the copy itself.
  */
-static struct block_job *job_get(struct engine *e)
+static struct block_job *job_get(struct fetcher *fe)
 {
-	struct block_job *j = e->jobs_free;
+	struct block_job *j = fe->jobs_free;
 
 	if (j) {
-		e->jobs_free = (struct block_job *)j->w.next;
-		e->njobs_free--;
+		fe->jobs_free = (struct block_job *)j->w.next;
+		fe->njobs_free--;
 		return j;
 	}
 	void *p = NULL;
@@ -109,27 +102,27 @@ static struct block_job *job_get(struct engine *e)
 	return p;
 }
 
-static void job_put(struct engine *e, struct block_job *j)
+static void job_put(struct fetcher *fe, struct block_job *j)
 {
 	if (!j)
 		return;
-	if (e->njobs_free > ENGINE_JOBS) {
+	if (fe->njobs_free > FETCH_JOBS) {
 		free(j);
 		return;
 	}
-	j->w.next = (struct work_job *)e->jobs_free;
-	e->jobs_free = j;
-	e->njobs_free++;
+	j->w.next = (struct work_job *)fe->jobs_free;
+	fe->jobs_free = j;
+	fe->njobs_free++;
 }
 
-static void job_pool_drain(struct engine *e)
+static void job_pool_drain(struct fetcher *fe)
 {
-	while (e->jobs_free) {
-		struct block_job *j = e->jobs_free;
-		e->jobs_free = (struct block_job *)j->w.next;
+	while (fe->jobs_free) {
+		struct block_job *j = fe->jobs_free;
+		fe->jobs_free = (struct block_job *)j->w.next;
 		free(j);
 	}
-	e->njobs_free = 0;
+	fe->njobs_free = 0;
 }
 
 /* Verifies len bytes against the block's expected hash. */
@@ -190,30 +183,31 @@ static void block_run(struct work_job *wj)
 	j->result = block_write(j->fd, j->data, j->len, (off_t)j->off);
 }
 
-static void req_done(struct engine *e, struct req *q);
+static const struct xfer_ops fetch_xfer_ops;
+
+/* Tells the peer we no longer want the answer to request id. */
+static void send_cancel(void *ud, uint32_t id)
+{
+	struct fetcher *fe = ud;
+	uint8_t b[8];
+	struct sync_msg m = {.type = SYNC_MSG_CANCEL};
+	int n;
+
+	m.cancel.req_id = id;
+	n = msg_encode(&m, b, sizeof(b));
+	if (n > 0 && link_room(&fe->c.link) > 64)
+		(void)link_send(&fe->c.link, b, (size_t)n);
+}
 
 /* Forgets the requests of f (answers still on the way are then ignored). */
-static void drop_reqs(struct engine *e, struct fetch *f, bool cancel)
+static void drop_reqs(struct fetcher *fe, struct fetch *f, bool cancel)
 {
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (!q->id || q->f != f)
-			continue;
-		if (cancel && e->up) {
-			uint8_t b[8];
-			struct sync_msg m = {.type = SYNC_MSG_CANCEL};
-			m.cancel.req_id = q->id;
-			int n = msg_encode(&m, b, sizeof(b));
-			if (n > 0 && e->io.room(e->io.ud) > 64)
-				(void)engine_send(e, b, (size_t)n);
-		}
-		req_done(e, q);
-	}
+	xfer_drop_item(fe->c.xfer, f, cancel && link_up(&fe->c.link) ? send_cancel : NULL, fe);
 }
 
 /*
  * A full disk (ENOSPC, EDQUOT) is not a fault of the file: the fetch keeps
- * its temp file and is retried every ENGINE_RETRY_MS, and once no fetch
+ * its temp file and is retried every FETCH_RETRY_MS, and once no fetch
  * waits for space any more (one wrote a block, or was dropped) the state
  * ends. Logged once each way; status shows it (fetch_disk_full).
  */
@@ -222,83 +216,95 @@ static bool is_nospace(int r)
 	return r == -ENOSPC || r == -EDQUOT;
 }
 
-void fetch_nospace_update(struct engine *e)
+static void nospace_update(struct fetcher *fe)
 {
-	if (!e->nospace_err || e->nospace_lazy)
+	if (!fe->nospace_err || fe->nospace_lazy)
 		return;
-	for (const struct fetch *f = e->fetches; f; f = f->next)
+	for (const struct fetch *f = fe->fetches; f; f = f->next)
 		if (f->nospace)
 			return;
-	e->nospace_err = 0;
+	fe->nospace_err = 0;
 	log_info("there is space on the disk holding the share again: downloads resume");
 }
 
-void fetch_nospace_set(struct engine *e, const char *path, int r)
+void fetch_nospace_set(struct fetcher *fe, const char *path, int r, bool lazy)
 {
-	unsigned more = e->nfetch ? e->nfetch - 1 : 0;
+	unsigned more = fe->nfetch ? fe->nfetch - 1 : 0;
 	char also[48] = "";
 
 	if (more)
 		snprintf(also, sizeof(also), ", and %u more file%s", more, more == 1 ? "" : "s");
-	if (!e->nospace_err)
+	if (!fe->nospace_err)
 		log_warn("the disk holding the share is full (%s): %s waits%s; trying again every "
 			 "%d s, free space to resume",
-			 strerror(-r), LOG_Q(path), also, ENGINE_RETRY_MS / 1000);
-	e->nospace_err = r;
+			 strerror(-r), LOG_Q(path), also, FETCH_RETRY_MS / 1000);
+	fe->nospace_err = r;
+	if (lazy)
+		fe->nospace_lazy = true;
 }
 
-static void nospace_set(struct engine *e, struct fetch *f, int r)
+void fetch_nospace_lazy_clear(struct fetcher *fe)
+{
+	if (!fe->nospace_lazy)
+		return;
+	fe->nospace_lazy = false;
+	nospace_update(fe);
+}
+
+static void nospace_set(struct fetcher *fe, struct fetch *f, int r)
 {
 	f->nospace = true;
-	fetch_nospace_set(e, f->r.path, r);
+	fetch_nospace_set(fe, f->r.path, r, false);
 }
 
-json_t *fetch_disk_full(const struct engine *e)
+json_t *fetch_disk_full(const struct fetcher *fe)
 {
-	if (!e->nospace_err)
+	if (!fe->nospace_err)
 		return json_null();
-	return json_pack("{s:I, s:s}", "files", (json_int_t)(e->nfetch + e->nospace_lazy), "error",
-			 strerror(-e->nospace_err));
+	return json_pack("{s:I, s:s}", "files", (json_int_t)(fe->nfetch + fe->nospace_lazy), "error",
+			 strerror(-fe->nospace_err));
 }
 
 /* Takes f out of the queue. */
-static void unlink_fetch(struct engine *e, struct fetch *f)
+static void unlink_fetch(struct fetcher *fe, struct fetch *f)
 {
-	struct fetch **pp = &e->fetches, *prev = NULL;
+	struct fetch **pp = &fe->fetches, *prev = NULL;
 
 	for (; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp != f)
 			continue;
 		*pp = f->next;
-		if (e->fetch_tail == f)
-			e->fetch_tail = prev;
-		e->nfetch--;
-		e->nfetch_update -= f->update;
+		if (fe->fetch_tail == f)
+			fe->fetch_tail = prev;
+		fe->nfetch--;
+		fe->nfetch_update -= f->update;
 		if (f->state != FETCH_QUEUED)
-			e->nactive--;
+			fe->nactive--;
 		f->next = NULL;
 		if (f->nospace) {
 			f->nospace = false;
-			fetch_nospace_update(e);
+			nospace_update(fe);
 		}
 		return;
 	}
 }
 
 /* Ends f without a result. remove_tmp: the temp file is useless (bad data). */
-static void fetch_drop(struct engine *e, struct fetch *f, bool remove_tmp)
+static void fetch_drop(struct fetcher *fe, struct fetch *f, bool remove_tmp)
 {
-	drop_reqs(e, f, true);
-	unlink_fetch(e, f);
+	drop_reqs(fe, f, true);
+	unlink_fetch(fe, f);
 	if (remove_tmp && f->dirfd >= 0)
 		(void)unlinkat(f->dirfd, f->tmpname, 0);
 	fetch_free(f);
-	(void)engine_store_applied(e);
+	fe->c.ops->applied(fe->c.ud);
 }
 
-int fetch_queue(struct engine *e, const struct rentry *r, bool update)
+int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms)
 {
 	struct fetch *f;
+
+	fe->now_ms = now_ms;
 
 	if (r->size > BLOCKS_FILE_MAX)
 		return -EFBIG; /* the decoder refuses such entries; never trust one here */
@@ -309,7 +315,7 @@ int fetch_queue(struct engine *e, const struct rentry *r, bool update)
 	 * A second fetch would open the same temp file (its name depends on
 	 * path and content), which the commit then renames from under it.
 	 */
-	for (f = e->closing; f; f = f->next) {
+	for (f = fe->closing; f; f = f->next) {
 		if (strcmp(f->r.path, r->path) != 0 ||
 		    memcmp(f->r.hash, r->hash, SYNC_HASH_LEN) != 0 || f->r.size != r->size)
 			continue;
@@ -319,7 +325,7 @@ int fetch_queue(struct engine *e, const struct rentry *r, bool update)
 		return 0;
 	}
 
-	for (f = e->fetches; f; f = f->next) {
+	for (f = fe->fetches; f; f = f->next) {
 		if (strcmp(f->r.path, r->path) != 0)
 			continue;
 		if (memcmp(f->r.hash, r->hash, SYNC_HASH_LEN) == 0 && f->r.size == r->size) {
@@ -330,7 +336,7 @@ int fetch_queue(struct engine *e, const struct rentry *r, bool update)
 			f->r.seq = r->seq > f->r.seq ? f->r.seq : r->seq;
 			return 0;
 		}
-		fetch_drop(e, f, true);
+		fetch_drop(fe, f, true);
 		break;
 	}
 	f = calloc(1, sizeof(*f));
@@ -342,89 +348,54 @@ int fetch_queue(struct engine *e, const struct rentry *r, bool update)
 	}
 	f->dirfd = f->tmpfd = f->dfd = -1;
 	f->update = update;
-	if (e->fetch_tail)
-		e->fetch_tail->next = f;
+	if (fe->fetch_tail)
+		fe->fetch_tail->next = f;
 	else
-		e->fetches = f;
-	e->fetch_tail = f;
-	e->nfetch++;
-	e->nfetch_update += update;
+		fe->fetches = f;
+	fe->fetch_tail = f;
+	fe->nfetch++;
+	fe->nfetch_update += update;
 	return 0;
 }
 
-uint64_t fetch_min_pending_seq(const struct engine *e)
+uint64_t fetch_min_pending_seq(const struct fetcher *fe)
 {
 	uint64_t min = 0;
 
-	for (const struct fetch *f = e->fetches; f; f = f->next)
+	for (const struct fetch *f = fe->fetches; f; f = f->next)
 		if (!min || f->r.seq < min)
 			min = f->r.seq;
-	for (const struct fetch *f = e->closing; f; f = f->next)
+	for (const struct fetch *f = fe->closing; f; f = f->next)
 		if (!min || f->r.seq < min)
 			min = f->r.seq;
 	return min;
 }
 
-static struct req *req_new(struct engine *e, struct fetch *f)
+static struct xfer_req *req_new(struct fetcher *fe, struct fetch *f)
 {
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id)
-			continue;
-		if (++e->next_req_id == 0)
-			e->next_req_id = 1;
-		*q = (struct req){.id = e->next_req_id, .f = f};
-		e->nreqs++;
-		return q;
-	}
-	return NULL;
+	return xfer_req_new(fe->c.xfer, &fetch_xfer_ops, fe, f);
 }
 
-static struct req *req_find(struct engine *e, uint32_t id)
+static void req_done(struct fetcher *fe, struct xfer_req *q)
 {
-	if (!id)
-		return NULL;
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
-		if (e->reqs[i].id == id)
-			return &e->reqs[i];
-	return NULL;
-}
-
-static void req_done(struct engine *e, struct req *q)
-{
-	if (!q->manifest)
-		e->window -= q->len;
-	q->id = 0;
-	q->f = NULL;
-	q->lz = NULL;
-	e->nreqs--;
-}
-
-struct req *fetch_req_new(struct engine *e)
-{
-	return req_new(e, NULL);
-}
-
-void fetch_req_done(struct engine *e, struct req *q)
-{
-	req_done(e, q);
+	xfer_req_done(fe->c.xfer, q);
 }
 
 /* Every block is in the temp file: hand it to the next commit. */
-static void fetch_finish(struct engine *e, struct fetch *f)
+static void fetch_finish(struct fetcher *fe, struct fetch *f)
 {
-	uint64_t ms = mono_ms() - f->start_ms;
+	uint64_t ms = fe->now_ms - f->start_ms;
 
 	if (f->r.size >= ((uint64_t)16 << 20))
 		log_info("received %s: %" PRIu64 " MiB in %" PRIu64 " ms (%" PRIu64
 			 " MiB reused from an interrupted transfer)",
 			 LOG_Q(f->r.path), f->r.size >> 20, ms, f->bytes_reused >> 20);
-	unlink_fetch(e, f);
+	unlink_fetch(fe, f);
 	f->state = FETCH_CLOSING;
-	f->next = e->closing;
-	e->closing = f;
-	if (!e->commit_due_ms)
-		e->commit_due_ms = mono_ms() + (f->r.size > BLOCKS_SIZE ? 0 : ENGINE_COMMIT_MS);
+	f->next = fe->closing;
+	fe->closing = f;
+	if (!fe->commit_due_ms)
+		fe->commit_due_ms = fe->now_ms + (f->r.size > BLOCKS_SIZE ? 0 : FETCH_COMMIT_MS);
 }
 
 static void tmp_name(const struct fetch *f, char out[64])
@@ -438,12 +409,12 @@ static void tmp_name(const struct fetch *f, char out[64])
 }
 
 /* Opens the target's directory and the temp file. Returns 0 or -errno (dropped). */
-static int fetch_open(struct engine *e, struct fetch *f)
+static int fetch_open(struct fetcher *fe, struct fetch *f)
 {
 	struct stat st;
 	int r;
 
-	f->dirfd = apply_open_parent(e, f->r.path, true, &f->name);
+	f->dirfd = disk_open_parent(fe->c.disk, f->r.path, true, &f->name);
 	if (f->dirfd < 0) {
 		r = f->dirfd;
 		if (r != -ELOOP && r != -EXDEV && r != -ENOTDIR)
@@ -475,17 +446,17 @@ static int fetch_open(struct engine *e, struct fetch *f)
 	f->have = calloc(n / 8 + 1, 1);
 	if (!f->have)
 		return -ENOMEM;
-	f->start_ms = mono_ms();
+	f->start_ms = fe->now_ms;
 	return 0;
 }
 
-static int send_manifest_request(struct engine *e, struct fetch *f)
+static int send_manifest_request(struct fetcher *fe, struct fetch *f)
 {
 	struct sync_msg m = {.type = SYNC_MSG_MANIFEST_REQUEST};
-	struct req *q;
+	struct xfer_req *q;
 	int n;
 
-	q = req_new(e, f);
+	q = req_new(fe, f);
 	if (!q)
 		return -EAGAIN;
 	q->manifest = true;
@@ -493,9 +464,9 @@ static int send_manifest_request(struct engine *e, struct fetch *f)
 	m.manifest_request.path = f->r.path;
 	m.manifest_request.path_len = f->r.path_len;
 	memcpy(m.manifest_request.hash, f->r.hash, SYNC_HASH_LEN);
-	n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
-	if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
-		req_done(e, q);
+	n = msg_encode(&m, fe->c.buf, fe->c.buf_len);
+	if (n < 0 || link_send(&fe->c.link, fe->c.buf, (size_t)n) < 0) {
+		req_done(fe, q);
 		return -ENOTCONN;
 	}
 	f->manifest_req = q->id;
@@ -504,13 +475,13 @@ static int send_manifest_request(struct engine *e, struct fetch *f)
 }
 
 /* Starts f: opens it, and asks for the manifest or goes straight to blocks. */
-static int fetch_start(struct engine *e, struct fetch *f)
+static int fetch_start(struct fetcher *fe, struct fetch *f)
 {
-	int r = fetch_open(e, f);
+	int r = fetch_open(fe, f);
 
 	if (r < 0)
 		return r; /* still queued: not counted active */
-	e->nactive++;
+	fe->nactive++;
 	f->state = FETCH_BLOCKS;
 	log_debug("sync: fetching %s (%" PRIu64 " bytes%s)", LOG_Q(f->r.path), f->r.size,
 		  f->resumed ? ", resuming" : "");
@@ -524,7 +495,7 @@ static int fetch_start(struct engine *e, struct fetch *f)
 		}
 		if (ftruncate(f->tmpfd, 0) < 0)
 			return -errno;
-		fetch_finish(e, f);
+		fetch_finish(fe, f);
 		return 0;
 	}
 	if (f->r.size > BLOCKS_SIZE) {
@@ -534,12 +505,12 @@ static int fetch_start(struct engine *e, struct fetch *f)
 	return 0;
 }
 
-/* Puts f back in the queue, to start again after ENGINE_RETRY_MS. */
-static void fetch_requeue(struct engine *e, struct fetch *f)
+/* Puts f back in the queue, to start again after FETCH_RETRY_MS. */
+static void fetch_requeue(struct fetcher *fe, struct fetch *f)
 {
-	drop_reqs(e, f, true);
+	drop_reqs(fe, f, true);
 	if (f->state != FETCH_QUEUED)
-		e->nactive--;
+		fe->nactive--;
 	if (f->tmpfd >= 0)
 		close(f->tmpfd);
 	if (f->dfd >= 0)
@@ -556,16 +527,16 @@ static void fetch_requeue(struct engine *e, struct fetch *f)
 	f->manifest_req = f->next_block = f->inflight = f->blocks_done = 0;
 	f->bytes_done = f->bytes_reused = 0;
 	f->resumed = false;
-	f->not_before_ms = mono_ms() + ENGINE_RETRY_MS;
-	if (!e->retry_due_ms || e->retry_due_ms > f->not_before_ms)
-		e->retry_due_ms = f->not_before_ms;
+	f->not_before_ms = fe->now_ms + FETCH_RETRY_MS;
+	if (!fe->retry_due_ms || fe->retry_due_ms > f->not_before_ms)
+		fe->retry_due_ms = f->not_before_ms;
 }
 
 /* A block already in the temp file that verifies need not be fetched. */
-static bool resume_check(struct engine *e, struct fetch *f, uint32_t i)
+static bool resume_check(struct fetcher *fe, struct fetch *f, uint32_t i)
 {
 	uint32_t len = blocks_len(f->r.size, i);
-	uint8_t *buf = e->buf;
+	uint8_t *buf = fe->c.buf;
 	ssize_t n;
 
 	n = pread(f->tmpfd, buf, len, (off_t)i * BLOCKS_SIZE);
@@ -588,7 +559,7 @@ static bool resume_check(struct engine *e, struct fetch *f, uint32_t i)
 }
 
 /* Asks for f's next blocks while the window and the connection allow. */
-static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
+static void request_blocks(struct fetcher *fe, struct fetch *f, unsigned *checks)
 {
 	uint32_t count = nblocks(f);
 
@@ -602,16 +573,16 @@ static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
 			if (*checks == 0)
 				return;
 			(*checks)--;
-			if (resume_check(e, f, i)) {
+			if (resume_check(fe, f, i)) {
 				f->next_block++;
 				if (f->blocks_done == count && !f->jobs)
-					fetch_finish(e, f);
+					fetch_finish(fe, f);
 				continue;
 			}
 		}
-		if (e->window + len > ENGINE_WINDOW || e->io.room(e->io.ud) < 8192)
+		if (!xfer_window_fits(fe->c.xfer, len) || link_room(&fe->c.link) < 8192)
 			return;
-		struct req *q = req_new(e, f);
+		struct xfer_req *q = req_new(fe, f);
 		if (!q)
 			return;
 		q->block = i;
@@ -624,103 +595,100 @@ static void request_blocks(struct engine *e, struct fetch *f, unsigned *checks)
 		m.block_request.index = i;
 		m.block_request.offset = (uint64_t)i * BLOCKS_SIZE;
 		m.block_request.len = len;
-		int n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
-		if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
-			q->len = 0;
-			req_done(e, q);
+		int n = msg_encode(&m, fe->c.buf, fe->c.buf_len);
+		if (n < 0 || link_send(&fe->c.link, fe->c.buf, (size_t)n) < 0) {
+			req_done(fe, q);
 			return;
 		}
-		e->window += len;
+		xfer_req_sent(fe->c.xfer, q);
 		f->inflight++;
 		f->next_block++;
 	}
 }
 
-void fetch_pump(struct engine *e)
+static void pump(struct fetcher *fe)
 {
 	unsigned checks = RESUME_CHECKS_PER_PUMP;
 	struct fetch *f, *next;
 
-	if (!e->up || e->stopped[0])
+	if (!link_up(&fe->c.link))
 		return;
-	lazy_pump(e); /* a reader waits for these: before the eager fetches */
-	for (f = e->fetches; f; f = next) {
+	for (f = fe->fetches; f; f = next) {
 		next = f->next;
 		if (f->state == FETCH_QUEUED) {
-			if (e->nactive >= ENGINE_FETCH_ACTIVE)
+			if (fe->nactive >= FETCH_ACTIVE)
 				break;
-			if (f->not_before_ms > mono_ms()) {
-				if (!e->retry_due_ms || e->retry_due_ms > f->not_before_ms)
-					e->retry_due_ms = f->not_before_ms;
+			if (f->not_before_ms > fe->now_ms) {
+				if (!fe->retry_due_ms || fe->retry_due_ms > f->not_before_ms)
+					fe->retry_due_ms = f->not_before_ms;
 				continue;
 			}
-			int r = fetch_start(e, f);
+			int r = fetch_start(fe, f);
 			if (r < 0) {
-				fetch_drop(e, f, r == -EBADMSG);
+				fetch_drop(fe, f, r == -EBADMSG);
 				continue;
 			}
 			if (f->state == FETCH_CLOSING)
 				continue;
 		}
 		if (f->state == FETCH_MANIFEST && !f->manifest_req) {
-			if (e->io.room(e->io.ud) < 8192 || send_manifest_request(e, f) < 0)
+			if (link_room(&fe->c.link) < 8192 || send_manifest_request(fe, f) < 0)
 				return;
 		}
 		if (f->state == FETCH_BLOCKS)
-			request_blocks(e, f, &checks);
+			request_blocks(fe, f, &checks);
 	}
 	if (checks == 0)
-		e->retry_due_ms = mono_ms(); /* more temp blocks to check: soon again */
+		fe->retry_due_ms = fe->now_ms; /* more temp blocks to check: soon again */
 }
 
-void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
+void fetch_pump(struct fetcher *fe, uint64_t now_ms)
 {
-	struct req *q = req_find(e, m->req_id);
-	struct fetch *f;
+	fe->now_ms = now_ms;
+	pump(fe);
+}
+
+static void on_manifest(void *owner, struct xfer_req *q, const struct sync_manifest *m)
+{
+	struct fetcher *fe = owner;
+	struct fetch *f = q->item;
 	int r;
 
-	if (q && q->manifest && q->lz) {
-		lazy_on_manifest(e, q, m);
-		return;
-	}
-	if (!q || !q->manifest || !q->f)
-		return;
-	f = q->f;
 	if (memcmp(m->hash, f->r.hash, SYNC_HASH_LEN) != 0 || m->size != f->r.size) {
 		log_warn("the peer sent a manifest of another version of %s; fetching again later",
 			 LOG_Q(f->r.path));
-		req_done(e, q);
-		fetch_drop(e, f, true);
+		req_done(fe, q);
+		fetch_drop(fe, f, true);
 		return;
 	}
 	if (!f->m) {
 		if (m->first != 0) {
-			req_done(e, q);
-			fetch_drop(e, f, false);
+			req_done(fe, q);
+			fetch_drop(fe, f, false);
 			return;
 		}
 		r = blocks_manifest_new(m->size, m->block_size, &f->m);
 		if (r < 0) {
 			log_warn("cannot take the manifest of %s: %s", LOG_Q(f->r.path),
 				 strerror(-r));
-			req_done(e, q);
-			fetch_drop(e, f, false);
+			req_done(fe, q);
+			fetch_drop(fe, f, false);
 			return;
 		}
 	}
 	if (blocks_manifest_add(f->m, m->first, m->n, m->hashes) < 0) {
-		req_done(e, q);
-		engine_protocol_error(e, "MANIFEST chunks out of order for request %u", m->req_id);
+		req_done(fe, q);
+		link_fail(&fe->c.link, "MANIFEST chunks out of order for request %u", m->req_id);
 		return;
 	}
 	if (f->m->filled < f->m->count)
 		return; /* more chunks come */
-	req_done(e, q);
+	req_done(fe, q);
 	if (blocks_manifest_check(f->m, f->r.hash) < 0) {
 		log_warn("the peer's block list of %s does not match its file hash; not taken",
 			 LOG_Q(f->r.path));
-		e->refused++;
-		fetch_drop(e, f, true);
+		fe->refused++;
+		fetch_drop(fe, f, true);
 		return;
 	}
 	f->state = FETCH_BLOCKS;
@@ -728,75 +696,63 @@ void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
 }
 
 /* A block was verified and written (r == 0), or not. */
-static void block_done(struct engine *e, struct fetch *f, uint32_t i, uint32_t len, int r)
+static void block_done(struct fetcher *fe, struct fetch *f, uint32_t i, uint32_t len, int r)
 {
 	if (r == -EBADMSG) {
 		log_warn("block %u of %s from the peer does not verify (its file changed, or the "
 			 "data is bad); not written, fetching again when the peer sends its new "
 			 "version",
 			 i, LOG_Q(f->r.path));
-		fetch_drop(e, f, true);
+		fetch_drop(fe, f, true);
 		return;
 	}
 	if (is_nospace(r)) {
-		nospace_set(e, f, r);
-		fetch_requeue(e, f);
+		nospace_set(fe, f, r);
+		fetch_requeue(fe, f);
 		return;
 	}
 	if (r < 0) {
 		log_warn("cannot write %s: %s; fetching again later", LOG_Q(f->r.path),
 			 strerror(-r));
-		fetch_requeue(e, f);
+		fetch_requeue(fe, f);
 		return;
 	}
 	if (f->nospace) {
 		f->nospace = false;
-		fetch_nospace_update(e);
+		nospace_update(fe);
 	}
 	have_set(f, i);
 	f->blocks_done++;
 	f->bytes_done += len;
 	if (f->blocks_done == nblocks(f) && f->jobs == 0)
-		fetch_finish(e, f);
+		fetch_finish(fe, f);
 }
 
-void fetch_on_block(struct engine *e, const struct sync_block_data *b)
+static void on_block(void *owner, struct xfer_req *q, const struct sync_block_data *b)
 {
-	struct req *q = req_find(e, b->req_id);
-	struct fetch *f;
-	uint32_t i;
+	struct fetcher *fe = owner;
+	struct fetch *f = q->item;
+	uint32_t i = q->block;
 	int r;
 
-	if (!q || q->manifest)
-		return; /* cancelled or unknown: it crossed our CANCEL */
-	if (q->lz) {
-		lazy_on_block(e, q, b);
-		return;
-	}
-	f = q->f;
-	i = q->block;
-	if (!f) {
-		req_done(e, q);
-		return;
-	}
 	if (b->len != q->len || b->offset != (uint64_t)i * BLOCKS_SIZE) {
-		req_done(e, q);
-		engine_protocol_error(e, "BLOCK_DATA for request %u has offset %" PRIu64
+		req_done(fe, q);
+		link_fail(&fe->c.link, "BLOCK_DATA for request %u has offset %" PRIu64
 					 " and %zu bytes, not what was asked",
 				      b->req_id, b->offset, b->len);
 		return;
 	}
-	req_done(e, q);
+	req_done(fe, q);
 	f->inflight--;
-	e->bytes_received += b->len;
+	fe->bytes_received += b->len;
 	if (f->m && (i >= f->m->count || b->len != blocks_len(f->m->size, i))) {
-		engine_protocol_error(e, "BLOCK_DATA for a block outside the manifest");
+		link_fail(&fe->c.link, "BLOCK_DATA for a block outside the manifest");
 		return;
 	}
 	const uint8_t *expect = f->m ? f->m->hashes + (size_t)i * BLOCKS_HASH_LEN : f->r.hash;
-	if (e->work) {
+	if (fe->work) {
 		/* a worker verifies and writes it; the loop goes on decrypting */
-		struct block_job *j = job_get(e);
+		struct block_job *j = job_get(fe);
 		int fd = j ? fcntl(f->tmpfd, F_DUPFD_CLOEXEC, 0) : -1;
 		int dfd = fd >= 0 && f->dfd >= 0 ? fcntl(f->dfd, F_DUPFD_CLOEXEC, 0) : -1;
 		if (j && fd >= 0) {
@@ -805,7 +761,7 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 						.fd = fd, .dfd = dfd, .single = !f->m};
 			memcpy(j->expect, expect, BLOCKS_HASH_LEN);
 			memcpy(j->data, b->data, b->len);
-			if (work_submit(e->work, &j->w) == 0) {
+			if (work_submit(fe->work, &j->w) == 0) {
 				f->jobs++;
 				return;
 			}
@@ -814,17 +770,17 @@ void fetch_on_block(struct engine *e, const struct sync_block_data *b)
 			close(fd);
 		if (dfd >= 0)
 			close(dfd);
-		job_put(e, j); /* the pool is full: do it here */
+		job_put(fe, j); /* the pool is full: do it here */
 	}
 	r = block_verify(b->data, (uint32_t)b->len, !f->m, expect);
 	if (r == 0)
 		r = block_write(f->tmpfd, b->data, b->len, (off_t)b->offset);
-	block_done(e, f, i, (uint32_t)b->len, r);
+	block_done(fe, f, i, (uint32_t)b->len, r);
 }
 
-void fetch_on_work(struct engine *e)
+void fetch_on_work(struct fetcher *fe, uint64_t now_ms)
 {
-	struct work_job *list = e->work ? work_take(e->work) : NULL, *next;
+	struct work_job *list = fe->work ? work_take(fe->work) : NULL, *next;
 
 	for (; list; list = next) {
 		struct block_job *j = (struct block_job *)list;
@@ -841,25 +797,25 @@ void fetch_on_work(struct engine *e)
 			/* from before a restart of this fetch: ignored, but it may
 			 * have been the last thing the fetch waited for */
 			if (f->state == FETCH_BLOCKS && f->blocks_done == nblocks(f) && !f->jobs)
-				fetch_finish(e, f);
+				fetch_finish(fe, f);
 		} else {
-			block_done(e, f, j->block, j->len, j->result);
+			block_done(fe, f, j->block, j->len, j->result);
 		}
-		job_put(e, j);
+		job_put(fe, j);
 	}
-	if (!e->nfetch && !e->closing && e->work && !work_pending(e->work))
-		job_pool_drain(e); /* idle: give the buffers back */
-	fetch_pump(e);
+	if (!fe->nfetch && !fe->closing && fe->work && !work_pending(fe->work))
+		job_pool_drain(fe); /* idle: give the buffers back */
+	fe->c.ops->pump(fe->c.ud); /* the lazy fetcher first, as always */
 }
 
-void fetch_work_stop(struct engine *e)
+static void work_stop(struct fetcher *fe)
 {
 	struct work_job *left = NULL, *next;
 
-	if (!e->work)
+	if (!fe->work)
 		return;
-	work_free(e->work, &left);
-	e->work = NULL;
+	work_free(fe->work, &left);
+	fe->work = NULL;
 	for (; left; left = next) {
 		struct block_job *j = (struct block_job *)left;
 		next = left->next;
@@ -870,41 +826,38 @@ void fetch_work_stop(struct engine *e)
 			free(j->f);
 		free(j);
 	}
-	job_pool_drain(e);
+	job_pool_drain(fe);
 }
 
-void fetch_on_error(struct engine *e, const struct sync_block_error *b)
+static void on_error(void *owner, struct xfer_req *q, const struct sync_block_error *b)
 {
-	struct req *q = req_find(e, b->req_id);
+	struct fetcher *fe = owner;
 	char txt[2 * SYNC_ERROR_TEXT_MAX + 8];
-	struct fetch *f;
+	struct fetch *f = q->item;
 
-	if (!q)
-		return;
-	if (q->lz) {
-		lazy_on_error(e, q, b);
-		return;
-	}
-	f = q->f;
-	req_done(e, q);
-	if (!f)
-		return;
+	req_done(fe, q);
 	log_quote(b->text, b->text_len, txt, sizeof(txt));
 	log_info("the peer cannot send %s now (code %u: %s); it will send its current version",
 		 LOG_Q(f->r.path), b->code, txt);
 	if (b->code == SYNC_BLOCK_ERR_IO || b->code == SYNC_BLOCK_ERR_REFUSED)
-		fetch_requeue(e, f);
+		fetch_requeue(fe, f);
 	else
-		fetch_drop(e, f, true); /* that version is gone: its temp file is useless */
+		fetch_drop(fe, f, true); /* that version is gone: its temp file is useless */
 }
 
-static void commit_all(struct engine *e)
+static const struct xfer_ops fetch_xfer_ops = {
+	.on_manifest = on_manifest,
+	.on_block = on_block,
+	.on_error = on_error,
+};
+
+static void commit_all(struct fetcher *fe)
 {
 	struct fetch *f, *next;
 	int r;
 
-	e->commit_due_ms = 0;
-	if (!e->closing)
+	fe->commit_due_ms = 0;
+	if (!fe->closing)
 		return;
 	/*
 	 * Many small files done at once: make all their data durable with one
@@ -912,82 +865,117 @@ static void commit_all(struct engine *e)
 	 * rename them into place. One large file keeps its own fsync.
 	 */
 	unsigned n = 0;
-	for (f = e->closing; f; f = f->next)
+	for (f = fe->closing; f; f = f->next)
 		n++;
 	bool synced = false;
 	if (n >= 2) {
-		for (f = e->closing; f; f = f->next) {
-			struct timespec ts[2] = {{0, UTIME_OMIT}, engine_ns_to_ts(f->r.mtime_ns)};
-			(void)fchmod(f->tmpfd, engine_peer_mode(e, f->r.mode));
+		for (f = fe->closing; f; f = f->next) {
+			struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};
+			(void)fchmod(f->tmpfd, disk_peer_mode(fe->c.disk, f->r.mode));
 			(void)futimens(f->tmpfd, ts);
 		}
-		synced = syncfs(e->closing->tmpfd) == 0;
+		synced = syncfs(fe->closing->tmpfd) == 0;
 	}
-	if (index_begin(e->idx) < 0)
-		log_warn("cannot start an index transaction: %s", index_errmsg(e->idx));
-	for (f = e->closing; f; f = next) {
+	if (index_begin(fe->c.idx) < 0)
+		log_warn("cannot start an index transaction: %s", index_errmsg(fe->c.idx));
+	for (f = fe->closing; f; f = next) {
 		next = f->next;
-		r = apply_commit_fetch(e, f, synced);
+		r = fe->c.ops->commit(fe->c.ud, f, synced);
 		if (r < 0 && r != -ESTALE)
 			log_warn("cannot put %s in place: %s", LOG_Q(f->r.path), strerror(-r));
 		if (r < 0)
 			(void)unlinkat(f->dirfd, f->tmpname, 0);
 	}
-	f = e->closing;
-	e->closing = NULL;
-	if (engine_store_applied(e) < 0)
-		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
-	if (index_commit(e->idx) < 0) {
-		log_warn("cannot commit the index: %s", index_errmsg(e->idx));
-		(void)index_rollback(e->idx);
+	f = fe->closing;
+	fe->closing = NULL;
+	fe->c.ops->applied(fe->c.ud);
+	if (index_commit(fe->c.idx) < 0) {
+		log_warn("cannot commit the index: %s", index_errmsg(fe->c.idx));
+		(void)index_rollback(fe->c.idx);
 	}
 	for (; f; f = next) {
 		next = f->next;
 		fetch_free(f);
 	}
-	if (!e->nfetch && e->work && !work_pending(e->work))
-		job_pool_drain(e); /* idle: give the buffers back */
-	engine_pump(e);
+	if (!fe->nfetch && fe->work && !work_pending(fe->work))
+		job_pool_drain(fe); /* idle: give the buffers back */
+	fe->c.ops->pump(fe->c.ud);
 }
 
-void fetch_tick(struct engine *e, uint64_t now)
+void fetch_tick(struct fetcher *fe, uint64_t now)
 {
-	if (e->commit_due_ms && now >= e->commit_due_ms)
-		commit_all(e);
-	if (e->retry_due_ms && now >= e->retry_due_ms) {
-		e->retry_due_ms = 0;
-		fetch_pump(e);
+	fe->now_ms = now;
+	if (fe->commit_due_ms && now >= fe->commit_due_ms)
+		commit_all(fe);
+	if (fe->retry_due_ms && now >= fe->retry_due_ms) {
+		fe->retry_due_ms = 0;
+		fe->c.ops->pump(fe->c.ud);
 	}
 }
 
-void fetch_on_down(struct engine *e)
+void fetch_on_down(struct fetcher *fe, uint64_t now_ms)
 {
-	commit_all(e);
-	e->nospace_err = 0; /* nothing waits for space while nothing is fetched */
-	e->nospace_lazy = false;
-	while (e->fetches) {
-		struct fetch *f = e->fetches;
-		drop_reqs(e, f, false);
-		unlink_fetch(e, f);
+	fe->now_ms = now_ms;
+	commit_all(fe);
+	fe->nospace_err = 0; /* nothing waits for space while nothing is fetched */
+	fe->nospace_lazy = false;
+	while (fe->fetches) {
+		struct fetch *f = fe->fetches;
+		drop_reqs(fe, f, false);
+		unlink_fetch(fe, f);
 		fetch_free(f); /* the temp file stays for the resume */
 	}
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
-		e->reqs[i] = (struct req){0};
-	e->nreqs = 0;
-	e->window = 0;
-	e->nactive = 0;
+	fe->nactive = 0;
 }
 
-void fetch_free_all(struct engine *e)
+uint64_t fetch_deadline(const struct fetcher *fe)
 {
-	fetch_on_down(e);
+	uint64_t t = UINT64_MAX;
+
+	if (fe->commit_due_ms)
+		t = fe->commit_due_ms;
+	if (fe->retry_due_ms && fe->retry_due_ms < t)
+		t = fe->retry_due_ms;
+	return t;
 }
 
-void fetch_status(struct engine *e, json_t *arr)
+bool fetch_busy(const struct fetcher *fe)
 {
-	uint64_t now = mono_ms();
+	return fe->nfetch || fe->closing;
+}
 
-	for (struct fetch *f = e->fetches; f; f = f->next) {
+int fetch_work_fd(const struct fetcher *fe)
+{
+	return fe->work ? work_fd(fe->work) : -1;
+}
+
+int fetcher_new(const struct fetch_ctx *c, struct fetcher **ret)
+{
+	struct fetcher *fe = calloc(1, sizeof(*fe));
+
+	if (!fe)
+		return -ENOMEM;
+	fe->c = *c;
+	if (c->no_workers || work_new(FETCH_WORKERS, FETCH_JOBS, &fe->work) < 0)
+		fe->work = NULL; /* the loop verifies and writes blocks itself */
+	*ret = fe;
+	return 0;
+}
+
+void fetcher_free(struct fetcher *fe)
+{
+	if (!fe)
+		return;
+	fetch_on_down(fe, fe->now_ms);
+	work_stop(fe);
+	fetch_on_down(fe, fe->now_ms);
+	free(fe);
+}
+
+void fetch_status(const struct fetcher *fe, json_t *arr, uint64_t now)
+{
+
+	for (struct fetch *f = fe->fetches; f; f = f->next) {
 		if (f->state == FETCH_QUEUED)
 			continue;
 		uint64_t ms = now - f->start_ms;

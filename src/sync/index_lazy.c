@@ -9,29 +9,9 @@
 #include "sync/index_int.h"
 #include "sync/lazy.h"
 
-static const char lazy_sql[] =
-	"CREATE TABLE IF NOT EXISTS lazy ("
-	" path BLOB PRIMARY KEY NOT NULL," /* as in entries */
-	" hash BLOB NOT NULL,"		   /* the content it stands for */
-	" size INTEGER NOT NULL,"
-	" bits BLOB NOT NULL);" /* presence of each block */
-	"CREATE TRIGGER IF NOT EXISTS lazy_changed AFTER UPDATE ON entries"
-	" WHEN new.deleted <> 0 OR new.hash IS NOT old.hash OR new.size <> old.size"
-	" OR new.path IS NOT old.path"
-	" BEGIN DELETE FROM lazy WHERE path = old.path; END;"
-	"CREATE TRIGGER IF NOT EXISTS lazy_gone AFTER DELETE ON entries"
-	" BEGIN DELETE FROM lazy WHERE path = old.path; END;";
-
 size_t lazy_bits_len(uint64_t size)
 {
 	return blocks_count(size) / 8 + 1;
-}
-
-int index_lazy_init(struct index *idx)
-{
-	int rc = sqlite3_exec(idx->db, lazy_sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : index_fail(idx, rc);
 }
 
 int index_lazy_put(struct index *idx, const char *path, size_t len,
@@ -59,43 +39,6 @@ int index_lazy_put(struct index *idx, const char *path, size_t len,
 	sqlite3_bind_blob(st, 4, bits, (int)bits_len, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
-	sqlite3_finalize(st);
-	return r;
-}
-
-int index_lazy_del(struct index *idx, const char *path, size_t len)
-{
-	sqlite3_stmt *st = NULL;
-	int r, rc;
-
-	rc = sqlite3_prepare_v2(idx->db, "DELETE FROM lazy WHERE path = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return index_fail(idx, rc);
-	sqlite3_bind_blob(st, 1, path, (int)len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
-	sqlite3_finalize(st);
-	return r;
-}
-
-int index_lazy_move(struct index *idx, const char *from, size_t from_len, const char *to,
-		    size_t to_len)
-{
-	sqlite3_stmt *st = NULL;
-	int r, rc;
-
-	r = index_lazy_del(idx, to, to_len);
-	if (r < 0)
-		return r;
-	rc = sqlite3_prepare_v2(idx->db, "UPDATE lazy SET path = ?2 WHERE path = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return index_fail(idx, rc);
-	sqlite3_bind_blob(st, 1, from, (int)from_len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, to, (int)to_len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	r = rc == SQLITE_DONE ? 0 : index_fail(idx, rc);
-	if (r == 0 && sqlite3_changes(idx->db) > 0)
-		idx->lazy_moves++;
 	sqlite3_finalize(st);
 	return r;
 }

@@ -8,25 +8,6 @@
 #include "sync/index_int.h"
 #include "sync/lazy.h"
 
-/*
- * Tables and indexes added after schema version 1 was first written; an
- * older file gets them on open (the software is unreleased, so there is no
- * migration beyond this).
- */
-static const char extend_sql[] = "CREATE TABLE IF NOT EXISTS manifests ("
-				 " hash BLOB PRIMARY KEY NOT NULL," /* file hash, 32 bytes */
-				 " blob BLOB NOT NULL);" /* blocks_manifest_encode() form */
-				 "CREATE INDEX IF NOT EXISTS entries_hash ON entries (hash);";
-
-int index_schema_extend(struct index *idx)
-{
-	int rc = sqlite3_exec(idx->db, extend_sql, NULL, NULL, NULL);
-
-	if (rc != SQLITE_OK)
-		return index_fail(idx, rc);
-	return index_lazy_init(idx); /* renames move its rows: always there */
-}
-
 int index_manifest_put(struct index *idx, const uint8_t hash[static INDEX_HASH_LEN],
 		       const uint8_t *blob, size_t len)
 {

@@ -7,10 +7,10 @@
  *   mtime right, no data) and calls lazy_track(): a row in the index's
  *   lazy table (lazy.h) and a struct lazy_file in an in-memory table that
  *   holds every tracked file, so "not in the table" means "complete".
- * - engine_ensure() (FUSE threads) answers from the table under lz_mu when
- *   the range is present; otherwise it queues an ensure_wait, pokes the
- *   eventfd and waits on lz_cond with a deadline. The loop
- *   (engine_on_ensure) marks the range plus readahead as wanted and
+ * - lazy_ensure() (engine_ensure(), FUSE threads) answers from the table
+ *   under lz->mu when the range is present; otherwise it queues an
+ *   ensure_wait, pokes the eventfd and waits on lz->cond with a deadline. The loop
+ *   (lazy_on_ensure) marks the range plus readahead as wanted and
  *   lazy_pump() asks for those blocks with the fetch machinery's request
  *   slots (manifest first for multi-block files, kept in the index). Each
  *   block is verified, written in place with pwrite, then the placeholder's
@@ -27,7 +27,7 @@
  *   always on disk.
  * - A placeholder the peer replaces or deletes while it is incomplete can
  *   still be open in a reader, and its missing blocks will never come: it
- *   is retired (e->lz_retired, by inode). engine_ensure() of a file whose
+ *   is retired (lz->retired, by inode). lazy_ensure() of a file whose
  *   inode is not the one tracked at its path (or with no path: unlinked)
  *   is answered from there, -EIO for a missing range, at once; never the
  *   zeros of a hole.
@@ -48,18 +48,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "sync/engine_int.h"
 #include "sync/lazy.h"
 #include "sync/lazy_int.h"
 #include "sync/path.h"
-
-uint64_t lazy_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint32_t bucket(const char *path)
 {
@@ -70,15 +61,72 @@ static uint32_t bucket(const char *path)
 	return h % LAZY_BUCKETS;
 }
 
-/* Caller holds lz_mu, or is the loop. */
-struct lazy_file *lazy_find(struct engine *e, const char *path)
+/* Caller holds lz->mu, or is the loop. */
+struct lazy_file *lazy_find(struct lazy *lz, const char *path)
 {
-	if (!e->lz_tab)
+	if (!lz->tab)
 		return NULL;
-	for (struct lazy_file *z = e->lz_tab[bucket(path)]; z; z = z->hnext)
+	for (struct lazy_file *z = lz->tab[bucket(path)]; z; z = z->hnext)
 		if (strcmp(z->path, path) == 0)
 			return z;
 	return NULL;
+}
+
+void lazy_mark(struct lazy *lz, struct lazy_file *z, uint64_t i)
+{
+	pthread_mutex_lock(&lz->mu);
+	if (!lazy_bit_get(z->have, i)) {
+		lazy_bit_set(z->have, i);
+		z->nhave++;
+		lz->bytes += blocks_len(z->size, i);
+	}
+	pthread_mutex_unlock(&lz->mu);
+}
+
+void lazy_unmark_all(struct lazy *lz, struct lazy_file *z)
+{
+	lz->bytes -= lazy_present_bytes(z);
+	pthread_mutex_lock(&lz->mu);
+	memset(z->have, 0, lazy_bits_len(z->size));
+	z->nhave = 0;
+	pthread_mutex_unlock(&lz->mu);
+}
+
+uint64_t lazy_used(struct lazy *lz, const struct lazy_file *z)
+{
+	uint64_t used;
+
+	pthread_mutex_lock(&lz->mu);
+	used = z->used;
+	pthread_mutex_unlock(&lz->mu);
+	return used;
+}
+
+struct lazy_file *lazy_active(struct lazy *lz)
+{
+	return lz->active;
+}
+
+uint64_t lazy_bytes(const struct lazy *lz)
+{
+	return lz->bytes;
+}
+
+void lazy_persist_later(struct lazy *lz)
+{
+	if (!lz->persist_due_ms)
+		lz->persist_due_ms = lz->now_ms + LAZY_PERSIST_MS;
+}
+
+int lazy_foreach(struct lazy *lz, int (*fn)(struct lazy_file *z, void *ud), void *ud)
+{
+	for (unsigned b = 0; lz->tab && b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext) {
+			int r = fn(z, ud);
+			if (r)
+				return r;
+		}
+	return 0;
 }
 
 uint64_t lazy_present_bytes(const struct lazy_file *z)
@@ -134,7 +182,7 @@ static struct lazy_file *file_new(const char *path, size_t len, const uint8_t *h
 	return z;
 }
 
-/* Whether [off, off + len) of z is present. Caller holds lz_mu or is the loop. */
+/* Whether [off, off + len) of z is present. Caller holds lz->mu or is the loop. */
 static bool range_present(const struct lazy_file *z, uint64_t off, uint64_t len)
 {
 	uint64_t end;
@@ -153,23 +201,23 @@ static bool range_present(const struct lazy_file *z, uint64_t off, uint64_t len)
 /*
  * The answer for a reader of inode ino that is not (or no longer) the file
  * tracked at its path: -EIO when it is a retired placeholder missing part
- * of the range, else 0 (a complete file). Caller holds lz_mu.
+ * of the range, else 0 (a complete file). Caller holds lz->mu.
  */
-static int other_version(const struct engine *e, uint64_t ino, uint64_t off, uint64_t len)
+static int other_version(const struct lazy *lz, uint64_t ino, uint64_t off, uint64_t len)
 {
 	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++) {
-		const struct lazy_file *z = e->lz_retired[i];
+		const struct lazy_file *z = lz->retired[i];
 		if (z && z->ino == ino)
 			return range_present(z, off, len) ? 0 : -EIO;
 	}
 	return 0;
 }
 
-/* Whether ino is a retired placeholder's. Caller holds lz_mu. */
-static bool retired(const struct engine *e, uint64_t ino)
+/* Whether ino is a retired placeholder's. Caller holds lz->mu. */
+static bool retired(const struct lazy *lz, uint64_t ino)
 {
 	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++)
-		if (e->lz_retired[i] && e->lz_retired[i]->ino == ino)
+		if (lz->retired[i] && lz->retired[i]->ino == ino)
 			return true;
 	return false;
 }
@@ -181,29 +229,29 @@ static bool not_the_readers(const struct lazy_file *z, uint64_t ino)
 }
 
 /* An inode number in use now by a tracked file: a retired one of that number
- * is gone for good. Caller holds lz_mu. */
-static void unretire(struct engine *e, uint64_t ino)
+ * is gone for good. Caller holds lz->mu. */
+static void unretire(struct lazy *lz, uint64_t ino)
 {
 	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++)
-		if (e->lz_retired[i] && e->lz_retired[i]->ino == ino) {
-			file_free(e->lz_retired[i]);
-			e->lz_retired[i] = NULL;
+		if (lz->retired[i] && lz->retired[i]->ino == ino) {
+			file_free(lz->retired[i]);
+			lz->retired[i] = NULL;
 		}
 }
 
 /* Answers the waiters whose range is present; with fail_path, fails those
  * on that path (NULL: every one) with -EIO. */
-void lazy_wake(struct engine *e, bool fail, const char *fail_path)
+void lazy_wake(struct lazy *lz, bool fail, const char *fail_path)
 {
 	struct ensure_wait **pp;
 	bool any = false;
 
-	pthread_mutex_lock(&e->lz_mu);
-	for (pp = &e->lz_wait; *pp;) {
+	pthread_mutex_lock(&lz->mu);
+	for (pp = &lz->wait; *pp;) {
 		struct ensure_wait *w = *pp;
-		struct lazy_file *z = lazy_find(e, w->path);
+		struct lazy_file *z = lazy_find(lz, w->path);
 		if (!z || not_the_readers(z, w->ino))
-			w->result = other_version(e, w->ino, w->off, w->len);
+			w->result = other_version(lz, w->ino, w->off, w->len);
 		else if (range_present(z, w->off, w->len))
 			w->result = 0;
 		else if (fail && (!fail_path || strcmp(fail_path, w->path) == 0))
@@ -217,17 +265,17 @@ void lazy_wake(struct engine *e, bool fail, const char *fail_path)
 		any = true;
 	}
 	if (any)
-		pthread_cond_broadcast(&e->lz_cond);
-	pthread_mutex_unlock(&e->lz_mu);
+		pthread_cond_broadcast(&lz->cond);
+	pthread_mutex_unlock(&lz->mu);
 }
 
-void lazy_deactivate(struct engine *e, struct lazy_file *z)
+void lazy_deactivate(struct lazy *lz, struct lazy_file *z)
 {
 	struct lazy_file **pp;
 
 	if (!z->active)
 		return;
-	for (pp = &e->lz_active; *pp; pp = &(*pp)->anext)
+	for (pp = &lz->active; *pp; pp = &(*pp)->anext)
 		if (*pp == z) {
 			*pp = z->anext;
 			break;
@@ -241,9 +289,9 @@ void lazy_deactivate(struct engine *e, struct lazy_file *z)
 
 /* syncfs of the store's file system (the scanner's root fd is O_PATH, which
  * syncfs refuses). 0, or -1 with errno. */
-static int store_syncfs(struct engine *e)
+static int store_syncfs(struct lazy *lz)
 {
-	int fd = openat(e->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r, err;
+	int fd = openat(lz->c.rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r, err;
 
 	if (fd < 0)
 		return -1;
@@ -255,110 +303,107 @@ static int store_syncfs(struct engine *e)
 }
 
 /* Writes the presence bitmap to the index, after the data is durable. */
-void lazy_persist(struct engine *e, struct lazy_file *z)
+void lazy_persist(struct lazy *lz, struct lazy_file *z)
 {
 	if (!z->dirty)
 		return;
-	if (z->fd >= 0 ? fdatasync(z->fd) < 0 : store_syncfs(e) < 0)
+	if (z->fd >= 0 ? fdatasync(z->fd) < 0 : store_syncfs(lz) < 0)
 		return; /* not marked: fetched again later */
-	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
+	if (index_lazy_put(lz->c.idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0)
 		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
-			  index_errmsg(e->idx));
+			  index_errmsg(lz->c.idx));
 	else
 		z->dirty = false;
 }
 
-void lazy_persist_all(struct engine *e)
+void lazy_persist_all(struct lazy *lz)
 {
 	bool any = false, tx;
 
-	e->lz_persist_due_ms = 0;
-	if (!e->lz_tab)
+	lz->persist_due_ms = 0;
+	if (!lz->tab)
 		return;
 	for (unsigned b = 0; b < LAZY_BUCKETS && !any; b++)
-		for (struct lazy_file *z = e->lz_tab[b]; z && !any; z = z->hnext)
+		for (struct lazy_file *z = lz->tab[b]; z && !any; z = z->hnext)
 			any = z->dirty;
 	if (!any)
 		return;
-	if (store_syncfs(e) < 0) {
+	if (store_syncfs(lz) < 0) {
 		log_debug("syncfs of the store: %s", strerror(errno));
 		return; /* not marked: fetched again later */
 	}
-	tx = index_begin(e->idx) == 0; /* else inside the engine's own transaction */
+	tx = index_begin(lz->c.idx) == 0; /* else inside the engine's own transaction */
 	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext) {
+		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext) {
 			if (!z->dirty)
 				continue;
-			if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
+			if (index_lazy_put(lz->c.idx, z->path, z->path_len, z->hash, z->size, z->have,
 					   lazy_bits_len(z->size)) < 0)
 				log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
-					  index_errmsg(e->idx));
+					  index_errmsg(lz->c.idx));
 			else
 				z->dirty = false;
 		}
-	if (tx && index_commit(e->idx) < 0) {
-		log_debug("cannot record the blocks: %s", index_errmsg(e->idx));
-		(void)index_rollback(e->idx);
+	if (tx && index_commit(lz->c.idx) < 0) {
+		log_debug("cannot record the blocks: %s", index_errmsg(lz->c.idx));
+		(void)index_rollback(lz->c.idx);
 	}
 }
 
-void lazy_tick(struct engine *e, uint64_t now_ms)
+void lazy_tick(struct lazy *lz, uint64_t now_ms)
 {
-	if (e->lz_persist_due_ms && now_ms >= e->lz_persist_due_ms)
-		lazy_persist_all(e);
-	if (e->lz_evict_due_ms && now_ms >= e->lz_evict_due_ms) {
-		e->lz_evict_due_ms = 0;
-		if (e->opts.cache_max && e->lz_bytes > e->opts.cache_max)
-			lazy_evict(e);
-	}
+	lz->now_ms = now_ms;
+	if (lz->persist_due_ms && now_ms >= lz->persist_due_ms)
+		lazy_persist_all(lz);
 }
 
-static void forget_mem(struct engine *e, struct lazy_file *z);
+uint64_t lazy_deadline(const struct lazy *lz)
+{
+	return lz->persist_due_ms ? lz->persist_due_ms : UINT64_MAX;
+}
+
+static void forget_mem(struct lazy *lz, struct lazy_file *z);
 
 /* Forgets z (its path changed: the disk is the truth now). */
-void lazy_forget(struct engine *e, struct lazy_file *z)
+void lazy_forget(struct lazy *lz, struct lazy_file *z)
 {
-	if (index_lazy_del(e->idx, z->path, z->path_len) < 0)
+	if (index_lazy_del(lz->c.idx, z->path, z->path_len) < 0)
 		log_debug("cannot drop the lazy row of %s", LOG_Q(z->path));
-	forget_mem(e, z);
+	forget_mem(lz, z);
 }
 
 /* Takes z out of the table and frees it; its index row is left alone. */
-static void forget_mem(struct engine *e, struct lazy_file *z)
+static void forget_mem(struct lazy *lz, struct lazy_file *z)
 {
 	struct lazy_file **pp;
 
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id && q->lz == z)
-			fetch_req_done(e, q); /* its answer is ignored */
-	}
-	lazy_deactivate(e, z);
-	e->lz_bytes -= lazy_present_bytes(z);
-	pthread_mutex_lock(&e->lz_mu);
-	for (pp = &e->lz_tab[bucket(z->path)]; *pp; pp = &(*pp)->hnext)
+	xfer_drop_item(lz->c.xfer, z, NULL, NULL); /* answers still coming are ignored */
+	lazy_deactivate(lz, z);
+	lz->bytes -= lazy_present_bytes(z);
+	pthread_mutex_lock(&lz->mu);
+	for (pp = &lz->tab[bucket(z->path)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == z) {
 			*pp = z->hnext;
 			break;
 		}
-	pthread_mutex_unlock(&e->lz_mu);
+	pthread_mutex_unlock(&lz->mu);
 	file_free(z);
 }
 
-void lazy_gone(struct engine *e, const char *path)
+void lazy_gone(struct lazy *lz, const char *path)
 {
-	struct lazy_file *z = lazy_find(e, path);
+	struct lazy_file *z = lazy_find(lz, path);
 
 	if (z) {
-		lazy_forget(e, z);
-		lazy_wake(e, false, NULL); /* its waiters: answered from the retired copy */
+		lazy_forget(lz, z);
+		lazy_wake(lz, false, NULL); /* its waiters: answered from the retired copy */
 	}
 }
 
-void lazy_retire(struct engine *e, const char *path)
+void lazy_retire(struct lazy *lz, const char *path)
 {
-	struct lazy_file *z = lazy_find(e, path), *c;
+	struct lazy_file *z = lazy_find(lz, path), *c;
 
 	if (!z || !z->ino || z->nhave == z->nblocks)
 		return;
@@ -372,48 +417,48 @@ void lazy_retire(struct engine *e, const char *path)
 	memcpy(c->have, z->have, lazy_bits_len(z->size));
 	c->nhave = z->nhave;
 	c->ino = z->ino;
-	pthread_mutex_lock(&e->lz_mu);
-	unretire(e, c->ino);
-	file_free(e->lz_retired[e->lz_retired_next]);
-	e->lz_retired[e->lz_retired_next] = c;
-	e->lz_retired_next = (e->lz_retired_next + 1) % LAZY_RETIRED_MAX;
-	pthread_mutex_unlock(&e->lz_mu);
+	pthread_mutex_lock(&lz->mu);
+	unretire(lz, c->ino);
+	file_free(lz->retired[lz->retired_next]);
+	lz->retired[lz->retired_next] = c;
+	lz->retired_next = (lz->retired_next + 1) % LAZY_RETIRED_MAX;
+	pthread_mutex_unlock(&lz->mu);
 }
 
-static void insert(struct engine *e, struct lazy_file *z)
+static void insert(struct lazy *lz, struct lazy_file *z)
 {
 	uint32_t b = bucket(z->path);
 
-	pthread_mutex_lock(&e->lz_mu);
-	z->hnext = e->lz_tab[b];
-	e->lz_tab[b] = z;
-	pthread_mutex_unlock(&e->lz_mu);
+	pthread_mutex_lock(&lz->mu);
+	z->hnext = lz->tab[b];
+	lz->tab[b] = z;
+	pthread_mutex_unlock(&lz->mu);
 }
 
-int lazy_track(struct engine *e, const char *path, size_t len, const uint8_t *hash, uint64_t size,
+int lazy_track(struct lazy *lz, const char *path, size_t len, const uint8_t *hash, uint64_t size,
 	       uint64_t ino)
 {
-	struct lazy_file *z = lazy_find(e, path), *n;
+	struct lazy_file *z = lazy_find(lz, path), *n;
 	int r;
 
 	if (size > BLOCKS_FILE_MAX)
 		return -EFBIG;
 	if (z)
-		forget_mem(e, z); /* its row is replaced below */
+		forget_mem(lz, z); /* its row is replaced below */
 	n = file_new(path, len, hash, size);
 	if (!n)
 		return -ENOMEM;
 	n->ino = ino;
-	pthread_mutex_lock(&e->lz_mu);
-	unretire(e, ino);
-	pthread_mutex_unlock(&e->lz_mu);
-	r = index_lazy_put(e->idx, path, len, hash, size, n->have, lazy_bits_len(size));
+	pthread_mutex_lock(&lz->mu);
+	unretire(lz, ino);
+	pthread_mutex_unlock(&lz->mu);
+	r = index_lazy_put(lz->c.idx, path, len, hash, size, n->have, lazy_bits_len(size));
 	if (r < 0) {
 		file_free(n);
 		return r;
 	}
-	insert(e, n);
-	lazy_wake(e, false, NULL); /* waiters on the old version: answered from the retired one */
+	insert(lz, n);
+	lazy_wake(lz, false, NULL); /* waiters on the old version: answered from the retired one */
 	return 0;
 }
 
@@ -449,7 +494,7 @@ static bool block_is_ours(int fd, const struct lazy_file *z, const struct blocks
 
 /* z's complete block list (its own, or the one kept in the index), or NULL;
  * *owned says whether the caller frees it. */
-static const struct blocks_manifest *manifest_of(struct engine *e, const struct lazy_file *z,
+static const struct blocks_manifest *manifest_of(struct lazy *lz, const struct lazy_file *z,
 						 struct blocks_manifest **owned)
 {
 	uint8_t *blob = NULL;
@@ -458,7 +503,7 @@ static const struct blocks_manifest *manifest_of(struct engine *e, const struct 
 	*owned = NULL;
 	if (z->m && z->m->filled == z->m->count)
 		return z->m;
-	if (index_manifest_get(e->idx, z->hash, &blob, &len) == 0 &&
+	if (index_manifest_get(lz->c.idx, z->hash, &blob, &len) == 0 &&
 	    blocks_manifest_decode(blob, len, owned) == 0 &&
 	    blocks_manifest_check(*owned, z->hash) < 0) {
 		blocks_manifest_free(*owned);
@@ -477,8 +522,8 @@ static const struct blocks_manifest *manifest_of(struct engine *e, const struct 
  */
 static bool is_placeholder(void *ud, const char *path, uint64_t size)
 {
-	struct engine *e = ud;
-	struct lazy_file *z = lazy_find(e, path);
+	struct lazy *lz = ud;
+	struct lazy_file *z = lazy_find(lz, path);
 	struct blocks_manifest *owned = NULL;
 	const struct blocks_manifest *m;
 	const char *name;
@@ -488,13 +533,13 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 
 	if (!z || z->nhave == z->nblocks || z->size != size)
 		return false;
-	dirfd = apply_open_parent(e, path, false, &name);
+	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
 	if (dirfd < 0)
 		return false;
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	close(dirfd);
 	buf = malloc(BLOCKS_SIZE);
-	m = manifest_of(e, z, &owned);
+	m = manifest_of(lz, z, &owned);
 	for (uint64_t i = 0; yes && i < z->nblocks; i++)
 		if (!lazy_bit_get(z->have, i))
 			yes = fd >= 0 && buf && block_is_ours(fd, z, m, i, buf);
@@ -508,9 +553,9 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	return yes;
 }
 
-bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
+bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash)
 {
-	struct lazy_file *z = lazy_find(e, path);
+	struct lazy_file *z = lazy_find(lz, path);
 
 	return z && z->nhave < z->nblocks && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0;
 }
@@ -520,75 +565,84 @@ bool lazy_partial(struct engine *e, const char *path, const uint8_t *hash)
 /*
  * A path not in the table is complete, unless it is a placeholder that was
  * renamed and the scanner has not told the index yet: a sparse file goes
- * to the loop, which rescans it first. Called with lz_mu held; drops it
+ * to the loop, which rescans it first. Called with lz->mu held; drops it
  * around the stat.
  */
-static bool maybe_placeholder(struct engine *e, const char *path)
+static bool maybe_placeholder(struct lazy *lz, const char *path)
 {
 	struct stat st;
 	bool sparse;
 
-	pthread_mutex_unlock(&e->lz_mu);
-	sparse = fstatat(e->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	pthread_mutex_unlock(&lz->mu);
+	sparse = fstatat(lz->c.rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
 		 (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
-	pthread_mutex_lock(&e->lz_mu);
-	return sparse || lazy_find(e, path) != NULL;
+	pthread_mutex_lock(&lz->mu);
+	return sparse || lazy_find(lz, path) != NULL;
 }
 
-/* *dl: CLOCK_MONOTONIC now plus ms. */
-static void deadline_in(struct timespec *dl, int ms)
+/*
+ * *dl: CLOCK_MONOTONIC now plus ms; returns now in ms. The one clock read of
+ * the engine: lazy_ensure() runs on a FUSE thread and waits for the loop
+ * in real time, by nature (the loop's time comes in as now_ms, the same
+ * clock as the daemon's clock_mono_ms(), base/clock.h).
+ */
+static uint64_t deadline_in(struct timespec *dl, int ms)
 {
+	uint64_t now;
+
 	clock_gettime(CLOCK_MONOTONIC, dl);
+	now = (uint64_t)dl->tv_sec * 1000 + (uint64_t)dl->tv_nsec / 1000000;
 	dl->tv_sec += ms / 1000;
 	dl->tv_nsec += (long)(ms % 1000) * 1000000;
 	if (dl->tv_nsec >= 1000000000) {
 		dl->tv_sec++;
 		dl->tv_nsec -= 1000000000;
 	}
+	return now;
 }
 
-int engine_ensure(struct engine *e, const char *path, const struct stat *st, uint64_t off,
-		  uint64_t len, int timeout_ms)
+int lazy_ensure(struct lazy *lz, const char *path, const struct stat *st, uint64_t off,
+		uint64_t len, int timeout_ms)
 {
 	uint64_t ino = st ? (uint64_t)st->st_ino : 0;
 	struct ensure_wait w = {.path = path, .ino = ino, .off = off, .len = len};
 	struct ensure_wait **pp;
 	struct timespec dl;
 	struct lazy_file *z;
-	uint64_t one = 1;
+	uint64_t one = 1, now;
 	uint32_t seen;
 	int r = 0;
 
-	if (!e->opts.lazy)
+	if (!lz->c.on)
 		return 0;
 	if (!path) { /* the reader's file is no longer in the share */
-		pthread_mutex_lock(&e->lz_mu);
-		r = other_version(e, ino, off, len);
-		pthread_mutex_unlock(&e->lz_mu);
+		pthread_mutex_lock(&lz->mu);
+		r = other_version(lz, ino, off, len);
+		pthread_mutex_unlock(&lz->mu);
 		return r;
 	}
 	if (path_check(path, strlen(path), NULL) < 0)
 		return -EINVAL;
-	deadline_in(&dl, timeout_ms);
-	pthread_mutex_lock(&e->lz_mu);
-	if (e->lz_closing) {
-		pthread_mutex_unlock(&e->lz_mu);
+	now = deadline_in(&dl, timeout_ms);
+	pthread_mutex_lock(&lz->mu);
+	if (lz->closing) {
+		pthread_mutex_unlock(&lz->mu);
 		return -EIO;
 	}
-	e->lz_callers++;
-	z = lazy_find(e, path);
+	lz->callers++;
+	z = lazy_find(lz, path);
 	if (z)
-		z->used = lazy_mono_ms();
-	if (!z && !maybe_placeholder(e, path))
+		z->used = now;
+	if (!z && !maybe_placeholder(lz, path))
 		goto out;
-	z = lazy_find(e, path);
+	z = lazy_find(lz, path);
 	if (not_the_readers(z, ino)) {
 		/* A version the peer replaced, answered from the retired copy;
 		 * else maybe the peer's new one, placed a moment ago and not yet
 		 * in the table: the loop knows (with the peer gone, none is
 		 * placed: a file of the user's) */
-		if (retired(e, ino) || !e->lz_up || timeout_ms <= 0) {
-			r = other_version(e, ino, off, len);
+		if (retired(lz, ino) || !lz->up || timeout_ms <= 0) {
+			r = other_version(lz, ino, off, len);
 			goto out;
 		}
 	} else if (z && st && (uint64_t)st->st_size != z->size) {
@@ -596,60 +650,60 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 	} else if (z && range_present(z, off, len)) {
 		goto out;
 	}
-	if (!e->lz_up || timeout_ms <= 0) {
+	if (!lz->up || timeout_ms <= 0) {
 		r = -EIO;
 		goto out;
 	}
-	w.next = e->lz_new;
-	e->lz_new = &w;
-	pthread_mutex_unlock(&e->lz_mu);
-	if (write(e->lz_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	w.next = lz->new;
+	lz->new = &w;
+	pthread_mutex_unlock(&lz->mu);
+	if (write(lz->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("cannot wake the engine: %s", strerror(errno));
-	pthread_mutex_lock(&e->lz_mu);
-	z = lazy_find(e, path);
+	pthread_mutex_lock(&lz->mu);
+	z = lazy_find(lz, path);
 	seen = z ? z->nhave : 0;
-	while (!w.done && !e->lz_closing) {
-		if (pthread_cond_timedwait(&e->lz_cond, &e->lz_mu, &dl) != ETIMEDOUT)
+	while (!w.done && !lz->closing) {
+		if (pthread_cond_timedwait(&lz->cond, &lz->mu, &dl) != ETIMEDOUT)
 			continue;
 		/* The deadline is for a peer that sends nothing. While blocks of
 		 * the file keep coming, a long range (a whole large file, for an
 		 * open for writing) waits on. */
-		z = lazy_find(e, path);
-		if (!z || !e->lz_up || z->nhave <= seen)
+		z = lazy_find(lz, path);
+		if (!z || !lz->up || z->nhave <= seen)
 			break;
 		seen = z->nhave;
-		deadline_in(&dl, timeout_ms);
+		(void)deadline_in(&dl, timeout_ms);
 	}
 	if (w.done) {
 		r = w.result;
 	} else {
 		/* timed out or closing: take it out of whichever list holds it */
 		r = -EIO;
-		for (pp = &e->lz_new; *pp; pp = &(*pp)->next)
+		for (pp = &lz->new; *pp; pp = &(*pp)->next)
 			if (*pp == &w) {
 				*pp = w.next;
 				break;
 			}
-		for (pp = &e->lz_wait; *pp; pp = &(*pp)->next)
+		for (pp = &lz->wait; *pp; pp = &(*pp)->next)
 			if (*pp == &w) {
 				*pp = w.next;
 				break;
 			}
 	}
 out:
-	e->lz_callers--;
-	pthread_cond_broadcast(&e->lz_cond);
-	pthread_mutex_unlock(&e->lz_mu);
+	lz->callers--;
+	pthread_cond_broadcast(&lz->cond);
+	pthread_mutex_unlock(&lz->mu);
 	return r;
 }
 
-int engine_ensure_fd(const struct engine *e)
+int lazy_ensure_fd(const struct lazy *lz)
 {
-	return e->lz_efd;
+	return lz->efd;
 }
 
 /* Opens z for writing blocks; checks it is still the placeholder we made. */
-static int activate(struct engine *e, struct lazy_file *z)
+static int activate(struct lazy *lz, struct lazy_file *z)
 {
 	struct index_entry *x;
 	const char *name;
@@ -661,13 +715,13 @@ static int activate(struct engine *e, struct lazy_file *z)
 	x = malloc(sizeof(*x));
 	if (!x)
 		return -ENOMEM;
-	if (index_get(e->idx, z->path, z->path_len, x) < 0 || x->deleted ||
+	if (index_get(lz->c.idx, z->path, z->path_len, x) < 0 || x->deleted ||
 	    x->type != INDEX_FILE || !x->has_hash || memcmp(x->hash, z->hash, SYNC_HASH_LEN) ||
 	    x->size != z->size) {
 		r = -ESTALE;
 		goto out;
 	}
-	dirfd = apply_open_parent(e, z->path, false, &name);
+	dirfd = disk_open_parent(lz->c.disk, z->path, false, &name);
 	if (dirfd < 0) {
 		r = -ESTALE;
 		goto out;
@@ -686,14 +740,14 @@ static int activate(struct engine *e, struct lazy_file *z)
 		goto out;
 	}
 	if (z->ino != (uint64_t)st.st_ino) {
-		pthread_mutex_lock(&e->lz_mu);
-		unretire(e, (uint64_t)st.st_ino);
+		pthread_mutex_lock(&lz->mu);
+		unretire(lz, (uint64_t)st.st_ino);
 		z->ino = (uint64_t)st.st_ino;
-		pthread_mutex_unlock(&e->lz_mu);
+		pthread_mutex_unlock(&lz->mu);
 	}
 	z->active = true;
-	z->anext = e->lz_active;
-	e->lz_active = z;
+	z->anext = lz->active;
+	lz->active = z;
 out:
 	if (r < 0 && z->fd >= 0) {
 		close(z->fd);
@@ -745,21 +799,22 @@ static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 			lazy_bit_set(z->want, i);
 }
 
-void engine_on_ensure(struct engine *e)
+void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 {
 	struct ensure_wait *w, *list;
 	uint64_t v;
 	bool up;
 
-	if (read(e->lz_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	lz->now_ms = now_ms;
+	if (read(lz->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_debug("cannot read the ensure eventfd: %s", strerror(errno));
-	pthread_mutex_lock(&e->lz_mu);
-	list = e->lz_new;
-	e->lz_new = NULL;
-	up = e->lz_up;
+	pthread_mutex_lock(&lz->mu);
+	list = lz->new;
+	lz->new = NULL;
+	up = lz->up;
 	/* the loop reads w->path etc. below without the lock: a waiter that
-	 * times out takes itself out of lz_wait under the lock, and the loop
-	 * looks at lz_wait only under it; copy what is needed first */
+	 * times out takes itself out of lz->wait under the lock, and the loop
+	 * looks at lz->wait only under it; copy what is needed first */
 	size_t n = 0;
 	for (w = list; w; w = w->next)
 		n++;
@@ -777,56 +832,55 @@ void engine_on_ensure(struct engine *e)
 			c[i].len = w->len;
 			i++;
 		}
-		w->next = e->lz_wait;
-		e->lz_wait = w;
+		w->next = lz->wait;
+		lz->wait = w;
 	}
-	pthread_mutex_unlock(&e->lz_mu);
+	pthread_mutex_unlock(&lz->mu);
 	for (size_t k = 0; k < i; k++) {
-		struct lazy_file *z = lazy_find(e, c[k].path);
+		struct lazy_file *z = lazy_find(lz, c[k].path);
 		if (!z) {
 			/* a renamed placeholder the scanner has not seen yet? */
 			struct err err;
-			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), &err) < 0)
+			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
 				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
-			lazy_check_moves(e);
-			z = lazy_find(e, c[k].path);
+			lazy_check_moves(lz);
+			z = lazy_find(lz, c[k].path);
 		}
-		int r = z && up ? activate(e, z) : 0;
+		int r = z && up ? activate(lz, z) : 0;
 		if (r == -EAGAIN) {
 			/* the scanner says first what the change was: a touch leaves a
 			 * placeholder, new bytes make it the user's file */
 			struct err err;
-			if (scan_path_now(e->scan, c[k].path, strlen(c[k].path), &err) < 0)
+			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
 				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
-			lazy_check_moves(e);
-			z = lazy_find(e, c[k].path);
-			r = z ? activate(e, z) : 0;
+			lazy_check_moves(lz);
+			z = lazy_find(lz, c[k].path);
+			r = z ? activate(lz, z) : 0;
 		}
 		if (r == -ESTALE) {
-			lazy_forget(e, z);
+			lazy_forget(lz, z);
 		} else if (r == -EAGAIN) {
 			log_warn("%s changed on disk and the index does not say how yet; not "
 				 "fetching into it",
 				 LOG_Q(c[k].path));
-			lazy_wake(e, true, c[k].path);
+			lazy_wake(lz, true, c[k].path);
 		} else if (r == 0 && z && up && !not_the_readers(z, c[k].ino)) {
 			want_range(z, c[k].off, c[k].len);
 			if (!wants_more(z))
-				lazy_deactivate(e, z); /* all here already: no burst ends it */
+				lazy_deactivate(lz, z); /* all here already: no burst ends it */
 		}
 		free(c[k].path);
 	}
 	free(c);
-	lazy_wake(e, !up || !c, NULL);
-	engine_pump(e); /* a rename the rescan found goes out before our requests */
+	lazy_wake(lz, !up || !c, NULL);
 }
 
 /* ---- life cycle ---- */
 
 static int reload_row(const struct lazy_row *row, void *ud)
 {
-	struct engine *e = ud;
-	struct lazy_file *z = lazy_find(e, row->path);
+	struct lazy *lz = ud;
+	struct lazy_file *z = lazy_find(lz, row->path);
 
 	if (z && memcmp(z->hash, row->hash, SYNC_HASH_LEN) == 0 && z->size == row->size) {
 		z->seen = true;
@@ -840,92 +894,90 @@ static int reload_row(const struct lazy_row *row, void *ud)
 	memcpy(z->have, row->bits, row->bits_len);
 	for (uint64_t i = 0; i < z->nblocks; i++)
 		z->nhave += lazy_bit_get(z->have, i);
-	e->lz_bytes += lazy_present_bytes(z);
+	lz->bytes += lazy_present_bytes(z);
 	z->seen = true;
-	z->used = lazy_mono_ms();
-	insert(e, z); /* before the old one in its chain: lazy_find() sees it first */
+	z->used = lz->now_ms;
+	insert(lz, z); /* before the old one in its chain: lazy_find() sees it first */
 	return 0;
 }
 
 /* Renames moved rows in the index: bring the table in line with it. */
-void lazy_check_moves(struct engine *e)
+void lazy_check_moves(struct lazy *lz)
 {
 	uint64_t moves;
 
-	if (!e->opts.lazy || !e->lz_tab)
+	if (!lz->c.on || !lz->tab)
 		return;
-	moves = index_lazy_moves(e->idx);
-	if (moves == e->lz_moves)
+	moves = index_lazy_moves(lz->c.idx);
+	if (moves == lz->moves)
 		return;
-	e->lz_moves = moves;
+	lz->moves = moves;
 	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext)
+		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext)
 			z->seen = false;
-	if (index_lazy_foreach(e->idx, reload_row, e) < 0) {
-		log_warn("cannot reload the lazy-content records: %s", index_errmsg(e->idx));
+	if (index_lazy_foreach(lz->c.idx, reload_row, lz) < 0) {
+		log_warn("cannot reload the lazy-content records: %s", index_errmsg(lz->c.idx));
 		return;
 	}
 	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = e->lz_tab[b], *next; z; z = next) {
+		for (struct lazy_file *z = lz->tab[b], *next; z; z = next) {
 			next = z->hnext;
 			if (!z->seen)
-				forget_mem(e, z);
+				forget_mem(lz, z);
 		}
-	lazy_wake(e, false, NULL);
+	lazy_wake(lz, false, NULL);
 }
 
-int lazy_moved(struct engine *e, const char *from, size_t from_len, const char *to,
+int lazy_moved(struct lazy *lz, const char *from, size_t from_len, const char *to,
 	       size_t to_len)
 {
 	struct lazy_file *z;
 	int r;
 
-	if (!e->opts.lazy || !e->lz_tab)
+	if (!lz->c.on || !lz->tab)
 		return 0;
-	z = lazy_find(e, to);
+	z = lazy_find(lz, to);
 	if (z)
-		forget_mem(e, z); /* its row goes in index_lazy_move */
-	z = lazy_find(e, from);
+		forget_mem(lz, z); /* its row goes in index_lazy_move */
+	z = lazy_find(lz, from);
 	if (z)
-		lazy_persist(e, z); /* the blocks it holds move with it */
-	r = index_lazy_move(e->idx, from, from_len, to, to_len);
-	lazy_check_moves(e);
+		lazy_persist(lz, z); /* the blocks it holds move with it */
+	r = index_lazy_move(lz->c.idx, from, from_len, to, to_len);
+	lazy_check_moves(lz);
 	return r;
 }
 
-void lazy_on_up(struct engine *e)
+void lazy_on_up(struct lazy *lz)
 {
-	pthread_mutex_lock(&e->lz_mu);
-	e->lz_up = true;
-	pthread_mutex_unlock(&e->lz_mu);
+	pthread_mutex_lock(&lz->mu);
+	lz->up = true;
+	pthread_mutex_unlock(&lz->mu);
 }
 
-void lazy_on_down(struct engine *e)
+void lazy_on_down(struct lazy *lz)
 {
 	struct lazy_file *z;
 
-	pthread_mutex_lock(&e->lz_mu);
-	e->lz_up = false;
-	pthread_mutex_unlock(&e->lz_mu);
-	while ((z = e->lz_active)) {
-		for (unsigned i = 0; i < ENGINE_REQS_MAX; i++)
-			if (e->reqs[i].id && e->reqs[i].lz == z)
-				fetch_req_done(e, &e->reqs[i]);
+	pthread_mutex_lock(&lz->mu);
+	lz->up = false;
+	pthread_mutex_unlock(&lz->mu);
+	while ((z = lz->active)) {
+		xfer_drop_item(lz->c.xfer, z, NULL, NULL);
 		memset(z->want, 0, lazy_bits_len(z->size));
 		memset(z->asked, 0, lazy_bits_len(z->size));
 		z->inflight = 0;
 		z->manifest_req = 0;
 		blocks_manifest_free(z->m);
 		z->m = NULL;
-		lazy_deactivate(e, z);
+		lazy_deactivate(lz, z);
 	}
-	lazy_persist_all(e);
-	lazy_wake(e, true, NULL);
+	lazy_persist_all(lz);
+	lazy_wake(lz, true, NULL);
 }
 
 static int load_row(const struct lazy_row *row, void *ud)
 {
-	struct engine *e = ud;
+	struct lazy *lz = ud;
 	struct lazy_file *z = file_new(row->path, row->path_len, row->hash, row->size);
 	struct stat st;
 
@@ -936,81 +988,84 @@ static int load_row(const struct lazy_row *row, void *ud)
 		z->nhave += lazy_bit_get(z->have, i);
 	for (uint64_t i = z->nblocks; i < (uint64_t)row->bits_len * 8; i++)
 		lazy_bit_clear(z->have, i);
-	e->lz_bytes += lazy_present_bytes(z);
-	if (fstatat(e->rootfd, z->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	lz->bytes += lazy_present_bytes(z);
+	if (fstatat(lz->c.rootfd, z->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size == z->size)
 		z->ino = (uint64_t)st.st_ino; /* else the scanner will say what it is */
-	insert(e, z);
+	insert(lz, z);
 	return 0;
 }
 
-void lazy_init(struct engine *e)
+int lazy_new(const struct lazy_ctx *c, struct lazy **ret)
 {
 	pthread_condattr_t ca;
-
-	e->lz_efd = -1;
-	pthread_mutex_init(&e->lz_mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&e->lz_cond, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
-int lazy_open(struct engine *e)
-{
+	struct lazy *lz = calloc(1, sizeof(*lz));
 	int r;
 
-	if (!e->opts.lazy)
+	*ret = lz;
+	if (!lz)
+		return -ENOMEM;
+	lz->c = *c;
+	lz->efd = -1;
+	pthread_mutex_init(&lz->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&lz->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!lz->c.on)
 		return 0;
-	e->lz_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	e->lz_tab = calloc(LAZY_BUCKETS, sizeof(*e->lz_tab));
-	if (e->lz_efd < 0 || !e->lz_tab)
-		return e->lz_efd < 0 ? -errno : -ENOMEM;
-	r = index_lazy_init(e->idx);
+	lz->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	lz->tab = calloc(LAZY_BUCKETS, sizeof(*lz->tab));
+	if (lz->efd < 0 || !lz->tab)
+		return lz->efd < 0 ? -errno : -ENOMEM;
+	r = index_lazy_init(lz->c.idx);
 	if (r < 0)
 		return r;
-	e->lz_moves = index_lazy_moves(e->idx);
-	scan_set_placeholder_check(e->scan, is_placeholder, e);
-	return index_lazy_foreach(e->idx, load_row, e);
+	lz->moves = index_lazy_moves(lz->c.idx);
+	scan_set_placeholder_check(lz->c.scan, is_placeholder, lz);
+	return index_lazy_foreach(lz->c.idx, load_row, lz);
 }
 
-void engine_ensure_stop(struct engine *e)
+void lazy_ensure_stop(struct lazy *lz)
 {
-	if (!e->opts.lazy)
+	if (!lz->c.on)
 		return;
-	pthread_mutex_lock(&e->lz_mu);
-	e->lz_closing = true;
-	pthread_cond_broadcast(&e->lz_cond);
-	pthread_mutex_unlock(&e->lz_mu);
+	pthread_mutex_lock(&lz->mu);
+	lz->closing = true;
+	pthread_cond_broadcast(&lz->cond);
+	pthread_mutex_unlock(&lz->mu);
 }
 
-void lazy_done(struct engine *e)
+void lazy_free(struct lazy *lz)
 {
-	engine_ensure_stop(e);
-	pthread_mutex_lock(&e->lz_mu);
-	while (e->lz_callers > 0)
-		pthread_cond_wait(&e->lz_cond, &e->lz_mu);
-	pthread_mutex_unlock(&e->lz_mu);
-	if (e->lz_tab && e->idx)
-		lazy_persist_all(e);
-	if (e->lz_tab) {
+	if (!lz)
+		return;
+	lazy_ensure_stop(lz);
+	pthread_mutex_lock(&lz->mu);
+	while (lz->callers > 0)
+		pthread_cond_wait(&lz->cond, &lz->mu);
+	pthread_mutex_unlock(&lz->mu);
+	if (lz->tab && lz->c.idx)
+		lazy_persist_all(lz);
+	if (lz->tab) {
 		for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-			while (e->lz_tab[b]) {
-				struct lazy_file *z = e->lz_tab[b];
-				e->lz_tab[b] = z->hnext;
+			while (lz->tab[b]) {
+				struct lazy_file *z = lz->tab[b];
+				lz->tab[b] = z->hnext;
 				file_free(z);
 			}
-		free(e->lz_tab);
-		e->lz_tab = NULL;
+		free(lz->tab);
+		lz->tab = NULL;
 	}
 	for (unsigned i = 0; i < LAZY_RETIRED_MAX; i++) {
-		file_free(e->lz_retired[i]);
-		e->lz_retired[i] = NULL;
+		file_free(lz->retired[i]);
+		lz->retired[i] = NULL;
 	}
-	e->lz_active = NULL;
-	if (e->lz_efd >= 0)
-		close(e->lz_efd);
-	e->lz_efd = -1;
-	pthread_mutex_destroy(&e->lz_mu);
-	pthread_cond_destroy(&e->lz_cond);
+	lz->active = NULL;
+	if (lz->efd >= 0)
+		close(lz->efd);
+	lz->efd = -1;
+	pthread_mutex_destroy(&lz->mu);
+	pthread_cond_destroy(&lz->cond);
+	free(lz);
 }

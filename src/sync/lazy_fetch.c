@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Lazy mode: fetching the blocks engine_ensure() asked for, writing them
+ * Lazy mode: fetching the blocks lazy_ensure() asked for, writing them
  * into the placeholders in place, and the cache limit. The design note is
  * in lazy.c.
  */
@@ -17,33 +17,33 @@
 
 #include "base/log.h"
 #include "sync/lazy.h"
+#include "sync/lazy_fetch.h"
 #include "sync/lazy_int.h"
 
 /* ---- fetching ---- */
 
-static void file_failed(struct engine *e, struct lazy_file *z)
+static const struct xfer_ops lazy_xfer_ops;
+static void evict(struct lazy_fetcher *lf);
+
+static void file_failed(struct lazy_fetcher *lf, struct lazy_file *z)
 {
-	for (unsigned i = 0; i < ENGINE_REQS_MAX; i++) {
-		struct req *q = &e->reqs[i];
-		if (q->id && q->lz == z)
-			fetch_req_done(e, q);
-	}
+	xfer_drop_item(lf->c.xfer, z, NULL, NULL);
 	memset(z->want, 0, lazy_bits_len(z->size));
 	memset(z->asked, 0, lazy_bits_len(z->size));
 	z->inflight = 0;
 	z->manifest_req = 0;
-	lazy_persist(e, z);
-	lazy_deactivate(e, z);
-	lazy_wake(e, true, z->path);
+	lazy_persist(lf->c.lz, z);
+	lazy_deactivate(lf->c.lz, z);
+	lazy_wake(lf->c.lz, true, z->path);
 }
 
-static bool manifest_load(struct engine *e, struct lazy_file *z)
+static bool manifest_load(struct lazy_fetcher *lf, struct lazy_file *z)
 {
 	struct blocks_manifest *m = NULL;
 	uint8_t *blob = NULL;
 	size_t len = 0;
 
-	if (index_manifest_get(e->idx, z->hash, &blob, &len) < 0)
+	if (index_manifest_get(lf->c.idx, z->hash, &blob, &len) < 0)
 		return false;
 	if (blocks_manifest_decode(blob, len, &m) == 0 && blocks_manifest_check(m, z->hash) == 0 &&
 	    m->size == z->size)
@@ -54,14 +54,13 @@ static bool manifest_load(struct engine *e, struct lazy_file *z)
 	return z->m != NULL;
 }
 
-static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool manifest,
-		     uint64_t i)
+static bool send_req(struct lazy_fetcher *lf, struct lazy_file *z, struct xfer_req *q,
+		     bool manifest, uint64_t i)
 {
 	struct sync_msg m;
 	int n;
 
 	memset(&m, 0, sizeof(m));
-	q->lz = z;
 	if (manifest) {
 		q->manifest = true;
 		m.type = SYNC_MSG_MANIFEST_REQUEST;
@@ -81,30 +80,29 @@ static bool send_req(struct engine *e, struct lazy_file *z, struct req *q, bool 
 		m.block_request.offset = i * BLOCKS_SIZE;
 		m.block_request.len = q->len;
 	}
-	n = msg_encode(&m, e->buf, ENGINE_MSG_BUF);
-	if (n < 0 || engine_send(e, e->buf, (size_t)n) < 0) {
-		q->len = 0;
-		fetch_req_done(e, q);
+	n = msg_encode(&m, lf->c.buf, lf->c.buf_len);
+	if (n < 0 || link_send(&lf->c.link, lf->c.buf, (size_t)n) < 0) {
+		xfer_req_done(lf->c.xfer, q);
 		return false;
 	}
-	if (!manifest)
-		e->window += q->len;
+	xfer_req_sent(lf->c.xfer, q);
 	return true;
 }
 
-void lazy_pump(struct engine *e)
+void lazy_pump(struct lazy_fetcher *lf, uint64_t now_ms)
 {
+	lf->now_ms = now_ms;
 	struct lazy_file *z, *next;
 
-	for (z = e->lz_active; z; z = next) {
+	for (z = lazy_active(lf->c.lz); z; z = next) {
 		next = z->anext;
-		if (z->nblocks > 1 && !z->m && !manifest_load(e, z)) {
+		if (z->nblocks > 1 && !z->m && !manifest_load(lf, z)) {
 			if (z->manifest_req)
 				continue;
-			if (e->io.room(e->io.ud) < 8192)
+			if (link_room(&lf->c.link) < 8192)
 				return;
-			struct req *q = fetch_req_new(e);
-			if (!q || !send_req(e, z, q, true, 0))
+			struct xfer_req *q = xfer_req_new(lf->c.xfer, &lazy_xfer_ops, lf, z);
+			if (!q || !send_req(lf, z, q, true, 0))
 				return;
 			z->manifest_req = q->id;
 			continue;
@@ -117,10 +115,10 @@ void lazy_pump(struct engine *e)
 				continue;
 			}
 			uint32_t len = blocks_len(z->size, i);
-			if (e->window + len > ENGINE_WINDOW || e->io.room(e->io.ud) < 8192)
+			if (!xfer_window_fits(lf->c.xfer, len) || link_room(&lf->c.link) < 8192)
 				return;
-			struct req *q = fetch_req_new(e);
-			if (!q || !send_req(e, z, q, false, i))
+			struct xfer_req *q = xfer_req_new(lf->c.xfer, &lazy_xfer_ops, lf, z);
+			if (!q || !send_req(lf, z, q, false, i))
 				return;
 			lazy_bit_set(z->asked, i);
 			z->inflight++;
@@ -128,46 +126,47 @@ void lazy_pump(struct engine *e)
 	}
 }
 
-void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifest *m)
+static void on_manifest(void *owner, struct xfer_req *q, const struct sync_manifest *m)
 {
-	struct lazy_file *z = q->lz;
+	struct lazy_fetcher *lf = owner;
+	struct lazy_file *z = q->item;
 
 	if (memcmp(m->hash, z->hash, SYNC_HASH_LEN) != 0 || m->size != z->size ||
 	    (!z->m && m->first != 0)) {
-		fetch_req_done(e, q);
-		file_failed(e, z);
+		xfer_req_done(lf->c.xfer, q);
+		file_failed(lf, z);
 		return;
 	}
 	if (!z->m && blocks_manifest_new(m->size, m->block_size, &z->m) < 0) {
-		fetch_req_done(e, q);
-		file_failed(e, z);
+		xfer_req_done(lf->c.xfer, q);
+		file_failed(lf, z);
 		return;
 	}
 	if (blocks_manifest_add(z->m, m->first, m->n, m->hashes) < 0) {
-		fetch_req_done(e, q);
-		engine_protocol_error(e, "MANIFEST chunks out of order for request %u", m->req_id);
+		xfer_req_done(lf->c.xfer, q);
+		link_fail(&lf->c.link, "MANIFEST chunks out of order for request %u", m->req_id);
 		return;
 	}
 	if (z->m->filled < z->m->count)
 		return;
-	fetch_req_done(e, q);
+	xfer_req_done(lf->c.xfer, q);
 	z->manifest_req = 0;
 	if (blocks_manifest_check(z->m, z->hash) < 0) {
 		log_warn("the peer's block list of %s does not match its file hash; not taken",
 			 LOG_Q(z->path));
-		e->refused++;
+		lf->refused++;
 		blocks_manifest_free(z->m);
 		z->m = NULL;
-		file_failed(e, z);
+		file_failed(lf, z);
 		return;
 	}
 	size_t n = blocks_manifest_encoded_len(z->m);
 	uint8_t *blob = malloc(n);
 	if (blob && blocks_manifest_encode(z->m, blob, n) > 0 &&
-	    index_manifest_put(e->idx, z->hash, blob, n) < 0)
+	    index_manifest_put(lf->c.idx, z->hash, blob, n) < 0)
 		log_debug("cannot keep the block list of %s", LOG_Q(z->path));
 	free(blob);
-	fetch_pump(e);
+	lf->c.pump(lf->c.ud);
 }
 
 /*
@@ -175,7 +174,7 @@ void lazy_on_manifest(struct engine *e, struct req *q, const struct sync_manifes
  * a touch came after the scanner looked: the scanner still sees it), and
  * its new identity in the index.
  */
-static int restore_identity(struct engine *e, struct lazy_file *z, int fd,
+static int restore_identity(struct lazy_fetcher *lf, struct lazy_file *z, int fd,
 			    const struct timespec *mtime)
 {
 	struct timespec ts[2] = {{0, UTIME_OMIT}, *mtime};
@@ -183,14 +182,14 @@ static int restore_identity(struct engine *e, struct lazy_file *z, int fd,
 
 	if (futimens(fd, ts) < 0 || fstat(fd, &st) < 0)
 		return -errno;
-	return index_set_stat(e->idx, z->path, z->path_len, (uint64_t)st.st_dev,
+	return index_set_stat(lf->c.idx, z->path, z->path_len, (uint64_t)st.st_dev,
 			      (uint64_t)st.st_ino,
 			      (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec);
 }
 
 
 /* z has nothing in flight: persist, maybe complete, maybe evict. */
-static void burst_end(struct engine *e, struct lazy_file *z)
+static void burst_end(struct lazy_fetcher *lf, struct lazy_file *z)
 {
 	for (uint64_t i = 0; i < z->nblocks; i++)
 		if (lazy_bit_get(z->want, i) && !lazy_bit_get(z->have, i))
@@ -200,33 +199,34 @@ static void burst_end(struct engine *e, struct lazy_file *z)
 	 * held the loop for a second per GiB read). A block on disk but not
 	 * marked is only fetched again. */
 	if (z->nhave == z->nblocks)
-		lazy_persist(e, z);
-	else if (z->dirty && !e->lz_persist_due_ms)
-		e->lz_persist_due_ms = lazy_mono_ms() + LAZY_PERSIST_MS;
+		lazy_persist(lf->c.lz, z);
+	else if (z->dirty)
+		lazy_persist_later(lf->c.lz);
 	if (z->nhave == z->nblocks)
 		log_debug("sync: %s is complete", LOG_Q(z->path));
-	lazy_deactivate(e, z);
-	if (e->opts.cache_max && e->lz_bytes > e->opts.cache_max)
-		lazy_evict(e);
+	lazy_deactivate(lf->c.lz, z);
+	if (lf->c.cache_max && lazy_bytes(lf->c.lz) > lf->c.cache_max)
+		evict(lf);
 }
 
-void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data *b)
+static void on_block(void *owner, struct xfer_req *q, const struct sync_block_data *b)
 {
-	struct lazy_file *z = q->lz;
+	struct lazy_fetcher *lf = owner;
+	struct lazy_file *z = q->item;
 	uint32_t i = q->block;
 	uint8_t h[BLOCKS_HASH_LEN];
 	int r = 0;
 
 	if (b->len != q->len || b->offset != (uint64_t)i * BLOCKS_SIZE) {
-		fetch_req_done(e, q);
-		engine_protocol_error(e, "BLOCK_DATA for request %u is not what was asked",
+		xfer_req_done(lf->c.xfer, q);
+		link_fail(&lf->c.link, "BLOCK_DATA for request %u is not what was asked",
 				      b->req_id);
 		return;
 	}
-	fetch_req_done(e, q);
+	xfer_req_done(lf->c.xfer, q);
 	z->inflight--;
 	lazy_bit_clear(z->asked, i);
-	e->bytes_received += b->len;
+	lf->bytes_received += b->len;
 	if (z->m) {
 		r = blocks_manifest_verify(z->m, i, b->data, b->len);
 	} else if (blocks_hash_buf(b->data, b->len, NULL, NULL, h) < 0 ||
@@ -236,7 +236,7 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 	if (r != 0) {
 		log_warn("block %u of %s from the peer does not verify; not written", i,
 			 LOG_Q(z->path));
-		file_failed(e, z);
+		file_failed(lf, z);
 		return;
 	}
 	if (z->fd < 0)
@@ -244,7 +244,7 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 	struct stat before;
 	if (fstat(z->fd, &before) < 0) {
 		log_warn("cannot stat %s: %s", LOG_Q(z->path), strerror(errno));
-		file_failed(e, z);
+		file_failed(lf, z);
 		return;
 	}
 	size_t done = 0;
@@ -255,8 +255,7 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 		if (n <= 0) {
 			int err = n < 0 ? errno : EIO;
 			if (err == ENOSPC || err == EDQUOT) {
-				e->nospace_lazy = true;
-				fetch_nospace_set(e, z->path, -err);
+				fetch_nospace_set(lf->c.fetch, z->path, -err, true);
 			} else {
 				log_warn("cannot write %s: %s", LOG_Q(z->path), strerror(err));
 			}
@@ -264,46 +263,44 @@ void lazy_on_block(struct engine *e, struct req *q, const struct sync_block_data
 			 * (its mtime, part of the block): put its identity back
 			 * as after a good write, or the scanner takes the holes
 			 * for an edit of ours and sends zeros to the peer */
-			r = restore_identity(e, z, z->fd, &before.st_mtim);
+			r = restore_identity(lf, z, z->fd, &before.st_mtim);
 			if (r < 0)
 				log_warn("cannot restore the placeholder %s: %s", LOG_Q(z->path),
 					 strerror(-r));
-			file_failed(e, z);
+			file_failed(lf, z);
 			return;
 		}
 		done += (size_t)n;
 	}
-	if (e->nospace_lazy) {
-		e->nospace_lazy = false;
-		fetch_nospace_update(e);
-	}
-	r = restore_identity(e, z, z->fd, &before.st_mtim);
+	fetch_nospace_lazy_clear(lf->c.fetch);
+	r = restore_identity(lf, z, z->fd, &before.st_mtim);
 	if (r < 0)
 		log_warn("cannot restore the placeholder %s: %s", LOG_Q(z->path), strerror(-r));
-	pthread_mutex_lock(&e->lz_mu);
-	if (!lazy_bit_get(z->have, i)) {
-		lazy_bit_set(z->have, i);
-		z->nhave++;
-		e->lz_bytes += b->len;
-	}
-	pthread_mutex_unlock(&e->lz_mu);
+	lazy_mark(lf->c.lz, z, i);
 	lazy_bit_clear(z->want, i);
 	z->dirty = true;
-	lazy_wake(e, false, NULL);
+	lazy_wake(lf->c.lz, false, NULL);
 	if (z->inflight == 0)
-		burst_end(e, z);
+		burst_end(lf, z);
 }
 
-void lazy_on_error(struct engine *e, struct req *q, const struct sync_block_error *b)
+static void on_error(void *owner, struct xfer_req *q, const struct sync_block_error *b)
 {
-	struct lazy_file *z = q->lz;
+	struct lazy_fetcher *lf = owner;
+	struct lazy_file *z = q->item;
 	char txt[2 * SYNC_ERROR_TEXT_MAX + 8];
 
-	fetch_req_done(e, q);
+	xfer_req_done(lf->c.xfer, q);
 	log_quote(b->text, b->text_len, txt, sizeof(txt));
 	log_info("the peer cannot send %s now (code %u: %s)", LOG_Q(z->path), b->code, txt);
-	file_failed(e, z);
+	file_failed(lf, z);
 }
+
+static const struct xfer_ops lazy_xfer_ops = {
+	.on_manifest = on_manifest,
+	.on_block = on_block,
+	.on_error = on_error,
+};
 
 /* ---- the cache limit ---- */
 
@@ -317,7 +314,7 @@ static bool no_writers(int rdfd)
 }
 
 /* Empties z on disk if it is clean. Returns 0 or -errno (left as it is). */
-static int evict_one(struct engine *e, struct lazy_file *z)
+static int evict_one(struct lazy_fetcher *lf, struct lazy_file *z)
 {
 	struct index_entry *x = malloc(sizeof(*x));
 	const char *name;
@@ -326,13 +323,13 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 
 	if (!x)
 		return -ENOMEM;
-	if (index_get(e->idx, z->path, z->path_len, x) < 0 || x->deleted ||
+	if (index_get(lf->c.idx, z->path, z->path_len, x) < 0 || x->deleted ||
 	    x->type != INDEX_FILE || memcmp(x->hash, z->hash, SYNC_HASH_LEN) != 0) {
 		free(x);
-		lazy_forget(e, z); /* not ours any more */
+		lazy_forget(lf->c.lz, z); /* not ours any more */
 		return -ESTALE;
 	}
-	dirfd = apply_open_parent(e, z->path, false, &name);
+	dirfd = disk_open_parent(lf->c.disk, z->path, false, &name);
 	if (dirfd < 0)
 		goto out;
 	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
@@ -354,15 +351,11 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 	}
 	/* Unmark first, in memory (an ensure from now on fetches) and in the
 	 * index, then punch: never a mark on a hole, not even for a moment. */
-	e->lz_bytes -= lazy_present_bytes(z);
-	pthread_mutex_lock(&e->lz_mu);
-	memset(z->have, 0, lazy_bits_len(z->size));
-	z->nhave = 0;
-	pthread_mutex_unlock(&e->lz_mu);
-	if (index_lazy_put(e->idx, z->path, z->path_len, z->hash, z->size, z->have,
+	lazy_unmark_all(lf->c.lz, z);
+	if (index_lazy_put(lf->c.idx, z->path, z->path_len, z->hash, z->size, z->have,
 			   lazy_bits_len(z->size)) < 0) {
 		log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
-			  index_errmsg(e->idx));
+			  index_errmsg(lf->c.idx));
 		z->dirty = true; /* the data stays; the row is written later */
 		goto out;
 	}
@@ -371,7 +364,7 @@ static int evict_one(struct engine *e, struct lazy_file *z)
 		r = -errno; /* unmarked data: only fetched again */
 		goto out;
 	}
-	r = restore_identity(e, z, wfd, &st.st_mtim); /* == the index's, checked above */
+	r = restore_identity(lf, z, wfd, &st.st_mtim); /* == the index's, checked above */
 	log_debug("sync: evicted %s from the cache", LOG_Q(z->path));
 out:
 	if (rfd >= 0)
@@ -396,40 +389,90 @@ static int cmp_used(const void *a, const void *b)
 	return x->used < y->used ? -1 : x->used > y->used;
 }
 
-void lazy_evict(struct engine *e)
-{
-	uint64_t now = lazy_mono_ms();
-	struct cand *c = NULL;
-	size_t n = 0, cap = 0;
+struct cands {
+	struct lazy_fetcher *lf;
+	struct cand *c;
+	size_t n, cap;
+};
 
-	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = e->lz_tab[b]; z; z = z->hnext) {
-			if (z->active || z->nhave == 0 || now - z->used < lazy_evict_age_ms(e))
-				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				struct cand *nc = realloc(c, cap * sizeof(*c));
-				if (!nc)
-					goto out;
-				c = nc;
-			}
-			c[n].z = z;
-			pthread_mutex_lock(&e->lz_mu);
-			c[n++].used = z->used;
-			pthread_mutex_unlock(&e->lz_mu);
-		}
+/* A file that may be emptied: present blocks, not in use, not read lately. */
+static int add_cand(struct lazy_file *z, void *ud)
+{
+	struct cands *k = ud;
+	uint64_t used = lazy_used(k->lf->c.lz, z); /* FUSE threads write it */
+
+	if (z->active || z->nhave == 0 || k->lf->now_ms - used < k->lf->c.evict_age_ms)
+		return 0;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 64;
+		struct cand *nc = realloc(k->c, cap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+		k->c = nc;
+		k->cap = cap;
+	}
+	k->c[k->n].z = z;
+	k->c[k->n++].used = used;
+	return 0;
+}
+
+static void evict(struct lazy_fetcher *lf)
+{
+	uint64_t now = lf->now_ms;
+	struct cands k = {.lf = lf};
+	struct cand *c;
+	size_t n;
+
+	if (lazy_foreach(lf->c.lz, add_cand, &k) < 0)
+		goto out;
+	c = k.c;
+	n = k.n;
 	if (n > 1) /* c is NULL when nothing qualified: qsort wants a pointer */
 		qsort(c, n, sizeof(*c), cmp_used);
-	for (size_t i = 0; i < n && e->lz_bytes > e->opts.cache_max; i++) {
-		uint64_t before = e->lz_bytes;
-		if (evict_one(e, c[i].z) == 0)
-			log_debug("sync: cache %" PRIu64 " -> %" PRIu64 " bytes", before, e->lz_bytes);
+	for (size_t i = 0; i < n && lazy_bytes(lf->c.lz) > lf->c.cache_max; i++) {
+		uint64_t before = lazy_bytes(lf->c.lz);
+		if (evict_one(lf, c[i].z) == 0)
+			log_debug("sync: cache %" PRIu64 " -> %" PRIu64 " bytes", before,
+				  lazy_bytes(lf->c.lz));
 	}
 out:
-	free(c);
+	free(k.c);
 	/* Still over: a file read in the last seconds, being written, or not
 	 * yet rescanned after its last block was skipped. Try again soon, not
 	 * only when the next fetch ends (there may be none). */
-	e->lz_evict_due_ms = e->lz_bytes > e->opts.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
+	lf->evict_due_ms = lazy_bytes(lf->c.lz) > lf->c.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
 }
 
+
+uint64_t lazy_fetch_deadline(const struct lazy_fetcher *lf)
+{
+	return lf->evict_due_ms ? lf->evict_due_ms : UINT64_MAX;
+}
+
+void lazy_fetch_tick(struct lazy_fetcher *lf, uint64_t now_ms)
+{
+	lf->now_ms = now_ms;
+	if (lf->evict_due_ms && now_ms >= lf->evict_due_ms) {
+		lf->evict_due_ms = 0;
+		if (lf->c.cache_max && lazy_bytes(lf->c.lz) > lf->c.cache_max)
+			evict(lf);
+	}
+}
+
+int lazy_fetcher_new(const struct lazy_fetch_ctx *c, struct lazy_fetcher **ret)
+{
+	struct lazy_fetcher *lf = calloc(1, sizeof(*lf));
+
+	if (!lf)
+		return -ENOMEM;
+	lf->c = *c;
+	if (!lf->c.evict_age_ms)
+		lf->c.evict_age_ms = LAZY_EVICT_AGE_MS;
+	*ret = lf;
+	return 0;
+}
+
+void lazy_fetcher_free(struct lazy_fetcher *lf)
+{
+	free(lf);
+}

@@ -79,11 +79,6 @@ enum index_type scan_kind(const struct stat *st)
 	return 0;
 }
 
-int64_t scan_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 /*
  * The engine records files it writes with index_put_remote/index_set_stat,
  * so this exact test (type, size, mtime, mode, ino, ctime) is the contract
@@ -683,49 +678,4 @@ int scan_on_inotify(struct scan *s)
 		}
 	}
 	return s->full || s->ndirty > 0;
-}
-
-int scan_run(struct scan *s, struct err *err)
-{
-	int r = scan_walk_run(s, err);
-
-	scan_feed(s);
-	return r;
-}
-
-int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
-{
-	struct err perr;
-	char p[PATH_REL_MAX + 1];
-	struct stat st;
-	int r;
-
-	r = path_check(path, len, &perr);
-	if (r < 0)
-		return seterr(err, r, "%s", perr.msg);
-	if (scan_excluded(path, len))
-		return 0;
-	memcpy(p, path, len);
-	p[len] = '\0';
-	path = p;
-	r = scan_lstat(s, path, &st);
-	if (r == -ENOENT || r == -ENOTDIR || (r == 0 && !scan_kind(&st))) {
-		r = scan_check_root(s, err);
-		if (r < 0)
-			return r;
-		r = index_get(s->idx, path, len, &s->e);
-		if (r == -ENOENT || (r == 0 && (s->e.deleted || scan_off_disk(&s->e))))
-			return 0;
-		if (r == 0)
-			r = scan_delete_tree(s, path, len);
-		if (r < 0)
-			return seterr(err, r, "cannot record the deletion of %s: %s", LOG_Q(path),
-				      index_errmsg(s->idx));
-		return r > 0;
-	}
-	if (r < 0)
-		return seterr(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
-			      strerror(-r));
-	r = scan_apply(s, path, len, &st, true, err);
-	return r < 0 ? r : r > 0;
 }

@@ -117,7 +117,10 @@ int scan_walk_run(struct scan *s, struct err *err);
 
 /* scan.c helpers shared with scan_walk.c */
 enum index_type scan_kind(const struct stat *st); /* 0: special file */
-int64_t scan_ns(const struct timespec *ts);
+static inline int64_t scan_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
 bool scan_unchanged(const struct index_entry *e, const struct stat *st);
 /* A live entry that is missing from disk on purpose: the peer's symlink out
  * of the share that was not made here (apply.c refuse_symlink). Its absence

@@ -14,6 +14,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -589,4 +590,65 @@ cleanup:
 	}
 	walk_done(&w);
 	return r < 0 ? r : n;
+}
+
+/* ---- the scanner's entry points that walk (here, not in scan.c: scan.c is
+ * below the walk, which uses its helpers) ---- */
+
+static int now_err(struct err *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int now_err(struct err *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_setv(err, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int scan_run(struct scan *s, struct err *err)
+{
+	int r = scan_walk_run(s, err);
+
+	scan_feed(s);
+	return r;
+}
+
+int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
+{
+	struct err perr;
+	char p[PATH_REL_MAX + 1];
+	struct stat st;
+	int r;
+
+	r = path_check(path, len, &perr);
+	if (r < 0)
+		return now_err(err, r, "%s", perr.msg);
+	if (scan_excluded(path, len))
+		return 0;
+	memcpy(p, path, len);
+	p[len] = '\0';
+	path = p;
+	r = scan_lstat(s, path, &st);
+	if (r == -ENOENT || r == -ENOTDIR || (r == 0 && !scan_kind(&st))) {
+		r = scan_check_root(s, err);
+		if (r < 0)
+			return r;
+		r = index_get(s->idx, path, len, &s->e);
+		if (r == -ENOENT || (r == 0 && (s->e.deleted || scan_off_disk(&s->e))))
+			return 0;
+		if (r == 0)
+			r = scan_delete_tree(s, path, len);
+		if (r < 0)
+			return now_err(err, r, "cannot record the deletion of %s: %s", LOG_Q(path),
+				       index_errmsg(s->idx));
+		return r > 0;
+	}
+	if (r < 0)
+		return now_err(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
+			       strerror(-r));
+	r = scan_apply(s, path, len, &st, true, err);
+	return r < 0 ? r : r > 0;
 }

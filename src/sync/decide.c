@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The version decision (decide.h). */
+#include <string.h>
+
+#include "sync/conflict.h"
+#include "sync/decide.h"
+
+enum decide_verdict decide(const struct index_entry *l, const struct rentry *r,
+			   const uint8_t self[static VV_DEVICE_LEN],
+			   const uint8_t peer[static VV_DEVICE_LEN])
+{
+	struct conflict_version va, vb;
+	struct index_entry rx;
+	enum conflict_action a;
+	unsigned w;
+
+	if (!l)
+		return DECIDE_ACCEPT;
+	if (l->deleted && r->deleted)
+		return DECIDE_MERGE_DELETED;
+	switch (vv_compare(&r->vv, &l->vv)) {
+	case VV_DOMINATES:
+		return DECIDE_ACCEPT;
+	case VV_EQUAL:
+	case VV_DOMINATED:
+		return DECIDE_IGNORE;
+	case VV_CONCURRENT:
+		break;
+	}
+	entry_to_version(l, self, &va);
+	memset(&rx, 0, offsetof(struct index_entry, target));
+	rx.mtime_ns = r->mtime_ns;
+	rx.size = r->size;
+	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
+	rx.deleted = r->deleted;
+	entry_to_version(&rx, peer, &vb);
+	/* a directory has no content: two live directories are the same */
+	if (r->kind == SYNC_KIND_DIR && l->type == INDEX_DIR && !r->deleted && !l->deleted)
+		return DECIDE_MERGE_ONLY;
+	if (r->kind != (uint8_t)l->type && !r->deleted && !l->deleted) {
+		/* different kinds never compare as identical */
+		va.hash[0] ^= 1;
+	}
+	a = conflict_decide(&va, &vb, &w);
+	switch (a) {
+	case CONFLICT_IDENTICAL:
+		return w == 1 ? DECIDE_ACCEPT : DECIDE_MERGE_ONLY;
+	case CONFLICT_EDIT_WINS:
+		return w == 1 ? DECIDE_ACCEPT : DECIDE_KEEP_LOCAL;
+	case CONFLICT_COPY:
+		/*
+		 * Ours wins: change nothing, and above all do not merge their
+		 * vector into ours. The peer holds the losing edit and must still
+		 * see our version as concurrent, so that it keeps its edit as the
+		 * conflict copy before it takes ours.
+		 */
+		return w == 1 ? DECIDE_LOCAL_LOSES : DECIDE_IGNORE;
+	}
+	return DECIDE_IGNORE;
+}
+
+const char *decide_verdict_name(enum decide_verdict v)
+{
+	switch (v) {
+	case DECIDE_IGNORE:
+		return "ignore";
+	case DECIDE_ACCEPT:
+		return "accept";
+	case DECIDE_KEEP_LOCAL:
+		return "keep-local";
+	case DECIDE_LOCAL_LOSES:
+		return "local-loses";
+	case DECIDE_MERGE_ONLY:
+		return "merge-only";
+	case DECIDE_MERGE_DELETED:
+		return "merge-deleted";
+	}
+	return "?";
+}

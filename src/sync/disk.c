@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The disk operations of the applier and the fetchers (disk.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "sync/disk.h"
+#include "sync/msg.h"
+#include "sync/path.h"
+
+static void quote(const char *s, char *out, size_t outlen)
+{
+	log_quote(s, strlen(s), out, outlen);
+}
+
+/*
+ * Whether a directory on the way to rel is, in the index, a live symlink of
+ * the peer's that was not made here (refuse_symlink): then nothing may be
+ * created beneath its name.
+ */
+static bool under_refused_link(struct disk *d, const char *rel)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	bool found = false;
+
+	if (!x)
+		return true; /* cannot tell: create nothing */
+	for (const char *s = strchr(rel, '/'); s && !found; s = strchr(s + 1, '/'))
+		found = index_get(d->idx, rel, (size_t)(s - rel), x) == 0 && !x->deleted &&
+			x->type == INDEX_SYMLINK;
+	free(x);
+	return found;
+}
+
+int disk_open_parent(struct disk *d, const char *rel, bool create, const char **ret_name)
+{
+	char q[PATH_REL_MAX + 8];
+	int fd = path_open_parent(d->rootfd, rel, false, ret_name);
+
+	if (fd == -ENOENT && create) {
+		if (under_refused_link(d, rel)) {
+			quote(rel, q, sizeof(q));
+			log_warn("refused the peer's path %s: a symlink is on the way (not made "
+				 "here: it points outside the share)", q);
+			d->refused++;
+			return -ELOOP;
+		}
+		fd = path_open_parent(d->rootfd, rel, true, ret_name);
+	}
+	if (fd >= 0)
+		return fd;
+	if (fd == -ELOOP || fd == -EXDEV || fd == -ENOTDIR) {
+		quote(rel, q, sizeof(q));
+		log_warn("refused the peer's path %s: %s", q,
+			 fd == -ELOOP	? "a symlink is on the way (never followed)"
+			 : fd == -EXDEV ? "it leads outside the share"
+					: "a file is on the way");
+		d->refused++;
+	}
+	return fd;
+}
+
+int disk_meta_set(int dirfd, const char *name, uint8_t kind, uint16_t mode, int64_t mtime_ns,
+		  struct stat *ret)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(mtime_ns)};
+	char proc[64];
+	int fd, r = 0;
+
+	if (kind == SYNC_KIND_SYMLINK) {
+		if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		return fstatat(dirfd, name, ret, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	}
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, ret) < 0 || S_ISLNK(ret->st_mode)) {
+		r = S_ISLNK(ret->st_mode) ? -ELOOP : -errno;
+		goto out;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if ((ret->st_mode & 0777) != mode && chmod(proc, mode) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (kind != SYNC_KIND_DIR && utimensat(AT_FDCWD, proc, ts, 0) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (fstat(fd, ret) < 0)
+		r = -errno;
+out:
+	close(fd);
+	return r;
+}
+

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* decide(): the version decision of the applier, without a disk. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/decide.h"
+#include "tap.h"
+
+static const uint8_t dev_a[VV_DEVICE_LEN] = {0x0a, 1, 1, 1, 1, 1, 1, 1};
+static const uint8_t dev_b[VV_DEVICE_LEN] = {0x0b, 2, 2, 2, 2, 2, 2, 2};
+
+#define T0 1704164645000000000LL
+
+/* A vector of counters ca for a and cb for b (0: absent). */
+static struct vv vec(uint64_t ca, uint64_t cb)
+{
+	struct vv v;
+
+	vv_init(&v);
+	if (ca) {
+		memcpy(v.e[v.n].device, dev_a, VV_DEVICE_LEN);
+		v.e[v.n++].counter = ca;
+	}
+	if (cb) {
+		memcpy(v.e[v.n].device, dev_b, VV_DEVICE_LEN);
+		v.e[v.n++].counter = cb;
+	}
+	return v;
+}
+
+/* An index entry of ours (heap: it holds path and target arrays). */
+static struct index_entry *local(enum index_type t, bool deleted, uint8_t h, int64_t mtime,
+				 struct vv v)
+{
+	struct index_entry *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		abort();
+	memcpy(x->path, "f", 2);
+	x->path_len = 1;
+	x->type = t;
+	x->deleted = deleted;
+	x->size = t == INDEX_DIR ? 0 : 10;
+	x->mtime_ns = mtime;
+	x->has_hash = t != INDEX_DIR;
+	memset(x->hash, h, INDEX_HASH_LEN);
+	x->vv = v;
+	return x;
+}
+
+/* x as the other side receives it. */
+static struct rentry remote_of(const struct index_entry *x)
+{
+	struct rentry r;
+
+	memset(&r, 0, sizeof(r));
+	r.path = (char *)"f";
+	r.path_len = 1;
+	r.kind = (uint8_t)x->type;
+	r.deleted = x->deleted;
+	r.size = x->size;
+	r.mtime_ns = x->mtime_ns;
+	memcpy(r.hash, x->hash, SYNC_HASH_LEN);
+	r.vv = x->vv;
+	return r;
+}
+
+/* What a (ours: la) and b (ours: lb) each decide about the other's entry. */
+static void both(const struct index_entry *la, const struct index_entry *lb,
+		 enum decide_verdict *ret_a, enum decide_verdict *ret_b)
+{
+	struct rentry ra = remote_of(la), rb = remote_of(lb);
+
+	*ret_a = decide(la, &rb, dev_a, dev_b);
+	*ret_b = decide(lb, &ra, dev_b, dev_a);
+	printf("#   a: %s, b: %s\n", decide_verdict_name(*ret_a), decide_verdict_name(*ret_b));
+}
+
+static bool one_each(enum decide_verdict x, enum decide_verdict y, enum decide_verdict p,
+		     enum decide_verdict q)
+{
+	return (x == p && y == q) || (x == q && y == p);
+}
+
+TEST(unknown_path_is_accepted)
+{
+	struct index_entry *l = local(INDEX_FILE, false, 1, T0, vec(0, 1));
+	struct rentry r = remote_of(l);
+
+	CHECK_INT_EQ(decide(NULL, &r, dev_a, dev_b), DECIDE_ACCEPT);
+	free(l);
+}
+
+TEST(vectors_order_decides)
+{
+	struct index_entry *ours = local(INDEX_FILE, false, 1, T0, vec(1, 1));
+	struct index_entry *newer = local(INDEX_FILE, false, 2, T0, vec(1, 2));
+	struct index_entry *older = local(INDEX_FILE, false, 3, T0, vec(1, 0));
+	struct rentry rn = remote_of(newer), ro = remote_of(older), re = remote_of(ours);
+
+	CHECK_INT_EQ(decide(ours, &rn, dev_a, dev_b), DECIDE_ACCEPT);
+	CHECK_INT_EQ(decide(ours, &ro, dev_a, dev_b), DECIDE_IGNORE);
+	CHECK_INT_EQ(decide(ours, &re, dev_a, dev_b), DECIDE_IGNORE);
+	free(ours);
+	free(newer);
+	free(older);
+}
+
+TEST(deleted_on_both_sides_merges_tombstones)
+{
+	struct index_entry *la = local(INDEX_FILE, true, 0, T0, vec(2, 1));
+	struct index_entry *lb = local(INDEX_FILE, true, 0, T0, vec(1, 2));
+	enum decide_verdict va, vb;
+
+	both(la, lb, &va, &vb);
+	CHECK_INT_EQ(va, DECIDE_MERGE_DELETED);
+	CHECK_INT_EQ(vb, DECIDE_MERGE_DELETED);
+	free(la);
+	free(lb);
+}
+
+TEST(concurrent_dirs_merge)
+{
+	struct index_entry *la = local(INDEX_DIR, false, 0, T0, vec(2, 1));
+	struct index_entry *lb = local(INDEX_DIR, false, 0, T0 + 5, vec(1, 2));
+	enum decide_verdict va, vb;
+
+	both(la, lb, &va, &vb);
+	CHECK_INT_EQ(va, DECIDE_MERGE_ONLY);
+	CHECK_INT_EQ(vb, DECIDE_MERGE_ONLY);
+	free(la);
+	free(lb);
+}
+
+TEST(concurrent_edits_one_conflict_copy)
+{
+	struct index_entry *la = local(INDEX_FILE, false, 1, T0, vec(2, 1));
+	struct index_entry *lb = local(INDEX_FILE, false, 2, T0 + 1000, vec(1, 2));
+	enum decide_verdict va, vb;
+
+	both(la, lb, &va, &vb);
+	/* exactly one side moves its edit to a conflict copy; the other keeps its own */
+	CHECK(one_each(va, vb, DECIDE_LOCAL_LOSES, DECIDE_IGNORE));
+	free(la);
+	free(lb);
+}
+
+TEST(edit_wins_over_delete)
+{
+	struct index_entry *la = local(INDEX_FILE, false, 1, T0, vec(2, 1));
+	struct index_entry *lb = local(INDEX_FILE, true, 0, T0, vec(1, 2));
+	enum decide_verdict va, vb;
+
+	both(la, lb, &va, &vb);
+	CHECK_INT_EQ(va, DECIDE_KEEP_LOCAL); /* a's edit stays and dominates */
+	CHECK_INT_EQ(vb, DECIDE_ACCEPT);     /* b takes the edit back */
+	free(la);
+	free(lb);
+}
+
+TEST(identical_content_is_no_conflict)
+{
+	struct index_entry *la = local(INDEX_FILE, false, 7, T0, vec(2, 1));
+	struct index_entry *lb = local(INDEX_FILE, false, 7, T0, vec(1, 2));
+	enum decide_verdict va, vb;
+
+	both(la, lb, &va, &vb);
+	CHECK(one_each(va, vb, DECIDE_ACCEPT, DECIDE_MERGE_ONLY));
+	free(la);
+	free(lb);
+}
+
+TEST(file_and_link_never_identical)
+{
+	struct index_entry *la = local(INDEX_FILE, false, 7, T0, vec(2, 1));
+	struct index_entry *lb = local(INDEX_SYMLINK, false, 7, T0, vec(1, 2));
+	enum decide_verdict va, vb;
+
+	both(la, lb, &va, &vb);
+	CHECK(one_each(va, vb, DECIDE_LOCAL_LOSES, DECIDE_IGNORE));
+	free(la);
+	free(lb);
+}
+
+int main(void)
+{
+	RUN(unknown_path_is_accepted);
+	RUN(vectors_order_decides);
+	RUN(deleted_on_both_sides_merges_tombstones);
+	RUN(concurrent_dirs_merge);
+	RUN(concurrent_edits_one_conflict_copy);
+	RUN(edit_wins_over_delete);
+	RUN(identical_content_is_no_conflict);
+	RUN(file_and_link_never_identical);
+	return tap_done();
+}

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Lazy mode through the engine's seam (engine.h only), in-process: a
+ * placeholder placed for the peer's file, engine_ensure() on another
+ * thread (as a FUSE thread calls it) answered when the block comes, and
+ * the waits that must end at once. The test's own thread is the loop and
+ * plays the peer. Run it under TSan for the lazy table's lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sync/blocks.h"
+#include "sync/engine.h"
+#include "sync/msg.h"
+#include "sync/vv.h"
+#include "tap.h"
+
+#define NOW_MS ((uint64_t)1000)
+#define FILE_LEN 3000
+#define SENT_MAX 64
+
+static char base[] = "/tmp/tandem-test-elazy-XXXXXX";
+static char root[256], dbpath[256];
+static unsigned ncase;
+static const uint8_t peer_dev[VV_DEVICE_LEN] = {0x72, 0x72, 0x72, 0x72, 0x72, 0x72, 0x72, 0x72};
+static uint8_t content[FILE_LEN];
+static uint8_t msgbuf[SYNC_BLOCK_DATA_HEADER_LEN + SYNC_BLOCK_MAX + 64];
+
+/* What the engine sent (the loop's thread only). */
+static struct {
+	uint8_t *p;
+	size_t len;
+} sent[SENT_MAX];
+static unsigned nsent, closed;
+
+static int io_send(void *ud, const uint8_t *msg, size_t len)
+{
+	(void)ud;
+	if (nsent < SENT_MAX && (sent[nsent].p = malloc(len))) {
+		memcpy(sent[nsent].p, msg, len);
+		sent[nsent++].len = len;
+	}
+	return 0;
+}
+
+static size_t io_room(void *ud)
+{
+	(void)ud;
+	return (size_t)1 << 30;
+}
+
+static void io_close(void *ud, const char *why)
+{
+	(void)ud;
+	printf("#   the engine closed the connection: %s\n", why);
+	closed++;
+}
+
+static void sent_clear(void)
+{
+	for (unsigned i = 0; i < nsent; i++)
+		free(sent[i].p);
+	nsent = 0;
+}
+
+/* The first BLOCK_REQUEST the engine sent, into *ret. */
+static bool find_request(struct sync_block_request *ret)
+{
+	struct err err;
+	struct sync_msg m;
+
+	for (unsigned i = 0; i < nsent; i++)
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) == 0 &&
+		    m.type == SYNC_MSG_BLOCK_REQUEST) {
+			*ret = m.block_request;
+			return true;
+		}
+	return false;
+}
+
+static int rm_fn(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int send_msg(struct engine *e, const struct sync_msg *m)
+{
+	int len = msg_encode(m, msgbuf, sizeof(msgbuf));
+
+	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len, NOW_MS);
+}
+
+/* An engine in lazy mode, up, that has applied the peer's file "f"
+ * (FILE_LEN bytes of content): a placeholder. */
+static struct engine *lazy_engine(void)
+{
+	struct engine_opts opts = {.root = root, .index_file = dbpath, .lazy = true,
+				   .no_workers = true};
+	struct engine_io io = {.send = io_send, .room = io_room, .close = io_close};
+	struct sync_msg m = {.type = SYNC_MSG_START};
+	struct msg_index_writer w;
+	struct sync_entry s;
+	struct err err;
+	struct engine *e;
+	int len;
+
+	snprintf(root, sizeof(root), "%s/share%u", base, ncase);
+	snprintf(dbpath, sizeof(dbpath), "%s/index%u.db", base, ncase);
+	ncase++;
+	if (mkdir(root, 0755) < 0)
+		return NULL;
+	if (engine_new(&opts, &io, &e, &err, NOW_MS) < 0) {
+		printf("#   engine_new: %s\n", err.msg);
+		return NULL;
+	}
+	engine_tick(e, NOW_MS); /* the first scan: nothing */
+	engine_on_up(e, NOW_MS);
+	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
+	if (send_msg(e, &m) < 0)
+		goto fail;
+	memset(&s, 0, sizeof(s));
+	s.path = "f";
+	s.path_len = 1;
+	s.kind = SYNC_KIND_FILE;
+	s.mode = 0644;
+	s.size = FILE_LEN;
+	s.mtime_ns = 1704164645000000000LL;
+	if (blocks_hash_buf(content, FILE_LEN, NULL, NULL, s.hash) < 0)
+		goto fail;
+	s.nvv = 1;
+	memcpy(s.vv[0].device, peer_dev, VV_DEVICE_LEN);
+	s.vv[0].counter = 1;
+	s.seq = 1;
+	if (msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) < 0 || msg_index_add(&w, &s) < 0)
+		goto fail;
+	len = msg_index_finish(&w);
+	if (len < 0 || engine_on_msg(e, msgbuf, (size_t)len, NOW_MS) < 0)
+		goto fail;
+	m = (struct sync_msg){.type = SYNC_MSG_INDEX_DONE};
+	m.index_done.seq = 1;
+	if (send_msg(e, &m) < 0)
+		goto fail;
+	sent_clear();
+	return e;
+fail:
+	engine_free(e);
+	return NULL;
+}
+
+struct reader {
+	struct engine *e;
+	int timeout_ms;
+	int result;
+};
+
+static void *read_thread(void *ud)
+{
+	struct reader *rd = ud;
+
+	rd->result = engine_ensure(rd->e, "f", NULL, 0, FILE_LEN, rd->timeout_ms);
+	return NULL;
+}
+
+/* The loop's turn: waits (bounded) for an ensure to wake the engine. */
+static bool loop_on_ensure(struct engine *e)
+{
+	struct pollfd p = {.fd = engine_ensure_fd(e), .events = POLLIN};
+
+	if (poll(&p, 1, 10000) != 1)
+		return false;
+	engine_on_ensure(e, NOW_MS);
+	return true;
+}
+
+static bool file_is(const char *rel, const uint8_t *want, size_t len)
+{
+	char path[600];
+	uint8_t got[FILE_LEN + 1];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, got, sizeof(got));
+	close(fd);
+	return n == (ssize_t)len && memcmp(got, want, len) == 0;
+}
+
+TEST(ensure_on_another_thread_gets_the_block)
+{
+	struct engine *e = lazy_engine();
+	struct reader rd = {.e = e, .timeout_ms = 10000, .result = 1};
+	struct sync_block_request q;
+	pthread_t t;
+	int n;
+
+	REQUIRE(e);
+	CHECK(!file_is("f", content, FILE_LEN)); /* a placeholder: zeros */
+	REQUIRE(pthread_create(&t, NULL, read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	CHECK(find_request(&q));
+	if (nsent && find_request(&q)) {
+		CHECK_INT_EQ(q.offset, 0);
+		CHECK_INT_EQ(q.len, FILE_LEN);
+		n = msg_block_data_header(msgbuf, sizeof(msgbuf), q.req_id, 0, FILE_LEN);
+		CHECK(n > 0);
+		if (n > 0) {
+			memcpy(msgbuf + n, content, FILE_LEN);
+			CHECK_INT_EQ(engine_on_msg(e, msgbuf, (size_t)n + FILE_LEN, NOW_MS), 0);
+		}
+	} else {
+		engine_ensure_stop(e); /* let the reader go */
+	}
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, 0);
+	CHECK(file_is("f", content, FILE_LEN));
+	/* present now: answered at once, on any thread */
+	CHECK_INT_EQ(engine_ensure(e, "f", NULL, 0, FILE_LEN, 0), 0);
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+TEST(ensure_stop_ends_a_wait)
+{
+	struct engine *e = lazy_engine();
+	struct reader rd = {.e = e, .timeout_ms = 60000, .result = 1};
+	pthread_t t;
+
+	REQUIRE(e);
+	REQUIRE(pthread_create(&t, NULL, read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e)); /* asked for, never answered */
+	engine_ensure_stop(e);	  /* as before an unmount: the reader goes at once */
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, -EIO);
+	CHECK_INT_EQ(engine_ensure(e, "f", NULL, 0, FILE_LEN, 1000), -EIO);
+	sent_clear();
+	engine_free(e);
+}
+
+TEST(peer_gone_fails_at_once)
+{
+	struct engine *e = lazy_engine();
+	struct reader rd = {.e = e, .timeout_ms = 60000, .result = 1};
+	pthread_t t;
+
+	REQUIRE(e);
+	REQUIRE(pthread_create(&t, NULL, read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	engine_on_down(e, NOW_MS); /* the waiting reader fails, and so does the next */
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, -EIO);
+	CHECK_INT_EQ(engine_ensure(e, "f", NULL, 0, FILE_LEN, 1000), -EIO);
+	sent_clear();
+	engine_free(e);
+}
+
+int main(void)
+{
+	for (size_t i = 0; i < FILE_LEN; i++)
+		content[i] = (uint8_t)(i * 7 + 1);
+	if (!mkdtemp(base)) {
+		printf("Bail out! cannot make a temp dir\n");
+		return 1;
+	}
+	RUN(ensure_on_another_thread_gets_the_block);
+	RUN(ensure_stop_ends_a_wait);
+	RUN(peer_gone_fails_at_once);
+	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
