@@ -46,6 +46,7 @@
 #include "sync/blocks.h"
 #include "sync/engine.h"
 #include "sync/msg.h"
+#include "sync/scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -191,6 +192,8 @@ static uint64_t u64(struct in *in)
 
 /* ---- content ---- */
 
+static uint8_t part_hash[NCONTENT][SYNC_HASH_LEN]; /* of what op_local writes of one */
+
 static int add_block(void *ud, uint32_t index, const uint8_t hash[BLOCKS_HASH_LEN])
 {
 	struct content *c = ud;
@@ -223,6 +226,10 @@ static void content_init(void)
 	}
 	for (int k = 5; k < NCONTENT; k++)
 		S.c[k].bh = malloc(SYNC_HASH_LEN);
+	for (int k = 0; k < 5; k++) /* what op_local writes of a large one */
+		if (blocks_hash_buf(S.c[k].data, S.c[k].len > 65536 ? 65536 : S.c[k].len, NULL,
+				    NULL, part_hash[k]) < 0)
+			fail("cannot hash a content");
 }
 
 static const struct content *content_by_hash(const uint8_t *hash)
@@ -934,6 +941,45 @@ static void setup_once(void)
 	S.init = true;
 }
 
+/*
+ * Plain mode: every file in the share has content the peer or the user
+ * wrote whole: a known content, or the part of one a user wrote. Never a
+ * block that did not verify, never a temp file renamed before it was
+ * complete.
+ */
+static bool known_hash(const uint8_t *h)
+{
+	for (int k = 0; k < NCONTENT; k++)
+		if (memcmp(S.c[k].hash, h, SYNC_HASH_LEN) == 0 ||
+		    memcmp(part_hash[k], h, SYNC_HASH_LEN) == 0)
+			return true;
+	return false;
+}
+
+static int check_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *name = path + ftw->base;
+	uint8_t h[SYNC_HASH_LEN];
+	uint8_t *buf;
+	ssize_t n;
+	int fd;
+
+	if (type != FTW_F || !S_ISREG(st->st_mode) || strncmp(name, SCAN_MARKER, 7) == 0 ||
+	    st->st_size > 4 * BLOCKS_SIZE)
+		return 0;
+	buf = malloc((size_t)st->st_size + 1);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	n = fd >= 0 && buf ? read(fd, buf, (size_t)st->st_size + 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n >= 0 && blocks_hash_buf(buf, (size_t)n, NULL, NULL, h) == 0 && !known_hash(h)) {
+		fprintf(stderr, "fuzz_engine: %s has %zd bytes of content nobody wrote\n", path, n);
+		abort();
+	}
+	free(buf);
+	return 0;
+}
+
 static bool dir_empty(const char *path)
 {
 	DIR *d = opendir(path);
@@ -1019,6 +1065,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	S.e = NULL;
 	if (!dir_empty(S.outside) || lstat(S.share, &st) < 0)
 		fail("something was written outside the share, or the share went away");
+	if (!(S.flags & FL_LAZY))
+		(void)nftw(S.share, check_file, 16, FTW_PHYS);
 	if (S.verbose) {
 		char cmd[400];
 		snprintf(cmd, sizeof(cmd), "ls -lR '%s' >&2", S.dir);
