@@ -21,8 +21,9 @@
  * sends decodes; it sends nothing while the connection is closed or down;
  * nothing appears outside the share (a peer's symlinks point there); the
  * engine starts on a fresh share; engine_free leaves no thread and no
- * leak. A huge size a peer announces (tests/fuzz/README.md) is patched into
- * an encoded entry, since the encoders refuse it.
+ * leak; in plain mode, every file in the share has content someone wrote.
+ * A huge size a peer announces (tests/fuzz/README.md) is patched into an
+ * encoded entry, since the encoders refuse it.
  *
  * TANDEM_FUZZ_LOG=1 in the environment shows the engine's log (debug).
  */
@@ -57,6 +58,7 @@ enum {
 	FL_CACHE_SMALL = 1U << 3,  /* lazy: a cache limit of 1 MiB */
 	FL_RATE = 1U << 4,	   /* a serving rate cap */
 	FL_UMASK = 1U << 5,	   /* mode_mask 022 */
+	FL_HUGE = 1U << 6,	   /* structured: every file entry announces a size past the caps */
 };
 
 enum {
@@ -91,10 +93,19 @@ static const char *const targets[8] = {
 	"a", "d/a", "../outside", "../outside/x", "../../outside", "..", "d", "nonexistent",
 };
 
-/* Sizes past the caps, patched into encoded entries and manifests. */
+/* Sizes past the caps (and at them), patched into encoded entries. */
 static const uint64_t huge_sizes[8] = {
 	SYNC_FILE_MAX + 1,	 (UINT64_C(1) << 52) + 1, UINT64_C(1) << 62,	SYNC_FILE_MAX,
 	SYNC_FILE_MAX - 1,	 (UINT64_C(1) << 32) + 5, UINT64_C(1) << 63,	INT64_MAX,
+};
+
+/* FL_HUGE's sizes, by path: mostly block counts past 32 bits whose low
+ * 32 bits are small (what a count cut to 32 bits would keep). */
+static const uint64_t lying_sizes[8] = {
+	(UINT64_C(1) << 52) + 1,	   (UINT64_C(1) << 62) + 1,
+	(UINT64_C(1) << 56) + 3,	   SYNC_FILE_MAX + 1,
+	(UINT64_C(1) << 52) + 5 * BLOCKS_SIZE, (UINT64_C(1) << 60) + 7,
+	INT64_MAX,			   (UINT64_C(1) << 52) + BLOCKS_SIZE,
 };
 
 static const uint8_t peer_a[SYNC_DEVICE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -148,7 +159,8 @@ static struct {
 	size_t room;
 	struct pend pend[NPEND];
 	unsigned npend;
-	uint64_t last_size[NPATHS];
+	uint64_t last_size[NPATHS]; /* of the file entry last sent for each path */
+	uint8_t last_file;	    /* the path of the last file entry sent */
 	struct ensure_thread th[NTHREADS];
 	unsigned nth;
 	unsigned sent;
@@ -452,6 +464,8 @@ static void op_index(struct in *in)
 		x.mtime_ns = (int64_t)(int8_t)mt * 1000000007LL;
 		if (x.kind == SYNC_KIND_FILE) {
 			pick_content(in, cs, &x, &huge);
+			if (S.flags & FL_HUGE)
+				huge = lying_sizes[p % 8];
 		} else if (x.kind == SYNC_KIND_SYMLINK) {
 			const char *t = targets[cs % 8];
 			if ((S.flags & FL_SYMLINKS_ALL) || cs % 8 < 2 || cs % 8 > 5) {
@@ -482,8 +496,10 @@ static void op_index(struct in *in)
 			x.seq = S.seq += 1 + sq % 4;
 		if (msg_index_add(&w, &x) < 0)
 			break;
-		if (x.kind == SYNC_KIND_FILE)
+		if (x.kind == SYNC_KIND_FILE) {
 			S.last_size[p] = huge ? huge : x.size;
+			S.last_file = p;
+		}
 		if (huge) /* past the encoders' caps: patch the size field */
 			put64(S.buf + at + 2 + x.path_len + 4, huge);
 	}
@@ -674,15 +690,19 @@ static void *ensure_run(void *arg)
  */
 static void op_ensure(struct in *in)
 {
-	uint8_t p = u8(in) % NPATHS, o = u8(in), l = u8(in);
+	uint8_t p = u8(in), o = u8(in), l = u8(in);
 	static const uint64_t lens[8] = {1, 4096, BLOCKS_SIZE, 3 * BLOCKS_SIZE, 100, 0,
 					 UINT64_MAX, UINT64_MAX - 1};
-	uint64_t size = S.last_size[p];
+	uint64_t size;
 	struct ensure_thread *t;
 	struct pollfd pf;
 
 	if (!(S.flags & FL_LAZY) || S.nth == NTHREADS)
 		return;
+	/* mostly the file announced last (a reader opens what just came), or a
+	 * path of the table */
+	p = p & 0x80 ? p % NPATHS : S.last_file;
+	size = S.last_size[p];
 	t = &S.th[S.nth];
 	memset(t, 0, sizeof(*t));
 	t->e = S.e;
@@ -1040,6 +1060,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	S.npend = S.nth = S.sent = 0;
 	S.room = (size_t)64 << 20;
 	memset(S.last_size, 0, sizeof(S.last_size));
+	S.last_file = 0;
 	S.now = 1000000;
 	if (engine_new(&o, &io, &S.e, err, S.now) < 0) {
 		fprintf(stderr, "fuzz_engine: engine_new: %s\n", err);

@@ -9,8 +9,8 @@
 import os
 import struct
 
-FL_LAZY, FL_STRUCTURED, FL_SYMLINKS_ALL, FL_CACHE_SMALL, FL_RATE, FL_UMASK = (
-    1, 2, 4, 8, 16, 32)
+FL_LAZY, FL_STRUCTURED, FL_SYMLINKS_ALL, FL_CACHE_SMALL, FL_RATE, FL_UMASK, FL_HUGE = (
+    1, 2, 4, 8, 16, 32, 64)
 (OP_RAW, OP_START, OP_INDEX, OP_DONE, OP_ANSWER, OP_ANSWER_ALL, OP_REQUEST,
  OP_CANCEL, OP_TICK, OP_ENSURE, OP_RECONNECT, OP_LOCAL, OP_ROOM) = range(13)
 
@@ -89,8 +89,10 @@ def tick(ms):
     return bytes([OP_TICK, TICK_MS.index(ms)])
 
 
-def ensure(path, off="0", length="1", stat=False):
-    return bytes([OP_ENSURE, p(path), ENS_OFF[off], ENS_LEN[length] | (8 if stat else 0)])
+def ensure(path=None, off="0", length="1", stat=False):
+    """path None: the file announced last."""
+    return bytes([OP_ENSURE, 0 if path is None else 0x80 | p(path), ENS_OFF[off],
+                  ENS_LEN[length] | (8 if stat else 0)])
 
 
 def reconnect(stay_down=False):
@@ -206,6 +208,8 @@ def seeds():
     yield "lazy-huge-1tib", L + start() + index(entry("big", huge=3, content=THREE_BLOCKS)) + \
         done() + ensure("big", "1t-1", "1") + ensure("big", "end-1", "1") + answer(0, 5) + \
         answer_all() + tick(101)
+    yield "lazy-huge-every-file", bytes([FL_STRUCTURED | FL_LAZY | FL_HUGE]) + start() + tree + \
+        done() + ensure(off="end-1") + ensure("big", "half", "all") + answer_all() + tick(101)
     yield "lazy-cache-evict", bytes([FL_STRUCTURED | FL_LAZY | FL_CACHE_SMALL]) + start() + \
         tree + done() + ensure("big", "0", "all") + answer_all() + ensure("e/a", "0", "all") + \
         answer_all() + tick(5001) + tick(3001) + ensure("big", "0", "1") + answer_all() + \
