@@ -164,6 +164,7 @@ static struct {
 	struct ensure_thread th[NTHREADS];
 	unsigned nth;
 	unsigned sent;
+	unsigned hash_waits; /* op_local's waits for the hasher, this input */
 	bool verbose; /* TANDEM_FUZZ_LOG */
 } S;
 
@@ -776,6 +777,7 @@ static void op_local(struct in *in)
 {
 	uint8_t p = u8(in), a = u8(in);
 	const char *name = paths[p % NPATHS];
+	bool wrote = false;
 	int root, fd;
 
 	if (strchr(name, '/') || name[0] == '.')
@@ -792,8 +794,7 @@ static void op_local(struct in *in)
 		fd = openat(root, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd >= 0) {
 			size_t n = c->len > 65536 && (a & 7) == 1 ? 65536 : c->len; /* 1: a part */
-			if (write(fd, c->data, n) < 0)
-				(void)0;
+			wrote = write(fd, c->data, n) == (ssize_t)n;
 			close(fd);
 		}
 		break;
@@ -816,10 +817,17 @@ static void op_local(struct in *in)
 	if (poll(&pf, 1, 0) == 1)
 		engine_on_inotify(S.e, S.now);
 	step(101); /* the scan runs */
-	/* a file to hash goes to the hasher thread: wait for its answer */
+	/* a file written goes to the hasher thread: wait for its answer (a
+	 * bounded number of times: a write to a directory fails, and a scan may
+	 * find nothing new) */
 	pf = (struct pollfd){.fd = engine_hash_fd(S.e), .events = POLLIN};
-	if ((a & 7) < 2 && poll(&pf, 1, 2000) == 1)
+	if (wrote && S.hash_waits < 16) {
+		S.hash_waits++;
+		if (poll(&pf, 1, 1000) == 1)
+			engine_on_hash(S.e, S.now);
+	} else if (poll(&pf, 1, 0) == 1) {
 		engine_on_hash(S.e, S.now);
+	}
 	step(1);
 }
 
@@ -1057,7 +1065,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	S.up = S.closed = S.got_self = false;
 	S.peer = NULL;
 	S.seq = 0;
-	S.npend = S.nth = S.sent = 0;
+	S.npend = S.nth = S.sent = S.hash_waits = 0;
 	S.room = (size_t)64 << 20;
 	memset(S.last_size, 0, sizeof(S.last_size));
 	S.last_file = 0;
