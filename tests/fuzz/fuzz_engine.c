@@ -93,10 +93,13 @@ static const char *const targets[8] = {
 	"a", "d/a", "../outside", "../outside/x", "../../outside", "..", "d", "nonexistent",
 };
 
-/* Sizes past the caps (and at them), patched into encoded entries. */
+/* Sizes past the caps (and at them), patched into encoded entries: mostly
+ * block counts past 32 bits that keep a small low half, what a count cut
+ * to 32 bits would make of them. */
 static const uint64_t huge_sizes[8] = {
-	SYNC_FILE_MAX + 1,	 (UINT64_C(1) << 52) + 1, UINT64_C(1) << 62,	SYNC_FILE_MAX,
-	SYNC_FILE_MAX - 1,	 (UINT64_C(1) << 32) + 5, UINT64_C(1) << 63,	INT64_MAX,
+	SYNC_FILE_MAX + 1,	 (UINT64_C(1) << 52) + 1,	   (UINT64_C(1) << 62) + 1,
+	SYNC_FILE_MAX,		 (UINT64_C(1) << 56) + 3,	   (UINT64_C(1) << 60) + 7,
+	(UINT64_C(1) << 52) + BLOCKS_SIZE, INT64_MAX,
 };
 
 /* FL_HUGE's sizes, by path: mostly block counts past 32 bits whose low

@@ -46,7 +46,7 @@ def vv_byte(counter):
 def entry(path, kind=FILE, content=HELLO, mode=0, mtime=1, vv=1, seq_step=0, deleted=False,
           huge=None, target=None):
     """One entry of OP_INDEX. vv: the peer's counter in the version vector.
-    huge: index into huge_sizes (0 = 1 TiB + 1, 1 = 2^52 + 1, 2 = 2^62, 3 = 1 TiB)."""
+    huge: index into huge_sizes (0 = 1 TiB + 1, 1 = 2^52 + 1, 2 = 2^62 + 1, 3 = 1 TiB)."""
     kf = kind | (DELETED if deleted else 0)
     if kind == SYMLINK:
         cs = TARGETS.index(target)
