@@ -85,8 +85,8 @@ enum {
 #define DYN_MAX 300
 
 static const char *const paths[NPATHS] = {
-	"a", "b", "c", "d", "d/a", "d/b", "d/e", "d/e/f", "e", "e/a", "big", "l", "d/l",
-	".tandem", "a/b", "sub dir/\xc3\xbc",
+	"a", "b",   "c",   "d", "d/a", "d/b",	  "d/e", "d/e/f",
+	"e", "e/a", "big", "l", "d/l", ".tandem", "a/b", "sub dir/\xc3\xbc",
 };
 
 static const char *const targets[8] = {
@@ -97,18 +97,27 @@ static const char *const targets[8] = {
  * block counts past 32 bits that keep a small low half, what a count cut
  * to 32 bits would make of them. */
 static const uint64_t huge_sizes[8] = {
-	SYNC_FILE_MAX + 1,	 (UINT64_C(1) << 52) + 1,	   (UINT64_C(1) << 62) + 1,
-	SYNC_FILE_MAX,		 (UINT64_C(1) << 56) + 3,	   (UINT64_C(1) << 60) + 7,
-	(UINT64_C(1) << 52) + BLOCKS_SIZE, INT64_MAX,
+	SYNC_FILE_MAX + 1,
+	(UINT64_C(1) << 52) + 1,
+	(UINT64_C(1) << 62) + 1,
+	SYNC_FILE_MAX,
+	(UINT64_C(1) << 56) + 3,
+	(UINT64_C(1) << 60) + 7,
+	(UINT64_C(1) << 52) + BLOCKS_SIZE,
+	INT64_MAX,
 };
 
 /* FL_HUGE's sizes, by path: mostly block counts past 32 bits whose low
  * 32 bits are small (what a count cut to 32 bits would keep). */
 static const uint64_t lying_sizes[8] = {
-	(UINT64_C(1) << 52) + 1,	   (UINT64_C(1) << 62) + 1,
-	(UINT64_C(1) << 56) + 3,	   SYNC_FILE_MAX + 1,
-	(UINT64_C(1) << 52) + 5 * BLOCKS_SIZE, (UINT64_C(1) << 60) + 7,
-	INT64_MAX,			   (UINT64_C(1) << 52) + BLOCKS_SIZE,
+	(UINT64_C(1) << 52) + 1,
+	(UINT64_C(1) << 62) + 1,
+	(UINT64_C(1) << 56) + 3,
+	SYNC_FILE_MAX + 1,
+	(UINT64_C(1) << 52) + 5 * BLOCKS_SIZE,
+	(UINT64_C(1) << 60) + 7,
+	INT64_MAX,
+	(UINT64_C(1) << 52) + BLOCKS_SIZE,
 };
 
 static const uint8_t peer_a[SYNC_DEVICE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -168,7 +177,7 @@ static struct {
 	unsigned nth;
 	unsigned sent;
 	unsigned hash_waits; /* op_local's waits for the hasher, this input */
-	bool verbose; /* TANDEM_FUZZ_LOG */
+	bool verbose;	     /* TANDEM_FUZZ_LOG */
 } S;
 
 static void fail(const char *what)
@@ -236,7 +245,8 @@ static void content_init(void)
 		if (!d)
 			fail("out of memory");
 		for (size_t i = 0; i < lens[k]; i++)
-			d[i] = k == 1 ? (uint8_t)"hello\n"[i] : (uint8_t)(i * (7 + 6 * k) ^ i >> 9);
+			d[i] = k == 1 ? (uint8_t) "hello\n"[i]
+				      : (uint8_t)(i * (7 + 6 * k) ^ i >> 9);
 		S.c[k].bh = malloc(3 * SYNC_HASH_LEN);
 		content_set(&S.c[k], d, lens[k]);
 	}
@@ -283,9 +293,10 @@ static void show_entries(const struct sync_index_update *u)
 
 	msg_index_iter_init(&it, u);
 	while (msg_index_next(&it, &x) > 0) {
-		fprintf(stderr, "fuzz_engine:    %.*s kind %u%s size %llu seq %llu vv", (int)x.path_len,
-			x.path, x.kind, x.flags & SYNC_ENTRY_DELETED ? " deleted" : "",
-			(unsigned long long)x.size, (unsigned long long)x.seq);
+		fprintf(stderr, "fuzz_engine:    %.*s kind %u%s size %llu seq %llu vv",
+			(int)x.path_len, x.path, x.kind,
+			x.flags & SYNC_ENTRY_DELETED ? " deleted" : "", (unsigned long long)x.size,
+			(unsigned long long)x.seq);
 		for (unsigned i = 0; i < x.nvv; i++)
 			fprintf(stderr, " %02x:%llu", x.vv[i].device[0],
 				(unsigned long long)x.vv[i].counter);
@@ -388,8 +399,8 @@ static void feed(const uint8_t *msg, size_t len)
 	if (!S.up || S.closed)
 		return;
 	if (S.verbose)
-		fprintf(stderr, "fuzz_engine: -> %s (%zu bytes)\n",
-			msg_type_name(len ? msg[0] : 0), len);
+		fprintf(stderr, "fuzz_engine: -> %s (%zu bytes)\n", msg_type_name(len ? msg[0] : 0),
+			len);
 	(void)engine_on_msg(S.e, msg, len, S.now);
 	step(1);
 }
@@ -474,7 +485,8 @@ static void op_index(struct in *in)
 			const char *t = targets[cs % 8];
 			if ((S.flags & FL_SYMLINKS_ALL) || cs % 8 < 2 || cs % 8 > 5) {
 				x.target = t;
-				x.target_len = x.flags & SYNC_ENTRY_DELETED && cs & 8 ? 0 : strlen(t);
+				x.target_len =
+					x.flags & SYNC_ENTRY_DELETED && cs & 8 ? 0 : strlen(t);
 			} else {
 				x.target = "a";
 				x.target_len = 1;
@@ -695,8 +707,8 @@ static void *ensure_run(void *arg)
 static void op_ensure(struct in *in)
 {
 	uint8_t p = u8(in), o = u8(in), l = u8(in);
-	static const uint64_t lens[8] = {1, 4096, BLOCKS_SIZE, 3 * BLOCKS_SIZE, 100, 0,
-					 UINT64_MAX, UINT64_MAX - 1};
+	static const uint64_t lens[8] = {1,   4096, BLOCKS_SIZE, 3 * BLOCKS_SIZE,
+					 100, 0,    UINT64_MAX,	 UINT64_MAX - 1};
 	uint64_t size;
 	struct ensure_thread *t;
 	struct pollfd pf;
@@ -794,7 +806,8 @@ static void op_local(struct in *in)
 	case 6:
 	case 7: {
 		const struct content *c = &S.c[(a >> 3) % NCONTENT];
-		fd = openat(root, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		fd = openat(root, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			    0644);
 		if (fd >= 0) {
 			size_t n = c->len > 65536 && (a & 7) == 1 ? 65536 : c->len; /* 1: a part */
 			wrote = write(fd, c->data, n) == (ssize_t)n;
@@ -1028,8 +1041,8 @@ static bool dir_empty(const char *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct engine_io io = {.send = io_send, .room = io_room, .close = io_close,
-			       .changed = io_changed};
+	struct engine_io io = {
+		.send = io_send, .room = io_room, .close = io_close, .changed = io_changed};
 	struct engine_opts o = {0};
 	char err[ENGINE_ERR_LEN];
 	struct in in = {.p = data, .left = size};
