@@ -43,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "sync/blocks.h"
 #include "sync/engine.h"
 #include "sync/msg.h"
