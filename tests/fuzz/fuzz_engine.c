@@ -306,14 +306,14 @@ static void show_entries(const struct sync_index_update *u)
 
 static int io_send(void *ud, const uint8_t *msg, size_t len)
 {
-	char err[MSG_ERR_LEN];
+	struct err err;
 	struct sync_msg m;
 
 	(void)ud;
 	if (!S.up || S.closed)
 		fail("the engine sent a message while the connection was down or closed");
-	if (msg_decode(msg, len, &m, err) < 0) {
-		fprintf(stderr, "fuzz_engine: the engine sent a bad message: %s\n", err);
+	if (msg_decode(msg, len, &m, &err) < 0) {
+		fprintf(stderr, "fuzz_engine: the engine sent a bad message: %s\n", err.msg);
 		abort();
 	}
 	S.sent++;
@@ -1044,7 +1044,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct engine_io io = {
 		.send = io_send, .room = io_room, .close = io_close, .changed = io_changed};
 	struct engine_opts o = {0};
-	char err[ENGINE_ERR_LEN];
+	struct err err;
 	struct in in = {.p = data, .left = size};
 	struct stat st;
 
@@ -1086,8 +1086,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(S.last_size, 0, sizeof(S.last_size));
 	S.last_file = 0;
 	S.now = 1000000;
-	if (engine_new(&o, &io, &S.e, err, S.now) < 0) {
-		fprintf(stderr, "fuzz_engine: engine_new: %s\n", err);
+	if (engine_new(&o, &io, &S.e, &err, S.now) < 0) {
+		fprintf(stderr, "fuzz_engine: engine_new: %s\n", err.msg);
 		abort();
 	}
 	step(1); /* the first scan */
