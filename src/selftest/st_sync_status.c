@@ -106,13 +106,21 @@ static json_t *transfer_of(json_t *st)
 	return NULL;
 }
 
+/*
+ * Part-way through the file, and not scanning: the file is written through
+ * a temp name that a mount may publish before its rename (FUSE.md, a known
+ * bug), so b can apply that rename while the transfer runs and scan its
+ * own moves for ENGINE_SCAN_DELAY_MS; "scanning" then is right, and
+ * the check wants the state the transfer itself gives.
+ */
 static bool transferring(json_t *st, const void *arg)
 {
 	json_t *t = transfer_of(st);
 	int64_t done = st_jint(t, "bytes_done", -1);
 
 	(void)arg;
-	return t && done > 0 && done < (int64_t)STATUS_SIZE;
+	return t && done > 0 && done < (int64_t)STATUS_SIZE &&
+	       st_jstr_is(st, "sync_state", "syncing");
 }
 
 static bool is_idle(json_t *st, const void *arg)
