@@ -4,6 +4,7 @@
  * path on disk into index changes. The walk is in scan_walk.c, the hasher
  * thread in scan_hash.c; the design note is in scan.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -169,7 +170,7 @@ int scan_check_root(struct scan *s, char *err)
 	return 0;
 }
 
-void scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
+int scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
 {
 	char proc[64];
 	struct scan_wd *w;
@@ -187,13 +188,14 @@ void scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
 				 "next full rescan",
 				 s->root_q);
 		}
-		return;
+		return -1;
 	}
 	if (scan_wdmap_set(&s->wds, wd, path, len, &w) < 0)
-		return;
+		return -1;
 	w->gen = s->gen;
 	if (len == 0)
 		s->root_wd = wd;
+	return wd;
 }
 
 void scan_warn_special(struct scan *s, const char *path, size_t len)
@@ -720,6 +722,48 @@ int scan_run(struct scan *s, char *err)
 	return r;
 }
 
+/*
+ * A directory scan_path_now() recorded as new (or replaced): the walks of
+ * its parent now find it recorded and unchanged and do not go in, so it is
+ * watched here, and what it already holds is brought in at once, the same
+ * way. Returns 0 or -errno (err set).
+ */
+static int walk_recorded_dir(struct scan *s, const char *path, size_t len, char *err)
+{
+	char p[PATH_REL_MAX + 1];
+	const char *name;
+	struct dirent *de;
+	DIR *d;
+	int pfd, fd, r = 0;
+
+	pfd = path_open_parent(s->rootfd, path, 0, &name);
+	if (pfd < 0)
+		return 0;
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(pfd);
+	if (fd < 0)
+		return 0; /* gone again: its parent's events say so */
+	(void)scan_watch(s, fd, path, len);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	memcpy(p, path, len);
+	p[len] = '/';
+	while (r >= 0 && (de = readdir(d))) {
+		size_t nlen = strlen(de->d_name);
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    len + 1 + nlen > PATH_REL_MAX)
+			continue;
+		memcpy(p + len + 1, de->d_name, nlen + 1);
+		r = scan_path_now(s, p, len + 1 + nlen, err);
+	}
+	closedir(d);
+	return r < 0 ? r : 0;
+}
+
 int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
 {
 	char perr[PATH_ERR_LEN], p[PATH_REL_MAX + 1];
@@ -752,6 +796,15 @@ int scan_path_now(struct scan *s, const char *path, size_t len, char *err)
 	if (r < 0)
 		return seterr(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
 			      strerror(-r));
+	/* a directory new to the index (or replaced) is watched and walked here */
+	bool known = S_ISDIR(st.st_mode) && index_get(s->idx, path, len, &s->e) == 0 &&
+		     !s->e.deleted && s->e.type == INDEX_DIR && s->e.ino == (uint64_t)st.st_ino;
 	r = scan_apply(s, path, len, &st, true, err);
+	if (r >= 0 && S_ISDIR(st.st_mode) && !known) {
+		int q = walk_recorded_dir(s, path, len, err);
+		if (q < 0)
+			return q;
+		r = 1;
+	}
 	return r < 0 ? r : r > 0;
 }
