@@ -118,10 +118,21 @@ void sim_failf(struct sim *s, const char *fmt, ...)
 static void on_log(enum log_level level, const char *msg, void *ud)
 {
 	struct sim *s = ud;
+	const char *kept = strstr(msg, "; ours is kept as \"");
 
+	if (level == LOG_LVL_NOTICE && !strncmp(msg, "conflict: ", 10) && kept) {
+		/* a conflict copy: the engine wrote that path (names here are plain) */
+		char path[SIM_PATH_MAX];
+		snprintf(path, sizeof(path), "%s", kept + strlen("; ours is kept as \""));
+		char *q = strrchr(path, '"');
+		if (q) {
+			*q = '\0';
+			sim_fs_engine_wrote(s, path);
+		}
+	}
 	/* not traced: messages quote temp paths, which differ between runs */
 	if (s->trace || s->verbose > 1 || (s->verbose && level <= LOG_LVL_WARN))
-		printf("         log<%d> %s\n", (int)level, msg);
+		printf("         %c log<%d> %s\n", s->cur ? s->cur : '?', (int)level, msg);
 }
 
 /* ---- the channel ---- */
@@ -446,7 +457,9 @@ static void deliver(struct sim *s, struct sim_peer *from)
 		trace_entries(m);
 	s->st.msgs++;
 	s->st.bytes += m->len;
+	s->cur = to->name;
 	(void)engine_on_msg(to->e, m->data, m->len);
+	s->cur = from->name;
 	free(m);
 	if (s->conn)
 		engine_pump(from->e); /* room again */
@@ -457,6 +470,7 @@ static bool local_events(struct sim *s, struct sim_peer *p)
 {
 	bool any = false;
 
+	s->cur = p->name;
 	if (readable(engine_inotify_fd(p->e))) {
 		sim_trace(s, "%c inotify", p->name);
 		engine_on_inotify(p->e);
@@ -482,6 +496,7 @@ static bool timers(struct sim *s)
 		if (engine_deadline(s->p[i].e) == UINT64_MAX)
 			continue;
 		sim_trace(s, "%c tick", s->p[i].name);
+		s->cur = s->p[i].name;
 		eng_tick(s, &s->p[i]);
 		any = true;
 	}
@@ -687,7 +702,7 @@ static void random_phase(struct sim *s)
 }
 
 struct sim_opts {
-	bool lazy, trace, keep;
+	bool lazy, trace, keep, no_type_clash;
 	int verbose;
 	unsigned nops;
 	char base[200];
@@ -705,11 +720,13 @@ static int run_seed(uint64_t seed, const struct sim_opts *opts, uint8_t ret_hash
 	s->seed = seed;
 	s->lazy = opts->lazy;
 	s->trace = opts->trace;
+	s->no_type_clash = opts->no_type_clash;
 	s->verbose = opts->verbose;
 	s->nops = opts->nops;
 	sim_rng_seed(&s->rng, seed ^ (opts->lazy ? 0x4c415a59ULL : 0));
 	crypto_generichash_init(&s->th, NULL, 0, 32);
 	log_set_sink(on_log, s);
+	log_set_level(opts->verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	s->wall_ns = (int64_t)1577836800 * 1000000000; /* 2020-01-01: long before any run */
 	s->room_cap = SIM_ROOM_MIN + (size_t)sim_rng_below(&s->rng, 8 << 20);
 	s->crashes_left = 2;
@@ -750,8 +767,8 @@ out:
 	crypto_generichash_final(&s->th, ret_hash, 32);
 	if (s->failed) {
 		printf("FAIL seed %" PRIu64 "%s: %s\n", seed, s->lazy ? " (lazy)" : "", s->fail);
-		printf("  replay: %s --seed %" PRIu64 "%s --ops %u --trace\n", opts->argv0, seed,
-		       s->lazy ? " --lazy" : "", s->nops);
+		printf("  replay: %s --seed %" PRIu64 "%s%s --ops %u --trace\n", opts->argv0, seed,
+		       s->lazy ? " --lazy" : "", s->no_type_clash ? " --no-type-clash" : "", s->nops);
 		if (opts->keep)
 			printf("  kept: %s\n", s->base);
 		r = -1;
@@ -823,6 +840,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "sim: empty range %s\n", argv[i]);
 				return 2;
 			}
+		} else if (!strcmp(a, "--no-type-clash")) {
+			o.no_type_clash = true;
 		} else if (!strcmp(a, "--lazy")) {
 			o.lazy = true;
 		} else if (!strcmp(a, "--ops") && i + 1 < argc) {

@@ -68,8 +68,8 @@ struct sim_prec {
 	char *path;
 	uint64_t w_op, w_epoch;	  /* last write (or write beneath it) */
 	uint64_t d_op, d_epoch;	  /* last deletion (or rename away) */
-	uint64_t wep[2];	  /* epoch + 1 of each side's last direct write */
-	bool conc;		  /* both sides wrote it directly in one epoch */
+	uint64_t wep[2];	  /* epoch + 1 of each side's last write at or beneath it */
+	bool conc;		  /* both sides wrote at or beneath it in one epoch */
 };
 
 /* A content version a user wrote: its file hash (the index's). */
@@ -90,6 +90,7 @@ struct sim {
 	uint64_t seed;
 	bool lazy;
 	bool trace;
+	bool no_type_clash; /* names are of one kind: no file/directory clashes */
 	int verbose;
 	unsigned nops;
 	char base[256]; /* this run's temp directory */
@@ -99,6 +100,7 @@ struct sim {
 	int64_t wall_ns;   /* virtual wall clock for mtimes */
 	struct sim_peer p[2];
 	bool conn;	   /* the channel is up (engine_on_up on both) */
+	char cur;	   /* the peer whose engine runs (for its log lines) */
 	size_t room_cap;   /* bytes a direction holds */
 	unsigned down_steps; /* partition: steps until the channel comes back */
 	uint64_t epoch;	   /* settles so far: a barrier of full sync */
@@ -135,6 +137,8 @@ void sim_fs_concurrent(struct sim *s);
 /* The invariants after quiescence; failures through sim_failf. */
 void sim_fs_check(struct sim *s);
 void sim_fs_model_free(struct sim *s);
+/* The engine made path (a conflict copy). */
+void sim_fs_engine_wrote(struct sim *s, const char *path);
 /* Directory mtimes are the kernel's clock's after the engine wrote in them:
  * virtual ones before a restart's full scan records them. */
 void sim_fs_dir_mtimes(struct sim *s, const struct sim_peer *p);

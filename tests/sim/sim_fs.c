@@ -35,6 +35,10 @@
 
 static const char *const names[] = {"f0", "f1", "f2.txt", "f3", "g", "d0", "d1", "h.md"};
 #define NNAMES (sizeof(names) / sizeof(names[0]))
+/* --no-type-clash: a name is always of one kind */
+static const char *const fnames[] = {"f0", "f1", "f2.txt", "f3", "g"};
+static const char *const dnames[] = {"d0", "d1"};
+static const char *const lnames[] = {"l0", "h.md"};
 
 /* ---- the tree as it is on disk ---- */
 
@@ -223,7 +227,7 @@ static const struct sim_prec *prec_find(const struct sim *s, const char *path)
 	return NULL;
 }
 
-/* A user on side wrote path (direct) or beneath it; its parents live again. */
+/* Remembers path as touched by the current operation (first and last). */
 static void touched(struct sim *s, const char *path)
 {
 	int i = s->touched[0][0] ? 1 : 0;
@@ -232,10 +236,14 @@ static void touched(struct sim *s, const char *path)
 		snprintf(s->touched[i], sizeof(s->touched[i]), "%s", path);
 }
 
+/*
+ * A user on side wrote path; its parents live again. Concurrency is by
+ * subtree: a path both sides wrote at or beneath within one epoch may
+ * conflict (a file made where the other side wrote into a directory).
+ */
 static void mark_write(struct sim *s, int side, const char *path)
 {
 	char p[SIM_PATH_MAX];
-	bool direct = true;
 
 	touched(s, path);
 	snprintf(p, sizeof(p), "%s", path);
@@ -243,17 +251,24 @@ static void mark_write(struct sim *s, int side, const char *path)
 		struct sim_prec *r = prec_get(s, p);
 		r->w_op = s->opno;
 		r->w_epoch = s->epoch;
-		if (direct) {
-			if (r->wep[!side] == s->epoch + 1)
-				r->conc = true;
-			r->wep[side] = s->epoch + 1;
-		}
-		direct = false;
+		if (r->wep[!side] == s->epoch + 1)
+			r->conc = true;
+		r->wep[side] = s->epoch + 1;
 		char *slash = strrchr(p, '/');
 		if (!slash)
 			break;
 		*slash = '\0';
 	}
+}
+
+/* The engine made path (a conflict copy, from its log line): a write of
+ * no user's, for the resurrection check. */
+void sim_fs_engine_wrote(struct sim *s, const char *path)
+{
+	struct sim_prec *r = prec_get(s, path);
+
+	r->w_op = s->opno;
+	r->w_epoch = s->epoch;
 }
 
 static void mark_delete(struct sim *s, const char *path)
@@ -495,8 +510,9 @@ static const struct tent *pick(struct sim *s, const struct tree *t, char kind)
 	return NULL;
 }
 
-/* A path whose parent is the root or an existing directory, not too deep. */
-static void new_path(struct sim *s, const struct tree *t, char *out)
+/* A path whose parent is the root or an existing directory, not too deep;
+ * kind: what it is for ('f', 'd', 'l'), or 0 (a rename of x). */
+static void new_path(struct sim *s, const struct tree *t, char *out, char kind)
 {
 	size_t nd = 0, k;
 	const char *parent = "";
@@ -507,8 +523,14 @@ static void new_path(struct sim *s, const struct tree *t, char *out)
 	for (size_t i = 0; i < t->n && k < nd; i++)
 		if (t->v[i].kind == 'd' && depth(t->v[i].path) < DEPTH_MAX && k-- == 0)
 			parent = t->v[i].path;
-	snprintf(out, SIM_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "",
-		 names[sim_rng_below(&s->rng, NNAMES)]);
+	const char *name = names[sim_rng_below(&s->rng, NNAMES)];
+	if (s->no_type_clash && kind == 'd')
+		name = dnames[sim_rng_below(&s->rng, 2)];
+	else if (s->no_type_clash && kind == 'l')
+		name = lnames[sim_rng_below(&s->rng, 2)];
+	else if (s->no_type_clash)
+		name = fnames[sim_rng_below(&s->rng, 5)];
+	snprintf(out, SIM_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "", name);
 }
 
 enum op {
@@ -584,7 +606,7 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 
 	switch (op) {
 	case OP_CREATE:
-		new_path(s, t, path);
+		new_path(s, t, path, 'f');
 		y = tree_get(t, path);
 		if (y && y->kind != 'f')
 			return false;
@@ -644,7 +666,7 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 	case OP_RENAME_DIR:
 		if (!(x = pick(s, t, op == OP_RENAME_DIR ? 'd' : 0)))
 			return false;
-		new_path(s, t, dst);
+		new_path(s, t, dst, x->kind);
 		y = tree_get(t, dst);
 		if (!strcmp(dst, x->path) || under(dst, x->path) || (y && y->kind == 'd') ||
 		    (y && x->kind == 'd'))
@@ -712,7 +734,7 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 	}
 	case OP_SYMLINK: {
 		static const char *const targets[] = {"f0", "d0/f1", "nowhere", "g"};
-		new_path(s, t, path);
+		new_path(s, t, path, 'l');
 		if (tree_get(t, path))
 			return false;
 		const char *tg = depth(path) && sim_rng_chance(&s->rng, 300)
@@ -727,7 +749,7 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 		return true;
 	}
 	case OP_MKDIR:
-		new_path(s, t, path);
+		new_path(s, t, path, 'd');
 		if (tree_get(t, path))
 			return false;
 		snprintf(full, sizeof(full), "%s/%s", p->root, path);
@@ -766,6 +788,25 @@ void sim_fs_op(struct sim *s, struct sim_peer *p)
 		sim_trace(s, "%c op %" PRIu64 " (%d) skipped", p->name, s->opno, (int)op);
 	}
 	tree_free(&t);
+	if (getenv("SIM_DBG_FDINFO")) {
+		char fn[64], line[256];
+		snprintf(fn, sizeof(fn), "/proc/self/fdinfo/%d", engine_inotify_fd(p->e));
+		FILE *f = fopen(fn, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (strstr(line, "inotify"))
+				printf("   %c watch %s", p->name, line);
+		if (f)
+			fclose(f);
+		tree_read(p, &t, NULL);
+		for (size_t i = 0; i < t.n; i++) {
+			struct stat st;
+			char full[2 * SIM_PATH_MAX];
+			snprintf(full, sizeof(full), "%s/%s", p->root, t.v[i].path);
+			if (t.v[i].kind == 'd' && lstat(full, &st) == 0)
+				printf("   %c dir %s ino %lx\n", p->name, t.v[i].path, (unsigned long)st.st_ino);
+		}
+		tree_free(&t);
+	}
 }
 
 /* Both users write one file at the same time (creating its directories). */
@@ -782,7 +823,7 @@ void sim_fs_concurrent(struct sim *s)
 	if (x)
 		snprintf(path, sizeof(path), "%s", x->path);
 	else
-		new_path(s, &t[0], path);
+		new_path(s, &t[0], path, 'f');
 	sim_trace(s, "op %" PRIu64 ": both write %s", s->opno, path);
 	for (int i = 0; i < 2; i++) {
 		struct sim_peer *p = &s->p[i];
