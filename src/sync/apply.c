@@ -711,7 +711,9 @@ static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 		struct rentry *r = &b[i];
 		if (!r->path || !r->deleted || r->kind != SYNC_KIND_FILE)
 			continue;
-		if (index_get(e->idx, r->path, r->path_len, c->l) < 0 || c->l->deleted ||
+		/* rescanned: a file edited since it was scanned is no candidate (its
+		 * edit now conflicts with the deletion) */
+		if (!local_get(e, r->path, r->path_len, c->l) || c->l->deleted ||
 		    c->l->type != INDEX_FILE || vv_compare(&r->vv, &c->l->vv) != VV_DOMINATES)
 			continue;
 		memcpy(c->cands[c->ncands].hash, c->l->hash, INDEX_HASH_LEN);
