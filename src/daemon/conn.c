@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "daemon/dio.h"
 #include "daemon/conn.h"
 #include "sync/engine.h"
 #include "daemon/connmgr.h"
@@ -332,7 +333,7 @@ static void on_data(struct conn *c, const uint8_t *p, size_t len)
 		log_debug("ignoring a DATA message from %s: not the active connection", c->addr);
 		return;
 	}
-	(void)engine_on_msg(c->d->engine, p, len);
+	(void)engine_on_msg(c->d->engine, p, len, dio_now_ms());
 }
 
 static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
@@ -506,7 +507,7 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 		if (flush(c) < 0)
 			return;
 		if (c == d->active && d->engine && c->state == CONN_UP)
-			engine_pump(d->engine);
+			engine_pump(d->engine, dio_now_ms());
 	}
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;

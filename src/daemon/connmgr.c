@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "daemon/dio.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
 #include "sync/engine.h"
@@ -185,9 +186,9 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 		if (d->engine) {
 			if (d->engine_down) {
 				d->engine_down = false;
-				engine_on_down(d->engine);
+				engine_on_down(d->engine, dio_now_ms());
 			}
-			engine_on_up(d->engine);
+			engine_on_up(d->engine, dio_now_ms());
 		}
 		return;
 	}
@@ -199,8 +200,8 @@ void connmgr_on_up(struct daemon *d, struct conn *c)
 	d->active = keep;
 	if (keep == c && d->engine) {
 		d->engine_down = false;
-		engine_on_down(d->engine);
-		engine_on_up(d->engine);
+		engine_on_down(d->engine, dio_now_ms());
+		engine_on_up(d->engine, dio_now_ms());
 	}
 	conn_close(lose, FRAME_CLOSE_REPLACED, "replaced by another connection");
 }

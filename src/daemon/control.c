@@ -120,7 +120,7 @@ static json_t *status_json(struct daemon *d)
 		json_object_set_new(o, "warnings", w ? w : json_null());
 	}
 	if (o && d->engine)
-		engine_status(d->engine, o);
+		engine_status(d->engine, o, dio_now_ms());
 	return o;
 }
 

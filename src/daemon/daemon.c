@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon/dio.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
 #include "daemon/control.h"
@@ -398,11 +399,11 @@ static void loop(struct daemon *d)
 			engine_tick(d->engine, dio_now_ms());
 		if (d->engine && d->engine_down) {
 			d->engine_down = false;
-			engine_on_down(d->engine);
+			engine_on_down(d->engine, dio_now_ms());
 		}
 		if (d->engine && d->pump_wanted) {
 			d->pump_wanted = false;
-			engine_pump(d->engine);
+			engine_pump(d->engine, dio_now_ms());
 		}
 		connmgr_reap(d);
 		control_reap(d);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/dio.h"
 #include "daemon/conn.h"
 #include "daemon/mountd.h"
 #include "daemon/syncd.h"
@@ -57,21 +58,21 @@ static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events
 {
 	(void)w;
 	(void)events;
-	engine_on_inotify(d->engine);
+	engine_on_inotify(d->engine, dio_now_ms());
 }
 
 static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_hash(d->engine);
+	engine_on_hash(d->engine, dio_now_ms());
 }
 
 static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_work(d->engine);
+	engine_on_work(d->engine, dio_now_ms());
 }
 
 /* Lazy mode's ensure requests (one daemon per process owns the engine). */
@@ -81,7 +82,7 @@ static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
 {
 	(void)w;
 	(void)events;
-	engine_on_ensure(d->engine);
+	engine_on_ensure(d->engine, dio_now_ms());
 }
 
 int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
@@ -104,7 +105,7 @@ int syncd_start(struct daemon *d, char err[static DAEMON_ERR_LEN])
 	o.lazy = d->opts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
 	o.cache_max = d->opts->cache_max;
 	o.evict_age_ms = testknob_get(TESTKNOB_LAZY_EVICT_AGE_MS, 0);
-	r = engine_new(&o, &io, &d->engine, eerr);
+	r = engine_new(&o, &io, &d->engine, eerr, dio_now_ms());
 	if (r < 0) {
 		snprintf(err, DAEMON_ERR_LEN, "cannot sync %s: %s", d->opts->dir, eerr);
 		return r;

@@ -16,14 +16,6 @@
 #include "log.h"
 #include "sync/engine_int.h"
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void engine_stop(struct engine *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -158,25 +150,29 @@ static void run_scan(struct engine *e)
 	}
 	if (r < 0)
 		log_warn("cannot scan the share %s: %s", e->opts.root, err[0] ? err : strerror(-r));
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 }
 
-void engine_on_inotify(struct engine *e)
+void engine_on_inotify(struct engine *e, uint64_t now_ms)
 {
-	int r = scan_on_inotify(e->scan);
+	int r;
 
+	e->now_ms = now_ms;
+	r = scan_on_inotify(e->scan);
 	if (r > 0 && !e->scan_due_ms)
-		e->scan_due_ms = mono_ms() + ENGINE_SCAN_DELAY_MS;
+		e->scan_due_ms = now_ms + ENGINE_SCAN_DELAY_MS;
 }
 
-void engine_on_hash(struct engine *e)
+void engine_on_hash(struct engine *e, uint64_t now_ms)
 {
 	char err[SCAN_ERR_LEN] = "";
-	int r = scan_on_hash_done(e->scan, err);
+	int r;
 
+	e->now_ms = now_ms;
+	r = scan_on_hash_done(e->scan, err);
 	if (r < 0)
 		log_warn("cannot record hashed files: %s", err[0] ? err : strerror(-r));
-	engine_pump(e);
+	engine_pump(e, now_ms);
 }
 
 /* ---- sending our index ---- */
@@ -307,8 +303,9 @@ static void send_index(struct engine *e)
 	}
 }
 
-void engine_pump(struct engine *e)
+void engine_pump(struct engine *e, uint64_t now_ms)
 {
+	e->now_ms = now_ms;
 	lazy_check_moves(e); /* a scan may have renamed a placeholder */
 	if (!e->up || e->stopped[0])
 		return;
@@ -319,13 +316,14 @@ void engine_pump(struct engine *e)
 
 /* ---- connection ---- */
 
-void engine_on_up(struct engine *e)
+void engine_on_up(struct engine *e, uint64_t now_ms)
 {
 	struct sync_msg m = {.type = SYNC_MSG_START};
 	uint8_t b[64];
 	uint64_t since = 0;
 	int n;
 
+	e->now_ms = now_ms;
 	e->up = true;
 	e->sent_start = e->got_start = e->got_done = false;
 	e->done_owed = false;
@@ -342,8 +340,9 @@ void engine_on_up(struct engine *e)
 	log_debug("sync: sent START (since %" PRIu64 ")", since);
 }
 
-void engine_on_down(struct engine *e)
+void engine_on_down(struct engine *e, uint64_t now_ms)
 {
+	e->now_ms = now_ms;
 	e->up = false;
 	e->got_start = e->sent_start = false;
 	lazy_on_down(e); /* before fetch_on_down: it frees our request slots */
@@ -393,7 +392,7 @@ static int on_start(struct engine *e, const struct sync_start *s)
 	log_debug("sync: peer START, sending our changes after %" PRIu64 " (of %" PRIu64 ")",
 		  e->send_seq, top);
 	e->done_owed = true; /* the first INDEX_DONE is owed even for nothing */
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 	return 0;
 }
 
@@ -513,15 +512,16 @@ static void on_index_done(struct engine *e, uint64_t seq)
 	e->got_done = true;
 	if (engine_store_applied(e) < 0)
 		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 }
 
-int engine_on_msg(struct engine *e, const uint8_t *p, size_t len)
+int engine_on_msg(struct engine *e, const uint8_t *p, size_t len, uint64_t now_ms)
 {
 	char err[MSG_ERR_LEN];
 	struct sync_msg m;
 	int r;
 
+	e->now_ms = now_ms;
 	r = msg_decode(p, len, &m, err);
 	if (r == -EPROTONOSUPPORT) {
 		log_debug("ignoring a sync message the peer's newer version sent: %s", err);
@@ -593,6 +593,7 @@ uint64_t engine_deadline(const struct engine *e)
 
 void engine_tick(struct engine *e, uint64_t now)
 {
+	e->now_ms = now;
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
 	fetch_tick(e, now);
@@ -619,11 +620,12 @@ static const char *state_name(struct engine *e)
 	return "idle";
 }
 
-void engine_status(struct engine *e, json_t *o)
+void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 {
 	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0;
 	json_t *tr = json_array();
 
+	e->now_ms = now_ms;
 	if (index_count_live(e->idx, &files, &dirs, &links) < 0)
 		files = dirs = links = 0;
 	scan_stats(e->scan, &hfiles, &hbytes);
@@ -669,13 +671,14 @@ int engine_work_fd(const struct engine *e)
 	return e->work ? work_fd(e->work) : -1;
 }
 
-void engine_on_work(struct engine *e)
+void engine_on_work(struct engine *e, uint64_t now_ms)
 {
+	e->now_ms = now_ms;
 	fetch_on_work(e);
 }
 
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
-	       char *err)
+	       char *err, uint64_t now_ms)
 {
 	char ierr[INDEX_ERR_LEN] = "", serr[SCAN_ERR_LEN] = "";
 	struct engine *e;
@@ -687,6 +690,7 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	e->opts = *opts;
 	e->io = *io;
 	e->srv_fd = -1;
+	e->now_ms = now_ms;
 	lazy_init(e);
 	e->buf = malloc(ENGINE_MSG_BUF);
 	if (!e->buf) {
@@ -712,9 +716,9 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 			 opts->index_file, r == -ENOMEM ? strerror(-r) : index_errmsg(e->idx));
 		goto fail;
 	}
-	if (work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
+	if (opts->no_workers || work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
 		e->work = NULL; /* the loop verifies and writes blocks itself */
-	e->scan_due_ms = mono_ms(); /* the first, full scan at once */
+	e->scan_due_ms = now_ms ? now_ms : 1; /* the first, full scan at once (0: none) */
 	*ret = e;
 	return 0;
 fail:
@@ -726,7 +730,7 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	engine_on_down(e);
+	engine_on_down(e, e->now_ms);
 	lazy_done(e);
 	fetch_work_stop(e);
 	fetch_free_all(e);

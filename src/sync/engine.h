@@ -87,6 +87,9 @@ struct engine_opts {
 	/* Make the peer's symlinks that point outside the share too (docs/SYNC.md
 	 * "Symlinks"); false: they are refused and only kept in the index. */
 	bool symlinks_all;
+	/* Verify and write received blocks on the loop thread (deterministic
+	 * simulation, fuzzing); false: ENGINE_WORKERS threads do. */
+	bool no_workers;
 };
 
 #define ENGINE_CACHE_MAX_DEFAULT ((uint64_t)10 << 30)
@@ -94,23 +97,32 @@ struct engine_opts {
 #define ENGINE_ERR_LEN 512
 
 /*
+ * Time: every entry point the loop calls takes the loop's monotonic clock
+ * in milliseconds as its last argument (now_ms; the daemon passes
+ * dio_now_ms(), a simulation its own clock; never 0, never going
+ * back). The engine never reads a
+ * clock on the loop, so the same calls give the same run. Only
+ * engine_ensure(), on a FUSE thread, waits in real time.
+ */
+
+/*
  * Opens the index, starts the scanner (scan.h: root checks, marker) and
  * schedules the first full scan. Returns 0 and *ret, or -errno with a
  * sentence in err saying what failed and what to do.
  */
 int engine_new(const struct engine_opts *opts, const struct engine_io *io, struct engine **ret,
-	       char *err) __attribute__((warn_unused_result));
+	       char *err, uint64_t now_ms) __attribute__((warn_unused_result));
 
 void engine_free(struct engine *e);
 
 /* The fds the daemon watches for EPOLLIN, with what to call. */
 int engine_inotify_fd(const struct engine *e);
 int engine_hash_fd(const struct engine *e);
-void engine_on_inotify(struct engine *e);
-void engine_on_hash(struct engine *e);
+void engine_on_inotify(struct engine *e, uint64_t now_ms);
+void engine_on_hash(struct engine *e, uint64_t now_ms);
 /* Received blocks verified by the worker threads (-1: no workers). */
 int engine_work_fd(const struct engine *e);
-void engine_on_work(struct engine *e);
+void engine_on_work(struct engine *e, uint64_t now_ms);
 
 /*
  * Lazy mode: makes bytes [off, off + len) of path (share-relative) present
@@ -138,27 +150,27 @@ int engine_ensure_fd(const struct engine *e);
  * waiting and those to come fail with -EIO at once, instead of waiting
  * their timeout for a loop that is busy unmounting. Any thread. */
 void engine_ensure_stop(struct engine *e);
-void engine_on_ensure(struct engine *e);
+void engine_on_ensure(struct engine *e, uint64_t now_ms);
 
 /* Timers: when engine_tick() next has work (monotonic ms, UINT64_MAX: none). */
 uint64_t engine_deadline(const struct engine *e);
 void engine_tick(struct engine *e, uint64_t now_ms);
 
 /* The connection to the peer is up (HELLO seen) / gone. */
-void engine_on_up(struct engine *e);
-void engine_on_down(struct engine *e);
+void engine_on_up(struct engine *e, uint64_t now_ms);
+void engine_on_down(struct engine *e, uint64_t now_ms);
 
 /*
  * One DATA message from the peer (type byte first; never HELLO). Returns 0,
  * or -EBADMSG after it closed the connection through io->close (logged).
  */
-int engine_on_msg(struct engine *e, const uint8_t *msg, size_t len);
+int engine_on_msg(struct engine *e, const uint8_t *msg, size_t len, uint64_t now_ms);
 
 /* The connection can take more: send what waits. */
-void engine_pump(struct engine *e);
+void engine_pump(struct engine *e, uint64_t now_ms);
 
 /* Adds the sync keys of `tandem status` to obj (docs/DAEMON.md). */
-void engine_status(struct engine *e, json_t *obj);
+void engine_status(struct engine *e, json_t *obj, uint64_t now_ms);
 
 /* Whether syncing has stopped for good (share root gone); the reason. */
 const char *engine_stopped(const struct engine *e);

@@ -125,6 +125,9 @@ struct engine {
 	int rootfd;
 	uint8_t self_dev[VV_DEVICE_LEN];
 	char stopped[ENGINE_ERR_LEN]; /* "" while syncing */
+	/* The loop's monotonic ms, as the last entry point was given it
+	 * (engine.h "Time"): what the parts read instead of a clock. */
+	uint64_t now_ms;
 
 	/* local scanning */
 	uint64_t scan_due_ms; /* 0: none */

@@ -23,14 +23,6 @@
 
 #define RESUME_CHECKS_PER_PUMP 8 /* blocks of a temp file verified per pump */
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* f->r.size <= BLOCKS_FILE_MAX (fetch_queue refuses more): the count, and
  * every block index of f, fit in 32 bits. */
 static uint32_t nblocks(const struct fetch *f)
@@ -413,7 +405,7 @@ void fetch_req_done(struct engine *e, struct req *q)
 /* Every block is in the temp file: hand it to the next commit. */
 static void fetch_finish(struct engine *e, struct fetch *f)
 {
-	uint64_t ms = mono_ms() - f->start_ms;
+	uint64_t ms = e->now_ms - f->start_ms;
 
 	if (f->r.size >= ((uint64_t)16 << 20))
 		log_info("received %s: %" PRIu64 " MiB in %" PRIu64 " ms (%" PRIu64
@@ -424,7 +416,7 @@ static void fetch_finish(struct engine *e, struct fetch *f)
 	f->next = e->closing;
 	e->closing = f;
 	if (!e->commit_due_ms)
-		e->commit_due_ms = mono_ms() + (f->r.size > BLOCKS_SIZE ? 0 : ENGINE_COMMIT_MS);
+		e->commit_due_ms = e->now_ms + (f->r.size > BLOCKS_SIZE ? 0 : ENGINE_COMMIT_MS);
 }
 
 static void tmp_name(const struct fetch *f, char out[64])
@@ -475,7 +467,7 @@ static int fetch_open(struct engine *e, struct fetch *f)
 	f->have = calloc(n / 8 + 1, 1);
 	if (!f->have)
 		return -ENOMEM;
-	f->start_ms = mono_ms();
+	f->start_ms = e->now_ms;
 	return 0;
 }
 
@@ -556,7 +548,7 @@ static void fetch_requeue(struct engine *e, struct fetch *f)
 	f->manifest_req = f->next_block = f->inflight = f->blocks_done = 0;
 	f->bytes_done = f->bytes_reused = 0;
 	f->resumed = false;
-	f->not_before_ms = mono_ms() + ENGINE_RETRY_MS;
+	f->not_before_ms = e->now_ms + ENGINE_RETRY_MS;
 	if (!e->retry_due_ms || e->retry_due_ms > f->not_before_ms)
 		e->retry_due_ms = f->not_before_ms;
 }
@@ -649,7 +641,7 @@ void fetch_pump(struct engine *e)
 		if (f->state == FETCH_QUEUED) {
 			if (e->nactive >= ENGINE_FETCH_ACTIVE)
 				break;
-			if (f->not_before_ms > mono_ms()) {
+			if (f->not_before_ms > e->now_ms) {
 				if (!e->retry_due_ms || e->retry_due_ms > f->not_before_ms)
 					e->retry_due_ms = f->not_before_ms;
 				continue;
@@ -670,7 +662,7 @@ void fetch_pump(struct engine *e)
 			request_blocks(e, f, &checks);
 	}
 	if (checks == 0)
-		e->retry_due_ms = mono_ms(); /* more temp blocks to check: soon again */
+		e->retry_due_ms = e->now_ms; /* more temp blocks to check: soon again */
 }
 
 void fetch_on_manifest(struct engine *e, const struct sync_manifest *m)
@@ -947,7 +939,7 @@ static void commit_all(struct engine *e)
 	}
 	if (!e->nfetch && e->work && !work_pending(e->work))
 		job_pool_drain(e); /* idle: give the buffers back */
-	engine_pump(e);
+	engine_pump(e, e->now_ms);
 }
 
 void fetch_tick(struct engine *e, uint64_t now)
@@ -985,7 +977,7 @@ void fetch_free_all(struct engine *e)
 
 void fetch_status(struct engine *e, json_t *arr)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = e->now_ms;
 
 	for (struct fetch *f = e->fetches; f; f = f->next) {
 		if (f->state == FETCH_QUEUED)

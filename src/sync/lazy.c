@@ -53,14 +53,6 @@
 #include "sync/lazy_int.h"
 #include "sync/path.h"
 
-uint64_t lazy_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint32_t bucket(const char *path)
 {
 	uint32_t h = 2166136261u;
@@ -535,16 +527,25 @@ static bool maybe_placeholder(struct engine *e, const char *path)
 	return sparse || lazy_find(e, path) != NULL;
 }
 
-/* *dl: CLOCK_MONOTONIC now plus ms. */
-static void deadline_in(struct timespec *dl, int ms)
+/*
+ * *dl: CLOCK_MONOTONIC now plus ms; returns now in ms. The one clock read of
+ * the engine: engine_ensure() runs on a FUSE thread and waits for the loop
+ * in real time, by nature (the loop's time comes in as now_ms, the same
+ * clock as the daemon's dio_now_ms()).
+ */
+static uint64_t deadline_in(struct timespec *dl, int ms)
 {
+	uint64_t now;
+
 	clock_gettime(CLOCK_MONOTONIC, dl);
+	now = (uint64_t)dl->tv_sec * 1000 + (uint64_t)dl->tv_nsec / 1000000;
 	dl->tv_sec += ms / 1000;
 	dl->tv_nsec += (long)(ms % 1000) * 1000000;
 	if (dl->tv_nsec >= 1000000000) {
 		dl->tv_sec++;
 		dl->tv_nsec -= 1000000000;
 	}
+	return now;
 }
 
 int engine_ensure(struct engine *e, const char *path, const struct stat *st, uint64_t off,
@@ -556,7 +557,7 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 	struct timespec dl;
 	struct lazy_file *z;
 	char perr[PATH_ERR_LEN];
-	uint64_t one = 1;
+	uint64_t one = 1, now;
 	uint32_t seen;
 	int r = 0;
 
@@ -570,7 +571,7 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 	}
 	if (path_check(path, strlen(path), perr) < 0)
 		return -EINVAL;
-	deadline_in(&dl, timeout_ms);
+	now = deadline_in(&dl, timeout_ms);
 	pthread_mutex_lock(&e->lz_mu);
 	if (e->lz_closing) {
 		pthread_mutex_unlock(&e->lz_mu);
@@ -579,7 +580,7 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 	e->lz_callers++;
 	z = lazy_find(e, path);
 	if (z)
-		z->used = lazy_mono_ms();
+		z->used = now;
 	if (!z && !maybe_placeholder(e, path))
 		goto out;
 	z = lazy_find(e, path);
@@ -619,7 +620,7 @@ int engine_ensure(struct engine *e, const char *path, const struct stat *st, uin
 		if (!z || !e->lz_up || z->nhave <= seen)
 			break;
 		seen = z->nhave;
-		deadline_in(&dl, timeout_ms);
+		(void)deadline_in(&dl, timeout_ms);
 	}
 	if (w.done) {
 		r = w.result;
@@ -746,12 +747,13 @@ static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 			lazy_bit_set(z->want, i);
 }
 
-void engine_on_ensure(struct engine *e)
+void engine_on_ensure(struct engine *e, uint64_t now_ms)
 {
 	struct ensure_wait *w, *list;
 	uint64_t v;
 	bool up;
 
+	e->now_ms = now_ms;
 	if (read(e->lz_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_debug("cannot read the ensure eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&e->lz_mu);
@@ -819,7 +821,7 @@ void engine_on_ensure(struct engine *e)
 	}
 	free(c);
 	lazy_wake(e, !up || !c, NULL);
-	engine_pump(e); /* a rename the rescan found goes out before our requests */
+	engine_pump(e, now_ms); /* a rename the rescan found goes out before our requests */
 }
 
 /* ---- life cycle ---- */
@@ -843,7 +845,7 @@ static int reload_row(const struct lazy_row *row, void *ud)
 		z->nhave += lazy_bit_get(z->have, i);
 	e->lz_bytes += lazy_present_bytes(z);
 	z->seen = true;
-	z->used = lazy_mono_ms();
+	z->used = e->now_ms;
 	insert(e, z); /* before the old one in its chain: lazy_find() sees it first */
 	return 0;
 }

@@ -202,7 +202,7 @@ static void burst_end(struct engine *e, struct lazy_file *z)
 	if (z->nhave == z->nblocks)
 		lazy_persist(e, z);
 	else if (z->dirty && !e->lz_persist_due_ms)
-		e->lz_persist_due_ms = lazy_mono_ms() + LAZY_PERSIST_MS;
+		e->lz_persist_due_ms = e->now_ms + LAZY_PERSIST_MS;
 	if (z->nhave == z->nblocks)
 		log_debug("sync: %s is complete", LOG_Q(z->path));
 	lazy_deactivate(e, z);
@@ -398,7 +398,7 @@ static int cmp_used(const void *a, const void *b)
 
 void lazy_evict(struct engine *e)
 {
-	uint64_t now = lazy_mono_ms();
+	uint64_t now = e->now_ms;
 	struct cand *c = NULL;
 	size_t n = 0, cap = 0;
 

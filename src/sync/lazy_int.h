@@ -67,7 +67,6 @@ static inline void lazy_bit_clear(uint8_t *b, uint64_t i)
 }
 
 /* lazy.c: the table. The loop calls these, except where they say otherwise. */
-uint64_t lazy_mono_ms(void);
 /* path's file, or NULL. Caller holds lz_mu, or is the loop. */
 struct lazy_file *lazy_find(struct engine *e, const char *path);
 uint64_t lazy_present_bytes(const struct lazy_file *z);

@@ -20,14 +20,6 @@
 #include "sync/engine_int.h"
 #include "sync/path.h"
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void sreq_free(struct serve_req *q)
 {
 	free(q->path);
@@ -169,7 +161,7 @@ static bool rate_ok(struct engine *e, uint32_t len)
 
 	if (!e->opts.rate_bps)
 		return true;
-	now = mono_ms();
+	now = e->now_ms;
 	if (now > e->rate_ms) {
 		e->rate_tokens += (now - e->rate_ms) * e->opts.rate_bps / 1000;
 		if (e->rate_tokens > e->opts.rate_bps / 4 + SYNC_BLOCK_MAX)

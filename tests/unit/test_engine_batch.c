@@ -18,6 +18,7 @@
 
 #define SLOT sizeof(struct rentry)
 #define MIB ((size_t)1 << 20)
+#define TEST_NOW_MS ((uint64_t)1000) /* the engine's clock: time stands still here */
 
 static char base[] = "/tmp/tandem-test-batch-XXXXXX";
 static char root[256], dbpath[256];
@@ -157,15 +158,15 @@ static struct engine *open_engine(const char *const *dirs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (mkdir(at(dirs[i]), 0755) < 0)
 			return NULL;
-	if (engine_new(&opts, &io, &e, err) < 0) {
+	if (engine_new(&opts, &io, &e, err, TEST_NOW_MS) < 0) {
 		printf("#   engine_new: %s\n", err);
 		return NULL;
 	}
-	engine_tick(e, UINT64_MAX); /* the first scan (directories need no hashing) */
+	engine_tick(e, TEST_NOW_MS); /* the first scan (directories need no hashing) */
 	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
 	memcpy(m.start.expect, e->self_dev, VV_DEVICE_LEN);
 	len = msg_encode(&m, b, sizeof(b));
-	if (len < 0 || engine_on_msg(e, b, (size_t)len) < 0) {
+	if (len < 0 || engine_on_msg(e, b, (size_t)len, TEST_NOW_MS) < 0) {
 		engine_free(e);
 		return NULL;
 	}
@@ -224,7 +225,7 @@ static int send_entries(struct engine *e, const struct sync_entry *s, size_t n)
 		}
 	}
 	len = msg_index_finish(&w);
-	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len);
+	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len, TEST_NOW_MS);
 }
 
 static int send_done(struct engine *e, uint64_t seq)
@@ -235,7 +236,7 @@ static int send_done(struct engine *e, uint64_t seq)
 
 	m.index_done.seq = seq;
 	len = msg_encode(&m, b, sizeof(b));
-	return len < 0 ? -1 : engine_on_msg(e, b, (size_t)len);
+	return len < 0 ? -1 : engine_on_msg(e, b, (size_t)len, TEST_NOW_MS);
 }
 
 static bool is_dir(const char *rel)
