@@ -718,6 +718,8 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	}
 	if (opts->no_workers || work_new(ENGINE_WORKERS, ENGINE_JOBS, &e->work) < 0)
 		e->work = NULL; /* the loop verifies and writes blocks itself */
+	if (opts->no_workers)
+		scan_set_hash_inline(e->scan, true); /* and hashes on it too */
 	e->scan_due_ms = now_ms ? now_ms : 1; /* the first, full scan at once (0: none) */
 	*ret = e;
 	return 0;
