@@ -30,8 +30,9 @@
 
 #include "log.h"
 #include "sim.h"
-#include "sync/engine_int.h"
+#include "sync/index.h"
 #include "sync/msg.h"
+#include "sync/vv.h"
 
 #define SIM_ROOM_MIN ((size_t)1200 << 10) /* one largest message and then some */
 #define SIM_SETTLE_STEPS 200000
@@ -220,39 +221,22 @@ static void io_changed(void *ud, const char *path)
 
 /* ---- the engines, with the time they are given ---- */
 
-/* Pre-split API: the engine reads its own clock; its deadlines are its
- * own, and a timer event fires every due one. */
-static void eng_tick(struct sim *s, struct sim_peer *p)
-{
-	(void)s;
-	if (engine_deadline(p->e) != UINT64_MAX)
-		engine_tick(p->e, UINT64_MAX - 1);
-}
-
-/* The engine's threads out of the way: hashing inline, blocks verified on
- * the loop. */
-static void eng_quiet_threads(struct engine *e)
-{
-	scan_set_hash_inline(e->scan, true);
-	fetch_work_stop(e);
-}
-
 static int peer_open(struct sim *s, struct sim_peer *p)
 {
 	struct engine_io io = {.ud = p, .send = io_send, .room = io_room, .close = io_close,
 			       .changed = io_changed};
 	struct engine_opts o = {.root = p->root, .index_file = p->index, .lazy = p->lazy,
-				.cache_max = 0, .mode_mask = 0, .symlinks_all = true};
+				.cache_max = 0, .mode_mask = 0, .symlinks_all = true,
+				/* the engine's threads out of the way: hashing and block
+				 * writes on the loop, in the order of the calls */
+				.no_workers = true};
 	char err[ENGINE_ERR_LEN] = "";
 	int r;
 
-	r = engine_new(&o, &io, &p->e, err);
-	if (r < 0) {
+	r = engine_new(&o, &io, &p->e, err, s->now_ms);
+	if (r < 0)
 		sim_failf(s, "engine_new %c: %s", p->name, err);
-		return r;
-	}
-	eng_quiet_threads(p->e);
-	return 0;
+	return r;
 }
 
 /* A new index with a device id from the seed, so that tie-breaks and
@@ -297,8 +281,10 @@ static void conn_up(struct sim *s)
 		return;
 	s->conn = true;
 	sim_trace(s, "up");
-	engine_on_up(s->p[0].e);
-	engine_on_up(s->p[1].e);
+	for (int i = 0; i < 2; i++) {
+		s->cur = s->p[i].name;
+		engine_on_up(s->p[i].e, s->now_ms);
+	}
 }
 
 static void conn_down(struct sim *s, const char *why)
@@ -309,9 +295,11 @@ static void conn_down(struct sim *s, const char *why)
 	sim_trace(s, "down (%s; %zu + %zu messages lost)", why, s->p[0].out.n, s->p[1].out.n);
 	queue_clear(&s->p[0].out);
 	queue_clear(&s->p[1].out);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
+		s->cur = s->p[i].name;
 		if (s->p[i].e)
-			engine_on_down(s->p[i].e);
+			engine_on_down(s->p[i].e, s->now_ms);
+	}
 	s->st.drops++;
 }
 
@@ -458,11 +446,11 @@ static void deliver(struct sim *s, struct sim_peer *from)
 	s->st.msgs++;
 	s->st.bytes += m->len;
 	s->cur = to->name;
-	(void)engine_on_msg(to->e, m->data, m->len);
+	(void)engine_on_msg(to->e, m->data, m->len, s->now_ms);
 	s->cur = from->name;
 	free(m);
 	if (s->conn)
-		engine_pump(from->e); /* room again */
+		engine_pump(from->e, s->now_ms); /* room again */
 }
 
 /* Local events of p that are ready: inotify, hash results, ensures. */
@@ -473,31 +461,43 @@ static bool local_events(struct sim *s, struct sim_peer *p)
 	s->cur = p->name;
 	if (readable(engine_inotify_fd(p->e))) {
 		sim_trace(s, "%c inotify", p->name);
-		engine_on_inotify(p->e);
+		engine_on_inotify(p->e, s->now_ms);
 		any = true;
 	}
 	if (readable(engine_hash_fd(p->e))) {
 		sim_trace(s, "%c hashed", p->name);
-		engine_on_hash(p->e);
+		engine_on_hash(p->e, s->now_ms);
 		any = true;
 	}
 	if (readable(engine_ensure_fd(p->e))) {
-		engine_on_ensure(p->e);
+		engine_on_ensure(p->e, s->now_ms);
 		any = true;
 	}
 	return any;
 }
 
+/* The engines' timers: virtual time jumps to the first deadline, and
+ * every engine due then ticks. Returns whether one did. */
 static bool timers(struct sim *s)
 {
+	uint64_t d = UINT64_MAX;
 	bool any = false;
 
 	for (int i = 0; i < 2; i++) {
-		if (engine_deadline(s->p[i].e) == UINT64_MAX)
+		uint64_t t = engine_deadline(s->p[i].e);
+		if (t < d)
+			d = t;
+	}
+	if (d == UINT64_MAX)
+		return false;
+	if (d > s->now_ms)
+		s->now_ms = d;
+	for (int i = 0; i < 2; i++) {
+		if (engine_deadline(s->p[i].e) > s->now_ms)
 			continue;
 		sim_trace(s, "%c tick", s->p[i].name);
 		s->cur = s->p[i].name;
-		eng_tick(s, &s->p[i]);
+		engine_tick(s->p[i].e, s->now_ms);
 		any = true;
 	}
 	return any;
@@ -554,7 +554,7 @@ static bool idle(struct sim *s, char *why, size_t len)
 		const char *st;
 		bool ok;
 
-		engine_status(s->p[i].e, o);
+		engine_status(s->p[i].e, o, s->now_ms);
 		st = json_string_value(json_object_get(o, "sync_state"));
 		ok = st && strcmp(st, "idle") == 0;
 		if (!ok) {
@@ -640,7 +640,8 @@ int sim_ensure(struct sim *s, struct sim_peer *p, const char *path)
 		}
 		if (pf[0].revents & POLLIN)
 			break;
-		engine_on_ensure(p->e);
+		s->cur = p->name;
+		engine_on_ensure(p->e, s->now_ms);
 		woke = true;
 		sim_drain(s); /* its blocks come; then it must have returned */
 	}
@@ -728,6 +729,7 @@ static int run_seed(uint64_t seed, const struct sim_opts *opts, uint8_t ret_hash
 	log_set_sink(on_log, s);
 	log_set_level(opts->verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	s->wall_ns = (int64_t)1577836800 * 1000000000; /* 2020-01-01: long before any run */
+	s->now_ms = 1;					/* never 0 (engine.h) */
 	s->room_cap = SIM_ROOM_MIN + (size_t)sim_rng_below(&s->rng, 8 << 20);
 	s->crashes_left = 2;
 	sim_trace(s, "seed %" PRIu64 "%s, %u ops, room %zu", seed, s->lazy ? " lazy" : "",
