@@ -239,19 +239,24 @@ static int move_to_conflict(struct engine *e, struct index_entry *l)
 {
 	struct conflict_version v;
 	char cname[PATH_REL_MAX + 1], q[256];
-	const char *name, *cn;
+	const char *name, *cn = cname;
 	int dirfd, r;
 
 	entry_to_version(l, e->self_dev, &v);
-	r = conflict_name(l->path, l->path_len, &v, cname, sizeof(cname));
-	if (r < 0)
-		return r;
-	cn = strrchr(cname, '/');
-	cn = cn ? cn + 1 : cname;
 	dirfd = apply_open_parent(e, l->path, false, &name);
 	if (dirfd < 0)
 		return dirfd;
-	r = renameat2(dirfd, name, dirfd, cn, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	/* the name is taken when this version lost before and its copy stays
+	 * (maybe edited since): the next free one of conflict_name_nth */
+	r = -EEXIST;
+	for (unsigned n = 1; r == -EEXIST && n < 100; n++) {
+		r = conflict_name_nth(l->path, l->path_len, &v, n, cname, sizeof(cname));
+		if (r < 0)
+			break;
+		cn = strrchr(cname, '/');
+		cn = cn ? cn + 1 : cname;
+		r = renameat2(dirfd, name, dirfd, cn, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	}
 	if (r == 0) {
 		r = index_rename(e->idx, l->path, l->path_len, cname, (size_t)(cn - cname) + strlen(cn));
 		if (r < 0)

@@ -422,13 +422,13 @@ static size_t pick_size(struct sim *s)
 {
 	uint64_t k = sim_rng_below(&s->rng, 1000);
 
-	if (k < 500)
+	if (k < 600)
 		return (size_t)sim_rng_below(&s->rng, 200);
-	if (k < 850)
+	if (k < 900)
 		return 200 + (size_t)sim_rng_below(&s->rng, 8000);
-	if (k < 980)
-		return 8192 + (size_t)sim_rng_below(&s->rng, 300000);
-	return BLOCKS_SIZE + (size_t)sim_rng_below(&s->rng, 1500000); /* more than one block */
+	if (k < 995)
+		return 8192 + (size_t)sim_rng_below(&s->rng, 60000);
+	return BLOCKS_SIZE + (size_t)sim_rng_below(&s->rng, 1200000); /* more than one block */
 }
 
 /* n bytes that no other op wrote: the op number first. */
@@ -874,7 +874,13 @@ static bool conflict_original(const char *path, char *out)
 		tag = strstr(tag + 1, CONFLICT_TAG);
 	if (!tag || strlen(tag) < CONFLICT_TAG_SUFFIX)
 		return false;
-	snprintf(out, SIM_PATH_MAX, "%.*s%s", (int)(tag - path), path, tag + CONFLICT_TAG_SUFFIX);
+	const char *rest = tag + CONFLICT_TAG_SUFFIX;
+	if (rest[0] == '-' && rest[1] >= '0' && rest[1] <= '9') { /* conflict_name_nth */
+		rest += 2;
+		if (*rest >= '0' && *rest <= '9')
+			rest++;
+	}
+	snprintf(out, SIM_PATH_MAX, "%.*s%s", (int)(tag - path), path, rest);
 	return true;
 }
 
