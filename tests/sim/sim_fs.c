@@ -884,6 +884,23 @@ static bool conflict_original(const char *path, char *out)
 	return true;
 }
 
+/* Whether a path of the same name as path (in another directory) was
+ * written on both sides in one epoch: a copy made there, moved with its
+ * directory by a user's rename. */
+static bool conc_elsewhere(const struct sim *s, const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	for (size_t i = 0; i < s->nprec; i++) {
+		const char *b = strrchr(s->prec[i].path, '/');
+		b = b ? b + 1 : s->prec[i].path;
+		if (s->prec[i].conc && !strcmp(b, base))
+			return true;
+	}
+	return false;
+}
+
 static void compare(struct sim *s, const struct tree *a, const struct tree *b)
 {
 	size_t i = 0, j = 0;
@@ -994,7 +1011,13 @@ void sim_fs_check(struct sim *s)
 		if (!conflict_original(a.v[i].path, orig))
 			continue;
 		s->st.conflicts++;
+		/* a copy a user moved here (with its directory) was made elsewhere */
+		r = prec_find(s, a.v[i].path);
+		if (r && (r->wep[0] || r->wep[1]))
+			continue;
 		r = prec_find(s, orig);
+		if ((!r || !r->conc) && conc_elsewhere(s, orig))
+			continue; /* its directory was renamed since */
 		if (!r || !r->conc)
 			sim_failf(s, "conflict copy %s, though %s was not written on both sides "
 				  "between two settles",
