@@ -530,7 +530,9 @@ static void new_path(struct sim *s, const struct tree *t, char *out, char kind)
 		name = lnames[sim_rng_below(&s->rng, 2)];
 	else if (s->no_type_clash)
 		name = fnames[sim_rng_below(&s->rng, 5)];
-	snprintf(out, SIM_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "", name);
+	/* paths here are short (DEPTH_MAX levels of short names) */
+	if (snprintf(out, SIM_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "", name) >= SIM_PATH_MAX)
+		out[0] = '\0';
 }
 
 enum op {
