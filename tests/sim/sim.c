@@ -223,10 +223,17 @@ static void io_changed(void *ud, const char *path)
 
 static int peer_open(struct sim *s, struct sim_peer *p)
 {
-	struct engine_io io = {.ud = p, .send = io_send, .room = io_room, .close = io_close,
+	struct engine_io io = {.ud = p,
+			       .send = io_send,
+			       .room = io_room,
+			       .close = io_close,
 			       .changed = io_changed};
-	struct engine_opts o = {.root = p->root, .index_file = p->index, .lazy = p->lazy,
-				.cache_max = 0, .mode_mask = 0, .symlinks_all = true,
+	struct engine_opts o = {.root = p->root,
+				.index_file = p->index,
+				.lazy = p->lazy,
+				.cache_max = 0,
+				.mode_mask = 0,
+				.symlinks_all = true,
 				/* the engine's threads out of the way: hashing and block
 				 * writes on the loop, in the order of the calls */
 				.no_workers = true};
@@ -606,8 +613,7 @@ static void *ensure_thread(void *arg)
 	struct ensure_call *c = arg;
 	uint64_t one = 1;
 
-	c->result = engine_ensure(c->e, c->path, c->has_st ? &c->st : NULL, 0, UINT64_MAX,
-				  600000);
+	c->result = engine_ensure(c->e, c->path, c->has_st ? &c->st : NULL, 0, UINT64_MAX, 600000);
 	(void)!write(c->efd, &one, sizeof(one));
 	return NULL;
 }
@@ -633,7 +639,8 @@ int sim_ensure(struct sim *s, struct sim_peer *p, const char *path)
 		/* until the loop has the request, or the answer came at once */
 		int n = poll(pf, woke ? 1 : 2, SIM_ENSURE_WAIT_MS);
 		if (n <= 0) {
-			sim_failf(s, "engine_ensure(%s) on %c did not return with nothing left to do",
+			sim_failf(s,
+				  "engine_ensure(%s) on %c did not return with nothing left to do",
 				  path, p->name);
 			engine_ensure_stop(p->e);
 			continue;
@@ -794,11 +801,11 @@ static int run_seed(uint64_t seed, const struct sim_opts *opts, uint8_t ret_hash
 	log_set_sink(on_log, s);
 	log_set_level(opts->verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	s->wall_ns = (int64_t)1577836800 * 1000000000; /* 2020-01-01: long before any run */
-	s->now_ms = 1;					/* never 0 (engine.h) */
+	s->now_ms = 1;				       /* never 0 (engine.h) */
 	s->room_cap = SIM_ROOM_MIN + (size_t)sim_rng_below(&s->rng, 8 << 20);
 	s->crashes_left = 2;
-	sim_trace(s, "seed %" PRIu64 "%s, %u ops, room %zu", seed, s->lazy ? " lazy" : "",
-		  s->nops, s->room_cap);
+	sim_trace(s, "seed %" PRIu64 "%s, %u ops, room %zu", seed, s->lazy ? " lazy" : "", s->nops,
+		  s->room_cap);
 	snprintf(s->base, sizeof(s->base), "%s/sim.XXXXXX", opts->base);
 	if (!mkdtemp(s->base)) {
 		fprintf(stderr, "sim: cannot make a temp directory in %s: %s\n", opts->base,
@@ -841,7 +848,8 @@ out:
 	} else if (s->failed) {
 		printf("FAIL seed %" PRIu64 "%s: %s\n", seed, s->lazy ? " (lazy)" : "", s->fail);
 		printf("  replay: %s --seed %" PRIu64 "%s%s --ops %u --trace\n", opts->argv0, seed,
-		       s->lazy ? " --lazy" : "", s->no_type_clash ? " --no-type-clash" : "", s->nops);
+		       s->lazy ? " --lazy" : "", s->no_type_clash ? " --no-type-clash" : "",
+		       s->nops);
 		if (opts->keep)
 			printf("  kept: %s\n", s->base);
 		r = -1;
@@ -982,7 +990,8 @@ int main(int argc, char **argv)
 			o.trace = tr;
 			if (memcmp(h, h2, 32) != 0) {
 				hex(h2, 32, x);
-				printf("FAIL seed %" PRIu64 "%s: not deterministic: the second run's "
+				printf("FAIL seed %" PRIu64
+				       "%s: not deterministic: the second run's "
 				       "trace is %s\n  replay: %s --seed %" PRIu64 "%s --twice\n",
 				       seed, o.lazy ? " (lazy)" : "", x, argv[0], seed,
 				       o.lazy ? " --lazy" : "");
@@ -1003,12 +1012,12 @@ int main(int argc, char **argv)
 	       "%.0f seeds/min; %" PRIu64 " ops (%" PRIu64 " skipped), %" PRIu64
 	       " messages, %" PRIu64 " bytes, %" PRIu64 " drops, %" PRIu64 " crashes (%" PRIu64
 	       " hard), %" PRIu64 " settles, %" PRIu64 " ensures (%" PRIu64 " failed)\n",
-	       first, last, o.lazy ? " lazy" : "", n, failed, known, dt, dt > 0 ? (double)n * 60 / dt : 0,
-	       tot.ops, tot.ops_skipped, tot.msgs, tot.bytes, tot.drops, tot.crashes,
-	       tot.hard_crashes, tot.settles, tot.ensures, tot.ensure_fail);
+	       first, last, o.lazy ? " lazy" : "", n, failed, known, dt,
+	       dt > 0 ? (double)n * 60 / dt : 0, tot.ops, tot.ops_skipped, tot.msgs, tot.bytes,
+	       tot.drops, tot.crashes, tot.hard_crashes, tot.settles, tot.ensures, tot.ensure_fail);
 	if (n > 20 && heap_max > heap0 + ((size_t)16 << 20)) {
-		printf("FAIL memory: the heap in use after a run grew from %zu to %zu bytes\n", heap0,
-		       heap_max);
+		printf("FAIL memory: the heap in use after a run grew from %zu to %zu bytes\n",
+		       heap0, heap_max);
 		failed++;
 	}
 	free(o.known);

@@ -66,10 +66,10 @@ struct sim_peer {
 /* What the user did to one path (sim_fs.c). */
 struct sim_prec {
 	char *path;
-	uint64_t w_op, w_epoch;	  /* last write (or write beneath it) */
-	uint64_t d_op, d_epoch;	  /* last deletion (or rename away) */
-	uint64_t wep[2];	  /* epoch + 1 of each side's last write at or beneath it */
-	bool conc;		  /* both sides wrote at or beneath it in one epoch */
+	uint64_t w_op, w_epoch; /* last write (or write beneath it) */
+	uint64_t d_op, d_epoch; /* last deletion (or rename away) */
+	uint64_t wep[2];	/* epoch + 1 of each side's last write at or beneath it */
+	bool conc;		/* both sides wrote at or beneath it in one epoch */
 };
 
 /* A content version a user wrote: its file hash (the index's). */
@@ -96,14 +96,14 @@ struct sim {
 	char base[256]; /* this run's temp directory */
 	struct sim_rng rng;
 	crypto_generichash_state th;
-	uint64_t now_ms;   /* virtual monotonic time */
-	int64_t wall_ns;   /* virtual wall clock for mtimes */
+	uint64_t now_ms; /* virtual monotonic time */
+	int64_t wall_ns; /* virtual wall clock for mtimes */
 	struct sim_peer p[2];
-	bool conn;	   /* the channel is up (engine_on_up on both) */
-	char cur;	   /* the peer whose engine runs (for its log lines) */
-	size_t room_cap;   /* bytes a direction holds */
+	bool conn;	     /* the channel is up (engine_on_up on both) */
+	char cur;	     /* the peer whose engine runs (for its log lines) */
+	size_t room_cap;     /* bytes a direction holds */
 	unsigned down_steps; /* partition: steps until the channel comes back */
-	uint64_t epoch;	   /* settles so far: a barrier of full sync */
+	uint64_t epoch;	     /* settles so far: a barrier of full sync */
 	uint64_t opno;
 	unsigned crashes_left;
 	bool failed;

@@ -183,8 +183,9 @@ int sim_fs_rmtree(const char *path)
 
 void sim_fs_dir_mtimes(struct sim *s, const struct sim_peer *p)
 {
-	struct timespec ts[2] = {{0, UTIME_OMIT},
-				 {.tv_sec = s->wall_ns / 1000000000, .tv_nsec = s->wall_ns % 1000000000}};
+	struct timespec ts[2] = {
+		{0, UTIME_OMIT},
+		{.tv_sec = s->wall_ns / 1000000000, .tv_nsec = s->wall_ns % 1000000000}};
 	struct tree t;
 
 	tree_read(p, &t, NULL);
@@ -531,7 +532,8 @@ static void new_path(struct sim *s, const struct tree *t, char *out, char kind)
 	else if (s->no_type_clash)
 		name = fnames[sim_rng_below(&s->rng, 5)];
 	/* paths here are short (DEPTH_MAX levels of short names) */
-	if (snprintf(out, SIM_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "", name) >= SIM_PATH_MAX)
+	if (snprintf(out, SIM_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "", name) >=
+	    SIM_PATH_MAX)
 		out[0] = '\0';
 }
 
@@ -554,7 +556,7 @@ enum op {
 };
 
 static const unsigned op_weight[OP_COUNT] = {
-	[OP_CREATE] = 18, [OP_EDIT] = 10,  [OP_SAMESIZE] = 6, [OP_APPEND] = 6,
+	[OP_CREATE] = 18,  [OP_EDIT] = 10,  [OP_SAMESIZE] = 6,	 [OP_APPEND] = 6,
 	[OP_TRUNCATE] = 4, [OP_RENAME] = 8, [OP_RENAME_DIR] = 4, [OP_DELETE] = 8,
 	[OP_RMDIR] = 3,	   [OP_CHMOD] = 5,  [OP_MTIME] = 5,	 [OP_SYMLINK] = 4,
 	[OP_MKDIR] = 7,	   [OP_ENSURE] = 6,
@@ -637,16 +639,18 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 			return false;
 		if (op == OP_TRUNCATE) {
 			off_t n = (off_t)sim_rng_below(&s->rng, (uint64_t)st.st_size);
-			sim_trace(s, "%c op %" PRIu64 ": truncate %s to %lld", p->name, s->opno, path,
-				  (long long)n);
+			sim_trace(s, "%c op %" PRIu64 ": truncate %s to %lld", p->name, s->opno,
+				  path, (long long)n);
 			(void)!ftruncate(fd, n);
 		} else {
-			size_t n = op == OP_APPEND ? 1 + (size_t)sim_rng_below(&s->rng, 5000)
-						   : (size_t)sim_rng_below(&s->rng,
-									   (uint64_t)st.st_size) + 1;
-			off_t off = op == OP_APPEND ? st.st_size
-						    : (off_t)sim_rng_below(
-							      &s->rng, (uint64_t)st.st_size - n + 1);
+			size_t n =
+				op == OP_APPEND
+					? 1 + (size_t)sim_rng_below(&s->rng, 5000)
+					: (size_t)sim_rng_below(&s->rng, (uint64_t)st.st_size) + 1;
+			off_t off = op == OP_APPEND
+					    ? st.st_size
+					    : (off_t)sim_rng_below(&s->rng,
+								   (uint64_t)st.st_size - n + 1);
 			uint8_t *b = gen(s, p, n);
 			sim_trace(s, "%c op %" PRIu64 ": %s %s %zu at %lld%s", p->name, s->opno,
 				  op == OP_APPEND ? "append" : "same-size edit", path, n,
@@ -712,7 +716,8 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 		static const mode_t dm[] = {0755, 0700, 0750, 0775};
 		if (!(x = pick(s, t, 0)) || x->kind == 'l')
 			return false;
-		mode_t m = x->kind == 'd' ? dm[sim_rng_below(&s->rng, 4)] : fm[sim_rng_below(&s->rng, 6)];
+		mode_t m = x->kind == 'd' ? dm[sim_rng_below(&s->rng, 4)]
+					  : fm[sim_rng_below(&s->rng, 6)];
 		snprintf(full, sizeof(full), "%s/%s", p->root, x->path);
 		sim_trace(s, "%c op %" PRIu64 ": chmod %s %o", p->name, s->opno, x->path, m);
 		if (chmod(full, m) < 0)
@@ -723,8 +728,8 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 	case OP_MTIME: {
 		if (!(x = pick(s, t, 0)) || x->kind == 'd')
 			return false;
-		int64_t ns = s->wall_ns - (int64_t)sim_rng_below(&s->rng, (uint64_t)30 * 86400 *
-									 1000000000);
+		int64_t ns = s->wall_ns -
+			     (int64_t)sim_rng_below(&s->rng, (uint64_t)30 * 86400 * 1000000000);
 		struct timespec ts[2] = {{0, UTIME_OMIT},
 					 {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000}};
 		snprintf(full, sizeof(full), "%s/%s", p->root, x->path);
@@ -805,7 +810,8 @@ void sim_fs_op(struct sim *s, struct sim_peer *p)
 			char full[2 * SIM_PATH_MAX];
 			snprintf(full, sizeof(full), "%s/%s", p->root, t.v[i].path);
 			if (t.v[i].kind == 'd' && lstat(full, &st) == 0)
-				printf("   %c dir %s ino %lx\n", p->name, t.v[i].path, (unsigned long)st.st_ino);
+				printf("   %c dir %s ino %lx\n", p->name, t.v[i].path,
+				       (unsigned long)st.st_ino);
 		}
 		tree_free(&t);
 	}
@@ -919,7 +925,8 @@ static void compare(struct sim *s, const struct tree *a, const struct tree *b)
 		}
 		const struct tent *x = &a->v[i++], *y = &b->v[j++];
 		if (x->kind != y->kind) {
-			sim_failf(s, "trees differ: %s is %c on A, %c on B", x->path, x->kind, y->kind);
+			sim_failf(s, "trees differ: %s is %c on A, %c on B", x->path, x->kind,
+				  y->kind);
 			return;
 		}
 		if (x->kind != 'l' && x->mode != y->mode) {
@@ -933,7 +940,8 @@ static void compare(struct sim *s, const struct tree *a, const struct tree *b)
 			return;
 		}
 		if (x->kind != 'd' && x->mtime_ns != y->mtime_ns) {
-			sim_failf(s, "trees differ: %s has mtime %" PRId64 " on A, %" PRId64 " on B",
+			sim_failf(s,
+				  "trees differ: %s has mtime %" PRId64 " on A, %" PRId64 " on B",
 				  x->path, x->mtime_ns, y->mtime_ns);
 			return;
 		}
@@ -944,13 +952,14 @@ static void compare(struct sim *s, const struct tree *a, const struct tree *b)
 			snprintf(fb, sizeof(fb), "%s/%s", s->p[1].root, y->path);
 			if (x->size != y->size || file_hash(fa, ha) < 0 || file_hash(fb, hb) < 0 ||
 			    memcmp(ha, hb, 32)) {
-				sim_failf(s, "trees differ: the content of %s (%" PRIu64 " bytes on A, %" PRIu64
-					  " on B)",
+				sim_failf(s,
+					  "trees differ: the content of %s (%" PRIu64
+					  " bytes on A, %" PRIu64 " on B)",
 					  x->path, x->size, y->size);
 				return;
 			}
-			sim_trace(s, "  %s %o %" PRIu64 " %02x%02x%02x%02x", x->path, x->mode, x->size,
-				  ha[0], ha[1], ha[2], ha[3]);
+			sim_trace(s, "  %s %o %" PRIu64 " %02x%02x%02x%02x", x->path, x->mode,
+				  x->size, ha[0], ha[1], ha[2], ha[3]);
 		} else {
 			sim_trace(s, "  %s %c %o %s", x->path, x->kind, x->mode, x->target);
 		}
@@ -993,7 +1002,8 @@ void sim_fs_check(struct sim *s)
 			found = file_hash(full, h) == 0 && !memcmp(h, v->h, 32);
 		}
 		if (!found)
-			sim_failf(s, "lost write: the %" PRIu64 " bytes %c wrote in op %" PRIu64
+			sim_failf(s,
+				  "lost write: the %" PRIu64 " bytes %c wrote in op %" PRIu64
 				  " are nowhere",
 				  v->size, v->side, v->op);
 	}
@@ -1001,7 +1011,8 @@ void sim_fs_check(struct sim *s)
 	for (size_t i = 0; i < s->nprec && !s->failed; i++) {
 		const struct sim_prec *r = &s->prec[i];
 		if (r->d_op > r->w_op && r->d_epoch > r->w_epoch && tree_get(&a, r->path))
-			sim_failf(s, "resurrected: %s was deleted in op %" PRIu64
+			sim_failf(s,
+				  "resurrected: %s was deleted in op %" PRIu64
 				  " after a settle that followed its last write (op %" PRIu64
 				  "), and it is back",
 				  r->path, r->d_op, r->w_op);
@@ -1021,7 +1032,8 @@ void sim_fs_check(struct sim *s)
 		if ((!r || !r->conc) && conc_elsewhere(s, orig))
 			continue; /* its directory was renamed since */
 		if (!r || !r->conc)
-			sim_failf(s, "conflict copy %s, though %s was not written on both sides "
+			sim_failf(s,
+				  "conflict copy %s, though %s was not written on both sides "
 				  "between two settles",
 				  a.v[i].path, orig);
 	}
