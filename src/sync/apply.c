@@ -198,9 +198,16 @@ static enum verdict decide(struct engine *e, const struct rentry *r, const struc
 	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
 	rx.deleted = r->deleted;
 	entry_to_version(&rx, e->peer_dev, &vb);
-	/* a directory has no content: two live directories are the same */
-	if (r->kind == SYNC_KIND_DIR && l->type == INDEX_DIR && !r->deleted && !l->deleted)
+	/* a directory has no content: two live directories are the same, and
+	 * the newer metadata (its mode) wins, as for two identical files */
+	if (r->kind == SYNC_KIND_DIR && l->type == INDEX_DIR && !r->deleted && !l->deleted) {
+		memset(va.hash, 0, sizeof(va.hash));
+		memset(vb.hash, 0, sizeof(vb.hash));
+		va.size = vb.size = 0;
+		if (conflict_decide(&va, &vb, &w) == CONFLICT_IDENTICAL && w == 1)
+			return V_ACCEPT;
 		return V_MERGE_ONLY;
+	}
 	if (r->kind != (uint8_t)l->type && !r->deleted && !l->deleted) {
 		/* different kinds never compare as identical */
 		va.hash[0] ^= 1;

@@ -854,6 +854,9 @@ out:
 			printf("  kept: %s\n", s->base);
 		r = -1;
 	}
+	if (!s->failed && is_known(opts, seed))
+		printf("note: seed %" PRIu64 "%s passes now: drop it from the known failures\n", seed,
+		       s->lazy ? " (lazy)" : "");
 	if (!(s->failed && opts->keep))
 		(void)sim_fs_rmtree(s->base);
 	*ret_stats = s->st;
