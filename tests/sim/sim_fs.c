@@ -324,23 +324,39 @@ void sim_fs_model_free(struct sim *s)
 	s->nprec = s->nver = 0;
 }
 
-/* The hash the lazy peer's index holds for path (its placeholder's content). */
-static int index_hash(const struct sim_peer *p, const char *path, uint8_t h[32])
+/* The hash the lazy peer's index holds for path (its placeholder's
+ * content), or for the inode st when path is not known yet (a placeholder
+ * renamed since the last scan). */
+static int index_hash(const struct sim_peer *p, const char *path, const struct stat *st,
+		      uint8_t h[32])
 {
 	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *q = NULL;
 	int r = -ENOENT;
 
-	if (sqlite3_open_v2(p->index, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT hash FROM entries WHERE path = ?1 AND deleted = 0", -1,
-			       &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(st, 1, path, (int)strlen(path), SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
-			memcpy(h, sqlite3_column_blob(st, 0), 32);
+	if (sqlite3_open_v2(p->index, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		goto out;
+	for (int by_ino = 0; by_ino < 2 && r < 0; by_ino++) {
+		const char *sql =
+			by_ino ? "SELECT hash FROM entries WHERE ino = ?1 AND dev = ?2 "
+				 "AND deleted = 0"
+			       : "SELECT hash FROM entries WHERE path = ?1 AND deleted = 0";
+		if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+			break;
+		if (by_ino) {
+			sqlite3_bind_int64(q, 1, (sqlite3_int64)st->st_ino);
+			sqlite3_bind_int64(q, 2, (sqlite3_int64)st->st_dev);
+		} else {
+			sqlite3_bind_blob(q, 1, path, (int)strlen(path), SQLITE_STATIC);
+		}
+		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 0) == 32) {
+			memcpy(h, sqlite3_column_blob(q, 0), 32);
 			r = 0;
 		}
+		sqlite3_finalize(q);
+		q = NULL;
 	}
-	sqlite3_finalize(st);
+out:
 	sqlite3_close(db);
 	return r;
 }
@@ -370,7 +386,7 @@ static void kill_version(struct sim *s, const struct sim_peer *p, const char *pa
 		return;
 	if (p->lazy && (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
 		/* a placeholder: its holes are not its content */
-		if (index_hash(p, path, h) < 0)
+		if (index_hash(p, path, &st, h) < 0)
 			return;
 	} else if (file_hash(full, h) < 0) {
 		return;
