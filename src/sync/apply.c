@@ -94,19 +94,24 @@ static int move_to_conflict(struct applier *a, struct index_entry *l)
 {
 	struct conflict_version v;
 	char cname[PATH_REL_MAX + 1], q[256];
-	const char *name, *cn;
+	const char *name, *cn = cname;
 	int dirfd, r;
 
 	entry_to_version(l, a->c.self_dev, &v);
-	r = conflict_name(l->path, l->path_len, &v, cname, sizeof(cname));
-	if (r < 0)
-		return r;
-	cn = strrchr(cname, '/');
-	cn = cn ? cn + 1 : cname;
 	dirfd = disk_open_parent(a->c.disk, l->path, false, &name);
 	if (dirfd < 0)
 		return dirfd;
-	r = renameat2(dirfd, name, dirfd, cn, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	/* the name is taken when this version lost before and its copy stays
+	 * (maybe edited since): the next free one of conflict_name_nth */
+	r = -EEXIST;
+	for (unsigned n = 1; r == -EEXIST && n < 100; n++) {
+		r = conflict_name_nth(l->path, l->path_len, &v, n, cname, sizeof(cname));
+		if (r < 0)
+			break;
+		cn = strrchr(cname, '/');
+		cn = cn ? cn + 1 : cname;
+		r = renameat2(dirfd, name, dirfd, cn, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	}
 	if (r == 0) {
 		r = index_rename(a->c.idx, l->path, l->path_len, cname, (size_t)(cn - cname) + strlen(cn));
 		if (r < 0)
@@ -570,7 +575,9 @@ static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 		struct rentry *r = &b[i];
 		if (!r->path || !r->deleted || r->kind != SYNC_KIND_FILE)
 			continue;
-		if (index_get(a->c.idx, r->path, r->path_len, c->l) < 0 || c->l->deleted ||
+		/* rescanned: a file edited since it was scanned is no candidate (its
+		 * edit now conflicts with the deletion) */
+		if (!local_get(a, r->path, r->path_len, c->l) || c->l->deleted ||
 		    c->l->type != INDEX_FILE || vv_compare(&r->vv, &c->l->vv) != VV_DOMINATES)
 			continue;
 		memcpy(c->cands[c->ncands].hash, c->l->hash, INDEX_HASH_LEN);

@@ -96,12 +96,21 @@ static void format_time(int64_t ns, char out[static 16])
 int conflict_name(const char *path, size_t len, const struct conflict_version *loser, char *out,
 		  size_t outlen)
 {
-	char when[16], peer[CONFLICT_PEER_LEN + 2];
-	const char *name, *slash, *dot;
-	size_t dirlen, namelen, baselen, extlen = 0, room, total;
+	return conflict_name_nth(path, len, loser, 1, out, outlen);
+}
 
-	if (path_check(path, len, NULL) < 0)
+int conflict_name_nth(const char *path, size_t len, const struct conflict_version *loser,
+		      unsigned n, char *out, size_t outlen)
+{
+	char when[16], peer[CONFLICT_PEER_LEN + 2], nth[4] = "";
+	const char *name, *slash, *dot;
+	size_t dirlen, namelen, baselen, extlen = 0, room, total, sfx;
+
+	if (n < 1 || n > 99 || path_check(path, len, NULL) < 0)
 		return -EINVAL;
+	if (n > 1)
+		snprintf(nth, sizeof(nth), "-%u", n);
+	sfx = CONFLICT_SUFFIX_LEN + strlen(nth);
 	slash = memrchr(path, '/', len);
 	dirlen = slash ? (size_t)(slash - path) + 1 : 0;
 	name = path + dirlen;
@@ -114,11 +123,11 @@ int conflict_name(const char *path, size_t len, const struct conflict_version *l
 		extlen = namelen - (size_t)(dot - name);
 	baselen = namelen - extlen;
 
-	room = PATH_NAME_MAX - CONFLICT_SUFFIX_LEN - extlen;
-	if (dirlen + CONFLICT_SUFFIX_LEN + extlen >= PATH_REL_MAX)
+	room = PATH_NAME_MAX - sfx - extlen;
+	if (dirlen + sfx + extlen >= PATH_REL_MAX)
 		return -ENAMETOOLONG;
-	if (room > PATH_REL_MAX - dirlen - CONFLICT_SUFFIX_LEN - extlen)
-		room = PATH_REL_MAX - dirlen - CONFLICT_SUFFIX_LEN - extlen;
+	if (room > PATH_REL_MAX - dirlen - sfx - extlen)
+		room = PATH_REL_MAX - dirlen - sfx - extlen;
 	if (baselen > room) {
 		/* Cut at a character boundary: back over UTF-8 continuation bytes. */
 		baselen = room;
@@ -129,15 +138,15 @@ int conflict_name(const char *path, size_t len, const struct conflict_version *l
 			return -ENAMETOOLONG;
 	}
 
-	total = dirlen + baselen + CONFLICT_SUFFIX_LEN + extlen;
+	total = dirlen + baselen + sfx + extlen;
 	if (outlen < total + 1)
 		return -ENOBUFS;
 	format_time(loser->mtime_ns, when);
 	base32_encode_bits(loser->device, CONFLICT_PEER_LEN * 5, peer);
 
 	memcpy(out, path, dirlen + baselen);
-	snprintf(out + dirlen + baselen, CONFLICT_SUFFIX_LEN + 1, TAG "%.15s-%.7s", when, peer);
-	memcpy(out + dirlen + baselen + CONFLICT_SUFFIX_LEN, name + namelen - extlen, extlen);
+	snprintf(out + dirlen + baselen, sfx + 1, TAG "%.15s-%.7s%s", when, peer, nth);
+	memcpy(out + dirlen + baselen + sfx, name + namelen - extlen, extlen);
 	out[total] = '\0';
 	return (int)total;
 }
@@ -170,9 +179,19 @@ bool conflict_name_is(const char *path, size_t len)
 		p++;
 		if ((size_t)(end - q) < CONFLICT_SUFFIX_LEN - TAG_LEN)
 			break;
-		if (is_digits(q, 8) && q[8] == '-' && is_digits(q + 9, 6) && q[15] == '-' &&
-		    is_b32(q + 16, CONFLICT_PEER_LEN) &&
-		    (q + 16 + CONFLICT_PEER_LEN == end || q[16 + CONFLICT_PEER_LEN] == '.'))
+		if (!(is_digits(q, 8) && q[8] == '-' && is_digits(q + 9, 6) && q[15] == '-' &&
+		      is_b32(q + 16, CONFLICT_PEER_LEN)))
+			continue;
+		const char *r = q + 16 + CONFLICT_PEER_LEN;
+		if (r < end && *r == '-') { /* conflict_name_nth: 1 or 2 digits */
+			size_t d = 0;
+			while (d < 2 && r + 1 + d < end && is_digits(r + 1 + d, 1))
+				d++;
+			if (d == 0)
+				continue;
+			r += 1 + d;
+		}
+		if (r == end || *r == '.')
 			return true;
 	}
 	return false;

@@ -93,9 +93,20 @@ int conflict_name(const char *path, size_t len, const struct conflict_version *l
 		  size_t outlen) __attribute__((warn_unused_result));
 
 /*
+ * The n-th conflict copy name (1..99) of the same loser, for when the
+ * first is taken (that version lost before and its copy is still there,
+ * maybe edited since): n = 1 is conflict_name(); n >= 2 adds "-n" after
+ * the peer, before the extension. Returns as conflict_name(); -EINVAL for
+ * n out of range.
+ */
+int conflict_name_nth(const char *path, size_t len, const struct conflict_version *loser,
+		      unsigned n, char *out, size_t outlen) __attribute__((warn_unused_result));
+
+/*
  * Whether the last component of path (len bytes) is a conflict copy, that is
  * contains ".sync-conflict-" + 8 digits + "-" + 6 digits + "-" + 7 base32
- * characters, followed by the end of the name or a '.'.
+ * characters, then optionally "-" and 1 or 2 digits (conflict_name_nth),
+ * followed by the end of the name or a '.'.
  */
 bool conflict_name_is(const char *path, size_t len);
 

@@ -34,9 +34,16 @@ enum decide_verdict decide(const struct index_entry *l, const struct rentry *r,
 	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
 	rx.deleted = r->deleted;
 	entry_to_version(&rx, peer, &vb);
-	/* a directory has no content: two live directories are the same */
-	if (r->kind == SYNC_KIND_DIR && l->type == INDEX_DIR && !r->deleted && !l->deleted)
+	/* a directory has no content: two live directories are the same, and
+	 * the newer metadata (its mode) wins, as for two identical files */
+	if (r->kind == SYNC_KIND_DIR && l->type == INDEX_DIR && !r->deleted && !l->deleted) {
+		memset(va.hash, 0, sizeof(va.hash));
+		memset(vb.hash, 0, sizeof(vb.hash));
+		va.size = vb.size = 0;
+		if (conflict_decide(&va, &vb, &w) == CONFLICT_IDENTICAL && w == 1)
+			return DECIDE_ACCEPT;
 		return DECIDE_MERGE_ONLY;
+	}
 	if (r->kind != (uint8_t)l->type && !r->deleted && !l->deleted) {
 		/* different kinds never compare as identical */
 		va.hash[0] ^= 1;

@@ -841,6 +841,8 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 		err_set(err, "out of memory");
 		goto fail;
 	}
+	if (opts->no_workers)
+		scan_set_hash_inline(e->scan, true); /* hash on the loop too */
 	e->scan_due_ms = now_ms ? now_ms : 1; /* the first, full scan at once (0: none) */
 	*ret = e;
 	return 0;

@@ -92,8 +92,9 @@ struct engine_opts {
 	/* Make the peer's symlinks that point outside the share too (docs/SYNC.md
 	 * "Symlinks"); false: they are refused and only kept in the index. */
 	bool symlinks_all;
-	/* Verify and write received blocks on the loop thread (deterministic
-	 * simulation, fuzzing); false: ENGINE_WORKERS threads do. */
+	/* Verify and write received blocks, and hash local files, on the loop
+	 * thread (deterministic simulation, fuzzing); false: ENGINE_WORKERS
+	 * threads and the scanner's hasher thread do. */
 	bool no_workers;
 };
 

@@ -767,6 +767,26 @@ int index_rollback(struct index *idx)
 	return r;
 }
 
+/*
+ * Our counter in vv goes up, to at least the sequence number the change is
+ * about to get (store()'s). Our counters then grow across paths: a vector
+ * carried to another path (a rename, a conflict copy keeps its original's)
+ * never holds a counter of ours as high as a new change there, so the
+ * peer's renamed file cannot dominate a file we made under that name.
+ */
+static int bump(struct index *idx, struct vv *vv)
+{
+	int r = vv_bump(vv, idx->device);
+
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < vv->n; i++)
+		if (memcmp(vv->e[i].device, idx->device, VV_DEVICE_LEN) == 0 &&
+		    vv->e[i].counter <= idx->seq)
+			vv->e[i].counter = idx->seq + 1;
+	return 0;
+}
+
 static int put(struct index *idx, struct index_entry *e, int local)
 {
 	struct index_entry *cur = NULL;
@@ -792,7 +812,7 @@ static int put(struct index *idx, struct index_entry *e, int local)
 		else if (r == -ENOENT)
 			vv_init(&vv);
 		if (r == 0 || r == -ENOENT) {
-			r = vv_bump(&vv, idx->device);
+			r = bump(idx, &vv);
 			if (r < 0)
 				index_seterr(idx, r, "cannot bump the version vector of %s",
 					     LOG_Q(e->path));
@@ -839,7 +859,7 @@ int index_delete_local(struct index *idx, const char *path, size_t len)
 	if (r == -ENOENT)
 		r = index_seterr(idx, -ENOENT, "no entry for this path");
 	if (r == 0 && !e->deleted) {
-		r = vv_bump(&e->vv, idx->device);
+		r = bump(idx, &e->vv);
 		if (r == 0) {
 			e->deleted = true;
 			e->dev = e->ino = 0;
@@ -874,7 +894,7 @@ static int move_one(struct index *idx, struct index_entry *e, struct index_entry
 	else if (r == -ENOENT)
 		r = 0;
 	if (r == 0)
-		r = vv_bump(&vv, idx->device);
+		r = bump(idx, &vv);
 	if (r < 0)
 		return r == -ENOSPC ? index_seterr(idx, r, "version vector full") : r;
 	*dst = *e;
@@ -886,7 +906,7 @@ static int move_one(struct index *idx, struct index_entry *e, struct index_entry
 		r = index_lazy_move(idx, e->path, e->path_len, newpath, newlen);
 	if (r < 0)
 		return r;
-	r = vv_bump(&e->vv, idx->device);
+	r = bump(idx, &e->vv);
 	if (r < 0)
 		return index_seterr(idx, r, "version vector full");
 	e->deleted = true;

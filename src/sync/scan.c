@@ -163,7 +163,7 @@ int scan_check_root(struct scan *s, struct err *err)
 	return 0;
 }
 
-void scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
+int scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
 {
 	char proc[64];
 	struct scan_wd *w;
@@ -181,13 +181,14 @@ void scan_watch(struct scan *s, int dirfd, const char *path, size_t len)
 				 "next full rescan",
 				 s->root_q);
 		}
-		return;
+		return -1;
 	}
 	if (scan_wdmap_set(&s->wds, wd, path, len, &w) < 0)
-		return;
+		return -1;
 	w->gen = s->gen;
 	if (len == 0)
 		s->root_wd = wd;
+	return wd;
 }
 
 void scan_warn_special(struct scan *s, const char *path, size_t len)
@@ -280,8 +281,38 @@ int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size)
 	return 0;
 }
 
+/* scan_set_hash_inline: hashes j here and queues its result as the hasher does. */
+static void hash_here(struct scan *s, struct scan_job *j)
+{
+	uint64_t one = 1;
+
+	j->next = NULL;
+	scan_hash_job(s->rootfd, j);
+	pthread_mutex_lock(&s->h.lock);
+	if (s->h.done_tail)
+		s->h.done_tail->next = j;
+	else
+		s->h.done = j;
+	s->h.done_tail = j;
+	pthread_mutex_unlock(&s->h.lock);
+	(void)!write(s->h.efd, &one, sizeof(one));
+}
+
+void scan_set_hash_inline(struct scan *s, bool on)
+{
+	s->hash_inline = on;
+}
+
 void scan_feed(struct scan *s)
 {
+	while (s->backlog && s->hash_inline) {
+		struct scan_job *j = s->backlog;
+
+		s->backlog = j->next;
+		if (!s->backlog)
+			s->backlog_tail = NULL;
+		hash_here(s, j);
+	}
 	while (s->backlog) {
 		struct scan_job *j = s->backlog, *next = j->next;
 

@@ -143,6 +143,15 @@ int scan_on_hash_done(struct scan *s, struct err *err) __attribute__((warn_unuse
 int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 	__attribute__((warn_unused_result));
 
+/*
+ * Tests (the deterministic simulation, tests/sim): on, queued files are
+ * hashed on the calling thread when scan_run() or scan_on_hash_done()
+ * hands them over, and their results wait as the hasher thread's would
+ * (scan_hash_fd() readable), all of them at once: which results one
+ * scan_on_hash_done() stores no longer depends on a thread's timing.
+ */
+void scan_set_hash_inline(struct scan *s, bool on);
+
 /* Files and bytes waiting to be hashed (status). */
 void scan_stats(const struct scan *s, uint64_t *ret_files, uint64_t *ret_bytes);
 

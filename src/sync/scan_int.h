@@ -80,6 +80,7 @@ struct scan {
 	struct index_entry e, e2;  /* scratch, about 8 KiB each */
 	scan_placeholder_fn placeholder;
 	void *placeholder_ud;
+	bool hash_inline; /* scan_set_hash_inline: no hasher thread at work */
 };
 
 /*
@@ -129,7 +130,8 @@ bool scan_off_disk(const struct index_entry *e);
 void scan_entry_init(struct index_entry *e, const char *path, size_t len, const struct stat *st);
 int scan_lstat(struct scan *s, const char *path, struct stat *ret);
 int scan_check_root(struct scan *s, struct err *err);
-void scan_watch(struct scan *s, int dirfd, const char *path, size_t len);
+/* Watches the directory open as dirfd (path in the share). Returns its wd or -1. */
+int scan_watch(struct scan *s, int dirfd, const char *path, size_t len);
 void scan_warn_special(struct scan *s, const char *path, size_t len);
 int scan_delete_tree(struct scan *s, const char *path, size_t len);
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,

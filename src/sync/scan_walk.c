@@ -616,6 +616,48 @@ int scan_run(struct scan *s, struct err *err)
 	return r;
 }
 
+/*
+ * A directory scan_path_now() recorded as new (or replaced): the walks of
+ * its parent now find it recorded and unchanged and do not go in, so it is
+ * watched here, and what it already holds is brought in at once, the same
+ * way. Returns 0 or -errno (err set).
+ */
+static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struct err *err)
+{
+	char p[PATH_REL_MAX + 1];
+	const char *name;
+	struct dirent *de;
+	DIR *d;
+	int pfd, fd, r = 0;
+
+	pfd = path_open_parent(s->rootfd, path, 0, &name);
+	if (pfd < 0)
+		return 0;
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(pfd);
+	if (fd < 0)
+		return 0; /* gone again: its parent's events say so */
+	(void)scan_watch(s, fd, path, len);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	memcpy(p, path, len);
+	p[len] = '/';
+	while (r >= 0 && (de = readdir(d))) {
+		size_t nlen = strlen(de->d_name);
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    len + 1 + nlen > PATH_REL_MAX)
+			continue;
+		memcpy(p + len + 1, de->d_name, nlen + 1);
+		r = scan_path_now(s, p, len + 1 + nlen, err);
+	}
+	closedir(d);
+	return r < 0 ? r : 0;
+}
+
 int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	struct err perr;
@@ -649,6 +691,15 @@ int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 	if (r < 0)
 		return now_err(err, r, "cannot stat %s in %s: %s", LOG_Q(path), s->root_q,
 			       strerror(-r));
+	/* a directory new to the index (or replaced) is watched and walked here */
+	bool known = S_ISDIR(st.st_mode) && index_get(s->idx, path, len, &s->e) == 0 &&
+		     !s->e.deleted && s->e.type == INDEX_DIR && s->e.ino == (uint64_t)st.st_ino;
 	r = scan_apply(s, path, len, &st, true, err);
+	if (r >= 0 && S_ISDIR(st.st_mode) && !known) {
+		int q = walk_recorded_dir(s, path, len, err);
+		if (q < 0)
+			return q;
+		r = 1;
+	}
 	return r < 0 ? r : r > 0;
 }

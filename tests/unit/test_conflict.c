@@ -247,6 +247,29 @@ TEST(names_more)
 	CHECK(strcmp(out, out2) != 0);
 }
 
+/* When the name is taken (the same loser lost before, its copy still
+ * there), the next ones: "-2", "-3" ... before the extension. */
+TEST(names_nth)
+{
+	struct conflict_version v = ver(dev_a, T0, 1, 1, false);
+	char out[PATH_REL_MAX + 1];
+	int r;
+
+	r = conflict_name_nth("notes.txt", 9, &v, 1, out, sizeof(out));
+	CHECK_STR_EQ(out, "notes" SUFFIX_A ".txt");
+	r = conflict_name_nth("notes.txt", 9, &v, 2, out, sizeof(out));
+	CHECK_INT_EQ(r, (int)strlen("notes" SUFFIX_A "-2.txt"));
+	CHECK_STR_EQ(out, "notes" SUFFIX_A "-2.txt");
+	CHECK(conflict_name_is(out, (size_t)r));
+	r = conflict_name_nth("d/Makefile", 10, &v, 17, out, sizeof(out));
+	CHECK_STR_EQ(out, "d/Makefile" SUFFIX_A "-17");
+	CHECK(conflict_name_is(out, (size_t)r));
+	CHECK_INT_EQ(conflict_name_nth("f", 1, &v, 0, out, sizeof(out)), -EINVAL);
+	CHECK_INT_EQ(conflict_name_nth("f", 1, &v, 100, out, sizeof(out)), -EINVAL);
+	CHECK(!conflict_name_is("f" SUFFIX_A "-", strlen("f" SUFFIX_A "-")));
+	CHECK(!conflict_name_is("f" SUFFIX_A "-x", strlen("f" SUFFIX_A "-x")));
+}
+
 TEST(name_errors)
 {
 	struct conflict_version v = ver(dev_a, T0, 1, 1, false);
@@ -425,6 +448,7 @@ int main(void)
 	RUN(all_pairs_both_orders);
 	RUN(names);
 	RUN(names_more);
+	RUN(names_nth);
 	RUN(name_errors);
 	RUN(long_names);
 	RUN(long_paths);

@@ -418,6 +418,48 @@ TEST(tombstones)
 	index_free(idx);
 }
 
+/*
+ * A vector moves between paths (a rename, a conflict copy takes its
+ * original's), so a new change of ours must carry a counter of ours above
+ * any we gave before, on any path: else the peer's renamed file, which
+ * holds our older counter, dominates a file we just made under that name,
+ * and our file is overwritten without a conflict (found by the
+ * simulation, tests/sim seeds 3 and 53).
+ */
+TEST(counter_above_carried)
+{
+	struct index *idx = open_ok(fresh());
+	struct index_entry a, b, c;
+	struct vv carried, pv;
+	uint8_t me[VV_DEVICE_LEN];
+
+	REQUIRE(idx);
+	index_device_id(idx, me);
+	CHECK_INT_EQ(put_file(idx, "a", 1), 0);
+	CHECK_INT_EQ(put_file(idx, "a", 2), 0);
+	CHECK_INT_EQ(get(idx, "a", &a), 0);
+	/* the peer renamed a to b and edited it: our counter of a comes along */
+	carried = a.vv;
+	vv_init(&pv);
+	pv.n = 1;
+	memcpy(pv.e[0].device, PEER, VV_DEVICE_LEN);
+	pv.e[0].counter = 5;
+	CHECK_INT_EQ(vv_merge(&carried, &pv), 0);
+	/* meanwhile we made b, a path we never had */
+	CHECK_INT_EQ(put_file(idx, "b", 3), 0);
+	CHECK_INT_EQ(get(idx, "b", &b), 0);
+	CHECK_INT_EQ(vv_compare(&carried, &b.vv), VV_CONCURRENT);
+	CHECK(vv_get(&b.vv, me) > vv_get(&a.vv, me));
+	/* a deletion and a rename count the same way */
+	CHECK_INT_EQ(index_delete_local(idx, "b", 1), 1);
+	CHECK_INT_EQ(get(idx, "b", &c), 0);
+	CHECK(vv_get(&c.vv, me) > vv_get(&b.vv, me));
+	CHECK_INT_EQ(index_rename(idx, "a", 1, "c", 1), 1);
+	CHECK_INT_EQ(get(idx, "c", &c), 0);
+	CHECK(vv_get(&c.vv, me) >= index_seq(idx) - 1);
+	index_free(idx);
+}
+
 TEST(peer_seq)
 {
 	const char *f = fresh();
@@ -773,6 +815,7 @@ int main(void)
 	RUN(bad_paths);
 	RUN(sequence_changes_since);
 	RUN(tombstones);
+	RUN(counter_above_carried);
 	RUN(peer_seq);
 	RUN(rename_dir);
 	RUN(by_ino);

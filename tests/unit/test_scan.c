@@ -705,6 +705,28 @@ TEST(path_now)
 	fx_close(&f);
 }
 
+/* A directory that scan_path_now records (the engine's rescan before it
+ * applies the peer's entry there) is watched: what is made inside it later
+ * is seen without a full rescan (found by the simulation, seed 81). */
+TEST(path_now_dir_watched)
+{
+	struct fx f;
+
+	REQUIRE(fx_open(&f));
+	REQUIRE(scan(&f) == 0);
+	CHECK(mkdir(at("d"), 0755) == 0);
+	CHECK_INT_EQ(scan_path_now(f.s, "d", 1, &f.err), 1);
+	CHECK(live(&f, "d"));
+	/* the root's event of the mkdir: its walk finds d recorded and unchanged */
+	CHECK(events(&f) == 1);
+	CHECK(scan(&f) >= 0);
+	CHECK(write_at("d/f", "made after d was recorded") == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan(&f) == 1);
+	CHECK(hash_is(&f, "d/f", "made after d was recorded"));
+	fx_close(&f);
+}
+
 static void quiet(enum log_level level, const char *msg, void *userdata)
 {
 	unsigned *warnings = userdata;
@@ -855,6 +877,7 @@ int main(void)
 	RUN(changed_while_hashing);
 	RUN(engine_recorded);
 	RUN(path_now);
+	RUN(path_now_dir_watched);
 	RUN(special_warned_once);
 	RUN(abandoned_downloads);
 	RUN(placeholder_metadata);
