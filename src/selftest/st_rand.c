@@ -2,7 +2,7 @@
 /* xoshiro256** seeded with splitmix64 (public-domain algorithms by Blackman and Vigna). */
 #include "st_rand.h"
 
-static uint64_t splitmix64(uint64_t *x)
+uint64_t st_splitmix64(uint64_t *x)
 {
 	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
 
@@ -19,7 +19,7 @@ static uint64_t rotl(uint64_t x, int k)
 void st_rand_seed(struct st_rand *r, uint64_t seed)
 {
 	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&seed);
+		r->s[i] = st_splitmix64(&seed);
 }
 
 uint64_t st_rand_next(struct st_rand *r)

@@ -15,6 +15,8 @@ struct st_rand {
 	uint64_t s[4];
 };
 
+/* splitmix64: the next of a sequence of well-mixed 64-bit values from *x. */
+uint64_t st_splitmix64(uint64_t *x);
 /* Seeds r; every seed (also 0) gives a usable, distinct sequence. */
 void st_rand_seed(struct st_rand *r, uint64_t seed);
 /* The next 64 random bits. */

@@ -20,19 +20,20 @@
 
 #include <sodium.h>
 
+#include "st_rand.h"
 #include "sync/engine.h"
 
 #define SIM_PATH_MAX 512
 #define SIM_FAIL_LEN 1024
 
-/* xoshiro256** seeded through splitmix64: our own, never rand(). */
+/* xoshiro256** seeded through splitmix64 (the selftest's st_rand), never rand(). */
 struct sim_rng {
-	uint64_t s[4];
+	struct st_rand r;
 };
 
 void sim_rng_seed(struct sim_rng *r, uint64_t seed);
 uint64_t sim_rng_next(struct sim_rng *r);
-/* Uniform in [0, n); 0 when n is 0. */
+/* In [0, n) (next % n: a bias below 2^-40 for the small n used); 0 when n is 0. */
 uint64_t sim_rng_below(struct sim_rng *r, uint64_t n);
 /* True with probability permille / 1000. */
 bool sim_rng_chance(struct sim_rng *r, unsigned permille);
