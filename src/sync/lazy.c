@@ -928,6 +928,31 @@ void lazy_check_moves(struct lazy *lz)
 	lazy_wake(lz, false, NULL);
 }
 
+/* The waiters on path go back to lz->new: the loop takes them again
+ * (lazy_on_ensure) and wants their ranges of the file at path now. */
+static void requeue(struct lazy *lz, const char *path)
+{
+	struct ensure_wait **pp;
+	uint64_t one = 1;
+	bool any = false;
+
+	pthread_mutex_lock(&lz->mu);
+	for (pp = &lz->wait; *pp;) {
+		struct ensure_wait *w = *pp;
+		if (strcmp(w->path, path) != 0) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->next = lz->new;
+		lz->new = w;
+		any = true;
+	}
+	pthread_mutex_unlock(&lz->mu);
+	if (any && write(lz->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("cannot wake the engine: %s", strerror(errno));
+}
+
 int lazy_moved(struct lazy *lz, const char *from, size_t from_len, const char *to,
 	       size_t to_len)
 {
@@ -944,6 +969,13 @@ int lazy_moved(struct lazy *lz, const char *from, size_t from_len, const char *t
 		lazy_persist(lz, z); /* the blocks it holds move with it */
 	r = index_lazy_move(lz->c.idx, from, from_len, to, to_len);
 	lazy_check_moves(lz);
+	/* Readers waiting on the file that was at to: the blocks they asked
+	 * for went with it (its requests were dropped, nothing answers them).
+	 * The holder of the replaced placeholder gets its retired copy's
+	 * answer at once, a reader of a complete file 0; any other is asked
+	 * again, of the file now at to. */
+	lazy_wake(lz, false, NULL);
+	requeue(lz, to);
 	return r;
 }
 
