@@ -398,14 +398,16 @@ static void fetch_finish(struct fetcher *fe, struct fetch *f)
 		fe->commit_due_ms = fe->now_ms + (f->r.size > BLOCKS_SIZE ? 0 : FETCH_COMMIT_MS);
 }
 
-static void tmp_name(const struct fetch *f, char out[64])
+void fetch_tmp_name(const char *path, size_t len, const uint8_t hash[static SYNC_HASH_LEN],
+		    char out[static FETCH_TMP_NAME_MAX])
 {
 	uint8_t ph[8];
 
-	crypto_generichash(ph, sizeof(ph), (const uint8_t *)f->r.path, f->r.path_len, NULL, 0);
-	snprintf(out, 64, SCAN_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
-		 f->r.hash[0], f->r.hash[1], f->r.hash[2], f->r.hash[3], f->r.hash[4],
-		 f->r.hash[5], ph[0], ph[1], ph[2], ph[3], ph[4], ph[5]);
+	crypto_generichash(ph, sizeof(ph), (const uint8_t *)path, len, NULL, 0);
+	snprintf(out, FETCH_TMP_NAME_MAX,
+		 SCAN_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x", hash[0],
+		 hash[1], hash[2], hash[3], hash[4], hash[5], ph[0], ph[1], ph[2], ph[3], ph[4],
+		 ph[5]);
 }
 
 /* Opens the target's directory and the temp file. Returns 0 or -errno (dropped). */
@@ -421,7 +423,7 @@ static int fetch_open(struct fetcher *fe, struct fetch *f)
 			log_warn("cannot fetch %s: %s", LOG_Q(f->r.path), strerror(-r));
 		return r;
 	}
-	tmp_name(f, f->tmpname);
+	fetch_tmp_name(f->r.path, f->r.path_len, f->r.hash, f->tmpname);
 	f->tmpfd = openat(f->dirfd, f->tmpname, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (f->tmpfd < 0 || fstat(f->tmpfd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		r = -errno;

@@ -33,6 +33,8 @@
 #define FETCH_WORKERS 2	    /* threads verifying and writing blocks */
 #define FETCH_JOBS 8	    /* blocks (1 MiB each) with them at most */
 
+#define FETCH_TMP_NAME_MAX 64 /* a temp file's name and its NUL fit */
+
 enum fetch_state {
 	FETCH_QUEUED = 0,
 	FETCH_MANIFEST, /* manifest asked for */
@@ -46,7 +48,7 @@ struct fetch {
 	enum fetch_state state;
 	int dirfd;	  /* the target's directory (O_PATH), -1 before opening */
 	const char *name; /* last component, inside r.path */
-	char tmpname[64];
+	char tmpname[FETCH_TMP_NAME_MAX];
 	int tmpfd;
 	int dfd;      /* the temp file again with O_DIRECT, for whole blocks; -1: none */
 	bool resumed; /* the temp file existed */
@@ -111,6 +113,11 @@ struct fetcher {
 	struct block_job *jobs_free; /* spare job buffers */
 	unsigned njobs_free;
 };
+
+/* The name of the temp file that path's content hash is fetched into,
+ * beside path: SCAN_TMP_PREFIX and 24 hex digits (scan_engine_tmp). */
+void fetch_tmp_name(const char *path, size_t len, const uint8_t hash[static SYNC_HASH_LEN],
+		    char out[static FETCH_TMP_NAME_MAX]);
 
 /* 0 and *ret, or -ENOMEM. */
 int fetcher_new(const struct fetch_ctx *c, struct fetcher **ret)
