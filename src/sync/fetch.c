@@ -20,6 +20,7 @@
 
 #include "base/log.h"
 #include "sync/fetch.h"
+#include "sync/path.h"
 #include "sync/scan.h"
 
 #define RESUME_CHECKS_PER_PUMP 8 /* blocks of a temp file verified per pump */
@@ -356,6 +357,43 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 	fe->nfetch++;
 	fe->nfetch_update += update;
 	return 0;
+}
+
+void fetch_forget(struct fetcher *fe, const struct rentry *r, int dirfd)
+{
+	char name[FETCH_TMP_NAME_MAX];
+	struct fetch *f, *next, **pp;
+	const char *base;
+	int fd = dirfd;
+
+	for (f = fe->fetches; f; f = next) {
+		next = f->next;
+		if (strcmp(f->r.path, r->path) == 0)
+			fetch_drop(fe, f, true);
+	}
+	for (pp = &fe->closing; (f = *pp);) {
+		if (strcmp(f->r.path, r->path) != 0) {
+			pp = &f->next;
+			continue;
+		}
+		*pp = f->next;
+		(void)unlinkat(f->dirfd, f->tmpname, 0);
+		fetch_free(f);
+		fe->c.ops->applied(fe->c.ud);
+	}
+	/* left by a download interrupted before (the connection lost, a
+	 * restart): no fetch knows it. Not through disk_open_parent: a path
+	 * refused there was refused already, and is not counted again. */
+	if (fd < 0)
+		fd = path_open_parent(fe->c.disk->rootfd, r->path, false, &base);
+	if (fd < 0)
+		return;
+	fetch_tmp_name(r->path, r->path_len, r->hash, name);
+	if (unlinkat(fd, name, 0) == 0)
+		log_debug("sync: removed the unfinished download of %s: the peer deleted it",
+			  LOG_Q(r->path));
+	if (fd != dirfd)
+		close(fd);
 }
 
 uint64_t fetch_min_pending_seq(const struct fetcher *fe)

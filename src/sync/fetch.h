@@ -128,6 +128,11 @@ void fetcher_free(struct fetcher *fe);
 /* Queues the peer's file r; update: it replaces a live file or link of ours
  * (for the counts in status). 0 or -errno. */
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms);
+/* The peer deleted r->path (r is its tombstone): a fetch of that path is
+ * dropped and its temp file removed, and so is the temp file of r's
+ * content that an interrupted download left (what they hold can never be
+ * put in place now). dirfd: r's directory, or -1 (opened here). */
+void fetch_forget(struct fetcher *fe, const struct rentry *r, int dirfd);
 /* Asks for what fits in the window and the connection. */
 void fetch_pump(struct fetcher *fe, uint64_t now_ms);
 /* Commits what is done and drops every fetch (the peer is gone, or syncing stopped). */
