@@ -134,6 +134,23 @@ static int move_to_conflict(struct applier *a, struct index_entry *l)
 	return r;
 }
 
+/*
+ * Removes dirfd/name (a directory when dir, only when empty). final: a
+ * directory that is not empty is about to be kept as ours; the engine's
+ * temp files in it (downloads interrupted before: the connection lost, a
+ * restart) do not keep it: the peer deleted what they were for, they can
+ * never be put in place. Before final, the deletions of its contents may
+ * still come (and drop them). 0 or -errno.
+ */
+static int remove_path(int dirfd, const char *name, bool dir, bool final)
+{
+	int rc = unlinkat(dirfd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+
+	if (dir && final && (rc == -ENOTEMPTY || rc == -EEXIST) && disk_drop_tmps(dirfd, name) > 0)
+		rc = unlinkat(dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+	return rc;
+}
+
 /* Deletes what is at r->path on disk (r is a tombstone). may_wait: a
  * directory that is not empty is left as it is, and -EAGAIN returned (its
  * contents' deletions may still come), instead of kept as ours. */
@@ -149,7 +166,9 @@ static int apply_delete(struct applier *a, const struct rentry *r, struct index_
 	rc = 0;
 	if (dirfd >= 0) {
 		lazy_retire(a->c.lazy, r->path);
-		rc = unlinkat(dirfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+		if (r->kind == SYNC_KIND_FILE)
+			fetch_forget(a->c.fetch, r, dirfd);
+		rc = remove_path(dirfd, name, l->type == INDEX_DIR, !may_wait);
 		close(dirfd);
 	}
 	if ((rc == -ENOTEMPTY || rc == -EEXIST) && may_wait)
@@ -506,8 +525,11 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		if (have && !l->deleted) {
 			if (apply_delete(a, r, l, &vv, carry(c, r, false)) == -EAGAIN)
 				(void)carry(c, r, true);
-		} else
+		} else {
+			if (r->kind == SYNC_KIND_FILE)
+				fetch_forget(a->c.fetch, r, -1);
 			(void)store(a, r, &vv, NULL);
+		}
 		return;
 	}
 	if (have && !l->deleted && l->type != (enum index_type)r->kind) {
@@ -516,8 +538,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		int dfd = disk_open_parent(a->c.disk, r->path, false, &name);
 		if (dfd >= 0) {
 			lazy_retire(a->c.lazy, r->path);
-			rc = unlinkat(dfd, name, l->type == INDEX_DIR ? AT_REMOVEDIR : 0) < 0 ? -errno
-											       : 0;
+			rc = remove_path(dfd, name, l->type == INDEX_DIR,
+					 pass == 4 && !carry(c, r, false));
 			close(dfd);
 		}
 		if (rc < 0) {

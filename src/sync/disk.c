@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The disk operations of the applier and the fetchers (disk.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "sync/disk.h"
 #include "sync/msg.h"
 #include "sync/path.h"
+#include "sync/scan.h"
 
 static void quote(const char *s, char *out, size_t outlen)
 {
@@ -99,3 +101,30 @@ out:
 	return r;
 }
 
+
+int disk_drop_tmps(int parent, const char *name)
+{
+	struct dirent *de;
+	int fd, n = 0;
+	DIR *d;
+
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (!scan_engine_tmp(de->d_name) ||
+		    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
+			continue;
+		/* never a directory (AT_REMOVEDIR not given); a symlink is removed
+		 * as a link, never followed */
+		if (unlinkat(fd, de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}

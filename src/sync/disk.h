@@ -46,6 +46,11 @@ static inline struct timespec disk_ns_to_ts(int64_t ns)
  * (-ELOOP, -EXDEV, -ENOTDIR) are logged and counted. */
 int disk_open_parent(struct disk *d, const char *rel, bool create, const char **ret_name);
 
+/* Removes the engine's temp files (scan_engine_tmp) directly in the
+ * directory parent/name: what they hold can never be put in place once
+ * that directory goes. Returns how many were removed, or -errno. */
+int disk_drop_tmps(int parent, const char *name);
+
 /* Sets mode and mtime of dirfd/name (not following a symlink; a directory
  * keeps its mtime) and stats it into *ret. 0 or -errno. */
 int disk_meta_set(int dirfd, const char *name, uint8_t kind, uint16_t mode, int64_t mtime_ns,

@@ -20,6 +20,7 @@
 
 #include "base/log.h"
 #include "sync/fetch.h"
+#include "sync/path.h"
 #include "sync/scan.h"
 
 #define RESUME_CHECKS_PER_PUMP 8 /* blocks of a temp file verified per pump */
@@ -358,6 +359,43 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 	return 0;
 }
 
+void fetch_forget(struct fetcher *fe, const struct rentry *r, int dirfd)
+{
+	char name[FETCH_TMP_NAME_MAX];
+	struct fetch *f, *next, **pp;
+	const char *base;
+	int fd = dirfd;
+
+	for (f = fe->fetches; f; f = next) {
+		next = f->next;
+		if (strcmp(f->r.path, r->path) == 0)
+			fetch_drop(fe, f, true);
+	}
+	for (pp = &fe->closing; (f = *pp);) {
+		if (strcmp(f->r.path, r->path) != 0) {
+			pp = &f->next;
+			continue;
+		}
+		*pp = f->next;
+		(void)unlinkat(f->dirfd, f->tmpname, 0);
+		fetch_free(f);
+		fe->c.ops->applied(fe->c.ud);
+	}
+	/* left by a download interrupted before (the connection lost, a
+	 * restart): no fetch knows it. Not through disk_open_parent: a path
+	 * refused there was refused already, and is not counted again. */
+	if (fd < 0)
+		fd = path_open_parent(fe->c.disk->rootfd, r->path, false, &base);
+	if (fd < 0)
+		return;
+	fetch_tmp_name(r->path, r->path_len, r->hash, name);
+	if (unlinkat(fd, name, 0) == 0)
+		log_debug("sync: removed the unfinished download of %s: the peer deleted it",
+			  LOG_Q(r->path));
+	if (fd != dirfd)
+		close(fd);
+}
+
 uint64_t fetch_min_pending_seq(const struct fetcher *fe)
 {
 	uint64_t min = 0;
@@ -398,14 +436,16 @@ static void fetch_finish(struct fetcher *fe, struct fetch *f)
 		fe->commit_due_ms = fe->now_ms + (f->r.size > BLOCKS_SIZE ? 0 : FETCH_COMMIT_MS);
 }
 
-static void tmp_name(const struct fetch *f, char out[64])
+void fetch_tmp_name(const char *path, size_t len, const uint8_t hash[static SYNC_HASH_LEN],
+		    char out[static FETCH_TMP_NAME_MAX])
 {
 	uint8_t ph[8];
 
-	crypto_generichash(ph, sizeof(ph), (const uint8_t *)f->r.path, f->r.path_len, NULL, 0);
-	snprintf(out, 64, SCAN_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
-		 f->r.hash[0], f->r.hash[1], f->r.hash[2], f->r.hash[3], f->r.hash[4],
-		 f->r.hash[5], ph[0], ph[1], ph[2], ph[3], ph[4], ph[5]);
+	crypto_generichash(ph, sizeof(ph), (const uint8_t *)path, len, NULL, 0);
+	snprintf(out, FETCH_TMP_NAME_MAX,
+		 SCAN_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x", hash[0],
+		 hash[1], hash[2], hash[3], hash[4], hash[5], ph[0], ph[1], ph[2], ph[3], ph[4],
+		 ph[5]);
 }
 
 /* Opens the target's directory and the temp file. Returns 0 or -errno (dropped). */
@@ -421,7 +461,7 @@ static int fetch_open(struct fetcher *fe, struct fetch *f)
 			log_warn("cannot fetch %s: %s", LOG_Q(f->r.path), strerror(-r));
 		return r;
 	}
-	tmp_name(f, f->tmpname);
+	fetch_tmp_name(f->r.path, f->r.path_len, f->r.hash, f->tmpname);
 	f->tmpfd = openat(f->dirfd, f->tmpname, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (f->tmpfd < 0 || fstat(f->tmpfd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		r = -errno;

@@ -33,6 +33,8 @@
 #define FETCH_WORKERS 2	    /* threads verifying and writing blocks */
 #define FETCH_JOBS 8	    /* blocks (1 MiB each) with them at most */
 
+#define FETCH_TMP_NAME_MAX 64 /* a temp file's name and its NUL fit */
+
 enum fetch_state {
 	FETCH_QUEUED = 0,
 	FETCH_MANIFEST, /* manifest asked for */
@@ -46,7 +48,7 @@ struct fetch {
 	enum fetch_state state;
 	int dirfd;	  /* the target's directory (O_PATH), -1 before opening */
 	const char *name; /* last component, inside r.path */
-	char tmpname[64];
+	char tmpname[FETCH_TMP_NAME_MAX];
 	int tmpfd;
 	int dfd;      /* the temp file again with O_DIRECT, for whole blocks; -1: none */
 	bool resumed; /* the temp file existed */
@@ -112,6 +114,11 @@ struct fetcher {
 	unsigned njobs_free;
 };
 
+/* The name of the temp file that path's content hash is fetched into,
+ * beside path: SCAN_TMP_PREFIX and 24 hex digits (scan_engine_tmp). */
+void fetch_tmp_name(const char *path, size_t len, const uint8_t hash[static SYNC_HASH_LEN],
+		    char out[static FETCH_TMP_NAME_MAX]);
+
 /* 0 and *ret, or -ENOMEM. */
 int fetcher_new(const struct fetch_ctx *c, struct fetcher **ret)
 	__attribute__((warn_unused_result));
@@ -121,6 +128,11 @@ void fetcher_free(struct fetcher *fe);
 /* Queues the peer's file r; update: it replaces a live file or link of ours
  * (for the counts in status). 0 or -errno. */
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms);
+/* The peer deleted r->path (r is its tombstone): a fetch of that path is
+ * dropped and its temp file removed, and so is the temp file of r's
+ * content that an interrupted download left (what they hold can never be
+ * put in place now). dirfd: r's directory, or -1 (opened here). */
+void fetch_forget(struct fetcher *fe, const struct rentry *r, int dirfd);
 /* Asks for what fits in the window and the connection. */
 void fetch_pump(struct fetcher *fe, uint64_t now_ms);
 /* Commits what is done and drops every fetch (the peer is gone, or syncing stopped). */

@@ -403,6 +403,93 @@ TEST(carry_kind_change)
 	engine_free(e);
 }
 
+/* Creates the file rel (in the share) holding a few bytes. */
+static bool make_file(const char *rel)
+{
+	int fd = open(at(rel), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, "part", 4) == 4;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * An interrupted download leaves its temp file beside the target (for a
+ * resume). The peer deletes the directory it is in: the temp file, which
+ * can never be put in place now, goes with it. It used to keep the
+ * directory from being removed, and the directory was then kept as ours
+ * and sent back (the sim's seed 13310). A file of the user's that only
+ * looks like one (not named as the engine names them) still keeps its
+ * directory.
+ */
+TEST(tmp_does_not_keep_dir)
+{
+	static const char *const dirs[] = {"d", "d/e", "k"};
+	struct engine *e = open_engine(dirs, 3);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	uint8_t h[SYNC_HASH_LEN];
+	char t1[FETCH_TMP_NAME_MAX], t2[FETCH_TMP_NAME_MAX], rel[128];
+	struct sync_entry s[3];
+
+	REQUIRE(e && x);
+	memset(h, 0xab, sizeof(h));
+	fetch_tmp_name("d/g", 3, h, t1);
+	fetch_tmp_name("d/e/f", 5, h, t2);
+	snprintf(rel, sizeof(rel), "d/%s", t1);
+	REQUIRE(make_file(rel));
+	snprintf(rel, sizeof(rel), "d/e/%s", t2);
+	REQUIRE(make_file(rel));
+	REQUIRE(make_file("k/" SCAN_TMP_PREFIX "notes"));
+	peer_entry(e, "d", SYNC_KIND_DIR, true, NULL, 1, &s[0]);
+	peer_entry(e, "d/e", SYNC_KIND_DIR, true, NULL, 2, &s[1]);
+	peer_entry(e, "k", SYNC_KIND_DIR, true, NULL, 3, &s[2]);
+	REQUIRE(send_entries(e, s, 3) == 0);
+	REQUIRE(send_done(e, 3) == 0);
+	CHECK(absent("d"));
+	CHECK(index_get(e->idx, "d", 1, x) == 0 && x->deleted);
+	CHECK(index_get(e->idx, "d/e", 3, x) == 0 && x->deleted);
+	/* the user's file stays, and so does its directory (ours now) */
+	CHECK(is_dir("k") && !absent("k/" SCAN_TMP_PREFIX "notes"));
+	CHECK(index_get(e->idx, "k", 1, x) == 0 && !x->deleted);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
+ * The peer deletes a file whose download was interrupted: the temp file
+ * of that content goes (it stayed forever, or a week, before). The temp
+ * file of another path, still wanted, stays for its resume.
+ */
+TEST(tombstone_drops_tmp)
+{
+	static const char *const dirs[] = {"d"};
+	struct engine *e = open_engine(dirs, 1);
+	uint8_t h[SYNC_HASH_LEN];
+	char t[FETCH_TMP_NAME_MAX], gone[128], kept[128];
+	struct sync_entry s[1];
+
+	REQUIRE(e);
+	memset(h, 0x5c, sizeof(h));
+	fetch_tmp_name("d/g", 3, h, t);
+	snprintf(gone, sizeof(gone), "d/%s", t);
+	REQUIRE(make_file(gone));
+	fetch_tmp_name("d/other", 7, h, t);
+	snprintf(kept, sizeof(kept), "d/%s", t);
+	REQUIRE(make_file(kept));
+	peer_entry(e, "d/g", SYNC_KIND_FILE, true, NULL, 1, &s[0]);
+	memcpy(s[0].hash, h, SYNC_HASH_LEN);
+	s[0].size = 4;
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	CHECK(absent(gone));
+	CHECK(!absent(kept));
+	CHECK(is_dir("d"));
+	CHECK_INT_EQ(closed, 0);
+	engine_free(e);
+}
+
 /*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
@@ -460,6 +547,8 @@ int main(void)
 	RUN(carry_deleted_dir);
 	RUN(final_keeps_ours);
 	RUN(carry_kind_change);
+	RUN(tmp_does_not_keep_dir);
+	RUN(tombstone_drops_tmp);
 	RUN(nested_message_keeps_its_cause);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
