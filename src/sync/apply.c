@@ -473,7 +473,16 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			(void)store(a, r, &vv, NULL);
 		return;
 	}
-	if (have)
+	/*
+	 * Theirs taken over a deletion of ours (newer, or an edit that wins
+	 * over it) keeps their vector as it is: the deletion is dropped, and
+	 * its counter with it. Merged in, it made their version concurrent
+	 * with their own writer's next one (a conflict copy of their old
+	 * content) and with their later deletion of it (the file came back).
+	 * If the peer has our tombstone, it keeps its edit with a vector
+	 * dominating both (keep_local).
+	 */
+	if (have && !l->deleted)
 		merged_vv(&l->vv, &r->vv, &vv);
 	else
 		vv = r->vv;
@@ -700,7 +709,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 			goto out;
 		}
 	}
-	if (have)
+	if (have && !l->deleted) /* as in apply_one */
 		merged_vv(&l->vv, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};
