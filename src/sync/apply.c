@@ -118,9 +118,17 @@ static int move_to_conflict(struct applier *a, struct index_entry *l)
 			log_warn("cannot record the conflict copy %s: %s", LOG_Q(cname),
 				 index_errmsg(a->c.idx));
 		struct stat st;
-		if (fstatat(dirfd, cn, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    index_set_stat(a->c.idx, cname, strlen(cname), st.st_dev, st.st_ino,
-				   ts_ns(&st.st_ctim)) < 0)
+		struct err err;
+		if (l->type == INDEX_DIR) {
+			/* what it holds that no walk has seen yet moved with it, and
+			 * its watch still has the old name: recorded without an
+			 * identity, it is watched and walked under the new one */
+			if (index_set_stat(a->c.idx, cname, strlen(cname), 0, 0, 0) < 0 ||
+			    scan_path_now(a->c.scan, cname, strlen(cname), &err) < 0)
+				log_debug("cannot walk the conflict copy %s", LOG_Q(cname));
+		} else if (fstatat(dirfd, cn, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   index_set_stat(a->c.idx, cname, strlen(cname), st.st_dev, st.st_ino,
+					  ts_ns(&st.st_ctim)) < 0)
 			log_debug("cannot record the identity of %s", LOG_Q(cname));
 		r = 0;
 	}
