@@ -118,9 +118,17 @@ static int move_to_conflict(struct applier *a, struct index_entry *l)
 			log_warn("cannot record the conflict copy %s: %s", LOG_Q(cname),
 				 index_errmsg(a->c.idx));
 		struct stat st;
-		if (fstatat(dirfd, cn, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    index_set_stat(a->c.idx, cname, strlen(cname), st.st_dev, st.st_ino,
-				   ts_ns(&st.st_ctim)) < 0)
+		struct err err;
+		if (l->type == INDEX_DIR) {
+			/* what it holds that no walk has seen yet moved with it, and
+			 * its watch still has the old name: recorded without an
+			 * identity, it is watched and walked under the new one */
+			if (index_set_stat(a->c.idx, cname, strlen(cname), 0, 0, 0) < 0 ||
+			    scan_path_now(a->c.scan, cname, strlen(cname), &err) < 0)
+				log_debug("cannot walk the conflict copy %s", LOG_Q(cname));
+		} else if (fstatat(dirfd, cn, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   index_set_stat(a->c.idx, cname, strlen(cname), st.st_dev, st.st_ino,
+					  ts_ns(&st.st_ctim)) < 0)
 			log_debug("cannot record the identity of %s", LOG_Q(cname));
 		r = 0;
 	}
@@ -492,7 +500,16 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			(void)store(a, r, &vv, NULL);
 		return;
 	}
-	if (have)
+	/*
+	 * Theirs taken over a deletion of ours (newer, or an edit that wins
+	 * over it) keeps their vector as it is: the deletion is dropped, and
+	 * its counter with it. Merged in, it made their version concurrent
+	 * with their own writer's next one (a conflict copy of their old
+	 * content) and with their later deletion of it (the file came back).
+	 * If the peer has our tombstone, it keeps its edit with a vector
+	 * dominating both (keep_local).
+	 */
+	if (have && !l->deleted)
 		merged_vv(&l->vv, &r->vv, &vv);
 	else
 		vv = r->vv;
@@ -722,7 +739,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 			goto out;
 		}
 	}
-	if (have)
+	if (have && !l->deleted) /* as in apply_one */
 		merged_vv(&l->vv, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};

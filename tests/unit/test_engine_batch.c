@@ -5,11 +5,13 @@
  * applied before INDEX_DONE keeps for the next one. The engine runs
  * in-process on a temp share, without a connection.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -490,6 +492,72 @@ TEST(tombstone_drops_tmp)
 	engine_free(e);
 }
 
+/* The number of names in the share's top directory, but its marker. */
+static int top_names(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir(root);
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)) != NULL)
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+		    strcmp(d->d_name, ".tandem") != 0)
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/*
+ * Our deletion of l loses to the peer's concurrent edit (docs/SIM.md bug
+ * 7, seed 206): the edit comes back with the peer's vector as it is, not
+ * merged with our tombstone's, so the peer's next version of l, made
+ * before it saw our deletion, still dominates it and simply replaces it.
+ * With the merged vector the two were concurrent: a conflict between the
+ * peer's two versions (here the old one kept the name; in seed 206 the old
+ * one became a conflict copy).
+ */
+TEST(deletion_loses_keeps_their_vector)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[3];
+	struct vv want;
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, false, "x", 1, &s[0]);
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	n = readlink(at("l"), buf, sizeof(buf) - 1);
+	REQUIRE(n == 1 && buf[0] == 'x');
+	/* the peer edits l twice; we delete it meanwhile */
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, false, "y", 2, &s[1]);
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, false, "z", 3, &s[2]);
+	REQUIRE(unlink(at("l")) == 0);
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	n = readlink(at("l"), buf, sizeof(buf) - 1);
+	CHECK(n == 1 && buf[0] == 'y'); /* the edit wins */
+	REQUIRE(index_get(e->idx, "l", 1, x) == 0 && !x->deleted);
+	vv_init(&want);
+	want.n = 1;
+	memcpy(want.e[0].device, peer_dev, VV_DEVICE_LEN);
+	want.e[0].counter = 2;
+	CHECK(vv_compare(&x->vv, &want) == VV_EQUAL);
+
+	REQUIRE(send_entries(e, &s[2], 1) == 0);
+	REQUIRE(send_done(e, 3) == 0);
+	n = readlink(at("l"), buf, sizeof(buf) - 1);
+	CHECK(n == 1 && buf[0] == 'z');
+	CHECK_INT_EQ(top_names(), 1); /* no conflict copy */
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
 /*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
@@ -549,6 +617,7 @@ int main(void)
 	RUN(carry_kind_change);
 	RUN(tmp_does_not_keep_dir);
 	RUN(tombstone_drops_tmp);
+	RUN(deletion_loses_keeps_their_vector);
 	RUN(nested_message_keeps_its_cause);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
