@@ -36,6 +36,7 @@
 
 #define SIM_ROOM_MIN ((size_t)1200 << 10) /* one largest message and then some */
 #define SIM_SETTLE_STEPS 200000
+#define SIM_OPS_MAX 100000 /* --ops */
 #define SIM_ENSURE_WAIT_MS 30000 /* real time: only a hang reaches it */
 
 /* ---- PRNG ---- */
@@ -884,6 +885,32 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A decimal number from s up to *end (digits only, no sign, no overflow);
+ * false with a message naming what for when it is not one. */
+static bool parse_num(const char *s, const char **end, uint64_t max, const char *what,
+		      uint64_t *ret)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	while (*p >= '0' && *p <= '9') {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (max - d) / 10)
+			break;
+		v = v * 10 + d;
+		p++;
+	}
+	if (p == s || (*p >= '0' && *p <= '9') || (!end && *p)) {
+		fprintf(stderr, "sim: %s '%s' is not a number from 0 to %" PRIu64 "\n", what, s,
+			max);
+		return false;
+	}
+	if (end)
+		*end = p;
+	*ret = v;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct sim_opts o = {.nops = 40, .argv0 = argv[0]};
@@ -897,11 +924,20 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--seed") && i + 1 < argc) {
-			first = last = strtoull(argv[++i], NULL, 10);
+			if (!parse_num(argv[++i], NULL, UINT64_MAX, "--seed", &first))
+				return 2;
+			last = first;
 		} else if (!strcmp(a, "--seeds") && i + 1 < argc) {
-			char *end;
-			first = strtoull(argv[++i], &end, 10);
-			last = *end == '-' ? strtoull(end + 1, NULL, 10) : first;
+			const char *end;
+			if (!parse_num(argv[++i], &end, UINT64_MAX, "--seeds", &first))
+				return 2;
+			last = first;
+			if (*end == '-' && !parse_num(end + 1, NULL, UINT64_MAX, "--seeds", &last))
+				return 2;
+			if (*end != '-' && *end) {
+				fprintf(stderr, "sim: --seeds '%s' is not N or A-B\n", argv[i]);
+				return 2;
+			}
 			if (last < first) {
 				fprintf(stderr, "sim: empty range %s\n", argv[i]);
 				return 2;
@@ -915,7 +951,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--lazy")) {
 			o.lazy = true;
 		} else if (!strcmp(a, "--ops") && i + 1 < argc) {
-			o.nops = (unsigned)strtoul(argv[++i], NULL, 10);
+			uint64_t n;
+			if (!parse_num(argv[++i], NULL, SIM_OPS_MAX, "--ops", &n))
+				return 2;
+			o.nops = (unsigned)n;
 		} else if (!strcmp(a, "--trace")) {
 			o.trace = true;
 		} else if (!strcmp(a, "--twice")) {
