@@ -451,6 +451,19 @@ TEST(many_placeholders_follow_their_renames)
 			    file_is(path, want, FILE_LEN);
 	}
 	CHECK_INT_EQ(asked_ok, 10);
+
+	/* The user renames e/f020 over e/f021: the row of f020 moves onto the
+	 * one of f021, and the table has another version at that path now. */
+	snprintf(from, sizeof(from), "%s/e/f020", root);
+	snprintf(to, sizeof(to), "%s/e/f021", root);
+	REQUIRE(rename(from, to) == 0);
+	CHECK(loop_rescan(e, &now));
+	CHECK_INT_EQ(engine_ensure(e, "e/f020", NULL, 0, FILE_LEN, 0), 0);
+	CHECK_INT_EQ(engine_ensure(e, "e/f021", NULL, 0, FILE_LEN, 0), -EIO);
+	many_content(20, want);
+	CHECK_INT_EQ(fetch_through(e, "e/f021", want, &asked), 0);
+	CHECK(asked);
+	CHECK(file_is("e/f021", want, FILE_LEN));
 	CHECK_INT_EQ(closed, 0);
 	sent_clear();
 	engine_free(e);
