@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "sync/lazy.h"
 #include "sync/lazy_int.h"
@@ -582,24 +583,14 @@ static bool maybe_placeholder(struct lazy *lz, const char *path)
 }
 
 /*
- * *dl: CLOCK_MONOTONIC now plus ms; returns now in ms. The one clock read of
- * the engine: lazy_ensure() runs on a FUSE thread and waits for the loop
- * in real time, by nature (the loop's time comes in as now_ms, the same
- * clock as the daemon's clock_mono_ms(), base/clock.h).
+ * *dl: now plus ms (lz->cond waits on CLOCK_MONOTONIC); returns now in ms.
+ * The one clock read of the engine: lazy_ensure() runs on a FUSE thread
+ * and waits for the loop in real time, by nature (the loop's time comes
+ * in as now_ms, the same clock_mono_ms() of the daemon's, base/clock.h).
  */
 static uint64_t deadline_in(struct timespec *dl, int ms)
 {
-	uint64_t now;
-
-	clock_gettime(CLOCK_MONOTONIC, dl);
-	now = (uint64_t)dl->tv_sec * 1000 + (uint64_t)dl->tv_nsec / 1000000;
-	dl->tv_sec += ms / 1000;
-	dl->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl->tv_nsec >= 1000000000) {
-		dl->tv_sec++;
-		dl->tv_nsec -= 1000000000;
-	}
-	return now;
+	return clock_mono_deadline(dl, ms > 0 ? (uint64_t)ms : 0);
 }
 
 int lazy_ensure(struct lazy *lz, const char *path, const struct stat *st, uint64_t off,
