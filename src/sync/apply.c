@@ -603,6 +603,15 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			}
 			if (pass == 4 && rc == -ENOTEMPTY && carry(c, r, true))
 				return;
+			if (rc == -ENOTEMPTY) {
+				/* it holds what the peer never saw: the directory wins
+				 * the name, the peer moves its version to a copy */
+				log_notice("keeping the directory %s: it holds what the peer has "
+					   "not seen; the peer's %s goes to a conflict copy there",
+					   LOG_Q(r->path),
+					   r->kind == SYNC_KIND_SYMLINK ? "symlink" : "file");
+				return;
+			}
 			log_warn("cannot replace %s with the peer's version: %s", LOG_Q(r->path),
 				 strerror(-rc));
 			return;
