@@ -14,10 +14,10 @@
  * sync-resume under ASan counted the bytes of such a part-way temp file.
  * This scenario showed it every time.
  *
- * Then an fsync is a publish point: a file written in two pieces with an
- * fsync after the first is on the other side with the first piece while
- * its writer still has it open, and whole after the close; never anything
- * else.
+ * Then an fsync, and a rename into place, are publish points: a file
+ * written in two parts with an fsync (a rename) after the first is on the
+ * other side with the first part while its writer still has it open, and
+ * whole after the close; never anything else.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +67,58 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A publish point while the file is still open: a writes two pieces, then
+ * fsyncs it (rename: renames it from a temp name into place), and b must
+ * show those two pieces before a writes the rest and closes it; b never
+ * shows anything else but absent, that, and whole.
+ */
+static void publish_point(struct st_env *env, struct st_pair *p, const uint8_t *data,
+			  size_t len, bool rename_it)
+{
+	const char *name = rename_it ? "renamed.bin" : "synced.bin";
+	char path[ST_PATH_MAX], tmp[ST_PATH_MAX];
+	struct watch w;
+	bool watching;
+	int fd;
+
+	memset(&w, 0, sizeof(w));
+	(void)SHA256(data, 2 * PIECE_LEN, w.synced);
+	(void)SHA256(data, len, w.whole);
+	w.has_synced = true;
+	st_pair_path(p, 1, name, w.path);
+	atomic_init(&w.stop, false);
+	atomic_init(&w.synced_seen, 0);
+	watching = pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+	ST_CHECK(env, watching);
+	st_pair_path(p, 0, name, path);
+	st_pair_path(p, 0, "renamed.part", tmp);
+	fd = open(rename_it ? tmp : path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ST_CHECK(env, fd >= 0);
+	if (fd >= 0) {
+		ST_CHECK(env, write(fd, data, 2 * PIECE_LEN) == 2 * PIECE_LEN);
+		ST_CHECK(env, rename_it ? rename(tmp, path) == 0 : fsync(fd) == 0);
+		for (int i = 0; i < 2000 && watching && !atomic_load(&w.synced_seen); i++)
+			st_sleep_ms(env, 10); /* at most 20 s */
+		ST_CHECK(env, atomic_load(&w.synced_seen) > 0);
+		ST_CHECK(env, write(fd, data + 2 * PIECE_LEN, len - 2 * PIECE_LEN) ==
+				      (ssize_t)(len - 2 * PIECE_LEN));
+		st_sleep_ms(env, PAUSE_MS);
+		ST_CHECK(env, close(fd) == 0);
+	}
+	ST_CHECK(env, st_wait_converged(env, p, NULL, 0, 20000) >= 0);
+	if (watching) {
+		atomic_store(&w.stop, true);
+		pthread_join(w.thread, NULL);
+	}
+	st_note(env, "b's %s, written with %s after 2 of %d pieces: %u times absent, %u "
+		"times with those, %u times whole, %u times anything else",
+		name, rename_it ? "a rename into place" : "an fsync", PIECES, w.absent,
+		atomic_load(&w.synced_seen), w.good, w.partial);
+	ST_CHECK(env, w.partial == 0);
+	ST_CHECK(env, w.good > 0);
+}
+
 int st_fuse_slow_writer(struct st_env *env)
 {
 	static uint8_t data[PIECES * PIECE_LEN];
@@ -108,40 +160,8 @@ int st_fuse_slow_writer(struct st_env *env)
 	ST_CHECK(env, w.partial == 0);
 	ST_CHECK(env, w.good > 0);
 
-	/* an fsync publishes what is written so far, while the file is open */
-	memset(&w, 0, sizeof(w));
-	(void)SHA256(data, 2 * PIECE_LEN, w.synced);
-	(void)SHA256(data, sizeof(data), w.whole);
-	w.has_synced = true;
-	st_pair_path(&p, 1, "synced.bin", w.path);
-	atomic_init(&w.stop, false);
-	atomic_init(&w.synced_seen, 0);
-	watching = pthread_create(&w.thread, NULL, watch_main, &w) == 0;
-	ST_CHECK(env, watching);
-	fd = open(st_pair_path(&p, 0, "synced.bin", path),
-		  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	ST_CHECK(env, fd >= 0);
-	if (fd >= 0) {
-		ST_CHECK(env, write(fd, data, 2 * PIECE_LEN) == 2 * PIECE_LEN);
-		ST_CHECK(env, fsync(fd) == 0);
-		for (int i = 0; i < 2000 && watching && !atomic_load(&w.synced_seen); i++)
-			st_sleep_ms(env, 10); /* at most 20 s */
-		ST_CHECK(env, atomic_load(&w.synced_seen) > 0);
-		ST_CHECK(env, write(fd, data + 2 * PIECE_LEN, sizeof(data) - 2 * PIECE_LEN) ==
-				      (ssize_t)(sizeof(data) - 2 * PIECE_LEN));
-		st_sleep_ms(env, PAUSE_MS);
-		ST_CHECK(env, close(fd) == 0);
-	}
-	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, 20000) >= 0);
-	if (watching) {
-		atomic_store(&w.stop, true);
-		pthread_join(w.thread, NULL);
-	}
-	st_note(env, "b's synced.bin, written with an fsync after 2 of %d pieces: %u times "
-		"absent, %u times as fsynced, %u times whole, %u times anything else",
-		PIECES, w.absent, atomic_load(&w.synced_seen), w.good, w.partial);
-	ST_CHECK(env, w.partial == 0);
-	ST_CHECK(env, w.good > 0);
+	publish_point(env, &p, data, sizeof(data), false);
+	publish_point(env, &p, data, sizeof(data), true);
 	st_pair_cleanup(env, &p);
 	return ST_PASS;
 }
