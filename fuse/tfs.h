@@ -43,11 +43,28 @@ struct tfs;
  * into tfs. st is the backing file's fstat. When the open file has no path
  * any more (it was unlinked or replaced meanwhile) relpath is NULL: the
  * hook says whether that old version holds the range.
+ *
+ * write_open, write_close, write_publish: the files open for writing, so
+ * that the daemon publishes a file when its writer is done with it, not
+ * part-written (docs/FUSE.md "Publishing"). Called from FUSE worker
+ * threads with the backing file's (st_dev, st_ino): write_open when an
+ * open or create for writing starts (before the backing open of an
+ * existing file, so its O_TRUNC is held too; just after a create), and
+ * write_close for each of them when its handle is released, before the
+ * backing fd is closed (also for an open that failed after write_open);
+ * write_publish after a successful fsync of a handle and after a rename
+ * (for the file renamed, and with RENAME_EXCHANGE the other one too;
+ * regular files only). They must not block or call back into tfs.
+ * write_open returns 0 or -errno: the open then goes on unheld (the file
+ * is published as the store's scanner sees it).
  */
 struct tfs_hooks {
 	int (*ensure)(void *ud, const char *relpath, const struct stat *st, uint64_t off,
 		      uint64_t len, int timeout_ms);
 	int ensure_timeout_ms; /* passed to ensure; 0 means 10000 */
+	int (*write_open)(void *ud, uint64_t dev, uint64_t ino);
+	void (*write_close)(void *ud, uint64_t dev, uint64_t ino);
+	void (*write_publish)(void *ud, uint64_t dev, uint64_t ino);
 };
 
 /*

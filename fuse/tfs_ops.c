@@ -89,6 +89,47 @@ static int ensure(struct tfs *tfs, int fd, uint64_t off, uint64_t len)
 }
 
 /*
+ * Write holds (tfs.h, docs/FUSE.md "Publishing"): the daemon leaves a file
+ * unpublished while the mount has it open for writing.
+ */
+static bool for_writing(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+static void hold_open(struct tfs *tfs, uint64_t dev, uint64_t ino)
+{
+	/* -ENOMEM: the open goes on unheld, published as it is written (the
+	 * release's write_close is then a no-op, or ends another's hold early) */
+	if (tfs->hooks.write_open)
+		(void)tfs->hooks.write_open(tfs->ud, dev, ino);
+}
+
+/* With st of fd (fstat) when it is a regular file: close or publish it. */
+static void hold_fd_done(struct tfs *tfs, int fd, bool close_it)
+{
+	struct stat st;
+
+	if (!(close_it ? tfs->hooks.write_close : tfs->hooks.write_publish) ||
+	    fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	if (close_it)
+		tfs->hooks.write_close(tfs->ud, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+	else
+		tfs->hooks.write_publish(tfs->ud, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+}
+
+/* After a rename: name in dir, when a regular file, may go out. */
+static void hold_publish_at(struct tfs *tfs, int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (tfs->hooks.write_publish && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
+		tfs->hooks.write_publish(tfs->ud, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+}
+
+/*
  * The I/O size announced for regular files. cp, cat and most programs size
  * their buffers by st_blksize (coreutils: at least 128 KiB); each read or
  * write of the mount is a FUSE request, so 1 MiB (the kernel's largest
@@ -403,10 +444,15 @@ static void tfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (renameat2(dir->fd, name, newdir->fd, newname, flags) < 0)
+	if (renameat2(dir->fd, name, newdir->fd, newname, flags) < 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_err(req, 0);
+		return;
+	}
+	/* a file still open for writing goes out as it is (FUSE.md "Publishing") */
+	hold_publish_at(tfs, newdir->fd, newname);
+	if (flags & RENAME_EXCHANGE)
+		hold_publish_at(tfs, dir->fd, name);
+	fuse_reply_err(req, 0);
 }
 
 static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -424,15 +470,25 @@ static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	snprintf(name, sizeof(name), "%d", inode->fd);
+	/* held before the open: its O_TRUNC must not go out either */
+	if (for_writing(fi->flags))
+		hold_open(tfs, (uint64_t)inode->dev, (uint64_t)inode->ino);
 	fd = openat(tfs->procfd, name, (fi->flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL)) | O_CLOEXEC);
 	if (fd < 0) {
-		fuse_reply_err(req, errno);
+		r = errno;
+		if (for_writing(fi->flags) && tfs->hooks.write_close)
+			tfs->hooks.write_close(tfs->ud, (uint64_t)inode->dev, (uint64_t)inode->ino);
+		fuse_reply_err(req, r);
 		return;
 	}
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		close(fd); /* the open was interrupted: no release will come */
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* the open was interrupted: no release will come */
+		if (for_writing(fi->flags))
+			hold_fd_done(tfs, fd, true);
+		close(fd);
+	}
 }
 
 static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -452,8 +508,16 @@ static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		fuse_reply_err(req, errno);
 		return;
 	}
+	if (for_writing(fi->flags) && tfs->hooks.write_open) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0)
+			hold_open(tfs, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+	}
 	r = do_lookup(tfs, dir, name, &e);
 	if (r < 0) {
+		if (for_writing(fi->flags))
+			hold_fd_done(tfs, fd, true);
 		close(fd);
 		fuse_reply_err(req, -r);
 		return;
@@ -461,6 +525,8 @@ static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		if (for_writing(fi->flags))
+			hold_fd_done(tfs, fd, true);
 		close(fd);
 		tfs_inode_unref(tfs, tfs_inode_get(req, e.ino), 1);
 	}
@@ -512,6 +578,10 @@ static void tfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* the writer is done: the file may go out (before the close, so the
+	 * store's close event finds it no longer held) */
+	if (for_writing(fi->flags))
+		hold_fd_done(req_tfs(req), (int)fi->fh, true);
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -520,7 +590,13 @@ static void tfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 {
 	int r = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
 
-	fuse_reply_err(req, r < 0 ? errno : 0);
+	if (r < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	/* (libfuse gives fsync no open flags: any handle publishes) */
+	hold_fd_done(req_tfs(req), (int)fi->fh, false);
+	fuse_reply_err(req, 0);
 }
 
 static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -63,13 +63,39 @@ static int ensure(void *ud, const char *relpath, const struct stat *st, uint64_t
 	return engine_ensure(d->engine, relpath, st, off, len, timeout_ms);
 }
 
+/* Files open for writing on the mount are published when their writer is
+ * done (engine.h, docs/FUSE.md "Publishing"). */
+static int write_open(void *ud, uint64_t dev, uint64_t ino)
+{
+	struct daemon *d = ud;
+
+	return engine_write_open(d->engine, dev, ino);
+}
+
+static void write_close(void *ud, uint64_t dev, uint64_t ino)
+{
+	struct daemon *d = ud;
+
+	engine_write_close(d->engine, dev, ino);
+}
+
+static void write_publish(void *ud, uint64_t dev, uint64_t ino)
+{
+	struct daemon *d = ud;
+
+	engine_write_publish(d->engine, dev, ino);
+}
+
 int mountd_start(struct daemon *d, struct err *err)
 {
 	/* §7: an uncached read with the peer gone fails within 10 s (tests may
 	 * shorten it; tfs_mount copies the hooks) */
 	const struct tfs_hooks hooks = {
 		.ensure = ensure,
-		.ensure_timeout_ms = (int)testknob_get(TESTKNOB_ENSURE_TIMEOUT_MS, 10000)};
+		.ensure_timeout_ms = (int)testknob_get(TESTKNOB_ENSURE_TIMEOUT_MS, 10000),
+		.write_open = write_open,
+		.write_close = write_close,
+		.write_publish = write_publish};
 	const char *mp = d->opts->mount;
 	struct err terr;
 	int rootfd, r;

@@ -86,6 +86,16 @@ static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	engine_on_ensure(d->engine, clock_mono_ms());
 }
 
+/* Files the mount had open for writing may go out (engine_write_*). */
+static struct daemon_watch hold_w = {.fd = -1};
+
+static void on_hold(struct daemon *d, struct daemon_watch *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	engine_on_hold(d->engine, clock_mono_ms());
+}
+
 int syncd_start(struct daemon *d, struct err *err)
 {
 	struct engine_io io = {
@@ -132,6 +142,14 @@ int syncd_start(struct daemon *d, struct err *err)
 		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
+	hold_w.fd = engine_hold_fd(d->engine);
+	hold_w.on_event = on_hold;
+	r = daemon_watch_add(d, &hold_w, EPOLLIN);
+	if (r < 0) {
+		hold_w.fd = -1;
+		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
+		return r;
+	}
 	return 0;
 }
 
@@ -146,7 +164,9 @@ void syncd_stop(struct daemon *d)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->work_w.fd, NULL);
 	if (ensure_w.fd >= 0)
 		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, ensure_w.fd, NULL);
-	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = ensure_w.fd = -1;
+	if (hold_w.fd >= 0)
+		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, hold_w.fd, NULL);
+	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = ensure_w.fd = hold_w.fd = -1;
 	engine_free(d->engine);
 	d->engine = NULL;
 }

@@ -426,8 +426,7 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-down-reading", "fuse", "down while a read on the mount waits for a stopped peer: "
 	  "the read fails, the mount goes, the daemon exits 0 at once", 40, st_fuse_down_reading },
 	{ "fuse-slow-writer", "fuse", "a file written on the mount in pieces 200 ms apart: the "
-	  "peer never shows it part-written (fails today: the mount publishes before close; "
-	  "runs only when named)", 40, st_fuse_slow_writer, ST_HIDDEN },
+	  "peer never shows it part-written (published on close)", 40, st_fuse_slow_writer },
 	{ "fuse-offline", "fuse", "the peer's files are listed before any content is here, a "
 	  "read fetches only its part; with the peer gone cached data is served and the rest "
 	  "fails with EIO within 10 s; all resumes when it is back", 60, st_fuse_offline },

@@ -574,12 +574,16 @@ uint64_t engine_deadline(const struct engine *e)
 		t = lazy_deadline(e->lazy);
 	if (lazy_fetch_deadline(e->lazyf) < t)
 		t = lazy_fetch_deadline(e->lazyf);
+	if (hold_deadline(e->hold) < t)
+		t = hold_deadline(e->hold);
 	return t;
 }
 
 void engine_tick(struct engine *e, uint64_t now)
 {
 	set_now(e, now);
+	if (hold_expire(e->hold, now) && scan_retry_held(e->scan))
+		run_scan(e); /* a file open for writing too long goes out (hold.h) */
 	if (e->scan_due_ms && now >= e->scan_due_ms)
 		run_scan(e);
 	fetch_tick(e->fetch, now);
@@ -666,6 +670,42 @@ void engine_on_ensure(struct engine *e, uint64_t now_ms)
 	set_now(e, now_ms);
 	lazy_on_ensure(e->lazy, now_ms);
 	engine_pump(e, now_ms); /* a rename the rescan found goes out before our requests */
+}
+
+/* ---- writes through the mount (hold.h) ---- */
+
+int engine_write_open(struct engine *e, uint64_t dev, uint64_t ino)
+{
+	return hold_open(e->hold, dev, ino);
+}
+
+void engine_write_close(struct engine *e, uint64_t dev, uint64_t ino)
+{
+	hold_close(e->hold, dev, ino);
+}
+
+void engine_write_publish(struct engine *e, uint64_t dev, uint64_t ino)
+{
+	hold_publish(e->hold, dev, ino);
+}
+
+int engine_hold_fd(const struct engine *e)
+{
+	return hold_fd(e->hold);
+}
+
+void engine_on_hold(struct engine *e, uint64_t now_ms)
+{
+	set_now(e, now_ms);
+	if (hold_on_event(e->hold) && scan_retry_held(e->scan) && !e->scan_due_ms)
+		e->scan_due_ms = now_ms + ENGINE_SCAN_DELAY_MS;
+}
+
+static bool held_cb(void *ud, uint64_t dev, uint64_t ino)
+{
+	struct engine *e = ud;
+
+	return hold_defer(e->hold, dev, ino, e->now_ms);
 }
 
 /* ---- life cycle ---- */
@@ -826,6 +866,12 @@ int engine_new(const struct engine_opts *opts, const struct engine_io *io, struc
 	r = scan_new(opts->root, e->idx, &e->scan, err);
 	if (r < 0)
 		goto fail;
+	r = hold_new(&e->hold);
+	if (r < 0) {
+		err_set(err, "cannot set up the write holds: %s", strerror(-r));
+		goto fail;
+	}
+	scan_set_held_check(e->scan, held_cb, e);
 	e->rootfd = scan_root_fd(e->scan);
 	e->disk = (struct disk){.rootfd = e->rootfd, .idx = e->idx, .mode_mask = opts->mode_mask};
 	lc = (struct lazy_ctx){.on = opts->lazy, .idx = e->idx, .scan = e->scan, .disk = &e->disk,
@@ -865,6 +911,7 @@ void engine_free(struct engine *e)
 	lazy_free(e->lazy); /* waits for the FUSE threads inside engine_ensure() */
 	free(e->batch);
 	scan_free(e->scan);
+	hold_free(e->hold);
 	index_free(e->idx);
 	free(e->buf);
 	free(e);

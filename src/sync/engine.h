@@ -53,7 +53,8 @@
  * Threads: everything runs on the daemon's loop thread (the scanner's
  * hasher thread is internal to scan.c, the fetcher's block workers to
  * fetch.c), except engine_ensure() and engine_ensure_stop(), which only
- * touch the lazy table under its lock. The parts the engine is made of,
+ * touch the lazy table under its lock, and engine_write_open/close/publish,
+ * which only touch the write holds (hold.h) under theirs. The parts the engine is made of,
  * and which thread owns which: docs/SYNC.md "Parts and threads".
  */
 
@@ -155,6 +156,25 @@ int engine_ensure_fd(const struct engine *e);
  * their timeout for a loop that is busy unmounting. Any thread. */
 void engine_ensure_stop(struct engine *e);
 void engine_on_ensure(struct engine *e, uint64_t now_ms);
+
+/*
+ * Writes through the FUSE mount (docs/FUSE.md "Publishing"): while the
+ * mount has a file open for writing, the engine does not publish what the
+ * scanner finds of it; it does on the last close, on fsync and on a rename
+ * (engine_write_publish), and at the latest HOLD_MAX_MS (sync/hold.h, 30 s)
+ * after it first left a change of it unpublished. The file is named by its
+ * backing inode (st_dev, st_ino). A plain-directory peer calls none of
+ * these. Thread-safe: FUSE threads call them (never the loop's own lock).
+ * engine_write_open returns 0 or -ENOMEM (then the file is not held: do
+ * not call engine_write_close for it).
+ */
+int engine_write_open(struct engine *e, uint64_t dev, uint64_t ino)
+	__attribute__((warn_unused_result));
+void engine_write_close(struct engine *e, uint64_t dev, uint64_t ino);
+void engine_write_publish(struct engine *e, uint64_t dev, uint64_t ino);
+/* eventfd to watch for EPOLLIN: a held file may go out (engine_on_hold). */
+int engine_hold_fd(const struct engine *e);
+void engine_on_hold(struct engine *e, uint64_t now_ms);
 
 /* Timers: when engine_tick() next has work (monotonic ms, UINT64_MAX: none). */
 uint64_t engine_deadline(const struct engine *e);

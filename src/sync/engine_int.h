@@ -16,6 +16,7 @@
 #include "sync/disk.h"
 #include "sync/engine.h"
 #include "sync/fetch.h"
+#include "sync/hold.h"
 #include "sync/index.h"
 #include "sync/lazy_fetch.h"
 #include "sync/lazy_int.h"
@@ -83,6 +84,10 @@ struct engine {
 	struct lazy_fetcher *lazyf;
 
 	uint8_t *buf; /* ENGINE_MSG_BUF bytes, for messages we build */
+
+	/* The files the mount has open for writing (FUSE threads, its own
+	 * lock): the scanner leaves them unpublished (hold.h). */
+	struct hold *hold;
 };
 
 /* engine.c, for tests */

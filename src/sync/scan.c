@@ -372,6 +372,28 @@ int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const st
 	return r < 0 ? r : 1;
 }
 
+void scan_set_held_check(struct scan *s, scan_held_fn fn, void *ud)
+{
+	s->held = fn;
+	s->held_ud = ud;
+}
+
+bool scan_retry_held(struct scan *s)
+{
+	if (map_count(&s->deferred) > 0)
+		s->retry = true;
+	return s->retry;
+}
+
+bool scan_defer(struct scan *s, const char *path, size_t len, const struct stat *st)
+{
+	if (!s->held || !S_ISREG(st->st_mode) ||
+	    !s->held(s->held_ud, (uint64_t)st->st_dev, (uint64_t)st->st_ino))
+		return false;
+	/* out of memory: published as it is rather than forgotten */
+	return map_put(&s->deferred, path, len, NULL, NULL) >= 0;
+}
+
 /* Stores a hashed file whose disk state is st (== j->st). Returns changes or -errno. */
 static int record_hashed(struct scan *s, const struct scan_job *j, struct err *err)
 {
@@ -421,8 +443,11 @@ static int hash_done_one(struct scan *s, struct scan_job *j, struct err *err)
 	struct stat st;
 	int r;
 
-	if (j->err == -EAGAIN) {
-		requeue(s, j);
+	if (j->err == -EAGAIN) { /* written on while hashed: its writer may still be at it */
+		if (scan_lstat(s, j->path, &st) == 0 && scan_defer(s, j->path, j->len, &st))
+			job_done(s, j);
+		else
+			requeue(s, j);
 		return 0;
 	}
 	if (j->err < 0 || scan_lstat(s, j->path, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -437,6 +462,10 @@ static int hash_done_one(struct scan *s, struct scan_job *j, struct err *err)
 		r = index_get(s->idx, j->path, j->len, &s->e);
 		if (r == 0 && scan_unchanged(&s->e, &st)) {
 			job_done(s, j); /* recorded meanwhile (the engine wrote it) */
+			return 0;
+		}
+		if (scan_defer(s, j->path, j->len, &st)) {
+			job_done(s, j); /* its writer is at it: published later */
 			return 0;
 		}
 		requeue(s, j);
@@ -561,6 +590,7 @@ int scan_new(const char *root, struct index *idx, struct scan **ret, struct err 
 	map_init(&s->inflight, 0);
 	map_init(&s->warned, 0);
 	map_init(&s->wds, 0);
+	map_init(&s->deferred, 0);
 	s->rootfd = s->ifd = s->h.efd = -1;
 	s->full = true;
 	log_quote(root, strlen(root), s->root_q, sizeof(s->root_q));
@@ -600,6 +630,7 @@ void scan_free(struct scan *s)
 	}
 	map_done(&s->inflight);
 	map_done(&s->warned);
+	map_done(&s->deferred);
 	scan_wdmap_done(&s->wds);
 	if (s->ifd >= 0)
 		close(s->ifd);
@@ -631,7 +662,7 @@ void scan_request_full(struct scan *s)
 
 bool scan_pending(const struct scan *s)
 {
-	return s->full || s->ndirty > 0 || s->pend_files > 0;
+	return s->full || s->ndirty > 0 || s->pend_files > 0 || s->retry;
 }
 
 void scan_stats(const struct scan *s, uint64_t *ret_files, uint64_t *ret_bytes)

@@ -96,6 +96,23 @@ void scan_free(struct scan *s);
 typedef bool (*scan_placeholder_fn)(void *ud, const char *path, uint64_t size);
 void scan_set_placeholder_check(struct scan *s, scan_placeholder_fn fn, void *ud);
 
+/*
+ * Writes in progress (the FUSE mount, sync/hold.h): fn(ud, dev, ino) says
+ * whether a regular file found changed on disk is to stay unpublished for
+ * now (its writer has it open). Such a file keeps its index entry as it
+ * was (none for a new file; a rename that changed it records the old path
+ * as deleted) and is not hashed; scan_retry_held() has the next scan_run()
+ * look at it again. Called on the scanning thread, by scan_run() and
+ * scan_on_hash_done() (a file written on while it was hashed), never by
+ * scan_path_now(): what the engine is about to replace is recorded as it
+ * is, so it can conflict instead of being lost.
+ */
+typedef bool (*scan_held_fn)(void *ud, uint64_t dev, uint64_t ino);
+void scan_set_held_check(struct scan *s, scan_held_fn fn, void *ud);
+/* The files left unpublished so far are looked at again by the next
+ * scan_run(). Returns whether there are any (then a scan is wanted). */
+bool scan_retry_held(struct scan *s);
+
 /* The share root, held open (O_PATH|O_DIRECTORY); owned by s. */
 int scan_root_fd(const struct scan *s);
 

@@ -81,6 +81,10 @@ struct scan {
 	scan_placeholder_fn placeholder;
 	void *placeholder_ud;
 	bool hash_inline; /* scan_set_hash_inline: no hasher thread at work */
+	scan_held_fn held; /* scan_set_held_check */
+	void *held_ud;
+	struct map deferred; /* files left unpublished (a set of paths) */
+	bool retry;	     /* scan_retry_held: the next walk looks at them again */
 };
 
 /*
@@ -137,6 +141,9 @@ int scan_delete_tree(struct scan *s, const char *path, size_t len);
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
 	       struct err *err);
 int scan_enqueue(struct scan *s, const char *path, size_t len, uint64_t size);
+/* Whether the changed file at path (st) stays unpublished for now
+ * (scan_set_held_check); if so it is remembered for scan_retry_held(). */
+bool scan_defer(struct scan *s, const char *path, size_t len, const struct stat *st);
 void scan_feed(struct scan *s);
 
 #endif

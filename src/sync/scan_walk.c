@@ -446,6 +446,8 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 			r = put(s, e);
 		} else if (live && (r = scan_placeholder_meta(s, path, len, st, e)) != -ENOENT) {
 			/* a placeholder: only its metadata changed (or r < 0) */
+		} else if (!now && scan_defer(s, path, len, st)) {
+			r = 0; /* its writer is at it: published later */
 		} else if (now) {
 			r = apply_file_now(s, path, len, err);
 			if (r < 0)
@@ -511,6 +513,27 @@ static int queue_dirty(struct scan *s, struct walk *w)
 	return 0;
 }
 
+/* scan_retry_held: the files left unpublished are items again. */
+static int queue_deferred(struct scan *s, struct walk *w)
+{
+	const void *key;
+	size_t pos = 0, len;
+	struct stat st;
+	int r = 0;
+
+	if (!s->retry)
+		return 0;
+	while (r == 0 && map_next(&s->deferred, &pos, &key, &len, NULL))
+		if (scan_lstat(s, key, &st) == 0 && S_ISREG(st.st_mode))
+			r = push_item(w, key, len, &st); /* gone: its directory's events say so */
+	if (r < 0)
+		return r;
+	map_done(&s->deferred);
+	map_init(&s->deferred, 0);
+	s->retry = false;
+	return 0;
+}
+
 int scan_walk_run(struct scan *s, struct err *err)
 {
 	struct walk w = {0};
@@ -526,6 +549,8 @@ int scan_walk_run(struct scan *s, struct err *err)
 	}
 	if (r == 0)
 		r = queue_dirty(s, &w); /* a full scan covers them */
+	if (r == 0)
+		r = queue_deferred(s, &w);
 	if (r < 0) {
 		r = walk_err(s, err, r, "");
 		goto cleanup;

@@ -856,6 +856,102 @@ TEST(placeholder_metadata)
 	fx_close(&f);
 }
 
+/* The write holds' check (scan_set_held_check): the inodes in held[]. */
+static struct stat held[4];
+static unsigned nheld;
+
+static bool held_fn(void *ud, uint64_t dev, uint64_t ino)
+{
+	(void)ud;
+	for (unsigned i = 0; i < nheld; i++)
+		if ((uint64_t)held[i].st_dev == dev && (uint64_t)held[i].st_ino == ino)
+			return true;
+	return false;
+}
+
+static bool hold_path(const char *rel)
+{
+	return nheld < 4 && lstat(at(rel), &held[nheld]) == 0 && ++nheld;
+}
+
+/*
+ * A file its writer still has open (the FUSE mount's holds) is not
+ * published: neither its changes nor, when new, the file; a rename that
+ * changed it publishes the old name as deleted only. scan_retry_held()
+ * brings them in once the writer is done.
+ */
+TEST(held_writer)
+{
+	struct pollfd p;
+	struct fx f;
+	int fd;
+
+	REQUIRE(fx_open(&f));
+	scan_set_held_check(f.s, held_fn, NULL);
+	nheld = 0;
+	CHECK(write_at("a", "v1") == 0);
+	CHECK(write_at("keep", "k") == 0);
+	CHECK_INT_EQ(scan(&f), 2);
+	CHECK(!scan_retry_held(f.s)); /* nothing left out */
+
+	CHECK(hold_path("a"));
+	CHECK(append_at("a", " and a part") == 0);
+	fd = open(at("n"), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	CHECK(fd >= 0);
+	CHECK(hold_path("n"));
+	CHECK(write(fd, "first piece", 11) == 11);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 0);
+	CHECK(hash_is(&f, "a", "v1"));
+	CHECK(!live(&f, "n") && !tomb(&f, "n"));
+
+	/* renamed while held, changed: the old name goes, the new one waits */
+	CHECK(rename(at("a"), at("b")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(tomb(&f, "a"));
+	CHECK(!live(&f, "b"));
+	CHECK(!scan_pending(f.s));
+
+	/* the writers are done */
+	CHECK(write(fd, ", the rest", 10) == 10);
+	CHECK(close(fd) == 0);
+	nheld = 0;
+	CHECK(scan_retry_held(f.s));
+	CHECK(scan_pending(f.s));
+	CHECK_INT_EQ(scan(&f), 2);
+	CHECK(hash_is(&f, "b", "v1 and a part"));
+	CHECK(hash_is(&f, "n", "first piece, the rest"));
+	CHECK(hash_is(&f, "keep", "k"));
+	CHECK(!scan_retry_held(f.s));
+
+	/* opened for writing after the scan queued it, written on meanwhile:
+	 * the hash result is dropped, not stored */
+	CHECK(write_at("keep", "k2") == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 1);
+	p = (struct pollfd){scan_hash_fd(f.s), POLLIN, 0};
+	CHECK(poll(&p, 1, 5000) == 1);
+	CHECK(hold_path("keep"));
+	CHECK(append_at("keep", " and a part") == 0);
+	CHECK_INT_EQ(scan_on_hash_done(f.s, &f.err), 0);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	CHECK(hash_is(&f, "keep", "k"));
+	nheld = 0;
+	CHECK(scan_retry_held(f.s));
+	CHECK_INT_EQ(scan(&f), 1);
+	CHECK(hash_is(&f, "keep", "k2 and a part"));
+
+	/* scan_path_now (the engine about to replace it) records it as it is */
+	CHECK(hold_path("keep"));
+	CHECK(write_at("keep", "now") == 0);
+	CHECK_INT_EQ(scan_path_now(f.s, "keep", 4, &f.err), 1);
+	CHECK(hash_is(&f, "keep", "now"));
+	nheld = 0;
+	fx_close(&f);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || !mkdtemp(base)) {
@@ -881,6 +977,7 @@ int main(void)
 	RUN(special_warned_once);
 	RUN(abandoned_downloads);
 	RUN(placeholder_metadata);
+	RUN(held_writer);
 	if (rm_tree(base) != 0)
 		printf("# cannot remove %s: %s\n", base, strerror(errno));
 	return tap_done();
