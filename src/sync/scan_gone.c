@@ -50,10 +50,20 @@ static void set_due(struct scan *s)
 int scan_gone_hold(struct scan *s, const struct index_entry *e, uint64_t now_ms)
 {
 	struct gone *g;
+	void *v;
 	int r;
 
-	if (map_get(&s->gone, e->path, e->path_len, NULL))
+	if (map_get(&s->gone, e->path, e->path_len, &v)) {
+		g = v;
+		if (g->dev != e->dev || g->ino != e->ino) {
+			/* made again and recorded, gone again: a new deletion of the
+			 * burst, of what the index has now */
+			g->dev = e->dev;
+			g->ino = e->ino;
+			s->gone_last_ms = now_ms;
+		}
 		return 0; /* found again: it keeps its first time */
+	}
 	g = malloc(sizeof(*g));
 	if (!g)
 		return -ENOMEM;

@@ -696,6 +696,30 @@ TEST(deletion_grace)
 	CHECK(hash_is(&f, "c", "c again"));
 	CHECK(scan_deadline(f.s) == UINT64_MAX);
 
+	/* gone, made again (another inode: the old one is still open) and
+	 * recorded, gone again before the grace is over: recorded as gone */
+	{
+		int fd = open(at("c"), O_RDONLY | O_CLOEXEC);
+
+		CHECK(fd >= 0);
+		CHECK(unlink(at("c")) == 0);
+		CHECK(events(&f) == 1);
+		CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+		CHECK(write_at("c", "c, third") == 0);
+		CHECK(events(&f) == 1);
+		clk += 10;
+		CHECK_INT_EQ(scan_once(&f), 1);
+		CHECK(unlink(at("c")) == 0);
+		CHECK(events(&f) == 1);
+		clk += 10;
+		CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+		if (fd >= 0)
+			close(fd);
+		clk += SCAN_GONE_QUIET_MS;
+		CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 1);
+		CHECK(tomb(&f, "c"));
+	}
+
 	/* gone, then its directory renamed: recorded where the index moved it */
 	CHECK(unlink(at("d/x")) == 0);
 	CHECK(events(&f) == 1);
