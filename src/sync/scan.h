@@ -74,8 +74,8 @@
 #define SCAN_MARKER ".tandem"
 #define SCAN_TMP_PREFIX ".tandem-tmp-"
 #define SCAN_TMP_MAX_AGE_S (7 * 24 * 3600) /* a week, so a weekend away still resumes */
-#define SCAN_GONE_QUIET_MS 2000 /* held deletions: the burst is over after this */
-#define SCAN_GONE_MAX_MS 30000	/* ... and none waits longer than this */
+#define SCAN_GONE_QUIET_MS 1000 /* held deletions: the burst is over after this */
+#define SCAN_GONE_MAX_MS 10000	/* ... and none waits longer than this */
 
 struct scan;
 

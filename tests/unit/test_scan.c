@@ -669,16 +669,16 @@ TEST(deletion_grace)
 	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK(live(&f, "a") && scan_pending(f.s));
 	CHECK(scan_deadline(f.s) == t0 + SCAN_GONE_QUIET_MS);
-	/* another one 1.5 s later: the burst goes on */
-	clk = t0 + 1500;
+	/* another one before the quiet period is over: the burst goes on */
+	clk = t0 + SCAN_GONE_QUIET_MS / 2;
 	CHECK(unlink(at("b")) == 0);
 	CHECK(events(&f) == 1);
 	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
-	CHECK(scan_deadline(f.s) == t0 + 1500 + SCAN_GONE_QUIET_MS);
+	CHECK(scan_deadline(f.s) == t0 + SCAN_GONE_QUIET_MS / 2 + SCAN_GONE_QUIET_MS);
 	clk = t0 + SCAN_GONE_QUIET_MS;
 	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK(live(&f, "a") && live(&f, "b"));
-	clk = t0 + 1500 + SCAN_GONE_QUIET_MS;
+	clk = t0 + SCAN_GONE_QUIET_MS / 2 + SCAN_GONE_QUIET_MS;
 	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 2);
 	CHECK(tomb(&f, "a") && tomb(&f, "b"));
 	CHECK(!scan_pending(f.s) && scan_deadline(f.s) == UINT64_MAX);
@@ -739,7 +739,7 @@ TEST(deletion_grace)
 		snprintf(p, sizeof(p), "many/%d", i);
 		CHECK(unlink(at(p)) == 0);
 		CHECK(events(&f) == 1);
-		clk = t0 + (uint64_t)i * 1500;
+		clk = t0 + (uint64_t)i * (SCAN_GONE_QUIET_MS / 2);
 		CHECK(scan_run(f.s, clk, &f.err) >= 0);
 		if (clk < t0 + SCAN_GONE_MAX_MS)
 			CHECK(live(&f, "many/0"));
