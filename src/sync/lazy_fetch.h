@@ -56,4 +56,16 @@ void lazy_pump(struct lazy_fetcher *lf, uint64_t now_ms);
 uint64_t lazy_fetch_deadline(const struct lazy_fetcher *lf);
 void lazy_fetch_tick(struct lazy_fetcher *lf, uint64_t now_ms);
 
+/*
+ * The peer asked us for the content hash of path, which is here only as a
+ * placeholder not complete: nobody can ever fill it (the peer asks because
+ * it has not got that content under this name any more, and only the peer
+ * could fill it; sim bug 8). Unless it changed since it was indexed (the
+ * scanner decides then), the placeholder is removed from the disk and the
+ * table; the caller records the deletion (scan_path_now), a change of ours
+ * that the peer takes. Returns 1 when removed, 0 when left as it is (not
+ * such a placeholder), -errno.
+ */
+int lazy_fetch_drop(struct lazy_fetcher *lf, const char *path, const uint8_t *hash);
+
 #endif

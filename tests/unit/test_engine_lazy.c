@@ -268,6 +268,83 @@ TEST(peer_gone_fails_at_once)
 	engine_free(e);
 }
 
+/* The entry for path the engine sent last in an INDEX_UPDATE, into *ret. */
+static bool find_entry(const char *path, struct sync_entry *ret)
+{
+	struct msg_index_iter it;
+	struct sync_entry x;
+	struct sync_msg m;
+	struct err err;
+	bool found = false;
+
+	for (unsigned i = 0; i < nsent; i++) {
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) < 0 ||
+		    m.type != SYNC_MSG_INDEX_UPDATE)
+			continue;
+		msg_index_iter_init(&it, &m.index_update);
+		while (msg_index_next(&it, &x) == 1)
+			if (x.path_len == strlen(path) && memcmp(x.path, path, x.path_len) == 0) {
+				*ret = x; /* points into sent[i]: valid until sent_clear */
+				found = true;
+			}
+	}
+	return found;
+}
+
+/*
+ * The peer asks for the content of a file that is here only as a
+ * placeholder: it has not got it under this name any more (overwritten,
+ * deleted, renamed: it took our version of the name in a conflict), and
+ * nobody else could ever fill the placeholder. Sim bug 8: both sides kept
+ * a name nobody can read, for good. The placeholder goes, as a deletion of
+ * ours that dominates what we had, so the peer drops its download too.
+ */
+TEST(placeholder_the_peer_asks_for_is_dropped)
+{
+	struct engine *e = lazy_engine();
+	struct sync_msg m = {.type = SYNC_MSG_BLOCK_REQUEST};
+	struct sync_entry x;
+	struct stat st;
+	char path[600];
+	bool error_sent = false;
+
+	REQUIRE(e);
+	m.block_request.req_id = 7;
+	m.block_request.path = "f";
+	m.block_request.path_len = 1;
+	REQUIRE(blocks_hash_buf(content, FILE_LEN, NULL, NULL, m.block_request.hash) == 0);
+	m.block_request.index = 0;
+	m.block_request.offset = 0;
+	m.block_request.len = FILE_LEN;
+	CHECK_INT_EQ(send_msg(e, &m), 0);
+	engine_pump(e, NOW_MS);
+	for (unsigned i = 0; i < nsent; i++) {
+		struct sync_msg a;
+		struct err err;
+		if (msg_decode(sent[i].p, sent[i].len, &a, &err) == 0 &&
+		    a.type == SYNC_MSG_BLOCK_ERROR && a.block_error.req_id == 7)
+			error_sent = true;
+	}
+	CHECK(error_sent); /* it is not here either */
+	snprintf(path, sizeof(path), "%s/f", root);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	CHECK(find_entry("f", &x));
+	if (find_entry("f", &x)) {
+		struct vv theirs = {.n = 1}, ours = {.n = x.nvv};
+		memcpy(theirs.e[0].device, peer_dev, VV_DEVICE_LEN);
+		theirs.e[0].counter = 1;
+		for (unsigned i = 0; i < x.nvv; i++) {
+			memcpy(ours.e[i].device, x.vv[i].device, VV_DEVICE_LEN);
+			ours.e[i].counter = x.vv[i].counter;
+		}
+		CHECK(x.flags & SYNC_ENTRY_DELETED);
+		CHECK_INT_EQ(vv_compare(&ours, &theirs), VV_DOMINATES);
+	}
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -279,6 +356,7 @@ int main(void)
 	RUN(ensure_on_another_thread_gets_the_block);
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
+	RUN(placeholder_the_peer_asks_for_is_dropped);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
