@@ -299,24 +299,32 @@ static bool find_entry(const char *path, struct sync_entry *ret)
  * a name nobody can read, for good. The placeholder goes, as a deletion of
  * ours that dominates what we had, so the peer drops its download too.
  */
+/* The peer asks for the whole content of "f" (request id 7). */
+static int ask_for_f(struct engine *e)
+{
+	struct sync_msg m = {.type = SYNC_MSG_BLOCK_REQUEST};
+
+	m.block_request.req_id = 7;
+	m.block_request.path = "f";
+	m.block_request.path_len = 1;
+	if (blocks_hash_buf(content, FILE_LEN, NULL, NULL, m.block_request.hash) < 0)
+		return -1;
+	m.block_request.index = 0;
+	m.block_request.offset = 0;
+	m.block_request.len = FILE_LEN;
+	return send_msg(e, &m);
+}
+
 TEST(placeholder_the_peer_asks_for_is_dropped)
 {
 	struct engine *e = lazy_engine();
-	struct sync_msg m = {.type = SYNC_MSG_BLOCK_REQUEST};
 	struct sync_entry x;
 	struct stat st;
 	char path[600];
 	bool error_sent = false;
 
 	REQUIRE(e);
-	m.block_request.req_id = 7;
-	m.block_request.path = "f";
-	m.block_request.path_len = 1;
-	REQUIRE(blocks_hash_buf(content, FILE_LEN, NULL, NULL, m.block_request.hash) == 0);
-	m.block_request.index = 0;
-	m.block_request.offset = 0;
-	m.block_request.len = FILE_LEN;
-	CHECK_INT_EQ(send_msg(e, &m), 0);
+	CHECK_INT_EQ(ask_for_f(e), 0);
 	engine_pump(e, NOW_MS);
 	for (unsigned i = 0; i < nsent; i++) {
 		struct sync_msg a;
@@ -345,6 +353,30 @@ TEST(placeholder_the_peer_asks_for_is_dropped)
 	engine_free(e);
 }
 
+/* A placeholder the user has written since it was indexed is theirs: the
+ * scanner records it; a request for the old content does not delete it. */
+TEST(placeholder_written_since_is_not_dropped)
+{
+	static uint8_t mine[FILE_LEN]; /* the same size: only its ctime tells */
+	struct engine *e = lazy_engine();
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	memset(mine, 'u', sizeof(mine));
+	snprintf(path, sizeof(path), "%s/f", root);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, mine, sizeof(mine)) == (ssize_t)sizeof(mine));
+	close(fd);
+	CHECK_INT_EQ(ask_for_f(e), 0);
+	engine_pump(e, NOW_MS);
+	CHECK(file_is("f", mine, sizeof(mine)));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -357,6 +389,7 @@ int main(void)
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
 	RUN(placeholder_the_peer_asks_for_is_dropped);
+	RUN(placeholder_written_since_is_not_dropped);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
