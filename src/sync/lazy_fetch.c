@@ -467,6 +467,12 @@ int lazy_fetch_drop(struct lazy_fetcher *lf, const char *path, const uint8_t *ha
 		r = dirfd == -ENOENT ? 0 : dirfd;
 		goto out;
 	}
+	if (z->active) {
+		/* our own descriptor is no writer, and the blocks it waits
+		 * for can never come */
+		file_failed(lf, z);
+		lazy_deactivate(lf->c.lz, z);
+	}
 	/* exactly the placeholder as indexed: a change not scanned yet (an
 	 * O_TRUNC and new bytes make it the user's file) is the scanner's */
 	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);

@@ -353,6 +353,37 @@ TEST(placeholder_the_peer_asks_for_is_dropped)
 	engine_free(e);
 }
 
+/* The same while a reader waits for its blocks: the engine's own
+ * descriptor of it is no writer, and the reader gets -EIO. */
+TEST(placeholder_being_fetched_is_dropped)
+{
+	struct engine *e = lazy_engine();
+	struct reader rd = {.e = e, .timeout_ms = 30000, .result = 1};
+	struct sync_block_request q;
+	struct sync_entry x;
+	struct stat st;
+	char path[600];
+	pthread_t t;
+
+	REQUIRE(e);
+	REQUIRE(pthread_create(&t, NULL, read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	CHECK(find_request(&q)); /* asked for: it is being fetched */
+	sent_clear();
+	CHECK_INT_EQ(ask_for_f(e), 0);
+	engine_pump(e, NOW_MS);
+	snprintf(path, sizeof(path), "%s/f", root);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	CHECK(find_entry("f", &x) && (x.flags & SYNC_ENTRY_DELETED));
+	if (lstat(path, &st) == 0)
+		engine_ensure_stop(e); /* let the reader go */
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, -EIO);
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 /* A placeholder the user has written since it was indexed is theirs: the
  * scanner records it; a request for the old content does not delete it. */
 TEST(placeholder_written_since_is_not_dropped)
@@ -389,6 +420,7 @@ int main(void)
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
 	RUN(placeholder_the_peer_asks_for_is_dropped);
+	RUN(placeholder_being_fetched_is_dropped);
 	RUN(placeholder_written_since_is_not_dropped);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
