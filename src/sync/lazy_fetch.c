@@ -443,7 +443,6 @@ out:
 	lf->evict_due_ms = lazy_bytes(lf->c.lz) > lf->c.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
 }
 
-
 /* ---- a placeholder nobody can fill ---- */
 
 int lazy_fetch_drop(struct lazy_fetcher *lf, const char *path, const uint8_t *hash)
