@@ -464,6 +464,141 @@ TEST(many_placeholders_follow_their_renames)
 	CHECK_INT_EQ(fetch_through(e, "e/f021", want, &asked), 0);
 	CHECK(asked);
 	CHECK(file_is("e/f021", want, FILE_LEN));
+/* The entry for path the engine sent last in an INDEX_UPDATE, into *ret. */
+static bool find_entry(const char *path, struct sync_entry *ret)
+{
+	struct msg_index_iter it;
+	struct sync_entry x;
+	struct sync_msg m;
+	struct err err;
+	bool found = false;
+
+	for (unsigned i = 0; i < nsent; i++) {
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) < 0 ||
+		    m.type != SYNC_MSG_INDEX_UPDATE)
+			continue;
+		msg_index_iter_init(&it, &m.index_update);
+		while (msg_index_next(&it, &x) == 1)
+			if (x.path_len == strlen(path) && memcmp(x.path, path, x.path_len) == 0) {
+				*ret = x; /* points into sent[i]: valid until sent_clear */
+				found = true;
+			}
+	}
+	return found;
+}
+
+/*
+ * The peer asks for the content of a file that is here only as a
+ * placeholder: it has not got it under this name any more (overwritten,
+ * deleted, renamed: it took our version of the name in a conflict), and
+ * nobody else could ever fill the placeholder. Sim bug 8: both sides kept
+ * a name nobody can read, for good. The placeholder goes, as a deletion of
+ * ours that dominates what we had, so the peer drops its download too.
+ */
+/* The peer asks for the whole content of "f" (request id 7). */
+static int ask_for_f(struct engine *e)
+{
+	struct sync_msg m = {.type = SYNC_MSG_BLOCK_REQUEST};
+
+	m.block_request.req_id = 7;
+	m.block_request.path = "f";
+	m.block_request.path_len = 1;
+	if (blocks_hash_buf(content, FILE_LEN, NULL, NULL, m.block_request.hash) < 0)
+		return -1;
+	m.block_request.index = 0;
+	m.block_request.offset = 0;
+	m.block_request.len = FILE_LEN;
+	return send_msg(e, &m);
+}
+
+TEST(placeholder_the_peer_asks_for_is_dropped)
+{
+	struct engine *e = lazy_engine();
+	struct sync_entry x;
+	struct stat st;
+	char path[600];
+	bool error_sent = false;
+
+	REQUIRE(e);
+	CHECK_INT_EQ(ask_for_f(e), 0);
+	engine_pump(e, NOW_MS);
+	for (unsigned i = 0; i < nsent; i++) {
+		struct sync_msg a;
+		struct err err;
+		if (msg_decode(sent[i].p, sent[i].len, &a, &err) == 0 &&
+		    a.type == SYNC_MSG_BLOCK_ERROR && a.block_error.req_id == 7)
+			error_sent = true;
+	}
+	CHECK(error_sent); /* it is not here either */
+	snprintf(path, sizeof(path), "%s/f", root);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	CHECK(find_entry("f", &x));
+	if (find_entry("f", &x)) {
+		struct vv theirs = {.n = 1}, ours = {.n = x.nvv};
+		memcpy(theirs.e[0].device, peer_dev, VV_DEVICE_LEN);
+		theirs.e[0].counter = 1;
+		for (unsigned i = 0; i < x.nvv; i++) {
+			memcpy(ours.e[i].device, x.vv[i].device, VV_DEVICE_LEN);
+			ours.e[i].counter = x.vv[i].counter;
+		}
+		CHECK(x.flags & SYNC_ENTRY_DELETED);
+		CHECK_INT_EQ(vv_compare(&ours, &theirs), VV_DOMINATES);
+	}
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/* The same while a reader waits for its blocks: the engine's own
+ * descriptor of it is no writer, and the reader gets -EIO. */
+TEST(placeholder_being_fetched_is_dropped)
+{
+	struct engine *e = lazy_engine();
+	struct reader rd = {.e = e, .timeout_ms = 30000, .result = 1};
+	struct sync_block_request q;
+	struct sync_entry x;
+	struct stat st;
+	char path[600];
+	pthread_t t;
+
+	REQUIRE(e);
+	REQUIRE(pthread_create(&t, NULL, read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	CHECK(find_request(&q)); /* asked for: it is being fetched */
+	sent_clear();
+	CHECK_INT_EQ(ask_for_f(e), 0);
+	engine_pump(e, NOW_MS);
+	snprintf(path, sizeof(path), "%s/f", root);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	CHECK(find_entry("f", &x) && (x.flags & SYNC_ENTRY_DELETED));
+	if (lstat(path, &st) == 0)
+		engine_ensure_stop(e); /* let the reader go */
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, -EIO);
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/* A placeholder the user has written since it was indexed is theirs: the
+ * scanner records it; a request for the old content does not delete it. */
+TEST(placeholder_written_since_is_not_dropped)
+{
+	static uint8_t mine[FILE_LEN]; /* the same size: only its ctime tells */
+	struct engine *e = lazy_engine();
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	memset(mine, 'u', sizeof(mine));
+	snprintf(path, sizeof(path), "%s/f", root);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, mine, sizeof(mine)) == (ssize_t)sizeof(mine));
+	close(fd);
+	CHECK_INT_EQ(ask_for_f(e), 0);
+	engine_pump(e, NOW_MS);
+	CHECK(file_is("f", mine, sizeof(mine)));
 	CHECK_INT_EQ(closed, 0);
 	sent_clear();
 	engine_free(e);
@@ -481,6 +616,9 @@ int main(void)
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
 	RUN(many_placeholders_follow_their_renames);
+	RUN(placeholder_the_peer_asks_for_is_dropped);
+	RUN(placeholder_being_fetched_is_dropped);
+	RUN(placeholder_written_since_is_not_dropped);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
