@@ -464,6 +464,11 @@ TEST(many_placeholders_follow_their_renames)
 	CHECK_INT_EQ(fetch_through(e, "e/f021", want, &asked), 0);
 	CHECK(asked);
 	CHECK(file_is("e/f021", want, FILE_LEN));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 /* The entry for path the engine sent last in an INDEX_UPDATE, into *ret. */
 static bool find_entry(const char *path, struct sync_entry *ret)
 {
