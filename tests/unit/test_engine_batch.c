@@ -606,6 +606,38 @@ TEST(local_loses_keeps_their_vector)
 }
 
 /*
+ * A download replaced by the peer's newer version of the file (sim seed
+ * 1455 --lazy --ops 24): dropping the old one told the engine its
+ * downloads had moved on while the batch was still being applied, after
+ * INDEX_DONE had already raised the mark to the new entry's sequence and
+ * before the new download was queued: the peer's change was recorded as
+ * applied. Lost with the connection, the download was never asked for
+ * again (the peer sends only changes after the mark): the file stayed
+ * deleted here.
+ */
+TEST(superseded_fetch_keeps_applied)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct sync_entry s[2];
+
+	REQUIRE(e);
+	peer_entry(e, "f", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	s[0].size = 10;
+	memset(s[0].hash, 1, sizeof(s[0].hash));
+	REQUIRE(send_entries(e, &s[0], 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	CHECK_INT_EQ(e->peer_applied, 0); /* being fetched */
+	peer_entry(e, "f", SYNC_KIND_FILE, false, NULL, 2, &s[1]);
+	s[1].size = 10;
+	memset(s[1].hash, 2, sizeof(s[1].hash));
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK_INT_EQ(e->peer_applied, 1); /* the new version is being fetched */
+	CHECK_INT_EQ(closed, 0);
+	engine_free(e);
+}
+
+/*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
  * cut at 511 bytes, silently, taking the cause with it. Now the whole
@@ -666,6 +698,7 @@ int main(void)
 	RUN(tombstone_drops_tmp);
 	RUN(deletion_loses_keeps_their_vector);
 	RUN(local_loses_keeps_their_vector);
+	RUN(superseded_fetch_keeps_applied);
 	RUN(nested_message_keeps_its_cause);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
