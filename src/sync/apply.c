@@ -78,6 +78,30 @@ static void merged_vv(const struct vv *a, const struct vv *b, struct vv *ret)
 		*ret = *a;
 }
 
+/*
+ * The vector theirs (rv) is stored with when taken over our l (NULL: we
+ * have none): the version somebody wrote, so that its writer's next
+ * version, or its deletion, dominates it. Merged with ours only when ours
+ * stays alive: theirs dominates it (the merge is theirs), or the two are
+ * the same content (the peer merges too, DECIDE_MERGE_ONLY). A deletion of
+ * ours that loses to their edit, or a version of ours that loses a
+ * conflict and moved to its copy, is dropped with its counter: merged in,
+ * it made theirs a version nobody wrote, concurrent with their writer's
+ * next one (a conflict copy of their old content, docs/SIM.md bug 7) and
+ * with their later deletion of it (the file came back; in lazy mode as a
+ * placeholder nobody could serve, bug 9). The side that holds our version
+ * keeps its own with a vector dominating both when it gets ours
+ * (keep_local), or keeps ours as its conflict copy.
+ */
+static void taken_vv(enum decide_verdict v, const struct index_entry *l, const struct vv *rv,
+		     struct vv *ret)
+{
+	if (l && !l->deleted && v != DECIDE_LOCAL_LOSES)
+		merged_vv(&l->vv, rv, ret);
+	else
+		*ret = *rv;
+}
+
 /* Our version wins: store it with a vector that dominates theirs. */
 static void keep_local(struct applier *a, const struct rentry *r, struct index_entry *l)
 {
@@ -536,19 +560,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			(void)store(a, r, &vv, NULL);
 		return;
 	}
-	/*
-	 * Theirs taken over a deletion of ours (newer, or an edit that wins
-	 * over it) keeps their vector as it is: the deletion is dropped, and
-	 * its counter with it. Merged in, it made their version concurrent
-	 * with their own writer's next one (a conflict copy of their old
-	 * content) and with their later deletion of it (the file came back).
-	 * If the peer has our tombstone, it keeps its edit with a vector
-	 * dominating both (keep_local).
-	 */
-	if (have && !l->deleted)
-		merged_vv(&l->vv, &r->vv, &vv);
-	else
-		vv = r->vv;
+	taken_vv(v, have ? l : NULL, &r->vv, &vv);
 	switch (v) {
 	case DECIDE_IGNORE:
 	case DECIDE_MERGE_DELETED: /* done above */
@@ -762,6 +774,7 @@ out:
 int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t now_ms)
 {
 	struct index_entry *l = malloc(sizeof(*l));
+	enum decide_verdict v = DECIDE_ACCEPT;
 	struct stat st;
 	struct vv vv = f->r.vv;
 	int rc = 0;
@@ -772,7 +785,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 		return -ENOMEM;
 	have = local_get(a, f->r.path, f->r.path_len, l);
 	if (have) {
-		enum decide_verdict v = decide(l, &f->r, a->c.self_dev, a->peer_dev);
+		v = decide(l, &f->r, a->c.self_dev, a->peer_dev);
 		if (v == DECIDE_LOCAL_LOSES) {
 			rc = move_to_conflict(a, l);
 			if (rc < 0)
@@ -785,8 +798,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 			goto out;
 		}
 	}
-	if (have && !l->deleted) /* as in apply_one */
-		merged_vv(&l->vv, &f->r.vv, &vv);
+	taken_vv(v, have ? l : NULL, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};
 	if (!synced && (fchmod(f->tmpfd, disk_peer_mode(a->c.disk, f->r.mode)) < 0 ||

@@ -495,9 +495,12 @@ static int on_index_update(struct engine *e, const struct sync_index_update *u)
 
 static void on_index_done(struct engine *e, uint64_t seq)
 {
+	/* the mark rises after the batch: a download dropped while applying
+	 * it (replaced by a newer version) records what is applied, and
+	 * downloads of the batch not yet queued must still hold it back */
+	engine_apply_batch(e, true);
 	if (seq > e->peer_done_seq)
 		e->peer_done_seq = seq;
-	engine_apply_batch(e, true);
 	e->got_done = true;
 	if (engine_store_applied(e) < 0)
 		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));

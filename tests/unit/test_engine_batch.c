@@ -559,6 +559,85 @@ TEST(deletion_loses_keeps_their_vector)
 }
 
 /*
+ * Our version loses a conflict to the peer's concurrent one (docs/SIM.md
+ * bug 9, seed 4 --lazy): ours moves to a conflict copy and theirs is
+ * taken with their vector as it is, a version the peer wrote. With our old
+ * vector merged in, the peer's later deletion of it (a rename there) did
+ * not dominate it: "an edit wins over a deletion" kept it, the old name
+ * came back (in lazy mode as a placeholder nobody could serve).
+ */
+TEST(local_loses_keeps_their_vector)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	const struct timespec old[2] = {{1, 0}, {1, 0}};
+	struct sync_entry s[2];
+	struct vv want;
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	/* vectors of the peer's alone: made before we have l */
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, false, "theirs", 1, &s[0]);
+	s[0].mtime_ns = 2000000000000000000LL; /* newer than ours: it wins */
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, true, NULL, 2, &s[1]);
+	REQUIRE(symlink("ours", at("l")) == 0);
+	REQUIRE(utimensat(AT_FDCWD, at("l"), old, AT_SYMLINK_NOFOLLOW) == 0);
+	REQUIRE(send_entries(e, &s[0], 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	n = readlink(at("l"), buf, sizeof(buf) - 1);
+	CHECK(n == 6 && memcmp(buf, "theirs", 6) == 0);
+	CHECK_INT_EQ(top_names(), 2); /* ours is the conflict copy */
+	REQUIRE(index_get(e->idx, "l", 1, x) == 0 && !x->deleted);
+	vv_init(&want);
+	want.n = 1;
+	memcpy(want.e[0].device, peer_dev, VV_DEVICE_LEN);
+	want.e[0].counter = 1;
+	CHECK(vv_compare(&x->vv, &want) == VV_EQUAL);
+
+	/* the peer renames it: its tombstone dominates what we took */
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK(absent("l"));
+	CHECK_INT_EQ(top_names(), 1);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
+ * A download replaced by the peer's newer version of the file (sim seed
+ * 1455 --lazy --ops 24): dropping the old one told the engine its
+ * downloads had moved on while the batch was still being applied, after
+ * INDEX_DONE had already raised the mark to the new entry's sequence and
+ * before the new download was queued: the peer's change was recorded as
+ * applied. Lost with the connection, the download was never asked for
+ * again (the peer sends only changes after the mark): the file stayed
+ * deleted here.
+ */
+TEST(superseded_fetch_keeps_applied)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct sync_entry s[2];
+
+	REQUIRE(e);
+	peer_entry(e, "f", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	s[0].size = 10;
+	memset(s[0].hash, 1, sizeof(s[0].hash));
+	REQUIRE(send_entries(e, &s[0], 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	CHECK_INT_EQ(e->peer_applied, 0); /* being fetched */
+	peer_entry(e, "f", SYNC_KIND_FILE, false, NULL, 2, &s[1]);
+	s[1].size = 10;
+	memset(s[1].hash, 2, sizeof(s[1].hash));
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK_INT_EQ(e->peer_applied, 1); /* the new version is being fetched */
+	CHECK_INT_EQ(closed, 0);
+	engine_free(e);
+}
+
+/*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
  * cut at 511 bytes, silently, taking the cause with it. Now the whole
@@ -751,6 +830,8 @@ int main(void)
 	RUN(tmp_does_not_keep_dir);
 	RUN(tombstone_drops_tmp);
 	RUN(deletion_loses_keeps_their_vector);
+	RUN(local_loses_keeps_their_vector);
+	RUN(superseded_fetch_keeps_applied);
 	RUN(nested_message_keeps_its_cause);
 	RUN(dir_of_peer_beneath_our_file);
 	RUN(dir_wins_concurrent_clash);

@@ -609,6 +609,72 @@ TEST(placeholder_written_since_is_not_dropped)
 	engine_free(e);
 }
 
+/* The peer's entry for a file of content's FILE_LEN bytes (or its
+ * tombstone), its vector the peer's counter c alone, then INDEX_DONE. */
+static int send_peer_file(struct engine *e, const char *path, bool deleted, uint64_t c)
+{
+	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+	struct msg_index_writer w;
+	struct sync_entry s;
+	int len;
+
+	memset(&s, 0, sizeof(s));
+	s.path = path;
+	s.path_len = strlen(path);
+	s.kind = SYNC_KIND_FILE;
+	s.flags = deleted ? SYNC_ENTRY_DELETED : 0;
+	s.mode = 0644;
+	s.size = FILE_LEN;
+	s.mtime_ns = 1704164645000000000LL;
+	if (blocks_hash_buf(content, FILE_LEN, NULL, NULL, s.hash) < 0)
+		return -1;
+	s.nvv = 1;
+	memcpy(s.vv[0].device, peer_dev, VV_DEVICE_LEN);
+	s.vv[0].counter = c;
+	s.seq = c;
+	if (msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) < 0 || msg_index_add(&w, &s) < 0)
+		return -1;
+	len = msg_index_finish(&w);
+	if (len < 0 || engine_on_msg(e, msgbuf, (size_t)len, NOW_MS) < 0)
+		return -1;
+	m.index_done.seq = c;
+	return send_msg(e, &m);
+}
+
+/*
+ * Our file g loses a conflict to the peer's newer g (docs/SIM.md bug 9,
+ * seed 4 --lazy): ours becomes the conflict copy, theirs a placeholder
+ * with their vector. The peer then renames g: its tombstone must dominate
+ * the placeholder and remove it. With our old counter merged into the
+ * placeholder's vector it did not: "an edit wins over a deletion" kept g,
+ * a placeholder whose content only the peer's new name holds, which
+ * neither side could serve or ensure.
+ */
+TEST(conflict_winner_placeholder_renamed_away)
+{
+	struct engine *e = lazy_engine();
+	const struct timespec old[2] = {{1, 0}, {1, 0}};
+	struct stat st;
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	snprintf(path, sizeof(path), "%s/g", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, "ours", 4) == 4);
+	CHECK(futimens(fd, old) == 0); /* older than theirs: ours loses */
+	close(fd);
+	REQUIRE(send_peer_file(e, "g", false, 2) == 0);
+	CHECK(lstat(path, &st) == 0 && st.st_size == FILE_LEN); /* their placeholder */
+	CHECK(!file_is("g", content, FILE_LEN));
+	REQUIRE(send_peer_file(e, "g", true, 3) == 0); /* renamed there */
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -624,6 +690,7 @@ int main(void)
 	RUN(placeholder_the_peer_asks_for_is_dropped);
 	RUN(placeholder_being_fetched_is_dropped);
 	RUN(placeholder_written_since_is_not_dropped);
+	RUN(conflict_winner_placeholder_renamed_away);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
