@@ -539,8 +539,7 @@ static void *sweeper_main(void *arg)
 			pthread_mutex_lock(&srv->conns_lock);
 			continue; /* look again: time went on */
 		}
-		ts.tv_sec = (time_t)(wake / 1000);
-		ts.tv_nsec = (long)(wake % 1000) * 1000000 + 999999; /* round up */
+		clock_mono_timespec(&ts, (uint64_t)wake);
 		pthread_cond_timedwait(&srv->sweeper_wake, &srv->conns_lock, &ts);
 	}
 	pthread_mutex_unlock(&srv->conns_lock);
@@ -1053,13 +1052,7 @@ void relay_server_stop(struct relay_server *srv)
 		MHD_socket fd = MHD_quiesce_daemon(l->daemon);
 		l->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : fd;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += srv->cfg.stop_grace_ms / 1000;
-	deadline.tv_nsec += (long)(srv->cfg.stop_grace_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	(void)clock_mono_deadline(&deadline, srv->cfg.stop_grace_ms);
 	pthread_mutex_lock(&srv->lock);
 	if (srv->inflight)
 		log_info("stopping: letting %u requests finish", srv->inflight);

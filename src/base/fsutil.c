@@ -65,3 +65,20 @@ int fs_fsync_dir(const char *path)
 	close(fd);
 	return r;
 }
+
+int fs_opendir_nofollow(int dirfd, const char *name, DIR **ret_dir)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), err;
+	DIR *d;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	*ret_dir = d;
+	return 0;
+}

@@ -2,6 +2,7 @@
 #ifndef TANDEM_FSUTIL_H
 #define TANDEM_FSUTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,5 +16,14 @@ int fs_write_all(int fd, const void *buf, size_t len) __attribute__((warn_unused
 
 /* fsync the directory at path. */
 int fs_fsync_dir(const char *path);
+
+/*
+ * Opens the directory name under dirfd (or AT_FDCWD) to read, without
+ * following a symlink there (-ENOTDIR, as for a file);
+ * the fd under *ret_dir is CLOEXEC and closedir() closes it. 0, or -errno
+ * with *ret_dir untouched and nothing left open.
+ */
+int fs_opendir_nofollow(int dirfd, const char *name, DIR **ret_dir)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -347,7 +347,8 @@ static int rm_rf(const char *path)
  * (--jobs 1) the whole run bails out, as nothing after a hang can be trusted.
  */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wd_cond;	/* on CLOCK_MONOTONIC, from wd_cond_init */
+static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
 static uint64_t wd_deadline_ms;		/* protected by wd_lock; 0 = none */
 static const char *wd_name;		/* protected by wd_lock */
 static int wd_number;			/* protected by wd_lock */
@@ -360,12 +361,7 @@ static void *watchdog_main(void *arg)
 	pthread_mutex_lock(&wd_lock);
 	while (!wd_stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		(void)clock_mono_deadline(&ts, 200);
 		pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
 		if (wd_deadline_ms && st_now_ms() > wd_deadline_ms + WATCHDOG_GRACE_MS) {
 			printf("not ok %d - %s # timed out: the scenario overran its deadline\n",
@@ -385,8 +381,21 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
+/* A wall clock set back must not hold the watchdog up. Once: a forked
+ * child has the parent's. */
+static void wd_cond_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&wd_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static int watchdog_start(pthread_t *t, bool child)
 {
+	(void)pthread_once(&wd_once, wd_cond_init);
 	wd_child = child;
 	return -pthread_create(t, NULL, watchdog_main, NULL);
 }

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "base/fsutil.h"
 #include "st_daemon.h"
 #include "st_fakepeer.h"
 #include "st_hostile.h"
@@ -647,20 +648,15 @@ static int rm_tree_at(int at, const char *name)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd, r = 0;
+	int r;
 
 	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno != EISDIR && errno != EPERM)
 		return -errno;
-	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
+	r = fs_opendir_nofollow(at, name, &d);
+	if (r < 0)
+		return r;
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
 		    rm_tree_at(dirfd(d), de->d_name) < 0)

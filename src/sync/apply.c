@@ -483,6 +483,42 @@ static struct cand *cand_find(struct batch_ctx *c, const uint8_t *hash)
 	return NULL;
 }
 
+/*
+ * The peer's live entry r lies beneath a file or symlink of ours: the peer
+ * made a directory there (or wrote into one) that we never saw, since it
+ * would have replaced ours by its directory's entry otherwise. As when
+ * the two kinds meet at one path (decide.c), the directory wins the name:
+ * ours moves to its conflict copy (sent to the peer as a new file), and
+ * r's directories are made on the way. A link of the peer's refused here
+ * is not ours to move (disk_open_parent refuses what lies beneath it).
+ */
+static void free_ancestor(struct applier *a, const struct rentry *r)
+{
+	struct index_entry *x;
+	const char *name;
+	int fd;
+
+	if (!strchr(r->path, '/'))
+		return;
+	fd = path_open_parent(a->c.disk->rootfd, r->path, false, &name);
+	if (fd >= 0)
+		close(fd);
+	if (fd != -ENOTDIR && fd != -ELOOP)
+		return;
+	x = malloc(sizeof(*x));
+	if (!x)
+		return;
+	for (const char *s = strchr(r->path, '/'); s; s = strchr(s + 1, '/')) {
+		if (!local_get(a, r->path, (size_t)(s - r->path), x) || x->deleted ||
+		    x->type == INDEX_DIR)
+			continue;
+		if (x->ino != 0 && move_to_conflict(a, x) == 0)
+			changed(a, x->path);
+		break;
+	}
+	free(x);
+}
+
 static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 {
 	struct applier *a = c->a;
@@ -549,6 +585,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		}
 		return;
 	}
+	free_ancestor(a, r);
 	if (have && !l->deleted && l->type != (enum index_type)r->kind) {
 		/* the kind changed: remove ours first (a directory only when empty) */
 		const char *name;
@@ -566,6 +603,15 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			}
 			if (pass == 4 && rc == -ENOTEMPTY && carry(c, r, true))
 				return;
+			if (rc == -ENOTEMPTY) {
+				/* it holds what the peer never saw: the directory wins
+				 * the name, the peer moves its version to a copy */
+				log_notice("keeping the directory %s: it holds what the peer has "
+					   "not seen; the peer's %s goes to a conflict copy there",
+					   LOG_Q(r->path),
+					   r->kind == SYNC_KIND_SYMLINK ? "symlink" : "file");
+				return;
+			}
 			log_warn("cannot replace %s with the peer's version: %s", LOG_Q(r->path),
 				 strerror(-rc));
 			return;

@@ -44,6 +44,16 @@ enum decide_verdict decide(const struct index_entry *l, const struct rentry *r,
 			return DECIDE_ACCEPT;
 		return DECIDE_MERGE_ONLY;
 	}
+	/*
+	 * A directory and a file or symlink made concurrently at one path:
+	 * the directory keeps the name, whatever the mtimes say (its
+	 * contents' paths depend on it; a file moves to a copy whole). Only
+	 * the side holding the file moves it to its conflict copy; the side
+	 * holding the directory changes nothing, so that the peer still sees
+	 * it as concurrent.
+	 */
+	if ((r->kind == SYNC_KIND_DIR) != (l->type == INDEX_DIR) && !r->deleted && !l->deleted)
+		return l->type == INDEX_DIR ? DECIDE_IGNORE : DECIDE_LOCAL_LOSES;
 	if (r->kind != (uint8_t)l->type && !r->deleted && !l->deleted) {
 		/* different kinds never compare as identical */
 		va.hash[0] ^= 1;

@@ -11,8 +11,9 @@
 /*
  * What to do with one of the peer's entries against ours: the version
  * vectors decide (vv.h); two concurrent versions go to conflict.h, which
- * decides the same way on both sides. Pure: no I/O, no state; the applier
- * (apply.c) does what it says.
+ * decides the same way on both sides, but for a directory against a file
+ * or symlink: the directory keeps the name, the file goes to its copy.
+ * Pure: no I/O, no state; the applier (apply.c) does what it says.
  */
 enum decide_verdict {
 	DECIDE_IGNORE = 0,    /* ours is newer or the same: nothing to do */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fsutil.h"
 #include "base/log.h"
 #include "sync/disk.h"
 #include "sync/msg.h"
@@ -105,24 +106,19 @@ out:
 int disk_drop_tmps(int parent, const char *name)
 {
 	struct dirent *de;
-	int fd, n = 0;
+	int n = 0, r;
 	DIR *d;
 
-	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
+	r = fs_opendir_nofollow(parent, name, &d);
+	if (r < 0)
+		return r;
 	while ((de = readdir(d))) {
 		if (!scan_engine_tmp(de->d_name) ||
 		    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
 			continue;
 		/* never a directory (AT_REMOVEDIR not given); a symlink is removed
 		 * as a link, never followed */
-		if (unlinkat(fd, de->d_name, 0) == 0)
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			n++;
 	}
 	closedir(d);

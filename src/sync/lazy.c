@@ -47,29 +47,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "sync/lazy.h"
 #include "sync/lazy_int.h"
 #include "sync/path.h"
 
-static uint32_t bucket(const char *path)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *path; path++)
-		h = (h ^ (uint8_t)*path) * 16777619u;
-	return h % LAZY_BUCKETS;
-}
+#define LAZY_SWEEP_BATCH 256 /* files lazy_check_moves() drops per walk of the table */
 
 /* Caller holds lz->mu, or is the loop. */
 struct lazy_file *lazy_find(struct lazy *lz, const char *path)
 {
-	if (!lz->tab)
-		return NULL;
-	for (struct lazy_file *z = lz->tab[bucket(path)]; z; z = z->hnext)
-		if (strcmp(z->path, path) == 0)
-			return z;
-	return NULL;
+	void *z;
+
+	return map_get(&lz->tab, path, strlen(path), &z) ? z : NULL;
 }
 
 void lazy_mark(struct lazy *lz, struct lazy_file *z, uint64_t i)
@@ -120,12 +111,13 @@ void lazy_persist_later(struct lazy *lz)
 
 int lazy_foreach(struct lazy *lz, int (*fn)(struct lazy_file *z, void *ud), void *ud)
 {
-	for (unsigned b = 0; lz->tab && b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext) {
-			int r = fn(z, ud);
-			if (r)
-				return r;
-		}
+	void *z;
+
+	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &z);) {
+		int r = fn(z, ud);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
@@ -320,13 +312,12 @@ void lazy_persist(struct lazy *lz, struct lazy_file *z)
 void lazy_persist_all(struct lazy *lz)
 {
 	bool any = false, tx;
+	size_t pos = 0;
+	void *v;
 
 	lz->persist_due_ms = 0;
-	if (!lz->tab)
-		return;
-	for (unsigned b = 0; b < LAZY_BUCKETS && !any; b++)
-		for (struct lazy_file *z = lz->tab[b]; z && !any; z = z->hnext)
-			any = z->dirty;
+	while (!any && map_next(&lz->tab, &pos, NULL, NULL, &v))
+		any = ((struct lazy_file *)v)->dirty;
 	if (!any)
 		return;
 	if (store_syncfs(lz) < 0) {
@@ -334,17 +325,17 @@ void lazy_persist_all(struct lazy *lz)
 		return; /* not marked: fetched again later */
 	}
 	tx = index_begin(lz->c.idx) == 0; /* else inside the engine's own transaction */
-	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext) {
-			if (!z->dirty)
-				continue;
-			if (index_lazy_put(lz->c.idx, z->path, z->path_len, z->hash, z->size, z->have,
-					   lazy_bits_len(z->size)) < 0)
-				log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
-					  index_errmsg(lz->c.idx));
-			else
-				z->dirty = false;
-		}
+	for (pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);) {
+		struct lazy_file *z = v;
+		if (!z->dirty)
+			continue;
+		if (index_lazy_put(lz->c.idx, z->path, z->path_len, z->hash, z->size, z->have,
+				   lazy_bits_len(z->size)) < 0)
+			log_debug("cannot record the blocks of %s: %s", LOG_Q(z->path),
+				  index_errmsg(lz->c.idx));
+		else
+			z->dirty = false;
+	}
 	if (tx && index_commit(lz->c.idx) < 0) {
 		log_debug("cannot record the blocks: %s", index_errmsg(lz->c.idx));
 		(void)index_rollback(lz->c.idx);
@@ -373,20 +364,19 @@ void lazy_forget(struct lazy *lz, struct lazy_file *z)
 	forget_mem(lz, z);
 }
 
-/* Takes z out of the table and frees it; its index row is left alone. */
+/* Takes z out of the table (if it is there: insert() may have put another
+ * version at its path) and frees it; its index row is left alone. */
 static void forget_mem(struct lazy *lz, struct lazy_file *z)
 {
-	struct lazy_file **pp;
+	void **at;
 
 	xfer_drop_item(lz->c.xfer, z, NULL, NULL); /* answers still coming are ignored */
 	lazy_deactivate(lz, z);
 	lz->bytes -= lazy_present_bytes(z);
 	pthread_mutex_lock(&lz->mu);
-	for (pp = &lz->tab[bucket(z->path)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == z) {
-			*pp = z->hnext;
-			break;
-		}
+	at = map_ref(&lz->tab, z->path, strlen(z->path));
+	if (at && *at == z)
+		(void)map_del(&lz->tab, z->path, strlen(z->path), NULL);
 	pthread_mutex_unlock(&lz->mu);
 	file_free(z);
 }
@@ -425,14 +415,19 @@ void lazy_retire(struct lazy *lz, const char *path)
 	pthread_mutex_unlock(&lz->mu);
 }
 
-static void insert(struct lazy *lz, struct lazy_file *z)
+/* Puts z in the table; a file there before at its path (another version)
+ * is forgotten. 0 or -ENOMEM (z is not in the table then). */
+static int insert(struct lazy *lz, struct lazy_file *z)
 {
-	uint32_t b = bucket(z->path);
+	void *old = NULL;
+	int r;
 
 	pthread_mutex_lock(&lz->mu);
-	z->hnext = lz->tab[b];
-	lz->tab[b] = z;
+	r = map_put(&lz->tab, z->path, strlen(z->path), z, &old);
 	pthread_mutex_unlock(&lz->mu);
+	if (old)
+		forget_mem(lz, old);
+	return r < 0 ? r : 0;
 }
 
 int lazy_track(struct lazy *lz, const char *path, size_t len, const uint8_t *hash, uint64_t size,
@@ -457,7 +452,14 @@ int lazy_track(struct lazy *lz, const char *path, size_t len, const uint8_t *has
 		file_free(n);
 		return r;
 	}
-	insert(lz, n);
+	r = insert(lz, n);
+	if (r < 0) {
+		/* not tracked, not marked: a row alone would say it is */
+		if (index_lazy_del(lz->c.idx, path, len) < 0)
+			log_debug("cannot drop the lazy row of %s", LOG_Q(path));
+		file_free(n);
+		return r;
+	}
 	lazy_wake(lz, false, NULL); /* waiters on the old version: answered from the retired one */
 	return 0;
 }
@@ -581,24 +583,14 @@ static bool maybe_placeholder(struct lazy *lz, const char *path)
 }
 
 /*
- * *dl: CLOCK_MONOTONIC now plus ms; returns now in ms. The one clock read of
- * the engine: lazy_ensure() runs on a FUSE thread and waits for the loop
- * in real time, by nature (the loop's time comes in as now_ms, the same
- * clock as the daemon's clock_mono_ms(), base/clock.h).
+ * *dl: now plus ms (lz->cond waits on CLOCK_MONOTONIC); returns now in ms.
+ * The one clock read of the engine: lazy_ensure() runs on a FUSE thread
+ * and waits for the loop in real time, by nature (the loop's time comes
+ * in as now_ms, the same clock_mono_ms() of the daemon's, base/clock.h).
  */
 static uint64_t deadline_in(struct timespec *dl, int ms)
 {
-	uint64_t now;
-
-	clock_gettime(CLOCK_MONOTONIC, dl);
-	now = (uint64_t)dl->tv_sec * 1000 + (uint64_t)dl->tv_nsec / 1000000;
-	dl->tv_sec += ms / 1000;
-	dl->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl->tv_nsec >= 1000000000) {
-		dl->tv_sec++;
-		dl->tv_nsec -= 1000000000;
-	}
-	return now;
+	return clock_mono_deadline(dl, ms > 0 ? (uint64_t)ms : 0);
 }
 
 int lazy_ensure(struct lazy *lz, const char *path, const struct stat *st, uint64_t off,
@@ -897,34 +889,45 @@ static int reload_row(const struct lazy_row *row, void *ud)
 	lz->bytes += lazy_present_bytes(z);
 	z->seen = true;
 	z->used = lz->now_ms;
-	insert(lz, z); /* before the old one in its chain: lazy_find() sees it first */
+	if (insert(lz, z) < 0) { /* replaces the old one (forgotten) */
+		lz->bytes -= lazy_present_bytes(z);
+		file_free(z);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
 /* Renames moved rows in the index: bring the table in line with it. */
 void lazy_check_moves(struct lazy *lz)
 {
+	struct lazy_file *gone[LAZY_SWEEP_BATCH];
 	uint64_t moves;
+	size_t n;
+	void *v;
 
-	if (!lz->c.on || !lz->tab)
+	if (!lz->c.on)
 		return;
 	moves = index_lazy_moves(lz->c.idx);
 	if (moves == lz->moves)
 		return;
 	lz->moves = moves;
-	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext)
-			z->seen = false;
+	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);)
+		((struct lazy_file *)v)->seen = false;
 	if (index_lazy_foreach(lz->c.idx, reload_row, lz) < 0) {
 		log_warn("cannot reload the lazy-content records: %s", index_errmsg(lz->c.idx));
 		return;
 	}
-	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-		for (struct lazy_file *z = lz->tab[b], *next; z; z = next) {
-			next = z->hnext;
-			if (!z->seen)
-				forget_mem(lz, z);
-		}
+	/* The files whose rows are gone: a batch at a time, as the table
+	 * must not change during a walk. */
+	do {
+		n = 0;
+		for (size_t pos = 0;
+		     n < LAZY_SWEEP_BATCH && map_next(&lz->tab, &pos, NULL, NULL, &v);)
+			if (!((struct lazy_file *)v)->seen)
+				gone[n++] = v;
+		for (size_t i = 0; i < n; i++)
+			forget_mem(lz, gone[i]);
+	} while (n == LAZY_SWEEP_BATCH);
 	lazy_wake(lz, false, NULL);
 }
 
@@ -959,7 +962,7 @@ int lazy_moved(struct lazy *lz, const char *from, size_t from_len, const char *t
 	struct lazy_file *z;
 	int r;
 
-	if (!lz->c.on || !lz->tab)
+	if (!lz->c.on)
 		return 0;
 	z = lazy_find(lz, to);
 	if (z)
@@ -1024,7 +1027,11 @@ static int load_row(const struct lazy_row *row, void *ud)
 	if (fstatat(lz->c.rootfd, z->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
 	    (uint64_t)st.st_size == z->size)
 		z->ino = (uint64_t)st.st_ino; /* else the scanner will say what it is */
-	insert(lz, z);
+	if (insert(lz, z) < 0) {
+		lz->bytes -= lazy_present_bytes(z);
+		file_free(z);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -1044,12 +1051,12 @@ int lazy_new(const struct lazy_ctx *c, struct lazy **ret)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&lz->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	map_init(&lz->tab, 0); /* paths are the peer's: keyed at random */
 	if (!lz->c.on)
 		return 0;
 	lz->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	lz->tab = calloc(LAZY_BUCKETS, sizeof(*lz->tab));
-	if (lz->efd < 0 || !lz->tab)
-		return lz->efd < 0 ? -errno : -ENOMEM;
+	if (lz->efd < 0)
+		return -errno;
 	r = index_lazy_init(lz->c.idx);
 	if (r < 0)
 		return r;
@@ -1070,6 +1077,8 @@ void lazy_ensure_stop(struct lazy *lz)
 
 void lazy_free(struct lazy *lz)
 {
+	void *v;
+
 	if (!lz)
 		return;
 	lazy_ensure_stop(lz);
@@ -1077,18 +1086,11 @@ void lazy_free(struct lazy *lz)
 	while (lz->callers > 0)
 		pthread_cond_wait(&lz->cond, &lz->mu);
 	pthread_mutex_unlock(&lz->mu);
-	if (lz->tab && lz->c.idx)
+	if (lz->c.idx)
 		lazy_persist_all(lz);
-	if (lz->tab) {
-		for (unsigned b = 0; b < LAZY_BUCKETS; b++)
-			while (lz->tab[b]) {
-				struct lazy_file *z = lz->tab[b];
-				lz->tab[b] = z->hnext;
-				file_free(z);
-			}
-		free(lz->tab);
-		lz->tab = NULL;
-	}
+	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);)
+		file_free(v);
+	map_done(&lz->tab);
 	for (unsigned i = 0; i < LAZY_RETIRED_MAX; i++) {
 		file_free(lz->retired[i]);
 		lz->retired[i] = NULL;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "base/map.h"
 #include "sync/blocks.h"
 #include "sync/disk.h"
 #include "sync/index.h"
@@ -29,7 +30,6 @@
 #include "sync/scan.h"
 #include "sync/xfer.h"
 
-#define LAZY_BUCKETS 4096
 #define LAZY_READAHEAD ((uint64_t)4 << 20)
 #define LAZY_READAHEAD_MAX ((uint64_t)64 << 20) /* for a sequential reader */
 #define LAZY_EVICT_AGE_MS 3000 /* a file ensured this recently is being read */
@@ -38,7 +38,6 @@
 #define LAZY_RETIRED_MAX 32	  /* replaced placeholders remembered */
 
 struct lazy_file {
-	struct lazy_file *hnext; /* bucket chain; protected by mu */
 	char *path;
 	size_t path_len;
 	uint8_t hash[SYNC_HASH_LEN];
@@ -101,7 +100,7 @@ struct lazy {
 	struct lazy_ctx c;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;	     /* an ensure was answered; a caller left */
-	struct lazy_file **tab;	     /* LAZY_BUCKETS chains; protected by mu */
+	struct map tab;		     /* path -> struct lazy_file; protected by mu */
 	struct ensure_wait *new;     /* asked, not yet seen by the loop; protected by mu */
 	struct ensure_wait *wait;    /* seen, waiting for blocks; protected by mu */
 	bool up;		     /* the peer can send; protected by mu */

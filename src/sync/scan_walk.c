@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fsutil.h"
 #include "base/log.h"
 #include "sync/blocks.h"
 #include "sync/scan_int.h"
@@ -117,22 +118,21 @@ static void walk_done(struct walk *w)
 	free(w->dirs);
 }
 
-/* Opens share directory path for reading, without following any symlink. */
-static int open_dir(struct scan *s, const char *path, size_t len)
+/* Opens share directory path for reading, without following any symlink.
+ * 0 or -errno. */
+static int open_dir(struct scan *s, const char *path, size_t len, DIR **ret_dir)
 {
 	const char *name;
-	int pfd, fd;
+	int pfd, r;
 
 	if (len == 0)
-		fd = openat(s->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	else {
-		pfd = path_open_parent(s->rootfd, path, 0, &name);
-		if (pfd < 0)
-			return pfd;
-		fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(pfd);
-	}
-	return fd < 0 ? -errno : fd;
+		return fs_opendir_nofollow(s->rootfd, ".", ret_dir);
+	pfd = path_open_parent(s->rootfd, path, 0, &name);
+	if (pfd < 0)
+		return pfd;
+	r = fs_opendir_nofollow(pfd, name, ret_dir);
+	close(pfd);
+	return r;
 }
 
 struct children {
@@ -180,20 +180,17 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, struct
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
-	int fd, r = 0;
+	int r;
 
-	fd = open_dir(s, q->path, q->len);
-	if (fd < 0) {
+	r = open_dir(s, q->path, q->len, &d);
+	if (r == -ENOMEM)
+		return walk_err(s, err, r, q->path);
+	if (r < 0) {
 		/* Gone or replaced since it was queued: its parent's scan sees that. */
-		log_debug("scan: cannot open %s: %s", q->len ? q->path : ".", strerror(-fd));
+		log_debug("scan: cannot open %s: %s", q->len ? q->path : ".", strerror(-r));
 		return 0;
 	}
-	scan_watch(s, fd, q->path, q->len);
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return walk_err(s, err, -errno, q->path);
-	}
+	scan_watch(s, dirfd(d), q->path, q->len);
 	memcpy(p, q->path, q->len);
 	while ((errno = 0, de = readdir(d))) {
 		size_t nlen = strlen(de->d_name), len = q->len + (q->len > 0) + nlen;
@@ -625,24 +622,14 @@ int scan_run(struct scan *s, struct err *err)
 static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	char p[PATH_REL_MAX + 1];
-	const char *name;
 	struct dirent *de;
 	DIR *d;
-	int pfd, fd, r = 0;
+	int r;
 
-	pfd = path_open_parent(s->rootfd, path, 0, &name);
-	if (pfd < 0)
-		return 0;
-	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	close(pfd);
-	if (fd < 0)
+	r = open_dir(s, path, len, &d);
+	if (r < 0)
 		return 0; /* gone again: its parent's events say so */
-	(void)scan_watch(s, fd, path, len);
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return 0;
-	}
+	(void)scan_watch(s, dirfd(d), path, len);
 	memcpy(p, path, len);
 	p[len] = '/';
 	while (r >= 0 && (de = readdir(d))) {

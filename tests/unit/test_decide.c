@@ -186,6 +186,32 @@ TEST(file_and_link_never_identical)
 	free(lb);
 }
 
+/*
+ * A file (or symlink) and a directory made concurrently at one path: the
+ * directory keeps the name whatever the mtimes say (its children's paths
+ * depend on it), and only the side holding the file moves it to its
+ * conflict copy (the simulation's bug 6: a directory that lost moved away,
+ * and what it held that the peer had not seen stayed behind).
+ */
+TEST(directory_wins_over_file)
+{
+	for (int t = 0; t < 2; t++) {
+		enum index_type other = t ? INDEX_SYMLINK : INDEX_FILE;
+		/* the newer mtime on either side: the directory wins both ways */
+		for (int newer = 0; newer < 2; newer++) {
+			struct index_entry *la = local(INDEX_DIR, false, 0, newer ? T0 + 9 : T0, vec(2, 1));
+			struct index_entry *lb = local(other, false, 3, newer ? T0 : T0 + 9, vec(1, 2));
+			enum decide_verdict va, vb;
+
+			both(la, lb, &va, &vb);
+			CHECK_INT_EQ(va, DECIDE_IGNORE);      /* a's directory stays as it is */
+			CHECK_INT_EQ(vb, DECIDE_LOCAL_LOSES); /* b's file goes to its copy */
+			free(la);
+			free(lb);
+		}
+	}
+}
+
 int main(void)
 {
 	RUN(unknown_path_is_accepted);
@@ -196,5 +222,6 @@ int main(void)
 	RUN(edit_wins_over_delete);
 	RUN(identical_content_is_no_conflict);
 	RUN(file_and_link_never_identical);
+	RUN(directory_wins_over_file);
 	return tap_done();
 }

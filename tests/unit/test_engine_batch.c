@@ -659,6 +659,139 @@ TEST(nested_message_keeps_its_cause)
 	}
 }
 
+/* The one name in the share's top directory that starts with prefix and
+ * is not exactly it (a conflict copy), into out; whether there is one. */
+static bool copy_of(const char *prefix, char *out, size_t outlen)
+{
+	struct dirent *d;
+	DIR *dir = opendir(root);
+	size_t n = strlen(prefix);
+	int found = 0;
+
+	if (!dir)
+		return false;
+	while ((d = readdir(dir)) != NULL)
+		if (strncmp(d->d_name, prefix, n) == 0 && d->d_name[n] == '.' &&
+		    strstr(d->d_name, ".sync-conflict-")) {
+			snprintf(out, outlen, "%s", d->d_name);
+			found++;
+		}
+	closedir(dir);
+	return found == 1;
+}
+
+/*
+ * The peer made a directory (and something in it) where we have a file
+ * and a symlink it never saw (docs/SIM.md bug 6, seed 381): the directory
+ * wins the name, ours go to their conflict copies (sent to the peer as new
+ * files), and what the peer made in it is taken. Before, the peer's
+ * entries were refused ("a file is on the way") and the two sides kept
+ * their own kinds for good.
+ */
+TEST(dir_of_peer_beneath_our_file)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	char cp[256], buf[16];
+	struct sync_entry s[2];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	REQUIRE(symlink("t", at("x")) == 0);
+	REQUIRE(make_file("y"));
+	peer_entry(e, "x/d", SYNC_KIND_DIR, false, NULL, 1, &s[0]);
+	peer_entry(e, "y/l", SYNC_KIND_SYMLINK, false, "u", 2, &s[1]);
+	REQUIRE(send_entries(e, s, 2) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK(is_dir("x") && is_dir("x/d"));
+	CHECK(is_dir("y"));
+	n = readlink(at("y/l"), buf, sizeof(buf) - 1);
+	CHECK(n == 1 && buf[0] == 'u');
+	CHECK(copy_of("x", cp, sizeof(cp)));
+	n = readlink(at(cp), buf, sizeof(buf) - 1);
+	CHECK(n == 1 && buf[0] == 't');
+	CHECK(index_get(e->idx, cp, strlen(cp), x) == 0 && !x->deleted && x->type == INDEX_SYMLINK);
+	CHECK(copy_of("y", cp, sizeof(cp)));
+	CHECK(index_get(e->idx, cp, strlen(cp), x) == 0 && !x->deleted && x->type == INDEX_FILE);
+	CHECK_INT_EQ(top_names(), 4);
+	CHECK_INT_EQ(e->apply->refused + e->disk.refused, 0);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
+ * The peer made a symlink at z, concurrently with our directory there,
+ * its mtime the older: the directory still wins (our symlink at w, the
+ * newer, loses to the peer's directory the same way), whatever the mtimes
+ * say. The side with the file moves it to its copy; the side with the
+ * directory keeps it and leaves its vector alone, so the peer still sees
+ * the directory as concurrent and moves its file.
+ */
+TEST(dir_wins_concurrent_clash)
+{
+	static const char *const dirs[] = {"z"};
+	struct engine *e = open_engine(dirs, 1);
+	struct index_entry *x = calloc(1, sizeof(*x)), *before = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+	struct err err;
+	char cp[256];
+
+	REQUIRE(e && x && before);
+	REQUIRE(symlink("t", at("w")) == 0);
+	REQUIRE(scan_path_now(e->scan, "w", 1, &err) >= 0);
+	REQUIRE(index_get(e->idx, "z", 1, before) == 0 && before->type == INDEX_DIR);
+	/* entries of paths we do not know, renamed: only the peer's counter */
+	peer_entry(e, "zz", SYNC_KIND_SYMLINK, false, "v", 1, &s[0]);
+	s[0].path = "z";
+	s[0].path_len = 1;
+	peer_entry(e, "ww", SYNC_KIND_DIR, false, NULL, 2, &s[1]);
+	s[1].path = "w";
+	s[1].path_len = 1;
+	s[1].mtime_ns = 1; /* 1970: ours is newer */
+	REQUIRE(send_entries(e, s, 2) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK(is_dir("z"));
+	CHECK(index_get(e->idx, "z", 1, x) == 0 && !x->deleted && x->type == INDEX_DIR &&
+	      vv_compare(&x->vv, &before->vv) == VV_EQUAL);
+	CHECK(!copy_of("z", cp, sizeof(cp)));
+	CHECK(is_dir("w"));
+	CHECK(copy_of("w", cp, sizeof(cp)));
+	CHECK_INT_EQ(top_names(), 3);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	free(before);
+	engine_free(e);
+}
+
+/*
+ * The other side of dir_of_peer_beneath_our_file: the peer replaced our
+ * directory y by a symlink, but y holds something the peer never saw.
+ * The directory and what it holds stay, with the vector they had: the
+ * peer's link does not win over them, and the peer moves it to its copy
+ * when our entries of y's contents reach it.
+ */
+TEST(dir_with_unseen_contents_stays)
+{
+	static const char *const dirs[] = {"y", "y/mine"};
+	struct engine *e = open_engine(dirs, 2);
+	struct index_entry *x = calloc(1, sizeof(*x)), *before = calloc(1, sizeof(*x));
+	struct sync_entry s[1];
+
+	REQUIRE(e && x && before);
+	REQUIRE(index_get(e->idx, "y", 1, before) == 0);
+	peer_entry(e, "y", SYNC_KIND_SYMLINK, false, "elsewhere", 1, &s[0]);
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	CHECK(is_dir("y") && is_dir("y/mine"));
+	CHECK(index_get(e->idx, "y", 1, x) == 0 && !x->deleted && x->type == INDEX_DIR &&
+	      vv_compare(&x->vv, &before->vv) == VV_EQUAL);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	free(before);
+	engine_free(e);
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -677,6 +810,9 @@ int main(void)
 	RUN(deletion_loses_keeps_their_vector);
 	RUN(rename_does_not_carry_source_vector);
 	RUN(nested_message_keeps_its_cause);
+	RUN(dir_of_peer_beneath_our_file);
+	RUN(dir_wins_concurrent_clash);
+	RUN(dir_with_unseen_contents_stays);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }

@@ -101,6 +101,64 @@ static int send_msg(struct engine *e, const struct sync_msg *m)
 	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len, NOW_MS);
 }
 
+#define NMANY 300 /* many placeholders: the table grows well past its first size */
+
+/* The content of the peer's file i of the many (distinct per file). */
+static void many_content(unsigned i, uint8_t *buf)
+{
+	for (size_t k = 0; k < FILE_LEN; k++)
+		buf[k] = (uint8_t)(k * 7 + 1 + i * 13);
+}
+
+/* One entry of the peer's: file dir/fNNN (content i) or the folder dir. */
+static void peer_entry(struct sync_entry *s, char *path, size_t size, const char *dir, int i,
+		       uint64_t counter, bool deleted, uint64_t seq)
+{
+	uint8_t buf[FILE_LEN];
+
+	memset(s, 0, sizeof(*s));
+	if (i < 0) {
+		snprintf(path, size, "%s", dir);
+		s->kind = SYNC_KIND_DIR;
+		s->mode = 0755;
+	} else {
+		snprintf(path, size, "%s/f%03d", dir, i);
+		s->kind = SYNC_KIND_FILE;
+		s->mode = 0644;
+		s->size = deleted ? 0 : FILE_LEN;
+		many_content((unsigned)i, buf);
+		if (!deleted && blocks_hash_buf(buf, FILE_LEN, NULL, NULL, s->hash) < 0)
+			memset(s->hash, 0, sizeof(s->hash));
+	}
+	s->path = path;
+	s->path_len = strlen(path);
+	s->flags = deleted ? SYNC_ENTRY_DELETED : 0;
+	s->mtime_ns = 1704164645000000000LL;
+	s->nvv = 1;
+	memcpy(s->vv[0].device, peer_dev, VV_DEVICE_LEN);
+	s->vv[0].counter = counter;
+	s->seq = seq;
+}
+
+/* Sends the peer's entries [0, n) as one INDEX_UPDATE and INDEX_DONE at seq. */
+static int send_entries(struct engine *e, const struct sync_entry *s, size_t n, uint64_t seq)
+{
+	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+	struct msg_index_writer w;
+	int len;
+
+	if (msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (msg_index_add(&w, &s[i]) < 0)
+			return -1;
+	len = msg_index_finish(&w);
+	if (len < 0 || engine_on_msg(e, msgbuf, (size_t)len, NOW_MS) < 0)
+		return -1;
+	m.index_done.seq = seq;
+	return send_msg(e, &m);
+}
+
 /* An engine in lazy mode, up, that has applied the peer's file "f"
  * (FILE_LEN bytes of content): a placeholder. */
 static struct engine *lazy_engine(void)
@@ -160,6 +218,7 @@ fail:
 
 struct reader {
 	struct engine *e;
+	const char *path; /* NULL: "f" */
 	int timeout_ms;
 	int result;
 };
@@ -168,7 +227,8 @@ static void *read_thread(void *ud)
 {
 	struct reader *rd = ud;
 
-	rd->result = engine_ensure(rd->e, "f", NULL, 0, FILE_LEN, rd->timeout_ms);
+	rd->result = engine_ensure(rd->e, rd->path ? rd->path : "f", NULL, 0, FILE_LEN,
+				   rd->timeout_ms);
 	return NULL;
 }
 
@@ -268,6 +328,147 @@ TEST(peer_gone_fails_at_once)
 	engine_free(e);
 }
 
+/*
+ * A reader of path on another thread; the loop answers the engine's block
+ * request with want. Returns the reader's result; *ret_asked says whether
+ * the engine asked the peer for path's block (it does for a placeholder it
+ * tracks, with the content hash it tracks).
+ */
+static int fetch_through(struct engine *e, const char *path, const uint8_t *want,
+			 bool *ret_asked)
+{
+	struct reader rd = {.e = e, .path = path, .timeout_ms = 10000, .result = 1};
+	struct sync_block_request q;
+	uint8_t h[SYNC_HASH_LEN];
+	pthread_t t;
+	int n;
+
+	*ret_asked = false;
+	if (pthread_create(&t, NULL, read_thread, &rd) != 0)
+		return -EAGAIN;
+	if (loop_on_ensure(e) && find_request(&q) && q.path_len == strlen(path) &&
+	    memcmp(q.path, path, q.path_len) == 0 &&
+	    blocks_hash_buf(want, FILE_LEN, NULL, NULL, h) == 0 &&
+	    memcmp(q.hash, h, SYNC_HASH_LEN) == 0 && q.offset == 0 && q.len == FILE_LEN &&
+	    (n = msg_block_data_header(msgbuf, sizeof(msgbuf), q.req_id, 0, FILE_LEN)) > 0) {
+		*ret_asked = true;
+		memcpy(msgbuf + n, want, FILE_LEN);
+		if (engine_on_msg(e, msgbuf, (size_t)n + FILE_LEN, NOW_MS) < 0)
+			engine_ensure_stop(e);
+	} else {
+		/* nothing asked (or not what we expect): a wait would be for
+		 * nothing; a reader already answered is not waiting any more */
+		engine_ensure_stop(e);
+	}
+	pthread_join(t, NULL);
+	sent_clear();
+	return rd.result;
+}
+
+/* Waits (bounded) for the scanner's inotify events, and lets it scan. */
+static bool loop_rescan(struct engine *e, uint64_t *now)
+{
+	struct pollfd p = {.fd = engine_inotify_fd(e), .events = POLLIN};
+
+	if (poll(&p, 1, 10000) != 1)
+		return false;
+	while (poll(&p, 1, 0) == 1)
+		engine_on_inotify(e, *now);
+	*now += 1000;
+	engine_tick(e, *now);
+	engine_pump(e, *now);
+	return true;
+}
+
+/*
+ * Many placeholders in the lazy table, each found by its path; the peer
+ * renames some of them (local moves: their marks move one by one) and the
+ * user renames their folder (the index moves every row at once and the
+ * table is reloaded, dropping all the old paths in one sweep). Every file
+ * is still tracked, under its new path only, with its own content hash.
+ */
+TEST(many_placeholders_follow_their_renames)
+{
+	static struct sync_entry s[NMANY + 2];
+	static char paths[NMANY + 2][32];
+	struct engine *e = lazy_engine();
+	uint8_t want[FILE_LEN];
+	char path[32], from[300], to[300];
+	uint64_t now = NOW_MS;
+	unsigned tracked = 0, asked_ok = 0, gone_ok = 0;
+	bool asked;
+
+	REQUIRE(e);
+	peer_entry(&s[0], paths[0], sizeof(paths[0]), "d", -1, 2, false, 2);
+	for (int i = 0; i < NMANY; i++)
+		peer_entry(&s[i + 1], paths[i + 1], sizeof(paths[i + 1]), "d", i, 2, false, 2);
+	REQUIRE(send_entries(e, s, NMANY + 1, 2) == 0);
+	sent_clear();
+	for (int i = 0; i < NMANY; i++) {
+		snprintf(path, sizeof(path), "d/f%03d", i);
+		tracked += engine_ensure(e, path, NULL, 0, FILE_LEN, 0) == -EIO;
+	}
+	CHECK_INT_EQ(tracked, NMANY); /* none present, none waited for */
+
+	/* The peer moves d/f000..d/f009 to g/: ten local moves. */
+	peer_entry(&s[0], paths[0], sizeof(paths[0]), "g", -1, 3, false, 3);
+	for (int i = 0; i < 10; i++) {
+		peer_entry(&s[1 + 2 * i], paths[1 + 2 * i], sizeof(paths[0]), "d", i, 3, true, 3);
+		peer_entry(&s[2 + 2 * i], paths[2 + 2 * i], sizeof(paths[0]), "g", i, 3, false, 3);
+	}
+	REQUIRE(send_entries(e, s, 21, 3) == 0);
+	sent_clear();
+	for (int i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "g/f%03d", i);
+		tracked += engine_ensure(e, path, NULL, 0, FILE_LEN, 0) == -EIO;
+		snprintf(path, sizeof(path), "d/f%03d", i);
+		gone_ok += engine_ensure(e, path, NULL, 0, FILE_LEN, 0) == 0; /* no such file */
+	}
+	CHECK_INT_EQ(tracked, NMANY + 10);
+	CHECK_INT_EQ(gone_ok, 10);
+	many_content(3, want);
+	CHECK_INT_EQ(fetch_through(e, "g/f003", want, &asked), 0);
+	CHECK(asked);
+
+	/* The user renames d to e: the scanner moves every row in the index. */
+	snprintf(from, sizeof(from), "%s/d", root);
+	snprintf(to, sizeof(to), "%s/e", root);
+	REQUIRE(rename(from, to) == 0);
+	CHECK(loop_rescan(e, &now));
+	tracked = gone_ok = 0;
+	for (int i = 10; i < NMANY; i++) {
+		snprintf(path, sizeof(path), "e/f%03d", i);
+		tracked += engine_ensure(e, path, NULL, 0, FILE_LEN, 0) == -EIO;
+		snprintf(path, sizeof(path), "d/f%03d", i);
+		gone_ok += engine_ensure(e, path, NULL, 0, FILE_LEN, 0) == 0;
+	}
+	CHECK_INT_EQ(tracked, NMANY - 10);
+	CHECK_INT_EQ(gone_ok, NMANY - 10);
+	for (int i = 10; i < NMANY; i += 29) {
+		snprintf(path, sizeof(path), "e/f%03d", i);
+		many_content((unsigned)i, want);
+		asked_ok += fetch_through(e, path, want, &asked) == 0 && asked &&
+			    file_is(path, want, FILE_LEN);
+	}
+	CHECK_INT_EQ(asked_ok, 10);
+
+	/* The user renames e/f020 over e/f021: the row of f020 moves onto the
+	 * one of f021, and the table has another version at that path now. */
+	snprintf(from, sizeof(from), "%s/e/f020", root);
+	snprintf(to, sizeof(to), "%s/e/f021", root);
+	REQUIRE(rename(from, to) == 0);
+	CHECK(loop_rescan(e, &now));
+	CHECK_INT_EQ(engine_ensure(e, "e/f020", NULL, 0, FILE_LEN, 0), 0);
+	CHECK_INT_EQ(engine_ensure(e, "e/f021", NULL, 0, FILE_LEN, 0), -EIO);
+	many_content(20, want);
+	CHECK_INT_EQ(fetch_through(e, "e/f021", want, &asked), 0);
+	CHECK(asked);
+	CHECK(file_is("e/f021", want, FILE_LEN));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -279,6 +480,7 @@ int main(void)
 	RUN(ensure_on_another_thread_gets_the_block);
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
+	RUN(many_placeholders_follow_their_renames);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
