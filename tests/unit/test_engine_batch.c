@@ -638,6 +638,63 @@ TEST(superseded_fetch_keeps_applied)
 }
 
 /*
+ * A rename here onto a path where the peer wrote a file we have not
+ * applied yet (its download is still in flight) is concurrent with that
+ * write (docs/SIM.md bug 10, seed 123). The renamed entry took the
+ * source's vector, which held the peer's counter of a later change (the
+ * source itself): it dominated the peer's file, which the peer then
+ * overwrote with ours without a conflict copy, and our download of it was
+ * dropped as old. The destination's vector is its own history now: the
+ * peer's file, announced again, is a conflict, and both versions stay.
+ */
+TEST(rename_does_not_carry_source_vector)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+	struct vv theirs;
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	/* the peer's f3 (counter 8) needs a download; its s (11) is applied */
+	peer_entry(e, "f3", SYNC_KIND_FILE, false, NULL, 8, &s[0]);
+	memset(s[0].hash, 0x33, SYNC_HASH_LEN);
+	s[0].size = 106;
+	s[0].mode = 0644;
+	s[0].mtime_ns = (int64_t)1700000000 * 1000000000;
+	peer_entry(e, "s", SYNC_KIND_SYMLINK, false, "x", 11, &s[1]);
+	REQUIRE(send_entries(e, s, 2) == 0);
+	REQUIRE(send_done(e, 11) == 0);
+	REQUIRE(absent("f3"));
+	n = readlink(at("s"), buf, sizeof(buf) - 1);
+	REQUIRE(n == 1 && buf[0] == 'x');
+
+	/* our user renames s to f3 */
+	REQUIRE(rename(at("s"), at("f3")) == 0);
+	engine_on_inotify(e, TEST_NOW_MS);
+	engine_tick(e, TEST_NOW_MS + ENGINE_SCAN_DELAY_MS);
+	REQUIRE(index_get(e->idx, "s", 1, x) == 0);
+	CHECK(x->deleted);
+	REQUIRE(index_get(e->idx, "f3", 2, x) == 0);
+	CHECK(!x->deleted && x->type == INDEX_SYMLINK);
+	vv_init(&theirs);
+	theirs.n = 1;
+	memcpy(theirs.e[0].device, peer_dev, VV_DEVICE_LEN);
+	theirs.e[0].counter = 8;
+	CHECK_INT_EQ(vv_compare(&x->vv, &theirs), VV_CONCURRENT);
+
+	/* the peer's f3 again (newer): ours becomes the conflict copy */
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 11) == 0);
+	CHECK(absent("f3"));
+	CHECK_INT_EQ(top_names(), 1);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
  * cut at 511 bytes, silently, taking the cause with it. Now the whole
@@ -832,6 +889,7 @@ int main(void)
 	RUN(deletion_loses_keeps_their_vector);
 	RUN(local_loses_keeps_their_vector);
 	RUN(superseded_fetch_keeps_applied);
+	RUN(rename_does_not_carry_source_vector);
 	RUN(nested_message_keeps_its_cause);
 	RUN(dir_of_peer_beneath_our_file);
 	RUN(dir_wins_concurrent_clash);
