@@ -401,10 +401,35 @@ void lazy_gone(struct lazy *lz, const char *path)
 	}
 }
 
+/*
+ * Whether z is still the version the index has at its path (live, or
+ * deleted or moved away by the user: a reader may hold it). A file the
+ * user gave content of their own (an open with O_TRUNC keeps the inode)
+ * lost its row to the index's trigger, not its entry here: z is stale.
+ */
+static bool still_indexed(struct lazy *lz, const struct lazy_file *z)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	bool yes;
+
+	if (!x)
+		return true; /* cannot tell: keep it, as before */
+	yes = index_get(lz->c.idx, z->path, z->path_len, x) == 0 && x->type == INDEX_FILE &&
+	      x->has_hash && memcmp(x->hash, z->hash, SYNC_HASH_LEN) == 0 && x->size == z->size;
+	free(x);
+	return yes;
+}
+
 void lazy_retire(struct lazy *lz, const char *path)
 {
 	struct lazy_file *z = lazy_find(lz, path), *c;
 
+	if (z && !still_indexed(lz, z)) {
+		/* its inode holds the user's content now: never answered as a
+		 * placeholder's (a reader of that file would get -EIO) */
+		forget_mem(lz, z);
+		return;
+	}
 	if (!z || !z->ino || z->nhave == z->nblocks)
 		return;
 	c = file_new(z->path, z->path_len, z->hash, z->size);

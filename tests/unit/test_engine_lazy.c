@@ -6,6 +6,7 @@
  * the waits that must end at once. The test's own thread is the loop and
  * plays the peer. Run it under TSan for the lazy table's lock.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -101,6 +102,37 @@ static int send_msg(struct engine *e, const struct sync_msg *m)
 	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len, NOW_MS);
 }
 
+/* The peer's file at path: FILE_LEN bytes of data, its counter ctr. */
+static int send_peer_file(struct engine *e, const char *path, const uint8_t *data,
+			  uint64_t ctr)
+{
+	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+	struct msg_index_writer w;
+	struct sync_entry s;
+	int len;
+
+	memset(&s, 0, sizeof(s));
+	s.path = path;
+	s.path_len = strlen(path);
+	s.kind = SYNC_KIND_FILE;
+	s.mode = 0644;
+	s.size = FILE_LEN;
+	s.mtime_ns = 1704164645000000000LL + (int64_t)ctr;
+	if (blocks_hash_buf(data, FILE_LEN, NULL, NULL, s.hash) < 0)
+		return -1;
+	s.nvv = 1;
+	memcpy(s.vv[0].device, peer_dev, VV_DEVICE_LEN);
+	s.vv[0].counter = ctr;
+	s.seq = ctr;
+	if (msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) < 0 || msg_index_add(&w, &s) < 0)
+		return -1;
+	len = msg_index_finish(&w);
+	if (len < 0 || engine_on_msg(e, msgbuf, (size_t)len, NOW_MS) < 0)
+		return -1;
+	m.index_done.seq = ctr;
+	return send_msg(e, &m);
+}
+
 /* An engine in lazy mode, up, that has applied the peer's file "f"
  * (FILE_LEN bytes of content): a placeholder. */
 static struct engine *lazy_engine(void)
@@ -109,11 +141,8 @@ static struct engine *lazy_engine(void)
 				   .no_workers = true};
 	struct engine_io io = {.send = io_send, .room = io_room, .close = io_close};
 	struct sync_msg m = {.type = SYNC_MSG_START};
-	struct msg_index_writer w;
-	struct sync_entry s;
 	struct err err;
 	struct engine *e;
-	int len;
 
 	snprintf(root, sizeof(root), "%s/share%u", base, ncase);
 	snprintf(dbpath, sizeof(dbpath), "%s/index%u.db", base, ncase);
@@ -127,35 +156,32 @@ static struct engine *lazy_engine(void)
 	engine_tick(e, NOW_MS); /* the first scan: nothing */
 	engine_on_up(e, NOW_MS);
 	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
-	if (send_msg(e, &m) < 0)
-		goto fail;
-	memset(&s, 0, sizeof(s));
-	s.path = "f";
-	s.path_len = 1;
-	s.kind = SYNC_KIND_FILE;
-	s.mode = 0644;
-	s.size = FILE_LEN;
-	s.mtime_ns = 1704164645000000000LL;
-	if (blocks_hash_buf(content, FILE_LEN, NULL, NULL, s.hash) < 0)
-		goto fail;
-	s.nvv = 1;
-	memcpy(s.vv[0].device, peer_dev, VV_DEVICE_LEN);
-	s.vv[0].counter = 1;
-	s.seq = 1;
-	if (msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) < 0 || msg_index_add(&w, &s) < 0)
-		goto fail;
-	len = msg_index_finish(&w);
-	if (len < 0 || engine_on_msg(e, msgbuf, (size_t)len, NOW_MS) < 0)
-		goto fail;
-	m = (struct sync_msg){.type = SYNC_MSG_INDEX_DONE};
-	m.index_done.seq = 1;
-	if (send_msg(e, &m) < 0)
+	if (send_msg(e, &m) < 0 || send_peer_file(e, "f", content, 1) < 0)
 		goto fail;
 	sent_clear();
 	return e;
 fail:
 	engine_free(e);
 	return NULL;
+}
+
+/* The loop's turn for the user's changes on disk: events, then the scan
+ * (due a moment later), then the hashes. */
+static void loop_scan(struct engine *e)
+{
+	engine_on_inotify(e, NOW_MS);
+	engine_tick(e, NOW_MS + 60000);
+	engine_on_hash(e, NOW_MS + 60000);
+	engine_pump(e, NOW_MS + 60000);
+}
+
+static int rename_rel(const char *from, const char *to)
+{
+	char a[600], b[600];
+
+	snprintf(a, sizeof(a), "%s/%s", root, from);
+	snprintf(b, sizeof(b), "%s/%s", root, to);
+	return rename(a, b);
 }
 
 struct reader {
@@ -268,6 +294,52 @@ TEST(peer_gone_fails_at_once)
 	engine_free(e);
 }
 
+/*
+ * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
+ * content of their own (same inode), the peer's new version of f then
+ * conflicted: ours went to a conflict copy, a new placeholder to f. The
+ * old placeholder's entry stayed in the engine's table and was retired
+ * with the inode of the user's file: renamed back over f, a complete file
+ * of the user's, it could not be read (-EIO).
+ */
+TEST(rewritten_placeholder_not_retired)
+{
+	static uint8_t mine[FILE_LEN / 2], v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct timespec old[2] = {{0, UTIME_OMIT}, {1600000000, 0}};
+	char f[600], copy[600] = "";
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	REQUIRE(e);
+	memset(mine, 0x33, sizeof(mine));
+	memset(v2, 0x5a, sizeof(v2));
+	snprintf(f, sizeof(f), "%s/f", root);
+	fd = open(f, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, mine, sizeof(mine)) == (ssize_t)sizeof(mine));
+	CHECK(futimens(fd, old) == 0); /* older than the peer's: theirs wins */
+	close(fd);
+	loop_scan(e); /* the user's content now */
+	CHECK_INT_EQ(send_peer_file(e, "f", v2, 2), 0); /* concurrent: a conflict */
+	d = opendir(root);
+	REQUIRE(d);
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "f.sync-conflict-", 16) == 0)
+			snprintf(copy, sizeof(copy), "%s", de->d_name);
+	closedir(d);
+	REQUIRE(copy[0]);
+	REQUIRE(rename_rel(copy, "f") == 0);
+	REQUIRE(stat(f, &st) == 0);
+	/* a complete file: readable, whatever the table says of f */
+	CHECK_INT_EQ(engine_ensure(e, "f", &st, 0, sizeof(mine), 0), 0);
+	CHECK(file_is("f", mine, sizeof(mine)));
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -279,6 +351,7 @@ int main(void)
 	RUN(ensure_on_another_thread_gets_the_block);
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
+	RUN(rewritten_placeholder_not_retired);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
