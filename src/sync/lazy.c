@@ -19,7 +19,10 @@
  *   edit (and still sees a touch of the user's). When the scanner does see
  *   a change of a placeholder (a touch), it records the metadata only
  *   (is_placeholder): hashing its holes would publish zeros. Waiters are answered
- *   as soon as their range is present, or -EIO when it cannot be.
+ *   as soon as their range is present, or -EIO when it cannot be. A
+ *   placeholder the user moved where the scanner does not see a rename is
+ *   found by its inode (moved_check): its mark moves to the new name, or,
+ *   retired, it is removed (its content can never come).
  * - The presence bitmap is persisted after the data is durable: a finished
  *   file's at once (fdatasync), the others' by lazy_persist_all() (one
  *   syncfs) every LAZY_PERSIST_MS, when the peer goes away and at shutdown.
@@ -545,10 +548,27 @@ static const struct blocks_manifest *manifest_of(struct lazy *lz, const struct l
  * data (an open with O_TRUNC and new content) makes it a file of the
  * user's, to hash.
  */
+static bool holes_still(struct lazy *lz, const struct lazy_file *z, const char *path);
+
 static bool is_placeholder(void *ud, const char *path, uint64_t size)
 {
 	struct lazy *lz = ud;
 	struct lazy_file *z = lazy_find(lz, path);
+	bool yes;
+
+	if (!z || z->nhave == z->nblocks || z->size != size)
+		return false;
+	yes = holes_still(lz, z, path);
+	if (yes)
+		log_debug("sync: %s changed on disk but is still a placeholder: its metadata only",
+			  LOG_Q(path));
+	return yes;
+}
+
+/* Whether every block of z not marked present is still the placeholder's
+ * (block_is_ours) in the file at path (z's, or where the user moved it). */
+static bool holes_still(struct lazy *lz, const struct lazy_file *z, const char *path)
+{
 	struct blocks_manifest *owned = NULL;
 	const struct blocks_manifest *m;
 	const char *name;
@@ -556,8 +576,6 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	bool yes = true;
 	int dirfd, fd;
 
-	if (!z || z->nhave == z->nblocks || z->size != size)
-		return false;
 	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
 	if (dirfd < 0)
 		return false;
@@ -572,10 +590,126 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	free(buf);
 	if (fd >= 0)
 		close(fd);
-	if (yes)
-		log_debug("sync: %s changed on disk but is still a placeholder: its metadata only",
-			  LOG_Q(path));
 	return yes;
+}
+
+/* The incomplete placeholder of inode ino and size bytes tracked at
+ * another path than path, or NULL. The loop. */
+static struct lazy_file *find_moved(struct lazy *lz, const char *path, uint64_t ino,
+				    uint64_t size)
+{
+	for (unsigned b = 0; ino && b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *z = lz->tab[b]; z; z = z->hnext)
+			if (z->ino == ino && z->size == size && z->nhave < z->nblocks &&
+			    strcmp(z->path, path) != 0)
+				return z;
+	return NULL;
+}
+
+/* The retired placeholder of inode ino and size bytes, or NULL. The loop
+ * (the only writer of lz->retired). */
+static struct lazy_file *find_retired(struct lazy *lz, uint64_t ino, uint64_t size)
+{
+	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++) {
+		struct lazy_file *z = lz->retired[i];
+		if (z && z->ino == ino && z->size == size && z->nhave < z->nblocks)
+			return z;
+	}
+	return NULL;
+}
+
+/* The user moved z's file to path: the mark goes with it (its row at its
+ * old path and the one at path are replaced by one at path). */
+static int claim_moved(struct lazy *lz, struct lazy_file *z, const char *path, uint64_t ino)
+{
+	uint8_t hash[SYNC_HASH_LEN], *have;
+	uint64_t size = z->size, nhave = z->nhave;
+	struct lazy_file *n;
+	size_t bl = lazy_bits_len(size);
+	int r;
+
+	have = malloc(bl);
+	if (!have)
+		return -ENOMEM;
+	memcpy(have, z->have, bl);
+	memcpy(hash, z->hash, sizeof(hash));
+	lazy_forget(lz, z);
+	r = lazy_track(lz, path, strlen(path), hash, size, ino);
+	n = r == 0 ? lazy_find(lz, path) : NULL;
+	if (n) {
+		/* the blocks it holds: marked now, in the index at the next persist
+		 * (until then only fetched again if lost) */
+		pthread_mutex_lock(&lz->mu);
+		memcpy(n->have, have, bl);
+		n->nhave = nhave;
+		pthread_mutex_unlock(&lz->mu);
+		lz->bytes += lazy_present_bytes(n);
+		if (nhave) {
+			n->dirty = true;
+			lazy_persist_later(lz);
+		}
+		log_debug("sync: the placeholder moved to %s by the user stays one", LOG_Q(path));
+	}
+	free(have);
+	return r;
+}
+
+/*
+ * The scanner's check for a file at path whose inode its entry does not
+ * know (scan_set_moved_check): a placeholder the user moved (rename). A
+ * sparse file only: a placeholder still missing a block has a hole.
+ */
+static int moved_check(void *ud, const char *path, const struct stat *st, bool claim,
+		       uint8_t *ret_hash)
+{
+	struct lazy *lz = ud;
+	uint64_t ino = (uint64_t)st->st_ino, size = (uint64_t)st->st_size;
+	struct lazy_file *z;
+	struct stat ost;
+	const char *name;
+	int dirfd;
+
+	if (!S_ISREG(st->st_mode) || (uint64_t)st->st_blocks * 512 >= size)
+		return 0;
+	z = find_moved(lz, path, ino, size);
+	if (z && claim)
+		return claim_moved(lz, z, path, ino);
+	if (z) {
+		if (fstatat(lz->c.rootfd, z->path, &ost, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (uint64_t)ost.st_ino == ino)
+			return 0; /* still there too (a hard link): not a move */
+		if (!holes_still(lz, z, path))
+			return 0; /* data of the user's where it had none: theirs */
+		memcpy(ret_hash, z->hash, SYNC_HASH_LEN);
+		return 1;
+	}
+	z = claim ? NULL : find_retired(lz, ino, size);
+	if (!z || !holes_still(lz, z, path))
+		return 0;
+	/*
+	 * The peer replaced or deleted this version before it was fetched and
+	 * the user moved it meanwhile: its missing blocks can never come, and
+	 * its holes are not content. It goes, as the peer's change of its old
+	 * name won over the move (that name has the peer's version).
+	 */
+	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
+	if (dirfd < 0 || unlinkat(dirfd, name, 0) < 0) {
+		int r = dirfd < 0 ? dirfd : -errno;
+		if (dirfd >= 0)
+			close(dirfd);
+		log_warn("cannot remove %s, a placeholder whose content the peer no longer has: "
+			 "%s",
+			 LOG_Q(path), strerror(-r));
+		return r;
+	}
+	close(dirfd);
+	log_warn("removed %s: moved there from %s before its content was fetched, and the peer "
+		 "has replaced that version since; it cannot be fetched any more",
+		 LOG_Q(path), LOG_Q(z->path));
+	pthread_mutex_lock(&lz->mu);
+	unretire(lz, ino);
+	pthread_mutex_unlock(&lz->mu);
+	return 2;
 }
 
 bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash)
@@ -1080,6 +1214,7 @@ int lazy_new(const struct lazy_ctx *c, struct lazy **ret)
 		return r;
 	lz->moves = index_lazy_moves(lz->c.idx);
 	scan_set_placeholder_check(lz->c.scan, is_placeholder, lz);
+	scan_set_moved_check(lz->c.scan, moved_check, lz);
 	return index_lazy_foreach(lz->c.idx, load_row, lz);
 }
 

@@ -165,6 +165,31 @@ fail:
 	return NULL;
 }
 
+/* Whether the engine sent an entry for path with the content of data
+ * (FILE_LEN bytes). */
+static bool sent_entry(const char *path, const uint8_t *data)
+{
+	uint8_t h[SYNC_HASH_LEN];
+	struct msg_index_iter it;
+	struct sync_entry x;
+	struct err err;
+	struct sync_msg m;
+
+	if (blocks_hash_buf(data, FILE_LEN, NULL, NULL, h) < 0)
+		return true;
+	for (unsigned i = 0; i < nsent; i++) {
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) < 0 ||
+		    m.type != SYNC_MSG_INDEX_UPDATE)
+			continue;
+		msg_index_iter_init(&it, &m.index_update);
+		while (msg_index_next(&it, &x) == 1)
+			if (x.path_len == strlen(path) && !memcmp(x.path, path, x.path_len) &&
+			    !(x.flags & SYNC_ENTRY_DELETED) && !memcmp(x.hash, h, SYNC_HASH_LEN))
+				return true;
+	}
+	return false;
+}
+
 /* The loop's turn for the user's changes on disk: events, then the scan
  * (due a moment later), then the hashes. */
 static void loop_scan(struct engine *e)
@@ -173,6 +198,15 @@ static void loop_scan(struct engine *e)
 	engine_tick(e, NOW_MS + 60000);
 	engine_on_hash(e, NOW_MS + 60000);
 	engine_pump(e, NOW_MS + 60000);
+}
+
+static bool exists(const char *rel)
+{
+	char path[600];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	return lstat(path, &st) == 0;
 }
 
 static int rename_rel(const char *from, const char *to)
@@ -295,6 +329,53 @@ TEST(peer_gone_fails_at_once)
 }
 
 /*
+ * Sim bug 13 (seed 65 --lazy): the user renames the placeholder f to g; the
+ * peer's new version of f comes before the scanner has seen the rename (the
+ * apply rescans f: gone, a deletion, and the peer's version is placed).
+ * g is the old placeholder, whose content can never come now: its holes
+ * must not be hashed and sent as g's content (zeros), and it goes.
+ */
+TEST(moved_placeholder_replaced_by_peer_sends_no_zeros)
+{
+	static const uint8_t zeros[FILE_LEN];
+	static uint8_t v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	REQUIRE(rename_rel("f", "g") == 0);
+	CHECK_INT_EQ(send_peer_file(e, "f", v2, 2), 0);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(!exists("g"));
+	CHECK(exists("f")); /* the peer's new version, a placeholder */
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/* A placeholder renamed and touched (so not taken for a rename by its
+ * stat): still the same content under its new name, never zeros. */
+TEST(moved_placeholder_stays_a_placeholder)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {1704164700, 0}};
+	char g[600];
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(g, sizeof(g), "%s/g", root);
+	REQUIRE(utimensat(AT_FDCWD, g, ts, 0) == 0);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(sent_entry("g", content));
+	CHECK(exists("g"));
+	sent_clear();
+	engine_free(e);
+}
+
+/*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
  * conflicted: ours went to a conflict copy, a new placeholder to f. The
@@ -351,6 +432,8 @@ int main(void)
 	RUN(ensure_on_another_thread_gets_the_block);
 	RUN(ensure_stop_ends_a_wait);
 	RUN(peer_gone_fails_at_once);
+	RUN(moved_placeholder_replaced_by_peer_sends_no_zeros);
+	RUN(moved_placeholder_stays_a_placeholder);
 	RUN(rewritten_placeholder_not_retired);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
