@@ -493,6 +493,15 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	int rc = 0;
 
 	have = local_get(a, r->path, r->path_len, l);
+	if (have && l->deleted && l->type == INDEX_FILE &&
+	    (r->deleted || memcmp(r->hash, l->hash, INDEX_HASH_LEN) != 0) &&
+	    (vv_compare(&r->vv, &l->vv) == VV_DOMINATES ||
+	     vv_compare(&r->vv, &l->vv) == VV_CONCURRENT)) {
+		/* A placeholder the user moved (or deleted) here, whose version
+		 * the peer no longer has: its missing blocks can never come. Its
+		 * file, under a new name, goes (docs/SYNC.md). */
+		lazy_version_gone(a->c.lazy, r->path, l->hash);
+	}
 	v = decide(have ? l : NULL, r, a->c.self_dev, a->peer_dev);
 	if (v == DECIDE_MERGE_DELETED) {
 		merged_vv(&l->vv, &r->vv, &vv);

@@ -152,6 +152,7 @@ static void file_free(struct lazy_file *z)
 	free(z->have);
 	free(z->want);
 	free(z->asked);
+	free(z->moved_from);
 	free(z->path);
 	free(z);
 }
@@ -626,11 +627,16 @@ static int claim_moved(struct lazy *lz, struct lazy_file *z, const char *path, u
 	uint64_t size = z->size, nhave = z->nhave;
 	struct lazy_file *n;
 	size_t bl = lazy_bits_len(size);
+	char *from;
 	int r;
 
 	have = malloc(bl);
-	if (!have)
+	from = strdup(z->path);
+	if (!have || !from) {
+		free(have);
+		free(from);
 		return -ENOMEM;
+	}
 	memcpy(have, z->have, bl);
 	memcpy(hash, z->hash, sizeof(hash));
 	lazy_forget(lz, z);
@@ -644,13 +650,40 @@ static int claim_moved(struct lazy *lz, struct lazy_file *z, const char *path, u
 		n->nhave = nhave;
 		pthread_mutex_unlock(&lz->mu);
 		lz->bytes += lazy_present_bytes(n);
+		n->moved_from = from;
+		from = NULL;
 		if (nhave) {
 			n->dirty = true;
 			lazy_persist_later(lz);
 		}
 		log_debug("sync: the placeholder moved to %s by the user stays one", LOG_Q(path));
 	}
+	free(from);
 	free(have);
+	return r;
+}
+
+/* Removes the file at path if it is still the placeholder z (its inode,
+ * its holes). 0, or -errno. */
+static int remove_placeholder(struct lazy *lz, const struct lazy_file *z, const char *path,
+			      uint64_t ino)
+{
+	const char *name;
+	struct stat st;
+	int dirfd, r = 0;
+
+	if (!holes_still(lz, z, path))
+		return -EEXIST; /* data of the user's in it now: theirs */
+	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
+	if (dirfd < 0)
+		return dirfd;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	else if ((uint64_t)st.st_ino != ino)
+		r = -EEXIST;
+	else if (unlinkat(dirfd, name, 0) < 0)
+		r = -errno;
+	close(dirfd);
 	return r;
 }
 
@@ -666,8 +699,6 @@ static int moved_check(void *ud, const char *path, const struct stat *st, bool c
 	uint64_t ino = (uint64_t)st->st_ino, size = (uint64_t)st->st_size;
 	struct lazy_file *z;
 	struct stat ost;
-	const char *name;
-	int dirfd;
 
 	if (!S_ISREG(st->st_mode) || (uint64_t)st->st_blocks * 512 >= size)
 		return 0;
@@ -692,17 +723,15 @@ static int moved_check(void *ud, const char *path, const struct stat *st, bool c
 	 * its holes are not content. It goes, as the peer's change of its old
 	 * name won over the move (that name has the peer's version).
 	 */
-	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
-	if (dirfd < 0 || unlinkat(dirfd, name, 0) < 0) {
-		int r = dirfd < 0 ? dirfd : -errno;
-		if (dirfd >= 0)
-			close(dirfd);
+	int r = remove_placeholder(lz, z, path, ino);
+	if (r == -EEXIST)
+		return 0;
+	if (r < 0) {
 		log_warn("cannot remove %s, a placeholder whose content the peer no longer has: "
 			 "%s",
 			 LOG_Q(path), strerror(-r));
 		return r;
 	}
-	close(dirfd);
 	log_warn("removed %s: moved there from %s before its content was fetched, and the peer "
 		 "has replaced that version since; it cannot be fetched any more",
 		 LOG_Q(path), LOG_Q(z->path));
@@ -710,6 +739,53 @@ static int moved_check(void *ud, const char *path, const struct stat *st, bool c
 	unretire(lz, ino);
 	pthread_mutex_unlock(&lz->mu);
 	return 2;
+}
+
+void lazy_version_gone(struct lazy *lz, const char *path, const uint8_t *hash)
+{
+	struct lazy_file *z = lazy_find(lz, path);
+	char **gone = NULL;
+	size_t n = 0;
+
+	if (!lz->c.on || !lz->tab)
+		return;
+	if (z && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0) {
+		lazy_retire(lz, path); /* found under a new name later: removed */
+		lazy_gone(lz, path);
+	}
+	for (unsigned b = 0; b < LAZY_BUCKETS; b++)
+		for (struct lazy_file *y = lz->tab[b], *next; y; y = next) {
+			next = y->hnext;
+			if (!y->moved_from || strcmp(y->moved_from, path) != 0 ||
+			    memcmp(y->hash, hash, SYNC_HASH_LEN) != 0 || y->nhave == y->nblocks)
+				continue;
+			char **g = realloc(gone, (n + 1) * sizeof(*gone));
+			int r = g ? remove_placeholder(lz, y, y->path, y->ino) : -ENOMEM;
+			gone = g ? g : gone;
+			if (r < 0) {
+				if (r != -EEXIST && r != -ENOENT)
+					log_warn("cannot remove %s, a placeholder whose content the "
+						 "peer no longer has: %s",
+						 LOG_Q(y->path), strerror(-r));
+				continue;
+			}
+			log_warn("removed %s: moved there from %s before its content was fetched, "
+				 "and the peer has deleted or replaced that version since; it "
+				 "cannot be fetched any more",
+				 LOG_Q(y->path), LOG_Q(path));
+			if ((gone[n] = strdup(y->path)))
+				n++;
+			lazy_forget(lz, y);
+		}
+	/* its deletion, for the peer (which never could fetch it) */
+	for (size_t i = 0; i < n; i++) {
+		struct err err;
+		if (scan_path_now(lz->c.scan, gone[i], strlen(gone[i]), &err) < 0)
+			log_debug("cannot rescan %s: %s", LOG_Q(gone[i]), err.msg);
+		free(gone[i]);
+	}
+	free(gone);
+	lazy_wake(lz, false, NULL);
 }
 
 bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash)

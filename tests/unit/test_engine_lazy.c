@@ -102,9 +102,19 @@ static int send_msg(struct engine *e, const struct sync_msg *m)
 	return len < 0 ? -1 : engine_on_msg(e, msgbuf, (size_t)len, NOW_MS);
 }
 
+static int send_peer_entry(struct engine *e, const char *path, const uint8_t *data, uint64_t ctr,
+			   bool deleted);
+
 /* The peer's file at path: FILE_LEN bytes of data, its counter ctr. */
 static int send_peer_file(struct engine *e, const char *path, const uint8_t *data,
 			  uint64_t ctr)
+{
+	return send_peer_entry(e, path, data, ctr, false);
+}
+
+/* The peer's entry at path (deleted: its tombstone of data). */
+static int send_peer_entry(struct engine *e, const char *path, const uint8_t *data, uint64_t ctr,
+			   bool deleted)
 {
 	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
 	struct msg_index_writer w;
@@ -115,6 +125,7 @@ static int send_peer_file(struct engine *e, const char *path, const uint8_t *dat
 	s.path = path;
 	s.path_len = strlen(path);
 	s.kind = SYNC_KIND_FILE;
+	s.flags = deleted ? SYNC_ENTRY_DELETED : 0;
 	s.mode = 0644;
 	s.size = FILE_LEN;
 	s.mtime_ns = 1704164645000000000LL + (int64_t)ctr;
@@ -376,6 +387,35 @@ TEST(moved_placeholder_stays_a_placeholder)
 }
 
 /*
+ * Sim bug 13 (seed 503 --lazy, with the first fix): the placeholder f,
+ * renamed to g and touched, is kept as a placeholder under its new name;
+ * then the peer's deletion of f (made meanwhile: concurrent) says that
+ * version is gone there. g's content can never come: g goes, and so does
+ * its entry at the peer, never as zeros.
+ */
+TEST(moved_placeholder_whose_version_the_peer_deleted_goes)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {1704164700, 0}};
+	char g[600];
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(g, sizeof(g), "%s/g", root);
+	REQUIRE(utimensat(AT_FDCWD, g, ts, 0) == 0);
+	loop_scan(e);
+	CHECK(sent_entry("g", content));
+	CHECK_INT_EQ(send_peer_entry(e, "f", content, 2, true), 0);
+	loop_scan(e);
+	CHECK(!exists("g"));
+	CHECK(!sent_entry("g", zeros));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
  * conflicted: ours went to a conflict copy, a new placeholder to f. The
@@ -434,6 +474,7 @@ int main(void)
 	RUN(peer_gone_fails_at_once);
 	RUN(moved_placeholder_replaced_by_peer_sends_no_zeros);
 	RUN(moved_placeholder_stays_a_placeholder);
+	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
 	RUN(rewritten_placeholder_not_retired);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
