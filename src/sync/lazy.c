@@ -656,7 +656,8 @@ static int claim_moved(struct lazy *lz, struct lazy_file *z, const char *path, u
 			n->dirty = true;
 			lazy_persist_later(lz);
 		}
-		log_debug("sync: the placeholder moved to %s by the user stays one", LOG_Q(path));
+		log_debug("sync: the placeholder moved to %s from %s by the user stays one",
+			  LOG_Q(path), LOG_Q(n->moved_from));
 	}
 	free(from);
 	free(have);
