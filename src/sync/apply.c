@@ -393,7 +393,19 @@ struct batch_ctx {
 	bool final;	       /* the peer's INDEX_DONE came */
 	size_t carry_bytes;    /* of the entries kept for the next batch */
 	size_t max;	       /* the batch's cap in bytes: half of it may be kept */
+	const struct rentry *b; /* the batch */
+	size_t n;
 };
+
+/* Whether the batch has a live file of content hash (the peer has it). */
+static bool batch_has(const struct batch_ctx *c, const uint8_t *hash)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->b[i].path && !c->b[i].deleted && c->b[i].kind == SYNC_KIND_FILE &&
+		    memcmp(c->b[i].hash, hash, INDEX_HASH_LEN) == 0)
+			return true;
+	return false;
+}
 
 static size_t rentry_bytes(const struct rentry *r)
 {
@@ -553,6 +565,17 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	int rc = 0;
 
 	have = local_get(a, r->path, r->path_len, l);
+	if (have && l->deleted && l->type == INDEX_FILE &&
+	    (r->deleted || memcmp(r->hash, l->hash, INDEX_HASH_LEN) != 0) &&
+	    (vv_compare(&r->vv, &l->vv) == VV_DOMINATES ||
+	     vv_compare(&r->vv, &l->vv) == VV_CONCURRENT) &&
+	    !batch_has(c, l->hash)) {
+		/* A placeholder the user moved (or deleted) here, whose version
+		 * the peer no longer has (not moved elsewhere in this batch): its
+		 * missing blocks can never come. Its file, under a new name, goes
+		 * (docs/SYNC.md). */
+		lazy_version_gone(a->c.lazy, r->path, l->hash);
+	}
 	v = decide(have ? l : NULL, r, a->c.self_dev, a->peer_dev);
 	if (v == DECIDE_MERGE_DELETED) {
 		merged_vv(&l->vv, &r->vv, &vv);
@@ -711,6 +734,8 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 		if (strcmp(b[i].path, b[i + 1].path) == 0)
 			rentry_free(&b[i]);
 	collect_cands(&c, b, n);
+	c.b = b;
+	c.n = n;
 	if (index_begin(a->c.idx) < 0)
 		log_warn("cannot start an index transaction: %s", index_errmsg(a->c.idx));
 	/* 0: directories, parents first (path order) */

@@ -349,6 +349,12 @@ void scan_set_placeholder_check(struct scan *s, scan_placeholder_fn fn, void *ud
 	s->placeholder_ud = ud;
 }
 
+void scan_set_moved_check(struct scan *s, scan_moved_fn fn, void *ud)
+{
+	s->moved = fn;
+	s->moved_ud = ud;
+}
+
 int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const struct stat *st,
 			  struct index_entry *e)
 {

@@ -80,6 +80,8 @@ struct scan {
 	struct index_entry e, e2;  /* scratch, about 8 KiB each */
 	scan_placeholder_fn placeholder;
 	void *placeholder_ud;
+	scan_moved_fn moved;
+	void *moved_ud;
 	bool hash_inline; /* scan_set_hash_inline: no hasher thread at work */
 	scan_held_fn held; /* scan_set_held_check */
 	void *held_ud;
