@@ -792,20 +792,50 @@ out:
 }
 
 /*
+ * Whether the directory f holds (opened when its download started) is
+ * still the one at its path, opened fresh now (never following a
+ * symlink), and still holds f's temp file. The user may have deleted it
+ * (the temp file went with it) or moved it away, and made another
+ * meanwhile: a rename through the held fd would then fail, or put the
+ * file where its path is not. 0, or -EAGAIN: fetch it again.
+ */
+static int fetch_dir_current(struct applier *a, struct fetch *f)
+{
+	struct stat held, now, tmp;
+	const char *name;
+	int fd, rc = 0;
+
+	fd = path_open_parent(a->c.disk->rootfd, f->r.path, false, &name);
+	if (fd < 0)
+		return -EAGAIN; /* the retry makes it, or refuses and logs why */
+	if (fstat(fd, &now) < 0 || fstat(f->dirfd, &held) < 0 || now.st_dev != held.st_dev ||
+	    now.st_ino != held.st_ino || fstat(f->tmpfd, &held) < 0 ||
+	    fstatat(fd, f->tmpname, &tmp, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    tmp.st_dev != held.st_dev || tmp.st_ino != held.st_ino)
+		rc = -EAGAIN;
+	close(fd);
+	return rc;
+}
+
+/*
  * A fetched file is complete in its temp file: check once more that the
  * path holds what we decided about (an edit may have happened meanwhile),
  * set its metadata and rename it into place.
  */
 int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t now_ms)
 {
-	struct index_entry *l = malloc(sizeof(*l));
+	struct index_entry *l;
 	enum decide_verdict v = DECIDE_ACCEPT;
 	struct stat st;
 	struct vv vv = f->r.vv;
-	int rc = 0;
+	int rc;
 	bool have;
 
 	a->now_ms = now_ms;
+	rc = fetch_dir_current(a, f);
+	if (rc < 0)
+		return rc;
+	l = malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	have = local_get(a, f->r.path, f->r.path_len, l);
@@ -833,7 +863,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 		goto out;
 	}
 	if (renameat(f->dirfd, f->tmpname, f->dirfd, f->name) < 0) {
-		rc = -errno;
+		rc = errno == ENOENT ? -EAGAIN : -errno; /* gone since the check */
 		goto out;
 	}
 	if (fstat(f->tmpfd, &st) < 0) {

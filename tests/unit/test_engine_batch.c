@@ -871,6 +871,87 @@ TEST(dir_with_unseen_contents_stays)
 	engine_free(e);
 }
 
+/*
+ * A download holds its target's directory (an fd) from start to commit.
+ * The user deletes that directory (its temp file goes with it) and it is
+ * made again, or moves it away and makes another: the rename into the
+ * held directory failed (ENOENT), or put the file into the moved one, and
+ * the download was dropped for good: the file never came (the sim's seeds
+ * 903, 177, ...). The commit checks the directory at the path now and, if
+ * it is another, fetches the file again into that one.
+ */
+static int peer_start(struct engine *e)
+{
+	struct sync_msg m = {.type = SYNC_MSG_START};
+	uint8_t b[64];
+	int len;
+
+	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
+	memcpy(m.start.expect, e->self_dev, VV_DEVICE_LEN);
+	len = msg_encode(&m, b, sizeof(b));
+	return len < 0 ? -1 : engine_on_msg(e, b, (size_t)len, TEST_NOW_MS);
+}
+
+static bool fetch_into_remade_dir(bool move_away)
+{
+	static const char *const dirs[] = {"d"};
+	struct engine *e = open_engine(dirs, 1);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[1];
+	uint8_t h[BLOCKS_HASH_LEN];
+	uint64_t now = TEST_NOW_MS;
+	bool ok = false;
+
+	if (!e || !x || blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0)
+		goto out;
+	engine_on_up(e, now); /* the fetcher runs only while the peer is up */
+	if (peer_start(e) < 0)
+		goto out;
+	/* an empty file: fetched without a message, complete at once */
+	peer_entry(e, "d/f", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	memcpy(s[0].hash, h, SYNC_HASH_LEN);
+	s[0].size = 0;
+	s[0].mode = 0644;
+	if (send_entries(e, s, 1) < 0 || send_done(e, 1) < 0)
+		goto out;
+	CHECK(absent("d/f")); /* waiting for its commit */
+	if (move_away) {
+		CHECK(rename(at("d"), at("moved")) == 0);
+	} else {
+		CHECK(nftw(at("d"), rm_fn, 16, FTW_DEPTH | FTW_PHYS) == 0);
+	}
+	CHECK(mkdir(at("d"), 0755) == 0);
+	/* the commit, a retry, its commit: within a few deadlines */
+	for (int i = 0; i < 8 && absent("d/f"); i++) {
+		uint64_t t = engine_deadline(e);
+		if (t == UINT64_MAX)
+			break;
+		now = t > now ? t : now + 1;
+		engine_tick(e, now);
+	}
+	CHECK(!absent("d/f"));
+	CHECK(index_get(e->idx, "d/f", 3, x) == 0 && !x->deleted);
+	if (move_away)
+		CHECK(absent("moved/f"));
+	CHECK(!e->fetch->nfetch && !e->fetch->closing);
+	CHECK_INT_EQ(closed, 0);
+	ok = true;
+out:
+	free(x);
+	engine_free(e);
+	return ok;
+}
+
+TEST(fetch_dir_deleted_and_remade)
+{
+	REQUIRE(fetch_into_remade_dir(false));
+}
+
+TEST(fetch_dir_moved_and_remade)
+{
+	REQUIRE(fetch_into_remade_dir(true));
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -894,6 +975,8 @@ int main(void)
 	RUN(dir_of_peer_beneath_our_file);
 	RUN(dir_wins_concurrent_clash);
 	RUN(dir_with_unseen_contents_stays);
+	RUN(fetch_dir_deleted_and_remade);
+	RUN(fetch_dir_moved_and_remade);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
