@@ -364,6 +364,9 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, struct e
 	r = index_get(s->idx, path, len, e);
 	if (r == 0 && scan_unchanged(e, &j.st)) {
 		r = 0;
+	} else if (r == 0 && scan_same_content(e, &j.st, j.hash)) {
+		r = set_stat(s, path, len, &j.st); /* moved or chmod'ed back: nothing new */
+		r = r < 0 ? r : 0;
 	} else if (r == 0 && (r = scan_placeholder_meta(s, path, len, &j.st, e)) != -ENOENT) {
 		/* a placeholder: its metadata, not the holes that were hashed */
 	} else if (r == -ENOENT) {
@@ -383,7 +386,7 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 {
 	struct index_entry *e = &s->e;
 	enum index_type type = scan_kind(st);
-	bool live, moved = false;
+	bool live;
 	int r, n = 0;
 
 	r = index_get(s->idx, path, len, e);
@@ -400,20 +403,15 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 			if (r < 0)
 				goto fail;
 			live = !e->deleted;
-			/* A rename itself changes the ctime: same size, mtime and inode
-			 * is the same content. */
-			if (live && e->type != INDEX_DIR && e->size == (uint64_t)st->st_size &&
-			    e->mtime_ns == scan_ns(&st->st_mtim) &&
-			    e->mode == (st->st_mode & 0777)) {
-				e->ctime_ns = scan_ns(&st->st_ctim);
-				moved = true;
-			}
+			/* A moved file keeps its entry (and hash) but is hashed again
+			 * below: a rename changes its ctime, and so does a same-size
+			 * edit that put the mtime back; only the hash tells them apart. */
 		}
 	}
 	if (live && scan_unchanged(e, st)) {
 		/* A directory keeps its entry; a moved or replaced one its new identity. */
-		if (moved || e->ino != (uint64_t)st->st_ino ||
-		    e->ctime_ns != scan_ns(&st->st_ctim) || e->dev != (uint64_t)st->st_dev)
+		if (e->ino != (uint64_t)st->st_ino || e->ctime_ns != scan_ns(&st->st_ctim) ||
+		    e->dev != (uint64_t)st->st_dev)
 			r = set_stat(s, path, len, st);
 		return r < 0 ? walk_err(s, err, r, path) : n;
 	}
@@ -433,18 +431,9 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 		r = apply_symlink(s, path, len, st, live);
 		break;
 	default:
-		if (live && e->type == INDEX_FILE && e->has_hash &&
-		    e->size == (uint64_t)st->st_size && e->mtime_ns == scan_ns(&st->st_mtim) &&
-		    e->ino == (uint64_t)st->st_ino && e->mode != (st->st_mode & 0777)) {
-			/* chmod: same content; recorded at once */
-			uint8_t hash[INDEX_HASH_LEN];
-
-			memcpy(hash, e->hash, sizeof(hash));
-			scan_entry_init(e, path, len, st);
-			e->has_hash = true;
-			memcpy(e->hash, hash, sizeof(hash));
-			r = put(s, e);
-		} else if (live && (r = scan_placeholder_meta(s, path, len, st, e)) != -ENOENT) {
+		/* A chmod is hashed too: the ctime that says so also says a
+		 * same-size edit that put the mtime back. */
+		if (live && (r = scan_placeholder_meta(s, path, len, st, e)) != -ENOENT) {
 			/* a placeholder: only its metadata changed (or r < 0) */
 		} else if (now) {
 			r = apply_file_now(s, path, len, err);
