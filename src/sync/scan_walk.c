@@ -27,6 +27,7 @@
 #include "base/fsutil.h"
 #include "base/log.h"
 #include "sync/blocks.h"
+#include "sync/lazy.h"
 #include "sync/scan_int.h"
 
 struct item {
@@ -381,12 +382,31 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, struct e
 	return r;
 }
 
+/*
+ * Whether path is a lazy file (lazy mode) not all here: its bytes on disk
+ * are no content (holes), so a moved one keeps its entry's hash (hashing it
+ * would publish zeros) and only records its new stat identity.
+ */
+static bool moved_placeholder(struct scan *s, const char *path, size_t len)
+{
+	struct lazy_row row;
+	uint8_t *bits = NULL;
+	bool partial = false;
+
+	if (!s->placeholder || index_lazy_get(s->idx, path, len, &row, &bits) < 0)
+		return false;
+	for (uint64_t i = 0; !partial && i < blocks_count(row.size); i++)
+		partial = i / 8 >= row.bits_len || !((bits[i / 8] >> (i % 8)) & 1);
+	free(bits);
+	return partial;
+}
+
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
 	       struct err *err)
 {
 	struct index_entry *e = &s->e;
 	enum index_type type = scan_kind(st);
-	bool live;
+	bool live, moved = false;
 	int r, n = 0;
 
 	r = index_get(s->idx, path, len, e);
@@ -405,13 +425,33 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 			live = !e->deleted;
 			/* A moved file keeps its entry (and hash) but is hashed again
 			 * below: a rename changes its ctime, and so does a same-size
-			 * edit that put the mtime back; only the hash tells them apart. */
+			 * edit that put the mtime back; only the hash tells them apart.
+			 * A placeholder cannot be hashed: it keeps its hash. */
+			if (live && e->type == INDEX_FILE && e->size == (uint64_t)st->st_size &&
+			    moved_placeholder(s, path, len)) {
+				if (e->mtime_ns == scan_ns(&st->st_mtim) &&
+				    e->mode == (st->st_mode & 0777)) {
+					e->ctime_ns = scan_ns(&st->st_ctim);
+					moved = true;
+				} else {
+					uint8_t hash[INDEX_HASH_LEN];
+
+					memcpy(hash, e->hash, sizeof(hash));
+					scan_entry_init(e, path, len, st);
+					e->has_hash = true;
+					memcpy(e->hash, hash, sizeof(hash));
+					r = put(s, e);
+					if (r < 0)
+						goto fail;
+					return n + r;
+				}
+			}
 		}
 	}
 	if (live && scan_unchanged(e, st)) {
 		/* A directory keeps its entry; a moved or replaced one its new identity. */
-		if (e->ino != (uint64_t)st->st_ino || e->ctime_ns != scan_ns(&st->st_ctim) ||
-		    e->dev != (uint64_t)st->st_dev)
+		if (moved || e->ino != (uint64_t)st->st_ino ||
+		    e->ctime_ns != scan_ns(&st->st_ctim) || e->dev != (uint64_t)st->st_dev)
 			r = set_stat(s, path, len, st);
 		return r < 0 ? walk_err(s, err, r, path) : n;
 	}
