@@ -303,7 +303,7 @@ static void fetch_drop(struct fetcher *fe, struct fetch *f, bool remove_tmp)
 
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms)
 {
-	struct fetch *f;
+	struct fetch *f, *old = NULL;
 
 	fe->now_ms = now_ms;
 
@@ -337,14 +337,17 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 			f->r.seq = r->seq > f->r.seq ? f->r.seq : r->seq;
 			return 0;
 		}
-		fetch_drop(fe, f, true);
+		/* Dropped once the new one is queued: the drop stores the peer's
+		 * changes as applied up to the oldest fetch left, and in between
+		 * none would be left for this path (lost with the connection). */
+		old = f;
 		break;
 	}
 	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	if (rentry_copy(&f->r, r) < 0) {
+	if (!f || rentry_copy(&f->r, r) < 0) {
 		free(f);
+		if (old)
+			fetch_drop(fe, old, true);
 		return -ENOMEM;
 	}
 	f->dirfd = f->tmpfd = f->dfd = -1;
@@ -356,6 +359,8 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 	fe->fetch_tail = f;
 	fe->nfetch++;
 	fe->nfetch_update += update;
+	if (old)
+		fetch_drop(fe, old, true);
 	return 0;
 }
 
