@@ -78,6 +78,30 @@ static void merged_vv(const struct vv *a, const struct vv *b, struct vv *ret)
 		*ret = *a;
 }
 
+/*
+ * The vector theirs (rv) is stored with when taken over our l (NULL: we
+ * have none): the version somebody wrote, so that its writer's next
+ * version, or its deletion, dominates it. Merged with ours only when ours
+ * stays alive: theirs dominates it (the merge is theirs), or the two are
+ * the same content (the peer merges too, DECIDE_MERGE_ONLY). A deletion of
+ * ours that loses to their edit, or a version of ours that loses a
+ * conflict and moved to its copy, is dropped with its counter: merged in,
+ * it made theirs a version nobody wrote, concurrent with their writer's
+ * next one (a conflict copy of their old content, docs/SIM.md bug 7) and
+ * with their later deletion of it (the file came back; in lazy mode as a
+ * placeholder nobody could serve, bug 9). The side that holds our version
+ * keeps its own with a vector dominating both when it gets ours
+ * (keep_local), or keeps ours as its conflict copy.
+ */
+static void taken_vv(enum decide_verdict v, const struct index_entry *l, const struct vv *rv,
+		     struct vv *ret)
+{
+	if (l && !l->deleted && v != DECIDE_LOCAL_LOSES)
+		merged_vv(&l->vv, rv, ret);
+	else
+		*ret = *rv;
+}
+
 /* Our version wins: store it with a vector that dominates theirs. */
 static void keep_local(struct applier *a, const struct rentry *r, struct index_entry *l)
 {
@@ -369,7 +393,19 @@ struct batch_ctx {
 	bool final;	       /* the peer's INDEX_DONE came */
 	size_t carry_bytes;    /* of the entries kept for the next batch */
 	size_t max;	       /* the batch's cap in bytes: half of it may be kept */
+	const struct rentry *b; /* the batch */
+	size_t n;
 };
+
+/* Whether the batch has a live file of content hash (the peer has it). */
+static bool batch_has(const struct batch_ctx *c, const uint8_t *hash)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->b[i].path && !c->b[i].deleted && c->b[i].kind == SYNC_KIND_FILE &&
+		    memcmp(c->b[i].hash, hash, INDEX_HASH_LEN) == 0)
+			return true;
+	return false;
+}
 
 static size_t rentry_bytes(const struct rentry *r)
 {
@@ -529,6 +565,17 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	int rc = 0;
 
 	have = local_get(a, r->path, r->path_len, l);
+	if (have && l->deleted && l->type == INDEX_FILE &&
+	    (r->deleted || memcmp(r->hash, l->hash, INDEX_HASH_LEN) != 0) &&
+	    (vv_compare(&r->vv, &l->vv) == VV_DOMINATES ||
+	     vv_compare(&r->vv, &l->vv) == VV_CONCURRENT) &&
+	    !batch_has(c, l->hash)) {
+		/* A placeholder the user moved (or deleted) here, whose version
+		 * the peer no longer has (not moved elsewhere in this batch): its
+		 * missing blocks can never come. Its file, under a new name, goes
+		 * (docs/SYNC.md). */
+		lazy_version_gone(a->c.lazy, r->path, l->hash);
+	}
 	v = decide(have ? l : NULL, r, a->c.self_dev, a->peer_dev);
 	if (v == DECIDE_MERGE_DELETED) {
 		merged_vv(&l->vv, &r->vv, &vv);
@@ -536,19 +583,7 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 			(void)store(a, r, &vv, NULL);
 		return;
 	}
-	/*
-	 * Theirs taken over a deletion of ours (newer, or an edit that wins
-	 * over it) keeps their vector as it is: the deletion is dropped, and
-	 * its counter with it. Merged in, it made their version concurrent
-	 * with their own writer's next one (a conflict copy of their old
-	 * content) and with their later deletion of it (the file came back).
-	 * If the peer has our tombstone, it keeps its edit with a vector
-	 * dominating both (keep_local).
-	 */
-	if (have && !l->deleted)
-		merged_vv(&l->vv, &r->vv, &vv);
-	else
-		vv = r->vv;
+	taken_vv(v, have ? l : NULL, &r->vv, &vv);
 	switch (v) {
 	case DECIDE_IGNORE:
 	case DECIDE_MERGE_DELETED: /* done above */
@@ -699,6 +734,8 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 		if (strcmp(b[i].path, b[i + 1].path) == 0)
 			rentry_free(&b[i]);
 	collect_cands(&c, b, n);
+	c.b = b;
+	c.n = n;
 	if (index_begin(a->c.idx) < 0)
 		log_warn("cannot start an index transaction: %s", index_errmsg(a->c.idx));
 	/* 0: directories, parents first (path order) */
@@ -755,24 +792,55 @@ out:
 }
 
 /*
+ * Whether the directory f holds (opened when its download started) is
+ * still the one at its path, opened fresh now (never following a
+ * symlink), and still holds f's temp file. The user may have deleted it
+ * (the temp file went with it) or moved it away, and made another
+ * meanwhile: a rename through the held fd would then fail, or put the
+ * file where its path is not. 0, or -EAGAIN: fetch it again.
+ */
+static int fetch_dir_current(struct applier *a, struct fetch *f)
+{
+	struct stat held, now, tmp;
+	const char *name;
+	int fd, rc = 0;
+
+	fd = path_open_parent(a->c.disk->rootfd, f->r.path, false, &name);
+	if (fd < 0)
+		return -EAGAIN; /* the retry makes it, or refuses and logs why */
+	if (fstat(fd, &now) < 0 || fstat(f->dirfd, &held) < 0 || now.st_dev != held.st_dev ||
+	    now.st_ino != held.st_ino || fstat(f->tmpfd, &held) < 0 ||
+	    fstatat(fd, f->tmpname, &tmp, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    tmp.st_dev != held.st_dev || tmp.st_ino != held.st_ino)
+		rc = -EAGAIN;
+	close(fd);
+	return rc;
+}
+
+/*
  * A fetched file is complete in its temp file: check once more that the
  * path holds what we decided about (an edit may have happened meanwhile),
  * set its metadata and rename it into place.
  */
 int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t now_ms)
 {
-	struct index_entry *l = malloc(sizeof(*l));
+	struct index_entry *l;
+	enum decide_verdict v = DECIDE_ACCEPT;
 	struct stat st;
 	struct vv vv = f->r.vv;
-	int rc = 0;
+	int rc;
 	bool have;
 
 	a->now_ms = now_ms;
+	rc = fetch_dir_current(a, f);
+	if (rc < 0)
+		return rc;
+	l = malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	have = local_get(a, f->r.path, f->r.path_len, l);
 	if (have) {
-		enum decide_verdict v = decide(l, &f->r, a->c.self_dev, a->peer_dev);
+		v = decide(l, &f->r, a->c.self_dev, a->peer_dev);
 		if (v == DECIDE_LOCAL_LOSES) {
 			rc = move_to_conflict(a, l);
 			if (rc < 0)
@@ -785,8 +853,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 			goto out;
 		}
 	}
-	if (have && !l->deleted) /* as in apply_one */
-		merged_vv(&l->vv, &f->r.vv, &vv);
+	taken_vv(v, have ? l : NULL, &f->r.vv, &vv);
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};
 	if (!synced && (fchmod(f->tmpfd, disk_peer_mode(a->c.disk, f->r.mode)) < 0 ||
@@ -796,7 +863,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 		goto out;
 	}
 	if (renameat(f->dirfd, f->tmpname, f->dirfd, f->name) < 0) {
-		rc = -errno;
+		rc = errno == ENOENT ? -EAGAIN : -errno; /* gone since the check */
 		goto out;
 	}
 	if (fstat(f->tmpfd, &st) < 0) {

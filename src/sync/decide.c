@@ -71,7 +71,19 @@ enum decide_verdict decide(const struct index_entry *l, const struct rentry *r,
 		 * see our version as concurrent, so that it keeps its edit as the
 		 * conflict copy before it takes ours.
 		 */
-		return w == 1 ? DECIDE_LOCAL_LOSES : DECIDE_IGNORE;
+		if (w == 0)
+			return DECIDE_IGNORE;
+		/*
+		 * Ours loses. A version we never wrote (no counter of ours) is
+		 * the peer's own: the peer sends another one for this path only
+		 * after taking it over this one in a conflict it lost, and then
+		 * keeps it as its conflict copy. Take theirs: a second copy of
+		 * the same version was a duplicate, and in lazy mode (ours a
+		 * placeholder) one nobody could serve.
+		 */
+		if (vv_get(&l->vv, self) == 0)
+			return DECIDE_ACCEPT;
+		return DECIDE_LOCAL_LOSES;
 	}
 	return DECIDE_IGNORE;
 }

@@ -286,6 +286,7 @@ void engine_pump(struct engine *e, uint64_t now_ms)
 		return;
 	send_index(e);
 	serve_pump(e->serve, e->now_ms);
+	send_index(e); /* a placeholder the peer asked for may have gone */
 	engine_pump_transfers(e);
 }
 
@@ -494,9 +495,12 @@ static int on_index_update(struct engine *e, const struct sync_index_update *u)
 
 static void on_index_done(struct engine *e, uint64_t seq)
 {
+	/* the mark rises after the batch: a download dropped while applying
+	 * it (replaced by a newer version) records what is applied, and
+	 * downloads of the batch not yet queued must still hold it back */
+	engine_apply_batch(e, true);
 	if (seq > e->peer_done_seq)
 		e->peer_done_seq = seq;
-	engine_apply_batch(e, true);
 	e->got_done = true;
 	if (engine_store_applied(e) < 0)
 		log_warn("cannot record the peer's sequence: %s", index_errmsg(e->idx));
@@ -788,6 +792,28 @@ static bool serve_partial_cb(void *ud, const char *path, const uint8_t *hash)
 	return lazy_partial(e->lazy, path, hash);
 }
 
+/* The peer asked for a placeholder of ours: nobody can fill it; it goes,
+ * recorded as our deletion (lazy_fetch_drop). */
+static void serve_unservable_cb(void *ud, const char *path, const uint8_t *hash)
+{
+	struct engine *e = ud;
+	struct err err = {.msg = ""};
+	int r = lazy_fetch_drop(e->lazyf, path, hash);
+
+	if (r <= 0) {
+		if (r < 0)
+			log_debug("cannot drop the placeholder %s: %s", LOG_Q(path), strerror(-r));
+		return;
+	}
+	log_info("sync: %s was only a placeholder here and the peer has not got its content "
+		 "either (it asked for it): it can never be read, so it is deleted",
+		 LOG_Q(path));
+	if (scan_path_now(e->scan, path, strlen(path), &err) < 0)
+		log_warn("cannot record the deletion of %s: %s", LOG_Q(path), err.msg);
+	if (e->io.changed)
+		e->io.changed(e->io.ud, path);
+}
+
 static void changed_cb(void *ud, const char *path)
 {
 	struct engine *e = ud;
@@ -818,7 +844,8 @@ static int parts_new(struct engine *e, const struct engine_opts *opts,
 			       .no_workers = opts->no_workers};
 	struct serve_ctx sc = {.idx = e->idx, .rootfd = e->rootfd, .link = link, .buf = e->buf,
 			       .buf_len = ENGINE_MSG_BUF, .rate_bps = opts->rate_bps,
-			       .partial = opts->lazy ? serve_partial_cb : NULL, .ud = e};
+			       .partial = opts->lazy ? serve_partial_cb : NULL,
+			       .unservable = opts->lazy ? serve_unservable_cb : NULL, .ud = e};
 	struct lazy_fetch_ctx lfc = {.lz = e->lazy, .xfer = &e->xfer, .idx = e->idx,
 				     .disk = &e->disk, .link = link, .buf = e->buf,
 				     .buf_len = ENGINE_MSG_BUF, .cache_max = opts->cache_max,

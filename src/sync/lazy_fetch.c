@@ -443,6 +443,76 @@ out:
 	lf->evict_due_ms = lazy_bytes(lf->c.lz) > lf->c.cache_max ? now + LAZY_EVICT_RETRY_MS : 0;
 }
 
+/* ---- a placeholder nobody can fill ---- */
+
+int lazy_fetch_drop(struct lazy_fetcher *lf, const char *path, const uint8_t *hash)
+{
+	struct lazy_file *z = lazy_find(lf->c.lz, path);
+	struct index_entry *x;
+	const char *name;
+	struct stat st;
+	int dirfd = -1, rfd = -1, r = 0;
+
+	if (!z || z->nhave == z->nblocks || memcmp(z->hash, hash, SYNC_HASH_LEN) != 0)
+		return 0;
+	x = malloc(sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	if (index_get(lf->c.idx, z->path, z->path_len, x) < 0 || x->deleted ||
+	    x->type != INDEX_FILE || memcmp(x->hash, z->hash, SYNC_HASH_LEN) != 0)
+		goto out; /* the scanner or the applier is on it */
+	dirfd = disk_open_parent(lf->c.disk, z->path, false, &name);
+	if (dirfd < 0) {
+		r = dirfd == -ENOENT ? 0 : dirfd;
+		goto out;
+	}
+	if (z->active) {
+		/* our own descriptor is no writer, and the blocks it waits
+		 * for can never come */
+		file_failed(lf, z);
+		lazy_deactivate(lf->c.lz, z);
+	}
+	/* exactly the placeholder as indexed: a change not scanned yet (an
+	 * O_TRUNC and new bytes make it the user's file) is the scanner's */
+	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (rfd < 0 || fstat(rfd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_ino != x->ino || (uint64_t)st.st_size != x->size ||
+	    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != x->ctime_ns ||
+	    !no_writers(rfd)) {
+		log_debug("sync: not dropping %s: changed since it was indexed", LOG_Q(z->path));
+		goto out;
+	}
+	if ((uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size) {
+		/* no hole: every block was written, maybe not yet marked (a
+		 * crash before the bitmap was stored); then it is complete */
+		uint8_t h[SYNC_HASH_LEN];
+		uint64_t n = 0;
+		if (blocks_hash_fd(rfd, NULL, NULL, h, &n) == 0 && n == z->size &&
+		    memcmp(h, z->hash, SYNC_HASH_LEN) == 0) {
+			for (uint64_t i = 0; i < z->nblocks; i++)
+				if (!lazy_bit_get(z->have, i))
+					lazy_mark(lf->c.lz, z, i);
+			z->dirty = true;
+			lazy_persist_later(lf->c.lz);
+			lazy_wake(lf->c.lz, false, NULL);
+			goto out; /* served at the next request */
+		}
+	}
+	lazy_retire(lf->c.lz, z->path); /* a reader holding it open: -EIO for what is missing */
+	if (unlinkat(dirfd, name, 0) < 0) {
+		r = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	lazy_gone(lf->c.lz, path);
+	r = 1;
+out:
+	if (rfd >= 0)
+		close(rfd);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(x);
+	return r;
+}
 
 uint64_t lazy_fetch_deadline(const struct lazy_fetcher *lf)
 {

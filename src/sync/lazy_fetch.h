@@ -56,4 +56,18 @@ void lazy_pump(struct lazy_fetcher *lf, uint64_t now_ms);
 uint64_t lazy_fetch_deadline(const struct lazy_fetcher *lf);
 void lazy_fetch_tick(struct lazy_fetcher *lf, uint64_t now_ms);
 
+/*
+ * The peer asked us for the content hash of path, which is here only as a
+ * placeholder not complete: nobody can ever fill it (the peer asks because
+ * it has not got that content under this name any more, and only the peer
+ * could fill it; sim bug 8). Blocks asked for it are dropped. Unless it
+ * changed since it was indexed or is open for writing (the scanner decides
+ * then), or has no hole and hashes to its content (it was complete: marked
+ * so, and served at the next request; the hash is read on this thread),
+ * the placeholder is removed from the disk and the table; the caller
+ * records the deletion (scan_path_now), a change of ours that the peer
+ * takes. Returns 1 when removed, 0 when left, -errno. Loop thread.
+ */
+int lazy_fetch_drop(struct lazy_fetcher *lf, const char *path, const uint8_t *hash);
+
 #endif

@@ -177,6 +177,13 @@ static bool rate_ok(struct server *s, uint32_t len)
 	return false;
 }
 
+/* q asked for a placeholder not complete here: nobody has it (serve.h). */
+static void unservable(struct server *s, const struct serve_req *q)
+{
+	if (s->c.unservable)
+		s->c.unservable(s->c.ud, q->path, q->hash);
+}
+
 /* Serves one block. Returns 0 when done with q, -EAGAIN to wait. */
 static int serve_block(struct server *s, struct serve_req *q)
 {
@@ -195,6 +202,7 @@ static int serve_block(struct server *s, struct serve_req *q)
 	}
 	if (s->c.partial && s->c.partial(s->c.ud, q->path, q->hash)) {
 		send_error(s, q->req_id, SYNC_BLOCK_ERR_NOT_FOUND, "not all of it is here");
+		unservable(s, q);
 		return 0;
 	}
 	if (q->offset != (uint64_t)q->block * BLOCKS_SIZE || q->len != blocks_len(size, q->block)) {
@@ -250,6 +258,7 @@ static int serve_manifest(struct server *s, struct serve_req *q)
 		}
 		if (s->c.partial && s->c.partial(s->c.ud, q->path, q->hash)) {
 			send_error(s, q->req_id, SYNC_BLOCK_ERR_NOT_FOUND, "not all of it is here");
+			unservable(s, q);
 			return 0;
 		}
 		r = index_manifest_get(s->c.idx, q->hash, &q->manifest, &q->manifest_len);

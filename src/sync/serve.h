@@ -45,6 +45,9 @@ struct serve_ctx {
 	/* Optional: whether path with content hash is a placeholder not yet
 	 * complete here (lazy mode: never served). */
 	bool (*partial)(void *ud, const char *path, const uint8_t *hash);
+	/* Optional: such a placeholder was asked for (after the answer "not
+	 * all of it is here"): the peer has not got it either. */
+	void (*unservable)(void *ud, const char *path, const uint8_t *hash);
 	void *ud;
 };
 

@@ -212,6 +212,33 @@ TEST(directory_wins_over_file)
 	}
 }
 
+/*
+ * Our version loses a conflict, but we never wrote it: no counter of ours,
+ * the peer's own version (docs/SIM.md bug 9, seed 23 --lazy --ops 24).
+ * The peer sends another version for the path only after taking it over
+ * this one, in a conflict it lost, so it keeps it as its own conflict
+ * copy: here theirs is simply taken. A second copy of the same version
+ * (under our device's name) was a duplicate, and in lazy mode, where ours
+ * is a placeholder, one nobody could serve.
+ */
+TEST(peer_version_losing_is_no_second_copy)
+{
+	struct index_entry *theirs = local(INDEX_FILE, false, 1, T0, vec(2, 0)); /* a wrote it */
+	struct index_entry *ours = local(INDEX_FILE, false, 1, T0, vec(3, 1));	/* b edited it */
+	struct index_entry *winner = local(INDEX_FILE, false, 2, T0 + 1000, vec(0, 4));
+	struct rentry rw = remote_of(winner);
+
+	/* b holds a's version: the winner (from a) is taken, no copy */
+	CHECK_INT_EQ(decide(theirs, &rw, dev_b, dev_a), DECIDE_ACCEPT);
+	/* a holds its own version: a keeps it as the conflict copy */
+	CHECK_INT_EQ(decide(theirs, &rw, dev_a, dev_b), DECIDE_LOCAL_LOSES);
+	/* b changed a's version: b's edit is kept as the copy */
+	CHECK_INT_EQ(decide(ours, &rw, dev_b, dev_a), DECIDE_LOCAL_LOSES);
+	free(theirs);
+	free(ours);
+	free(winner);
+}
+
 int main(void)
 {
 	RUN(unknown_path_is_accepted);
@@ -223,5 +250,6 @@ int main(void)
 	RUN(identical_content_is_no_conflict);
 	RUN(file_and_link_never_identical);
 	RUN(directory_wins_over_file);
+	RUN(peer_version_losing_is_no_second_copy);
 	return tap_done();
 }

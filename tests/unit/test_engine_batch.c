@@ -633,6 +633,142 @@ TEST(deletion_recorded_after_grace)
 }
 
 /*
+ * Our version loses a conflict to the peer's concurrent one (docs/SIM.md
+ * bug 9, seed 4 --lazy): ours moves to a conflict copy and theirs is
+ * taken with their vector as it is, a version the peer wrote. With our old
+ * vector merged in, the peer's later deletion of it (a rename there) did
+ * not dominate it: "an edit wins over a deletion" kept it, the old name
+ * came back (in lazy mode as a placeholder nobody could serve).
+ */
+TEST(local_loses_keeps_their_vector)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	const struct timespec old[2] = {{1, 0}, {1, 0}};
+	struct sync_entry s[2];
+	struct vv want;
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	/* vectors of the peer's alone: made before we have l */
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, false, "theirs", 1, &s[0]);
+	s[0].mtime_ns = 2000000000000000000LL; /* newer than ours: it wins */
+	peer_entry(e, "l", SYNC_KIND_SYMLINK, true, NULL, 2, &s[1]);
+	REQUIRE(symlink("ours", at("l")) == 0);
+	REQUIRE(utimensat(AT_FDCWD, at("l"), old, AT_SYMLINK_NOFOLLOW) == 0);
+	REQUIRE(send_entries(e, &s[0], 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	n = readlink(at("l"), buf, sizeof(buf) - 1);
+	CHECK(n == 6 && memcmp(buf, "theirs", 6) == 0);
+	CHECK_INT_EQ(top_names(), 2); /* ours is the conflict copy */
+	REQUIRE(index_get(e->idx, "l", 1, x) == 0 && !x->deleted);
+	vv_init(&want);
+	want.n = 1;
+	memcpy(want.e[0].device, peer_dev, VV_DEVICE_LEN);
+	want.e[0].counter = 1;
+	CHECK(vv_compare(&x->vv, &want) == VV_EQUAL);
+
+	/* the peer renames it: its tombstone dominates what we took */
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK(absent("l"));
+	CHECK_INT_EQ(top_names(), 1);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
+ * A download replaced by the peer's newer version of the file (sim seed
+ * 1455 --lazy --ops 24): dropping the old one told the engine its
+ * downloads had moved on while the batch was still being applied, after
+ * INDEX_DONE had already raised the mark to the new entry's sequence and
+ * before the new download was queued: the peer's change was recorded as
+ * applied. Lost with the connection, the download was never asked for
+ * again (the peer sends only changes after the mark): the file stayed
+ * deleted here.
+ */
+TEST(superseded_fetch_keeps_applied)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct sync_entry s[2];
+
+	REQUIRE(e);
+	peer_entry(e, "f", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	s[0].size = 10;
+	memset(s[0].hash, 1, sizeof(s[0].hash));
+	REQUIRE(send_entries(e, &s[0], 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	CHECK_INT_EQ(e->peer_applied, 0); /* being fetched */
+	peer_entry(e, "f", SYNC_KIND_FILE, false, NULL, 2, &s[1]);
+	s[1].size = 10;
+	memset(s[1].hash, 2, sizeof(s[1].hash));
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK_INT_EQ(e->peer_applied, 1); /* the new version is being fetched */
+	CHECK_INT_EQ(closed, 0);
+	engine_free(e);
+}
+
+/*
+ * A rename here onto a path where the peer wrote a file we have not
+ * applied yet (its download is still in flight) is concurrent with that
+ * write (docs/SIM.md bug 10, seed 123). The renamed entry took the
+ * source's vector, which held the peer's counter of a later change (the
+ * source itself): it dominated the peer's file, which the peer then
+ * overwrote with ours without a conflict copy, and our download of it was
+ * dropped as old. The destination's vector is its own history now: the
+ * peer's file, announced again, is a conflict, and both versions stay.
+ */
+TEST(rename_does_not_carry_source_vector)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+	struct vv theirs;
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	/* the peer's f3 (counter 8) needs a download; its s (11) is applied */
+	peer_entry(e, "f3", SYNC_KIND_FILE, false, NULL, 8, &s[0]);
+	memset(s[0].hash, 0x33, SYNC_HASH_LEN);
+	s[0].size = 106;
+	s[0].mode = 0644;
+	s[0].mtime_ns = (int64_t)1700000000 * 1000000000;
+	peer_entry(e, "s", SYNC_KIND_SYMLINK, false, "x", 11, &s[1]);
+	REQUIRE(send_entries(e, s, 2) == 0);
+	REQUIRE(send_done(e, 11) == 0);
+	REQUIRE(absent("f3"));
+	n = readlink(at("s"), buf, sizeof(buf) - 1);
+	REQUIRE(n == 1 && buf[0] == 'x');
+
+	/* our user renames s to f3 */
+	REQUIRE(rename(at("s"), at("f3")) == 0);
+	engine_on_inotify(e, TEST_NOW_MS);
+	engine_tick(e, TEST_NOW_MS + ENGINE_SCAN_DELAY_MS);
+	REQUIRE(index_get(e->idx, "s", 1, x) == 0);
+	CHECK(x->deleted);
+	REQUIRE(index_get(e->idx, "f3", 2, x) == 0);
+	CHECK(!x->deleted && x->type == INDEX_SYMLINK);
+	vv_init(&theirs);
+	theirs.n = 1;
+	memcpy(theirs.e[0].device, peer_dev, VV_DEVICE_LEN);
+	theirs.e[0].counter = 8;
+	CHECK_INT_EQ(vv_compare(&x->vv, &theirs), VV_CONCURRENT);
+
+	/* the peer's f3 again (newer): ours becomes the conflict copy */
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 11) == 0);
+	CHECK(absent("f3"));
+	CHECK_INT_EQ(top_names(), 1);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
  * cut at 511 bytes, silently, taking the cause with it. Now the whole
@@ -809,6 +945,87 @@ TEST(dir_with_unseen_contents_stays)
 	engine_free(e);
 }
 
+/*
+ * A download holds its target's directory (an fd) from start to commit.
+ * The user deletes that directory (its temp file goes with it) and it is
+ * made again, or moves it away and makes another: the rename into the
+ * held directory failed (ENOENT), or put the file into the moved one, and
+ * the download was dropped for good: the file never came (the sim's seeds
+ * 903, 177, ...). The commit checks the directory at the path now and, if
+ * it is another, fetches the file again into that one.
+ */
+static int peer_start(struct engine *e)
+{
+	struct sync_msg m = {.type = SYNC_MSG_START};
+	uint8_t b[64];
+	int len;
+
+	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
+	memcpy(m.start.expect, e->self_dev, VV_DEVICE_LEN);
+	len = msg_encode(&m, b, sizeof(b));
+	return len < 0 ? -1 : engine_on_msg(e, b, (size_t)len, TEST_NOW_MS);
+}
+
+static bool fetch_into_remade_dir(bool move_away)
+{
+	static const char *const dirs[] = {"d"};
+	struct engine *e = open_engine(dirs, 1);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[1];
+	uint8_t h[BLOCKS_HASH_LEN];
+	uint64_t now = TEST_NOW_MS;
+	bool ok = false;
+
+	if (!e || !x || blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0)
+		goto out;
+	engine_on_up(e, now); /* the fetcher runs only while the peer is up */
+	if (peer_start(e) < 0)
+		goto out;
+	/* an empty file: fetched without a message, complete at once */
+	peer_entry(e, "d/f", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	memcpy(s[0].hash, h, SYNC_HASH_LEN);
+	s[0].size = 0;
+	s[0].mode = 0644;
+	if (send_entries(e, s, 1) < 0 || send_done(e, 1) < 0)
+		goto out;
+	CHECK(absent("d/f")); /* waiting for its commit */
+	if (move_away) {
+		CHECK(rename(at("d"), at("moved")) == 0);
+	} else {
+		CHECK(nftw(at("d"), rm_fn, 16, FTW_DEPTH | FTW_PHYS) == 0);
+	}
+	CHECK(mkdir(at("d"), 0755) == 0);
+	/* the commit, a retry, its commit: within a few deadlines */
+	for (int i = 0; i < 8 && absent("d/f"); i++) {
+		uint64_t t = engine_deadline(e);
+		if (t == UINT64_MAX)
+			break;
+		now = t > now ? t : now + 1;
+		engine_tick(e, now);
+	}
+	CHECK(!absent("d/f"));
+	CHECK(index_get(e->idx, "d/f", 3, x) == 0 && !x->deleted);
+	if (move_away)
+		CHECK(absent("moved/f"));
+	CHECK(!e->fetch->nfetch && !e->fetch->closing);
+	CHECK_INT_EQ(closed, 0);
+	ok = true;
+out:
+	free(x);
+	engine_free(e);
+	return ok;
+}
+
+TEST(fetch_dir_deleted_and_remade)
+{
+	REQUIRE(fetch_into_remade_dir(false));
+}
+
+TEST(fetch_dir_moved_and_remade)
+{
+	REQUIRE(fetch_into_remade_dir(true));
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -827,10 +1044,15 @@ int main(void)
 	RUN(deletion_loses_keeps_their_vector);
 	RUN(root_removed_in_parts_deletes_nothing);
 	RUN(deletion_recorded_after_grace);
+	RUN(local_loses_keeps_their_vector);
+	RUN(superseded_fetch_keeps_applied);
+	RUN(rename_does_not_carry_source_vector);
 	RUN(nested_message_keeps_its_cause);
 	RUN(dir_of_peer_beneath_our_file);
 	RUN(dir_wins_concurrent_clash);
 	RUN(dir_with_unseen_contents_stays);
+	RUN(fetch_dir_deleted_and_remade);
+	RUN(fetch_dir_moved_and_remade);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
