@@ -257,6 +257,11 @@ static void root_case(struct st_env *env, const char *tag, int side, bool gone)
 	st_pair_path(&p, side, "", root);
 	base = strrchr(root, '/') + 1;
 	if (gone) {
+		/* as rm -rf does: files first, the marker and the root last; the
+		 * daemon scans in between (the deletion must be held, not sent) */
+		ST_CHECK(env, st_pair_rm(&p, side, keep[2]) == 0 &&
+				      st_pair_rm(&p, side, keep[0]) == 0);
+		st_sleep_ms(env, 500);
 		ST_CHECK(env, st_pair_rm(&p, side, "") == 0);
 	} else {
 		snprintf(old, sizeof(old), "%s.old", root);

@@ -116,7 +116,7 @@ static void run_scan(struct engine *e)
 	e->scan_due_ms = 0;
 	if (e->stopped[0])
 		return;
-	r = scan_run(e->scan, &err);
+	r = scan_run(e->scan, e->now_ms, &err);
 	if (r == -ESTALE) {
 		engine_stop(e, "%s", err.msg);
 		return;
@@ -570,6 +570,8 @@ uint64_t engine_deadline(const struct engine *e)
 
 	if (e->scan_due_ms)
 		t = e->scan_due_ms;
+	if (!e->stopped[0] && scan_deadline(e->scan) < t)
+		t = scan_deadline(e->scan); /* held deletions (scan.h) */
 	if (fetch_deadline(e->fetch) < t)
 		t = fetch_deadline(e->fetch);
 	if (serve_deadline(e->serve) < t)
@@ -588,7 +590,7 @@ void engine_tick(struct engine *e, uint64_t now)
 	set_now(e, now);
 	if (hold_expire(e->hold, now) && scan_retry_held(e->scan))
 		run_scan(e); /* a file open for writing too long goes out (hold.h) */
-	if (e->scan_due_ms && now >= e->scan_due_ms)
+	if ((e->scan_due_ms && now >= e->scan_due_ms) || now >= scan_deadline(e->scan))
 		run_scan(e);
 	fetch_tick(e->fetch, now);
 	lazy_tick(e->lazy, now);

@@ -611,6 +611,8 @@ int scan_new(const char *root, struct index *idx, struct scan **ret, struct err 
 	map_init(&s->warned, 0);
 	map_init(&s->wds, 0);
 	map_init(&s->deferred, 0);
+	map_init(&s->gone, 0);
+	s->gone_due_ms = UINT64_MAX;
 	s->rootfd = s->ifd = s->h.efd = -1;
 	s->full = true;
 	log_quote(root, strlen(root), s->root_q, sizeof(s->root_q));
@@ -640,6 +642,7 @@ fail:
 void scan_free(struct scan *s)
 {
 	struct scan_job *j;
+	void *v;
 
 	if (!s)
 		return;
@@ -651,6 +654,9 @@ void scan_free(struct scan *s)
 	map_done(&s->inflight);
 	map_done(&s->warned);
 	map_done(&s->deferred);
+	for (size_t pos = 0; map_next(&s->gone, &pos, NULL, NULL, &v);)
+		free(v);
+	map_done(&s->gone);
 	scan_wdmap_done(&s->wds);
 	if (s->ifd >= 0)
 		close(s->ifd);
@@ -682,7 +688,13 @@ void scan_request_full(struct scan *s)
 
 bool scan_pending(const struct scan *s)
 {
-	return s->full || s->ndirty > 0 || s->pend_files > 0 || s->retry;
+	return s->full || s->ndirty > 0 || s->pend_files > 0 || s->retry ||
+	       map_count(&s->gone) > 0;
+}
+
+uint64_t scan_deadline(const struct scan *s)
+{
+	return s->gone_due_ms;
 }
 
 void scan_stats(const struct scan *s, uint64_t *ret_files, uint64_t *ret_bytes)

@@ -53,6 +53,18 @@
  *   changes nothing: syncing must stop; it never reads that as "delete
  *   everything". At start, a missing marker with a non-empty index is the
  *   same error; with an empty index the marker is created.
+ * - Held deletions: a recursive removal (rm -rf of the share, a folder
+ *   moved away in parts) deletes the files before the marker and the root,
+ *   so a scan in between finds a healthy root and files gone. A path a
+ *   scan finds gone is therefore held, not recorded: it is recorded by the
+ *   first scan_run() at or after scan_deadline(), once no new deletion was
+ *   found for SCAN_GONE_QUIET_MS (the burst is over) or it waited
+ *   SCAN_GONE_MAX_MS, if that scan finds the root and marker in place after
+ *   its walk and the path still gone. A scan that finds the root gone
+ *   drops them all. Renames are not deletions and are recorded at once.
+ *   scan_path_now() records what it finds gone at once (the engine calls
+ *   it before it applies the peer's change there, which wins over a
+ *   deletion: scan_path_now's tombstone never removes the peer's file).
  *
  * Threads: every function runs on one thread (the engine's loop), except
  * the internal hasher thread, which only reads files and hands results
@@ -62,6 +74,8 @@
 #define SCAN_MARKER ".tandem"
 #define SCAN_TMP_PREFIX ".tandem-tmp-"
 #define SCAN_TMP_MAX_AGE_S (7 * 24 * 3600) /* a week, so a weekend away still resumes */
+#define SCAN_GONE_QUIET_MS 1000 /* held deletions: the burst is over after this */
+#define SCAN_GONE_MAX_MS 10000	/* ... and none waits longer than this */
 
 struct scan;
 
@@ -148,17 +162,24 @@ int scan_on_inotify(struct scan *s) __attribute__((warn_unused_result));
 /* The next scan_run() walks the whole tree. */
 void scan_request_full(struct scan *s);
 
-/* Whether anything is waiting: dirty directories, a full scan, hash jobs. */
+/* Whether anything is waiting: dirty directories, a full scan, hash jobs,
+ * held deletions. */
 bool scan_pending(const struct scan *s);
+
+/* When scan_run() is due for held deletions (the caller's clock, in ms);
+ * UINT64_MAX when none are held. */
+uint64_t scan_deadline(const struct scan *s);
 
 /*
  * Brings the index up to date with the dirty part of the tree (all of it
- * when a full scan is due), in one index transaction. Files that need
+ * when a full scan is due), in one index transaction, now_ms being the
+ * caller's monotonic clock (for held deletions, above). Files that need
  * hashing are queued to the hasher thread. Returns the number of index
  * changes made (0: none), -ESTALE (root gone, see above; err says what
- * and what to do), or another -errno with err set.
+ * and what to do; held deletions are dropped), or another -errno with err
+ * set.
  */
-int scan_run(struct scan *s, struct err *err) __attribute__((warn_unused_result));
+int scan_run(struct scan *s, uint64_t now_ms, struct err *err) __attribute__((warn_unused_result));
 
 /*
  * Stores the finished hash jobs (index_put_local and the manifest).

@@ -87,6 +87,9 @@ struct scan {
 	void *held_ud;
 	struct map deferred; /* files left unpublished (a set of paths) */
 	bool retry;	     /* scan_retry_held: the next walk looks at them again */
+	struct map gone;       /* held deletions: path -> struct gone (scan_gone.c) */
+	uint64_t gone_last_ms; /* when the newest of them was found */
+	uint64_t gone_due_ms;  /* when the next is due (scan_deadline); UINT64_MAX: none */
 };
 
 /*
@@ -119,8 +122,17 @@ void scan_job_free(struct scan_job *j);
 /* Tests: fn runs on the hasher thread after each file is read, before the re-stat. */
 void scan_set_hash_hook(struct scan *s, scan_hook_fn fn, void *userdata);
 
+/* scan_gone.c: held deletions (scan.h). e is a live entry found gone from
+ * disk at now_ms: held, 0, or -ENOMEM. */
+int scan_gone_hold(struct scan *s, const struct index_entry *e, uint64_t now_ms);
+/* Records the deletions that are due at now_ms and still gone, inside the
+ * caller's transaction, after its root check. Changes or -errno. */
+int scan_gone_release(struct scan *s, uint64_t now_ms);
+/* Forgets every held deletion (the root is gone). */
+void scan_gone_drop(struct scan *s);
+
 /* scan_walk.c: the scan itself. Returns changes or -errno (err set). */
-int scan_walk_run(struct scan *s, struct err *err);
+int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err);
 
 /* scan.c helpers shared with scan_walk.c */
 enum index_type scan_kind(const struct stat *st); /* 0: special file */

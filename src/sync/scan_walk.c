@@ -10,7 +10,8 @@
  *     a path new on disk whose (dev, ino) is a live entry gone from disk is
  *     index_rename'd, which moves a whole directory at once and leaves its
  *     contents unchanged for the items that follow;
- *  3. after checking the root again, tombstone what is still gone.
+ *  3. after checking the root again, hold what is still gone, and record
+ *     the held deletions that are due (scan_gone.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -597,15 +598,18 @@ static int queue_deferred(struct scan *s, struct walk *w)
 	return 0;
 }
 
-int scan_walk_run(struct scan *s, struct err *err)
+int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err)
 {
 	struct walk w = {0};
 	bool full = s->full;
 	int r, n = 0;
 
 	r = scan_check_root(s, err);
-	if (r < 0)
+	if (r < 0) {
+		if (r == -ESTALE)
+			scan_gone_drop(s);
 		return r;
+	}
 	if (full) {
 		s->gen++;
 		r = push_dir(&w, "", 0, true);
@@ -654,19 +658,26 @@ int scan_walk_run(struct scan *s, struct err *err)
 
 		r = index_get(s->idx, w.gone[i], len, &s->e);
 		if (r == 0 && !s->e.deleted)
-			r = scan_delete_tree(s, w.gone[i], len);
+			r = scan_gone_hold(s, &s->e, now_ms);
 		else if (r == 0 || r == -ENOENT)
 			r = 0;
 		if (r < 0) {
 			r = walk_err(s, err, r, w.gone[i]);
 			goto cleanup;
 		}
-		n += r;
 	}
+	r = scan_gone_release(s, now_ms);
+	if (r < 0) {
+		r = walk_err(s, err, r, "");
+		goto cleanup;
+	}
+	n += r;
 	r = index_commit(s->idx);
 	if (r < 0)
 		r = walk_err(s, err, r, "");
 cleanup:
+	if (r == -ESTALE)
+		scan_gone_drop(s); /* the burst ended with the root gone */
 	if (r < 0) {
 		(void)index_rollback(s->idx);
 		s->full = true; /* what was dirty is not lost */
@@ -693,9 +704,9 @@ static int now_err(struct err *err, int r, const char *fmt, ...)
 	return r;
 }
 
-int scan_run(struct scan *s, struct err *err)
+int scan_run(struct scan *s, uint64_t now_ms, struct err *err)
 {
-	int r = scan_walk_run(s, err);
+	int r = scan_walk_run(s, now_ms, err);
 
 	scan_feed(s);
 	return r;

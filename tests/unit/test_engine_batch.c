@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,6 +559,79 @@ TEST(deletion_loses_keeps_their_vector)
 	engine_free(e);
 }
 
+/* Lets the share's inotify events in and runs the scan they bring, as the
+ * daemon's loop would. Returns the engine's clock after it. */
+static uint64_t scan_events(struct engine *e, uint64_t now)
+{
+	struct pollfd p = {engine_inotify_fd(e), POLLIN, 0};
+
+	if (poll(&p, 1, 2000) == 1)
+		engine_on_inotify(e, now);
+	now += ENGINE_SCAN_DELAY_MS;
+	engine_tick(e, now);
+	return now;
+}
+
+static bool live_at(struct engine *e, const char *path)
+{
+	struct index_entry *x = calloc(1, sizeof(*x));
+	bool ok = x && index_get(e->idx, path, strlen(path), x) == 0 && !x->deleted;
+
+	free(x);
+	return ok;
+}
+
+/*
+ * rm -rf of the share: the engine scans while the contents are going, the
+ * root and its marker still there, then the root goes. The engine stops
+ * with an error naming the folder, and no deletion is in its index to be
+ * sent: the peer keeps every file (selftest sync-root-gone, under load).
+ */
+TEST(root_removed_in_parts_deletes_nothing)
+{
+	static const char *const dirs[] = {"a", "b", "d", "d/c"};
+	struct engine *e = open_engine(dirs, 4);
+	uint64_t now = TEST_NOW_MS, seq;
+
+	REQUIRE(e);
+	seq = index_seq(e->idx);
+	REQUIRE(rmdir(at("d/c")) == 0 && rmdir(at("a")) == 0);
+	now = scan_events(e, now);
+	CHECK(!e->stopped[0]);
+	REQUIRE(nftw(root, rm_fn, 16, FTW_DEPTH | FTW_PHYS) == 0);
+	now = scan_events(e, now);
+	for (int i = 0; i < 100 && engine_deadline(e) != UINT64_MAX; i++) {
+		now = engine_deadline(e) > now ? engine_deadline(e) : now;
+		engine_tick(e, now);
+	}
+	CHECK(e->stopped[0] && strstr(e->stopped, root) != NULL);
+	printf("#   %s\n", e->stopped);
+	CHECK(live_at(e, "a") && live_at(e, "d/c") && live_at(e, "b"));
+	CHECK_INT_EQ(index_seq(e->idx), seq);
+	engine_free(e);
+}
+
+/* A deletion with the root in place is recorded, once its grace is over. */
+TEST(deletion_recorded_after_grace)
+{
+	static const char *const dirs[] = {"a", "b"};
+	struct engine *e = open_engine(dirs, 2);
+	uint64_t now = TEST_NOW_MS, t0;
+
+	REQUIRE(e);
+	REQUIRE(rmdir(at("a")) == 0);
+	t0 = now = scan_events(e, now);
+	CHECK(live_at(e, "a")); /* held */
+	for (int i = 0; i < 100 && live_at(e, "a") && engine_deadline(e) != UINT64_MAX; i++) {
+		now = engine_deadline(e) > now ? engine_deadline(e) : now;
+		engine_tick(e, now);
+	}
+	CHECK(!live_at(e, "a") && live_at(e, "b"));
+	CHECK(now >= t0 + SCAN_GONE_QUIET_MS && now <= t0 + SCAN_GONE_MAX_MS);
+	CHECK(!e->stopped[0]);
+	engine_free(e);
+}
+
 /*
  * Our version loses a conflict to the peer's concurrent one (docs/SIM.md
  * bug 9, seed 4 --lazy): ours moves to a conflict copy and theirs is
@@ -968,6 +1042,8 @@ int main(void)
 	RUN(tmp_does_not_keep_dir);
 	RUN(tombstone_drops_tmp);
 	RUN(deletion_loses_keeps_their_vector);
+	RUN(root_removed_in_parts_deletes_nothing);
+	RUN(deletion_recorded_after_grace);
 	RUN(local_loses_keeps_their_vector);
 	RUN(superseded_fetch_keeps_applied);
 	RUN(rename_does_not_carry_source_vector);

@@ -21,6 +21,7 @@
 static char base[] = "/tmp/tandem-test-scan-XXXXXX";
 static char root[256], dbpath[256], tmp[2][4096 + 512];
 static unsigned ncase;
+static uint64_t clk = 1000; /* the scanner's clock (ms), moved by hand */
 
 struct fx {
 	struct index *idx;
@@ -131,16 +132,29 @@ static int drain(struct fx *f)
 	return -ETIMEDOUT;
 }
 
-/* scan_run, then the hash results. Returns all changes or -errno. */
-static int scan(struct fx *f)
+/* scan_run at clk, then the hash results. Returns all changes or -errno. */
+static int scan_once(struct fx *f)
 {
-	int r = scan_run(f->s, &f->err), q;
+	int r = scan_run(f->s, clk, &f->err), q;
 
 	if (r < 0) {
 		printf("#   scan_run: %d %s\n", r, f->err.msg);
 		return r;
 	}
 	q = drain(f);
+	return q < 0 ? q : r + q;
+}
+
+/* scan_once, then again once the grace of what it found gone is over
+ * (held deletions, scan.h). Returns all changes or -errno. */
+static int scan(struct fx *f)
+{
+	int r = scan_once(f), q;
+
+	if (r < 0 || scan_deadline(f->s) == UINT64_MAX)
+		return r;
+	clk = scan_deadline(f->s);
+	q = scan_once(f);
 	return q < 0 ? q : r + q;
 }
 
@@ -261,7 +275,7 @@ TEST(first_full_scan)
 
 	/* nothing changed: nothing recorded, nothing hashed */
 	scan_request_full(f.s);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	fx_close(&f);
 }
@@ -403,7 +417,7 @@ TEST(edit_kept_mtime_then_chmod_or_rename)
 	CHECK(scan(&f) >= 0);
 	CHECK(rename(at("rn2"), at("rn3")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 1);
 	REQUIRE(get(&f, "rn3", &before) == 0);
 	CHECK_INT_EQ(drain(&f), 0);
 	REQUIRE(get(&f, "rn3", &e) == 0);
@@ -465,7 +479,7 @@ TEST(rename_file)
 	REQUIRE(get(&f, "a", &a) == 0);
 	CHECK(rename(at("a"), at("sub/b")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 1);
 	CHECK(tomb(&f, "a"));
 	REQUIRE(get(&f, "sub/b", &b) == 0);
 	CHECK(!b.deleted);
@@ -480,7 +494,7 @@ TEST(rename_file)
 	CHECK_INT_EQ(a.seq, b.seq);
 	/* its new stat identity is stored: a rescan finds nothing to do */
 	scan_request_full(f.s);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	/* renamed over an existing file (save-by-rename) */
 	CHECK(write_at("c", "old c") == 0);
@@ -488,7 +502,7 @@ TEST(rename_file)
 	CHECK_INT_EQ(scan(&f), 1);
 	CHECK(rename(at("sub/b"), at("c")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK(scan_run(f.s, &f.err) >= 2);
+	CHECK(scan_run(f.s, clk, &f.err) >= 2);
 	CHECK(tomb(&f, "sub/b"));
 	CHECK(hash_is(&f, "c", "content that moves"));
 	CHECK_INT_EQ(drain(&f), 0);
@@ -512,13 +526,14 @@ TEST(rename_after_changes)
 	CHECK(append_at(".tmp", " and the rest, written later") == 0);
 	CHECK(rename(at(".tmp"), at("big")) == 0);
 	CHECK(events(&f) >= 1);
-	CHECK(scan_run(f.s, &f.err) >= 1);
-	CHECK(tomb(&f, ".tmp"));
+	CHECK(scan_run(f.s, clk, &f.err) >= 0);
 	/* before its hash: absent, or (never) the old content */
 	if (get(&f, "big", &b) == 0)
 		CHECK(b.deleted || b.size == strlen("the first part and the rest, written later"));
 	CHECK(drain(&f) >= 0);
 	CHECK(hash_is(&f, "big", "the first part and the rest, written later"));
+	CHECK(scan(&f) == 1); /* the grace of the old name's deletion is over */
+	CHECK(tomb(&f, ".tmp"));
 	fx_close(&f);
 }
 
@@ -541,7 +556,7 @@ TEST(rename_dir_1000)
 	seq = index_seq(f.idx);
 	CHECK(rename(at("big"), at("moved")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 1002);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 1002);
 	CHECK_INT_EQ(pending_files(&f), 0); /* none re-hashed */
 	CHECK_INT_EQ(index_seq(f.idx), seq + 2 * 1002);
 	for (unsigned i = 0; i < 1000; i++) {
@@ -554,7 +569,7 @@ TEST(rename_dir_1000)
 	CHECK_INT_EQ(gone, 1000);
 	CHECK(hash_is(&f, "moved/inner/1", "big/inner/1"));
 	scan_request_full(f.s);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	/* the watches moved with it: a change inside is seen at its new path */
 	CHECK(append_at("moved/inner/3", "!") == 0);
@@ -622,13 +637,193 @@ TEST(root_removed)
 	seq = index_seq(f.idx);
 	CHECK(rm_tree(root) == 0);
 	(void)events(&f);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), -ESTALE);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), -ESTALE);
 	printf("# %s\n", f.err.msg);
 	CHECK(strstr(f.err.msg, "gone") != NULL || strstr(f.err.msg, "removed") != NULL);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	CHECK(live(&f, "keep"));
 	CHECK_INT_EQ(scan_path_now(f.s, "keep", 4, &f.err), -ESTALE);
 	CHECK(live(&f, "keep"));
+	fx_close(&f);
+}
+
+/*
+ * rm -rf of the share removes the files before the marker and the root: a
+ * scan that runs in between sees the root and its marker still there and
+ * files gone. Nothing of that may become a deletion the peer applies.
+ */
+TEST(root_removed_in_parts)
+{
+	struct fx f;
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("a", "a") == 0);
+	CHECK(mkdir(at("d"), 0755) == 0);
+	CHECK(write_at("d/b", "b") == 0);
+	CHECK(write_at("d/c", "c") == 0);
+	REQUIRE(scan(&f) == 4);
+	seq = index_seq(f.idx);
+	/* the first part goes, and a scan runs */
+	CHECK(unlink(at("d/b")) == 0);
+	CHECK(unlink(at("a")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan_run(f.s, clk, &f.err) >= 0);
+	CHECK(live(&f, "a") && live(&f, "d/b")); /* held */
+	CHECK(scan_pending(f.s));
+	/* then the rest, the marker and the root; the grace is long over */
+	CHECK(rm_tree(root) == 0);
+	(void)events(&f);
+	clk += SCAN_GONE_MAX_MS;
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), -ESTALE);
+	CHECK(live(&f, "a") && live(&f, "d/b") && live(&f, "d/c"));
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	CHECK(scan_deadline(f.s) == UINT64_MAX); /* dropped, not waiting */
+	fx_close(&f);
+}
+
+/* The same with the marker removed last and the root left (emptied). */
+TEST(marker_removed_last)
+{
+	struct fx f;
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("a", "a") == 0);
+	CHECK(write_at("b", "b") == 0);
+	REQUIRE(scan(&f) == 2);
+	seq = index_seq(f.idx);
+	CHECK(unlink(at("a")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	clk += SCAN_GONE_QUIET_MS - 1;
+	CHECK(unlink(at("b")) == 0);
+	CHECK(unlink(at(SCAN_MARKER)) == 0);
+	CHECK(events(&f) == 1);
+	clk += SCAN_GONE_QUIET_MS;
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), -ESTALE);
+	CHECK(strstr(f.err.msg, SCAN_MARKER) != NULL);
+	CHECK(live(&f, "a") && live(&f, "b"));
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	fx_close(&f);
+}
+
+/*
+ * A deletion is recorded once the burst it belongs to is over
+ * (SCAN_GONE_QUIET_MS without a new one) or it waited SCAN_GONE_MAX_MS,
+ * and only if the path is still gone; one moved in the index meanwhile
+ * (its directory renamed) is recorded at its new path.
+ */
+TEST(deletion_grace)
+{
+	struct fx f;
+	uint64_t t0;
+	char p[32];
+
+	REQUIRE(fx_open(&f));
+	CHECK(write_at("a", "a") == 0);
+	CHECK(write_at("b", "b") == 0);
+	CHECK(write_at("c", "c") == 0);
+	CHECK(mkdir(at("d"), 0755) == 0);
+	CHECK(write_at("d/x", "x") == 0);
+	CHECK(mkdir(at("many"), 0755) == 0);
+	for (int i = 0; i < 30; i++) {
+		snprintf(p, sizeof(p), "many/%d", i);
+		CHECK(write_at(p, p) == 0);
+	}
+	REQUIRE(scan(&f) == 36);
+
+	/* one deletion: held for the quiet period, then recorded */
+	t0 = clk;
+	CHECK(unlink(at("a")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK(live(&f, "a") && scan_pending(f.s));
+	CHECK(scan_deadline(f.s) == t0 + SCAN_GONE_QUIET_MS);
+	/* another one before the quiet period is over: the burst goes on */
+	clk = t0 + SCAN_GONE_QUIET_MS / 2;
+	CHECK(unlink(at("b")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK(scan_deadline(f.s) == t0 + SCAN_GONE_QUIET_MS / 2 + SCAN_GONE_QUIET_MS);
+	clk = t0 + SCAN_GONE_QUIET_MS;
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK(live(&f, "a") && live(&f, "b"));
+	clk = t0 + SCAN_GONE_QUIET_MS / 2 + SCAN_GONE_QUIET_MS;
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 2);
+	CHECK(tomb(&f, "a") && tomb(&f, "b"));
+	CHECK(!scan_pending(f.s) && scan_deadline(f.s) == UINT64_MAX);
+
+	/* back within the grace: a change, not a deletion */
+	CHECK(unlink(at("c")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK(write_at("c", "c again") == 0);
+	CHECK(events(&f) == 1);
+	clk += 10;
+	CHECK_INT_EQ(scan_once(&f), 1);
+	clk += SCAN_GONE_QUIET_MS;
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK(hash_is(&f, "c", "c again"));
+	CHECK(scan_deadline(f.s) == UINT64_MAX);
+
+	/* gone, made again (another inode: the old one is still open) and
+	 * recorded, gone again before the grace is over: recorded as gone */
+	{
+		int fd = open(at("c"), O_RDONLY | O_CLOEXEC);
+
+		CHECK(fd >= 0);
+		CHECK(unlink(at("c")) == 0);
+		CHECK(events(&f) == 1);
+		CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+		CHECK(write_at("c", "c, third") == 0);
+		CHECK(events(&f) == 1);
+		clk += 10;
+		CHECK_INT_EQ(scan_once(&f), 1);
+		CHECK(unlink(at("c")) == 0);
+		CHECK(events(&f) == 1);
+		clk += 10;
+		CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+		if (fd >= 0)
+			close(fd);
+		clk += SCAN_GONE_QUIET_MS;
+		CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 1);
+		CHECK(tomb(&f, "c"));
+	}
+
+	/* gone, then its directory renamed: recorded where the index moved it */
+	CHECK(unlink(at("d/x")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK(rename(at("d"), at("e")) == 0);
+	CHECK(events(&f) == 1);
+	clk += 10;
+	CHECK(scan_run(f.s, clk, &f.err) >= 1);
+	CHECK(live(&f, "e") && live(&f, "e/x"));
+	clk += SCAN_GONE_QUIET_MS;
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 1);
+	CHECK(tomb(&f, "e/x"));
+
+	/* deletions that never stop: none waits longer than SCAN_GONE_MAX_MS */
+	t0 = clk;
+	for (int i = 0; i < 30; i++) {
+		snprintf(p, sizeof(p), "many/%d", i);
+		CHECK(unlink(at(p)) == 0);
+		CHECK(events(&f) == 1);
+		clk = t0 + (uint64_t)i * (SCAN_GONE_QUIET_MS / 2);
+		CHECK(scan_run(f.s, clk, &f.err) >= 0);
+		if (clk < t0 + SCAN_GONE_MAX_MS)
+			CHECK(live(&f, "many/0"));
+		if (scan_deadline(f.s) > t0 + SCAN_GONE_MAX_MS)
+			CHECK(tomb(&f, "many/0"));
+		CHECK(scan_deadline(f.s) <= t0 + SCAN_GONE_MAX_MS ||
+		      scan_deadline(f.s) <= clk + SCAN_GONE_QUIET_MS);
+		CHECK(live(&f, p)); /* the newest waits */
+	}
+	CHECK(tomb(&f, "many/0") && live(&f, "many/29"));
+	clk += SCAN_GONE_QUIET_MS;
+	CHECK(scan_run(f.s, clk, &f.err) >= 1);
+	CHECK(tomb(&f, "many/29"));
 	fx_close(&f);
 }
 
@@ -647,7 +842,7 @@ TEST(root_replaced)
 	CHECK(mkdir(root, 0755) == 0);
 	CHECK(write_at(SCAN_MARKER, "even with a marker") == 0);
 	(void)events(&f);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), -ESTALE);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), -ESTALE);
 	printf("# %s\n", f.err.msg);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	CHECK(live(&f, "keep"));
@@ -669,7 +864,7 @@ TEST(marker)
 	CHECK(unlink(at(SCAN_MARKER)) == 0);
 	CHECK(unlink(at("keep")) == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), -ESTALE);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), -ESTALE);
 	printf("# %s\n", f.err.msg);
 	CHECK(strstr(f.err.msg, SCAN_MARKER) != NULL);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
@@ -712,7 +907,7 @@ TEST(changed_while_hashing)
 	/* changed after the hash, before the result was stored */
 	CHECK(write_at("h", "second") == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 1);
 	p = (struct pollfd){scan_hash_fd(f.s), POLLIN, 0};
 	CHECK(poll(&p, 1, 5000) == 1);
@@ -752,7 +947,7 @@ TEST(engine_recorded)
 			       scan_ns(&st.st_ctim)) == 0);
 	seq = index_seq(f.idx);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
 	fx_close(&f);
@@ -1000,7 +1195,7 @@ TEST(held_writer)
 	 * the hash result is dropped, not stored */
 	CHECK(write_at("keep", "k2") == 0);
 	CHECK(events(&f) == 1);
-	CHECK_INT_EQ(scan_run(f.s, &f.err), 0);
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 1);
 	p = (struct pollfd){scan_hash_fd(f.s), POLLIN, 0};
 	CHECK(poll(&p, 1, 5000) == 1);
@@ -1040,6 +1235,9 @@ int main(void)
 	RUN(full_rescan);
 	RUN(type_change);
 	RUN(root_removed);
+	RUN(root_removed_in_parts);
+	RUN(marker_removed_last);
+	RUN(deletion_grace);
 	RUN(root_replaced);
 	RUN(marker);
 	RUN(changed_while_hashing);
