@@ -393,7 +393,19 @@ struct batch_ctx {
 	bool final;	       /* the peer's INDEX_DONE came */
 	size_t carry_bytes;    /* of the entries kept for the next batch */
 	size_t max;	       /* the batch's cap in bytes: half of it may be kept */
+	const struct rentry *b; /* the batch */
+	size_t n;
 };
+
+/* Whether the batch has a live file of content hash (the peer has it). */
+static bool batch_has(const struct batch_ctx *c, const uint8_t *hash)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->b[i].path && !c->b[i].deleted && c->b[i].kind == SYNC_KIND_FILE &&
+		    memcmp(c->b[i].hash, hash, INDEX_HASH_LEN) == 0)
+			return true;
+	return false;
+}
 
 static size_t rentry_bytes(const struct rentry *r)
 {
@@ -561,6 +573,17 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	int rc = 0;
 
 	have = local_get(a, r->path, r->path_len, l);
+	if (have && l->deleted && l->type == INDEX_FILE &&
+	    (r->deleted || memcmp(r->hash, l->hash, INDEX_HASH_LEN) != 0) &&
+	    (vv_compare(&r->vv, &l->vv) == VV_DOMINATES ||
+	     vv_compare(&r->vv, &l->vv) == VV_CONCURRENT) &&
+	    !batch_has(c, l->hash)) {
+		/* A placeholder the user moved (or deleted) here, whose version
+		 * the peer no longer has (not moved elsewhere in this batch): its
+		 * missing blocks can never come. Its file, under a new name, goes
+		 * (docs/SYNC.md). */
+		lazy_version_gone(a->c.lazy, r->path, l->hash);
+	}
 	v = decide_partial(have ? l : NULL, r, a->c.self_dev, a->peer_dev,
 			   have && local_partial(a, l));
 	if (v == DECIDE_MERGE_DELETED) {
@@ -720,6 +743,8 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 		if (strcmp(b[i].path, b[i + 1].path) == 0)
 			rentry_free(&b[i]);
 	collect_cands(&c, b, n);
+	c.b = b;
+	c.n = n;
 	if (index_begin(a->c.idx) < 0)
 		log_warn("cannot start an index transaction: %s", index_errmsg(a->c.idx));
 	/* 0: directories, parents first (path order) */
@@ -776,20 +801,50 @@ out:
 }
 
 /*
+ * Whether the directory f holds (opened when its download started) is
+ * still the one at its path, opened fresh now (never following a
+ * symlink), and still holds f's temp file. The user may have deleted it
+ * (the temp file went with it) or moved it away, and made another
+ * meanwhile: a rename through the held fd would then fail, or put the
+ * file where its path is not. 0, or -EAGAIN: fetch it again.
+ */
+static int fetch_dir_current(struct applier *a, struct fetch *f)
+{
+	struct stat held, now, tmp;
+	const char *name;
+	int fd, rc = 0;
+
+	fd = path_open_parent(a->c.disk->rootfd, f->r.path, false, &name);
+	if (fd < 0)
+		return -EAGAIN; /* the retry makes it, or refuses and logs why */
+	if (fstat(fd, &now) < 0 || fstat(f->dirfd, &held) < 0 || now.st_dev != held.st_dev ||
+	    now.st_ino != held.st_ino || fstat(f->tmpfd, &held) < 0 ||
+	    fstatat(fd, f->tmpname, &tmp, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    tmp.st_dev != held.st_dev || tmp.st_ino != held.st_ino)
+		rc = -EAGAIN;
+	close(fd);
+	return rc;
+}
+
+/*
  * A fetched file is complete in its temp file: check once more that the
  * path holds what we decided about (an edit may have happened meanwhile),
  * set its metadata and rename it into place.
  */
 int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t now_ms)
 {
-	struct index_entry *l = malloc(sizeof(*l));
+	struct index_entry *l;
 	enum decide_verdict v = DECIDE_ACCEPT;
 	struct stat st;
 	struct vv vv = f->r.vv;
-	int rc = 0;
+	int rc;
 	bool have;
 
 	a->now_ms = now_ms;
+	rc = fetch_dir_current(a, f);
+	if (rc < 0)
+		return rc;
+	l = malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	have = local_get(a, f->r.path, f->r.path_len, l);
@@ -817,7 +872,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 		goto out;
 	}
 	if (renameat(f->dirfd, f->tmpname, f->dirfd, f->name) < 0) {
-		rc = -errno;
+		rc = errno == ENOENT ? -EAGAIN : -errno; /* gone since the check */
 		goto out;
 	}
 	if (fstat(f->tmpfd, &st) < 0) {

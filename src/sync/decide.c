@@ -94,7 +94,7 @@ enum decide_verdict decide_partial(const struct index_entry *l, const struct ren
 		 * Ours is a placeholder whose content is not all here: no write
 		 * of content, only metadata (a chmod, a touch) of what the peer
 		 * has just overwritten. Its copy would be a placeholder nobody
-		 * can serve: take theirs, ours is lost (sim bug 16).
+		 * can serve: take theirs, ours is lost (sim bug 17).
 		 */
 		if (partial)
 			return DECIDE_ACCEPT;

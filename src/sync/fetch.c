@@ -303,7 +303,7 @@ static void fetch_drop(struct fetcher *fe, struct fetch *f, bool remove_tmp)
 
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms)
 {
-	struct fetch *f;
+	struct fetch *f, *old = NULL;
 
 	fe->now_ms = now_ms;
 
@@ -337,14 +337,17 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 			f->r.seq = r->seq > f->r.seq ? f->r.seq : r->seq;
 			return 0;
 		}
-		fetch_drop(fe, f, true);
+		/* Dropped once the new one is queued: the drop stores the peer's
+		 * changes as applied up to the oldest fetch left, and in between
+		 * none would be left for this path (lost with the connection). */
+		old = f;
 		break;
 	}
 	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	if (rentry_copy(&f->r, r) < 0) {
+	if (!f || rentry_copy(&f->r, r) < 0) {
 		free(f);
+		if (old)
+			fetch_drop(fe, old, true);
 		return -ENOMEM;
 	}
 	f->dirfd = f->tmpfd = f->dfd = -1;
@@ -356,6 +359,8 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 	fe->fetch_tail = f;
 	fe->nfetch++;
 	fe->nfetch_update += update;
+	if (old)
+		fetch_drop(fe, old, true);
 	return 0;
 }
 
@@ -570,6 +575,31 @@ static void fetch_requeue(struct fetcher *fe, struct fetch *f)
 	f->not_before_ms = fe->now_ms + FETCH_RETRY_MS;
 	if (!fe->retry_due_ms || fe->retry_due_ms > f->not_before_ms)
 		fe->retry_due_ms = f->not_before_ms;
+}
+
+/*
+ * A complete f (taken off the closing list) could not be put in place:
+ * the directory it was fetched into is no longer the one at its path
+ * (deleted, or moved away, and maybe made again), and its temp file went
+ * with it. Fetched again, into what is at its path then, after
+ * FETCH_RETRY_MS: dropping it would lose the file for good (the peer
+ * sends that version only once).
+ */
+static void fetch_again(struct fetcher *fe, struct fetch *f)
+{
+	log_info("the directory of %s changed while it was fetched; fetching it again",
+		 LOG_Q(f->r.path));
+	(void)unlinkat(f->dirfd, f->tmpname, 0); /* a directory moved away keeps it */
+	f->next = NULL;
+	if (fe->fetch_tail)
+		fe->fetch_tail->next = f;
+	else
+		fe->fetches = f;
+	fe->fetch_tail = f;
+	fe->nfetch++;
+	fe->nfetch_update += f->update;
+	f->state = FETCH_QUEUED; /* not active since fetch_finish */
+	fetch_requeue(fe, f);
 }
 
 /* A block already in the temp file that verifies need not be fetched. */
@@ -918,13 +948,19 @@ static void commit_all(struct fetcher *fe)
 	}
 	if (index_begin(fe->c.idx) < 0)
 		log_warn("cannot start an index transaction: %s", index_errmsg(fe->c.idx));
-	for (f = fe->closing; f; f = next) {
-		next = f->next;
+	for (struct fetch **pp = &fe->closing; (f = *pp);) {
 		r = fe->c.ops->commit(fe->c.ud, f, synced);
+		if (r == -EAGAIN) {
+			/* queued again before applied() below: its seq stays pending */
+			*pp = f->next;
+			fetch_again(fe, f);
+			continue;
+		}
 		if (r < 0 && r != -ESTALE)
 			log_warn("cannot put %s in place: %s", LOG_Q(f->r.path), strerror(-r));
 		if (r < 0)
 			(void)unlinkat(f->dirfd, f->tmpname, 0);
+		pp = &f->next;
 	}
 	f = fe->closing;
 	fe->closing = NULL;

@@ -73,7 +73,8 @@ struct fetch {
 struct fetch_ops {
 	/* f is complete in its temp file (fsynced when synced): check it,
 	 * set its metadata and rename it into place (the applier). 0, or
-	 * -errno (-ESTALE: ours stays, the download is dropped). */
+	 * -errno (-ESTALE: ours stays, the download is dropped; -EAGAIN: its
+	 * directory is not at its path any more, it is fetched again). */
 	int (*commit)(void *ud, struct fetch *f, bool synced);
 	/* Fetches ended: record how far the peer's changes are applied. */
 	void (*applied)(void *ud);

@@ -770,9 +770,10 @@ int index_rollback(struct index *idx)
 /*
  * Our counter in vv goes up, to at least the sequence number the change is
  * about to get (store()'s). Our counters then grow across paths: a vector
- * carried to another path (a rename, a conflict copy keeps its original's)
- * never holds a counter of ours as high as a new change there, so the
- * peer's renamed file cannot dominate a file we made under that name.
+ * carried to another path (a rename by a peer of an older version, which
+ * gave the new path the old one's vector) never holds a counter of ours as
+ * high as a new change there, so the peer's renamed file cannot dominate a
+ * file we made under that name.
  */
 static int bump(struct index *idx, struct vv *vv)
 {
@@ -875,22 +876,32 @@ cleanup:
 	return r;
 }
 
-/* Moves live entry *e to newpath: creation there first, then the tombstone. */
+/*
+ * Moves live entry *e to newpath: creation there first, then the tombstone.
+ * A vector is the history of a path: the new entry's is what we knew at
+ * newpath (its tombstone, if any) and a new counter of ours, never e's.
+ * e's could hold the peer's counter of a later change elsewhere and so
+ * dominate the peer's earlier write at newpath that we have not applied
+ * yet (a download in flight): the peer overwrote it without a conflict
+ * copy (docs/SIM.md bug 10). The tombstone of e's path takes e's vector and
+ * our counter; the peer finds the move by content (apply.c), not by vector.
+ */
 static int move_one(struct index *idx, struct index_entry *e, struct index_entry *dst,
 		    const char *newpath, size_t newlen)
 {
-	struct vv vv = e->vv;
+	struct vv vv;
 	uint64_t seq;
 	int r;
 
 	r = index_check_path(idx, newpath, newlen);
 	if (r < 0)
 		return r;
+	vv_init(&vv);
 	r = get(idx, newpath, newlen, dst);
 	if (r == 0 && !dst->deleted)
 		return index_seterr(idx, -EEXIST, "the rename target exists");
 	if (r == 0)
-		r = vv_merge(&vv, &dst->vv);
+		vv = dst->vv;
 	else if (r == -ENOENT)
 		r = 0;
 	if (r == 0)

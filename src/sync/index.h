@@ -167,14 +167,15 @@ int index_delete_local(struct index *idx, const char *path, size_t len)
 
 /*
  * Renames from (a file, or a directory and everything beneath it) to to, in
- * one transaction: each old path becomes a tombstone and the same entry is
- * created at the new path with a vector that dominates both the old entry
- * and any tombstone already there, each with its own new sequence. Paths
- * that merely share the prefix ("ab" for "a") are untouched. Returns the
- * number of entries moved; -ENOENT when from is not a live entry; -EEXIST
- * when a target path is live; -EINVAL when to is from or beneath it or a
- * path is invalid; -ENAMETOOLONG when a new path would be too long. On
- * failure nothing changed.
+ * one transaction: each old path becomes a tombstone (its vector bumped) and
+ * the same entry is created at the new path with the vector of that path's
+ * own history (any tombstone already there) and a new counter of ours, not
+ * the old entry's vector (docs/SYNC.md "Renames and version vectors"), each
+ * with its own new sequence. Paths that merely share the prefix ("ab" for
+ * "a") are untouched. Returns the number of entries moved; -ENOENT when
+ * from is not a live entry; -EEXIST when a target path is live; -EINVAL
+ * when to is from or beneath it or a path is invalid; -ENAMETOOLONG when a
+ * new path would be too long. On failure nothing changed.
  */
 int index_rename(struct index *idx, const char *from, size_t from_len, const char *to,
 		 size_t to_len) __attribute__((warn_unused_result));

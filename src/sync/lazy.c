@@ -19,7 +19,10 @@
  *   edit (and still sees a touch of the user's). When the scanner does see
  *   a change of a placeholder (a touch), it records the metadata only
  *   (is_placeholder): hashing its holes would publish zeros. Waiters are answered
- *   as soon as their range is present, or -EIO when it cannot be.
+ *   as soon as their range is present, or -EIO when it cannot be. A
+ *   placeholder the user moved where the scanner does not see a rename is
+ *   found by its inode (moved_check): its mark moves to the new name, or,
+ *   retired, it is removed (its content can never come).
  * - The presence bitmap is persisted after the data is durable: a finished
  *   file's at once (fdatasync), the others' by lazy_persist_all() (one
  *   syncfs) every LAZY_PERSIST_MS, when the peer goes away and at shutdown.
@@ -141,6 +144,7 @@ static void file_free(struct lazy_file *z)
 	free(z->have);
 	free(z->want);
 	free(z->asked);
+	free(z->moved_from);
 	free(z->path);
 	free(z);
 }
@@ -391,10 +395,35 @@ void lazy_gone(struct lazy *lz, const char *path)
 	}
 }
 
+/*
+ * Whether z is still the version the index has at its path (live, or
+ * deleted or moved away by the user: a reader may hold it). A file the
+ * user gave content of their own (an open with O_TRUNC keeps the inode)
+ * lost its row to the index's trigger, not its entry here: z is stale.
+ */
+static bool still_indexed(struct lazy *lz, const struct lazy_file *z)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	bool yes;
+
+	if (!x)
+		return true; /* cannot tell: keep it, as before */
+	yes = index_get(lz->c.idx, z->path, z->path_len, x) == 0 && x->type == INDEX_FILE &&
+	      x->has_hash && memcmp(x->hash, z->hash, SYNC_HASH_LEN) == 0 && x->size == z->size;
+	free(x);
+	return yes;
+}
+
 void lazy_retire(struct lazy *lz, const char *path)
 {
 	struct lazy_file *z = lazy_find(lz, path), *c;
 
+	if (z && !still_indexed(lz, z)) {
+		/* its inode holds the user's content now: never answered as a
+		 * placeholder's (a reader of that file would get -EIO) */
+		forget_mem(lz, z);
+		return;
+	}
 	if (!z || !z->ino || z->nhave == z->nblocks)
 		return;
 	c = file_new(z->path, z->path_len, z->hash, z->size);
@@ -522,10 +551,27 @@ static const struct blocks_manifest *manifest_of(struct lazy *lz, const struct l
  * data (an open with O_TRUNC and new content) makes it a file of the
  * user's, to hash.
  */
+static bool holes_still(struct lazy *lz, const struct lazy_file *z, const char *path);
+
 static bool is_placeholder(void *ud, const char *path, uint64_t size)
 {
 	struct lazy *lz = ud;
 	struct lazy_file *z = lazy_find(lz, path);
+	bool yes;
+
+	if (!z || z->nhave == z->nblocks || z->size != size)
+		return false;
+	yes = holes_still(lz, z, path);
+	if (yes)
+		log_debug("sync: %s changed on disk but is still a placeholder: its metadata only",
+			  LOG_Q(path));
+	return yes;
+}
+
+/* Whether every block of z not marked present is still the placeholder's
+ * (block_is_ours) in the file at path (z's, or where the user moved it). */
+static bool holes_still(struct lazy *lz, const struct lazy_file *z, const char *path)
+{
 	struct blocks_manifest *owned = NULL;
 	const struct blocks_manifest *m;
 	const char *name;
@@ -533,8 +579,6 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	bool yes = true;
 	int dirfd, fd;
 
-	if (!z || z->nhave == z->nblocks || z->size != size)
-		return false;
 	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
 	if (dirfd < 0)
 		return false;
@@ -549,10 +593,227 @@ static bool is_placeholder(void *ud, const char *path, uint64_t size)
 	free(buf);
 	if (fd >= 0)
 		close(fd);
-	if (yes)
-		log_debug("sync: %s changed on disk but is still a placeholder: its metadata only",
-			  LOG_Q(path));
 	return yes;
+}
+
+/* The incomplete placeholder of inode ino and size bytes tracked at
+ * another path than path, or NULL. The loop. */
+static struct lazy_file *find_moved(struct lazy *lz, const char *path, uint64_t ino,
+				    uint64_t size)
+{
+	void *v;
+
+	for (size_t pos = 0; ino && map_next(&lz->tab, &pos, NULL, NULL, &v);) {
+		struct lazy_file *z = v;
+		if (z->ino == ino && z->size == size && z->nhave < z->nblocks &&
+		    strcmp(z->path, path) != 0)
+			return z;
+	}
+	return NULL;
+}
+
+/* The retired placeholder of inode ino and size bytes, or NULL. The loop
+ * (the only writer of lz->retired). */
+static struct lazy_file *find_retired(struct lazy *lz, uint64_t ino, uint64_t size)
+{
+	for (unsigned i = 0; ino && i < LAZY_RETIRED_MAX; i++) {
+		struct lazy_file *z = lz->retired[i];
+		if (z && z->ino == ino && z->size == size && z->nhave < z->nblocks)
+			return z;
+	}
+	return NULL;
+}
+
+/* The user moved z's file to path: the mark goes with it (its row at its
+ * old path and the one at path are replaced by one at path). */
+static int claim_moved(struct lazy *lz, struct lazy_file *z, const char *path, uint64_t ino)
+{
+	uint8_t hash[SYNC_HASH_LEN], *have;
+	uint64_t size = z->size, nhave = z->nhave;
+	struct lazy_file *n;
+	size_t bl = lazy_bits_len(size);
+	char *from;
+	int r;
+
+	have = malloc(bl);
+	from = strdup(z->path);
+	if (!have || !from) {
+		free(have);
+		free(from);
+		return -ENOMEM;
+	}
+	memcpy(have, z->have, bl);
+	memcpy(hash, z->hash, sizeof(hash));
+	lazy_forget(lz, z);
+	r = lazy_track(lz, path, strlen(path), hash, size, ino);
+	n = r == 0 ? lazy_find(lz, path) : NULL;
+	if (n) {
+		/* the blocks it holds: marked now, in the index at the next persist
+		 * (until then only fetched again if lost) */
+		pthread_mutex_lock(&lz->mu);
+		memcpy(n->have, have, bl);
+		n->nhave = nhave;
+		pthread_mutex_unlock(&lz->mu);
+		lz->bytes += lazy_present_bytes(n);
+		n->moved_from = from;
+		from = NULL;
+		if (nhave) {
+			n->dirty = true;
+			lazy_persist_later(lz);
+		}
+		log_debug("sync: the placeholder moved to %s from %s by the user stays one",
+			  LOG_Q(path), LOG_Q(n->moved_from));
+	}
+	free(from);
+	free(have);
+	return r;
+}
+
+/* Removes the file at path if it is still the placeholder z (its inode,
+ * its holes). 0, or -errno. */
+static int remove_placeholder(struct lazy *lz, const struct lazy_file *z, const char *path,
+			      uint64_t ino)
+{
+	const char *name;
+	struct stat st;
+	int dirfd, r = 0;
+
+	if (!holes_still(lz, z, path))
+		return -EEXIST; /* data of the user's in it now: theirs */
+	dirfd = disk_open_parent(lz->c.disk, path, false, &name);
+	if (dirfd < 0)
+		return dirfd;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	else if ((uint64_t)st.st_ino != ino)
+		r = -EEXIST;
+	else if (unlinkat(dirfd, name, 0) < 0)
+		r = -errno;
+	close(dirfd);
+	return r;
+}
+
+/*
+ * The scanner's check for a file at path whose inode its entry does not
+ * know (scan_set_moved_check): a placeholder the user moved (rename). A
+ * sparse file only: a placeholder still missing a block has a hole.
+ */
+static int moved_check(void *ud, const char *path, const struct stat *st, bool claim,
+		       uint8_t *ret_hash)
+{
+	struct lazy *lz = ud;
+	uint64_t ino = (uint64_t)st->st_ino, size = (uint64_t)st->st_size;
+	struct lazy_file *z;
+	struct stat ost;
+
+	if (!S_ISREG(st->st_mode) || (uint64_t)st->st_blocks * 512 >= size)
+		return 0;
+	z = find_moved(lz, path, ino, size);
+	if (z && claim)
+		return claim_moved(lz, z, path, ino);
+	if (z) {
+		if (fstatat(lz->c.rootfd, z->path, &ost, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (uint64_t)ost.st_ino == ino)
+			return 0; /* still there too (a hard link): not a move */
+		if (!holes_still(lz, z, path))
+			return 0; /* data of the user's where it had none: theirs */
+		memcpy(ret_hash, z->hash, SYNC_HASH_LEN);
+		return 1;
+	}
+	z = claim ? NULL : find_retired(lz, ino, size);
+	if (!z || !holes_still(lz, z, path))
+		return 0;
+	/*
+	 * The peer replaced or deleted this version before it was fetched and
+	 * the user moved it meanwhile: its missing blocks can never come, and
+	 * its holes are not content. It goes, as the peer's change of its old
+	 * name won over the move (that name has the peer's version).
+	 */
+	int r = remove_placeholder(lz, z, path, ino);
+	if (r == -EEXIST)
+		return 0;
+	if (r < 0) {
+		log_warn("cannot remove %s, a placeholder whose content the peer no longer has: "
+			 "%s",
+			 LOG_Q(path), strerror(-r));
+		return r;
+	}
+	log_warn("removed %s: moved there from %s before its content was fetched, and the peer "
+		 "has replaced that version since; it cannot be fetched any more",
+		 LOG_Q(path), LOG_Q(z->path));
+	pthread_mutex_lock(&lz->mu);
+	unretire(lz, ino);
+	pthread_mutex_unlock(&lz->mu);
+	return 2;
+}
+
+void lazy_version_gone(struct lazy *lz, const char *path, const uint8_t *hash)
+{
+	struct lazy_file *z = lazy_find(lz, path);
+	char **gone = NULL, **cand = NULL;
+	size_t n = 0, ncand = 0;
+	void *v;
+
+	if (!lz->c.on)
+		return;
+	if (z && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0) {
+		lazy_retire(lz, path); /* found under a new name later: removed */
+		lazy_gone(lz, path);
+	}
+	/* the candidates first: the table must not change during a walk */
+	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);) {
+		struct lazy_file *y = v;
+		char **c;
+
+		if (!y->moved_from || strcmp(y->moved_from, path) != 0 ||
+		    memcmp(y->hash, hash, SYNC_HASH_LEN) != 0 || y->nhave == y->nblocks)
+			continue;
+		c = realloc(cand, (ncand + 1) * sizeof(*cand));
+		if (!c || !(c[ncand] = strdup(y->path))) {
+			cand = c ? c : cand;
+			log_warn("out of memory: a placeholder moved from %s whose content the "
+				 "peer no longer has stays", LOG_Q(path));
+			break;
+		}
+		cand = c;
+		ncand++;
+	}
+	for (size_t i = 0; i < ncand; i++) {
+		struct lazy_file *y = lazy_find(lz, cand[i]);
+		char **g;
+		int r;
+
+		free(cand[i]);
+		if (!y)
+			continue;
+		g = realloc(gone, (n + 1) * sizeof(*gone));
+		r = g ? remove_placeholder(lz, y, y->path, y->ino) : -ENOMEM;
+		gone = g ? g : gone;
+		if (r < 0) {
+			if (r != -EEXIST && r != -ENOENT)
+				log_warn("cannot remove %s, a placeholder whose content the "
+					 "peer no longer has: %s",
+					 LOG_Q(y->path), strerror(-r));
+			continue;
+		}
+		log_warn("removed %s: moved there from %s before its content was fetched, "
+			 "and the peer has deleted or replaced that version since; it "
+			 "cannot be fetched any more",
+			 LOG_Q(y->path), LOG_Q(path));
+		if ((gone[n] = strdup(y->path)))
+			n++;
+		lazy_forget(lz, y);
+	}
+	free(cand);
+	/* its deletion, for the peer (which never could fetch it) */
+	for (size_t i = 0; i < n; i++) {
+		struct err err;
+		if (scan_path_now(lz->c.scan, gone[i], strlen(gone[i]), &err) < 0)
+			log_debug("cannot rescan %s: %s", LOG_Q(gone[i]), err.msg);
+		free(gone[i]);
+	}
+	free(gone);
+	lazy_wake(lz, false, NULL);
 }
 
 bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash)
@@ -1062,6 +1323,7 @@ int lazy_new(const struct lazy_ctx *c, struct lazy **ret)
 		return r;
 	lz->moves = index_lazy_moves(lz->c.idx);
 	scan_set_placeholder_check(lz->c.scan, is_placeholder, lz);
+	scan_set_moved_check(lz->c.scan, moved_check, lz);
 	return index_lazy_foreach(lz->c.idx, load_row, lz);
 }
 

@@ -60,6 +60,7 @@ struct lazy_file {
 	bool seen;  /* lazy_reload: the row is still there */
 	uint64_t ra;	/* readahead now: doubles while the reads are sequential */
 	uint64_t ra_end; /* end of what the last ensure asked for */
+	char *moved_from; /* the user moved it here from there (moved_check), or NULL */
 };
 
 struct ensure_wait {
@@ -143,6 +144,11 @@ int lazy_track(struct lazy *lz, const char *path, size_t len, const uint8_t *has
  * incomplete placeholder, its inode and present blocks are kept for the
  * readers that have it open (lazy_ensure answers them). */
 void lazy_retire(struct lazy *lz, const char *path);
+/* The peer's entry for path says it no longer has the version of content
+ * hash the user moved away from there (our entry: deleted): a placeholder
+ * of it left at path is retired, one the user moved elsewhere is removed
+ * (its content can never come) and its deletion recorded. */
+void lazy_version_gone(struct lazy *lz, const char *path, const uint8_t *hash);
 /* The applier deleted the file at path: a placeholder there is forgotten. */
 void lazy_gone(struct lazy *lz, const char *path);
 /* Whether path with content hash is tracked and not complete (never served). */

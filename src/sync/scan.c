@@ -95,6 +95,20 @@ bool scan_unchanged(const struct index_entry *e, const struct stat *st)
 	       e->ino == (uint64_t)st->st_ino && e->ctime_ns == scan_ns(&st->st_ctim);
 }
 
+/*
+ * Whether e (a live entry) already holds a file hashed as hash with stat
+ * st: same content, size, mtime and mode, only the stat identity (inode,
+ * ctime) moved, as after a rename. Only a hash tells: a same-size edit that
+ * puts the mtime back changes nothing but the ctime, as a chmod or a rename
+ * does.
+ */
+bool scan_same_content(const struct index_entry *e, const struct stat *st, const uint8_t *hash)
+{
+	return !e->deleted && e->type == INDEX_FILE && e->has_hash &&
+	       memcmp(e->hash, hash, INDEX_HASH_LEN) == 0 && e->size == (uint64_t)st->st_size &&
+	       e->mtime_ns == scan_ns(&st->st_mtim) && e->mode == (st->st_mode & 0777);
+}
+
 bool scan_off_disk(const struct index_entry *e)
 {
 	return !e->deleted && e->type == INDEX_SYMLINK && e->ino == 0 &&
@@ -349,6 +363,12 @@ void scan_set_placeholder_check(struct scan *s, scan_placeholder_fn fn, void *ud
 	s->placeholder_ud = ud;
 }
 
+void scan_set_moved_check(struct scan *s, scan_moved_fn fn, void *ud)
+{
+	s->moved = fn;
+	s->moved_ud = ud;
+}
+
 int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const struct stat *st,
 			  struct index_entry *e)
 {
@@ -398,6 +418,7 @@ bool scan_defer(struct scan *s, const char *path, size_t len, const struct stat 
 static int record_hashed(struct scan *s, const struct scan_job *j, struct err *err)
 {
 	struct index_entry *e = &s->e;
+	bool found;
 	int r;
 
 	r = index_get(s->idx, j->path, j->len, e);
@@ -405,7 +426,8 @@ static int record_hashed(struct scan *s, const struct scan_job *j, struct err *e
 		goto fail;
 	if (r == 0 && scan_unchanged(e, &j->st))
 		return 0;
-	if (r == 0) { /* what was hashed may be a placeholder's holes */
+	found = r == 0;
+	if (found) { /* what was hashed may be a placeholder's holes */
 		r = scan_placeholder_meta(s, j->path, j->len, &j->st, e);
 		if (r != -ENOENT) {
 			if (r < 0)
@@ -413,9 +435,7 @@ static int record_hashed(struct scan *s, const struct scan_job *j, struct err *e
 			return r;
 		}
 	}
-	if (r == 0 && !e->deleted && e->type == INDEX_FILE && e->has_hash &&
-	    memcmp(e->hash, j->hash, INDEX_HASH_LEN) == 0 && e->size == (uint64_t)j->st.st_size &&
-	    e->mtime_ns == scan_ns(&j->st.st_mtim) && e->mode == (j->st.st_mode & 0777)) {
+	if (found && scan_same_content(e, &j->st, j->hash)) {
 		/* Same content and metadata: only the stat identity moved. */
 		r = index_set_stat(s->idx, j->path, j->len, (uint64_t)j->st.st_dev,
 				   (uint64_t)j->st.st_ino, scan_ns(&j->st.st_ctim));

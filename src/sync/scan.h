@@ -113,6 +113,22 @@ void scan_set_held_check(struct scan *s, scan_held_fn fn, void *ud);
  * scan_run(). Returns whether there are any (then a scan is wanted). */
 bool scan_retry_held(struct scan *s);
 
+/*
+ * Lazy mode: a regular file at path whose inode is not path's entry's (new
+ * there, or renamed there in a way the scanner did not take for a rename:
+ * touched on the way, or its old name recorded as deleted first). fn(ud,
+ * path, st, false, ret_hash) says whether it is a placeholder the engine
+ * placed at another path, moved here by the user, its missing blocks still
+ * holes: 0 no (hash it); 1 yes, the content it stands for in ret_hash (the
+ * scanner records path with it, then calls fn(ud, path, st, true, NULL):
+ * the placeholder's mark moves to path, 0 or -errno); 2 a placeholder whose
+ * content can never come (the peer replaced it), removed from disk: nothing
+ * to record. Never its holes as content. Called on the scanning thread.
+ */
+typedef int (*scan_moved_fn)(void *ud, const char *path, const struct stat *st, bool claim,
+			     uint8_t *ret_hash);
+void scan_set_moved_check(struct scan *s, scan_moved_fn fn, void *ud);
+
 /* The share root, held open (O_PATH|O_DIRECTORY); owned by s. */
 int scan_root_fd(const struct scan *s);
 

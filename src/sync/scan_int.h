@@ -80,6 +80,8 @@ struct scan {
 	struct index_entry e, e2;  /* scratch, about 8 KiB each */
 	scan_placeholder_fn placeholder;
 	void *placeholder_ud;
+	scan_moved_fn moved;
+	void *moved_ud;
 	bool hash_inline; /* scan_set_hash_inline: no hasher thread at work */
 	scan_held_fn held; /* scan_set_held_check */
 	void *held_ud;
@@ -127,6 +129,8 @@ static inline int64_t scan_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 bool scan_unchanged(const struct index_entry *e, const struct stat *st);
+/* e is live with hash and st's size, mtime and mode: only the stat identity moved. */
+bool scan_same_content(const struct index_entry *e, const struct stat *st, const uint8_t *hash);
 /* A live entry that is missing from disk on purpose: the peer's symlink out
  * of the share that was not made here (apply.c refuse_symlink). Its absence
  * is no deletion. */

@@ -27,6 +27,7 @@
 #include "base/fsutil.h"
 #include "base/log.h"
 #include "sync/blocks.h"
+#include "sync/lazy.h"
 #include "sync/scan_int.h"
 
 struct item {
@@ -345,6 +346,37 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 	return r < 0 ? r : put(s, e);
 }
 
+/*
+ * st (at path, not path's entry's inode) is a placeholder the user moved
+ * here (scan_set_moved_check): records path with the content it stands
+ * for, or its deletion when the placeholder had to go (one renamed over
+ * path's file). Returns the changes, -ENOENT when it is not one (hash it),
+ * other -errno.
+ */
+static int moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
+			     bool live)
+{
+	struct index_entry *e = &s->e;
+	uint8_t hash[INDEX_HASH_LEN];
+	int r;
+
+	if (!s->moved || !S_ISREG(st->st_mode))
+		return -ENOENT;
+	r = s->moved(s->moved_ud, path, st, false, hash);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	if (r == 2)
+		return live ? scan_delete_tree(s, path, len) : 0;
+	scan_entry_init(e, path, len, st);
+	e->has_hash = true;
+	memcpy(e->hash, hash, sizeof(hash));
+	r = put(s, e);
+	if (r < 0)
+		return r;
+	int q = s->moved(s->moved_ud, path, st, true, NULL); /* after the entry: its trigger */
+	return q < 0 ? q : r;
+}
+
 /* Hashes path on this thread (scan_path_now) and records it. */
 static int apply_file_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
@@ -364,6 +396,9 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, struct e
 	r = index_get(s->idx, path, len, e);
 	if (r == 0 && scan_unchanged(e, &j.st)) {
 		r = 0;
+	} else if (r == 0 && scan_same_content(e, &j.st, j.hash)) {
+		r = set_stat(s, path, len, &j.st); /* moved or chmod'ed back: nothing new */
+		r = r < 0 ? r : 0;
 	} else if (r == 0 && (r = scan_placeholder_meta(s, path, len, &j.st, e)) != -ENOENT) {
 		/* a placeholder: its metadata, not the holes that were hashed */
 	} else if (r == -ENOENT) {
@@ -376,6 +411,25 @@ static int apply_file_now(struct scan *s, const char *path, size_t len, struct e
 	}
 	free(j.blob);
 	return r;
+}
+
+/*
+ * Whether path is a lazy file (lazy mode) not all here: its bytes on disk
+ * are no content (holes), so a moved one keeps its entry's hash (hashing it
+ * would publish zeros) and only records its new stat identity.
+ */
+static bool partial_placeholder(struct scan *s, const char *path, size_t len)
+{
+	struct lazy_row row;
+	uint8_t *bits = NULL;
+	bool partial = false;
+
+	if (!s->placeholder || index_lazy_get(s->idx, path, len, &row, &bits) < 0)
+		return false;
+	for (uint64_t i = 0; !partial && i < blocks_count(row.size); i++)
+		partial = i / 8 >= row.bits_len || !((bits[i / 8] >> (i % 8)) & 1);
+	free(bits);
+	return partial;
 }
 
 int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *st, bool now,
@@ -400,13 +454,28 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 			if (r < 0)
 				goto fail;
 			live = !e->deleted;
-			/* A rename itself changes the ctime: same size, mtime and inode
-			 * is the same content. */
-			if (live && e->type != INDEX_DIR && e->size == (uint64_t)st->st_size &&
-			    e->mtime_ns == scan_ns(&st->st_mtim) &&
-			    e->mode == (st->st_mode & 0777)) {
-				e->ctime_ns = scan_ns(&st->st_ctim);
-				moved = true;
+			/* A moved file keeps its entry (and hash) but is hashed again
+			 * below: a rename changes its ctime, and so does a same-size
+			 * edit that put the mtime back; only the hash tells them apart.
+			 * A placeholder cannot be hashed: it keeps its hash. */
+			if (live && e->type == INDEX_FILE && e->size == (uint64_t)st->st_size &&
+			    partial_placeholder(s, path, len)) {
+				if (e->mtime_ns == scan_ns(&st->st_mtim) &&
+				    e->mode == (st->st_mode & 0777)) {
+					e->ctime_ns = scan_ns(&st->st_ctim);
+					moved = true;
+				} else {
+					uint8_t hash[INDEX_HASH_LEN];
+
+					memcpy(hash, e->hash, sizeof(hash));
+					scan_entry_init(e, path, len, st);
+					e->has_hash = true;
+					memcpy(e->hash, hash, sizeof(hash));
+					r = put(s, e);
+					if (r < 0)
+						goto fail;
+					return n + r;
+				}
 			}
 		}
 	}
@@ -433,21 +502,15 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 		r = apply_symlink(s, path, len, st, live);
 		break;
 	default:
-		if (live && e->type == INDEX_FILE && e->has_hash &&
-		    e->size == (uint64_t)st->st_size && e->mtime_ns == scan_ns(&st->st_mtim) &&
-		    e->ino == (uint64_t)st->st_ino && e->mode != (st->st_mode & 0777)) {
-			/* chmod: same content; recorded at once */
-			uint8_t hash[INDEX_HASH_LEN];
-
-			memcpy(hash, e->hash, sizeof(hash));
-			scan_entry_init(e, path, len, st);
-			e->has_hash = true;
-			memcpy(e->hash, hash, sizeof(hash));
-			r = put(s, e);
-		} else if (live && (r = scan_placeholder_meta(s, path, len, st, e)) != -ENOENT) {
+		/* A chmod is hashed too: the ctime that says so also says a
+		 * same-size edit that put the mtime back. */
+		if (live && (r = scan_placeholder_meta(s, path, len, st, e)) != -ENOENT) {
 			/* a placeholder: only its metadata changed (or r < 0) */
 		} else if (!now && scan_defer(s, path, len, st)) {
 			r = 0; /* its writer is at it: published later */
+		} else if ((!live || e->ino != (uint64_t)st->st_ino) &&
+			   (r = moved_placeholder(s, path, len, st, live)) != -ENOENT) {
+			/* a placeholder moved here: its content, never its holes */
 		} else if (now) {
 			r = apply_file_now(s, path, len, err);
 			if (r < 0)

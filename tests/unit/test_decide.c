@@ -240,7 +240,7 @@ TEST(peer_version_losing_is_no_second_copy)
 }
 
 /*
- * Lazy mode (sim bug 16): b holds a's file as a placeholder whose content
+ * Lazy mode (sim bug 17): b holds a's file as a placeholder whose content
  * is not all here and changes only its metadata (chmod, touch), while a
  * writes new content. b's version holds no write of content; losing, its
  * conflict copy would be a placeholder of content a has overwritten, that

@@ -638,6 +638,63 @@ TEST(superseded_fetch_keeps_applied)
 }
 
 /*
+ * A rename here onto a path where the peer wrote a file we have not
+ * applied yet (its download is still in flight) is concurrent with that
+ * write (docs/SIM.md bug 10, seed 123). The renamed entry took the
+ * source's vector, which held the peer's counter of a later change (the
+ * source itself): it dominated the peer's file, which the peer then
+ * overwrote with ours without a conflict copy, and our download of it was
+ * dropped as old. The destination's vector is its own history now: the
+ * peer's file, announced again, is a conflict, and both versions stay.
+ */
+TEST(rename_does_not_carry_source_vector)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+	struct vv theirs;
+	char buf[16];
+	ssize_t n;
+
+	REQUIRE(e && x);
+	/* the peer's f3 (counter 8) needs a download; its s (11) is applied */
+	peer_entry(e, "f3", SYNC_KIND_FILE, false, NULL, 8, &s[0]);
+	memset(s[0].hash, 0x33, SYNC_HASH_LEN);
+	s[0].size = 106;
+	s[0].mode = 0644;
+	s[0].mtime_ns = (int64_t)1700000000 * 1000000000;
+	peer_entry(e, "s", SYNC_KIND_SYMLINK, false, "x", 11, &s[1]);
+	REQUIRE(send_entries(e, s, 2) == 0);
+	REQUIRE(send_done(e, 11) == 0);
+	REQUIRE(absent("f3"));
+	n = readlink(at("s"), buf, sizeof(buf) - 1);
+	REQUIRE(n == 1 && buf[0] == 'x');
+
+	/* our user renames s to f3 */
+	REQUIRE(rename(at("s"), at("f3")) == 0);
+	engine_on_inotify(e, TEST_NOW_MS);
+	engine_tick(e, TEST_NOW_MS + ENGINE_SCAN_DELAY_MS);
+	REQUIRE(index_get(e->idx, "s", 1, x) == 0);
+	CHECK(x->deleted);
+	REQUIRE(index_get(e->idx, "f3", 2, x) == 0);
+	CHECK(!x->deleted && x->type == INDEX_SYMLINK);
+	vv_init(&theirs);
+	theirs.n = 1;
+	memcpy(theirs.e[0].device, peer_dev, VV_DEVICE_LEN);
+	theirs.e[0].counter = 8;
+	CHECK_INT_EQ(vv_compare(&x->vv, &theirs), VV_CONCURRENT);
+
+	/* the peer's f3 again (newer): ours becomes the conflict copy */
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 11) == 0);
+	CHECK(absent("f3"));
+	CHECK_INT_EQ(top_names(), 1);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
+/*
  * The daemon puts its context in front of the engine's message ("cannot
  * sync DIR: " + what the scanner said). With a long DIR that used to be
  * cut at 511 bytes, silently, taking the cause with it. Now the whole
@@ -814,6 +871,87 @@ TEST(dir_with_unseen_contents_stays)
 	engine_free(e);
 }
 
+/*
+ * A download holds its target's directory (an fd) from start to commit.
+ * The user deletes that directory (its temp file goes with it) and it is
+ * made again, or moves it away and makes another: the rename into the
+ * held directory failed (ENOENT), or put the file into the moved one, and
+ * the download was dropped for good: the file never came (the sim's seeds
+ * 903, 177, ...). The commit checks the directory at the path now and, if
+ * it is another, fetches the file again into that one.
+ */
+static int peer_start(struct engine *e)
+{
+	struct sync_msg m = {.type = SYNC_MSG_START};
+	uint8_t b[64];
+	int len;
+
+	memcpy(m.start.device, peer_dev, VV_DEVICE_LEN);
+	memcpy(m.start.expect, e->self_dev, VV_DEVICE_LEN);
+	len = msg_encode(&m, b, sizeof(b));
+	return len < 0 ? -1 : engine_on_msg(e, b, (size_t)len, TEST_NOW_MS);
+}
+
+static bool fetch_into_remade_dir(bool move_away)
+{
+	static const char *const dirs[] = {"d"};
+	struct engine *e = open_engine(dirs, 1);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[1];
+	uint8_t h[BLOCKS_HASH_LEN];
+	uint64_t now = TEST_NOW_MS;
+	bool ok = false;
+
+	if (!e || !x || blocks_hash_buf(NULL, 0, NULL, NULL, h) < 0)
+		goto out;
+	engine_on_up(e, now); /* the fetcher runs only while the peer is up */
+	if (peer_start(e) < 0)
+		goto out;
+	/* an empty file: fetched without a message, complete at once */
+	peer_entry(e, "d/f", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	memcpy(s[0].hash, h, SYNC_HASH_LEN);
+	s[0].size = 0;
+	s[0].mode = 0644;
+	if (send_entries(e, s, 1) < 0 || send_done(e, 1) < 0)
+		goto out;
+	CHECK(absent("d/f")); /* waiting for its commit */
+	if (move_away) {
+		CHECK(rename(at("d"), at("moved")) == 0);
+	} else {
+		CHECK(nftw(at("d"), rm_fn, 16, FTW_DEPTH | FTW_PHYS) == 0);
+	}
+	CHECK(mkdir(at("d"), 0755) == 0);
+	/* the commit, a retry, its commit: within a few deadlines */
+	for (int i = 0; i < 8 && absent("d/f"); i++) {
+		uint64_t t = engine_deadline(e);
+		if (t == UINT64_MAX)
+			break;
+		now = t > now ? t : now + 1;
+		engine_tick(e, now);
+	}
+	CHECK(!absent("d/f"));
+	CHECK(index_get(e->idx, "d/f", 3, x) == 0 && !x->deleted);
+	if (move_away)
+		CHECK(absent("moved/f"));
+	CHECK(!e->fetch->nfetch && !e->fetch->closing);
+	CHECK_INT_EQ(closed, 0);
+	ok = true;
+out:
+	free(x);
+	engine_free(e);
+	return ok;
+}
+
+TEST(fetch_dir_deleted_and_remade)
+{
+	REQUIRE(fetch_into_remade_dir(false));
+}
+
+TEST(fetch_dir_moved_and_remade)
+{
+	REQUIRE(fetch_into_remade_dir(true));
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -832,10 +970,13 @@ int main(void)
 	RUN(deletion_loses_keeps_their_vector);
 	RUN(local_loses_keeps_their_vector);
 	RUN(superseded_fetch_keeps_applied);
+	RUN(rename_does_not_carry_source_vector);
 	RUN(nested_message_keeps_its_cause);
 	RUN(dir_of_peer_beneath_our_file);
 	RUN(dir_wins_concurrent_clash);
 	RUN(dir_with_unseen_contents_stays);
+	RUN(fetch_dir_deleted_and_remade);
+	RUN(fetch_dir_moved_and_remade);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }

@@ -160,6 +160,48 @@ static int send_entries(struct engine *e, const struct sync_entry *s, size_t n, 
 	return send_msg(e, &m);
 }
 
+static int send_peer_entry(struct engine *e, const char *path, const uint8_t *data, uint64_t ctr,
+			   bool deleted);
+
+/* The peer's file at path: FILE_LEN bytes of data, its counter ctr. */
+static int send_peer_content(struct engine *e, const char *path, const uint8_t *data,
+			  uint64_t ctr)
+{
+	return send_peer_entry(e, path, data, ctr, false);
+}
+
+/* The peer's entry at path (deleted: its tombstone of data). */
+static int send_peer_entry(struct engine *e, const char *path, const uint8_t *data, uint64_t ctr,
+			   bool deleted)
+{
+	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+	struct msg_index_writer w;
+	struct sync_entry s;
+	int len;
+
+	memset(&s, 0, sizeof(s));
+	s.path = path;
+	s.path_len = strlen(path);
+	s.kind = SYNC_KIND_FILE;
+	s.flags = deleted ? SYNC_ENTRY_DELETED : 0;
+	s.mode = 0644;
+	s.size = FILE_LEN;
+	s.mtime_ns = 1704164645000000000LL + (int64_t)ctr;
+	if (blocks_hash_buf(data, FILE_LEN, NULL, NULL, s.hash) < 0)
+		return -1;
+	s.nvv = 1;
+	memcpy(s.vv[0].device, peer_dev, VV_DEVICE_LEN);
+	s.vv[0].counter = ctr;
+	s.seq = ctr;
+	if (msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) < 0 || msg_index_add(&w, &s) < 0)
+		return -1;
+	len = msg_index_finish(&w);
+	if (len < 0 || engine_on_msg(e, msgbuf, (size_t)len, NOW_MS) < 0)
+		return -1;
+	m.index_done.seq = ctr;
+	return send_msg(e, &m);
+}
+
 /* An engine in lazy mode, up, that has applied the peer's file "f"
  * (FILE_LEN bytes of content): a placeholder. */
 static struct engine *lazy_engine(void)
@@ -676,6 +718,181 @@ TEST(conflict_winner_placeholder_renamed_away)
 	engine_free(e);
 }
 
+/* Whether the engine sent an entry for path with the content of data
+ * (FILE_LEN bytes). */
+static bool sent_entry(const char *path, const uint8_t *data)
+{
+	uint8_t h[SYNC_HASH_LEN];
+	struct msg_index_iter it;
+	struct sync_entry x;
+	struct err err;
+	struct sync_msg m;
+
+	if (blocks_hash_buf(data, FILE_LEN, NULL, NULL, h) < 0)
+		return true;
+	for (unsigned i = 0; i < nsent; i++) {
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) < 0 ||
+		    m.type != SYNC_MSG_INDEX_UPDATE)
+			continue;
+		msg_index_iter_init(&it, &m.index_update);
+		while (msg_index_next(&it, &x) == 1)
+			if (x.path_len == strlen(path) && !memcmp(x.path, path, x.path_len) &&
+			    !(x.flags & SYNC_ENTRY_DELETED) && !memcmp(x.hash, h, SYNC_HASH_LEN))
+				return true;
+	}
+	return false;
+}
+
+/* The loop's turn for the user's changes on disk: events, then the scan
+ * (due a moment later), then the hashes. */
+static void loop_scan(struct engine *e)
+{
+	engine_on_inotify(e, NOW_MS);
+	engine_tick(e, NOW_MS + 60000);
+	engine_on_hash(e, NOW_MS + 60000);
+	engine_pump(e, NOW_MS + 60000);
+}
+
+static bool exists(const char *rel)
+{
+	char path[600];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	return lstat(path, &st) == 0;
+}
+
+static int rename_rel(const char *from, const char *to)
+{
+	char a[600], b[600];
+
+	snprintf(a, sizeof(a), "%s/%s", root, from);
+	snprintf(b, sizeof(b), "%s/%s", root, to);
+	return rename(a, b);
+}
+
+/*
+ * Sim bug 13 (seed 65 --lazy): the user renames the placeholder f to g; the
+ * peer's new version of f comes before the scanner has seen the rename (the
+ * apply rescans f: gone, a deletion, and the peer's version is placed).
+ * g is the old placeholder, whose content can never come now: its holes
+ * must not be hashed and sent as g's content (zeros), and it goes.
+ */
+TEST(moved_placeholder_replaced_by_peer_sends_no_zeros)
+{
+	static const uint8_t zeros[FILE_LEN];
+	static uint8_t v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	REQUIRE(rename_rel("f", "g") == 0);
+	CHECK_INT_EQ(send_peer_content(e, "f", v2, 2), 0);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(!exists("g"));
+	CHECK(exists("f")); /* the peer's new version, a placeholder */
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/* A placeholder renamed and touched (so not taken for a rename by its
+ * stat): still the same content under its new name, never zeros. */
+TEST(moved_placeholder_stays_a_placeholder)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {1704164700, 0}};
+	char g[600];
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(g, sizeof(g), "%s/g", root);
+	REQUIRE(utimensat(AT_FDCWD, g, ts, 0) == 0);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(sent_entry("g", content));
+	CHECK(exists("g"));
+	sent_clear();
+	engine_free(e);
+}
+
+/*
+ * Sim bug 13 (seed 503 --lazy, with the first fix): the placeholder f,
+ * renamed to g and touched, is kept as a placeholder under its new name;
+ * then the peer's deletion of f (made meanwhile: concurrent) says that
+ * version is gone there. g's content can never come: g goes, and so does
+ * its entry at the peer, never as zeros.
+ */
+TEST(moved_placeholder_whose_version_the_peer_deleted_goes)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {1704164700, 0}};
+	char g[600];
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(g, sizeof(g), "%s/g", root);
+	REQUIRE(utimensat(AT_FDCWD, g, ts, 0) == 0);
+	loop_scan(e);
+	CHECK(sent_entry("g", content));
+	CHECK_INT_EQ(send_peer_entry(e, "f", content, 2, true), 0);
+	loop_scan(e);
+	CHECK(!exists("g"));
+	CHECK(!sent_entry("g", zeros));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
+ * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
+ * content of their own (same inode), the peer's new version of f then
+ * conflicted: ours went to a conflict copy, a new placeholder to f. The
+ * old placeholder's entry stayed in the engine's table and was retired
+ * with the inode of the user's file: renamed back over f, a complete file
+ * of the user's, it could not be read (-EIO).
+ */
+TEST(rewritten_placeholder_not_retired)
+{
+	static uint8_t mine[FILE_LEN / 2], v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct timespec old[2] = {{0, UTIME_OMIT}, {1600000000, 0}};
+	char f[600], copy[600] = "";
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	REQUIRE(e);
+	memset(mine, 0x33, sizeof(mine));
+	memset(v2, 0x5a, sizeof(v2));
+	snprintf(f, sizeof(f), "%s/f", root);
+	fd = open(f, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, mine, sizeof(mine)) == (ssize_t)sizeof(mine));
+	CHECK(futimens(fd, old) == 0); /* older than the peer's: theirs wins */
+	close(fd);
+	loop_scan(e); /* the user's content now */
+	CHECK_INT_EQ(send_peer_content(e, "f", v2, 2), 0); /* concurrent: a conflict */
+	d = opendir(root);
+	REQUIRE(d);
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "f.sync-conflict-", 16) == 0)
+			snprintf(copy, sizeof(copy), "%s", de->d_name);
+	closedir(d);
+	REQUIRE(copy[0]);
+	REQUIRE(rename_rel(copy, "f") == 0);
+	REQUIRE(stat(f, &st) == 0);
+	/* a complete file: readable, whatever the table says of f */
+	CHECK_INT_EQ(engine_ensure(e, "f", &st, 0, sizeof(mine), 0), 0);
+	CHECK(file_is("f", mine, sizeof(mine)));
+	sent_clear();
+	engine_free(e);
+}
+
 /* Whether root holds a conflict copy of "f" (any "f.sync-conflict-*"). */
 static bool conflict_copy_of_f(void)
 {
@@ -693,7 +910,7 @@ static bool conflict_copy_of_f(void)
 }
 
 /*
- * Sim bug 16 (docs/SIM.md): the user changes only the metadata of the
+ * Sim bug 17 (docs/SIM.md): the user changes only the metadata of the
  * placeholder "f" (a chmod) while the peer writes new content into it,
  * with a newer mtime. Ours loses; its conflict copy was a placeholder of
  * content the peer has overwritten, which nobody could serve (bug 8's
@@ -760,6 +977,10 @@ int main(void)
 	RUN(placeholder_being_fetched_is_dropped);
 	RUN(placeholder_written_since_is_not_dropped);
 	RUN(conflict_winner_placeholder_renamed_away);
+	RUN(moved_placeholder_replaced_by_peer_sends_no_zeros);
+	RUN(moved_placeholder_stays_a_placeholder);
+	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
+	RUN(rewritten_placeholder_not_retired);
 	RUN(partial_placeholder_chmod_loses_without_copy);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();

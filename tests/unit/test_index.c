@@ -419,12 +419,14 @@ TEST(tombstones)
 }
 
 /*
- * A vector moves between paths (a rename, a conflict copy takes its
- * original's), so a new change of ours must carry a counter of ours above
- * any we gave before, on any path: else the peer's renamed file, which
- * holds our older counter, dominates a file we just made under that name,
- * and our file is overwritten without a conflict (found by the
- * simulation, tests/sim seeds 3 and 53).
+ * A vector can move between paths (a peer of an older version gave a
+ * renamed file or a conflict copy its original's vector; this one gives
+ * the new path its own history, rename_takes_destination_history), so a
+ * new change of ours must carry a counter of ours above any we gave
+ * before, on any path: else the peer's renamed file, which holds our older
+ * counter, dominates a file we just made under that name, and our file is
+ * overwritten without a conflict (found by the simulation, tests/sim seeds
+ * 3 and 53).
  */
 TEST(counter_above_carried)
 {
@@ -457,6 +459,61 @@ TEST(counter_above_carried)
 	CHECK_INT_EQ(index_rename(idx, "a", 1, "c", 1), 1);
 	CHECK_INT_EQ(get(idx, "c", &c), 0);
 	CHECK(vv_get(&c.vv, me) >= index_seq(idx) - 1);
+	index_free(idx);
+}
+
+/*
+ * A version vector is the history of a path: a rename is a deletion of the
+ * source (its vector and our counter) and a new version at the destination
+ * built from what we knew there (its tombstone, if any) and our counter,
+ * not the source's vector. The source's vector held the peer's counter of
+ * a later change elsewhere, and dominated the peer's earlier write at the
+ * destination that we had not applied yet (a download still in flight):
+ * the peer took our renamed file over it without a conflict copy, a lost
+ * write (docs/SIM.md bug 10, seed 123).
+ */
+TEST(rename_takes_destination_history)
+{
+	struct index *idx = open_ok(fresh());
+	struct index_entry e, src, tomb, got;
+	struct vv theirs;
+	uint8_t me[VV_DEVICE_LEN];
+
+	REQUIRE(idx);
+	index_device_id(idx, me);
+	/* s came from the peer with its counter 11; its write of d (counter 8)
+	 * is not here yet */
+	mkfile(&e, "s", 1);
+	vv_init(&e.vv);
+	e.vv.n = 1;
+	memcpy(e.vv.e[0].device, PEER, VV_DEVICE_LEN);
+	e.vv.e[0].counter = 11;
+	CHECK_INT_EQ(index_put_remote(idx, &e), 0);
+	CHECK_INT_EQ(get(idx, "s", &src), 0);
+	vv_init(&theirs);
+	theirs.n = 1;
+	memcpy(theirs.e[0].device, PEER, VV_DEVICE_LEN);
+	theirs.e[0].counter = 8;
+
+	CHECK_INT_EQ(index_rename(idx, "s", 1, "d", 1), 1);
+	CHECK_INT_EQ(get(idx, "d", &got), 0);
+	CHECK(!got.deleted && got.hash[0] == 1);
+	CHECK_INT_EQ(vv_get(&got.vv, PEER), 0);
+	CHECK(vv_get(&got.vv, me) > 0);
+	CHECK_INT_EQ(vv_compare(&got.vv, &theirs), VV_CONCURRENT);
+	/* the source's tombstone dominates what the peer has there: the peer
+	 * sees a deletion and a new file of the same content, a move */
+	CHECK_INT_EQ(get(idx, "s", &tomb), 0);
+	CHECK(tomb.deleted);
+	CHECK_INT_EQ(vv_compare(&tomb.vv, &src.vv), VV_DOMINATES);
+
+	/* back onto s: the new version there dominates s's own history (its
+	 * tombstone), still without d's */
+	CHECK_INT_EQ(index_rename(idx, "d", 1, "s", 1), 1);
+	CHECK_INT_EQ(get(idx, "s", &got), 0);
+	CHECK(!got.deleted);
+	CHECK_INT_EQ(vv_compare(&got.vv, &tomb.vv), VV_DOMINATES);
+	CHECK_INT_EQ(vv_get(&got.vv, PEER), 11);
 	index_free(idx);
 }
 
@@ -816,6 +873,7 @@ int main(void)
 	RUN(sequence_changes_since);
 	RUN(tombstones);
 	RUN(counter_above_carried);
+	RUN(rename_takes_destination_history);
 	RUN(peer_seq);
 	RUN(rename_dir);
 	RUN(by_ino);
