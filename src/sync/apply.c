@@ -555,6 +555,14 @@ static void free_ancestor(struct applier *a, const struct rentry *r)
 	free(x);
 }
 
+/* Whether our version l is a placeholder whose content is not all here
+ * (lazy mode): no write of content of ours, only metadata (decide.h). */
+static bool local_partial(struct applier *a, const struct index_entry *l)
+{
+	return a->c.lazy_mode && !l->deleted && l->type == INDEX_FILE &&
+	       lazy_partial(a->c.lazy, l->path, l->hash);
+}
+
 static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 {
 	struct applier *a = c->a;
@@ -576,7 +584,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		 * (docs/SYNC.md). */
 		lazy_version_gone(a->c.lazy, r->path, l->hash);
 	}
-	v = decide(have ? l : NULL, r, a->c.self_dev, a->peer_dev);
+	v = decide_partial(have ? l : NULL, r, a->c.self_dev, a->peer_dev,
+			   have && local_partial(a, l));
 	if (v == DECIDE_MERGE_DELETED) {
 		merged_vv(&l->vv, &r->vv, &vv);
 		if (vv_compare(&vv, &l->vv) != VV_EQUAL)
@@ -840,7 +849,7 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 		return -ENOMEM;
 	have = local_get(a, f->r.path, f->r.path_len, l);
 	if (have) {
-		v = decide(l, &f->r, a->c.self_dev, a->peer_dev);
+		v = decide_partial(l, &f->r, a->c.self_dev, a->peer_dev, local_partial(a, l));
 		if (v == DECIDE_LOCAL_LOSES) {
 			rc = move_to_conflict(a, l);
 			if (rc < 0)

@@ -9,6 +9,13 @@ enum decide_verdict decide(const struct index_entry *l, const struct rentry *r,
 			   const uint8_t self[static VV_DEVICE_LEN],
 			   const uint8_t peer[static VV_DEVICE_LEN])
 {
+	return decide_partial(l, r, self, peer, false);
+}
+
+enum decide_verdict decide_partial(const struct index_entry *l, const struct rentry *r,
+				   const uint8_t self[static VV_DEVICE_LEN],
+				   const uint8_t peer[static VV_DEVICE_LEN], bool partial)
+{
 	struct conflict_version va, vb;
 	struct index_entry rx;
 	enum conflict_action a;
@@ -82,6 +89,14 @@ enum decide_verdict decide(const struct index_entry *l, const struct rentry *r,
 		 * placeholder) one nobody could serve.
 		 */
 		if (vv_get(&l->vv, self) == 0)
+			return DECIDE_ACCEPT;
+		/*
+		 * Ours is a placeholder whose content is not all here: no write
+		 * of content, only metadata (a chmod, a touch) of what the peer
+		 * has just overwritten. Its copy would be a placeholder nobody
+		 * can serve: take theirs, ours is lost (sim bug 17).
+		 */
+		if (partial)
 			return DECIDE_ACCEPT;
 		return DECIDE_LOCAL_LOSES;
 	}

@@ -2,6 +2,7 @@
 #ifndef TANDEM_SYNC_DECIDE_H
 #define TANDEM_SYNC_DECIDE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sync/index.h"
@@ -34,6 +35,23 @@ enum decide_verdict {
 enum decide_verdict decide(const struct index_entry *local, const struct rentry *remote,
 			   const uint8_t self[static VV_DEVICE_LEN],
 			   const uint8_t peer[static VV_DEVICE_LEN]);
+
+/*
+ * decide() for a local version that may be a placeholder whose content is
+ * not all here (lazy mode; partial: lazy_partial() of its path and hash).
+ * Such a version holds no write of content, at most a metadata change (a
+ * chmod, a touch) of content the peer sent: when it loses a conflict to
+ * the peer's edit, the peer's version is taken without a conflict copy
+ * (DECIDE_ACCEPT; the copy would be a placeholder nobody can serve, and
+ * the metadata change is lost). The peer, winning, keeps its own version:
+ * the same outcome on both sides. Otherwise as decide(): where it wins, or
+ * against a deletion, the peer cannot tell it is only metadata, and takes
+ * it; its request then drops the placeholder (docs/SYNC.md section 4).
+ * decide() is decide_partial() with partial false.
+ */
+enum decide_verdict decide_partial(const struct index_entry *local, const struct rentry *remote,
+				   const uint8_t self[static VV_DEVICE_LEN],
+				   const uint8_t peer[static VV_DEVICE_LEN], bool partial);
 
 /* The verdict's name, for logs and tests. */
 const char *decide_verdict_name(enum decide_verdict v);

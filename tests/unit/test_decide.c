@@ -239,6 +239,46 @@ TEST(peer_version_losing_is_no_second_copy)
 	free(winner);
 }
 
+/*
+ * Lazy mode (sim bug 17): b holds a's file as a placeholder whose content
+ * is not all here and changes only its metadata (chmod, touch), while a
+ * writes new content. b's version holds no write of content; losing, its
+ * conflict copy would be a placeholder of content a has overwritten, that
+ * nobody can serve. b takes a's version without a copy; a, winning, keeps
+ * its own (the same outcome on both sides). Where b's version wins (a
+ * newer touch), a cannot tell it is only metadata: today's rules stay (a
+ * keeps its write as its copy and asks b, which drops the placeholder:
+ * bug 8), as they do against a deletion (the edit wins, a asks, b drops it).
+ */
+TEST(partial_placeholder_losing_is_no_copy)
+{
+	struct index_entry *ph = local(INDEX_FILE, false, 1, T0, vec(1, 2));	 /* b's chmod */
+	struct index_entry *edit = local(INDEX_FILE, false, 2, T0 + 1000, vec(2, 0)); /* a's */
+	struct index_entry *old = local(INDEX_FILE, false, 2, T0 - 1000, vec(2, 0));
+	struct index_entry *gone = local(INDEX_FILE, true, 0, T0 + 1000, vec(2, 0));
+	struct rentry r_edit = remote_of(edit), r_old = remote_of(old), r_gone = remote_of(gone);
+	struct rentry r_ph = remote_of(ph);
+
+	/* b's version loses: taken without a copy, and a keeps its own */
+	CHECK_INT_EQ(decide_partial(ph, &r_edit, dev_b, dev_a, true), DECIDE_ACCEPT);
+	CHECK_INT_EQ(decide(edit, &r_ph, dev_a, dev_b), DECIDE_IGNORE);
+	/* a complete file (or content b wrote) keeps its copy */
+	CHECK_INT_EQ(decide_partial(ph, &r_edit, dev_b, dev_a, false), DECIDE_LOCAL_LOSES);
+	CHECK_INT_EQ(decide(ph, &r_edit, dev_b, dev_a), DECIDE_LOCAL_LOSES);
+	/* b's version wins: unchanged on both sides */
+	CHECK_INT_EQ(decide_partial(ph, &r_old, dev_b, dev_a, true), DECIDE_IGNORE);
+	CHECK_INT_EQ(decide(old, &r_ph, dev_a, dev_b), DECIDE_LOCAL_LOSES);
+	/* against a's deletion: unchanged (the edit wins on both sides) */
+	CHECK_INT_EQ(decide_partial(ph, &r_gone, dev_b, dev_a, true), DECIDE_KEEP_LOCAL);
+	CHECK_INT_EQ(decide(gone, &r_ph, dev_a, dev_b), DECIDE_ACCEPT);
+	/* not concurrent: the vectors decide as ever */
+	CHECK_INT_EQ(decide_partial(ph, &r_ph, dev_b, dev_a, true), DECIDE_IGNORE);
+	free(ph);
+	free(edit);
+	free(old);
+	free(gone);
+}
+
 int main(void)
 {
 	RUN(unknown_path_is_accepted);
@@ -251,5 +291,6 @@ int main(void)
 	RUN(file_and_link_never_identical);
 	RUN(directory_wins_over_file);
 	RUN(peer_version_losing_is_no_second_copy);
+	RUN(partial_placeholder_losing_is_no_copy);
 	return tap_done();
 }

@@ -893,6 +893,74 @@ TEST(rewritten_placeholder_not_retired)
 	engine_free(e);
 }
 
+/* Whether root holds a conflict copy of "f" (any "f.sync-conflict-*"). */
+static bool conflict_copy_of_f(void)
+{
+	struct dirent *d;
+	bool found = false;
+	DIR *dir = opendir(root);
+
+	if (!dir)
+		return false;
+	while ((d = readdir(dir)))
+		if (strncmp(d->d_name, "f.sync-conflict-", 16) == 0)
+			found = true;
+	closedir(dir);
+	return found;
+}
+
+/*
+ * Sim bug 17 (docs/SIM.md): the user changes only the metadata of the
+ * placeholder "f" (a chmod) while the peer writes new content into it,
+ * with a newer mtime. Ours loses; its conflict copy was a placeholder of
+ * content the peer has overwritten, which nobody could serve (bug 8's
+ * drop then deleted it again: traffic, a conflict notice, for nothing).
+ * Ours holds no write of content: the peer's version is taken without a
+ * copy, our chmod is lost.
+ */
+TEST(partial_placeholder_chmod_loses_without_copy)
+{
+	struct engine *e = lazy_engine();
+	struct sync_msg m = {.type = SYNC_MSG_INDEX_DONE};
+	struct msg_index_writer w;
+	uint8_t other[FILE_LEN];
+	struct sync_entry s;
+	uint64_t now = NOW_MS;
+	struct stat st;
+	char path[600];
+	int len;
+
+	REQUIRE(e);
+	snprintf(path, sizeof(path), "%s/f", root);
+	REQUIRE(chmod(path, 0600) == 0);
+	CHECK(loop_rescan(e, &now)); /* our version: a chmod of the placeholder */
+	many_content(9, other);
+	memset(&s, 0, sizeof(s));
+	s.path = "f";
+	s.path_len = 1;
+	s.kind = SYNC_KIND_FILE;
+	s.mode = 0644;
+	s.size = FILE_LEN - 1;
+	s.mtime_ns = 1704164645000000000LL + 1000000000LL; /* newer: theirs wins */
+	REQUIRE(blocks_hash_buf(other, FILE_LEN - 1, NULL, NULL, s.hash) == 0);
+	s.nvv = 1;
+	memcpy(s.vv[0].device, peer_dev, VV_DEVICE_LEN);
+	s.vv[0].counter = 2;
+	s.seq = 2;
+	REQUIRE(msg_index_writer_init(&w, msgbuf, SYNC_INDEX_MSG_MAX) == 0);
+	REQUIRE(msg_index_add(&w, &s) == 0);
+	len = msg_index_finish(&w);
+	REQUIRE(len > 0 && engine_on_msg(e, msgbuf, (size_t)len, now) == 0);
+	m.index_done.seq = 2;
+	REQUIRE(send_msg(e, &m) == 0);
+	engine_pump(e, now);
+	CHECK(!conflict_copy_of_f());
+	CHECK(lstat(path, &st) == 0 && st.st_size == FILE_LEN - 1); /* their placeholder */
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -913,6 +981,7 @@ int main(void)
 	RUN(moved_placeholder_stays_a_placeholder);
 	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
 	RUN(rewritten_placeholder_not_retired);
+	RUN(partial_placeholder_chmod_loses_without_copy);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
