@@ -520,6 +520,54 @@ static struct cand *cand_find(struct batch_ctx *c, const uint8_t *hash)
 }
 
 /*
+ * Ours (a file, symlink or directory) wins a conflict against the peer's
+ * live file r, whose content is in a file of ours that this batch
+ * deletes: the peer moved (renamed) it to r's path, concurrently with our
+ * change there. The peer keeps its losing version as its conflict copy,
+ * but in lazy mode that copy may be only a placeholder whose content
+ * nobody else has: deleting our file lost it for good (docs/SIM.md bug
+ * 17). So that file moves to the name the peer's copy gets (the loser's
+ * mtime and device), recorded with the peer's counter only: the copy the
+ * peer then sends (a new counter of its own) dominates it, and is the
+ * same content or replaces it.
+ */
+static void keep_losers_content(struct batch_ctx *c, const struct rentry *r,
+				const struct index_entry *l)
+{
+	struct applier *a = c->a;
+	struct conflict_version v;
+	struct index_entry rx;
+	struct rentry q;
+	struct cand *k;
+	char cname[PATH_REL_MAX + 1];
+	uint64_t n = vv_get(&r->vv, a->peer_dev);
+
+	if (n == 0 || r->deleted || r->kind != SYNC_KIND_FILE || l->deleted ||
+	    vv_compare(&r->vv, &l->vv) != VV_CONCURRENT ||
+	    memcmp(r->hash, l->hash, INDEX_HASH_LEN) == 0)
+		return;
+	k = cand_find(c, r->hash);
+	if (!k)
+		return;
+	memset(&rx, 0, offsetof(struct index_entry, target));
+	rx.mtime_ns = r->mtime_ns;
+	rx.size = r->size;
+	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
+	entry_to_version(&rx, a->peer_dev, &v);
+	if (conflict_name_nth(r->path, r->path_len, &v, 1, cname, sizeof(cname)) < 0 ||
+	    (local_get(a, cname, strlen(cname), c->l) && !c->l->deleted))
+		return; /* taken: the peer's copy gets another name */
+	q = *r;
+	q.path = cname;
+	q.path_len = strlen(cname);
+	vv_init(&q.vv);
+	memcpy(q.vv.e[0].device, a->peer_dev, VV_DEVICE_LEN);
+	q.vv.e[0].counter = n;
+	q.vv.n = 1;
+	(void)move_local(c, &q, k, &q.vv);
+}
+
+/*
  * The peer's live entry r lies beneath a file or symlink of ours: the peer
  * made a directory there (or wrote into one) that we never saw, since it
  * would have replaced ours by its directory's entry otherwise. As when
@@ -595,6 +643,9 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	taken_vv(v, have ? l : NULL, &r->vv, &vv);
 	switch (v) {
 	case DECIDE_IGNORE:
+		if (have)
+			keep_losers_content(c, r, l);
+		return;
 	case DECIDE_MERGE_DELETED: /* done above */
 		return;
 	case DECIDE_KEEP_LOCAL:
