@@ -526,7 +526,7 @@ static struct cand *cand_find(struct batch_ctx *c, const uint8_t *hash)
  * change there. The peer keeps its losing version as its conflict copy,
  * but in lazy mode that copy may be only a placeholder whose content
  * nobody else has: deleting our file lost it for good (docs/SIM.md bug
- * 17). So that file moves to the name the peer's copy gets (the loser's
+ * 18). So that file moves to the name the peer's copy gets (the loser's
  * mtime and device), recorded with the peer's counter only: the copy the
  * peer then sends (a new counter of its own) dominates it, and is the
  * same content or replaces it.
