@@ -301,6 +301,19 @@ static void fetch_drop(struct fetcher *fe, struct fetch *f, bool remove_tmp)
 	fe->c.ops->applied(fe->c.ud);
 }
 
+/* Puts f at the end of the queue and counts it. */
+static void fetch_append(struct fetcher *fe, struct fetch *f)
+{
+	f->next = NULL;
+	if (fe->fetch_tail)
+		fe->fetch_tail->next = f;
+	else
+		fe->fetches = f;
+	fe->fetch_tail = f;
+	fe->nfetch++;
+	fe->nfetch_update += f->update;
+}
+
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms)
 {
 	struct fetch *f, *old = NULL;
@@ -352,13 +365,7 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 	}
 	f->dirfd = f->tmpfd = f->dfd = -1;
 	f->update = update;
-	if (fe->fetch_tail)
-		fe->fetch_tail->next = f;
-	else
-		fe->fetches = f;
-	fe->fetch_tail = f;
-	fe->nfetch++;
-	fe->nfetch_update += update;
+	fetch_append(fe, f);
 	if (old)
 		fetch_drop(fe, old, true);
 	return 0;
@@ -590,14 +597,7 @@ static void fetch_again(struct fetcher *fe, struct fetch *f)
 	log_info("the directory of %s changed while it was fetched; fetching it again",
 		 LOG_Q(f->r.path));
 	(void)unlinkat(f->dirfd, f->tmpname, 0); /* a directory moved away keeps it */
-	f->next = NULL;
-	if (fe->fetch_tail)
-		fe->fetch_tail->next = f;
-	else
-		fe->fetches = f;
-	fe->fetch_tail = f;
-	fe->nfetch++;
-	fe->nfetch_update += f->update;
+	fetch_append(fe, f);
 	f->state = FETCH_QUEUED; /* not active since fetch_finish */
 	fetch_requeue(fe, f);
 }
