@@ -611,10 +611,52 @@ static void delete_entry(struct sim *s, struct sim_peer *p, const struct tree *t
 	(void)sim_fs_rmtree(full);
 }
 
-/* FUSE semantics on the lazy peer: a write that keeps bytes ensures the file first. */
+/* Whether the file at full has holes: on the lazy peer, a placeholder's. */
+static bool sparse(const char *full)
+{
+	struct stat st;
+
+	return lstat(full, &st) == 0 && S_ISREG(st.st_mode) &&
+	       (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
+}
+
+/* The inode at full, 0 when there is none. */
+static uint64_t ino_at(const char *full)
+{
+	struct stat st;
+
+	return lstat(full, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/*
+ * FUSE semantics on the lazy peer: a write that keeps bytes ensures the file
+ * first. FUSE ensures the inode it then opens; the sim writes at the path,
+ * and the deliveries that fill the file may also replace it there (the
+ * peer's next version, a new placeholder): then the new file is ensured in
+ * turn, as a user who opens it after that.
+ */
 static bool ensure_for_write(struct sim *s, struct sim_peer *p, const char *path)
 {
-	return !p->lazy || sim_ensure(s, p, path) == 0;
+	char full[2 * SIM_PATH_MAX];
+	uint64_t ino;
+	int tries = 0;
+
+	if (!p->lazy)
+		return true;
+	snprintf(full, sizeof(full), "%s/%s", p->root, path);
+	do {
+		if (tries++ == 8)
+			return false; /* replaced again and again: the op is skipped */
+		ino = ino_at(full);
+		if (sim_ensure(s, p, path) < 0)
+			return false;
+	} while (ino_at(full) != ino);
+	if (sparse(full)) {
+		/* the user would write into holes, as FUSE never lets one */
+		sim_failf(s, "%s on %c is a placeholder after it was ensured", path, p->name);
+		return false;
+	}
+	return true;
 }
 
 static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tree *t)
