@@ -61,7 +61,7 @@ static void update_events(struct conn *c)
 		ev = EPOLLOUT;
 	else if (c->out.len)
 		ev |= EPOLLOUT;
-	daemon_watch_set(c->d, &c->w, ev);
+	evloop_watch_set(c->d->loop, &c->w, ev);
 }
 
 /* Sends what is queued; closes c on a socket error. Returns 0 or -errno. */
@@ -481,8 +481,9 @@ static void on_connected(struct conn *c)
 	(void)hs_advance(c);
 }
 
-static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_event(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	/* Ciphertext only (the handshake is public), so it need not be wiped;
 	 * one buffer for all connections: only the loop thread reads. */
 	static uint8_t buf[READ_CHUNK];
@@ -526,6 +527,7 @@ static struct conn *conn_new(struct daemon *d, int fd, bool outbound, const stru
 		return NULL;
 	c->w.fd = fd;
 	c->w.on_event = on_event;
+	c->w.ud = d;
 	c->d = d;
 	c->outbound = outbound;
 	c->serial = ++d->serial;
@@ -559,7 +561,7 @@ int conn_dial(struct daemon *d, const struct record_addr *a, struct conn **ret)
 	}
 	c->state = CONN_CONNECTING;
 	c->deadline_ms = clock_mono_ms() + d->tun.connect_ms;
-	r = daemon_watch_add(d, &c->w, EPOLLOUT);
+	r = evloop_watch_add(d->loop, &c->w, EPOLLOUT);
 	if (r < 0)
 		goto fail;
 	c->w.events = EPOLLOUT;
@@ -589,7 +591,7 @@ int conn_accept(struct daemon *d, int fd, const struct sockaddr_storage *ss)
 	}
 	r = hs_new(HS_RESPONDER, d->opts->id, &d->opts->peer, &c->hs);
 	if (r == 0)
-		r = daemon_watch_add(d, &c->w, EPOLLIN);
+		r = evloop_watch_add(d->loop, &c->w, EPOLLIN);
 	if (r < 0) {
 		hs_free(c->hs);
 		close(fd);
@@ -624,7 +626,7 @@ void conn_close(struct conn *c, int code, const char *text)
 			if (recv(c->w.fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
 				break;
 		(void)shutdown(c->w.fd, SHUT_WR);
-		daemon_watch_close(c->d, &c->w);
+		evloop_watch_close(c->d->loop, &c->w);
 	}
 	hs_free(c->hs);
 	c->hs = NULL;

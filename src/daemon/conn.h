@@ -41,7 +41,7 @@ enum conn_state {
 };
 
 struct conn {
-	struct daemon_watch w; /* first */
+	struct ev_watch w; /* first */
 	struct daemon *d;
 	struct conn *next;
 	enum conn_state state;

@@ -266,8 +266,11 @@ static bool make_room(struct daemon *d)
 	return true;
 }
 
-void connmgr_on_listen(struct daemon *d, struct daemon_watch *w, uint32_t events)
+void connmgr_on_listen(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
+
+	(void)events;
 	for (int i = 0; i < 16; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);

@@ -28,7 +28,7 @@ void connmgr_on_up(struct daemon *d, struct conn *c);
 void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up);
 
 /* The listening socket is readable: accept. */
-void connmgr_on_listen(struct daemon *d, struct daemon_watch *w, uint32_t events);
+void connmgr_on_listen(struct ev_watch *w, uint32_t events);
 
 /* Runs due timers of the manager and of every connection. */
 void connmgr_tick(struct daemon *d, uint64_t now);

@@ -26,7 +26,7 @@
 #include "relay_client/relay_publisher.h"
 
 struct ctl_client {
-	struct daemon_watch w; /* first */
+	struct ev_watch w; /* first */
 	struct daemon *d;
 	struct ctl_client *next;
 	char in[CONTROL_REQUEST_MAX + 1];
@@ -41,7 +41,7 @@ static void client_kill(struct ctl_client *cl)
 	if (cl->dead)
 		return;
 	cl->dead = true;
-	daemon_watch_close(cl->d, &cl->w);
+	evloop_watch_close(cl->d->loop, &cl->w);
 	dio_buf_free(&cl->out);
 }
 
@@ -55,7 +55,7 @@ static void client_flush(struct ctl_client *cl)
 		client_kill(cl);
 		return;
 	}
-	daemon_watch_set(cl->d, &cl->w, cl->out.len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	evloop_watch_set(cl->d->loop, &cl->w, cl->out.len ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 static void reply(struct ctl_client *cl, json_t *obj)
@@ -271,7 +271,7 @@ static void client_read(struct ctl_client *cl)
 	client_flush(cl);
 }
 
-static void client_on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void client_on_event(struct ev_watch *w, uint32_t events)
 {
 	struct ctl_client *cl = (struct ctl_client *)w;
 
@@ -312,8 +312,9 @@ static void make_room(struct daemon *d)
 	}
 }
 
-static void listen_on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void listen_on_event(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	for (int i = 0; i < 8; i++) {
 		struct ctl_client *cl;
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -338,9 +339,10 @@ static void listen_on_event(struct daemon *d, struct daemon_watch *w, uint32_t e
 		}
 		cl->w.fd = fd;
 		cl->w.on_event = client_on_event;
+		cl->w.ud = d;
 		cl->d = d;
 		dio_buf_init(&cl->out, CONTROL_REPLY_BUF_MAX);
-		if (daemon_watch_add(d, &cl->w, EPOLLIN) < 0) {
+		if (evloop_watch_add(d->loop, &cl->w, EPOLLIN) < 0) {
 			close(fd);
 			free(cl);
 			continue;
@@ -382,7 +384,8 @@ int control_open(struct daemon *d, struct err *err)
 	if (r == 0) {
 		d->ctl_w.fd = fd;
 		d->ctl_w.on_event = listen_on_event;
-		r = daemon_watch_add(d, &d->ctl_w, EPOLLIN);
+		d->ctl_w.ud = d;
+		r = evloop_watch_add(d->loop, &d->ctl_w, EPOLLIN);
 		if (r < 0)
 			d->ctl_w.fd = -1;
 	}
@@ -423,7 +426,7 @@ void control_close(struct daemon *d)
 	}
 	control_reap(d);
 	if (d->ctl_w.fd >= 0) {
-		daemon_watch_close(d, &d->ctl_w);
+		evloop_watch_close(d->loop, &d->ctl_w);
 		(void)unlink(d->opts->sock_path);
 	}
 }

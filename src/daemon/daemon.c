@@ -42,38 +42,8 @@
 #include "relay_client/relay_url.h"
 #include "daemon/sd_notify.h"
 
-#define EVENTS_PER_WAIT 32
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
-
-int daemon_watch_add(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
-		return -errno;
-	w->events = events;
-	return 0;
-}
-
-void daemon_watch_set(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-
-	if (w->fd < 0 || w->events == events)
-		return;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0)
-		w->events = events;
-}
-
-void daemon_watch_close(struct daemon *d, struct daemon_watch *w)
-{
-	if (w->fd < 0)
-		return;
-	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-	close(w->fd);
-	w->fd = -1;
-}
 
 void daemon_set_error(struct daemon *d, const char *fmt, ...)
 {
@@ -115,8 +85,9 @@ static void report_ready(const struct daemon *d, const char *err)
 		log_debug("cannot tell 'tandem up' how start-up went: %s", strerror(errno));
 }
 
-static void on_signal(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_signal(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	struct signalfd_siginfo si;
 
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -134,8 +105,9 @@ static bool unreachable(int err)
 	       err == -EIO;
 }
 
-static void on_lookup(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_lookup(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	struct lookup_result res;
 	struct relay_publisher_status ps;
 	bool was_unreachable = d->relay_unreachable;
@@ -253,9 +225,8 @@ static int setup(struct daemon *d, struct err *err)
 	struct err lerr, rerr;
 	int r;
 
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd < 0) {
-		r = -errno;
+	r = evloop_new(&d->loop);
+	if (r < 0) {
 		err_set(err, "cannot create an epoll instance: %s", strerror(-r));
 		return r;
 	}
@@ -266,7 +237,8 @@ static int setup(struct daemon *d, struct err *err)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	d->sig_w.fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->sig_w.on_event = on_signal;
-	if (d->sig_w.fd < 0 || daemon_watch_add(d, &d->sig_w, EPOLLIN) < 0) {
+	d->sig_w.ud = d;
+	if (d->sig_w.fd < 0 || evloop_watch_add(d->loop, &d->sig_w, EPOLLIN) < 0) {
 		r = -errno;
 		err_set(err, "cannot watch for signals: %s", strerror(-r));
 		return r;
@@ -299,7 +271,8 @@ static int setup(struct daemon *d, struct err *err)
 			return r;
 		}
 		d->listen_w.on_event = connmgr_on_listen;
-		r = daemon_watch_add(d, &d->listen_w, EPOLLIN);
+		d->listen_w.ud = d;
+		r = evloop_watch_add(d->loop, &d->listen_w, EPOLLIN);
 		if (r < 0) {
 			err_set(err, "cannot watch the listening socket: %s", strerror(-r));
 			return r;
@@ -348,7 +321,8 @@ static int setup(struct daemon *d, struct err *err)
 	}
 	d->lookup_w.fd = lookup_notify_fd(d->lookup);
 	d->lookup_w.on_event = on_lookup;
-	r = daemon_watch_add(d, &d->lookup_w, EPOLLIN);
+	d->lookup_w.ud = d;
+	r = evloop_watch_add(d->loop, &d->lookup_w, EPOLLIN);
 	if (r < 0) {
 		d->lookup_w.fd = -1;
 		err_set(err, "cannot watch the lookup worker: %s", strerror(-r));
@@ -361,28 +335,17 @@ static int setup(struct daemon *d, struct err *err)
 
 static void loop(struct daemon *d)
 {
-	struct epoll_event ev[EVENTS_PER_WAIT];
-
 	while (!d->stop) {
 		uint64_t now = clock_mono_ms(), next = connmgr_deadline(d);
 		if (d->engine && engine_deadline(d->engine) < next)
 			next = engine_deadline(d->engine);
 		if (d->pump_wanted)
 			next = now;
-		int timeout = next == UINT64_MAX   ? -1
-			      : next <= now	   ? 0
-			      : next - now > 60000 ? 60000
-						   : (int)(next - now);
-		int n = epoll_wait(d->epfd, ev, EVENTS_PER_WAIT, timeout);
+		int r = evloop_run_once(d->loop, next);
 
-		if (n < 0 && errno != EINTR) {
-			log_err("epoll_wait failed: %s; stopping", strerror(errno));
+		if (r < 0) {
+			log_err("epoll_wait failed: %s; stopping", strerror(-r));
 			break;
-		}
-		for (int i = 0; i < n; i++) {
-			struct daemon_watch *w = ev[i].data.ptr;
-			if (w->fd >= 0)
-				w->on_event(d, w, ev[i].events);
 		}
 		connmgr_tick(d, clock_mono_ms());
 		if (d->engine)
@@ -402,17 +365,17 @@ static void loop(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
-	if (d->epfd >= 0)
+	if (d->loop)
 		(void)sdnotify_stopping();
 	d->stop = true;
-	daemon_watch_close(d, &d->listen_w);
+	evloop_watch_close(d->loop, &d->listen_w);
 	connmgr_shutdown(d);
 	/* unmount first: nothing writes into the store behind the engine's back */
 	mountd_stop(d);
 	syncd_stop(d);
 	/* The lookup worker's eventfd is its own: stop watching, it closes it. */
-	if (d->lookup_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->lookup_w.fd, NULL);
+	if (d->loop)
+		evloop_watch_del(d->loop, &d->lookup_w);
 	d->lookup_w.fd = -1;
 	lookup_stop(d->lookup);
 	d->lookup = NULL;
@@ -420,9 +383,9 @@ static void teardown(struct daemon *d)
 	relay_publisher_stop(d->pub);
 	d->pub = NULL;
 	control_close(d);
-	daemon_watch_close(d, &d->sig_w);
-	if (d->epfd >= 0)
-		close(d->epfd);
+	evloop_watch_close(d->loop, &d->sig_w);
+	evloop_free(d->loop);
+	d->loop = NULL;
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 }
@@ -441,7 +404,6 @@ int daemon_run(const struct daemon_opts *opts)
 		return 1;
 	}
 	d->opts = opts;
-	d->epfd = -1;
 	d->lock_fd = -1;
 	d->sig_w.fd = -1;
 	d->lookup_w.fd = -1;

@@ -9,6 +9,7 @@
 
 #include "base/err.h"
 #include "base/backoff.h"
+#include "base/evloop.h"
 #include "daemon/daemon.h"
 #include "identity/record.h"
 #include "relay_client/relay_client.h"
@@ -25,13 +26,6 @@ struct conn;
 struct ctl_client;
 struct engine;
 struct tfs;
-
-/* Something epoll watches; embedded first in its owner. */
-struct daemon_watch {
-	int fd;		 /* -1 once closed */
-	uint32_t events; /* what epoll watches for now */
-	void (*on_event)(struct daemon *d, struct daemon_watch *w, uint32_t events);
-};
 
 struct daemon_tunables {
 	uint32_t ping_ms;	  /* PING interval: 2000 */
@@ -54,12 +48,12 @@ struct daemon {
 	char self_text[FP_TEXT_LEN + 1];
 	char peer_text[FP_TEXT_LEN + 1];
 	bool self_lower; /* our fingerprint sorts before the peer's */
-	int epfd;
+	struct evloop *loop;
 	bool stop;
-	struct daemon_watch sig_w;
-	struct daemon_watch lookup_w;
-	struct daemon_watch listen_w; /* fd -1 with --listen none */
-	struct daemon_watch ctl_w;
+	struct ev_watch sig_w;
+	struct ev_watch lookup_w;
+	struct ev_watch listen_w; /* fd -1 with --listen none */
+	struct ev_watch ctl_w;
 	int lock_fd;
 	char listen_text[RECORD_ADDR_TEXT_MAX];
 
@@ -93,27 +87,20 @@ struct daemon {
 
 	/* the sync engine (syncd.c) */
 	struct engine *engine;
-	struct daemon_watch inotify_w;
-	struct daemon_watch hash_w;
-	struct daemon_watch work_w;
+	struct ev_watch inotify_w;
+	struct ev_watch hash_w;
+	struct ev_watch work_w;
 	bool pump_wanted; /* the active connection sent data: the engine may send more */
 	bool engine_down; /* the active connection closed: tell the engine after the events */
 
 	/* the FUSE mount with --mount (mountd.c), or NULL */
 	struct tfs *tfs;
-	struct daemon_watch tfs_w; /* tfs_event_fd: the mount went away */
+	struct ev_watch tfs_w; /* tfs_event_fd: the mount went away */
 
 	/* control clients (control.c) */
 	struct ctl_client *clients;
 	unsigned nclients;
 };
-
-int daemon_watch_add(struct daemon *d, struct daemon_watch *w, uint32_t events)
-	__attribute__((warn_unused_result));
-/* Changes what epoll watches for w (no-op when unchanged). */
-void daemon_watch_set(struct daemon *d, struct daemon_watch *w, uint32_t events);
-/* Removes w from epoll and closes its fd (fd becomes -1). */
-void daemon_watch_close(struct daemon *d, struct daemon_watch *w);
 
 /* Remembers a connection-level error for `tandem status` (last_error). */
 void daemon_set_error(struct daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

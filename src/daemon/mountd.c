@@ -39,8 +39,9 @@ int mountd_available(struct err *err)
 	return r;
 }
 
-static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_tfs_event(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	(void)w;
 	(void)events;
 	if (!d->stop)
@@ -49,7 +50,7 @@ static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t even
 			 d->opts->mount);
 	d->stop = true;
 	/* stop watching: the fd stays readable; mountd_stop cleans up */
-	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
+	evloop_watch_del(d->loop, &d->tfs_w);
 	d->tfs_w.fd = -1;
 }
 
@@ -125,7 +126,8 @@ int mountd_start(struct daemon *d, struct err *err)
 	}
 	d->tfs_w.fd = tfs_event_fd(d->tfs);
 	d->tfs_w.on_event = on_tfs_event;
-	r = daemon_watch_add(d, &d->tfs_w, EPOLLIN);
+	d->tfs_w.ud = d;
+	r = evloop_watch_add(d->loop, &d->tfs_w, EPOLLIN);
 	if (r < 0) {
 		d->tfs_w.fd = -1;
 		err_set(err, "cannot watch the FUSE session: %s", strerror(-r));
@@ -147,7 +149,7 @@ void mountd_stop(struct daemon *d)
 		return;
 	/* tfs owns the eventfd: stop watching, tfs_unmount closes it */
 	if (d->tfs_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
+		evloop_watch_del(d->loop, &d->tfs_w);
 	d->tfs_w.fd = -1;
 	/* a read waiting for the peer's blocks would hold the unmount until its
 	 * timeout (10 s): this loop serves no more ensures */

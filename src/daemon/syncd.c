@@ -55,42 +55,47 @@ static void io_changed(void *ud, const char *path)
 	mountd_changed(ud, path);
 }
 
-static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_inotify(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	(void)w;
 	(void)events;
 	engine_on_inotify(d->engine, clock_mono_ms());
 }
 
-static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_hash(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	(void)w;
 	(void)events;
 	engine_on_hash(d->engine, clock_mono_ms());
 }
 
-static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_work(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	(void)w;
 	(void)events;
 	engine_on_work(d->engine, clock_mono_ms());
 }
 
 /* Lazy mode's ensure requests (one daemon per process owns the engine). */
-static struct daemon_watch ensure_w = {.fd = -1};
+static struct ev_watch ensure_w = {.fd = -1};
 
-static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_ensure(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	(void)w;
 	(void)events;
 	engine_on_ensure(d->engine, clock_mono_ms());
 }
 
 /* Files the mount had open for writing may go out (engine_write_*). */
-static struct daemon_watch hold_w = {.fd = -1};
+static struct ev_watch hold_w = {.fd = -1};
 
-static void on_hold(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_hold(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	(void)w;
 	(void)events;
 	engine_on_hold(d->engine, clock_mono_ms());
@@ -124,27 +129,32 @@ int syncd_start(struct daemon *d, struct err *err)
 	}
 	d->inotify_w.fd = engine_inotify_fd(d->engine);
 	d->inotify_w.on_event = on_inotify;
+	d->inotify_w.ud = d;
 	d->hash_w.fd = engine_hash_fd(d->engine);
 	d->hash_w.on_event = on_hash;
+	d->hash_w.ud = d;
 	d->work_w.fd = engine_work_fd(d->engine);
 	d->work_w.on_event = on_work;
-	if (daemon_watch_add(d, &d->inotify_w, EPOLLIN) < 0 ||
-	    daemon_watch_add(d, &d->hash_w, EPOLLIN) < 0 ||
-	    (d->work_w.fd >= 0 && daemon_watch_add(d, &d->work_w, EPOLLIN) < 0)) {
+	d->work_w.ud = d;
+	if (evloop_watch_add(d->loop, &d->inotify_w, EPOLLIN) < 0 ||
+	    evloop_watch_add(d->loop, &d->hash_w, EPOLLIN) < 0 ||
+	    (d->work_w.fd >= 0 && evloop_watch_add(d->loop, &d->work_w, EPOLLIN) < 0)) {
 		r = -errno;
 		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
 	ensure_w.fd = engine_ensure_fd(d->engine);
 	ensure_w.on_event = on_ensure;
-	if (ensure_w.fd >= 0 && daemon_watch_add(d, &ensure_w, EPOLLIN) < 0) {
+	ensure_w.ud = d;
+	if (ensure_w.fd >= 0 && evloop_watch_add(d->loop, &ensure_w, EPOLLIN) < 0) {
 		r = -errno;
 		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
 	hold_w.fd = engine_hold_fd(d->engine);
 	hold_w.on_event = on_hold;
-	r = daemon_watch_add(d, &hold_w, EPOLLIN);
+	hold_w.ud = d;
+	r = evloop_watch_add(d->loop, &hold_w, EPOLLIN);
 	if (r < 0) {
 		hold_w.fd = -1;
 		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
@@ -157,15 +167,15 @@ void syncd_stop(struct daemon *d)
 {
 	/* the engine owns these fds: stop watching, it closes them */
 	if (d->inotify_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->inotify_w.fd, NULL);
+		evloop_watch_del(d->loop, &d->inotify_w);
 	if (d->hash_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->hash_w.fd, NULL);
+		evloop_watch_del(d->loop, &d->hash_w);
 	if (d->work_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->work_w.fd, NULL);
+		evloop_watch_del(d->loop, &d->work_w);
 	if (ensure_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, ensure_w.fd, NULL);
+		evloop_watch_del(d->loop, &ensure_w);
 	if (hold_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, hold_w.fd, NULL);
+		evloop_watch_del(d->loop, &hold_w);
 	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = ensure_w.fd = hold_w.fd = -1;
 	engine_free(d->engine);
 	d->engine = NULL;
