@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
+#include "daemon/connpolicy.h"
 #include "sync/engine.h"
 #include "daemon/lookup.h"
 #include "base/log.h"
@@ -43,7 +44,7 @@ static bool we_accept(const struct daemon *d)
 
 static bool we_dial_first(const struct daemon *d)
 {
-	return peer_accepts(d) && (!we_accept(d) || d->self_lower);
+	return connpolicy_dial_first(peer_accepts(d), we_accept(d), d->self_lower);
 }
 
 static void addrs_format(const struct peer_record *rec, char *out, size_t len)
@@ -60,38 +61,54 @@ static void addrs_format(const struct peer_record *rec, char *out, size_t len)
 		snprintf(out, len, "no address");
 }
 
+/* The facts the policy decides on (connpolicy.h). Only the direct
+ * transport exists so far: relayed never. */
+static struct connpolicy_state policy_state(const struct daemon *d)
+{
+	return (struct connpolicy_state){
+		.relay = CONNPOLICY_RELAY_NEVER,
+		.stopping = d->stop,
+		.have_rec = d->have_rec,
+		.peer_accepts = peer_accepts(d),
+		.we_accept = we_accept(d),
+		.self_lower = d->self_lower,
+		.active = d->active != NULL,
+		.active_path = CONN_PATH_DIRECT,
+		.dialing = d->dialing != NULL,
+		.waiting_since_ms = d->waiting_since_ms,
+		.backoff_until_ms = d->backoff_until_ms,
+		.fallback_ms = d->tun.fallback_ms,
+	};
+}
+
 /* Decides when to start the next dialing round. */
 static void plan(struct daemon *d, uint64_t now)
 {
-	uint64_t t;
+	struct connpolicy_state s = policy_state(d);
+	struct connpolicy_action a = connpolicy_next(&s, now);
 
 	d->next_dial_ms = 0;
-	if (d->stop || d->active || d->dialing || !d->have_rec)
-		return;
-	if (!peer_accepts(d)) {
-		if (!we_accept(d) && !d->warned_no_inbound) {
-			log_err("neither this peer (--listen none) nor the other one accepts "
-				"connections, so they cannot meet; start one of them without "
-				"--listen none");
-			daemon_set_error(d, "neither peer accepts connections (both run with "
-					    "--listen none); restart one of them without it");
-			d->warned_no_inbound = true;
-		}
-		return;
+	if (a.verb == CONNPOLICY_NO_WAY && !d->warned_no_inbound) {
+		log_err("neither this peer (--listen none) nor the other one accepts "
+			"connections, so they cannot meet; start one of them without "
+			"--listen none");
+		daemon_set_error(d, "neither peer accepts connections (both run with "
+				    "--listen none); restart one of them without it");
+		d->warned_no_inbound = true;
 	}
-	t = we_dial_first(d) ? now : d->waiting_since_ms + d->tun.fallback_ms;
-	if (t < d->backoff_until_ms)
-		t = d->backoff_until_ms;
-	d->next_dial_ms = t ? t : 1;
+	if (a.verb == CONNPOLICY_DIAL && a.path == CONN_PATH_DIRECT)
+		d->next_dial_ms = a.at_ms;
 }
 
 static void round_failed(struct daemon *d, uint64_t now)
 {
-	uint32_t ms = backoff_delay_ms(&d->tun.reconnect, d->failures, 0, randombytes_random());
+	uint64_t until = connpolicy_retry_at(&d->tun.reconnect, now, d->failures,
+					     randombytes_random());
+	uint32_t ms = (uint32_t)(until - now);
 	char addrs[RECORD_MAX_ADDRS * (RECORD_ADDR_TEXT_MAX + 2)];
 
 	d->failures++;
-	d->backoff_until_ms = now + ms;
+	d->backoff_until_ms = until;
 	addrs_format(&d->rec, addrs, sizeof(addrs));
 	if (d->failures == 1 || d->failures % 10 == 0)
 		log_info("cannot reach the peer at %s; trying again in %u ms (and asking the "
@@ -160,10 +177,10 @@ void connmgr_on_record(struct daemon *d, const struct peer_record *rec)
 
 static struct conn *pick(const struct daemon *d, struct conn *old, struct conn *new)
 {
-	if (old->outbound == new->outbound)
-		return new;
-	/* keep the one made by the lower fingerprint */
-	return old->outbound == d->self_lower ? old : new;
+	struct connpolicy_cand o = {.outbound = old->outbound, .path = CONN_PATH_DIRECT};
+	struct connpolicy_cand n = {.outbound = new->outbound, .path = CONN_PATH_DIRECT};
+
+	return connpolicy_keep_new(&o, &n, d->self_lower) ? new : old;
 }
 
 void connmgr_on_up(struct daemon *d, struct conn *c)
@@ -233,7 +250,7 @@ void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
 	(void)sdnotify_status("connecting to the peer %s (lost the connection)", d->peer_text);
 	d->waiting_since_ms = now;
 	d->failures = 0;
-	d->backoff_until_ms = now + backoff_delay_ms(&d->tun.reconnect, 0, 0, randombytes_random());
+	d->backoff_until_ms = connpolicy_retry_at(&d->tun.reconnect, now, 0, randombytes_random());
 	lookup_request(d->lookup);
 	plan(d, now);
 }
