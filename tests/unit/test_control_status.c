@@ -40,6 +40,7 @@ TEST(connecting)
 	CHECK_INT_EQ(json_integer_value(json_object_get(o, "pid")), 42);
 	CHECK(json_is_null(json_object_get(o, "rtt_ms")));
 	CHECK(json_is_null(json_object_get(o, "peer_addr")));
+	CHECK(json_is_null(json_object_get(o, "path")));
 	CHECK(json_is_null(json_object_get(o, "connected_since")));
 	CHECK_INT_EQ(json_integer_value(json_object_get(o, "reconnects")), 0);
 	CHECK_STR_EQ(str(o, "relay_error"), "no record yet");
@@ -74,6 +75,7 @@ TEST(connected_direct)
 	REQUIRE(o != NULL);
 	CHECK_STR_EQ(str(o, "state"), "connected");
 	CHECK_STR_EQ(str(o, "peer_addr"), "[::1]:40000");
+	CHECK_STR_EQ(str(o, "path"), "direct");
 	CHECK(json_number_value(json_object_get(o, "rtt_ms")) == 1.5);
 	CHECK_INT_EQ(json_integer_value(json_object_get(o, "connected_since")), 1700000000);
 	CHECK_INT_EQ(json_integer_value(json_object_get(o, "reconnects")), 2);
@@ -86,9 +88,26 @@ TEST(connected_direct)
 	json_decref(o);
 }
 
+TEST(relayed_and_stopping)
+{
+	struct daemon_status st = sample();
+	json_t *o;
+
+	st.conn.connected = true;
+	st.conn.path = CONN_PATH_RELAYED;
+	st.stopping = true;
+	o = control_status_json(&st);
+	REQUIRE(o != NULL);
+	CHECK_STR_EQ(str(o, "state"), "stopping");
+	CHECK_STR_EQ(str(o, "path"), "relayed");
+	CHECK(json_is_null(json_object_get(o, "rtt_ms"))); /* no sample yet */
+	json_decref(o);
+}
+
 int main(void)
 {
 	RUN(connecting);
 	RUN(connected_direct);
+	RUN(relayed_and_stopping);
 	return tap_done();
 }
