@@ -141,10 +141,10 @@ int evloop_run_once(struct evloop *l, uint64_t until_ms)
 
 	if (until_ms < next)
 		next = until_ms;
-	timeout = next == UINT64_MAX			? EVLOOP_MAX_WAIT_MS
-		  : next <= now				? 0
-		  : next - now > EVLOOP_MAX_WAIT_MS	? EVLOOP_MAX_WAIT_MS
-							: (int)(next - now);
+	timeout = next == UINT64_MAX		    ? EVLOOP_MAX_WAIT_MS
+		  : next <= now			    ? 0
+		  : next - now > EVLOOP_MAX_WAIT_MS ? EVLOOP_MAX_WAIT_MS
+						    : (int)(next - now);
 	n = epoll_wait(l->epfd, ev, EVLOOP_EVENTS_PER_WAIT, timeout);
 	if (n < 0) {
 		if (errno != EINTR)

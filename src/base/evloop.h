@@ -29,10 +29,10 @@ struct ev_watch {
 
 struct ev_timer {
 	void (*on_timer)(struct ev_timer *t, uint64_t now_ms);
-	void *ud;		   /* the owner's, for on_timer */
-	uint64_t due_ms;	   /* clock_mono_ms() time; valid while armed */
-	bool armed;		   /* loop's */
-	struct ev_timer *next;	   /* loop's: armed timers, earliest first */
+	void *ud;	       /* the owner's, for on_timer */
+	uint64_t due_ms;       /* clock_mono_ms() time; valid while armed */
+	bool armed;	       /* loop's */
+	struct ev_timer *next; /* loop's: armed timers, earliest first */
 };
 
 /* Returns 0 and *ret, or -errno. */

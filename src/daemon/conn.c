@@ -53,7 +53,8 @@ static const char *close_code_name(unsigned code)
 }
 
 /* Remembers why c is about to close (for on_closed). */
-static void conn_set_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_set_error(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void conn_set_error(struct conn *c, const char *fmt, ...)
 {
@@ -382,7 +383,7 @@ static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
 			 f->len ? log_quote((const char *)f->payload, f->len, q, sizeof(q)) : "");
 		if (f->close_code != FRAME_CLOSE_REPLACED)
 			conn_set_error(c, "the peer closed the connection: %s",
-					 close_code_name(f->close_code));
+				       close_code_name(f->close_code));
 		conn_close(c, -1, NULL);
 		break;
 	}
@@ -407,7 +408,7 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 				log_warn("closing the connection with %s: %s", c->addr,
 					 frame_dec_reason(c->dec));
 				conn_set_error(c, "the connection with %s broke: %s", c->addr,
-						 frame_dec_reason(c->dec));
+					       frame_dec_reason(c->dec));
 				conn_close(c, FRAME_CLOSE_PROTOCOL, "bad frame");
 				return r;
 			}
@@ -444,10 +445,11 @@ static void on_eof(struct conn *c, int err)
 				 "it may not be the peer we pinned, or it does not have our "
 				 "fingerprint pinned (check --peer on both sides)",
 				 c->addr, how);
-			conn_set_error(c, "the peer at %s closed the connection during the handshake: "
-				"it may not be the peer we pinned, or it does not have our "
-				"fingerprint pinned",
-				c->addr);
+			conn_set_error(c,
+				       "the peer at %s closed the connection during the handshake: "
+				       "it may not be the peer we pinned, or it does not have our "
+				       "fingerprint pinned",
+				       c->addr);
 		} else if (c->bytes_in) {
 			log_notice("%s closed the connection during the handshake (%s, after %zu "
 				   "bytes)",
@@ -478,8 +480,7 @@ static void on_connected(struct conn *c)
 		return;
 	if (err) {
 		log_info("cannot connect to the peer at %s: %s", c->addr, strerror(err));
-		conn_set_error(c, "cannot connect to the peer at %s: %s", c->addr,
-				 strerror(err));
+		conn_set_error(c, "cannot connect to the peer at %s: %s", c->addr, strerror(err));
 		conn_close(c, -1, NULL);
 		return;
 	}
@@ -664,9 +665,10 @@ void conn_tick(struct conn *c, uint64_t now)
 		if (now >= c->deadline_ms) {
 			log_info("cannot connect to the peer at %s: no answer within %u ms",
 				 c->addr, c->env->connect_ms);
-			conn_set_error(c, "cannot connect to the peer at %s: no answer within "
-					 "%u ms",
-					 c->addr, c->env->connect_ms);
+			conn_set_error(c,
+				       "cannot connect to the peer at %s: no answer within "
+				       "%u ms",
+				       c->addr, c->env->connect_ms);
 			conn_close(c, -1, NULL);
 		}
 		break;
@@ -677,7 +679,7 @@ void conn_tick(struct conn *c, uint64_t now)
 				 "connection",
 				 c->addr, c->env->handshake_ms);
 			conn_set_error(c, "the handshake with %s did not finish within %u ms",
-					 c->addr, c->env->handshake_ms);
+				       c->addr, c->env->handshake_ms);
 			conn_close(c, -1, NULL);
 		} else if (c->state == CONN_CONFIRMING && now >= c->next_ping_ms) {
 			(void)send_ping(c, now);
@@ -688,9 +690,10 @@ void conn_tick(struct conn *c, uint64_t now)
 			log_warn("the peer at %s is dead: no frame for %llu ms; closing the "
 				 "connection",
 				 c->addr, (unsigned long long)(now - c->last_rx_ms));
-			conn_set_error(c, "the peer at %s stopped answering (no frame for %llu "
-					 "ms)",
-					 c->addr, (unsigned long long)(now - c->last_rx_ms));
+			conn_set_error(c,
+				       "the peer at %s stopped answering (no frame for %llu "
+				       "ms)",
+				       c->addr, (unsigned long long)(now - c->last_rx_ms));
 			conn_close(c, FRAME_CLOSE_TIMEOUT, "no heartbeat");
 		} else if (now >= c->rekey_at_ms) {
 			/* the key is an hour old: this PING is its last frame */

@@ -106,7 +106,7 @@ static void plan(struct connmgr *m, uint64_t now)
 			"connections, so they cannot meet; start one of them without "
 			"--listen none");
 		connmgr_set_error(m, "neither peer accepts connections (both run with "
-				    "--listen none); restart one of them without it");
+				     "--listen none); restart one of them without it");
 		m->warned_no_inbound = true;
 	}
 	if (a.verb == CONNPOLICY_DIAL && a.path == CONN_PATH_DIRECT)
@@ -115,8 +115,8 @@ static void plan(struct connmgr *m, uint64_t now)
 
 static void round_failed(struct connmgr *m, uint64_t now)
 {
-	uint64_t until = connpolicy_retry_at(&m->cfg.reconnect, now, m->failures,
-					     randombytes_random());
+	uint64_t until =
+		connpolicy_retry_at(&m->cfg.reconnect, now, m->failures, randombytes_random());
 	uint32_t ms = (uint32_t)(until - now);
 	char addrs[RECORD_MAX_ADDRS * (RECORD_ADDR_TEXT_MAX + 2)];
 
@@ -366,8 +366,8 @@ void connmgr_close_active(struct connmgr *m, const char *why)
 		log_warn("protocol error from the peer: %s", why);
 		return;
 	}
-	log_warn("protocol error from the peer at %s: %s; closing the connection",
-		 m->active->addr, why);
+	log_warn("protocol error from the peer at %s: %s; closing the connection", m->active->addr,
+		 why);
 	conn_close(m->active, FRAME_CLOSE_PROTOCOL, why);
 }
 

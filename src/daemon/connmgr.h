@@ -42,10 +42,10 @@ struct connmgr_ops {
 
 struct connmgr_cfg {
 	struct conn_env env;
-	const char *peer_text; /* the peer's fingerprint, for messages */
-	bool self_lower;       /* our fingerprint sorts before the peer's */
-	bool we_accept;	       /* we listen for connections */
-	uint32_t fallback_ms;  /* we dial if the peer has not after: 3000 */
+	const char *peer_text;	  /* the peer's fingerprint, for messages */
+	bool self_lower;	  /* our fingerprint sorts before the peer's */
+	bool we_accept;		  /* we listen for connections */
+	uint32_t fallback_ms;	  /* we dial if the peer has not after: 3000 */
 	struct backoff reconnect; /* 200 .. 10000 ms */
 };
 
@@ -77,12 +77,12 @@ struct connmgr {
 /* What `tandem status` shows of the connections (control_status.h). */
 struct connmgr_status {
 	bool connected;
-	enum conn_path path;		  /* of the active connection */
+	enum conn_path path;		      /* of the active connection */
 	char peer_addr[RECORD_ADDR_TEXT_MAX]; /* "" when not connected */
-	uint64_t srtt_us;		  /* 0 when unknown */
-	time_t connected_since;		  /* 0 when not connected */
-	unsigned reconnects;		  /* established again after the first */
-	char last_error[ERR_LEN];	  /* "" when none */
+	uint64_t srtt_us;		      /* 0 when unknown */
+	time_t connected_since;		      /* 0 when not connected */
+	unsigned reconnects;		      /* established again after the first */
+	char last_error[ERR_LEN];	      /* "" when none */
 };
 
 /* Sets m up (no connection yet; waiting since now). */

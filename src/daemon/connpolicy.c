@@ -22,8 +22,7 @@ bool connpolicy_keep_new(const struct connpolicy_cand *old, const struct connpol
 	return old->outbound != self_lower;
 }
 
-uint64_t connpolicy_retry_at(const struct backoff *b, uint64_t now, unsigned failures,
-			     uint32_t rnd)
+uint64_t connpolicy_retry_at(const struct backoff *b, uint64_t now, unsigned failures, uint32_t rnd)
 {
 	return now + backoff_delay_ms(b, failures, 0, rnd);
 }
@@ -67,8 +66,8 @@ static uint64_t relayed_at(const struct connpolicy_state *s, uint64_t now)
 
 struct connpolicy_action connpolicy_next(const struct connpolicy_state *s, uint64_t now)
 {
-	struct connpolicy_action a = {.verb = CONNPOLICY_WAIT, .path = CONN_PATH_DIRECT,
-				      .at_ms = UINT64_MAX};
+	struct connpolicy_action a = {
+		.verb = CONNPOLICY_WAIT, .path = CONN_PATH_DIRECT, .at_ms = UINT64_MAX};
 	uint64_t d, r;
 
 	if (s->stopping)

@@ -71,19 +71,19 @@ uint64_t connpolicy_retry_at(const struct backoff *b, uint64_t now, unsigned fai
 struct connpolicy_state {
 	enum connpolicy_relay relay;
 	bool stopping;
-	bool have_rec;	   /* we have the peer's record */
-	bool peer_accepts; /* it says it accepts connections and has an address */
-	bool we_accept;	   /* we listen */
-	bool self_lower;   /* our fingerprint sorts first */
-	bool active;	   /* a connection is established ... */
-	enum conn_path active_path; /* ... on this path */
-	bool dialing;		    /* a direct dialing round is under way */
-	bool relay_dialing;	    /* a relayed attempt is under way */
-	uint64_t waiting_since_ms;  /* no direct connection since (start, loss, record) */
-	uint64_t backoff_until_ms;  /* no direct round before this */
+	bool have_rec;			 /* we have the peer's record */
+	bool peer_accepts;		 /* it says it accepts connections and has an address */
+	bool we_accept;			 /* we listen */
+	bool self_lower;		 /* our fingerprint sorts first */
+	bool active;			 /* a connection is established ... */
+	enum conn_path active_path;	 /* ... on this path */
+	bool dialing;			 /* a direct dialing round is under way */
+	bool relay_dialing;		 /* a relayed attempt is under way */
+	uint64_t waiting_since_ms;	 /* no direct connection since (start, loss, record) */
+	uint64_t backoff_until_ms;	 /* no direct round before this */
 	uint64_t relay_backoff_until_ms; /* no relayed attempt before this */
-	uint32_t fallback_ms;	    /* the non-designated side dials after this */
-	uint32_t relay_after_ms;    /* no direct connection this long: relayed */
+	uint32_t fallback_ms;		 /* the non-designated side dials after this */
+	uint32_t relay_after_ms;	 /* no direct connection this long: relayed */
 };
 
 enum connpolicy_verb {

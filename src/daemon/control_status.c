@@ -12,21 +12,20 @@ json_t *control_status_json(const struct daemon_status *st)
 	const char *state = st->stopping ? "stopping" : c->connected ? "connected" : "connecting";
 	json_t *o, *w;
 
-	o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:i, s:i, "
-		      "s:[], s:s, s:s, s:o, s:o}",
-		      "state", state, "peer", st->peer, "self", st->self, "rtt_ms",
-		      c->connected && c->srtt_us ? json_real((double)c->srtt_us / 1000.0)
-						 : json_null(),
-		      "pid", (json_int_t)st->pid, "relay", st->relay, "relay_error",
-		      str_or_null(st->relay_error), "peer_addr",
-		      c->connected ? json_string(c->peer_addr) : json_null(), "path",
-		      c->connected ? json_string(conn_path_name(c->path)) : json_null(),
-		      "connected_since",
-		      c->connected_since ? json_integer(c->connected_since) : json_null(),
-		      "reconnects", (json_int_t)c->reconnects, "last_error",
-		      str_or_null(c->last_error), "files_in_sync", 0, "files_pending", 0,
-		      "transfers", "dir", st->dir, "version", st->version, "listen",
-		      str_or_null(st->listen), "mount", str_or_null(st->mount));
+	o = json_pack(
+		"{s:s, s:s, s:s, s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:i, s:i, "
+		"s:[], s:s, s:s, s:o, s:o}",
+		"state", state, "peer", st->peer, "self", st->self, "rtt_ms",
+		c->connected && c->srtt_us ? json_real((double)c->srtt_us / 1000.0) : json_null(),
+		"pid", (json_int_t)st->pid, "relay", st->relay, "relay_error",
+		str_or_null(st->relay_error), "peer_addr",
+		c->connected ? json_string(c->peer_addr) : json_null(), "path",
+		c->connected ? json_string(conn_path_name(c->path)) : json_null(),
+		"connected_since",
+		c->connected_since ? json_integer(c->connected_since) : json_null(), "reconnects",
+		(json_int_t)c->reconnects, "last_error", str_or_null(c->last_error),
+		"files_in_sync", 0, "files_pending", 0, "transfers", "dir", st->dir, "version",
+		st->version, "listen", str_or_null(st->listen), "mount", str_or_null(st->mount));
 	if (!o)
 		return NULL;
 	w = json_array();

@@ -17,15 +17,15 @@
  */
 struct daemon_status {
 	bool stopping;
-	const char *peer;	 /* fingerprints, as text */
+	const char *peer; /* fingerprints, as text */
 	const char *self;
 	long long pid;
-	const char *relay;	 /* the relay URL */
+	const char *relay;	   /* the relay URL */
 	char relay_error[ERR_LEN]; /* "" when none */
-	const char *warning;	 /* the setup warning, NULL or "" when none */
+	const char *warning;	   /* the setup warning, NULL or "" when none */
 	const char *dir;
-	const char *mount;	 /* NULL or "" without --mount */
-	const char *listen;	 /* NULL or "" with --listen none */
+	const char *mount;  /* NULL or "" without --mount */
+	const char *listen; /* NULL or "" with --listen none */
 	const char *version;
 	struct connmgr_status conn;
 };

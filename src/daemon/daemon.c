@@ -86,19 +86,18 @@ struct daemon {
 	/* relay */
 	struct relay_publisher *pub;
 	struct lookup *lookup;
-	struct peer_record self_rec;	 /* what we publish */
-	char lookup_error[ERR_LEN];	 /* "" once the lookup found the record */
-	bool relay_unreachable;		 /* the last lookup could not reach it */
-	char relay_warning[ERR_LEN];	 /* plain http to another machine, or "" */
+	struct peer_record self_rec; /* what we publish */
+	char lookup_error[ERR_LEN];  /* "" once the lookup found the record */
+	bool relay_unreachable;	     /* the last lookup could not reach it */
+	char relay_warning[ERR_LEN]; /* plain http to another machine, or "" */
 
-	struct connmgr cm;	/* the peer and our connections to it */
-	struct syncd sync;	/* the sync engine */
-	bool pump_wanted; /* the active connection has room: the engine may send more */
-	bool engine_down; /* the active connection closed: tell the engine after the events */
-	struct mountd mnt;	/* the FUSE mount with --mount */
-	struct control ctl;	/* the control socket and its clients */
+	struct connmgr cm;  /* the peer and our connections to it */
+	struct syncd sync;  /* the sync engine */
+	bool pump_wanted;   /* the active connection has room: the engine may send more */
+	bool engine_down;   /* the active connection closed: tell the engine after the events */
+	struct mountd mnt;  /* the FUSE mount with --mount */
+	struct control ctl; /* the control socket and its clients */
 };
-
 
 /* Stops the loop after this batch of events; nothing dials or accepts
  * any more. */
@@ -472,7 +471,10 @@ static int setup(struct daemon *d, struct err *err)
 		(void)unlink(o->sock_path);
 	}
 
-	struct engine_io io = {.ud = d, .send = io_send, .room = io_room, .close = io_close,
+	struct engine_io io = {.ud = d,
+			       .send = io_send,
+			       .room = io_room,
+			       .close = io_close,
 			       .changed = o->mount ? io_changed : NULL};
 	r = syncd_start(&d->sync, d->loop, o, &io, err);
 	if (r < 0)
@@ -517,21 +519,20 @@ static int setup(struct daemon *d, struct err *err)
 	}
 
 	connmgr_init(&d->cm,
-		     &(struct connmgr_cfg){
-			     .env = {.loop = d->loop,
-				     .id = o->id,
-				     .peer = &o->peer,
-				     .ping_ms = d->tun.ping_ms,
-				     .dead_ms = d->tun.dead_ms,
-				     .connect_ms = d->tun.connect_ms,
-				     .handshake_ms = d->tun.handshake_ms,
-				     .rekey_frames = d->tun.rekey_frames,
-				     .rekey_ms = d->tun.rekey_ms},
-			     .peer_text = d->peer_text,
-			     .self_lower = d->self_lower,
-			     .we_accept = d->listen_w.fd >= 0,
-			     .fallback_ms = d->tun.fallback_ms,
-			     .reconnect = d->tun.reconnect},
+		     &(struct connmgr_cfg){.env = {.loop = d->loop,
+						   .id = o->id,
+						   .peer = &o->peer,
+						   .ping_ms = d->tun.ping_ms,
+						   .dead_ms = d->tun.dead_ms,
+						   .connect_ms = d->tun.connect_ms,
+						   .handshake_ms = d->tun.handshake_ms,
+						   .rekey_frames = d->tun.rekey_frames,
+						   .rekey_ms = d->tun.rekey_ms},
+					   .peer_text = d->peer_text,
+					   .self_lower = d->self_lower,
+					   .we_accept = d->listen_w.fd >= 0,
+					   .fallback_ms = d->tun.fallback_ms,
+					   .reconnect = d->tun.reconnect},
 		     &cm_ops, d, clock_mono_ms());
 
 	if (relay_url_classify(o->relay_url) == RELAY_URL_HTTP_REMOTE) {
