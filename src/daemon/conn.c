@@ -534,7 +534,7 @@ static void on_event(struct ev_watch *w, uint32_t events)
 }
 
 static struct conn *conn_new(const struct conn_env *env, const struct conn_ops *ops, void *ud,
-			     uint64_t serial, int fd, bool outbound, const struct record_addr *a)
+			     uint64_t serial, int fd, bool outbound, const char *addr)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -550,25 +550,27 @@ static struct conn *conn_new(const struct conn_env *env, const struct conn_ops *
 	c->outbound = outbound;
 	c->serial = serial;
 	dio_buf_init(&c->out, CONN_OUT_MAX);
-	record_addr_format(a, c->addr);
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	return c;
 }
 
 int conn_dial(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
 	      const struct record_addr *a, struct conn **ret, struct err *err)
 {
+	char text[RECORD_ADDR_TEXT_MAX];
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	struct conn *c;
 	int fd, r, one = 1;
 
 	err_clear(err);
+	record_addr_format(a, text);
 	record_addr_to_sockaddr(a, &ss, &sl);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c = conn_new(env, ops, ud, serial, fd, true, a);
+	c = conn_new(env, ops, ud, serial, fd, true, text);
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
@@ -595,23 +597,31 @@ fail:
 	return r;
 }
 
-int conn_accept(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
-		int fd, const struct sockaddr_storage *ss, struct conn **ret)
+int conn_adopt(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
+	       int fd, bool initiator, enum conn_path path, const char *addr, struct conn **ret)
 {
-	struct record_addr a = {0};
 	struct conn *c;
-	int r, one = 1;
+	int r;
 
-	(void)record_addr_from_sockaddr((const struct sockaddr *)ss, &a);
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c = conn_new(env, ops, ud, serial, fd, false, &a);
+	c = conn_new(env, ops, ud, serial, fd, initiator, addr);
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
 	}
-	r = hs_new(HS_RESPONDER, env->id, env->peer, &c->hs);
-	if (r == 0)
-		r = evloop_watch_add(env->loop, &c->w, EPOLLIN);
+	c->path = path;
+	if (initiator) {
+		/* as a dial whose connect completed: the first EPOLLOUT starts
+		 * the handshake (on_connected), outside the caller's call */
+		c->state = CONN_CONNECTING;
+		c->deadline_ms = clock_mono_ms() + env->connect_ms;
+		r = evloop_watch_add(env->loop, &c->w, EPOLLOUT);
+	} else {
+		c->state = CONN_HANDSHAKE;
+		c->deadline_ms = clock_mono_ms() + env->handshake_ms;
+		r = hs_new(HS_RESPONDER, env->id, env->peer, &c->hs);
+		if (r == 0)
+			r = evloop_watch_add(env->loop, &c->w, EPOLLIN);
+	}
 	if (r < 0) {
 		hs_free(c->hs);
 		close(fd);
@@ -619,12 +629,24 @@ int conn_accept(const struct conn_env *env, const struct conn_ops *ops, void *ud
 		free(c);
 		return r;
 	}
-	c->w.events = EPOLLIN;
-	c->state = CONN_HANDSHAKE;
-	c->deadline_ms = clock_mono_ms() + env->handshake_ms;
-	log_debug("accepted a connection from %s", c->addr);
 	*ret = c;
 	return 0;
+}
+
+int conn_accept(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
+		int fd, const struct sockaddr_storage *ss, struct conn **ret)
+{
+	struct record_addr a = {0};
+	char text[RECORD_ADDR_TEXT_MAX];
+	int r, one = 1;
+
+	(void)record_addr_from_sockaddr((const struct sockaddr *)ss, &a);
+	record_addr_format(&a, text);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	r = conn_adopt(env, ops, ud, serial, fd, false, CONN_PATH_DIRECT, text, ret);
+	if (r == 0)
+		log_debug("accepted a connection from %s", text);
+	return r;
 }
 
 void conn_close(struct conn *c, int code, const char *text)

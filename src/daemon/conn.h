@@ -127,6 +127,19 @@ int conn_accept(const struct conn_env *env, const struct conn_ops *ops, void *ud
 	__attribute__((warn_unused_result));
 
 /*
+ * Takes over fd, a connected stream socket that reaches the peer over path
+ * (a relayed transport's spliced stream, or a test's socketpair), and runs
+ * the handshake on it: as the initiator when initiator (the connection
+ * then counts as outbound, and the handshake starts on the loop's first
+ * turn), else as the responder. addr names the way in messages (at most
+ * RECORD_ADDR_TEXT_MAX - 1 bytes are kept). Returns 0 and *ret, or -errno
+ * (fd closed). No op runs before it returns.
+ */
+int conn_adopt(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
+	       int fd, bool initiator, enum conn_path path, const char *addr, struct conn **ret)
+	__attribute__((warn_unused_result));
+
+/*
  * Closes c: an established connection first gets a CLOSE frame with code
  * (none when code < 0) and text. Then c is DEAD and ops->on_closed runs.
  * No-op on a DEAD connection.

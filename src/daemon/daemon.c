@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Design note. One thread, one epoll loop: it owns the listening socket,
- * every connection to the peer, the control socket, a signalfd (SIGTERM,
- * SIGINT, SIGHUP) and the lookup worker's eventfd; timers are the epoll
- * timeout, computed from the connections' and the dialer's deadlines. The
+ * Design note. One thread, one event loop (base/evloop.h): it owns the
+ * listening socket, every connection to the peer, the control socket, a
+ * signalfd (SIGTERM, SIGINT, SIGHUP) and the lookup worker's eventfd; each
+ * turn waits for the earliest of the connections', the dialer's and the
+ * engine's deadlines. The
  * relay is talked to only from other threads (the publisher keeps our
  * record, the lookup worker fetches the peer's), because libcurl blocks.
  * Objects closed while a batch of events is dispatched are freed after the
