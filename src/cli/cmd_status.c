@@ -154,6 +154,8 @@ static void print_human(json_t *st)
 	printf("state:       %s\n", jstr(st, "state") ? jstr(st, "state") : "?");
 	printf("peer:        %s%s%s\n", jstr(st, "peer") ? jstr(st, "peer") : "?",
 	       addr ? " at " : "", addr ? addr : "");
+	if (jstr(st, "path"))
+		printf("path:        %s\n", jstr(st, "path"));
 	if (json_is_number(rtt))
 		printf("rtt:         %.2f ms\n", json_number_value(rtt));
 	if (json_is_integer(since)) {

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,6 @@
 #include "config.h"
 #include "base/clock.h"
 #include "daemon/conn.h"
-#include "sync/engine.h"
-#include "daemon/connmgr.h"
 #include "base/log.h"
 
 #define READ_CHUNK (256 * 1024)
@@ -53,6 +52,19 @@ static const char *close_code_name(unsigned code)
 	}
 }
 
+/* Remembers why c is about to close (for on_closed). */
+static void conn_set_error(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void conn_set_error(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+}
+
 static void update_events(struct conn *c)
 {
 	uint32_t ev = EPOLLIN;
@@ -61,7 +73,7 @@ static void update_events(struct conn *c)
 		ev = EPOLLOUT;
 	else if (c->out.len)
 		ev |= EPOLLOUT;
-	daemon_watch_set(c->d, &c->w, ev);
+	evloop_watch_set(c->env->loop, &c->w, ev);
 }
 
 /* Sends what is queued; closes c on a socket error. Returns 0 or -errno. */
@@ -72,16 +84,16 @@ static int flush(struct conn *c)
 
 	if (r < 0) {
 		log_info("lost the connection with %s while sending: %s", c->addr, strerror(-r));
-		daemon_set_error(c->d, "lost the connection with %s: %s", c->addr, strerror(-r));
+		conn_set_error(c, "lost the connection with %s: %s", c->addr, strerror(-r));
 		conn_close(c, -1, NULL);
 		return r;
 	}
 	update_events(c);
 	/* Room was made: whatever flushed it (a PONG, the engine itself), the
-	 * engine may have waited for room and must get to run again. Not
-	 * called from here: this runs inside the engine's own sends. */
-	if (c->out.len < before && c == c->d->active)
-		c->d->pump_wanted = true;
+	 * owner's sender may have waited for room. It must not send from
+	 * on_room: this runs inside its own sends. */
+	if (c->out.len < before && c->ops->on_room)
+		c->ops->on_room(c, c->ud);
 	return 0;
 }
 
@@ -111,9 +123,18 @@ static int queue_frame(struct conn *c, enum frame_type type, const uint8_t *p, s
 	if (frame_enc_epoch(c->enc) != epoch) {
 		log_info("switched to the next send key with %s (key %llu)", c->addr,
 			 (unsigned long long)frame_enc_epoch(c->enc));
-		c->rekey_at_ms = clock_mono_ms() + c->d->tun.rekey_ms;
+		c->rekey_at_ms = clock_mono_ms() + c->env->rekey_ms;
 	}
 	return 0;
+}
+
+size_t conn_room(const struct conn *c)
+{
+	size_t max = CONN_OUT_MAX - FRAME_LEN(0) - 64;
+
+	if (c->state != CONN_UP || c->out.len + FRAME_LEN(0) >= max)
+		return 0;
+	return max - c->out.len - FRAME_LEN(0);
 }
 
 int conn_send_data(struct conn *c, const uint8_t *payload, size_t len)
@@ -147,7 +168,7 @@ static int send_ping(struct conn *c, uint64_t now)
 {
 	int r = queue_frame(c, FRAME_PING, NULL, 0, (clock_mono_ns() / 1000), 0, NULL);
 
-	c->next_ping_ms = now + c->d->tun.ping_ms;
+	c->next_ping_ms = now + c->env->ping_ms;
 	if (r < 0) {
 		log_warn("cannot send a heartbeat to the peer at %s: %s; closing the connection",
 			 c->addr, r == -ENOBUFS ? "it does not read what we send" : strerror(-r));
@@ -167,7 +188,7 @@ static int establish(struct conn *c)
 	if (r == 0)
 		r = frame_enc_new(keys.tx, &c->enc);
 	if (r == 0) {
-		frame_enc_set_rekey_frames(c->enc, c->d->tun.rekey_frames);
+		frame_enc_set_rekey_frames(c->enc, c->env->rekey_frames);
 		r = frame_dec_new(keys.rx, &c->dec);
 	}
 	sodium_memzero(&keys, sizeof(keys));
@@ -180,7 +201,7 @@ static int establish(struct conn *c)
 	}
 	c->state = c->outbound ? CONN_CONFIRMING : CONN_UP;
 	c->last_rx_ms = clock_mono_ms();
-	c->rekey_at_ms = c->last_rx_ms + c->d->tun.rekey_ms;
+	c->rekey_at_ms = c->last_rx_ms + c->env->rekey_ms;
 	c->start_us = (clock_mono_ns() / 1000);
 	r = send_hello(c);
 	if (r == 0)
@@ -189,7 +210,7 @@ static int establish(struct conn *c)
 		return r;
 	if (c->state == CONN_UP) {
 		c->up_ms = c->last_rx_ms;
-		connmgr_on_up(c->d, c);
+		c->ops->on_up(c, c->ud);
 	}
 	return 0;
 }
@@ -208,14 +229,14 @@ static void hs_failed(struct conn *c, int r)
 			log_warn("refused the peer at %s: %s; it is not the peer we pinned (an "
 				 "impostor, or a wrong --peer)",
 				 c->addr, why);
-			daemon_set_error(c->d, "refused the peer at %s: %s", c->addr, why);
+			conn_set_error(c, "refused the peer at %s: %s", c->addr, why);
 		} else {
 			log_warn("the handshake with %s failed: %s", c->addr, why);
-			daemon_set_error(c->d, "the handshake with %s failed: %s", c->addr, why);
+			conn_set_error(c, "the handshake with %s failed: %s", c->addr, why);
 		}
 	} else {
 		log_warn("refused a connection from %s: %s", c->addr, why);
-		daemon_set_error(c->d, "refused a connection from %s: %s", c->addr, why);
+		conn_set_error(c, "refused a connection from %s: %s", c->addr, why);
 	}
 	conn_close(c, -1, NULL);
 }
@@ -288,7 +309,7 @@ static void on_hello(struct conn *c, const uint8_t *p, size_t len)
 		log_warn("the peer at %s sent a malformed HELLO (%zu bytes); closing the "
 			 "connection",
 			 c->addr, len);
-		daemon_set_error(c->d, "the peer at %s sent a malformed HELLO", c->addr);
+		conn_set_error(c, "the peer at %s sent a malformed HELLO", c->addr);
 		conn_close(c, FRAME_CLOSE_PROTOCOL, "malformed HELLO");
 		return;
 	}
@@ -321,11 +342,7 @@ static void on_data(struct conn *c, const uint8_t *p, size_t len)
 		conn_close(c, FRAME_CLOSE_PROTOCOL, "second HELLO");
 		return;
 	}
-	if (c != c->d->active || !c->d->engine) {
-		log_debug("ignoring a DATA message from %s: not the active connection", c->addr);
-		return;
-	}
-	(void)engine_on_msg(c->d->engine, p, len, clock_mono_ms());
+	c->ops->on_msg(c, c->ud, p, len);
 }
 
 static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
@@ -336,7 +353,7 @@ static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
 	if (c->state == CONN_CONFIRMING) {
 		c->state = CONN_UP;
 		c->up_ms = now;
-		connmgr_on_up(c->d, c);
+		c->ops->on_up(c, c->ud);
 		if (c->state != CONN_UP)
 			return; /* replaced at once */
 	}
@@ -365,8 +382,8 @@ static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
 			 close_code_name(f->close_code), f->close_code, f->len ? ", " : "",
 			 f->len ? log_quote((const char *)f->payload, f->len, q, sizeof(q)) : "");
 		if (f->close_code != FRAME_CLOSE_REPLACED)
-			daemon_set_error(c->d, "the peer closed the connection: %s",
-					 close_code_name(f->close_code));
+			conn_set_error(c, "the peer closed the connection: %s",
+				       close_code_name(f->close_code));
 		conn_close(c, -1, NULL);
 		break;
 	}
@@ -390,8 +407,8 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 			if (r < 0) {
 				log_warn("closing the connection with %s: %s", c->addr,
 					 frame_dec_reason(c->dec));
-				daemon_set_error(c->d, "the connection with %s broke: %s", c->addr,
-						 frame_dec_reason(c->dec));
+				conn_set_error(c, "the connection with %s broke: %s", c->addr,
+					       frame_dec_reason(c->dec));
 				conn_close(c, FRAME_CLOSE_PROTOCOL, "bad frame");
 				return r;
 			}
@@ -428,12 +445,11 @@ static void on_eof(struct conn *c, int err)
 				 "it may not be the peer we pinned, or it does not have our "
 				 "fingerprint pinned (check --peer on both sides)",
 				 c->addr, how);
-			daemon_set_error(
-				c->d,
-				"the peer at %s closed the connection during the handshake: "
-				"it may not be the peer we pinned, or it does not have our "
-				"fingerprint pinned",
-				c->addr);
+			conn_set_error(c,
+				       "the peer at %s closed the connection during the handshake: "
+				       "it may not be the peer we pinned, or it does not have our "
+				       "fingerprint pinned",
+				       c->addr);
 		} else if (c->bytes_in) {
 			log_notice("%s closed the connection during the handshake (%s, after %zu "
 				   "bytes)",
@@ -445,7 +461,7 @@ static void on_eof(struct conn *c, int err)
 	case CONN_UP:
 		log_notice("lost the connection with the peer at %s: %s%s", c->addr, how,
 			   frame_dec_pending(c->dec) ? " in the middle of a frame" : "");
-		daemon_set_error(c->d, "lost the connection with the peer at %s: %s", c->addr, how);
+		conn_set_error(c, "lost the connection with the peer at %s: %s", c->addr, how);
 		break;
 	default:
 		break;
@@ -464,15 +480,14 @@ static void on_connected(struct conn *c)
 		return;
 	if (err) {
 		log_info("cannot connect to the peer at %s: %s", c->addr, strerror(err));
-		daemon_set_error(c->d, "cannot connect to the peer at %s: %s", c->addr,
-				 strerror(err));
+		conn_set_error(c, "cannot connect to the peer at %s: %s", c->addr, strerror(err));
 		conn_close(c, -1, NULL);
 		return;
 	}
 	log_debug("connected to %s, starting the handshake", c->addr);
 	c->state = CONN_HANDSHAKE;
-	c->deadline_ms = clock_mono_ms() + c->d->tun.handshake_ms;
-	r = hs_new(HS_INITIATOR, c->d->opts->id, &c->d->opts->peer, &c->hs);
+	c->deadline_ms = clock_mono_ms() + c->env->handshake_ms;
+	r = hs_new(HS_INITIATOR, c->env->id, c->env->peer, &c->hs);
 	if (r < 0) {
 		log_err("cannot start a handshake: %s", strerror(-r));
 		conn_close(c, -1, NULL);
@@ -481,7 +496,7 @@ static void on_connected(struct conn *c)
 	(void)hs_advance(c);
 }
 
-static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_event(struct ev_watch *w, uint32_t events)
 {
 	/* Ciphertext only (the handshake is public), so it need not be wiped;
 	 * one buffer for all connections: only the loop thread reads. */
@@ -498,8 +513,8 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	if (events & EPOLLOUT) {
 		if (flush(c) < 0)
 			return;
-		if (c == d->active && d->engine && c->state == CONN_UP)
-			engine_pump(d->engine, clock_mono_ms());
+		if (c->state == CONN_UP && c->ops->on_room)
+			c->ops->on_room(c, c->ud);
 	}
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;
@@ -518,7 +533,8 @@ static void on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	}
 }
 
-static struct conn *conn_new(struct daemon *d, int fd, bool outbound, const struct record_addr *a)
+static struct conn *conn_new(const struct conn_env *env, const struct conn_ops *ops, void *ud,
+			     uint64_t serial, int fd, bool outbound, const char *addr)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -526,27 +542,35 @@ static struct conn *conn_new(struct daemon *d, int fd, bool outbound, const stru
 		return NULL;
 	c->w.fd = fd;
 	c->w.on_event = on_event;
-	c->d = d;
+	c->w.ud = c;
+	c->env = env;
+	c->ops = ops;
+	c->ud = ud;
+	c->path = CONN_PATH_DIRECT;
 	c->outbound = outbound;
-	c->serial = ++d->serial;
+	c->serial = serial;
 	dio_buf_init(&c->out, CONN_OUT_MAX);
-	record_addr_format(a, c->addr);
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	return c;
 }
 
-int conn_dial(struct daemon *d, const struct record_addr *a, struct conn **ret)
+int conn_dial(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
+	      const struct record_addr *a, struct conn **ret, struct err *err)
 {
+	char text[RECORD_ADDR_TEXT_MAX];
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	struct conn *c;
 	int fd, r, one = 1;
 
+	err_clear(err);
+	record_addr_format(a, text);
 	record_addr_to_sockaddr(a, &ss, &sl);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c = conn_new(d, fd, true, a);
+	c = conn_new(env, ops, ud, serial, fd, true, text);
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
@@ -554,17 +578,16 @@ int conn_dial(struct daemon *d, const struct record_addr *a, struct conn **ret)
 	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
 		r = -errno;
 		log_info("cannot connect to the peer at %s: %s", c->addr, strerror(-r));
-		daemon_set_error(d, "cannot connect to the peer at %s: %s", c->addr, strerror(-r));
+		err_set(err, "cannot connect to the peer at %s: %s", c->addr, strerror(-r));
 		goto fail;
 	}
 	c->state = CONN_CONNECTING;
-	c->deadline_ms = clock_mono_ms() + d->tun.connect_ms;
-	r = daemon_watch_add(d, &c->w, EPOLLOUT);
+	c->deadline_ms = clock_mono_ms() + env->connect_ms;
+	r = evloop_watch_add(env->loop, &c->w, EPOLLOUT);
 	if (r < 0)
 		goto fail;
 	c->w.events = EPOLLOUT;
 	log_debug("dialing the peer at %s", c->addr);
-	connmgr_add(d, c);
 	*ret = c;
 	return 0;
 fail:
@@ -574,22 +597,31 @@ fail:
 	return r;
 }
 
-int conn_accept(struct daemon *d, int fd, const struct sockaddr_storage *ss)
+int conn_adopt(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
+	       int fd, bool initiator, enum conn_path path, const char *addr, struct conn **ret)
 {
-	struct record_addr a = {0};
 	struct conn *c;
-	int r, one = 1;
+	int r;
 
-	(void)record_addr_from_sockaddr((const struct sockaddr *)ss, &a);
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c = conn_new(d, fd, false, &a);
+	c = conn_new(env, ops, ud, serial, fd, initiator, addr);
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
 	}
-	r = hs_new(HS_RESPONDER, d->opts->id, &d->opts->peer, &c->hs);
-	if (r == 0)
-		r = daemon_watch_add(d, &c->w, EPOLLIN);
+	c->path = path;
+	if (initiator) {
+		/* as a dial whose connect completed: the first EPOLLOUT starts
+		 * the handshake (on_connected), outside the caller's call */
+		c->state = CONN_CONNECTING;
+		c->deadline_ms = clock_mono_ms() + env->connect_ms;
+		r = evloop_watch_add(env->loop, &c->w, EPOLLOUT);
+	} else {
+		c->state = CONN_HANDSHAKE;
+		c->deadline_ms = clock_mono_ms() + env->handshake_ms;
+		r = hs_new(HS_RESPONDER, env->id, env->peer, &c->hs);
+		if (r == 0)
+			r = evloop_watch_add(env->loop, &c->w, EPOLLIN);
+	}
 	if (r < 0) {
 		hs_free(c->hs);
 		close(fd);
@@ -597,12 +629,24 @@ int conn_accept(struct daemon *d, int fd, const struct sockaddr_storage *ss)
 		free(c);
 		return r;
 	}
-	c->w.events = EPOLLIN;
-	c->state = CONN_HANDSHAKE;
-	c->deadline_ms = clock_mono_ms() + d->tun.handshake_ms;
-	log_debug("accepted a connection from %s", c->addr);
-	connmgr_add(d, c);
+	*ret = c;
 	return 0;
+}
+
+int conn_accept(const struct conn_env *env, const struct conn_ops *ops, void *ud, uint64_t serial,
+		int fd, const struct sockaddr_storage *ss, struct conn **ret)
+{
+	struct record_addr a = {0};
+	char text[RECORD_ADDR_TEXT_MAX];
+	int r, one = 1;
+
+	(void)record_addr_from_sockaddr((const struct sockaddr *)ss, &a);
+	record_addr_format(&a, text);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	r = conn_adopt(env, ops, ud, serial, fd, false, CONN_PATH_DIRECT, text, ret);
+	if (r == 0)
+		log_debug("accepted a connection from %s", text);
+	return r;
 }
 
 void conn_close(struct conn *c, int code, const char *text)
@@ -624,7 +668,7 @@ void conn_close(struct conn *c, int code, const char *text)
 			if (recv(c->w.fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
 				break;
 		(void)shutdown(c->w.fd, SHUT_WR);
-		daemon_watch_close(c->d, &c->w);
+		evloop_watch_close(c->env->loop, &c->w);
 	}
 	hs_free(c->hs);
 	c->hs = NULL;
@@ -633,7 +677,7 @@ void conn_close(struct conn *c, int code, const char *text)
 	frame_dec_free(c->dec);
 	c->dec = NULL;
 	dio_buf_free(&c->out);
-	connmgr_on_closed(c->d, c, was_up);
+	c->ops->on_closed(c, c->ud, was_up, c->error[0] ? c->error : NULL);
 }
 
 void conn_tick(struct conn *c, uint64_t now)
@@ -642,11 +686,11 @@ void conn_tick(struct conn *c, uint64_t now)
 	case CONN_CONNECTING:
 		if (now >= c->deadline_ms) {
 			log_info("cannot connect to the peer at %s: no answer within %u ms",
-				 c->addr, c->d->tun.connect_ms);
-			daemon_set_error(c->d,
-					 "cannot connect to the peer at %s: no answer within "
-					 "%u ms",
-					 c->addr, c->d->tun.connect_ms);
+				 c->addr, c->env->connect_ms);
+			conn_set_error(c,
+				       "cannot connect to the peer at %s: no answer within "
+				       "%u ms",
+				       c->addr, c->env->connect_ms);
 			conn_close(c, -1, NULL);
 		}
 		break;
@@ -655,23 +699,23 @@ void conn_tick(struct conn *c, uint64_t now)
 		if (now >= c->deadline_ms) {
 			log_warn("the handshake with %s did not finish within %u ms; closing the "
 				 "connection",
-				 c->addr, c->d->tun.handshake_ms);
-			daemon_set_error(c->d, "the handshake with %s did not finish within %u ms",
-					 c->addr, c->d->tun.handshake_ms);
+				 c->addr, c->env->handshake_ms);
+			conn_set_error(c, "the handshake with %s did not finish within %u ms",
+				       c->addr, c->env->handshake_ms);
 			conn_close(c, -1, NULL);
 		} else if (c->state == CONN_CONFIRMING && now >= c->next_ping_ms) {
 			(void)send_ping(c, now);
 		}
 		break;
 	case CONN_UP:
-		if (now - c->last_rx_ms >= c->d->tun.dead_ms) {
+		if (now - c->last_rx_ms >= c->env->dead_ms) {
 			log_warn("the peer at %s is dead: no frame for %llu ms; closing the "
 				 "connection",
 				 c->addr, (unsigned long long)(now - c->last_rx_ms));
-			daemon_set_error(c->d,
-					 "the peer at %s stopped answering (no frame for %llu "
-					 "ms)",
-					 c->addr, (unsigned long long)(now - c->last_rx_ms));
+			conn_set_error(c,
+				       "the peer at %s stopped answering (no frame for %llu "
+				       "ms)",
+				       c->addr, (unsigned long long)(now - c->last_rx_ms));
 			conn_close(c, FRAME_CLOSE_TIMEOUT, "no heartbeat");
 		} else if (now >= c->rekey_at_ms) {
 			/* the key is an hour old: this PING is its last frame */
@@ -697,7 +741,7 @@ uint64_t conn_deadline(const struct conn *c)
 	case CONN_CONFIRMING:
 		return c->deadline_ms < c->next_ping_ms ? c->deadline_ms : c->next_ping_ms;
 	case CONN_UP:
-		t = c->last_rx_ms + c->d->tun.dead_ms;
+		t = c->last_rx_ms + c->env->dead_ms;
 		t = t < c->rekey_at_ms ? t : c->rekey_at_ms;
 		return t < c->next_ping_ms ? t : c->next_ping_ms;
 	default:

@@ -14,6 +14,7 @@
  * fingerprint. The loser gets CLOSE "replaced".
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,24 +27,37 @@
 #include "base/clock.h"
 #include "daemon/conn.h"
 #include "daemon/connmgr.h"
-#include "sync/engine.h"
-#include "daemon/lookup.h"
+#include "daemon/connpolicy.h"
 #include "base/log.h"
-#include "daemon/sd_notify.h"
 
-static bool peer_accepts(const struct daemon *d)
+static void on_up(struct conn *c, void *ud);
+static void on_msg(struct conn *c, void *ud, const uint8_t *msg, size_t len);
+static void on_room(struct conn *c, void *ud);
+static void on_closed(struct conn *c, void *ud, bool was_up, const char *error);
+
+static const struct conn_ops conn_ops = {
+	.on_up = on_up, .on_msg = on_msg, .on_room = on_room, .on_closed = on_closed};
+
+static void add(struct connmgr *m, struct conn *c)
 {
-	return d->have_rec && (d->rec.flags & RECORD_FLAG_INBOUND) && d->rec.naddrs > 0;
+	c->next = m->conns;
+	m->conns = c;
+	m->nconns++;
 }
 
-static bool we_accept(const struct daemon *d)
+static bool peer_accepts(const struct connmgr *m)
 {
-	return d->listen_w.fd >= 0;
+	return m->have_rec && (m->rec.flags & RECORD_FLAG_INBOUND) && m->rec.naddrs > 0;
 }
 
-static bool we_dial_first(const struct daemon *d)
+static bool we_accept(const struct connmgr *m)
 {
-	return peer_accepts(d) && (!we_accept(d) || d->self_lower);
+	return m->cfg.we_accept;
+}
+
+static bool we_dial_first(const struct connmgr *m)
+{
+	return connpolicy_dial_first(peer_accepts(m), we_accept(m), m->cfg.self_lower);
 }
 
 static void addrs_format(const struct peer_record *rec, char *out, size_t len)
@@ -60,182 +74,182 @@ static void addrs_format(const struct peer_record *rec, char *out, size_t len)
 		snprintf(out, len, "no address");
 }
 
-/* Decides when to start the next dialing round. */
-static void plan(struct daemon *d, uint64_t now)
+/* The facts the policy decides on (connpolicy.h). Only the direct
+ * transport exists so far: relayed never. */
+static struct connpolicy_state policy_state(const struct connmgr *m)
 {
-	uint64_t t;
-
-	d->next_dial_ms = 0;
-	if (d->stop || d->active || d->dialing || !d->have_rec)
-		return;
-	if (!peer_accepts(d)) {
-		if (!we_accept(d) && !d->warned_no_inbound) {
-			log_err("neither this peer (--listen none) nor the other one accepts "
-				"connections, so they cannot meet; start one of them without "
-				"--listen none");
-			daemon_set_error(d, "neither peer accepts connections (both run with "
-					    "--listen none); restart one of them without it");
-			d->warned_no_inbound = true;
-		}
-		return;
-	}
-	t = we_dial_first(d) ? now : d->waiting_since_ms + d->tun.fallback_ms;
-	if (t < d->backoff_until_ms)
-		t = d->backoff_until_ms;
-	d->next_dial_ms = t ? t : 1;
+	return (struct connpolicy_state){
+		.relay = CONNPOLICY_RELAY_NEVER,
+		.stopping = m->stopping,
+		.have_rec = m->have_rec,
+		.peer_accepts = peer_accepts(m),
+		.we_accept = we_accept(m),
+		.self_lower = m->cfg.self_lower,
+		.active = m->active != NULL,
+		.active_path = CONN_PATH_DIRECT,
+		.dialing = m->dialing != NULL,
+		.waiting_since_ms = m->waiting_since_ms,
+		.backoff_until_ms = m->backoff_until_ms,
+		.fallback_ms = m->cfg.fallback_ms,
+	};
 }
 
-static void round_failed(struct daemon *d, uint64_t now)
+/* Decides when to start the next dialing round. */
+static void plan(struct connmgr *m, uint64_t now)
 {
-	uint32_t ms = backoff_delay_ms(&d->tun.reconnect, d->failures, 0, randombytes_random());
+	struct connpolicy_state s = policy_state(m);
+	struct connpolicy_action a = connpolicy_next(&s, now);
+
+	m->next_dial_ms = 0;
+	if (a.verb == CONNPOLICY_NO_WAY && !m->warned_no_inbound) {
+		log_err("neither this peer (--listen none) nor the other one accepts "
+			"connections, so they cannot meet; start one of them without "
+			"--listen none");
+		connmgr_set_error(m, "neither peer accepts connections (both run with "
+				     "--listen none); restart one of them without it");
+		m->warned_no_inbound = true;
+	}
+	if (a.verb == CONNPOLICY_DIAL && a.path == CONN_PATH_DIRECT)
+		m->next_dial_ms = a.at_ms;
+}
+
+static void round_failed(struct connmgr *m, uint64_t now)
+{
+	uint64_t until =
+		connpolicy_retry_at(&m->cfg.reconnect, now, m->failures, randombytes_random());
+	uint32_t ms = (uint32_t)(until - now);
 	char addrs[RECORD_MAX_ADDRS * (RECORD_ADDR_TEXT_MAX + 2)];
 
-	d->failures++;
-	d->backoff_until_ms = now + ms;
-	addrs_format(&d->rec, addrs, sizeof(addrs));
-	if (d->failures == 1 || d->failures % 10 == 0)
+	m->failures++;
+	m->backoff_until_ms = until;
+	addrs_format(&m->rec, addrs, sizeof(addrs));
+	if (m->failures == 1 || m->failures % 10 == 0)
 		log_info("cannot reach the peer at %s; trying again in %u ms (and asking the "
 			 "relay whether its address changed)",
 			 addrs, ms);
-	lookup_request(d->lookup);
-	plan(d, now);
+	m->ops->want_record(m->ud);
+	plan(m, now);
 }
 
 /* Tries the next address of the round; ends the round when none is left. */
-static void dial_next(struct daemon *d, uint64_t now)
+static void dial_next(struct connmgr *m, uint64_t now)
 {
-	while (d->dial_next < d->dial_n) {
-		const struct record_addr *a = &d->rec.addrs[d->dial_order[d->dial_next++]];
+	while (m->dial_next < m->dial_n) {
+		const struct record_addr *a = &m->rec.addrs[m->dial_order[m->dial_next++]];
 		struct conn *c;
-		if (conn_dial(d, a, &c) == 0) {
-			d->dialing = c;
+		struct err err;
+		if (conn_dial(&m->cfg.env, &conn_ops, m, ++m->serial, a, &c, &err) == 0) {
+			add(m, c);
+			m->dialing = c;
 			return;
 		}
+		if (err_is_set(&err))
+			connmgr_set_error(m, "%s", err.msg);
 	}
-	round_failed(d, now);
+	round_failed(m, now);
 }
 
-static void round_start(struct daemon *d, uint64_t now)
+static void round_start(struct connmgr *m, uint64_t now)
 {
-	d->next_dial_ms = 0;
-	d->dial_n = 0;
-	d->dial_next = 0;
+	m->next_dial_ms = 0;
+	m->dial_n = 0;
+	m->dial_next = 0;
 	/* IPv6 first, then IPv4, each in the record's order. */
 	for (int pass = 0; pass < 2; pass++)
-		for (unsigned i = 0; i < d->rec.naddrs; i++)
-			if ((d->rec.addrs[i].family == 6) == (pass == 0))
-				d->dial_order[d->dial_n++] = (uint8_t)i;
-	log_debug("dialing the peer (%s)", we_dial_first(d) ? "we dial first" : "fallback");
-	dial_next(d, now);
+		for (unsigned i = 0; i < m->rec.naddrs; i++)
+			if ((m->rec.addrs[i].family == 6) == (pass == 0))
+				m->dial_order[m->dial_n++] = (uint8_t)i;
+	log_debug("dialing the peer (%s)", we_dial_first(m) ? "we dial first" : "fallback");
+	dial_next(m, now);
 }
 
-void connmgr_add(struct daemon *d, struct conn *c)
-{
-	c->next = d->conns;
-	d->conns = c;
-	d->nconns++;
-}
-
-void connmgr_on_record(struct daemon *d, const struct peer_record *rec)
+void connmgr_on_record(struct connmgr *m, const struct peer_record *rec)
 {
 	uint64_t now = clock_mono_ms();
-	bool first = !d->have_rec;
-	bool changed = first || rec->flags != d->rec.flags || rec->naddrs != d->rec.naddrs ||
-		       memcmp(rec->addrs, d->rec.addrs, sizeof(rec->addrs)) != 0;
+	bool first = !m->have_rec;
+	bool changed = first || rec->flags != m->rec.flags || rec->naddrs != m->rec.naddrs ||
+		       memcmp(rec->addrs, m->rec.addrs, sizeof(rec->addrs)) != 0;
 	char addrs[RECORD_MAX_ADDRS * (RECORD_ADDR_TEXT_MAX + 2)];
 
-	d->rec = *rec;
-	d->have_rec = true;
+	m->rec = *rec;
+	m->have_rec = true;
 	if (changed) {
 		addrs_format(rec, addrs, sizeof(addrs));
 		log_info("found the peer's record on the relay: %s%s", addrs,
 			 (rec->flags & RECORD_FLAG_INBOUND) ? "" : " (it accepts no connections)");
 		/* New addresses: no reason to wait out the old ones' backoff. */
-		d->backoff_until_ms = 0;
+		m->backoff_until_ms = 0;
 	}
-	if (first && !d->active)
-		d->waiting_since_ms = now;
-	plan(d, now);
+	if (first && !m->active)
+		m->waiting_since_ms = now;
+	plan(m, now);
 }
 
-static struct conn *pick(const struct daemon *d, struct conn *old, struct conn *new)
+static struct conn *pick(const struct connmgr *m, struct conn *old, struct conn *new)
 {
-	if (old->outbound == new->outbound)
-		return new;
-	/* keep the one made by the lower fingerprint */
-	return old->outbound == d->self_lower ? old : new;
+	struct connpolicy_cand o = {.outbound = old->outbound, .path = CONN_PATH_DIRECT};
+	struct connpolicy_cand n = {.outbound = new->outbound, .path = CONN_PATH_DIRECT};
+
+	return connpolicy_keep_new(&o, &n, m->cfg.self_lower) ? new : old;
 }
 
-void connmgr_on_up(struct daemon *d, struct conn *c)
+static void on_up(struct conn *c, void *ud)
 {
+	struct connmgr *m = ud;
 	struct conn *keep, *lose;
 
-	if (c == d->dialing)
-		d->dialing = NULL;
-	if (!d->active) {
-		d->active = c;
-		d->established++;
-		d->failures = 0;
-		d->backoff_until_ms = 0;
-		d->next_dial_ms = 0;
-		d->connected_since = time(NULL);
-		log_notice("connected to the peer %s at %s (%s)%s", d->peer_text, c->addr,
+	if (c == m->dialing)
+		m->dialing = NULL;
+	if (!m->active) {
+		m->active = c;
+		m->established++;
+		m->failures = 0;
+		m->backoff_until_ms = 0;
+		m->next_dial_ms = 0;
+		m->connected_since = time(NULL);
+		log_notice("connected to the peer %s at %s (%s)%s", m->cfg.peer_text, c->addr,
 			   c->outbound ? "we dialed" : "it dialed",
-			   d->established > 1 ? ", again" : "");
-		(void)sdnotify_status("connected to the peer %s at %s", d->peer_text, c->addr);
-		if (d->engine) {
-			if (d->engine_down) {
-				d->engine_down = false;
-				engine_on_down(d->engine, clock_mono_ms());
-			}
-			engine_on_up(d->engine, clock_mono_ms());
-		}
+			   m->established > 1 ? ", again" : "");
+		m->ops->on_active(m->ud, c, false);
 		return;
 	}
-	keep = pick(d, d->active, c);
-	lose = keep == c ? d->active : c;
+	keep = pick(m, m->active, c);
+	lose = keep == c ? m->active : c;
 	log_info("two connections to the peer: keeping the one %s %s, closing the one %s %s",
 		 keep->outbound ? "to" : "from", keep->addr, lose->outbound ? "to" : "from",
 		 lose->addr);
-	d->active = keep;
-	if (keep == c && d->engine) {
-		d->engine_down = false;
-		engine_on_down(d->engine, clock_mono_ms());
-		engine_on_up(d->engine, clock_mono_ms());
-	}
+	m->active = keep;
+	if (keep == c)
+		m->ops->on_active(m->ud, c, true);
 	conn_close(lose, FRAME_CLOSE_REPLACED, "replaced by another connection");
 }
 
-void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
+static void on_closed(struct conn *c, void *ud, bool was_up, const char *error)
 {
+	struct connmgr *m = ud;
 	uint64_t now = clock_mono_ms();
 
-	if (c == d->dialing) {
-		d->dialing = NULL;
-		if (!d->stop && !d->active)
-			dial_next(d, now);
+	(void)was_up;
+	if (error)
+		connmgr_set_error(m, "%s", error);
+	if (c == m->dialing) {
+		m->dialing = NULL;
+		if (!m->stopping && !m->active)
+			dial_next(m, now);
 		return;
 	}
-	if (c != d->active)
+	if (c != m->active)
 		return;
-	d->active = NULL;
-	/*
-	 * Not engine_on_down() here: this runs inside the engine's own calls
-	 * when a send fails or it closes the connection after a protocol
-	 * error, and engine_on_down() frees what those calls are walking. The
-	 * loop tells it after the current events.
-	 */
-	if (d->engine)
-		d->engine_down = true;
-	d->connected_since = 0;
-	if (d->stop)
+	m->active = NULL;
+	m->connected_since = 0;
+	m->ops->on_inactive(m->ud);
+	if (m->stopping)
 		return;
-	(void)sdnotify_status("connecting to the peer %s (lost the connection)", d->peer_text);
-	d->waiting_since_ms = now;
-	d->failures = 0;
-	d->backoff_until_ms = now + backoff_delay_ms(&d->tun.reconnect, 0, 0, randombytes_random());
-	lookup_request(d->lookup);
-	plan(d, now);
+	m->waiting_since_ms = now;
+	m->failures = 0;
+	m->backoff_until_ms = connpolicy_retry_at(&m->cfg.reconnect, now, 0, randombytes_random());
+	m->ops->want_record(m->ud);
+	plan(m, now);
 }
 
 /*
@@ -243,12 +257,12 @@ void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up)
  * still in its handshake makes way: a burst of silent connections (a port
  * scan) must not keep the real peer out until their handshakes time out.
  */
-static bool make_room(struct daemon *d)
+static bool make_room(struct connmgr *m)
 {
 	struct conn *oldest = NULL;
 	unsigned live = 0;
 
-	for (struct conn *c = d->conns; c; c = c->next) {
+	for (struct conn *c = m->conns; c; c = c->next) {
 		if (c->state == CONN_DEAD)
 			continue;
 		live++;
@@ -266,8 +280,11 @@ static bool make_room(struct daemon *d)
 	return true;
 }
 
-void connmgr_on_listen(struct daemon *d, struct daemon_watch *w, uint32_t events)
+void connmgr_on_listen(struct ev_watch *w, uint32_t events)
 {
+	struct connmgr *m = w->ud;
+
+	(void)events;
 	for (int i = 0; i < 16; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -280,30 +297,115 @@ void connmgr_on_listen(struct daemon *d, struct daemon_watch *w, uint32_t events
 				log_warn("cannot accept a connection: %s", strerror(errno));
 			return;
 		}
-		if (d->stop || !make_room(d)) {
-			log_debug("refusing a connection: %u connections open already", d->nconns);
+		if (m->stopping || !make_room(m)) {
+			log_debug("refusing a connection: %u connections open already", m->nconns);
 			close(fd);
 			continue;
 		}
-		if (conn_accept(d, fd, &ss) < 0)
+		struct conn *c;
+		if (conn_accept(&m->cfg.env, &conn_ops, m, ++m->serial, fd, &ss, &c) < 0)
 			log_warn("cannot take a connection: out of resources");
+		else
+			add(m, c);
 	}
 }
 
-void connmgr_tick(struct daemon *d, uint64_t now)
+static void on_msg(struct conn *c, void *ud, const uint8_t *msg, size_t len)
 {
-	for (struct conn *c = d->conns; c; c = c->next)
-		if (conn_deadline(c) <= now)
-			conn_tick(c, now);
-	if (d->next_dial_ms && now >= d->next_dial_ms && !d->active && !d->dialing && !d->stop)
-		round_start(d, now);
+	struct connmgr *m = ud;
+
+	if (c != m->active) {
+		log_debug("ignoring a DATA message from %s: not the active connection", c->addr);
+		return;
+	}
+	m->ops->on_msg(m->ud, msg, len);
 }
 
-uint64_t connmgr_deadline(const struct daemon *d)
+static void on_room(struct conn *c, void *ud)
 {
-	uint64_t t = d->next_dial_ms ? d->next_dial_ms : UINT64_MAX;
+	struct connmgr *m = ud;
 
-	for (const struct conn *c = d->conns; c; c = c->next) {
+	if (c == m->active)
+		m->ops->on_room(m->ud);
+}
+
+void connmgr_init(struct connmgr *m, const struct connmgr_cfg *cfg, const struct connmgr_ops *ops,
+		  void *ud, uint64_t now)
+{
+	memset(m, 0, sizeof(*m));
+	m->cfg = *cfg;
+	m->ops = ops;
+	m->ud = ud;
+	m->waiting_since_ms = now;
+}
+
+void connmgr_set_error(struct connmgr *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->last_error, sizeof(m->last_error), fmt, ap);
+	va_end(ap);
+}
+
+int connmgr_send(struct connmgr *m, const uint8_t *msg, size_t len)
+{
+	if (!m->active || m->active->state != CONN_UP)
+		return -ENOTCONN;
+	return conn_send_data(m->active, msg, len);
+}
+
+size_t connmgr_room(const struct connmgr *m)
+{
+	return m->active ? conn_room(m->active) : 0;
+}
+
+void connmgr_close_active(struct connmgr *m, const char *why)
+{
+	if (!m->active) {
+		log_warn("protocol error from the peer: %s", why);
+		return;
+	}
+	log_warn("protocol error from the peer at %s: %s; closing the connection", m->active->addr,
+		 why);
+	conn_close(m->active, FRAME_CLOSE_PROTOCOL, why);
+}
+
+void connmgr_status(const struct connmgr *m, struct connmgr_status *ret)
+{
+	const struct conn *a = m->active;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->connected = a != NULL;
+	if (a) {
+		ret->path = a->path;
+		snprintf(ret->peer_addr, sizeof(ret->peer_addr), "%s", a->addr);
+		ret->srtt_us = a->srtt_us;
+	}
+	ret->connected_since = m->connected_since;
+	ret->reconnects = m->established ? m->established - 1 : 0;
+	snprintf(ret->last_error, sizeof(ret->last_error), "%s", m->last_error);
+}
+
+void connmgr_stop(struct connmgr *m)
+{
+	m->stopping = true;
+}
+
+void connmgr_tick(struct connmgr *m, uint64_t now)
+{
+	for (struct conn *c = m->conns; c; c = c->next)
+		if (conn_deadline(c) <= now)
+			conn_tick(c, now);
+	if (m->next_dial_ms && now >= m->next_dial_ms && !m->active && !m->dialing && !m->stopping)
+		round_start(m, now);
+}
+
+uint64_t connmgr_deadline(const struct connmgr *m)
+{
+	uint64_t t = m->next_dial_ms ? m->next_dial_ms : UINT64_MAX;
+
+	for (const struct conn *c = m->conns; c; c = c->next) {
 		uint64_t ct = conn_deadline(c);
 		if (ct < t)
 			t = ct;
@@ -311,15 +413,15 @@ uint64_t connmgr_deadline(const struct daemon *d)
 	return t;
 }
 
-void connmgr_reap(struct daemon *d)
+void connmgr_reap(struct connmgr *m)
 {
-	struct conn **pp = &d->conns;
+	struct conn **pp = &m->conns;
 
 	while (*pp) {
 		struct conn *c = *pp;
 		if (c->state == CONN_DEAD) {
 			*pp = c->next;
-			d->nconns--;
+			m->nconns--;
 			conn_free(c);
 		} else {
 			pp = &c->next;
@@ -327,9 +429,10 @@ void connmgr_reap(struct daemon *d)
 	}
 }
 
-void connmgr_shutdown(struct daemon *d)
+void connmgr_shutdown(struct connmgr *m)
 {
-	for (struct conn *c = d->conns; c; c = c->next)
+	m->stopping = true;
+	for (struct conn *c = m->conns; c; c = c->next)
 		conn_close(c, FRAME_CLOSE_NORMAL, "shutting down");
-	connmgr_reap(d);
+	connmgr_reap(m);
 }

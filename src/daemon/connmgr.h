@@ -3,44 +3,132 @@
 #define TANDEM_DAEMON_CONNMGR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
-#include "daemon/daemon_int.h"
+#include "base/backoff.h"
+#include "base/err.h"
+#include "base/evloop.h"
+#include "daemon/conn.h"
+#include "daemon/connpolicy.h"
+#include "identity/record.h"
 
 /*
- * The connection rules (docs/DAEMON.md, "Connections"): who dials and
- * when, which of two connections to keep, reconnecting with backoff after
- * a loss. Loop thread only.
+ * The connection manager (docs/DAEMON.md, "Connections" and "Layers"):
+ * owns every connection to the peer, asks connpolicy.h what to do (who
+ * dials and when, which of two connections to keep, when to dial again)
+ * and does it. Exactly one connection is "active": the sync engine's
+ * transport. The manager talks to its owner (the daemon) through struct
+ * connmgr_ops only. Loop thread only.
  */
 
-struct conn;
+struct connmgr_ops {
+	/* A connection became the active one (replaced: it took over from
+	 * another active one, which is being closed). */
+	void (*on_active)(void *ud, const struct conn *c, bool replaced);
+	/* The active connection closed; no connection is active now. Called
+	 * from inside sends: do not send from here. */
+	void (*on_inactive)(void *ud);
+	/* A DATA message on the active connection. */
+	void (*on_msg)(void *ud, const uint8_t *msg, size_t len);
+	/* The active connection has room to send again. Called from inside
+	 * sends: do not send from here. */
+	void (*on_room)(void *ud);
+	/* Ask the relay for the peer's record again (its address may have
+	 * changed); the answer comes to connmgr_on_record(). */
+	void (*want_record)(void *ud);
+};
 
-/* A connection was made (conn_dial/conn_accept): link it in. */
-void connmgr_add(struct daemon *d, struct conn *c);
+struct connmgr_cfg {
+	struct conn_env env;
+	const char *peer_text;	  /* the peer's fingerprint, for messages */
+	bool self_lower;	  /* our fingerprint sorts before the peer's */
+	bool we_accept;		  /* we listen for connections */
+	uint32_t fallback_ms;	  /* we dial if the peer has not after: 3000 */
+	struct backoff reconnect; /* 200 .. 10000 ms */
+};
+
+struct connmgr {
+	struct connmgr_cfg cfg;
+	const struct connmgr_ops *ops;
+	void *ud;
+	bool stopping;
+	struct conn *conns; /* every connection, newest first */
+	unsigned nconns;
+	struct conn *active;  /* the established connection, or NULL */
+	struct conn *dialing; /* our outbound attempt in progress, or NULL */
+	bool have_rec;
+	struct peer_record rec; /* the peer's newest record */
+	uint8_t dial_order[RECORD_MAX_ADDRS];
+	unsigned dial_n;	   /* addresses in this round */
+	unsigned dial_next;	   /* the next one to try */
+	uint64_t next_dial_ms;	   /* when to start a round; 0: none planned */
+	uint64_t backoff_until_ms; /* no round before this */
+	uint64_t waiting_since_ms; /* not connected since */
+	unsigned failures;	   /* rounds failed in a row */
+	unsigned established;	   /* times we went from connecting to connected */
+	time_t connected_since;	   /* unix seconds; 0 when not connected */
+	uint64_t serial;	   /* numbers connections in creation order */
+	bool warned_no_inbound;
+	char last_error[ERR_LEN]; /* "" when none yet */
+};
+
+/* What `tandem status` shows of the connections (control_status.h). */
+struct connmgr_status {
+	bool connected;
+	enum conn_path path;		      /* of the active connection */
+	char peer_addr[RECORD_ADDR_TEXT_MAX]; /* "" when not connected */
+	uint64_t srtt_us;		      /* 0 when unknown */
+	time_t connected_since;		      /* 0 when not connected */
+	unsigned reconnects;		      /* established again after the first */
+	char last_error[ERR_LEN];	      /* "" when none */
+};
+
+/* Sets m up (no connection yet; waiting since now). */
+void connmgr_init(struct connmgr *m, const struct connmgr_cfg *cfg, const struct connmgr_ops *ops,
+		  void *ud, uint64_t now);
 
 /* The lookup worker found the peer's record. */
-void connmgr_on_record(struct daemon *d, const struct peer_record *rec);
+void connmgr_on_record(struct connmgr *m, const struct peer_record *rec);
 
-/* c finished its handshake and the peer proved itself. */
-void connmgr_on_up(struct daemon *d, struct conn *c);
-
-/* c was closed (it is DEAD; was_up: it had been UP). */
-void connmgr_on_closed(struct daemon *d, struct conn *c, bool was_up);
-
-/* The listening socket is readable: accept. */
-void connmgr_on_listen(struct daemon *d, struct daemon_watch *w, uint32_t events);
+/* An ev_watch callback for the listening socket (w->ud: the connmgr):
+ * accepts. */
+void connmgr_on_listen(struct ev_watch *w, uint32_t events);
 
 /* Runs due timers of the manager and of every connection. */
-void connmgr_tick(struct daemon *d, uint64_t now);
+void connmgr_tick(struct connmgr *m, uint64_t now);
 
 /* The next time connmgr_tick() has something to do, or UINT64_MAX. */
-uint64_t connmgr_deadline(const struct daemon *d);
+uint64_t connmgr_deadline(const struct connmgr *m);
+
+/* Sends one message on the active connection. Returns 0, -ENOTCONN when
+ * none is UP, or -errno (that connection is closed). */
+int connmgr_send(struct connmgr *m, const uint8_t *msg, size_t len);
+
+/* Bytes of one message the active connection takes now (0: none, or full). */
+size_t connmgr_room(const struct connmgr *m);
+
+/* Closes the active connection after a protocol error (why: logged and
+ * sent in the CLOSE frame). */
+void connmgr_close_active(struct connmgr *m, const char *why);
+
+/* Remembers a connection-level error for `tandem status` (last_error). */
+void connmgr_set_error(struct connmgr *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Fills *ret for `tandem status`. */
+void connmgr_status(const struct connmgr *m, struct connmgr_status *ret);
 
 /* Frees the connections closed since the last call (after each batch of
  * events, so no event refers to freed memory). */
-void connmgr_reap(struct daemon *d);
+void connmgr_reap(struct connmgr *m);
 
-/* Closes every connection with a CLOSE frame (shutting down) and frees them. */
-void connmgr_shutdown(struct daemon *d);
+/* No more dialing, accepting or reconnecting (the daemon is stopping). */
+void connmgr_stop(struct connmgr *m);
+
+/* Stops, closes every connection with a CLOSE frame (shutting down) and
+ * frees them. */
+void connmgr_shutdown(struct connmgr *m);
 
 #endif

@@ -17,17 +17,15 @@
 #include "config.h"
 #include "base/clock.h"
 #include "base/err.h"
-#include "daemon/conn.h"
 #include "daemon/control.h"
 #include "daemon/control_req.h"
 #include "daemon/dio.h"
 #include "base/log.h"
 #include "sync/engine.h"
-#include "relay_client/relay_publisher.h"
 
 struct ctl_client {
-	struct daemon_watch w; /* first */
-	struct daemon *d;
+	struct ev_watch w; /* first */
+	struct control *ctl;
 	struct ctl_client *next;
 	char in[CONTROL_REQUEST_MAX + 1];
 	size_t inlen;
@@ -41,7 +39,7 @@ static void client_kill(struct ctl_client *cl)
 	if (cl->dead)
 		return;
 	cl->dead = true;
-	daemon_watch_close(cl->d, &cl->w);
+	evloop_watch_close(cl->ctl->loop, &cl->w);
 	dio_buf_free(&cl->out);
 }
 
@@ -55,7 +53,7 @@ static void client_flush(struct ctl_client *cl)
 		client_kill(cl);
 		return;
 	}
-	daemon_watch_set(cl->d, &cl->w, cl->out.len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	evloop_watch_set(cl->ctl->loop, &cl->w, cl->out.len ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 static void reply(struct ctl_client *cl, json_t *obj)
@@ -85,44 +83,16 @@ static void reply_error(struct ctl_client *cl, const char *code, const char *fmt
 	reply(cl, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
-static json_t *str_or_null(const char *s)
+static json_t *status_json(struct control *ctl)
 {
-	return s && s[0] ? json_string(s) : json_null();
-}
-
-static json_t *status_json(struct daemon *d)
-{
-	struct relay_publisher_status ps;
-	const struct conn *a = d->active;
-	const char *relay_error = NULL;
-	const char *state = d->stop ? "stopping" : a ? "connected" : "connecting";
+	struct daemon_status st;
 	json_t *o;
 
-	relay_publisher_get_status(d->pub, &ps);
-	if (ps.last_error)
-		relay_error = ps.message;
-	else if (!a && d->lookup_error[0])
-		relay_error = d->lookup_error;
-	o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:o, s:o, s:o, s:I, s:o, s:i, s:i, s:[], "
-		      "s:s, s:s, s:o, s:o}",
-		      "state", state, "peer", d->peer_text, "self", d->self_text, "rtt_ms",
-		      a && a->srtt_us ? json_real((double)a->srtt_us / 1000.0) : json_null(), "pid",
-		      (json_int_t)getpid(), "relay", d->opts->relay_url, "relay_error",
-		      str_or_null(relay_error), "peer_addr", a ? json_string(a->addr) : json_null(),
-		      "connected_since",
-		      d->connected_since ? json_integer(d->connected_since) : json_null(),
-		      "reconnects", (json_int_t)(d->established ? d->established - 1 : 0),
-		      "last_error", str_or_null(d->last_error), "files_in_sync", 0, "files_pending",
-		      0, "transfers", "dir", d->opts->dir, "version", TANDEM_VERSION, "listen",
-		      str_or_null(d->listen_text), "mount", str_or_null(d->opts->mount));
-	if (o) {
-		json_t *w = json_array();
-		if (w && d->relay_warning[0])
-			json_array_append_new(w, json_string(d->relay_warning));
-		json_object_set_new(o, "warnings", w ? w : json_null());
-	}
-	if (o && d->engine)
-		engine_status(d->engine, o, clock_mono_ms());
+	memset(&st, 0, sizeof(st));
+	ctl->ops->status(ctl->ud, &st);
+	o = control_status_json(&st);
+	if (o && ctl->ops->status_more)
+		ctl->ops->status_more(ctl->ud, o);
 	return o;
 }
 
@@ -166,7 +136,9 @@ static void handle_ensure(struct ctl_client *cl, struct control_request *req)
 	sigset_t all, old;
 	int r;
 
-	if (!cl->d->engine) {
+	struct engine *engine = cl->ctl->ops->engine ? cl->ctl->ops->engine(cl->ctl->ud) : NULL;
+
+	if (!engine) {
 		reply_error(cl, "bad_request", "ensure needs \"path\", \"offset\", \"length\"");
 		return;
 	}
@@ -175,7 +147,7 @@ static void handle_ensure(struct ctl_client *cl, struct control_request *req)
 		reply_error(cl, "internal", "out of memory");
 		return;
 	}
-	j->engine = cl->d->engine;
+	j->engine = engine;
 	j->path = req->path; /* the job owns it now */
 	req->path = NULL;
 	j->off = req->off;
@@ -201,7 +173,7 @@ static void handle_ensure(struct ctl_client *cl, struct control_request *req)
 
 static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 {
-	struct daemon *d = cl->d;
+	struct control *ctl = cl->ctl;
 	struct control_request req;
 	struct err err;
 	const char *code;
@@ -212,7 +184,7 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 	}
 	switch (req.cmd) {
 	case CONTROL_CMD_STATUS: {
-		json_t *st = status_json(d);
+		json_t *st = status_json(ctl);
 		if (st)
 			reply(cl, st);
 		else
@@ -221,9 +193,7 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 	}
 	case CONTROL_CMD_DOWN:
 		reply(cl, json_pack("{s:b, s:I}", "ok", 1, "pid", (json_int_t)getpid()));
-		if (!d->stop)
-			log_info("stopping: asked to by 'tandem down'");
-		d->stop = true;
+		ctl->ops->down(ctl->ud);
 		break;
 	case CONTROL_CMD_ENSURE:
 #if HAVE_SELFTEST
@@ -271,7 +241,7 @@ static void client_read(struct ctl_client *cl)
 	client_flush(cl);
 }
 
-static void client_on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void client_on_event(struct ev_watch *w, uint32_t events)
 {
 	struct ctl_client *cl = (struct ctl_client *)w;
 
@@ -295,12 +265,12 @@ static bool peer_allowed(int fd)
 
 /* At the client limit, the oldest client (it connected first and is still
  * there: stuck or idle) makes way for the new one. */
-static void make_room(struct daemon *d)
+static void make_room(struct control *ctl)
 {
 	struct ctl_client *oldest = NULL;
 	unsigned live = 0;
 
-	for (struct ctl_client *cl = d->clients; cl; cl = cl->next) {
+	for (struct ctl_client *cl = ctl->clients; cl; cl = cl->next) {
 		if (cl->dead)
 			continue;
 		live++;
@@ -312,8 +282,10 @@ static void make_room(struct daemon *d)
 	}
 }
 
-static void listen_on_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void listen_on_event(struct ev_watch *w, uint32_t events)
 {
+	struct control *ctl = w->ud;
+
 	for (int i = 0; i < 8; i++) {
 		struct ctl_client *cl;
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -330,7 +302,7 @@ static void listen_on_event(struct daemon *d, struct daemon_watch *w, uint32_t e
 			close(fd);
 			continue;
 		}
-		make_room(d);
+		make_room(ctl);
 		cl = calloc(1, sizeof(*cl));
 		if (!cl) {
 			close(fd);
@@ -338,26 +310,33 @@ static void listen_on_event(struct daemon *d, struct daemon_watch *w, uint32_t e
 		}
 		cl->w.fd = fd;
 		cl->w.on_event = client_on_event;
-		cl->d = d;
+		cl->w.ud = cl;
+		cl->ctl = ctl;
 		dio_buf_init(&cl->out, CONTROL_REPLY_BUF_MAX);
-		if (daemon_watch_add(d, &cl->w, EPOLLIN) < 0) {
+		if (evloop_watch_add(ctl->loop, &cl->w, EPOLLIN) < 0) {
 			close(fd);
 			free(cl);
 			continue;
 		}
-		cl->next = d->clients;
-		d->clients = cl;
-		d->nclients++;
+		cl->next = ctl->clients;
+		ctl->clients = cl;
+		ctl->nclients++;
 	}
 }
 
-int control_open(struct daemon *d, struct err *err)
+int control_open(struct control *ctl, struct evloop *loop, const char *sock_path,
+		 const struct control_ops *ops, void *ud, struct err *err)
 {
-	const char *path = d->opts->sock_path;
+	const char *path = sock_path;
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	mode_t old;
 	int fd, r;
 
+	ctl->loop = loop;
+	ctl->sock_path = sock_path;
+	ctl->ops = ops;
+	ctl->ud = ud;
+	ctl->listen_w.fd = -1;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		err_set(err,
 			"the control socket path %s is longer than %zu bytes; use a shorter "
@@ -380,11 +359,12 @@ int control_open(struct daemon *d, struct err *err)
 	if (r == 0 && listen(fd, 8) < 0)
 		r = -errno;
 	if (r == 0) {
-		d->ctl_w.fd = fd;
-		d->ctl_w.on_event = listen_on_event;
-		r = daemon_watch_add(d, &d->ctl_w, EPOLLIN);
+		ctl->listen_w.fd = fd;
+		ctl->listen_w.on_event = listen_on_event;
+		ctl->listen_w.ud = ctl;
+		r = evloop_watch_add(ctl->loop, &ctl->listen_w, EPOLLIN);
 		if (r < 0)
-			d->ctl_w.fd = -1;
+			ctl->listen_w.fd = -1;
 	}
 	if (r < 0) {
 		err_set(err,
@@ -398,15 +378,15 @@ int control_open(struct daemon *d, struct err *err)
 	return 0;
 }
 
-void control_reap(struct daemon *d)
+void control_reap(struct control *ctl)
 {
-	struct ctl_client **pp = &d->clients;
+	struct ctl_client **pp = &ctl->clients;
 
 	while (*pp) {
 		struct ctl_client *cl = *pp;
 		if (cl->dead) {
 			*pp = cl->next;
-			d->nclients--;
+			ctl->nclients--;
 			free(cl);
 		} else {
 			pp = &cl->next;
@@ -414,16 +394,16 @@ void control_reap(struct daemon *d)
 	}
 }
 
-void control_close(struct daemon *d)
+void control_close(struct control *ctl)
 {
-	for (struct ctl_client *cl = d->clients; cl; cl = cl->next) {
+	for (struct ctl_client *cl = ctl->clients; cl; cl = cl->next) {
 		if (!cl->dead)
 			(void)dio_buf_flush(&cl->out, cl->w.fd);
 		client_kill(cl);
 	}
-	control_reap(d);
-	if (d->ctl_w.fd >= 0) {
-		daemon_watch_close(d, &d->ctl_w);
-		(void)unlink(d->opts->sock_path);
+	control_reap(ctl);
+	if (ctl->listen_w.fd >= 0) {
+		evloop_watch_close(ctl->loop, &ctl->listen_w);
+		(void)unlink(ctl->sock_path);
 	}
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Design note. One thread, one epoll loop: it owns the listening socket,
- * every connection to the peer, the control socket, a signalfd (SIGTERM,
- * SIGINT, SIGHUP) and the lookup worker's eventfd; timers are the epoll
- * timeout, computed from the connections' and the dialer's deadlines. The
+ * Design note. One thread, one event loop (base/evloop.h): it owns the
+ * listening socket, every connection to the peer, the control socket, a
+ * signalfd (SIGTERM, SIGINT, SIGHUP) and the lookup worker's eventfd; each
+ * turn waits for the earliest of the connections', the dialer's and the
+ * engine's deadlines. The
  * relay is talked to only from other threads (the publisher keeps our
  * record, the lookup worker fetches the peer's), because libcurl blocks.
  * Objects closed while a batch of events is dispatched are freed after the
@@ -28,10 +29,10 @@
 #include "config.h"
 #include "base/err.h"
 #include "base/clock.h"
-#include "daemon/conn.h"
+#include "base/evloop.h"
 #include "daemon/connmgr.h"
 #include "daemon/control.h"
-#include "daemon/daemon_int.h"
+#include "daemon/daemon.h"
 #include "daemon/syncd.h"
 #include "daemon/lookup.h"
 #include "daemon/testknobs.h"
@@ -42,46 +43,69 @@
 #include "relay_client/relay_url.h"
 #include "daemon/sd_notify.h"
 
-#define EVENTS_PER_WAIT 32
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
 
-int daemon_watch_add(struct daemon *d, struct daemon_watch *w, uint32_t events)
+/*
+ * The daemon: the one owner of its parts (docs/DAEMON.md, "Layers"). Each
+ * part has its own struct and header and talks back only through the ops
+ * it was given: the connection manager (connmgr.h, and under it each
+ * connection, conn.h), the sync engine's watches (syncd.h), the mount
+ * (mountd.h), the control socket (control.h). Only this file knows them
+ * all and wires them together. Everything here belongs to the loop thread
+ * (the process's main thread): no locks. The relay publisher and the
+ * lookup worker have threads of their own and are reached only through
+ * their APIs (relay_publisher.h, lookup.h).
+ */
+struct daemon_tunables {
+	uint32_t ping_ms;	  /* PING interval: 2000 */
+	uint32_t dead_ms;	  /* no frame for this long: dead (3 pings) */
+	uint32_t connect_ms;	  /* TCP connect: 5000 */
+	uint32_t handshake_ms;	  /* handshake: 10000 */
+	uint32_t fallback_ms;	  /* we dial if the peer has not after: 3000 */
+	struct backoff reconnect; /* 200 .. 10000 ms */
+	struct backoff lookup;	  /* 250 .. 30000 ms */
+	uint64_t rekey_frames;	  /* frames per send key: FRAME_REKEY_FRAMES */
+	uint32_t rekey_ms;	  /* and at most this long: one hour */
+	int64_t clock_offset_s;	  /* added to the wall clock for the relay: 0 */
+};
+
+struct daemon {
+	const struct daemon_opts *opts;
+	struct daemon_tunables tun;
+	char self_text[FP_TEXT_LEN + 1];
+	char peer_text[FP_TEXT_LEN + 1];
+	bool self_lower; /* our fingerprint sorts before the peer's */
+	struct evloop *loop;
+	bool stop;
+	struct ev_watch sig_w;
+	struct ev_watch lookup_w;
+	struct ev_watch listen_w; /* fd -1 with --listen none */
+	int lock_fd;
+	char listen_text[RECORD_ADDR_TEXT_MAX];
+
+	/* relay */
+	struct relay_publisher *pub;
+	struct lookup *lookup;
+	struct peer_record self_rec; /* what we publish */
+	char lookup_error[ERR_LEN];  /* "" once the lookup found the record */
+	bool relay_unreachable;	     /* the last lookup could not reach it */
+	char relay_warning[ERR_LEN]; /* plain http to another machine, or "" */
+
+	struct connmgr cm;  /* the peer and our connections to it */
+	struct syncd sync;  /* the sync engine */
+	bool pump_wanted;   /* the active connection has room: the engine may send more */
+	bool engine_down;   /* the active connection closed: tell the engine after the events */
+	struct mountd mnt;  /* the FUSE mount with --mount */
+	struct control ctl; /* the control socket and its clients */
+};
+
+/* Stops the loop after this batch of events; nothing dials or accepts
+ * any more. */
+static void daemon_stop(struct daemon *d)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
-		return -errno;
-	w->events = events;
-	return 0;
-}
-
-void daemon_watch_set(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = w};
-
-	if (w->fd < 0 || w->events == events)
-		return;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0)
-		w->events = events;
-}
-
-void daemon_watch_close(struct daemon *d, struct daemon_watch *w)
-{
-	if (w->fd < 0)
-		return;
-	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-	close(w->fd);
-	w->fd = -1;
-}
-
-void daemon_set_error(struct daemon *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(d->last_error, sizeof(d->last_error), fmt, ap);
-	va_end(ap);
+	d->stop = true;
+	connmgr_stop(&d->cm);
 }
 
 /* Log lines with a timestamp, for the log file of a background daemon. */
@@ -115,8 +139,9 @@ static void report_ready(const struct daemon *d, const char *err)
 		log_debug("cannot tell 'tandem up' how start-up went: %s", strerror(errno));
 }
 
-static void on_signal(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_signal(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	struct signalfd_siginfo si;
 
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -124,7 +149,7 @@ static void on_signal(struct daemon *d, struct daemon_watch *w, uint32_t events)
 			log_info("stopping: received %s", si.ssi_signo == SIGTERM  ? "SIGTERM"
 							  : si.ssi_signo == SIGINT ? "SIGINT"
 										   : "SIGHUP");
-		d->stop = true;
+		daemon_stop(d);
 	}
 }
 
@@ -134,8 +159,9 @@ static bool unreachable(int err)
 	       err == -EIO;
 }
 
-static void on_lookup(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_lookup(struct ev_watch *w, uint32_t events)
 {
+	struct daemon *d = w->ud;
 	struct lookup_result res;
 	struct relay_publisher_status ps;
 	bool was_unreachable = d->relay_unreachable;
@@ -145,7 +171,7 @@ static void on_lookup(struct daemon *d, struct daemon_watch *w, uint32_t events)
 	d->relay_unreachable = res.err != 0 && unreachable(res.err);
 	if (res.err == 0) {
 		d->lookup_error[0] = '\0';
-		connmgr_on_record(d, &res.rec);
+		connmgr_on_record(&d->cm, &res.rec);
 	} else {
 		if (strcmp(d->lookup_error, res.message) != 0)
 			log_info("looking the peer up on the relay: %s; retrying", res.message);
@@ -243,6 +269,169 @@ static void advertise_override(struct peer_record *rec)
 	rec->flags |= RECORD_FLAG_INBOUND;
 }
 
+/* The connection manager's ops: the active connection is the engine's
+ * transport. */
+static void cm_on_active(void *ud, const struct conn *c, bool replaced)
+{
+	struct daemon *d = ud;
+	struct engine *e = d->sync.engine;
+
+	if (!replaced)
+		(void)sdnotify_status("connected to the peer %s at %s", d->peer_text, c->addr);
+	if (!e)
+		return;
+	/* a loss not yet told (engine_down) or the connection replaced: the
+	 * engine starts over on the new one */
+	if (d->engine_down || replaced) {
+		d->engine_down = false;
+		engine_on_down(e, clock_mono_ms());
+	}
+	engine_on_up(e, clock_mono_ms());
+}
+
+static void cm_on_inactive(void *ud)
+{
+	struct daemon *d = ud;
+
+	/*
+	 * Not engine_on_down() here: this runs inside the engine's own calls
+	 * when a send fails or it closes the connection after a protocol
+	 * error, and engine_on_down() frees what those calls are walking. The
+	 * loop tells it after the current events.
+	 */
+	if (d->sync.engine)
+		d->engine_down = true;
+	if (!d->stop)
+		(void)sdnotify_status("connecting to the peer %s (lost the connection)",
+				      d->peer_text);
+}
+
+static void cm_on_msg(void *ud, const uint8_t *msg, size_t len)
+{
+	struct daemon *d = ud;
+
+	if (d->sync.engine)
+		(void)engine_on_msg(d->sync.engine, msg, len, clock_mono_ms());
+}
+
+static void cm_on_room(void *ud)
+{
+	struct daemon *d = ud;
+
+	/* not engine_pump() here: this runs inside the engine's own sends */
+	d->pump_wanted = true;
+}
+
+static void cm_want_record(void *ud)
+{
+	struct daemon *d = ud;
+
+	lookup_request(d->lookup);
+}
+
+static const struct connmgr_ops cm_ops = {
+	.on_active = cm_on_active,
+	.on_inactive = cm_on_inactive,
+	.on_msg = cm_on_msg,
+	.on_room = cm_on_room,
+	.want_record = cm_want_record,
+};
+
+/* The engine's transport and change notices. */
+static int io_send(void *ud, const uint8_t *msg, size_t len)
+{
+	struct daemon *d = ud;
+
+	return connmgr_send(&d->cm, msg, len);
+}
+
+static size_t io_room(void *ud)
+{
+	struct daemon *d = ud;
+
+	return connmgr_room(&d->cm);
+}
+
+static void io_close(void *ud, const char *why)
+{
+	struct daemon *d = ud;
+
+	connmgr_close_active(&d->cm, why);
+}
+
+static void io_changed(void *ud, const char *path)
+{
+	struct daemon *d = ud;
+
+	mountd_changed(&d->mnt, path);
+}
+
+static void on_mount_gone(void *ud)
+{
+	struct daemon *d = ud;
+
+	if (!d->stop)
+		log_warn("the FUSE mount at \"%s\" went away (unmounted by someone else, or its "
+			 "connection was aborted); stopping",
+			 d->opts->mount);
+	daemon_stop(d);
+}
+
+/* The control socket's ops: each part fills its own piece of the status. */
+static void ctl_status(void *ud, struct daemon_status *st)
+{
+	struct daemon *d = ud;
+	struct relay_publisher_status ps;
+
+	st->stopping = d->stop;
+	st->peer = d->peer_text;
+	st->self = d->self_text;
+	st->pid = (long long)getpid();
+	st->relay = d->opts->relay_url;
+	st->warning = d->relay_warning;
+	st->dir = d->opts->dir;
+	st->mount = d->opts->mount;
+	st->listen = d->listen_text;
+	st->version = TANDEM_VERSION;
+	connmgr_status(&d->cm, &st->conn);
+	relay_publisher_get_status(d->pub, &ps);
+	if (ps.last_error)
+		snprintf(st->relay_error, sizeof(st->relay_error), "%s", ps.message);
+	else if (!st->conn.connected && d->lookup_error[0])
+		snprintf(st->relay_error, sizeof(st->relay_error), "%s", d->lookup_error);
+}
+
+static void ctl_status_more(void *ud, json_t *o)
+{
+	struct daemon *d = ud;
+
+	if (d->sync.engine)
+		engine_status(d->sync.engine, o, clock_mono_ms());
+}
+
+static void ctl_down(void *ud)
+{
+	struct daemon *d = ud;
+
+	if (!d->stop)
+		log_info("stopping: asked to by 'tandem down'");
+	daemon_stop(d);
+}
+
+static struct engine *ctl_engine(void *ud)
+{
+	struct daemon *d = ud;
+
+	return d->sync.engine;
+}
+
+static const struct control_ops ctl_ops = {
+	.status = ctl_status,
+	.status_more = ctl_status_more,
+	.down = ctl_down,
+	.engine = ctl_engine,
+};
+
 static int setup(struct daemon *d, struct err *err)
 {
 	const struct daemon_opts *o = d->opts;
@@ -253,9 +442,8 @@ static int setup(struct daemon *d, struct err *err)
 	struct err lerr, rerr;
 	int r;
 
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd < 0) {
-		r = -errno;
+	r = evloop_new(&d->loop);
+	if (r < 0) {
 		err_set(err, "cannot create an epoll instance: %s", strerror(-r));
 		return r;
 	}
@@ -266,7 +454,8 @@ static int setup(struct daemon *d, struct err *err)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	d->sig_w.fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->sig_w.on_event = on_signal;
-	if (d->sig_w.fd < 0 || daemon_watch_add(d, &d->sig_w, EPOLLIN) < 0) {
+	d->sig_w.ud = d;
+	if (d->sig_w.fd < 0 || evloop_watch_add(d->loop, &d->sig_w, EPOLLIN) < 0) {
 		r = -errno;
 		err_set(err, "cannot watch for signals: %s", strerror(-r));
 		return r;
@@ -283,11 +472,17 @@ static int setup(struct daemon *d, struct err *err)
 		(void)unlink(o->sock_path);
 	}
 
-	r = syncd_start(d, err);
+	struct engine_io io = {.ud = d,
+			       .send = io_send,
+			       .room = io_room,
+			       .close = io_close,
+			       .changed = o->mount ? io_changed : NULL};
+	r = syncd_start(&d->sync, d->loop, o, &io, err);
 	if (r < 0)
 		return r;
 	if (o->mount) {
-		r = mountd_start(d, err);
+		r = mountd_start(&d->mnt, d->loop, d->sync.engine, o->mount, o->dir, on_mount_gone,
+				 d, err);
 		if (r < 0)
 			return r;
 	}
@@ -299,7 +494,8 @@ static int setup(struct daemon *d, struct err *err)
 			return r;
 		}
 		d->listen_w.on_event = connmgr_on_listen;
-		r = daemon_watch_add(d, &d->listen_w, EPOLLIN);
+		d->listen_w.ud = &d->cm;
+		r = evloop_watch_add(d->loop, &d->listen_w, EPOLLIN);
 		if (r < 0) {
 			err_set(err, "cannot watch the listening socket: %s", strerror(-r));
 			return r;
@@ -322,6 +518,23 @@ static int setup(struct daemon *d, struct err *err)
 		}
 		log_info("listening for the peer on %s (publishing %s)", d->listen_text, addrs);
 	}
+
+	connmgr_init(&d->cm,
+		     &(struct connmgr_cfg){.env = {.loop = d->loop,
+						   .id = o->id,
+						   .peer = &o->peer,
+						   .ping_ms = d->tun.ping_ms,
+						   .dead_ms = d->tun.dead_ms,
+						   .connect_ms = d->tun.connect_ms,
+						   .handshake_ms = d->tun.handshake_ms,
+						   .rekey_frames = d->tun.rekey_frames,
+						   .rekey_ms = d->tun.rekey_ms},
+					   .peer_text = d->peer_text,
+					   .self_lower = d->self_lower,
+					   .we_accept = d->listen_w.fd >= 0,
+					   .fallback_ms = d->tun.fallback_ms,
+					   .reconnect = d->tun.reconnect},
+		     &cm_ops, d, clock_mono_ms());
 
 	if (relay_url_classify(o->relay_url) == RELAY_URL_HTTP_REMOTE) {
 		snprintf(d->relay_warning, sizeof(d->relay_warning),
@@ -348,7 +561,8 @@ static int setup(struct daemon *d, struct err *err)
 	}
 	d->lookup_w.fd = lookup_notify_fd(d->lookup);
 	d->lookup_w.on_event = on_lookup;
-	r = daemon_watch_add(d, &d->lookup_w, EPOLLIN);
+	d->lookup_w.ud = d;
+	r = evloop_watch_add(d->loop, &d->lookup_w, EPOLLIN);
 	if (r < 0) {
 		d->lookup_w.fd = -1;
 		err_set(err, "cannot watch the lookup worker: %s", strerror(-r));
@@ -356,73 +570,63 @@ static int setup(struct daemon *d, struct err *err)
 	}
 	lookup_request(d->lookup);
 
-	return control_open(d, err);
+	return control_open(&d->ctl, d->loop, o->sock_path, &ctl_ops, d, err);
 }
 
 static void loop(struct daemon *d)
 {
-	struct epoll_event ev[EVENTS_PER_WAIT];
-
 	while (!d->stop) {
-		uint64_t now = clock_mono_ms(), next = connmgr_deadline(d);
-		if (d->engine && engine_deadline(d->engine) < next)
-			next = engine_deadline(d->engine);
+		struct engine *e = d->sync.engine;
+		uint64_t now = clock_mono_ms(), next = connmgr_deadline(&d->cm);
+		if (e && engine_deadline(e) < next)
+			next = engine_deadline(e);
 		if (d->pump_wanted)
 			next = now;
-		int timeout = next == UINT64_MAX   ? -1
-			      : next <= now	   ? 0
-			      : next - now > 60000 ? 60000
-						   : (int)(next - now);
-		int n = epoll_wait(d->epfd, ev, EVENTS_PER_WAIT, timeout);
+		int r = evloop_run_once(d->loop, next);
 
-		if (n < 0 && errno != EINTR) {
-			log_err("epoll_wait failed: %s; stopping", strerror(errno));
+		if (r < 0) {
+			log_err("epoll_wait failed: %s; stopping", strerror(-r));
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			struct daemon_watch *w = ev[i].data.ptr;
-			if (w->fd >= 0)
-				w->on_event(d, w, ev[i].events);
-		}
-		connmgr_tick(d, clock_mono_ms());
-		if (d->engine)
-			engine_tick(d->engine, clock_mono_ms());
-		if (d->engine && d->engine_down) {
+		connmgr_tick(&d->cm, clock_mono_ms());
+		if (e)
+			engine_tick(e, clock_mono_ms());
+		if (e && d->engine_down) {
 			d->engine_down = false;
-			engine_on_down(d->engine, clock_mono_ms());
+			engine_on_down(e, clock_mono_ms());
 		}
-		if (d->engine && d->pump_wanted) {
+		if (e && d->pump_wanted) {
 			d->pump_wanted = false;
-			engine_pump(d->engine, clock_mono_ms());
+			engine_pump(e, clock_mono_ms());
 		}
-		connmgr_reap(d);
-		control_reap(d);
+		connmgr_reap(&d->cm);
+		control_reap(&d->ctl);
 	}
 }
 
 static void teardown(struct daemon *d)
 {
-	if (d->epfd >= 0)
+	if (d->loop)
 		(void)sdnotify_stopping();
-	d->stop = true;
-	daemon_watch_close(d, &d->listen_w);
-	connmgr_shutdown(d);
+	daemon_stop(d);
+	evloop_watch_close(d->loop, &d->listen_w);
+	connmgr_shutdown(&d->cm);
 	/* unmount first: nothing writes into the store behind the engine's back */
-	mountd_stop(d);
-	syncd_stop(d);
+	mountd_stop(&d->mnt);
+	syncd_stop(&d->sync);
 	/* The lookup worker's eventfd is its own: stop watching, it closes it. */
-	if (d->lookup_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->lookup_w.fd, NULL);
+	if (d->loop)
+		evloop_watch_del(d->loop, &d->lookup_w);
 	d->lookup_w.fd = -1;
 	lookup_stop(d->lookup);
 	d->lookup = NULL;
 	/* Deletes our record from the relay. */
 	relay_publisher_stop(d->pub);
 	d->pub = NULL;
-	control_close(d);
-	daemon_watch_close(d, &d->sig_w);
-	if (d->epfd >= 0)
-		close(d->epfd);
+	control_close(&d->ctl);
+	evloop_watch_close(d->loop, &d->sig_w);
+	evloop_free(d->loop);
+	d->loop = NULL;
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 }
@@ -441,21 +645,18 @@ int daemon_run(const struct daemon_opts *opts)
 		return 1;
 	}
 	d->opts = opts;
-	d->epfd = -1;
 	d->lock_fd = -1;
 	d->sig_w.fd = -1;
 	d->lookup_w.fd = -1;
 	d->listen_w.fd = -1;
-	d->ctl_w.fd = -1;
-	d->inotify_w.fd = -1;
-	d->hash_w.fd = -1;
-	d->work_w.fd = -1;
-	d->tfs_w.fd = -1;
+	d->ctl.listen_w.fd = -1;
+	d->sync.inotify_w.fd = d->sync.hash_w.fd = d->sync.work_w.fd = -1;
+	d->sync.ensure_w.fd = d->sync.hold_w.fd = -1;
+	d->mnt.tfs_w.fd = -1;
 	tunables_load(&d->tun);
 	fp_format(&opts->id->fp, d->self_text);
 	fp_format(&opts->peer, d->peer_text);
 	d->self_lower = memcmp(opts->id->fp.b, opts->peer.b, FP_BYTES) < 0;
-	d->waiting_since_ms = clock_mono_ms();
 
 	log_info("tandem %s starting (pid %ld): this peer is %s, the peer is %s, relay %s, "
 		 "folder %s%s%s",

@@ -39,18 +39,14 @@ int mountd_available(struct err *err)
 	return r;
 }
 
-static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t events)
+static void on_tfs_event(struct ev_watch *w, uint32_t events)
 {
-	(void)w;
+	struct mountd *m = w->ud;
+
 	(void)events;
-	if (!d->stop)
-		log_warn("the FUSE mount at \"%s\" went away (unmounted by someone else, or its "
-			 "connection was aborted); stopping",
-			 d->opts->mount);
-	d->stop = true;
 	/* stop watching: the fd stays readable; mountd_stop cleans up */
-	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
-	d->tfs_w.fd = -1;
+	evloop_watch_del(m->loop, &m->tfs_w);
+	m->on_gone(m->ud);
 }
 
 /* FUSE threads ask for content that is not local yet (engine_ensure is
@@ -58,35 +54,36 @@ static void on_tfs_event(struct daemon *d, struct daemon_watch *w, uint32_t even
 static int ensure(void *ud, const char *relpath, const struct stat *st, uint64_t off,
 		  uint64_t len, int timeout_ms)
 {
-	struct daemon *d = ud;
+	struct mountd *m = ud;
 
-	return engine_ensure(d->engine, relpath, st, off, len, timeout_ms);
+	return engine_ensure(m->engine, relpath, st, off, len, timeout_ms);
 }
 
 /* Files open for writing on the mount are published when their writer is
  * done (engine.h, docs/FUSE.md "Publishing"). */
 static int write_open(void *ud, uint64_t dev, uint64_t ino)
 {
-	struct daemon *d = ud;
+	struct mountd *m = ud;
 
-	return engine_write_open(d->engine, dev, ino);
+	return engine_write_open(m->engine, dev, ino);
 }
 
 static void write_close(void *ud, uint64_t dev, uint64_t ino)
 {
-	struct daemon *d = ud;
+	struct mountd *m = ud;
 
-	engine_write_close(d->engine, dev, ino);
+	engine_write_close(m->engine, dev, ino);
 }
 
 static void write_publish(void *ud, uint64_t dev, uint64_t ino)
 {
-	struct daemon *d = ud;
+	struct mountd *m = ud;
 
-	engine_write_publish(d->engine, dev, ino);
+	engine_write_publish(m->engine, dev, ino);
 }
 
-int mountd_start(struct daemon *d, struct err *err)
+int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, const char *mount,
+		 const char *dir, void (*on_gone)(void *ud), void *ud, struct err *err)
 {
 	/* §7: an uncached read with the peer gone fails within 10 s (tests may
 	 * shorten it; tfs_mount copies the hooks) */
@@ -96,11 +93,16 @@ int mountd_start(struct daemon *d, struct err *err)
 		.write_open = write_open,
 		.write_close = write_close,
 		.write_publish = write_publish};
-	const char *mp = d->opts->mount;
+	const char *mp = mount;
 	struct err terr;
 	int rootfd, r;
 
-	d->tfs_w.fd = -1;
+	m->loop = loop;
+	m->engine = engine;
+	m->mount = mount;
+	m->on_gone = on_gone;
+	m->ud = ud;
+	m->tfs_w.fd = -1;
 	r = tfs_check_available(testknob_fuse_dev(), terr.msg, sizeof(terr.msg));
 	if (r < 0) {
 		err_set(err, "cannot mount the share: %s", terr.msg);
@@ -111,51 +113,50 @@ int mountd_start(struct daemon *d, struct err *err)
 		err_set(err, "cannot mount the share at %s: %s", mp, terr.msg);
 		return r;
 	}
-	rootfd = open(d->opts->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	rootfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		r = -errno;
-		err_set(err, "cannot open the store %s: %s", d->opts->dir, strerror(-r));
+		err_set(err, "cannot open the store %s: %s", dir, strerror(-r));
 		return r;
 	}
-	r = tfs_mount(mp, rootfd, &hooks, d, &d->tfs, terr.msg, sizeof(terr.msg));
+	r = tfs_mount(mp, rootfd, &hooks, m, &m->tfs, terr.msg, sizeof(terr.msg));
 	close(rootfd);
 	if (r < 0) {
 		err_set(err, "%s", terr.msg);
 		return r;
 	}
-	d->tfs_w.fd = tfs_event_fd(d->tfs);
-	d->tfs_w.on_event = on_tfs_event;
-	r = daemon_watch_add(d, &d->tfs_w, EPOLLIN);
+	m->tfs_w.fd = tfs_event_fd(m->tfs);
+	m->tfs_w.on_event = on_tfs_event;
+	m->tfs_w.ud = m;
+	r = evloop_watch_add(m->loop, &m->tfs_w, EPOLLIN);
 	if (r < 0) {
-		d->tfs_w.fd = -1;
+		m->tfs_w.fd = -1;
 		err_set(err, "cannot watch the FUSE session: %s", strerror(-r));
 		return r;
 	}
-	log_info("mounted the share at %s (store %s)", mp, d->opts->dir);
+	log_info("mounted the share at %s (store %s)", mp, dir);
 	return 0;
 }
 
-void mountd_changed(struct daemon *d, const char *path)
+void mountd_changed(struct mountd *m, const char *path)
 {
-	if (d->tfs)
-		tfs_invalidate(d->tfs, path);
+	if (m->tfs)
+		tfs_invalidate(m->tfs, path);
 }
 
-void mountd_stop(struct daemon *d)
+void mountd_stop(struct mountd *m)
 {
-	if (!d->tfs)
+	if (!m->tfs)
 		return;
 	/* tfs owns the eventfd: stop watching, tfs_unmount closes it */
-	if (d->tfs_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->tfs_w.fd, NULL);
-	d->tfs_w.fd = -1;
+	evloop_watch_del(m->loop, &m->tfs_w);
 	/* a read waiting for the peer's blocks would hold the unmount until its
 	 * timeout (10 s): this loop serves no more ensures */
-	if (d->engine)
-		engine_ensure_stop(d->engine);
-	tfs_unmount(d->tfs);
-	d->tfs = NULL;
-	log_info("unmounted %s", d->opts->mount);
+	if (m->engine)
+		engine_ensure_stop(m->engine);
+	tfs_unmount(m->tfs);
+	m->tfs = NULL;
+	log_info("unmounted %s", m->mount);
 }
 
 #else /* !HAVE_FUSE */
@@ -176,22 +177,30 @@ int mountd_available(struct err *err)
 	return -ENOTSUP;
 }
 
-int mountd_start(struct daemon *d, struct err *err)
+int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, const char *mount,
+		 const char *dir, void (*on_gone)(void *ud), void *ud, struct err *err)
 {
-	d->tfs_w.fd = -1;
+	(void)loop;
+	(void)engine;
+	(void)mount;
+	(void)dir;
+	(void)on_gone;
+	(void)ud;
+	m->tfs = NULL;
+	m->tfs_w.fd = -1;
 	err_set(err, "%s", NOT_BUILT);
 	return -ENOTSUP;
 }
 
-void mountd_changed(struct daemon *d, const char *path)
+void mountd_changed(struct mountd *m, const char *path)
 {
-	(void)d;
+	(void)m;
 	(void)path;
 }
 
-void mountd_stop(struct daemon *d)
+void mountd_stop(struct mountd *m)
 {
-	(void)d;
+	(void)m;
 }
 
 #endif

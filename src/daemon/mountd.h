@@ -6,7 +6,10 @@
 #include <stddef.h>
 
 #include "base/err.h"
-#include "daemon/daemon_int.h"
+#include "base/evloop.h"
+
+struct engine;
+struct tfs;
 
 /*
  * The daemon's side of the FUSE mount (`tandem up --mount DIR`): the
@@ -15,6 +18,17 @@
  * loop thread. Without FUSE support built in, mountd_available() says so
  * and mountd_start() fails.
  */
+
+struct mountd {
+	struct tfs *tfs; /* NULL when not mounted */
+	struct evloop *loop;
+	struct engine *engine; /* serves the FUSE threads' reads and writes */
+	const char *mount;     /* the mount point */
+	struct ev_watch tfs_w; /* tfs_event_fd: the mount went away */
+	/* The mount ended on its own (once): the owner says so and stops. */
+	void (*on_gone)(void *ud);
+	void *ud;
+};
 
 /*
  * Can this process mount? Returns 0, or -errno with a sentence in err
@@ -26,16 +40,19 @@ int mountd_available(struct err *err) __attribute__((warn_unused_result));
 bool mountd_built_in(void);
 
 /*
- * Clears a stale mount at d->opts->mount, mounts the store there and
- * watches for the mount going away. Call after syncd_start(). Returns 0 or
- * -errno with a sentence in err.
+ * Clears a stale mount at mount, mounts the store dir there and watches
+ * for the mount going away (then on_gone(ud)). engine (syncd) serves the
+ * reads. Returns 0 or -errno with a sentence in err.
  */
-int mountd_start(struct daemon *d, struct err *err) __attribute__((warn_unused_result));
+int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, const char *mount,
+		 const char *dir, void (*on_gone)(void *ud), void *ud, struct err *err)
+	__attribute__((warn_unused_result));
 
-/* The engine changed path in the store (share-relative): tell the kernel. */
-void mountd_changed(struct daemon *d, const char *path);
+/* The engine changed path in the store (share-relative): tell the kernel.
+ * No-op without a mount. */
+void mountd_changed(struct mountd *m, const char *path);
 
 /* Unmounts (no-op without a mount). Returns after the mount is gone. */
-void mountd_stop(struct daemon *d);
+void mountd_stop(struct mountd *m);
 
 #endif

@@ -1,172 +1,128 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The daemon's side of the sync engine: creates it, gives it the active
- * connection as its transport, and watches its fds. The engine itself
- * (src/sync/engine.h) knows nothing of connections.
+ * The daemon's side of the sync engine: creates it with the transport its
+ * owner gives, and watches its fds. The engine itself (src/sync/engine.h)
+ * knows nothing of connections, and syncd nothing of the daemon.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "daemon/conn.h"
-#include "daemon/mountd.h"
 #include "daemon/syncd.h"
 #include "daemon/testknobs.h"
 #include "base/log.h"
 
-static int io_send(void *ud, const uint8_t *msg, size_t len)
+static void on_inotify(struct ev_watch *w, uint32_t events)
 {
-	struct daemon *d = ud;
+	struct syncd *s = w->ud;
 
-	if (!d->active || d->active->state != CONN_UP)
-		return -ENOTCONN;
-	return conn_send_data(d->active, msg, len);
+	(void)events;
+	engine_on_inotify(s->engine, clock_mono_ms());
 }
 
-static size_t io_room(void *ud)
+static void on_hash(struct ev_watch *w, uint32_t events)
 {
-	struct daemon *d = ud;
-	size_t used, max = CONN_OUT_MAX - FRAME_LEN(0) - 64;
+	struct syncd *s = w->ud;
 
-	if (!d->active || d->active->state != CONN_UP)
+	(void)events;
+	engine_on_hash(s->engine, clock_mono_ms());
+}
+
+static void on_work(struct ev_watch *w, uint32_t events)
+{
+	struct syncd *s = w->ud;
+
+	(void)events;
+	engine_on_work(s->engine, clock_mono_ms());
+}
+
+static void on_ensure(struct ev_watch *w, uint32_t events)
+{
+	struct syncd *s = w->ud;
+
+	(void)events;
+	engine_on_ensure(s->engine, clock_mono_ms());
+}
+
+static void on_hold(struct ev_watch *w, uint32_t events)
+{
+	struct syncd *s = w->ud;
+
+	(void)events;
+	engine_on_hold(s->engine, clock_mono_ms());
+}
+
+static int watch(struct syncd *s, struct ev_watch *w, int fd,
+		 void (*on_event)(struct ev_watch *w, uint32_t events))
+{
+	int r;
+
+	w->fd = fd;
+	w->on_event = on_event;
+	w->ud = s;
+	if (fd < 0)
 		return 0;
-	used = d->active->out.len;
-	return used >= max ? 0 : max - used - FRAME_LEN(0);
+	r = evloop_watch_add(s->loop, w, EPOLLIN);
+	if (r < 0)
+		w->fd = -1;
+	return r;
 }
 
-static void io_close(void *ud, const char *why)
+int syncd_start(struct syncd *s, struct evloop *loop, const struct daemon_opts *dopts,
+		const struct engine_io *io, struct err *err)
 {
-	struct daemon *d = ud;
-
-	if (!d->active) {
-		log_warn("protocol error from the peer: %s", why);
-		return;
-	}
-	log_warn("protocol error from the peer at %s: %s; closing the connection",
-		 d->active->addr, why);
-	conn_close(d->active, FRAME_CLOSE_PROTOCOL, why);
-}
-
-static void io_changed(void *ud, const char *path)
-{
-	mountd_changed(ud, path);
-}
-
-static void on_inotify(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	(void)w;
-	(void)events;
-	engine_on_inotify(d->engine, clock_mono_ms());
-}
-
-static void on_hash(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	(void)w;
-	(void)events;
-	engine_on_hash(d->engine, clock_mono_ms());
-}
-
-static void on_work(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	(void)w;
-	(void)events;
-	engine_on_work(d->engine, clock_mono_ms());
-}
-
-/* Lazy mode's ensure requests (one daemon per process owns the engine). */
-static struct daemon_watch ensure_w = {.fd = -1};
-
-static void on_ensure(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	(void)w;
-	(void)events;
-	engine_on_ensure(d->engine, clock_mono_ms());
-}
-
-/* Files the mount had open for writing may go out (engine_write_*). */
-static struct daemon_watch hold_w = {.fd = -1};
-
-static void on_hold(struct daemon *d, struct daemon_watch *w, uint32_t events)
-{
-	(void)w;
-	(void)events;
-	engine_on_hold(d->engine, clock_mono_ms());
-}
-
-int syncd_start(struct daemon *d, struct err *err)
-{
-	struct engine_io io = {
-		.ud = d, .send = io_send, .room = io_room, .close = io_close,
-		.changed = d->opts->mount ? io_changed : NULL};
 	struct engine_opts o = {0};
 	char index_file[PATH_MAX + 16];
 	int r;
 
-	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = -1;
-	snprintf(index_file, sizeof(index_file), "%s/index.db", d->opts->paths->state);
-	o.root = d->opts->dir;
+	s->loop = loop;
+	s->inotify_w.fd = s->hash_w.fd = s->work_w.fd = s->ensure_w.fd = s->hold_w.fd = -1;
+	snprintf(index_file, sizeof(index_file), "%s/index.db", dopts->paths->state);
+	o.root = dopts->dir;
 	o.index_file = index_file;
 	o.rate_bps = testknob_get(TESTKNOB_RATE_BPS, 0);
-	o.mode_mask = d->opts->mode_mask;
-	o.symlinks_all = d->opts->symlinks_all;
+	o.mode_mask = dopts->mode_mask;
+	o.symlinks_all = dopts->symlinks_all;
 	/* the mount fetches content when it is read (a --dir daemon only in tests) */
-	o.lazy = d->opts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
-	o.cache_max = d->opts->cache_max;
+	o.lazy = dopts->mount || testknob_get(TESTKNOB_LAZY, 0) == 1;
+	o.cache_max = dopts->cache_max;
 	o.evict_age_ms = testknob_get(TESTKNOB_LAZY_EVICT_AGE_MS, 0);
 	err_clear(err);
-	r = engine_new(&o, &io, &d->engine, err, clock_mono_ms());
+	r = engine_new(&o, io, &s->engine, err, clock_mono_ms());
 	if (r < 0) {
-		err_prefix(err, "cannot sync %s: ", d->opts->dir);
+		err_prefix(err, "cannot sync %s: ", dopts->dir);
 		return r;
 	}
-	d->inotify_w.fd = engine_inotify_fd(d->engine);
-	d->inotify_w.on_event = on_inotify;
-	d->hash_w.fd = engine_hash_fd(d->engine);
-	d->hash_w.on_event = on_hash;
-	d->work_w.fd = engine_work_fd(d->engine);
-	d->work_w.on_event = on_work;
-	if (daemon_watch_add(d, &d->inotify_w, EPOLLIN) < 0 ||
-	    daemon_watch_add(d, &d->hash_w, EPOLLIN) < 0 ||
-	    (d->work_w.fd >= 0 && daemon_watch_add(d, &d->work_w, EPOLLIN) < 0)) {
-		r = -errno;
-		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
-		return r;
-	}
-	ensure_w.fd = engine_ensure_fd(d->engine);
-	ensure_w.on_event = on_ensure;
-	if (ensure_w.fd >= 0 && daemon_watch_add(d, &ensure_w, EPOLLIN) < 0) {
-		r = -errno;
-		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
-		return r;
-	}
-	hold_w.fd = engine_hold_fd(d->engine);
-	hold_w.on_event = on_hold;
-	r = daemon_watch_add(d, &hold_w, EPOLLIN);
+	r = watch(s, &s->inotify_w, engine_inotify_fd(s->engine), on_inotify);
+	if (r == 0)
+		r = watch(s, &s->hash_w, engine_hash_fd(s->engine), on_hash);
+	if (r == 0)
+		r = watch(s, &s->work_w, engine_work_fd(s->engine), on_work);
+	if (r == 0)
+		r = watch(s, &s->ensure_w, engine_ensure_fd(s->engine), on_ensure);
+	if (r == 0)
+		r = watch(s, &s->hold_w, engine_hold_fd(s->engine), on_hold);
 	if (r < 0) {
-		hold_w.fd = -1;
 		err_set(err, "cannot watch the sync engine: %s", strerror(-r));
 		return r;
 	}
 	return 0;
 }
 
-void syncd_stop(struct daemon *d)
+void syncd_stop(struct syncd *s)
 {
+	if (!s->engine)
+		return;
 	/* the engine owns these fds: stop watching, it closes them */
-	if (d->inotify_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->inotify_w.fd, NULL);
-	if (d->hash_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->hash_w.fd, NULL);
-	if (d->work_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->work_w.fd, NULL);
-	if (ensure_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, ensure_w.fd, NULL);
-	if (hold_w.fd >= 0)
-		(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, hold_w.fd, NULL);
-	d->inotify_w.fd = d->hash_w.fd = d->work_w.fd = ensure_w.fd = hold_w.fd = -1;
-	engine_free(d->engine);
-	d->engine = NULL;
+	evloop_watch_del(s->loop, &s->inotify_w);
+	evloop_watch_del(s->loop, &s->hash_w);
+	evloop_watch_del(s->loop, &s->work_w);
+	evloop_watch_del(s->loop, &s->ensure_w);
+	evloop_watch_del(s->loop, &s->hold_w);
+	engine_free(s->engine);
+	s->engine = NULL;
 }

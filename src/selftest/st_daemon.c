@@ -238,6 +238,7 @@ int st_daemon_pairing(struct st_env *env)
 		ST_CHECK(env, json_number_value(json_object_get(st, "rtt_ms")) > 0);
 		ST_CHECK(env, json_integer_value(json_object_get(st, "pid")) == p[i].pid);
 		ST_CHECK(env, jstr_has(st, "peer_addr", "[::1]:"));
+		ST_CHECK(env, jstr_is(st, "path", "direct"));
 		ST_CHECK(env, json_is_integer(json_object_get(st, "connected_since")));
 		ST_CHECK(env, json_integer_value(json_object_get(st, "reconnects")) == 0);
 		ST_CHECK(env, json_is_null(json_object_get(st, "relay_error")));
@@ -253,6 +254,7 @@ int st_daemon_pairing(struct st_env *env)
 		ST_CHECK(env, strstr(out.out, "state:       connected") != NULL);
 		ST_CHECK(env, strstr(out.out, p[1 - i].fp) && strstr(out.out, "rtt:"));
 		ST_CHECK(env, strstr(out.out, "since:") != NULL);
+		ST_CHECK(env, strstr(out.out, "path:        direct") != NULL);
 	}
 
 	/* Relay privacy with real daemons: their records hold no fingerprint or address. */

@@ -6,7 +6,10 @@ The object files of src/sync form no dependency cycle (docs/SYNC.md
 defines. Reads the core static library with nm; prints every cycle found
 (one per strongly connected group) and fails. TAP output.
 
-usage: sync_deps.py NM LIBRARY
+usage: sync_deps.py NM LIBRARY [FOLDER]
+
+FOLDER names the library's folder in the messages (default src/sync); the
+daemon's library is checked the same way (docs/DAEMON.md, "Layers").
 """
 import subprocess
 import sys
@@ -114,13 +117,14 @@ def one_cycle(edges, comp):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("usage: sync_deps.py NM LIBRARY", file=sys.stderr)
+    if len(sys.argv) not in (3, 4):
+        print("usage: sync_deps.py NM LIBRARY [FOLDER]", file=sys.stderr)
         return 2
+    folder = sys.argv[3] if len(sys.argv) == 4 else "src/sync"
     defs, uses = read_objects(sys.argv[1], sys.argv[2])
     print("1..1")
     if not defs:
-        print("not ok 1 - no src/sync objects found in %s" % sys.argv[2])
+        print("not ok 1 - no %s objects found in %s" % (folder, sys.argv[2]))
         return 1
     edges = graph(defs, uses)
     bad = sccs(edges)
@@ -132,9 +136,9 @@ def main():
             more = " ..." if len(syms) > 4 else ""
             print("#   %s.o -> %s.o (%s%s)" % (a, b, ", ".join(syms[:4]), more))
     if bad:
-        print("not ok 1 - the objects of src/sync form %d dependency cycle(s)" % len(bad))
+        print("not ok 1 - the objects of %s form %d dependency cycle(s)" % (folder, len(bad)))
         return 1
-    print("ok 1 - the %d objects of src/sync form no dependency cycle" % len(defs))
+    print("ok 1 - the %d objects of %s form no dependency cycle" % (len(defs), folder))
     return 0
 
 
