@@ -9,6 +9,9 @@
                                and exits: "ok SEEN" (0, SEEN is what the server
                                saw as our address), "refused" (1), "timeout" (2),
                                "unreachable" (3), "error: ..." (4).
+  probe.py hold ADDR PORT TEXT connect, send TEXT, print "sent", then hold the
+                               connection open until the server closes it or
+                               the probe is killed.
 """
 import errno
 import socket
@@ -64,10 +67,25 @@ def connect(addr, port, seconds):
     return 0
 
 
+def hold(addr, port, text):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect((addr, port))
+    s.sendall(text.encode())
+    print("sent", flush=True)
+    s.settimeout(None)
+    while s.recv(4096):
+        pass
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "serve":
         serve(argv[2], int(argv[3]))
         return 0
+    if len(argv) == 5 and argv[1] == "hold":
+        return hold(argv[2], int(argv[3]), argv[4])
     if len(argv) == 5 and argv[1] == "connect":
         return connect(argv[2], int(argv[3]), float(argv[4]))
     sys.stderr.write(__doc__)
