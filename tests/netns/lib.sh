@@ -39,7 +39,6 @@ NETNS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NETNS_PY=${PYTHON:-python3}
 
 RELAY_PORT=8480
-CORE_SUFFIX=1
 RELAY4=198.51.100.18
 RELAY6=2001:db8:0:1::2
 PUB4=198.51.100.34
@@ -78,7 +77,6 @@ NETNS_ID="tnt$$"
 NETNS_NODES="core relay pub rtra a rtrb b rtrr r"
 NETNS_CREATED=""
 NETNS_TMP=""
-NETNS_PIDS=""
 
 ns() { echo "$NETNS_ID-$1"; }
 nsx() {
@@ -313,7 +311,6 @@ netns_bg() {
 	local node=$1 log=$2
 	shift 2
 	ip netns exec "$(ns "$node")" "$@" >"$log" 2>&1 &
-	NETNS_PIDS="$NETNS_PIDS $!"
 	NETNS_LAST_PID=$!
 }
 
