@@ -3,6 +3,8 @@
 # Run as root, or as a user who may sudo. Safe to run again.
 # git, rsync, sqlite3, make, gcc and tar are for the FUSE tests, which run
 # them on a mount (tests/fuse/programs.sh skips a tool that is missing).
+# iproute2 and nftables build the netns suite's small internet
+# (tests/netns, docs/NETNS.md).
 set -eu
 
 PACKAGES="
@@ -29,6 +31,8 @@ sqlite3
 make
 gcc
 tar
+iproute2
+nftables
 "
 
 if [ "$(id -u)" -eq 0 ]; then
