@@ -611,6 +611,33 @@ static bool local_partial(struct applier *a, const struct index_entry *l)
 	       lazy_partial(a->c.lazy, l->path, l->hash);
 }
 
+/*
+ * Lazy mode: our version of r's path is a placeholder not all here that is
+ * gone from its path (the user moved it, maybe: only a walk finds it under
+ * its new name, by its inode), and r is not newer: nothing changes there.
+ * The rescan before deciding would record the placeholder's deletion at
+ * once, sent before its new name: the peer would delete its copy of the
+ * content, maybe the only one, and then ask for the new name, which
+ * nobody could serve (docs/SIM.md bug 19, seed 342). The walk that the
+ * same inotify event brings records the move (both names in one burst:
+ * the peer moves its copy), or the deletion.
+ */
+static bool placeholder_gone_unchanged(struct applier *a, const struct rentry *r,
+				       struct index_entry *l)
+{
+	enum vv_order o;
+	struct stat st;
+
+	if (!a->c.lazy_mode || index_get(a->c.idx, r->path, r->path_len, l) < 0 || l->deleted ||
+	    l->type != INDEX_FILE || !local_partial(a, l))
+		return false;
+	o = vv_compare(&r->vv, &l->vv);
+	if (o != VV_EQUAL && o != VV_DOMINATED)
+		return false;
+	return fstatat(a->c.disk->rootfd, r->path, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+	       (errno == ENOENT || errno == ENOTDIR);
+}
+
 static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 {
 	struct applier *a = c->a;
@@ -620,6 +647,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	bool have;
 	int rc = 0;
 
+	if (placeholder_gone_unchanged(a, r, l))
+		return;
 	have = local_get(a, r->path, r->path_len, l);
 	if (have && l->deleted && l->type == INDEX_FILE &&
 	    (r->deleted || memcmp(r->hash, l->hash, INDEX_HASH_LEN) != 0) &&

@@ -314,6 +314,22 @@ static void fetch_append(struct fetcher *fe, struct fetch *f)
 	fe->nfetch_update += f->update;
 }
 
+static int fetch_start(struct fetcher *fe, struct fetch *f);
+
+/* Whether the index has a live file of f's content to copy (fill_local). */
+static bool local_has(struct fetcher *fe, const struct fetch *f)
+{
+	struct index_entry *x;
+	bool has;
+
+	if (f->r.size == 0 || f->r.size > FETCH_LOCAL_MAX)
+		return false;
+	x = malloc(sizeof(*x));
+	has = x && index_get_by_hash(fe->c.idx, f->r.hash, x) == 0 && x->size == f->r.size;
+	free(x);
+	return has;
+}
+
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms)
 {
 	struct fetch *f, *old = NULL;
@@ -368,6 +384,16 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
 	fetch_append(fe, f);
 	if (old)
 		fetch_drop(fe, old, true);
+	/*
+	 * Its content in a file of ours: started now, so the copy is made
+	 * before the peer's next change (the deletion of that file, when the
+	 * peer moved it) is applied; a queued fetch may wait behind others.
+	 */
+	if (local_has(fe, f)) {
+		int rc = fetch_start(fe, f);
+		if (rc < 0)
+			fetch_drop(fe, f, rc == -EBADMSG);
+	}
 	return 0;
 }
 
@@ -526,6 +552,95 @@ static int send_manifest_request(struct fetcher *fe, struct fetch *f)
 	return 0;
 }
 
+static int manifest_add_block(void *ud, uint32_t i, const uint8_t hash[BLOCKS_HASH_LEN])
+{
+	return blocks_manifest_add(ud, i, 1, hash);
+}
+
+/* Copies what fd holds (size bytes) into f's temp file. 0 or -errno. */
+static int copy_into_tmp(struct fetcher *fe, struct fetch *f, int fd, uint64_t size)
+{
+	uint8_t *buf = fe->c.buf;
+	uint64_t off = 0;
+	int r;
+
+	while (off < size) {
+		size_t want = size - off < BLOCKS_SIZE ? (size_t)(size - off) : BLOCKS_SIZE;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO; /* shorter than recorded */
+		r = pwrite_all(f->tmpfd, buf, (size_t)n, (off_t)off);
+		if (r < 0)
+			return r;
+		off += (uint64_t)n;
+	}
+	return ftruncate(f->tmpfd, (off_t)size) < 0 ? -errno : 0;
+}
+
+/*
+ * The content f wants may be in a live file of ours under another name
+ * (the peer moved its copy, or wrote the same bytes): copy it into the
+ * temp file instead of asking the peer, which may not have it any more
+ * (docs/SIM.md bug 19: a lazy peer's moved placeholder). The index only
+ * says where to look: what was written is hashed again and taken only
+ * when it is f's content, as a download's blocks are (the temp file is
+ * hashed, so a file changed since it was recorded, or a placeholder's
+ * holes, never pass). Up to FETCH_LOCAL_MAX bytes, on the loop. Whether
+ * f is complete; otherwise what was written is checked block by block
+ * as a resumed download's temp file.
+ */
+static bool fill_local(struct fetcher *fe, struct fetch *f)
+{
+	struct blocks_manifest *m = NULL;
+	struct index_entry *x = NULL;
+	uint8_t h[BLOCKS_HASH_LEN];
+	const char *name;
+	struct stat st;
+	uint64_t n = 0;
+	int dirfd = -1, fd = -1;
+	bool ok = false;
+
+	if (f->r.size == 0 || f->r.size > FETCH_LOCAL_MAX)
+		return false;
+	x = malloc(sizeof(*x));
+	if (!x || index_get_by_hash(fe->c.idx, f->r.hash, x) < 0 || x->size != f->r.size)
+		goto out;
+	dirfd = path_open_parent(fe->c.disk->rootfd, x->path, false, &name);
+	if (dirfd < 0)
+		goto out;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != f->r.size)
+		goto out;
+	f->resumed = true; /* from here on the temp file holds something */
+	if (copy_into_tmp(fe, f, fd, f->r.size) < 0)
+		goto out;
+	if (f->r.size > BLOCKS_SIZE && blocks_manifest_new(f->r.size, BLOCKS_SIZE, &m) < 0)
+		goto out;
+	if (blocks_hash_fd(f->tmpfd, m ? manifest_add_block : NULL, m, h, &n) < 0 ||
+	    n != f->r.size || sodium_memcmp(h, f->r.hash, BLOCKS_HASH_LEN) != 0 ||
+	    (m && blocks_manifest_check(m, f->r.hash) < 0))
+		goto out;
+	log_debug("sync: %s copied from %s, which holds its content", LOG_Q(f->r.path),
+		  LOG_Q(x->path));
+	memset(f->have, 0xff, nblocks(f) / 8 + 1);
+	f->blocks_done = nblocks(f);
+	f->bytes_done = f->bytes_reused = f->r.size;
+	f->m = m; /* the commit keeps it in the index */
+	m = NULL;
+	ok = true;
+out:
+	blocks_manifest_free(m);
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(x);
+	return ok;
+}
+
 /* Starts f: opens it, and asks for the manifest or goes straight to blocks. */
 static int fetch_start(struct fetcher *fe, struct fetch *f)
 {
@@ -547,6 +662,10 @@ static int fetch_start(struct fetcher *fe, struct fetch *f)
 		}
 		if (ftruncate(f->tmpfd, 0) < 0)
 			return -errno;
+		fetch_finish(fe, f);
+		return 0;
+	}
+	if (fill_local(fe, f)) {
 		fetch_finish(fe, f);
 		return 0;
 	}

@@ -32,6 +32,8 @@
 #define FETCH_COMMIT_MS 100 /* completed small files committed together */
 #define FETCH_WORKERS 2	    /* threads verifying and writing blocks */
 #define FETCH_JOBS 8	    /* blocks (1 MiB each) with them at most */
+/* a file of ours holding the wanted content is copied, on the loop, up to */
+#define FETCH_LOCAL_MAX ((uint64_t)64 << 20)
 
 #define FETCH_TMP_NAME_MAX 64 /* a temp file's name and its NUL fit */
 
@@ -127,7 +129,10 @@ int fetcher_new(const struct fetch_ctx *c, struct fetcher **ret)
 void fetcher_free(struct fetcher *fe);
 
 /* Queues the peer's file r; update: it replaces a live file or link of ours
- * (for the counts in status). 0 or -errno. */
+ * (for the counts in status). When a live file of ours (the index says
+ * where) holds r's content (up to FETCH_LOCAL_MAX bytes), it is copied
+ * into the temp file at once, verified, and committed as a download,
+ * without asking the peer. 0 or -errno. */
 int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_t now_ms);
 /* The peer deleted r->path (r is its tombstone): a fetch of that path is
  * dropped and its temp file removed, and so is the temp file of r's

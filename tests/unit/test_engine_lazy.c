@@ -847,6 +847,57 @@ TEST(moved_placeholder_whose_version_the_peer_deleted_goes)
 	engine_free(e);
 }
 
+/* The first message the engine sent with an entry for path (deleted: its
+ * tombstone; else live), or -1. */
+static int sent_index(const char *path, bool deleted)
+{
+	struct msg_index_iter it;
+	struct sync_entry x;
+	struct err err;
+	struct sync_msg m;
+
+	for (unsigned i = 0; i < nsent; i++) {
+		if (msg_decode(sent[i].p, sent[i].len, &m, &err) < 0 ||
+		    m.type != SYNC_MSG_INDEX_UPDATE)
+			continue;
+		msg_index_iter_init(&it, &m.index_update);
+		while (msg_index_next(&it, &x) == 1)
+			if (x.path_len == strlen(path) && !memcmp(x.path, path, x.path_len) &&
+			    !(x.flags & SYNC_ENTRY_DELETED) == !deleted)
+				return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * Sim bug 19 (seed 342 --lazy): the user renames the placeholder f to g,
+ * and the peer's entry of f (here its echo of the same version) comes
+ * before the scanner has seen the rename. The apply's rescan of f found
+ * it gone and recorded its deletion at once, sent before g (which the
+ * next scan finds by its inode): the peer deleted f, the only copy of the
+ * content, and then asked for g, which nobody could serve (fix 8 deleted
+ * it). f's deletion is left to that scan now, which records the move: g
+ * is sent no later than f's deletion (the peer moves its copy).
+ */
+TEST(moved_placeholder_old_name_waits_for_the_scan)
+{
+	struct engine *e = lazy_engine();
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	CHECK_INT_EQ(send_peer_content(e, "f", content, 1), 0);
+	engine_pump(e, NOW_MS);
+	CHECK_INT_EQ(sent_index("f", true), -1);
+	loop_scan(e);
+	CHECK(sent_entry("g", content));
+	CHECK(sent_index("f", true) >= 0);
+	CHECK(sent_index("g", false) >= 0 && sent_index("g", false) <= sent_index("f", true));
+	CHECK(exists("g") && !exists("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 /*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
@@ -980,6 +1031,7 @@ int main(void)
 	RUN(moved_placeholder_replaced_by_peer_sends_no_zeros);
 	RUN(moved_placeholder_stays_a_placeholder);
 	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
+	RUN(moved_placeholder_old_name_waits_for_the_scan);
 	RUN(rewritten_placeholder_not_retired);
 	RUN(partial_placeholder_chmod_loses_without_copy);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
