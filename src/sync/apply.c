@@ -113,6 +113,27 @@ static void keep_local(struct applier *a, const struct rentry *r, struct index_e
 		log_warn("cannot record %s in the index: %s", LOG_Q(l->path), index_errmsg(a->c.idx));
 }
 
+/*
+ * Whether the index knows cname, live or deleted: no name for a new
+ * conflict copy even when nothing is on disk there. A tombstone is the
+ * name's history: the peer may still hold a version there that we deleted
+ * or moved away (a conflict copy renamed back to its original, which loses
+ * again: the same version, the same name), and the peer's edit of it, an
+ * edit winning over our deletion, would meet our new copy there: a
+ * conflict copy of a conflict copy (docs/SIM.md bug 27).
+ */
+static bool conflict_name_known(struct applier *a, const char *cname)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	bool yes;
+
+	if (!x)
+		return false; /* cannot tell: the disk decides, as before */
+	yes = index_get(a->c.idx, cname, strlen(cname), x) == 0;
+	free(x);
+	return yes;
+}
+
 /* Moves our losing version of l to its conflict name (disk and index). */
 static int move_to_conflict(struct applier *a, struct index_entry *l)
 {
@@ -132,6 +153,10 @@ static int move_to_conflict(struct applier *a, struct index_entry *l)
 		r = conflict_name_nth(l->path, l->path_len, &v, n, cname, sizeof(cname));
 		if (r < 0)
 			break;
+		if (conflict_name_known(a, cname)) {
+			r = -EEXIST;
+			continue;
+		}
 		cn = strrchr(cname, '/');
 		cn = cn ? cn + 1 : cname;
 		r = renameat2(dirfd, name, dirfd, cn, RENAME_NOREPLACE) < 0 ? -errno : 0;
@@ -541,6 +566,7 @@ static void keep_losers_content(struct batch_ctx *c, const struct rentry *r,
 	struct cand *k;
 	char cname[PATH_REL_MAX + 1];
 	uint64_t n = vv_get(&r->vv, a->peer_dev);
+	unsigned i;
 
 	if (n == 0 || r->deleted || r->kind != SYNC_KIND_FILE || l->deleted ||
 	    vv_compare(&r->vv, &l->vv) != VV_CONCURRENT ||
@@ -554,9 +580,16 @@ static void keep_losers_content(struct batch_ctx *c, const struct rentry *r,
 	rx.size = r->size;
 	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
 	entry_to_version(&rx, a->peer_dev, &v);
-	if (conflict_name_nth(r->path, r->path_len, &v, 1, cname, sizeof(cname)) < 0 ||
-	    (local_get(a, cname, strlen(cname), c->l) && !c->l->deleted))
-		return; /* taken: the peer's copy gets another name */
+	/* the peer's rule (move_to_conflict): the first name its index does
+	 * not know, as ours does not */
+	for (i = 1; i < 100; i++) {
+		if (conflict_name_nth(r->path, r->path_len, &v, i, cname, sizeof(cname)) < 0)
+			return;
+		if (!local_get(a, cname, strlen(cname), c->l))
+			break;
+	}
+	if (i == 100)
+		return;
 	q = *r;
 	q.path = cname;
 	q.path_len = strlen(cname);

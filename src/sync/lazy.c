@@ -395,21 +395,34 @@ void lazy_gone(struct lazy *lz, const char *path)
 	}
 }
 
+/* Whether x is a file of z's content. */
+static bool same_content(const struct index_entry *x, const struct lazy_file *z)
+{
+	return x->type == INDEX_FILE && x->has_hash && memcmp(x->hash, z->hash, SYNC_HASH_LEN) == 0 &&
+	       x->size == z->size;
+}
+
 /*
  * Whether z is still the version the index has at its path (live, or
  * deleted or moved away by the user: a reader may hold it). A file the
  * user gave content of their own (an open with O_TRUNC keeps the inode)
  * lost its row to the index's trigger, not its entry here: z is stale.
+ * So is z when the user moved it away and gave it content of their own
+ * there: its inode is recorded under the new name with that content.
  */
 static bool still_indexed(struct lazy *lz, const struct lazy_file *z)
 {
 	struct index_entry *x = malloc(sizeof(*x));
+	struct stat st;
 	bool yes;
 
 	if (!x)
 		return true; /* cannot tell: keep it, as before */
-	yes = index_get(lz->c.idx, z->path, z->path_len, x) == 0 && x->type == INDEX_FILE &&
-	      x->has_hash && memcmp(x->hash, z->hash, SYNC_HASH_LEN) == 0 && x->size == z->size;
+	yes = index_get(lz->c.idx, z->path, z->path_len, x) == 0 && same_content(x, z);
+	if (yes && z->ino && fstat(lz->c.rootfd, &st) == 0 &&
+	    index_get_by_ino(lz->c.idx, (uint64_t)st.st_dev, z->ino, x) == 0 &&
+	    strcmp(x->path, z->path) != 0 && !same_content(x, z))
+		yes = false;
 	free(x);
 	return yes;
 }
@@ -698,10 +711,9 @@ static int remove_placeholder(struct lazy *lz, const struct lazy_file *z, const 
  * know (scan_set_moved_check): a placeholder the user moved (rename). A
  * sparse file only: a placeholder still missing a block has a hole.
  */
-static int moved_check(void *ud, const char *path, const struct stat *st, bool claim,
-		       uint8_t *ret_hash)
+static int moved_check_one(struct lazy *lz, const char *path, const struct stat *st, bool claim,
+			   uint8_t *ret_hash)
 {
-	struct lazy *lz = ud;
 	uint64_t ino = (uint64_t)st->st_ino, size = (uint64_t)st->st_size;
 	struct lazy_file *z;
 	struct stat ost;
@@ -745,6 +757,22 @@ static int moved_check(void *ud, const char *path, const struct stat *st, bool c
 	unretire(lz, ino);
 	pthread_mutex_unlock(&lz->mu);
 	return 2;
+}
+
+static int moved_check(void *ud, const char *path, const struct stat *st, bool claim,
+		       uint8_t *ret_hash)
+{
+	struct lazy *lz = ud;
+	int r = moved_check_one(lz, path, st, claim, ret_hash);
+
+	if (r == 0 && !claim) {
+		/* hashed as the user's: whatever placeholder its inode was (moved
+		 * here and written, a retired one too), a reader gets that data */
+		pthread_mutex_lock(&lz->mu);
+		unretire(lz, (uint64_t)st->st_ino);
+		pthread_mutex_unlock(&lz->mu);
+	}
+	return r;
 }
 
 void lazy_version_gone(struct lazy *lz, const char *path, const uint8_t *hash)

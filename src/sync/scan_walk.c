@@ -716,11 +716,15 @@ int scan_run(struct scan *s, uint64_t now_ms, struct err *err)
  * A directory scan_path_now() recorded as new (or replaced): the walks of
  * its parent now find it recorded and unchanged and do not go in, so it is
  * watched here, and what it already holds is brought in at once, the same
- * way. Returns 0 or -errno (err set).
+ * way. So is what its entries say it holds and it no longer does: a
+ * directory the applier made (no identity, not watched) whose contents the
+ * user moved or deleted before any walk. Returns 0 or -errno (err set).
  */
 static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struct err *err)
 {
 	char p[PATH_REL_MAX + 1];
+	struct walk w = {0};
+	struct children c;
 	struct dirent *de;
 	DIR *d;
 	int r;
@@ -740,7 +744,17 @@ static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struc
 		memcpy(p + len + 1, de->d_name, nlen + 1);
 		r = scan_path_now(s, p, len + 1 + nlen, err);
 	}
+	if (r >= 0) {
+		c = (struct children){&w, dirfd(d), len + 1};
+		r = index_foreach_child(s->idx, path, len, child_fn, &c);
+		if (r < 0)
+			r = now_err(err, r, "cannot read the index of %s: %s", LOG_Q(path),
+				    index_errmsg(s->idx));
+	}
 	closedir(d);
+	for (size_t i = 0; r >= 0 && i < w.ngone; i++)
+		r = scan_path_now(s, w.gone[i], strlen(w.gone[i]), err); /* records it gone */
+	walk_done(&w);
 	return r < 0 ? r : 0;
 }
 

@@ -952,6 +952,83 @@ TEST(dir_with_unseen_contents_stays)
 	engine_free(e);
 }
 
+/* Whether rel is a symlink to target. */
+static bool link_is(const char *rel, const char *target)
+{
+	char buf[64];
+	ssize_t n = readlink(at(rel), buf, sizeof(buf));
+
+	return n == (ssize_t)strlen(target) && memcmp(buf, target, (size_t)n) == 0;
+}
+
+/* Whether the top directory holds a conflict copy of a conflict copy. */
+static bool copy_of_copy(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir(root);
+	bool found = false;
+
+	if (!dir)
+		return false;
+	while ((d = readdir(dir)) != NULL) {
+		const char *c = strstr(d->d_name, ".sync-conflict-");
+
+		found |= c && strstr(c + 1, ".sync-conflict-");
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * Sim bug 27 (seed 1411 --lazy --ops 24): our l lost to the peer's, ours
+ * went to its conflict copy c; we renamed c back to l while the peer edited
+ * its c. Then the peer's newer l wins over ours again: the same version,
+ * so the same copy name c, free on our disk (we moved it away). Our l
+ * went there, and the peer's edit of c, in the same batch and winning
+ * over our deletion of c, met it: a conflict copy of a conflict copy,
+ * though nobody wrote c on both sides. A name our index knows (a
+ * tombstone: its history, the peer may still hold a version there) is no
+ * free name for a new copy: ours takes the next one.
+ */
+TEST(conflict_copy_name_of_a_tombstone)
+{
+	struct engine *e = open_engine(NULL, 0);
+	const struct timespec old[2] = {{1, 0}, {1, 0}};
+	uint64_t now = TEST_NOW_MS;
+	struct sync_entry s[3];
+	char c[256];
+
+	REQUIRE(e);
+	REQUIRE(symlink("ours", at("l")) == 0);
+	REQUIRE(utimensat(AT_FDCWD, at("l"), old, AT_SYMLINK_NOFOLLOW) == 0);
+	peer_entry(e, "l0", SYNC_KIND_SYMLINK, false, "theirs", 1, &s[0]);
+	s[0].path = "l";
+	s[0].path_len = 1;
+	s[0].mtime_ns = 2000000000000000000LL; /* newer than ours: it wins */
+	REQUIRE(send_entries(e, &s[0], 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	REQUIRE(copy_of("l", c, sizeof(c)));
+	CHECK(link_is(c, "ours"));
+	/* we rename our copy back over l; the peer edits its c meanwhile */
+	REQUIRE(rename(at(c), at("l")) == 0);
+	now = scan_events(e, now);
+	CHECK(link_is("l", "ours") && !live_at(e, c));
+	peer_entry(e, "l0", SYNC_KIND_SYMLINK, false, "theirs2", 2, &s[1]);
+	s[1].path = "l";
+	s[1].path_len = 1;
+	s[1].mtime_ns = 2000000000000000001LL; /* ours loses again */
+	peer_entry(e, c, SYNC_KIND_SYMLINK, false, "edited", 3, &s[2]); /* beats our deletion */
+	s[2].mtime_ns = 2000000000000000002LL;
+	REQUIRE(send_entries(e, &s[1], 2) == 0);
+	REQUIRE(send_done(e, 3) == 0);
+	CHECK(link_is("l", "theirs2"));
+	CHECK(link_is(c, "edited"));
+	CHECK(!copy_of_copy());
+	CHECK_INT_EQ(top_names(), 3); /* l, c and our l's new copy */
+	CHECK_INT_EQ(closed, 0);
+	engine_free(e);
+}
+
 /*
  * A download holds its target's directory (an fd) from start to commit.
  * The user deletes that directory (its temp file goes with it) and it is
@@ -1208,6 +1285,7 @@ int main(void)
 	RUN(fetch_dir_moved_and_remade);
 	RUN(fetch_filled_from_local_file);
 	RUN(fetch_not_filled_from_changed_local_file);
+	RUN(conflict_copy_name_of_a_tombstone);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }

@@ -719,8 +719,8 @@ TEST(conflict_winner_placeholder_renamed_away)
 }
 
 /* Whether the engine sent an entry for path with the content of data
- * (FILE_LEN bytes). */
-static bool sent_entry(const char *path, const uint8_t *data)
+ * (len bytes). */
+static bool sent_entry_len(const char *path, const uint8_t *data, size_t len)
 {
 	uint8_t h[SYNC_HASH_LEN];
 	struct msg_index_iter it;
@@ -728,7 +728,7 @@ static bool sent_entry(const char *path, const uint8_t *data)
 	struct err err;
 	struct sync_msg m;
 
-	if (blocks_hash_buf(data, FILE_LEN, NULL, NULL, h) < 0)
+	if (blocks_hash_buf(data, len, NULL, NULL, h) < 0)
 		return true;
 	for (unsigned i = 0; i < nsent; i++) {
 		if (msg_decode(sent[i].p, sent[i].len, &m, &err) < 0 ||
@@ -741,6 +741,12 @@ static bool sent_entry(const char *path, const uint8_t *data)
 				return true;
 	}
 	return false;
+}
+
+/* sent_entry_len of FILE_LEN bytes. */
+static bool sent_entry(const char *path, const uint8_t *data)
+{
+	return sent_entry_len(path, data, FILE_LEN);
 }
 
 /* The loop's turn for the user's changes on disk: events, then the scan
@@ -944,6 +950,57 @@ TEST(rewritten_placeholder_not_retired)
 	engine_free(e);
 }
 
+/*
+ * Sim bug 26 (seed 529 --lazy --ops 24): the user renamed the placeholder f
+ * over the placeholder g and rewrote g with content of their own (O_TRUNC
+ * keeps the inode); the scanner recorded it. Then the peer's new version
+ * of f came and the old placeholder f was retired by its inode, which is
+ * g's now: g, a complete file of the user's, could not be read (-EIO).
+ */
+static void moved_rewritten(bool peer_first)
+{
+	static uint8_t mine[FILE_LEN / 2], vg[FILE_LEN], v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	char g[600];
+	struct stat st;
+	int fd;
+
+	REQUIRE(e);
+	memset(mine, 0x33, sizeof(mine));
+	memset(vg, 0x47, sizeof(vg));
+	memset(v2, 0x5a, sizeof(v2));
+	REQUIRE(send_peer_content(e, "g", vg, 2) == 0); /* a placeholder too */
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(g, sizeof(g), "%s/g", root);
+	fd = open(g, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, mine, sizeof(mine)) == (ssize_t)sizeof(mine));
+	close(fd);
+	if (!peer_first)
+		loop_scan(e); /* g: the user's content */
+	CHECK_INT_EQ(send_peer_content(e, "f", v2, 3), 0); /* the old f is retired */
+	if (peer_first)
+		loop_scan(e);
+	CHECK(sent_entry_len("g", mine, sizeof(mine)));
+	REQUIRE(stat(g, &st) == 0);
+	CHECK_INT_EQ(engine_ensure(e, "g", &st, 0, sizeof(mine), 0), 0);
+	CHECK(file_is("g", mine, sizeof(mine)));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+TEST(moved_rewritten_placeholder_not_retired)
+{
+	moved_rewritten(false);
+}
+
+/* The same, the peer's version of f first, the scanner's record of g after. */
+TEST(moved_rewritten_placeholder_unretired)
+{
+	moved_rewritten(true);
+}
+
 /* Whether root holds a conflict copy of "f" (any "f.sync-conflict-*"). */
 static bool conflict_copy_of_f(void)
 {
@@ -1033,6 +1090,8 @@ int main(void)
 	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
 	RUN(moved_placeholder_old_name_waits_for_the_scan);
 	RUN(rewritten_placeholder_not_retired);
+	RUN(moved_rewritten_placeholder_not_retired);
+	RUN(moved_rewritten_placeholder_unretired);
 	RUN(partial_placeholder_chmod_loses_without_copy);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
