@@ -696,6 +696,10 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 	}
 	v = decide_partial(have ? l : NULL, r, a->c.self_dev, a->peer_dev,
 			   have && local_partial(a, l));
+	/* the peer moved on from an older version here that we still fetch
+	 * (sim bug 28): its commit would decide against our path as it is
+	 * then, and could take what the peer replaced */
+	fetch_supersede(a->c.fetch, r);
 	if (v == DECIDE_MERGE_DELETED) {
 		merged_vv(&l->vv, &r->vv, &vv);
 		if (vv_compare(&vv, &l->vv) != VV_EQUAL)

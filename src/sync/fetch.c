@@ -434,6 +434,37 @@ void fetch_forget(struct fetcher *fe, const struct rentry *r, int dirfd)
 		close(fd);
 }
 
+/* Whether f fetches an older entry of r's path than r, of other content
+ * than r (or r is no live file). */
+static bool superseded(const struct fetch *f, const struct rentry *r)
+{
+	if (f->r.seq >= r->seq || strcmp(f->r.path, r->path) != 0)
+		return false;
+	return r->deleted || r->kind != SYNC_KIND_FILE || f->r.size != r->size ||
+	       memcmp(f->r.hash, r->hash, SYNC_HASH_LEN) != 0;
+}
+
+void fetch_supersede(struct fetcher *fe, const struct rentry *r)
+{
+	struct fetch *f, *next, **pp;
+
+	for (f = fe->fetches; f; f = next) {
+		next = f->next;
+		if (superseded(f, r))
+			fetch_drop(fe, f, true);
+	}
+	for (pp = &fe->closing; (f = *pp);) {
+		if (!superseded(f, r)) {
+			pp = &f->next;
+			continue;
+		}
+		*pp = f->next;
+		(void)unlinkat(f->dirfd, f->tmpname, 0);
+		fetch_free(f);
+		fe->c.ops->applied(fe->c.ud);
+	}
+}
+
 uint64_t fetch_min_pending_seq(const struct fetcher *fe)
 {
 	uint64_t min = 0;

@@ -139,6 +139,13 @@ int fetch_queue(struct fetcher *fe, const struct rentry *r, bool update, uint64_
  * content that an interrupted download left (what they hold can never be
  * put in place now). dirfd: r's directory, or -1 (opened here). */
 void fetch_forget(struct fetcher *fe, const struct rentry *r, int dirfd);
+/* The peer's entry r for a path replaces its older ones there: a fetch of
+ * an older entry of that path (queued, or complete and waiting for its
+ * commit) is dropped with its temp file, but one of r's own content when r
+ * is a live file (fetch_queue takes r's metadata into it). Whatever the
+ * verdict on r: the peer no longer holds that version there, and its
+ * commit would decide against what our path holds then, not against r. */
+void fetch_supersede(struct fetcher *fe, const struct rentry *r);
 /* Asks for what fits in the window and the connection. */
 void fetch_pump(struct fetcher *fe, uint64_t now_ms);
 /* Commits what is done and drops every fetch (the peer is gone, or syncing stopped). */

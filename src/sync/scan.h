@@ -191,8 +191,9 @@ int scan_on_hash_done(struct scan *s, struct err *err) __attribute__((warn_unuse
  * Brings path's entry up to date with the disk now, hashing on this thread
  * when needed. The engine calls it before it replaces or deletes a local
  * path, so an edit not yet seen by a scan is recorded (and can conflict)
- * instead of being overwritten. Returns 1 when the index changed, 0 when
- * it was already current, -errno.
+ * instead of being overwritten. A directory new to the index (or moved
+ * there) is watched and walked with everything beneath it. Returns 1 when
+ * the index changed, 0 when it was already current, -errno.
  */
 int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 	__attribute__((warn_unused_result));

@@ -712,13 +712,20 @@ int scan_run(struct scan *s, uint64_t now_ms, struct err *err)
 	return r;
 }
 
+static int path_now(struct scan *s, const char *path, size_t len, bool all, struct err *err);
+
 /*
  * A directory scan_path_now() recorded as new (or replaced): the walks of
  * its parent now find it recorded and unchanged and do not go in, so it is
  * watched here, and what it already holds is brought in at once, the same
- * way. So is what its entries say it holds and it no longer does: a
- * directory the applier made (no identity, not watched) whose contents the
- * user moved or deleted before any walk. Returns 0 or -errno (err set).
+ * way, every directory beneath it too (as a walk descends into a new
+ * directory, walk_dir's all): one moved here brought its tree's entries
+ * along (index_rename), known at their new paths with their inodes, but
+ * not what they hold that no scan recorded yet, and their watches still
+ * name the old paths (sim bug 29). So is what its entries say it holds and
+ * it no longer does: a directory the applier made (no identity, not
+ * watched) whose contents the user moved or deleted before any walk (sim
+ * bug 25). Returns 0 or -errno (err set).
  */
 static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struct err *err)
 {
@@ -742,7 +749,7 @@ static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struc
 		    len + 1 + nlen > PATH_REL_MAX)
 			continue;
 		memcpy(p + len + 1, de->d_name, nlen + 1);
-		r = scan_path_now(s, p, len + 1 + nlen, err);
+		r = path_now(s, p, len + 1 + nlen, true, err);
 	}
 	if (r >= 0) {
 		c = (struct children){&w, dirfd(d), len + 1};
@@ -758,7 +765,9 @@ static int walk_recorded_dir(struct scan *s, const char *path, size_t len, struc
 	return r < 0 ? r : 0;
 }
 
-int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
+/* scan_path_now(); all: a directory is walked even when the index knows
+ * it (beneath one recorded new). */
+static int path_now(struct scan *s, const char *path, size_t len, bool all, struct err *err)
 {
 	struct err perr;
 	char p[PATH_REL_MAX + 1];
@@ -795,11 +804,17 @@ int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
 	bool known = S_ISDIR(st.st_mode) && index_get(s->idx, path, len, &s->e) == 0 &&
 		     !s->e.deleted && s->e.type == INDEX_DIR && s->e.ino == (uint64_t)st.st_ino;
 	r = scan_apply(s, path, len, &st, true, err);
-	if (r >= 0 && S_ISDIR(st.st_mode) && !known) {
+	if (r >= 0 && S_ISDIR(st.st_mode) && (all || !known)) {
 		int q = walk_recorded_dir(s, path, len, err);
 		if (q < 0)
 			return q;
-		r = 1;
+		if (!known)
+			r = 1;
 	}
 	return r < 0 ? r : r > 0;
+}
+
+int scan_path_now(struct scan *s, const char *path, size_t len, struct err *err)
+{
+	return path_now(s, path, len, false, err);
 }

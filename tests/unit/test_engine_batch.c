@@ -1256,6 +1256,79 @@ TEST(fetch_not_filled_from_changed_local_file)
 	engine_free(e);
 }
 
+/*
+ * A download complete and waiting for its commit, of the peer's file at
+ * f0 (docs/SIM.md bug 28, sim seed 7098 --ops 24). Our user made a
+ * symlink there meanwhile: the peer took it over its file in a conflict
+ * (its file to a copy) and sent it back, our version with our vector.
+ * Then our user deleted the symlink. The commit found only our tombstone,
+ * which the peer's old file (concurrent with it) won over, "an edit wins":
+ * it put the file the peer had replaced, and the peer, holding our
+ * symlink, which wins over that file, kept it: a symlink there, a file
+ * here, for good. The peer's newer entry for the path ends the download
+ * of its older one.
+ */
+TEST(peer_newer_entry_ends_older_download)
+{
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+	uint8_t h[BLOCKS_HASH_LEN];
+	uint64_t now = TEST_NOW_MS;
+	struct err err;
+
+	REQUIRE(e && x && blocks_hash_buf(NULL, 0, NULL, NULL, h) == 0);
+	engine_on_up(e, now); /* the fetcher runs only while the peer is up */
+	REQUIRE(peer_start(e) == 0);
+	/* an empty file: fetched without a message, complete at once */
+	peer_entry(e, "f0", SYNC_KIND_FILE, false, NULL, 1, &s[0]);
+	memcpy(s[0].hash, h, SYNC_HASH_LEN);
+	s[0].size = 0;
+	s[0].mode = 0644;
+	REQUIRE(send_entries(e, s, 1) == 0);
+	REQUIRE(send_done(e, 1) == 0);
+	REQUIRE(absent("f0") && e->fetch->closing); /* waiting for its commit */
+
+	/* our symlink, recorded with our counter alone */
+	REQUIRE(symlink("nowhere", at("f0")) == 0);
+	REQUIRE(scan_path_now(e->scan, "f0", 2, &err) >= 0);
+	REQUIRE(index_get(e->idx, "f0", 2, x) == 0 && x->type == INDEX_SYMLINK);
+	/* the peer's f0 now: our symlink, taken with our vector */
+	memset(&s[1], 0, sizeof(s[1]));
+	s[1].path = "f0";
+	s[1].path_len = 2;
+	s[1].kind = SYNC_KIND_SYMLINK;
+	s[1].mode = 0777;
+	s[1].mtime_ns = x->mtime_ns;
+	s[1].target = "nowhere";
+	s[1].target_len = 7;
+	for (unsigned k = 0; k < x->vv.n; k++) {
+		memcpy(s[1].vv[k].device, x->vv.e[k].device, VV_DEVICE_LEN);
+		s[1].vv[k].counter = x->vv.e[k].counter;
+	}
+	s[1].nvv = (uint8_t)x->vv.n;
+	s[1].seq = 4;
+	REQUIRE(send_entries(e, &s[1], 1) == 0);
+	REQUIRE(send_done(e, 4) == 0);
+
+	/* our user deletes the symlink; then the commit is due */
+	REQUIRE(unlink(at("f0")) == 0);
+	REQUIRE(scan_path_now(e->scan, "f0", 2, &err) >= 0);
+	for (int i = 0; i < 8 && e->fetch->closing; i++) {
+		uint64_t t = engine_deadline(e);
+		if (t == UINT64_MAX)
+			break;
+		now = t > now ? t : now + 1;
+		engine_tick(e, now);
+	}
+	CHECK(absent("f0"));
+	CHECK(index_get(e->idx, "f0", 2, x) == 0 && x->deleted);
+	CHECK(!e->fetch->nfetch && !e->fetch->closing);
+	CHECK_INT_EQ(closed, 0);
+	free(x);
+	engine_free(e);
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -1286,6 +1359,7 @@ int main(void)
 	RUN(fetch_filled_from_local_file);
 	RUN(fetch_not_filled_from_changed_local_file);
 	RUN(conflict_copy_name_of_a_tombstone);
+	RUN(peer_newer_entry_ends_older_download);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
