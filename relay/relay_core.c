@@ -714,7 +714,7 @@ static void splice(struct relay_core *core, const struct relay_request *req,
 			  "once; send each at most once");
 		return;
 	}
-	if (!header_has_token(req->upgrade, SPLICE_PROTOCOL) ||
+	if (req->http10 || !header_has_token(req->upgrade, SPLICE_PROTOCOL) ||
 	    !header_has_token(req->connection, "upgrade")) {
 		set_error(resp, 426, "upgrade_required",
 			  "/v1/splice needs an HTTP/1.1 upgrade: send \"Connection: Upgrade\" "

@@ -47,6 +47,7 @@ struct relay_request {
 	const char *upgrade;	   /* Upgrade header value, or NULL (GET /v1/splice) */
 	const char *connection;	   /* Connection header value, or NULL */
 	const char *splice_side;   /* X-Tandem-Splice-Side value, or NULL */
+	bool http10;		   /* an HTTP/1.0 request (it cannot upgrade) */
 	bool content_length_known;
 	uint64_t content_length; /* from the header, when known */
 	const uint8_t *body;	 /* body_len bytes, at most max_body */

@@ -660,6 +660,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (hr->splice) /* a splice request resumed: it has its answer */
 		return splice_hub_resumed(srv->splice, conn, hr->splice);
 	request_fill(conn, hr, url, method, true, &req);
+	req.http10 = version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 	conn_answering(srv, conn);
 	relay_core_handle(srv->core, &req, &resp);
 	if (resp.splice)

@@ -60,6 +60,39 @@ struct splice_hub {
 	bool stopping;
 };
 
+/*
+ * microhttpd calls back into the hub with its own locks held (the
+ * completion callback of an upgraded connection comes from its cleanup),
+ * so the hub never calls microhttpd with its lock held: resumes and closes
+ * are collected under the lock and done after it is released.
+ */
+#define ACTS_MAX 64
+
+struct acts {
+	size_t n;
+	struct {
+		struct MHD_Connection *resume;		/* or */
+		struct MHD_UpgradeResponseHandle *close;
+	} v[ACTS_MAX];
+};
+
+static bool acts_full(const struct acts *a)
+{
+	return a->n + 2 > ACTS_MAX;
+}
+
+/* Runs and forgets the collected actions; call without the hub's lock. */
+static void acts_run(struct acts *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->v[i].close)
+			(void)MHD_upgrade_action(a->v[i].close, MHD_UPGRADE_ACTION_CLOSE);
+		else
+			MHD_resume_connection(a->v[i].resume);
+	}
+	a->n = 0;
+}
+
 static void half_unlink_free(struct splice_hub *hub, struct splice_half *x)
 {
 	if (x->prev)
@@ -80,13 +113,15 @@ static void half_maybe_free(struct splice_hub *hub, struct splice_half *x)
 }
 
 /* x is done: out of the rendezvous, its socket back to microhttpd to close. */
-static void half_close(struct splice_hub *hub, struct splice_half *x)
+static void half_close(struct splice_hub *hub, struct splice_half *x, struct acts *a)
 {
 	if (x->state == H_DONE)
 		return;
 	(void)relay_pairing_leave(hub->pairing, &x->h);
-	if (x->urh)
-		(void)MHD_upgrade_action(x->urh, MHD_UPGRADE_ACTION_CLOSE);
+	if (x->urh) {
+		a->v[a->n].resume = NULL;
+		a->v[a->n++].close = x->urh;
+	}
 	x->urh = NULL;
 	if (x->peer && x->peer->peer == x)
 		x->peer->peer = NULL;
@@ -95,14 +130,16 @@ static void half_close(struct splice_hub *hub, struct splice_half *x)
 }
 
 /* A suspended half gets its answer: the access handler runs again. */
-static void half_resume(struct splice_half *x, int status, enum relay_splice_reject why)
+static void half_resume(struct splice_half *x, int status, enum relay_splice_reject why,
+			struct acts *a)
 {
 	if (!x)
 		return;
 	x->state = H_ANSWER;
 	x->status = status;
 	x->reject = why;
-	MHD_resume_connection(x->conn);
+	a->v[a->n].close = NULL;
+	a->v[a->n++].resume = x->conn;
 }
 
 /* ---- the pump's callbacks ---- */
@@ -111,18 +148,20 @@ static void on_end(void *userdata, void *ctx, enum relay_splice_end why)
 {
 	struct splice_hub *hub = userdata;
 	struct splice_half *a = ctx, *b;
+	struct acts acts = {0};
 
 	pthread_mutex_lock(&hub->lock);
 	b = a->peer;
-	half_close(hub, a);
+	half_close(hub, a, &acts);
 	half_maybe_free(hub, a);
 	if (b) {
-		half_close(hub, b);
+		half_close(hub, b, &acts);
 		half_maybe_free(hub, b);
 	}
 	hub->active--;
 	hub->stats.ended[why]++;
 	pthread_mutex_unlock(&hub->lock);
+	acts_run(&acts);
 	log_debug("a spliced session ended (%s)", why == RELAY_SPLICE_END_IDLE	   ? "idle"
 						  : why == RELAY_SPLICE_END_CLOSED ? "closed"
 						  : why == RELAY_SPLICE_END_ERROR  ? "socket error"
@@ -132,17 +171,22 @@ static void on_end(void *userdata, void *ctx, enum relay_splice_end why)
 static int64_t on_tick(void *userdata, int64_t now_ms)
 {
 	struct splice_hub *hub = userdata;
-	struct relay_half *h;
+	struct relay_half *h = NULL;
+	struct acts acts = {0};
 	int64_t wake = INT64_MAX;
 	unsigned n = 0;
 
-	pthread_mutex_lock(&hub->lock);
-	while ((h = relay_pairing_expired(hub->pairing, now_ms, &wake))) {
-		half_resume(h->conn, 504, RELAY_SPLICE_REJECT_WAIT_TIMEOUT);
-		hub->stats.rejected[RELAY_SPLICE_REJECT_WAIT_TIMEOUT]++;
-		n++;
-	}
-	pthread_mutex_unlock(&hub->lock);
+	do {
+		pthread_mutex_lock(&hub->lock);
+		while (!acts_full(&acts) &&
+		       (h = relay_pairing_expired(hub->pairing, now_ms, &wake))) {
+			half_resume(h->conn, 504, RELAY_SPLICE_REJECT_WAIT_TIMEOUT, &acts);
+			hub->stats.rejected[RELAY_SPLICE_REJECT_WAIT_TIMEOUT]++;
+			n++;
+		}
+		pthread_mutex_unlock(&hub->lock);
+		acts_run(&acts);
+	} while (h);
 	if (n)
 		log_debug("%u splice requests waited %u s for the other side in vain", n,
 			  hub->wait_s);
@@ -168,6 +212,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
 {
 	struct splice_half *x = cls, *y;
 	struct splice_hub *hub = x->hub;
+	struct acts acts = {0};
 	int r = 0;
 
 	(void)conn;
@@ -187,9 +232,9 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
 	}
 	y = x->peer;
 	if (r < 0 || !y || hub->stopping) {
-		half_close(hub, x); /* the other side is gone: nothing to splice with */
+		half_close(hub, x, &acts); /* the other side is gone: nothing to splice with */
 		if (y)
-			half_close(hub, y);
+			half_close(hub, y, &acts);
 		goto out;
 	}
 	if (y->state != H_UPGRADED)
@@ -198,8 +243,8 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
 			     x->extra_len, y);
 	if (r < 0) {
 		log_warn("cannot splice a session: %s", strerror(-r));
-		half_close(hub, x);
-		half_close(hub, y);
+		half_close(hub, x, &acts);
+		half_close(hub, y, &acts);
 		half_maybe_free(hub, y);
 		goto out;
 	}
@@ -207,6 +252,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
 	hub->active++;
 out:
 	pthread_mutex_unlock(&hub->lock);
+	acts_run(&acts);
 }
 
 /* Queues 101 with the upgrade handler for x. */
@@ -288,6 +334,8 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 	struct relay_half *oh = NULL;
 	enum relay_pair_result r = RELAY_PAIR_NOMEM;
 	enum relay_splice_reject why = RELAY_SPLICE_REJECT_COUNT;
+	struct acts acts = {0};
+	int status = 500;
 
 	if (!x) {
 		relay_core_response_done(resp);
@@ -299,8 +347,13 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 	x->hub = hub;
 	x->conn = conn;
 	x->fd = MHD_INVALID_SOCKET;
-	x->state = H_DONE;
 	*ret_half = x;
+	/*
+	 * Suspended before anyone can see it, so that nobody resumes it first;
+	 * every answer, even an immediate one, is then given by
+	 * splice_hub_resumed.
+	 */
+	MHD_suspend_connection(conn);
 	pthread_mutex_lock(&hub->lock);
 	x->next = hub->all;
 	if (hub->all)
@@ -308,23 +361,24 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 	hub->all = x;
 	if (hub->stopping) {
 		why = RELAY_SPLICE_REJECT_STOPPING;
+		status = 503;
 		goto refuse;
 	}
 	r = relay_pairing_join(hub->pairing, resp->splice_token, &x->h,
 			       (int64_t)clock_mono_ms(), &oh);
-	relay_core_response_done(resp);
 	if (oh)
 		other = oh->conn;
 	switch (r) {
 	case RELAY_PAIR_WAIT:
-		MHD_suspend_connection(conn);
 		x->state = H_WAITING;
 		if (other) {
-			half_resume(other, 409, RELAY_SPLICE_REJECT_REPLACED);
+			half_resume(other, 409, RELAY_SPLICE_REJECT_REPLACED, &acts);
 			hub->stats.rejected[RELAY_SPLICE_REJECT_REPLACED]++;
 		}
 		pthread_mutex_unlock(&hub->lock);
+		acts_run(&acts);
 		relay_splice_wake(hub->pump);
+		relay_core_response_done(resp);
 		log_debug("GET /v1/splice: waiting for the other side");
 		return MHD_YES;
 	case RELAY_PAIR_PAIRED:
@@ -332,19 +386,24 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 			break; /* cannot be: a pair has two halves */
 		x->peer = other;
 		other->peer = x;
-		half_resume(other, 101, RELAY_SPLICE_REJECT_COUNT);
-		x->state = H_UPGRADING;
+		half_resume(other, 101, RELAY_SPLICE_REJECT_COUNT, &acts);
+		half_resume(x, 101, RELAY_SPLICE_REJECT_COUNT, &acts);
 		hub->stats.paired_total++;
 		pthread_mutex_unlock(&hub->lock);
-		return queue_upgrade(hub, conn, x);
+		acts_run(&acts);
+		relay_core_response_done(resp);
+		return MHD_YES;
 	case RELAY_PAIR_BUSY:
 		why = RELAY_SPLICE_REJECT_BUSY;
+		status = 409;
 		break;
 	case RELAY_PAIR_FULL:
 		why = RELAY_SPLICE_REJECT_CAPACITY;
+		status = 503;
 		break;
 	case RELAY_PAIR_PER_CLIENT:
 		why = RELAY_SPLICE_REJECT_PER_CLIENT;
+		status = 429;
 		break;
 	case RELAY_PAIR_NOMEM:
 		break;
@@ -352,9 +411,11 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 refuse:
 	if (why < RELAY_SPLICE_REJECT_COUNT)
 		hub->stats.rejected[why]++;
+	half_resume(x, status, why, &acts);
 	pthread_mutex_unlock(&hub->lock);
+	acts_run(&acts);
 	relay_core_response_done(resp);
-	return answer_error(hub, conn, 0, why);
+	return MHD_YES;
 }
 
 enum MHD_Result splice_hub_resumed(struct splice_hub *hub, struct MHD_Connection *conn,
@@ -371,6 +432,11 @@ enum MHD_Result splice_hub_resumed(struct splice_hub *hub, struct MHD_Connection
 	}
 	status = x->status;
 	why = x->reject;
+	if (status == 101 && !x->peer) {
+		/* the peer's connection failed before its 101: nothing to splice with */
+		status = 504;
+		why = RELAY_SPLICE_REJECT_WAIT_TIMEOUT;
+	}
 	x->state = status == 101 ? H_UPGRADING : H_DONE;
 	pthread_mutex_unlock(&hub->lock);
 	if (status == 101)
@@ -380,6 +446,7 @@ enum MHD_Result splice_hub_resumed(struct splice_hub *hub, struct MHD_Connection
 
 bool splice_hub_completed(struct splice_hub *hub, struct splice_half *x)
 {
+	struct acts acts = {0};
 	bool upgraded;
 
 	pthread_mutex_lock(&hub->lock);
@@ -388,14 +455,15 @@ bool splice_hub_completed(struct splice_hub *hub, struct splice_half *x)
 	if (x->state == H_UPGRADING || x->state == H_ANSWER || x->state == H_WAITING) {
 		/* the connection failed before it was upgraded */
 		struct splice_half *y = x->peer;
-		half_close(hub, x);
+		half_close(hub, x, &acts);
 		if (y && y->state == H_UPGRADED) {
-			half_close(hub, y);
+			half_close(hub, y, &acts);
 			half_maybe_free(hub, y);
 		}
 	}
 	half_maybe_free(hub, x);
 	pthread_mutex_unlock(&hub->lock);
+	acts_run(&acts);
 	return upgraded;
 }
 
@@ -454,19 +522,31 @@ int splice_hub_start(struct splice_hub *hub)
 void splice_hub_stop(struct splice_hub *hub)
 {
 	unsigned n = 0, active;
+	struct acts acts = {0};
+	bool more;
 
 	pthread_mutex_lock(&hub->lock);
 	hub->stopping = true;
 	active = hub->active;
-	for (struct splice_half *x = hub->all; x; x = x->next) {
-		if (x->state != H_WAITING)
-			continue;
-		(void)relay_pairing_leave(hub->pairing, &x->h);
-		half_resume(x, 503, RELAY_SPLICE_REJECT_STOPPING);
-		hub->stats.rejected[RELAY_SPLICE_REJECT_STOPPING]++;
-		n++;
-	}
 	pthread_mutex_unlock(&hub->lock);
+	do {
+		more = false;
+		pthread_mutex_lock(&hub->lock);
+		for (struct splice_half *x = hub->all; x; x = x->next) {
+			if (x->state != H_WAITING)
+				continue;
+			if (acts_full(&acts)) {
+				more = true;
+				break;
+			}
+			(void)relay_pairing_leave(hub->pairing, &x->h);
+			half_resume(x, 503, RELAY_SPLICE_REJECT_STOPPING, &acts);
+			hub->stats.rejected[RELAY_SPLICE_REJECT_STOPPING]++;
+			n++;
+		}
+		pthread_mutex_unlock(&hub->lock);
+		acts_run(&acts);
+	} while (more);
 	if (n || active)
 		log_info("stopping: ending %u spliced sessions and %u waiting splice requests",
 			 active, n);

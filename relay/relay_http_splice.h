@@ -15,19 +15,21 @@
  * the glue between relay_http.c's callbacks, the rendezvous table
  * (relay_pairing.h) and the pump (relay_splice.h). Internal to relay/.
  *
- * Flow. A request that passed the core's checks joins the table. The first
- * side is suspended (MHD_suspend_connection: no reply, no timeout) until
- * the other side comes, its wait deadline passes (504), a newer connection
- * of the same side replaces it (409) or the relay stops (503); then it is
- * resumed, the access handler runs again and queues the answer. The
- * second side is answered at once. Both get "101 Switching Protocols";
+ * Flow. A request that passed the core's checks is suspended
+ * (MHD_suspend_connection: no reply, no timeout) and joins the table. The
+ * first side stays suspended until the other side comes, its wait
+ * deadline passes (504), a newer connection of the same side replaces it
+ * (409) or the relay stops (503); the second side, and a refused request,
+ * are resumed at once. A resumed request's access handler runs again and
+ * queues the answer it was given. Both sides get "101 Switching Protocols";
  * once microhttpd has sent both and handed over both sockets (the upgrade
  * handler), the pair goes to the pump. When the pump ends a session, both
  * sockets are given back to microhttpd to close (MHD_UPGRADE_ACTION_CLOSE).
  *
- * Lock order: the hub's lock, then microhttpd's own (suspend, resume and
- * upgrade actions are called under the hub's lock); the core's lock is
- * never taken with the hub's. The pump's callbacks take the hub's lock.
+ * Lock order: microhttpd's own locks, then the hub's (microhttpd calls
+ * back with its locks held, so the hub calls microhttpd only after
+ * releasing its lock); the core's lock is never taken with the hub's. The
+ * pump's callbacks take the hub's lock; the pump's lock comes after it.
  */
 
 struct splice_hub;
