@@ -9,6 +9,7 @@
  * second of the two frees it, under the hub's lock.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #define SPLICE_PROTOCOL "tandem-splice/1"
 #define RETRY_AFTER_S 10 /* for 429 and 503 */
+#define GONE_CHECK_MS 500 /* how often waiting sockets are checked for a hang-up */
 
 enum half_state {
 	H_WAITING,   /* suspended in the rendezvous */
@@ -35,6 +37,7 @@ struct splice_half {
 	struct relay_half h; /* h.conn points back here */
 	struct splice_hub *hub;
 	struct MHD_Connection *conn;
+	int conn_fd; /* its socket, to notice a hang-up while it waits */
 	enum half_state state;
 	struct splice_half *peer; /* once paired, until either is done */
 	int status;		  /* H_ANSWER: 101 or an error */
@@ -187,6 +190,33 @@ static int64_t on_tick(void *userdata, int64_t now_ms)
 		pthread_mutex_unlock(&hub->lock);
 		acts_run(&acts);
 	} while (h);
+	/*
+	 * microhttpd does not watch a suspended connection: look for waiting
+	 * sides that hung up (a dialer that gave up), so that the other side
+	 * does not pair with a dead connection.
+	 */
+	bool more;
+	do {
+		more = false;
+		pthread_mutex_lock(&hub->lock);
+		for (struct splice_half *x = hub->all; x; x = x->next) {
+			struct pollfd pfd = {.fd = x->conn_fd, .events = POLLRDHUP};
+			if (x->state != H_WAITING || x->conn_fd < 0 || poll(&pfd, 1, 0) <= 0 ||
+			    !(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				continue;
+			if (acts_full(&acts)) {
+				more = true;
+				break;
+			}
+			(void)relay_pairing_leave(hub->pairing, &x->h);
+			half_resume(x, 504, RELAY_SPLICE_REJECT_GONE, &acts);
+			hub->stats.rejected[RELAY_SPLICE_REJECT_GONE]++;
+		}
+		if (relay_pairing_waiting(hub->pairing) && wake > now_ms + GONE_CHECK_MS)
+			wake = now_ms + GONE_CHECK_MS;
+		pthread_mutex_unlock(&hub->lock);
+		acts_run(&acts);
+	} while (more);
 	if (n)
 		log_debug("%u splice requests waited %u s for the other side in vain", n,
 			  hub->wait_s);
@@ -310,6 +340,10 @@ static enum MHD_Result answer_error(struct splice_hub *hub, struct MHD_Connectio
 		relay_core_error(&resp, 409, "replaced",
 				 "a newer connection of the same side took this one's place");
 		break;
+	case RELAY_SPLICE_REJECT_GONE:
+		relay_core_error(&resp, 504, "gone",
+				 "this connection hung up while it waited for the other side");
+		break;
 	case RELAY_SPLICE_REJECT_STOPPING:
 		relay_core_error(&resp, 503, "stopping",
 				 "the relay is stopping; retry in a moment or use another relay");
@@ -347,6 +381,9 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 	x->hub = hub;
 	x->conn = conn;
 	x->fd = MHD_INVALID_SOCKET;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	x->conn_fd = ci ? ci->connect_fd : -1;
 	*ret_half = x;
 	/*
 	 * Suspended before anyone can see it, so that nobody resumes it first;

@@ -29,6 +29,7 @@ static const char *const splice_reject_names[RELAY_SPLICE_REJECT_COUNT] = {
 	[RELAY_SPLICE_REJECT_WAIT_TIMEOUT] = "wait_timeout",
 	[RELAY_SPLICE_REJECT_REPLACED] = "replaced",
 	[RELAY_SPLICE_REJECT_STOPPING] = "stopping",
+	[RELAY_SPLICE_REJECT_GONE] = "gone",
 };
 
 static const char *const splice_end_names[RELAY_SPLICE_END_COUNT] = {

@@ -46,6 +46,7 @@ enum relay_splice_reject {
 	RELAY_SPLICE_REJECT_WAIT_TIMEOUT, /* 504: the other side did not come */
 	RELAY_SPLICE_REJECT_REPLACED,	  /* 409: a newer connection of the same side */
 	RELAY_SPLICE_REJECT_STOPPING,	  /* 503: the relay stops */
+	RELAY_SPLICE_REJECT_GONE,	  /* the waiting side hung up before the other came */
 	RELAY_SPLICE_REJECT_COUNT,
 };
 

@@ -231,6 +231,26 @@ def test_wait_timeout(t):
         b.close()
 
 
+def test_waiting_side_hangs_up(t):
+    """A waiting side that gives up is dropped; the other side never pairs with it."""
+    with Relay() as r:
+        _, tok = new_token()
+        a = dial(r, tok, 1)
+        wait_for(lambda: metric(r, 'tandem_relay_splice_sessions{state="waiting"}') == 1)
+        a.close()
+        t.check(wait_for(lambda: metric(r, 'tandem_relay_splice_sessions{state="waiting"}') == 0),
+                "the hung-up side no longer waits")
+        t.eq(metric(r, 'tandem_relay_splice_rejections_total{reason="gone"}'), 1, "counted")
+        b = dial(r, tok, 2)
+        wait_for(lambda: metric(r, 'tandem_relay_splice_sessions{state="waiting"}') == 1)
+        a2 = dial(r, tok, 1)
+        t.check(expect_101(t, a2, "a again") & expect_101(t, b, "b"), "the live ones pair")
+        a2.sendall(b"alive")
+        t.eq(recv_exactly(b, 5), b"alive", "bytes flow")
+        a2.close()
+        b.close()
+
+
 def test_idle_timeout(t):
     with Relay("--splice-idle-timeout", "1") as r:
         a, b, ok = pair(t, r)
@@ -400,6 +420,7 @@ TESTS = [
     test_pair_and_copy,
     test_bytes_before_101,
     test_wait_timeout,
+    test_waiting_side_hangs_up,
     test_idle_timeout,
     test_per_client_cap,
     test_total_cap,
