@@ -663,6 +663,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.http10 = version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 	conn_answering(srv, conn);
 	relay_core_handle(srv->core, &req, &resp);
+	if (resp.splice && srv->cfg.tls_cert) {
+		/*
+		 * libmicrohttpd 0.9.75 forwards an upgraded TLS stream through a
+		 * socketpair, and in tests a few MiB through it stalled: refuse
+		 * rather than hang (docs/RELAY.md, "What it does not do").
+		 */
+		relay_core_response_done(&resp);
+		relay_core_error(&resp, 501, "not_implemented",
+				 "this relay serves HTTPS itself and cannot splice over it yet; "
+				 "use a plain http listener of the relay, or a TLS proxy in front "
+				 "of one");
+		resp.route = "/v1/splice";
+		relay_core_count(srv->core, 501, 0);
+		return relay_http_respond(conn, req.method, &resp);
+	}
 	if (resp.splice)
 		return splice_hub_request(srv->splice, conn, &hr->client, &resp, &hr->splice);
 	return relay_http_respond(conn, req.method, &resp);

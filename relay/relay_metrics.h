@@ -35,8 +35,8 @@ enum relay_close_reason {
 
 /* The statuses the relay answers with, in label order. */
 #define RELAY_METRICS_STATUSES \
-	101, 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 426, 429, 500, 503, 504
-#define RELAY_METRICS_NSTATUS 16
+	101, 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 426, 429, 500, 501, 503, 504
+#define RELAY_METRICS_NSTATUS 17
 
 /* Why a splice request was refused; the label of tandem_relay_splice_rejections_total. */
 enum relay_splice_reject {

@@ -266,8 +266,9 @@ static ssize_t dir_step(struct relay_splice *sp, struct psess *s, struct dir *d,
 				s->park_ms = park_until(sp, s, (int64_t)clock_mono_ms());
 			else
 				n = dir_read(d, room);
-			if (n < 0 && errno == EINVAL && d->pipe[1] >= 0 && d->len == 0) {
-				/* this socket cannot splice: copy instead */
+			if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM) &&
+			    d->pipe[1] >= 0 && d->len == 0) {
+				/* this socket (or a seccomp filter) refuses splice: copy instead */
 				if (dir_to_buffer(d) < 0)
 					return -ENOMEM;
 				continue;
