@@ -35,6 +35,7 @@ struct dir {
 	size_t len;	/* bytes held (in the pipe or at buf + off) */
 	size_t off;
 	bool eof;	/* from has ended */
+	bool full;	/* the pipe took nothing though it holds less than its size */
 	bool shut;	/* to was shut down for writing */
 };
 
@@ -259,7 +260,7 @@ static ssize_t dir_step(struct relay_splice *sp, struct psess *s, struct dir *d,
 
 	for (int round = 0; round < rounds; round++) {
 		bool progress = false;
-		if (!d->eof && d->len < RELAY_SPLICE_BUF && !s->park_ms) {
+		if (!d->eof && d->len < RELAY_SPLICE_BUF && !s->park_ms && !d->full) {
 			size_t room = allowance(sp, s, RELAY_SPLICE_BUF - d->len);
 			ssize_t n = 0;
 			if (room == 0)
@@ -282,12 +283,21 @@ static ssize_t dir_step(struct relay_splice *sp, struct psess *s, struct dir *d,
 				d->eof = true;
 			} else if (n < 0 && !would_block(errno)) {
 				return -errno;
+			} else if (n < 0 && d->pipe[1] >= 0 && d->len > 0) {
+				/*
+				 * A pipe counts pages, not bytes: one holding partial
+				 * pages can be full below RELAY_SPLICE_BUF. Stop
+				 * watching the source until the pipe drains, or a
+				 * readable source would wake the loop again and again.
+				 */
+				d->full = true;
 			}
 		}
 		if (d->len > 0) {
 			ssize_t m = dir_write(d);
 			if (m > 0) {
 				d->len -= (size_t)m;
+				d->full = false;
 				progress = true;
 			} else if (m < 0 && !would_block(errno)) {
 				return -errno;
@@ -308,7 +318,7 @@ static uint32_t wanted_events(const struct psess *s, int i)
 	const struct dir *in = &s->d[i], *out = &s->d[1 - i];
 	uint32_t ev = 0;
 
-	if (!in->eof && in->len < RELAY_SPLICE_BUF && !s->park_ms)
+	if (!in->eof && in->len < RELAY_SPLICE_BUF && !s->park_ms && !in->full)
 		ev |= EPOLLIN;
 	if (out->len > 0)
 		ev |= EPOLLOUT;
