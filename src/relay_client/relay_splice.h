@@ -84,7 +84,11 @@ int relay_splice_reply_parse(const uint8_t *buf, size_t len, bool eof,
  * Dials the relay at url ("http://host:port", an optional path prefix
  * allowed) and asks to be spliced under token as side. Waits for the
  * other side at most timeout_ms in all (connecting included), or until
- * cancel_fd (-1: none) becomes readable. Returns 0 and a connected,
+ * cancel_fd (-1: none) becomes readable (a host name is resolved with
+ * getaddrinfo first, which the deadline does not bound: give an address
+ * literal where that matters). Blocks: call it from a worker thread, or
+ * drive relay_splice_request_format and relay_splice_reply_parse from an
+ * event loop instead. Returns 0 and a connected,
  * blocking, CLOEXEC socket in *ret_fd whose next byte is the peer's;
  * or -errno with a sentence in err:
  *   -EINVAL            a malformed URL
