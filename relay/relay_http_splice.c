@@ -21,7 +21,7 @@
 #include "relay_splice.h"
 
 #define SPLICE_PROTOCOL "tandem-splice/1"
-#define RETRY_AFTER_S 10 /* for 429 and 503 */
+#define RETRY_AFTER_S 10  /* for 429 and 503 */
 #define GONE_CHECK_MS 500 /* how often waiting sockets are checked for a hang-up */
 
 enum half_state {
@@ -39,15 +39,15 @@ struct splice_half {
 	struct MHD_Connection *conn;
 	int conn_fd; /* its socket, to notice a hang-up while it waits */
 	enum half_state state;
-	struct splice_half *peer; /* once paired, until either is done */
-	int status;		  /* H_ANSWER: 101 or an error */
+	struct splice_half *peer;	 /* once paired, until either is done */
+	int status;			 /* H_ANSWER: 101 or an error */
 	enum relay_splice_reject reject; /* H_ANSWER with an error */
 	MHD_socket fd;
 	struct MHD_UpgradeResponseHandle *urh;
 	char *extra; /* bytes microhttpd read past the request */
 	size_t extra_len;
 	bool mhd_done;
-	bool upgraded; /* microhttpd handed the socket over: no more HTTP on it */
+	bool upgraded;			 /* microhttpd handed the socket over: no more HTTP on it */
 	struct splice_half *prev, *next; /* every live half */
 };
 
@@ -74,7 +74,7 @@ struct splice_hub {
 struct acts {
 	size_t n;
 	struct {
-		struct MHD_Connection *resume;		/* or */
+		struct MHD_Connection *resume; /* or */
 		struct MHD_UpgradeResponseHandle *close;
 	} v[ACTS_MAX];
 };
@@ -293,7 +293,8 @@ static enum MHD_Result queue_upgrade(struct splice_hub *hub, struct MHD_Connecti
 	enum MHD_Result ret = MHD_NO;
 
 	/* microhttpd adds "Connection: Upgrade" itself */
-	if (mr && MHD_add_response_header(mr, MHD_HTTP_HEADER_UPGRADE, SPLICE_PROTOCOL) == MHD_YES &&
+	if (mr &&
+	    MHD_add_response_header(mr, MHD_HTTP_HEADER_UPGRADE, SPLICE_PROTOCOL) == MHD_YES &&
 	    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES)
 		ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, mr);
 	if (mr)
@@ -312,10 +313,11 @@ static enum MHD_Result answer_error(struct splice_hub *hub, struct MHD_Connectio
 
 	switch (why) {
 	case RELAY_SPLICE_REJECT_CAPACITY:
-		relay_core_error(&resp, 503, "capacity",
-				 "the relay splices as many sessions as it may (%s); retry later or "
-				 "use another relay",
-				 "--max-splice-sessions");
+		relay_core_error(
+			&resp, 503, "capacity",
+			"the relay splices as many sessions as it may (%s); retry later or "
+			"use another relay",
+			"--max-splice-sessions");
 		resp.retry_after = RETRY_AFTER_S;
 		break;
 	case RELAY_SPLICE_REJECT_PER_CLIENT:
@@ -401,8 +403,8 @@ enum MHD_Result splice_hub_request(struct splice_hub *hub, struct MHD_Connection
 		status = 503;
 		goto refuse;
 	}
-	r = relay_pairing_join(hub->pairing, resp->splice_token, &x->h,
-			       (int64_t)clock_mono_ms(), &oh);
+	r = relay_pairing_join(hub->pairing, resp->splice_token, &x->h, (int64_t)clock_mono_ms(),
+			       &oh);
 	if (oh)
 		other = oh->conn;
 	switch (r) {

@@ -36,8 +36,8 @@ struct splice_hub;
 struct splice_half;
 
 /* Returns 0, -EINVAL (bad limits) or -ENOMEM. */
-int splice_hub_new(const struct relay_config *cfg, struct relay_core *core,
-		   struct splice_hub **ret) __attribute__((warn_unused_result));
+int splice_hub_new(const struct relay_config *cfg, struct relay_core *core, struct splice_hub **ret)
+	__attribute__((warn_unused_result));
 void splice_hub_free(struct splice_hub *hub);
 int splice_hub_start(struct splice_hub *hub) __attribute__((warn_unused_result));
 

@@ -44,28 +44,28 @@ struct relay_session;
 /* One connection of a session, owned by the caller (it outlives its
  * membership: relay_pairing_leave or relay_pairing_expired ends that). */
 struct relay_half {
-	struct relay_client_key key; /* set by the caller */
-	int side;		     /* 1 or 2, set by the caller */
-	void *conn;		     /* the caller's */
+	struct relay_client_key key;   /* set by the caller */
+	int side;		       /* 1 or 2, set by the caller */
+	void *conn;		       /* the caller's */
 	struct relay_session *session; /* set while a member; NULL otherwise */
 };
 
 struct relay_session {
 	uint8_t token[RELAY_PAIR_TOKEN_LEN];
 	enum relay_session_state state;
-	struct relay_half *half[2]; /* by side - 1; NULL once that half left */
-	int64_t deadline_ms;	    /* WAITING: when the waiting half gives up */
-	void *io;		    /* the caller's, once PAIRED */
+	struct relay_half *half[2];	   /* by side - 1; NULL once that half left */
+	int64_t deadline_ms;		   /* WAITING: when the waiting half gives up */
+	void *io;			   /* the caller's, once PAIRED */
 	struct relay_session *prev, *next; /* WAITING only: by deadline, oldest first */
 };
 
 enum relay_pair_result {
-	RELAY_PAIR_WAIT = 0,	 /* h waits (a new session, or it replaced *ret_other) */
-	RELAY_PAIR_PAIRED,	 /* h is paired with *ret_other, which waited */
-	RELAY_PAIR_BUSY,	 /* the token's session is paired already: 409 */
-	RELAY_PAIR_FULL,	 /* max_sessions reached: 503 */
-	RELAY_PAIR_PER_CLIENT,	 /* h's client holds per_client halves: 429 */
-	RELAY_PAIR_NOMEM,	 /* 500 */
+	RELAY_PAIR_WAIT = 0,   /* h waits (a new session, or it replaced *ret_other) */
+	RELAY_PAIR_PAIRED,     /* h is paired with *ret_other, which waited */
+	RELAY_PAIR_BUSY,       /* the token's session is paired already: 409 */
+	RELAY_PAIR_FULL,       /* max_sessions reached: 503 */
+	RELAY_PAIR_PER_CLIENT, /* h's client holds per_client halves: 429 */
+	RELAY_PAIR_NOMEM,      /* 500 */
 };
 
 struct relay_pairing;

@@ -17,9 +17,9 @@
 #include "base/log.h"
 #include "relay_splice.h"
 
-#define SCAN_MS 250	   /* idle checks at most this often */
-#define PARK_MIN_MS 5	   /* a rate-limited session sleeps at least this long */
-#define STEP_ROUNDS 4	   /* moves per direction per wake-up, then others get a turn */
+#define SCAN_MS 250   /* idle checks at most this often */
+#define PARK_MIN_MS 5 /* a rate-limited session sleeps at least this long */
+#define STEP_ROUNDS 4 /* moves per direction per wake-up, then others get a turn */
 #define EVENTS_MAX 64
 
 struct bucket {
@@ -29,14 +29,14 @@ struct bucket {
 };
 
 struct dir {
-	int from, to;	/* sockets */
-	int pipe[2];	/* splice mode, else -1 */
-	uint8_t *buf;	/* read/write mode: RELAY_SPLICE_BUF bytes */
-	size_t len;	/* bytes held (in the pipe or at buf + off) */
+	int from, to; /* sockets */
+	int pipe[2];  /* splice mode, else -1 */
+	uint8_t *buf; /* read/write mode: RELAY_SPLICE_BUF bytes */
+	size_t len;   /* bytes held (in the pipe or at buf + off) */
 	size_t off;
-	bool eof;	/* from has ended */
-	bool full;	/* the pipe took nothing though it holds less than its size */
-	bool shut;	/* to was shut down for writing */
+	bool eof;  /* from has ended */
+	bool full; /* the pipe took nothing though it holds less than its size */
+	bool shut; /* to was shut down for writing */
 };
 
 struct psess;
@@ -55,8 +55,8 @@ struct psess {
 	struct endpoint ep[2];
 	struct bucket bucket;
 	void *ctx;
-	int64_t last_ms;  /* last byte moved */
-	int64_t park_ms;  /* > 0: parked by the rate limit until then */
+	int64_t last_ms; /* last byte moved */
+	int64_t park_ms; /* > 0: parked by the rate limit until then */
 	bool dead;
 	enum relay_splice_end why;
 	struct psess *prev, *next;
@@ -69,12 +69,12 @@ struct relay_splice {
 	void *userdata;
 	int epfd, evfd;
 	pthread_t thread;
-	bool running; /* controlling thread only */
+	bool running;		/* controlling thread only */
 	pthread_mutex_t lock;	/* protects incoming and stopping */
 	struct psess *incoming; /* added, not yet watched */
 	bool stopping;
-	struct psess *head;	/* the pump thread's only */
-	struct bucket total;	/* the pump thread's only */
+	struct psess *head;  /* the pump thread's only */
+	struct bucket total; /* the pump thread's only */
 	int64_t next_tick_ms, next_scan_ms;
 	uint64_t bytes; /* atomic */
 };
@@ -126,14 +126,16 @@ static int64_t park_until(struct relay_splice *sp, struct psess *s, int64_t now_
 	int64_t at = now_ms + PARK_MIN_MS;
 
 	if (s->bucket.rate && s->bucket.tokens < want) {
-		int64_t t = now_ms + (int64_t)((want - s->bucket.tokens) * 1000.0 /
-					       (double)s->bucket.rate) + 1;
+		int64_t t = now_ms +
+			    (int64_t)((want - s->bucket.tokens) * 1000.0 / (double)s->bucket.rate) +
+			    1;
 		if (t > at)
 			at = t;
 	}
 	if (sp->total.rate && sp->total.tokens < want) {
-		int64_t t = now_ms + (int64_t)((want - sp->total.tokens) * 1000.0 /
-					       (double)sp->total.rate) + 1;
+		int64_t t = now_ms +
+			    (int64_t)((want - sp->total.tokens) * 1000.0 / (double)sp->total.rate) +
+			    1;
 		if (t > at)
 			at = t;
 	}
@@ -480,9 +482,10 @@ static void *pump_main(void *arg)
 	sp->next_scan_ms = now_ms + SCAN_MS;
 	sp->next_tick_ms = 0;
 	for (;;) {
-		int64_t wake = sp->next_scan_ms < sp->next_tick_ms ? sp->next_scan_ms
-								    : sp->next_tick_ms;
-		int timeout = wake <= now_ms ? 0 : (int)(wake - now_ms > 60000 ? 60000 : wake - now_ms);
+		int64_t wake =
+			sp->next_scan_ms < sp->next_tick_ms ? sp->next_scan_ms : sp->next_tick_ms;
+		int timeout =
+			wake <= now_ms ? 0 : (int)(wake - now_ms > 60000 ? 60000 : wake - now_ms);
 		int n = epoll_wait(sp->epfd, evs, EVENTS_MAX, timeout);
 		bool go_on = true;
 

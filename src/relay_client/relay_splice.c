@@ -97,7 +97,8 @@ int relay_splice_request_format(const char *host, const char *prefix,
 	return n;
 }
 
-/* The value of header name in head (n bytes, lines end in CRLF), copied into out; false if absent. */
+/* The value of header name in head (n bytes, lines end in CRLF), copied into out; false if absent.
+ */
 static bool header_get(const char *head, size_t n, const char *name, char *out, size_t outlen)
 {
 	size_t nl = strlen(name);
@@ -107,7 +108,8 @@ static bool header_get(const char *head, size_t n, const char *name, char *out, 
 		const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
 		if (!eol)
 			break;
-		if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+		if ((size_t)(eol - line) > nl && line[nl] == ':' &&
+		    strncasecmp(line, name, nl) == 0) {
 			const char *v = line + nl + 1, *ve = eol;
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;

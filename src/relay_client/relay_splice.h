@@ -34,7 +34,7 @@
 
 #define RELAY_SPLICE_TOKEN_LEN 32
 #define RELAY_SPLICE_PROTOCOL "tandem-splice/1"
-#define RELAY_SPLICE_HEAD_MAX 8192  /* a reply's head (status line and headers), at most */
+#define RELAY_SPLICE_HEAD_MAX 8192   /* a reply's head (status line and headers), at most */
 #define RELAY_SPLICE_REPLY_MAX 16384 /* a refusal's head and JSON body, at most */
 #define RELAY_SPLICE_REQUEST_MAX 1024
 
@@ -62,10 +62,10 @@ int relay_splice_request_format(const char *host, const char *prefix,
 				char *buf, size_t len) __attribute__((warn_unused_result));
 
 struct relay_splice_reply {
-	int status;		/* HTTP status */
-	uint32_t retry_after;	/* seconds, 0 if none */
-	char error[64];		/* a refusal's error code, or "" */
-	char message[256];	/* the relay's message, or "" */
+	int status;	      /* HTTP status */
+	uint32_t retry_after; /* seconds, 0 if none */
+	char error[64];	      /* a refusal's error code, or "" */
+	char message[256];    /* the relay's message, or "" */
 };
 
 /*
@@ -105,8 +105,8 @@ int relay_splice_reply_parse(const uint8_t *buf, size_t len, bool eof,
  *   -ENOENT (404/405: a relay without relayed connections)
  *   -ECANCELED         cancel_fd became readable
  */
-int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN],
-		      int side, int timeout_ms, int cancel_fd, int *ret_fd,
-		      uint32_t *ret_retry_after, struct err *err) __attribute__((warn_unused_result));
+int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
+		      int timeout_ms, int cancel_fd, int *ret_fd, uint32_t *ret_retry_after,
+		      struct err *err) __attribute__((warn_unused_result));
 
 #endif

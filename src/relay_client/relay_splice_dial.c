@@ -24,8 +24,8 @@
 #define HOST_MAX 256
 
 struct url_parts {
-	char host[HOST_MAX];	 /* as typed, for the Host header: "[::1]:8480" */
-	char name[HOST_MAX];	 /* to resolve: "::1" */
+	char host[HOST_MAX]; /* as typed, for the Host header: "[::1]:8480" */
+	char name[HOST_MAX]; /* to resolve: "::1" */
 	char port[8];
 	char prefix[HOST_MAX]; /* path without a trailing slash, or "" */
 };
@@ -36,16 +36,18 @@ static int url_split(const char *url, struct url_parts *u, struct err *err)
 	size_t n;
 
 	if (!url || strncasecmp(url, "https://", 8) == 0) {
-		err_set(err, "relayed connections through an https:// relay are not supported yet; "
-			     "give this peer an http:// relay URL for the splice (the channel above "
-			     "it is end-to-end encrypted either way)");
+		err_set(err,
+			"relayed connections through an https:// relay are not supported yet; "
+			"give this peer an http:// relay URL for the splice (the channel above "
+			"it is end-to-end encrypted either way)");
 		return url ? -EPROTONOSUPPORT : -EINVAL;
 	}
 	if (strncasecmp(url, "http://", 7) != 0)
 		goto bad;
 	p = url + 7;
 	auth_end = p + strcspn(p, "/?#");
-	if (auth_end == p || (size_t)(auth_end - p) >= HOST_MAX || memchr(p, '@', (size_t)(auth_end - p)))
+	if (auth_end == p || (size_t)(auth_end - p) >= HOST_MAX ||
+	    memchr(p, '@', (size_t)(auth_end - p)))
 		goto bad;
 	memcpy(u->host, p, (size_t)(auth_end - p));
 	u->host[auth_end - p] = '\0';
@@ -91,7 +93,8 @@ bad:
 	return -EINVAL;
 }
 
-/* Waits for events on fd (and the cancel fd) until deadline_ms. Returns 0, -ETIMEDOUT, -ECANCELED. */
+/* Waits for events on fd (and the cancel fd) until deadline_ms. Returns 0, -ETIMEDOUT, -ECANCELED.
+ */
 static int wait_fd(int fd, short events, int cancel_fd, uint64_t deadline_ms)
 {
 	struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};
@@ -235,8 +238,10 @@ static int reply_read(int fd, const char *url, int cancel_fd, uint64_t deadline_
 		ssize_t n;
 		r = wait_fd(fd, POLLIN, cancel_fd, deadline_ms);
 		if (r == -ETIMEDOUT) {
-			err_set(err, "the relay %.200s did not pair this connection in time (the "
-				     "peer did not come, or the relay is slow)", url);
+			err_set(err,
+				"the relay %.200s did not pair this connection in time (the "
+				"peer did not come, or the relay is slow)",
+				url);
 			goto out;
 		}
 		if (r < 0)
@@ -246,15 +251,18 @@ static int reply_read(int fd, const char *url, int cancel_fd, uint64_t deadline_
 			continue;
 		if (n < 0) {
 			r = -errno;
-			err_set(err, "lost the connection to the relay %.200s: %s", url, strerror(-r));
+			err_set(err, "lost the connection to the relay %.200s: %s", url,
+				strerror(-r));
 			goto out;
 		}
 		r = relay_splice_reply_parse(buf, have + (size_t)n,
 					     n == 0 || have + (size_t)n == RELAY_SPLICE_REPLY_MAX,
 					     &rep);
 		if (r < 0) {
-			err_set(err, "the relay %.200s answered the splice request with something "
-				     "that is not the protocol: %s", url, rep.message);
+			err_set(err,
+				"the relay %.200s answered the splice request with something "
+				"that is not the protocol: %s",
+				url, rep.message);
 			goto out;
 		}
 		if (r > 0) {
@@ -285,9 +293,9 @@ out:
 	return r;
 }
 
-int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN],
-		      int side, int timeout_ms, int cancel_fd, int *ret_fd,
-		      uint32_t *ret_retry_after, struct err *err)
+int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
+		      int timeout_ms, int cancel_fd, int *ret_fd, uint32_t *ret_retry_after,
+		      struct err *err)
 {
 	uint64_t deadline_ms = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};

@@ -224,7 +224,8 @@ static int handshake(struct peer *p)
 			if (r == 0)
 				r = hs_header_parse(hs, buf, HS_HEADER_LEN);
 			if (r > 0 && (size_t)r <= sizeof(buf))
-				r = read_all(p->fd, buf + HS_HEADER_LEN, (size_t)r - HS_HEADER_LEN) < 0
+				r = read_all(p->fd, buf + HS_HEADER_LEN,
+					     (size_t)r - HS_HEADER_LEN) < 0
 					    ? -EIO
 					    : hs_read(hs, buf, (size_t)r);
 			else if (r >= 0)
@@ -435,9 +436,9 @@ TEST(dial_errors)
 	if (child == 0) {
 		int cfd = -1;
 		_exit(relay_splice_dial(relay_url, tok, 2, DIAL_MS, -1, &cfd, NULL, &err) == 0 &&
-			      read(cfd, &r, 1) >= 0
-		      ? 0
-		      : 1);
+				      read(cfd, &r, 1) >= 0
+			      ? 0
+			      : 1);
 	}
 	r = relay_splice_dial(relay_url, tok, 1, DIAL_MS, -1, &fd, NULL, &err);
 	CHECK_INT_EQ(r, 0);

@@ -47,8 +47,7 @@ TEST(token_same_on_both_sides)
 	CHECK(memcmp(ta, tc, 32) != 0);
 	/* sides are complementary */
 	CHECK_INT_EQ(relay_splice_side(a, b->pk) + relay_splice_side(b, a->pk), 3);
-	CHECK_INT_EQ(relay_splice_side(a, b->pk),
-		     memcmp(a->pk, b->pk, 32) < 0 ? 1 : 2);
+	CHECK_INT_EQ(relay_splice_side(a, b->pk), memcmp(a->pk, b->pk, 32) < 0 ? 1 : 2);
 	identity_free(a);
 	identity_free(b);
 	identity_free(c);
@@ -137,8 +136,8 @@ TEST(reply_parse)
 	for (size_t i = 0; i < strlen(ok); i++)
 		CHECK_INT_EQ(relay_splice_reply_parse((const uint8_t *)ok, i, false, &rep), 0);
 	CHECK_INT_EQ(relay_splice_reply_parse((const uint8_t *)ok, 10, true, &rep), -EPROTO);
-	CHECK_INT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-			   false, &rep),
+	CHECK_INT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", false,
+			   &rep),
 		     -EPROTO);
 	CHECK_INT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\n\r\n", false, &rep), -EPROTO);
 	CHECK_INT_EQ(parse("SSH-2.0-OpenSSH\r\n", false, &rep), -EPROTO);
