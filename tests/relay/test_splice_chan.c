@@ -382,6 +382,10 @@ TEST(channel_through_relay)
 		close(pa.fd);
 	if (pb.fd >= 0)
 		close(pb.fd);
+	frame_enc_free(pa.enc);
+	frame_dec_free(pa.dec);
+	frame_enc_free(pb.enc);
+	frame_dec_free(pb.dec);
 	identity_free(a);
 	identity_free(b);
 	CHECK_INT_EQ(relay_stop(), 0);
