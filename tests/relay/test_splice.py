@@ -266,6 +266,22 @@ def test_idle_timeout(t):
         b.close()
 
 
+def test_outlives_request_timeouts(t):
+    """--request-timeout and --request-deadline apply to neither a waiting nor a spliced side."""
+    with Relay("--request-timeout", "1", "--request-deadline", "1") as r:
+        _, tok = new_token()
+        a = dial(r, tok, 1)
+        time.sleep(2.5)
+        b = dial(r, tok, 2)
+        if not (expect_101(t, b, "b") & expect_101(t, a, "a after 2.5 s of waiting")):
+            return
+        time.sleep(2.5)
+        a.sendall(b"still")
+        t.eq(recv_exactly(b, 5), b"still", "a spliced session idle for 2.5 s lives on")
+        a.close()
+        b.close()
+
+
 def test_per_client_cap(t):
     with Relay("--max-splice-sessions-per-client", "2", listen=("127.0.0.1:0",)) as r:
         socks = [dial(r, new_token()[1], 1, "127.0.0.1") for _ in range(2)]
@@ -464,6 +480,7 @@ TESTS = [
     test_wait_timeout,
     test_waiting_side_hangs_up,
     test_idle_timeout,
+    test_outlives_request_timeouts,
     test_per_client_cap,
     test_total_cap,
     test_rate_limits,
