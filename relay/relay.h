@@ -43,6 +43,13 @@ struct relay_config {
 	unsigned request_timeout;	 /* seconds of inactivity, and for a body, 10 */
 	unsigned request_deadline;	 /* seconds from accept until a request is in, 10 */
 	unsigned stop_grace_ms;		 /* relay_server_stop waits this long, 5000 */
+	/* relayed connections (GET /v1/splice) */
+	unsigned max_splice_sessions;		 /* waiting or spliced, 256 */
+	unsigned max_splice_sessions_per_client; /* connections per client, 16; 0: no limit */
+	uint64_t splice_rate;		/* bytes per second per session, both ways; 0: no limit */
+	uint64_t splice_total_rate;	/* bytes per second of all sessions; 0: no limit */
+	unsigned splice_idle_timeout;	/* seconds without a byte either way, 300 */
+	unsigned splice_wait_timeout;	/* seconds the first side waits for the second, 30 */
 };
 
 /* Fills cfg with the defaults above. */

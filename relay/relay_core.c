@@ -44,6 +44,8 @@ struct relay_core {
 	struct relay_store *store;    /* protected by lock */
 	struct relay_ratelimit *rl;   /* protected by lock; NULL: no rate limit */
 	struct relay_metrics metrics; /* protected by lock */
+	relay_splice_stats_fn splice_stats; /* set before the server starts */
+	void *splice_stats_data;
 };
 
 enum route {
@@ -51,6 +53,7 @@ enum route {
 	ROUTE_RECORDS,
 	ROUTE_HEALTHZ,
 	ROUTE_METRICS,
+	ROUTE_SPLICE,
 };
 
 enum method {
@@ -69,7 +72,10 @@ static const struct {
 	{"/v1/records", ROUTE_RECORDS, "GET, HEAD, POST, DELETE"},
 	{"/healthz", ROUTE_HEALTHZ, "GET, HEAD"},
 	{"/metrics", ROUTE_METRICS, "GET, HEAD"},
+	{"/v1/splice", ROUTE_SPLICE, "GET"},
 };
+
+#define SPLICE_PROTOCOL "tandem-splice/1"
 
 static const char oom_body[] =
 	"{\"error\":\"internal\",\"message\":\"the relay is out of memory; retry in a moment\"}";
@@ -210,6 +216,20 @@ __attribute__((format(printf, 4, 5))) static void set_error(struct relay_respons
 	char msg[320];
 	va_list ap;
 
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_json(resp, status, json_pack("{s:s,s:s}", "error", code, "message", msg));
+}
+
+void relay_core_error(struct relay_response *resp, int status, const char *code, const char *fmt,
+		      ...)
+{
+	char msg[320];
+	va_list ap;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->route = "-";
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -629,10 +649,16 @@ static void metrics(struct relay_core *core, const struct relay_request *req,
 		    struct relay_response *resp)
 {
 	struct relay_metrics_gauges g = {0};
+	struct relay_splice_stats ss;
 	char *text = NULL;
 	size_t len = 0;
 	int r;
 
+	if (core->splice_stats) {
+		memset(&ss, 0, sizeof(ss));
+		core->splice_stats(core->splice_stats_data, &ss);
+		g.splice = &ss;
+	}
 	pthread_mutex_lock(&core->lock);
 	g.records = relay_store_count(core->store, req->now_ms);
 	g.max_records = core->cfg.max_records;
@@ -650,6 +676,79 @@ static void metrics(struct relay_core *core, const struct relay_request *req,
 	resp->body_owned = text;
 	resp->body = text;
 	resp->body_len = len;
+}
+
+/* True when the comma-separated header value v has the token want (any case). */
+static bool header_has_token(const char *v, const char *want)
+{
+	size_t n = strlen(want);
+
+	while (v && *v) {
+		while (*v == ',' || is_space(*v))
+			v++;
+		const char *end = v;
+		while (*end && *end != ',')
+			end++;
+		const char *last = end;
+		while (last > v && is_space(last[-1]))
+			last--;
+		if ((size_t)(last - v) == n && strncasecmp(v, want, n) == 0)
+			return true;
+		v = end;
+	}
+	return false;
+}
+
+/*
+ * GET /v1/splice: an HTTP/1.1 Upgrade to tandem-splice/1 with the
+ * rendezvous token as a bearer token and the side (1 or 2) in
+ * X-Tandem-Splice-Side. Fills resp->splice on success.
+ */
+static void splice(struct relay_core *core, const struct relay_request *req,
+		   struct relay_response *resp)
+{
+	(void)core;
+	if (req->duplicate_header) {
+		set_error(resp, 400, "duplicate_header",
+			  "the Authorization or X-Tandem-Splice-Side header appears more than "
+			  "once; send each at most once");
+		return;
+	}
+	if (req->http10 || !header_has_token(req->upgrade, SPLICE_PROTOCOL) ||
+	    !header_has_token(req->connection, "upgrade")) {
+		set_error(resp, 426, "upgrade_required",
+			  "/v1/splice needs an HTTP/1.1 upgrade: send \"Connection: Upgrade\" "
+			  "and \"Upgrade: " SPLICE_PROTOCOL "\"");
+		resp->upgrade = SPLICE_PROTOCOL;
+		resp->reason = RELAY_REASON_BAD_REQUEST;
+		return;
+	}
+	int r = bearer_parse(req->authorization, resp->splice_token);
+	if (r < 0) {
+		set_error(resp, 401, "unauthorized",
+			  "%s Authorization header; send \"Authorization: Bearer <token>\" with "
+			  "the base64url (no padding) of the 32-byte rendezvous token",
+			  r == -ENOENT ? "missing" : "malformed");
+		resp->www_authenticate = true;
+		return;
+	}
+	if (!req->splice_side ||
+	    (strcmp(req->splice_side, "1") != 0 && strcmp(req->splice_side, "2") != 0)) {
+		set_error(resp, 400, "invalid_side",
+			  "missing or malformed X-Tandem-Splice-Side header; it must be 1 or 2 "
+			  "(see docs/PROTOCOL.md)");
+		return;
+	}
+	if (req->body_len > 0 || (req->content_length_known && req->content_length > 0)) {
+		set_error(resp, 400, "unexpected_body",
+			  "a splice request has no body; send the upgrade request alone and "
+			  "wait for 101 before sending data");
+		return;
+	}
+	resp->splice_side = req->splice_side[0] - '0';
+	resp->splice = true;
+	resp->status = 101;
+	resp->route = "/v1/splice";
 }
 
 /* ---- entry points ---- */
@@ -720,7 +819,8 @@ void relay_core_handle(struct relay_core *core, const struct relay_request *req,
 	switch (route) {
 	case ROUTE_NONE:
 		set_error(resp, 404, "not_found",
-			  "no such endpoint; the relay serves /v1/records, /healthz and /metrics "
+			  "no such endpoint; the relay serves /v1/records, /v1/splice, /healthz and "
+			  "/metrics "
 			  "(see docs/RELAY.md)");
 		goto out;
 	case ROUTE_HEALTHZ:
@@ -737,6 +837,13 @@ void relay_core_handle(struct relay_core *core, const struct relay_request *req,
 		if (m == METHOD_OTHER)
 			break;
 		records(core, req, m, resp);
+		goto out;
+	case ROUTE_SPLICE:
+		if (m != METHOD_GET)
+			break;
+		splice(core, req, resp);
+		if (resp->splice)
+			return; /* the HTTP layer answers and counts */
 		goto out;
 	}
 	set_error(resp, 405, "method_not_allowed", "method not allowed on %s; use %s", resp->route,
@@ -761,6 +868,19 @@ void relay_core_count_closed(struct relay_core *core, int reason, unsigned n)
 	pthread_mutex_lock(&core->lock);
 	core->metrics.closed[reason] += n;
 	pthread_mutex_unlock(&core->lock);
+}
+
+void relay_core_count(struct relay_core *core, int status, int reason)
+{
+	struct relay_response resp = {.status = status, .reason = reason};
+
+	count(core, &resp);
+}
+
+void relay_core_set_splice_stats(struct relay_core *core, relay_splice_stats_fn fn, void *userdata)
+{
+	core->splice_stats = fn;
+	core->splice_stats_data = userdata;
 }
 
 size_t relay_core_record_count(struct relay_core *core, int64_t now_ms)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "relay_addr.h"
+#include "relay_metrics.h"
 #include "relay_store.h"
 
 /*
@@ -43,6 +44,10 @@ struct relay_request {
 	const char *authorization; /* Authorization header value, or NULL */
 	const char *write_secret;  /* X-Tandem-Write-Secret value, or NULL */
 	bool duplicate_header;	   /* either header above came more than once */
+	const char *upgrade;	   /* Upgrade header value, or NULL (GET /v1/splice) */
+	const char *connection;	   /* Connection header value, or NULL */
+	const char *splice_side;   /* X-Tandem-Splice-Side value, or NULL */
+	bool http10;		   /* an HTTP/1.0 request (it cannot upgrade) */
 	bool content_length_known;
 	uint64_t content_length; /* from the header, when known */
 	const uint8_t *body;	 /* body_len bytes, at most max_body */
@@ -64,6 +69,15 @@ struct relay_response {
 	bool www_authenticate;	  /* add WWW-Authenticate: Bearer (401) */
 	const char *route;	  /* static, safe to log: "/v1/records", "-" */
 	int reason;		  /* enum relay_reason when the status alone does not say */
+	const char *upgrade;	  /* static Upgrade value (426), else NULL */
+	/*
+	 * GET /v1/splice passed every check (status 101, not yet counted):
+	 * the HTTP layer pairs it by token and side, answers, and counts the
+	 * answer with relay_core_count.
+	 */
+	bool splice;
+	int splice_side; /* 1 or 2 */
+	uint8_t splice_token[RELAY_TOKEN_LEN];
 };
 
 /* Defaults: 10000 records, 64 per client, 120/min, 8 KiB bodies, TTL 600 s of at most 3600 s. */
@@ -114,6 +128,25 @@ void relay_core_foreach_record(struct relay_core *core, int64_t now_ms, relay_st
  * relay_close_reason of relay_metrics.h), for /metrics.
  */
 void relay_core_count_closed(struct relay_core *core, int reason, unsigned n);
+
+/*
+ * Fills *resp (zeroed first) with the JSON error body
+ * {"error":code,"message":...}; the message must hold nothing a client
+ * sent. Release with relay_core_response_done.
+ */
+void relay_core_error(struct relay_response *resp, int status, const char *code, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
+
+/* Counts one answer the HTTP layer gave itself (a splice request's), for /metrics. */
+void relay_core_count(struct relay_core *core, int status, int reason);
+
+/*
+ * The splice's numbers for /metrics: fn fills *ret; it is called without
+ * the core's lock, before the core's own numbers are read. NULL: none.
+ */
+typedef void (*relay_splice_stats_fn)(void *userdata, struct relay_splice_stats *ret);
+void relay_core_set_splice_stats(struct relay_core *core, relay_splice_stats_fn fn,
+				 void *userdata);
 
 /* Live records at now_ms. */
 size_t relay_core_record_count(struct relay_core *core, int64_t now_ms);

@@ -59,7 +59,10 @@
 #include "relay_addr.h"
 #include "relay_conns.h"
 #include "relay_core.h"
+#include "relay_http_splice.h"
 #include "relay_metrics.h"
+#include "relay_pairing.h"
+#include "relay_splice.h"
 
 #define CONN_MEMORY (32 * 1024) /* microhttpd pool per connection */
 #define DISCARD_MAX (64 * 1024) /* body bytes read past max_body before hanging up */
@@ -67,6 +70,7 @@
 #define MAX_CONNECTIONS_MAX 100000u
 #define REQUEST_TIMEOUT_MAX 3600u
 #define STOP_GRACE_MAX 60000u
+#define SPLICE_TIMEOUT_MAX 86400u
 
 struct listener {
 	struct relay_server *srv;
@@ -93,6 +97,7 @@ struct relay_server {
 	unsigned inflight;    /* protected by lock */
 	pthread_mutex_t conns_lock;  /* protects conns and sweeper_stop; see the design note */
 	struct relay_conns *conns;   /* protected by conns_lock */
+	struct splice_hub *splice;   /* GET /v1/splice; its own lock */
 	pthread_cond_t sweeper_wake; /* signalled to stop the sweeper */
 	bool sweeper_stop;	     /* protected by conns_lock */
 	bool sweeper_running;	     /* controlling thread only */
@@ -110,6 +115,7 @@ struct http_req {
 	uint64_t discarded; /* bytes dropped after the cap */
 	bool too_large;
 	struct relay_client_key client;
+	struct splice_half *splice; /* a splice request, until completed */
 };
 
 /* ---- configuration ---- */
@@ -133,6 +139,12 @@ void relay_config_init(struct relay_config *cfg)
 	cfg->request_timeout = 10;
 	cfg->request_deadline = 10;
 	cfg->stop_grace_ms = 5000;
+	cfg->max_splice_sessions = 256;
+	cfg->max_splice_sessions_per_client = 16;
+	cfg->splice_rate = 0;
+	cfg->splice_total_rate = 0;
+	cfg->splice_idle_timeout = 300;
+	cfg->splice_wait_timeout = 30;
 }
 
 static void core_config_from(const struct relay_config *cfg, struct relay_core_config *cc)
@@ -197,6 +209,29 @@ int relay_config_check(const struct relay_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->request_deadline < 1 || cfg->request_deadline > REQUEST_TIMEOUT_MAX) {
 		snprintf(err, errlen, "the request deadline must be from 1 to %u seconds",
+			 REQUEST_TIMEOUT_MAX);
+		return -EINVAL;
+	}
+	if (cfg->max_splice_sessions < 1 || cfg->max_splice_sessions > RELAY_PAIR_SESSIONS_MAX) {
+		snprintf(err, errlen, "the splice session limit must be from 1 to %u",
+			 RELAY_PAIR_SESSIONS_MAX);
+		return -EINVAL;
+	}
+	if (cfg->max_splice_sessions_per_client > cfg->max_splice_sessions) {
+		snprintf(err, errlen,
+			 "the per-client splice limit (--max-splice-sessions-per-client %u) must not "
+			 "exceed the splice session limit (--max-splice-sessions %u); 0 means no "
+			 "per-client limit",
+			 cfg->max_splice_sessions_per_client, cfg->max_splice_sessions);
+		return -EINVAL;
+	}
+	if (cfg->splice_idle_timeout < 1 || cfg->splice_idle_timeout > SPLICE_TIMEOUT_MAX) {
+		snprintf(err, errlen, "the splice idle timeout must be from 1 to %u seconds",
+			 SPLICE_TIMEOUT_MAX);
+		return -EINVAL;
+	}
+	if (cfg->splice_wait_timeout < 1 || cfg->splice_wait_timeout > REQUEST_TIMEOUT_MAX) {
+		snprintf(err, errlen, "the splice wait timeout must be from 1 to %u seconds",
 			 REQUEST_TIMEOUT_MAX);
 		return -EINVAL;
 	}
@@ -272,7 +307,7 @@ static void inflight_add(struct relay_server *srv, int d)
 }
 
 struct header_count {
-	unsigned auth, secret;
+	unsigned auth, secret, side;
 };
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -286,6 +321,8 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
 		hc->auth++;
 	else if (strcasecmp(key, "X-Tandem-Write-Secret") == 0)
 		hc->secret++;
+	else if (strcasecmp(key, "X-Tandem-Splice-Side") == 0)
+		hc->side++;
 	return MHD_YES;
 }
 
@@ -326,9 +363,14 @@ static void request_fill(struct MHD_Connection *conn, struct http_req *hr, const
 	req->now_ms = (int64_t)clock_mono_ms();
 	if (!with_body)
 		return;
-	struct header_count hc = {0, 0};
+	struct header_count hc = {0, 0, 0};
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
-	req->duplicate_header = hc.auth > 1 || hc.secret > 1;
+	req->duplicate_header = hc.auth > 1 || hc.secret > 1 || hc.side > 1;
+	req->upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+	req->connection =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+	req->splice_side =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Tandem-Splice-Side");
 	req->authorization =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	req->write_secret =
@@ -349,15 +391,15 @@ static const char *method_name(const char *m)
 	return "(other method)";
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, const struct relay_request *req,
-			       struct relay_response *resp)
+enum MHD_Result relay_http_respond(struct MHD_Connection *conn, const char *method,
+				   struct relay_response *resp)
 {
 	struct MHD_Response *mr;
 	enum MHD_Result ret = MHD_NO;
 	char num[24];
 	bool ok = true;
 
-	log_debug("%s %s -> %d", method_name(req->method), resp->route, resp->status);
+	log_debug("%s %s -> %d", method_name(method), resp->route, resp->status);
 	if (resp->body_owned) {
 		mr = MHD_create_response_from_buffer(resp->body_len, resp->body_owned,
 						     MHD_RESPMEM_MUST_FREE);
@@ -380,6 +422,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const struct relay_r
 	}
 	if (resp->allow)
 		ok &= MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow) == MHD_YES;
+	if (resp->upgrade)
+		ok &= MHD_add_response_header(mr, MHD_HTTP_HEADER_UPGRADE, resp->upgrade) == MHD_YES;
 	if (resp->www_authenticate)
 		ok &= MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					      "Bearer realm=\"tandem-relay\"") == MHD_YES;
@@ -597,7 +641,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		request_fill(conn, hr, url, method, false, &req);
 		if (relay_core_admit(srv->core, &req, &resp)) {
 			conn_answering(srv, conn);
-			return respond(conn, &req, &resp);
+			return relay_http_respond(conn, req.method, &resp);
 		}
 		if (hr->cl_known && hr->cl > 0) {
 			/* admitted: cl <= max_body */
@@ -613,10 +657,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return body_add(hr, upload_data, n);
 	}
+	if (hr->splice) /* a splice request resumed: it has its answer */
+		return splice_hub_resumed(srv->splice, conn, hr->splice);
 	request_fill(conn, hr, url, method, true, &req);
+	req.http10 = version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 	conn_answering(srv, conn);
 	relay_core_handle(srv->core, &req, &resp);
-	return respond(conn, &req, &resp);
+	if (resp.splice && srv->cfg.tls_cert) {
+		/*
+		 * libmicrohttpd 0.9.75 forwards an upgraded TLS stream through a
+		 * socketpair, and in tests a few MiB through it stalled: refuse
+		 * rather than hang (docs/RELAY.md, "What it does not do").
+		 */
+		relay_core_response_done(&resp);
+		relay_core_error(&resp, 501, "not_implemented",
+				 "this relay serves HTTPS itself and cannot splice over it yet; "
+				 "use a plain http listener of the relay, or a TLS proxy in front "
+				 "of one");
+		resp.route = "/v1/splice";
+		relay_core_count(srv->core, 501, 0);
+		return relay_http_respond(conn, req.method, &resp);
+	}
+	if (resp.splice)
+		return splice_hub_request(srv->splice, conn, &hr->client, &resp, &hr->splice);
+	return relay_http_respond(conn, req.method, &resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -625,8 +689,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct relay_server *srv = cls;
 	struct http_req *hr = *con_cls;
 	struct relay_conn *c = conn_of(conn);
+	bool upgraded = false;
 
-	if (c) {
+	(void)toe;
+	if (hr && hr->splice) {
+		upgraded = splice_hub_completed(srv->splice, hr->splice);
+		hr->splice = NULL;
+	}
+	if (c && !upgraded) {
 		/* the next request on this connection gets its own deadline */
 		pthread_mutex_lock(&srv->conns_lock);
 		relay_conns_done(srv->conns, c, (int64_t)clock_mono_ms());
@@ -690,6 +760,9 @@ int relay_server_new(const struct relay_config *cfg, struct relay_server **ret)
 			    &srv->conns);
 	if (r < 0)
 		goto fail;
+	r = splice_hub_new(cfg, srv->core, &srv->splice);
+	if (r < 0)
+		goto fail;
 	r = -pthread_mutex_init(&srv->lock, NULL);
 	if (r < 0)
 		goto fail;
@@ -715,6 +788,7 @@ int relay_server_new(const struct relay_config *cfg, struct relay_server **ret)
 	*ret = srv;
 	return 0;
 fail:
+	splice_hub_free(srv->splice);
 	relay_conns_free(srv->conns);
 	relay_core_free(srv->core);
 	free((char *)srv->cfg.tls_cert);
@@ -885,7 +959,8 @@ static int listener_start(struct listener *l, const char *cert, const char *key)
 {
 	struct relay_server *srv = l->srv;
 	const struct relay_config *cfg = &srv->cfg;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
 	struct MHD_OptionItem tls[] = {
 		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert},
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
@@ -965,6 +1040,12 @@ static void limits_log(const struct relay_config *cfg)
 		 cfg->default_ttl, cfg->max_ttl, cfg->max_connections, cfg->max_connections_per_ip,
 		 relay_conns_reserve(cfg->max_connections), cfg->request_timeout,
 		 cfg->request_deadline);
+	log_info("splice limits: %u sessions (%u connections per client), %llu bytes/s per session "
+		 "and %llu in all (0: no limit), %u s idle timeout, %u s wait for the second side, "
+		 "%d KiB buffered per session",
+		 cfg->max_splice_sessions, cfg->max_splice_sessions_per_client,
+		 (unsigned long long)cfg->splice_rate, (unsigned long long)cfg->splice_total_rate,
+		 cfg->splice_idle_timeout, cfg->splice_wait_timeout, 2 * RELAY_SPLICE_BUF / 1024);
 }
 
 int relay_server_start(struct relay_server *srv)
@@ -999,6 +1080,7 @@ int relay_server_start(struct relay_server *srv)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	srv->starter = pthread_self();
 	__atomic_store_n(&srv->starting, 1, __ATOMIC_RELEASE);
+	r = splice_hub_start(srv->splice);
 	for (size_t i = 0; i < srv->nlisteners && r == 0; i++)
 		r = listener_start(&srv->listeners[i], cert, key);
 	if (r == 0)
@@ -1013,6 +1095,7 @@ int relay_server_start(struct relay_server *srv)
 	limits_log(&srv->cfg);
 	goto out;
 fail:
+	splice_hub_stop(srv->splice);
 	listeners_stop(srv);
 	sweeper_stop(srv);
 out:
@@ -1052,6 +1135,8 @@ void relay_server_stop(struct relay_server *srv)
 		MHD_socket fd = MHD_quiesce_daemon(l->daemon);
 		l->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : fd;
 	}
+	/* waiting splice requests are answered, spliced sessions closed */
+	splice_hub_stop(srv->splice);
 	(void)clock_mono_deadline(&deadline, srv->cfg.stop_grace_ms);
 	pthread_mutex_lock(&srv->lock);
 	if (srv->inflight)
@@ -1075,6 +1160,7 @@ void relay_server_free(struct relay_server *srv)
 	if (!srv)
 		return;
 	relay_server_stop(srv);
+	splice_hub_free(srv->splice);
 	relay_core_free(srv->core);
 	relay_conns_free(srv->conns);
 	pthread_cond_destroy(&srv->sweeper_wake);

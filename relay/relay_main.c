@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,22 @@ static const char usage[] =
 	"  --request-deadline S    close connections that have not sent a whole request\n"
 	"                          (headers and body) S seconds after they were accepted\n"
 	"                          or their previous request ended (10)\n"
+	"\n"
+	"Relayed connections (GET /v1/splice, peers that cannot reach each other):\n"
+	"  --max-splice-sessions N sessions waiting or spliced at once (256); over it,\n"
+	"                          503 with Retry-After\n"
+	"  --max-splice-sessions-per-client N\n"
+	"                          splice connections one client address (IPv6: one\n"
+	"                          /64) holds at most (16; 0: no limit); over it, 429\n"
+	"  --splice-rate BYTES     bytes per second per session, both ways together\n"
+	"                          (0: no limit, the default)\n"
+	"  --splice-total-rate BYTES\n"
+	"                          bytes per second of all sessions (0: no limit)\n"
+	"  --splice-idle-timeout S close a spliced session after S seconds without a\n"
+	"                          byte either way (300)\n"
+	"  --splice-wait-timeout S the first side waits S seconds for the second, then\n"
+	"                          gets 504 (30)\n"
+	"\n"
 	"  --log-level LEVEL       error, warning, notice, info (default) or debug\n"
 	"  --help                  show this help and exit\n"
 	"  --version               show the version and exit\n"
@@ -68,6 +85,12 @@ enum {
 	OPT_MAX_CONNECTIONS_PER_IP,
 	OPT_REQUEST_TIMEOUT,
 	OPT_REQUEST_DEADLINE,
+	OPT_MAX_SPLICE_SESSIONS,
+	OPT_MAX_SPLICE_SESSIONS_PER_CLIENT,
+	OPT_SPLICE_RATE,
+	OPT_SPLICE_TOTAL_RATE,
+	OPT_SPLICE_IDLE_TIMEOUT,
+	OPT_SPLICE_WAIT_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_HELP,
 	OPT_VERSION,
@@ -87,6 +110,13 @@ static const struct option options[] = {
 	{"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
 	{"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	{"request-deadline", required_argument, NULL, OPT_REQUEST_DEADLINE},
+	{"max-splice-sessions", required_argument, NULL, OPT_MAX_SPLICE_SESSIONS},
+	{"max-splice-sessions-per-client", required_argument, NULL,
+	 OPT_MAX_SPLICE_SESSIONS_PER_CLIENT},
+	{"splice-rate", required_argument, NULL, OPT_SPLICE_RATE},
+	{"splice-total-rate", required_argument, NULL, OPT_SPLICE_TOTAL_RATE},
+	{"splice-idle-timeout", required_argument, NULL, OPT_SPLICE_IDLE_TIMEOUT},
+	{"splice-wait-timeout", required_argument, NULL, OPT_SPLICE_WAIT_TIMEOUT},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -143,7 +173,7 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 	unsigned long long v;
 	enum log_level level;
 	char q[64], err[256];
-	bool per_ip_given = false, per_client_given = false;
+	bool per_ip_given = false, per_client_given = false, splice_per_client_given = false;
 	int c;
 
 	opterr = 0;
@@ -217,6 +247,37 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 				goto bad;
 			cfg->request_deadline = (unsigned)v;
 			break;
+		case OPT_MAX_SPLICE_SESSIONS:
+			if (number_opt("max-splice-sessions", optarg, 1, 100000, &v) < 0)
+				goto bad;
+			cfg->max_splice_sessions = (unsigned)v;
+			break;
+		case OPT_MAX_SPLICE_SESSIONS_PER_CLIENT:
+			if (number_opt("max-splice-sessions-per-client", optarg, 0, 100000, &v) < 0)
+				goto bad;
+			cfg->max_splice_sessions_per_client = (unsigned)v;
+			splice_per_client_given = true;
+			break;
+		case OPT_SPLICE_RATE:
+			if (number_opt("splice-rate", optarg, 0, UINT64_C(1) << 40, &v) < 0)
+				goto bad;
+			cfg->splice_rate = v;
+			break;
+		case OPT_SPLICE_TOTAL_RATE:
+			if (number_opt("splice-total-rate", optarg, 0, UINT64_C(1) << 40, &v) < 0)
+				goto bad;
+			cfg->splice_total_rate = v;
+			break;
+		case OPT_SPLICE_IDLE_TIMEOUT:
+			if (number_opt("splice-idle-timeout", optarg, 1, 86400, &v) < 0)
+				goto bad;
+			cfg->splice_idle_timeout = (unsigned)v;
+			break;
+		case OPT_SPLICE_WAIT_TIMEOUT:
+			if (number_opt("splice-wait-timeout", optarg, 1, 3600, &v) < 0)
+				goto bad;
+			cfg->splice_wait_timeout = (unsigned)v;
+			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0) {
 				*ret_exit = usage_error(
@@ -267,6 +328,10 @@ static int args_parse(int argc, char **argv, struct relay_config *cfg, int *ret_
 		}
 		cfg->max_records_per_client = cfg->max_records;
 	}
+	/* and the per-client splice limit a smaller total */
+	if (!splice_per_client_given &&
+	    cfg->max_splice_sessions_per_client > cfg->max_splice_sessions)
+		cfg->max_splice_sessions_per_client = cfg->max_splice_sessions;
 	if (relay_config_check(cfg, err, sizeof(err)) < 0) {
 		*ret_exit = usage_error("%s", err);
 		return -EINVAL;

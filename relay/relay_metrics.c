@@ -19,6 +19,24 @@ static const char *const reason_names[RELAY_REASON_COUNT] = {
 	[RELAY_REASON_FORBIDDEN] = "forbidden",
 	[RELAY_REASON_BAD_REQUEST] = "bad_request",
 	[RELAY_REASON_TOO_MANY_RECORDS] = "too_many_records",
+	[RELAY_REASON_TOO_MANY_SESSIONS] = "too_many_sessions",
+};
+
+static const char *const splice_reject_names[RELAY_SPLICE_REJECT_COUNT] = {
+	[RELAY_SPLICE_REJECT_CAPACITY] = "capacity",
+	[RELAY_SPLICE_REJECT_PER_CLIENT] = "per_client",
+	[RELAY_SPLICE_REJECT_BUSY] = "busy",
+	[RELAY_SPLICE_REJECT_WAIT_TIMEOUT] = "wait_timeout",
+	[RELAY_SPLICE_REJECT_REPLACED] = "replaced",
+	[RELAY_SPLICE_REJECT_STOPPING] = "stopping",
+	[RELAY_SPLICE_REJECT_GONE] = "gone",
+};
+
+static const char *const splice_end_names[RELAY_SPLICE_END_COUNT] = {
+	[RELAY_SPLICE_END_CLOSED] = "closed",
+	[RELAY_SPLICE_END_IDLE] = "idle",
+	[RELAY_SPLICE_END_ERROR] = "error",
+	[RELAY_SPLICE_END_STOPPING] = "stopping",
 };
 
 static const char *const close_names[RELAY_CLOSE_COUNT] = {
@@ -79,10 +97,43 @@ __attribute__((format(printf, 2, 3))) static void text_add(struct text *t, const
 	t->len += (size_t)n;
 }
 
+static void splice_add(struct text *t, const struct relay_splice_stats *s)
+{
+	text_add(t,
+		 "# HELP tandem_relay_splice_sessions Splice sessions now, by state.\n"
+		 "# TYPE tandem_relay_splice_sessions gauge\n"
+		 "tandem_relay_splice_sessions{state=\"waiting\"} %u\n"
+		 "tandem_relay_splice_sessions{state=\"active\"} %u\n",
+		 s->waiting, s->active);
+	text_add(t,
+		 "# HELP tandem_relay_splice_sessions_total Splice sessions whose two sides met.\n"
+		 "# TYPE tandem_relay_splice_sessions_total counter\n"
+		 "tandem_relay_splice_sessions_total %" PRIu64 "\n",
+		 s->paired_total);
+	text_add(t, "# HELP tandem_relay_splice_rejections_total Splice requests refused, by "
+		    "reason.\n"
+		    "# TYPE tandem_relay_splice_rejections_total counter\n");
+	for (int r = 0; r < RELAY_SPLICE_REJECT_COUNT; r++)
+		text_add(t, "tandem_relay_splice_rejections_total{reason=\"%s\"} %" PRIu64 "\n",
+			 splice_reject_names[r], s->rejected[r]);
+	text_add(t, "# HELP tandem_relay_splice_sessions_ended_total Spliced sessions that "
+		    "ended, by reason.\n"
+		    "# TYPE tandem_relay_splice_sessions_ended_total counter\n");
+	for (int r = 0; r < RELAY_SPLICE_END_COUNT; r++)
+		text_add(t, "tandem_relay_splice_sessions_ended_total{reason=\"%s\"} %" PRIu64 "\n",
+			 splice_end_names[r], s->ended[r]);
+	text_add(t,
+		 "# HELP tandem_relay_splice_bytes_total Bytes copied between spliced peers, both "
+		 "ways.\n"
+		 "# TYPE tandem_relay_splice_bytes_total counter\n"
+		 "tandem_relay_splice_bytes_total %" PRIu64 "\n",
+		 s->bytes_total);
+}
+
 int relay_metrics_format(const struct relay_metrics *m, const struct relay_metrics_gauges *g,
 			 int64_t now_ms, char **ret_text, size_t *ret_len)
 {
-	struct text t = {.cap = 4096};
+	struct text t = {.cap = 8192};
 	int64_t up = now_ms > m->start_ms ? (now_ms - m->start_ms) / 1000 : 0;
 
 	t.buf = malloc(t.cap);
@@ -132,6 +183,8 @@ int relay_metrics_format(const struct relay_metrics *m, const struct relay_metri
 	for (int r = 0; r < RELAY_CLOSE_COUNT; r++)
 		text_add(&t, "tandem_relay_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
 			 close_names[r], m->closed[r]);
+	if (g->splice)
+		splice_add(&t, g->splice);
 	text_add(&t,
 		 "# HELP tandem_relay_uptime_seconds Seconds since the relay started.\n"
 		 "# TYPE tandem_relay_uptime_seconds gauge\n"

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Two peers meet through a real tandem-relay (GET /v1/splice) with
+ * relay_splice_dial and run the real secure channel over it: the
+ * handshake of src/chan with pinned fingerprints, then frames both ways
+ * at once, checked byte for byte. The relay sees only ciphertext: a
+ * plaintext marker sent through the channel is in neither its log nor its
+ * memory. Also: the dialer's errors against the same relay.
+ *
+ * Usage: test-splice-chan PATH-TO-tandem-relay
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "base/clock.h"
+#include "chan/frame.h"
+#include "chan/handshake.h"
+#include "identity/derive.h"
+#include "identity/identity.h"
+#include "relay_client/relay_splice.h"
+#include "tap.h"
+
+#define FRAMES 64
+#define FRAME_DATA_LEN (64 * 1024)
+#define DIAL_MS 10000
+
+static const char *relay_path;
+static pid_t relay_pid = -1;
+static char relay_url[128];
+static char log_path[] = "/tmp/tandem-splice-chan-XXXXXX";
+static char marker[64];
+
+/* Starts tandem-relay on [::1] with extra arguments; reads its URL. */
+static int relay_start(const char *const *extra)
+{
+	int out[2], logfd;
+	char line[256];
+	size_t n = 0;
+	const char *argv[16] = {relay_path, "--listen", "[::1]:0", "--log-level", "debug"};
+	size_t argc = 5;
+
+	for (; extra && *extra && argc < 15; extra++)
+		argv[argc++] = *extra;
+	argv[argc] = NULL;
+	logfd = mkstemp(log_path);
+	if (logfd < 0 || pipe2(out, O_CLOEXEC) < 0)
+		return -errno;
+	relay_pid = fork();
+	if (relay_pid < 0)
+		return -errno;
+	if (relay_pid == 0) {
+		dup2(out[1], 1);
+		dup2(logfd, 2);
+		execv(relay_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(logfd);
+	while (n < sizeof(line) - 1) {
+		ssize_t k = read(out[0], line + n, 1);
+		if (k <= 0)
+			break;
+		if (line[n] == '\n')
+			break;
+		n += (size_t)k;
+	}
+	line[n] = '\0';
+	close(out[0]);
+	if (sscanf(line, "listening on %127s", relay_url) != 1)
+		return -EIO;
+	return 0;
+}
+
+/* Stops the relay; returns its exit status or -1. */
+static int relay_stop(void)
+{
+	int st = 0;
+
+	if (relay_pid <= 0)
+		return -1;
+	kill(relay_pid, SIGTERM);
+	if (waitpid(relay_pid, &st, 0) < 0)
+		return -1;
+	relay_pid = -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *file_read(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, len = 0;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			char *p = realloc(buf, cap);
+			if (!p)
+				break;
+			buf = p;
+		}
+		size_t k = fread(buf + len, 1, cap - len - 1, f);
+		if (k == 0)
+			break;
+		len += k;
+	}
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	*ret_len = len;
+	return buf;
+}
+
+/* True when the bytes of needle are anywhere in the relay's writable memory. */
+static int memory_holds(pid_t pid, const char *needle, size_t nlen)
+{
+	char path[64], line[512];
+	FILE *maps;
+	int memfd, found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	memfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!maps || memfd < 0) {
+		if (maps)
+			fclose(maps);
+		if (memfd >= 0)
+			close(memfd);
+		return -1;
+	}
+	while (!found && fgets(line, sizeof(line), maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+		    perms[1] != 'w' || hi - lo > (1UL << 30))
+			continue;
+		char *buf = malloc(hi - lo);
+		if (!buf)
+			continue;
+		ssize_t k = pread(memfd, buf, hi - lo, (off_t)lo);
+		if (k > 0 && memmem(buf, (size_t)k, needle, nlen))
+			found = 1;
+		free(buf);
+	}
+	fclose(maps);
+	close(memfd);
+	return found;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int read_all(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = recv(fd, p, n, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+struct peer {
+	struct identity *id;
+	const struct identity *other;
+	int side;
+	int fd;
+	char err[ERR_LEN + 64];
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	uint8_t sent_hash[32], got_hash[32];
+	size_t got_bytes;
+	bool marker_seen;
+	bool ok;
+};
+
+static int handshake(struct peer *p)
+{
+	struct hs *hs = NULL;
+	struct hs_keys keys;
+	uint8_t buf[HS_MSG_MAX];
+	int r;
+
+	r = hs_new(p->side == 1 ? HS_INITIATOR : HS_RESPONDER, p->id, &p->other->fp, &hs);
+	if (r < 0)
+		return r;
+	while (!hs_done(hs) && r >= 0) {
+		if (hs_want(hs) == HS_WANT_WRITE) {
+			r = hs_write(hs, buf, sizeof(buf));
+			if (r > 0)
+				r = write_all(p->fd, buf, (size_t)r) < 0 ? -EIO : 0;
+		} else if (hs_want(hs) == HS_WANT_READ) {
+			r = read_all(p->fd, buf, HS_HEADER_LEN) < 0 ? -EIO : 0;
+			if (r == 0)
+				r = hs_header_parse(hs, buf, HS_HEADER_LEN);
+			if (r > 0 && (size_t)r <= sizeof(buf))
+				r = read_all(p->fd, buf + HS_HEADER_LEN,
+					     (size_t)r - HS_HEADER_LEN) < 0
+					    ? -EIO
+					    : hs_read(hs, buf, (size_t)r);
+			else if (r >= 0)
+				r = -EBADMSG;
+		} else {
+			r = -EPROTO;
+		}
+	}
+	if (r < 0) {
+		snprintf(p->err, sizeof(p->err), "handshake: %s (%s)", strerror(-r), hs_reason(hs));
+		hs_free(hs);
+		return r;
+	}
+	r = hs_split(hs, &keys);
+	hs_free(hs);
+	if (r < 0)
+		return r;
+	if (memcmp(keys.peer_pk, p->other->pk, IDENTITY_PK_LEN) != 0)
+		r = -EKEYREJECTED;
+	if (r == 0)
+		r = frame_enc_new(keys.tx, &p->enc);
+	if (r == 0)
+		r = frame_dec_new(keys.rx, &p->dec);
+	sodium_memzero(&keys, sizeof(keys));
+	return r;
+}
+
+/* Frame i of the data p sends: the marker in frame 0, then random bytes. */
+static void *sender(void *arg)
+{
+	struct peer *p = arg;
+	uint8_t *out = malloc(FRAME_LEN(FRAME_DATA_LEN));
+	uint8_t *payload = malloc(FRAME_DATA_LEN);
+	crypto_generichash_state st;
+
+	if (!out || !payload)
+		goto out;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	for (int i = 0; i < FRAMES; i++) {
+		randombytes_buf(payload, FRAME_DATA_LEN);
+		if (i == 0)
+			memcpy(payload, marker, strlen(marker));
+		crypto_generichash_update(&st, payload, FRAME_DATA_LEN);
+		int n = frame_enc_write(p->enc, FRAME_DATA, payload, FRAME_DATA_LEN, out,
+					FRAME_LEN(FRAME_DATA_LEN));
+		if (n < 0 || write_all(p->fd, out, (size_t)n) < 0)
+			goto out;
+	}
+	crypto_generichash_final(&st, p->sent_hash, 32);
+out:
+	free(out);
+	free(payload);
+	return NULL;
+}
+
+static void *peer_main(void *arg)
+{
+	struct peer *p = arg;
+	uint8_t token[RELAY_SPLICE_TOKEN_LEN];
+	struct err err;
+	uint8_t *buf = malloc(65536);
+	crypto_generichash_state st;
+	pthread_t th;
+	int frames = 0, r;
+
+	if (!buf)
+		return NULL;
+	r = relay_splice_token(p->id, p->other->pk, derive_bucket(time(NULL), RELAY_BUCKET_SECONDS),
+			       token);
+	if (r == 0)
+		r = relay_splice_dial(relay_url, token, p->side, DIAL_MS, -1, &p->fd, NULL, &err);
+	if (r < 0) {
+		snprintf(p->err, sizeof(p->err), "dial: %s", err.msg);
+		goto out;
+	}
+	if (handshake(p) < 0)
+		goto out;
+	if (pthread_create(&th, NULL, sender, p) != 0)
+		goto out;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	while (frames < FRAMES) {
+		ssize_t k = recv(p->fd, buf, 65536, 0);
+		if (k <= 0)
+			break;
+		size_t off = 0;
+		while (off < (size_t)k) {
+			struct frame f;
+			size_t used = 0;
+			r = frame_dec_feed(p->dec, buf + off, (size_t)k - off, &used, &f);
+			off += used;
+			if (r < 0) {
+				snprintf(p->err, sizeof(p->err), "frame: %s",
+					 frame_dec_reason(p->dec));
+				goto joined;
+			}
+			if (r == 1 && f.type == FRAME_DATA) {
+				if (frames == 0 && f.len >= strlen(marker) &&
+				    memcmp(f.payload, marker, strlen(marker)) == 0)
+					p->marker_seen = true;
+				crypto_generichash_update(&st, f.payload, f.len);
+				p->got_bytes += f.len;
+				frames++;
+			}
+		}
+	}
+	crypto_generichash_final(&st, p->got_hash, 32);
+	p->ok = frames == FRAMES;
+joined:
+	pthread_join(th, NULL);
+out:
+	free(buf);
+	return NULL;
+}
+
+static struct identity *id_new(void)
+{
+	struct identity *id = NULL;
+
+	return identity_new(NULL, &id) == 0 ? id : NULL;
+}
+
+TEST(channel_through_relay)
+{
+	struct identity *a = id_new(), *b = id_new();
+	struct peer pa = {0}, pb = {0};
+	pthread_t ta, tb;
+	char *log;
+	size_t log_len = 0;
+
+	REQUIRE(a && b);
+	pa = (struct peer){.id = a, .other = b, .side = relay_splice_side(a, b->pk), .fd = -1};
+	pb = (struct peer){.id = b, .other = a, .side = relay_splice_side(b, a->pk), .fd = -1};
+	CHECK_INT_EQ(pa.side + pb.side, 3);
+	REQUIRE(pthread_create(&ta, NULL, peer_main, &pa) == 0);
+	REQUIRE(pthread_create(&tb, NULL, peer_main, &pb) == 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (pa.err[0])
+		printf("#   peer a: %s\n", pa.err);
+	if (pb.err[0])
+		printf("#   peer b: %s\n", pb.err);
+	CHECK(pa.ok && pb.ok);
+	CHECK_INT_EQ(pa.got_bytes, (size_t)FRAMES * FRAME_DATA_LEN);
+	CHECK_INT_EQ(pb.got_bytes, (size_t)FRAMES * FRAME_DATA_LEN);
+	CHECK(memcmp(pa.got_hash, pb.sent_hash, 32) == 0);
+	CHECK(memcmp(pb.got_hash, pa.sent_hash, 32) == 0);
+	CHECK(pa.marker_seen && pb.marker_seen);
+	/* the relay held only ciphertext: the marker is not in its memory */
+	int held = memory_holds(relay_pid, marker, strlen(marker));
+	if (held < 0)
+		printf("#   cannot read the relay's memory here; not checked\n");
+	CHECK(held <= 0);
+	if (pa.fd >= 0)
+		close(pa.fd);
+	if (pb.fd >= 0)
+		close(pb.fd);
+	frame_enc_free(pa.enc);
+	frame_dec_free(pa.dec);
+	frame_enc_free(pb.enc);
+	frame_dec_free(pb.dec);
+	identity_free(a);
+	identity_free(b);
+	CHECK_INT_EQ(relay_stop(), 0);
+	log = file_read(log_path, &log_len);
+	REQUIRE(log);
+	CHECK(strstr(log, "GET /v1/splice -> 101") != NULL);
+	CHECK(memmem(log, log_len, marker, strlen(marker)) == NULL);
+	CHECK(strstr(log, "error:") == NULL && strstr(log, "Sanitizer") == NULL);
+	free(log);
+}
+
+TEST(dial_errors)
+{
+	static const char *const args[] = {"--splice-wait-timeout", "1", NULL};
+	uint8_t tok[RELAY_SPLICE_TOKEN_LEN];
+	struct err err;
+	uint32_t retry = 0;
+	uint64_t start;
+	int fd = -1, fd2 = -1, r, efd;
+
+	REQUIRE(relay_start(args) == 0);
+	randombytes_buf(tok, sizeof(tok));
+	/* the peer never comes: the relay's 504, with its message */
+	start = clock_mono_ms();
+	r = relay_splice_dial(relay_url, tok, 1, DIAL_MS, -1, &fd, &retry, &err);
+	CHECK_INT_EQ(r, -ETIMEDOUT);
+	CHECK(strstr(err.msg, "504") && strstr(err.msg, "peer_timeout"));
+	CHECK(clock_mono_ms() - start < DIAL_MS);
+	printf("#   %s\n", err.msg);
+	/* our own deadline, shorter than the relay's wait */
+	r = relay_splice_dial(relay_url, tok, 1, 200, -1, &fd, &retry, &err);
+	CHECK_INT_EQ(r, -ETIMEDOUT);
+	CHECK(strstr(err.msg, "in time") != NULL);
+	/* cancelled: the cancel fd is readable */
+	efd = eventfd(1, EFD_CLOEXEC);
+	REQUIRE(efd >= 0);
+	CHECK_INT_EQ(relay_splice_dial(relay_url, tok, 1, DIAL_MS, efd, &fd, NULL, &err),
+		     -ECANCELED);
+	close(efd);
+	/* a bad URL, https, nobody listening */
+	CHECK_INT_EQ(relay_splice_dial("ftp://x", tok, 1, 100, -1, &fd, NULL, &err), -EINVAL);
+	CHECK_INT_EQ(relay_splice_dial("https://[::1]:1", tok, 1, 100, -1, &fd, NULL, &err),
+		     -EPROTONOSUPPORT);
+	CHECK(strstr(err.msg, "https") != NULL);
+	CHECK_INT_EQ(relay_splice_dial("http://[::1]:1", tok, 1, 1000, -1, &fd, NULL, &err),
+		     -ECONNREFUSED);
+	CHECK_INT_EQ(relay_splice_dial(relay_url, tok, 3, 100, -1, &fd, NULL, &err), -EINVAL);
+	/* a pair, then a third connection: 409 */
+	randombytes_buf(tok, sizeof(tok));
+	pid_t child = fork();
+	REQUIRE(child >= 0);
+	if (child == 0) {
+		int cfd = -1;
+		_exit(relay_splice_dial(relay_url, tok, 2, DIAL_MS, -1, &cfd, NULL, &err) == 0 &&
+				      read(cfd, &r, 1) >= 0
+			      ? 0
+			      : 1);
+	}
+	r = relay_splice_dial(relay_url, tok, 1, DIAL_MS, -1, &fd, NULL, &err);
+	CHECK_INT_EQ(r, 0);
+	r = relay_splice_dial(relay_url, tok, 2, DIAL_MS, -1, &fd2, NULL, &err);
+	CHECK_INT_EQ(r, -EEXIST);
+	CHECK(strstr(err.msg, "session_busy") != NULL);
+	if (fd >= 0)
+		close(fd);
+	int st = 0;
+	waitpid(child, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_INT_EQ(relay_stop(), 0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s PATH-TO-tandem-relay\n", argv[0]);
+		return 2;
+	}
+	relay_path = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(marker, 16);
+	snprintf(marker, sizeof(marker), "TANDEM-PLAINTEXT-MARKER-%08x%08x", randombytes_random(),
+		 randombytes_random());
+	if (relay_start(NULL) < 0) {
+		printf("Bail out! cannot start %s\n", relay_path);
+		return 1;
+	}
+	RUN(channel_through_relay);
+	unlink(log_path);
+	memcpy(log_path + strlen(log_path) - 6, "XXXXXX", 6);
+	RUN(dial_errors);
+	unlink(log_path);
+	return tap_done();
+}
