@@ -435,6 +435,17 @@ static int record_hashed(struct scan *s, const struct scan_job *j, struct err *e
 			return r;
 		}
 	}
+	if (!found || e->deleted || e->ino != (uint64_t)j->st.st_ino) {
+		/* A placeholder moved here after the walk queued the file it
+		 * replaced (hashed again as its stat changed): its holes are
+		 * no content. -ENOENT leaves e as it was. */
+		r = scan_moved_placeholder(s, j->path, j->len, &j->st, found && !e->deleted);
+		if (r != -ENOENT) {
+			if (r < 0)
+				goto fail;
+			return r;
+		}
+	}
 	if (found && scan_same_content(e, &j->st, j->hash)) {
 		/* Same content and metadata: only the stat identity moved. */
 		r = index_set_stat(s->idx, j->path, j->len, (uint64_t)j->st.st_dev,

@@ -347,15 +347,9 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 	return r < 0 ? r : put(s, e);
 }
 
-/*
- * st (at path, not path's entry's inode) is a placeholder the user moved
- * here (scan_set_moved_check): records path with the content it stands
- * for, or its deletion when the placeholder had to go (one renamed over
- * path's file). Returns the changes, -ENOENT when it is not one (hash it),
- * other -errno.
- */
-static int moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
-			     bool live)
+/* The deletion is of a placeholder renamed over path's file. */
+int scan_moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
+			   bool live)
 {
 	struct index_entry *e = &s->e;
 	uint8_t hash[INDEX_HASH_LEN];
@@ -510,7 +504,7 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 		} else if (!now && scan_defer(s, path, len, st)) {
 			r = 0; /* its writer is at it: published later */
 		} else if ((!live || e->ino != (uint64_t)st->st_ino) &&
-			   (r = moved_placeholder(s, path, len, st, live)) != -ENOENT) {
+			   (r = scan_moved_placeholder(s, path, len, st, live)) != -ENOENT) {
 			/* a placeholder moved here: its content, never its holes */
 		} else if (now) {
 			r = apply_file_now(s, path, len, err);

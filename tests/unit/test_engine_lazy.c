@@ -905,6 +905,41 @@ TEST(moved_placeholder_old_name_waits_for_the_scan)
 }
 
 /*
+ * Sim bug 30 (seed 2830 --lazy --ops 24): the scan queued the user's file
+ * g for hashing; before its result was recorded, the user renamed the
+ * placeholder f over g. The result no longer matched g's stat, so g was
+ * hashed again: the placeholder's holes, recorded (and sent) as g's
+ * content. A hash result for a placeholder moved there is its content.
+ */
+TEST(placeholder_moved_over_a_file_being_hashed)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	char g[600];
+	int fd;
+
+	REQUIRE(e);
+	snprintf(g, sizeof(g), "%s/g", root);
+	fd = open(g, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "mine\n", 5) == 5);
+	close(fd);
+	engine_on_inotify(e, NOW_MS);
+	engine_tick(e, NOW_MS + 60000); /* g queued (and hashed: no workers) */
+	REQUIRE(rename_rel("f", "g") == 0);
+	engine_on_hash(e, NOW_MS + 60000); /* before the next walk: g again */
+	engine_on_hash(e, NOW_MS + 60000);
+	engine_pump(e, NOW_MS + 60000);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(sent_entry("g", content));
+	CHECK(exists("g") && !exists("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
  * conflicted: ours went to a conflict copy, a new placeholder to f. The
@@ -1089,6 +1124,7 @@ int main(void)
 	RUN(moved_placeholder_stays_a_placeholder);
 	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
 	RUN(moved_placeholder_old_name_waits_for_the_scan);
+	RUN(placeholder_moved_over_a_file_being_hashed);
 	RUN(rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_unretired);
