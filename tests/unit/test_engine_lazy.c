@@ -939,6 +939,60 @@ TEST(placeholder_moved_over_a_file_being_hashed)
 	engine_free(e);
 }
 
+struct stat_reader {
+	struct engine *e;
+	struct stat st;
+	int result;
+};
+
+static void *stat_read_thread(void *ud)
+{
+	struct stat_reader *rd = ud;
+
+	rd->result = engine_ensure(rd->e, "f", &rd->st, 0, 1, 10000);
+	return NULL;
+}
+
+/*
+ * Sim bug 32 (seed 2700 --lazy --ops 24): the user renamed the placeholder
+ * f to g and wrote a file of their own at f; before a scan, a reader of f
+ * (the user's file) sent the engine to fetch into f: not the placeholder
+ * (another inode), so the lazy table forgot it. The scan then found g, the
+ * placeholder's inode, moved with its entry but no longer a placeholder,
+ * and hashed its holes: zeros sent as g's content, the peer's bytes lost.
+ * The placeholder moved away stays tracked for the scanner.
+ */
+TEST(ensure_of_a_file_over_a_moved_placeholder)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct stat_reader rd;
+	pthread_t t;
+	char f[600];
+	int fd;
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(f, sizeof(f), "%s/f", root);
+	fd = open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "mine\n", 5) == 5);
+	close(fd);
+	rd = (struct stat_reader){.e = e};
+	REQUIRE(lstat(f, &rd.st) == 0);
+	REQUIRE(pthread_create(&t, NULL, stat_read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, 0);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(sent_entry("g", content));
+	CHECK(exists("g") && exists("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 /*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
@@ -1125,6 +1179,7 @@ int main(void)
 	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
 	RUN(moved_placeholder_old_name_waits_for_the_scan);
 	RUN(placeholder_moved_over_a_file_being_hashed);
+	RUN(ensure_of_a_file_over_a_moved_placeholder);
 	RUN(rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_unretired);
