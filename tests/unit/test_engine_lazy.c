@@ -20,6 +20,8 @@
 
 #include "sync/blocks.h"
 #include "sync/engine.h"
+#include "sync/index.h"
+#include "sync/lazy.h"
 #include "sync/msg.h"
 #include "sync/vv.h"
 #include "tap.h"
@@ -993,6 +995,67 @@ TEST(ensure_of_a_file_over_a_moved_placeholder)
 	engine_free(e);
 }
 
+/* Whether the index holds a lazy-content row for path (a placeholder). */
+static bool lazy_row_at(const char *path)
+{
+	struct index *idx;
+	struct lazy_row row;
+	struct err err;
+	uint8_t *bits = NULL;
+	int r;
+
+	if (index_open(dbpath, &idx, &err) < 0)
+		return false;
+	r = index_lazy_get(idx, path, strlen(path), &row, &bits);
+	free(bits);
+	index_free(idx);
+	return r == 0;
+}
+
+/*
+ * Sim bug 33 (seed 1631 --lazy --ops 24): the peer renamed f, a
+ * placeholder here, to g, a name our index knew as a tombstone of other
+ * content. The batch moved f's file to g (no fetch) with its lazy row,
+ * then stored g's entry: its content changed, so the index dropped the
+ * row at g. g was a sparse file nobody tracked: its holes read as its
+ * content (zeros, for good after the next reload of the table).
+ */
+TEST(placeholder_moved_by_the_peer_onto_a_tombstone_keeps_its_row)
+{
+	static uint8_t v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct sync_entry s[2];
+	char p0[8] = "g", p1[8] = "f";
+
+	REQUIRE(e);
+	many_content(7, v2);
+	REQUIRE(send_peer_content(e, "g", v2, 2) == 0);
+	REQUIRE(send_peer_entry(e, "g", v2, 3, true) == 0);
+	CHECK(!exists("g"));
+	memset(s, 0, sizeof(s));
+	for (int i = 0; i < 2; i++) {
+		s[i].path = i ? p1 : p0;
+		s[i].path_len = 1;
+		s[i].kind = SYNC_KIND_FILE;
+		s[i].flags = i ? SYNC_ENTRY_DELETED : 0;
+		s[i].mode = 0644;
+		s[i].size = FILE_LEN;
+		s[i].mtime_ns = 1704164645000000000LL;
+		REQUIRE(blocks_hash_buf(content, FILE_LEN, NULL, NULL, s[i].hash) == 0);
+		s[i].nvv = 1;
+		memcpy(s[i].vv[0].device, peer_dev, VV_DEVICE_LEN);
+		s[i].vv[0].counter = 4 + (uint64_t)i;
+		s[i].seq = 4 + (uint64_t)i;
+	}
+	REQUIRE(send_entries(e, s, 2, 5) == 0);
+	CHECK(exists("g") && !exists("f"));
+	CHECK(lazy_row_at("g"));
+	CHECK(!lazy_row_at("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 /*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
@@ -1180,6 +1243,7 @@ int main(void)
 	RUN(moved_placeholder_old_name_waits_for_the_scan);
 	RUN(placeholder_moved_over_a_file_being_hashed);
 	RUN(ensure_of_a_file_over_a_moved_placeholder);
+	RUN(placeholder_moved_by_the_peer_onto_a_tombstone_keeps_its_row);
 	RUN(rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_unretired);
