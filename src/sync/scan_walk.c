@@ -347,31 +347,6 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 	return r < 0 ? r : put(s, e);
 }
 
-/* The deletion is of a placeholder renamed over path's file. */
-int scan_moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
-			   bool live)
-{
-	struct index_entry *e = &s->e;
-	uint8_t hash[INDEX_HASH_LEN];
-	int r;
-
-	if (!s->moved || !S_ISREG(st->st_mode))
-		return -ENOENT;
-	r = s->moved(s->moved_ud, path, st, false, hash);
-	if (r <= 0)
-		return r < 0 ? r : -ENOENT;
-	if (r == 2)
-		return live ? scan_delete_tree(s, path, len) : 0;
-	scan_entry_init(e, path, len, st);
-	e->has_hash = true;
-	memcpy(e->hash, hash, sizeof(hash));
-	r = put(s, e);
-	if (r < 0)
-		return r;
-	int q = s->moved(s->moved_ud, path, st, true, NULL); /* after the entry: its trigger */
-	return q < 0 ? q : r;
-}
-
 /* Hashes path on this thread (scan_path_now) and records it. */
 static int apply_file_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
