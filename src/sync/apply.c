@@ -504,23 +504,31 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	}
 	lazy_retire(a->c.lazy, r->path);
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = disk_meta_set(dfd, dname, SYNC_KIND_FILE, disk_peer_mode(a->c.disk, r->mode), r->mtime_ns,
+			      &st);
+	/*
+	 * r's entry before the lazy-content record moves: storing a new
+	 * content at a path drops the record there (the index's trigger),
+	 * which would be the one just moved: a placeholder nobody tracks,
+	 * its holes read as its content (docs/SIM.md bug 33).
+	 */
+	if (rc == 0)
+		(void)store(a, r, vv, &st);
 	if (rc == 0 &&
 	    lazy_moved(a->c.lazy, k->del->path, k->del->path_len, r->path, r->path_len) < 0) {
-		/* a placeholder without its mark would read as zeros: fetch instead */
+		/* a placeholder without its mark would read as zeros: placed or
+		 * fetched instead (which stores r again) */
 		log_warn("cannot move the lazy-content record of %s to %s: %s", LOG_Q(k->del->path),
 			 LOG_Q(r->path), index_errmsg(a->c.idx));
 		(void)renameat(dfd, dname, sfd, sname);
 		rc = -EIO;
 	}
-	if (rc == 0)
-		rc = disk_meta_set(dfd, dname, SYNC_KIND_FILE, disk_peer_mode(a->c.disk, r->mode), r->mtime_ns,
-			      &st);
 	close(sfd);
 	close(dfd);
 	if (rc < 0)
 		return rc;
 	k->used = true;
-	(void)store(a, r, vv, &st);
 	(void)store(a, k->del, &k->del->vv, NULL);
 	changed(a, k->del->path);
 	changed(a, r->path);

@@ -1080,6 +1080,29 @@ static void want_range(struct lazy_file *z, uint64_t off, uint64_t len)
 			lazy_bit_set(z->want, i);
 }
 
+/*
+ * Whether z's inode is no longer at its path (moved away, or the path
+ * replaced) while its index entry is still z's version: the scanner says
+ * what became of it (a move keeps the placeholder under its new name, its
+ * holes never hashed), so it is not forgotten here.
+ */
+static bool moved_away(struct lazy *lz, const struct lazy_file *z)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+	struct stat st;
+	bool r;
+
+	if (!x)
+		return false;
+	r = z->ino && index_get(lz->c.idx, z->path, z->path_len, x) == 0 && !x->deleted &&
+	    x->type == INDEX_FILE && x->has_hash && !memcmp(x->hash, z->hash, SYNC_HASH_LEN) &&
+	    x->ino == z->ino &&
+	    (fstatat(lz->c.rootfd, z->path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	     (uint64_t)st.st_ino != z->ino);
+	free(x);
+	return r;
+}
+
 void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 {
 	struct ensure_wait *w, *list;
@@ -1138,7 +1161,7 @@ void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 			z = lazy_find(lz, c[k].path);
 			r = z ? activate(lz, z) : 0;
 		}
-		if (r == -ESTALE) {
+		if (r == -ESTALE && !moved_away(lz, z)) {
 			lazy_forget(lz, z);
 		} else if (r == -EAGAIN) {
 			log_warn("%s changed on disk and the index does not say how yet; not "

@@ -414,6 +414,32 @@ bool scan_defer(struct scan *s, const char *path, size_t len, const struct stat 
 	return map_put(&s->deferred, path, len, NULL, NULL) >= 0;
 }
 
+/* The deletion is of a placeholder renamed over path's file. */
+int scan_moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
+			   bool live)
+{
+	struct index_entry *e = &s->e;
+	uint8_t hash[INDEX_HASH_LEN];
+	int r;
+
+	if (!s->moved || !S_ISREG(st->st_mode))
+		return -ENOENT;
+	r = s->moved(s->moved_ud, path, st, false, hash);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	if (r == 2)
+		return live ? scan_delete_tree(s, path, len) : 0;
+	scan_entry_init(e, path, len, st);
+	e->has_hash = true;
+	memcpy(e->hash, hash, sizeof(hash));
+	r = index_put_local(s->idx, e);
+	if (r < 0)
+		return r;
+	r = 1;
+	int q = s->moved(s->moved_ud, path, st, true, NULL); /* after the entry: its trigger */
+	return q < 0 ? q : r;
+}
+
 /* Stores a hashed file whose disk state is st (== j->st). Returns changes or -errno. */
 static int record_hashed(struct scan *s, const struct scan_job *j, struct err *err)
 {
@@ -429,6 +455,17 @@ static int record_hashed(struct scan *s, const struct scan_job *j, struct err *e
 	found = r == 0;
 	if (found) { /* what was hashed may be a placeholder's holes */
 		r = scan_placeholder_meta(s, j->path, j->len, &j->st, e);
+		if (r != -ENOENT) {
+			if (r < 0)
+				goto fail;
+			return r;
+		}
+	}
+	if (!found || e->deleted || e->ino != (uint64_t)j->st.st_ino) {
+		/* A placeholder moved here after the walk queued the file it
+		 * replaced (hashed again as its stat changed): its holes are
+		 * no content. -ENOENT leaves e as it was. */
+		r = scan_moved_placeholder(s, j->path, j->len, &j->st, found && !e->deleted);
 		if (r != -ENOENT) {
 			if (r < 0)
 				goto fail;

@@ -101,6 +101,16 @@ struct scan {
 int scan_placeholder_meta(struct scan *s, const char *path, size_t len, const struct stat *st,
 			  struct index_entry *e);
 
+/*
+ * st (at path, not path's entry's inode; live: path's entry is live) is a
+ * placeholder the user moved here (scan_set_moved_check): records path
+ * with the content it stands for, or its deletion when the placeholder had
+ * to go. Returns the changes, -ENOENT when it is not one (hash it), other
+ * -errno. Uses s->e.
+ */
+int scan_moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
+			   bool live);
+
 /* scan_map.c */
 struct scan_wd *scan_wdmap_get(struct map *m, int wd);
 int scan_wdmap_set(struct map *m, int wd, const char *path, size_t len, struct scan_wd **ret);

@@ -347,37 +347,6 @@ static int apply_symlink(struct scan *s, const char *path, size_t len, const str
 	return r < 0 ? r : put(s, e);
 }
 
-/*
- * st (at path, not path's entry's inode) is a placeholder the user moved
- * here (scan_set_moved_check): records path with the content it stands
- * for, or its deletion when the placeholder had to go (one renamed over
- * path's file). Returns the changes, -ENOENT when it is not one (hash it),
- * other -errno.
- */
-static int moved_placeholder(struct scan *s, const char *path, size_t len, const struct stat *st,
-			     bool live)
-{
-	struct index_entry *e = &s->e;
-	uint8_t hash[INDEX_HASH_LEN];
-	int r;
-
-	if (!s->moved || !S_ISREG(st->st_mode))
-		return -ENOENT;
-	r = s->moved(s->moved_ud, path, st, false, hash);
-	if (r <= 0)
-		return r < 0 ? r : -ENOENT;
-	if (r == 2)
-		return live ? scan_delete_tree(s, path, len) : 0;
-	scan_entry_init(e, path, len, st);
-	e->has_hash = true;
-	memcpy(e->hash, hash, sizeof(hash));
-	r = put(s, e);
-	if (r < 0)
-		return r;
-	int q = s->moved(s->moved_ud, path, st, true, NULL); /* after the entry: its trigger */
-	return q < 0 ? q : r;
-}
-
 /* Hashes path on this thread (scan_path_now) and records it. */
 static int apply_file_now(struct scan *s, const char *path, size_t len, struct err *err)
 {
@@ -510,7 +479,7 @@ int scan_apply(struct scan *s, const char *path, size_t len, const struct stat *
 		} else if (!now && scan_defer(s, path, len, st)) {
 			r = 0; /* its writer is at it: published later */
 		} else if ((!live || e->ino != (uint64_t)st->st_ino) &&
-			   (r = moved_placeholder(s, path, len, st, live)) != -ENOENT) {
+			   (r = scan_moved_placeholder(s, path, len, st, live)) != -ENOENT) {
 			/* a placeholder moved here: its content, never its holes */
 		} else if (now) {
 			r = apply_file_now(s, path, len, err);

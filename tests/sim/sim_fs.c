@@ -373,8 +373,9 @@ static int file_hash(const char *full, uint8_t h[32])
 }
 
 /* The version the user of p has at path, which an operation is about to
- * overwrite or delete: it is dead now. */
-static void kill_version(struct sim *s, const struct sim_peer *p, const char *path)
+ * overwrite or delete: it is dead now. Returns it when it was alive (else
+ * NULL), for an operation that turns out to change nothing. */
+static struct sim_ver *kill_version(struct sim *s, const struct sim_peer *p, const char *path)
 {
 	char full[2 * SIM_PATH_MAX];
 	struct stat st;
@@ -383,19 +384,20 @@ static void kill_version(struct sim *s, const struct sim_peer *p, const char *pa
 
 	snprintf(full, sizeof(full), "%s/%s", p->root, path);
 	if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
+		return NULL;
 	if (p->lazy && (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
 		/* a placeholder: its holes are not its content */
 		if (index_hash(p, path, &st, h) < 0)
-			return;
+			return NULL;
 	} else if (file_hash(full, h) < 0) {
-		return;
+		return NULL;
 	}
 	v = ver_find(s, h);
-	if (v && !v->dead) {
-		v->dead = true;
-		sim_trace(s, "  version of op %" PRIu64 " %c is overwritten", v->op, v->side);
-	}
+	if (!v || v->dead)
+		return NULL;
+	v->dead = true;
+	sim_trace(s, "  version of op %" PRIu64 " %c is overwritten", v->op, v->side);
+	return v;
 }
 
 /* ---- operations ---- */
@@ -682,7 +684,8 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 	case OP_SAMESIZE:
 	case OP_APPEND:
 	case OP_TRUNCATE: {
-		bool keep_mtime = op == OP_SAMESIZE && sim_rng_chance(&s->rng, 200);
+		bool keep_mtime = op == OP_SAMESIZE && sim_rng_chance(&s->rng, 200), same = false;
+		struct sim_ver *killed;
 		if (!(x = pick(s, t, 'f')) || (op != OP_APPEND && x->size == 0))
 			return false;
 		snprintf(path, sizeof(path), "%s", x->path);
@@ -691,8 +694,8 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 		snprintf(full, sizeof(full), "%s/%s", p->root, path);
 		if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode))
 			return false;
-		kill_version(s, p, path);
-		fd = open(full, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		killed = kill_version(s, p, path);
+		fd = open(full, O_RDWR | O_NOFOLLOW | O_CLOEXEC); /* read: see same */
 		if (fd < 0)
 			return false;
 		if (op == OP_TRUNCATE) {
@@ -709,11 +712,16 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 					    ? st.st_size
 					    : (off_t)sim_rng_below(&s->rng,
 								   (uint64_t)st.st_size - n + 1);
-			uint8_t *b = gen(s, p, n);
+			uint8_t *b = gen(s, p, n), *old = malloc(n);
 			sim_trace(s, "%c op %" PRIu64 ": %s %s %zu at %lld%s", p->name, s->opno,
 				  op == OP_APPEND ? "append" : "same-size edit", path, n,
 				  (long long)off, keep_mtime ? ", mtime kept" : "");
+			/* A short edit (its op number head cut) may write the bytes
+			 * already there: no new version, the old one as it was. */
+			same = op == OP_SAMESIZE && old && pread(fd, old, n, off) == (ssize_t)n &&
+			       !memcmp(old, b, n);
 			(void)!pwrite(fd, b, n, off);
+			free(old);
 			free(b);
 		}
 		close(fd);
@@ -722,6 +730,13 @@ static bool do_op(struct sim *s, struct sim_peer *p, enum op op, const struct tr
 			(void)utimensat(AT_FDCWD, full, ts, 0);
 		} else {
 			set_mtime(s, full, false);
+		}
+		if (same) {
+			sim_trace(s, "  (the same bytes: no new version)");
+			if (killed)
+				killed->dead = false;
+			mark_write(s, p->id, path);
+			return true;
 		}
 		reversion(s, p, path);
 		return true;

@@ -20,6 +20,8 @@
 
 #include "sync/blocks.h"
 #include "sync/engine.h"
+#include "sync/index.h"
+#include "sync/lazy.h"
 #include "sync/msg.h"
 #include "sync/vv.h"
 #include "tap.h"
@@ -905,6 +907,156 @@ TEST(moved_placeholder_old_name_waits_for_the_scan)
 }
 
 /*
+ * Sim bug 30 (seed 2830 --lazy --ops 24): the scan queued the user's file
+ * g for hashing; before its result was recorded, the user renamed the
+ * placeholder f over g. The result no longer matched g's stat, so g was
+ * hashed again: the placeholder's holes, recorded (and sent) as g's
+ * content. A hash result for a placeholder moved there is its content.
+ */
+TEST(placeholder_moved_over_a_file_being_hashed)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	char g[600];
+	int fd;
+
+	REQUIRE(e);
+	snprintf(g, sizeof(g), "%s/g", root);
+	fd = open(g, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "mine\n", 5) == 5);
+	close(fd);
+	engine_on_inotify(e, NOW_MS);
+	engine_tick(e, NOW_MS + 60000); /* g queued (and hashed: no workers) */
+	REQUIRE(rename_rel("f", "g") == 0);
+	engine_on_hash(e, NOW_MS + 60000); /* before the next walk: g again */
+	engine_on_hash(e, NOW_MS + 60000);
+	engine_pump(e, NOW_MS + 60000);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(sent_entry("g", content));
+	CHECK(exists("g") && !exists("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+struct stat_reader {
+	struct engine *e;
+	struct stat st;
+	int result;
+};
+
+static void *stat_read_thread(void *ud)
+{
+	struct stat_reader *rd = ud;
+
+	rd->result = engine_ensure(rd->e, "f", &rd->st, 0, 1, 10000);
+	return NULL;
+}
+
+/*
+ * Sim bug 32 (seed 2700 --lazy --ops 24): the user renamed the placeholder
+ * f to g and wrote a file of their own at f; before a scan, a reader of f
+ * (the user's file) sent the engine to fetch into f: not the placeholder
+ * (another inode), so the lazy table forgot it. The scan then found g, the
+ * placeholder's inode, moved with its entry but no longer a placeholder,
+ * and hashed its holes: zeros sent as g's content, the peer's bytes lost.
+ * The placeholder moved away stays tracked for the scanner.
+ */
+TEST(ensure_of_a_file_over_a_moved_placeholder)
+{
+	static const uint8_t zeros[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct stat_reader rd;
+	pthread_t t;
+	char f[600];
+	int fd;
+
+	REQUIRE(e);
+	REQUIRE(rename_rel("f", "g") == 0);
+	snprintf(f, sizeof(f), "%s/f", root);
+	fd = open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "mine\n", 5) == 5);
+	close(fd);
+	rd = (struct stat_reader){.e = e};
+	REQUIRE(lstat(f, &rd.st) == 0);
+	REQUIRE(pthread_create(&t, NULL, stat_read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, 0);
+	loop_scan(e);
+	CHECK(!sent_entry("g", zeros));
+	CHECK(sent_entry("g", content));
+	CHECK(exists("g") && exists("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/* Whether the index holds a lazy-content row for path (a placeholder). */
+static bool lazy_row_at(const char *path)
+{
+	struct index *idx;
+	struct lazy_row row;
+	struct err err;
+	uint8_t *bits = NULL;
+	int r;
+
+	if (index_open(dbpath, &idx, &err) < 0)
+		return false;
+	r = index_lazy_get(idx, path, strlen(path), &row, &bits);
+	free(bits);
+	index_free(idx);
+	return r == 0;
+}
+
+/*
+ * Sim bug 33 (seed 1631 --lazy --ops 24): the peer renamed f, a
+ * placeholder here, to g, a name our index knew as a tombstone of other
+ * content. The batch moved f's file to g (no fetch) with its lazy row,
+ * then stored g's entry: its content changed, so the index dropped the
+ * row at g. g was a sparse file nobody tracked: its holes read as its
+ * content (zeros, for good after the next reload of the table).
+ */
+TEST(placeholder_moved_by_the_peer_onto_a_tombstone_keeps_its_row)
+{
+	static uint8_t v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct sync_entry s[2];
+	char p0[8] = "g", p1[8] = "f";
+
+	REQUIRE(e);
+	many_content(7, v2);
+	REQUIRE(send_peer_content(e, "g", v2, 2) == 0);
+	REQUIRE(send_peer_entry(e, "g", v2, 3, true) == 0);
+	CHECK(!exists("g"));
+	memset(s, 0, sizeof(s));
+	for (int i = 0; i < 2; i++) {
+		s[i].path = i ? p1 : p0;
+		s[i].path_len = 1;
+		s[i].kind = SYNC_KIND_FILE;
+		s[i].flags = i ? SYNC_ENTRY_DELETED : 0;
+		s[i].mode = 0644;
+		s[i].size = FILE_LEN;
+		s[i].mtime_ns = 1704164645000000000LL;
+		REQUIRE(blocks_hash_buf(content, FILE_LEN, NULL, NULL, s[i].hash) == 0);
+		s[i].nvv = 1;
+		memcpy(s[i].vv[0].device, peer_dev, VV_DEVICE_LEN);
+		s[i].vv[0].counter = 4 + (uint64_t)i;
+		s[i].seq = 4 + (uint64_t)i;
+	}
+	REQUIRE(send_entries(e, s, 2, 5) == 0);
+	CHECK(exists("g") && !exists("f"));
+	CHECK(lazy_row_at("g"));
+	CHECK(!lazy_row_at("f"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
  * Sim bug 13 (seed 912 --lazy): the user rewrote the placeholder f with
  * content of their own (same inode), the peer's new version of f then
  * conflicted: ours went to a conflict copy, a new placeholder to f. The
@@ -1089,6 +1241,9 @@ int main(void)
 	RUN(moved_placeholder_stays_a_placeholder);
 	RUN(moved_placeholder_whose_version_the_peer_deleted_goes);
 	RUN(moved_placeholder_old_name_waits_for_the_scan);
+	RUN(placeholder_moved_over_a_file_being_hashed);
+	RUN(ensure_of_a_file_over_a_moved_placeholder);
+	RUN(placeholder_moved_by_the_peer_onto_a_tombstone_keeps_its_row);
 	RUN(rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_unretired);
