@@ -19,7 +19,7 @@ uint64_t punch_next_slot(const struct punch_facts *f)
 	s = f->now_ms / PUNCH_SLOT_MS * PUNCH_SLOT_MS;
 	if (f->now_ms - s >= PUNCH_JOIN_MS || (f->last_slot_ms && s <= f->last_slot_ms))
 		s += PUNCH_SLOT_MS;
-	while (f->last_slot_ms && s <= f->last_slot_ms)
+	while ((f->last_slot_ms && s <= f->last_slot_ms) || s < f->since_ms + PUNCH_AFTER_MS)
 		s += PUNCH_SLOT_MS;
 	/* after the first minute only the slow slots */
 	if (s > f->since_ms + PUNCH_EAGER_MS && s % PUNCH_SLOW_SLOT_MS != 0) {

@@ -39,6 +39,7 @@
 #define PUNCH_SLOW_SLOT_MS 60000 /* after PUNCH_EAGER_MS, only at multiples of this */
 #define PUNCH_EAGER_MS 60000	 /* every slot in the first minute without a direct path */
 #define PUNCH_JOIN_MS 1500	 /* a slot begun this recently is still joined */
+#define PUNCH_AFTER_MS 3000	 /* no slot this soon after the direct path went: dialing first */
 #define PUNCH_WINDOW_MS 6000	 /* one attempt: SYNs for this long, then give up */
 #define PUNCH_RETRY_MS 250	 /* a refused or failed connect is retried after */
 #define PUNCH_POLL_MS 50	 /* how often a pending connect is looked at */
@@ -63,7 +64,9 @@ struct punch_facts {
  * within the window: slots are the multiples of PUNCH_SLOT_MS, after
  * PUNCH_EAGER_MS without a direct connection only those of
  * PUNCH_SLOW_SLOT_MS (a multiple of PUNCH_SLOT_MS, so two sides that count
- * "since" differently still share those); a slot is never used twice; one
+ * "since" differently still share those); none before since +
+ * PUNCH_AFTER_MS (a peer that can be dialed is connected by then, without
+ * a second connection made by punching); a slot is never used twice; one
  * that began less than PUNCH_JOIN_MS ago is joined at once (the peer may
  * be trying already). A result <= now means "start now".
  */

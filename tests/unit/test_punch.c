@@ -51,8 +51,15 @@ TEST(slots)
 {
 	struct punch_facts f;
 
+	/* dialing first: no slot in the first PUNCH_AFTER_MS */
+	f = facts(T0 + 700);
+	CHECK_INT_EQ(punch_next_slot(&f), T0 + PUNCH_SLOT_MS);
+	f = facts(T0 + 700);
+	f.since_ms = T0 - PUNCH_AFTER_MS + 1;
+	CHECK_INT_EQ(punch_next_slot(&f), T0 + PUNCH_SLOT_MS);
 	/* a slot that began just now is joined: start at once */
 	f = facts(T0 + 700);
+	f.since_ms = T0 - PUNCH_AFTER_MS;
 	CHECK_INT_EQ(punch_next_slot(&f), T0);
 	/* later in a slot: the next one */
 	f = facts(T0 + PUNCH_JOIN_MS);
@@ -61,6 +68,7 @@ TEST(slots)
 	CHECK_INT_EQ(punch_next_slot(&f), T0 + PUNCH_SLOT_MS);
 	/* never the same slot twice */
 	f = facts(T0 + 700);
+	f.since_ms = T0 - PUNCH_AFTER_MS;
 	f.last_slot_ms = T0;
 	CHECK_INT_EQ(punch_next_slot(&f), T0 + PUNCH_SLOT_MS);
 	f = facts(T0 + PUNCH_SLOT_MS + 100);
