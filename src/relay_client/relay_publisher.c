@@ -47,6 +47,13 @@ static void drain(struct relay_publisher *p)
 	(void)n;
 }
 
+static bool addr_is_loopback(const struct record_addr *a)
+{
+	static const uint8_t lo6[16] = {[15] = 1};
+
+	return a->family == 4 ? a->ip[0] == 127 : memcmp(a->ip, lo6, 16) == 0;
+}
+
 /*
  * The relay told us where our request came from: our punch port as the
  * internet sees it. Goes into the record (the next publish carries it).
@@ -68,6 +75,10 @@ static bool observed_take(struct relay_publisher *p, const struct relay_result *
 		*warned_bad = true;
 	}
 	if (!res->has_observed)
+		return false;
+	/* a relay on this machine: nothing between us and a peer here to punch
+	 * through (any peer on this machine can be dialed) */
+	if (addr_is_loopback(&res->observed))
 		return false;
 	pthread_mutex_lock(&p->lock);
 	if (!p->rec.has_observed) {
