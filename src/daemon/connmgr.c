@@ -455,8 +455,8 @@ static void punch_step(struct connmgr *m, uint64_t now)
 		case PUNCH_GAVE_UP: {
 			char to[RECORD_ADDR_TEXT_MAX];
 			record_addr_format(&m->punch.to, to);
-			log_info("hole punch to %s: no connection within %u ms (%u tries, last: %s); "
-				 "next at a later slot",
+			log_info("hole punch to %s: no connection within %u ms (%u tries, "
+				 "last: %s); next at a later slot",
 				 to, PUNCH_WINDOW_MS, m->punch.tries,
 				 m->punch.last_error ? strerror(-m->punch.last_error)
 						     : "no answer");

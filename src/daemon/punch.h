@@ -46,14 +46,14 @@
 
 /* The facts punch_next_slot() decides on. Times: wall clock, unix ms. */
 struct punch_facts {
-	bool have_port;	     /* we hold a punch port */
-	bool peer_observed;  /* the peer's record carries an observed address */
-	bool family_ok;	     /* we can open a socket of that address's family */
-	bool direct_up;	     /* a direct connection is up: no punching */
-	bool stopping;	     /* the daemon is stopping */
-	bool running;	     /* an attempt runs */
-	uint64_t now_ms;     /* now */
-	uint64_t since_ms;   /* no direct connection since */
+	bool have_port;	       /* we hold a punch port */
+	bool peer_observed;    /* the peer's record carries an observed address */
+	bool family_ok;	       /* we can open a socket of that address's family */
+	bool direct_up;	       /* a direct connection is up: no punching */
+	bool stopping;	       /* the daemon is stopping */
+	bool running;	       /* an attempt runs */
+	uint64_t now_ms;       /* now */
+	uint64_t since_ms;     /* no direct connection since */
 	uint64_t last_slot_ms; /* the slot of our last attempt; 0: none */
 };
 
@@ -90,13 +90,13 @@ enum punch_poll {
  * address, again after each failure, until the window ends. */
 struct punch_attempt {
 	bool running;
-	int fd;		   /* the connecting socket, -1 between tries */
-	uint16_t port;	   /* ours */
+	int fd;	       /* the connecting socket, -1 between tries */
+	uint16_t port; /* ours */
 	struct record_addr to;
-	uint64_t end_ms;   /* monotonic: give up at */
-	uint64_t next_ms;  /* monotonic: next poll or try */
-	unsigned tries;	   /* connect() calls so far */
-	int last_error;	   /* -errno of the last failed try, 0 none */
+	uint64_t end_ms;  /* monotonic: give up at */
+	uint64_t next_ms; /* monotonic: next poll or try */
+	unsigned tries;	  /* connect() calls so far */
+	int last_error;	  /* -errno of the last failed try, 0 none */
 };
 
 /* Starts an attempt at now (monotonic ms) lasting window_ms. Never fails:
