@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -155,8 +154,10 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 	static const char obs[] = "x-tandem-observed:";
 
 	if (n > sizeof(obs) - 1 && strncasecmp(buf, obs, sizeof(obs) - 1) == 0) {
-		/* a relay's word, checked strictly; only ever an address to try */
-		if (relay_observed_parse(buf + sizeof(obs) - 1, n - (sizeof(obs) - 1),
+		/* a relay's word, checked strictly (once only: two are malformed
+		 * too); only ever an address to try */
+		if (!x->has_observed && !x->observed_bad &&
+		    relay_observed_parse(buf + sizeof(obs) - 1, n - (sizeof(obs) - 1),
 					 &x->observed) == 0) {
 			x->has_observed = true;
 		} else {
