@@ -136,6 +136,38 @@ char *relay_addr_format(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
+bool relay_addr_observed(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	buf[0] = '\0';
+	if (sa && sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 sin6;
+		memcpy(&sin6, sa, sizeof(sin6));
+		if (sin6.sin6_scope_id || !sin6.sin6_port)
+			return false;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+			if (!inet_ntop(AF_INET, &sin6.sin6_addr.s6_addr[12], host, sizeof(host)))
+				return false;
+			snprintf(buf, len, "%s:%u", host, ntohs(sin6.sin6_port));
+			return true;
+		}
+		if (!inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof(host)))
+			return false;
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6.sin6_port));
+		return true;
+	}
+	if (sa && sa->sa_family == AF_INET) {
+		struct sockaddr_in sin;
+		memcpy(&sin, sa, sizeof(sin));
+		if (!sin.sin_port || !inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host)))
+			return false;
+		snprintf(buf, len, "%s:%u", host, ntohs(sin.sin_port));
+		return true;
+	}
+	return false;
+}
+
 void relay_addr_key_derive(const struct sockaddr *sa, struct relay_client_key *ret)
 {
 	memset(ret, 0, sizeof(*ret));

@@ -48,6 +48,15 @@ int relay_addr_parse(const char *s, struct relay_listen_addr *ret)
  */
 char *relay_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
+/*
+ * Writes the address and port a client's connection came from, as the
+ * X-Tandem-Observed reply header tells it: "198.51.100.50:4001" or
+ * "[2001:db8::2]:4001" (an IPv4-mapped IPv6 address as IPv4, no scope).
+ * Returns false (buf "") for anything else (unknown family, a scoped
+ * link-local address, port 0).
+ */
+bool relay_addr_observed(const struct sockaddr *sa, char *buf, size_t len);
+
 /* Derives the rate-limiting key of a client address; NULL gives the zero key. */
 void relay_addr_key_derive(const struct sockaddr *sa, struct relay_client_key *ret);
 

@@ -395,8 +395,9 @@ enum MHD_Result relay_http_respond(struct MHD_Connection *conn, const char *meth
 				   struct relay_response *resp)
 {
 	struct MHD_Response *mr;
+	const union MHD_ConnectionInfo *ci;
 	enum MHD_Result ret = MHD_NO;
-	char num[24];
+	char num[24], observed[RELAY_ADDR_STRLEN];
 	bool ok = true;
 
 	log_debug("%s %s -> %d", method_name(method), resp->route, resp->status);
@@ -427,6 +428,11 @@ enum MHD_Result relay_http_respond(struct MHD_Connection *conn, const char *meth
 	if (resp->www_authenticate)
 		ok &= MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					      "Bearer realm=\"tandem-relay\"") == MHD_YES;
+	/* Where the client's connection came from (its public address behind
+	 * NAT), for hole punching (docs/RELAY.md, "X-Tandem-Observed"). */
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && relay_addr_observed(ci->client_addr, observed, sizeof(observed)))
+		ok &= MHD_add_response_header(mr, "X-Tandem-Observed", observed) == MHD_YES;
 	if (ok)
 		ret = MHD_queue_response(conn, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);

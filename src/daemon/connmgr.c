@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -333,6 +334,7 @@ void connmgr_init(struct connmgr *m, const struct connmgr_cfg *cfg, const struct
 		  void *ud, uint64_t now)
 {
 	memset(m, 0, sizeof(*m));
+	m->punch.fd = -1;
 	m->cfg = *cfg;
 	m->ops = ops;
 	m->ud = ud;
@@ -392,8 +394,109 @@ void connmgr_stop(struct connmgr *m)
 	m->stopping = true;
 }
 
+/*
+ * Hole punching (punch.h, docs/DAEMON.md "Hole punching"): one more way to
+ * a direct connection, next to dialing. When the peer's record carries the
+ * address the relay saw its punch port as, both sides connect() from their
+ * punch ports towards each other at the same wall-clock slot; a connected
+ * socket becomes a direct connection like a dialed one, the side with the
+ * lower fingerprint running the handshake as initiator (both know who
+ * that is, so the roles always match).
+ */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool direct_up(const struct connmgr *m)
+{
+	return m->active && m->active->path == CONN_PATH_DIRECT;
+}
+
+static void punch_connected(struct connmgr *m, int fd)
+{
+	char to[RECORD_ADDR_TEXT_MAX];
+	struct conn *c;
+
+	record_addr_format(&m->punch.to, to);
+	log_info("hole punch to %s connected (try %u); the handshake runs on it (%s)", to,
+		 m->punch.tries, m->cfg.self_lower ? "we initiate" : "the peer initiates");
+	if (m->stopping || !make_room(m)) {
+		close(fd);
+		return;
+	}
+	if (conn_adopt(&m->cfg.env, &conn_ops, m, ++m->serial, fd, m->cfg.self_lower,
+		       CONN_PATH_DIRECT, to, &c) < 0)
+		log_warn("cannot take the punched connection: out of resources");
+	else
+		add(m, c);
+}
+
+static void punch_step(struct connmgr *m, uint64_t now)
+{
+	struct punch_facts f;
+	uint64_t wall, slot;
+	int fd = -1;
+
+	if (m->punch.running) {
+		if (direct_up(m) || m->stopping) {
+			punch_attempt_stop(&m->punch);
+			return;
+		}
+		if (now < punch_attempt_deadline(&m->punch))
+			return;
+		switch (punch_attempt_poll(&m->punch, now, &fd)) {
+		case PUNCH_CONNECTED:
+			punch_connected(m, fd);
+			break;
+		case PUNCH_GAVE_UP: {
+			char to[RECORD_ADDR_TEXT_MAX];
+			record_addr_format(&m->punch.to, to);
+			log_info("hole punch to %s: no connection within %u ms (%u tries, "
+				 "last: %s); next at a later slot",
+				 to, PUNCH_WINDOW_MS, m->punch.tries,
+				 m->punch.last_error ? strerror(-m->punch.last_error)
+						     : "no answer");
+			break;
+		}
+		case PUNCH_RUNNING:
+			break;
+		}
+		return;
+	}
+	wall = wall_ms();
+	f = (struct punch_facts){
+		.have_port = m->cfg.punch_port != 0,
+		.peer_observed = m->have_rec && m->rec.has_observed,
+		.family_ok = true,
+		.direct_up = direct_up(m),
+		.stopping = m->stopping,
+		.now_ms = wall,
+		.since_ms = wall - (now - m->waiting_since_ms),
+		.last_slot_ms = m->punch_last_slot_ms,
+	};
+	slot = punch_next_slot(&f);
+	m->punch_at_ms = 0;
+	if (!slot)
+		return;
+	m->punch_slot_ms = slot;
+	m->punch_at_ms = now + (slot > wall ? slot - wall : 0);
+	if (now < m->punch_at_ms)
+		return;
+	m->punch_at_ms = 0;
+	m->punch_last_slot_ms = slot;
+	m->punches++;
+	punch_attempt_start(&m->punch, m->cfg.punch_port, &m->rec.observed, now, PUNCH_WINDOW_MS);
+	log_debug("hole punch %u from port %u towards the peer's observed address", m->punches,
+		  m->cfg.punch_port);
+}
+
 void connmgr_tick(struct connmgr *m, uint64_t now)
 {
+	punch_step(m, now);
 	for (struct conn *c = m->conns; c; c = c->next)
 		if (conn_deadline(c) <= now)
 			conn_tick(c, now);
@@ -404,6 +507,11 @@ void connmgr_tick(struct connmgr *m, uint64_t now)
 uint64_t connmgr_deadline(const struct connmgr *m)
 {
 	uint64_t t = m->next_dial_ms ? m->next_dial_ms : UINT64_MAX;
+
+	if (m->punch.running && punch_attempt_deadline(&m->punch) < t)
+		t = punch_attempt_deadline(&m->punch);
+	if (m->punch_at_ms && m->punch_at_ms < t)
+		t = m->punch_at_ms;
 
 	for (const struct conn *c = m->conns; c; c = c->next) {
 		uint64_t ct = conn_deadline(c);
@@ -432,6 +540,7 @@ void connmgr_reap(struct connmgr *m)
 void connmgr_shutdown(struct connmgr *m)
 {
 	m->stopping = true;
+	punch_attempt_stop(&m->punch);
 	for (struct conn *c = m->conns; c; c = c->next)
 		conn_close(c, FRAME_CLOSE_NORMAL, "shutting down");
 	connmgr_reap(m);

@@ -12,6 +12,7 @@
 #include "base/evloop.h"
 #include "daemon/conn.h"
 #include "daemon/connpolicy.h"
+#include "daemon/punch.h"
 #include "identity/record.h"
 
 /*
@@ -47,6 +48,7 @@ struct connmgr_cfg {
 	bool we_accept;		  /* we listen for connections */
 	uint32_t fallback_ms;	  /* we dial if the peer has not after: 3000 */
 	struct backoff reconnect; /* 200 .. 10000 ms */
+	uint16_t punch_port;	  /* our punch port (punch.h); 0: no hole punching */
 };
 
 struct connmgr {
@@ -72,6 +74,12 @@ struct connmgr {
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
 	char last_error[ERR_LEN]; /* "" when none yet */
+	/* hole punching (punch.h), towards rec.observed */
+	struct punch_attempt punch;
+	uint64_t punch_at_ms;	/* monotonic: start the planned attempt; 0 none */
+	uint64_t punch_slot_ms; /* wall clock: its slot */
+	uint64_t punch_last_slot_ms;
+	unsigned punches;	/* attempts made */
 };
 
 /* What `tandem status` shows of the connections (control_status.h). */

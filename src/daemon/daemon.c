@@ -83,6 +83,8 @@ struct daemon {
 	struct ev_watch listen_w; /* fd -1 with --listen none */
 	int lock_fd;
 	char listen_text[RECORD_ADDR_TEXT_MAX];
+	int punch_fd;		/* holds the punch port (punch.h); -1 without */
+	uint16_t punch_port;	/* 0 without */
 
 	/* relay */
 	struct relay_publisher *pub;
@@ -519,6 +521,18 @@ static int setup(struct daemon *d, struct err *err)
 		log_info("listening for the peer on %s (publishing %s)", d->listen_text, addrs);
 	}
 
+	/* The punch port: our requests to the relay go out from it, so the
+	 * relay tells us what it maps to, and hole punches start from it. */
+	r = punch_port_open(&d->punch_port);
+	if (r < 0) {
+		log_info("cannot reserve a port for hole punching (%s); connecting without",
+			 strerror(-r));
+		d->punch_port = 0;
+	} else {
+		d->punch_fd = r;
+		log_debug("hole punching from port %u", d->punch_port);
+	}
+
 	connmgr_init(&d->cm,
 		     &(struct connmgr_cfg){.env = {.loop = d->loop,
 						   .id = o->id,
@@ -533,7 +547,8 @@ static int setup(struct daemon *d, struct err *err)
 					   .self_lower = d->self_lower,
 					   .we_accept = d->listen_w.fd >= 0,
 					   .fallback_ms = d->tun.fallback_ms,
-					   .reconnect = d->tun.reconnect},
+					   .reconnect = d->tun.reconnect,
+					   .punch_port = d->punch_port},
 		     &cm_ops, d, clock_mono_ms());
 
 	if (relay_url_classify(o->relay_url) == RELAY_URL_HTTP_REMOTE) {
@@ -547,7 +562,9 @@ static int setup(struct daemon *d, struct err *err)
 	relay_client_opts_init(&ro);
 	ro.timeout_ms = RELAY_TIMEOUT_MS;
 	ro.clock_offset_s = d->tun.clock_offset_s;
-	r = relay_publisher_start(o->relay_url, &ro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,
+	struct relay_client_opts pro = ro;
+	pro.local_port = d->punch_port; /* the relay tells us what it maps to */
+	r = relay_publisher_start(o->relay_url, &pro, o->id, &d->self_rec, RECORD_TTL_S, &d->pub,
 				  &rerr);
 	if (r < 0) {
 		err_set(err, "cannot start publishing our record: %s",
@@ -629,6 +646,9 @@ static void teardown(struct daemon *d)
 	d->loop = NULL;
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
+	if (d->punch_fd >= 0)
+		close(d->punch_fd);
+	d->punch_fd = -1;
 }
 
 int daemon_run(const struct daemon_opts *opts)
@@ -646,6 +666,7 @@ int daemon_run(const struct daemon_opts *opts)
 	}
 	d->opts = opts;
 	d->lock_fd = -1;
+	d->punch_fd = -1;
 	d->sig_w.fd = -1;
 	d->lookup_w.fd = -1;
 	d->listen_w.fd = -1;

@@ -14,6 +14,7 @@
 #define RECORD_SIG_LABEL "tandem/v1/record-sig"
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define EXT_OBSERVED_LEN 19 /* family, 16 bytes of IP, port */
 
 static void aad_build(uint64_t bucket, const struct fingerprint *fp, uint8_t aad[1 + 32])
 {
@@ -61,6 +62,8 @@ int record_seal(const struct identity *id, const struct peer_record *rec, uint64
 	for (unsigned i = 0; i < rec->naddrs; i++)
 		if (!addr_valid(&rec->addrs[i]))
 			return -EINVAL;
+	if (rec->has_observed && !addr_valid(&rec->observed))
+		return -EINVAL;
 
 	wcursor_put(&w, RECORD_MAGIC, 4);
 	wcursor_u8(&w, rec->flags);
@@ -73,7 +76,17 @@ int record_seal(const struct identity *id, const struct peer_record *rec, uint64
 		wcursor_put(&w, a->ip, 16);
 		wcursor_u16(&w, a->port);
 	}
-	wcursor_u16(&w, 0); /* extension length: none yet */
+	if (rec->has_observed) {
+		const struct record_addr *a = &rec->observed;
+		wcursor_u16(&w, 2 + EXT_OBSERVED_LEN); /* extension length */
+		wcursor_u8(&w, RECORD_EXT_OBSERVED);
+		wcursor_u8(&w, EXT_OBSERVED_LEN);
+		wcursor_u8(&w, a->family);
+		wcursor_put(&w, a->ip, 16);
+		wcursor_u16(&w, a->port);
+	} else {
+		wcursor_u16(&w, 0); /* extension length: none */
+	}
 	if (w.bad || w.left < IDENTITY_SIG_LEN)
 		return -EINVAL;
 	n = sizeof(plain) - w.left;
@@ -92,6 +105,31 @@ int record_seal(const struct identity *id, const struct peer_record *rec, uint64
 						   sizeof(aad), NULL, out + 1, key);
 	sodium_memzero(key, sizeof(key));
 	return (int)(1 + NONCE_LEN + clen);
+}
+
+/* The extension entries: type, length, value each; unknown types skipped. */
+static int ext_parse(const uint8_t *ext, size_t len, struct peer_record *rec)
+{
+	struct cursor c = cursor_make(ext, len);
+
+	while (c.left > 0 && !c.bad) {
+		uint8_t type = cursor_u8(&c);
+		uint8_t n = cursor_u8(&c);
+		const uint8_t *v = cursor_take(&c, n);
+		if (!v)
+			return -EBADMSG;
+		if (type != RECORD_EXT_OBSERVED)
+			continue;
+		if (n != EXT_OBSERVED_LEN || rec->has_observed)
+			return -EBADMSG;
+		rec->observed.family = v[0];
+		memcpy(rec->observed.ip, v + 1, 16);
+		rec->observed.port = (uint16_t)(v[17] << 8 | v[18]);
+		if (!addr_valid(&rec->observed))
+			return -EBADMSG;
+		rec->has_observed = true;
+	}
+	return c.bad ? -EBADMSG : 0;
 }
 
 int record_open(const struct fingerprint *fp, uint64_t bucket, const uint8_t *blob, size_t len,
@@ -151,8 +189,9 @@ int record_open(const struct fingerprint *fp, uint64_t bucket, const uint8_t *bl
 	uint16_t ext_len = cursor_u16(&c);
 	if (ext_len > RECORD_MAX_EXT)
 		return -EBADMSG;
-	ext = cursor_take(&c, ext_len); /* reserved for later versions: ignored */
-	(void)ext;
+	ext = cursor_take(&c, ext_len);
+	if (ext && ext_parse(ext, ext_len, &rec) < 0)
+		return -EBADMSG;
 	body_len = plen - c.left;
 	sig = cursor_take(&c, IDENTITY_SIG_LEN);
 	if (c.bad || c.left != 0)

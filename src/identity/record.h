@@ -23,6 +23,10 @@
 #define RECORD_VERSION 1
 #define RECORD_FLAG_INBOUND 0x01u /* the peer accepts incoming connections */
 
+/* Extension entries (docs/PROTOCOL.md §4): type, length, value; a reader
+ * skips types it does not know. */
+#define RECORD_EXT_OBSERVED 1 /* the address and port the relay saw (punch port) */
+
 /* Largest sealed blob: version + nonce + plaintext + tag. */
 #define RECORD_PLAIN_MAX (4 + 1 + 32 + 8 + 1 + RECORD_MAX_ADDRS * 19 + 2 + RECORD_MAX_EXT + 64)
 #define RECORD_BLOB_MAX (1 + 24 + RECORD_PLAIN_MAX + 16)
@@ -40,6 +44,12 @@ struct peer_record {
 	uint64_t timestamp; /* unix seconds when made */
 	uint8_t naddrs;
 	struct record_addr addrs[RECORD_MAX_ADDRS];
+	/* Extension RECORD_EXT_OBSERVED: where the relay saw a connection
+	 * from the peer's punch port come from (its public address and port
+	 * behind NAT); the peer tries TCP simultaneous opens from that port
+	 * (docs/DAEMON.md, "Hole punching"). */
+	bool has_observed;
+	struct record_addr observed;
 };
 
 /*
@@ -55,6 +65,8 @@ int record_seal(const struct identity *id, const struct peer_record *rec, uint64
  * version (-EPROTONOSUPPORT), the AEAD tag (-EBADMSG: wrong key or
  * tampered), the layout, consuming every byte (-EBADMSG), that the key
  * inside hashes to fp (-EKEYREJECTED), and the signature (-EBADMSG).
+ * Extension entries of unknown types are skipped; a known one that is
+ * malformed, or entries that overrun the extension, are -EBADMSG.
  * *ret is written only on success.
  */
 int record_open(const struct fingerprint *fp, uint64_t bucket, const uint8_t *blob, size_t len,

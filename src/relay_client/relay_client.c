@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -33,6 +35,9 @@ struct exchange {
 	size_t len;
 	int too_large;
 	uint32_t retry_after;
+	bool has_observed;
+	bool observed_bad;
+	struct record_addr observed;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -146,7 +151,21 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 	struct exchange *x = userdata;
 	size_t n = size * nitems;
 	static const char name[] = "retry-after:";
+	static const char obs[] = "x-tandem-observed:";
 
+	if (n > sizeof(obs) - 1 && strncasecmp(buf, obs, sizeof(obs) - 1) == 0) {
+		/* a relay's word, checked strictly (once only: two are malformed
+		 * too); only ever an address to try */
+		if (!x->has_observed && !x->observed_bad &&
+		    relay_observed_parse(buf + sizeof(obs) - 1, n - (sizeof(obs) - 1),
+					 &x->observed) == 0) {
+			x->has_observed = true;
+		} else {
+			x->has_observed = false;
+			x->observed_bad = true;
+		}
+		return n;
+	}
 	if (n > sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
 		char tmp[32];
 		size_t vlen = n - (sizeof(name) - 1);
@@ -177,6 +196,26 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 	if (c->opts.cancel_fd < 0)
 		return 0;
 	return poll(&p, 1, 0) > 0 ? 1 : 0;
+}
+
+/*
+ * Requests from the punch port (opts.local_port): it is reserved by another
+ * socket, so SO_REUSEADDR; and closed with a reset (SO_LINGER 0), so that no
+ * TIME_WAIT of ours keeps the next request to the same relay from the same
+ * port.
+ */
+static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	int on = 1;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	(void)clientp;
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKOPT_OK;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		return CURL_SOCKOPT_ERROR;
+	return CURL_SOCKOPT_OK;
 }
 
 /* Maps a curl failure to -errno and a sentence. */
@@ -341,7 +380,26 @@ static int exchange(struct relay_client *c, const char *method, const uint8_t to
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	}
 
+	if (c->opts.local_port) {
+		curl_easy_setopt(h, CURLOPT_LOCALPORT, (long)c->opts.local_port);
+		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+	}
+
 	cc = curl_easy_perform(h);
+	if (cc == CURLE_INTERFACE_FAILED && c->opts.local_port) {
+		/* the punch port cannot be bound (taken after all): without it;
+		 * the observed port is then of no use for punching */
+		log_debug("cannot send from the punch port %u: %s; sending from any port",
+			  c->opts.local_port, errbuf);
+		curl_easy_setopt(h, CURLOPT_LOCALPORT, 0L);
+		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, NULL);
+		x->len = 0;
+		x->too_large = 0;
+		x->has_observed = x->observed_bad = false;
+		errbuf[0] = '\0';
+		cc = curl_easy_perform(h);
+		x->has_observed = false;
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 	sodium_memzero(wsec, sizeof(wsec));
@@ -352,6 +410,9 @@ static int exchange(struct relay_client *c, const char *method, const uint8_t to
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	res->status = (int)status;
 	res->retry_after = x->retry_after;
+	res->has_observed = x->has_observed;
+	res->observed = x->observed;
+	res->observed_bad = x->observed_bad;
 	r = relay_reply_parse(kind, (int)status, x->body, x->len, reply);
 	if (r < 0) {
 		snprintf(res->message, sizeof(res->message),

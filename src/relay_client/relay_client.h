@@ -2,6 +2,7 @@
 #ifndef TANDEM_RELAY_CLIENT_H
 #define TANDEM_RELAY_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -33,6 +34,12 @@ struct relay_result {
 	int status;		/* HTTP status, 0 when no answer */
 	uint32_t retry_after;	/* seconds, 0 if none */
 	long expires_in;	/* seconds, -1 if unknown */
+	/* X-Tandem-Observed of the reply (relay_observed_parse): where the
+	 * relay saw the request come from. has_observed only when the request
+	 * went out from opts.local_port, or without local_port set */
+	bool has_observed;
+	bool observed_bad; /* the header was there but malformed (ignored) */
+	struct record_addr observed;
 	char message[ERR_LEN];
 };
 
@@ -44,6 +51,8 @@ struct relay_client_opts {
 	uint32_t retry_base_ms;	  /* 0 = 500 */
 	uint32_t retry_max_ms;	  /* 0 = 30000 */
 	int64_t clock_offset_s;	  /* added to the wall clock (relay_client_now); only tests */
+	uint16_t local_port;	  /* send from this local port (the daemon's punch port,
+				   * reserved elsewhere: SO_REUSEADDR); 0: any */
 };
 
 void relay_client_opts_init(struct relay_client_opts *opts);

@@ -28,6 +28,7 @@ struct relay_publisher {
 	const struct identity *id;
 	unsigned ttl;
 	unsigned bucket_seconds;
+	bool punch;				/* requests go out from the punch port */
 	int wake_fd;				/* eventfd: update or stop */
 	pthread_t thread;
 };
@@ -46,6 +47,72 @@ static void drain(struct relay_publisher *p)
 	(void)n;
 }
 
+static bool addr_is_loopback(const struct record_addr *a)
+{
+	static const uint8_t lo6[16] = {[15] = 1};
+
+	return a->family == 4 ? a->ip[0] == 127 : memcmp(a->ip, lo6, 16) == 0;
+}
+
+/*
+ * The relay told us where our request came from: our punch port as the
+ * internet sees it. Goes into the record (the next publish carries it).
+ * Returns true when the record should go out again soon: we had none, or
+ * the address changed (a new network).
+ */
+static bool observed_take(struct relay_publisher *p, const struct relay_result *res,
+			  bool *warned_bad, bool *warned_moving)
+{
+	int what = 0; /* 1 first, 2 a new address, 3 a new port */
+	char a[RECORD_ADDR_TEXT_MAX] = "", b[RECORD_ADDR_TEXT_MAX];
+
+	if (!p->punch)
+		return false;
+	if (res->observed_bad && !*warned_bad) {
+		log_warn("the relay %s sent a malformed X-Tandem-Observed header; ignoring it "
+			 "(no hole punching through this relay)",
+			 relay_client_url(p->client));
+		*warned_bad = true;
+	}
+	if (!res->has_observed)
+		return false;
+	/* a relay on this machine: nothing between us and a peer here to punch
+	 * through (any peer on this machine can be dialed) */
+	if (addr_is_loopback(&res->observed))
+		return false;
+	pthread_mutex_lock(&p->lock);
+	if (!p->rec.has_observed) {
+		what = 1;
+	} else if (memcmp(&p->rec.observed, &res->observed, sizeof(res->observed)) != 0) {
+		bool same_ip = p->rec.observed.family == res->observed.family &&
+			       memcmp(p->rec.observed.ip, res->observed.ip, 16) == 0;
+		record_addr_format(&p->rec.observed, a);
+		/* another port on the same address: once, republish soon (a
+		 * mapping that expired and came back on another port); again and
+		 * again would mean a new port per connection, and publishing
+		 * each is no use */
+		what = !same_ip ? 2 : !*warned_moving ? 3 : 0;
+	}
+	p->rec.has_observed = true;
+	p->rec.observed = res->observed;
+	pthread_mutex_unlock(&p->lock);
+
+	record_addr_format(&res->observed, b);
+	if (what == 1)
+		log_info("the relay sees our punch port as %s; publishing it for hole punching", b);
+	else if (what == 2)
+		log_info("the relay now sees our punch port as %s (was %s)", b, a);
+	else if (what == 3)
+		log_notice("the relay saw our punch port as %s, now as %s: if the NAT in front of "
+			   "this machine gives it a new public port per connection (symmetric "
+			   "NAT), hole punching cannot work through it and the relayed path "
+			   "carries the data",
+			   a, b);
+	if (what == 3)
+		*warned_moving = true;
+	return what != 0;
+}
+
 static void *publisher_main(void *arg)
 {
 	struct relay_publisher *p = arg;
@@ -53,6 +120,7 @@ static void *publisher_main(void *arg)
 	unsigned failures = 0;
 	struct relay_result res;
 	struct peer_record rec;
+	bool warned_bad = false, warned_moving = false;
 
 	for (;;) {
 		uint32_t wait_ms;
@@ -91,6 +159,8 @@ static void *publisher_main(void *arg)
 			wait_ms = (uint32_t)(refresh < to_bucket ? refresh : to_bucket);
 			if (wait_ms < 100)
 				wait_ms = 100;
+			if (observed_take(p, &res, &warned_bad, &warned_moving))
+				wait_ms = 200; /* out again with the observed address */
 		} else {
 			if (failures == 0 || failures % 10 == 0)
 				log_warn("cannot publish our record: %s; retrying", res.message);
@@ -132,6 +202,7 @@ int relay_publisher_start(const char *url, const struct relay_client_opts *opts,
 	else
 		relay_client_opts_init(&o);
 	o.cancel_fd = p->wake_fd;
+	p->punch = o.local_port != 0;
 	p->bucket_seconds = o.bucket_seconds ? o.bucket_seconds : RELAY_BUCKET_SECONDS;
 	r = relay_client_new(url, &o, &p->client, err);
 	if (r < 0)
@@ -158,7 +229,13 @@ fail:
 void relay_publisher_update(struct relay_publisher *p, const struct peer_record *rec)
 {
 	pthread_mutex_lock(&p->lock);
+	bool has = p->rec.has_observed;
+	struct record_addr obs = p->rec.observed;
 	p->rec = *rec;
+	if (!rec->has_observed) { /* what the relay told us stays */
+		p->rec.has_observed = has;
+		p->rec.observed = obs;
+	}
 	pthread_mutex_unlock(&p->lock);
 	wake(p);
 }

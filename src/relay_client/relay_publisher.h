@@ -24,7 +24,10 @@ struct relay_publisher_status {
 };
 
 /* Starts the thread. url/opts as relay_client_new (opts.cancel_fd is
- * ignored: the publisher has its own). ttl in seconds (relay's max 3600). */
+ * ignored: the publisher has its own). ttl in seconds (relay's max 3600).
+ * With opts.local_port (the daemon's punch port) the address the relay
+ * saw it as (X-Tandem-Observed) goes into the record (has_observed), and
+ * stays there across relay_publisher_update(). */
 int relay_publisher_start(const char *url, const struct relay_client_opts *opts,
 			  const struct identity *id, const struct peer_record *rec, unsigned ttl,
 			  struct relay_publisher **ret, struct err *err)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,4 +131,73 @@ int relay_reply_parse(enum relay_reply_kind kind, int status, const char *body, 
 out:
 	json_decref(root);
 	return r;
+}
+
+int relay_observed_parse(const char *text, size_t len, struct record_addr *ret)
+{
+	char buf[RECORD_ADDR_TEXT_MAX], host[INET6_ADDRSTRLEN];
+	struct record_addr a = {0};
+	const char *p, *colon;
+	size_t n, hl;
+	unsigned long port = 0;
+
+	while (len && text[0] == ' ') {
+		text++;
+		len--;
+	}
+	while (len && (text[len - 1] == '\r' || text[len - 1] == '\n'))
+		len--;
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (strlen(buf) != len)
+		return -EINVAL; /* a NUL inside */
+
+	colon = strrchr(buf, ':');
+	if (!colon)
+		return -EINVAL;
+	/* the port: 1..5 digits, 1..65535 */
+	n = strlen(colon + 1);
+	if (n < 1 || n > 5)
+		return -EINVAL;
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (port < 1 || port > 65535)
+		return -EINVAL;
+	a.port = (uint16_t)port;
+
+	if (buf[0] == '[') {
+		hl = (size_t)(colon - buf);
+		if (hl < 3 || buf[hl - 1] != ']' || hl - 2 >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, buf + 1, hl - 2);
+		host[hl - 2] = '\0';
+		struct in6_addr in6;
+		if (inet_pton(AF_INET6, host, &in6) != 1 || IN6_IS_ADDR_V4MAPPED(&in6) ||
+		    IN6_IS_ADDR_UNSPECIFIED(&in6) || IN6_IS_ADDR_MULTICAST(&in6))
+			return -EINVAL;
+		a.family = 6;
+		memcpy(a.ip, &in6, 16);
+	} else {
+		hl = (size_t)(colon - buf);
+		if (hl >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, buf, hl);
+		host[hl] = '\0';
+		struct in_addr in4;
+		/* inet_pton takes only four decimal parts, no leading zeros */
+		if (inet_pton(AF_INET, host, &in4) != 1)
+			return -EINVAL;
+		uint32_t h = ntohl(in4.s_addr);
+		if (h == 0 || (h >> 28) == 0xe)
+			return -EINVAL;
+		a.family = 4;
+		memcpy(a.ip, &in4, 4);
+	}
+	*ret = a;
+	return 0;
 }

@@ -59,4 +59,17 @@ enum relay_reply_kind {
 int relay_reply_parse(enum relay_reply_kind kind, int status, const char *body, size_t len,
 		      struct relay_reply *ret) __attribute__((warn_unused_result));
 
+/*
+ * Parses the value of the relay's X-Tandem-Observed header (docs/RELAY.md):
+ * "A.B.C.D:PORT" or "[IPv6]:PORT", PORT 1..65535 in decimal; spaces before
+ * and CR/LF after are allowed, nothing else. Refused (-EINVAL, *ret
+ * untouched): anything longer than an address, host names, zone ids,
+ * IPv4-mapped, unspecified and multicast addresses. Reads exactly len
+ * bytes of text (no NUL needed). Returns 0 and *ret, or -EINVAL. What it
+ * returns is only an address to try a hole punch to, never trusted
+ * further (the secure channel authenticates whoever answers there).
+ */
+int relay_observed_parse(const char *text, size_t len, struct record_addr *ret)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -2,7 +2,8 @@
 /* Fuzzes the decoder of the relay's replies: the first byte picks the
  * request kind and status class, the rest is the body (seeds with several
  * writers' "records", a squatter's oversized and malformed entries among
- * them, in corpus/relay_reply/records-*). */
+ * them, in corpus/relay_reply/records-*); the same bytes also go to the
+ * X-Tandem-Observed parser. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -32,5 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rep->records[i].blob_len < 1 || rep->records[i].blob_len > RECORD_BLOB_MAX)
 			abort();
 	free(rep);
+	/* the same bytes as an X-Tandem-Observed value: an address or nothing */
+	struct record_addr a;
+	if (relay_observed_parse((const char *)data + 1, size - 1, &a) == 0 &&
+	    (a.port == 0 || (a.family != 4 && a.family != 6)))
+		abort();
 	return 0;
 }

@@ -546,6 +546,72 @@ TEST(malformed_replies)
 	CHECK(strstr(res.message, "418") != NULL);
 }
 
+/* A port bound (not listening) with SO_REUSEADDR, as the daemon reserves
+ * its punch port. Returns the fd; *port. */
+static int reserve_port(uint16_t *port)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+	socklen_t sl = sizeof(sa);
+	int on = 1, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+		return -1;
+	*port = ntohs(sa.sin6_port);
+	return fd;
+}
+
+/* Requests from the punch port: the relay's X-Tandem-Observed names that
+ * port; a fresh client from the same port to the same relay works again
+ * and again (no TIME_WAIT of ours is left in the way). */
+TEST(observed_from_punch_port)
+{
+	struct relay_client_opts o;
+	struct relay_result res;
+	struct peer_record rec;
+	char txt[RECORD_ADDR_TEXT_MAX], want[RECORD_ADDR_TEXT_MAX];
+	uint16_t port = 0;
+	int hold = reserve_port(&port);
+
+	REQUIRE(hold >= 0);
+	relay_client_opts_init(&o);
+	o.local_port = port;
+	snprintf(want, sizeof(want), "[::1]:%u", port);
+	sample_record(&rec, 40011);
+	for (int i = 0; i < 3; i++) {
+		struct relay_client *c = client_for(relay.url, &o);
+		REQUIRE(c);
+		CHECK_INT_EQ(relay_client_publish(c, alice, &rec, 60, time(NULL), &res), 0);
+		CHECK(res.has_observed);
+		CHECK(!res.observed_bad);
+		record_addr_format(&res.observed, txt);
+		CHECK_STR_EQ(txt, want);
+		relay_client_free(c); /* closes its connection: a new one next time */
+	}
+	close(hold);
+}
+
+/* A hostile relay's header is refused, not half-read: malformed, or two. */
+TEST(observed_header_malformed)
+{
+	static const char bad[] = "HTTP/1.1 404 Not Found\r\nX-Tandem-Observed: 198.51.100.50:99999"
+				  "\r\nContent-Length: 0\r\n\r\n";
+	static const char two[] = "HTTP/1.1 404 Not Found\r\nX-Tandem-Observed: 198.51.100.50:1"
+				  "\r\nX-Tandem-Observed: 198.51.100.51:2\r\nContent-Length: 0\r\n\r\n";
+	static const char good[] = "HTTP/1.1 404 Not Found\r\nx-tandem-observed:  198.51.100.50:1"
+				   "\r\nContent-Length: 0\r\n\r\n";
+	struct relay_result res;
+
+	CHECK_INT_EQ(lookup_against(bad, sizeof(bad) - 1, &res), -ENOENT);
+	CHECK(!res.has_observed && res.observed_bad);
+	CHECK_INT_EQ(lookup_against(two, sizeof(two) - 1, &res), -ENOENT);
+	CHECK(!res.has_observed && res.observed_bad);
+	CHECK_INT_EQ(lookup_against(good, sizeof(good) - 1, &res), -ENOENT);
+	CHECK(res.has_observed && !res.observed_bad);
+	CHECK_INT_EQ(res.observed.port, 1);
+}
+
 TEST(retry_after_is_honoured)
 {
 	static const char busy[] = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
@@ -662,6 +728,8 @@ int main(int argc, char **argv)
 	RUN(publisher_refreshes_and_cleans_up);
 	RUN(unreachable_relay);
 	RUN(malformed_replies);
+	RUN(observed_from_punch_port);
+	RUN(observed_header_malformed);
 	RUN(retry_after_is_honoured);
 	RUN(tls);
 	if (relay_stop(&relay) < 0) {

@@ -33,6 +33,10 @@
 # connection from outside, IPv4 and IPv6 (stateful: established and related
 # traffic passes). rtrr does the same and lets its LAN open only TCP
 # connections to the relay (198.51.100.18 and 2001:db8:0:1::2, port 8480).
+# netns_up_symmetric adds a fourth home whose router is a symmetric NAT
+# (masquerade random: a new random public port for every connection):
+#     i=6 rtrs   198.51.100.98  2001:db8:0:6::2   its router
+#     s  192.0.2.194  2001:db8:d::2  behind rtrs (LAN side 192.0.2.193, 2001:db8:d::1)
 # 203.0.113.0/24 is left for later topologies.
 
 NETNS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,26 +59,31 @@ B4=192.0.2.66
 B6=2001:db8:b::2
 R4=192.0.2.130
 R6=2001:db8:c::2
+RTRS4=198.51.100.98
+RTRS6=2001:db8:0:6::2
+S4=192.0.2.194
+S6=2001:db8:d::2
 
 # The public address (IPv4, IPv6) a node shows to the internet.
 public4() {
 	case $1 in
 	relay) echo $RELAY4 ;; pub) echo $PUB4 ;;
 	a | rtra) echo $RTRA4 ;; b | rtrb) echo $RTRB4 ;; r | rtrr) echo $RTRR4 ;;
+	s | rtrs) echo $RTRS4 ;;
 	esac
 }
 public6() {
 	case $1 in
 	relay) echo $RELAY6 ;; pub) echo $PUB6 ;;
-	a) echo $A6 ;; b) echo $B6 ;; r) echo $R6 ;;
-	rtra) echo $RTRA6 ;; rtrb) echo $RTRB6 ;; rtrr) echo $RTRR6 ;;
+	a) echo $A6 ;; b) echo $B6 ;; r) echo $R6 ;; s) echo $S6 ;;
+	rtra) echo $RTRA6 ;; rtrb) echo $RTRB6 ;; rtrr) echo $RTRR6 ;; rtrs) echo $RTRS6 ;;
 	esac
 }
 
 # Namespaces are named tnt<PID>-<node>: unique per run, so tests run in
 # parallel; the PID lets a later run clear what a killed run left.
 NETNS_ID="tnt$$"
-NETNS_NODES="core relay pub rtra a rtrb b rtrr r"
+NETNS_NODES="core relay pub rtra a rtrb b rtrr r rtrs s"
 NETNS_CREATED=""
 NETNS_TMP=""
 
@@ -247,9 +256,10 @@ netns_public_host() { # NODE I COREIF
 
 # The firewall of a home router: IPv4 masquerade on wan; no new connection
 # in from wan, neither to the router nor through it, in either family.
-# ALLOW (nft rules) replaces "the LAN may open anything" in forward.
-netns_router_fw() { # NODE [ALLOW-RULES]
-	local allow=${2:-'iifname "lan" oifname "wan" accept'}
+# ALLOW (nft rules) replaces "the LAN may open anything" in forward; NAT
+# ("random" for a symmetric NAT) is added to the masquerade rule.
+netns_router_fw() { # NODE [ALLOW-RULES [NAT-FLAGS]]
+	local allow=${2:-'iifname "lan" oifname "wan" accept'} natflags=${3:-}
 	netns_run nsx "$1" nft -f - <<EOF
 table inet home_fw {
 	chain input {
@@ -268,14 +278,14 @@ table inet home_fw {
 table ip home_nat {
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
-		oifname "wan" masquerade
+		oifname "wan" masquerade $natflags
 	}
 }
 EOF
 }
 
 # A home: router on link i of core, LAN N (192.0.2.64*n/26, 2001:db8:X::/64).
-netns_home() { # HOST ROUTER I N X COREIF [ALLOW-RULES]
+netns_home() { # HOST ROUTER I N X COREIF [ALLOW-RULES [NAT-FLAGS]]
 	local host=$1 rtr=$2 i=$3 n=$4 x=$5 cif=$6
 	netns_node "$rtr"
 	netns_node "$host"
@@ -290,7 +300,7 @@ netns_home() { # HOST ROUTER I N X COREIF [ALLOW-RULES]
 	netns_default "$host" "192.0.2.$((64 * n + 1))" "2001:db8:$x::1"
 	# the internet routes the home's IPv6 /64 to its router, never its IPv4 LAN
 	netns_run ip -n "$(ns core)" -6 route add "2001:db8:$x::/64" via "2001:db8:0:$i::2"
-	netns_router_fw "$rtr" "${7:-}"
+	netns_router_fw "$rtr" "${7:-}" "${8:-}"
 }
 
 netns_up() {
@@ -303,6 +313,13 @@ netns_up() {
 	netns_home r rtrr 5 2 c rtrr \
 		"iifname \"lan\" oifname \"wan\" ip daddr $RELAY4 tcp dport $RELAY_PORT accept
 		iifname \"lan\" oifname \"wan\" ip6 daddr $RELAY6 tcp dport $RELAY_PORT accept"
+}
+
+# The symmetric-NAT home (after netns_up): like home A, but its router
+# maps every new connection to a random public port, whatever the local
+# port (nft "masquerade random"), as a symmetric NAT does.
+netns_up_symmetric() {
+	netns_home s rtrs 6 3 d rtrs "" random
 }
 
 # netns_bg NODE LOG CMD...: CMD in NODE's namespace, in the background

@@ -10,6 +10,9 @@
 #   pub-a4  the same, home A without IPv6 (IPv4 through NAT only)
 #   a-b     home A and home B, both behind NAT: needs relayed connections
 #           (issue 12 points 1+2) or hole punching (point 3)
+#   a-b-punch  the same, and the path must be direct: a hole punch (point 3)
+#   s-a     the symmetric-NAT home and home A: the punch cannot work (both
+#           logs show it given up), so relayed only
 #   r-pub   the relay-only home and the public host: relayed only
 #   r-a     the relay-only home and home A: relayed only
 #   pub-a-always  pub-a with 'tandem up --relay-data always' on both sides:
@@ -33,15 +36,19 @@ RELAY_BIN=$(realpath "$RELAY_BIN")
 # the two nodes, whether a side has IPv6, and the path status must show
 NO6=""
 UP_ARGS=()
+PUNCH=""
+SYMMETRIC=""
 case $PAIRING in
 pub-a) X=pub Y=a WANT_PATH=direct ;;
 pub-a4) X=pub Y=a NO6=a WANT_PATH=direct ;;
 a-b) X=a Y=b WANT_PATH="direct|relayed" ;; # direct once a punch works (point 3)
+a-b-punch) X=a Y=b WANT_PATH=direct PUNCH=works ;;
+s-a) X=s Y=a WANT_PATH=relayed PUNCH=fails SYMMETRIC=1 ;;
 r-pub) X=r Y=pub WANT_PATH=relayed ;;
 r-a) X=r Y=a WANT_PATH=relayed ;;
 pub-a-always) X=pub Y=a WANT_PATH=relayed UP_ARGS=(--relay-data always) ;;
 *)
-	echo "pair.sh: unknown pairing '$PAIRING' (pub-a, pub-a4, a-b, r-pub, r-a, pub-a-always)" >&2
+	echo "pair.sh: unknown pairing '$PAIRING' (pub-a, pub-a4, a-b, a-b-punch, s-a, r-pub, r-a, pub-a-always)" >&2
 	exit 2
 	;;
 esac
@@ -53,6 +60,7 @@ SYNC_S=${TANDEM_NETNS_SYNC_S:-180}
 
 netns_require
 netns_up
+[ -n "$SYMMETRIC" ] && netns_up_symmetric
 if [ -n "$NO6" ]; then
 	netns_run nsx "$NO6" sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6'
 fi
@@ -139,6 +147,27 @@ if [ $upx = 0 ] && [ $upy = 0 ]; then
 else
 	not_ok "both peers connect ($PAIRING): not tried, 'tandem up' failed"
 fi
+
+# Hole punching (issue 12 point 3): where it works, the connection came
+# from a punch; where it cannot (a symmetric NAT), each attempt gave up
+# after its window, logged on both sides.
+punch_log() { grep -hE "$2" "$T/$1/home/state/tandem.log" 2>/dev/null | tail -n 1; }
+case $PUNCH in
+works)
+	for n in $X $Y; do
+		l=$(punch_log $n 'hole punch to .* connected')
+		[ -n "$l" ]
+		check "$n: the connection came from a hole punch (${l#*: })" $? "$T/$n/home/state/tandem.log"
+	done
+	;;
+fails)
+	for n in $X $Y; do
+		wait_for 60 sh -c "grep -qE 'hole punch to .* no connection within' '$T/$n/home/state/tandem.log'"
+		check "$n: a hole punch was tried and given up after its window ($(punch_log $n 'hole punch to .* no connection within' | sed 's/.*hole punch/hole punch/'))" $? \
+			"$T/$n/home/state/tandem.log"
+	done
+	;;
+esac
 
 # The trees and the status, once connected.
 synced_checks() {

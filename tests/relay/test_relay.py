@@ -667,6 +667,43 @@ def test_ipv4_and_ipv6(t):
         t.eq(obj and obj.get("blob"), b64(b"v4"), "one store behind both listeners")
 
 
+def test_observed_header(t):
+    """Every reply tells the client the address and port it came from
+    (X-Tandem-Observed, for hole punching): on a publish, a lookup, an error
+    and /healthz, over IPv4 and IPv6."""
+    with Relay(listen=("127.0.0.1:0", "[::1]:0")) as r:
+        for i, src, fmt in ((0, "127.0.0.2", "{}:{}"), (1, "::1", "[{}]:{}")):
+            _, host, port = r.urls[i]
+            _, tok = new_token()
+            sec = b64(os.urandom(32))
+            cases = [
+                ("POST", "/v1/records", record_body(), post_headers(tok, sec), 201),
+                ("GET", "/v1/records", None, auth(tok), 200),
+                ("GET", "/v1/records", None, auth(new_token()[1]), 404),
+                ("GET", "/healthz", None, {}, 200),
+            ]
+            for method, path, body, headers, want in cases:
+                fam = socket.AF_INET6 if ":" in src else socket.AF_INET
+                s = socket.socket(fam, socket.SOCK_STREAM)
+                s.settimeout(TIMEOUT)
+                s.bind((src, 0))
+                s.connect((host, port))
+                mine = s.getsockname()
+                c = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+                c.sock = s
+                try:
+                    c.request(method, path, body=body, headers=headers)
+                    resp = c.getresponse()
+                    resp.read()
+                    status = resp.status
+                    got = resp.getheader("X-Tandem-Observed")
+                finally:
+                    c.close()
+                t.eq(status, want, f"{method} {path} from {src}")
+                t.eq(got, fmt.format(mine[0], mine[1]),
+                     f"{method} {path} from {src}: the observed address is ours")
+
+
 def test_concurrent_clients(t):
     """Many clients at once on two listeners (two server threads, one store)."""
     import threading
@@ -1142,6 +1179,7 @@ TESTS = [
     test_expiry,
     test_health_metrics_routes,
     test_ipv4_and_ipv6,
+    test_observed_header,
     test_concurrent_clients,
     test_dual_stack_any,
     test_cli_errors,

@@ -448,6 +448,25 @@ TEST(addr_parse_and_keys)
 	inet_pton(AF_INET, "192.0.2.8", &s4.sin_addr);
 	relay_addr_key_derive((struct sockaddr *)&s4, &k1);
 	CHECK(memcmp(&k1, &k2, sizeof(k1)) != 0);
+
+	/* X-Tandem-Observed: mapped IPv4 as IPv4; no scope, no port 0 */
+	s4.sin_port = htons(4001);
+	CHECK(relay_addr_observed((struct sockaddr *)&s4, buf, sizeof(buf)));
+	CHECK_STR_EQ(buf, "192.0.2.8:4001");
+	inet_pton(AF_INET6, "::ffff:198.51.100.50", &s6.sin6_addr);
+	s6.sin6_port = htons(40000);
+	CHECK(relay_addr_observed((struct sockaddr *)&s6, buf, sizeof(buf)));
+	CHECK_STR_EQ(buf, "198.51.100.50:40000");
+	inet_pton(AF_INET6, "2001:db8:a::2", &s6.sin6_addr);
+	CHECK(relay_addr_observed((struct sockaddr *)&s6, buf, sizeof(buf)));
+	CHECK_STR_EQ(buf, "[2001:db8:a::2]:40000");
+	s6.sin6_scope_id = 2;
+	CHECK(!relay_addr_observed((struct sockaddr *)&s6, buf, sizeof(buf)));
+	CHECK_STR_EQ(buf, "");
+	s6.sin6_scope_id = 0;
+	s6.sin6_port = 0;
+	CHECK(!relay_addr_observed((struct sockaddr *)&s6, buf, sizeof(buf)));
+	CHECK(!relay_addr_observed(NULL, buf, sizeof(buf)));
 }
 
 /* ---- connections ---- */

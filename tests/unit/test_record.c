@@ -219,6 +219,168 @@ TEST(plaintext_layout)
 	CHECK(memcmp(plain + sizeof(head) + 32, tail, sizeof(tail)) == 0);
 }
 
+/* Seals a hand-made plaintext body (before the signature) as a writer
+ * would, so records with extension entries this version does not write can
+ * be tried. Returns the blob length. */
+static int seal_body(const uint8_t *body, size_t len, uint8_t *blob)
+{
+	uint8_t plain[RECORD_PLAIN_MAX], key[DERIVE_KEY_LEN], aad[33];
+	const size_t npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	static const char label[] = "tandem/v1/record-sig";
+	crypto_sign_state st;
+	unsigned long long clen;
+
+	memcpy(plain, body, len);
+	aad[0] = RECORD_VERSION;
+	derive_relay_token(&alice->fp, 100, aad + 1);
+	crypto_sign_init(&st);
+	crypto_sign_update(&st, (const uint8_t *)label, sizeof(label));
+	crypto_sign_update(&st, aad + 1, 32);
+	crypto_sign_update(&st, plain, len);
+	crypto_sign_final_create(&st, plain + len, NULL, alice->sk);
+	blob[0] = RECORD_VERSION;
+	randombytes_buf(blob + 1, npub);
+	derive_record_key(&alice->fp, 100, key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + 1 + npub, &clen, plain, len + 64, aad,
+						   sizeof(aad), NULL, blob + 1, key);
+	return (int)(1 + npub + clen);
+}
+
+/* A body with no address and the extension bytes ext. */
+static size_t body_with_ext(uint8_t *out, const uint8_t *ext, size_t extlen)
+{
+	size_t n = 0;
+
+	memcpy(out, "TDR1", 4);
+	n = 4;
+	out[n++] = 0;
+	memcpy(out + n, alice->pk, 32);
+	n += 32;
+	memset(out + n, 0, 8);
+	n += 8;
+	out[n++] = 0; /* no address */
+	out[n++] = (uint8_t)(extlen >> 8);
+	out[n++] = (uint8_t)extlen;
+	memcpy(out + n, ext, extlen);
+	return n + extlen;
+}
+
+/* The observed address (extension 1) goes through seal and open; its bytes
+ * are as documented; records without it still open (and old readers skip
+ * the whole extension). */
+TEST(observed_roundtrip_and_layout)
+{
+	struct peer_record rec, got;
+	uint8_t blob[RECORD_BLOB_MAX], plain[RECORD_PLAIN_MAX], key[DERIVE_KEY_LEN], aad[33];
+	unsigned long long plen;
+	const size_t npub = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	static const uint8_t ext[] = {
+		0,   21,		  /* extension length */
+		1,   19,		  /* RECORD_EXT_OBSERVED, 19 bytes */
+		4,   198, 51, 100, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0f, 0xa1, /* :4001 */
+	};
+	int n;
+
+	sample(&rec);
+	rec.has_observed = true;
+	rec.observed.family = 4;
+	inet_pton(AF_INET, "198.51.100.50", rec.observed.ip);
+	rec.observed.port = 4001;
+	n = record_seal(alice, &rec, 100, blob, sizeof(blob));
+	REQUIRE(n > 0);
+	memset(&got, 0, sizeof(got));
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), 0);
+	CHECK(got.has_observed);
+	CHECK(memcmp(&got.observed, &rec.observed, sizeof(rec.observed)) == 0);
+	CHECK_INT_EQ(got.naddrs, 2);
+
+	aad[0] = RECORD_VERSION;
+	derive_relay_token(&alice->fp, 100, aad + 1);
+	derive_record_key(&alice->fp, 100, key);
+	REQUIRE(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, blob + 1 + npub,
+							   (size_t)n - 1 - npub, aad, sizeof(aad),
+							   blob + 1, key) == 0);
+	/* magic, flags, key, time, count, 2 addresses, then the extension */
+	REQUIRE(plen == 4 + 1 + 32 + 8 + 1 + 2 * 19 + sizeof(ext) + 64);
+	CHECK(memcmp(plain + 4 + 1 + 32 + 8 + 1 + 2 * 19, ext, sizeof(ext)) == 0);
+
+	/* an observed address must be valid to be sealed */
+	rec.observed.port = 0;
+	CHECK_INT_EQ(record_seal(alice, &rec, 100, blob, sizeof(blob)), -EINVAL);
+
+	sample(&rec);
+	n = record_seal(alice, &rec, 100, blob, sizeof(blob));
+	REQUIRE(n > 0);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), 0);
+	CHECK(!got.has_observed);
+}
+
+/* Extension entries: unknown types are skipped (a newer writer), a known
+ * one must be well formed, and entries may not overrun the extension. */
+TEST(extension_entries)
+{
+	uint8_t body[RECORD_PLAIN_MAX], blob[RECORD_BLOB_MAX];
+	struct peer_record got;
+	static const uint8_t obs[] = {1, 19, 6, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+				      0, 0, 0,	0,    0,    0,	  0,    2, 0x1f, 0x90};
+	uint8_t ext[64];
+	size_t bl;
+	int n;
+
+	/* an unknown entry, then the observed address: read */
+	ext[0] = 77;
+	ext[1] = 3;
+	memset(ext + 2, 0xee, 3);
+	memcpy(ext + 5, obs, sizeof(obs));
+	bl = body_with_ext(body, ext, 5 + sizeof(obs));
+	n = seal_body(body, bl, blob);
+	memset(&got, 0, sizeof(got));
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), 0);
+	CHECK(got.has_observed);
+	CHECK_INT_EQ(got.observed.family, 6);
+	CHECK_INT_EQ(got.observed.port, 8080);
+	CHECK_INT_EQ(got.observed.ip[15], 2);
+
+	/* only unknown entries: no observed address */
+	bl = body_with_ext(body, ext, 5);
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), 0);
+	CHECK(!got.has_observed);
+
+	/* an entry longer than what is left */
+	ext[1] = 9;
+	bl = body_with_ext(body, ext, 5);
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), -EBADMSG);
+
+	/* a lone type byte */
+	bl = body_with_ext(body, ext, 1);
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), -EBADMSG);
+
+	/* the observed entry with the wrong length, port 0, a bad family, twice */
+	memcpy(ext, obs, sizeof(obs));
+	ext[1] = 18;
+	bl = body_with_ext(body, ext, 20);
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), -EBADMSG);
+	memcpy(ext, obs, sizeof(obs));
+	ext[19] = ext[20] = 0;
+	bl = body_with_ext(body, ext, sizeof(obs));
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), -EBADMSG);
+	memcpy(ext, obs, sizeof(obs));
+	ext[2] = 5;
+	bl = body_with_ext(body, ext, sizeof(obs));
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), -EBADMSG);
+	memcpy(ext, obs, sizeof(obs));
+	memcpy(ext + sizeof(obs), obs, sizeof(obs));
+	bl = body_with_ext(body, ext, 2 * sizeof(obs));
+	n = seal_body(body, bl, blob);
+	CHECK_INT_EQ(record_open(&alice->fp, 100, blob, (size_t)n, &got), -EBADMSG);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -227,6 +389,8 @@ int main(void)
 		return 99;
 	RUN(roundtrip);
 	RUN(plaintext_layout);
+	RUN(observed_roundtrip_and_layout);
+	RUN(extension_entries);
 	RUN(no_plaintext_in_blob);
 	RUN(tamper_every_byte);
 	RUN(wrong_bucket_or_fp);

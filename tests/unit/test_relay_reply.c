@@ -130,9 +130,82 @@ TEST(stored_and_empty)
 	CHECK_INT_EQ(parse(RELAY_REPLY_EMPTY, 204, ""), 0);
 }
 
+static int observed(const char *v, struct record_addr *a)
+{
+	return relay_observed_parse(v, strlen(v), a);
+}
+
+/* X-Tandem-Observed: an address to try, parsed strictly (a hostile relay's
+ * header is refused, never half-read). */
+TEST(observed_header)
+{
+	struct record_addr a, keep;
+	char txt[RECORD_ADDR_TEXT_MAX];
+
+	CHECK_INT_EQ(observed("198.51.100.50:4001", &a), 0);
+	record_addr_format(&a, txt);
+	CHECK_STR_EQ(txt, "198.51.100.50:4001");
+	CHECK_INT_EQ(a.family, 4);
+	/* as curl hands the value over: spaces before, CRLF after */
+	CHECK_INT_EQ(observed("  [2001:db8:a::2]:65535\r\n", &a), 0);
+	record_addr_format(&a, txt);
+	CHECK_STR_EQ(txt, "[2001:db8:a::2]:65535");
+	CHECK_INT_EQ(a.family, 6);
+	CHECK_INT_EQ(observed("[::1]:1", &a), 0);
+
+	static const char *const bad[] = {
+		"",
+		"   ",
+		"198.51.100.50",
+		"198.51.100.50:",
+		"198.51.100.50:0",
+		"198.51.100.50:65536",
+		"198.51.100.50:99999999999999999999",
+		"198.51.100.50:+80",
+		"198.51.100.50:-80",
+		"198.51.100.50: 80",
+		"198.51.100.50:80x",
+		"198.51.100.50:80 junk",
+		"198.51.100.050:80",
+		"198.51.100:80",
+		"relay.example:80",
+		"[198.51.100.50]:80",
+		"2001:db8::1:80",
+		"[2001:db8::1]",
+		"[2001:db8::1]80",
+		"[2001:db8::1%eth0]:80",
+		"[::ffff:198.51.100.50]:80",
+		"[::]:80",
+		"0.0.0.0:80",
+		"[ff02::1]:80",
+		"224.0.0.1:80",
+		"[2001:db8::1]:80, 198.51.100.50:80",
+		"198.51.100.50:80\r\n198.51.100.51:80",
+		"[2001:0db8:0000:0000:0000:0000:0000:0001:0001]:80",
+	};
+	keep.family = 9;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		a = keep;
+		int r = observed(bad[i], &a);
+		if (r != -EINVAL)
+			printf("#   accepted \"%s\"\n", bad[i]);
+		CHECK_INT_EQ(r, -EINVAL);
+		CHECK_INT_EQ(a.family, 9); /* untouched */
+	}
+	/* longer than any address: refused before it is copied */
+	char big[300];
+	memset(big, '1', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_INT_EQ(observed(big, &a), -EINVAL);
+	/* not NUL-terminated: only len bytes are read */
+	CHECK_INT_EQ(relay_observed_parse("192.0.2.1:80garbage", 12, &a), 0);
+	CHECK_INT_EQ(a.port, 80);
+}
+
 int main(void)
 {
 	RUN(record_ok);
+	RUN(observed_header);
 	RUN(record_malformed);
 	RUN(records_several);
 	RUN(errors_are_read_never_fail);
