@@ -1081,10 +1081,10 @@ int relay_server_start(struct relay_server *srv)
 		if (r < 0)
 			goto out;
 		if (!tls_splice_works())
-			log_warn("relayed connections (GET /v1/splice) are refused over this relay's "
-				 "HTTPS: libmicrohttpd %s forwards upgraded TLS streams a few bytes "
-				 "at a time (1.0.0 or later does not); peers need a plain http "
-				 "listener or a TLS proxy for them",
+			log_warn("relayed connections (GET /v1/splice) are refused over "
+				 "this relay's HTTPS: libmicrohttpd %s forwards upgraded TLS "
+				 "streams a few bytes at a time (1.0.0 or later does not); "
+				 "peers need a plain http listener or a TLS proxy for them",
 				 MHD_get_version());
 	}
 	for (size_t i = 0; i < srv->nlisteners; i++) {
