@@ -727,10 +727,15 @@ TEST(https_dial_errors)
 	CHECK_INT_EQ(r, -EKEYREJECTED);
 	CHECK(strstr(err.msg, "TLS") && strstr(err.msg, "certificate"));
 	printf("#   %s\n", err.msg);
-	/* trusted, but not for this name: 127.0.0.1 is not in it (and nobody listens there) */
-	r = relay_splice_dial_ca("https://localhost:1", cert_path, tok, 1, 2000, -1, &fd, NULL,
-				 &err);
-	CHECK(r < 0);
+	/* trusted, but not for this name: the certificate is for ::1 only */
+	snprintf(url, sizeof(url), "https://localhost:%s", strrchr(proxy_url, ':') + 1);
+	r = relay_splice_dial_ca(url, cert_path, tok, 1, DIAL_MS, -1, &fd, NULL, &err);
+	if (r == -ECONNREFUSED) {
+		printf("#   localhost is not ::1 here; the name check is not tested\n");
+	} else {
+		CHECK_INT_EQ(r, -EKEYREJECTED);
+		printf("#   %s\n", err.msg);
+	}
 	/* TLS to a plain-http port */
 	snprintf(url, sizeof(url), "https://%s", relay_url + strlen("http://"));
 	r = relay_splice_dial_ca(url, cert_path, tok, 1, DIAL_MS, -1, &fd, NULL, &err);
