@@ -697,6 +697,10 @@ out:
 	identity_free(a);
 	identity_free(b);
 	CHECK_INT_EQ(relay_stop(), 0);
+	size_t log_len = 0;
+	char *log = file_read(log_path, &log_len);
+	CHECK(log && strstr(log, "error:") == NULL && strstr(log, "Sanitizer") == NULL);
+	free(log);
 	unlink(log_path);
 }
 
