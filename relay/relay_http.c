@@ -104,6 +104,21 @@ struct relay_server {
 	pthread_t sweeper;
 };
 
+/*
+ * Whether this libmicrohttpd forwards an upgraded TLS stream usably. Before
+ * 0.9.77 the forwarding buffers are its 8-byte emergency buffer (the 101's
+ * write buffer took the whole connection pool): four bytes per TLS record
+ * each way, a few hundred KiB/s at best. 1.0.0 also fixed a stall of large
+ * sends in epoll mode and the last bytes at a close. Tested with 1.0.1.
+ */
+static bool tls_splice_works(void)
+{
+	const char *v = MHD_get_version();
+	unsigned major = 0;
+
+	return v && sscanf(v, "%u.", &major) == 1 && major >= 1;
+}
+
 /* One request, from its headers to the completion callback. */
 struct http_req {
 	struct relay_server *srv;
@@ -669,17 +684,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.http10 = version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 	conn_answering(srv, conn);
 	relay_core_handle(srv->core, &req, &resp);
-	if (resp.splice && srv->cfg.tls_cert) {
-		/*
-		 * libmicrohttpd 0.9.75 forwards an upgraded TLS stream through a
-		 * socketpair, and in tests a few MiB through it stalled: refuse
-		 * rather than hang (docs/RELAY.md, "What it does not do").
-		 */
+	if (resp.splice && srv->cfg.tls_cert && !tls_splice_works()) {
+		/* docs/RELAY.md, "Relayed connections over the relay's HTTPS" */
 		relay_core_response_done(&resp);
 		relay_core_error(&resp, 501, "not_implemented",
-				 "this relay serves HTTPS itself and cannot splice over it yet; "
-				 "use a plain http listener of the relay, or a TLS proxy in front "
-				 "of one");
+				 "this relay serves HTTPS itself, and its libmicrohttpd %s cannot "
+				 "splice over TLS (1.0.0 or later can); use a plain http listener "
+				 "of the relay, or a TLS proxy in front of one",
+				 MHD_get_version());
 		resp.route = "/v1/splice";
 		relay_core_count(srv->core, 501, 0);
 		return relay_http_respond(conn, req.method, &resp);
@@ -1074,6 +1086,12 @@ int relay_server_start(struct relay_server *srv)
 		r = pem_read(srv->cfg.tls_key, true, &key);
 		if (r < 0)
 			goto out;
+		if (!tls_splice_works())
+			log_warn("relayed connections (GET /v1/splice) are refused over "
+				 "this relay's HTTPS: libmicrohttpd %s forwards upgraded TLS "
+				 "streams a few bytes at a time (1.0.0 or later does not); "
+				 "peers need a plain http listener or a TLS proxy for them",
+				 MHD_get_version());
 	}
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		r = listener_bind(&srv->listeners[i]);

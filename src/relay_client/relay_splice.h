@@ -81,32 +81,51 @@ int relay_splice_reply_parse(const uint8_t *buf, size_t len, bool eof,
 			     struct relay_splice_reply *ret) __attribute__((warn_unused_result));
 
 /*
- * Dials the relay at url ("http://host:port", an optional path prefix
- * allowed) and asks to be spliced under token as side. Waits for the
- * other side at most timeout_ms in all (connecting included), or until
- * cancel_fd (-1: none) becomes readable (a host name is resolved with
- * getaddrinfo first, which the deadline does not bound: give an address
- * literal where that matters). Blocks: call it from a worker thread, or
- * drive relay_splice_request_format and relay_splice_reply_parse from an
- * event loop instead. Returns 0 and a connected,
- * blocking, CLOEXEC socket in *ret_fd whose next byte is the peer's;
- * or -errno with a sentence in err:
+ * Dials the relay at url ("http://host:port" or "https://host:port", an
+ * optional path prefix allowed) and asks to be spliced under token as
+ * side. Waits for the other side at most timeout_ms in all (connecting
+ * included), or until cancel_fd (-1: none) becomes readable (a host name
+ * is resolved with getaddrinfo first, which the deadline does not bound:
+ * give an address literal where that matters). Blocks: call it from a
+ * worker thread, or drive relay_splice_request_format and
+ * relay_splice_reply_parse from an event loop instead. Returns 0 and a
+ * connected, blocking, CLOEXEC stream socket in *ret_fd whose next byte is
+ * the peer's; or -errno with a sentence in err:
  *   -EINVAL            a malformed URL
- *   -EPROTONOSUPPORT   an https:// URL (not supported yet, docs/RELAY.md)
  *   -ENXIO             the host name does not resolve
  *   -ECONNREFUSED, -EHOSTUNREACH, -ENETUNREACH, ...: cannot connect
+ *   -EKEYREJECTED      https: TLS failed (certificate not trusted, host
+ *                      name not in it, handshake error)
  *   -ETIMEDOUT         no answer in time, or the relay's 504 (the peer did
  *                      not come within the relay's wait time)
  *   -EEXIST            409: two peers are spliced under this token already,
  *                      or a newer connection of ours replaced this one
  *   -EAGAIN (429), -EBUSY (503): the relay's limits; *ret_retry_after (if
  *                      not NULL) gets Retry-After
- *   -EACCES (401), -EPROTO (426, 400, a reply that is not the protocol),
- *   -ENOENT (404/405: a relay without relayed connections)
+ *   -EACCES (401), -EPROTO (426, 400, 501, a reply that is not the
+ *                      protocol), -ENOENT (404/405: a relay without
+ *                      relayed connections)
  *   -ECANCELED         cancel_fd became readable
+ *
+ * https:// (docs/RELAY.md, "Relayed connections"): TLS through libcurl,
+ * the relay's certificate and host name verified as for its records (the
+ * system's CA bundle). *ret_fd is then one end of a socketpair(AF_UNIX,
+ * SOCK_STREAM): a detached thread of this module copies between it and
+ * the TLS session, passes a shutdown(SHUT_WR) on in both directions, and
+ * ends (freeing the session) once both directions have ended, on an error
+ * of either side, or when the caller closes *ret_fd. For http:// *ret_fd
+ * is the TCP socket itself.
  */
 int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
 		      int timeout_ms, int cancel_fd, int *ret_fd, uint32_t *ret_retry_after,
 		      struct err *err) __attribute__((warn_unused_result));
+
+/* relay_splice_dial, trusting for https:// the CA certificates in the PEM
+ * file ca_file instead of the system's bundle (NULL: the system's); as
+ * relay_client_opts.ca_file. */
+int relay_splice_dial_ca(const char *url, const char *ca_file,
+			 const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
+			 int timeout_ms, int cancel_fd, int *ret_fd, uint32_t *ret_retry_after,
+			 struct err *err) __attribute__((warn_unused_result));
 
 #endif

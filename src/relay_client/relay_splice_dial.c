@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include "base/clock.h"
 #include "relay_client/relay_splice.h"
+#include "relay_client/relay_splice_tls.h"
 
 #define HOST_MAX 256
 
@@ -28,6 +30,7 @@ struct url_parts {
 	char name[HOST_MAX]; /* to resolve: "::1" */
 	char port[8];
 	char prefix[HOST_MAX]; /* path without a trailing slash, or "" */
+	bool tls;	       /* https:// */
 };
 
 static int url_split(const char *url, struct url_parts *u, struct err *err)
@@ -35,16 +38,12 @@ static int url_split(const char *url, struct url_parts *u, struct err *err)
 	const char *p, *auth_end, *port = NULL;
 	size_t n;
 
-	if (!url || strncasecmp(url, "https://", 8) == 0) {
-		err_set(err,
-			"relayed connections through an https:// relay are not supported yet; "
-			"give this peer an http:// relay URL for the splice (the channel above "
-			"it is end-to-end encrypted either way)");
-		return url ? -EPROTONOSUPPORT : -EINVAL;
-	}
-	if (strncasecmp(url, "http://", 7) != 0)
+	if (!url)
 		goto bad;
-	p = url + 7;
+	u->tls = strncasecmp(url, "https://", 8) == 0;
+	if (!u->tls && strncasecmp(url, "http://", 7) != 0)
+		goto bad;
+	p = url + (u->tls ? 8 : 7);
 	auth_end = p + strcspn(p, "/?#");
 	if (auth_end == p || (size_t)(auth_end - p) >= HOST_MAX ||
 	    memchr(p, '@', (size_t)(auth_end - p)))
@@ -78,7 +77,7 @@ static int url_split(const char *url, struct url_parts *u, struct err *err)
 			goto bad;
 		snprintf(u->port, sizeof(u->port), "%s", port);
 	} else {
-		snprintf(u->port, sizeof(u->port), "80");
+		snprintf(u->port, sizeof(u->port), "%s", u->tls ? "443" : "80");
 	}
 	n = strcspn(auth_end, "?#");
 	while (n > 0 && auth_end[n - 1] == '/')
@@ -89,13 +88,12 @@ static int url_split(const char *url, struct url_parts *u, struct err *err)
 	u->prefix[n] = '\0';
 	return 0;
 bad:
-	err_set(err, "the relay URL \"%.200s\" is not http://HOST[:PORT][/PATH]", url);
+	err_set(err, "the relay URL \"%.200s\" is not http[s]://HOST[:PORT][/PATH]",
+		url ? url : "");
 	return -EINVAL;
 }
 
-/* Waits for events on fd (and the cancel fd) until deadline_ms. Returns 0, -ETIMEDOUT, -ECANCELED.
- */
-static int wait_fd(int fd, short events, int cancel_fd, uint64_t deadline_ms)
+int relay_splice_wait_fd(int fd, short events, int cancel_fd, uint64_t deadline_ms)
 {
 	struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};
 
@@ -129,7 +127,7 @@ static int connect_one(const struct addrinfo *ai, int cancel_fd, uint64_t deadli
 		r = -errno;
 		goto fail;
 	}
-	r = wait_fd(fd, POLLOUT, cancel_fd, deadline_ms);
+	r = relay_splice_wait_fd(fd, POLLOUT, cancel_fd, deadline_ms);
 	if (r < 0)
 		goto fail;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
@@ -152,7 +150,7 @@ static int send_all(int fd, const char *buf, size_t len, int cancel_fd, uint64_t
 	while (len > 0) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_fd(fd, POLLOUT, cancel_fd, deadline_ms);
+			int r = relay_splice_wait_fd(fd, POLLOUT, cancel_fd, deadline_ms);
 			if (r < 0)
 				return r;
 			continue;
@@ -167,8 +165,7 @@ static int send_all(int fd, const char *buf, size_t len, int cancel_fd, uint64_t
 	return 0;
 }
 
-/* The relay's refusal as -errno and a sentence. */
-static int refusal(const struct relay_splice_reply *rep, const char *url, struct err *err)
+int relay_splice_refusal(const struct relay_splice_reply *rep, const char *url, struct err *err)
 {
 	const char *msg = rep->message[0] ? rep->message : "no reason given";
 	int r;
@@ -236,7 +233,7 @@ static int reply_read(int fd, const char *url, int cancel_fd, uint64_t deadline_
 		return -ENOMEM;
 	for (;;) {
 		ssize_t n;
-		r = wait_fd(fd, POLLIN, cancel_fd, deadline_ms);
+		r = relay_splice_wait_fd(fd, POLLIN, cancel_fd, deadline_ms);
 		if (r == -ETIMEDOUT) {
 			err_set(err,
 				"the relay %.200s did not pair this connection in time (the "
@@ -287,7 +284,7 @@ static int reply_read(int fd, const char *url, int cancel_fd, uint64_t deadline_
 	}
 	if (ret_retry_after)
 		*ret_retry_after = rep.retry_after;
-	r = rep.status == 101 ? 0 : refusal(&rep, url, err);
+	r = rep.status == 101 ? 0 : relay_splice_refusal(&rep, url, err);
 out:
 	free(buf);
 	return r;
@@ -296,6 +293,15 @@ out:
 int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
 		      int timeout_ms, int cancel_fd, int *ret_fd, uint32_t *ret_retry_after,
 		      struct err *err)
+{
+	return relay_splice_dial_ca(url, NULL, token, side, timeout_ms, cancel_fd, ret_fd,
+				    ret_retry_after, err);
+}
+
+int relay_splice_dial_ca(const char *url, const char *ca_file,
+			 const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
+			 int timeout_ms, int cancel_fd, int *ret_fd, uint32_t *ret_retry_after,
+			 struct err *err)
 {
 	uint64_t deadline_ms = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -314,6 +320,13 @@ int relay_splice_dial(const char *url, const uint8_t token[static RELAY_SPLICE_T
 	if (len < 0) {
 		err_set(err, "cannot make a splice request for the relay URL \"%.200s\"", url);
 		return len;
+	}
+	if (u.tls) {
+		r = relay_splice_tls_dial(url, ca_file, req, (size_t)len, deadline_ms, timeout_ms,
+					  cancel_fd, ret_fd, ret_retry_after, err);
+		if (r == -ECANCELED)
+			err_set(err, "the relayed connection through %.200s was cancelled", url);
+		goto out;
 	}
 	r = getaddrinfo(u.name, u.port, &hints, &res);
 	if (r != 0) {

@@ -418,33 +418,141 @@ def test_malformed(t):
         t.eq(status, 200, "the relay is fine")
 
 
-def test_https_refused(t):
-    """A relay serving HTTPS itself refuses to splice (501), clearly, for now."""
+def make_cert(d):
+    """A self-signed certificate for [::1] in d: (cert, key), or a reason to skip."""
     import shutil
-    import ssl
     import subprocess
-    import tempfile
     openssl = shutil.which("openssl")
     if not openssl:
-        return "openssl is not installed to make a test certificate"
+        return None, "openssl is not installed to make a test certificate"
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    p = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=tandem-relay test", "-addext", "subjectAltName=IP:::1",
+                        "-keyout", key, "-out", cert], capture_output=True, timeout=30)
+    if p.returncode != 0:
+        return None, "openssl could not make a test certificate"
+    os.chmod(key, 0o600)
+    return (cert, key), None
+
+
+def tls_dial(r, ctx, tok, side, data=b""):
+    """The upgrade request over TLS (and data right behind it, in the same record)."""
+    raw = socket.create_connection(("::1", r.port), timeout=TIMEOUT)
+    s = ctx.wrap_socket(raw, server_hostname="::1")
+    s.sendall(splice_request(tok, side) + data)
+    return s
+
+
+def pump_nonblocking(t, a, b, n, timeout=180):
+    """n random bytes each way at once from one thread (an SSL socket must not
+    be read and written by two threads); both arrive whole and in order."""
+    import select
+    import ssl
+    want = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+    data = {a: os.urandom(n), b: os.urandom(n)}
+    sent = {a: 0, b: 0}
+    got = {a: 0, b: 0}
+    hashes = {a: hashlib.sha256(), b: hashlib.sha256()}
+    eof = {a: False, b: False}
+    chunk = 16384
+    for s in (a, b):
+        s.setblocking(False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (min(sent.values()) < n or min(got.values()) < n):
+        progress = False
+        for s in (a, b):
+            if sent[s] < n:
+                try:
+                    k = s.send(data[s][sent[s]:sent[s] + chunk])
+                    sent[s] += k
+                    progress = progress or k > 0
+                except want:
+                    pass
+            while got[s] < n and not eof[s]:
+                try:
+                    c = s.recv(65536)
+                except want:
+                    break
+                if not c:
+                    eof[s] = True
+                    break
+                hashes[s].update(c)
+                got[s] += len(c)
+                progress = True
+        if not progress:
+            pend = [s for s in (a, b) if getattr(s, "pending", lambda: 0)()]
+            if not pend:
+                select.select([a, b], [s for s in (a, b) if sent[s] < n], [], 0.05)
+    for s in (a, b):
+        s.setblocking(True)
+        s.settimeout(TIMEOUT)
+    t.eq((sent[a], sent[b]), (n, n), "everything sent")
+    t.eq(got[b], n, "bytes a -> b")
+    t.check(hashes[b].digest() == hashlib.sha256(data[a]).digest(), "a -> b intact")
+    t.eq(got[a], n, "bytes b -> a")
+    t.check(hashes[a].digest() == hashlib.sha256(data[b]).digest(), "b -> a intact")
+
+
+def eof_after_writes(s, timeout=TIMEOUT):
+    """Writes a byte every 0.2 s until the connection ends (True) or timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            s.sendall(b"x")
+        except OSError:
+            return True
+        if recv_eof(s, timeout=0.2):
+            return True
+    return False
+
+
+def test_https_splice(t):
+    """A relay serving HTTPS itself splices: tens of MiB both ways at once, every
+    byte checked; bytes sent behind the request; the end of one side ends the
+    session; the metrics count it. With a libmicrohttpd older than 1.0.0 the
+    relay refuses instead (501, saying why), and the rest is skipped."""
+    import ssl
+    import tempfile
     with tempfile.TemporaryDirectory() as d:
-        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-        p = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                            "/CN=tandem-relay test", "-addext", "subjectAltName=IP:::1",
-                            "-keyout", key, "-out", cert], capture_output=True, timeout=30)
-        if p.returncode != 0:
-            return "openssl could not make a test certificate"
-        os.chmod(key, 0o600)
-        with Relay("--tls-cert", cert, "--tls-key", key) as r:
+        pair_files, skip = make_cert(d)
+        if skip:
+            return skip
+        cert, key = pair_files
+        with Relay("--tls-cert", cert, "--tls-key", key, "--log-level", "debug") as r:
             ctx = ssl.create_default_context(cafile=cert)
-            raw = socket.create_connection(("::1", r.port), timeout=TIMEOUT)
-            s = ctx.wrap_socket(raw, server_hostname="::1")
-            s.sendall(splice_request(new_token()[1], 1))
-            reply = tr.parse_reply(tr.read_reply(s, wait_close=False))
-            tr.check_error(t, reply, 501, "not_implemented", "splice over HTTPS")
-            s.close()
-            t.eq(metric_tls(r, ctx, 'tandem_relay_requests_total{status="501"}'), 1, "counted")
+            tok = new_token()[1]
+            a = tls_dial(r, ctx, tok, 1, data=b"early bytes")
+            wait_for(lambda: metric_tls(
+                r, ctx, 'tandem_relay_splice_sessions{state="waiting"}') == 1 or metric_tls(
+                r, ctx, 'tandem_relay_requests_total{status="501"}') == 1)
+            if metric_tls(r, ctx, 'tandem_relay_requests_total{status="501"}') == 1:
+                reply = tr.parse_reply(tr.read_reply(a, wait_close=False))
+                tr.check_error(t, reply, 501, "not_implemented", "splice over HTTPS")
+                msg = reply[2].decode(errors="replace")
+                t.check("libmicrohttpd" in msg and "1.0.0" in msg, f"501 says why: {msg}")
+                a.close()
+                return "this relay's libmicrohttpd cannot splice over TLS (the 501 was checked)"
+            b = tls_dial(r, ctx, tok, 2)
+            if not (expect_101(t, b, "second side") & expect_101(t, a, "first side")):
+                return None
+            t.eq(recv_exactly(b, 11), b"early bytes", "bytes behind the request come first")
+            t.eq(metric_tls(r, ctx, 'tandem_relay_splice_sessions{state="active"}'), 1,
+                 "active session")
+            pump_nonblocking(t, a, b, 48 << 20)
+            a.sendall(b"ping")
+            t.eq(recv_exactly(b, 4), b"ping", "a -> b after the bulk")
+            b.sendall(b"pong")
+            t.eq(recv_exactly(a, 4), b"pong", "b -> a after the bulk")
+            a.close()
+            # microhttpd passes a TLS client's hang-up on once the other side writes
+            t.check(eof_after_writes(b), "b sees the end when a hangs up")
+            b.close()
+            t.check(wait_for(lambda: metric_tls(
+                r, ctx, 'tandem_relay_splice_sessions{state="active"}') == 0),
+                "the session ended")
+            t.check(metric_tls(r, ctx, "tandem_relay_splice_bytes_total") >= 2 * (48 << 20),
+                    "bytes counted")
     return None
 
 
@@ -486,7 +594,7 @@ TESTS = [
     test_rate_limits,
     test_third_and_replaced,
     test_malformed,
-    test_https_refused,
+    test_https_splice,
     test_stop_with_sessions,
 ]
 
