@@ -54,7 +54,7 @@ static uint64_t relayed_at(const struct connpolicy_state *s, uint64_t now)
 	bool direct_impossible = s->have_rec && !s->peer_accepts && !s->we_accept;
 	uint64_t t;
 
-	if (s->relay == CONNPOLICY_RELAY_NEVER || s->active || s->relay_dialing)
+	if (s->relay == CONNPOLICY_RELAY_NEVER || !s->have_rec || s->active || s->relay_dialing)
 		return UINT64_MAX;
 	if (s->relay == CONNPOLICY_RELAY_ALWAYS || direct_impossible)
 		t = now;
