@@ -445,9 +445,8 @@ static void on_up(struct conn *c, void *ud)
 		m->established++;
 		m->next_dial_ms = 0;
 		m->connected_since = time(NULL);
-		log_notice("connected to the peer %s at %s (%s, %s)%s", m->cfg.peer_text, c->addr,
-			   conn_path_name(c->path),
-			   c->path == CONN_PATH_RELAYED ? "spliced by the relay"
+		log_notice("connected to the peer %s at %s (%s)%s", m->cfg.peer_text, c->addr,
+			   c->path == CONN_PATH_RELAYED ? "relayed, spliced by the relay"
 			   : c->outbound		? "we dialed"
 							: "it dialed",
 			   m->established > 1 ? ", again" : "");
