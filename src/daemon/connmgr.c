@@ -117,25 +117,14 @@ static struct connpolicy_state policy_state(const struct connmgr *m)
 static void plan(struct connmgr *m, uint64_t now)
 {
 	struct connpolicy_state s = policy_state(m);
-	struct connpolicy_action a = connpolicy_next(&s, now), b;
+	struct connpolicy_action a = connpolicy_next(&s, now);
+	uint64_t d = connpolicy_due(&s, now, CONN_PATH_DIRECT);
+	uint64_t r = connpolicy_due(&s, now, CONN_PATH_RELAYED);
 
-	m->next_dial_ms = 0;
-	m->next_relay_ms = 0;
-	/* connpolicy_next names the earlier path; the other one's time is
-	 * what it says with the first one under way */
-	if (a.verb == CONNPOLICY_DIAL) {
-		if (a.path == CONN_PATH_DIRECT)
-			s.dialing = true;
-		else
-			s.relay_dialing = true;
-		b = connpolicy_next(&s, now);
-		if (b.verb == CONNPOLICY_DIAL && b.path != a.path) {
-			if (b.path == CONN_PATH_DIRECT)
-				m->next_dial_ms = b.at_ms;
-			else
-				m->next_relay_ms = b.at_ms;
-		}
-	}
+	/* each path has its own timer (connpolicy_next names only the
+	 * earlier of the two) */
+	m->next_dial_ms = d == UINT64_MAX ? 0 : d;
+	m->next_relay_ms = r == UINT64_MAX ? 0 : r;
 	if (a.verb == CONNPOLICY_NO_WAY && !m->warned_no_inbound) {
 		log_err("neither this peer (--listen none) nor the other one accepts "
 			"connections, so they cannot meet; start one of them without "
@@ -144,10 +133,6 @@ static void plan(struct connmgr *m, uint64_t now)
 				     "--listen none); restart one of them without it");
 		m->warned_no_inbound = true;
 	}
-	if (a.verb == CONNPOLICY_DIAL && a.path == CONN_PATH_DIRECT)
-		m->next_dial_ms = a.at_ms;
-	if (a.verb == CONNPOLICY_DIAL && a.path == CONN_PATH_RELAYED)
-		m->next_relay_ms = a.at_ms;
 }
 
 static void round_failed(struct connmgr *m, uint64_t now)

@@ -64,6 +64,13 @@ static uint64_t relayed_at(const struct connpolicy_state *s, uint64_t now)
 	return t ? t : 1;
 }
 
+uint64_t connpolicy_due(const struct connpolicy_state *s, uint64_t now, enum conn_path path)
+{
+	if (s->stopping)
+		return UINT64_MAX;
+	return path == CONN_PATH_DIRECT ? direct_at(s, now) : relayed_at(s, now);
+}
+
 struct connpolicy_action connpolicy_next(const struct connpolicy_state *s, uint64_t now)
 {
 	struct connpolicy_action a = {

@@ -110,4 +110,12 @@ struct connpolicy_action {
  */
 struct connpolicy_action connpolicy_next(const struct connpolicy_state *s, uint64_t now);
 
+/*
+ * When the next attempt on path starts by the rules of connpolicy_next
+ * (at least 1), or UINT64_MAX for none: the two paths are planned each
+ * on its own, so that a relayed attempt is due at its time while a direct
+ * round is under way, and direct rounds go on while relayed.
+ */
+uint64_t connpolicy_due(const struct connpolicy_state *s, uint64_t now, enum conn_path path);
+
 #endif

@@ -190,6 +190,35 @@ TEST(fallback_to_relayed)
 	CHECK_INT_EQ(a.at_ms, 6000);
 }
 
+/* Each path's own time, whichever connpolicy_next names first. */
+TEST(each_path_due)
+{
+	struct connpolicy_state s = base_state(CONNPOLICY_RELAY_FALLBACK);
+
+	/* a direct round under way: direct none, relayed at its time */
+	s.dialing = true;
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_DIRECT) == UINT64_MAX);
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_RELAYED), 6000);
+	/* both due: both times, not only the earlier */
+	s.dialing = false;
+	s.backoff_until_ms = 9000;
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_DIRECT), 9000);
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_RELAYED), 6000);
+	/* relayed and up: direct goes on, relayed none */
+	s.active = true;
+	s.active_path = CONN_PATH_RELAYED;
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_DIRECT), 9000);
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_RELAYED) == UINT64_MAX);
+	/* never: no relayed time; stopping: nothing */
+	s.active = false;
+	s.relay = CONNPOLICY_RELAY_NEVER;
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_RELAYED) == UINT64_MAX);
+	s.relay = CONNPOLICY_RELAY_FALLBACK;
+	s.stopping = true;
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_DIRECT) == UINT64_MAX);
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_RELAYED) == UINT64_MAX);
+}
+
 TEST(climb_back_to_direct)
 {
 	struct connpolicy_state s = base_state(CONNPOLICY_RELAY_FALLBACK);
@@ -234,6 +263,7 @@ int main(void)
 {
 	RUN(who_dials_first);
 	RUN(which_connection_to_keep);
+	RUN(each_path_due);
 	RUN(retry_backs_off_with_jitter);
 	RUN(direct_only_like_today);
 	RUN(fallback_to_relayed);
