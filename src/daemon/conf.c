@@ -17,8 +17,8 @@
 #define NKEYS 8
 #define KEY_CACHE_MAX 6
 
-static const char *const keys[NKEYS] = {"peer",  "relay",    "dir",	    "listen",
-					 "mount", "symlinks", "cache-max", "relay-data"};
+static const char *const keys[NKEYS] = {"peer",	 "relay",    "dir",	  "listen",
+					"mount", "symlinks", "cache-max", "relay-data"};
 
 static char **conf_slot(struct conf *c, size_t i)
 {

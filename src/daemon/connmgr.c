@@ -280,7 +280,8 @@ static void on_splice(struct ev_watch *w, uint32_t events)
 		add(m, c);
 		m->relay_pending = c;
 		log_info("the %s spliced us with the peer; opening the channel over it (%s)",
-			 m->relay_name, side == 1 ? "we start the handshake" : "it starts the handshake");
+			 m->relay_name,
+			 side == 1 ? "we start the handshake" : "it starts the handshake");
 		plan(m, now);
 		return;
 	}
@@ -299,8 +300,9 @@ static void on_splice(struct ev_watch *w, uint32_t events)
 		 */
 		log_debug("relayed connection: %s", res.message);
 		if (!m->active)
-			connmgr_set_error(m, "waiting for the peer at the %s: it did not come within "
-					     "%" PRIu64 " s",
+			connmgr_set_error(m,
+					  "waiting for the peer at the %s: it did not come within "
+					  "%" PRIu64 " s",
 					  m->relay_name, res.took_ms / 1000);
 		if (res.took_ms >= 1000) {
 			m->relay_failures = 0;
@@ -448,9 +450,10 @@ static void on_up(struct conn *c, void *ud)
 			   conn_path_name(keep->path), keep->outbound ? "to" : "from", keep->addr,
 			   conn_path_name(lose->path), lose->outbound ? "to" : "from", lose->addr);
 	else
-		log_info("two connections to the peer: keeping the one %s %s, closing the one %s %s",
-			 keep->outbound ? "to" : "from", keep->addr, lose->outbound ? "to" : "from",
-			 lose->addr);
+		log_info(
+			"two connections to the peer: keeping the one %s %s, closing the one %s %s",
+			keep->outbound ? "to" : "from", keep->addr, lose->outbound ? "to" : "from",
+			lose->addr);
 	m->active = keep;
 	if (keep == c)
 		m->ops->on_active(m->ud, c, true);

@@ -82,11 +82,11 @@ struct connmgr {
 	/* relayed attempts (NULL splicer: --relay-data never) */
 	struct splicer *splicer;
 	struct ev_watch splice_w;
-	struct conn *relay_pending;	 /* spliced, its handshake under way, or NULL */
-	uint64_t next_relay_ms;		 /* when to ask the relay; 0: none planned */
-	uint64_t relay_backoff_until_ms; /* no relayed attempt before this */
-	unsigned relay_failures;	 /* relayed attempts failed in a row */
-	bool relay_off_said;		 /* "the relay does not splice" logged */
+	struct conn *relay_pending;	       /* spliced, its handshake under way, or NULL */
+	uint64_t next_relay_ms;		       /* when to ask the relay; 0: none planned */
+	uint64_t relay_backoff_until_ms;       /* no relayed attempt before this */
+	unsigned relay_failures;	       /* relayed attempts failed in a row */
+	bool relay_off_said;		       /* "the relay does not splice" logged */
 	char relay_name[RECORD_ADDR_TEXT_MAX]; /* "relay HOST:PORT", for messages */
 };
 

@@ -15,13 +15,13 @@ struct splicer {
 	/* Lock order: lock only; never held across a dial. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool want;		     /* protected by lock: an attempt asked for */
-	bool stopping;		     /* protected by lock */
-	bool fresh;		     /* protected by lock: result not taken yet */
+	bool want;			       /* protected by lock: an attempt asked for */
+	bool stopping;			       /* protected by lock */
+	bool fresh;			       /* protected by lock: result not taken yet */
 	uint8_t token[RELAY_SPLICE_TOKEN_LEN]; /* protected by lock */
-	int side;		     /* protected by lock */
-	int timeout_ms;		     /* protected by lock */
-	struct splicer_result result; /* protected by lock */
+	int side;			       /* protected by lock */
+	int timeout_ms;			       /* protected by lock */
+	struct splicer_result result;	       /* protected by lock */
 
 	bool busy;     /* loop thread only: asked, result not taken */
 	char *url;     /* read-only */

@@ -24,10 +24,10 @@
 struct splicer;
 
 struct splicer_result {
-	int err;	      /* 0: fd is the spliced stream; else relay_splice_dial's -errno */
-	int fd;		      /* the caller's to close or adopt; -1 when err */
-	uint32_t retry_after; /* seconds, from a 429 or 503; 0 if none */
-	uint64_t took_ms;     /* how long the attempt took */
+	int err;	       /* 0: fd is the spliced stream; else relay_splice_dial's -errno */
+	int fd;		       /* the caller's to close or adopt; -1 when err */
+	uint32_t retry_after;  /* seconds, from a 429 or 503; 0 if none */
+	uint64_t took_ms;      /* how long the attempt took */
 	char message[ERR_LEN]; /* the dialer's sentence when err */
 };
 

@@ -109,7 +109,8 @@ static int sync_both_ways(struct st_env *env, struct st_pair *p)
 /* GET /metrics of the selftest's relay (http://[::1]:PORT) into buf. */
 static int metrics_get(struct st_env *env, char *buf, size_t cap)
 {
-	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+	static const char req[] =
+		"GET /metrics HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
 	const char *port = strstr(env->relay_url, "]:");
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	size_t len = 0;

@@ -107,8 +107,8 @@ static bool take(struct splicer *s, struct splicer_result *res)
 
 static const uint8_t token[RELAY_SPLICE_TOKEN_LEN] = {1, 2, 3};
 
-#define SPLICED                                                                                   \
-	"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tandem-splice/1\r\n" \
+#define SPLICED                                                                                    \
+	"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tandem-splice/1\r\n"  \
 	"\r\npeer's first bytes"
 
 TEST(spliced)
