@@ -152,10 +152,16 @@ static void print_human(json_t *st)
 	const char *lerr = jstr(st, "last_error");
 
 	printf("state:       %s\n", jstr(st, "state") ? jstr(st, "state") : "?");
+	const char *path = jstr(st, "path");
+	bool relayed = path && strcmp(path, "relayed") == 0;
+
 	printf("peer:        %s%s%s\n", jstr(st, "peer") ? jstr(st, "peer") : "?",
-	       addr ? " at " : "", addr ? addr : "");
-	if (jstr(st, "path"))
-		printf("path:        %s\n", jstr(st, "path"));
+	       addr && !relayed ? " at " : "", addr && !relayed ? addr : "");
+	if (relayed)
+		printf("path:        relayed (via the relay %s)\n",
+		       jstr(st, "relay") ? jstr(st, "relay") : "?");
+	else if (path)
+		printf("path:        %s\n", path);
 	if (json_is_number(rtt))
 		printf("rtt:         %.2f ms\n", json_number_value(rtt));
 	if (json_is_integer(since)) {

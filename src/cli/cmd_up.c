@@ -58,15 +58,20 @@ static const char up_help[] =
 	"                      read files are dropped again (fetched anew when read).\n"
 	"                      SIZE in bytes or with K, M, G or T (1024-based); 0: no\n"
 	"                      limit. A --dir folder keeps every file whole\n"
+	"  --relay-data WHEN   relayed connections through the relay (end-to-end\n"
+	"                      encrypted; the relay copies ciphertext): fallback\n"
+	"                      (default: when no direct connection is up within 5 s,\n"
+	"                      moving back to direct when it can), always (relayed\n"
+	"                      only: no direct connections either way), never\n"
 	"  --foreground        stay in the foreground and log to stderr\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"The same keys may be set in CONFIG/tandem.conf, one 'key = value' per line\n"
-	"(peer, relay, dir, mount, listen, symlinks, cache-max); options on the command\n"
-	"line win.\n";
+	"(peer, relay, dir, mount, listen, symlinks, cache-max, relay-data); options on\n"
+	"the command line win.\n";
 
 struct up_args {
-	const char *peer, *relay, *dir, *mount, *listen, *symlinks, *cache_max;
+	const char *peer, *relay, *dir, *mount, *listen, *symlinks, *cache_max, *relay_data;
 	bool foreground;
 };
 
@@ -77,6 +82,7 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 		{"dir", required_argument, NULL, 'd'},	  {"mount", required_argument, NULL, 'm'},
 		{"listen", required_argument, NULL, 'l'}, {"foreground", no_argument, NULL, 'f'},
 		{"symlinks", required_argument, NULL, 's'}, {"cache-max", required_argument, NULL, 'c'},
+		{"relay-data", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},	  {0},
 	};
 	int c;
@@ -108,6 +114,9 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 			break;
 		case 'c':
 			a->cache_max = optarg;
+			break;
+		case 'R':
+			a->relay_data = optarg;
 			break;
 		case 'h':
 			fputs(up_help, stdout);
@@ -412,6 +421,17 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 	o->cache_max = ENGINE_CACHE_MAX_DEFAULT;
 	if (a->cache_max && size_parse(a->cache_max, &o->cache_max, &err) < 0)
 		return cli_usage_error("up", "--cache-max: %s", err.msg);
+	if (!a->relay_data || strcmp(a->relay_data, "fallback") == 0)
+		o->relay_data = CONNPOLICY_RELAY_FALLBACK;
+	else if (strcmp(a->relay_data, "never") == 0)
+		o->relay_data = CONNPOLICY_RELAY_NEVER;
+	else if (strcmp(a->relay_data, "always") == 0)
+		o->relay_data = CONNPOLICY_RELAY_ALWAYS;
+	else
+		return cli_usage_error("up",
+				       "--relay-data (or 'relay-data' in %s) is 'never', "
+				       "'fallback' or 'always', not '%.64s'",
+				       conf_path, a->relay_data);
 	if (a->mount)
 		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {
@@ -468,6 +488,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	a.listen = a.listen ? a.listen : conf.listen;
 	a.symlinks = a.symlinks ? a.symlinks : conf.symlinks;
 	a.cache_max = a.cache_max ? a.cache_max : conf.cache_max;
+	a.relay_data = a.relay_data ? a.relay_data : conf.relay_data;
 
 	r = check_args(ctx, &a, &o, dir_abs, mount_abs);
 	if (r >= 0)

@@ -14,16 +14,16 @@
 #include "daemon/conf.h"
 #include "base/size.h"
 
-#define NKEYS 7
+#define NKEYS 8
 #define KEY_CACHE_MAX 6
 
-static const char *const keys[NKEYS] = {"peer",  "relay",    "dir",      "listen",
-					 "mount", "symlinks", "cache-max"};
+static const char *const keys[NKEYS] = {"peer",	 "relay",    "dir",	  "listen",
+					"mount", "symlinks", "cache-max", "relay-data"};
 
 static char **conf_slot(struct conf *c, size_t i)
 {
-	char **slots[NKEYS] = {&c->peer,  &c->relay,    &c->dir,      &c->listen,
-			       &c->mount, &c->symlinks, &c->cache_max};
+	char **slots[NKEYS] = {&c->peer,  &c->relay,	&c->dir,       &c->listen,
+			       &c->mount, &c->symlinks, &c->cache_max, &c->relay_data};
 	return slots[i];
 }
 
@@ -63,7 +63,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	if (!eq) {
 		err_set(err,
 			"%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
-			"symlinks, cache-max)",
+			"symlinks, cache-max, relay-data)",
 			name, lineno);
 		return -EINVAL;
 	}
@@ -80,7 +80,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	if (i == NKEYS) {
 		err_set(err,
 			"%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, "
-			"listen, symlinks and cache-max",
+			"listen, symlinks, cache-max and relay-data",
 			name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}

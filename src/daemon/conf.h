@@ -9,7 +9,7 @@
 /*
  * tandem.conf in the config dir: the defaults of `tandem up`, one
  * "key = value" per line; blank lines and lines starting with '#' are
- * ignored; keys: peer, relay, dir, mount, listen, symlinks, cache-max (flags on the
+ * ignored; keys: peer, relay, dir, mount, listen, symlinks, cache-max, relay-data (flags on the
  * command line win; cache-max is checked here with size_parse). A relative dir or mount is taken relative to the config dir. Unknown keys, keys
  * set twice and malformed lines are errors that name file:line.
  */
@@ -26,7 +26,8 @@ struct conf {
 	char *mount;
 	char *symlinks; /* "inside" or "all", checked by `up` */
 	char *cache_max; /* a valid size (size.h) */
-	int line[7];	 /* where each was set, 0 when not */
+	char *relay_data; /* "never", "fallback" or "always", checked by `up` */
+	int line[8];	 /* where each was set, 0 when not */
 };
 
 /*

@@ -47,7 +47,14 @@ struct connmgr_cfg {
 	bool self_lower;	  /* our fingerprint sorts before the peer's */
 	bool we_accept;		  /* we listen for connections */
 	uint32_t fallback_ms;	  /* we dial if the peer has not after: 3000 */
-	struct backoff reconnect; /* 200 .. 10000 ms */
+	struct backoff reconnect; /* 200 .. 10000 ms, each path its own count */
+	/* the relayed transport (docs/DAEMON.md, "Two transports") */
+	enum connpolicy_relay relay; /* --relay-data */
+	const char *relay_url;	     /* the relay that splices; borrowed */
+	uint32_t relay_after_ms;     /* no direct connection this long: relayed (5000) */
+	uint32_t splice_timeout_ms;  /* one relayed attempt at most (45000) */
+	uint32_t relay_off_ms;	     /* the relay does not splice: ask again after (300000) */
+	int64_t clock_offset_s;	     /* added to the wall clock for the token's bucket */
 	uint16_t punch_port;	  /* our punch port (punch.h); 0: no hole punching */
 };
 
@@ -74,6 +81,15 @@ struct connmgr {
 	uint64_t serial;	   /* numbers connections in creation order */
 	bool warned_no_inbound;
 	char last_error[ERR_LEN]; /* "" when none yet */
+	/* relayed attempts (NULL splicer: --relay-data never) */
+	struct splicer *splicer;
+	struct ev_watch splice_w;
+	struct conn *relay_pending;	       /* spliced, its handshake under way, or NULL */
+	uint64_t next_relay_ms;		       /* when to ask the relay; 0: none planned */
+	uint64_t relay_backoff_until_ms;       /* no relayed attempt before this */
+	unsigned relay_failures;	       /* relayed attempts failed in a row */
+	bool relay_off_said;		       /* "the relay does not splice" logged */
+	char relay_name[RECORD_ADDR_TEXT_MAX]; /* "relay HOST:PORT", for messages */
 	/* hole punching (punch.h), towards rec.observed */
 	struct punch_attempt punch;
 	uint64_t punch_at_ms;	/* monotonic: start the planned attempt; 0 none */
@@ -99,6 +115,10 @@ void connmgr_init(struct connmgr *m, const struct connmgr_cfg *cfg, const struct
 
 /* The lookup worker found the peer's record. */
 void connmgr_on_record(struct connmgr *m, const struct peer_record *rec);
+
+/* Starts the relayed transport's dialer (with --relay-data fallback or
+ * always; a no-op with never). Returns 0, or -errno with err set. */
+int connmgr_relay_start(struct connmgr *m, struct err *err) __attribute__((warn_unused_result));
 
 /* An ev_watch callback for the listening socket (w->ud: the connmgr):
  * accepts. */

@@ -54,7 +54,7 @@ static uint64_t relayed_at(const struct connpolicy_state *s, uint64_t now)
 	bool direct_impossible = s->have_rec && !s->peer_accepts && !s->we_accept;
 	uint64_t t;
 
-	if (s->relay == CONNPOLICY_RELAY_NEVER || s->active || s->relay_dialing)
+	if (s->relay == CONNPOLICY_RELAY_NEVER || !s->have_rec || s->active || s->relay_dialing)
 		return UINT64_MAX;
 	if (s->relay == CONNPOLICY_RELAY_ALWAYS || direct_impossible)
 		t = now;
@@ -62,6 +62,13 @@ static uint64_t relayed_at(const struct connpolicy_state *s, uint64_t now)
 		t = s->waiting_since_ms + s->relay_after_ms;
 	t = at_least(t, s->relay_backoff_until_ms);
 	return t ? t : 1;
+}
+
+uint64_t connpolicy_due(const struct connpolicy_state *s, uint64_t now, enum conn_path path)
+{
+	if (s->stopping)
+		return UINT64_MAX;
+	return path == CONN_PATH_DIRECT ? direct_at(s, now) : relayed_at(s, now);
 }
 
 struct connpolicy_action connpolicy_next(const struct connpolicy_state *s, uint64_t now)

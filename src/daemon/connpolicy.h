@@ -14,11 +14,9 @@
  * randomness of their own: connmgr.c gathers the facts into a struct,
  * asks, and acts; the unit test asks with made-up facts.
  *
- * Two transports are foreseen: a direct TCP connection to an address of
- * the peer's record, and a relayed one spliced by the relay (issue 12).
- * Only the direct one is wired today; the rules for the relayed one are
- * here and tested, and connmgr.c runs with CONNPOLICY_RELAY_NEVER until it
- * exists.
+ * Two transports: a direct TCP connection to an address of the peer's
+ * record, and a relayed one spliced by the relay (docs/PROTOCOL.md §6);
+ * connmgr.c runs them with the mode of --relay-data.
  */
 
 enum conn_path {
@@ -31,7 +29,7 @@ const char *conn_path_name(enum conn_path p);
 
 /* --relay-data: whether and when a relayed path is used. */
 enum connpolicy_relay {
-	CONNPOLICY_RELAY_NEVER,	   /* direct only (today's daemon) */
+	CONNPOLICY_RELAY_NEVER,	   /* direct only */
 	CONNPOLICY_RELAY_FALLBACK, /* direct first, relayed when it does not come up */
 	CONNPOLICY_RELAY_ALWAYS,   /* relayed only */
 };
@@ -105,11 +103,19 @@ struct connpolicy_action {
  * with RELAY_ALWAYS never. Relayed (FALLBACK or ALWAYS): when not
  * connected at all and no attempt is under way, at once with ALWAYS or
  * when direct cannot work (neither side accepts), else relay_after_ms
- * after waiting_since_ms, not before relay_backoff_until_ms; it needs no
- * record (the rendezvous token comes from both identities). While the
+ * after waiting_since_ms, not before relay_backoff_until_ms; it needs the
+ * record too (the rendezvous token needs the peer's public key). While the
  * connection is relayed, direct rounds go on, so that a direct connection
  * can replace it. When both are due the earlier wins, direct on a tie.
  */
 struct connpolicy_action connpolicy_next(const struct connpolicy_state *s, uint64_t now);
+
+/*
+ * When the next attempt on path starts by the rules of connpolicy_next
+ * (at least 1), or UINT64_MAX for none: the two paths are planned each
+ * on its own, so that a relayed attempt is due at its time while a direct
+ * round is under way, and direct rounds go on while relayed.
+ */
+uint64_t connpolicy_due(const struct connpolicy_state *s, uint64_t now, enum conn_path path);
 
 #endif

@@ -45,6 +45,10 @@
 
 #define RELAY_TIMEOUT_MS 5000
 #define RECORD_TTL_S 600
+/* One relayed attempt waits at most this long for the peer: longer than
+ * the relay's own wait (--splice-wait-timeout, 30 s), whose 504 then ends
+ * it first. */
+#define SPLICE_TIMEOUT_MS 45000
 
 /*
  * The daemon: the one owner of its parts (docs/DAEMON.md, "Layers"). Each
@@ -68,6 +72,8 @@ struct daemon_tunables {
 	uint64_t rekey_frames;	  /* frames per send key: FRAME_REKEY_FRAMES */
 	uint32_t rekey_ms;	  /* and at most this long: one hour */
 	int64_t clock_offset_s;	  /* added to the wall clock for the relay: 0 */
+	uint32_t relay_after_ms;  /* no direct connection this long: relayed, 5000 */
+	uint32_t relay_off_ms;	  /* the relay does not splice: ask again after, 300000 */
 };
 
 struct daemon {
@@ -208,6 +214,8 @@ static void tunables_load(struct daemon_tunables *t)
 	t->rekey_ms = (uint32_t)testknob_get(TESTKNOB_REKEY_MS, 3600 * 1000);
 	t->rekey_frames = testknob_get(TESTKNOB_REKEY_FRAMES, FRAME_REKEY_FRAMES);
 	t->clock_offset_s = testknob_clock_offset_s();
+	t->relay_after_ms = 5000;
+	t->relay_off_ms = 300000;
 }
 
 static int lock_take(struct daemon *d, struct err *err)
@@ -489,8 +497,13 @@ static int setup(struct daemon *d, struct err *err)
 			return r;
 	}
 
-	if (!o->listen.none) {
-		r = listen_open(&o->listen, &d->listen_w.fd, &bound, &lerr);
+	/* --relay-data always: no direct connection either way, so nothing to
+	 * listen on and a record that says so (the peer then goes relayed) */
+	struct listen_spec ls = o->listen;
+	if (o->relay_data == CONNPOLICY_RELAY_ALWAYS)
+		ls.none = true;
+	if (!ls.none) {
+		r = listen_open(&ls, &d->listen_w.fd, &bound, &lerr);
 		if (r < 0) {
 			err_set(err, "%s", lerr.msg);
 			return r;
@@ -504,10 +517,13 @@ static int setup(struct daemon *d, struct err *err)
 		}
 		record_addr_format(&bound, d->listen_text);
 	}
-	listen_record_fill(&o->listen, &bound, &d->self_rec);
-	if (!o->listen.none)
+	listen_record_fill(&ls, &bound, &d->self_rec);
+	if (!ls.none)
 		advertise_override(&d->self_rec);
-	if (o->listen.none) {
+	if (o->relay_data == CONNPOLICY_RELAY_ALWAYS) {
+		log_info("relayed connections only (--relay-data always): accepting and making "
+			 "no direct connections");
+	} else if (ls.none) {
 		log_info("accepting no connections (--listen none): the peer must accept ours");
 	} else {
 		char addrs[RECORD_MAX_ADDRS * (RECORD_ADDR_TEXT_MAX + 2)] = "";
@@ -522,9 +538,13 @@ static int setup(struct daemon *d, struct err *err)
 	}
 
 	/* The punch port: our requests to the relay go out from it, so the
-	 * relay tells us what it maps to, and hole punches start from it. */
-	r = punch_port_open(&d->punch_port);
-	if (r < 0) {
+	 * relay tells us what it maps to, and hole punches start from it.
+	 * None with --relay-data always: a punched connection is direct, and
+	 * would replace the relayed one that option asks for. */
+	r = o->relay_data == CONNPOLICY_RELAY_ALWAYS ? 0 : punch_port_open(&d->punch_port);
+	if (o->relay_data == CONNPOLICY_RELAY_ALWAYS) {
+		d->punch_port = 0;
+	} else if (r < 0) {
 		log_info("cannot reserve a port for hole punching (%s); connecting without",
 			 strerror(-r));
 		d->punch_port = 0;
@@ -548,8 +568,17 @@ static int setup(struct daemon *d, struct err *err)
 					   .we_accept = d->listen_w.fd >= 0,
 					   .fallback_ms = d->tun.fallback_ms,
 					   .reconnect = d->tun.reconnect,
+					   .relay = o->relay_data,
+					   .relay_url = o->relay_url,
+					   .relay_after_ms = d->tun.relay_after_ms,
+					   .splice_timeout_ms = SPLICE_TIMEOUT_MS,
+					   .relay_off_ms = d->tun.relay_off_ms,
+					   .clock_offset_s = d->tun.clock_offset_s,
 					   .punch_port = d->punch_port},
 		     &cm_ops, d, clock_mono_ms());
+	r = connmgr_relay_start(&d->cm, err);
+	if (r < 0)
+		return r;
 
 	if (relay_url_classify(o->relay_url) == RELAY_URL_HTTP_REMOTE) {
 		snprintf(d->relay_warning, sizeof(d->relay_warning),

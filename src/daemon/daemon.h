@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "daemon/connpolicy.h"
 #include "daemon/listen.h"
 #include "identity/fingerprint.h"
 #include "identity/identity.h"
@@ -38,6 +39,9 @@ struct daemon_opts {
 	/* --cache-max: the most bytes of the peer's content a mount keeps
 	 * (ENGINE_CACHE_MAX_DEFAULT unless given; 0: no limit). */
 	uint64_t cache_max;
+	/* --relay-data: relayed connections never, as a fallback, or always
+	 * (then no direct connection either way: the daemon does not listen). */
+	enum connpolicy_relay relay_data;
 	/* Written once: "ok\n" when the control socket answers, or
 	 * "error: <sentence>\n" when start-up failed; -1 for none. The daemon
 	 * does not close it. */

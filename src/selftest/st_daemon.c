@@ -374,6 +374,14 @@ int st_daemon_cli(struct st_env *env)
 	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", d,
 				"--cache-max=99999999999T", NULL},
 	       2, "too large");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", d,
+				"--relay-data", "sometimes", NULL},
+	       2, "is 'never', 'fallback' or 'always', not 'sometimes'");
+	expect(env,
+	       (const char *[]){"--home", h, "up", "--peer", fp, "--relay", u, "--dir", d,
+				"--relay-data", NULL},
+	       2, "needs a value");
 	expect(env, (const char *[]){"--home", h, "status", NULL}, 1,
 	       "no tandem daemon is running");
 	expect(env, (const char *[]){"--home", h, "down", NULL}, 1, "nothing to stop");

@@ -115,5 +115,9 @@ int st_daemon_relay_loss(struct st_env *env);
 int st_daemon_relay_late(struct st_env *env);
 int st_daemon_http_relay(struct st_env *env);
 int st_daemon_relay_squatter(struct st_env *env);
+/* st_relayed.c: relayed connections (suite "relayed") */
+int st_relayed_always(struct st_env *env);
+int st_relayed_fallback(struct st_env *env);
+int st_relayed_climb_back(struct st_env *env);
 
 #endif

@@ -399,6 +399,14 @@ const struct st_scenario st_scenarios[] = {
 	  "and they reconnect", 20, st_daemon_relay_loss, ST_OWN_RELAY | ST_LONG },
 	{ "daemon-relay-late", "faults", "the relay starts after the peers: up works, status says "
 	  "why, then they connect", 20, st_daemon_relay_late, ST_OWN_RELAY },
+	{ "relayed-always", "relayed", "--relay-data always: relayed, a tree syncs both ways, "
+	  "status says relayed, the relay's /metrics counts the session", 90, st_relayed_always,
+	  ST_OWN_RELAY | ST_LONG },
+	{ "relayed-fallback", "relayed", "the direct path a black hole: they fall back to a "
+	  "relayed connection and sync both ways", 90, st_relayed_fallback, ST_LONG },
+	{ "relayed-climb-back", "relayed", "relayed, 24 MiB mid-transfer, the direct path opens: "
+	  "they move to direct and the download resumes", 180, st_relayed_climb_back,
+	  ST_HEAVY | ST_LONG },
 	{ "hostile-hello", "faults", "a peer whose first message is not a good HELLO is closed on "
 	  "with a protocol error and logged; the daemon lives on", 20, st_hostile_hello },
 	{ "sync-hostile-paths", "sync", "a hostile peer's ../x, /etc/passwd, a/../../b, NUL, long "

@@ -76,6 +76,7 @@ TEST(unknown_key_lists_cache_max)
 
 	CHECK(parse("cachemax = 1G\n", &c, &err) == -EINVAL);
 	CHECK(strstr(err.msg, "cache-max") != NULL);
+	CHECK(strstr(err.msg, "relay-data") != NULL);
 }
 
 /* Every key, comments, blank lines, CRLF and spaces around '=' and the value. */
@@ -90,6 +91,7 @@ TEST(all_keys)
 				   "listen = [::]:0\n"
 				   "mount = m\n"
 				   "symlinks = all\n"
+				   "relay-data = always\n"
 				   "cache-max = 2G"; /* no newline at the end */
 	struct conf c = {0};
 	struct err err = {.msg = "x"};
@@ -103,8 +105,10 @@ TEST(all_keys)
 	CHECK_STR_EQ(c.mount, "m");
 	CHECK_STR_EQ(c.symlinks, "all");
 	CHECK_STR_EQ(c.cache_max, "2G");
+	CHECK_STR_EQ(c.relay_data, "always");
 	CHECK_INT_EQ(c.line[0], 3);
-	CHECK_INT_EQ(c.line[6], 10);
+	CHECK_INT_EQ(c.line[6], 11);
+	CHECK_INT_EQ(c.line[7], 10);
 	conf_done(&c);
 	CHECK(c.peer == NULL && c.relay == NULL && c.line[0] == 0);
 }

@@ -169,12 +169,13 @@ TEST(fallback_to_relayed)
 	/* a relayed attempt under way: only direct */
 	s.relay_dialing = true;
 	CHECK_INT_EQ(connpolicy_next(&s, 7000).verb, CONNPOLICY_WAIT);
-	/* no record yet: relayed needs none */
+	/* no record yet: no relayed attempt either (the rendezvous token needs
+	 * the peer's public key, which comes with its record) */
 	s = base_state(CONNPOLICY_RELAY_FALLBACK);
 	s.have_rec = false;
-	a = connpolicy_next(&s, 2000);
-	CHECK_INT_EQ(a.path, CONN_PATH_RELAYED);
-	CHECK_INT_EQ(a.at_ms, 6000);
+	CHECK_INT_EQ(connpolicy_next(&s, 2000).verb, CONNPOLICY_WAIT);
+	s.relay = CONNPOLICY_RELAY_ALWAYS;
+	CHECK_INT_EQ(connpolicy_next(&s, 2000).verb, CONNPOLICY_WAIT);
 	/* neither accepts: relayed at once, no "no way" */
 	s = base_state(CONNPOLICY_RELAY_FALLBACK);
 	s.peer_accepts = s.we_accept = false;
@@ -187,6 +188,35 @@ TEST(fallback_to_relayed)
 	a = connpolicy_next(&s, 2000);
 	CHECK_INT_EQ(a.path, CONN_PATH_RELAYED);
 	CHECK_INT_EQ(a.at_ms, 6000);
+}
+
+/* Each path's own time, whichever connpolicy_next names first. */
+TEST(each_path_due)
+{
+	struct connpolicy_state s = base_state(CONNPOLICY_RELAY_FALLBACK);
+
+	/* a direct round under way: direct none, relayed at its time */
+	s.dialing = true;
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_DIRECT) == UINT64_MAX);
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_RELAYED), 6000);
+	/* both due: both times, not only the earlier */
+	s.dialing = false;
+	s.backoff_until_ms = 9000;
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_DIRECT), 9000);
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_RELAYED), 6000);
+	/* relayed and up: direct goes on, relayed none */
+	s.active = true;
+	s.active_path = CONN_PATH_RELAYED;
+	CHECK_INT_EQ(connpolicy_due(&s, 2000, CONN_PATH_DIRECT), 9000);
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_RELAYED) == UINT64_MAX);
+	/* never: no relayed time; stopping: nothing */
+	s.active = false;
+	s.relay = CONNPOLICY_RELAY_NEVER;
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_RELAYED) == UINT64_MAX);
+	s.relay = CONNPOLICY_RELAY_FALLBACK;
+	s.stopping = true;
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_DIRECT) == UINT64_MAX);
+	CHECK(connpolicy_due(&s, 2000, CONN_PATH_RELAYED) == UINT64_MAX);
 }
 
 TEST(climb_back_to_direct)
@@ -233,6 +263,7 @@ int main(void)
 {
 	RUN(who_dials_first);
 	RUN(which_connection_to_keep);
+	RUN(each_path_due);
 	RUN(retry_backs_off_with_jitter);
 	RUN(direct_only_like_today);
 	RUN(fallback_to_relayed);
