@@ -154,10 +154,19 @@ fi
 punch_log() { grep -hE "$2" "$T/$1/home/state/tandem.log" 2>/dev/null | tail -n 1; }
 case $PUNCH in
 works)
+	# The relayed path may come first (5 s without a direct connection);
+	# the punch slots go on while relayed (every 10 s in the first minute),
+	# and the punched connection replaces the relayed one on both sides.
 	for n in $X $Y; do
+		wait_for 90 sh -c "grep -qE 'hole punch to .* connected' '$T/$n/home/state/tandem.log'"
 		l=$(punch_log $n 'hole punch to .* connected')
 		[ -n "$l" ]
 		check "$n: the connection came from a hole punch (${l#*: })" $? "$T/$n/home/state/tandem.log"
+	done
+	path_direct() { status_get "$1" && [ "$(jfield "$1" path)" = direct ]; }
+	for n in $X $Y; do
+		wait_for 60 path_direct $n
+		check "$n: the path becomes direct after the punch" $? "$T/$n/status.json" "$T/$n/home/state/tandem.log"
 	done
 	;;
 fails)
