@@ -1221,6 +1221,71 @@ TEST(partial_placeholder_chmod_loses_without_copy)
 	engine_free(e);
 }
 
+/* The loop's turn for the user's changes a scan period later: events,
+ * the scan, the hashes (twice: a hash queued by the first). */
+static void scan_after(struct engine *e, uint64_t *now)
+{
+	engine_on_inotify(e, *now);
+	*now += 60000;
+	engine_tick(e, *now);
+	engine_on_hash(e, *now);
+	engine_on_hash(e, *now);
+	engine_pump(e, *now);
+}
+
+/*
+ * Long-run seed 2003442 (--lazy --ops 24): the user's directory d,
+ * recorded, holds a file of the user's not hashed yet, and is renamed to
+ * c before a scan. The peer's new file d/h comes first: the applier makes
+ * d again (a new directory) and a placeholder in it. The index still gave
+ * d the old directory's inode, so the next walk (c before d) took c for d
+ * moved and moved d's entries with it: c/h was published with the peer's
+ * content (the peer moved its only copy there, then took the user's c/h
+ * over it: a lost write), and d/h, its entry and row gone, was hashed as
+ * the user's: zeros. A directory the applier makes has no identity now.
+ */
+TEST(placeholder_in_a_directory_made_again_stays_there)
+{
+	static const uint8_t zeros[FILE_LEN];
+	static uint8_t v2[FILE_LEN];
+	static const uint8_t mine[] = "the user's own file\n";
+	struct engine *e = lazy_engine();
+	uint64_t now = NOW_MS;
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	snprintf(path, sizeof(path), "%s/d", root);
+	REQUIRE(mkdir(path, 0755) == 0);
+	scan_after(e, &now);
+	snprintf(path, sizeof(path), "%s/d/h", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, mine, sizeof(mine) - 1) == (ssize_t)sizeof(mine) - 1);
+	close(fd);
+	engine_on_inotify(e, now);
+	now += 60000;
+	engine_tick(e, now); /* d/h queued for hashing */
+	REQUIRE(rename_rel("d", "c") == 0);
+	engine_on_hash(e, now); /* d/h: no such file */
+	engine_on_inotify(e, now);
+	sent_clear();
+	CHECK_INT_EQ(send_peer_content(e, "d/h", v2, 2), 0);
+	engine_pump(e, now);
+	CHECK(exists("d/h"));
+	scan_after(e, &now);
+	scan_after(e, &now);
+	CHECK(!sent_entry("c/h", v2));
+	CHECK(sent_entry_len("c/h", mine, sizeof(mine) - 1));
+	CHECK(!sent_entry("d/h", zeros));
+	CHECK_INT_EQ(sent_index("d/h", true), -1);
+	CHECK(exists("d/h") && exists("c/h"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -1248,6 +1313,7 @@ int main(void)
 	RUN(moved_rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_unretired);
 	RUN(partial_placeholder_chmod_loses_without_copy);
+	RUN(placeholder_in_a_directory_made_again_stays_there);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
