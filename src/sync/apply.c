@@ -406,7 +406,7 @@ out:
 
 struct cand { /* a local file the batch deletes: its content can move */
 	uint8_t hash[INDEX_HASH_LEN];
-	struct rentry *del;
+	struct rentry *del; /* its tombstone, or the directory or symlink replacing it */
 	bool used;
 };
 
@@ -529,8 +529,10 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	if (rc < 0)
 		return rc;
 	k->used = true;
-	(void)store(a, k->del, &k->del->vv, NULL);
-	changed(a, k->del->path);
+	if (k->del->deleted) {
+		(void)store(a, k->del, &k->del->vv, NULL);
+		changed(a, k->del->path);
+	} /* else the kind that replaces it is applied at its path, which is free now */
 	changed(a, r->path);
 	return 0;
 }
@@ -817,7 +819,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		log_warn("cannot apply the peer's change to %s: %s", LOG_Q(r->path), strerror(-rc));
 }
 
-/* Local files that the batch deletes, by content hash. */
+/* Local files that the batch deletes (or replaces with a directory or a
+ * symlink), by content hash. */
 static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 {
 	struct applier *a = c->a;
@@ -827,7 +830,7 @@ static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct rentry *r = &b[i];
-		if (!r->path || !r->deleted || r->kind != SYNC_KIND_FILE)
+		if (!r->path || (r->deleted ? r->kind != SYNC_KIND_FILE : r->kind == SYNC_KIND_FILE))
 			continue;
 		/* rescanned: a file edited since it was scanned is no candidate (its
 		 * edit now conflicts with the deletion) */
@@ -855,6 +858,7 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 	struct batch_ctx c = {.a = a, .final = final, .max = max};
 	struct rentry *b = *batch;
 	size_t n = *nbatch, i;
+	bool *early = NULL;
 
 	a->now_ms = now_ms;
 	if (n == 0)
@@ -872,13 +876,33 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 	c.n = n;
 	if (index_begin(a->c.idx) < 0)
 		log_warn("cannot start an index transaction: %s", index_errmsg(a->c.idx));
+	/*
+	 * -1: files whose content is in a file of ours the batch replaces with
+	 * a directory or a symlink: the peer moved it and made another kind
+	 * at its name. Moved before that kind takes the name (pass 0 or an
+	 * earlier path of pass 1), which would remove the only copy here; in
+	 * lazy mode the peer may hold only a placeholder of it (long-run seed
+	 * 2002714).
+	 */
+	early = calloc(n, sizeof(*early));
+	for (i = 0; early && i < n; i++) {
+		struct cand *k;
+
+		if (!b[i].path || b[i].deleted || b[i].kind != SYNC_KIND_FILE)
+			continue;
+		k = cand_find(&c, b[i].hash);
+		if (k && !k->del->deleted) {
+			early[i] = true;
+			apply_one(&c, &b[i], 1);
+		}
+	}
 	/* 0: directories, parents first (path order) */
 	for (i = 0; i < n; i++)
 		if (b[i].path && !b[i].deleted && b[i].kind == SYNC_KIND_DIR)
 			apply_one(&c, &b[i], 0);
 	/* 1: files and symlinks */
 	for (i = 0; i < n; i++)
-		if (b[i].path && !b[i].deleted && b[i].kind != SYNC_KIND_DIR)
+		if (b[i].path && !b[i].deleted && b[i].kind != SYNC_KIND_DIR && !(early && early[i]))
 			apply_one(&c, &b[i], 1);
 	/* 2: deleted files and symlinks (not moved) */
 	for (i = 0; i < n; i++)
@@ -897,6 +921,7 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 		(void)index_rollback(a->c.idx);
 	}
 out:
+	free(early);
 	free(c.cands);
 	free(c.l);
 	/* what waits for the next batch moves to the front; the rest is freed */
