@@ -832,6 +832,11 @@ static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 		struct rentry *r = &b[i];
 		if (!r->path || (r->deleted ? r->kind != SYNC_KIND_FILE : r->kind == SYNC_KIND_FILE))
 			continue;
+		/* another kind: only over a file of ours (no rescan of anything
+		 * else here: apply_one() decides when to) */
+		if (!r->deleted && (index_get(a->c.idx, r->path, r->path_len, c->l) < 0 ||
+				    c->l->deleted || c->l->type != INDEX_FILE))
+			continue;
 		/* rescanned: a file edited since it was scanned is no candidate (its
 		 * edit now conflicts with the deletion) */
 		if (!local_get(a, r->path, r->path_len, c->l) || c->l->deleted ||
