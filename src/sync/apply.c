@@ -655,8 +655,8 @@ static bool local_partial(struct applier *a, const struct index_entry *l)
 }
 
 /*
- * Lazy mode: our version of r's path is a placeholder not all here that is
- * gone from its path (the user moved it, maybe: only a walk finds it under
+ * Lazy mode: our version of r's path is a placeholder not all here (or a
+ * directory holding one) that is gone from its path (the user moved it, maybe: only a walk finds it under
  * its new name, by its inode), and r is not newer: nothing changes there.
  * The rescan before deciding would record the placeholder's deletion at
  * once, sent before its new name: the peer would delete its copy of the
@@ -671,8 +671,13 @@ static bool placeholder_gone_unchanged(struct applier *a, const struct rentry *r
 	enum vv_order o;
 	struct stat st;
 
-	if (!a->c.lazy_mode || index_get(a->c.idx, r->path, r->path_len, l) < 0 || l->deleted ||
-	    l->type != INDEX_FILE || !local_partial(a, l))
+	if (!a->c.lazy_mode || index_get(a->c.idx, r->path, r->path_len, l) < 0 || l->deleted)
+		return false;
+	/* so is a directory holding one: the user may have moved it whole
+	 * (long-run seed 3002596) */
+	if (l->type == INDEX_DIR ? r->kind != SYNC_KIND_DIR ||
+					   !lazy_partial_beneath(a->c.lazy, l->path, l->path_len)
+				 : l->type != INDEX_FILE || !local_partial(a, l))
 		return false;
 	o = vv_compare(&r->vv, &l->vv);
 	if (o != VV_EQUAL && o != VV_DOMINATED)

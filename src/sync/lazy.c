@@ -851,6 +851,19 @@ bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash)
 	return z && z->nhave < z->nblocks && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0;
 }
 
+bool lazy_partial_beneath(struct lazy *lz, const char *path, size_t len)
+{
+	void *v;
+
+	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);) {
+		const struct lazy_file *z = v;
+		if (z->nhave < z->nblocks && strncmp(z->path, path, len) == 0 &&
+		    z->path[len] == '/')
+			return true;
+	}
+	return false;
+}
+
 /* ---- the ensure seam ---- */
 
 /*

@@ -1286,6 +1286,52 @@ TEST(placeholder_in_a_directory_made_again_stays_there)
 	engine_free(e);
 }
 
+/*
+ * Long-run seed 3002596 (--lazy --ops 24): the user renames the directory
+ * d, which holds the placeholder d/f000, to c; the peer's echo of d (not
+ * newer) comes before the scanner has seen the rename. The apply's rescan
+ * of d found it gone and recorded the deletion of its tree at once, sent
+ * before c: the peer deleted d/f000, the only copy of the content, and
+ * the placeholder, forgotten with its row, was hashed under c as the
+ * user's file: zeros. As for a placeholder gone from its path (bug 19),
+ * d's deletion is left to the walk, which records the move.
+ */
+TEST(dir_of_a_placeholder_moved_waits_for_the_scan)
+{
+	static const uint8_t zeros[FILE_LEN];
+	static uint8_t buf[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct sync_entry s[2];
+	char p0[32], p1[32];
+	uint64_t now = NOW_MS;
+	int ci, di;
+
+	REQUIRE(e);
+	peer_entry(&s[0], p0, sizeof(p0), "d", -1, 2, false, 2);
+	peer_entry(&s[1], p1, sizeof(p1), "d", 0, 3, false, 3);
+	REQUIRE(send_entries(e, s, 2, 3) == 0);
+	scan_after(e, &now);
+	REQUIRE(exists("d/f000"));
+	sent_clear();
+	REQUIRE(rename_rel("d", "c") == 0);
+	s[0].seq = 4;
+	REQUIRE(send_entries(e, s, 1, 4) == 0); /* the peer's echo of d */
+	engine_pump(e, now);
+	CHECK_INT_EQ(sent_index("d/f000", true), -1);
+	scan_after(e, &now);
+	scan_after(e, &now);
+	many_content(0, buf);
+	CHECK(sent_entry("c/f000", buf));
+	CHECK(!sent_entry("c/f000", zeros));
+	ci = sent_index("c/f000", false);
+	di = sent_index("d/f000", true);
+	CHECK(ci >= 0 && (di < 0 || ci <= di));
+	CHECK(exists("c/f000") && !exists("d"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -1314,6 +1360,7 @@ int main(void)
 	RUN(moved_rewritten_placeholder_unretired);
 	RUN(partial_placeholder_chmod_loses_without_copy);
 	RUN(placeholder_in_a_directory_made_again_stays_there);
+	RUN(dir_of_a_placeholder_moved_waits_for_the_scan);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
