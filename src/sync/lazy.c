@@ -1175,7 +1175,20 @@ void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 			r = z ? activate(lz, z) : 0;
 		}
 		if (r == -ESTALE && !moved_away(lz, z)) {
+			struct err err;
+
 			lazy_forget(lz, z);
+			/* stale (the user's file now, recorded): maybe another
+			 * placeholder moved here since, which the scanner has not
+			 * seen yet; it says (long-run seed 2007948) */
+			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
+			lazy_check_moves(lz);
+			z = lazy_find(lz, c[k].path);
+			r = z && up ? activate(lz, z) : -ESTALE;
+		}
+		if (r == -ESTALE) {
+			/* forgotten above, or moved away: the scanner says where */
 		} else if (r == -EAGAIN) {
 			log_warn("%s changed on disk and the index does not say how yet; not "
 				 "fetching into it",

@@ -1332,6 +1332,43 @@ TEST(dir_of_a_placeholder_moved_waits_for_the_scan)
 	engine_free(e);
 }
 
+/*
+ * Long-run seed 2007948 (--lazy --ops 24): the user rewrote the
+ * placeholder f (O_TRUNC: a file of theirs, recorded; its row dropped,
+ * the table still held it) and renamed the placeholder g over it. An
+ * ensure of f before a scan found the old entry, stale (-ESTALE), and
+ * forgot it; nothing asked for g's blocks, and once the scan had
+ * recorded the move the reader was answered 0 for a file all holes.
+ */
+TEST(ensure_of_a_placeholder_moved_over_a_rewritten_one)
+{
+	static uint8_t v2[FILE_LEN];
+	static const uint8_t mine[] = "the user's own bytes\n";
+	struct engine *e = lazy_engine();
+	uint64_t now = NOW_MS;
+	bool asked = false;
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	snprintf(path, sizeof(path), "%s/f", root);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, mine, sizeof(mine) - 1) == (ssize_t)sizeof(mine) - 1);
+	close(fd);
+	scan_after(e, &now);
+	CHECK_INT_EQ(send_peer_content(e, "g", v2, 2), 0);
+	REQUIRE(exists("g"));
+	REQUIRE(rename_rel("g", "f") == 0); /* no scan yet */
+	CHECK_INT_EQ(fetch_through(e, "f", v2, &asked), 0);
+	CHECK(asked);
+	CHECK(file_is("f", v2, FILE_LEN));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -1361,6 +1398,7 @@ int main(void)
 	RUN(partial_placeholder_chmod_loses_without_copy);
 	RUN(placeholder_in_a_directory_made_again_stays_there);
 	RUN(dir_of_a_placeholder_moved_waits_for_the_scan);
+	RUN(ensure_of_a_placeholder_moved_over_a_rewritten_one);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
