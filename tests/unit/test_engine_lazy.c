@@ -1369,6 +1369,57 @@ TEST(ensure_of_a_placeholder_moved_over_a_rewritten_one)
 	engine_free(e);
 }
 
+/*
+ * Long-run seed 2009282 (--lazy --ops 24): the user renamed the
+ * placeholder g over the placeholder f, and a reader of f (g's inode)
+ * came before a scan. The table still tracked f's old placeholder, not
+ * the reader's file: it was answered as a complete file, 0, for a file
+ * all holes. It waits now for the walk that records the move, and its
+ * range is asked for then.
+ */
+TEST(ensure_of_a_placeholder_moved_over_another)
+{
+	static uint8_t v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct stat_reader rd = {.e = e, .result = 1};
+	struct sync_block_request q;
+	uint64_t now = NOW_MS;
+	char path[600];
+	pthread_t t;
+	bool asked = false;
+	int n;
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	CHECK_INT_EQ(send_peer_content(e, "g", v2, 2), 0);
+	REQUIRE(rename_rel("g", "f") == 0);
+	snprintf(path, sizeof(path), "%s/f", root);
+	REQUIRE(stat(path, &rd.st) == 0);
+	sent_clear();
+	REQUIRE(pthread_create(&t, NULL, stat_read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	scan_after(e, &now); /* the walk records the move */
+	for (int i = 0; i < 3 && !asked; i++) {
+		struct pollfd p = {.fd = engine_ensure_fd(e), .events = POLLIN};
+		if (poll(&p, 1, 100) == 1)
+			engine_on_ensure(e, now);
+		asked = find_request(&q);
+	}
+	CHECK(asked);
+	if (asked && (n = msg_block_data_header(msgbuf, sizeof(msgbuf), q.req_id, 0, FILE_LEN)) > 0) {
+		memcpy(msgbuf + n, v2, FILE_LEN);
+		CHECK_INT_EQ(engine_on_msg(e, msgbuf, (size_t)n + FILE_LEN, now), 0);
+	} else {
+		engine_ensure_stop(e);
+	}
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, 0);
+	CHECK(file_is("f", v2, FILE_LEN));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -1399,6 +1450,7 @@ int main(void)
 	RUN(placeholder_in_a_directory_made_again_stays_there);
 	RUN(dir_of_a_placeholder_moved_waits_for_the_scan);
 	RUN(ensure_of_a_placeholder_moved_over_a_rewritten_one);
+	RUN(ensure_of_a_placeholder_moved_over_another);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
