@@ -239,9 +239,14 @@ static void unretire(struct lazy *lz, uint64_t ino)
  * on that path (NULL: every one) with -EIO. */
 /*
  * Whether ino is an incomplete placeholder the table tracks at another
- * path than path: the user moved it there, and the scanner has not said
- * so yet. Caller holds lz->mu.
+ * path than path, whose entry there is still that version while the
+ * inode has left it: the user moved it to path, and the scanner has not
+ * said so yet (nor that the user wrote into it since: it then records
+ * the move or the deletion, and a wake answers the reader). The loop,
+ * holding lz->mu.
  */
+static bool moved_away(struct lazy *lz, const struct lazy_file *z);
+
 static bool moved_here_unseen(struct lazy *lz, const char *path, uint64_t ino)
 {
 	void *v;
@@ -249,7 +254,7 @@ static bool moved_here_unseen(struct lazy *lz, const char *path, uint64_t ino)
 	for (size_t pos = 0; ino && map_next(&lz->tab, &pos, NULL, NULL, &v);) {
 		const struct lazy_file *y = v;
 		if (y->ino == ino && y->nhave < y->nblocks && strcmp(y->path, path) != 0)
-			return true;
+			return moved_away(lz, y);
 	}
 	return false;
 }
@@ -1308,8 +1313,10 @@ static void check_moves(struct lazy *lz, bool requeue)
 	if (!lz->c.on)
 		return;
 	moves = index_lazy_moves(lz->c.idx);
-	if (moves == lz->moves)
+	if (moves == lz->moves) {
+		lazy_wake(lz, false, NULL); /* a reader left for a scan (moved_here_unseen) */
 		return;
+	}
 	lz->moves = moves;
 	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);)
 		((struct lazy_file *)v)->seen = false;
