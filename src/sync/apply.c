@@ -586,6 +586,7 @@ static void keep_losers_content(struct batch_ctx *c, const struct rentry *r,
 	if (!k)
 		return;
 	memset(&rx, 0, offsetof(struct index_entry, target));
+	rx.deleted = false; /* after target: not cleared above */
 	rx.mtime_ns = r->mtime_ns;
 	rx.size = r->size;
 	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
