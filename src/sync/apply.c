@@ -406,7 +406,7 @@ out:
 
 struct cand { /* a local file the batch deletes: its content can move */
 	uint8_t hash[INDEX_HASH_LEN];
-	struct rentry *del;
+	struct rentry *del; /* its tombstone, or the directory or symlink replacing it */
 	bool used;
 };
 
@@ -529,8 +529,10 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	if (rc < 0)
 		return rc;
 	k->used = true;
-	(void)store(a, k->del, &k->del->vv, NULL);
-	changed(a, k->del->path);
+	if (k->del->deleted) {
+		(void)store(a, k->del, &k->del->vv, NULL);
+		changed(a, k->del->path);
+	} /* else the kind that replaces it is applied at its path, which is free now */
 	changed(a, r->path);
 	return 0;
 }
@@ -584,6 +586,7 @@ static void keep_losers_content(struct batch_ctx *c, const struct rentry *r,
 	if (!k)
 		return;
 	memset(&rx, 0, offsetof(struct index_entry, target));
+	rx.deleted = false; /* after target: not cleared above */
 	rx.mtime_ns = r->mtime_ns;
 	rx.size = r->size;
 	memcpy(rx.hash, r->hash, INDEX_HASH_LEN);
@@ -653,8 +656,8 @@ static bool local_partial(struct applier *a, const struct index_entry *l)
 }
 
 /*
- * Lazy mode: our version of r's path is a placeholder not all here that is
- * gone from its path (the user moved it, maybe: only a walk finds it under
+ * Lazy mode: our version of r's path is a placeholder not all here (or a
+ * directory holding one) that is gone from its path (the user moved it, maybe: only a walk finds it under
  * its new name, by its inode), and r is not newer: nothing changes there.
  * The rescan before deciding would record the placeholder's deletion at
  * once, sent before its new name: the peer would delete its copy of the
@@ -669,8 +672,13 @@ static bool placeholder_gone_unchanged(struct applier *a, const struct rentry *r
 	enum vv_order o;
 	struct stat st;
 
-	if (!a->c.lazy_mode || index_get(a->c.idx, r->path, r->path_len, l) < 0 || l->deleted ||
-	    l->type != INDEX_FILE || !local_partial(a, l))
+	if (!a->c.lazy_mode || index_get(a->c.idx, r->path, r->path_len, l) < 0 || l->deleted)
+		return false;
+	/* so is a directory holding one: the user may have moved it whole
+	 * (long-run seed 3002596) */
+	if (l->type == INDEX_DIR ? r->kind != SYNC_KIND_DIR ||
+					   !lazy_partial_beneath(a->c.lazy, l->path, l->path_len)
+				 : l->type != INDEX_FILE || !local_partial(a, l))
 		return false;
 	o = vv_compare(&r->vv, &l->vv);
 	if (o != VV_EQUAL && o != VV_DOMINATED)
@@ -817,7 +825,8 @@ static void apply_one(struct batch_ctx *c, struct rentry *r, int pass)
 		log_warn("cannot apply the peer's change to %s: %s", LOG_Q(r->path), strerror(-rc));
 }
 
-/* Local files that the batch deletes, by content hash. */
+/* Local files that the batch deletes (or replaces with a directory or a
+ * symlink), by content hash. */
 static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 {
 	struct applier *a = c->a;
@@ -827,7 +836,12 @@ static void collect_cands(struct batch_ctx *c, struct rentry *b, size_t n)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct rentry *r = &b[i];
-		if (!r->path || !r->deleted || r->kind != SYNC_KIND_FILE)
+		if (!r->path || (r->deleted ? r->kind != SYNC_KIND_FILE : r->kind == SYNC_KIND_FILE))
+			continue;
+		/* another kind: only over a file of ours (no rescan of anything
+		 * else here: apply_one() decides when to) */
+		if (!r->deleted && (index_get(a->c.idx, r->path, r->path_len, c->l) < 0 ||
+				    c->l->deleted || c->l->type != INDEX_FILE))
 			continue;
 		/* rescanned: a file edited since it was scanned is no candidate (its
 		 * edit now conflicts with the deletion) */
@@ -855,6 +869,7 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 	struct batch_ctx c = {.a = a, .final = final, .max = max};
 	struct rentry *b = *batch;
 	size_t n = *nbatch, i;
+	bool *early = NULL;
 
 	a->now_ms = now_ms;
 	if (n == 0)
@@ -872,13 +887,33 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 	c.n = n;
 	if (index_begin(a->c.idx) < 0)
 		log_warn("cannot start an index transaction: %s", index_errmsg(a->c.idx));
+	/*
+	 * -1: files whose content is in a file of ours the batch replaces with
+	 * a directory or a symlink: the peer moved it and made another kind
+	 * at its name. Moved before that kind takes the name (pass 0 or an
+	 * earlier path of pass 1), which would remove the only copy here; in
+	 * lazy mode the peer may hold only a placeholder of it (long-run seed
+	 * 2002714).
+	 */
+	early = calloc(n, sizeof(*early));
+	for (i = 0; early && i < n; i++) {
+		struct cand *k;
+
+		if (!b[i].path || b[i].deleted || b[i].kind != SYNC_KIND_FILE)
+			continue;
+		k = cand_find(&c, b[i].hash);
+		if (k && !k->del->deleted) {
+			early[i] = true;
+			apply_one(&c, &b[i], 1);
+		}
+	}
 	/* 0: directories, parents first (path order) */
 	for (i = 0; i < n; i++)
 		if (b[i].path && !b[i].deleted && b[i].kind == SYNC_KIND_DIR)
 			apply_one(&c, &b[i], 0);
 	/* 1: files and symlinks */
 	for (i = 0; i < n; i++)
-		if (b[i].path && !b[i].deleted && b[i].kind != SYNC_KIND_DIR)
+		if (b[i].path && !b[i].deleted && b[i].kind != SYNC_KIND_DIR && !(early && early[i]))
 			apply_one(&c, &b[i], 1);
 	/* 2: deleted files and symlinks (not moved) */
 	for (i = 0; i < n; i++)
@@ -897,6 +932,7 @@ void apply_batch(struct applier *a, struct rentry **batch, size_t *nbatch, size_
 		(void)index_rollback(a->c.idx);
 	}
 out:
+	free(early);
 	free(c.cands);
 	free(c.l);
 	/* what waits for the next batch moves to the front; the rest is freed */

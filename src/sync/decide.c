@@ -94,9 +94,14 @@ enum decide_verdict decide_partial(const struct index_entry *l, const struct ren
 		 * Ours is a placeholder whose content is not all here: no write
 		 * of content, only metadata (a chmod, a touch) of what the peer
 		 * has just overwritten. Its copy would be a placeholder nobody
-		 * can serve: take theirs, ours is lost (sim bug 17).
+		 * can serve: take theirs, ours is lost (sim bug 17). Not so
+		 * one with no counter of the peer's: no version the peer had
+		 * here, but a placeholder the user moved here (a new file of
+		 * ours): the peer holds that content under its old name, whose
+		 * deletion we send later. Without its copy it is lost with
+		 * that name (long-run seed 2000177).
 		 */
-		if (partial)
+		if (partial && vv_get(&l->vv, peer) != 0)
 			return DECIDE_ACCEPT;
 		return DECIDE_LOCAL_LOSES;
 	}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "base/fsutil.h"
 #include "base/log.h"
@@ -39,12 +40,64 @@ static bool under_refused_link(struct disk *d, const char *rel)
 	return found;
 }
 
+/*
+ * The directories on the way to rel that are not on disk, about to be made:
+ * the first one's length in rel (0: all are there). Stops at anything
+ * else than a missing one (path_open_parent says what).
+ */
+static size_t first_missing_dir(const struct disk *d, const char *rel)
+{
+	char p[PATH_REL_MAX + 1];
+	struct stat st;
+
+	for (const char *s = strchr(rel, '/'); s; s = strchr(s + 1, '/')) {
+		size_t len = (size_t)(s - rel);
+
+		if (len > PATH_REL_MAX)
+			return 0;
+		memcpy(p, rel, len);
+		p[len] = '\0';
+		if (fstatat(d->rootfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return errno == ENOENT ? len : 0;
+	}
+	return 0;
+}
+
+/*
+ * The directories from rel's prefix of length from on were just made. An
+ * entry the index holds for one of them with an identity is the directory
+ * that was there: the user moved or deleted it, no scan has recorded that
+ * yet. The new one has no identity (as apply_dir() records a directory it
+ * makes): with the old one's, the next walk took the old directory found
+ * under another name for this path moved there, and moved along this
+ * path's entries, among them what the applier puts in the new one (a
+ * placeholder's entry, published with the moved directory's file;
+ * long-run seed 2003442 --lazy). The scanner finds the old one by the
+ * inodes of its files, as new, or each file moved, and walks this one.
+ */
+static void forget_made_dirs(struct disk *d, const char *rel, size_t from)
+{
+	struct index_entry *x = malloc(sizeof(*x));
+
+	for (const char *s = rel + from; x && s && *s == '/'; s = strchr(s + 1, '/')) {
+		size_t len = (size_t)(s - rel);
+
+		if (index_get(d->idx, rel, len, x) == 0 && !x->deleted && x->type == INDEX_DIR &&
+		    x->ino != 0 && index_set_stat(d->idx, rel, len, 0, 0, 0) < 0)
+			log_debug("sync: cannot forget the identity of %s: %s", LOG_Q(x->path),
+				  index_errmsg(d->idx));
+	}
+	free(x);
+}
+
 int disk_open_parent(struct disk *d, const char *rel, bool create, const char **ret_name)
 {
 	char q[PATH_REL_MAX + 8];
 	int fd = path_open_parent(d->rootfd, rel, false, ret_name);
 
 	if (fd == -ENOENT && create) {
+		size_t from;
+
 		if (under_refused_link(d, rel)) {
 			quote(rel, q, sizeof(q));
 			log_warn("refused the peer's path %s: a symlink is on the way (not made "
@@ -52,7 +105,10 @@ int disk_open_parent(struct disk *d, const char *rel, bool create, const char **
 			d->refused++;
 			return -ELOOP;
 		}
+		from = first_missing_dir(d, rel);
 		fd = path_open_parent(d->rootfd, rel, true, ret_name);
+		if (fd >= 0 && from && d->idx)
+			forget_made_dirs(d, rel, from);
 	}
 	if (fd >= 0)
 		return fd;

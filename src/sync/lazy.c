@@ -237,6 +237,28 @@ static void unretire(struct lazy *lz, uint64_t ino)
 
 /* Answers the waiters whose range is present; with fail_path, fails those
  * on that path (NULL: every one) with -EIO. */
+/*
+ * Whether ino is an incomplete placeholder the table tracks at another
+ * path than path, whose entry there is still that version while the
+ * inode has left it: the user moved it to path, and the scanner has not
+ * said so yet (nor that the user wrote into it since: it then records
+ * the move or the deletion, and a wake answers the reader). The loop,
+ * holding lz->mu.
+ */
+static bool moved_away(struct lazy *lz, const struct lazy_file *z);
+
+static bool moved_here_unseen(struct lazy *lz, const char *path, uint64_t ino)
+{
+	void *v;
+
+	for (size_t pos = 0; ino && map_next(&lz->tab, &pos, NULL, NULL, &v);) {
+		const struct lazy_file *y = v;
+		if (y->ino == ino && y->nhave < y->nblocks && strcmp(y->path, path) != 0)
+			return moved_away(lz, y);
+	}
+	return false;
+}
+
 void lazy_wake(struct lazy *lz, bool fail, const char *fail_path)
 {
 	struct ensure_wait **pp;
@@ -246,11 +268,23 @@ void lazy_wake(struct lazy *lz, bool fail, const char *fail_path)
 	for (pp = &lz->wait; *pp;) {
 		struct ensure_wait *w = *pp;
 		struct lazy_file *z = lazy_find(lz, w->path);
-		if (!z || not_the_readers(z, w->ino))
+		bool failing = fail && (!fail_path || strcmp(fail_path, w->path) == 0);
+
+		if ((!z || not_the_readers(z, w->ino)) && moved_here_unseen(lz, w->path, w->ino)) {
+			/* a placeholder moved over what is tracked at its path (or
+			 * to a path not tracked): the walk records the move, and
+			 * lazy_check_moves() hands the reader to the loop again
+			 * (long-run seed 2009282); never a complete file's 0 */
+			if (!failing) {
+				pp = &w->next;
+				continue;
+			}
+			w->result = -EIO;
+		} else if (!z || not_the_readers(z, w->ino))
 			w->result = other_version(lz, w->ino, w->off, w->len);
 		else if (range_present(z, w->off, w->len))
 			w->result = 0;
-		else if (fail && (!fail_path || strcmp(fail_path, w->path) == 0))
+		else if (failing)
 			w->result = -EIO;
 		else {
 			pp = &w->next;
@@ -851,6 +885,19 @@ bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash)
 	return z && z->nhave < z->nblocks && memcmp(z->hash, hash, SYNC_HASH_LEN) == 0;
 }
 
+bool lazy_partial_beneath(struct lazy *lz, const char *path, size_t len)
+{
+	void *v;
+
+	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);) {
+		const struct lazy_file *z = v;
+		if (z->nhave < z->nblocks && strncmp(z->path, path, len) == 0 &&
+		    z->path[len] == '/')
+			return true;
+	}
+	return false;
+}
+
 /* ---- the ensure seam ---- */
 
 /*
@@ -1103,6 +1150,8 @@ static bool moved_away(struct lazy *lz, const struct lazy_file *z)
 	return r;
 }
 
+static void check_moves(struct lazy *lz, bool requeue);
+
 void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 {
 	struct ensure_wait *w, *list;
@@ -1147,7 +1196,7 @@ void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 			struct err err;
 			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
 				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
-			lazy_check_moves(lz);
+			check_moves(lz, false); /* the loop is at its waiters */
 			z = lazy_find(lz, c[k].path);
 		}
 		int r = z && up ? activate(lz, z) : 0;
@@ -1157,12 +1206,25 @@ void lazy_on_ensure(struct lazy *lz, uint64_t now_ms)
 			struct err err;
 			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
 				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
-			lazy_check_moves(lz);
+			check_moves(lz, false); /* the loop is at its waiters */
 			z = lazy_find(lz, c[k].path);
 			r = z ? activate(lz, z) : 0;
 		}
 		if (r == -ESTALE && !moved_away(lz, z)) {
+			struct err err;
+
 			lazy_forget(lz, z);
+			/* stale (the user's file now, recorded): maybe another
+			 * placeholder moved here since, which the scanner has not
+			 * seen yet; it says (long-run seed 2007948) */
+			if (scan_path_now(lz->c.scan, c[k].path, strlen(c[k].path), &err) < 0)
+				log_debug("cannot rescan %s: %s", LOG_Q(c[k].path), err.msg);
+			check_moves(lz, false); /* the loop is at its waiters */
+			z = lazy_find(lz, c[k].path);
+			r = z && up ? activate(lz, z) : -ESTALE;
+		}
+		if (r == -ESTALE) {
+			/* forgotten above, or moved away: the scanner says where */
 		} else if (r == -EAGAIN) {
 			log_warn("%s changed on disk and the index does not say how yet; not "
 				 "fetching into it",
@@ -1209,8 +1271,39 @@ static int reload_row(const struct lazy_row *row, void *ud)
 	return 0;
 }
 
-/* Renames moved rows in the index: bring the table in line with it. */
-void lazy_check_moves(struct lazy *lz)
+/*
+ * After a reload: a waiter on a path whose placeholder is the reader's
+ * file now and is not being fetched (moved there by the user, the walk
+ * has recorded it since the loop took the waiter) goes back to the loop,
+ * which asks for its range.
+ */
+static void requeue_moved(struct lazy *lz)
+{
+	struct ensure_wait **pp;
+	uint64_t one = 1;
+	bool any = false;
+
+	pthread_mutex_lock(&lz->mu);
+	for (pp = &lz->wait; *pp;) {
+		struct ensure_wait *w = *pp;
+		struct lazy_file *z = lazy_find(lz, w->path);
+		if (!z || z->active || not_the_readers(z, w->ino) || z->nhave == z->nblocks) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->next = lz->new;
+		lz->new = w;
+		any = true;
+	}
+	pthread_mutex_unlock(&lz->mu);
+	if (any && write(lz->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("cannot wake the engine: %s", strerror(errno));
+}
+
+/* Renames moved rows in the index: bring the table in line with it
+ * (requeue: and hand waiters whose file it tracks now to the loop). */
+static void check_moves(struct lazy *lz, bool requeue)
 {
 	struct lazy_file *gone[LAZY_SWEEP_BATCH];
 	uint64_t moves;
@@ -1220,8 +1313,10 @@ void lazy_check_moves(struct lazy *lz)
 	if (!lz->c.on)
 		return;
 	moves = index_lazy_moves(lz->c.idx);
-	if (moves == lz->moves)
+	if (moves == lz->moves) {
+		lazy_wake(lz, false, NULL); /* a reader left for a scan (moved_here_unseen) */
 		return;
+	}
 	lz->moves = moves;
 	for (size_t pos = 0; map_next(&lz->tab, &pos, NULL, NULL, &v);)
 		((struct lazy_file *)v)->seen = false;
@@ -1241,6 +1336,13 @@ void lazy_check_moves(struct lazy *lz)
 			forget_mem(lz, gone[i]);
 	} while (n == LAZY_SWEEP_BATCH);
 	lazy_wake(lz, false, NULL);
+	if (requeue)
+		requeue_moved(lz);
+}
+
+void lazy_check_moves(struct lazy *lz)
+{
+	check_moves(lz, true);
 }
 
 /* The waiters on path go back to lz->new: the loop takes them again

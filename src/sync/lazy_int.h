@@ -153,6 +153,8 @@ void lazy_version_gone(struct lazy *lz, const char *path, const uint8_t *hash);
 void lazy_gone(struct lazy *lz, const char *path);
 /* Whether path with content hash is tracked and not complete (never served). */
 bool lazy_partial(struct lazy *lz, const char *path, const uint8_t *hash);
+/* Whether a placeholder not complete is tracked beneath the directory path. */
+bool lazy_partial_beneath(struct lazy *lz, const char *path, size_t len);
 /* Reloads the table when renames moved rows in the index (cheap when not). */
 void lazy_check_moves(struct lazy *lz);
 /* The applier moved the file at from to to (a local move instead of a

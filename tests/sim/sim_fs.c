@@ -324,9 +324,10 @@ void sim_fs_model_free(struct sim *s)
 	s->nprec = s->nver = 0;
 }
 
-/* The hash the lazy peer's index holds for path (its placeholder's
- * content), or for the inode st when path is not known yet (a placeholder
- * renamed since the last scan). */
+/* The hash the lazy peer's index holds for the inode st (its
+ * placeholder's content), else for path. The inode first: a placeholder
+ * renamed since the last scan over a file the index knows at path is
+ * still the content recorded under its old name (long-run seed 2000504). */
 static int index_hash(const struct sim_peer *p, const char *path, const struct stat *st,
 		      uint8_t h[32])
 {
@@ -336,7 +337,7 @@ static int index_hash(const struct sim_peer *p, const char *path, const struct s
 
 	if (sqlite3_open_v2(p->index, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		goto out;
-	for (int by_ino = 0; by_ino < 2 && r < 0; by_ino++) {
+	for (int by_ino = 1; by_ino >= 0 && r < 0; by_ino--) {
 		const char *sql =
 			by_ino ? "SELECT hash FROM entries WHERE ino = ?1 AND dev = ?2 "
 				 "AND deleted = 0"

@@ -279,6 +279,28 @@ TEST(partial_placeholder_losing_is_no_copy)
 	free(gone);
 }
 
+/*
+ * Lazy mode (long-run seed 2000177): b's user moved a placeholder (a's
+ * conflict copy) to f, a new file of b's there (only b's counter), while
+ * a wrote other content at f. b's version is no metadata change of what a
+ * overwrote: a never had that content at f, it holds it under the old
+ * name, whose deletion b sends later. Taken without a copy, that content
+ * was lost with the old name: b's version loses with its copy (a
+ * placeholder of what a still holds), as a complete file's does; a keeps
+ * its own.
+ */
+TEST(partial_placeholder_moved_here_loses_with_copy)
+{
+	struct index_entry *moved = local(INDEX_FILE, false, 1, T0, vec(0, 12));
+	struct index_entry *edit = local(INDEX_FILE, false, 2, T0 + 1000, vec(11, 0));
+	struct rentry r_edit = remote_of(edit), r_moved = remote_of(moved);
+
+	CHECK_INT_EQ(decide_partial(moved, &r_edit, dev_b, dev_a, true), DECIDE_LOCAL_LOSES);
+	CHECK_INT_EQ(decide(edit, &r_moved, dev_a, dev_b), DECIDE_IGNORE);
+	free(moved);
+	free(edit);
+}
+
 int main(void)
 {
 	RUN(unknown_path_is_accepted);
@@ -292,5 +314,6 @@ int main(void)
 	RUN(directory_wins_over_file);
 	RUN(peer_version_losing_is_no_second_copy);
 	RUN(partial_placeholder_losing_is_no_copy);
+	RUN(partial_placeholder_moved_here_loses_with_copy);
 	return tap_done();
 }

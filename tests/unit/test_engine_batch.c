@@ -1329,6 +1329,48 @@ TEST(peer_newer_entry_ends_older_download)
 	engine_free(e);
 }
 
+/*
+ * Long-run seed 2002714 (--lazy --ops 24): the lazy peer's user renamed
+ * its placeholder of our f3 to d0 and made a directory f3; both came in
+ * one batch. The directory (pass 0) replaced our f3, the only copy of
+ * the content, before d0 (pass 1) was queued and could be filled from it:
+ * we asked the peer, which has only a placeholder, and it dropped d0. Our
+ * file moves to d0 now, as for the peer's deletion of f3, and f3 becomes
+ * the directory.
+ */
+TEST(file_replaced_by_dir_moves_to_the_new_name)
+{
+	static const char data[] = "the bytes of f3, which only this side holds\n";
+	const size_t len = sizeof(data) - 1;
+	struct engine *e = open_engine(NULL, 0);
+	struct index_entry *x = calloc(1, sizeof(*x));
+	struct sync_entry s[2];
+	uint8_t h[SYNC_HASH_LEN];
+	uint64_t now = TEST_NOW_MS;
+
+	REQUIRE(e && x);
+	engine_on_up(e, now);
+	REQUIRE(peer_start(e) == 0);
+	REQUIRE(blocks_hash_buf(data, len, NULL, NULL, h) == 0);
+	REQUIRE(local_file(e, "f3", data, len, h, &now));
+	room = (size_t)1 << 30;
+	content_asks = 0;
+	peer_file(e, "d0", false, h, len, 1, &s[0]);
+	peer_entry(e, "f3", SYNC_KIND_DIR, false, NULL, 2, &s[1]);
+	REQUIRE(send_entries(e, s, 2) == 0);
+	REQUIRE(send_done(e, 2) == 0);
+	CHECK(is_dir("f3"));
+	CHECK(holds("d0", data, len));
+	CHECK(index_get(e->idx, "d0", 2, x) == 0 && !x->deleted &&
+	      memcmp(x->hash, h, SYNC_HASH_LEN) == 0);
+	CHECK(index_get(e->idx, "f3", 2, x) == 0 && !x->deleted && x->type == INDEX_DIR);
+	CHECK_INT_EQ(content_asks, 0);
+	CHECK_INT_EQ(closed, 0);
+	room = 0;
+	free(x);
+	engine_free(e);
+}
+
 int main(void)
 {
 	if (!mkdtemp(base)) {
@@ -1360,6 +1402,7 @@ int main(void)
 	RUN(fetch_not_filled_from_changed_local_file);
 	RUN(conflict_copy_name_of_a_tombstone);
 	RUN(peer_newer_entry_ends_older_download);
+	RUN(file_replaced_by_dir_moves_to_the_new_name);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }

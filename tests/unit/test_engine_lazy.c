@@ -1221,6 +1221,205 @@ TEST(partial_placeholder_chmod_loses_without_copy)
 	engine_free(e);
 }
 
+/* The loop's turn for the user's changes a scan period later: events,
+ * the scan, the hashes (twice: a hash queued by the first). */
+static void scan_after(struct engine *e, uint64_t *now)
+{
+	engine_on_inotify(e, *now);
+	*now += 60000;
+	engine_tick(e, *now);
+	engine_on_hash(e, *now);
+	engine_on_hash(e, *now);
+	engine_pump(e, *now);
+}
+
+/*
+ * Long-run seed 2003442 (--lazy --ops 24): the user's directory d,
+ * recorded, holds a file of the user's not hashed yet, and is renamed to
+ * c before a scan. The peer's new file d/h comes first: the applier makes
+ * d again (a new directory) and a placeholder in it. The index still gave
+ * d the old directory's inode, so the next walk (c before d) took c for d
+ * moved and moved d's entries with it: c/h was published with the peer's
+ * content (the peer moved its only copy there, then took the user's c/h
+ * over it: a lost write), and d/h, its entry and row gone, was hashed as
+ * the user's: zeros. A directory the applier makes has no identity now.
+ */
+TEST(placeholder_in_a_directory_made_again_stays_there)
+{
+	static const uint8_t zeros[FILE_LEN];
+	static uint8_t v2[FILE_LEN];
+	static const uint8_t mine[] = "the user's own file\n";
+	struct engine *e = lazy_engine();
+	uint64_t now = NOW_MS;
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	snprintf(path, sizeof(path), "%s/d", root);
+	REQUIRE(mkdir(path, 0755) == 0);
+	scan_after(e, &now);
+	snprintf(path, sizeof(path), "%s/d/h", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, mine, sizeof(mine) - 1) == (ssize_t)sizeof(mine) - 1);
+	close(fd);
+	engine_on_inotify(e, now);
+	now += 60000;
+	engine_tick(e, now); /* d/h queued for hashing */
+	REQUIRE(rename_rel("d", "c") == 0);
+	engine_on_hash(e, now); /* d/h: no such file */
+	engine_on_inotify(e, now);
+	sent_clear();
+	CHECK_INT_EQ(send_peer_content(e, "d/h", v2, 2), 0);
+	engine_pump(e, now);
+	CHECK(exists("d/h"));
+	scan_after(e, &now);
+	scan_after(e, &now);
+	CHECK(!sent_entry("c/h", v2));
+	CHECK(sent_entry_len("c/h", mine, sizeof(mine) - 1));
+	CHECK(!sent_entry("d/h", zeros));
+	CHECK_INT_EQ(sent_index("d/h", true), -1);
+	CHECK(exists("d/h") && exists("c/h"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
+ * Long-run seed 3002596 (--lazy --ops 24): the user renames the directory
+ * d, which holds the placeholder d/f000, to c; the peer's echo of d (not
+ * newer) comes before the scanner has seen the rename. The apply's rescan
+ * of d found it gone and recorded the deletion of its tree at once, sent
+ * before c: the peer deleted d/f000, the only copy of the content, and
+ * the placeholder, forgotten with its row, was hashed under c as the
+ * user's file: zeros. As for a placeholder gone from its path (bug 19),
+ * d's deletion is left to the walk, which records the move.
+ */
+TEST(dir_of_a_placeholder_moved_waits_for_the_scan)
+{
+	static const uint8_t zeros[FILE_LEN];
+	static uint8_t buf[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct sync_entry s[2];
+	char p0[32], p1[32];
+	uint64_t now = NOW_MS;
+	int ci, di;
+
+	REQUIRE(e);
+	peer_entry(&s[0], p0, sizeof(p0), "d", -1, 2, false, 2);
+	peer_entry(&s[1], p1, sizeof(p1), "d", 0, 3, false, 3);
+	REQUIRE(send_entries(e, s, 2, 3) == 0);
+	scan_after(e, &now);
+	REQUIRE(exists("d/f000"));
+	sent_clear();
+	REQUIRE(rename_rel("d", "c") == 0);
+	s[0].seq = 4;
+	REQUIRE(send_entries(e, s, 1, 4) == 0); /* the peer's echo of d */
+	engine_pump(e, now);
+	CHECK_INT_EQ(sent_index("d/f000", true), -1);
+	scan_after(e, &now);
+	scan_after(e, &now);
+	many_content(0, buf);
+	CHECK(sent_entry("c/f000", buf));
+	CHECK(!sent_entry("c/f000", zeros));
+	ci = sent_index("c/f000", false);
+	di = sent_index("d/f000", true);
+	CHECK(ci >= 0 && (di < 0 || ci <= di));
+	CHECK(exists("c/f000") && !exists("d"));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
+ * Long-run seed 2007948 (--lazy --ops 24): the user rewrote the
+ * placeholder f (O_TRUNC: a file of theirs, recorded; its row dropped,
+ * the table still held it) and renamed the placeholder g over it. An
+ * ensure of f before a scan found the old entry, stale (-ESTALE), and
+ * forgot it; nothing asked for g's blocks, and once the scan had
+ * recorded the move the reader was answered 0 for a file all holes.
+ */
+TEST(ensure_of_a_placeholder_moved_over_a_rewritten_one)
+{
+	static uint8_t v2[FILE_LEN];
+	static const uint8_t mine[] = "the user's own bytes\n";
+	struct engine *e = lazy_engine();
+	uint64_t now = NOW_MS;
+	bool asked = false;
+	char path[600];
+	int fd;
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	snprintf(path, sizeof(path), "%s/f", root);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, mine, sizeof(mine) - 1) == (ssize_t)sizeof(mine) - 1);
+	close(fd);
+	scan_after(e, &now);
+	CHECK_INT_EQ(send_peer_content(e, "g", v2, 2), 0);
+	REQUIRE(exists("g"));
+	REQUIRE(rename_rel("g", "f") == 0); /* no scan yet */
+	CHECK_INT_EQ(fetch_through(e, "f", v2, &asked), 0);
+	CHECK(asked);
+	CHECK(file_is("f", v2, FILE_LEN));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
+/*
+ * Long-run seed 2009282 (--lazy --ops 24): the user renamed the
+ * placeholder g over the placeholder f, and a reader of f (g's inode)
+ * came before a scan. The table still tracked f's old placeholder, not
+ * the reader's file: it was answered as a complete file, 0, for a file
+ * all holes. It waits now for the walk that records the move, and its
+ * range is asked for then.
+ */
+TEST(ensure_of_a_placeholder_moved_over_another)
+{
+	static uint8_t v2[FILE_LEN];
+	struct engine *e = lazy_engine();
+	struct stat_reader rd = {.e = e, .result = 1};
+	struct sync_block_request q;
+	uint64_t now = NOW_MS;
+	char path[600];
+	pthread_t t;
+	bool asked = false;
+	int n;
+
+	REQUIRE(e);
+	memset(v2, 0x5a, sizeof(v2));
+	CHECK_INT_EQ(send_peer_content(e, "g", v2, 2), 0);
+	REQUIRE(rename_rel("g", "f") == 0);
+	snprintf(path, sizeof(path), "%s/f", root);
+	REQUIRE(stat(path, &rd.st) == 0);
+	sent_clear();
+	REQUIRE(pthread_create(&t, NULL, stat_read_thread, &rd) == 0);
+	CHECK(loop_on_ensure(e));
+	scan_after(e, &now); /* the walk records the move */
+	for (int i = 0; i < 3 && !asked; i++) {
+		struct pollfd p = {.fd = engine_ensure_fd(e), .events = POLLIN};
+		if (poll(&p, 1, 100) == 1)
+			engine_on_ensure(e, now);
+		asked = find_request(&q);
+	}
+	CHECK(asked);
+	if (asked && (n = msg_block_data_header(msgbuf, sizeof(msgbuf), q.req_id, 0, FILE_LEN)) > 0) {
+		memcpy(msgbuf + n, v2, FILE_LEN);
+		CHECK_INT_EQ(engine_on_msg(e, msgbuf, (size_t)n + FILE_LEN, now), 0);
+	} else {
+		engine_ensure_stop(e);
+	}
+	pthread_join(t, NULL);
+	CHECK_INT_EQ(rd.result, 0);
+	CHECK(file_is("f", v2, FILE_LEN));
+	CHECK_INT_EQ(closed, 0);
+	sent_clear();
+	engine_free(e);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < FILE_LEN; i++)
@@ -1248,6 +1447,10 @@ int main(void)
 	RUN(moved_rewritten_placeholder_not_retired);
 	RUN(moved_rewritten_placeholder_unretired);
 	RUN(partial_placeholder_chmod_loses_without_copy);
+	RUN(placeholder_in_a_directory_made_again_stays_there);
+	RUN(dir_of_a_placeholder_moved_waits_for_the_scan);
+	RUN(ensure_of_a_placeholder_moved_over_a_rewritten_one);
+	RUN(ensure_of_a_placeholder_moved_over_another);
 	nftw(base, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
