@@ -214,7 +214,7 @@ static void tunables_load(struct daemon_tunables *t)
 	t->rekey_ms = (uint32_t)testknob_get(TESTKNOB_REKEY_MS, 3600 * 1000);
 	t->rekey_frames = testknob_get(TESTKNOB_REKEY_FRAMES, FRAME_REKEY_FRAMES);
 	t->clock_offset_s = testknob_clock_offset_s();
-	t->relay_after_ms = 5000;
+	t->relay_after_ms = (uint32_t)testknob_get(TESTKNOB_RELAY_AFTER_MS, 5000);
 	t->relay_off_ms = 300000;
 }
 

@@ -27,6 +27,7 @@ enum testknob {
 	TESTKNOB_RATE_BPS,	    /* cap on the file data served, bytes/s (0: none) */
 	TESTKNOB_LAZY,		    /* 1: a --dir daemon in lazy mode */
 	TESTKNOB_LAZY_EVICT_AGE_MS, /* a file ensured this recently is not emptied */
+	TESTKNOB_RELAY_AFTER_MS,    /* no direct connection this long: relayed */
 	TESTKNOB_COUNT,
 };
 

@@ -35,8 +35,9 @@
 #define START_MS 30000
 #define RELAYED_MS 30000 /* fall back: 5 s, plus a loaded machine */
 #define CONVERGE_MS 60000
-#define CLIMB_SIZE (24ULL << 20)
-#define CLIMB_RATE "2000000" /* bytes/s a serves: 24 MiB take ~12 s */
+/* at least 16 MiB: b logs what it reused only for such files (fetch.c) */
+#define CLIMB_SIZE (16ULL << 20)
+#define CLIMB_RATE "4000000" /* bytes/s a serves: 16 MiB take ~4 s */
 #define MIB (1ULL << 20)
 
 static bool on_path(json_t *st, const void *arg)
@@ -224,6 +225,8 @@ static int blocked_start(struct st_env *env, struct st_pair *p, const char *rate
 	p->listen[0] = "none";
 	p->advertise[1] = st_proxy_addr(p->proxy);
 	p->rate_bps[0] = rate;
+	/* fall back after 1 s rather than 5: the direct path is known dead */
+	p->relay_after_ms[0] = p->relay_after_ms[1] = "1000";
 	if (st_pair_up(env, p, 1) < 0)
 		return -1;
 	if (st_peer_listen_addr(env, &p->peer[1], target) < 0 ||
@@ -322,8 +325,8 @@ int st_relayed_climb_back(struct st_env *env)
 		goto out;
 	}
 	/* mid-transfer over the relay: then the direct path opens */
-	struct file_bytes some = {.path = name, .bytes = (int64_t)(CLIMB_SIZE / 8)};
-	st = st_pair_status_wait(env, &p, 1, has_received, &some, 60000, "an eighth received");
+	struct file_bytes some = {.path = name, .bytes = (int64_t)(CLIMB_SIZE / 4)};
+	st = st_pair_status_wait(env, &p, 1, has_received, &some, 60000, "a quarter received");
 	done_heal = download_done(st, name);
 	json_decref(st);
 	if (done_heal < 0) {

@@ -404,7 +404,7 @@ const struct st_scenario st_scenarios[] = {
 	  ST_OWN_RELAY | ST_LONG },
 	{ "relayed-fallback", "relayed", "the direct path a black hole: they fall back to a "
 	  "relayed connection and sync both ways", 90, st_relayed_fallback, ST_LONG },
-	{ "relayed-climb-back", "relayed", "relayed, 24 MiB mid-transfer, the direct path opens: "
+	{ "relayed-climb-back", "relayed", "relayed, 16 MiB mid-transfer, the direct path opens: "
 	  "they move to direct and the download resumes", 180, st_relayed_climb_back,
 	  ST_HEAVY | ST_LONG },
 	{ "hostile-hello", "faults", "a peer whose first message is not a good HELLO is closed on "

@@ -122,10 +122,13 @@ int st_pair_up(struct st_env *env, struct st_pair *p, int side)
 		setenv("TANDEM_TEST_RATE_BPS", p->rate_bps[side], 1);
 	if (p->advertise[side])
 		setenv("TANDEM_TEST_ADVERTISE", p->advertise[side], 1);
+	if (p->relay_after_ms[side])
+		setenv("TANDEM_TEST_RELAY_AFTER_MS", p->relay_after_ms[side], 1);
 	r = st_peer_up_extra(env, &p->peer[side], p->peer[1 - side].fp, p->listen[side],
 			     p->up_extra[side]);
 	unsetenv("TANDEM_TEST_RATE_BPS");
 	unsetenv("TANDEM_TEST_ADVERTISE");
+	unsetenv("TANDEM_TEST_RELAY_AFTER_MS");
 	if (r == 0)
 		p->stale[side] = false; /* the daemon cleared its old mount */
 	return r;

@@ -55,6 +55,7 @@ struct st_pair {
 	bool stale[2];		 /* a mount side killed: its dead mount is expected */
 	const char *listen[2];	 /* --listen of each side's daemon (NULL: [::1]:0) */
 	const char *advertise[2]; /* TANDEM_TEST_ADVERTISE of each side, or NULL */
+	const char *relay_after_ms[2]; /* TANDEM_TEST_RELAY_AFTER_MS of each side, or NULL */
 	struct st_proxy *proxy;	 /* between them (st_pair_start_proxied), or NULL */
 };
 
