@@ -31,8 +31,17 @@
  * notification untracks the connection under conns_lock; the sweeper calls
  * shutdown under the same lock, so it never hits a reused descriptor.
  *
+ * TLS. With --tls-cert the listening sockets belong to the TLS front
+ * (relay_tls.h): it accepts, runs the handshakes and adds each connection
+ * to its listener's daemon (started with MHD_USE_NO_LISTEN_SOCKET) as one
+ * end of a socketpair carrying plain HTTP, with the client's real address
+ * (tls_handoff). Everything below then works as on a plain listener; the
+ * upgrade of GET /v1/splice included, which microhttpd's own TLS does
+ * badly before 1.0.0 (docs/RELAY.md §6).
+ *
  * Lock order: relay_server.lock, conns_lock and the core's lock are never
- * held together; the log module's lock is innermost. conns_lock is held
+ * held together; the log module's lock is innermost. The TLS front's lock
+ * is held across tls_handoff, so it comes before conns_lock. conns_lock is held
  * across shutdown(2) only (see above), which does not block.
  */
 #include <errno.h>
