@@ -537,6 +537,17 @@ def test_https_splice(t):
             t.eq(recv_exactly(b, 4), b"ping", "a -> b after the bulk")
             b.sendall(b"pong")
             t.eq(recv_exactly(a, 4), b"pong", "b -> a after the bulk")
+            # a's close_notify is a half-close: b sees the end, and can still send to a
+            a.setblocking(False)
+            try:
+                a.unwrap()
+            except ssl.SSLWantReadError:
+                pass
+            a.setblocking(True)
+            a.settimeout(TIMEOUT)
+            t.check(recv_eof(b), "b sees a's close_notify as the end of a's bytes")
+            b.sendall(b"after the half-close")
+            t.eq(recv_exactly(a, 20), b"after the half-close", "b -> a after a's half-close")
             a.close()
             # microhttpd passes a TLS client's hang-up on once the other side writes
             t.check(eof_after_writes(b), "b sees the end when a hangs up")
