@@ -8,7 +8,8 @@
 /*
  * The tandem relay as a library: the HTTP server of docs/RELAY.md on
  * libmicrohttpd, one listening socket and one microhttpd daemon (with its
- * own polling thread) per listen address, all sharing one record store.
+ * own polling thread) per listen address, all sharing one record store;
+ * with TLS, one more thread terminates TLS in front of them (relay_tls.h).
  * tandem-relay (relay_main.c) is a thin wrapper; `tandem selftest` starts
  * it in-process.
  *

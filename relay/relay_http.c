@@ -31,8 +31,17 @@
  * notification untracks the connection under conns_lock; the sweeper calls
  * shutdown under the same lock, so it never hits a reused descriptor.
  *
+ * TLS. With --tls-cert the listening sockets belong to the TLS front
+ * (relay_tls.h): it accepts, runs the handshakes and adds each connection
+ * to its listener's daemon (started with MHD_USE_NO_LISTEN_SOCKET) as one
+ * end of a socketpair carrying plain HTTP, with the client's real address
+ * (tls_handoff). Everything below then works as on a plain listener; the
+ * upgrade of GET /v1/splice included, which microhttpd's own TLS does
+ * badly before 1.0.0 (docs/RELAY.md §6).
+ *
  * Lock order: relay_server.lock, conns_lock and the core's lock are never
- * held together; the log module's lock is innermost. conns_lock is held
+ * held together; the log module's lock is innermost. The TLS front's lock
+ * is held across tls_handoff, so it comes before conns_lock. conns_lock is held
  * across shutdown(2) only (see above), which does not block.
  */
 #include <errno.h>
@@ -63,6 +72,7 @@
 #include "relay_metrics.h"
 #include "relay_pairing.h"
 #include "relay_splice.h"
+#include "relay_tls.h"
 
 #define CONN_MEMORY (32 * 1024) /* microhttpd pool per connection */
 #define DISCARD_MAX (64 * 1024) /* body bytes read past max_body before hanging up */
@@ -98,26 +108,12 @@ struct relay_server {
 	pthread_mutex_t conns_lock;  /* protects conns and sweeper_stop; see the design note */
 	struct relay_conns *conns;   /* protected by conns_lock */
 	struct splice_hub *splice;   /* GET /v1/splice; its own lock */
+	struct relay_tls *tls;	     /* the TLS front while running with --tls-cert */
 	pthread_cond_t sweeper_wake; /* signalled to stop the sweeper */
 	bool sweeper_stop;	     /* protected by conns_lock */
 	bool sweeper_running;	     /* controlling thread only */
 	pthread_t sweeper;
 };
-
-/*
- * Whether this libmicrohttpd forwards an upgraded TLS stream usably. Before
- * 0.9.77 the forwarding buffers are its 8-byte emergency buffer (the 101's
- * write buffer took the whole connection pool): four bytes per TLS record
- * each way, a few hundred KiB/s at best. 1.0.0 also fixed a stall of large
- * sends in epoll mode and the last bytes at a close. Tested with 1.0.1.
- */
-static bool tls_splice_works(void)
-{
-	const char *v = MHD_get_version();
-	unsigned major = 0;
-
-	return v && sscanf(v, "%u.", &major) == 1 && major >= 1;
-}
 
 /* One request, from its headers to the completion callback. */
 struct http_req {
@@ -684,18 +680,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.http10 = version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 	conn_answering(srv, conn);
 	relay_core_handle(srv->core, &req, &resp);
-	if (resp.splice && srv->cfg.tls_cert && !tls_splice_works()) {
-		/* docs/RELAY.md, "Relayed connections over the relay's HTTPS" */
-		relay_core_response_done(&resp);
-		relay_core_error(&resp, 501, "not_implemented",
-				 "this relay serves HTTPS itself, and its libmicrohttpd %s cannot "
-				 "splice over TLS (1.0.0 or later can); use a plain http listener "
-				 "of the relay, or a TLS proxy in front of one",
-				 MHD_get_version());
-		resp.route = "/v1/splice";
-		relay_core_count(srv->core, 501, 0);
-		return relay_http_respond(conn, req.method, &resp);
-	}
 	if (resp.splice)
 		return splice_hub_request(srv->splice, conn, &hr->client, &resp, &hr->splice);
 	return relay_http_respond(conn, req.method, &resp);
@@ -973,42 +957,63 @@ static void pem_free(char *pem)
 	free(pem);
 }
 
-static int listener_start(struct listener *l, const char *cert, const char *key)
+/* The TLS front's handoff (relay_tls.h): fd joins listener index's daemon. */
+static int tls_handoff(void *userdata, unsigned index, int fd, const struct sockaddr *addr,
+		       socklen_t addrlen)
+{
+	struct relay_server *srv = userdata;
+
+	errno = 0;
+	if (MHD_add_connection(srv->listeners[index].daemon, fd, addr, addrlen) == MHD_YES)
+		return 0;
+	return errno ? -errno : -EIO; /* microhttpd closed fd */
+}
+
+/*
+ * With TLS (front != NULL) the daemon has no listening socket: the TLS
+ * front accepts on it and adds each connection, TLS already removed, with
+ * MHD_add_connection (hence MHD_USE_ITC, which wakes the daemon's thread).
+ */
+static int listener_start(struct listener *l, struct relay_tls *front)
 {
 	struct relay_server *srv = l->srv;
 	const struct relay_config *cfg = &srv->cfg;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
-	struct MHD_OptionItem tls[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
+	struct MHD_OptionItem listen_opt[] = {
+		{MHD_OPTION_LISTEN_SOCKET, (intptr_t)l->fd, NULL},
 		{MHD_OPTION_END, 0, NULL},
 	};
 	struct stat before, after;
+	int r;
 
 	/* epoll where microhttpd has it, else poll (never select: FD_SETSIZE) */
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	else
 		flags |= MHD_USE_POLL;
-	if (cert)
-		flags |= MHD_USE_TLS;
+	if (front)
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
 	if (fstat(l->fd, &before) < 0)
 		return -errno;
 	/* the logger first, so that microhttpd reports option errors through it */
 	/* clang-format off */
 	l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->request_timeout,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-		MHD_OPTION_ARRAY, cert ? tls : tls + 2,
+		MHD_OPTION_ARRAY, front ? listen_opt + 1 : listen_opt,
 		MHD_OPTION_END);
 	/* clang-format on */
+	if (l->daemon && front) {
+		r = relay_tls_listen(front, (unsigned)(l - srv->listeners), l->fd);
+		l->fd = -1; /* the front's now */
+		return r;
+	}
 	if (l->daemon) {
 		l->fd = -1; /* microhttpd's now */
 		return 0;
@@ -1019,12 +1024,6 @@ static int listener_start(struct listener *l, const char *cert, const char *key)
 	    after.st_dev == before.st_dev)
 		listener_close(l);
 	l->fd = -1;
-	if (cert) {
-		log_err("cannot serve HTTPS on %s: libmicrohttpd refused the TLS setup; check "
-			"that --tls-cert and --tls-key are a matching PEM certificate and key",
-			l->spec);
-		return -EINVAL;
-	}
 	log_err("cannot start the HTTP server on %s (see the microhttpd message above)", l->spec);
 	return -EIO;
 }
@@ -1075,23 +1074,25 @@ int relay_server_start(struct relay_server *srv)
 	if (srv->running)
 		return -EALREADY;
 	if (srv->cfg.tls_cert) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			log_err("this libmicrohttpd was built without TLS support; drop --tls-cert "
-				"and --tls-key and put a TLS proxy in front of the relay");
-			return -ENOTSUP;
-		}
+		struct relay_tls_config tc = {
+			.max_connections = srv->cfg.max_connections,
+			.max_per_client = srv->cfg.max_connections_per_ip,
+			.handshake_ms = srv->cfg.request_deadline * 1000,
+		};
 		r = pem_read(srv->cfg.tls_cert, false, &cert);
 		if (r < 0)
 			goto out;
 		r = pem_read(srv->cfg.tls_key, true, &key);
 		if (r < 0)
 			goto out;
-		if (!tls_splice_works())
-			log_warn("relayed connections (GET /v1/splice) are refused over "
-				 "this relay's HTTPS: libmicrohttpd %s forwards upgraded TLS "
-				 "streams a few bytes at a time (1.0.0 or later does not); "
-				 "peers need a plain http listener or a TLS proxy for them",
-				 MHD_get_version());
+		r = relay_tls_new(cert, key, &tc, tls_handoff, srv, srv->core, &srv->tls);
+		if (r == -EINVAL)
+			log_err("cannot serve HTTPS: GnuTLS refused the TLS setup; check that "
+				"--tls-cert and --tls-key are a matching PEM certificate and key");
+		else if (r < 0)
+			log_err("cannot serve HTTPS: %s", strerror(-r));
+		if (r < 0)
+			goto out;
 	}
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		r = listener_bind(&srv->listeners[i]);
@@ -1106,9 +1107,11 @@ int relay_server_start(struct relay_server *srv)
 	__atomic_store_n(&srv->starting, 1, __ATOMIC_RELEASE);
 	r = splice_hub_start(srv->splice);
 	for (size_t i = 0; i < srv->nlisteners && r == 0; i++)
-		r = listener_start(&srv->listeners[i], cert, key);
+		r = listener_start(&srv->listeners[i], srv->tls);
 	if (r == 0)
 		r = sweeper_start(srv);
+	if (r == 0 && srv->tls)
+		r = relay_tls_start(srv->tls);
 	__atomic_store_n(&srv->starting, 0, __ATOMIC_RELEASE);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
@@ -1119,8 +1122,11 @@ int relay_server_start(struct relay_server *srv)
 	limits_log(&srv->cfg);
 	goto out;
 fail:
+	relay_tls_quiesce(srv->tls);
 	splice_hub_stop(srv->splice);
 	listeners_stop(srv);
+	relay_tls_free(srv->tls);
+	srv->tls = NULL;
 	sweeper_stop(srv);
 out:
 	pem_free(cert);
@@ -1154,6 +1160,8 @@ void relay_server_stop(struct relay_server *srv)
 
 	if (!srv || !srv->running)
 		return;
+	/* the TLS front first: no connection is added to a quiesced daemon */
+	relay_tls_quiesce(srv->tls);
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		struct listener *l = &srv->listeners[i];
 		MHD_socket fd = MHD_quiesce_daemon(l->daemon);
@@ -1174,6 +1182,9 @@ void relay_server_stop(struct relay_server *srv)
 		log_warn("stopping: %u requests still unfinished after %u ms, closing them", left,
 			 srv->cfg.stop_grace_ms);
 	listeners_stop(srv);
+	/* after microhttpd: its requests ran over the front until here */
+	relay_tls_free(srv->tls);
+	srv->tls = NULL;
 	sweeper_stop(srv);
 	srv->running = false;
 	log_info("stopped");

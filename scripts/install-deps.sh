@@ -17,6 +17,7 @@ libsodium-dev
 libjansson-dev
 libcurl4-openssl-dev
 libmicrohttpd-dev
+libgnutls28-dev
 libsqlite3-dev
 libssl-dev
 libfuse3-dev

@@ -887,6 +887,103 @@ def test_tls(t):
     return None
 
 
+def https_request(port, ctx, method, path, body=None, headers=None, src=None):
+    """One request over the relay's own HTTPS, from src (an address) if given:
+    (status, headers with lower-case names, body, the client's (address, port))."""
+    fam = socket.AF_INET6 if ":" in (src or "::1") else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.bind((src or "::1", 0))
+    s.connect(("::1", port))
+    mine = s.getsockname()
+    c = http.client.HTTPSConnection("::1", port, context=ctx, timeout=TIMEOUT)
+    c.sock = ctx.wrap_socket(s, server_hostname="::1")
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        resp = c.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, mine
+    finally:
+        c.close()
+
+
+def test_tls_records_and_handshake_bound(t):
+    """Over the relay's own HTTPS (its TLS front, docs/RELAY.md §6): the
+    records API with its errors, X-Tandem-Observed with the client's real
+    address and port, and /metrics. Connections that never finish their TLS
+    handshake are closed at --request-deadline and counted; while they hold
+    every slot of the listener, a real client still gets in (the oldest one
+    still in its handshake is evicted)."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        return "openssl is not installed to make a test certificate"
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        p = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                            "/CN=tandem-relay test", "-addext", "subjectAltName=IP:::1",
+                            "-keyout", key, "-out", cert], capture_output=True, timeout=30)
+        if p.returncode != 0:
+            return "openssl could not make a test certificate: " + p.stderr.decode()[-200:]
+        os.chmod(key, 0o600)
+        deadline_s = 2
+        with Relay("--tls-cert", cert, "--tls-key", key, "--request-deadline", str(deadline_s),
+                   "--max-connections", "8", "--max-connections-per-ip", "0") as r:
+            ctx = ssl.create_default_context(cafile=cert)
+            _, tok = new_token()
+            sec = b64(os.urandom(32))
+            rep = https_request(r.port, ctx, "POST", "/v1/records", record_body(b"hi", 60),
+                                post_headers(tok, sec))
+            check_json(t, rep[:3], 201, "HTTPS POST")
+            t.eq(rep[1].get("x-tandem-observed"), "[%s]:%d" % rep[3][:2],
+                 "X-Tandem-Observed is the client's real address")
+            rep = https_request(r.port, ctx, "GET", "/v1/records", None, auth(tok))
+            t.eq(rep[0], 200, "HTTPS GET")
+            check_error(t, https_request(r.port, ctx, "GET", "/v1/records", None,
+                                         auth(new_token()[1]))[:3], 404, "not_found",
+                        "HTTPS GET of a missing record")
+            check_error(t, https_request(r.port, ctx, "POST", "/v1/records", b"x" * 9000,
+                                         post_headers(tok, sec))[:3], 413, None,
+                        "HTTPS body too large")
+            rep = https_request(r.port, ctx, "GET", "/metrics")
+            t.eq(rep[0], 200, "HTTPS /metrics")
+            # hostile: TCP connections that never start (or never finish) a handshake
+            stalled = []
+            for i in range(12):
+                s = socket.create_connection(("::1", r.port), timeout=TIMEOUT)
+                if i % 2:
+                    s.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello cut short
+                stalled.append(s)
+            rep = https_request(r.port, ctx, "GET", "/healthz")
+            t.eq(rep[0], 200, "a real client gets in while stalled handshakes hold the slots")
+            limit = time.monotonic() + deadline_s + 10
+            open_ones = list(stalled)
+            while open_ones and time.monotonic() < limit:
+                for s in list(open_ones):
+                    s.settimeout(0.1)
+                    try:
+                        if s.recv(1) == b"":
+                            open_ones.remove(s)
+                    except socket.timeout:
+                        pass
+                    except OSError:
+                        open_ones.remove(s)
+            t.eq(len(open_ones), 0, "every stalled handshake was closed")
+            for s in stalled:
+                s.close()
+            m = {}
+            for line in https_request(r.port, ctx, "GET", "/metrics")[2].decode().splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    m[name] = float(value)
+            dl = m.get('tandem_relay_connections_closed_total{reason="deadline"}', 0)
+            ev = m.get('tandem_relay_connections_closed_total{reason="evicted"}', 0)
+            t.check(dl >= 1 and ev >= 1 and dl + ev >= 12,
+                    f"closures counted: {dl} at the deadline, {ev} evicted")
+            t.eq(https_request(r.port, ctx, "GET", "/healthz")[0], 200, "still serving")
+    return None
+
+
 def test_signals(t):
     for sig in (signal.SIGTERM, signal.SIGINT):
         with Relay() as r:
@@ -1185,6 +1282,7 @@ TESTS = [
     test_cli_errors,
     test_start_failures,
     test_tls,
+    test_tls_records_and_handshake_bound,
     test_signals,
     test_graceful_stop,
     test_connection_limits,

@@ -633,9 +633,9 @@ TEST(channel_through_https)
 }
 
 /*
- * The relay's own HTTPS (--tls-cert), where its libmicrohttpd can splice
- * over TLS (1.0.0 or later); with an older one its 501 is checked and the
- * channel skipped.
+ * The relay's own HTTPS (--tls-cert): its TLS front hands microhttpd plain
+ * HTTP, so splicing works whatever the libmicrohttpd version (a 501 from an
+ * old one fails here).
  */
 TEST(channel_through_tls_relay)
 {
@@ -654,10 +654,8 @@ TEST(channel_through_tls_relay)
 	CHECK(strncmp(relay_url, "https://", 8) == 0);
 	randombytes_buf(tok, sizeof(tok));
 	r = relay_splice_dial_ca(relay_url, cert_path, tok, 1, DIAL_MS, -1, &fd, NULL, &err);
-	if (r == -EPROTO && strstr(err.msg, "HTTP 501") && strstr(err.msg, "libmicrohttpd")) {
-		printf("#   SKIP the channel: %s\n", err.msg);
-		goto out;
-	}
+	if (r != -ETIMEDOUT)
+		printf("#   first dial: %s\n", err.msg);
 	CHECK_INT_EQ(r, -ETIMEDOUT); /* nobody came: the relay's 504 */
 	pa = (struct peer){.id = a,
 			   .other = b,
@@ -693,7 +691,6 @@ TEST(channel_through_tls_relay)
 	frame_dec_free(pa.dec);
 	frame_enc_free(pb.enc);
 	frame_dec_free(pb.dec);
-out:
 	identity_free(a);
 	identity_free(b);
 	CHECK_INT_EQ(relay_stop(), 0);
