@@ -19,6 +19,7 @@
 #include "base/encoding.h"
 #include "base/log.h"
 #include "relay_client/relay_client.h"
+#include "relay_client/relay_url.h"
 
 #define URL_MAX 256
 
@@ -224,6 +225,13 @@ static int transport_error(const struct relay_client *c, CURLcode cc, const char
 {
 	const char *d = detail && detail[0] ? detail : curl_easy_strerror(cc);
 
+	if (relay_url_tls_failed(cc)) {
+		snprintf(res->message, sizeof(res->message),
+			 "TLS with the relay %s failed: %s; check that the URL names the relay's "
+			 "real host and that its certificate is valid and trusted here",
+			 c->base, d);
+		return -EKEYREJECTED;
+	}
 	switch (cc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 		snprintf(res->message, sizeof(res->message),
@@ -243,20 +251,6 @@ static int transport_error(const struct relay_client *c, CURLcode cc, const char
 			 "or unreachable",
 			 c->base, c->opts.timeout_ms, d);
 		return -ETIMEDOUT;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_USE_SSL_FAILED:
-		snprintf(res->message, sizeof(res->message),
-			 "TLS with the relay %s failed: %s; check that the URL names the relay's "
-			 "real host and that its certificate is valid and trusted here",
-			 c->base, d);
-		return -EKEYREJECTED;
 	case CURLE_ABORTED_BY_CALLBACK:
 		snprintf(res->message, sizeof(res->message), "request to the relay %s cancelled",
 			 c->base);

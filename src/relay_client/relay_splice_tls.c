@@ -37,6 +37,7 @@
 
 #include "base/clock.h"
 #include "relay_client/relay_splice_tls.h"
+#include "relay_client/relay_url.h"
 
 #define PUMP_BUF (16 * 1024) /* per direction; one TLS record */
 
@@ -86,6 +87,13 @@ static int connect_error(CURLcode rc, const char *errbuf, const char *url, int t
 {
 	const char *d = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
+	if (relay_url_tls_failed(rc)) {
+		err_set(err,
+			"TLS with the relay %.200s failed: %s; check that the URL names the "
+			"relay's real host and that its certificate is valid and trusted here",
+			url, d);
+		return -EKEYREJECTED;
+	}
 	switch (rc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -104,20 +112,6 @@ static int connect_error(CURLcode rc, const char *errbuf, const char *url, int t
 			return -ETIMEDOUT;
 		}
 		return -ECANCELED;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_USE_SSL_FAILED:
-		err_set(err,
-			"TLS with the relay %.200s failed: %s; check that the URL names the "
-			"relay's real host and that its certificate is valid and trusted here",
-			url, d);
-		return -EKEYREJECTED;
 	case CURLE_URL_MALFORMAT:
 		err_set(err, "the relay URL \"%.200s\" is not usable: %s", url, d);
 		return -EINVAL;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
+
 #include "relay_client/relay_url.h"
 
 #define HOST_MAX 256
@@ -97,4 +99,22 @@ enum relay_url_kind relay_url_classify(const char *url)
 	if (n == 0)
 		return RELAY_URL_INVALID;
 	return authority_loopback(a, n) ? RELAY_URL_HTTP_LOOPBACK : RELAY_URL_HTTP_REMOTE;
+}
+
+bool relay_url_tls_failed(int curlcode)
+{
+	switch ((CURLcode)curlcode) {
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_USE_SSL_FAILED:
+		return true;
+	default:
+		return false;
+	}
 }

@@ -2,6 +2,8 @@
 #ifndef TANDEM_RELAY_URL_H
 #define TANDEM_RELAY_URL_H
 
+#include <stdbool.h>
+
 /*
  * What a relay URL exposes (docs/RELAY.md, "Plain http"). Over http the
  * relay's traffic is in the clear: anyone on the path can see who talks to
@@ -25,5 +27,13 @@ enum relay_url_kind {
 };
 
 enum relay_url_kind relay_url_classify(const char *url);
+
+/*
+ * Whether a libcurl result (a CURLcode) is a failure of TLS with the relay
+ * (handshake, certificate, host name): the record client and the relayed
+ * connections' dialer both report those as -EKEYREJECTED with the same
+ * advice.
+ */
+bool relay_url_tls_failed(int curlcode);
 
 #endif
