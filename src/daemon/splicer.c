@@ -1,127 +1,79 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/worker.h"
 #include "daemon/splicer.h"
 
 struct splicer {
-	/* Lock order: lock only; never held across a dial. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool want;			       /* protected by lock: an attempt asked for */
-	bool stopping;			       /* protected by lock */
-	bool fresh;			       /* protected by lock: result not taken yet */
-	uint8_t token[RELAY_SPLICE_TOKEN_LEN]; /* protected by lock */
-	int side;			       /* protected by lock */
-	int timeout_ms;			       /* protected by lock */
-	struct splicer_result result;	       /* protected by lock */
+	struct worker *w;
+	/* protected by worker_lock(w): */
+	uint8_t token[RELAY_SPLICE_TOKEN_LEN];
+	int side;
+	int timeout_ms;
+	bool fresh; /* result not taken yet */
+	struct splicer_result result;
 
-	bool busy;     /* loop thread only: asked, result not taken */
-	char *url;     /* read-only */
-	int cancel_fd; /* eventfd: the attempt under way stops; drained by the loop */
-	int notify_fd; /* eventfd, written by the worker */
-	pthread_t thread;
+	bool busy; /* loop thread only: asked, result not taken */
+	char *url; /* read-only */
 };
 
-static void *splicer_main(void *arg)
+/* The worker's job: one relay_splice_dial with the request's arguments. */
+static void splicer_job(void *ud)
 {
-	struct splicer *s = arg;
+	struct splicer *s = ud;
+	uint8_t token[RELAY_SPLICE_TOKEN_LEN];
+	struct splicer_result res = {.fd = -1};
+	struct err err = {.msg = ""};
+	int side, timeout_ms;
+	uint64_t t0;
 
-	for (;;) {
-		uint8_t token[RELAY_SPLICE_TOKEN_LEN];
-		struct splicer_result res = {.fd = -1};
-		struct err err = {.msg = ""};
-		int side, timeout_ms;
-		uint64_t t0, one = 1;
-		ssize_t n;
+	worker_lock(s->w);
+	memcpy(token, s->token, sizeof(token));
+	side = s->side;
+	timeout_ms = s->timeout_ms;
+	worker_unlock(s->w);
 
-		pthread_mutex_lock(&s->lock);
-		while (!s->want && !s->stopping)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (s->stopping) {
-			pthread_mutex_unlock(&s->lock);
-			break;
-		}
-		s->want = false;
-		memcpy(token, s->token, sizeof(token));
-		side = s->side;
-		timeout_ms = s->timeout_ms;
-		pthread_mutex_unlock(&s->lock);
-
-		t0 = clock_mono_ms();
-		res.err = relay_splice_dial(s->url, token, side, timeout_ms, s->cancel_fd, &res.fd,
-					    &res.retry_after, &err);
-		res.took_ms = clock_mono_ms() - t0;
-		if (res.err < 0) {
-			res.fd = -1;
-			snprintf(res.message, sizeof(res.message), "%s",
-				 err.msg[0] ? err.msg : strerror(-res.err));
-		}
-		pthread_mutex_lock(&s->lock);
-		s->result = res;
-		s->fresh = true;
-		pthread_mutex_unlock(&s->lock);
-		n = write(s->notify_fd, &one, sizeof(one));
-		(void)n; /* one write per attempt: the counter cannot overflow */
+	t0 = clock_mono_ms();
+	res.err = relay_splice_dial(s->url, token, side, timeout_ms, worker_cancel_fd(s->w), &res.fd,
+				    &res.retry_after, &err);
+	res.took_ms = clock_mono_ms() - t0;
+	if (res.err < 0) {
+		res.fd = -1;
+		snprintf(res.message, sizeof(res.message), "%s",
+			 err.msg[0] ? err.msg : strerror(-res.err));
 	}
-	return NULL;
+	worker_lock(s->w);
+	s->result = res;
+	s->fresh = true;
+	worker_unlock(s->w);
+	worker_post(s->w);
 }
 
 int splicer_start(const char *url, struct splicer **ret, struct err *err)
 {
 	struct splicer *s;
-	sigset_t all, old;
 	int r;
 
 	err_clear(err);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
 	s->result.fd = -1;
-	s->cancel_fd = -1;
-	s->notify_fd = -1;
 	s->url = strdup(url);
-	if (!s->url) {
-		r = -ENOMEM;
-		goto fail;
+	r = s->url ? worker_start(splicer_job, s, &s->w) : -ENOMEM;
+	if (r < 0) {
+		err_set(err, "cannot start the relayed connections' dialer: %s", strerror(-r));
+		free(s->url);
+		free(s);
+		return r;
 	}
-	s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->cancel_fd < 0)
-		goto fail_errno;
-	s->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->notify_fd < 0)
-		goto fail_errno;
-	/* Signals are for the loop thread's signalfd. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&s->thread, NULL, splicer_main, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r < 0)
-		goto fail;
 	*ret = s;
 	return 0;
-fail_errno:
-	r = -errno;
-fail:
-	err_set(err, "cannot start the relayed connections' dialer: %s", strerror(-r));
-	if (s->cancel_fd >= 0)
-		close(s->cancel_fd);
-	if (s->notify_fd >= 0)
-		close(s->notify_fd);
-	free(s->url);
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
-	return r;
 }
 
 void splicer_dial(struct splicer *s, const uint8_t token[static RELAY_SPLICE_TOKEN_LEN], int side,
@@ -130,24 +82,18 @@ void splicer_dial(struct splicer *s, const uint8_t token[static RELAY_SPLICE_TOK
 	if (s->busy)
 		return;
 	s->busy = true;
-	pthread_mutex_lock(&s->lock);
+	worker_lock(s->w);
 	memcpy(s->token, token, RELAY_SPLICE_TOKEN_LEN);
 	s->side = side;
 	s->timeout_ms = timeout_ms;
-	s->want = true;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	worker_unlock(s->w);
+	worker_request(s->w);
 }
 
 void splicer_cancel(struct splicer *s)
 {
-	uint64_t one = 1;
-	ssize_t n;
-
-	if (!s->busy)
-		return;
-	n = write(s->cancel_fd, &one, sizeof(one));
-	(void)n;
+	if (s->busy)
+		worker_cancel(s->w);
 }
 
 bool splicer_busy(const struct splicer *s)
@@ -157,29 +103,26 @@ bool splicer_busy(const struct splicer *s)
 
 int splicer_notify_fd(const struct splicer *s)
 {
-	return s->notify_fd;
+	return worker_notify_fd(s->w);
 }
 
 bool splicer_take(struct splicer *s, struct splicer_result *ret)
 {
-	uint64_t v;
 	bool fresh;
-	ssize_t n = read(s->notify_fd, &v, sizeof(v));
 
-	(void)n; /* EAGAIN: nothing new, the flag below says so too */
-	pthread_mutex_lock(&s->lock);
+	worker_notify_clear(s->w);
+	worker_lock(s->w);
 	fresh = s->fresh;
 	if (fresh) {
 		*ret = s->result;
 		s->result.fd = -1;
 	}
 	s->fresh = false;
-	pthread_mutex_unlock(&s->lock);
+	worker_unlock(s->w);
 	if (fresh) {
 		/* The attempt is over: a cancel meant for it must not cut the
 		 * next one short. Only this thread asks, so none is under way. */
-		n = read(s->cancel_fd, &v, sizeof(v));
-		(void)n;
+		worker_cancel_clear(s->w);
 		s->busy = false;
 	}
 	return fresh;
@@ -187,24 +130,11 @@ bool splicer_take(struct splicer *s, struct splicer_result *ret)
 
 void splicer_stop(struct splicer *s)
 {
-	uint64_t one = 1;
-	ssize_t n;
-
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
-	s->stopping = true;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	n = write(s->cancel_fd, &one, sizeof(one));
-	(void)n;
-	pthread_join(s->thread, NULL);
+	worker_stop(s->w); /* the attempt under way is cancelled, the thread joined */
 	if (s->fresh && s->result.fd >= 0)
 		close(s->result.fd);
-	close(s->cancel_fd);
-	close(s->notify_fd);
 	free(s->url);
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
