@@ -260,46 +260,6 @@ out:
 	return ST_PASS;
 }
 
-/* bytes_done of the download of path in status st, or -1. */
-static int64_t download_done(json_t *st, const char *path)
-{
-	json_t *t;
-	size_t i;
-
-	json_array_foreach(json_object_get(st, "transfers"), i, t)
-		if (st_jstr_is(t, "path", path) && st_jstr_is(t, "direction", "download"))
-			return st_jint(t, "bytes_done", -1);
-	return -1;
-}
-
-struct file_bytes {
-	const char *path;
-	int64_t bytes;
-};
-
-static bool has_received(json_t *st, const void *arg)
-{
-	const struct file_bytes *fb = arg;
-	return download_done(st, fb->path) >= fb->bytes;
-}
-
-/* The MiB b's log says it reused for path ("received "P": N MiB in T ms
- * (R MiB reused from an interrupted transfer)"), or -1. */
-static long long reused_mib(const struct st_peer *peer, const char *path)
-{
-	char *log = st_peer_log_read(peer), needle[128];
-	const char *at;
-	long long mib = -1, total, ms;
-
-	snprintf(needle, sizeof(needle), "received \"%s\": ", path);
-	at = log ? strstr(log, needle) : NULL;
-	if (at && sscanf(at + strlen(needle), "%lld MiB in %lld ms (%lld MiB reused", &total, &ms,
-			 &mib) != 3)
-		mib = -1;
-	free(log);
-	return mib;
-}
-
 int st_relayed_climb_back(struct st_env *env)
 {
 	static const char name[] = "climb.bin";
@@ -325,9 +285,9 @@ int st_relayed_climb_back(struct st_env *env)
 		goto out;
 	}
 	/* mid-transfer over the relay: then the direct path opens */
-	struct file_bytes some = {.path = name, .bytes = (int64_t)(CLIMB_SIZE / 4)};
-	st = st_pair_status_wait(env, &p, 1, has_received, &some, 60000, "a quarter received");
-	done_heal = download_done(st, name);
+	struct st_file_bytes some = {.path = name, .bytes = (int64_t)(CLIMB_SIZE / 4)};
+	st = st_pair_status_wait(env, &p, 1, st_has_received, &some, 60000, "a quarter received");
+	done_heal = st_download_done(st, name);
 	json_decref(st);
 	if (done_heal < 0) {
 		ST_CHECK(env, !"b received part of the file over the relay");
@@ -349,7 +309,7 @@ int st_relayed_climb_back(struct st_env *env)
 	recv_end = st_jint(st, "bytes_received", -1) - recv0;
 	ST_CHECK(env, st_jstr_is(st, "path", "direct"));
 	json_decref(st);
-	long long reused = reused_mib(&p.peer[1], name);
+	long long reused = st_reused_mib(&p.peer[1], name);
 	st_note(env, "b received %lld bytes for a %llu-byte file (%.2fx); it reused %lld MiB",
 		(long long)recv_end, (unsigned long long)CLIMB_SIZE,
 		(double)recv_end / (double)CLIMB_SIZE, reused);

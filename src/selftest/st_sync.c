@@ -633,3 +633,36 @@ int st_pair_conflicts_all(const struct st_pair *p, int side)
 	st_tree_free(t);
 	return n;
 }
+
+int64_t st_download_done(json_t *st, const char *path)
+{
+	json_t *t;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "transfers"), i, t)
+		if (st_jstr_is(t, "path", path) && st_jstr_is(t, "direction", "download"))
+			return st_jint(t, "bytes_done", -1);
+	return -1;
+}
+
+bool st_has_received(json_t *st, const void *arg)
+{
+	const struct st_file_bytes *fb = arg;
+
+	return st_download_done(st, fb->path) >= fb->bytes;
+}
+
+long long st_reused_mib(const struct st_peer *peer, const char *path)
+{
+	char *log = st_peer_log_read(peer), needle[128];
+	const char *at;
+	long long mib = -1, total, ms;
+
+	snprintf(needle, sizeof(needle), "received \"%s\": ", path);
+	at = log ? strstr(log, needle) : NULL;
+	if (at && sscanf(at + strlen(needle), "%lld MiB in %lld ms (%lld MiB reused", &total, &ms,
+			 &mib) != 3)
+		mib = -1;
+	free(log);
+	return mib;
+}

@@ -149,6 +149,19 @@ typedef bool (*st_status_pred)(json_t *st, const void *arg);
 json_t *st_pair_status_wait(struct st_env *env, const struct st_pair *p, int side,
 			    st_status_pred pred, const void *arg, unsigned ms, const char *what);
 
+/* bytes_done of the download of path in status st, or -1. */
+int64_t st_download_done(json_t *st, const char *path);
+/* An st_status_pred: the download of path has at least bytes done. */
+struct st_file_bytes {
+	const char *path;
+	int64_t bytes;
+};
+bool st_has_received(json_t *st, const void *arg /* struct st_file_bytes */);
+/* The MiB peer's log says it reused for path ("received "P": N MiB in T ms
+ * (R MiB reused from an interrupted transfer)", files of 16 MiB or more),
+ * or -1. */
+long long st_reused_mib(const struct st_peer *peer, const char *path);
+
 /* A snapshot of a share. */
 struct st_tree;
 

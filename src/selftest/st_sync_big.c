@@ -147,46 +147,6 @@ out:
 	return ST_PASS;
 }
 
-/* The MiB b's log says it reused for path ("received "P": N MiB in T ms (R
- * MiB reused from an interrupted transfer)"), or -1. */
-static long long reused_mib(const struct st_peer *p, const char *path)
-{
-	char *log = st_peer_log_read(p), needle[128];
-	const char *at;
-	long long mib = -1, total, ms;
-
-	snprintf(needle, sizeof(needle), "received \"%s\": ", path);
-	at = log ? strstr(log, needle) : NULL;
-	if (at && sscanf(at + strlen(needle), "%lld MiB in %lld ms (%lld MiB reused", &total, &ms,
-			 &mib) != 3)
-		mib = -1;
-	free(log);
-	return mib;
-}
-
-struct file_bytes {
-	const char *path;
-	int64_t bytes;
-};
-
-/* bytes_done of the download of fb->path in status st, or -1. */
-static int64_t download_done(json_t *st, const char *path)
-{
-	json_t *t;
-	size_t i;
-
-	json_array_foreach(json_object_get(st, "transfers"), i, t)
-		if (st_jstr_is(t, "path", path) && st_jstr_is(t, "direction", "download"))
-			return st_jint(t, "bytes_done", -1);
-	return -1;
-}
-
-static bool has_received(json_t *st, const void *arg)
-{
-	const struct file_bytes *fb = arg;
-	return download_done(st, fb->path) >= fb->bytes;
-}
-
 /*
  * size bytes from a to b, a serving at rate; a is killed (SIGKILL) half
  * way and started again: b gets the rest, not everything again.
@@ -228,10 +188,10 @@ static void resume_run(struct st_env *env, uint64_t size, const char *rate)
 			ST_CHECK(env, !"the file was written");
 			goto out;
 		}
-		struct file_bytes half = {.path = name, .bytes = (int64_t)size / 2};
-		st = st_pair_status_wait(env, &p, 1, has_received, &half, 30000, "half-way");
+		struct st_file_bytes half = {.path = name, .bytes = (int64_t)size / 2};
+		st = st_pair_status_wait(env, &p, 1, st_has_received, &half, 30000, "half-way");
 		recv_kill = st_jint(st, "bytes_received", -1);
-		done_kill = download_done(st, name);
+		done_kill = st_download_done(st, name);
 		json_decref(st);
 		if (recv_kill < 0 || done_kill < 0) {
 			ST_CHECK(env, !"b received half of the file");
@@ -264,7 +224,7 @@ static void resume_run(struct st_env *env, uint64_t size, const char *rate)
 		 * and is reused after it: so no lower bound of size here, but b
 		 * says what it reused, at least what it had done at the kill */
 		ST_CHECK(env, recv_end < (int64_t)size * 13 / 10);
-		long long reused = reused_mib(&p.peer[1], name);
+		long long reused = st_reused_mib(&p.peer[1], name);
 		st_note(env, "b reused %lld MiB of the interrupted transfer", reused);
 		ST_CHECK(env, reused >= done_kill >> 20);
 		st_pair_path(&p, 1, name, path);
