@@ -363,55 +363,76 @@ static struct identity *id_new(void)
 	return identity_new(NULL, &id) == 0 ? id : NULL;
 }
 
+/*
+ * Runs the secure channel between a and b through the relay at url (ca
+ * trusted for https, or NULL), frames data frames each way, in two threads:
+ * both end well and each got what the other sent.
+ */
+static void pair_run(struct peer *pa, struct peer *pb, struct identity *a, struct identity *b,
+		     const char *url, const char *ca, int frames)
+{
+	pthread_t ta, tb;
+
+	*pa = (struct peer){.id = a,
+			    .other = b,
+			    .side = relay_splice_side(a, b->pk),
+			    .fd = -1,
+			    .url = url,
+			    .ca = ca,
+			    .frames = frames};
+	*pb = (struct peer){.id = b,
+			    .other = a,
+			    .side = relay_splice_side(b, a->pk),
+			    .fd = -1,
+			    .url = url,
+			    .ca = ca,
+			    .frames = frames};
+	CHECK_INT_EQ(pa->side + pb->side, 3);
+	REQUIRE(pthread_create(&ta, NULL, peer_main, pa) == 0);
+	REQUIRE(pthread_create(&tb, NULL, peer_main, pb) == 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (pa->err[0])
+		printf("#   peer a: %s\n", pa->err);
+	if (pb->err[0])
+		printf("#   peer b: %s\n", pb->err);
+	CHECK(pa->ok && pb->ok);
+	CHECK(memcmp(pa->got_hash, pb->sent_hash, 32) == 0);
+	CHECK(memcmp(pb->got_hash, pa->sent_hash, 32) == 0);
+}
+
+/* Closes what pair_run left open (the sockets, unless closed already). */
+static void pair_free(struct peer *pa, struct peer *pb)
+{
+	if (pa->fd >= 0)
+		close(pa->fd);
+	if (pb->fd >= 0)
+		close(pb->fd);
+	pa->fd = pb->fd = -1;
+	frame_enc_free(pa->enc);
+	frame_dec_free(pa->dec);
+	frame_enc_free(pb->enc);
+	frame_dec_free(pb->dec);
+}
+
 TEST(channel_through_relay)
 {
 	struct identity *a = id_new(), *b = id_new();
 	struct peer pa = {0}, pb = {0};
-	pthread_t ta, tb;
 	char *log;
 	size_t log_len = 0;
 
 	REQUIRE(a && b);
-	pa = (struct peer){.id = a,
-			   .other = b,
-			   .side = relay_splice_side(a, b->pk),
-			   .fd = -1,
-			   .url = relay_url,
-			   .frames = FRAMES};
-	pb = (struct peer){.id = b,
-			   .other = a,
-			   .side = relay_splice_side(b, a->pk),
-			   .fd = -1,
-			   .url = relay_url,
-			   .frames = FRAMES};
-	CHECK_INT_EQ(pa.side + pb.side, 3);
-	REQUIRE(pthread_create(&ta, NULL, peer_main, &pa) == 0);
-	REQUIRE(pthread_create(&tb, NULL, peer_main, &pb) == 0);
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	if (pa.err[0])
-		printf("#   peer a: %s\n", pa.err);
-	if (pb.err[0])
-		printf("#   peer b: %s\n", pb.err);
-	CHECK(pa.ok && pb.ok);
+	pair_run(&pa, &pb, a, b, relay_url, NULL, FRAMES);
 	CHECK_INT_EQ(pa.got_bytes, (size_t)FRAMES * FRAME_DATA_LEN);
 	CHECK_INT_EQ(pb.got_bytes, (size_t)FRAMES * FRAME_DATA_LEN);
-	CHECK(memcmp(pa.got_hash, pb.sent_hash, 32) == 0);
-	CHECK(memcmp(pb.got_hash, pa.sent_hash, 32) == 0);
 	CHECK(pa.marker_seen && pb.marker_seen);
 	/* the relay held only ciphertext: the marker is not in its memory */
 	int held = memory_holds(relay_pid, marker, strlen(marker));
 	if (held < 0)
 		printf("#   cannot read the relay's memory here; not checked\n");
 	CHECK(held <= 0);
-	if (pa.fd >= 0)
-		close(pa.fd);
-	if (pb.fd >= 0)
-		close(pb.fd);
-	frame_enc_free(pa.enc);
-	frame_dec_free(pa.dec);
-	frame_enc_free(pb.enc);
-	frame_dec_free(pb.dec);
+	pair_free(&pa, &pb);
 	identity_free(a);
 	identity_free(b);
 	CHECK_INT_EQ(relay_stop(), 0);
@@ -581,37 +602,12 @@ TEST(channel_through_https)
 {
 	struct identity *a = id_new(), *b = id_new();
 	struct peer pa, pb;
-	pthread_t ta, tb;
 	int base = threads_count();
 
 	REQUIRE(a && b);
-	pa = (struct peer){.id = a,
-			   .other = b,
-			   .side = relay_splice_side(a, b->pk),
-			   .fd = -1,
-			   .url = proxy_url,
-			   .ca = cert_path,
-			   .frames = TLS_FRAMES};
-	pb = (struct peer){.id = b,
-			   .other = a,
-			   .side = relay_splice_side(b, a->pk),
-			   .fd = -1,
-			   .url = proxy_url,
-			   .ca = cert_path,
-			   .frames = TLS_FRAMES};
-	REQUIRE(pthread_create(&ta, NULL, peer_main, &pa) == 0);
-	REQUIRE(pthread_create(&tb, NULL, peer_main, &pb) == 0);
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	if (pa.err[0])
-		printf("#   peer a: %s\n", pa.err);
-	if (pb.err[0])
-		printf("#   peer b: %s\n", pb.err);
-	CHECK(pa.ok && pb.ok);
+	pair_run(&pa, &pb, a, b, proxy_url, cert_path, TLS_FRAMES);
 	CHECK_INT_EQ(pa.got_bytes, (size_t)TLS_FRAMES * FRAME_DATA_LEN);
 	CHECK_INT_EQ(pb.got_bytes, (size_t)TLS_FRAMES * FRAME_DATA_LEN);
-	CHECK(memcmp(pa.got_hash, pb.sent_hash, 32) == 0);
-	CHECK(memcmp(pb.got_hash, pa.sent_hash, 32) == 0);
 	CHECK(pa.marker_seen && pb.marker_seen);
 	/* the returned sockets are plain stream sockets */
 	int type = 0;
@@ -619,15 +615,8 @@ TEST(channel_through_https)
 	CHECK(pa.fd >= 0 && getsockopt(pa.fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
 	      type == SOCK_STREAM);
 	/* closing them ends the pump threads */
-	if (pa.fd >= 0)
-		close(pa.fd);
-	if (pb.fd >= 0)
-		close(pb.fd);
+	pair_free(&pa, &pb);
 	CHECK(threads_wait(base));
-	frame_enc_free(pa.enc);
-	frame_dec_free(pa.dec);
-	frame_enc_free(pb.enc);
-	frame_dec_free(pb.dec);
 	identity_free(a);
 	identity_free(b);
 }
@@ -644,7 +633,6 @@ TEST(channel_through_tls_relay)
 	uint8_t tok[RELAY_SPLICE_TOKEN_LEN];
 	struct identity *a = id_new(), *b = id_new();
 	struct peer pa, pb;
-	pthread_t ta, tb;
 	struct err err;
 	int fd = -1, r;
 
@@ -657,40 +645,9 @@ TEST(channel_through_tls_relay)
 	if (r != -ETIMEDOUT)
 		printf("#   first dial: %s\n", err.msg);
 	CHECK_INT_EQ(r, -ETIMEDOUT); /* nobody came: the relay's 504 */
-	pa = (struct peer){.id = a,
-			   .other = b,
-			   .side = relay_splice_side(a, b->pk),
-			   .fd = -1,
-			   .url = relay_url,
-			   .ca = cert_path,
-			   .frames = FRAMES};
-	pb = (struct peer){.id = b,
-			   .other = a,
-			   .side = relay_splice_side(b, a->pk),
-			   .fd = -1,
-			   .url = relay_url,
-			   .ca = cert_path,
-			   .frames = FRAMES};
-	REQUIRE(pthread_create(&ta, NULL, peer_main, &pa) == 0);
-	REQUIRE(pthread_create(&tb, NULL, peer_main, &pb) == 0);
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	if (pa.err[0])
-		printf("#   peer a: %s\n", pa.err);
-	if (pb.err[0])
-		printf("#   peer b: %s\n", pb.err);
-	CHECK(pa.ok && pb.ok);
-	CHECK(memcmp(pa.got_hash, pb.sent_hash, 32) == 0);
-	CHECK(memcmp(pb.got_hash, pa.sent_hash, 32) == 0);
+	pair_run(&pa, &pb, a, b, relay_url, cert_path, FRAMES);
 	CHECK(memory_holds(relay_pid, marker, strlen(marker)) <= 0);
-	if (pa.fd >= 0)
-		close(pa.fd);
-	if (pb.fd >= 0)
-		close(pb.fd);
-	frame_enc_free(pa.enc);
-	frame_dec_free(pa.dec);
-	frame_enc_free(pb.enc);
-	frame_dec_free(pb.dec);
+	pair_free(&pa, &pb);
 	identity_free(a);
 	identity_free(b);
 	CHECK_INT_EQ(relay_stop(), 0);
