@@ -209,7 +209,13 @@ static void tunables_load(struct daemon_tunables *t)
 	t->fallback_ms = (uint32_t)testknob_get(TESTKNOB_FALLBACK_MS, 3000);
 	t->reconnect.base_ms = bmax < 200 ? bmax : 200;
 	t->reconnect.max_ms = bmax;
-	t->lookup.base_ms = bmax < 250 ? bmax : 250;
+	/*
+	 * Both peers usually start within a moment of each other, and the
+	 * first one's first lookup finds no record yet: retry that soon
+	 * (12-25 ms, then doubling), so pairing takes tens of milliseconds,
+	 * not a quarter second. Ten attempts reach the 30 s cap.
+	 */
+	t->lookup.base_ms = bmax < 25 ? bmax : 25;
 	t->lookup.max_ms = bmax < 30000 ? bmax : 30000;
 	t->rekey_ms = (uint32_t)testknob_get(TESTKNOB_REKEY_MS, 3600 * 1000);
 	t->rekey_frames = testknob_get(TESTKNOB_REKEY_FRAMES, FRAME_REKEY_FRAMES);
