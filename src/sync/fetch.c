@@ -83,7 +83,7 @@ struct block_job {
 };
 
 /*
- * Job buffers are kept for reuse (at most FETCH_JOBS + 1 of them, 1 MiB
+ * Job buffers are kept for reuse (at most 2 x FETCH_JOBS + 1 of them, 1 MiB
  * each): a fresh 1 MiB malloc is a fresh mmap, and touching it page by page
  * cost more than the copy itself.
  */
@@ -107,7 +107,7 @@ static void job_put(struct fetcher *fe, struct block_job *j)
 {
 	if (!j)
 		return;
-	if (fe->njobs_free > FETCH_JOBS) {
+	if (fe->njobs_free > 2 * FETCH_JOBS) {
 		free(j);
 		return;
 	}

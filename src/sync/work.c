@@ -10,6 +10,7 @@
 #include "sync/work.h"
 
 #define WORK_THREADS_MAX 8
+#define WORK_DONE_FACTOR 2 /* submitted, not taken back: up to 2 x max_jobs */
 
 /* Lock order: just lock. */
 struct work {
@@ -18,6 +19,7 @@ struct work {
 	struct work_job *todo, *todo_tail; /* protected by lock */
 	struct work_job *done, *done_tail; /* protected by lock */
 	bool stop;			   /* protected by lock */
+	unsigned busy;			   /* queued or running; protected by lock */
 	unsigned pending;		   /* loop thread only */
 	unsigned max;
 	unsigned nthreads;
@@ -44,6 +46,7 @@ static void *worker(void *arg)
 		j->run(j);
 
 		pthread_mutex_lock(&w->lock);
+		w->busy--;
 		j->next = NULL;
 		if (w->done_tail)
 			w->done_tail->next = j;
@@ -132,10 +135,21 @@ int work_fd(const struct work *w)
 
 int work_submit(struct work *w, struct work_job *j)
 {
-	if (w->pending >= w->max)
+	/*
+	 * Jobs done but not taken back yet count only against the larger
+	 * bound: a loop busy reading a burst of blocks from the socket takes
+	 * them back late, and counting them as busy had it verify and write
+	 * (buffered) one block in ten itself while the workers sat idle.
+	 */
+	if (w->pending >= w->max * WORK_DONE_FACTOR)
 		return -EAGAIN;
 	j->next = NULL;
 	pthread_mutex_lock(&w->lock);
+	if (w->busy >= w->max) {
+		pthread_mutex_unlock(&w->lock);
+		return -EAGAIN;
+	}
+	w->busy++;
 	if (w->todo_tail)
 		w->todo_tail->next = j;
 	else

@@ -23,7 +23,8 @@ struct work_job {
 
 struct work;
 
-/* Starts nthreads workers (1..8) for at most max_jobs jobs at a time.
+/* Starts nthreads workers (1..8) for at most max_jobs jobs queued or
+ * running at a time, and 2 x max_jobs submitted and not yet taken back.
  * Returns 0 and *ret, or -errno. */
 int work_new(unsigned nthreads, unsigned max_jobs, struct work **ret)
 	__attribute__((warn_unused_result));
@@ -36,7 +37,8 @@ void work_free(struct work *w, struct work_job **ret_left);
 /* An eventfd: readable when done jobs wait for work_take(). */
 int work_fd(const struct work *w);
 
-/* Queues j. Returns 0, or -EAGAIN when max_jobs are queued or running. */
+/* Queues j. Returns 0, or -EAGAIN when max_jobs are queued or running, or
+ * 2 x max_jobs were submitted and not taken back. */
 int work_submit(struct work *w, struct work_job *j) __attribute__((warn_unused_result));
 
 /* The done jobs, oldest first (a list through next), or NULL. */
