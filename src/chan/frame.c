@@ -295,6 +295,14 @@ static void buf_release(struct frame_dec *dec)
 	dec->cap = 0;
 }
 
+bool frame_dec_trim(struct frame_dec *dec)
+{
+	if (!dec || dec->hdr_have != 0 || dec->have != 0 || !dec->buf)
+		return false;
+	buf_release(dec);
+	return true;
+}
+
 void frame_dec_free(struct frame_dec *dec)
 {
 	if (!dec)

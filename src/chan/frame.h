@@ -94,6 +94,12 @@ int frame_dec_new(const uint8_t key[static FRAME_KEY_LEN], struct frame_dec **re
 void frame_enc_free(struct frame_enc *enc);
 void frame_dec_free(struct frame_dec *dec);
 
+/* Gives the body buffer back (wiped) when no frame is half read; the next
+ * frame allocates it again. For idle connections: it grows to the largest
+ * frame seen (1 MiB with file blocks) and stays otherwise. Returns whether
+ * there was a buffer to give back. NULL is a no-op. */
+bool frame_dec_trim(struct frame_dec *dec);
+
 /*
  * Encodes one frame into out and advances the send counter. payload may
  * overlap out (build it at out + FRAME_PAYLOAD_OFFSET to avoid a copy).

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -144,6 +145,7 @@ int conn_send_data(struct conn *c, const uint8_t *payload, size_t len)
 	if (c->state != CONN_UP && c->state != CONN_CONFIRMING)
 		return -ENOTCONN;
 	r = queue_frame(c, FRAME_DATA, payload, len, 0, 0, NULL);
+	c->data_since_ping = true;
 	if (r < 0) {
 		log_warn("cannot send to the peer at %s: %s; closing the connection", c->addr,
 			 r == -ENOBUFS ? "it does not read what we send" : strerror(-r));
@@ -164,9 +166,34 @@ static int send_hello(struct conn *c)
 	return conn_send_data(c, msg, (size_t)n);
 }
 
+/*
+ * A connection with no DATA either way for a heartbeat period gives back
+ * the buffers a transfer grew (the send queue and the frame decoder's,
+ * 1 MiB or more each) and the heap's free memory: an idle daemon keeps its
+ * RSS low (PRODUCT.md §12). A transfer keeps them.
+ */
+static void trim_if_idle(struct conn *c)
+{
+	bool idle = !c->data_since_ping;
+
+	c->data_since_ping = false;
+	if (!idle || c->state != CONN_UP)
+		return;
+	bool freed = dio_buf_trim(&c->out);
+
+	freed |= frame_dec_trim(c->dec);
+#ifdef __GLIBC__
+	if (freed)
+		malloc_trim(0);
+#endif
+}
+
 static int send_ping(struct conn *c, uint64_t now)
 {
-	int r = queue_frame(c, FRAME_PING, NULL, 0, (clock_mono_ns() / 1000), 0, NULL);
+	int r;
+
+	trim_if_idle(c);
+	r = queue_frame(c, FRAME_PING, NULL, 0, (clock_mono_ns() / 1000), 0, NULL);
 
 	c->next_ping_ms = now + c->env->ping_ms;
 	if (r < 0) {
@@ -359,6 +386,7 @@ static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
 	}
 	switch (f->type) {
 	case FRAME_DATA:
+		c->data_since_ping = true;
 		on_data(c, f->payload, f->len);
 		break;
 	case FRAME_PING:

@@ -104,6 +104,7 @@ struct conn {
 	uint64_t up_ms;
 	uint64_t last_rx_ms;
 	uint64_t next_ping_ms;
+	bool data_since_ping; /* a DATA frame went either way since the last PING */
 	uint64_t start_us; /* PONGs must echo a time after this */
 	uint64_t srtt_us;  /* smoothed RTT, 0 when unknown */
 	uint64_t rekey_at_ms; /* when the send key is an hour old: rekey */

@@ -20,8 +20,17 @@ void dio_buf_free(struct dio_buf *b)
 {
 	free(b->data);
 	b->data = NULL;
+	b->head = 0;
 	b->len = 0;
 	b->cap = 0;
+}
+
+bool dio_buf_trim(struct dio_buf *b)
+{
+	if (b->len != 0 || b->cap <= DIO_BUF_MIN)
+		return false;
+	dio_buf_free(b);
+	return true;
 }
 
 int dio_buf_reserve(struct dio_buf *b, size_t n, uint8_t **ret)
@@ -31,7 +40,14 @@ int dio_buf_reserve(struct dio_buf *b, size_t n, uint8_t **ret)
 
 	if (n > b->max || b->len > b->max - n)
 		return -ENOBUFS;
-	want = b->len + n;
+	if (b->head && b->head + b->len + n > b->cap) {
+		/* move what is left to the front only when room is needed: a
+		 * move after every partial send copied most of a 1 MiB frame
+		 * several times over */
+		memmove(b->data, b->data + b->head, b->len);
+		b->head = 0;
+	}
+	want = b->head + b->len + n;
 	if (want > b->cap) {
 		cap = b->cap ? b->cap : DIO_BUF_MIN;
 		while (cap < want)
@@ -44,7 +60,7 @@ int dio_buf_reserve(struct dio_buf *b, size_t n, uint8_t **ret)
 		b->data = p;
 		b->cap = cap;
 	}
-	*ret = b->data + b->len;
+	*ret = b->data + b->head + b->len;
 	return 0;
 }
 
@@ -69,7 +85,8 @@ int dio_buf_flush(struct dio_buf *b, int fd)
 	int r = 0;
 
 	while (off < b->len) {
-		ssize_t n = send(fd, b->data + off, b->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(fd, b->data + b->head + off, b->len - off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -79,11 +96,10 @@ int dio_buf_flush(struct dio_buf *b, int fd)
 		}
 		off += (size_t)n;
 	}
-	if (off) {
-		memmove(b->data, b->data + off, b->len - off);
-		b->len -= off;
-	}
+	b->len -= off;
+	b->head = b->len ? b->head + off : 0;
 	/* The buffer is kept (at most max bytes) for the next burst: freeing and
-	 * growing it again for every block of a transfer costs more than it saves. */
+	 * growing it again for every block of a transfer costs more than it saves
+	 * (an idle connection gives it back: dio_buf_trim). */
 	return r;
 }

@@ -876,6 +876,45 @@ TEST(stream_slicing)
 	free(stream);
 }
 
+/* An idle connection gives the decoder's buffer back; a frame half read
+ * keeps it, and frames decode as before either way. */
+TEST(trim_releases_the_buffer_between_frames)
+{
+	size_t len = 70000, total = 2 * FRAME_LEN(len);
+	uint8_t *stream = malloc(total);
+	struct frame_enc *enc;
+	struct frame_dec *dec;
+	struct got g = {0};
+
+	REQUIRE(stream != NULL);
+	REQUIRE(frame_enc_new(key_a, &enc) == 0);
+	randombytes_buf(big_in, len);
+	REQUIRE(frame_enc_write(enc, FRAME_DATA, big_in, len, stream, total) > 0);
+	REQUIRE(frame_enc_write(enc, FRAME_DATA, big_in, len, stream + FRAME_LEN(len),
+				total - FRAME_LEN(len)) > 0);
+	frame_enc_free(enc);
+	REQUIRE(frame_dec_new(key_a, &dec) == 0);
+	CHECK(!frame_dec_trim(dec)); /* nothing to give back yet */
+	/* half of the first frame: kept */
+	CHECK_INT_EQ(feed(dec, stream, FRAME_LEN(len) / 2, 0, &g), 0);
+	CHECK(dec->buf != NULL);
+	CHECK(!frame_dec_trim(dec));
+	CHECK(dec->buf != NULL);
+	CHECK_INT_EQ(feed(dec, stream + FRAME_LEN(len) / 2, FRAME_LEN(len) - FRAME_LEN(len) / 2, 0,
+			  &g), 1);
+	/* between frames: given back */
+	CHECK(frame_dec_trim(dec));
+	CHECK(dec->buf == NULL && dec->cap == 0);
+	/* the next frame, fed in pieces, still decodes */
+	CHECK_INT_EQ(feed(dec, stream + FRAME_LEN(len), FRAME_LEN(len), 4096, &g), 2);
+	for (int i = 0; i < g.n; i++)
+		CHECK(g.f[i].len == len && memcmp(g.copy[i], big_in, len) == 0);
+	CHECK(!frame_dec_trim(NULL));
+	got_free(&g);
+	frame_dec_free(dec);
+	free(stream);
+}
+
 TEST(used_stops_at_frame_end)
 {
 	uint8_t buf[256];
@@ -925,6 +964,7 @@ int main(void)
 	RUN(peer_sends_malformed_plaintext);
 	RUN(stream_slicing);
 	RUN(used_stops_at_frame_end);
+	RUN(trim_releases_the_buffer_between_frames);
 	free(big_in);
 	free(big_out);
 	return tap_done();
