@@ -436,6 +436,28 @@ static int body_open(struct frame_dec *dec, const uint8_t *src, struct frame *re
 	return 1;
 }
 
+uint8_t *frame_dec_body_room(struct frame_dec *dec, size_t *ret_len)
+{
+	if (dec->err || dec->hdr_have < FRAME_HEADER_LEN || !dec->buf ||
+	    dec->have >= dec->body_len)
+		return NULL;
+	*ret_len = dec->body_len - dec->have;
+	return dec->buf + dec->have;
+}
+
+int frame_dec_body_add(struct frame_dec *dec, size_t n, struct frame *ret_frame)
+{
+	if (dec->err)
+		return dec->err;
+	if (dec->hdr_have < FRAME_HEADER_LEN || !dec->buf || n == 0 ||
+	    n > dec->body_len - dec->have)
+		return -EINVAL; /* a caller's bug: the decoder stays usable */
+	dec->have += n;
+	if (dec->have < dec->body_len)
+		return 0;
+	return body_open(dec, dec->buf, ret_frame);
+}
+
 int frame_dec_feed(struct frame_dec *dec, const uint8_t *data, size_t len, size_t *ret_used,
 		   struct frame *ret_frame)
 {

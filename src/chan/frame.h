@@ -156,6 +156,19 @@ uint64_t frame_dec_epoch(const struct frame_dec *dec);
 int frame_dec_feed(struct frame_dec *dec, const uint8_t *data, size_t len, size_t *ret_used,
 		   struct frame *ret_frame) __attribute__((warn_unused_result));
 
+/*
+ * Reading the rest of a frame's body straight into the decoder, without
+ * the copy that frame_dec_feed makes of it: while a body is half in,
+ * frame_dec_body_room returns where its next bytes go and sets *ret_len
+ * to how many are missing (NULL otherwise, or after an error: feed as
+ * usual). After reading n (1 .. *ret_len) bytes there, frame_dec_body_add
+ * takes them: it returns what frame_dec_feed would have (1 with a frame,
+ * 0 when more is missing, or the final error).
+ */
+uint8_t *frame_dec_body_room(struct frame_dec *dec, size_t *ret_len);
+int frame_dec_body_add(struct frame_dec *dec, size_t n, struct frame *ret_frame)
+	__attribute__((warn_unused_result));
+
 /* Bytes of an incomplete frame held (non-zero at EOF: the peer hung up
  * mid-frame). */
 size_t frame_dec_pending(const struct frame_dec *dec);

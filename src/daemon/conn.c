@@ -418,6 +418,14 @@ static void on_frame(struct conn *c, const struct frame *f, uint64_t now)
 }
 
 /* Bytes from the socket. Returns < 0 when c was closed. */
+static void frame_done(struct conn *c, const struct frame *f, uint64_t now)
+{
+	if (f->rekey)
+		log_info("the peer at %s switched to its next send key (key %llu)", c->addr,
+			 (unsigned long long)frame_dec_epoch(c->dec));
+	on_frame(c, f, now);
+}
+
 static int feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
 	struct frame f;
@@ -440,11 +448,8 @@ static int feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 				conn_close(c, FRAME_CLOSE_PROTOCOL, "bad frame");
 				return r;
 			}
-			if (r == 1 && f.rekey)
-				log_info("the peer at %s switched to its next send key (key %llu)",
-					 c->addr, (unsigned long long)frame_dec_epoch(c->dec));
 			if (r == 1)
-				on_frame(c, &f, now);
+				frame_done(c, &f, now);
 		} else {
 			return -ENOTCONN;
 		}
@@ -524,6 +529,37 @@ static void on_connected(struct conn *c)
 	(void)hs_advance(c);
 }
 
+/* Reads the rest of a frame's body into the decoder (frame_dec_body_room).
+ * Returns 1 when there may be more to read, 0 when the socket is empty,
+ * -1 when the connection ended. */
+static int body_read(struct conn *c, uint8_t *at, size_t room, uint64_t now)
+{
+	struct frame f;
+	ssize_t n;
+	int r;
+
+	do
+		n = recv(c->w.fd, at, room, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return -1;
+	if (n <= 0) {
+		on_eof(c, n < 0 ? errno : 0);
+		return -1;
+	}
+	r = frame_dec_body_add(c->dec, (size_t)n, &f);
+	if (r < 0) {
+		log_warn("closing the connection with %s: %s", c->addr, frame_dec_reason(c->dec));
+		conn_set_error(c, "the connection with %s broke: %s", c->addr,
+			       frame_dec_reason(c->dec));
+		conn_close(c, FRAME_CLOSE_PROTOCOL, "bad frame");
+		return -1;
+	}
+	if (r == 1)
+		frame_done(c, &f, now);
+	return c->state == CONN_DEAD ? -1 : 1;
+}
+
 static void on_event(struct ev_watch *w, uint32_t events)
 {
 	/* Ciphertext only (the handshake is public), so it need not be wiped;
@@ -547,6 +583,17 @@ static void on_event(struct ev_watch *w, uint32_t events)
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;
 	for (int i = 0; i < READS_PER_EVENT; i++) {
+		size_t room = 0;
+		uint8_t *direct = c->state == CONN_UP || c->state == CONN_CONFIRMING
+					  ? frame_dec_body_room(c->dec, &room)
+					  : NULL;
+		if (direct) {
+			/* the rest of a large frame's body: straight into the
+			 * decoder, not copied there from buf */
+			if (body_read(c, direct, room, now) < 0)
+				break;
+			continue;
+		}
 		ssize_t n = recv(c->w.fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
