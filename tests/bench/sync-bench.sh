@@ -949,7 +949,7 @@ run_fread_tandem() {
 # through the mount first and waits until A has removed it too.
 FW_UP=0
 run_fwrite_tandem() {
-	local t0 deadline
+	local t0 deadline misses
 	[ -z "$MOUNT_WHY" ] || { WHY=$MOUNT_WHY; NA_SOFT=1; return 1; }
 	if [ "$FW_UP" = 0 ]; then
 		fuse_pair_up || return 1
@@ -965,15 +965,36 @@ run_fwrite_tandem() {
 	settle
 	t0=$(now_us)
 	cp "$SRC/big.bin" "$FMNT/big.bin" || { WHY="cp into the mount failed"; return 1; }
-	IDLE_HOME=$FHA wait_tandem $((t0 + TIMEOUT * 1000000)) 0.01 a_arrived || return 1
-	secs_since "$t0"
-	verify_file "$FDIR/big.bin"
+	# The clock stops when A holds the whole file with the source's sha256:
+	# at the first poll that finds A's file at full size and A idle, if the
+	# file found then (the same inode: tandem renames a verified file into
+	# place and never writes into it there) hashes right. The hash runs
+	# outside the clock; a file that hashes wrong (an older version, a
+	# partial write the mount sent early) does not stop it, the wait goes on.
+	deadline=$((t0 + TIMEOUT * 1000000))
+	misses=0
+	while :; do
+		IDLE_HOME=$FHA wait_tandem "$deadline" 0.01 a_arrived || return 1
+		if [ "$(file_hash "$FDIR/big.bin")" = "$BIG_HASH" ] &&
+			[ "$(stat -c %i "$FDIR/big.bin" 2>/dev/null)" = "$A_INO" ]; then
+			break
+		fi
+		misses=$((misses + 1))
+		if [ "$(now_us)" -gt "$deadline" ]; then
+			WHY="A holds big.bin at full size and is idle, but its sha256 is not the source's ($misses checks in $TIMEOUT s)"
+			return 1
+		fi
+		nap 0.05
+	done
+	SECS=$(awk -v a="$t0" -v b="$DONE_US" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')
+	[ "$misses" = 0 ] || RUN_NOTE="A first held $misses full-size version(s) with the wrong sha256"
 }
 
+A_INO=""
 a_arrived() { # the FUSE pair's plain-directory side holds the whole file
 	local f=$FDIR/big.bin s
 	[ -f "$f" ] || { PROGRESS="no $f yet"; return 1; }
-	s=$(stat -c %s "$f")
+	read -r s A_INO < <(stat -c '%s %i' "$f")
 	PROGRESS="$f has $s of $BIG_BYTES bytes"
 	[ "$s" -eq "$BIG_BYTES" ]
 }
@@ -1137,7 +1158,7 @@ render() {
 		}
 		foot[3] = sprintf("%s; socat: plain TCP, no encryption; tandem pairing (up to connected): %s s.",
 			sshver == "-" ? "ssh: not run" : sprintf("ssh: %s, default cipher %s (scp uses the SFTP protocol)", sshver, cipher), pair)
-		foot[3] = foot[3] (fuse ? sprintf(" FUSE: %s with default options; tandem read: cat of B'"'"'s mount of A'"'"'s file after the mount lists it; write: cp into the mount until A holds it and is idle, sshfs: cp, then fsync.", sshfsver) : (fusewhy != "" ? " FUSE workloads not run: " fusewhy "." : ""))
+		foot[3] = foot[3] (fuse ? sprintf(" FUSE: %s with default options; tandem read: cat of B'"'"'s mount of A'"'"'s file after the mount lists it; write: cp into the mount until A holds it with the right sha256 and is idle, sshfs: cp, then fsync.", sshfsver) : (fusewhy != "" ? " FUSE workloads not run: " fusewhy "." : ""))
 		foot[4] = sprintf("Best of %d run(s); page cache %s; each time %s; %s CPUs shared by both ends (load average %s at start); Linux %s.",
 			runs, cache, dosync ? "of scp, rsync and socat ends with an fsync of each file written (--sync)" : "stops when the tool is done (tandem fsyncs each file it receives; the others do not fsync)", cpus, load, kernel)
 		for (i = 1; i <= 4; i++) {
