@@ -292,7 +292,10 @@ stop_pid() { # PID: TERM, wait up to 5 s, then KILL
 
 cleanup() {
 	local rc=$? h pid
-	trap - EXIT INT TERM
+	# Nothing interrupts the cleanup: a second Ctrl-C or TERM would leave
+	# daemons (Syncthing's monitor and its child) and mounts behind.
+	trap - EXIT
+	trap '' INT TERM
 	set +e
 	for pid in "${CHILD_PIDS[@]}"; do
 		kill_tree "$pid"
