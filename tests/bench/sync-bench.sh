@@ -8,9 +8,10 @@
 # config), through an unencrypted socat copy, the floor, and through two
 # Syncthing instances on loopback. It also measures tandem's pairing time and
 # its daemons' memory (idle, and the peak while syncing a 4 GiB file). Prints
-# a table of seconds, MB/s and ratios, and the §12 targets. Asserts nothing: exit 0 when every
-# measurement ran, 1 when one failed, 2 on a usage error, 77 when a tool it
-# needs is missing (scripts/install-bench-deps.sh installs them).
+# a table of seconds, MB/s and ratios, and the §12 targets. Asserts nothing:
+# exit 0 when every measurement ran, 1 when one failed, 2 on a usage error, 77
+# when a tool it needs is missing (scripts/install-bench-deps.sh installs
+# them).
 #
 # With FUSE (--fuse, the default when /dev/fuse and fusermount3 are there) it
 # also reads a peer's large file through a tandem mount (tandem up --mount)
@@ -551,17 +552,10 @@ stop_daemon() { # HOME: tandem down (it unmounts), then make sure the process is
 # peak). Writing 5 to /proc/PID/clear_refs restarts the peak (Linux 4.0+,
 # the process's owner or root), so a peak belongs to one measurement.
 proc_kib() { # PID FIELD: the field in KiB, or nothing when the process is gone
-	local line
-	[ -n "$1" ] && [ -r "/proc/$1/status" ] || return 0
-	while read -r line; do
-		case $line in
-		"$2:"*)
-			line=${line#*:}
-			echo $((${line% kB}))
-			return 0
-			;;
-		esac
-	done <"/proc/$1/status" 2>/dev/null
+	local st
+	[ -n "$1" ] || return 0
+	st=$(cat "/proc/$1/status" 2>/dev/null) || return 0
+	[[ $st =~ $2:[[:space:]]*([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
 	return 0
 }
 
@@ -569,7 +563,7 @@ HWM_NOTE="restarted before each measurement (clear_refs)"
 reset_hwm() { # PID...
 	local p
 	for p in "$@"; do
-		[ -n "$p" ] || continue
+		[ -n "$p" ] && [ -d "/proc/$p" ] || continue
 		{ echo 5 >"/proc/$p/clear_refs"; } 2>/dev/null ||
 			HWM_NOTE="NOT restarted (clear_refs refused): peaks since each process started"
 	done
@@ -1194,6 +1188,19 @@ st_folder_up() {
 		[ "$(json_str "$(st_status 1)" state)" = idle ] && st_connected; do
 		[ "$(now_us)" -lt "$deadline" ] ||
 			{ WHY="syncthing: folder $ST_FOLDER not idle on both sides within 60 s (A: $(st_status 0))"; return 1; }
+		nap 0.1
+	done
+	# And each has the other's cluster config with the folder in it, so
+	# A's index reaches B at once: 1.19's REST API does not say so, its log
+	# does ('Device X folder "ID" (ID) has a new index ID', on both sides).
+	# A later version may word it otherwise: then go on after 10 s.
+	deadline=$(($(now_us) + 10000000))
+	until grep -qF "($ST_FOLDER) has a new index ID" "$WORK/st0.log" &&
+		grep -qF "($ST_FOLDER) has a new index ID" "$WORK/st1.log"; do
+		if [ "$(now_us)" -gt "$deadline" ]; then
+			note "syncthing: no 'new index ID' log line for $ST_FOLDER on both sides after 10 s; going on"
+			break
+		fi
 		nap 0.1
 	done
 }
