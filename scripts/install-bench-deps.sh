@@ -2,6 +2,7 @@
 # Installs what tests/bench/sync-bench.sh needs on Debian 12 (bookworm):
 # a private sshd and the ssh client for the scp and rsync baselines, rsync,
 # socat for the unencrypted floor, sshfs (with fuse3) for the FUSE baseline,
+# syncthing (Debian's 1.19) and curl for its REST API for the Syncthing rows,
 # and the small tools the script calls.
 # Run as root, or as a user who may sudo. Safe to run again.
 set -eu
@@ -13,6 +14,8 @@ rsync
 socat
 sshfs
 fuse3
+syncthing
+curl
 python3
 coreutils
 findutils
