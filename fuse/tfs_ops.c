@@ -369,12 +369,13 @@ static void tfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct tfs_inode *dir = tfs_inode_get(req, parent);
 
-	/* The share holds regular files, directories and symlinks only. */
-	if (!S_ISREG(mode) || tfs_name_hidden(req_tfs(req), dir, name)) {
+	/* FIFOs, sockets and device nodes stay in the store, local to this
+	 * side: the engine never syncs them (FUSE.md "Special files"). */
+	if (tfs_name_hidden(req_tfs(req), dir, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	reply_new_entry(req, dir, name, mknodat(dir->fd, name, mode, 0));
+	reply_new_entry(req, dir, name, mknodat(dir->fd, name, mode, S_ISREG(mode) ? 0 : rdev));
 }
 
 static void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -399,10 +400,25 @@ static void tfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 	reply_new_entry(req, dir, name, symlinkat(link, dir->fd, name));
 }
 
+/*
+ * A hard link in the store; the peer gets each path as a file of its own
+ * (FUSE.md "Hard links"). linkat through /proc/self/fd (AT_SYMLINK_FOLLOW
+ * follows the magic link to the node itself, a symlink too) needs no
+ * CAP_DAC_READ_SEARCH, unlike AT_EMPTY_PATH.
+ */
 static void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
-	/* Hard links would make one synced file two paths: refused (FUSE.md). */
-	fuse_reply_err(req, EPERM);
+	struct tfs *tfs = req_tfs(req);
+	struct tfs_inode *inode = tfs_inode_get(req, ino);
+	struct tfs_inode *dir = tfs_inode_get(req, parent);
+	char link[32];
+
+	if (tfs_name_hidden(tfs, dir, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	snprintf(link, sizeof(link), "%d", inode->fd);
+	reply_new_entry(req, dir, name, linkat(tfs->procfd, link, dir->fd, name, AT_SYMLINK_FOLLOW));
 }
 
 static void tfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
