@@ -212,7 +212,8 @@ void scan_warn_special(struct scan *s, const char *path, size_t len)
 	if (map_count(&s->warned) >= SCAN_WARNED_MAX ||
 	    map_put(&s->warned, path, len, NULL, NULL) != 1)
 		return;
-	log_warn("skipping %s in %s: not a regular file, directory or symlink",
+	/* a FIFO or socket a program makes in the share is normal: not a warning */
+	log_info("not syncing %s in %s: a FIFO, socket or device node stays local to this side",
 		 log_quote(path, len, q, sizeof(q)), s->root_q);
 }
 
