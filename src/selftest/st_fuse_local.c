@@ -7,6 +7,8 @@
  *   `status` counts and names them as not synced, the files around them
  *   sync as usual, and a file of the peer's at a FIFO's name is refused:
  *   the FIFO stays, status counts the refusal.
+ * - fuse-ro: `up --mount -o ro`: every write on the mount is EROFS, and the
+ *   peer's new file, change and deletion still show on it.
  * - fuse-hardlink: two names of one file on the mount reach the peer as
  *   two files; unlinking one keeps the other; the peer's change to one
  *   name replaces that name only (the local link is broken, as documented).
@@ -173,4 +175,56 @@ out:
 	if (p.peer[0].home[0])
 		st_pair_cleanup(env, &p);
 	return r ? r : ST_PASS;
+}
+
+static bool idle(json_t *st, const void *arg)
+{
+	(void)arg;
+	return st_jstr_is(st, "state", "connected") && st_jstr_is(st, "sync_state", "idle");
+}
+
+int st_fuse_ro(struct st_env *env)
+{
+	struct st_pair p;
+	char m[ST_PATH_MAX], m2[ST_PATH_MAX];
+	int fd, r = st_fuse_need(env);
+
+	if (r)
+		return r;
+	ST_REQUIRE(env, st_pair_make(env, &p, "") == 0);
+	ST_CHECK(env, st_pair_write(&p, 1, "there.txt", "from the peer\n", 14) == 0);
+	p.up_extra[0] = "-oro";
+	if (env->failures || st_pair_up(env, &p, 0) < 0 || st_pair_up(env, &p, 1) < 0)
+		goto out;
+	for (int i = 0; i < 2; i++)
+		json_decref(st_pair_status_wait(env, &p, i, idle, NULL, WAIT_MS, "connected and idle"));
+	ST_CHECK(env, wait_text(&p, 0, "there.txt", "from the peer\n"));
+	/* writes on the mount: EROFS, and nothing changed */
+	errno = 0;
+	fd = open(st_pair_path(&p, 0, "new.txt", m), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ST_CHECK(env, fd < 0 && errno == EROFS);
+	if (fd >= 0)
+		close(fd);
+	errno = 0;
+	fd = open(st_pair_path(&p, 0, "there.txt", m), O_WRONLY | O_APPEND | O_CLOEXEC);
+	ST_CHECK(env, fd < 0 && errno == EROFS);
+	if (fd >= 0)
+		close(fd);
+	ST_CHECK(env, unlink(m) < 0 && errno == EROFS);
+	ST_CHECK(env, mkdir(st_pair_path(&p, 0, "d", m2), 0755) < 0 && errno == EROFS);
+	ST_CHECK(env, rename(m, m2) < 0 && errno == EROFS);
+	ST_CHECK(env, chmod(m, 0600) < 0 && errno == EROFS);
+	ST_CHECK(env, mkfifo(m2, 0600) < 0 && errno == EROFS);
+	ST_CHECK(env, link(m, m2) < 0 && errno == EROFS);
+	/* the peer's changes still arrive in the store and show */
+	ST_CHECK(env, st_pair_write(&p, 1, "later.txt", "new there\n", 10) == 0);
+	ST_CHECK(env, st_pair_write(&p, 1, "there.txt", "changed there\n", 14) == 0);
+	ST_CHECK(env, wait_text(&p, 0, "later.txt", "new there\n"));
+	ST_CHECK(env, wait_text(&p, 0, "there.txt", "changed there\n"));
+	ST_CHECK(env, st_pair_rm(&p, 1, "later.txt") == 0);
+	ST_CHECK(env, st_wait_converged(env, &p, NULL, 0, WAIT_MS) >= 0);
+	ST_CHECK(env, !st_pair_exists(&p, 0, "later.txt"));
+out:
+	st_pair_cleanup(env, &p);
+	return env->failures ? ST_FAIL : ST_PASS;
 }

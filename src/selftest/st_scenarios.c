@@ -434,6 +434,8 @@ const struct st_scenario st_scenarios[] = {
 	{ "fuse-hardlink", "fuse", "two names of one file on the mount reach the peer as two "
 	  "files; unlink keeps the other; the peer's change replaces one name", 40,
 	  st_fuse_hardlink },
+	{ "fuse-ro", "fuse", "up --mount -o ro: every write on the mount is EROFS; the peer's "
+	  "new file, change and deletion still show", 40, st_fuse_ro },
 	{ "fuse-cache-max", "fuse", "up --cache-max 4M: of two 3 MiB files read on the mount, "
 	  "the one read first is emptied in the store again and reads back whole", 40,
 	  st_fuse_cache_max },
