@@ -65,6 +65,10 @@ struct tfs_hooks {
 	int (*write_open)(void *ud, uint64_t dev, uint64_t ino);
 	void (*write_close)(void *ud, uint64_t dev, uint64_t ino);
 	void (*write_publish)(void *ud, uint64_t dev, uint64_t ino);
+	/* More mount options after tandem's own, comma separated (allow_other,
+	 * ro ...), checked by the caller (src/daemon/mountopt.h); NULL: none.
+	 * Read only by tfs_mount. */
+	const char *mount_opts;
 };
 
 /*

@@ -541,8 +541,8 @@ int tfs_mount(const char *mountpoint, int backing_rootfd, const struct tfs_hooks
 	      struct tfs **ret, char *err, size_t errlen)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	char *argv[] = { (char *)"tandem", (char *)"-o", (char *)TFS_MOUNT_OPTS, (char *)"-d",
-			 NULL };
+	char opts[512];
+	char *argv[] = { (char *)"tandem", (char *)"-o", opts, (char *)"-d", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	char link[64], path[PATH_MAX];
 	struct tfs *tfs;
@@ -551,6 +551,14 @@ int tfs_mount(const char *mountpoint, int backing_rootfd, const struct tfs_hooks
 	int r;
 
 	pthread_once(&once, log_setup);
+	if (hooks && hooks->mount_opts && *hooks->mount_opts) {
+		if ((size_t)snprintf(opts, sizeof(opts), "%s,%s", TFS_MOUNT_OPTS,
+				     hooks->mount_opts) >= sizeof(opts)) {
+			snprintf(err, errlen, "the mount options are too long");
+			return -EINVAL;
+		}
+	} else
+		snprintf(opts, sizeof(opts), "%s", TFS_MOUNT_OPTS);
 	if (getenv("TANDEM_FUSE_DEBUG"))
 		args.argc = 4; /* libfuse's request trace, through log.h at debug */
 	tfs = calloc(1, sizeof(*tfs));

@@ -348,6 +348,34 @@ static void tfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 }
 
+/*
+ * A node just made for the caller: the kernel applied the caller's umask
+ * to mode already, so the daemon's own umask is undone; and a daemon
+ * running as root gives the node to the caller, as a local file system
+ * would (the parent's group when the parent is setgid, which the kernel
+ * gave it already). chown clears setuid and setgid bits: the chmod after it
+ * puts them back. Best effort: a failure leaves the node as made.
+ */
+static void own_new(fuse_req_t req, struct tfs_inode *parent, const char *name, mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st, pst;
+	mode_t want;
+
+	if (geteuid() == 0 && (ctx->uid != 0 || ctx->gid != 0)) {
+		gid_t gid = ctx->gid;
+
+		if (fstatat(parent->fd, "", &pst, AT_EMPTY_PATH) == 0 && (pst.st_mode & S_ISGID))
+			gid = (gid_t)-1;
+		(void)fchownat(parent->fd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW);
+	}
+	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISLNK(st.st_mode))
+		return;
+	want = (mode & 07777) | (S_ISDIR(st.st_mode) ? st.st_mode & S_ISGID : 0);
+	if ((st.st_mode & 07777) != want)
+		(void)fchmodat(parent->fd, name, want, 0);
+}
+
 /* Shared tail of mknod/mkdir/symlink: look the new name up and answer. */
 static void reply_new_entry(fuse_req_t req, struct tfs_inode *parent, const char *name, int res)
 {
@@ -369,12 +397,18 @@ static void tfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct tfs_inode *dir = tfs_inode_get(req, parent);
 
-	/* The share holds regular files, directories and symlinks only. */
-	if (!S_ISREG(mode) || tfs_name_hidden(req_tfs(req), dir, name)) {
+	/* FIFOs, sockets and device nodes stay in the store, local to this
+	 * side: the engine never syncs them (FUSE.md "Special files"). */
+	if (tfs_name_hidden(req_tfs(req), dir, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	reply_new_entry(req, dir, name, mknodat(dir->fd, name, mode, 0));
+	if (mknodat(dir->fd, name, mode, S_ISREG(mode) ? 0 : rdev) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	own_new(req, dir, name, mode);
+	reply_new_entry(req, dir, name, 0);
 }
 
 static void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -385,7 +419,12 @@ static void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	reply_new_entry(req, dir, name, mkdirat(dir->fd, name, mode));
+	if (mkdirat(dir->fd, name, mode) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	own_new(req, dir, name, mode);
+	reply_new_entry(req, dir, name, 0);
 }
 
 static void tfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -396,13 +435,33 @@ static void tfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	reply_new_entry(req, dir, name, symlinkat(link, dir->fd, name));
+	if (symlinkat(link, dir->fd, name) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	own_new(req, dir, name, 0);
+	reply_new_entry(req, dir, name, 0);
 }
 
+/*
+ * A hard link in the store; the peer gets each path as a file of its own
+ * (FUSE.md "Hard links"). linkat through /proc/self/fd (AT_SYMLINK_FOLLOW
+ * follows the magic link to the node itself, a symlink too) needs no
+ * CAP_DAC_READ_SEARCH, unlike AT_EMPTY_PATH.
+ */
 static void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
-	/* Hard links would make one synced file two paths: refused (FUSE.md). */
-	fuse_reply_err(req, EPERM);
+	struct tfs *tfs = req_tfs(req);
+	struct tfs_inode *inode = tfs_inode_get(req, ino);
+	struct tfs_inode *dir = tfs_inode_get(req, parent);
+	char link[32];
+
+	if (tfs_name_hidden(tfs, dir, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	snprintf(link, sizeof(link), "%d", inode->fd);
+	reply_new_entry(req, dir, name, linkat(tfs->procfd, link, dir->fd, name, AT_SYMLINK_FOLLOW));
 }
 
 static void tfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -508,6 +567,15 @@ static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		fuse_reply_err(req, errno);
 		return;
 	}
+	if (!(fi->flags & O_EXCL)) {
+		/* O_CREAT alone may have opened an existing file: not ours to change */
+		struct stat st;
+
+		if (fstat(fd, &st) == 0 && st.st_size == 0 && st.st_nlink == 1 &&
+		    st.st_uid == geteuid())
+			own_new(req, dir, name, mode);
+	} else
+		own_new(req, dir, name, mode);
 	if (for_writing(fi->flags) && tfs->hooks.write_open) {
 		struct stat st;
 

@@ -203,6 +203,24 @@ static void print_human(json_t *st)
 	if (json_integer_value(json_object_get(st, "refused")))
 		printf("refused:     %lld (paths and symlinks of the peer's; the log says which)\n",
 		       (long long)json_integer_value(json_object_get(st, "refused")));
+	if (json_integer_value(json_object_get(st, "not_synced"))) {
+		json_t *v = json_object_get(st, "not_synced_paths");
+		long long n = (long long)json_integer_value(json_object_get(st, "not_synced"));
+		size_t i;
+		json_t *p;
+
+		printf("not synced:  %lld FIFO%s, socket%s or device node%s, local to this side:", n,
+		       n == 1 ? "" : "s", n == 1 ? "" : "s", n == 1 ? "" : "s");
+		json_array_foreach(v, i, p) {
+			char q[256];
+
+			if (json_is_string(p))
+				printf("%s %s", i ? "," : "",
+				       log_quote(json_string_value(p), json_string_length(p), q,
+						 sizeof(q)));
+		}
+		printf("%s\n", (size_t)n > json_array_size(v) ? ", ..." : "");
+	}
 	if (json_is_integer(json_object_get(st, "bytes_received"))) {
 		char in[32], out[32];
 		human_bytes((double)json_integer_value(json_object_get(st, "bytes_received")), in,

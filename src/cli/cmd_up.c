@@ -20,6 +20,7 @@
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
 #include "daemon/mountd.h"
+#include "daemon/mountopt.h"
 #include "base/fsutil.h"
 #include "identity/identity.h"
 #include "relay_client/relay_client.h"
@@ -47,6 +48,10 @@ static const char up_help[] =
 	"                      empty directory) instead; its files are kept in\n"
 	"                      STATE/store. Needs /dev/fuse (and fusermount3 unless\n"
 	"                      root); unmounted again by 'tandem down', SIGTERM, SIGINT\n"
+	"  -o OPTIONS          with --mount: FUSE mount options, a comma list, repeatable:\n"
+	"                      allow_other, allow_root, ro, rw, noatime, noexec, nosuid,\n"
+	"                      nodev, sync, dirsync ... ('man tandem' lists them; suid,\n"
+	"                      dev, fsname, subtype and auto_unmount are refused)\n"
 	"  --listen ADDR:PORT  where to accept the peer's connections: [::]:0 (default:\n"
 	"                      every address, a free port), [IPv6]:PORT, IPv4:PORT, or\n"
 	"                      none to accept nothing (the peer must then accept ours)\n"
@@ -67,12 +72,14 @@ static const char up_help[] =
 	"  -h, --help          show this help\n"
 	"\n"
 	"The same keys may be set in CONFIG/tandem.conf, one 'key = value' per line\n"
-	"(peer, relay, dir, mount, listen, symlinks, cache-max, relay-data); options on\n"
-	"the command line win.\n";
+	"(peer, relay, dir, mount, listen, symlinks, cache-max, relay-data,\n"
+	"mount-options); options on the command line win.\n";
 
 struct up_args {
 	const char *peer, *relay, *dir, *mount, *listen, *symlinks, *cache_max, *relay_data;
 	bool foreground;
+	bool has_o;			    /* -o given: the config's mount-options do not count */
+	char mount_opts[MOUNTOPT_MAX];	    /* -o, checked (mountopt.h) */
 };
 
 static int parse_args(int argc, char **argv, struct up_args *a)
@@ -89,8 +96,15 @@ static int parse_args(int argc, char **argv, struct up_args *a)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:ho:", opts, NULL)) != -1) {
+		struct err err;
+
 		switch (c) {
+		case 'o':
+			if (mountopt_add(a->mount_opts, optarg, &err) < 0)
+				return cli_usage_error("up", "-o %s: %s", optarg, err.msg);
+			a->has_o = true;
+			break;
 		case 'p':
 			a->peer = optarg;
 			break;
@@ -432,6 +446,12 @@ static int check_args(struct cli_ctx *ctx, const struct up_args *a, struct daemo
 				       "--relay-data (or 'relay-data' in %s) is 'never', "
 				       "'fallback' or 'always', not '%.64s'",
 				       conf_path, a->relay_data);
+	if (a->mount_opts[0] && !a->mount)
+		return cli_usage_error("up",
+				       "-o (or 'mount-options' in %s) sets FUSE mount options; "
+				       "it needs --mount DIR",
+				       conf_path);
+	o->mount_opts = a->mount_opts;
 	if (a->mount)
 		return check_mount(ctx, a->mount, dir_abs, mount_abs);
 	if (stat(a->dir, &st) < 0) {
@@ -489,6 +509,12 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	a.symlinks = a.symlinks ? a.symlinks : conf.symlinks;
 	a.cache_max = a.cache_max ? a.cache_max : conf.cache_max;
 	a.relay_data = a.relay_data ? a.relay_data : conf.relay_data;
+	if (!a.has_o && conf.mount_options &&
+	    mountopt_add(a.mount_opts, conf.mount_options, &err) < 0) {
+		r = cli_usage_error("up", "%s/%s: mount-options: %s", ctx->paths.config,
+				    CONF_FILE, err.msg);
+		goto out;
+	}
 
 	r = check_args(ctx, &a, &o, dir_abs, mount_abs);
 	if (r >= 0)

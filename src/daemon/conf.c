@@ -12,18 +12,22 @@
 
 #include "base/err.h"
 #include "daemon/conf.h"
+#include "daemon/mountopt.h"
 #include "base/size.h"
 
-#define NKEYS 8
+#define NKEYS 9
 #define KEY_CACHE_MAX 6
+#define KEY_MOUNT_OPTIONS 8
 
 static const char *const keys[NKEYS] = {"peer",	 "relay",    "dir",	  "listen",
-					"mount", "symlinks", "cache-max", "relay-data"};
+					"mount", "symlinks", "cache-max", "relay-data",
+					"mount-options"};
 
 static char **conf_slot(struct conf *c, size_t i)
 {
 	char **slots[NKEYS] = {&c->peer,  &c->relay,	&c->dir,       &c->listen,
-			       &c->mount, &c->symlinks, &c->cache_max, &c->relay_data};
+			       &c->mount, &c->symlinks, &c->cache_max, &c->relay_data,
+			       &c->mount_options};
 	return slots[i];
 }
 
@@ -63,7 +67,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	if (!eq) {
 		err_set(err,
 			"%s:%d: expected 'key = value' (keys: peer, relay, dir, mount, listen, "
-			"symlinks, cache-max, relay-data)",
+			"symlinks, cache-max, relay-data, mount-options)",
 			name, lineno);
 		return -EINVAL;
 	}
@@ -80,7 +84,7 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 	if (i == NKEYS) {
 		err_set(err,
 			"%s:%d: unknown key '%.*s'; tandem.conf knows peer, relay, dir, mount, "
-			"listen, symlinks, cache-max and relay-data",
+			"listen, symlinks, cache-max, relay-data and mount-options",
 			name, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
 		return -EINVAL;
 	}
@@ -105,6 +109,15 @@ static int parse_line(const char *name, int lineno, const char *s, const char *e
 		uint64_t v;
 		if (size_parse(*conf_slot(c, i), &v, &serr) < 0) {
 			err_set(err, "%s:%d: cache-max: %s", name, lineno, serr.msg);
+			return -EINVAL;
+		}
+	}
+	if (i == KEY_MOUNT_OPTIONS) {
+		char opts[MOUNTOPT_MAX] = "";
+		struct err merr;
+
+		if (mountopt_add(opts, *conf_slot(c, i), &merr) < 0) {
+			err_set(err, "%s:%d: mount-options: %s", name, lineno, merr.msg);
 			return -EINVAL;
 		}
 	}

@@ -9,8 +9,10 @@
 /*
  * tandem.conf in the config dir: the defaults of `tandem up`, one
  * "key = value" per line; blank lines and lines starting with '#' are
- * ignored; keys: peer, relay, dir, mount, listen, symlinks, cache-max, relay-data (flags on the
- * command line win; cache-max is checked here with size_parse). A relative dir or mount is taken relative to the config dir. Unknown keys, keys
+ * ignored; keys: peer, relay, dir, mount, listen, symlinks, cache-max, relay-data,
+ * mount-options (flags on the command line win; cache-max is checked here with
+ * size_parse, mount-options with mountopt_add). A relative dir or mount is taken
+ * relative to the config dir. Unknown keys, keys
  * set twice and malformed lines are errors that name file:line.
  */
 
@@ -27,7 +29,8 @@ struct conf {
 	char *symlinks; /* "inside" or "all", checked by `up` */
 	char *cache_max; /* a valid size (size.h) */
 	char *relay_data; /* "never", "fallback" or "always", checked by `up` */
-	int line[8];	 /* where each was set, 0 when not */
+	char *mount_options; /* FUSE options for the mount, checked (mountopt.h) */
+	int line[9];	 /* where each was set, 0 when not */
 };
 
 /*

@@ -497,8 +497,8 @@ static int setup(struct daemon *d, struct err *err)
 	if (r < 0)
 		return r;
 	if (o->mount) {
-		r = mountd_start(&d->mnt, d->loop, d->sync.engine, o->mount, o->dir, on_mount_gone,
-				 d, err);
+		r = mountd_start(&d->mnt, d->loop, d->sync.engine, o->mount, o->mount_opts, o->dir,
+				 on_mount_gone, d, err);
 		if (r < 0)
 			return r;
 	}

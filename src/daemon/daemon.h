@@ -28,6 +28,8 @@ struct daemon_opts {
 	/* --mount: absolute mount point; the share lives in dir (STATE/store)
 	 * and is shown there through FUSE. NULL for a plain folder. */
 	const char *mount;
+	/* -o: more FUSE mount options, checked (mountopt.h); "" for none */
+	const char *mount_opts;
 	struct listen_spec listen;
 	const char *sock_path; /* the control socket, fits sun_path */
 	const char *log_path;  /* where a background daemon logs, or NULL */

@@ -83,7 +83,8 @@ static void write_publish(void *ud, uint64_t dev, uint64_t ino)
 }
 
 int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, const char *mount,
-		 const char *dir, void (*on_gone)(void *ud), void *ud, struct err *err)
+		 const char *opts, const char *dir, void (*on_gone)(void *ud), void *ud,
+		 struct err *err)
 {
 	/* §7: an uncached read with the peer gone fails within 10 s (tests may
 	 * shorten it; tfs_mount copies the hooks) */
@@ -92,7 +93,8 @@ int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, c
 		.ensure_timeout_ms = (int)testknob_get(TESTKNOB_ENSURE_TIMEOUT_MS, 10000),
 		.write_open = write_open,
 		.write_close = write_close,
-		.write_publish = write_publish};
+		.write_publish = write_publish,
+		.mount_opts = opts};
 	const char *mp = mount;
 	struct err terr;
 	int rootfd, r;
@@ -134,7 +136,8 @@ int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, c
 		err_set(err, "cannot watch the FUSE session: %s", strerror(-r));
 		return r;
 	}
-	log_info("mounted the share at %s (store %s)", mp, dir);
+	log_info("mounted the share at %s (store %s%s%s)", mp, dir, opts && *opts ? ", options " : "",
+		 opts && *opts ? opts : "");
 	return 0;
 }
 
@@ -178,11 +181,13 @@ int mountd_available(struct err *err)
 }
 
 int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, const char *mount,
-		 const char *dir, void (*on_gone)(void *ud), void *ud, struct err *err)
+		 const char *opts, const char *dir, void (*on_gone)(void *ud), void *ud,
+		 struct err *err)
 {
 	(void)loop;
 	(void)engine;
 	(void)mount;
+	(void)opts;
 	(void)dir;
 	(void)on_gone;
 	(void)ud;

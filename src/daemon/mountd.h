@@ -42,10 +42,12 @@ bool mountd_built_in(void);
 /*
  * Clears a stale mount at mount, mounts the store dir there and watches
  * for the mount going away (then on_gone(ud)). engine (syncd) serves the
- * reads. Returns 0 or -errno with a sentence in err.
+ * reads; opts (checked by mountopt.h, NULL or "" for none) are more FUSE
+ * mount options. Returns 0 or -errno with a sentence in err.
  */
 int mountd_start(struct mountd *m, struct evloop *loop, struct engine *engine, const char *mount,
-		 const char *dir, void (*on_gone)(void *ud), void *ud, struct err *err)
+		 const char *opts, const char *dir, void (*on_gone)(void *ud), void *ud,
+		 struct err *err)
 	__attribute__((warn_unused_result));
 
 /* The engine changed path in the store (share-relative): tell the kernel.

@@ -49,6 +49,9 @@ int st_fuse_writers(struct st_env *env);
 int st_fuse_stale(struct st_env *env);
 int st_fuse_signals(struct st_env *env);
 int st_fuse_cli(struct st_env *env);
+int st_fuse_special(struct st_env *env);
+int st_fuse_hardlink(struct st_env *env);
+int st_fuse_ro(struct st_env *env);
 /* st_fuse_cache.c */
 int st_fuse_cache_max(struct st_env *env);
 int st_fuse_slow_writer(struct st_env *env);

@@ -428,6 +428,14 @@ const struct st_scenario st_scenarios[] = {
 	  "them", 40, st_hostile_symlinks, ST_LONG },
 	{ "fuse-cli", "fuse", "up --mount: status shows the mount; no FUSE device, --dir with "
 	  "--mount and a missing mount point say what to do", 30, st_fuse_cli },
+	{ "fuse-special", "fuse", "a FIFO, a socket and a device node made on the mount stay "
+	  "there (status: not synced); the peer's file at the FIFO's name is refused", 60,
+	  st_fuse_special },
+	{ "fuse-hardlink", "fuse", "two names of one file on the mount reach the peer as two "
+	  "files; unlink keeps the other; the peer's change replaces one name", 40,
+	  st_fuse_hardlink },
+	{ "fuse-ro", "fuse", "up --mount -o ro: every write on the mount is EROFS; the peer's "
+	  "new file, change and deletion still show", 40, st_fuse_ro },
 	{ "fuse-cache-max", "fuse", "up --cache-max 4M: of two 3 MiB files read on the mount, "
 	  "the one read first is emptied in the store again and reads back whole", 40,
 	  st_fuse_cache_max },

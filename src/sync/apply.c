@@ -245,6 +245,41 @@ static int apply_delete(struct applier *a, const struct rentry *r, struct index_
 	return 0;
 }
 
+/*
+ * A FIFO, socket or device node of ours holds the peer's path: ours stays
+ * (special files are local to this side, SYNC.md §1), and the peer's entry
+ * is refused: logged, counted, and recorded with no identity (as
+ * refuse_symlink does), so the scanner does not send its absence back as
+ * a deletion. It arrives with the peer's next change once ours is gone.
+ */
+static mode_t special_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISREG(st.st_mode) ||
+	    S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))
+		return 0;
+	return st.st_mode & S_IFMT;
+}
+
+static bool special_in_the_way(struct applier *a, int dirfd, const char *name,
+			       const struct rentry *r, const struct vv *vv)
+{
+	mode_t m = special_at(dirfd, name);
+
+	if (!m)
+		return false;
+	log_warn("not taking the peer's %s: our %s of that name stays (special files are local "
+		 "to this side; rename ours to receive the peer's)",
+		 LOG_Q(r->path),
+		 S_ISFIFO(m) ? "FIFO" : S_ISSOCK(m) ? "socket" : "device node");
+	a->refused++;
+	if (store(a, r, vv, NULL) < 0)
+		log_debug("cannot record the peer's %s: %s", LOG_Q(r->path), index_errmsg(a->c.idx));
+	changed(a, r->path);
+	return true;
+}
+
 static int apply_dir(struct applier *a, const struct rentry *r, const struct vv *vv)
 {
 	struct stat st;
@@ -254,6 +289,10 @@ static int apply_dir(struct applier *a, const struct rentry *r, const struct vv 
 	dirfd = disk_open_parent(a->c.disk, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
+	if (special_in_the_way(a, dirfd, name, r, vv)) {
+		close(dirfd);
+		return 0;
+	}
 	rc = mkdirat(dirfd, name, 0700) < 0 ? -errno : 0;
 	if (rc == -EEXIST) {
 		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
@@ -318,6 +357,10 @@ static int apply_symlink(struct applier *a, const struct rentry *r, const struct
 	if (!a->c.symlinks_all && r->target &&
 	    path_link_escapes(r->path, r->path_len, r->target, r->target_len))
 		return refuse_symlink(a, r, vv, dirfd, name);
+	if (special_in_the_way(a, dirfd, name, r, vv)) {
+		close(dirfd);
+		return 0;
+	}
 	snprintf(tmp, sizeof(tmp), SCAN_TMP_PREFIX "%016" PRIx64 ".lnk", r->seq);
 	(void)unlinkat(dirfd, tmp, 0);
 	rc = symlinkat(r->target ? r->target : "", dirfd, tmp) < 0 ? -errno : 0;
@@ -376,6 +419,10 @@ static int apply_place(struct applier *a, const struct rentry *r)
 	dirfd = disk_open_parent(a->c.disk, r->path, true, &name);
 	if (dirfd < 0)
 		return dirfd;
+	if (special_in_the_way(a, dirfd, name, r, &r->vv)) {
+		close(dirfd);
+		return 0;
+	}
 	snprintf(tmp, sizeof(tmp), SCAN_TMP_PREFIX "%016" PRIx64 ".lazy", r->seq);
 	(void)unlinkat(dirfd, tmp, 0);
 	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -501,6 +548,11 @@ static int move_local(struct batch_ctx *c, const struct rentry *r, struct cand *
 	if (dfd < 0) {
 		close(sfd);
 		return dfd;
+	}
+	if (special_at(dfd, dname)) {
+		close(sfd);
+		close(dfd);
+		return -EEXIST; /* placed or fetched instead: refused there */
 	}
 	lazy_retire(a->c.lazy, r->path);
 	rc = renameat(sfd, sname, dfd, dname) < 0 ? -errno : 0;
@@ -1024,6 +1076,10 @@ int apply_commit_fetch(struct applier *a, struct fetch *f, bool synced, uint64_t
 		}
 	}
 	taken_vv(v, have ? l : NULL, &f->r.vv, &vv);
+	if (special_in_the_way(a, f->dirfd, f->name, &f->r, &vv)) {
+		rc = -ESTALE; /* ours stays; drop the download */
+		goto out;
+	}
 	/* synced: the caller set mode and mtime before its syncfs */
 	struct timespec ts[2] = {{0, UTIME_OMIT}, disk_ns_to_ts(f->r.mtime_ns)};
 	if (!synced && (fchmod(f->tmpfd, disk_peer_mode(a->c.disk, f->r.mode)) < 0 ||

@@ -614,6 +614,11 @@ static const char *state_name(struct engine *e)
 	return "idle";
 }
 
+static void add_special(const char *path, void *ud)
+{
+	json_array_append_new(ud, json_string(path));
+}
+
 void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 {
 	uint64_t files = 0, dirs = 0, links = 0, hfiles = 0, hbytes = 0, received, refused;
@@ -643,6 +648,11 @@ void engine_status(struct engine *e, json_t *o, uint64_t now_ms)
 	json_object_set_new(o, "bytes_received", json_integer((json_int_t)received));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)e->apply->conflicts));
 	json_object_set_new(o, "refused", json_integer((json_int_t)refused));
+	/* FIFOs, sockets, device nodes: kept here, never sent (SYNC.md §1) */
+	json_t *sp = json_array();
+	uint64_t nsp = scan_special(e->scan, ENGINE_STATUS_SPECIAL_MAX, add_special, sp);
+	json_object_set_new(o, "not_synced", json_integer((json_int_t)nsp));
+	json_object_set_new(o, "not_synced_paths", sp);
 	json_object_set_new(o, "transfers", tr);
 	json_object_set_new(o, "disk_full", fetch_disk_full(e->fetch));
 	json_object_set_new(o, "sync_debug",

@@ -100,6 +100,7 @@ struct engine_opts {
 };
 
 #define ENGINE_CACHE_MAX_DEFAULT ((uint64_t)10 << 30)
+#define ENGINE_STATUS_SPECIAL_MAX 5 /* special files named by engine_status */
 
 /*
  * Time: every entry point the loop calls takes the loop's monotonic clock

@@ -332,7 +332,7 @@ static int evict_one(struct lazy_fetcher *lf, struct lazy_file *z)
 	dirfd = disk_open_parent(lf->c.disk, z->path, false, &name);
 	if (dirfd < 0)
 		goto out;
-	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (rfd < 0 || fstat(rfd, &st) < 0 || (uint64_t)st.st_ino != x->ino ||
 	    (uint64_t)st.st_size != x->size ||
 	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != x->mtime_ns ||
@@ -474,7 +474,7 @@ int lazy_fetch_drop(struct lazy_fetcher *lf, const char *path, const uint8_t *ha
 	}
 	/* exactly the placeholder as indexed: a change not scanned yet (an
 	 * O_TRUNC and new bytes make it the user's file) is the scanner's */
-	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	rfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (rfd < 0 || fstat(rfd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_ino != x->ino || (uint64_t)st.st_size != x->size ||
 	    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec != x->ctime_ns ||

@@ -212,8 +212,39 @@ void scan_warn_special(struct scan *s, const char *path, size_t len)
 	if (map_count(&s->warned) >= SCAN_WARNED_MAX ||
 	    map_put(&s->warned, path, len, NULL, NULL) != 1)
 		return;
-	log_warn("skipping %s in %s: not a regular file, directory or symlink",
+	/* a FIFO or socket a program makes in the share is normal: not a warning */
+	log_info("not syncing %s in %s: a FIFO, socket or device node stays local to this side",
 		 log_quote(path, len, q, sizeof(q)), s->root_q);
+}
+
+uint64_t scan_special(struct scan *s, size_t max, void (*fn)(const char *path, void *ud),
+		      void *ud)
+{
+	char *gone[64], p[PATH_REL_MAX + 1];
+	const void *key;
+	size_t pos = 0, len, ngone = 0;
+	struct stat st;
+	uint64_t n = 0;
+
+	while (map_next(&s->warned, &pos, &key, &len, NULL)) {
+		if (len > PATH_REL_MAX)
+			continue;
+		memcpy(p, key, len);
+		p[len] = '\0';
+		if (scan_lstat(s, p, &st) == 0 && !scan_kind(&st)) {
+			if (n++ < max)
+				fn(p, ud);
+		} else if (ngone < sizeof(gone) / sizeof(gone[0])) {
+			gone[ngone++] = strdup(p); /* NULL: forgotten next time */
+		}
+	}
+	/* a special file made again at a gone name is logged again */
+	for (size_t i = 0; i < ngone; i++) {
+		if (gone[i])
+			(void)map_del(&s->warned, gone[i], strlen(gone[i]), NULL);
+		free(gone[i]);
+	}
+	return n;
 }
 
 struct collect {

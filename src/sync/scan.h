@@ -210,4 +210,13 @@ void scan_set_hash_inline(struct scan *s, bool on);
 /* Files and bytes waiting to be hashed (status). */
 void scan_stats(const struct scan *s, uint64_t *ret_files, uint64_t *ret_bytes);
 
+/*
+ * The special files (FIFOs, sockets, device nodes) the walks met that are
+ * still there: never synced, local to this side (status "not synced").
+ * Returns how many (at most SCAN_WARNED_MAX are remembered) and calls
+ * fn(path, ud) for the first max of them; forgets those that are gone.
+ */
+uint64_t scan_special(struct scan *s, size_t max, void (*fn)(const char *path, void *ud),
+		      void *ud);
+
 #endif

@@ -336,27 +336,62 @@ TEST(symlink_readlink)
 	CHECK_INT_EQ(err_of(lstat(B("ln"), &sm)), ENOENT);
 }
 
-TEST(refused_ops)
+TEST(links_special_xattr)
 {
-	struct stat sb;
+	struct stat sb, sm;
+	char buf[8];
+	int fd;
 
+	/* a hard link: two names of one inode in the store */
 	REQUIRE(put(M("hl"), "x") == 0);
-	CHECK_INT_EQ(err_of(link(M("hl"), M("hl2"))), EPERM);
-	CHECK_INT_EQ(err_of(stat(B("hl2"), &sb)), ENOENT);
-	CHECK_INT_EQ(err_of(mkfifo(M("fifo"), 0644)), EPERM);
-	CHECK_INT_EQ(err_of(mknod(M("dev"), S_IFCHR | 0644, makedev(1, 3))), EPERM);
-	CHECK_INT_EQ(err_of(stat(B("fifo"), &sb)), ENOENT);
+	CHECK_INT_EQ(link(M("hl"), M("hl2")), 0);
+	REQUIRE(stat(B("hl"), &sb) == 0);
+	REQUIRE(stat(B("hl2"), &sm) == 0);
+	CHECK_INT_EQ(sb.st_ino, sm.st_ino);
+	CHECK_INT_EQ(sb.st_nlink, 2);
+	REQUIRE(stat(M("hl2"), &sm) == 0);
+	CHECK_INT_EQ(sm.st_nlink, 2);
+	CHECK_INT_EQ(unlink(M("hl")), 0); /* the other name keeps the content */
+	fd = open(M("hl2"), O_RDONLY);
+	REQUIRE(fd >= 0);
+	CHECK_INT_EQ(read(fd, buf, sizeof(buf)), 1);
+	close(fd);
+	CHECK_INT_EQ(err_of(link(M("hl2"), M(".tandem-tmp-x"))), EPERM);
+	/* a hard link of a symlink is one too */
+	CHECK_INT_EQ(symlink("hl2", M("sl")), 0);
+	CHECK_INT_EQ(link(M("sl"), M("sl2")), 0);
+	REQUIRE(lstat(B("sl2"), &sb) == 0);
+	CHECK(S_ISLNK(sb.st_mode));
+	/* FIFOs, sockets and device nodes are made in the store */
+	CHECK_INT_EQ(mkfifo(M("fifo"), 0644), 0);
+	REQUIRE(lstat(B("fifo"), &sb) == 0);
+	CHECK(S_ISFIFO(sb.st_mode));
+	CHECK_INT_EQ(mknod(M("dev"), S_IFCHR | 0644, makedev(1, 3)), 0);
+	REQUIRE(lstat(B("dev"), &sb) == 0);
+	CHECK(S_ISCHR(sb.st_mode));
+	CHECK_INT_EQ(sb.st_rdev, makedev(1, 3));
+	REQUIRE(lstat(M("dev"), &sm) == 0);
+	CHECK_INT_EQ(sm.st_rdev, makedev(1, 3));
+	CHECK_INT_EQ(mknod(M("sock"), S_IFSOCK | 0600, 0), 0);
+	CHECK_INT_EQ(chmod(M("fifo"), 0600), 0);
+	REQUIRE(lstat(B("fifo"), &sb) == 0);
+	CHECK_INT_EQ(sb.st_mode & 0777, 0600);
+	CHECK_INT_EQ(rename(M("fifo"), M("fifo2")), 0);
+	CHECK_INT_EQ(unlink(M("fifo2")), 0);
+	CHECK_INT_EQ(unlink(M("dev")), 0);
+	CHECK_INT_EQ(unlink(M("sock")), 0);
+	CHECK_INT_EQ(err_of(lstat(B("fifo2"), &sb)), ENOENT);
 	/* mknod of a regular file is a create */
 	CHECK_INT_EQ(mknod(M("plain"), S_IFREG | 0604, 0), 0);
 	REQUIRE(stat(B("plain"), &sb) == 0);
 	CHECK(S_ISREG(sb.st_mode));
 	CHECK_INT_EQ(sb.st_mode & 0777, 0604);
 	/* xattrs are not supported */
-	CHECK_INT_EQ(err_of(setxattr(M("hl"), "user.k", "v", 1, 0)), ENOTSUP);
+	CHECK_INT_EQ(err_of(setxattr(M("hl2"), "user.k", "v", 1, 0)), ENOTSUP);
 	char v[8];
-	CHECK_INT_EQ(err_of((int)getxattr(M("hl"), "user.k", v, sizeof(v))), ENOTSUP);
-	CHECK_INT_EQ(err_of((int)listxattr(M("hl"), v, sizeof(v))), ENOTSUP);
-	CHECK_INT_EQ(err_of(removexattr(M("hl"), "user.k")), ENOTSUP);
+	CHECK_INT_EQ(err_of((int)getxattr(M("hl2"), "user.k", v, sizeof(v))), ENOTSUP);
+	CHECK_INT_EQ(err_of((int)listxattr(M("hl2"), v, sizeof(v))), ENOTSUP);
+	CHECK_INT_EQ(err_of(removexattr(M("hl2"), "user.k")), ENOTSUP);
 }
 
 TEST(statfs_access)
@@ -529,7 +564,7 @@ int main(void)
 	RUN(unlink);
 	RUN(rename);
 	RUN(symlink_readlink);
-	RUN(refused_ops);
+	RUN(links_special_xattr);
 	RUN(statfs_access);
 	RUN(lseek_fallocate_copy_range);
 	RUN(hidden_names);

@@ -175,6 +175,21 @@ TEST(line_length)
 	CHECK(c.dir == NULL);
 }
 
+TEST(mount_options)
+{
+	struct conf c = {0};
+	struct err err = {.msg = ""};
+
+	REQUIRE(parse("mount = m\nmount-options = allow_other,ro\n", &c, &err) == 0);
+	CHECK_STR_EQ(c.mount_options, "allow_other,ro");
+	conf_done(&c);
+	CHECK(c.mount_options == NULL);
+	CHECK(parse("mount = m\n\nmount-options = allow_other,suid\n", &c, &err) == -EINVAL);
+	CHECK(strstr(err.msg, "tandem.conf:3: mount-options:") != NULL);
+	CHECK(strstr(err.msg, "'suid'") != NULL);
+	CHECK(c.mount == NULL);
+}
+
 int main(void)
 {
 	RUN(cache_max_read);
@@ -186,5 +201,6 @@ int main(void)
 	RUN(empty);
 	RUN(malformed);
 	RUN(line_length);
+	RUN(mount_options);
 	return tap_done();
 }
