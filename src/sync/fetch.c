@@ -1115,6 +1115,8 @@ static void commit_all(struct fetcher *fe)
 	f = fe->closing;
 	fe->closing = NULL;
 	fe->c.ops->applied(fe->c.ud);
+	log_debug("sync: committed %u downloads in one transaction%s", n,
+		  synced ? " after one syncfs" : "");
 	if (index_commit(fe->c.idx) < 0) {
 		log_warn("cannot commit the index: %s", index_errmsg(fe->c.idx));
 		(void)index_rollback(fe->c.idx);

@@ -572,6 +572,7 @@ int scan_on_hash_done(struct scan *s, struct err *err)
 		requeue(s, j);
 	}
 	if (r >= 0) {
+		log_debug("scan: recorded %d hashed files in one transaction", n);
 		r = index_commit(s->idx);
 		if (r < 0)
 			seterr(err, r, "cannot store hash results: %s", index_errmsg(s->idx));

@@ -69,6 +69,7 @@ struct scan {
 	int root_wd;
 	struct map wds; /* wd (an int's bytes) -> struct scan_wd *, owned here */
 	size_t ndirty; /* entries of wds with dirty set */
+	uint64_t walked; /* directories walked since scan_new (tests, the debug log) */
 	unsigned gen;
 	bool full;
 	bool watch_warned;

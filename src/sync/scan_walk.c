@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,7 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, struct
 		return 0;
 	}
 	scan_watch(s, dirfd(d), q->path, q->len);
+	s->walked++;
 	memcpy(p, q->path, q->len);
 	while ((errno = 0, de = readdir(d))) {
 		size_t nlen = strlen(de->d_name), len = q->len + (q->len > 0) + nlen;
@@ -571,6 +573,7 @@ int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err)
 {
 	struct walk w = {0};
 	bool full = s->full;
+	uint64_t walked = s->walked;
 	int r, n = 0;
 
 	r = scan_check_root(s, err);
@@ -641,6 +644,8 @@ int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err)
 		goto cleanup;
 	}
 	n += r;
+	log_debug("scan: walked %" PRIu64 " directories%s, %d changes", s->walked - walked,
+		  full ? " (full)" : "", n);
 	r = index_commit(s->idx);
 	if (r < 0)
 		r = walk_err(s, err, r, "");
