@@ -843,12 +843,13 @@ static int path_now(struct scan *s, const char *path, size_t len, bool all, stru
 	path = p;
 	r = scan_lstat(s, path, &st);
 	if (r == -ENOENT || r == -ENOTDIR || (r == 0 && !scan_kind(&st))) {
-		r = scan_check_root(s, err);
-		if (r < 0)
-			return r;
+		/* nothing recorded there (a file about to be made, mostly): nothing
+		 * to delete, so no need to check the root (three stat calls) */
 		r = index_get(s->idx, path, len, &s->e);
 		if (r == -ENOENT || (r == 0 && (s->e.deleted || scan_off_disk(&s->e))))
 			return 0;
+		if (r == 0 && (r = scan_check_root(s, err)) < 0)
+			return r;
 		if (r == 0)
 			r = scan_delete_tree(s, path, len);
 		if (r < 0)
