@@ -970,7 +970,7 @@ static void on_block(void *owner, struct xfer_req *q, const struct sync_block_da
 		return;
 	}
 	const uint8_t *expect = f->m ? f->m->hashes + (size_t)i * BLOCKS_HASH_LEN : f->r.hash;
-	if (fe->work) {
+	if (fe->work && b->len > FETCH_INLINE_MAX) {
 		/* a worker verifies and writes it; the loop goes on decrypting */
 		struct block_job *j = job_get(fe);
 		int fd = j ? fcntl(f->tmpfd, F_DUPFD_CLOEXEC, 0) : -1;
