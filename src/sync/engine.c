@@ -192,6 +192,7 @@ static int flush_batch(struct send_ctx *c)
 		return n;
 	if (engine_send(c->e, c->w.buf, (size_t)n) < 0)
 		return -ENOTCONN;
+	log_debug("sync: sent %u entries", c->w.count);
 	c->sent_seq = c->last_seq;
 	c->e->done_owed = true;
 	return 0;
@@ -405,6 +406,7 @@ size_t engine_batch_room(size_t n, size_t cap, size_t str, size_t need, size_t m
 
 void engine_apply_batch(struct engine *e, bool final)
 {
+	log_debug("sync: applying a batch of %zu entries", e->nbatch);
 	apply_batch(e->apply, &e->batch, &e->nbatch, &e->batch_cap, &e->batch_str,
 		    ENGINE_BATCH_BYTES, final, e->now_ms);
 }

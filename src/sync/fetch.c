@@ -970,7 +970,7 @@ static void on_block(void *owner, struct xfer_req *q, const struct sync_block_da
 		return;
 	}
 	const uint8_t *expect = f->m ? f->m->hashes + (size_t)i * BLOCKS_HASH_LEN : f->r.hash;
-	if (fe->work) {
+	if (fe->work && b->len > FETCH_INLINE_MAX) {
 		/* a worker verifies and writes it; the loop goes on decrypting */
 		struct block_job *j = job_get(fe);
 		int fd = j ? fcntl(f->tmpfd, F_DUPFD_CLOEXEC, 0) : -1;
@@ -1115,6 +1115,8 @@ static void commit_all(struct fetcher *fe)
 	f = fe->closing;
 	fe->closing = NULL;
 	fe->c.ops->applied(fe->c.ud);
+	log_debug("sync: committed %u downloads in one transaction%s", n,
+		  synced ? " after one syncfs" : "");
 	if (index_commit(fe->c.idx) < 0) {
 		log_warn("cannot commit the index: %s", index_errmsg(fe->c.idx));
 		(void)index_rollback(fe->c.idx);

@@ -32,6 +32,9 @@
 #define FETCH_COMMIT_MS 100 /* completed small files committed together */
 #define FETCH_WORKERS 2	    /* threads verifying and writing blocks */
 #define FETCH_JOBS 8	    /* blocks (1 MiB each) with them at most */
+/* A block this small is verified and written on the loop: a hop to a worker
+ * and back (a dup'ed fd, a wakeup each way) costs more than its hash */
+#define FETCH_INLINE_MAX ((uint32_t)64 << 10)
 /* a file of ours holding the wanted content is copied, on the loop, up to */
 #define FETCH_LOCAL_MAX ((uint64_t)64 << 20)
 

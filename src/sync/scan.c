@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "base/fsutil.h"
 #include "base/log.h"
 #include "sync/blocks.h"
+#include "sync/path.h"
 #include "sync/scan_int.h"
 
 #define WATCH_MASK                                                                                 \
@@ -603,6 +605,7 @@ int scan_on_hash_done(struct scan *s, struct err *err)
 		requeue(s, j);
 	}
 	if (r >= 0) {
+		log_debug("scan: recorded %d hashed files in one transaction", n);
 		r = index_commit(s->idx);
 		if (r < 0)
 			seterr(err, r, "cannot store hash results: %s", index_errmsg(s->idx));
@@ -680,6 +683,7 @@ int scan_new(const char *root, struct index *idx, struct scan **ret, struct err 
 	map_init(&s->wds, 0);
 	map_init(&s->deferred, 0);
 	map_init(&s->gone, 0);
+	map_init(&s->named, 0);
 	s->gone_due_ms = UINT64_MAX;
 	s->rootfd = s->ifd = s->h.efd = -1;
 	s->full = true;
@@ -725,6 +729,7 @@ void scan_free(struct scan *s)
 	for (size_t pos = 0; map_next(&s->gone, &pos, NULL, NULL, &v);)
 		free(v);
 	map_done(&s->gone);
+	map_done(&s->named);
 	scan_wdmap_done(&s->wds);
 	if (s->ifd >= 0)
 		close(s->ifd);
@@ -756,7 +761,8 @@ void scan_request_full(struct scan *s)
 
 bool scan_pending(const struct scan *s)
 {
-	return s->full || s->ndirty > 0 || s->pend_files > 0 || s->retry ||
+	return s->full || s->ndirty > 0 || map_count(&s->named) > 0 || s->pend_files > 0 ||
+	       s->retry ||
 	       map_count(&s->gone) > 0;
 }
 
@@ -777,6 +783,29 @@ static void mark_dirty(struct scan *s, struct scan_wd *w)
 		w->dirty = true;
 		s->ndirty++;
 	}
+}
+
+/*
+ * An event that names a file which is there (made, moved in, written,
+ * chmod'ed): the next scan looks at that path alone, not at its whole
+ * directory. Most of all this spares the walks of a directory the engine
+ * is renaming downloads into, one batch after another: each rename names
+ * a file the index already records as it is. A deletion or a move away
+ * (the walk finds what is gone), and anything about a directory, still
+ * walk it. false: too many held, walk instead.
+ */
+static bool name_event(struct scan *s, const struct scan_wd *w, const char *name)
+{
+	char p[PATH_REL_MAX + 1];
+	size_t nlen = strlen(name), len = w->len + (w->len > 0) + nlen;
+
+	if (len > PATH_REL_MAX || map_count(&s->named) >= SCAN_NAMED_MAX)
+		return false;
+	memcpy(p, w->path, w->len);
+	if (w->len)
+		p[w->len] = '/';
+	memcpy(p + len - nlen, name, nlen);
+	return map_put(&s->named, p, len, (void *)(intptr_t)w->wd, NULL) >= 0;
 }
 
 static void on_event(struct scan *s, const struct inotify_event *ev)
@@ -816,6 +845,11 @@ static void on_event(struct scan *s, const struct inotify_event *ev)
 	}
 	if (name && strncmp(name, SCAN_TMP_PREFIX, sizeof(SCAN_TMP_PREFIX) - 1) == 0)
 		return;
+	if (name && !w->dirty && !(ev->mask & IN_ISDIR) &&
+	    (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_MODIFY)) &&
+	    !(ev->mask & ~(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_MODIFY)) &&
+	    name_event(s, w, name))
+		return;
 	mark_dirty(s, w);
 }
 
@@ -839,5 +873,5 @@ int scan_on_inotify(struct scan *s)
 			off += (ssize_t)sizeof(*ev) + ev->len;
 		}
 	}
-	return s->full || s->ndirty > 0;
+	return s->full || s->ndirty > 0 || map_count(&s->named) > 0;
 }

@@ -17,6 +17,7 @@
 #define SCAN_QUEUE_MAX 64    /* jobs handed to the hasher thread at once */
 #define SCAN_WARNED_MAX 4096 /* special files remembered as already logged */
 #define SCAN_SYNC_TRIES 3    /* scan_path_now: hashes of a file that keeps changing */
+#define SCAN_NAMED_MAX 8192  /* paths named by events held for the next scan; more: walks */
 
 /* One inotify watch: its directory (share-relative, "" for the root). */
 struct scan_wd {
@@ -69,6 +70,13 @@ struct scan {
 	int root_wd;
 	struct map wds; /* wd (an int's bytes) -> struct scan_wd *, owned here */
 	size_t ndirty; /* entries of wds with dirty set */
+	/*
+	 * Files an event named (a path -> its watch's wd): the next scan looks
+	 * at each of them alone instead of walking their directory, unless
+	 * that directory is dirty anyway (scan_walk.c, queue_named).
+	 */
+	struct map named;
+	uint64_t walked; /* directories walked since scan_new (tests, the debug log) */
 	unsigned gen;
 	bool full;
 	bool watch_warned;

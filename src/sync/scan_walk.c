@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,7 @@ static int walk_dir(struct scan *s, struct walk *w, const struct qdir *q, struct
 		return 0;
 	}
 	scan_watch(s, dirfd(d), q->path, q->len);
+	s->walked++;
 	memcpy(p, q->path, q->len);
 	while ((errno = 0, de = readdir(d))) {
 		size_t nlen = strlen(de->d_name), len = q->len + (q->len > 0) + nlen;
@@ -546,6 +548,88 @@ static int queue_dirty(struct scan *s, struct walk *w)
 	return 0;
 }
 
+struct named {
+	const char *path; /* the map's key */
+	size_t len;
+	int wd;
+};
+
+static int cmp_named(const void *a, const void *b)
+{
+	return strcmp(((const struct named *)a)->path, ((const struct named *)b)->path);
+}
+
+/*
+ * The files events named (scan.c, name_event), each looked at alone as
+ * walk_dir looks at an entry: an item when the index does not record it
+ * as it is. One that is not a file or symlink any more (gone, a directory,
+ * a special file) makes its directory dirty: walked, as before. Names in a
+ * dirty directory (or during a full scan) are left to its walk; so are
+ * those of a watch gone meanwhile (its directory went: its parent's events
+ * say so). In path order, so one open of each directory serves all its
+ * names. Before queue_dirty, which queues the dirty directories.
+ */
+static int queue_named(struct scan *s, struct walk *w, bool full, size_t *ret_checked)
+{
+	struct named *v = NULL;
+	struct scan_wd *cur = NULL;
+	const void *key;
+	void *val;
+	size_t pos = 0, len, n = 0;
+	struct stat st;
+	int r = 0, pfd = -1;
+
+	if (!full && map_count(&s->named)) {
+		v = malloc(map_count(&s->named) * sizeof(*v));
+		if (!v)
+			r = -ENOMEM;
+	}
+	while (v && map_next(&s->named, &pos, &key, &len, &val))
+		v[n++] = (struct named){key, len, (int)(intptr_t)val};
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_named);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const char *path = v[i].path, *name;
+		struct scan_wd *d = scan_wdmap_get(&s->wds, v[i].wd);
+		bool live;
+
+		len = v[i].len;
+		if (!d || d->dirty || len <= d->len || memcmp(path, d->path, d->len) != 0 ||
+		    (d->len && path[d->len] != '/') ||
+		    memchr(path + d->len + (d->len > 0), '/', len - d->len - (d->len > 0)))
+			continue; /* walked anyway, or its watch is not this directory's now */
+		if (path_check(path, len, NULL) < 0 || scan_excluded(path, len))
+			continue;
+		(*ret_checked)++;
+		name = path + d->len + (d->len > 0);
+		if (d != cur) {
+			if (pfd >= 0)
+				close(pfd);
+			pfd = path_open_parent(s->rootfd, path, 0, &name);
+			cur = d;
+		}
+		if (pfd < 0 || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
+			d->dirty = true;
+			s->ndirty++;
+			continue;
+		}
+		r = index_get(s->idx, path, len, &s->e);
+		if (r < 0 && r != -ENOENT)
+			break;
+		live = r == 0 && !s->e.deleted;
+		r = 0;
+		if (!live || !scan_unchanged(&s->e, &st))
+			r = push_item(w, path, len, &st);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	free(v);
+	map_done(&s->named);
+	map_init(&s->named, 0);
+	return r;
+}
+
 /* scan_retry_held: the files left unpublished are items again. */
 static int queue_deferred(struct scan *s, struct walk *w)
 {
@@ -571,6 +655,8 @@ int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err)
 {
 	struct walk w = {0};
 	bool full = s->full;
+	uint64_t walked = s->walked;
+	size_t checked = 0;
 	int r, n = 0;
 
 	r = scan_check_root(s, err);
@@ -583,6 +669,8 @@ int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err)
 		s->gen++;
 		r = push_dir(&w, "", 0, true);
 	}
+	if (r == 0)
+		r = queue_named(s, &w, full, &checked);
 	if (r == 0)
 		r = queue_dirty(s, &w); /* a full scan covers them */
 	if (r == 0)
@@ -641,6 +729,8 @@ int scan_walk_run(struct scan *s, uint64_t now_ms, struct err *err)
 		goto cleanup;
 	}
 	n += r;
+	log_debug("scan: walked %" PRIu64 " directories%s, checked %zu named files, %d changes",
+		  s->walked - walked, full ? " (full)" : "", checked, n);
 	r = index_commit(s->idx);
 	if (r < 0)
 		r = walk_err(s, err, r, "");
@@ -753,12 +843,13 @@ static int path_now(struct scan *s, const char *path, size_t len, bool all, stru
 	path = p;
 	r = scan_lstat(s, path, &st);
 	if (r == -ENOENT || r == -ENOTDIR || (r == 0 && !scan_kind(&st))) {
-		r = scan_check_root(s, err);
-		if (r < 0)
-			return r;
+		/* nothing recorded there (a file about to be made, mostly): nothing
+		 * to delete, so no need to check the root (three stat calls) */
 		r = index_get(s->idx, path, len, &s->e);
 		if (r == -ENOENT || (r == 0 && (s->e.deleted || scan_off_disk(&s->e))))
 			return 0;
+		if (r == 0 && (r = scan_check_root(s, err)) < 0)
+			return r;
 		if (r == 0)
 			r = scan_delete_tree(s, path, len);
 		if (r < 0)

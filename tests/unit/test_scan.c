@@ -644,6 +644,10 @@ TEST(root_removed)
 	CHECK(live(&f, "keep"));
 	CHECK_INT_EQ(scan_path_now(f.s, "keep", 4, &f.err), -ESTALE);
 	CHECK(live(&f, "keep"));
+	/* a path the index has nothing at: nothing to delete, so the root is
+	 * not checked (three stat calls for each file the applier makes) */
+	CHECK_INT_EQ(scan_path_now(f.s, "new", 3, &f.err), 0);
+	CHECK_INT_EQ(index_seq(f.idx), seq);
 	fx_close(&f);
 }
 
@@ -950,6 +954,83 @@ TEST(engine_recorded)
 	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
 	CHECK_INT_EQ(pending_files(&f), 0);
 	CHECK_INT_EQ(index_seq(f.idx), seq);
+	fx_close(&f);
+}
+
+/* The engine renames a download into a directory and records it: the
+ * event names that file, and the scan looks at it alone, without walking
+ * the directory (one walk per batch of downloads, before). */
+TEST(named_event_no_walk)
+{
+	struct fx f;
+	struct index_entry e;
+	struct stat st;
+	uint64_t seq, walked;
+
+	REQUIRE(fx_open(&f));
+	REQUIRE(mkdir(at("d"), 0755) == 0);
+	CHECK(write_at("d/a", "one") == 0);
+	CHECK(write_at("d/b", "two") == 0);
+	REQUIRE(scan(&f) > 0);
+	CHECK(write_at("d/.tandem-tmp-dl", "from the peer") == 0);
+	CHECK(rename(at("d/.tandem-tmp-dl"), at("d/got")) == 0);
+	REQUIRE(lstat(at("d/got"), &st) == 0);
+	memset(&e, 0, sizeof(e));
+	strcpy(e.path, "d/got");
+	e.path_len = 5;
+	e.type = INDEX_FILE;
+	e.mode = st.st_mode & 0777;
+	e.size = (uint64_t)st.st_size;
+	e.mtime_ns = scan_ns(&st.st_mtim);
+	e.has_hash = true;
+	REQUIRE(blocks_hash_buf("from the peer", 13, NULL, NULL, e.hash) == 0);
+	vv_init(&e.vv);
+	REQUIRE(index_put_remote(f.idx, &e) == 0);
+	REQUIRE(index_set_stat(f.idx, "d/got", 5, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+			       scan_ns(&st.st_ctim)) == 0);
+	seq = index_seq(f.idx);
+	walked = f.s->walked;
+	CHECK(events(&f) == 1);
+	CHECK(scan_pending(f.s));
+	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
+	CHECK_INT_EQ(f.s->walked - walked, 0);
+	CHECK_INT_EQ(pending_files(&f), 0);
+	CHECK_INT_EQ(index_seq(f.idx), seq);
+	CHECK(!scan_pending(f.s));
+
+	/* a new file of the user's: found and hashed, still no walk */
+	walked = f.s->walked;
+	CHECK(write_at("d/new", "mine") == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan(&f) > 0);
+	CHECK_INT_EQ(f.s->walked - walked, 0);
+	CHECK(hash_is(&f, "d/new", "mine"));
+
+	/* a deletion is found by the walk of its directory, as before */
+	walked = f.s->walked;
+	CHECK(unlink(at("d/a")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan(&f) > 0);
+	CHECK(f.s->walked - walked >= 1);
+	CHECK(tomb(&f, "d/a"));
+
+	/* so is a rename within it: the old name gone, the new one with its entry */
+	walked = f.s->walked;
+	CHECK(rename(at("d/b"), at("d/c")) == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan(&f) > 0);
+	CHECK(f.s->walked - walked >= 1);
+	CHECK(tomb(&f, "d/b"));
+	CHECK(hash_is(&f, "d/c", "two"));
+
+	/* a name that became a directory walks its parent (and the new one) */
+	walked = f.s->walked;
+	CHECK(unlink(at("d/new")) == 0);
+	CHECK(mkdir(at("d/new"), 0755) == 0);
+	CHECK(events(&f) == 1);
+	CHECK(scan(&f) > 0);
+	CHECK(f.s->walked - walked >= 1);
+	CHECK(get(&f, "d/new", &e) == 0 && !e.deleted && e.type == INDEX_DIR);
 	fx_close(&f);
 }
 
@@ -1323,6 +1404,7 @@ int main(void)
 	RUN(marker);
 	RUN(changed_while_hashing);
 	RUN(engine_recorded);
+	RUN(named_event_no_walk);
 	RUN(path_now);
 	RUN(path_now_dir_watched);
 	RUN(path_now_dir_child_gone);
