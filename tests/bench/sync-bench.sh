@@ -685,7 +685,9 @@ idle_rss() { # sets RSS_A RSS_B
 		IDLE_HOME=$WORK/HA b_idle && IDLE_HOME=$WORK/HB b_idle && break
 		nap 0.1
 	done
-	nap 1
+	# idle: a few heartbeats (2 s) after the last sync, when a connection
+	# with nothing to send has given its transfer buffers back
+	nap 5
 	RSS_A=$(proc_kib "$TPID_A" VmRSS)
 	RSS_B=$(proc_kib "$TPID_B" VmRSS)
 }
