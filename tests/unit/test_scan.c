@@ -923,32 +923,43 @@ TEST(changed_while_hashing)
 	fx_close(&f);
 }
 
-/* A file the engine wrote and recorded itself is not seen as a change. */
-TEST(engine_recorded)
+/* What the engine does with a download: the temp file in dir (a prefix,
+ * "" or "d/"), renamed to path, recorded as the peer's entry with its stat
+ * identity. */
+static bool record_download(struct fx *f, const char *dir, const char *path)
 {
-	struct fx f;
+	char tmpname[256];
 	struct index_entry e;
 	struct stat st;
-	uint64_t seq;
 
-	REQUIRE(fx_open(&f));
-	REQUIRE(scan(&f) == 0);
-	CHECK(write_at(".tandem-tmp-dl", "from the peer") == 0);
-	CHECK(rename(at(".tandem-tmp-dl"), at("got")) == 0);
-	REQUIRE(lstat(at("got"), &st) == 0);
+	snprintf(tmpname, sizeof(tmpname), "%s.tandem-tmp-dl", dir);
+	if (write_at(tmpname, "from the peer") != 0 || rename(at(tmpname), at(path)) != 0 ||
+	    lstat(at(path), &st) != 0)
+		return false;
 	memset(&e, 0, sizeof(e));
-	strcpy(e.path, "got");
-	e.path_len = 3;
+	strcpy(e.path, path);
+	e.path_len = strlen(path);
 	e.type = INDEX_FILE;
 	e.mode = st.st_mode & 0777;
 	e.size = (uint64_t)st.st_size;
 	e.mtime_ns = scan_ns(&st.st_mtim);
 	e.has_hash = true;
-	REQUIRE(blocks_hash_buf("from the peer", 13, NULL, NULL, e.hash) == 0);
 	vv_init(&e.vv);
-	REQUIRE(index_put_remote(f.idx, &e) == 0);
-	REQUIRE(index_set_stat(f.idx, "got", 3, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-			       scan_ns(&st.st_ctim)) == 0);
+	return blocks_hash_buf("from the peer", 13, NULL, NULL, e.hash) == 0 &&
+	       index_put_remote(f->idx, &e) == 0 &&
+	       index_set_stat(f->idx, path, e.path_len, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+			      scan_ns(&st.st_ctim)) == 0;
+}
+
+/* A file the engine wrote and recorded itself is not seen as a change. */
+TEST(engine_recorded)
+{
+	struct fx f;
+	uint64_t seq;
+
+	REQUIRE(fx_open(&f));
+	REQUIRE(scan(&f) == 0);
+	REQUIRE(record_download(&f, "", "got"));
 	seq = index_seq(f.idx);
 	CHECK(events(&f) == 1);
 	CHECK_INT_EQ(scan_run(f.s, clk, &f.err), 0);
@@ -964,7 +975,6 @@ TEST(named_event_no_walk)
 {
 	struct fx f;
 	struct index_entry e;
-	struct stat st;
 	uint64_t seq, walked;
 
 	REQUIRE(fx_open(&f));
@@ -972,22 +982,7 @@ TEST(named_event_no_walk)
 	CHECK(write_at("d/a", "one") == 0);
 	CHECK(write_at("d/b", "two") == 0);
 	REQUIRE(scan(&f) > 0);
-	CHECK(write_at("d/.tandem-tmp-dl", "from the peer") == 0);
-	CHECK(rename(at("d/.tandem-tmp-dl"), at("d/got")) == 0);
-	REQUIRE(lstat(at("d/got"), &st) == 0);
-	memset(&e, 0, sizeof(e));
-	strcpy(e.path, "d/got");
-	e.path_len = 5;
-	e.type = INDEX_FILE;
-	e.mode = st.st_mode & 0777;
-	e.size = (uint64_t)st.st_size;
-	e.mtime_ns = scan_ns(&st.st_mtim);
-	e.has_hash = true;
-	REQUIRE(blocks_hash_buf("from the peer", 13, NULL, NULL, e.hash) == 0);
-	vv_init(&e.vv);
-	REQUIRE(index_put_remote(f.idx, &e) == 0);
-	REQUIRE(index_set_stat(f.idx, "d/got", 5, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-			       scan_ns(&st.st_ctim)) == 0);
+	REQUIRE(record_download(&f, "d/", "d/got"));
 	seq = index_seq(f.idx);
 	walked = f.s->walked;
 	CHECK(events(&f) == 1);
