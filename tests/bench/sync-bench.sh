@@ -738,12 +738,16 @@ wait_tandem() { # DEADLINE_US POLL_S CHECK...
 }
 
 PROGRESS=""
+has_size() { # FILE BYTES: FILE is there with BYTES bytes (PROGRESS says what is)
+	local s
+	[ -f "$1" ] || { PROGRESS="no $1 yet"; return 1; }
+	s=$(stat -c %s "$1")
+	PROGRESS="$1 has $s of $2 bytes"
+	[ "$s" -eq "$2" ]
+}
+
 big_arrived() { # tandem renames a file into place once it is complete
-	local f=$DB/big.bin s
-	[ -f "$f" ] || { PROGRESS="no $f yet"; return 1; }
-	s=$(stat -c %s "$f")
-	PROGRESS="$f has $s of $BIG_BYTES bytes"
-	[ "$s" -eq "$BIG_BYTES" ]
+	has_size "$DB/big.bin" "$BIG_BYTES"
 }
 
 tree_arrived() { # B's count first (one small process), then find to be sure
@@ -957,11 +961,7 @@ MEM_WHY=""
 PEAK_A=""
 PEAK_B=""
 mem_arrived() {
-	local f=$DB/mem.bin s
-	[ -f "$f" ] || { PROGRESS="no $f yet"; return 1; }
-	s=$(stat -c %s "$f")
-	PROGRESS="$f has $s of $MEM_BYTES bytes"
-	[ "$s" -eq "$MEM_BYTES" ]
+	has_size "$DB/mem.bin" "$MEM_BYTES"
 }
 
 run_mem_tandem() {
@@ -1231,11 +1231,7 @@ st_b_done() {
 }
 
 st_big_arrived() {
-	local f=$ST_DB/big.bin s
-	[ -f "$f" ] || { PROGRESS="no $f yet"; return 1; }
-	s=$(stat -c %s "$f")
-	PROGRESS="$f has $s of $BIG_BYTES bytes"
-	[ "$s" -eq "$BIG_BYTES" ]
+	has_size "$ST_DB/big.bin" "$BIG_BYTES"
 }
 
 st_tree_arrived() {
